@@ -1,0 +1,53 @@
+"""Exception classes shared by every part of Thresher.
+
+Each failure a user can cause has its own class so callers can catch exactly what they mean to.
+Errors that arrive as gRPC or Flight statuses are mapped onto these by ``thresher.status``.
+"""
+
+
+class ThresherError(Exception):
+    """Base class of every error Thresher raises on purpose."""
+
+
+class NotFoundError(ThresherError, LookupError):
+    """A datasource, dataset, field, datapoint or blob that does not exist (gRPC NOT_FOUND)."""
+
+
+class AlreadyExistsError(ThresherError):
+    """A name that is already taken in its namespace (gRPC ALREADY_EXISTS)."""
+
+
+class InvalidArgumentError(ThresherError, ValueError):
+    """A request the service rejected as malformed (gRPC INVALID_ARGUMENT)."""
+
+
+class FieldTypeMismatchError(InvalidArgumentError, TypeError):
+    """A value's type does not match the type its field was created with."""
+
+
+class QueryError(ThresherError, ValueError):
+    """A query built wrongly: a missing parenthesis, `and`/`or`/`in` on columns, a chained comparison."""
+
+
+class UnknownFieldError(QueryError, NotFoundError):
+    """A query or write names a field the datasource does not have."""
+
+
+class ServiceUnavailableError(ThresherError, ConnectionError):
+    """A Thresher service could not be reached at its address."""
+
+
+class PermissionDeniedError(ThresherError, PermissionError):
+    """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED)."""
+
+
+class ScanFailedError(ThresherError):
+    """The scan of a datasource ended in failure; the message carries the scanner's reason."""
+
+
+class ServiceError(ThresherError):
+    """A service failed in a way no more specific class describes (gRPC INTERNAL, UNKNOWN, ...)."""
+
+
+class ScanInProgressWarning(UserWarning):
+    """A query ran while the datasource was still being scanned: the result holds what is indexed so far."""

@@ -1,0 +1,48 @@
+"""Addresses and gRPC channel settings shared by the client and by services that call each other."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+
+DEFAULT_METADATA_ADDRESS = "127.0.0.1:7470"
+DEFAULT_SCANNER_ADDRESS = "127.0.0.1:7471"
+DEFAULT_FLIGHT_ADDRESS = "127.0.0.1:7472"
+
+METADATA_ADDRESS_ENV = "THRESHER_METADATA_ADDRESS"
+SCANNER_ADDRESS_ENV = "THRESHER_SCANNER_ADDRESS"
+FLIGHT_ADDRESS_ENV = "THRESHER_FLIGHT_ADDRESS"
+HOME_ENV = "THRESHER_HOME"
+
+# Large enough for a generous record batch, small enough that a runaway request fails with a clear
+# RESOURCE_EXHAUSTED instead of exhausting memory. Senders slice batches well below it.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+TARGET_BATCH_BYTES = 8 * 1024 * 1024
+
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def metadata_address() -> str:
+    return os.environ.get(METADATA_ADDRESS_ENV, DEFAULT_METADATA_ADDRESS)
+
+
+def scanner_address() -> str:
+    return os.environ.get(SCANNER_ADDRESS_ENV, DEFAULT_SCANNER_ADDRESS)
+
+
+def flight_address() -> str:
+    return os.environ.get(FLIGHT_ADDRESS_ENV, DEFAULT_FLIGHT_ADDRESS)
+
+
+def thresher_home() -> str:
+    """The folder of the embedded store and blob store (``$THRESHER_HOME``, default ``~/.thresher``)."""
+    return os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".thresher")
+
+
+def open_channel(address: str) -> grpc.Channel:
+    """An insecure channel to a loopback or trusted-network service."""
+    return grpc.insecure_channel(address, options=GRPC_OPTIONS)

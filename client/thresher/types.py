@@ -1,0 +1,209 @@
+"""The field type system of DESIGN §3, shared by the client and the services.
+
+A field has one of six types. Python and numpy/pandas scalars map to them by kind (a Python ``bool``
+is a bool, never an int); ``None``, NaN and NaT mean "no value". Arrow carries each field's type in
+the field metadata under ``thresher.type`` so that any Arrow reader of a query result knows it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from thresher.errors import FieldTypeMismatchError
+from thresher.v1 import common_pb2
+
+TYPE_METADATA_KEY = b"thresher.type"
+SCAN_STATE_METADATA_KEY = b"thresher.scan_state"
+DATASOURCE_METADATA_KEY = b"thresher.datasource_id"
+
+# Columns every query result starts with; no field may take these names.
+PATH_COLUMN = "path"
+DATAPOINT_ID_COLUMN = "datapoint_id"
+RESERVED_NAMES = frozenset({PATH_COLUMN, DATAPOINT_ID_COLUMN})
+
+
+class FieldType(str, enum.Enum):
+    """The type of a metadata field."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    DATETIME = "datetime"
+    BLOB = "blob"
+
+    @property
+    def proto(self) -> int:
+        return _TO_PROTO[self]
+
+    @classmethod
+    def from_proto(cls, value: int) -> "FieldType":
+        try:
+            return _FROM_PROTO[value]
+        except KeyError:
+            raise ValueError(f"unknown field type enum value {value}") from None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self]
+
+
+_TO_PROTO = {
+    FieldType.INT: common_pb2.FIELD_TYPE_INT,
+    FieldType.FLOAT: common_pb2.FIELD_TYPE_FLOAT,
+    FieldType.BOOL: common_pb2.FIELD_TYPE_BOOL,
+    FieldType.STRING: common_pb2.FIELD_TYPE_STRING,
+    FieldType.DATETIME: common_pb2.FIELD_TYPE_DATETIME,
+    FieldType.BLOB: common_pb2.FIELD_TYPE_BLOB,
+}
+_FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
+
+UTC = _dt.timezone.utc
+_ARROW_TYPES = {
+    FieldType.INT: pa.int64(),
+    FieldType.FLOAT: pa.float64(),
+    FieldType.BOOL: pa.bool_(),
+    FieldType.STRING: pa.string(),
+    FieldType.DATETIME: pa.timestamp("us", tz="UTC"),
+    # A blob field holds the sha256 hex digest of bytes kept in the blob store.
+    FieldType.BLOB: pa.string(),
+}
+
+
+def is_missing(value: Any) -> bool:
+    """True for the values that mean "no value": None, NaN, NaT and pandas' NA."""
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(value))
+    # pandas' NA and NaT without importing pandas at module import time.
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def infer_type(value: Any) -> FieldType | None:
+    """The field type a Python, numpy or pandas scalar maps to; None for a missing value."""
+    if is_missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return FieldType.BOOL
+    if isinstance(value, numbers.Integral):
+        return FieldType.INT
+    if isinstance(value, numbers.Real):
+        return FieldType.FLOAT
+    if isinstance(value, str):
+        return FieldType.STRING
+    if isinstance(value, _dt.datetime | np.datetime64) or type(value).__name__ == "Timestamp":
+        return FieldType.DATETIME
+    if isinstance(value, _dt.date):
+        return FieldType.DATETIME
+    if isinstance(value, bytes | bytearray | memoryview):
+        return FieldType.BLOB
+    raise FieldTypeMismatchError(
+        f"values of Python type {type(value).__name__} cannot be stored; "
+        "use int, float, bool, str, datetime or bytes")
+
+
+def to_utc_datetime(value: Any) -> _dt.datetime:
+    """A timezone-aware UTC datetime; naive values are taken as UTC."""
+    if isinstance(value, np.datetime64):
+        micros = value.astype("datetime64[us]").astype(np.int64)
+        return _dt.datetime(1970, 1, 1, tzinfo=UTC) + _dt.timedelta(microseconds=int(micros))
+    if type(value).__name__ == "Timestamp":
+        value = value.to_pydatetime()
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise FieldTypeMismatchError(f"{value!r} is not a datetime")
+
+
+def to_proto_value(value: Any) -> common_pb2.Value:
+    """Encodes one scalar as a protobuf Value (an empty Value for a missing one)."""
+    kind = infer_type(value)
+    message = common_pb2.Value()
+    if kind is None:
+        return message
+    if kind is FieldType.BOOL:
+        message.bool_value = bool(value)
+    elif kind is FieldType.INT:
+        as_int = int(value)
+        if not -(2**63) <= as_int < 2**63:
+            raise FieldTypeMismatchError(f"integer {as_int} does not fit in 64 bits")
+        message.int_value = as_int
+    elif kind is FieldType.FLOAT:
+        message.float_value = float(value)
+    elif kind is FieldType.STRING:
+        message.string_value = value
+    elif kind is FieldType.DATETIME:
+        message.datetime_value.FromDatetime(to_utc_datetime(value))
+    else:
+        message.blob_value = bytes(value)
+    return message
+
+
+_PROTO_KINDS = {
+    "int_value": FieldType.INT,
+    "float_value": FieldType.FLOAT,
+    "bool_value": FieldType.BOOL,
+    "string_value": FieldType.STRING,
+    "datetime_value": FieldType.DATETIME,
+    "blob_value": FieldType.BLOB,
+}
+
+
+def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
+    """Decodes a protobuf Value into (its type, a Python value); (None, None) when empty."""
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        return None, None
+    if kind == "datetime_value":
+        return FieldType.DATETIME, message.datetime_value.ToDatetime(tzinfo=UTC)
+    return _PROTO_KINDS[kind], getattr(message, kind)
+
+
+def arrow_kind(data_type: pa.DataType) -> FieldType | None:
+    """The field type an Arrow column of this type carries; None for an all-null column."""
+    if pa.types.is_dictionary(data_type):
+        return arrow_kind(data_type.value_type)
+    if pa.types.is_null(data_type):
+        return None
+    if pa.types.is_boolean(data_type):
+        return FieldType.BOOL
+    if pa.types.is_integer(data_type):
+        return FieldType.INT
+    if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        return FieldType.FLOAT
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+        return FieldType.STRING
+    if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
+        return FieldType.DATETIME
+    if (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
+            or pa.types.is_fixed_size_binary(data_type) or pa.types.is_binary_view(data_type)):
+        return FieldType.BLOB
+    raise FieldTypeMismatchError(f"Arrow type {data_type} cannot be stored")
+
+
+def field_type_of(arrow_field: pa.Field) -> FieldType | None:
+    """The Thresher type recorded in an Arrow field's metadata, if any."""
+    metadata = arrow_field.metadata or {}
+    raw = metadata.get(TYPE_METADATA_KEY)
+    return FieldType(raw.decode()) if raw else None
+
+
+def validate_field_name(name: str) -> None:
+    """Rejects names no field may have."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("a field name must be a non-empty string")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is reserved for the datapoint's own column and cannot be a field name")
+    if "\x00" in name:
+        raise ValueError(f"field name {name!r} contains a NUL character")

@@ -1,0 +1,337 @@
+from thresher.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateNamespaceRequest(_message.Message):
+    __slots__ = ("name", "repository_uri")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_URI_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    repository_uri: str
+    def __init__(self, name: _Optional[str] = ..., repository_uri: _Optional[str] = ...) -> None: ...
+
+class CreateNamespaceResponse(_message.Message):
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: _common_pb2.Namespace
+    def __init__(self, namespace: _Optional[_Union[_common_pb2.Namespace, _Mapping]] = ...) -> None: ...
+
+class GetNamespaceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetNamespaceResponse(_message.Message):
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: _common_pb2.Namespace
+    def __init__(self, namespace: _Optional[_Union[_common_pb2.Namespace, _Mapping]] = ...) -> None: ...
+
+class ListNamespacesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListNamespacesResponse(_message.Message):
+    __slots__ = ("namespaces", "next_page_token")
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    namespaces: _containers.RepeatedCompositeFieldContainer[_common_pb2.Namespace]
+    next_page_token: str
+    def __init__(self, namespaces: _Optional[_Iterable[_Union[_common_pb2.Namespace, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateDatasourceRequest(_message.Message):
+    __slots__ = ("namespace", "name", "source_uri", "revision")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    source_uri: str
+    revision: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., source_uri: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class CreateDatasourceResponse(_message.Message):
+    __slots__ = ("datasource",)
+    DATASOURCE_FIELD_NUMBER: _ClassVar[int]
+    datasource: _common_pb2.Datasource
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ...) -> None: ...
+
+class GetDatasourceRequest(_message.Message):
+    __slots__ = ("id", "namespace", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    namespace: str
+    name: str
+    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetDatasourceResponse(_message.Message):
+    __slots__ = ("datasource",)
+    DATASOURCE_FIELD_NUMBER: _ClassVar[int]
+    datasource: _common_pb2.Datasource
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ...) -> None: ...
+
+class GetOrCreateDatasourceRequest(_message.Message):
+    __slots__ = ("namespace", "name", "source_uri", "revision")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    source_uri: str
+    revision: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., source_uri: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class GetOrCreateDatasourceResponse(_message.Message):
+    __slots__ = ("datasource", "created")
+    DATASOURCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    datasource: _common_pb2.Datasource
+    created: bool
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ListDatasourcesRequest(_message.Message):
+    __slots__ = ("namespace", "page_size", "page_token")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    page_size: int
+    page_token: str
+    def __init__(self, namespace: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasourcesResponse(_message.Message):
+    __slots__ = ("datasources", "next_page_token")
+    DATASOURCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    datasources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Datasource]
+    next_page_token: str
+    def __init__(self, datasources: _Optional[_Iterable[_Union[_common_pb2.Datasource, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasourceRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class DeleteDatasourceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UpdateScanStatusRequest(_message.Message):
+    __slots__ = ("datasource_id", "scan")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCAN_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    scan: _common_pb2.ScanStatus
+    def __init__(self, datasource_id: _Optional[int] = ..., scan: _Optional[_Union[_common_pb2.ScanStatus, _Mapping]] = ...) -> None: ...
+
+class UpdateScanStatusResponse(_message.Message):
+    __slots__ = ("datasource",)
+    DATASOURCE_FIELD_NUMBER: _ClassVar[int]
+    datasource: _common_pb2.Datasource
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ...) -> None: ...
+
+class DefineFieldsRequest(_message.Message):
+    __slots__ = ("datasource_id", "fields")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    fields: _containers.RepeatedCompositeFieldContainer[_common_pb2.Field]
+    def __init__(self, datasource_id: _Optional[int] = ..., fields: _Optional[_Iterable[_Union[_common_pb2.Field, _Mapping]]] = ...) -> None: ...
+
+class DefineFieldsResponse(_message.Message):
+    __slots__ = ("fields",)
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedCompositeFieldContainer[_common_pb2.Field]
+    def __init__(self, fields: _Optional[_Iterable[_Union[_common_pb2.Field, _Mapping]]] = ...) -> None: ...
+
+class DatapointValues(_message.Message):
+    __slots__ = ("path", "values")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.Value, _Mapping]] = ...) -> None: ...
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    values: _containers.MessageMap[str, _common_pb2.Value]
+    def __init__(self, path: _Optional[str] = ..., values: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
+
+class UpsertMetadataRequest(_message.Message):
+    __slots__ = ("datasource_id", "datapoints")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATAPOINTS_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    datapoints: _containers.RepeatedCompositeFieldContainer[DatapointValues]
+    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ...) -> None: ...
+
+class UpsertMetadataResponse(_message.Message):
+    __slots__ = ("datapoints_written", "datapoints_created")
+    DATAPOINTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    DATAPOINTS_CREATED_FIELD_NUMBER: _ClassVar[int]
+    datapoints_written: int
+    datapoints_created: int
+    def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
+
+class UpsertTableHeader(_message.Message):
+    __slots__ = ("datasource_id", "path_column")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    path_column: str
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ...) -> None: ...
+
+class UpsertTableRequest(_message.Message):
+    __slots__ = ("header", "schema", "record_batch")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    header: UpsertTableHeader
+    schema: bytes
+    record_batch: bytes
+    def __init__(self, header: _Optional[_Union[UpsertTableHeader, _Mapping]] = ..., schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
+
+class UpsertTableResponse(_message.Message):
+    __slots__ = ("datapoints_written", "datapoints_created")
+    DATAPOINTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    DATAPOINTS_CREATED_FIELD_NUMBER: _ClassVar[int]
+    datapoints_written: int
+    datapoints_created: int
+    def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
+
+class DeleteMetadataRequest(_message.Message):
+    __slots__ = ("datasource_id", "paths", "fields")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, datasource_id: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteMetadataResponse(_message.Message):
+    __slots__ = ("values_deleted",)
+    VALUES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    values_deleted: int
+    def __init__(self, values_deleted: _Optional[int] = ...) -> None: ...
+
+class DeleteDatapointsRequest(_message.Message):
+    __slots__ = ("datasource_id", "paths")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, datasource_id: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteDatapointsResponse(_message.Message):
+    __slots__ = ("datapoints_deleted",)
+    DATAPOINTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    datapoints_deleted: int
+    def __init__(self, datapoints_deleted: _Optional[int] = ...) -> None: ...
+
+class ExecuteQueryRequest(_message.Message):
+    __slots__ = ("query", "max_batch_rows")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    max_batch_rows: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., max_batch_rows: _Optional[int] = ...) -> None: ...
+
+class ExecuteQueryResponse(_message.Message):
+    __slots__ = ("schema", "record_batch")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    record_batch: bytes
+    def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
+
+class DescribeQueryRequest(_message.Message):
+    __slots__ = ("query",)
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+
+class DescribeQueryResponse(_message.Message):
+    __slots__ = ("schema", "total_rows")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    total_rows: int
+    def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
+
+class SaveDatasetRequest(_message.Message):
+    __slots__ = ("namespace", "name", "query")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    query: _common_pb2.Query
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+
+class SaveDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: _common_pb2.Dataset
+    def __init__(self, dataset: _Optional[_Union[_common_pb2.Dataset, _Mapping]] = ...) -> None: ...
+
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("id", "namespace", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    namespace: str
+    name: str
+    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: _common_pb2.Dataset
+    def __init__(self, dataset: _Optional[_Union[_common_pb2.Dataset, _Mapping]] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ("namespace", "page_size", "page_token")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    page_size: int
+    page_token: str
+    def __init__(self, namespace: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets", "next_page_token")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[_common_pb2.Dataset]
+    next_page_token: str
+    def __init__(self, datasets: _Optional[_Iterable[_Union[_common_pb2.Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class DeleteDatasetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

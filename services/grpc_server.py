@@ -1,0 +1,39 @@
+"""Builds a gRPC server the same way for every service: message limits, health and reflection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from thresher.transport import GRPC_OPTIONS
+
+log = logging.getLogger(__name__)
+
+
+def new_server(max_workers: int = 16) -> grpc.Server:
+    return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                       options=GRPC_OPTIONS)
+
+
+def finish_server(server: grpc.Server, address: str, service_names: Iterable[str]) -> tuple[grpc.Server, int]:
+    """Adds health checking and reflection for ``service_names``, binds ``address`` and starts serving.
+
+    Returns the server and the bound port (useful with port 0).
+    """
+    names = list(service_names)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in names + [""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    server.start()
+    log.info("serving %s on %s (port %d)", ", ".join(names), address, port)
+    return server, port

@@ -1,0 +1,98 @@
+"""Store records to protobuf messages, and page tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+
+from thresher.v1 import common_pb2
+
+from .errors import InvalidArgument
+from .store.records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_SCAN_STATES = {
+    "pending": common_pb2.SCAN_STATE_PENDING,
+    "scanning": common_pb2.SCAN_STATE_SCANNING,
+    "ready": common_pb2.SCAN_STATE_READY,
+    "failed": common_pb2.SCAN_STATE_FAILED,
+}
+_SCAN_STATE_NAMES = {v: k for k, v in _SCAN_STATES.items()}
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def datetime_or_none(message: timestamp_pb2.Timestamp) -> dt.datetime | None:
+    if message.seconds == 0 and message.nanos == 0:
+        return None
+    return message.ToDatetime(tzinfo=dt.timezone.utc)
+
+
+def namespace_message(record: NamespaceRecord) -> common_pb2.Namespace:
+    return common_pb2.Namespace(name=record.name, repository_uri=record.repository_uri,
+                                created_at=timestamp(record.created_at))
+
+
+def field_message(record: FieldRecord) -> common_pb2.Field:
+    return common_pb2.Field(name=record.name, type=record.type.proto, tags=list(record.tags),
+                            created_at=timestamp(record.created_at))
+
+
+def scan_message(record: ScanRecord) -> common_pb2.ScanStatus:
+    return common_pb2.ScanStatus(
+        state=_SCAN_STATES[record.state], files_seen=record.files_seen, datapoints_added=record.datapoints_added,
+        datapoints_updated=record.datapoints_updated, datapoints_removed=record.datapoints_removed,
+        files_per_second=record.files_per_second, failure_reason=record.failure_reason,
+        started_at=timestamp(record.started_at), finished_at=timestamp(record.finished_at))
+
+
+def scan_record(message: common_pb2.ScanStatus) -> ScanRecord:
+    if message.state not in _SCAN_STATE_NAMES:
+        raise InvalidArgument(f"scan state {message.state} is not one of pending, scanning, ready, failed")
+    return ScanRecord(
+        state=_SCAN_STATE_NAMES[message.state], files_seen=message.files_seen,
+        datapoints_added=message.datapoints_added, datapoints_updated=message.datapoints_updated,
+        datapoints_removed=message.datapoints_removed, files_per_second=message.files_per_second,
+        failure_reason=message.failure_reason, started_at=datetime_or_none(message.started_at),
+        finished_at=datetime_or_none(message.finished_at))
+
+
+def datasource_message(record: DatasourceRecord) -> common_pb2.Datasource:
+    return common_pb2.Datasource(
+        id=record.id, namespace=record.namespace, name=record.name, source_uri=record.source_uri,
+        revision=record.revision, scan=scan_message(record.scan), created_at=timestamp(record.created_at),
+        fields=[field_message(f) for f in record.fields])
+
+
+def dataset_message(record: DatasetRecord) -> common_pb2.Dataset:
+    query = common_pb2.Query()
+    query.ParseFromString(record.query)
+    return common_pb2.Dataset(id=record.id, namespace=record.namespace, name=record.name,
+                              datasource_id=record.datasource_id, query=query, created_at=timestamp(record.created_at))
+
+
+def page(page_size: int, page_token: str) -> tuple[int, int]:
+    """(offset, limit) from a list request's page fields; the limit asks one extra row to see the end."""
+    if page_size < 0:
+        raise InvalidArgument(f"page_size must not be negative, got {page_size}")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    try:
+        offset = int(page_token) if page_token else 0
+    except ValueError:
+        raise InvalidArgument(f"page_token {page_token!r} is not one this service issued") from None
+    if offset < 0:
+        raise InvalidArgument(f"page_token {page_token!r} is not one this service issued")
+    return offset, size
+
+
+def next_token(offset: int, size: int, got: int) -> str:
+    return str(offset + size) if got > size else ""

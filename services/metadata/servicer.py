@@ -1,0 +1,264 @@
+"""The MetadataService gRPC adapter: protobuf in, store calls, protobuf out, errors as statuses."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pyarrow as pa
+
+from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.types import FieldType
+from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
+
+from . import convert
+from .coercion import table_from_proto_rows
+from .errors import AlreadyExists, InvalidArgument, MetadataError, NotFound
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ACTOR_METADATA_KEY = "thresher-user"
+
+_STATUS = {NotFound: grpc.StatusCode.NOT_FOUND, AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+           InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT}
+
+
+def _status_of(error: MetadataError) -> grpc.StatusCode:
+    for kind, code in _STATUS.items():
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _rpc(method):
+    """Maps domain errors onto status codes; anything unexpected is logged and becomes INTERNAL."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except MetadataError as error:
+            context.abort(_status_of(error), str(error))
+        except grpc.RpcError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the client gets a status, the log gets the traceback
+            log.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed: {type(error).__name__}: {error}")
+
+    return wrapper
+
+
+def _stream_rpc(method):
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            yield from method(self, request, context)
+        except MetadataError as error:
+            context.abort(_status_of(error), str(error))
+        except Exception as error:  # noqa: BLE001
+            log.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed: {type(error).__name__}: {error}")
+
+    return wrapper
+
+
+def _actor(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == ACTOR_METADATA_KEY and value:
+            return value[:256]
+    return "anonymous"
+
+
+def _require_id(value: int, what: str) -> int:
+    if value <= 0:
+        raise InvalidArgument(f"{what} must be a positive id, got {value}")
+    return value
+
+
+class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # Namespaces
+    @_rpc
+    def CreateNamespace(self, request, context):
+        record = self.store.create_namespace(request.name, request.repository_uri)
+        return pb.CreateNamespaceResponse(namespace=convert.namespace_message(record))
+
+    @_rpc
+    def GetNamespace(self, request, context):
+        return pb.GetNamespaceResponse(namespace=convert.namespace_message(self.store.get_namespace(request.name)))
+
+    @_rpc
+    def ListNamespaces(self, request, context):
+        offset, size = convert.page(request.page_size, request.page_token)
+        records = self.store.list_namespaces(offset, size + 1)
+        return pb.ListNamespacesResponse(namespaces=[convert.namespace_message(r) for r in records[:size]],
+                                         next_page_token=convert.next_token(offset, size, len(records)))
+
+    # Datasources
+    @_rpc
+    def CreateDatasource(self, request, context):
+        record = self.store.create_datasource(request.namespace, request.name, request.source_uri, request.revision)
+        return pb.CreateDatasourceResponse(datasource=convert.datasource_message(record))
+
+    @_rpc
+    def GetDatasource(self, request, context):
+        if request.id:
+            record = self.store.get_datasource(request.id)
+        elif request.namespace and request.name:
+            record = self.store.find_datasource(request.namespace, request.name)
+        else:
+            raise InvalidArgument("GetDatasource needs an id, or a namespace and a name")
+        return pb.GetDatasourceResponse(datasource=convert.datasource_message(record))
+
+    @_rpc
+    def GetOrCreateDatasource(self, request, context):
+        record, created = self.store.get_or_create_datasource(request.namespace, request.name, request.source_uri,
+                                                              request.revision)
+        return pb.GetOrCreateDatasourceResponse(datasource=convert.datasource_message(record), created=created)
+
+    @_rpc
+    def ListDatasources(self, request, context):
+        offset, size = convert.page(request.page_size, request.page_token)
+        records = self.store.list_datasources(request.namespace, offset, size + 1)
+        return pb.ListDatasourcesResponse(datasources=[convert.datasource_message(r) for r in records[:size]],
+                                          next_page_token=convert.next_token(offset, size, len(records)))
+
+    @_rpc
+    def DeleteDatasource(self, request, context):
+        self.store.delete_datasource(_require_id(request.id, "id"))
+        return pb.DeleteDatasourceResponse()
+
+    @_rpc
+    def UpdateScanStatus(self, request, context):
+        record = self.store.update_scan(_require_id(request.datasource_id, "datasource_id"),
+                                        convert.scan_record(request.scan))
+        return pb.UpdateScanStatusResponse(datasource=convert.datasource_message(record))
+
+    # Fields and metadata
+    @_rpc
+    def DefineFields(self, request, context):
+        wanted = []
+        for field in request.fields:
+            try:
+                kind = FieldType.from_proto(field.type)
+            except ValueError:
+                raise InvalidArgument(f"field {field.name!r} needs a type") from None
+            wanted.append((field.name, kind, tuple(field.tags)))
+        records = self.store.define_fields(_require_id(request.datasource_id, "datasource_id"), wanted)
+        return pb.DefineFieldsResponse(fields=[convert.field_message(r) for r in records])
+
+    @_rpc
+    def UpsertMetadata(self, request, context):
+        datasource_id = _require_id(request.datasource_id, "datasource_id")
+        types = {f.name: f.type for f in self.store.get_datasource(datasource_id).fields}
+        table = table_from_proto_rows(request.datapoints, types)
+        result = self.store.upsert(datasource_id, table, "path", _actor(context))
+        return pb.UpsertMetadataResponse(datapoints_written=result.datapoints_written,
+                                         datapoints_created=result.datapoints_created)
+
+    @_rpc
+    def UpsertTable(self, request_iterator, context):
+        header, table = _read_upload(request_iterator)
+        result = self.store.upsert(_require_id(header.datasource_id, "datasource_id"), table,
+                                   header.path_column or (table.column_names[0] if table.column_names else ""),
+                                   _actor(context))
+        return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
+                                      datapoints_created=result.datapoints_created)
+
+    @_rpc
+    def DeleteMetadata(self, request, context):
+        deleted = self.store.delete_metadata(_require_id(request.datasource_id, "datasource_id"), list(request.paths),
+                                             list(request.fields), _actor(context))
+        return pb.DeleteMetadataResponse(values_deleted=deleted)
+
+    @_rpc
+    def DeleteDatapoints(self, request, context):
+        deleted = self.store.delete_datapoints(_require_id(request.datasource_id, "datasource_id"),
+                                               list(request.paths), _actor(context))
+        return pb.DeleteDatapointsResponse(datapoints_deleted=deleted)
+
+    # Queries
+    @_stream_rpc
+    def ExecuteQuery(self, request, context):
+        if request.max_batch_rows < 0:
+            raise InvalidArgument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        schema, batches = self.store.query(request.query, request.max_batch_rows)
+        yield pb.ExecuteQueryResponse(schema=serialize_schema(schema))
+        for message in serialize_batches(batches):
+            yield pb.ExecuteQueryResponse(record_batch=message)
+
+    @_rpc
+    def DescribeQuery(self, request, context):
+        schema, total = self.store.describe(request.query)
+        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+
+    # Datasets
+    @_rpc
+    def SaveDataset(self, request, context):
+        query = request.query
+        record = self.store.save_dataset(request.namespace, request.name,
+                                         _require_id(query.datasource_id, "query.datasource_id"),
+                                         query.SerializeToString(deterministic=True))
+        return pb.SaveDatasetResponse(dataset=convert.dataset_message(record))
+
+    @_rpc
+    def GetDataset(self, request, context):
+        if request.id:
+            record = self.store.get_dataset(request.id)
+        elif request.namespace and request.name:
+            record = self.store.find_dataset(request.namespace, request.name)
+        else:
+            raise InvalidArgument("GetDataset needs an id, or a namespace and a name")
+        return pb.GetDatasetResponse(dataset=convert.dataset_message(record))
+
+    @_rpc
+    def ListDatasets(self, request, context):
+        offset, size = convert.page(request.page_size, request.page_token)
+        records = self.store.list_datasets(request.namespace, offset, size + 1)
+        return pb.ListDatasetsResponse(datasets=[convert.dataset_message(r) for r in records[:size]],
+                                       next_page_token=convert.next_token(offset, size, len(records)))
+
+    @_rpc
+    def DeleteDataset(self, request, context):
+        self.store.delete_dataset(_require_id(request.id, "id"))
+        return pb.DeleteDatasetResponse()
+
+
+def _read_upload(requests: Iterator[pb.UpsertTableRequest]) -> tuple[pb.UpsertTableHeader, pa.Table]:
+    """Reads an UpsertTable stream: header, schema, then record batches, in that order."""
+    header = None
+    schema = None
+    batches = []
+    for request in requests:
+        part = request.WhichOneof("part")
+        if part == "header":
+            if header is not None:
+                raise InvalidArgument("UpsertTable got a second header")
+            header = request.header
+        elif part == "schema":
+            if header is None or schema is not None:
+                raise InvalidArgument("UpsertTable expects one schema, right after the header")
+            schema = _decode(read_schema, request.schema, "schema")
+        elif part == "record_batch":
+            if schema is None:
+                raise InvalidArgument("UpsertTable got a record batch before the schema")
+            batches.append(_decode(read_batch, request.record_batch, "record batch", schema))
+        else:
+            raise InvalidArgument("UpsertTable got a message with no part set")
+    if header is None or schema is None:
+        raise InvalidArgument("UpsertTable needs a header and a schema")
+    return header, pa.Table.from_batches(batches, schema)
+
+
+def _decode(reader, data: bytes, what: str, *args):
+    try:
+        return reader(data, *args)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
+        raise InvalidArgument(f"UpsertTable got a malformed Arrow {what}: {error}") from None
+
+

@@ -1,0 +1,109 @@
+"""The store interface the metadata service needs; DuckDB (embedded) and PostgreSQL implement it.
+
+Layout, in DESIGN §3 terms. Each datasource has two tables:
+
+* a **log**, append-only: one row per datapoint per write, holding exactly the values that write set
+  (other field columns NULL, which columnar stores keep nearly free), or the fields it cleared, or a
+  datapoint deletion. Each row carries its write id; the ``writes`` table maps write ids to times and
+  the identity that made them. This is the truth, and ``as_of(t)`` queries are computed from it.
+* a **current** table: one row per datapoint ever seen (ids stay stable when a path comes back),
+  a liveness flag, and one column per field holding the latest value. It is a projection of the log
+  kept in the same transaction, so current-state queries scan a plain wide table and cost the same
+  as without versioning.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+
+from thresher.types import FieldType
+from thresher.v1 import common_pb2
+
+from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+
+
+class Store(abc.ABC):
+    """Everything the metadata service persists. Methods raise the errors of ``..errors``."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # Namespaces
+    @abc.abstractmethod
+    def create_namespace(self, name: str, repository_uri: str = "") -> NamespaceRecord: ...
+
+    @abc.abstractmethod
+    def get_namespace(self, name: str) -> NamespaceRecord: ...
+
+    @abc.abstractmethod
+    def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]: ...
+
+    # Datasources
+    @abc.abstractmethod
+    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord: ...
+
+    @abc.abstractmethod
+    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
+                                 revision: str) -> tuple[DatasourceRecord, bool]: ...
+
+    @abc.abstractmethod
+    def get_datasource(self, datasource_id: int) -> DatasourceRecord: ...
+
+    @abc.abstractmethod
+    def find_datasource(self, namespace: str, name: str) -> DatasourceRecord: ...
+
+    @abc.abstractmethod
+    def list_datasources(self, namespace: str, offset: int, limit: int) -> list[DatasourceRecord]: ...
+
+    @abc.abstractmethod
+    def delete_datasource(self, datasource_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord: ...
+
+    # Fields and metadata
+    @abc.abstractmethod
+    def define_fields(self, datasource_id: int,
+                      fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]: ...
+
+    @abc.abstractmethod
+    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str) -> WriteResult:
+        """Writes a table of (path, fields...) atomically: all of it, or nothing on any error."""
+
+    @abc.abstractmethod
+    def delete_metadata(self, datasource_id: int, paths: Sequence[str], fields: Sequence[str], actor: str) -> int: ...
+
+    @abc.abstractmethod
+    def delete_datapoints(self, datasource_id: int, paths: Sequence[str], actor: str) -> int: ...
+
+    # Queries
+    @abc.abstractmethod
+    def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result schema (with field types and scan state in its metadata) and its batches."""
+
+    @abc.abstractmethod
+    def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
+
+    # Datasets
+    @abc.abstractmethod
+    def save_dataset(self, namespace: str, name: str, datasource_id: int, query: bytes) -> DatasetRecord: ...
+
+    @abc.abstractmethod
+    def get_dataset(self, dataset_id: int) -> DatasetRecord: ...
+
+    @abc.abstractmethod
+    def find_dataset(self, namespace: str, name: str) -> DatasetRecord: ...
+
+    @abc.abstractmethod
+    def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]: ...
+
+    @abc.abstractmethod
+    def delete_dataset(self, dataset_id: int) -> None: ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,578 @@
+"""The embedded store: one DuckDB file under ``$THRESHER_HOME`` (layout described in ``base``).
+
+DuckDB allows one writer process, which is this service; writes are serialised by a lock so that a
+field's type is fixed exactly once and ids are assigned without races, while reads run concurrently
+on their own cursors. Every statement takes its values as parameters; identifiers are the store's
+own (``cur_<id>``, ``log_<id>``, ``f<id>``), never user text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
+from thresher.v1 import common_pb2
+
+from ..blobs import BlobStore
+from ..coercion import CoercedColumn, coerce_column, coerce_paths
+from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
+from ..validation import validate_datasource_name, validate_namespace
+from .base import Store, utc_now
+from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+
+log = logging.getLogger(__name__)
+
+_SQL_TYPES = {
+    FieldType.INT: "BIGINT",
+    FieldType.FLOAT: "DOUBLE",
+    FieldType.BOOL: "BOOLEAN",
+    FieldType.STRING: "VARCHAR",
+    FieldType.DATETIME: "TIMESTAMPTZ",
+    FieldType.BLOB: "VARCHAR",
+}
+
+OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2
+
+_SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS datasource_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS dataset_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS write_ids START 1;
+CREATE TABLE IF NOT EXISTS namespaces (
+    name VARCHAR PRIMARY KEY, repository_uri VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS datasources (
+    id BIGINT PRIMARY KEY, namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, source_uri VARCHAR NOT NULL,
+    revision VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+    scan_state VARCHAR NOT NULL, files_seen BIGINT NOT NULL, datapoints_added BIGINT NOT NULL,
+    datapoints_updated BIGINT NOT NULL, datapoints_removed BIGINT NOT NULL, files_per_second DOUBLE NOT NULL,
+    failure_reason VARCHAR NOT NULL, scan_started_at TIMESTAMPTZ, scan_finished_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS fields (
+    datasource_id BIGINT NOT NULL, field_id INTEGER NOT NULL, name VARCHAR NOT NULL, type VARCHAR NOT NULL,
+    tags VARCHAR[] NOT NULL, created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (datasource_id, name));
+CREATE TABLE IF NOT EXISTS datasets (
+    id BIGINT PRIMARY KEY, namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, datasource_id BIGINT NOT NULL,
+    query BLOB NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS writes (
+    write_id BIGINT PRIMARY KEY, datasource_id BIGINT NOT NULL, written_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, rows BIGINT NOT NULL);
+"""
+
+_DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
+                       "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
+                       "failure_reason, scan_started_at, scan_finished_at")
+
+
+def _current(datasource_id: int) -> str:
+    return f"cur_{int(datasource_id)}"
+
+
+def _log(datasource_id: int) -> str:
+    return f"log_{int(datasource_id)}"
+
+
+class DuckDBStore(Store):
+    """The embedded DuckDB store. ``path`` may be ``":memory:"`` for throwaway use."""
+
+    def __init__(self, path: str, blobs: BlobStore) -> None:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._con = duckdb.connect(path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute(_SCHEMA)
+        self._blobs = blobs
+        self._write_lock = threading.RLock()
+        self._last_write_at: dt.datetime | None = self._fetchone("SELECT max(written_at) FROM writes")[0]
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def _fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        # Through Arrow: DuckDB's own conversion of TIMESTAMPTZ to Python objects needs pytz.
+        with self._cursor() as cursor:
+            table = cursor.sql(sql, params=list(params)).to_arrow_table()
+        return list(zip(*(column.to_pylist() for column in table.columns)))
+
+    def _fetchone(self, sql: str, params: Sequence = ()) -> tuple | None:
+        rows = self._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # Namespaces ---------------------------------------------------------------------------------
+
+    def create_namespace(self, name: str, repository_uri: str = "") -> NamespaceRecord:
+        validate_namespace(name)
+        with self._write_lock:
+            if self._fetchone("SELECT 1 FROM namespaces WHERE name = ?", [name]):
+                raise AlreadyExists(f"namespace {name!r} already exists")
+            record = NamespaceRecord(name, repository_uri, utc_now())
+            with self._cursor() as cursor:
+                cursor.execute("INSERT INTO namespaces VALUES (?, ?, ?)", [name, repository_uri, record.created_at])
+            return record
+
+    def _ensure_namespace(self, cursor: duckdb.DuckDBPyConnection, name: str) -> None:
+        validate_namespace(name)
+        cursor.execute("INSERT INTO namespaces VALUES (?, '', ?) ON CONFLICT DO NOTHING", [name, utc_now()])
+
+    def get_namespace(self, name: str) -> NamespaceRecord:
+        row = self._fetchone("SELECT name, repository_uri, created_at FROM namespaces WHERE name = ?", [name])
+        if row is None:
+            raise NotFound(f"namespace {name!r} not found")
+        return NamespaceRecord(*row)
+
+    def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]:
+        rows = self._fetchall("SELECT name, repository_uri, created_at FROM namespaces ORDER BY name LIMIT ? OFFSET ?",
+                              [limit, offset])
+        return [NamespaceRecord(*row) for row in rows]
+
+    # Datasources --------------------------------------------------------------------------------
+
+    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord:
+        return self._create_datasource(namespace, name, source_uri, revision, reuse=False)[0]
+
+    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
+                                 revision: str) -> tuple[DatasourceRecord, bool]:
+        return self._create_datasource(namespace, name, source_uri, revision, reuse=True)
+
+    def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
+                           reuse: bool) -> tuple[DatasourceRecord, bool]:
+        validate_namespace(namespace)
+        validate_datasource_name(name)
+        if not source_uri:
+            raise InvalidArgument("a datasource needs a source URI")
+        with self._write_lock:
+            existing = self._find_datasource_id(namespace, name)
+            if existing is not None:
+                if not reuse:
+                    raise AlreadyExists(f"datasource {name!r} already exists in namespace {namespace!r}")
+                record = self.get_datasource(existing)
+                if record.source_uri != source_uri or record.revision != revision:
+                    raise AlreadyExists(
+                        f"datasource {name!r} in namespace {namespace!r} already exists with source "
+                        f"{record.source_uri!r} revision {record.revision!r}, not {source_uri!r} {revision!r}")
+                return record, False
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    self._ensure_namespace(cursor, namespace)
+                    datasource_id = cursor.execute("SELECT nextval('datasource_ids')").fetchone()[0]
+                    cursor.execute(
+                        f"INSERT INTO datasources ({_DATASOURCE_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
+                        [datasource_id, namespace, name, source_uri, revision, utc_now()])
+                    cursor.execute(f"CREATE TABLE {_current(datasource_id)} "
+                                   "(datapoint_id BIGINT NOT NULL, path VARCHAR NOT NULL, alive BOOLEAN NOT NULL)")
+                    cursor.execute(f"CREATE TABLE {_log(datasource_id)} (write_id BIGINT NOT NULL, "
+                                   "datapoint_id BIGINT NOT NULL, op UTINYINT NOT NULL, cleared INTEGER[])")
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            return self.get_datasource(datasource_id), True
+
+    def _find_datasource_id(self, namespace: str, name: str) -> int | None:
+        row = self._fetchone("SELECT id FROM datasources WHERE namespace = ? AND name = ?", [namespace, name])
+        return None if row is None else row[0]
+
+    def get_datasource(self, datasource_id: int) -> DatasourceRecord:
+        row = self._fetchone(f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE id = ?", [datasource_id])
+        if row is None:
+            raise NotFound(f"datasource {datasource_id} not found")
+        return self._datasource_record(row)
+
+    def find_datasource(self, namespace: str, name: str) -> DatasourceRecord:
+        datasource_id = self._find_datasource_id(namespace, name)
+        if datasource_id is None:
+            raise NotFound(f"datasource {name!r} not found in namespace {namespace!r}")
+        return self.get_datasource(datasource_id)
+
+    def list_datasources(self, namespace: str, offset: int, limit: int) -> list[DatasourceRecord]:
+        rows = self._fetchall(f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE namespace = ? "
+                              "ORDER BY id LIMIT ? OFFSET ?", [namespace, limit, offset])
+        return [self._datasource_record(row) for row in rows]
+
+    def _datasource_record(self, row: tuple) -> DatasourceRecord:
+        (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
+        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
+                                ScanRecord(*scan), self._fields(datasource_id))
+
+    def _fields(self, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
+        sql = "SELECT name, type, tags, created_at, field_id FROM fields WHERE datasource_id = ?"
+        params: list = [datasource_id]
+        if at is not None:
+            sql += " AND created_at <= ?"
+            params.append(at)
+        rows = self._fetchall(sql + " ORDER BY field_id", params)
+        return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{field_id}")
+                for name, kind, tags, created, field_id in rows]
+
+    def delete_datasource(self, datasource_id: int) -> None:
+        with self._write_lock:
+            self.get_datasource(datasource_id)
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    for statement in ("DELETE FROM datasets WHERE datasource_id = ?",
+                                      "DELETE FROM fields WHERE datasource_id = ?",
+                                      "DELETE FROM datasources WHERE id = ?"):
+                        cursor.execute(statement, [datasource_id])
+                    cursor.execute(f"DROP TABLE {_current(datasource_id)}")
+                    cursor.execute(f"DROP TABLE {_log(datasource_id)}")
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+
+    def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord:
+        with self._write_lock:
+            self.get_datasource(datasource_id)
+            with self._cursor() as cursor:
+                cursor.execute(
+                    "UPDATE datasources SET scan_state = ?, files_seen = ?, datapoints_added = ?, "
+                    "datapoints_updated = ?, datapoints_removed = ?, files_per_second = ?, failure_reason = ?, "
+                    "scan_started_at = ?, scan_finished_at = ? WHERE id = ?",
+                    [scan.state, scan.files_seen, scan.datapoints_added, scan.datapoints_updated,
+                     scan.datapoints_removed, scan.files_per_second, scan.failure_reason, scan.started_at,
+                     scan.finished_at, datasource_id])
+        return self.get_datasource(datasource_id)
+
+    # Fields and metadata ------------------------------------------------------------------------
+
+    def define_fields(self, datasource_id: int,
+                      fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]:
+        with self._write_lock:
+            known = {f.name: f for f in self.get_datasource(datasource_id).fields}
+            wanted: dict[str, tuple[FieldType, tuple[str, ...]]] = {}
+            for name, kind, tags in fields:
+                _check_same_type(name, known.get(name), kind)
+                wanted[name] = (kind, tuple(tags))
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    self._add_fields(cursor, datasource_id, known,
+                                     [(n, k, t) for n, (k, t) in wanted.items() if n not in known])
+                    for name, (_, tags) in wanted.items():
+                        if name in known and tags:
+                            cursor.execute("UPDATE fields SET tags = list_distinct(list_concat(tags, ?)) "
+                                           "WHERE datasource_id = ? AND name = ?", [list(tags), datasource_id, name])
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            return [f for f in self._fields(datasource_id) if f.name in wanted]
+
+    def _add_fields(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, known: dict[str, FieldRecord],
+                    new: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> dict[str, FieldRecord]:
+        """Creates fields inside the caller's transaction; returns every field by name."""
+        if not new:
+            return known
+        next_id = cursor.execute("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = ?",
+                                 [datasource_id]).fetchone()[0]
+        fields = dict(known)
+        now = utc_now()
+        for offset, (name, kind, tags) in enumerate(new):
+            field_id = next_id + offset
+            column = f"f{field_id}"
+            cursor.execute("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?)",
+                           [datasource_id, field_id, name, kind.value, list(tags), now])
+            for table in (_current(datasource_id), _log(datasource_id)):
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_SQL_TYPES[kind]}")
+            fields[name] = FieldRecord(name, kind, tuple(tags), now, column)
+        return fields
+
+    def _coerce(self, table: pa.Table, path_column: str, known: dict[str, FieldRecord]) -> tuple[pa.Array, list[CoercedColumn]]:
+        if path_column not in table.column_names:
+            raise InvalidArgument(f"path column {path_column!r} is not among the columns {table.column_names}")
+        if table.column_names.count(path_column) > 1 or len(set(table.column_names)) != len(table.column_names):
+            raise InvalidArgument(f"column names repeat: {table.column_names}")
+        paths = coerce_paths(table[path_column], path_column)
+        columns = []
+        for name in table.column_names:
+            if name == path_column:
+                continue
+            existing = known.get(name)
+            column = coerce_column(name, table[name], existing.type if existing else None)
+            if column is not None:
+                columns.append(column)
+        return paths, columns
+
+    def _begin_write(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, actor: str, kind: str,
+                     rows: int) -> int:
+        # Write times strictly increase so that as_of(t) has one answer for every t.
+        now = utc_now()
+        if self._last_write_at is not None and now <= self._last_write_at:
+            now = self._last_write_at + dt.timedelta(microseconds=1)
+        write_id = cursor.execute("SELECT nextval('write_ids')").fetchone()[0]
+        cursor.execute("INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?)", [write_id, datasource_id, now, actor, kind, rows])
+        self._pending_write_at = now
+        return write_id
+
+    def _commit(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute("COMMIT")
+        self._last_write_at = self._pending_write_at
+
+    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str) -> WriteResult:
+        with self._write_lock:
+            known = {f.name: f for f in self.get_datasource(datasource_id).fields}
+            paths, columns = self._coerce(table, path_column, known)
+            if len(paths) == 0:
+                return WriteResult(0, 0)
+            values = {}
+            for column in columns:
+                array = column.values
+                if column.type is FieldType.BLOB:
+                    # Content-addressed, so bytes stored by a write that then fails are harmless.
+                    array = pa.array(self._blobs.put_many(array.to_pylist()), pa.string())
+                values[column.name] = array
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    fields = self._add_fields(cursor, datasource_id, known,
+                                              [(c.name, c.type, ()) for c in columns if c.name not in known])
+                    result = self._write_values(cursor, datasource_id, paths,
+                                                {fields[name].column: array for name, array in values.items()}, actor)
+                    self._commit(cursor)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            return result
+
+    def _write_values(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, paths: pa.Array,
+                      values: dict[str, pa.Array], actor: str) -> WriteResult:
+        current, history = _current(datasource_id), _log(datasource_id)
+        count = len(paths)
+        staged = pa.table({"path": paths, "row_index": pa.array(np.arange(count, dtype=np.int64))})
+        cursor.register("staged_paths", staged)
+        try:
+            found = cursor.sql(f"SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
+                               f"JOIN {current} c ON c.path = s.path").to_arrow_table()
+        finally:
+            cursor.unregister("staged_paths")
+        ids = np.full(count, -1, dtype=np.int64)
+        ids[found["row_index"].to_numpy()] = found["datapoint_id"].to_numpy()
+        is_new = ids < 0
+        new_count = int(is_new.sum())
+        revived = int(np.count_nonzero(~found["alive"].to_numpy(zero_copy_only=False)))
+        if new_count:
+            first = cursor.execute(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {current}").fetchone()[0]
+            ids[is_new] = np.arange(first, first + new_count, dtype=np.int64)
+        staged = pa.table({"datapoint_id": ids, "path": paths, "is_new": is_new, **values})
+        names = list(values)
+        write_id = self._begin_write(cursor, datasource_id, actor, "upsert", count)
+        cursor.register("staged_values", staged)
+        try:
+            value_list = "".join(f", {name}" for name in names)
+            cursor.execute(f"INSERT INTO {history} (write_id, datapoint_id, op{value_list}) "
+                           f"SELECT ?, datapoint_id, {OP_UPSERT}{value_list} FROM staged_values", [write_id])
+            if new_count:
+                cursor.execute(f"INSERT INTO {current} (datapoint_id, path, alive{value_list}) "
+                               f"SELECT datapoint_id, path, TRUE{value_list} FROM staged_values WHERE is_new")
+            if new_count < count:
+                assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in names)
+                cursor.execute(f"UPDATE {current} SET alive = TRUE{assignments} FROM staged_values s "
+                               f"WHERE {current}.datapoint_id = s.datapoint_id AND NOT s.is_new")
+        finally:
+            cursor.unregister("staged_values")
+        return WriteResult(count, new_count + revived)
+
+    def _live_ids(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, paths: Sequence[str]) -> pa.Table:
+        """The ids of live datapoints at ``paths``; NotFound names the first path that has none."""
+        unique = pa.array(list(dict.fromkeys(paths)), pa.string())
+        cursor.register("requested_paths", pa.table({"path": unique}))
+        try:
+            found = cursor.sql(f"SELECT r.path, c.datapoint_id FROM requested_paths r LEFT JOIN "
+                               f"{_current(datasource_id)} c ON c.path = r.path AND c.alive").to_arrow_table()
+        finally:
+            cursor.unregister("requested_paths")
+        missing = found.filter(pc.is_null(found["datapoint_id"]))
+        if missing.num_rows:
+            raise NotFound(f"datapoint {missing['path'][0].as_py()!r} not found in datasource {datasource_id}")
+        return found.select(["datapoint_id"])
+
+    def delete_metadata(self, datasource_id: int, paths: Sequence[str], fields: Sequence[str], actor: str) -> int:
+        with self._write_lock:
+            known = {f.name: f for f in self.get_datasource(datasource_id).fields}
+            for name in fields:
+                if name not in known:
+                    raise NotFound(f"field {name!r} not found in datasource {datasource_id}")
+            chosen = [known[name] for name in dict.fromkeys(fields)] if fields else list(known.values())
+            if not paths or not chosen:
+                return 0
+            current = _current(datasource_id)
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    ids = self._live_ids(cursor, datasource_id, paths)
+                    cursor.register("target_ids", ids)
+                    present = " + ".join(f"({f.column} IS NOT NULL)::BIGINT" for f in chosen)
+                    deleted = cursor.execute(f"SELECT coalesce(sum({present}), 0) FROM {current} "
+                                             "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)").fetchone()[0]
+                    write_id = self._begin_write(cursor, datasource_id, actor, "delete_metadata", ids.num_rows)
+                    cleared = [int(f.column[1:]) for f in chosen]
+                    cursor.execute(f"INSERT INTO {_log(datasource_id)} (write_id, datapoint_id, op, cleared) "
+                                   f"SELECT ?, datapoint_id, {OP_DELETE_VALUES}, ? FROM target_ids", [write_id, cleared])
+                    assignments = ", ".join(f"{f.column} = NULL" for f in chosen)
+                    cursor.execute(f"UPDATE {current} SET {assignments} "
+                                   "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+                    cursor.unregister("target_ids")
+                    self._commit(cursor)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            return int(deleted)
+
+    def delete_datapoints(self, datasource_id: int, paths: Sequence[str], actor: str) -> int:
+        with self._write_lock:
+            known = self.get_datasource(datasource_id).fields
+            if not paths:
+                return 0
+            current = _current(datasource_id)
+            with self._cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    ids = self._live_ids(cursor, datasource_id, paths)
+                    cursor.register("target_ids", ids)
+                    write_id = self._begin_write(cursor, datasource_id, actor, "delete_datapoints", ids.num_rows)
+                    cursor.execute(f"INSERT INTO {_log(datasource_id)} (write_id, datapoint_id, op) "
+                                   f"SELECT ?, datapoint_id, {OP_DELETE_DATAPOINT} FROM target_ids", [write_id])
+                    assignments = "".join(f", {f.column} = NULL" for f in known)
+                    cursor.execute(f"UPDATE {current} SET alive = FALSE{assignments} "
+                                   "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+                    cursor.unregister("target_ids")
+                    self._commit(cursor)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            return ids.num_rows
+
+    # Queries ------------------------------------------------------------------------------------
+
+    def _compile(self, query: common_pb2.Query):
+        datasource = self.get_datasource(query.datasource_id)
+        as_of = timestamp_or_none(query.as_of)
+        if as_of is None:
+            columns = {f.name: Column(f.column, f.type) for f in datasource.fields}
+            compiled = compile_query(query, columns, _current(datasource.id), DUCKDB, row_filter="alive")
+        else:
+            fields = self._fields(datasource.id, at=as_of)
+            relation, params = self._as_of_relation(datasource.id, fields, as_of)
+            columns = {f.name: Column(f.column, f.type) for f in fields}
+            compiled = compile_query(query, columns, relation, DUCKDB, relation_params=params)
+        return datasource, compiled
+
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord],
+                        at: dt.datetime) -> tuple[str, list]:
+        """A subquery with each datapoint's values as they were at ``at``, rebuilt from the log."""
+        row = self._fetchone("SELECT max(write_id) FROM writes WHERE written_at <= ?", [at])
+        last_write = -1 if row is None or row[0] is None else row[0]
+        latest = []
+        for f in fields:
+            field_id = int(f.column[1:])
+            touched = (f"(op = {OP_UPSERT} AND {f.column} IS NOT NULL) OR "
+                       f"(op = {OP_DELETE_VALUES} AND list_contains(cleared, {field_id})) OR op = {OP_DELETE_DATAPOINT}")
+            latest.append(f"(arg_max({{'v': {f.column}}}, write_id) FILTER (WHERE {touched})).v AS {f.column}")
+        selected = "".join(f", {item}" for item in latest)
+        outer = "".join(f", g.{f.column}" for f in fields)
+        relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
+                    f"arg_max(op, write_id) FILTER (WHERE op <> {OP_DELETE_VALUES}) AS last_op{selected} "
+                    f"FROM {_log(datasource_id)} WHERE write_id <= ? GROUP BY datapoint_id) g "
+                    f"JOIN {_current(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
+                    f"WHERE g.last_op = {OP_UPSERT}) AS as_of")
+        return relation, [last_write]
+
+    def _result_schema(self, datasource: DatasourceRecord, compiled) -> pa.Schema:
+        arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
+        for column in compiled.columns[2:]:
+            arrow_fields.append(pa.field(column.name, column.type.arrow_type,
+                                         metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
+        return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
+                                                 DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
+
+    def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        datasource, compiled = self._compile(query)
+        schema = self._result_schema(datasource, compiled)
+        cursor = self._cursor()
+        try:
+            reader = cursor.sql(compiled.sql, params=compiled.params).to_arrow_reader(max_batch_rows or 131072)
+        except BaseException:
+            cursor.close()
+            raise
+        return schema, self._batches(cursor, reader, schema)
+
+    @staticmethod
+    def _batches(cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader,
+                 schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                columns = [column if column.type == field.type else column.cast(field.type)
+                           for column, field in zip(batch.columns, schema)]
+                yield pa.RecordBatch.from_arrays(columns, schema=schema)
+        finally:
+            cursor.close()
+
+    def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        datasource, compiled = self._compile(query)
+        total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
+        return self._result_schema(datasource, compiled), int(total)
+
+    # Datasets -----------------------------------------------------------------------------------
+
+    def save_dataset(self, namespace: str, name: str, datasource_id: int, query: bytes) -> DatasetRecord:
+        validate_namespace(namespace)
+        validate_datasource_name(name, what="dataset")
+        with self._write_lock:
+            datasource = self.get_datasource(datasource_id)
+            if datasource.namespace != namespace:
+                raise InvalidArgument(f"datasource {datasource_id} belongs to namespace {datasource.namespace!r}, "
+                                      f"not {namespace!r}")
+            if self._fetchone("SELECT 1 FROM datasets WHERE namespace = ? AND name = ?", [namespace, name]):
+                raise AlreadyExists(f"dataset {name!r} already exists in namespace {namespace!r}")
+            with self._cursor() as cursor:
+                dataset_id = cursor.execute("SELECT nextval('dataset_ids')").fetchone()[0]
+                cursor.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)",
+                               [dataset_id, namespace, name, datasource_id, query, utc_now()])
+        return self.get_dataset(dataset_id)
+
+    _DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
+
+    def get_dataset(self, dataset_id: int) -> DatasetRecord:
+        row = self._fetchone(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE id = ?", [dataset_id])
+        if row is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return DatasetRecord(*row)
+
+    def find_dataset(self, namespace: str, name: str) -> DatasetRecord:
+        row = self._fetchone(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE namespace = ? AND name = ?",
+                             [namespace, name])
+        if row is None:
+            raise NotFound(f"dataset {name!r} not found in namespace {namespace!r}")
+        return DatasetRecord(*row)
+
+    def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]:
+        rows = self._fetchall(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE namespace = ? "
+                              "ORDER BY id LIMIT ? OFFSET ?", [namespace, limit, offset])
+        return [DatasetRecord(*row) for row in rows]
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        with self._write_lock:
+            self.get_dataset(dataset_id)
+            with self._cursor() as cursor:
+                cursor.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
+
+
+def _check_same_type(name: str, existing: FieldRecord | None, kind: FieldType) -> None:
+    if existing is not None and existing.type is not kind:
+        raise TypeMismatch(f"field {name!r} has type {existing.type.value}; got {kind.value}")

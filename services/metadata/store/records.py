@@ -1,0 +1,69 @@
+"""Plain records the store returns; the servicer turns them into protobuf messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from thresher.types import FieldType
+
+SCAN_STATES = ("pending", "scanning", "ready", "failed")
+
+
+@dataclass(frozen=True)
+class NamespaceRecord:
+    name: str
+    repository_uri: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FieldRecord:
+    name: str
+    type: FieldType
+    tags: tuple[str, ...]
+    created_at: dt.datetime
+    # The store's column for this field; never shown to users.
+    column: str
+
+
+@dataclass
+class ScanRecord:
+    state: str = "pending"
+    files_seen: int = 0
+    datapoints_added: int = 0
+    datapoints_updated: int = 0
+    datapoints_removed: int = 0
+    files_per_second: float = 0.0
+    failure_reason: str = ""
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+@dataclass
+class DatasourceRecord:
+    id: int
+    namespace: str
+    name: str
+    source_uri: str
+    revision: str
+    created_at: dt.datetime
+    scan: ScanRecord
+    fields: list[FieldRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: int
+    namespace: str
+    name: str
+    datasource_id: int
+    # The serialized thresher.v1.Query.
+    query: bytes
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    datapoints_written: int
+    datapoints_created: int
