@@ -1,0 +1,65 @@
+"""Runs `thresher up` in a child process on free ports, so a benchmark's client and the services
+do not share one interpreter lock, as in a real deployment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from types import TracebackType
+
+
+class ServiceProcess:
+    def __init__(self, home: str | None = None) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="thresher-bench-")
+        self.home = home or self._scratch.name
+        self.environment: dict[str, str] = {}
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "ServiceProcess":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + 120
+        for line in self._process.stdout:
+            if line.strip().startswith("export "):
+                key, value = line.strip().removeprefix("export ").split("=", 1)
+                self.environment[key] = value
+            if "Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        if "THRESHER_FLIGHT_ADDRESS" not in self.environment:
+            self.__exit__(None, None, None)
+            raise RuntimeError("thresher up did not start")
+        os.environ.update(self.environment)
+        return self
+
+    def connect(self):
+        import thresher
+
+        return thresher.connect(metadata_address=self.environment["THRESHER_METADATA_ADDRESS"],
+                                scanner_address=self.environment["THRESHER_SCANNER_ADDRESS"],
+                                flight_address=self.environment["THRESHER_FLIGHT_ADDRESS"])
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._scratch.cleanup()
+
+
+def best_of(function, repeats: int = 5, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` timed runs after ``warmup`` untimed ones, in seconds."""
+    for _ in range(warmup):
+        function()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - started)
+    return min(timings)

@@ -1,0 +1,220 @@
+"""A connection to the three Thresher services, and the default one module-level functions use.
+
+A :class:`Connection` opens its gRPC channels and Flight client lazily, maps every failure to a
+Thresher exception (:mod:`thresher.status`), and retries idempotent reads briefly while a service
+is unavailable (it may be starting). Writes are never retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from thresher import arrow_io, status, transport
+from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
+                         scanner_service_pb2_grpc)
+
+T = TypeVar("T")
+
+
+class Connection:
+    """Channels and stubs for the metadata, scanner and flight services.
+
+    Addresses default to ``$THRESHER_METADATA_ADDRESS``, ``$THRESHER_SCANNER_ADDRESS`` and
+    ``$THRESHER_FLIGHT_ADDRESS``, then to the local defaults. ``retry_timeout`` bounds how long an
+    idempotent read waits for an unavailable service before raising ServiceUnavailableError.
+    """
+
+    def __init__(self, metadata_address: str | None = None, flight_address: str | None = None,
+                 scanner_address: str | None = None, *, token: str | None = None,
+                 retry_timeout: float = 2.0) -> None:
+        self.metadata_address = metadata_address or transport.metadata_address()
+        self.flight_address = flight_address or transport.flight_address()
+        self.scanner_address = scanner_address or transport.scanner_address()
+        self.retry_timeout = retry_timeout
+        self._grpc_metadata = (("authorization", f"Bearer {token}"),) if token else None
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self._flight_options = flight.FlightCallOptions(headers=headers)
+        self._lock = threading.Lock()
+        self._channels: dict[str, grpc.Channel] = {}
+        self._flight: flight.FlightClient | None = None
+        self._metadata_stub: metadata_service_pb2_grpc.MetadataServiceStub | None = None
+        self._scanner_stub: scanner_service_pb2_grpc.ScannerServiceStub | None = None
+
+    def __repr__(self) -> str:
+        return (f"Connection(metadata={self.metadata_address!r}, flight={self.flight_address!r}, "
+                f"scanner={self.scanner_address!r})")
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channels and the Flight client; a later call reopens them."""
+        with self._lock:
+            channels, self._channels = self._channels, {}
+            client, self._flight = self._flight, None
+            self._metadata_stub = self._scanner_stub = None
+        for channel in channels.values():
+            channel.close()
+        if client is not None:
+            client.close()
+
+    # -- gRPC -------------------------------------------------------------------------------------
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            if address not in self._channels:
+                self._channels[address] = transport.open_channel(address)
+            return self._channels[address]
+
+    @property
+    def metadata(self) -> metadata_service_pb2_grpc.MetadataServiceStub:
+        """The raw metadata service stub (calls through it are not error-mapped; prefer ``call_metadata``)."""
+        if self._metadata_stub is None:
+            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel(self.metadata_address))
+        return self._metadata_stub
+
+    @property
+    def scanner(self) -> scanner_service_pb2_grpc.ScannerServiceStub:
+        """The raw scanner service stub."""
+        if self._scanner_stub is None:
+            self._scanner_stub = scanner_service_pb2_grpc.ScannerServiceStub(self._channel(self.scanner_address))
+        return self._scanner_stub
+
+    def call_metadata(self, method: str, request: Any, *, idempotent: bool = False) -> Any:
+        """Calls MetadataService.``method`` and maps its failure to a Thresher exception."""
+        return self._call(self.metadata_address, getattr(self.metadata, method), request, idempotent)
+
+    def call_scanner(self, method: str, request: Any, *, idempotent: bool = False) -> Any:
+        """Calls ScannerService.``method`` and maps its failure to a Thresher exception."""
+        return self._call(self.scanner_address, getattr(self.scanner, method), request, idempotent)
+
+    def _call(self, address: str, method: Callable[..., Any], request: Any, idempotent: bool) -> Any:
+        channel = self._channel(address)
+        deadline = time.monotonic() + self.retry_timeout
+        pause = 0.02
+        while True:
+            try:
+                return method(request, metadata=self._grpc_metadata)
+            except grpc.RpcError as error:
+                if not (idempotent and error.code() == grpc.StatusCode.UNAVAILABLE
+                        and _await_ready(channel, deadline, pause)):
+                    raise status.from_grpc_error(error, address) from None
+                pause = min(pause * 2, 0.5)
+
+    # -- Flight -----------------------------------------------------------------------------------
+
+    @property
+    def flight(self) -> flight.FlightClient:
+        """The Flight client for the flight service."""
+        with self._lock:
+            if self._flight is None:
+                self._flight = flight.FlightClient(f"grpc://{self.flight_address}")
+            return self._flight
+
+    def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:
+        deadline = time.monotonic() + self.retry_timeout
+        pause = 0.02
+        while True:
+            try:
+                return action()
+            except Exception as error:  # pyarrow raises its own hierarchy; map what it is
+                if not status.is_transport_error(error):
+                    raise
+                retry = (idempotent and isinstance(error, flight.FlightUnavailableError)
+                         and time.monotonic() + pause < deadline)
+                if not retry:
+                    raise status.from_flight_error(error, self.flight_address) from None
+                time.sleep(pause)  # the flight client reconnects by itself; give it a moment
+                pause = min(pause * 2, 0.5)
+
+    def read_query(self, query: common_pb2.Query) -> pa.Table:
+        """Runs ``query`` through the flight service and reads the whole result."""
+        ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
+        return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
+                                 idempotent=True)
+
+    def upsert_table(self, datasource_id: int, table: pa.Table,
+                     path_column: str) -> metadata_service_pb2.UpsertTableResponse | None:
+        """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
+
+        Returns the server's counts when it sends them (a PutResult holding an UpsertTableResponse).
+        """
+        command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
+            datasource_id=datasource_id, path_column=path_column))
+        descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+
+        def put() -> metadata_service_pb2.UpsertTableResponse | None:
+            writer, reader = self.flight.do_put(descriptor, table.schema, options=self._flight_options)
+            with writer:
+                for batch in table.to_batches():
+                    for piece in arrow_io.split_batch(batch):
+                        writer.write_batch(piece)
+                writer.done_writing()
+                answer = reader.read()
+            if answer is None or answer.size == 0:
+                return None
+            return metadata_service_pb2.UpsertTableResponse.FromString(answer.to_pybytes())
+
+        return self._flight_call(put, idempotent=False)
+
+
+def _await_ready(channel: grpc.Channel, deadline: float, pause: float) -> bool:
+    """Waits (until ``deadline``) for the channel to connect; False when it did not."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    try:
+        grpc.channel_ready_future(channel).result(timeout=remaining)
+    except grpc.FutureTimeoutError:
+        return False
+    # Connected: the UNAVAILABLE came from the service itself; back off before asking again.
+    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+    return time.monotonic() < deadline
+
+
+_default: Connection | None = None
+_default_lock = threading.Lock()
+
+
+def connect(metadata_address: str | None = None, flight_address: str | None = None,
+            scanner_address: str | None = None, *, token: str | None = None,
+            retry_timeout: float = 2.0) -> Connection:
+    """Connects to Thresher's services and makes this the default connection.
+
+    Nothing is dialled until the first call; unset addresses come from the environment.
+    """
+    connection = Connection(metadata_address, flight_address, scanner_address, token=token,
+                            retry_timeout=retry_timeout)
+    set_default_connection(connection)
+    return connection
+
+
+def set_default_connection(connection: Connection | None) -> None:
+    """Makes ``connection`` the one module-level functions use (None: rebuild from the environment)."""
+    global _default
+    with _default_lock:
+        _default = connection
+
+
+def default_connection() -> Connection:
+    """The default connection, created from the environment on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Connection()
+        return _default
+
+
+def resolve(connection: Connection | None) -> Connection:
+    """``connection``, or the default one when None."""
+    return connection if connection is not None else default_connection()

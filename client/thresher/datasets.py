@@ -1,0 +1,48 @@
+"""Saved datasets: a named query over a datasource (``ds.save_dataset(name)`` saves one)."""
+
+from __future__ import annotations
+
+from thresher.connection import Connection, resolve
+from thresher.datasource import Datasource
+from thresher.query import QuerySpec
+from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+
+_PAGE_SIZE = 500
+
+
+def get_dataset(namespace: str, name: str, *, connection: Connection | None = None) -> Datasource:
+    """Dataset ``name`` as a datasource view with its saved query applied. NotFoundError if none."""
+    conn = resolve(connection)
+    dataset = conn.call_metadata("GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name),
+                                 idempotent=True).dataset
+    return _view(conn, dataset, {})
+
+
+def get_datasets(namespace: str, *, connection: Connection | None = None) -> list[Datasource]:
+    """Every dataset in ``namespace``, each as a datasource view with its query applied."""
+    conn = resolve(connection)
+    sources: dict[int, common_pb2.Datasource] = {}
+    views, token = [], ""
+    while True:
+        response = conn.call_metadata("ListDatasets", ms.ListDatasetsRequest(
+            namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
+        views.extend(_view(conn, dataset, sources) for dataset in response.datasets)
+        token = response.next_page_token
+        if not token:
+            return views
+
+
+def delete_dataset(namespace: str, name: str, *, connection: Connection | None = None) -> None:
+    """Deletes dataset ``name`` (its datasource and data stay). NotFoundError if none."""
+    conn = resolve(connection)
+    dataset = conn.call_metadata("GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name),
+                                 idempotent=True).dataset
+    conn.call_metadata("DeleteDataset", ms.DeleteDatasetRequest(id=dataset.id))
+
+
+def _view(conn: Connection, dataset: common_pb2.Dataset, sources: dict[int, common_pb2.Datasource]) -> Datasource:
+    # Datasets of one datasource share its description: fetch it once per listing.
+    if dataset.datasource_id not in sources:
+        sources[dataset.datasource_id] = conn.call_metadata(
+            "GetDatasource", ms.GetDatasourceRequest(id=dataset.datasource_id), idempotent=True).datasource
+    return Datasource(conn, sources[dataset.datasource_id], QuerySpec.from_proto(dataset.query), dataset)

@@ -1,0 +1,293 @@
+"""A datasource as the user sees it: an immutable view (datasource + query) with query and write methods.
+
+``ds[filter]``, ``select``, ``order_by``, ``limit`` and ``as_of`` each return a new view; the view's
+description and schema are shared by every view of the same datasource and refreshed on demand.
+Queries go through Flight; small calls through the metadata service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from thresher import scan, upload
+from thresher.connection import Connection
+from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
+                             ServiceUnavailableError)
+from thresher.metadata_context import MetadataContext
+from thresher.query import Column, Expression, Order, QuerySpec, as_instant
+from thresher.results import QueryResult, paths_of
+from thresher.state import BUILTIN_COLUMNS, DatasourceState
+from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
+from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
+
+class Datasource:
+    """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``."""
+
+    def __init__(self, connection: Connection, proto: common_pb2.Datasource, spec: QuerySpec | None = None,
+                 dataset: common_pb2.Dataset | None = None, *, _shared: DatasourceState | None = None) -> None:
+        self._shared = _shared or DatasourceState(connection, proto)
+        self._spec = spec or QuerySpec()
+        self._dataset = dataset
+
+    def _view(self, spec: QuerySpec, dataset: common_pb2.Dataset | None = None) -> Datasource:
+        return Datasource(self._shared.connection, self._shared.proto, spec, dataset or self._dataset,
+                          _shared=self._shared)
+
+    def _with(self, **changes: Any) -> Datasource:
+        return self._view(dataclasses.replace(self._spec, **changes))
+
+    # -- description ------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        return self._shared.proto.id
+
+    @property
+    def name(self) -> str:
+        return self._shared.proto.name
+
+    @property
+    def namespace(self) -> str:
+        return self._shared.proto.namespace
+
+    @property
+    def source(self) -> str:
+        """The source URI (``file:///abs/dir``, ``s3://bucket/prefix``, or a path in the namespace's repository)."""
+        return self._shared.proto.source_uri
+
+    @property
+    def revision(self) -> str:
+        return self._shared.proto.revision
+
+    @property
+    def dataset_name(self) -> str | None:
+        """The name of the saved dataset this view was loaded from, if any."""
+        return self._dataset.name if self._dataset is not None else None
+
+    @property
+    def query(self) -> QuerySpec:
+        """What this view selects: filter, selected fields, order, limit and read instant."""
+        return self._spec
+
+    @property
+    def connection(self) -> Connection:
+        return self._shared.connection
+
+    @property
+    def fields(self) -> dict[str, FieldType]:
+        """The datasource's fields and their types, fetched fresh."""
+        self._shared.refresh()
+        return dict(self._shared.fields)
+
+    @property
+    def scan_status(self) -> scan.ScanStatus:
+        """The scan's progress, fetched fresh."""
+        return self._scan_status()
+
+    def _scan_status(self) -> scan.ScanStatus:
+        # The scanner knows a scan it just started before the datasource's record shows it (which
+        # still reads READY from the last scan); the record is the fallback when the scanner is down.
+        try:
+            response = self.connection.call_scanner(
+                "GetScanStatus", scanner_service_pb2.GetScanStatusRequest(datasource_id=self.id), idempotent=True)
+            return scan.ScanStatus.from_proto(response.scan)
+        except ServiceUnavailableError:
+            return scan.ScanStatus.from_proto(self._shared.refresh().scan)
+
+    def wait_until_ready(self, timeout: float | None = None, progress: bool = True) -> Datasource:
+        """Waits for the scan to finish, showing files seen and the rate; returns this view.
+
+        Raises ScanFailedError (with the reason) if the scan failed, TimeoutError after ``timeout`` s.
+        """
+        scan.wait_until_ready(self._scan_status, f"{self.namespace}/{self.name}", timeout, progress)
+        return self
+
+    def rescan(self) -> scan.ScanStatus:
+        """Starts a new (incremental) scan of the source unless one is running."""
+        response = self.connection.call_scanner(
+            "StartScan", scanner_service_pb2.StartScanRequest(datasource_id=self.id))
+        return scan.ScanStatus.from_proto(response.scan)
+
+    def __repr__(self) -> str:
+        parts = [f"{self.namespace}/{self.name}", f"id={self.id}"]
+        if self.dataset_name:
+            parts.append(f"dataset={self.dataset_name!r}")
+        spec = self._spec
+        if spec.filter is not None:
+            parts.append(f"filter={spec.filter!r}")
+        for label, value in (("select", spec.select), ("order_by", spec.order_by)):
+            if value:
+                parts.append(f"{label}={list(value)}")
+        if spec.limit is not None:
+            parts.append(f"limit={spec.limit}")
+        if spec.as_of is not None:
+            parts.append(f"as_of={spec.as_of.isoformat()}")
+        return f"<Datasource {' '.join(parts)}>"
+
+    # -- building queries -------------------------------------------------------------------------
+
+    def __getitem__(self, key: str | Expression) -> Any:
+        """``ds["field"]`` is a Column; ``ds[filter]`` is a new view whose filter is this one's AND ``filter``."""
+        if isinstance(key, str):
+            return Column(key, self._shared.field_type(key), self.id)
+        if isinstance(key, Expression):
+            if key.datasource_id not in (None, self.id):
+                raise QueryError(f"this filter uses columns of datasource {key.datasource_id}, not of "
+                                 f"{self.namespace}/{self.name} (id {self.id})")
+            return self._view(self._spec.and_filter(key))
+        if isinstance(key, Column):
+            raise QueryError(f"{key!r} is a column, not a filter: compare it, e.g. ds[{key!r} == True]")
+        raise TypeError(f"index a datasource with a field name or a filter, not {type(key).__name__}")
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError("a Datasource is a query, not a sequence of datapoints: iterate over ds.all()")
+
+    def column(self, name: str) -> Column:
+        """The column of field ``name`` (same as ``ds[name]``)."""
+        return Column(name, self._shared.field_type(name), self.id)
+
+    def select(self, *fields: str | Column) -> Datasource:
+        """A view returning only these fields (path and datapoint_id always come first); none: every field."""
+        names = tuple(self._field_name(f) for f in fields)
+        return self._with(select=tuple(n for n in dict.fromkeys(names) if n not in BUILTIN_COLUMNS))
+
+    def order_by(self, *keys: str | Column | Order) -> Datasource:
+        """A view ordered by these keys: names or columns ascend; use ``ds["x"].desc()`` to descend."""
+        orders = []
+        for key in keys:
+            order = key if isinstance(key, Order) else Order(self._field_name(key))
+            self._shared.field_type(order.field)
+            orders.append(order)
+        return self._with(order_by=tuple(orders))
+
+    def limit(self, n: int) -> Datasource:
+        """A view returning at most ``n`` datapoints."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise QueryError(f"limit takes a non-negative int, got {n!r}")
+        return self._with(limit=n)
+
+    def as_of(self, instant: Any) -> Datasource:
+        """A view reading the metadata as it was at ``instant`` (a datetime; naive means UTC)."""
+        return self._with(as_of=as_instant(instant))
+
+    def _field_name(self, field: str | Column) -> str:
+        if isinstance(field, Column):
+            if field.datasource_id not in (None, self.id):
+                raise QueryError(f"{field!r} belongs to datasource {field.datasource_id}, not {self.id}")
+            return field.name
+        if isinstance(field, str):
+            self._shared.field_type(field)
+            return field
+        raise QueryError(f"expected a field name or a column, got {field!r}")
+
+    def query_proto(self) -> common_pb2.Query:
+        """The Query message this view sends."""
+        return self._spec.to_proto(self.id)
+
+    # -- running queries --------------------------------------------------------------------------
+
+    def all(self) -> QueryResult:
+        """Every datapoint this view selects."""
+        return self._run(self._spec, stacklevel=3)
+
+    def head(self, n: int = 100) -> QueryResult:
+        """The first ``n`` datapoints this view selects."""
+        limit = n if self._spec.limit is None else min(n, self._spec.limit)
+        return self._run(self.limit(limit)._spec, stacklevel=3)
+
+    def count(self) -> int:
+        """How many datapoints this view selects."""
+        response = self.connection.call_metadata(
+            "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto()), idempotent=True)
+        limit = self._spec.limit
+        return response.total_rows if limit is None else min(response.total_rows, limit)
+
+    def get_datapoint(self, path: str) -> Any:
+        """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""
+        spec = QuerySpec(filter=self.column(PATH_COLUMN) == path, limit=1, as_of=self._spec.as_of)
+        result = self._run(spec, stacklevel=3)
+        if not len(result):
+            raise NotFoundError(f"no datapoint {path!r} in {self.namespace}/{self.name}")
+        return result[0]
+
+    def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
+        table = self.connection.read_query(spec.to_proto(self.id))
+        state = (table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
+        if state in (scan.PENDING, scan.SCANNING):
+            warnings.warn(f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
+                          "only what is indexed so far; ds.wait_until_ready() waits for the scan",
+                          ScanInProgressWarning, stacklevel=stacklevel)
+        elif state == scan.FAILED:
+            warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
+                          ScanInProgressWarning, stacklevel=stacklevel)
+        return QueryResult(table, self.source)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def metadata_context(self) -> Iterator[MetadataContext]:
+        """Collects ``ctx.update_metadata(paths, {...})`` calls and writes them in one request on exit.
+
+        If the block raises, nothing is written.
+        """
+        context = MetadataContext(self._shared.write_type)
+        try:
+            yield context
+        finally:
+            context.close()
+        if len(context):
+            self.connection.call_metadata("UpsertMetadata", context.request(self.id))
+            self._shared.stale = True
+
+    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
+        """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.
+
+        ``path_column`` is a column name or position (the first column by default). Missing values
+        (None/NaN/NaT) leave fields untouched. Returns the service's counts when it sends them.
+        """
+        table, path_name = upload.prepare(df, path_column, self._shared.write_types)
+        if table.num_rows == 0:
+            return None
+        response = self.connection.upsert_table(self.id, table, path_name)
+        self._shared.stale = True
+        return response
+
+    def define_fields(self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
+                      ) -> dict[str, FieldType]:
+        """Declares fields (name → type) ahead of any write; existing fields must keep their type."""
+        tags = tags or {}
+        request = ms.DefineFieldsRequest(datasource_id=self.id, fields=[
+            common_pb2.Field(name=name, type=FieldType(kind).proto, tags=list(tags.get(name, ())))
+            for name, kind in fields.items()])
+        response = self.connection.call_metadata("DefineFields", request)
+        self._shared.refresh()
+        return {field.name: FieldType.from_proto(field.type) for field in response.fields}
+
+    def delete_metadata(self, paths: Any, fields: str | Iterable[str] | None = None) -> int:
+        """Removes ``fields``' values (every field when None) from the datapoints in ``paths``."""
+        names = [fields] if isinstance(fields, str) else list(fields or ())
+        for name in names:
+            self._shared.field_type(name)
+        request = ms.DeleteMetadataRequest(datasource_id=self.id, paths=paths_of(paths), fields=names)
+        return self.connection.call_metadata("DeleteMetadata", request).values_deleted
+
+    def delete_datapoints(self, paths: Any) -> int:
+        """Deletes the datapoints in ``paths`` (paths, Datapoints or a QueryResult)."""
+        request = ms.DeleteDatapointsRequest(datasource_id=self.id, paths=paths_of(paths))
+        return self.connection.call_metadata("DeleteDatapoints", request).datapoints_deleted
+
+    def save_dataset(self, name: str) -> Datasource:
+        """Saves this view's query as dataset ``name`` in the datasource's namespace."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("a dataset name must be a non-empty string")
+        response = self.connection.call_metadata("SaveDataset", ms.SaveDatasetRequest(
+            namespace=self.namespace, name=name, query=self.query_proto()))
+        return self._view(self._spec, response.dataset)
+
+    def delete_source(self) -> None:
+        """Deletes the datasource with its datapoints and metadata (the files in storage stay)."""
+        self.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=self.id))

@@ -1,0 +1,98 @@
+"""All three services in this process, on loopback ports, over an embedded DuckDB store.
+
+Used by ``thresher up``, ``thresher demo`` and the tests; each service starts the same way it does
+on its own (``create_server``), so what runs here is what runs in a container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from thresher.transport import thresher_home
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalServices:
+    """Starts the metadata, scanner and flight services; use as a context manager.
+
+    ``port`` 0 (the default) picks free ports; otherwise metadata, scanner and flight take ``port``,
+    ``port + 1`` and ``port + 2``.
+    """
+
+    home: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    metadata_address: str = field(init=False, default="")
+    scanner_address: str = field(init=False, default="")
+    flight_address: str = field(init=False, default="")
+    _running: list[tuple[str, Any]] = field(init=False, default_factory=list)
+    _store: Any = field(init=False, default=None)
+
+    def _address(self, offset: int) -> str:
+        return f"{self.host}:{self.port + offset if self.port else 0}"
+
+    def start(self) -> "LocalServices":
+        # Imported here: the client package never needs the services unless it runs them.
+        from thresher.services.flight.server import create_server as create_flight
+        from thresher.services.metadata.server import create_server as create_metadata, open_store
+        from thresher.services.scanner.server import create_server as create_scanner
+
+        self.home = self.home or thresher_home()
+        os.makedirs(self.home, exist_ok=True)
+        try:
+            self._store = open_store(self.home)
+            server, port = create_metadata(self._address(0), self._store)
+            self._running.append(("metadata", server))
+            self.metadata_address = f"{self.host}:{port}"
+            server, port = create_scanner(self._address(1), self.metadata_address)
+            self._running.append(("scanner", server))
+            self.scanner_address = f"{self.host}:{port}"
+            server, port = create_flight(self._address(2), self.metadata_address)
+            self._running.append(("flight", server))
+            self.flight_address = f"{self.host}:{port}"
+        except BaseException:
+            self.stop()
+            raise
+        log.info("metadata on %s, scanner on %s, flight on %s, store in %s",
+                 self.metadata_address, self.scanner_address, self.flight_address, self.home)
+        return self
+
+    def stop(self) -> None:
+        """Stops the services in reverse order, then closes the store."""
+        while self._running:
+            name, server = self._running.pop()
+            try:
+                if hasattr(server, "shutdown"):  # a Flight server
+                    server.shutdown()
+                else:
+                    server.stop(grace=2).wait()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("stopping the %s service failed", name)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def connect(self):
+        """A client connection to these services."""
+        import thresher
+
+        return thresher.connect(metadata_address=self.metadata_address, scanner_address=self.scanner_address,
+                                flight_address=self.flight_address)
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that point a client at these services."""
+        return {"THRESHER_METADATA_ADDRESS": self.metadata_address, "THRESHER_SCANNER_ADDRESS": self.scanner_address,
+                "THRESHER_FLIGHT_ADDRESS": self.flight_address, "THRESHER_HOME": self.home or ""}
+
+    def __enter__(self) -> "LocalServices":
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

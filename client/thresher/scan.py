@@ -1,0 +1,85 @@
+"""Scan progress as the client sees it, and waiting for a scan to finish with a progress bar."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from thresher.errors import ScanFailedError
+from thresher.v1 import common_pb2
+
+PENDING, SCANNING, READY, FAILED = "pending", "scanning", "ready", "failed"
+_STATE_NAMES = {
+    common_pb2.SCAN_STATE_UNSPECIFIED: PENDING,
+    common_pb2.SCAN_STATE_PENDING: PENDING,
+    common_pb2.SCAN_STATE_SCANNING: SCANNING,
+    common_pb2.SCAN_STATE_READY: READY,
+    common_pb2.SCAN_STATE_FAILED: FAILED,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanStatus:
+    """Where the scan of a datasource stands: ``state`` is pending, scanning, ready or failed."""
+
+    state: str
+    files_seen: int = 0
+    datapoints_added: int = 0
+    datapoints_updated: int = 0
+    datapoints_removed: int = 0
+    files_per_second: float = 0.0
+    failure_reason: str = ""
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+    @classmethod
+    def from_proto(cls, scan: common_pb2.ScanStatus) -> ScanStatus:
+        def instant(name: str) -> dt.datetime | None:
+            return getattr(scan, name).ToDatetime(tzinfo=dt.timezone.utc) if scan.HasField(name) else None
+
+        return cls(
+            state=_STATE_NAMES.get(scan.state, PENDING),
+            files_seen=scan.files_seen,
+            datapoints_added=scan.datapoints_added,
+            datapoints_updated=scan.datapoints_updated,
+            datapoints_removed=scan.datapoints_removed,
+            files_per_second=scan.files_per_second,
+            failure_reason=scan.failure_reason,
+            started_at=instant("started_at"),
+            finished_at=instant("finished_at"),
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.state in (READY, FAILED)
+
+
+def wait_until_ready(poll: Callable[[], ScanStatus], name: str, timeout: float | None = None,
+                     progress: bool = True) -> ScanStatus:
+    """Polls ``poll`` until the scan is ready, showing files seen and the scan rate.
+
+    Raises ScanFailedError with the scanner's reason if the scan fails, TimeoutError after ``timeout``
+    seconds.
+    """
+    from tqdm.auto import tqdm  # only here: keeps `import thresher` light
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.02
+    with tqdm(desc=f"scanning {name}", unit=" files", disable=not progress, leave=False) as bar:
+        while True:
+            status = poll()
+            bar.n = status.files_seen
+            bar.set_postfix_str(f"{status.files_per_second:,.0f} files/s", refresh=True)
+            if status.state == READY:
+                return status
+            if status.state == FAILED:
+                raise ScanFailedError(f"the scan of {name} failed: {status.failure_reason or 'no reason given'}")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"the scan of {name} is still {status.state} after {timeout} s "
+                                   f"({status.files_seen} files seen)")
+            # Poll quickly at first (small scans finish fast), then settle at a few times a second.
+            time.sleep(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 1.5, 0.25)
