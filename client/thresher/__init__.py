@@ -10,13 +10,13 @@ from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, Invalid
                              PermissionDeniedError, QueryError, ScanFailedError, ScanInProgressWarning,
                              ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError)
 from thresher.metadata_context import MetadataContext
-from thresher.query import Column, Expression, Order
+from thresher.query import Column, Expression, Field, Order
 from thresher.results import Datapoint, QueryResult
 from thresher.scan import ScanStatus
 from thresher.types import FieldType
 
 __all__ = [
-    "AlreadyExistsError", "Column", "Connection", "Datapoint", "Datasource", "Expression", "FieldType",
+    "AlreadyExistsError", "Column", "Connection", "Datapoint", "Datasource", "Expression", "Field", "FieldType",
     "FieldTypeMismatchError", "InvalidArgumentError", "MetadataContext", "NotFoundError", "Order",
     "PermissionDeniedError", "QueryError", "QueryResult", "ScanFailedError", "ScanInProgressWarning",
     "ScanStatus", "ServiceError", "ServiceUnavailableError", "ThresherError", "UnknownFieldError", "connect",

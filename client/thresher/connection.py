@@ -7,6 +7,7 @@ is unavailable (it may be starting). Writes are never retried.
 
 from __future__ import annotations
 
+import getpass
 import threading
 import time
 from collections.abc import Callable
@@ -38,8 +39,11 @@ class Connection:
         self.flight_address = flight_address or transport.flight_address()
         self.scanner_address = scanner_address or transport.scanner_address()
         self.retry_timeout = retry_timeout
-        self._grpc_metadata = (("authorization", f"Bearer {token}"),) if token else None
-        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        # Without a token, the service records writes under the user name the client reports.
+        self._grpc_metadata = (("thresher-user", _local_user()),) + (
+            (("authorization", f"Bearer {token}"),) if token else ())
+        headers = [(b"thresher-user", _local_user().encode())] + (
+            [(b"authorization", f"Bearer {token}".encode())] if token else [])
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
@@ -110,6 +114,18 @@ class Connection:
                         and _await_ready(channel, deadline, pause)):
                     raise status.from_grpc_error(error, address) from None
                 pause = min(pause * 2, 0.5)
+
+    def read_metadata_stream(self, method: str, request: Any) -> pa.Table:
+        """Reads a MetadataService stream of Arrow IPC messages (schema first) into a table."""
+        def read() -> pa.Table:
+            responses = iter(getattr(self.metadata, method)(request, metadata=self._grpc_metadata))
+            schema = arrow_io.read_schema(next(responses).schema)
+            return pa.Table.from_batches([arrow_io.read_batch(r.record_batch, schema) for r in responses], schema)
+
+        try:
+            return read()
+        except grpc.RpcError as error:
+            raise status.from_grpc_error(error, self.metadata_address) from None
 
     # -- Flight -----------------------------------------------------------------------------------
 
@@ -218,3 +234,10 @@ def default_connection() -> Connection:
 def resolve(connection: Connection | None) -> Connection:
     """``connection``, or the default one when None."""
     return connection if connection is not None else default_connection()
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+        return "unknown"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from thresher.connection import Connection, resolve
 from thresher.datasource import Datasource
 from thresher.query import QuerySpec
@@ -10,12 +12,24 @@ from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 _PAGE_SIZE = 500
 
 
-def get_dataset(namespace: str, name: str, *, connection: Connection | None = None) -> Datasource:
-    """Dataset ``name`` as a datasource view with its saved query applied. NotFoundError if none."""
+def get_dataset(namespace: str, name: str, as_of: Any = "pinned", *,
+                connection: Connection | None = None) -> Datasource:
+    """Dataset ``name`` as a datasource view with its saved query applied. NotFoundError if none.
+
+    ``as_of`` picks the instant it reads: ``"pinned"`` (its pinned time, or now if it has none),
+    ``"now"``, ``"saved"`` (the time it was saved, to reproduce it), or a datetime / Unix time.
+    """
     conn = resolve(connection)
     dataset = conn.call_metadata("GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name),
                                  idempotent=True).dataset
-    return _view(conn, dataset, {})
+    view = _view(conn, dataset, {})
+    if as_of == "pinned":
+        return view
+    if as_of == "now":
+        return view._with(as_of=None)
+    if as_of == "saved":
+        return view.as_of(view.saved_at)
+    return view.as_of(as_of)
 
 
 def get_datasets(namespace: str, *, connection: Connection | None = None) -> list[Datasource]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
 from thresher.metadata_context import MetadataContext
-from thresher.query import Column, Expression, Order, QuerySpec, as_instant
+from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
 from thresher.results import QueryResult, paths_of
 from thresher.state import BUILTIN_COLUMNS, DatasourceState
 from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
@@ -150,10 +151,26 @@ class Datasource:
         """The column of field ``name`` (same as ``ds[name]``)."""
         return Column(name, self._shared.field_type(name), self.id)
 
-    def select(self, *fields: str | Column) -> Datasource:
-        """A view returning only these fields (path and datapoint_id always come first); none: every field."""
-        names = tuple(self._field_name(f) for f in fields)
-        return self._with(select=tuple(n for n in dict.fromkeys(names) if n not in BUILTIN_COLUMNS))
+    def select(self, *fields: str | Column | Field) -> Datasource:
+        """A view returning only these fields (path and datapoint_id always come first); none: every field.
+
+        ``"*"`` stands for every field; ``Field(name, as_of=t, alias=...)`` reads one field at ``t``.
+        """
+        items: dict[str, Field] = {}
+        for field in fields:
+            if isinstance(field, Field):
+                self._field_name(field.name)
+                item = field
+            elif isinstance(field, str) and field == "*":
+                item = Field("*")
+            else:
+                item = Field(self._field_name(field))
+            if item.name in BUILTIN_COLUMNS and item.alias is None:
+                continue
+            if item.output_name in items and items[item.output_name] != item:
+                raise QueryError(f"column {item.output_name!r} is selected twice; give one an alias")
+            items[item.output_name] = item
+        return self._with(select=tuple(items.values()))
 
     def order_by(self, *keys: str | Column | Order) -> Datasource:
         """A view ordered by these keys: names or columns ascend; use ``ds["x"].desc()`` to descend."""
@@ -173,6 +190,23 @@ class Datasource:
     def as_of(self, instant: Any) -> Datasource:
         """A view reading the metadata as it was at ``instant`` (a datetime; naive means UTC)."""
         return self._with(as_of=as_instant(instant))
+
+    def changes(self, since: Any = None, until: Any = None) -> Any:
+        """What changed between two instants (inclusive; None is open), oldest first, as a DataFrame:
+        when, who (``actor``), the ``operation``, the path, ``cleared`` fields and the values written."""
+        request = ms.ListChangesRequest(datasource_id=self.id)
+        if since is not None:
+            request.since.FromDatetime(as_instant(since))
+        if until is not None:
+            request.until.FromDatetime(as_instant(until))
+        return self.connection.read_metadata_stream("ListChanges", request).to_pandas()
+
+    def history(self, path: str, field: str | None = None) -> Any:
+        """Every write that touched the datapoint at ``path`` (or that field of it), as a DataFrame."""
+        if field is not None:
+            self._shared.field_type(field)
+        request = ms.GetHistoryRequest(datasource_id=self.id, path=path, field=field or "")
+        return self.connection.read_metadata_stream("GetHistory", request).to_pandas()
 
     def _field_name(self, field: str | Column) -> str:
         if isinstance(field, Column):
@@ -224,7 +258,7 @@ class Datasource:
         elif state == scan.FAILED:
             warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
                           ScanInProgressWarning, stacklevel=stacklevel)
-        return QueryResult(table, self.source)
+        return QueryResult(table, self.source, datasource=self)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -280,13 +314,23 @@ class Datasource:
         request = ms.DeleteDatapointsRequest(datasource_id=self.id, paths=paths_of(paths))
         return self.connection.call_metadata("DeleteDatapoints", request).datapoints_deleted
 
-    def save_dataset(self, name: str) -> Datasource:
-        """Saves this view's query as dataset ``name`` in the datasource's namespace."""
+    def save_dataset(self, name: str, as_of: Any = None) -> Datasource:
+        """Saves this view's query as dataset ``name`` in the datasource's namespace.
+
+        ``as_of`` pins the dataset to an instant; unpinned, it reads the current state when reopened,
+        and the time it was saved is kept so ``get_dataset(..., as_of="saved")`` reproduces it.
+        """
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("a dataset name must be a non-empty string")
+        view = self if as_of is None else self.as_of(as_of)
         response = self.connection.call_metadata("SaveDataset", ms.SaveDatasetRequest(
-            namespace=self.namespace, name=name, query=self.query_proto()))
-        return self._view(self._spec, response.dataset)
+            namespace=self.namespace, name=name, query=view.query_proto()))
+        return self._view(view._spec, response.dataset)
+
+    @property
+    def saved_at(self) -> Any:
+        """When the dataset this view was loaded from was saved (None for a plain view)."""
+        return self._dataset.created_at.ToDatetime(tzinfo=dt.timezone.utc) if self._dataset is not None else None
 
     def delete_source(self) -> None:
         """Deletes the datasource with its datapoints and metadata (the files in storage stay)."""

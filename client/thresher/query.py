@@ -372,7 +372,7 @@ class QuerySpec:
     """What a datasource view asks for: filter, selected fields, order, limit and read instant."""
 
     filter: Expression | None = None
-    select: tuple[str, ...] = ()
+    select: tuple[Field, ...] = ()
     order_by: tuple[Order, ...] = ()
     limit: int | None = None
     as_of: dt.datetime | None = None
@@ -385,7 +385,7 @@ class QuerySpec:
         query = common_pb2.Query(datasource_id=datasource_id)
         if self.filter is not None:
             query.filter.CopyFrom(self.filter.to_proto())
-        query.select.extend(common_pb2.SelectItem(field=name) for name in self.select)
+        query.select.extend((item if isinstance(item, Field) else Field(item)).to_proto() for item in self.select)
         query.order_by.extend(order.to_proto() for order in self.order_by)
         if self.limit is not None:
             query.limit = self.limit
@@ -395,18 +395,59 @@ class QuerySpec:
 
     @classmethod
     def from_proto(cls, query: common_pb2.Query) -> QuerySpec:
-        """The spec of a saved query. Select aliases and per-field instants are not kept."""
+        """The spec of a saved query."""
         return cls(
             filter=SavedFilter(query.filter, query.datasource_id) if query.HasField("filter") else None,
-            select=tuple(item.field for item in query.select),
+            select=tuple(Field.from_proto(item) for item in query.select),
             order_by=tuple(Order(o.field, o.descending) for o in query.order_by),
             limit=query.limit if query.HasField("limit") else None,
             as_of=query.as_of.ToDatetime(tzinfo=dt.timezone.utc) if query.HasField("as_of") else None,
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A selected field, optionally read at another instant and renamed.
+
+    ``ds.select(Field("label", as_of=t, alias="label_then"), "*")`` returns the label as it was at
+    ``t`` beside every current field. ``"*"`` stands for every field.
+    """
+
+    name: str
+    as_of: dt.datetime | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise QueryError(f"a field name must be a non-empty string, got {self.name!r}")
+        if self.as_of is not None:
+            object.__setattr__(self, "as_of", as_instant(self.as_of))
+        if self.alias is not None and (not isinstance(self.alias, str) or not self.alias):
+            raise QueryError(f"an alias must be a non-empty string, got {self.alias!r}")
+
+    @property
+    def output_name(self) -> str:
+        return self.alias or self.name
+
+    def to_proto(self) -> common_pb2.SelectItem:
+        item = common_pb2.SelectItem(field=self.name, alias=self.alias or "")
+        if self.as_of is not None:
+            item.as_of.FromDatetime(self.as_of)
+        return item
+
+    @classmethod
+    def from_proto(cls, item: common_pb2.SelectItem) -> Field:
+        as_of = item.as_of.ToDatetime(tzinfo=dt.timezone.utc) if item.HasField("as_of") else None
+        return cls(item.field, as_of, item.alias or None)
+
+
 def as_instant(value: Any) -> dt.datetime:
-    """A UTC datetime for ``as_of``; naive datetimes are taken as UTC."""
+    """A UTC datetime for ``as_of``: a datetime (naive means UTC) or a Unix time in seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise QueryError(f"as_of got {value!r}, which is not a Unix time in seconds") from None
     try:
         return to_utc_datetime(value)
     except FieldTypeMismatchError:

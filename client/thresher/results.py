@@ -54,6 +54,7 @@ class Datapoint:
     datapoint_id: int
     metadata: dict[str, Any]
     source_uri: str = dataclasses.field(default="", repr=False, compare=False)
+    datasource: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getitem__(self, field: str) -> Any:
         return self.metadata[field]
@@ -61,6 +62,12 @@ class Datapoint:
     def get(self, field: str, default: Any = None) -> Any:
         value = self.metadata.get(field)
         return default if value is None else value
+
+    def history(self, field: str | None = None) -> pd.DataFrame:
+        """Every write that touched this datapoint (or one field of it): when, who, what, as a DataFrame."""
+        if self.datasource is None:
+            raise ValueError("this Datapoint was not read from a datasource, so it has no history to fetch")
+        return self.datasource.history(self.path, field)
 
     @property
     def download_url(self) -> str | None:
@@ -72,9 +79,10 @@ class QueryResult:
     """The datapoints a query returned: ``.arrow``, ``.dataframe``, ``.entries``, ``len``, iteration and
     lookup by path (``result["a/b.png"]``) or position."""
 
-    def __init__(self, table: pa.Table, source_uri: str = "") -> None:
+    def __init__(self, table: pa.Table, source_uri: str = "", datasource: Any = None) -> None:
         self._table = table
         self._source_uri = source_uri
+        self._datasource = datasource
 
     @property
     def arrow(self) -> pa.Table:
@@ -91,7 +99,8 @@ class QueryResult:
         """The result as Datapoint objects, built on first use."""
         source = self._source_uri
         rows = self._table.to_pylist()
-        return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source) for row in rows]
+        return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource)
+                for row in rows]
 
     @property
     def paths(self) -> list[str]:

@@ -59,6 +59,7 @@ class Dialect:
     startswith: str
     endswith: str
     isin: str  # format with {col} and {p}; the parameter is a list
+    float_type: str = "DOUBLE"  # the SQL name of a 64-bit float, for casts
 
 
 DUCKDB = Dialect(
@@ -67,6 +68,16 @@ DUCKDB = Dialect(
     startswith="starts_with({col}, {p})",
     endswith="ends_with({col}, {p})",
     isin="{col} IN (SELECT UNNEST({p}))",
+)
+
+# Numbered parameters; a parameter may appear twice ({p} in endswith), which PostgreSQL allows.
+POSTGRES = Dialect(
+    placeholder=lambda index: f"${index}",
+    contains="strpos({col}, {p}) > 0",
+    startswith="starts_with({col}, {p})",
+    endswith="right({col}, length({p})) = {p}",
+    isin="{col} = ANY({p})",
+    float_type="DOUBLE PRECISION",
 )
 
 
@@ -190,7 +201,7 @@ class _Compiler:
             return "FALSE"
         if column.type is FieldType.INT and any(isinstance(v, float) for v in values):
             # An int column can only equal the integral floats; compare as floats to stay exact.
-            return "(" + self.dialect.isin.format(col=f"CAST({column.sql} AS DOUBLE)",
+            return "(" + self.dialect.isin.format(col=f"CAST({column.sql} AS {self.dialect.float_type})",
                                                   p=self.param([float(v) for v in values])) + ")"
         return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values)) + ")"
 
@@ -252,7 +263,9 @@ def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):
         return
     for item in query.select:
         if item.field == "*":
-            yield from ((n, c) for n, c in fields.items() if n not in {i.alias or i.field for i in query.select})
+            named = {i.alias or i.field for i in query.select}
+            # Names starting with NUL are the store's own joined columns, never part of "*".
+            yield from ((n, c) for n, c in fields.items() if n not in named and not n.startswith("\x00"))
             continue
         if item.field in (PATH_COLUMN, DATAPOINT_ID_COLUMN) and not item.alias:
             continue  # always present

@@ -197,6 +197,20 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         schema, total = self.store.describe(request.query)
         return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
 
+    @_stream_rpc
+    def GetHistory(self, request, context):
+        if not request.path:
+            raise InvalidArgument("GetHistory needs the datapoint's path")
+        table = self.store.history(_require_id(request.datasource_id, "datasource_id"), request.path,
+                                   request.field or None)
+        yield from _arrow_stream(table, pb.GetHistoryResponse)
+
+    @_stream_rpc
+    def ListChanges(self, request, context):
+        table = self.store.changes(_require_id(request.datasource_id, "datasource_id"),
+                                   convert.datetime_or_none(request.since), convert.datetime_or_none(request.until))
+        yield from _arrow_stream(table, pb.ListChangesResponse)
+
     # Datasets
     @_rpc
     def SaveDataset(self, request, context):
@@ -227,6 +241,12 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def DeleteDataset(self, request, context):
         self.store.delete_dataset(_require_id(request.id, "id"))
         return pb.DeleteDatasetResponse()
+
+
+def _arrow_stream(table: pa.Table, response_type) -> Iterator:
+    yield response_type(schema=serialize_schema(table.schema))
+    for message in serialize_batches(table.to_batches()):
+        yield response_type(record_batch=message)
 
 
 def _read_upload(requests: Iterator[pb.UpsertTableRequest]) -> tuple[pb.UpsertTableHeader, pa.Table]:

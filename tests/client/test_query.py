@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from thresher.errors import FieldTypeMismatchError, QueryError
-from thresher.query import Column, QuerySpec
+from thresher.query import Column, QuerySpec, Field
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
@@ -229,7 +229,8 @@ def test_a_column_is_not_iterable():
 
 
 def test_query_spec_round_trips_through_its_proto():
-    spec = QuerySpec(filter=(size > 1) & label.endswith(".png"), select=("size", "label"),
+    spec = QuerySpec(filter=(size > 1) & label.endswith(".png"),
+                     select=(Field("size"), Field("label", as_of=dt.datetime(2024, 1, 1, tzinfo=UTC), alias="then")),
                      order_by=(score.desc(), size.asc()), limit=10,
                      as_of=dt.datetime(2024, 5, 1, tzinfo=UTC))
     proto = spec.to_proto(7)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -275,6 +278,42 @@ class DescribeQueryResponse(_message.Message):
     schema: bytes
     total_rows: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
+
+class GetHistoryRequest(_message.Message):
+    __slots__ = ("datasource_id", "path", "field")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    path: str
+    field: str
+    def __init__(self, datasource_id: _Optional[int] = ..., path: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
+class GetHistoryResponse(_message.Message):
+    __slots__ = ("schema", "record_batch")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    record_batch: bytes
+    def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
+
+class ListChangesRequest(_message.Message):
+    __slots__ = ("datasource_id", "since", "until")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListChangesResponse(_message.Message):
+    __slots__ = ("schema", "record_batch")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    record_batch: bytes
+    def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
 
 class SaveDatasetRequest(_message.Message):
     __slots__ = ("namespace", "name", "query")

@@ -115,6 +115,16 @@ class MetadataServiceStub:
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
                 _registered_method=True)
+        self.GetHistory = channel.unary_stream(
+                '/thresher.v1.MetadataService/GetHistory',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.GetHistoryRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListChanges = channel.unary_stream(
+                '/thresher.v1.MetadataService/ListChanges',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
         self.SaveDataset = channel.unary_unary(
                 '/thresher.v1.MetadataService/SaveDataset',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.SaveDatasetRequest.SerializeToString,
@@ -239,6 +249,19 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHistory(self, request, context):
+        """Server streams of Arrow IPC (schema, then record batches) over the write log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SaveDataset(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -345,6 +368,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DescribeQuery,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.GetHistoryRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListChangesRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListChangesResponse.SerializeToString,
             ),
             'SaveDataset': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveDataset,
@@ -800,6 +833,60 @@ class MetadataService:
             '/thresher.v1.MetadataService/DescribeQuery',
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/thresher.v1.MetadataService/GetHistory',
+            thresher_dot_v1_dot_metadata__service__pb2.GetHistoryRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ListChanges',
+            thresher_dot_v1_dot_metadata__service__pb2.ListChangesRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ListChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

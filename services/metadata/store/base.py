@@ -88,6 +88,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
 
+    @abc.abstractmethod
+    def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
+        """Every logged write that touched the datapoint (or that field of it), oldest first."""
+
+    @abc.abstractmethod
+    def changes(self, datasource_id: int, since: dt.datetime | None, until: dt.datetime | None) -> pa.Table:
+        """Every logged write of the datasource between two instants (inclusive), oldest first."""
+
     # Datasets
     @abc.abstractmethod
     def save_dataset(self, namespace: str, name: str, datasource_id: int, query: bytes) -> DatasetRecord: ...

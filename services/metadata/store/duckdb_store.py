@@ -464,34 +464,69 @@ class DuckDBStore(Store):
         datasource = self.get_datasource(query.datasource_id)
         as_of = timestamp_or_none(query.as_of)
         if as_of is None:
-            columns = {f.name: Column(f.column, f.type) for f in datasource.fields}
-            compiled = compile_query(query, columns, _current(datasource.id), DUCKDB, row_filter="alive")
+            fields, base, params, row_filter = datasource.fields, _current(datasource.id), [], "alive"
         else:
             fields = self._fields(datasource.id, at=as_of)
-            relation, params = self._as_of_relation(datasource.id, fields, as_of)
-            columns = {f.name: Column(f.column, f.type) for f in fields}
-            compiled = compile_query(query, columns, relation, DUCKDB, relation_params=params)
+            base, params = self._as_of_relation(datasource.id, fields, self._last_write_before(as_of))
+            row_filter = ""
+        columns = {f.name: Column(f.column, f.type) for f in fields}
+        query, relation, params = self._with_fields_at_other_times(query, datasource.id, base, params, columns)
+        compiled = compile_query(query, columns, relation, DUCKDB, relation_params=params, row_filter=row_filter)
         return datasource, compiled
 
-    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord],
-                        at: dt.datetime) -> tuple[str, list]:
-        """A subquery with each datapoint's values as they were at ``at``, rebuilt from the log."""
+    def _last_write_before(self, at: dt.datetime) -> int:
         row = self._fetchone("SELECT max(write_id) FROM writes WHERE written_at <= ?", [at])
-        last_write = -1 if row is None or row[0] is None else row[0]
-        latest = []
-        for f in fields:
-            field_id = int(f.column[1:])
-            touched = (f"(op = {OP_UPSERT} AND {f.column} IS NOT NULL) OR "
-                       f"(op = {OP_DELETE_VALUES} AND list_contains(cleared, {field_id})) OR op = {OP_DELETE_DATAPOINT}")
-            latest.append(f"(arg_max({{'v': {f.column}}}, write_id) FILTER (WHERE {touched})).v AS {f.column}")
-        selected = "".join(f", {item}" for item in latest)
+        return -1 if row is None or row[0] is None else row[0]
+
+    @staticmethod
+    def _latest_value(column: str, field_id: int) -> str:
+        """The aggregate giving a field's value after the last log row that touched it."""
+        touched = (f"(op = {OP_UPSERT} AND {column} IS NOT NULL) OR "
+                   f"(op = {OP_DELETE_VALUES} AND list_contains(cleared, {field_id})) OR op = {OP_DELETE_DATAPOINT}")
+        return f"(arg_max({{'v': {column}}}, write_id) FILTER (WHERE {touched})).v"
+
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> tuple[str, list]:
+        """A subquery with each datapoint's values as they were after write ``last_write``, from the log."""
+        selected = "".join(f", {self._latest_value(f.column, int(f.column[1:]))} AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                     f"arg_max(op, write_id) FILTER (WHERE op <> {OP_DELETE_VALUES}) AS last_op{selected} "
                     f"FROM {_log(datasource_id)} WHERE write_id <= ? GROUP BY datapoint_id) g "
                     f"JOIN {_current(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
-                    f"WHERE g.last_op = {OP_UPSERT}) AS as_of")
+                    f"WHERE g.last_op = {OP_UPSERT})")
         return relation, [last_write]
+
+    def _with_fields_at_other_times(self, query: common_pb2.Query, datasource_id: int, base: str, params: list,
+                                    columns: dict[str, Column]) -> tuple[common_pb2.Query, str, list]:
+        """Joins one log-derived column per select item that reads its field at its own instant.
+
+        Such items are rewritten to refer to their joined column under a name no field can have.
+        """
+        timed = [i for i, item in enumerate(query.select) if item.HasField("as_of")]
+        if not timed:
+            return query, base, params
+        query = common_pb2.Query.FromString(query.SerializeToString())
+        joins, extra, params = [], [], list(params)
+        for i in timed:
+            item = query.select[i]
+            at = timestamp_or_none(item.as_of)
+            known = {f.name: f for f in self._fields(datasource_id, at=at)} if at else {}
+            if item.field not in known:
+                raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
+            field = known[item.field]
+            name = f"h{i}"
+            joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, int(field.column[1:]))} "
+                         f"AS v FROM {_log(datasource_id)} WHERE write_id <= ? GROUP BY datapoint_id) {name} "
+                         f"ON {name}.datapoint_id = base.datapoint_id")
+            params.append(self._last_write_before(at))
+            extra.append(f", {name}.v AS {name}")
+            key = f"\x00{name}"
+            columns[key] = Column(name, field.type)
+            item.alias = item.alias or item.field
+            item.field = key
+            item.ClearField("as_of")
+        relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
+        return query, relation, params
 
     def _result_schema(self, datasource: DatasourceRecord, compiled) -> pa.Schema:
         arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
@@ -527,6 +562,54 @@ class DuckDBStore(Store):
         datasource, compiled = self._compile(query)
         total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
         return self._result_schema(datasource, compiled), int(total)
+
+    def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
+        known = self.get_datasource(datasource_id).fields
+        chosen = [f for f in known if f.name == field] if field else known
+        if field and not chosen:
+            raise NotFound(f"field {field!r} not found in datasource {datasource_id}")
+        condition, params = "c.path = ?", [path]
+        if field:
+            only = chosen[0]
+            condition += (f" AND ((l.op = {OP_UPSERT} AND l.{only.column} IS NOT NULL) OR l.op = {OP_DELETE_DATAPOINT}"
+                          f" OR (l.op = {OP_DELETE_VALUES} AND list_contains(l.cleared, {int(only.column[1:])})))")
+        table = self._log_rows(datasource_id, chosen, condition, params)
+        if table.num_rows == 0 and not self._fetchone(f"SELECT 1 FROM {_current(datasource_id)} WHERE path = ?", [path]):
+            raise NotFound(f"datapoint {path!r} not found in datasource {datasource_id}")
+        return table
+
+    def changes(self, datasource_id: int, since: dt.datetime | None, until: dt.datetime | None) -> pa.Table:
+        fields = self.get_datasource(datasource_id).fields
+        conditions, params = ["TRUE"], []
+        if since is not None:
+            conditions.append("w.written_at >= ?")
+            params.append(since)
+        if until is not None:
+            conditions.append("w.written_at <= ?")
+            params.append(until)
+        return self._log_rows(datasource_id, fields, " AND ".join(conditions), params)
+
+    def _log_rows(self, datasource_id: int, fields: Sequence[FieldRecord], condition: str, params: list) -> pa.Table:
+        """Log rows with when, who and what: one row per datapoint per write, values as written."""
+        values = "".join(f", l.{f.column}" for f in fields)
+        sql = (f"SELECT w.written_at, w.actor, l.write_id, c.path, "
+               f"CASE l.op WHEN {OP_UPSERT} THEN 'set' WHEN {OP_DELETE_VALUES} THEN 'delete_metadata' "
+               f"ELSE 'delete_datapoint' END AS operation, "
+               f"coalesce((SELECT list(f.name ORDER BY f.field_id) FROM fields f WHERE f.datasource_id = ? "
+               f"AND list_contains(l.cleared, f.field_id)), []::VARCHAR[]) AS cleared{values} "
+               f"FROM {_log(datasource_id)} l JOIN writes w ON w.write_id = l.write_id "
+               f"JOIN {_current(datasource_id)} c ON c.datapoint_id = l.datapoint_id "
+               f"WHERE {condition} ORDER BY l.write_id, c.path")
+        with self._cursor() as cursor:
+            table = cursor.sql(sql, params=[datasource_id, *params]).to_arrow_table()
+        names = ["written_at", "actor", "write_id", "path", "operation", "cleared", *(f.name for f in fields)]
+        arrow_fields = [pa.field(name, table.schema.field(i).type) for i, name in enumerate(names[:6])]
+        arrow_fields += [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
+                         for f in fields]
+        schema = pa.schema(arrow_fields)
+        columns = [column if column.type == target.type else column.cast(target.type)
+                   for column, target in zip(table.columns, schema)]
+        return pa.Table.from_arrays(columns, schema=schema)
 
     # Datasets -----------------------------------------------------------------------------------
 
