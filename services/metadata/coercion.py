@@ -94,7 +94,7 @@ def _to_storage(array: pa.Array, kind: FieldType, name: str) -> pa.Array:
 
 
 def coerce_paths(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
-    """Checks the path column: strings, none missing or empty, no duplicates, no NUL."""
+    """Checks the path column: strings, none missing or empty, no NUL."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
@@ -108,11 +108,12 @@ def coerce_paths(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
         raise InvalidArgument(f"path column {column!r} has an empty path")
     if len(array) and pc.any(pc.match_substring(array, "\x00")).as_py():
         raise InvalidArgument(f"path column {column!r} has a path containing a NUL character")
-    if pc.count_distinct(array).as_py() != len(array):
-        counts = pc.value_counts(array)
-        duplicate = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
-        raise InvalidArgument(f"path {duplicate!r} appears more than once in one write")
+    # Duplicates are found by the store, which hashes paths anyway (see ``duplicate_path_error``).
     return array
+
+
+def duplicate_path_error(path: str) -> InvalidArgument:
+    return InvalidArgument(f"path {path!r} appears more than once in one write")
 
 
 def table_from_proto_rows(rows: Sequence[metadata_service_pb2.DatapointValues],

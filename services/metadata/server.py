@@ -13,35 +13,53 @@ import grpc
 from thresher.transport import DEFAULT_METADATA_ADDRESS, thresher_home
 from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
+from ..auth import ServiceSecurity
 from ..grpc_server import finish_server, new_server
+from .access import MetadataAuthorizer
 from .blobs import BlobStore
 from .servicer import MetadataServicer
-from .store import DuckDBStore, Store
+from .store import DuckDBStore, PostgresStore, Store
 
 SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
+POSTGRES_URL_ENV = "THRESHER_POSTGRES_URL"
 
 
-def open_store(home: str | None = None) -> Store:
-    """The embedded DuckDB store under ``home`` (default ``$THRESHER_HOME``)."""
+def open_store(home: str | None = None, postgres_url: str | None = None) -> Store:
+    """The PostgreSQL store when ``postgres_url`` (default ``$THRESHER_POSTGRES_URL``) is set, else the
+    embedded DuckDB store under ``home`` (default ``$THRESHER_HOME``). Blobs live under ``home`` either
+    way: replicas share that folder."""
     home = home or thresher_home()
-    return DuckDBStore(os.path.join(home, "metadata.duckdb"), BlobStore(os.path.join(home, "blobs")))
+    postgres_url = postgres_url if postgres_url is not None else os.environ.get(POSTGRES_URL_ENV, "")
+    blobs = BlobStore(os.path.join(home, "blobs"))
+    if postgres_url:
+        return PostgresStore(postgres_url, blobs)
+    return DuckDBStore(os.path.join(home, "metadata.duckdb"), blobs)
 
 
-def create_server(address: str, store: Store) -> tuple[grpc.Server, int]:
-    """Serves ``store`` on ``address`` (port 0 picks a free one); returns the server and its port."""
-    server = new_server()
+def create_server(address: str, store: Store, security: ServiceSecurity | None = None) -> tuple[grpc.Server, int]:
+    """Serves ``store`` on ``address`` (port 0 picks a free one); returns the server and its port.
+
+    ``security`` (default: none, which only a loopback address allows) sets tokens and TLS.
+    """
+    security = security or ServiceSecurity()
+    security.check_bind(address)
+    server = new_server(interceptors=security.server_interceptors(MetadataAuthorizer(store)))
     metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(store), server)
-    return finish_server(server, address, [SERVICE_NAME])
+    return finish_server(server, address, [SERVICE_NAME], security.server_credentials())
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="thresher-metadata", description="Thresher metadata service")
     parser.add_argument("--address", default=os.environ.get("THRESHER_METADATA_LISTEN", DEFAULT_METADATA_ADDRESS))
     parser.add_argument("--home", default=None, help="store folder (default $THRESHER_HOME or ~/.thresher)")
+    parser.add_argument("--postgres-url", default=None,
+                        help=f"use PostgreSQL at this URL (default ${POSTGRES_URL_ENV}; unset: DuckDB under --home)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s metadata %(levelname)s %(message)s")
-    store = open_store(args.home)
-    server, _ = create_server(args.address, store)
+    security = ServiceSecurity.from_env()
+    security.check_bind(args.address)  # before opening the store, so a refusal leaves nothing behind
+    store = open_store(args.home, args.postgres_url)
+    server, _ = create_server(args.address, store, security)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

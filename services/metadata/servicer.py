@@ -13,6 +13,8 @@ from thresher.arrow_io import read_batch, read_schema, serialize_batches, serial
 from thresher.types import FieldType
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
+from thresher.services.auth import current_identity
+
 from . import convert
 from .coercion import table_from_proto_rows
 from .errors import AlreadyExists, InvalidArgument, MetadataError, NotFound
@@ -66,6 +68,10 @@ def _stream_rpc(method):
 
 
 def _actor(context: grpc.ServicerContext) -> str:
+    # With auth on, the token's subject; the self-reported user name only where no token is checked.
+    identity = current_identity()
+    if identity is not None:
+        return identity.subject
     for key, value in context.invocation_metadata() or ():
         if key == ACTOR_METADATA_KEY and value:
             return value[:256]

@@ -2,5 +2,6 @@
 
 from .base import Store
 from .duckdb_store import DuckDBStore
+from .postgres_store import PostgresStore
 
-__all__ = ["DuckDBStore", "Store"]
+__all__ = ["DuckDBStore", "PostgresStore", "Store"]

@@ -23,7 +23,7 @@ from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYP
 from thresher.v1 import common_pb2
 
 from ..blobs import BlobStore
-from ..coercion import CoercedColumn, coerce_column, coerce_paths
+from ..coercion import CoercedColumn, coerce_column, coerce_paths, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
 from ..validation import validate_datasource_name, validate_namespace
@@ -168,7 +168,7 @@ class DuckDBStore(Store):
                 cursor.execute("BEGIN")
                 try:
                     self._ensure_namespace(cursor, namespace)
-                    datasource_id = cursor.execute("SELECT nextval('datasource_ids')").fetchone()[0]
+                    datasource_id = _scalar(cursor, "SELECT nextval('datasource_ids')")
                     cursor.execute(
                         f"INSERT INTO datasources ({_DATASOURCE_COLUMNS}) "
                         "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
@@ -279,8 +279,8 @@ class DuckDBStore(Store):
         """Creates fields inside the caller's transaction; returns every field by name."""
         if not new:
             return known
-        next_id = cursor.execute("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = ?",
-                                 [datasource_id]).fetchone()[0]
+        next_id = _scalar(cursor, "SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = ?",
+                          [datasource_id])
         fields = dict(known)
         now = utc_now()
         for offset, (name, kind, tags) in enumerate(new):
@@ -315,7 +315,7 @@ class DuckDBStore(Store):
         now = utc_now()
         if self._last_write_at is not None and now <= self._last_write_at:
             now = self._last_write_at + dt.timedelta(microseconds=1)
-        write_id = cursor.execute("SELECT nextval('write_ids')").fetchone()[0]
+        write_id = _scalar(cursor, "SELECT nextval('write_ids')")
         cursor.execute("INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?)", [write_id, datasource_id, now, actor, kind, rows])
         self._pending_write_at = now
         return write_id
@@ -357,6 +357,9 @@ class DuckDBStore(Store):
         staged = pa.table({"path": paths, "row_index": pa.array(np.arange(count, dtype=np.int64))})
         cursor.register("staged_paths", staged)
         try:
+            duplicate = _scalar(cursor, "SELECT path FROM staged_paths GROUP BY path HAVING count(*) > 1 LIMIT 1")
+            if duplicate is not None:
+                raise duplicate_path_error(duplicate)
             found = cursor.sql(f"SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
                                f"JOIN {current} c ON c.path = s.path").to_arrow_table()
         finally:
@@ -367,7 +370,7 @@ class DuckDBStore(Store):
         new_count = int(is_new.sum())
         revived = int(np.count_nonzero(~found["alive"].to_numpy(zero_copy_only=False)))
         if new_count:
-            first = cursor.execute(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {current}").fetchone()[0]
+            first = _scalar(cursor, f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {current}")
             ids[is_new] = np.arange(first, first + new_count, dtype=np.int64)
         staged = pa.table({"datapoint_id": ids, "path": paths, "is_new": is_new, **values})
         names = list(values)
@@ -418,8 +421,8 @@ class DuckDBStore(Store):
                     ids = self._live_ids(cursor, datasource_id, paths)
                     cursor.register("target_ids", ids)
                     present = " + ".join(f"({f.column} IS NOT NULL)::BIGINT" for f in chosen)
-                    deleted = cursor.execute(f"SELECT coalesce(sum({present}), 0) FROM {current} "
-                                             "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)").fetchone()[0]
+                    deleted = _scalar(cursor, f"SELECT coalesce(sum({present}), 0) FROM {current} "
+                                      "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
                     write_id = self._begin_write(cursor, datasource_id, actor, "delete_metadata", ids.num_rows)
                     cleared = [int(f.column[1:]) for f in chosen]
                     cursor.execute(f"INSERT INTO {_log(datasource_id)} (write_id, datapoint_id, op, cleared) "
@@ -624,7 +627,7 @@ class DuckDBStore(Store):
             if self._fetchone("SELECT 1 FROM datasets WHERE namespace = ? AND name = ?", [namespace, name]):
                 raise AlreadyExists(f"dataset {name!r} already exists in namespace {namespace!r}")
             with self._cursor() as cursor:
-                dataset_id = cursor.execute("SELECT nextval('dataset_ids')").fetchone()[0]
+                dataset_id = _scalar(cursor, "SELECT nextval('dataset_ids')")
                 cursor.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)",
                                [dataset_id, namespace, name, datasource_id, query, utc_now()])
         return self.get_dataset(dataset_id)
@@ -659,3 +662,10 @@ class DuckDBStore(Store):
 def _check_same_type(name: str, existing: FieldRecord | None, kind: FieldType) -> None:
     if existing is not None and existing.type is not kind:
         raise TypeMismatch(f"field {name!r} has type {existing.type.value}; got {kind.value}")
+
+
+def _scalar(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()):
+    """The first value of the first row, or None. Reads the whole result: DuckDB keeps a connection
+    busy until its last result is exhausted, which would block the ROLLBACK after an error."""
+    rows = cursor.execute(sql, list(params)).fetchall()
+    return rows[0][0] if rows else None

@@ -29,6 +29,7 @@ from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from ..blobs import BlobStore
+from ..coercion import duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
 from ..validation import validate_datasource_name, validate_namespace
@@ -368,6 +369,9 @@ class PostgresStore(Store):
         paths = paths.cast(pa.string())
         cursor.adbc_ingest("staged_paths", pa.table({"path": paths, "row_index": np.arange(count, dtype=np.int64)}),
                            mode="create", temporary=True)
+        duplicate = _one(cursor, "SELECT path FROM staged_paths GROUP BY path HAVING count(*) > 1 LIMIT 1")
+        if duplicate is not None:
+            raise duplicate_path_error(duplicate[0])
         cursor.execute("SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
                        f"JOIN {current} c ON c.path = s.path")
         found = cursor.fetch_arrow_table()
@@ -420,7 +424,7 @@ class PostgresStore(Store):
                 return 0
             current = _current(datasource_id)
             ids = self._live_ids(cursor, datasource_id, paths)
-            present = " + ".join(f"({f.column} IS NOT NULL)::BIGINT" for f in chosen)
+            present = " + ".join(f"({f.column} IS NOT NULL)::INTEGER" for f in chosen)
             deleted = _one(cursor, f"SELECT coalesce(sum({present}), 0)::BIGINT FROM {current} "
                                    "WHERE datapoint_id = ANY($1::bigint[])", [ids])[0]
             write_id = self._begin_write(cursor, datasource_id, self._write_time(cursor, datasource_id), actor,
