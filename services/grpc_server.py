@@ -15,13 +15,15 @@ from thresher.transport import GRPC_OPTIONS
 log = logging.getLogger(__name__)
 
 
-def new_server(max_workers: int = 16) -> grpc.Server:
+def new_server(max_workers: int = 16, interceptors: Iterable[grpc.ServerInterceptor] = ()) -> grpc.Server:
     return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                       options=GRPC_OPTIONS)
+                       interceptors=list(interceptors), options=GRPC_OPTIONS)
 
 
-def finish_server(server: grpc.Server, address: str, service_names: Iterable[str]) -> tuple[grpc.Server, int]:
-    """Adds health checking and reflection for ``service_names``, binds ``address`` and starts serving.
+def finish_server(server: grpc.Server, address: str, service_names: Iterable[str],
+                  credentials: grpc.ServerCredentials | None = None) -> tuple[grpc.Server, int]:
+    """Adds health checking and reflection for ``service_names``, binds ``address`` (over TLS when
+    ``credentials`` are given) and starts serving.
 
     Returns the server and the bound port (useful with port 0).
     """
@@ -31,7 +33,7 @@ def finish_server(server: grpc.Server, address: str, service_names: Iterable[str
     for name in names + [""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    port = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"could not bind {address}")
     server.start()

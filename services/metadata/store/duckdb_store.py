@@ -8,10 +8,12 @@ own (``cur_<id>``, ``log_<id>``, ``f<id>``), never user text.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import duckdb
@@ -19,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.storage.blobs import BlobStore
 from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from ..blobs import BlobStore
 from ..coercion import CoercedColumn, coerce_column, coerce_paths, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
@@ -42,6 +44,7 @@ _SQL_TYPES = {
 }
 
 OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2
+SLOW_WRITE_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS datasource_ids START 1;
@@ -91,10 +94,20 @@ class DuckDBStore(Store):
         self._blobs = blobs
         self._write_lock = threading.RLock()
         self._last_write_at: dt.datetime | None = self._fetchone("SELECT max(written_at) FROM writes")[0]
+        self._datasources: dict[int, DatasourceRecord] = {}
+        self._generation = 0
 
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
+
+    @contextlib.contextmanager
+    def _forgetting(self, datasource_id: int) -> Iterator[None]:
+        """Drops the cached record after a change to it, whether the change committed or not."""
+        try:
+            yield
+        finally:
+            self._forget(datasource_id)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self._con.cursor()
@@ -188,10 +201,23 @@ class DuckDBStore(Store):
         return None if row is None else row[0]
 
     def get_datasource(self, datasource_id: int) -> DatasourceRecord:
+        # Every query starts here; this process is the only writer, so a cache dropped on each change
+        # is exact. The generation check keeps a read that raced a change from caching stale data.
+        cached = self._datasources.get(datasource_id)
+        if cached is not None:
+            return cached
+        generation = self._generation
         row = self._fetchone(f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE id = ?", [datasource_id])
         if row is None:
             raise NotFound(f"datasource {datasource_id} not found")
-        return self._datasource_record(row)
+        record = self._datasource_record(row)
+        if generation == self._generation:
+            self._datasources[datasource_id] = record
+        return record
+
+    def _forget(self, datasource_id: int) -> None:
+        self._generation += 1
+        self._datasources.pop(datasource_id, None)
 
     def find_datasource(self, namespace: str, name: str) -> DatasourceRecord:
         datasource_id = self._find_datasource_id(namespace, name)
@@ -220,7 +246,7 @@ class DuckDBStore(Store):
                 for name, kind, tags, created, field_id in rows]
 
     def delete_datasource(self, datasource_id: int) -> None:
-        with self._write_lock:
+        with self._write_lock, self._forgetting(datasource_id):
             self.get_datasource(datasource_id)
             with self._cursor() as cursor:
                 cursor.execute("BEGIN")
@@ -237,7 +263,7 @@ class DuckDBStore(Store):
                     raise
 
     def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord:
-        with self._write_lock:
+        with self._write_lock, self._forgetting(datasource_id):
             self.get_datasource(datasource_id)
             with self._cursor() as cursor:
                 cursor.execute(
@@ -253,7 +279,7 @@ class DuckDBStore(Store):
 
     def define_fields(self, datasource_id: int,
                       fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]:
-        with self._write_lock:
+        with self._write_lock, self._forgetting(datasource_id):
             known = {f.name: f for f in self.get_datasource(datasource_id).fields}
             wanted: dict[str, tuple[FieldType, tuple[str, ...]]] = {}
             for name, kind, tags in fields:
@@ -326,29 +352,45 @@ class DuckDBStore(Store):
 
     def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str) -> WriteResult:
         with self._write_lock:
+            started = time.perf_counter()
             known = {f.name: f for f in self.get_datasource(datasource_id).fields}
             paths, columns = self._coerce(table, path_column, known)
-            if len(paths) == 0:
-                return WriteResult(0, 0)
-            values = {}
-            for column in columns:
-                array = column.values
-                if column.type is FieldType.BLOB:
-                    # Content-addressed, so bytes stored by a write that then fails are harmless.
-                    array = pa.array(self._blobs.put_many(array.to_pylist()), pa.string())
-                values[column.name] = array
-            with self._cursor() as cursor:
-                cursor.execute("BEGIN")
-                try:
-                    fields = self._add_fields(cursor, datasource_id, known,
-                                              [(c.name, c.type, ()) for c in columns if c.name not in known])
-                    result = self._write_values(cursor, datasource_id, paths,
-                                                {fields[name].column: array for name, array in values.items()}, actor)
-                    self._commit(cursor)
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
+            checked = time.perf_counter()
+            if any(c.name not in known for c in columns):
+                with self._forgetting(datasource_id):
+                    result = self._upsert(datasource_id, paths, columns, known, actor)
+            else:
+                result = self._upsert(datasource_id, paths, columns, known, actor)
+            finished = time.perf_counter()
+            if finished - started > SLOW_WRITE_SECONDS:
+                log.info("upsert of %d rows x %d fields into datasource %d took %.2f s "
+                         "(checking %.2f s, writing log and current state %.2f s)", len(paths), len(columns),
+                         datasource_id, finished - started, checked - started, finished - checked)
             return result
+
+    def _upsert(self, datasource_id: int, paths: pa.Array, columns: list[CoercedColumn],
+                known: dict[str, FieldRecord], actor: str) -> WriteResult:
+        if len(paths) == 0:
+            return WriteResult(0, 0)
+        values = {}
+        for column in columns:
+            array = column.values
+            if column.type is FieldType.BLOB:
+                # Content-addressed, so bytes stored by a write that then fails are harmless.
+                array = pa.array(self._blobs.put_many(array.to_pylist()), pa.string())
+            values[column.name] = array
+        with self._cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                fields = self._add_fields(cursor, datasource_id, known,
+                                          [(c.name, c.type, ()) for c in columns if c.name not in known])
+                result = self._write_values(cursor, datasource_id, paths,
+                                            {fields[name].column: array for name, array in values.items()}, actor)
+                self._commit(cursor)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        return result
 
     def _write_values(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, paths: pa.Array,
                       values: dict[str, pa.Array], actor: str) -> WriteResult:

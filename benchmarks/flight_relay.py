@@ -1,0 +1,174 @@
+"""Flight relay of a large result vs a bare pyarrow Flight server streaming the same table (DESIGN §7: ≥ 0.8×).
+
+Three ways to fetch the same 2M × 10 table with pyarrow's Flight client:
+
+* bare: a pyarrow Flight server whose DoGet returns the table (C++ all the way);
+* relay: Thresher's flight service in front of a stand-in metadata service, in a process of its own as
+  when deployed, that streams the table's pre-encoded IPC messages exactly as the real one frames them.
+  This isolates the relay, which is the row's target;
+* end to end: ``thresher up`` (the flight service in front of the real metadata service on DuckDB) in a
+  child process, for reference.
+
+Bare and relay fetches alternate, so load from elsewhere on the machine weighs on both alike.
+Run: ``python benchmarks/flight_relay.py [--rows N] [--repeat K] [--no-end-to-end]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as fl
+
+from thresher import arrow_io
+from thresher.services.flight.server import create_server as create_flight
+from thresher.services.grpc_server import finish_server, new_server
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+
+
+def make_table(rows: int) -> pa.Table:
+    rng = np.random.default_rng(0)
+    columns = {
+        "path": pa.array([f"images/{i:08d}.jpg" for i in range(rows)]),
+        "datapoint_id": pa.array(np.arange(1, rows + 1, dtype=np.int64)),
+    }
+    for i in range(4):
+        columns[f"i{i}"] = pa.array(rng.integers(0, 1_000_000, rows, dtype=np.int64))
+    for i in range(4):
+        columns[f"f{i}"] = pa.array(rng.random(rows))
+    return pa.table(columns)
+
+
+class BareServer(fl.FlightServerBase):
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self._table = table
+
+    def do_get(self, context, ticket):
+        return fl.RecordBatchStream(self._table)
+
+
+class StandInMetadata(metadata_service_pb2_grpc.MetadataServiceServicer):
+    """Answers ExecuteQuery with the table's IPC messages, encoded once up front."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._schema = arrow_io.serialize_schema(table.schema)
+        self._batches = list(arrow_io.serialize_batches(table.to_batches()))
+
+    def ExecuteQuery(self, request, context):
+        yield mpb.ExecuteQueryResponse(schema=self._schema)
+        for message in self._batches:
+            yield mpb.ExecuteQueryResponse(record_batch=message)
+
+
+def fetch_seconds(client: fl.FlightClient, ticket: bytes, expected_rows: int) -> float:
+    start = time.perf_counter()
+    table = client.do_get(fl.Ticket(ticket)).read_all()
+    elapsed = time.perf_counter() - start
+    assert table.num_rows == expected_rows, table.num_rows
+    return elapsed
+
+
+def serve_stand_in(rows: int) -> None:
+    """The stand-in metadata service's process: prints its port, serves until killed."""
+    table = benchmark_table(rows)
+    server = new_server()
+    metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(StandInMetadata(table), server)
+    server, port = finish_server(server, "127.0.0.1:0", ["thresher.v1.MetadataService"])
+    print(port, flush=True)
+    server.wait_for_termination()
+
+
+def benchmark_table(rows: int) -> pa.Table:
+    """The table, in the batches the metadata service's framing makes of it."""
+    table = make_table(rows)
+    return pa.Table.from_batches(list(arrow_io.split_batch(table.combine_chunks().to_batches()[0])))
+
+
+def upload(metadata_address: str, table: pa.Table) -> int:
+    from thresher.transport import open_channel
+
+    with open_channel(metadata_address) as channel:
+        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        source = stub.CreateDatasource(mpb.CreateDatasourceRequest(namespace="bench/relay", name="t",
+                                                                   source_uri="file:///nowhere")).datasource
+        data = table.drop_columns(["datapoint_id"])
+
+        def requests():
+            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=source.id, path_column="path"))
+            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(data.schema))
+            for message in arrow_io.serialize_batches(data.to_batches()):
+                yield mpb.UpsertTableRequest(record_batch=message)
+
+        stub.UpsertTable(requests())
+        return source.id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the run through the real metadata service")
+    parser.add_argument("--serve-stand-in", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_stand_in:
+        return serve_stand_in(args.rows)
+
+    table = benchmark_table(args.rows)
+    megabytes = table.nbytes / 2**20
+    print(f"table: {table.num_rows:,} rows x {table.num_columns} columns, {megabytes:,.0f} MiB, "
+          f"{len(table.to_batches())} batches")
+    query = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=common_pb2.Query(datasource_id=1)))
+
+    stand_in = subprocess.Popen([sys.executable, __file__, "--serve-stand-in", "--rows", str(args.rows)],
+                                stdout=subprocess.PIPE, text=True)
+    bare = BareServer(table)
+    flight, flight_port = create_flight("127.0.0.1:0", f"127.0.0.1:{stand_in.stdout.readline().strip()}")
+    bare_times, relay_times = [], []
+    try:
+        with fl.connect(f"grpc://127.0.0.1:{bare.port}") as bare_client, \
+                fl.connect(f"grpc://127.0.0.1:{flight_port}") as relay_client:
+            for attempt in range(args.repeat + 1):  # the first round warms up
+                bare_seconds = fetch_seconds(bare_client, b"", table.num_rows)
+                relay_seconds = fetch_seconds(relay_client, query.SerializeToString(), table.num_rows)
+                if attempt:
+                    bare_times.append(bare_seconds)
+                    relay_times.append(relay_seconds)
+    finally:
+        flight.shutdown()
+        bare.shutdown()
+        stand_in.kill()
+    ratios = [b / r for b, r in zip(bare_times, relay_times)]
+    bare_seconds, relay_seconds = statistics.median(bare_times), statistics.median(relay_times)
+    print(f"bare pyarrow Flight server: {bare_seconds:.3f} s ({megabytes / bare_seconds:,.0f} MiB/s)")
+    print(f"thresher flight relay:      {relay_seconds:.3f} s ({megabytes / relay_seconds:,.0f} MiB/s)")
+    print(f"relay throughput vs bare: {statistics.median(ratios):.2f}x (target >= 0.8x; "
+          f"runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+    if not args.no_end_to_end:
+        end_to_end(table, args.repeat, bare_seconds)
+
+
+def end_to_end(table: pa.Table, repeat: int, bare_seconds: float) -> None:
+    """The same fetch through ``thresher up`` (metadata service on DuckDB, flight service) in a child process."""
+    from service_process import ServiceProcess
+
+    megabytes = table.nbytes / 2**20
+    with ServiceProcess() as services:
+        datasource_id = upload(services.environment["THRESHER_METADATA_ADDRESS"], table)
+        ticket = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=common_pb2.Query(
+            datasource_id=datasource_id))).SerializeToString()
+        with fl.connect(f"grpc://{services.environment['THRESHER_FLIGHT_ADDRESS']}") as client:
+            fetch_seconds(client, ticket, table.num_rows)
+            seconds = statistics.median(fetch_seconds(client, ticket, table.num_rows) for _ in range(repeat))
+    print(f"end to end (thresher up):   {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), "
+          f"{bare_seconds / seconds:.2f}x of bare")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Bearer-token auth for the Flight service: a server middleware, and the Basic-to-bearer handshake.
+
+Every call but ListActions (the health check) needs ``authorization: Bearer <token>``; the
+middleware makes the handler's thread act for the caller, so the calls the flight service makes to
+the metadata service carry the caller's token and are judged there by namespace. A Handshake with
+``authorization: Basic base64(subject:token)`` (what ADBC's username/password options and
+``FlightClient.authenticate_basic_token`` send) answers with the bearer header to use from then on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import pyarrow.flight as fl
+
+from . import context
+from .tokens import Identity, TokenTable, bearer_token
+
+MIDDLEWARE_KEY = "thresher-auth"
+_OPEN_METHODS = {fl.FlightMethod.LIST_ACTIONS}
+
+
+class _CallerMiddleware(fl.ServerMiddleware):
+    """Acts for the caller from the start of the call to its end (Flight runs both on one thread)."""
+
+    def __init__(self, identity: Identity | None, token: str | None, reply_bearer: bool) -> None:
+        self.identity = identity
+        self._token = token
+        self._reply_bearer = reply_bearer
+        self._previous = context.enter(identity, token)
+
+    def sending_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._token}"} if self._reply_bearer and self._token else {}
+
+    def call_completed(self, exception: BaseException | None) -> None:
+        context.leave(self._previous)
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        subject, separator, token = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (subject, token) if separator else None
+
+
+class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):
+    """Authenticates each Flight call against ``tokens``."""
+
+    def __init__(self, tokens: TokenTable) -> None:
+        self._tokens = tokens
+
+    def start_call(self, info: fl.CallInfo, headers: dict[str, list[str]]) -> fl.ServerMiddleware | None:
+        if info.method in _OPEN_METHODS:
+            return None
+        header = next(iter(headers.get("authorization", [])), "")
+        if info.method == fl.FlightMethod.HANDSHAKE and (basic := _basic_credentials(header)) is not None:
+            subject, token = basic
+            identity = self._tokens.authenticate(token)
+            if identity is None or identity.subject != subject:
+                raise fl.FlightUnauthenticatedError("UNAUTHENTICATED: the user name and token do not match a configured token")
+            return _CallerMiddleware(identity, token, reply_bearer=True)
+        token = bearer_token(header)
+        identity = self._tokens.authenticate(token)
+        if identity is None:
+            problem = "a bearer token is required" if token is None else "the bearer token is not valid"
+            raise fl.FlightUnauthenticatedError(f"UNAUTHENTICATED: {problem}")
+        return _CallerMiddleware(identity, token, reply_bearer=False)
+
+
+class HeaderAuthHandler(fl.ServerAuthHandler):
+    """Lets Handshake succeed (the middleware has checked its header) and leaves every call to the middleware."""
+
+    def authenticate(self, outgoing: fl.ServerAuthSender, incoming: fl.ServerAuthReader) -> None:
+        return None
+
+    def is_valid(self, token: bytes) -> str:
+        return ""
+
+
+def flight_auth_options(tokens: TokenTable) -> dict:
+    """Keyword arguments for ``FlightServerBase`` that turn auth on; empty when no tokens are configured."""
+    if not tokens:
+        return {}
+    return {"auth_handler": HeaderAuthHandler(), "middleware": {MIDDLEWARE_KEY: BearerAuthMiddlewareFactory(tokens)}}

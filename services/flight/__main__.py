@@ -1,0 +1,3 @@
+from thresher.services.flight.server import main
+
+main()

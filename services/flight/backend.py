@@ -1,0 +1,158 @@
+"""The flight service's calls to the metadata service: query streams, descriptions, uploads, the catalog.
+
+Record batches pass through as Arrow IPC messages read without copying; nothing becomes Python objects.
+gRPC failures propagate as ``grpc.RpcError`` for the server to turn into Flight errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+import grpc
+import pyarrow as pa
+
+from thresher import arrow_io
+from thresher.services.flight.headers import Metadata
+from thresher.services.flight.readahead import read_ahead
+from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT = 30.0
+# Messages read ahead of the Flight writer: a few batches of about TARGET_BATCH_BYTES each.
+READ_AHEAD = 4
+DATASOURCES, DATASETS = "datasources", "datasets"
+
+
+_EXECUTE_QUERY = f"/{mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name}/ExecuteQuery"
+# Wire tags of ExecuteQueryResponse's parts: field number << 3 | 2 (length-delimited).
+_SCHEMA_TAG, _BATCH_TAG = 1 << 3 | 2, 2 << 3 | 2
+
+
+class UnusableResult(Exception):
+    """The metadata service answered with a stream the relay cannot use (no schema first)."""
+
+
+def response_part(raw: bytes) -> tuple[str | None, memoryview | bytes]:
+    """(part name, payload) of a serialized ExecuteQueryResponse, the payload a view into ``raw``.
+
+    A response with one part set is that part's tag, a varint length and the bytes; reading that
+    directly spares the two copies of an 8 MiB batch that parsing the message and reading the field
+    would make. Anything else is parsed as a protobuf message.
+    """
+    if raw and raw[0] in (_SCHEMA_TAG, _BATCH_TAG):
+        length, shift, position = 0, 0, 1
+        while position < len(raw) and shift < 64:
+            byte = raw[position]
+            length |= (byte & 0x7F) << shift
+            position += 1
+            shift += 7
+            if byte < 0x80:
+                if position + length == len(raw):
+                    return ("schema" if raw[0] == _SCHEMA_TAG else "record_batch"), memoryview(raw)[position:]
+                break
+    message = mpb.ExecuteQueryResponse.FromString(raw)
+    part = message.WhichOneof("part")
+    return part, getattr(message, part) if part else b""
+
+
+class MetadataBackend:
+    """Each call takes ``metadata``: the gRPC metadata of the client on whose behalf it is made."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        self._execute_query = channel.unary_stream(_EXECUTE_QUERY,
+                                                   request_serializer=mpb.ExecuteQueryRequest.SerializeToString,
+                                                   response_deserializer=response_part)
+
+    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result's schema (read before returning, so a bad query fails here) and its batches."""
+        call = self._execute_query(mpb.ExecuteQueryRequest(query=query), metadata=metadata)
+        messages = read_ahead(call, READ_AHEAD, on_close=call.cancel)
+        part, payload = next(messages, (None, b""))
+        if part != "schema":
+            messages.close()
+            raise UnusableResult("the metadata service's query result did not start with a schema")
+        schema = arrow_io.read_schema(payload)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for part, payload in messages:
+                    if part != "record_batch":
+                        raise UnusableResult(f"the metadata service's query result held a {part} after the schema")
+                    yield arrow_io.read_batch(payload, schema)
+            finally:
+                messages.close()  # when the client went away early this cancels the query call
+
+        return schema, batches()
+
+    def describe(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, int]:
+        """The result's schema and row count, without running it to the end."""
+        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query), timeout=CALL_TIMEOUT,
+                                            metadata=metadata)
+        return arrow_io.read_schema(response.schema), response.total_rows
+
+    def upsert(self, datasource_id: int, path_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+               metadata: Metadata = ()) -> mpb.UpsertTableResponse:
+        """Streams ``batches`` into one atomic UpsertTable call as they arrive.
+
+        If ``batches`` raises, the call is cancelled, so the metadata service commits nothing, and the
+        error is raised here.
+        """
+        failure: list[BaseException] = []
+
+        def requests() -> Iterator[mpb.UpsertTableRequest]:
+            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=datasource_id,
+                                                                      path_column=path_column))
+            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(schema))
+            try:
+                for message in arrow_io.serialize_batches(batches):
+                    yield mpb.UpsertTableRequest(record_batch=message)
+            except BaseException as error:
+                failure.append(error)
+                raise  # gRPC cancels the call when its request iterator raises
+
+        try:
+            return self._stub.UpsertTable(requests(), metadata=metadata)
+        except grpc.RpcError:
+            if failure:
+                raise failure[0] from None
+            raise
+
+    def datasource_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
+        """The query of a whole datasource, found by name."""
+        request = mpb.GetDatasourceRequest(namespace=namespace, name=name)
+        datasource = self._stub.GetDatasource(request, timeout=CALL_TIMEOUT, metadata=metadata).datasource
+        return common_pb2.Query(datasource_id=datasource.id)
+
+    def dataset_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
+        """A saved dataset's query, found by name."""
+        return self._stub.GetDataset(mpb.GetDatasetRequest(namespace=namespace, name=name),
+                                     timeout=CALL_TIMEOUT, metadata=metadata).dataset.query
+
+    def catalog(self, namespace: str | None = None,
+                metadata: Metadata = ()) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query]]:
+        """((namespace, "datasources" | "datasets", name), query) for everything in one or all namespaces."""
+        if namespace:
+            names = [namespace]
+        else:
+            names = [n.name for n in _pages(self._stub.ListNamespaces, mpb.ListNamespacesRequest(), "namespaces",
+                                            metadata)]
+        for name in names:
+            request = mpb.ListDatasourcesRequest(namespace=name)
+            for datasource in _pages(self._stub.ListDatasources, request, DATASOURCES, metadata):
+                yield (name, DATASOURCES, datasource.name), common_pb2.Query(datasource_id=datasource.id)
+            request = mpb.ListDatasetsRequest(namespace=name)
+            for dataset in _pages(self._stub.ListDatasets, request, DATASETS, metadata):
+                yield (name, DATASETS, dataset.name), dataset.query
+
+
+def _pages(call, request, field: str, metadata: Metadata) -> Iterator:
+    """Every item of a paginated List call."""
+    while True:
+        response = call(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        yield from getattr(response, field)
+        if not response.next_page_token:
+            return
+        request.page_token = response.next_page_token

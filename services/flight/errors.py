@@ -1,0 +1,60 @@
+"""Turns failures into Flight errors whose message starts with the gRPC status code name.
+
+Clients map that prefix (``NOT_FOUND: ...``) back to their exceptions; where Flight has an error class
+for the status (unavailable, unauthenticated, ...) that class is used, so the status also travels on
+the wire, and otherwise ``FlightServerError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import grpc
+import pyarrow.flight as fl
+
+from thresher.services.flight.backend import UnusableResult
+from thresher.services.flight.tickets import TicketError
+
+_ERROR_CLASSES: dict[grpc.StatusCode, type[fl.FlightError]] = {
+    grpc.StatusCode.UNAVAILABLE: fl.FlightUnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: fl.FlightUnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: fl.FlightUnauthorizedError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: fl.FlightTimedOutError,
+    grpc.StatusCode.CANCELLED: fl.FlightCancelledError,
+    grpc.StatusCode.INTERNAL: fl.FlightInternalError,
+    grpc.StatusCode.DATA_LOSS: fl.FlightInternalError,
+}
+
+
+def status_error(code: grpc.StatusCode, message: str) -> fl.FlightError:
+    """The Flight error for a status: ``CODE: message`` in the class that best matches the code."""
+    return _ERROR_CLASSES.get(code, fl.FlightServerError)(f"{code.name}: {message}")
+
+
+def from_rpc_error(error: grpc.RpcError) -> fl.FlightError:
+    """The Flight error for a failed call to the metadata service, its status and message preserved."""
+    if isinstance(error, grpc.Call):
+        return status_error(error.code(), error.details() or "")
+    return status_error(grpc.StatusCode.UNKNOWN, str(error))
+
+
+def invalid_argument(message: str) -> fl.FlightError:
+    return status_error(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def unimplemented(message: str) -> fl.FlightError:
+    return status_error(grpc.StatusCode.UNIMPLEMENTED, message)
+
+
+@contextlib.contextmanager
+def flight_errors() -> Iterator[None]:
+    """Re-raises metadata-service and ticket failures as Flight errors."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+    except TicketError as error:
+        raise invalid_argument(str(error)) from None
+    except UnusableResult as error:
+        raise status_error(grpc.StatusCode.INTERNAL, str(error)) from None

@@ -1,0 +1,194 @@
+"""The Arrow Flight service: query results out (DoGet), uploads in (DoPut), flights listed and described.
+
+It holds no state: a ticket is a self-describing ``FlightTicket``, and every answer comes from the
+metadata service, whose record batches are relayed without re-encoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import grpc
+import pyarrow as pa
+import pyarrow.flight as fl
+
+from thresher.services.auth import ServiceSecurity
+from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
+from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
+from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
+from thresher.services.flight.tickets import parse_command, parse_ticket, query_ticket
+from thresher.transport import flight_address, metadata_address
+from thresher.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+ADVERTISE_HOST_ENV = "THRESHER_FLIGHT_ADVERTISE_HOST"
+
+
+class ThresherFlightServer(fl.FlightServerBase):
+    """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
+
+    def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, **options) -> None:
+        # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
+        middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
+        super().__init__(location, middleware=middleware, **options)
+        self._channel = channel
+        self._backend = MetadataBackend(channel)
+        advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
+        self.location = advertised(advertise_host, self.port)
+
+    def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
+        with flight_errors():
+            parsed = parse_ticket(ticket.ticket)
+            kind = parsed.WhichOneof("kind")
+            if kind != "query":
+                raise unimplemented(f"{kind} tickets are not served yet")
+            schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
+        return fl.GeneratorStream(schema, _relayed(batches))
+
+    def get_flight_info(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.FlightInfo:
+        with flight_errors():
+            caller = forwarded(context)
+            return self._info(descriptor, self._query_of(descriptor, caller), caller)
+
+    def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
+        with flight_errors():
+            caller = forwarded(context)
+            schema, _ = self._backend.describe(self._query_of(descriptor, caller), caller)
+        return fl.SchemaResult(schema)
+
+    def do_put(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor,
+               reader: fl.MetadataRecordBatchReader, writer: fl.FlightMetadataWriter) -> None:
+        with flight_errors():
+            if descriptor.descriptor_type != fl.DescriptorType.CMD:
+                raise invalid_argument("DoPut needs a command descriptor holding a FlightCommand with `upsert` set")
+            command = parse_command(descriptor.command)
+            kind = command.WhichOneof("kind")
+            if kind != "upsert":
+                raise invalid_argument(f"DoPut takes an `upsert` FlightCommand, not `{kind}`")
+            schema = reader.schema
+            if not schema.names:
+                raise invalid_argument("the uploaded table has no columns")
+            path_column = command.upsert.path_column or schema.names[0]
+            if path_column not in schema.names:
+                raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
+            batches = (chunk.data for chunk in reader if chunk.data is not None)
+            response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
+                                            forwarded(context))
+        writer.write(pa.py_buffer(response.SerializeToString()))
+
+    def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[fl.FlightInfo]:
+        try:
+            namespace = criteria.decode("utf-8").strip() if criteria else ""
+        except UnicodeDecodeError:
+            raise invalid_argument("ListFlights criteria must be a namespace name in UTF-8, or empty") from None
+        caller = forwarded(context)
+        with flight_errors():
+            entries = list(self._backend.catalog(namespace or None, caller))
+        return [self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True) for path, query in entries]
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._channel.close()
+
+    def _query_of(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> common_pb2.Query:
+        if descriptor.descriptor_type == fl.DescriptorType.CMD:
+            command = parse_command(descriptor.command)
+            kind = command.WhichOneof("kind")
+            if kind == "query":
+                return command.query
+            if kind == "upsert":
+                raise invalid_argument("an upsert command describes an upload (DoPut), not a flight to read")
+            raise unimplemented(f"{kind} commands are not served yet")
+        path = [part.decode("utf-8", "replace") if isinstance(part, bytes) else part for part in descriptor.path]
+        if len(path) == 3 and path[1] == DATASOURCES:
+            return self._backend.datasource_query(path[0], path[2], caller)
+        if len(path) == 3 and path[1] == DATASETS:
+            return self._backend.dataset_query(path[0], path[2], caller)
+        raise invalid_argument(f"unknown flight path {path}; expected [namespace, 'datasources' or 'datasets', name]")
+
+    def _info(self, descriptor: fl.FlightDescriptor, query: common_pb2.Query, caller: Metadata,
+              lenient: bool = False) -> fl.FlightInfo:
+        """The flight of ``query``: real schema and row count, one endpoint here. ``lenient`` for listings:
+        a query that cannot be described is listed without schema and counts rather than failing the list."""
+        try:
+            schema, total_rows = self._backend.describe(query, caller)
+        except grpc.RpcError as error:
+            if not lenient:
+                raise
+            log.warning("listing %s without its schema: %s", descriptor, error)
+            schema, total_rows = pa.schema([]), -1
+        endpoint = fl.FlightEndpoint(query_ticket(query), [self.location])
+        return fl.FlightInfo(schema, descriptor, [endpoint], total_rows, -1)
+
+
+def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Passes batches on, turning a failure of the metadata stream into a Flight error."""
+    with flight_errors():
+        yield from batches
+
+
+def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
+                  security: ServiceSecurity | None = None) -> tuple[ThresherFlightServer, int]:
+    """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
+    metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
+    host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. The
+    server serves from construction; stop it with ``shutdown()``."""
+    host, port = _host_port(address)
+    security = security or ServiceSecurity()
+    security.check_bind(address)
+    if advertise_host is None:
+        advertise_host = socket.gethostname() if host in _WILDCARD_HOSTS else host
+    channel = security.channel(metadata_address)
+    try:
+        server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
+                                      **security.flight_server_options())
+    except BaseException:
+        channel.close()
+        raise
+    log.info("serving Arrow Flight on %s:%d (advertised as %s)", host, server.port, server.location.uri.decode())
+    return server, server.port
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    parts = urlsplit(address if "://" in address else f"grpc://{address}")
+    if parts.scheme not in ("grpc", "grpc+tcp", "grpc+tls"):
+        raise ValueError(f"flight address {address!r}: expected host:port or grpc://host:port")
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"flight address {address!r} needs a host and a port")
+    return parts.hostname, parts.port
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m thresher.services.flight``."""
+    parser = argparse.ArgumentParser(prog="thresher.services.flight", description="Thresher Arrow Flight service")
+    parser.add_argument("--address", default=flight_address(), help="host:port to serve on (default: %(default)s)")
+    parser.add_argument("--metadata-address", default=metadata_address(),
+                        help="the metadata service (default: $THRESHER_METADATA_ADDRESS or %(default)s)")
+    parser.add_argument("--advertise-host", default=os.environ.get(ADVERTISE_HOST_ENV) or None,
+                        help=f"the host name clients should use in flight endpoints (default: ${ADVERTISE_HOST_ENV}, "
+                             "else the bind host)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server, _ = create_server(args.address, args.metadata_address, advertise_host=args.advertise_host,
+                              security=ServiceSecurity.from_env())
+    # serve() would return on SIGINT only; a container is stopped with SIGTERM.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    stop.wait()
+    log.info("stopping")
+    server.shutdown()

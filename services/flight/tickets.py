@@ -1,0 +1,40 @@
+"""Parses Flight tickets and descriptor commands: ``flight_pb2.FlightTicket`` / ``FlightCommand`` bytes."""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from thresher.v1 import common_pb2, flight_pb2
+
+
+class TicketError(ValueError):
+    """Ticket or command bytes that are not a usable Thresher message; the message says what is wrong."""
+
+
+def parse_ticket(raw: bytes) -> flight_pb2.FlightTicket:
+    """A FlightTicket with one of its kinds set; raises TicketError otherwise."""
+    return _parse(flight_pb2.FlightTicket, raw, "ticket")
+
+
+def parse_command(raw: bytes) -> flight_pb2.FlightCommand:
+    """A FlightCommand with one of its kinds set; raises TicketError otherwise."""
+    return _parse(flight_pb2.FlightCommand, raw, "descriptor command")
+
+
+def query_ticket(query: common_pb2.Query) -> bytes:
+    """The ticket that streams ``query``'s result."""
+    return flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+
+
+def _parse(message_type, raw: bytes, what: str):
+    name = message_type.DESCRIPTOR.full_name
+    if not raw:
+        raise TicketError(f"the {what} is empty; expected a serialized {name}")
+    try:
+        message = message_type.FromString(raw)
+    except DecodeError as error:
+        raise TicketError(f"the {what} is not a serialized {name}: {error}") from None
+    if message.WhichOneof("kind") is None:
+        kinds = ", ".join(field.name for field in message_type.DESCRIPTOR.oneofs_by_name["kind"].fields)
+        raise TicketError(f"the {what} sets none of {name}'s kinds ({kinds}); is it a {name}?")
+    return message

@@ -1,0 +1,3 @@
+from thresher.services.scanner.server import main
+
+main()

@@ -1,0 +1,134 @@
+"""The scanner's view of the metadata service (``Catalog`` and ``Index``) over gRPC."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import grpc
+import pyarrow as pa
+
+from thresher import arrow_io
+from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
+from thresher.services.scanner.convert import status_to_proto
+from thresher.scan import ScanStatus
+from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.types import PATH_COLUMN
+from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+
+# Small calls answer quickly or something is wrong; bulk calls move up to a batch of rows.
+CALL_TIMEOUT = 30.0
+BULK_TIMEOUT = 600.0
+_UNFINISHED = (common_pb2.SCAN_STATE_UNSPECIFIED, common_pb2.SCAN_STATE_PENDING, common_pb2.SCAN_STATE_SCANNING)
+
+
+def _code(error: grpc.RpcError) -> grpc.StatusCode:
+    return error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+
+
+def _translate(error: grpc.RpcError, what: str) -> MetadataError:
+    """A MetadataError naming the call, the status and the service's message."""
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    kind = MetadataUnavailable if _code(error) is grpc.StatusCode.UNAVAILABLE else MetadataError
+    return kind(f"{what}: {_code(error).name}: {details}")
+
+
+@contextlib.contextmanager
+def _calling(what: str) -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise _translate(error, what) from None
+
+
+def _ref(datasource: common_pb2.Datasource) -> DatasourceRef:
+    return DatasourceRef(datasource.id, datasource.source_uri, datasource.revision, ScanStatus.from_proto(datasource.scan))
+
+
+class MetadataCatalog:
+    """Datasources as the metadata service lists them."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+
+    def datasource(self, datasource_id: int) -> DatasourceRef:
+        try:
+            response = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id), timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            if _code(error) is grpc.StatusCode.NOT_FOUND:
+                raise DatasourceNotFound(f"datasource {datasource_id} not found") from None
+            raise _translate(error, f"reading datasource {datasource_id}") from None
+        return _ref(response.datasource)
+
+    def unfinished(self) -> Iterator[DatasourceRef]:
+        with _calling("listing datasources"):
+            namespaces = list(self._pages(self._stub.ListNamespaces, mpb.ListNamespacesRequest(), "namespaces"))
+            for namespace in namespaces:
+                request = mpb.ListDatasourcesRequest(namespace=namespace.name)
+                for datasource in self._pages(self._stub.ListDatasources, request, "datasources"):
+                    if datasource.scan.state in _UNFINISHED:
+                        yield _ref(datasource)
+
+    def index(self, datasource_id: int) -> "MetadataIndex":
+        return MetadataIndex(self._stub, datasource_id)
+
+    @staticmethod
+    def _pages(call, request, field: str) -> Iterator:
+        while True:
+            response = call(request, timeout=CALL_TIMEOUT)
+            yield from getattr(response, field)
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+
+class MetadataIndex:
+    """One datasource's datapoints in the metadata service."""
+
+    def __init__(self, stub: metadata_service_pb2_grpc.MetadataServiceStub, datasource_id: int) -> None:
+        self._stub = stub
+        self._id = datasource_id
+
+    def prepare(self) -> None:
+        fields = [common_pb2.Field(name=name, type=FIELD_TYPES[name].proto) for name in (SIZE, MODIFIED)]
+        with _calling(f"declaring the automatic fields of datasource {self._id}"):
+            self._stub.DefineFields(mpb.DefineFieldsRequest(datasource_id=self._id, fields=fields), timeout=CALL_TIMEOUT)
+
+    def indexed(self) -> dict[str, tuple[int | None, int | None]]:
+        query = common_pb2.Query(datasource_id=self._id,
+                                 select=[common_pb2.SelectItem(field=SIZE), common_pb2.SelectItem(field=MODIFIED)])
+        with _calling(f"reading the datapoints of datasource {self._id}"):
+            responses = self._stub.ExecuteQuery(mpb.ExecuteQueryRequest(query=query), timeout=BULK_TIMEOUT)
+            schema = None
+            batches = []
+            for response in responses:
+                if response.WhichOneof("part") == "schema":
+                    schema = arrow_io.read_schema(response.schema)
+                else:
+                    batches.append(arrow_io.read_batch(response.record_batch, schema))
+        if schema is None:
+            raise MetadataError(f"reading the datapoints of datasource {self._id}: the result stream had no schema")
+        table = pa.Table.from_batches(batches, schema)
+        # Compared at the precision the scanner writes: microseconds since the epoch.
+        modified = table[MODIFIED].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return dict(zip(table[PATH_COLUMN].to_pylist(), zip(table[SIZE].to_pylist(), modified.to_pylist())))
+
+    def upsert(self, batch: pa.RecordBatch) -> None:
+        def requests() -> Iterator[mpb.UpsertTableRequest]:
+            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=self._id, path_column=PATH_COLUMN))
+            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(batch.schema))
+            for message in arrow_io.serialize_batches([batch]):
+                yield mpb.UpsertTableRequest(record_batch=message)
+
+        with _calling(f"writing {batch.num_rows} datapoints to datasource {self._id}"):
+            self._stub.UpsertTable(requests(), timeout=BULK_TIMEOUT)
+
+    def delete(self, paths: list[str]) -> None:
+        with _calling(f"deleting {len(paths)} datapoints of datasource {self._id}"):
+            self._stub.DeleteDatapoints(mpb.DeleteDatapointsRequest(datasource_id=self._id, paths=paths),
+                                        timeout=BULK_TIMEOUT)
+
+    def report(self, progress: ScanStatus) -> None:
+        request = mpb.UpdateScanStatusRequest(datasource_id=self._id, scan=status_to_proto(progress))
+        with _calling(f"recording the scan status of datasource {self._id}"):
+            self._stub.UpdateScanStatus(request, timeout=CALL_TIMEOUT)

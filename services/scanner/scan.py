@@ -1,0 +1,189 @@
+"""One scan of one datasource: list the source, diff against the index, write what changed, delete what went.
+
+Writes start while the listing runs; deletions wait until the listing has completed, so a scan that
+fails half way never removes datapoints it merely had not reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+from thresher.services.scanner.automatic import AutomaticFields
+from thresher.services.scanner.diff import Diff
+from thresher.scan import FAILED, READY, SCANNING, ScanStatus
+from thresher.services.scanner.reporter import ProgressReporter
+from thresher.services.scanner.sources import Page, ScanCancelled, Source, SourceError, open_source
+from thresher.services.scanner.store import DatasourceRef, Index, MetadataError
+from thresher.services.scanner.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+# Rows per write: at least the first (so a long listing shows results early) and at most the second;
+# while one write runs the next grows, which suits stores whose cost is mostly per write.
+DEFAULT_BATCH_ROWS = (10_000, 100_000)
+DEFAULT_REPORT_INTERVAL = 0.5
+DELETE_CHUNK = 50_000
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Scan:
+    """Runs in a thread of its own; ``progress`` may be read from any thread at any time."""
+
+    def __init__(self, datasource: DatasourceRef, index: Index, image_pool: Executor, *,
+                 batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
+                 report_interval: float = DEFAULT_REPORT_INTERVAL) -> None:
+        self.datasource = datasource
+        self.cancel = threading.Event()
+        self.progress = ScanStatus(SCANNING, started_at=utc_now())
+        self._index = index
+        self._image_pool = image_pool
+        self._batch_rows = batch_rows
+        self._report_interval = report_interval
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._reporter: ProgressReporter | None = None
+
+    def run(self) -> ScanStatus:
+        """Scans to the end and returns the final progress (READY or FAILED); never raises."""
+        name = f"datasource {self.datasource.id} ({self.datasource.source_uri})"
+        log.info("scanning %s", name)
+        try:
+            self._index.report(self.progress)
+            self._reporter = ProgressReporter(self._index.report, self._report_interval, name)
+            self._scan()
+            self._finish(state=READY, finished_at=utc_now())
+        except ScanCancelled:
+            # The datasource stays SCANNING in the store, so the next scanner to start resumes it.
+            log.info("scan of %s cancelled after %d files", name, self.progress.files_seen)
+            self._stop_reporting()
+            return self.progress
+        except SourceError as error:
+            return self._fail(name, str(error))
+        except MetadataError as error:
+            return self._fail(name, f"metadata service: {error}")
+        except Exception as error:  # noqa: BLE001 - a scan thread must end in a recorded state
+            log.exception("scan of %s failed unexpectedly", name)
+            return self._fail(name, f"internal error: {type(error).__name__}: {error}")
+        progress = self.progress
+        log.info("scanned %s: %d files in %.1f s, %d added, %d updated, %d removed", name, progress.files_seen,
+                 time.monotonic() - self._started, progress.datapoints_added, progress.datapoints_updated, progress.datapoints_removed)
+        return progress
+
+    def _scan(self) -> None:
+        source = open_source(self.datasource.source_uri, self.datasource.revision)
+        self._index.prepare()
+        with ThreadPoolExecutor(1, thread_name_prefix="scan-index") as reader:
+            # What is indexed is read while the listing starts; pages wait for it in `listed`.
+            indexed = reader.submit(self._index.indexed)
+            diff = self._list_and_write(source, indexed)
+        removed = diff.removed()
+        for start in range(0, len(removed), DELETE_CHUNK):
+            if self.cancel.is_set():
+                raise ScanCancelled()
+            chunk = removed[start:start + DELETE_CHUNK]
+            self._index.delete(chunk)
+            self._count(datapoints_removed=len(chunk))
+
+    def _list_and_write(self, source: Source, indexed: Future) -> Diff:
+        """Lists the source and writes what was added or changed; returns the diff, which knows what went."""
+        writer = BatchWriter(AutomaticFields(source, self._image_pool), self._index, *self._batch_rows,
+                             on_written=self._written)
+        diff: Diff | None = None
+        listed: list[Page] = []
+        seen = 0
+        try:
+            for page in source.pages(self.cancel):
+                seen += len(page)
+                self._set(files_seen=seen)
+                listed.append(_utf8_only(page))
+                if diff is None and indexed.done():
+                    diff = Diff(indexed.result())
+                if diff is not None:
+                    _write_changes(diff, listed, writer)
+                if self.cancel.is_set():
+                    raise ScanCancelled()
+            if diff is None:
+                diff = Diff(indexed.result())
+            _write_changes(diff, listed, writer)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        return diff
+
+    def _written(self, added: int, updated: int) -> None:
+        self._count(datapoints_added=added, datapoints_updated=updated)
+
+    def _set(self, **values) -> None:
+        with self._lock:
+            self._publish(values)
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            self._publish({name: getattr(self.progress, name) + n for name, n in increments.items()})
+
+    def _publish(self, values: dict) -> None:
+        self.progress = self._replaced(values)
+        if self._reporter is not None:
+            self._reporter.offer(self.progress)
+
+    def _finish(self, **values) -> None:
+        """Records the outcome in the store before showing it here, so whoever sees it here finds it there."""
+        self._stop_reporting()
+        with self._lock:
+            final = self._replaced(values)
+        self._index.report(final)
+        self.progress = final
+
+    def _stop_reporting(self) -> None:
+        if self._reporter is not None:
+            self._reporter.close()
+            self._reporter = None
+
+    def _replaced(self, values: dict) -> ScanStatus:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        files = values.get("files_seen", self.progress.files_seen)
+        return dataclasses.replace(self.progress, files_per_second=files / elapsed, **values)
+
+    def _fail(self, name: str, reason: str) -> ScanStatus:
+        log.error("scan of %s failed: %s", name, reason)
+        try:
+            self._finish(state=FAILED, failure_reason=reason, finished_at=utc_now())
+        except MetadataError as error:
+            log.error("could not record the failed scan of %s: %s", name, error)
+            self._set(state=FAILED, failure_reason=reason, finished_at=utc_now())
+        return self.progress
+
+
+def _write_changes(diff: Diff, pages: list[Page], writer: BatchWriter) -> None:
+    """Hands the added and changed files of ``pages`` to the writer and empties the list."""
+    for page in pages:
+        added, changed = diff.split(page)
+        if len(added) or len(changed):
+            writer.add(added, changed)
+    pages.clear()
+
+
+def _utf8_only(page: Page) -> Page:
+    """The page without (and logging) files whose names are not valid UTF-8, which Arrow strings cannot hold."""
+    try:
+        "".join(page.paths).encode("utf-8")  # one check for the whole page: names are nearly always fine
+        return page
+    except UnicodeEncodeError:
+        pass
+    rows = []
+    for row, path in enumerate(page.paths):
+        try:
+            path.encode("utf-8")
+            rows.append(row)
+        except UnicodeEncodeError:
+            log.warning("passing over %r: its name is not valid UTF-8", path)
+    return page.take(rows)

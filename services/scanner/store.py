@@ -1,0 +1,69 @@
+"""What the scanner needs from the metadata service, as plain interfaces (the gRPC adapter implements them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+import pyarrow as pa
+
+from thresher.scan import ScanStatus
+
+
+class DatasourceNotFound(LookupError):
+    """No datasource has this id."""
+
+
+class MetadataError(Exception):
+    """The metadata service refused or failed a call; the message says which and why."""
+
+
+class MetadataUnavailable(MetadataError):
+    """The metadata service could not be reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasourceRef:
+    id: int
+    source_uri: str
+    revision: str
+    progress: ScanStatus
+
+
+class Index(Protocol):
+    """One datasource's datapoints, as a scan reads and writes them."""
+
+    def prepare(self) -> None:
+        """Declares the automatic fields a scan compares by, so a first scan can query them."""
+        ...
+
+    def indexed(self) -> Mapping[str, tuple[int | None, int | None]]:
+        """Every indexed path with its (size, modified in microseconds since the epoch)."""
+        ...
+
+    def upsert(self, batch: pa.RecordBatch) -> None:
+        """Writes (path, fields...) rows atomically."""
+        ...
+
+    def delete(self, paths: list[str]) -> None:
+        ...
+
+    def report(self, progress: ScanStatus) -> None:
+        """Records the scan's state on the datasource."""
+        ...
+
+
+class Catalog(Protocol):
+    """The datasources a scanner can be asked to scan."""
+
+    def datasource(self, datasource_id: int) -> DatasourceRef:
+        """Raises DatasourceNotFound."""
+        ...
+
+    def unfinished(self) -> Iterable[DatasourceRef]:
+        """Datasources left pending or scanning, e.g. by a scanner that stopped."""
+        ...
+
+    def index(self, datasource_id: int) -> Index:
+        ...

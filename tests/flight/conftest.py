@@ -1,0 +1,64 @@
+"""A flight service over the suite's metadata service, a Flight client, and helpers to make data."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.flight as fl
+import pytest
+
+from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
+
+
+@pytest.fixture(scope="session")
+def flight_server(metadata_server):
+    from thresher.services.flight.server import create_server
+
+    address, _ = metadata_server
+    server, port = create_server("127.0.0.1:0", address)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def flight(flight_server):
+    with fl.connect(f"grpc://127.0.0.1:{flight_server.port}") as client:
+        yield client
+
+
+def query_ticket(query: common_pb2.Query) -> fl.Ticket:
+    return fl.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
+
+
+def command(**kind) -> fl.FlightDescriptor:
+    return fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(**kind).SerializeToString())
+
+
+class Data:
+    """Makes datasources and reads them back through the metadata service alone."""
+
+    def __init__(self, stub, namespace: str) -> None:
+        self.stub = stub
+        self.namespace = namespace
+
+    def datasource(self, name: str = "ds", table: pa.Table | None = None) -> int:
+        source = self.stub.CreateDatasource(mpb.CreateDatasourceRequest(
+            namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
+        if table is not None:
+            def requests():
+                yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=source.id, path_column="path"))
+                yield mpb.UpsertTableRequest(schema=serialize_schema(table.schema))
+                for message in serialize_batches(table.to_batches()):
+                    yield mpb.UpsertTableRequest(record_batch=message)
+            self.stub.UpsertTable(requests())
+        return source.id
+
+    def read(self, query: common_pb2.Query) -> pa.Table:
+        responses = iter(self.stub.ExecuteQuery(mpb.ExecuteQueryRequest(query=query)))
+        schema = read_schema(next(responses).schema)
+        return pa.Table.from_batches([read_batch(r.record_batch, schema) for r in responses], schema)
+
+
+@pytest.fixture
+def data(metadata_stub, namespace) -> Data:
+    return Data(metadata_stub, namespace)
