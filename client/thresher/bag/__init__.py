@@ -1,0 +1,49 @@
+"""Bag datasets: Thresher's implementation of the Granular format, readable both ways with ``granular``.
+
+See DESIGN §6 and §8. One module per idea: ``files`` (ranged reads, the storage hook), ``tables``
+(index tables), ``checksums`` (the ``.crc`` sidecar), ``bag`` (one bag), ``spec``, ``writer`` and
+``reader`` (one dataset), ``sharded``, and the formats (``formats``, ``arrays``, ``video``).
+"""
+
+from thresher.bag.bag import BagReader, BagWriter
+from thresher.bag.errors import (
+    BagError,
+    ChecksumError,
+    CorruptBagError,
+    DatasetExistsError,
+    DecodeError,
+    EncodeError,
+    IncompleteDatasetError,
+    MaskError,
+    ResumeError,
+    SpecError,
+    UnsupportedLocationError,
+)
+from thresher.bag.files import register_storage
+from thresher.bag.formats import decoders, encoders
+from thresher.bag.reader import DatasetReader
+from thresher.bag.sharded import ShardedDatasetReader, ShardedDatasetWriter
+from thresher.bag.writer import DatasetWriter
+
+__all__ = [
+    "BagError",
+    "BagReader",
+    "BagWriter",
+    "ChecksumError",
+    "CorruptBagError",
+    "DatasetExistsError",
+    "DatasetReader",
+    "DatasetWriter",
+    "DecodeError",
+    "EncodeError",
+    "IncompleteDatasetError",
+    "MaskError",
+    "ResumeError",
+    "ShardedDatasetReader",
+    "ShardedDatasetWriter",
+    "SpecError",
+    "UnsupportedLocationError",
+    "decoders",
+    "encoders",
+    "register_storage",
+]
