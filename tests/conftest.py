@@ -11,6 +11,9 @@ import pytest
 from thresher.transport import open_channel
 from thresher.v1 import metadata_service_pb2_grpc
 
+# S3/GCS endpoints and git repositories for storage tests (tests/storage_endpoints.py).
+pytest_plugins = ("tests.storage_endpoints",)
+
 _namespace_counter = itertools.count()
 
 
@@ -18,6 +21,8 @@ _namespace_counter = itertools.count()
 def _isolated_home(tmp_path_factory, monkeypatch):
     """No test ever touches the user's ~/.thresher."""
     monkeypatch.setenv("THRESHER_HOME", str(tmp_path_factory.mktemp("thresher-home")))
+    # Downloads and the blob cache (default ~/thresher) stay in the test's folders too.
+    monkeypatch.setenv("THRESHER_DOWNLOAD_DIR", str(tmp_path_factory.mktemp("thresher-downloads")))
 
 
 @pytest.fixture
@@ -42,11 +47,25 @@ def client(local_services):
 
 
 @pytest.fixture(scope="session")
-def metadata_server(tmp_path_factory):
-    """The metadata service alone, on its own store."""
+def postgres_url():
+    """A throwaway PostgreSQL database for the session (skips where PostgreSQL is not installed)."""
+    from tests.deploy.postgres import throwaway_postgres
+
+    try:
+        server = throwaway_postgres()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    with server:
+        yield server.url
+
+
+@pytest.fixture(scope="session", params=["duckdb", "postgres"])
+def metadata_server(request, tmp_path_factory):
+    """The metadata service alone, on its own store: once over DuckDB, once over PostgreSQL."""
     from thresher.services.metadata.server import create_server, open_store
 
-    store = open_store(str(tmp_path_factory.mktemp("metadata-home")))
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    store = open_store(str(tmp_path_factory.mktemp("metadata-home")), postgres_url=url)
     server, port = create_server("127.0.0.1:0", store)
     yield f"127.0.0.1:{port}", store
     server.stop(grace=None)

@@ -1,23 +1,34 @@
 """Thresher: an open, self-hosted data engine for machine-learning datasets."""
 
-from thresher import datasets, datasources, sources
+from thresher import datasets, datasources, namespaces, sources
+from thresher.bag import (BagReader, BagWriter, DatasetReader, DatasetWriter, ShardedDatasetReader,
+                          ShardedDatasetWriter, decoders, encoders)
 from thresher.connection import Connection, connect, default_connection, set_default_connection
 from thresher.datasets import delete_dataset, get_dataset, get_datasets
 from thresher.datasource import Datasource
 from thresher.datasources import create_datasource, get_datasource, get_datasources
 from thresher.datasources import get_or_create as get_or_create_datasource
+from thresher.downloads import disable_bucket_downloaders, enable_gcs_bucket_downloader, enable_s3_bucket_downloader
 from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
                              PermissionDeniedError, QueryError, ScanFailedError, ScanInProgressWarning,
                              ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError)
 from thresher.loader import Loader
 from thresher.metadata_context import MetadataContext
+from thresher.namespaces import Namespace, create_namespace, get_namespace, get_or_create_namespace
 from thresher.query import Column, Expression, Field, Order
 from thresher.results import Datapoint, QueryResult
 from thresher.scan import ScanStatus
+from thresher.storage.errors import (BlobNotFoundError, StorageAccessDeniedError, StorageError, StorageNotFoundError,
+                                     StorageUnavailableError, UnknownRevisionError, UnsafePathError)
 from thresher.types import FieldType
 
 __all__ = [
-    "AlreadyExistsError", "Column", "Connection", "Datapoint", "Datasource", "Expression", "Field", "FieldType",
+    "BagReader", "BagWriter", "DatasetReader", "DatasetWriter", "ShardedDatasetReader", "ShardedDatasetWriter",
+    "decoders", "encoders",
+    "AlreadyExistsError", "BlobNotFoundError", "Namespace", "StorageAccessDeniedError", "StorageError",
+    "StorageNotFoundError", "StorageUnavailableError", "UnknownRevisionError", "UnsafePathError",
+    "create_namespace", "disable_bucket_downloaders", "enable_gcs_bucket_downloader", "enable_s3_bucket_downloader",
+    "get_namespace", "get_or_create_namespace", "namespaces", "Column", "Connection", "Datapoint", "Datasource", "Expression", "Field", "FieldType",
     "FieldTypeMismatchError", "InvalidArgumentError", "Loader", "MetadataContext", "NotFoundError", "Order",
     "PermissionDeniedError", "QueryError", "QueryResult", "ScanFailedError", "ScanInProgressWarning",
     "ScanStatus", "ServiceError", "ServiceUnavailableError", "ThresherError", "UnknownFieldError", "connect",

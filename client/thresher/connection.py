@@ -8,6 +8,7 @@ is unavailable (it may be starting). Writes are never retried.
 from __future__ import annotations
 
 import getpass
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,15 +31,26 @@ class Connection:
     Addresses default to ``$THRESHER_METADATA_ADDRESS``, ``$THRESHER_SCANNER_ADDRESS`` and
     ``$THRESHER_FLIGHT_ADDRESS``, then to the local defaults. ``retry_timeout`` bounds how long an
     idempotent read waits for an unavailable service before raising ServiceUnavailableError.
+
+    ``token`` (default ``$THRESHER_TOKEN``) goes with every call as a bearer token. TLS is used when
+    ``tls`` is true or root certificates are given: ``root_certificates`` is PEM bytes or a file path
+    (default ``$THRESHER_TLS_ROOT_CERTS``); with ``tls`` alone the system's roots verify the services.
     """
 
     def __init__(self, metadata_address: str | None = None, flight_address: str | None = None,
                  scanner_address: str | None = None, *, token: str | None = None,
-                 retry_timeout: float = 2.0) -> None:
+                 retry_timeout: float = 2.0, tls: bool = False,
+                 root_certificates: bytes | str | None = None) -> None:
         self.metadata_address = metadata_address or transport.metadata_address()
         self.flight_address = flight_address or transport.flight_address()
         self.scanner_address = scanner_address or transport.scanner_address()
         self.retry_timeout = retry_timeout
+        token = token if token is not None else os.environ.get(transport.TOKEN_ENV) or None
+        if isinstance(root_certificates, str):
+            with open(root_certificates, "rb") as handle:
+                root_certificates = handle.read()
+        self._root_certificates = root_certificates if root_certificates is not None else transport.tls_root_certificates()
+        self.tls = tls or self._root_certificates is not None
         # Without a token, the service records writes under the user name the client reports.
         self._grpc_metadata = (("thresher-user", _local_user()),) + (
             (("authorization", f"Bearer {token}"),) if token else ())
@@ -77,7 +89,8 @@ class Connection:
     def _channel(self, address: str) -> grpc.Channel:
         with self._lock:
             if address not in self._channels:
-                self._channels[address] = transport.open_channel(address)
+                self._channels[address] = transport.open_channel(address, root_certificates=self._root_certificates,
+                                                                 tls=self.tls)
             return self._channels[address]
 
     @property
@@ -134,7 +147,8 @@ class Connection:
         """The Flight client for the flight service."""
         with self._lock:
             if self._flight is None:
-                self._flight = flight.FlightClient(f"grpc://{self.flight_address}")
+                scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
+                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots)
             return self._flight
 
     def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:
@@ -158,6 +172,20 @@ class Connection:
         ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
         return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
                                  idempotent=True)
+
+    def open_ticket(self, ticket: flight_pb2.FlightTicket) -> flight.FlightStreamReader:
+        """Starts DoGet for a file, blob or shard ticket; its schema is read, so a refused ticket fails here.
+
+        Errors while reading the stream are pyarrow's: map them with ``status.from_flight_error``.
+        """
+        raw = flight.Ticket(ticket.SerializeToString())
+
+        def start() -> flight.FlightStreamReader:
+            reader = self.flight.do_get(raw, options=self._flight_options)
+            reader.schema  # noqa: B018 - waits for the first message, where a refusal arrives
+            return reader
+
+        return self._flight_call(start, idempotent=True)
 
     def upsert_table(self, datasource_id: int, table: pa.Table,
                      path_column: str) -> metadata_service_pb2.UpsertTableResponse | None:
@@ -204,13 +232,15 @@ _default_lock = threading.Lock()
 
 def connect(metadata_address: str | None = None, flight_address: str | None = None,
             scanner_address: str | None = None, *, token: str | None = None,
-            retry_timeout: float = 2.0) -> Connection:
+            retry_timeout: float = 2.0, tls: bool = False,
+            root_certificates: bytes | str | None = None) -> Connection:
     """Connects to Thresher's services and makes this the default connection.
 
-    Nothing is dialled until the first call; unset addresses come from the environment.
+    Nothing is dialled until the first call; unset addresses, the token and TLS roots come from the
+    environment (see ``Connection``).
     """
     connection = Connection(metadata_address, flight_address, scanner_address, token=token,
-                            retry_timeout=retry_timeout)
+                            retry_timeout=retry_timeout, tls=tls, root_certificates=root_certificates)
     set_default_connection(connection)
     return connection
 

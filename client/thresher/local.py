@@ -53,7 +53,7 @@ class LocalServices:
             server, port = create_scanner(self._address(1), self.metadata_address)
             self._running.append(("scanner", server))
             self.scanner_address = f"{self.host}:{port}"
-            server, port = create_flight(self._address(2), self.metadata_address)
+            server, port = create_flight(self._address(2), self.metadata_address, home=self.home)
             self._running.append(("flight", server))
             self.flight_address = f"{self.host}:{port}"
         except BaseException:

@@ -9,41 +9,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator
+import pathlib
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import pyarrow as pa
 
+from thresher import blob_cache, downloads
+from thresher.errors import InvalidArgumentError
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
                             FieldType, arrow_kind, field_type_of)
+from thresher.urls import download_url, register_url_builder  # noqa: F401 - re-exported: the URL hooks' old home
+from thresher.urls import datapoint_url, datapoint_urls
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# Builds the URL of `path` inside a source, by the source URI's scheme. Schemes that need signing or
-# a proxy through the flight service register their own builder here.
-URL_BUILDERS: dict[str, Callable[[str, str], str]] = {}
-
-
-def register_url_builder(scheme: str, builder: Callable[[str, str], str]) -> None:
-    """Makes ``builder(source_uri, path)`` give the download URLs of sources with this URI scheme."""
-    URL_BUILDERS[scheme] = builder
-
-
-def _join_url(source_uri: str, path: str) -> str:
-    return source_uri.rstrip("/") + "/" + quote(path)
-
-
-for _scheme in ("file", "s3", "gs"):
-    register_url_builder(_scheme, _join_url)
-
-
-def download_url(source_uri: str, path: str) -> str | None:
-    """The URL of ``path`` inside the source at ``source_uri``; None when no builder knows the scheme."""
-    scheme, sep, _ = source_uri.partition("://")
-    builder = URL_BUILDERS.get(scheme) if sep else None
-    return builder(source_uri, path) if builder else None
 
 
 @dataclasses.dataclass
@@ -65,14 +45,37 @@ class Datapoint:
 
     def history(self, field: str | None = None) -> pd.DataFrame:
         """Every write that touched this datapoint (or one field of it): when, who, what, as a DataFrame."""
-        if self.datasource is None:
-            raise ValueError("this Datapoint was not read from a datasource, so it has no history to fetch")
-        return self.datasource.history(self.path, field)
+        return self._source("fetch its history").history(self.path, field)
 
     @property
     def download_url(self) -> str | None:
-        """Where the datapoint's file lives (``file://`` + absolute path for local sources)."""
-        return download_url(self.source_uri, self.path)
+        """A URL a generic tool can fetch the file from: ``file://`` for local sources, presigned for S3,
+        else the flight service's (see ``thresher.urls``)."""
+        return datapoint_url(self.source_uri, self.path, self.datasource)
+
+    def download_file(self, target: str | os.PathLike[str] | None = None) -> pathlib.Path:
+        """Downloads the file to ``target`` (a file path, or an existing folder to keep its name), by
+        default to where ``QueryResult.download_files`` puts it; returns the file's path."""
+        return downloads.download_file(self._source("download its file"), self.path, target)
+
+    def get_blob(self, field: str, cache_on_disk: bool = True, store_value: bool = False) -> bytes | None:
+        """The bytes of blob field ``field`` (None when it has no value), fetched by hash through the
+        disk cache unless ``cache_on_disk`` is false; ``store_value`` keeps them in ``metadata[field]``."""
+        value = self.metadata[field]
+        if value is None or isinstance(value, bytes):
+            return value
+        if isinstance(value, pathlib.Path):  # get_blob_fields left the cached file's path here
+            data = value.read_bytes()
+        else:
+            data = blob_cache.fetch(self._source("fetch its blobs").connection, value, cache_on_disk)
+        if store_value:
+            self.metadata[field] = data
+        return data
+
+    def _source(self, doing: str) -> Any:
+        if self.datasource is None:
+            raise ValueError(f"this Datapoint was not read from a datasource, so it cannot {doing}")
+        return self.datasource
 
 
 class QueryResult:
@@ -117,6 +120,54 @@ class QueryResult:
         """The datasource's scan state when the query ran: pending, scanning, ready or failed."""
         raw = (self._table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY)
         return raw.decode() if raw else None
+
+    def download_files(self, target_dir: str | os.PathLike[str] | None = None, keep_source_prefix: bool = True,
+                       redownload: bool = False, *, threads: int = downloads.DEFAULT_THREADS,
+                       progress: bool = True) -> pathlib.Path:
+        """Downloads every datapoint's file, in parallel with a progress bar; returns the folder.
+
+        ``target_dir`` defaults to ``~/thresher/datasets/<namespace>/<datasource id>``;
+        ``keep_source_prefix`` puts files under the source's bucket prefix or repository path there.
+        Existing files are kept unless ``redownload``. Each file appears whole or not at all, and a path
+        that would land outside the folder raises UnsafePathError before anything is fetched.
+        """
+        return downloads.download_files(self._source("download files"), self.paths, target_dir,
+                                        keep_source_prefix, redownload, threads=threads, progress=progress)
+
+    def get_blob_fields(self, *fields: str, load_into_memory: bool = False, threads: int = blob_cache.DEFAULT_THREADS,
+                        progress: bool = True) -> QueryResult:
+        """Fetches the blobs of ``fields`` (none: every blob field) into the disk cache, in parallel.
+
+        Each datapoint's value becomes the bytes (``load_into_memory``) or the cached file's
+        ``pathlib.Path``; ``Datapoint.get_blob`` reads either. The table and dataframe keep the hashes.
+        """
+        kinds = self.fields
+        names = list(fields) or [name for name, kind in kinds.items() if kind is FieldType.BLOB]
+        for name in names:
+            if kinds.get(name) is not FieldType.BLOB:
+                raise InvalidArgumentError(f"{name!r} is not a blob field of this result "
+                                           f"(blob fields: {[n for n, k in kinds.items() if k is FieldType.BLOB]})")
+        digests = {d for name in names for d in self._table.column(name).to_pylist() if d is not None}
+        connection = self._source("fetch blobs").connection
+        cached = blob_cache.cache_many(connection, digests, threads, progress)
+        for entry in self.entries:
+            for name in names:
+                digest = entry.metadata[name]
+                if isinstance(digest, str):
+                    entry.metadata[name] = cached[digest].read_bytes() if load_into_memory else cached[digest]
+        return self
+
+    def with_download_urls(self) -> QueryResult:
+        """This result with a ``download_url`` column (see ``Datapoint.download_url``); built per row,
+        so it is asked for rather than added to every result."""
+        urls = datapoint_urls(self._source_uri, self.paths, self._datasource)
+        table = self._table.append_column("download_url", pa.array(urls, pa.string()))
+        return QueryResult(table, self._source_uri, self._datasource)
+
+    def _source(self, doing: str) -> Any:
+        if self._datasource is None:
+            raise ValueError(f"this QueryResult was not read from a datasource, so it cannot {doing}")
+        return self._datasource
 
     def __len__(self) -> int:
         return self._table.num_rows

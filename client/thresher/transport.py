@@ -14,6 +14,8 @@ METADATA_ADDRESS_ENV = "THRESHER_METADATA_ADDRESS"
 SCANNER_ADDRESS_ENV = "THRESHER_SCANNER_ADDRESS"
 FLIGHT_ADDRESS_ENV = "THRESHER_FLIGHT_ADDRESS"
 HOME_ENV = "THRESHER_HOME"
+TOKEN_ENV = "THRESHER_TOKEN"
+TLS_ROOT_CERTS_ENV = "THRESHER_TLS_ROOT_CERTS"
 
 # Large enough for a generous record batch, small enough that a runaway request fails with a clear
 # RESOURCE_EXHAUSTED instead of exhausting memory. Senders slice batches well below it.
@@ -23,6 +25,8 @@ TARGET_BATCH_BYTES = 8 * 1024 * 1024
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # A name that resolves to several replicas (dns:///metadata:7470) spreads calls over all of them.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
@@ -43,6 +47,19 @@ def thresher_home() -> str:
     return os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".thresher")
 
 
-def open_channel(address: str) -> grpc.Channel:
-    """An insecure channel to a loopback or trusted-network service."""
+def tls_root_certificates() -> bytes | None:
+    """The PEM roots named by ``$THRESHER_TLS_ROOT_CERTS`` (which turns TLS on), or None."""
+    path = os.environ.get(TLS_ROOT_CERTS_ENV, "")
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
+    """A channel to a service: TLS verified against ``root_certificates`` (or the system's roots when
+    only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service."""
+    if root_certificates is not None or tls:
+        credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        return grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
     return grpc.insecure_channel(address, options=GRPC_OPTIONS)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from thresher import arrow_io
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.readahead import read_ahead
+from thresher.services.pagination import list_all
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,5 @@ class MetadataBackend:
 
 
 def _pages(call, request, field: str, metadata: Metadata) -> Iterator:
-    """Every item of a paginated List call."""
-    while True:
-        response = call(request, timeout=CALL_TIMEOUT, metadata=metadata)
-        yield from getattr(response, field)
-        if not response.next_page_token:
-            return
-        request.page_token = response.next_page_token
+    """Every item of a paginated List call, made on behalf of the client in ``metadata``."""
+    return list_all(call, request, field, timeout=CALL_TIMEOUT, metadata=metadata)

@@ -1,8 +1,16 @@
 """Turns failures into Flight errors whose message starts with the gRPC status code name.
 
 Clients map that prefix (``NOT_FOUND: ...``) back to their exceptions; where Flight has an error class
-for the status (unavailable, unauthenticated, ...) that class is used, so the status also travels on
-the wire, and otherwise ``FlightServerError``.
+for the status (unavailable, unauthenticated, permission denied, deadline, cancelled, internal) that
+class is used, so the status also travels on the wire, and otherwise ``FlightServerError``, which
+travels as UNKNOWN.
+
+Why not the real status for NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS or UNIMPLEMENTED: pyarrow (26)
+has no Flight error class for them. It sends them only for other exceptions (``KeyError``,
+``ValueError``, ``NotImplementedError`` or their ``pa.Arrow*`` twins), and then appends the Python
+traceback, with the server's file paths and source lines, to the message every client sees
+(``... Detail: Python exception: Traceback (most recent call last): ...``), as a pyarrow client and a
+raw gRPC client both showed. A client other than Thresher's reads the code from the message prefix.
 """
 
 from __future__ import annotations

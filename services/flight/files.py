@@ -68,11 +68,12 @@ def stream_file(ticket: flight_pb2.FileTicket, storage_for_datasource: Callable[
         raise status_error(grpc.StatusCode.INVALID_ARGUMENT, "file ticket names no path")
     with storage_errors():
         storage = storage_for_datasource(ticket.datasource_id)
-        entry = storage.stat(ticket.path)
+        entry, chunks = storage.open_range(ticket.path, ticket.offset,
+                                           ticket.offset + ticket.length if ticket.length else None, chunk_size)
     start = min(ticket.offset, entry.size)
     end = entry.size if ticket.length == 0 else min(entry.size, start + ticket.length)
-    chunks = storage.stream(ticket.path, start, end, chunk_size)
-    return file_schema(entry.size, end - start, entry.etag), _batches(chunks)
+    schema = file_schema(entry.size, end - start, entry.etag)
+    return schema, _batches(schema, chunks)
 
 
 def stream_blob(ticket: flight_pb2.BlobTicket, blobs: BlobStore,
@@ -80,13 +81,14 @@ def stream_blob(ticket: flight_pb2.BlobTicket, blobs: BlobStore,
     """The schema and batches of the blob ``ticket.sha256`` (NOT_FOUND naming the hash if it is absent)."""
     with storage_errors():
         size = blobs.size(check_digest(ticket.sha256))
-    return file_schema(size, size, ticket.sha256), _batches(blobs.stream(ticket.sha256, chunk_size=chunk_size))
+    schema = file_schema(size, size, ticket.sha256)
+    return schema, _batches(schema, blobs.stream(ticket.sha256, chunk_size=chunk_size))
 
 
-def _batches(chunks: Iterator[bytes]) -> Iterator[pa.RecordBatch]:
+def _batches(schema: pa.Schema, chunks: Iterator[bytes]) -> Iterator[pa.RecordBatch]:
     with storage_errors():
         for chunk in chunks:
-            yield pa.record_batch([pa.array([chunk], pa.binary())], names=[DATA_COLUMN])
+            yield pa.record_batch([pa.array([chunk], pa.binary())], schema=schema)
 
 
 @contextlib.contextmanager
@@ -130,7 +132,7 @@ class DatasourceStorages:
             if cached is not None and (not key[1] or now - cached[1] < GIT_STORAGE_TTL):
                 self._open.move_to_end(key)
                 return cached[0]
-        storage = for_datasource(*key)
+        storage = for_datasource(*key, refresh=True)  # a mirrored repository fetches its moved branches
         with self._lock:
             self._open[key] = (storage, now)
             evicted = [self._open.popitem(last=False)[1][0] for _ in range(len(self._open) - CACHED_STORAGES)]

@@ -1,7 +1,9 @@
-"""The Arrow Flight service: query results out (DoGet), uploads in (DoPut), flights listed and described.
+"""The Arrow Flight service: query results, file and blob bytes out (DoGet), uploads in (DoPut),
+flights listed and described.
 
-It holds no state: a ticket is a self-describing ``FlightTicket``, and every answer comes from the
-metadata service, whose record batches are relayed without re-encoding.
+It holds no state beyond caches: a ticket is a self-describing ``FlightTicket``; query answers come from
+the metadata service, whose record batches are relayed without re-encoding; file bytes from the
+datasource's storage (``files.py``), blob bytes from the blob store.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
+from thresher.services.flight import files
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import parse_command, parse_ticket, query_ticket
+from thresher.storage.base import clean_relative
+from thresher.storage.blobs import BlobStore, open_blob_store
 from thresher.transport import flight_address, metadata_address
 from thresher.v1 import common_pb2
 
@@ -36,12 +41,15 @@ ADVERTISE_HOST_ENV = "THRESHER_FLIGHT_ADVERTISE_HOST"
 class ThresherFlightServer(fl.FlightServerBase):
     """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
 
-    def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, **options) -> None:
+    def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
+                 **options) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
         self._channel = channel
         self._backend = MetadataBackend(channel)
+        self._storages = files.DatasourceStorages(channel)
+        self._blobs = blobs if blobs is not None else open_blob_store()
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
 
@@ -49,6 +57,13 @@ class ThresherFlightServer(fl.FlightServerBase):
         with flight_errors():
             parsed = parse_ticket(ticket.ticket)
             kind = parsed.WhichOneof("kind")
+            if kind == "file":
+                with files.storage_errors():
+                    # Object stores take ".." literally; refusing it everywhere keeps one rule for every backend.
+                    clean_relative(parsed.file.path)
+                return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
+            if kind == "blob":
+                return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
             schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
@@ -97,6 +112,7 @@ class ThresherFlightServer(fl.FlightServerBase):
 
     def shutdown(self) -> None:
         super().shutdown()
+        self._storages.close()
         self._channel.close()
 
     def _query_of(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> common_pb2.Query:
@@ -137,11 +153,12 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
-                  security: ServiceSecurity | None = None) -> tuple[ThresherFlightServer, int]:
+                  security: ServiceSecurity | None = None, home: str | None = None) -> tuple[ThresherFlightServer, int]:
     """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
     metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
-    host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. The
-    server serves from construction; stop it with ``shutdown()``."""
+    host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
+    are served from ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home: ``$THRESHER_HOME``), the
+    metadata service's blob store. The server serves from construction; stop it with ``shutdown()``."""
     host, port = _host_port(address)
     security = security or ServiceSecurity()
     security.check_bind(address)
@@ -150,7 +167,7 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     channel = security.channel(metadata_address)
     try:
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
-                                      **security.flight_server_options())
+                                      blobs=open_blob_store(home=home), **security.flight_server_options())
     except BaseException:
         channel.close()
         raise

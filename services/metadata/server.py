@@ -10,13 +10,13 @@ import threading
 
 import grpc
 
+from thresher.storage.blobs import open_blob_store
 from thresher.transport import DEFAULT_METADATA_ADDRESS, thresher_home
 from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
 from ..auth import ServiceSecurity
 from ..grpc_server import finish_server, new_server
 from .access import MetadataAuthorizer
-from .blobs import BlobStore
 from .servicer import MetadataServicer
 from .store import DuckDBStore, PostgresStore, Store
 
@@ -26,11 +26,11 @@ POSTGRES_URL_ENV = "THRESHER_POSTGRES_URL"
 
 def open_store(home: str | None = None, postgres_url: str | None = None) -> Store:
     """The PostgreSQL store when ``postgres_url`` (default ``$THRESHER_POSTGRES_URL``) is set, else the
-    embedded DuckDB store under ``home`` (default ``$THRESHER_HOME``). Blobs live under ``home`` either
-    way: replicas share that folder."""
+    embedded DuckDB store under ``home`` (default ``$THRESHER_HOME``). Blobs live in ``$THRESHER_BLOB_STORE``
+    (a folder, s3:// or gs:// prefix) when set, else under ``home`` either way: replicas share it."""
     home = home or thresher_home()
     postgres_url = postgres_url if postgres_url is not None else os.environ.get(POSTGRES_URL_ENV, "")
-    blobs = BlobStore(os.path.join(home, "blobs"))
+    blobs = open_blob_store(home=home)
     if postgres_url:
         return PostgresStore(postgres_url, blobs)
     return DuckDBStore(os.path.join(home, "metadata.duckdb"), blobs)

@@ -1,4 +1,9 @@
-"""The automatic fields a scan gives every datapoint: size, modified, content_type, and width/height for images."""
+"""The automatic fields a scan gives every datapoint: size, modified, content_type, width/height for
+images, and etag for sources that tag their objects (S3 ETag, GCS MD5, git blob id).
+
+content_type is the type the path's extension implies; where it implies none, the type the store
+records for the object (when its listing gives one), unless that is a generic octet-stream.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,14 @@ from thresher.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
 
 log = logging.getLogger(__name__)
 
-SIZE, MODIFIED, CONTENT_TYPE, WIDTH, HEIGHT = "size", "modified", "content_type", "width", "height"
+SIZE, MODIFIED, CONTENT_TYPE, WIDTH, HEIGHT, ETAG = "size", "modified", "content_type", "width", "height", "etag"
 FIELD_TYPES = {
     SIZE: FieldType.INT,
     MODIFIED: FieldType.DATETIME,
     CONTENT_TYPE: FieldType.STRING,
     WIDTH: FieldType.INT,
     HEIGHT: FieldType.INT,
+    ETAG: FieldType.STRING,
 }
 
 # What mimetypes reports as an encoding rather than a type (x.gz -> (None, "gzip")).
@@ -42,9 +48,13 @@ def _field(name: str) -> pa.Field:
 
 
 _PATH_FIELD = pa.field(PATH_COLUMN, pa.string())
-_SCHEMA = pa.schema([_PATH_FIELD, _field(SIZE), _field(MODIFIED), _field(CONTENT_TYPE)])
-_IMAGE_SCHEMA = _SCHEMA.append(_field(WIDTH)).append(_field(HEIGHT))
-_MODIFIED_TYPE = _SCHEMA.field(MODIFIED).type
+_BASE_FIELDS = [_PATH_FIELD, _field(SIZE), _field(MODIFIED), _field(CONTENT_TYPE)]
+_ETAG_FIELD = _field(ETAG)
+_IMAGE_FIELDS = [_field(WIDTH), _field(HEIGHT)]
+_MODIFIED_TYPE = _BASE_FIELDS[2].type
+# Types an uploader records when it knows nothing better; they say less than the extension does.
+_GENERIC_TYPES = pa.array(["application/octet-stream", "binary/octet-stream"])
+_NO_TYPE = pa.scalar(None, pa.string())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -65,23 +75,41 @@ def content_types(paths: pa.Array) -> pa.Array:
     return kinds.take(extensions.indices)
 
 
-class AutomaticFields:
-    """Turns listed files into a record batch of (path, automatic fields)."""
+def page_content_types(paths: pa.Array, recorded: list[str | None] | None) -> pa.Array:
+    """The extension's type per path, else the store's recorded type (see the module docstring)."""
+    by_extension = content_types(paths)
+    if recorded is None:
+        return by_extension
+    stored = pa.array(recorded, pa.string())
+    stored = pc.if_else(pc.is_in(stored, value_set=_GENERIC_TYPES), _NO_TYPE, stored)
+    return pc.coalesce(by_extension, stored)
 
-    def __init__(self, source: Source, pool: Executor) -> None:
+
+class AutomaticFields:
+    """Turns listed files into a record batch of (path, automatic fields).
+
+    Image headers are read in ``pool``; without one (remote image sizes turned off) width and height
+    are left out.
+    """
+
+    def __init__(self, source: Source, pool: Executor | None) -> None:
         self._source = source
         self._pool = pool
 
     def batch(self, page: Page) -> pa.RecordBatch:
         """The page's rows with their automatic fields; its paths must be valid UTF-8 (Arrow strings are)."""
         paths = pa.array(page.paths, pa.string())
-        types = content_types(paths)
+        types = page_content_types(paths, page.content_types)
         # mtime_ns // 1000 floors, also before 1970.
         micros = np.array(page.mtimes_ns, dtype=np.int64) // 1000
+        fields = list(_BASE_FIELDS)
         columns = [paths, pa.array(page.sizes, pa.int64()), pa.array(micros).view(_MODIFIED_TYPE), types]
+        if page.etags is not None:
+            fields.append(_ETAG_FIELD)
+            columns.append(pa.array(page.etags, pa.string()))
         images = np.flatnonzero(pc.starts_with(types, "image/").fill_null(False).to_numpy(zero_copy_only=False))
-        if len(images) == 0:
-            return pa.RecordBatch.from_arrays(columns, schema=_SCHEMA)
+        if len(images) == 0 or self._pool is None:
+            return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
         widths = np.zeros(len(page), np.int64)
         heights = np.zeros(len(page), np.int64)
         known = np.zeros(len(page), bool)
@@ -91,7 +119,7 @@ class AutomaticFields:
                 widths[row], heights[row] = size
                 known[row] = True
         columns += [pa.array(widths, mask=~known), pa.array(heights, mask=~known)]
-        return pa.RecordBatch.from_arrays(columns, schema=_IMAGE_SCHEMA)
+        return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields + _IMAGE_FIELDS))
 
     def _image_size(self, path: str) -> tuple[int, int] | None:
         try:

@@ -39,7 +39,10 @@ class _Folder(NamedTuple):
 
 
 class LocalSource:
-    """The files under a local folder."""
+    """The files under a local folder; what changed is decided by size and mtime."""
+
+    tagged = False
+    remote = False
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -47,6 +50,9 @@ class LocalSource:
 
     def open(self, path: str) -> BinaryIO:
         return open(os.path.join(self.root, path), "rb")
+
+    def close(self) -> None:
+        """Nothing to release: each folder and file is closed as soon as it is read."""
 
     def pages(self, cancel: threading.Event | None = None) -> Iterator[Page]:
         self._check_root()

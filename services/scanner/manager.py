@@ -13,6 +13,8 @@ from thresher.services.scanner.store import Catalog, DatasourceRef, MetadataErro
 log = logging.getLogger(__name__)
 
 IMAGE_THREADS = 4
+# Reading an image header from an object store is a round trip of milliseconds: more threads hide it.
+REMOTE_IMAGE_THREADS = 16
 # Resuming waits this long at most for a metadata service that is still starting.
 RESUME_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15, 30)
 
@@ -23,11 +25,14 @@ class ShuttingDown(RuntimeError):
 
 class ScanManager:
     def __init__(self, catalog: Catalog, *, batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
-                 report_interval: float = DEFAULT_REPORT_INTERVAL) -> None:
+                 report_interval: float = DEFAULT_REPORT_INTERVAL, remote_image_sizes: bool = True) -> None:
+        """``remote_image_sizes=False``: no width/height for images in object stores (no header reads)."""
         self._catalog = catalog
         self._batch_rows = batch_rows
         self._report_interval = report_interval
+        self._remote_image_sizes = remote_image_sizes
         self._image_pool = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="scan-images")
+        self._remote_image_pool = ThreadPoolExecutor(REMOTE_IMAGE_THREADS, thread_name_prefix="scan-remote-images")
         self._lock = threading.Lock()
         self._running: dict[int, tuple[Scan, threading.Thread]] = {}
         self._finished: dict[int, ScanStatus] = {}
@@ -65,6 +70,7 @@ class ScanManager:
         for _, thread in running:
             thread.join(timeout)
         self._image_pool.shutdown(wait=False, cancel_futures=True)
+        self._remote_image_pool.shutdown(wait=False, cancel_futures=True)
 
     def _running_progress(self, datasource_id: int) -> ScanStatus | None:
         with self._lock:
@@ -81,6 +87,7 @@ class ScanManager:
             if datasource.id in self._running:
                 return self._running[datasource.id][0].progress, False
             scan = Scan(datasource, self._catalog.index(datasource.id), self._image_pool,
+                        remote_image_pool=self._remote_image_pool, remote_image_sizes=self._remote_image_sizes,
                         batch_rows=self._batch_rows, report_interval=self._report_interval)
             thread = threading.Thread(target=self._run, args=(scan,), name=f"scan-{datasource.id}", daemon=True)
             self._running[datasource.id] = (scan, thread)

@@ -9,10 +9,12 @@ import grpc
 import pyarrow as pa
 
 from thresher import arrow_io
+from thresher.scan import ScanStatus
 from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
 from thresher.services.scanner.convert import status_to_proto
-from thresher.scan import ScanStatus
+from thresher.services.pagination import list_all
 from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.storage import in_repository
 from thresher.types import PATH_COLUMN
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
@@ -41,8 +43,9 @@ def _calling(what: str) -> Iterator[None]:
         raise _translate(error, what) from None
 
 
-def _ref(datasource: common_pb2.Datasource) -> DatasourceRef:
-    return DatasourceRef(datasource.id, datasource.source_uri, datasource.revision, ScanStatus.from_proto(datasource.scan))
+def _ref(datasource: common_pb2.Datasource, repository_uri: str = "") -> DatasourceRef:
+    return DatasourceRef(datasource.id, datasource.source_uri, datasource.revision,
+                         ScanStatus.from_proto(datasource.scan), repository_uri)
 
 
 class MetadataCatalog:
@@ -58,7 +61,8 @@ class MetadataCatalog:
             if _code(error) is grpc.StatusCode.NOT_FOUND:
                 raise DatasourceNotFound(f"datasource {datasource_id} not found") from None
             raise _translate(error, f"reading datasource {datasource_id}") from None
-        return _ref(response.datasource)
+        datasource = response.datasource
+        return _ref(datasource, self._repository(datasource))
 
     def unfinished(self) -> Iterator[DatasourceRef]:
         with _calling("listing datasources"):
@@ -67,19 +71,26 @@ class MetadataCatalog:
                 request = mpb.ListDatasourcesRequest(namespace=namespace.name)
                 for datasource in self._pages(self._stub.ListDatasources, request, "datasources"):
                     if datasource.scan.state in _UNFINISHED:
-                        yield _ref(datasource)
+                        yield _ref(datasource, namespace.repository_uri)
+
+    def _repository(self, datasource: common_pb2.Datasource) -> str:
+        """The repository of the datasource's namespace when its source is a path in it, else ""."""
+        if not in_repository(datasource.source_uri, datasource.revision):
+            return ""
+        request = mpb.GetNamespaceRequest(name=datasource.namespace)
+        try:
+            return self._stub.GetNamespace(request, timeout=CALL_TIMEOUT).namespace.repository_uri
+        except grpc.RpcError as error:
+            if _code(error) is grpc.StatusCode.NOT_FOUND:
+                return ""  # no repository bound: the scan fails saying so
+            raise _translate(error, f"reading namespace {datasource.namespace} of datasource {datasource.id}") from None
 
     def index(self, datasource_id: int) -> "MetadataIndex":
         return MetadataIndex(self._stub, datasource_id)
 
     @staticmethod
     def _pages(call, request, field: str) -> Iterator:
-        while True:
-            response = call(request, timeout=CALL_TIMEOUT)
-            yield from getattr(response, field)
-            if not response.next_page_token:
-                return
-            request.page_token = response.next_page_token
+        return list_all(call, request, field, timeout=CALL_TIMEOUT)
 
 
 class MetadataIndex:
@@ -89,14 +100,15 @@ class MetadataIndex:
         self._stub = stub
         self._id = datasource_id
 
-    def prepare(self) -> None:
-        fields = [common_pb2.Field(name=name, type=FIELD_TYPES[name].proto) for name in (SIZE, MODIFIED)]
+    def prepare(self, stamp: str) -> None:
+        names = dict.fromkeys((SIZE, MODIFIED, stamp))
+        fields = [common_pb2.Field(name=name, type=FIELD_TYPES[name].proto) for name in names]
         with _calling(f"declaring the automatic fields of datasource {self._id}"):
             self._stub.DefineFields(mpb.DefineFieldsRequest(datasource_id=self._id, fields=fields), timeout=CALL_TIMEOUT)
 
-    def indexed(self) -> dict[str, tuple[int | None, int | None]]:
+    def indexed(self, stamp: str) -> dict[str, tuple[int | None, int | str | None]]:
         query = common_pb2.Query(datasource_id=self._id,
-                                 select=[common_pb2.SelectItem(field=SIZE), common_pb2.SelectItem(field=MODIFIED)])
+                                 select=[common_pb2.SelectItem(field=SIZE), common_pb2.SelectItem(field=stamp)])
         with _calling(f"reading the datapoints of datasource {self._id}"):
             responses = self._stub.ExecuteQuery(mpb.ExecuteQueryRequest(query=query), timeout=BULK_TIMEOUT)
             schema = None
@@ -109,9 +121,11 @@ class MetadataIndex:
         if schema is None:
             raise MetadataError(f"reading the datapoints of datasource {self._id}: the result stream had no schema")
         table = pa.Table.from_batches(batches, schema)
-        # Compared at the precision the scanner writes: microseconds since the epoch.
-        modified = table[MODIFIED].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return dict(zip(table[PATH_COLUMN].to_pylist(), zip(table[SIZE].to_pylist(), modified.to_pylist())))
+        stamps = table[stamp]
+        if stamp == MODIFIED:
+            # Compared at the precision the scanner writes: microseconds since the epoch.
+            stamps = stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return dict(zip(table[PATH_COLUMN].to_pylist(), zip(table[SIZE].to_pylist(), stamps.to_pylist())))
 
     def upsert(self, batch: pa.RecordBatch) -> None:
         def requests() -> Iterator[mpb.UpsertTableRequest]:

@@ -13,9 +13,9 @@ import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
-from thresher.services.scanner.automatic import AutomaticFields
-from thresher.services.scanner.diff import Diff
 from thresher.scan import FAILED, READY, SCANNING, ScanStatus
+from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
+from thresher.services.scanner.diff import Diff
 from thresher.services.scanner.reporter import ProgressReporter
 from thresher.services.scanner.sources import Page, ScanCancelled, Source, SourceError, open_source
 from thresher.services.scanner.store import DatasourceRef, Index, MetadataError
@@ -35,9 +35,15 @@ def utc_now() -> dt.datetime:
 
 
 class Scan:
-    """Runs in a thread of its own; ``progress`` may be read from any thread at any time."""
+    """Runs in a thread of its own; ``progress`` may be read from any thread at any time.
+
+    Image headers are read in ``image_pool``, or for remote sources (object stores) in
+    ``remote_image_pool`` when given; ``remote_image_sizes=False`` skips them there, for buckets of
+    images too many to read a header of each on a first scan.
+    """
 
     def __init__(self, datasource: DatasourceRef, index: Index, image_pool: Executor, *,
+                 remote_image_pool: Executor | None = None, remote_image_sizes: bool = True,
                  batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
                  report_interval: float = DEFAULT_REPORT_INTERVAL) -> None:
         self.datasource = datasource
@@ -45,6 +51,8 @@ class Scan:
         self.progress = ScanStatus(SCANNING, started_at=utc_now())
         self._index = index
         self._image_pool = image_pool
+        self._remote_image_pool = remote_image_pool
+        self._remote_image_sizes = remote_image_sizes
         self._batch_rows = batch_rows
         self._report_interval = report_interval
         self._lock = threading.Lock()
@@ -78,12 +86,12 @@ class Scan:
         return progress
 
     def _scan(self) -> None:
-        source = open_source(self.datasource.source_uri, self.datasource.revision)
-        self._index.prepare()
-        with ThreadPoolExecutor(1, thread_name_prefix="scan-index") as reader:
-            # What is indexed is read while the listing starts; pages wait for it in `listed`.
-            indexed = reader.submit(self._index.indexed)
-            diff = self._list_and_write(source, indexed)
+        ref = self.datasource
+        source = open_source(ref.source_uri, ref.revision, ref.repository_uri)
+        try:
+            diff = self._diff_and_write(source)
+        finally:
+            source.close()
         removed = diff.removed()
         for start in range(0, len(removed), DELETE_CHUNK):
             if self.cancel.is_set():
@@ -92,9 +100,25 @@ class Scan:
             self._index.delete(chunk)
             self._count(datapoints_removed=len(chunk))
 
+    def _diff_and_write(self, source: Source) -> Diff:
+        """Writes what was added to or changed in ``source``; returns the diff, which knows what went."""
+        stamp = ETAG if source.tagged else MODIFIED
+        self._index.prepare(stamp)
+        with ThreadPoolExecutor(1, thread_name_prefix="scan-index") as reader:
+            # What is indexed is read while the listing starts; pages wait for it in `listed`.
+            indexed = reader.submit(self._index.indexed, stamp)
+            return self._list_and_write(source, indexed)
+
+    def _images(self, source: Source) -> Executor | None:
+        if not source.remote:
+            return self._image_pool
+        if not self._remote_image_sizes:
+            return None
+        return self._remote_image_pool or self._image_pool
+
     def _list_and_write(self, source: Source, indexed: Future) -> Diff:
         """Lists the source and writes what was added or changed; returns the diff, which knows what went."""
-        writer = BatchWriter(AutomaticFields(source, self._image_pool), self._index, *self._batch_rows,
+        writer = BatchWriter(AutomaticFields(source, self._images(source)), self._index, *self._batch_rows,
                              on_written=self._written)
         diff: Diff | None = None
         listed: list[Page] = []
@@ -105,13 +129,13 @@ class Scan:
                 self._set(files_seen=seen)
                 listed.append(_utf8_only(page))
                 if diff is None and indexed.done():
-                    diff = Diff(indexed.result())
+                    diff = Diff(indexed.result(), source.tagged)
                 if diff is not None:
                     _write_changes(diff, listed, writer)
                 if self.cancel.is_set():
                     raise ScanCancelled()
             if diff is None:
-                diff = Diff(indexed.result())
+                diff = Diff(indexed.result(), source.tagged)
             _write_changes(diff, listed, writer)
             writer.close()
         except BaseException:

@@ -72,17 +72,18 @@ class ScannerServer(grpc.Server):
         return self._server.add_secure_port(address, server_credentials)
 
 
-def create_server(address: str, metadata_address: str,
-                  security: ServiceSecurity | None = None) -> tuple[ScannerServer, int]:
+def create_server(address: str, metadata_address: str, security: ServiceSecurity | None = None, *,
+                  remote_image_sizes: bool = True) -> tuple[ScannerServer, int]:
     """Serves the scanner on ``address`` (``host:port``, port 0 for any), writing through ``metadata_address``.
 
     Scans left pending or scanning are resumed in the background. ``security`` (default: none, which
     only a loopback address allows) sets tokens and TLS; scans run with its service token.
+    ``remote_image_sizes=False`` skips reading image headers from object stores (no width/height there).
     """
     security = security or ServiceSecurity()
     security.check_bind(address)
     channel = security.channel(metadata_address)
-    manager = ScanManager(MetadataCatalog(channel))
+    manager = ScanManager(MetadataCatalog(channel), remote_image_sizes=remote_image_sizes)
     authorizer = DatasourceAuthorizer(channel, {"StartScan": True, "GetScanStatus": False})
     server = new_server(interceptors=security.server_interceptors(authorizer))
     scanner_service_pb2_grpc.add_ScannerServiceServicer_to_server(ScannerServicer(manager), server)
@@ -101,10 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--address", default=scanner_address(), help="host:port to serve on (default: %(default)s)")
     parser.add_argument("--metadata-address", default=metadata_address(),
                         help="the metadata service (default: $THRESHER_METADATA_ADDRESS or %(default)s)")
+    parser.add_argument("--no-remote-image-sizes", dest="remote_image_sizes", action="store_false",
+                        help="do not read image headers from S3/GCS/git for width and height (faster first scans)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server, _ = create_server(args.address, args.metadata_address, ServiceSecurity.from_env())
+    server, _ = create_server(args.address, args.metadata_address, ServiceSecurity.from_env(),
+                              remote_image_sizes=args.remote_image_sizes)
 
     def stop(signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)

@@ -29,17 +29,20 @@ class DatasourceRef:
     source_uri: str
     revision: str
     progress: ScanStatus
+    repository_uri: str = ""
+    """The git repository of the datasource's namespace, for a source that is a path in it ("" otherwise)."""
 
 
 class Index(Protocol):
     """One datasource's datapoints, as a scan reads and writes them."""
 
-    def prepare(self) -> None:
-        """Declares the automatic fields a scan compares by, so a first scan can query them."""
+    def prepare(self, stamp: str) -> None:
+        """Declares the automatic fields a scan compares by (size and ``stamp``: ``modified`` or ``etag``),
+        so a first scan can query them."""
         ...
 
-    def indexed(self) -> Mapping[str, tuple[int | None, int | None]]:
-        """Every indexed path with its (size, modified in microseconds since the epoch)."""
+    def indexed(self, stamp: str) -> Mapping[str, tuple[int | None, int | str | None]]:
+        """Every indexed path with its (size, stamp): ``modified`` in microseconds since the epoch, or ``etag``."""
         ...
 
     def upsert(self, batch: pa.RecordBatch) -> None:

@@ -9,6 +9,8 @@ import struct
 
 import pytest
 from thresher.bag import (
+    BagReader,
+    BagWriter,
     DatasetReader,
     DatasetWriter,
     ShardedDatasetReader,
@@ -18,6 +20,7 @@ from thresher.bag import (
     encoders,
     files,
     register_storage,
+    tables,
 )
 
 SPEC = {"a": "int", "b": "utf8", "seq": "utf8[]"}
@@ -50,6 +53,11 @@ class CountingStorage:
 
     def open(self, path):
         return RemoteFile(files.LocalFile(self._local(path)), path, self.log)
+
+    def read_whole(self, path):
+        self.log.append((path, 0, None))
+        with open(self._local(path), "rb") as f:
+            return f.read()
 
     def exists(self, path):
         return os.path.exists(self._local(path))
@@ -111,6 +119,17 @@ def test_index_read_once_at_open(storage):
         copy.close()
 
 
+def test_a_bag_is_opened_with_one_read_of_its_tail(storage, tmp_path):
+    with BagWriter(tmp_path / "small.bag") as small, BagWriter(tmp_path / "big.bag") as big:
+        small.extend([b"x"] * 10)
+        big.extend([b"x"] * (tables.TAIL // 8 + 1))  # a table longer than the tail
+    expected = {("small", True): 1, ("small", False): 1, ("big", True): 2, ("big", False): 2}
+    for (name, cache_index), reads in expected.items():
+        storage.log.clear()
+        with BagReader(f"count://{name}.bag", cache_index=cache_index, split=False, verify=False) as bag:
+            assert len(storage.log) == reads and bag[3] == b"x" and len(bag) == (10 if name == "small" else 8193)
+
+
 def test_without_cached_index_two_requests_per_record(storage):
     with DatasetReader("count://ds", decoders, cache_index=False) as reader:
         storage.log.clear()
@@ -133,13 +152,13 @@ def test_sharded_through_storage(storage, tmp_path):
         assert reader.shards == 3 and [reader[i] for i in range(15)] == [point(i) for i in range(15)]
 
 
-def test_unknown_schemes_and_remote_writers_are_refused(tmp_path):
-    with pytest.raises(UnsupportedLocationError, match="s3://"):
-        DatasetReader("s3://bucket/ds", decoders)
+def test_unknown_schemes_and_read_only_storages_are_refused(storage, tmp_path):
+    with pytest.raises(UnsupportedLocationError, match="nope://"):
+        DatasetReader("nope://bucket/ds", decoders)
+    with pytest.raises(UnsupportedLocationError, match="does not take writes"):
+        DatasetWriter("count://new", SPEC, encoders)  # the counting storage only reads
     with pytest.raises(UnsupportedLocationError):
-        DatasetWriter("gs://bucket/ds", SPEC, encoders)
-    with pytest.raises(UnsupportedLocationError):
-        ShardedDatasetWriter("s3://bucket/ds", SPEC, encoders)
+        ShardedDatasetWriter("nope://bucket/ds", SPEC, encoders)
     with DatasetWriter(f"file://{tmp_path}/local", SPEC, encoders) as writer:
         writer.append(point(1))
     with DatasetReader(f"file://{tmp_path}/local", decoders) as reader:

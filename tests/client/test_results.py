@@ -38,8 +38,8 @@ def test_result_views():
 
 
 def test_download_url_hook_by_scheme():
-    assert download_url("s3://bucket/prefix/", "a.png") == "s3://bucket/prefix/a.png"
-    assert download_url("images", "a.png") is None  # a repository path: no builder yet
+    assert download_url("file:///data/", "a b.png") == "file:///data/a%20b.png"
+    assert download_url("images", "a.png") is None  # a repository path: the flight URL serves it
     register_url_builder("test", lambda uri, path: f"https://proxy/{path}")
     assert download_url("test://x", "a.png") == "https://proxy/a.png"
 

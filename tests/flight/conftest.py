@@ -11,11 +11,17 @@ from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
 
 
 @pytest.fixture(scope="session")
-def flight_server(metadata_server):
+def flight_home(tmp_path_factory) -> str:
+    """The flight service's home: its blob store is ``<home>/blobs``."""
+    return str(tmp_path_factory.mktemp("flight-home"))
+
+
+@pytest.fixture(scope="session")
+def flight_server(metadata_server, flight_home):
     from thresher.services.flight.server import create_server
 
     address, _ = metadata_server
-    server, port = create_server("127.0.0.1:0", address)
+    server, port = create_server("127.0.0.1:0", address, home=flight_home)
     yield server
     server.shutdown()
 

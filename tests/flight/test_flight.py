@@ -174,10 +174,12 @@ def test_a_failing_upload_stream_cancels_the_write(metadata_server, data):
     (b"\xff\xfe garbage", "INVALID_ARGUMENT: the ticket is not a serialized thresher.v1.FlightTicket"),
     (b"\x2a\x00",  # parses, but holds only an unknown field
      "INVALID_ARGUMENT: the ticket sets none of thresher.v1.FlightTicket's kinds"),
-    (flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=1, path="a")).SerializeToString(),
-     "UNIMPLEMENTED: file tickets are not served yet"),
+    (flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=10**9, path="a")).SerializeToString(),
+     f"NOT_FOUND: datasource {10**9} not found"),
+    (flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=1)).SerializeToString(),
+     "INVALID_ARGUMENT: file ticket names no path"),
     (flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256="00")).SerializeToString(),
-     "UNIMPLEMENTED: blob tickets are not served yet"),
+     "INVALID_ARGUMENT: '00' is not a blob hash"),
     (flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(dataset="d")).SerializeToString(),
      "UNIMPLEMENTED: bag_shard tickets are not served yet"),
 ])

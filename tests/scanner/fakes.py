@@ -16,11 +16,13 @@ class MemoryIndex:
         self.reports: list[ScanStatus] = []
         self.fail_upsert: str | None = None
 
-    def prepare(self) -> None:
-        pass
+    def prepare(self, stamp: str) -> None:
+        self.stamp = stamp
 
-    def indexed(self):
-        return {path: (row.get("size"), _micros(row.get("modified"))) for path, row in self.rows.items()}
+    def indexed(self, stamp: str):
+        if stamp == "modified":
+            return {path: (row.get("size"), _micros(row.get("modified"))) for path, row in self.rows.items()}
+        return {path: (row.get("size"), row.get(stamp)) for path, row in self.rows.items()}
 
     def upsert(self, batch: pa.RecordBatch) -> None:
         if self.fail_upsert:

@@ -68,3 +68,21 @@ def test_an_image_that_vanished_keeps_its_other_fields(pool):
 
     rows = AutomaticFields(Vanished({}), pool).batch(Page(["gone.png"], [5], [0])).to_pylist()
     assert rows[0]["size"] == 5 and rows[0]["width"] is None
+
+
+def test_tagged_pages_get_an_etag_column_and_recorded_types_fill_in_for_extensions(pool):
+    page = Page(["a.txt", "README", "blob", "photo"], [1, 1, 1, 1], [0, 0, 0, 0], ["e1", "e2", "e3", "e4"],
+                ["application/octet-stream", "text/markdown", "binary/octet-stream", "image/png"])
+    source = _MemorySource({"photo": _png((3, 4))})
+    batch = AutomaticFields(source, pool).batch(page)
+    assert batch.schema.names == ["path", "size", "modified", "content_type", "etag", "width", "height"]
+    rows = {row["path"]: row for row in batch.to_pylist()}
+    # The extension decides where it implies a type; generic octet-streams say nothing.
+    assert [rows[p]["content_type"] for p in ("a.txt", "README", "blob", "photo")] == [
+        "text/plain", "text/markdown", None, "image/png"]
+    assert rows["a.txt"]["etag"] == "e1" and (rows["photo"]["width"], rows["photo"]["height"]) == (3, 4)
+
+
+def test_without_an_image_pool_no_headers_are_read(pool):
+    batch = AutomaticFields(_MemorySource({}), None).batch(Page(["a.png"], [1], [0]))
+    assert batch.schema.names == ["path", "size", "modified", "content_type"]

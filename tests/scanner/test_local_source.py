@@ -113,7 +113,7 @@ def test_local_paths_from_uris(uri, path):
 @pytest.mark.parametrize("uri, message", [
     ("file://otherhost/data", "must name a local path"),
     ("data/images", "not an absolute path"),
-    ("s3://bucket/prefix", "s3:// sources are not supported yet"),
+    ("ftp://host/data", "ftp:// sources are not supported"),
 ])
 def test_unusable_uris_are_rejected_with_the_reason(uri, message):
     with pytest.raises(SourceError, match=message):

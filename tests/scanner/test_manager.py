@@ -18,7 +18,7 @@ class BlockingIndex(MemoryIndex):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def prepare(self):
+    def prepare(self, stamp):
         self.entered.set()
         assert self.release.wait(30)
 

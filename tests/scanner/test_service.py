@@ -83,9 +83,9 @@ def test_missing_folder_fails_with_the_reason(scanner, metadata, namespace, tmp_
 
 
 def test_unsupported_source_fails_with_the_reason(scanner, metadata, namespace):
-    source = create_datasource(metadata, namespace, "s3://bucket/prefix")
+    source = create_datasource(metadata, namespace, "ftp://host/data")
     status = scan(scanner, source.id)
-    assert status.state == common_pb2.SCAN_STATE_FAILED and "s3:// sources are not supported" in status.failure_reason
+    assert status.state == common_pb2.SCAN_STATE_FAILED and "ftp:// sources are not supported" in status.failure_reason
 
 
 def test_a_field_of_another_type_fails_the_scan_and_names_it(scanner, metadata, namespace, folder):

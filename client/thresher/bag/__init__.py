@@ -1,8 +1,11 @@
 """Bag datasets: Thresher's implementation of the Granular format, readable both ways with ``granular``.
 
-See DESIGN §6 and §8. One module per idea: ``files`` (ranged reads, the storage hook), ``tables``
-(index tables), ``checksums`` (the ``.crc`` sidecar), ``bag`` (one bag), ``spec``, ``writer`` and
-``reader`` (one dataset), ``sharded``, and the formats (``formats``, ``arrays``, ``video``).
+See DESIGN §6 and §8, and ``FORMAT.md`` beside this file for what Thresher adds to the format (the
+``.crc`` sidecar, key rules, ``int`` range, ``f64``, cloud paths). One module per idea: ``files``
+(ranged reads, the storage hook), ``cloud`` (``s3://`` and ``gs://`` through ``thresher.storage``),
+``staging`` (writers write locally, then upload), ``tables`` (index tables), ``checksums`` (the
+``.crc`` sidecar), ``bag`` (one bag), ``spec``, ``writer`` and ``reader`` (one dataset), ``sharded``,
+and the formats (``formats``, ``arrays``, ``video``).
 """
 
 from thresher.bag.bag import BagReader, BagWriter

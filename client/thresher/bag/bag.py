@@ -1,8 +1,9 @@
 """One bag: a file of records with an index table, written buffered and read with ranged reads.
 
 A :class:`BagWriter` writes to ``<path>.tmp`` and renames on :meth:`~BagWriter.close`, so a writer
-that crashes leaves no file under the bag's name. It writes the seed layout (records, then a
-version 2 table), plus the checksum sidecar ``<path>.crc``. A :class:`BagReader` reads the seed
+that crashes leaves no file under the bag's name (for a cloud path it writes a local temporary copy
+and uploads it on close, the sidecar first). It writes the seed layout (records, then a version 2
+table), plus the checksum sidecar ``<path>.crc``. A :class:`BagReader` reads the seed
 layout (table version 1 or 2) and the split layout (``.bag`` + ``.idx``).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from thresher.bag import checksums, files, tables
 from thresher.bag.errors import BagError, CorruptBagError, DatasetExistsError
+from thresher.bag.staging import Staging
 from thresher.bag.writing import TMP, write_all, write_file_atomic
 
 # Records are gathered and handed to the OS in one writev once this much is pending.
@@ -42,13 +44,21 @@ class BagWriter:
     ):
         if version not in (1, 2):
             raise ValueError(f"bag table version must be 1 or 2, got {version!r}")
-        self.path = files.local_path(filepath)
-        if os.path.exists(self.path):
+        self.path = files.normpath(filepath)
+        if files.exists(self.path):
             raise DatasetExistsError(f"{self.path}: already exists")
         self.version = version
         self._algorithm = checksum or checksums.default_algorithm()
         self._digest = checksums.digest_function(self._algorithm)
-        self._fd = os.open(self.path + TMP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        folder, self._name = files.split(self.path)
+        self._staging = Staging(folder)
+        self._local = self._staging.path(self._name)  # the bag's own path, or its temporary copy
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(self._local + TMP, flags, 0o666)
+        except BaseException:
+            self._staging.discard()
+            raise
         self._lengths = array("Q")  # record lengths; the end offsets are summed up on close
         self._digests = array("Q")
         self._pending: list = []
@@ -130,8 +140,9 @@ class BagWriter:
         os.close(self._fd)
         self.closed = True
         sidecar = checksums.encode(self._digests, self._digest(table), self._algorithm)
-        write_file_atomic(self.path + checksums.SUFFIX, sidecar)
-        os.replace(self.path + TMP, self.path)
+        write_file_atomic(self._local + checksums.SUFFIX, sidecar)
+        os.replace(self._local + TMP, self._local)
+        self._staging.publish(last=self._name)
 
     def abort(self) -> None:
         """Drop everything written so far; the bag never appears."""
@@ -139,9 +150,10 @@ class BagWriter:
             return
         os.close(self._fd)
         self.closed = True
-        for leftover in (self.path + TMP, self.path + checksums.SUFFIX + TMP):
+        for leftover in (self._local + TMP, self._local + checksums.SUFFIX + TMP):
             if os.path.exists(leftover):
                 os.remove(leftover)
+        self._staging.discard()
 
     def __enter__(self) -> BagWriter:
         return self

@@ -1,17 +1,20 @@
-"""The one way the bag format reads files: ranged reads through a small storage interface.
+"""The one way the bag format reaches files: ranged reads through a small storage interface.
 
 Every read of a bag, index, checksum or spec goes through a :class:`Storage` chosen by the path's
-scheme, so cloud storage (``s3://``, ``gs://``) plugs in with :func:`register_storage` without any
-change to the format code. Local files are memory-mapped: no shared file offset, so one open
-file serves many threads and survives ``fork``.
+scheme. ``s3://`` and ``gs://`` are served by :mod:`thresher.bag.cloud` over :mod:`thresher.storage`,
+registered on first use (so ``import thresher`` imports no cloud SDK); other schemes plug in with
+:func:`register_storage`. Local files are memory-mapped: no shared file offset, so one open file
+serves many threads and survives ``fork``. Writers always write local files (see
+:mod:`thresher.bag.staging`); a :class:`WritableStorage` is what they need to publish them.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import threading
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from thresher.bag.errors import CorruptBagError, UnsupportedLocationError
 
@@ -38,11 +41,28 @@ class Storage(Protocol):
     def open(self, path: str) -> RangedFile:
         """Open a file for ranged reads; ``FileNotFoundError`` if it does not exist."""
 
+    def read_whole(self, path: str) -> bytes:
+        """The whole content of a small file (``spec.json``, a ``.crc``) in one read; ``FileNotFoundError``."""
+
     def exists(self, path: str) -> bool:
         """Whether a file (or, for local paths, a folder) exists."""
 
     def listdir(self, path: str) -> list[str]:
         """Names of the entries directly inside a folder (prefix), unsorted."""
+
+
+@runtime_checkable
+class WritableStorage(Storage, Protocol):
+    """What writers need besides reading: finding, clearing and filling a dataset's folder."""
+
+    def isdir(self, path: str) -> bool:
+        """Whether the folder (prefix) ``path`` holds anything."""
+
+    def remove_tree(self, path: str) -> None:
+        """Remove the folder ``path`` and everything in it."""
+
+    def upload(self, local_file: str, path: str) -> None:
+        """Store the local file ``local_file`` as ``path``, whole: readers see all of it or nothing."""
 
 
 class LocalFile:
@@ -110,16 +130,31 @@ class LocalStorage:
     def open(self, path: str) -> RangedFile:
         return LocalFile(path)
 
+    def read_whole(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
     def listdir(self, path: str) -> list[str]:
         return os.listdir(path)
 
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def remove_tree(self, path: str) -> None:
+        shutil.rmtree(path)
+
+    def upload(self, local_file: str, path: str) -> None:
+        shutil.copyfile(local_file, path)
+
 
 _local = LocalStorage()
 _storages: dict[str, Storage] = {}
 _lock = threading.Lock()
+#: Schemes :mod:`thresher.storage` serves, registered the first time a path uses them.
+CLOUD_SCHEMES = ("s3", "gs")
 
 
 def register_storage(scheme: str, storage: Storage) -> None:
@@ -141,9 +176,27 @@ def storage_for(path: str) -> Storage:
         return _local
     with _lock:
         storage = _storages.get(scheme)
+    if storage is None and scheme in CLOUD_SCHEMES:
+        from thresher.bag.cloud import CloudStorage
+
+        with _lock:
+            storage = _storages.setdefault(scheme, CloudStorage(scheme))
     if storage is None:
         raise UnsupportedLocationError(f"{path}: no storage is registered for {scheme}:// paths")
     return storage
+
+
+def writable_storage_for(path: str) -> WritableStorage:
+    """The storage a writer publishes ``path`` to; :class:`UnsupportedLocationError` if it cannot write."""
+    storage = storage_for(path)
+    if not isinstance(storage, WritableStorage):
+        raise UnsupportedLocationError(f"{path}: the storage for {scheme_of(path)}:// paths does not take writes")
+    return storage
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` (normalised) lives in a registered storage rather than the local file system."""
+    return scheme_of(path) not in (None, "file")
 
 
 def normpath(path: str | os.PathLike) -> str:
@@ -154,19 +207,19 @@ def normpath(path: str | os.PathLike) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
-def local_path(path: str | os.PathLike) -> str:
-    """The local path a writer writes to; writers write locally and upload closed shards."""
-    path = normpath(path)
-    if scheme_of(path) is not None:
-        raise UnsupportedLocationError(f"{path}: writers write local paths; upload a closed dataset instead")
-    return path
-
-
 def join(base: str, name: str) -> str:
     """``base/name`` for local paths and URIs alike."""
     if scheme_of(base) is None:
         return os.path.join(base, name)
     return base.rstrip("/") + "/" + name
+
+
+def split(path: str) -> tuple[str, str]:
+    """(folder, name) of ``path``, for local paths and URIs alike."""
+    if scheme_of(path) is None:
+        return os.path.split(path)
+    folder, _, name = path.rpartition("/")
+    return folder, name
 
 
 def open_ranged(path: str) -> RangedFile:
@@ -175,12 +228,8 @@ def open_ranged(path: str) -> RangedFile:
 
 
 def read_whole(path: str) -> bytes:
-    """The whole content of a small file such as ``spec.json``."""
-    file = open_ranged(path)
-    try:
-        return file.read(0, file.size)
-    finally:
-        file.close()
+    """The whole content of a small file such as ``spec.json``: one read."""
+    return storage_for(path).read_whole(path)
 
 
 def exists(path: str) -> bool:
@@ -191,3 +240,13 @@ def exists(path: str) -> bool:
 def listdir(path: str) -> list[str]:
     """Entry names directly inside ``path``."""
     return storage_for(path).listdir(path)
+
+
+def isdir(path: str) -> bool:
+    """Whether the folder ``path`` exists (holds anything, for object stores)."""
+    return writable_storage_for(path).isdir(path)
+
+
+def remove_tree(path: str) -> None:
+    """Remove the folder ``path`` with everything in it."""
+    writable_storage_for(path).remove_tree(path)

@@ -18,7 +18,7 @@ import msgpack
 
 from thresher.bag import files
 from thresher.bag import spec as specs
-from thresher.bag.bag import BagReader, idx_path_of
+from thresher.bag.bag import BagReader
 from thresher.bag.errors import CorruptBagError, DecodeError, IncompleteDatasetError, MaskError, SpecError
 
 
@@ -31,13 +31,6 @@ class _Field:
         self.key, self.dtype, self.position = key, dtype, position
         self.sequence = specs.is_sequence(dtype)
         self.bag, self.count, self.decode = bag, len(bag), decode
-
-
-def _open_bag(path: str, **options: Any) -> BagReader:
-    try:
-        return BagReader(path, **options)
-    except FileNotFoundError:
-        raise IncompleteDatasetError(f"{path} is missing: the dataset is incomplete") from None
 
 
 class DatasetReader:
@@ -67,13 +60,12 @@ class DatasetReader:
         if unknown:
             raise SpecError(f"cache_keys {sorted(unknown)} are not keys of {self._spec}")
         decode = specs.codecs(self._spec, decoders, "decoder")
-        self.split = not files.exists(files.join(self.directory, specs.REFS_BAG))
-        options = dict(cache_index=cache_index, verify=verify, split=self.split)
+        options = dict(cache_index=cache_index, verify=verify)
         self._refs: BagReader | None = None
         self._fields: list[_Field] = []
         try:
-            if not self.split:
-                self._refs = self._bag(specs.REFS_BAG, specs.REFS, options)
+            self._refs = self._open_refs(options)
+            self.split = self._refs is None
             for position, (key, dtype) in enumerate(self._spec.items()):
                 self._fields.append(_Field(key, dtype, position, self._bag(f"{key}.bag", key, options), decode[key]))
             self._length = self._check_lengths()
@@ -83,12 +75,25 @@ class DatasetReader:
         self.parallel = bool(parallel)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
+    def _open_refs(self, options: dict) -> BagReader | None:
+        """``refs.bag``, or None where there is none: the split layout (tried, not first looked up)."""
+        try:
+            return BagReader(self._refs_path, cache_data=specs.REFS in self.cache_keys, split=False, **options)
+        except FileNotFoundError:
+            return None
+
+    @property
+    def _refs_path(self) -> str:
+        return files.join(self.directory, specs.REFS_BAG)
+
     def _bag(self, name: str, key: str, options: dict) -> BagReader:
         path = files.join(self.directory, name)
-        if self.split and not files.exists(idx_path_of(path)):
-            refs = files.join(self.directory, specs.REFS_BAG)
-            raise IncompleteDatasetError(f"{refs} and {idx_path_of(path)} are missing: the dataset is incomplete")
-        return _open_bag(path, cache_data=key in self.cache_keys, **options)
+        try:
+            return BagReader(path, cache_data=key in self.cache_keys, split=self.split, **options)
+        except FileNotFoundError as error:
+            missing = error.filename or path
+            what = f"{self._refs_path} and {missing} are" if self.split else f"{missing} is"
+            raise IncompleteDatasetError(f"{what} missing: the dataset is incomplete") from None
 
     def _check_lengths(self) -> int:
         if self.split:

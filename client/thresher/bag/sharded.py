@@ -3,7 +3,8 @@
 ``shardstart``/``shardstep`` let k writers (or readers) take every k-th shard. A writer that is
 started again on a folder whose write was interrupted keeps the shards that were completed,
 discards the one that was not, and goes on from there: ``len(writer)`` says how many datapoints
-are already in, so the caller skips that many.
+are already in, so the caller skips that many. On ``s3://`` and ``gs://`` each shard is uploaded
+as it closes, ``spec.json`` last, so the same holds there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import bisect
 import concurrent.futures
 import os
 import pickle
-import shutil
 from typing import Any, Callable, Iterable, Mapping
 
 from thresher.bag import files
@@ -59,15 +59,16 @@ class ShardedDatasetWriter:
             raise ValueError(f"shardlen must be >= 1 or None, got {shardlen}")
         if (shardstart or shardstep > 1) and not shardlen:
             raise ValueError("writing every k-th shard needs a shardlen, so that the shards interleave")
-        self.directory = files.local_path(directory)
+        self.directory = files.normpath(directory)
         self._spec = specs.check_spec(spec)
         specs.codecs(self._spec, encoders, "encoder")  # fail now, not at the first append
         self.encoders = encoders
         self.shardlen = shardlen
         self.shardstep = shardstep
-        if os.path.exists(files.join(self.directory, specs.SPEC_FILE)):
+        if files.exists(files.join(self.directory, specs.SPEC_FILE)):
             raise DatasetExistsError(f"{self.directory}: holds an unsharded dataset")
-        os.makedirs(self.directory, exist_ok=True)
+        if not files.is_remote(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
         self._writer: DatasetWriter | None = None
         self._done_shards = self._done_length = self._done_size = 0
         self._next = self._resume(shardstart)
@@ -78,12 +79,12 @@ class ShardedDatasetWriter:
 
     def _resume(self, number: int) -> int:
         """Count this writer's complete shards; clear an unfinished one; return where to go on."""
-        while os.path.isdir(self._folder(number)):
+        while files.isdir(self._folder(number)):
             folder = self._folder(number)
-            if not os.path.exists(files.join(folder, specs.SPEC_FILE)):
+            if not files.exists(files.join(folder, specs.SPEC_FILE)):
                 self._clear_unfinished(folder)
                 break
-            with DatasetReader(folder, None, cache_index=False) as shard:
+            with DatasetReader(folder, None, cache_index=False, verify=False) as shard:
                 if shard.spec != self._spec:
                     raise ResumeError(f"{folder}: written with spec {shard.spec}, not {self._spec}")
                 self._done_shards += 1
@@ -96,11 +97,11 @@ class ShardedDatasetWriter:
         return number
 
     def _clear_unfinished(self, folder: str) -> None:
-        names = os.listdir(folder)
+        names = files.listdir(folder)
         foreign = [n for n in names if not n.endswith(_LEFTOVERS)]
         if foreign:
             raise ResumeError(f"{folder}: unfinished shard holds files a writer does not leave: {sorted(foreign)}")
-        shutil.rmtree(folder)
+        files.remove_tree(folder)
 
     @property
     def spec(self) -> dict[str, str]:

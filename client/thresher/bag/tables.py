@@ -23,6 +23,9 @@ from thresher.bag.errors import CorruptBagError
 from thresher.bag.files import RangedFile
 
 WORD = 8
+# A seed-layout bag is opened with one read of its last TAIL bytes: the word saying where the table
+# starts and, for bags of up to ~8000 records, the whole table (one request, on a cloud store).
+TAIL = 64 * 1024
 _word = struct.Struct("<Q")
 _BIG_ENDIAN = sys.byteorder == "big"
 ZERO_WORD = bytes(WORD)
@@ -45,19 +48,29 @@ class Table:
 
 
 def locate_seed(file: RangedFile, read_table: bool) -> tuple[Table, bytes | None]:
-    """Find the table of a one-file bag, and read it whole if asked (one request either way)."""
+    """Find the table of a one-file bag, and read it whole if asked.
+
+    One read of the file's tail does both unless the table is longer than :data:`TAIL`.
+    """
     size = file.size
     if size == 0:
         return Table(0, 0, 0, 0), b""
     if size < WORD:
         raise CorruptBagError(f"{file.name}: {size} bytes is too short to hold an index table")
-    (start,) = _word.unpack(file.read(size - WORD, size))
+    tail_start = max(0, size - TAIL)
+    tail = file.read(tail_start, size)
+    (start,) = _word.unpack_from(tail, len(tail) - WORD)
     if start > size - WORD or (size - start) % WORD:
         raise CorruptBagError(
             f"{file.name}: no valid index table at its end (the bag was not closed, or it is truncated)"
         )
-    raw = file.read(start, size) if read_table else None
-    first = raw[:WORD] if raw is not None else file.read(start, start + WORD)
+    if start >= tail_start:
+        whole = tail[start - tail_start :]
+        raw = whole if read_table else None
+        first = whole[:WORD]
+    else:
+        raw = file.read(start, size) if read_table else None
+        first = raw[:WORD] if raw is not None else file.read(start, start + WORD)
     offset = start + WORD if first == ZERO_WORD else start
     return Table((size - offset) // WORD, start, offset, start), raw
 

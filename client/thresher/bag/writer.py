@@ -1,7 +1,9 @@
 """Writing one dataset: ``spec.json``, ``refs.bag`` and one bag per key (the seed layout).
 
 ``spec.json`` is written last, after every bag has its table and its name, so a dataset whose
-writer crashed or was never closed has no ``spec.json`` and no reader takes it for complete.
+writer crashed or was never closed has no ``spec.json`` and no reader takes it for complete. A
+dataset for an ``s3://`` or ``gs://`` folder is written to a local temporary folder and uploaded on
+close, ``spec.json`` last again (see :mod:`thresher.bag.staging`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from thresher.bag import spec as specs
 from thresher.bag.bag import BagWriter
 from thresher.bag.errors import BagError, DatasetExistsError, EncodeError, SpecError
 from thresher.bag.formats import encode_bytes
+from thresher.bag.staging import Staging
 from thresher.bag.writing import TMP, write_file_atomic
 
 _BATCH_BYTES = 4 << 20
@@ -24,7 +27,11 @@ _BYTES = frozenset({bytes})
 
 
 def prepare_directory(directory: str) -> bool:
-    """Create ``directory`` or accept an empty one; return whether it was created."""
+    """Create ``directory`` or accept an empty one; return whether it was created (never, for a URI)."""
+    if files.is_remote(directory):
+        if files.isdir(directory):
+            raise DatasetExistsError(f"{directory}: not empty; a writer needs a new or empty folder")
+        return False
     if os.path.isdir(directory):
         if os.listdir(directory):
             raise DatasetExistsError(f"{directory}: not empty; a writer needs a new or empty folder")
@@ -40,17 +47,18 @@ class DatasetWriter:
 
     ``encoders`` maps type names to functions returning bytes (e.g. ``thresher.encoders``); with
     None, values must already be bytes. Leaving a ``with`` block by an exception discards the
-    dataset; otherwise it is closed and complete.
+    dataset; otherwise it is closed and complete. ``directory`` may be an ``s3://`` or ``gs://``
+    URI: the dataset is then uploaded by :meth:`close`.
     """
 
     def __init__(self, directory: str | os.PathLike, spec: Mapping[str, str], encoders: Mapping[str, Callable] | None):
-        self.directory = files.local_path(directory)
+        self.directory = files.normpath(directory)
         self._spec = specs.check_spec(spec)
         encode = specs.codecs(self._spec, encoders, "encoder")
         self._created = prepare_directory(self.directory)
+        self._staging = Staging(self.directory)
         self._keys = set(self._spec)
-        self._refs = BagWriter(files.join(self.directory, specs.REFS_BAG))
-        self._bags = [BagWriter(files.join(self.directory, f"{key}.bag")) for key in self._spec]
+        self._refs, *self._bags = self._open_bags([specs.REFS_BAG, *(f"{key}.bag" for key in self._spec)])
         # Records wait here, one list per key, and reach the bags in batches (see _hand_over).
         self._columns: list[list[bytes]] = [[] for _ in self._spec]
         self._plan = [
@@ -63,6 +71,19 @@ class DatasetWriter:
         self._buffered = 0
         self._length = 0
         self.closed = False
+
+    def _open_bags(self, names: list[str]) -> list[BagWriter]:
+        """A writer per bag; if one cannot be opened (too many open files), none is left behind."""
+        bags: list[BagWriter] = []
+        try:
+            for name in names:
+                bags.append(BagWriter(self._staging.path(name)))
+        except BaseException:
+            for bag in bags:
+                bag.abort()
+            self._staging.discard()
+            raise
+        return bags
 
     @property
     def spec(self) -> dict[str, str]:
@@ -181,8 +202,9 @@ class DatasetWriter:
         self._hand_over()
         for bag in (self._refs, *self._bags):
             bag.close()
-        write_file_atomic(files.join(self.directory, specs.SPEC_FILE), specs.dump_spec(self._spec))
+        write_file_atomic(self._staging.path(specs.SPEC_FILE), specs.dump_spec(self._spec))
         self.closed = True
+        self._staging.publish(last=specs.SPEC_FILE)
 
     def abort(self) -> None:
         """Discard the dataset: remove what was written and, if this writer made it, the folder."""
@@ -190,11 +212,12 @@ class DatasetWriter:
             return
         for bag in (self._refs, *self._bags):
             bag.abort()
-        spec_tmp = files.join(self.directory, specs.SPEC_FILE + TMP)
+        spec_tmp = self._staging.path(specs.SPEC_FILE + TMP)
         if os.path.exists(spec_tmp):
             os.remove(spec_tmp)
         if self._created and not os.listdir(self.directory):
             os.rmdir(self.directory)
+        self._staging.discard()
         self.closed = True
 
     def __enter__(self) -> DatasetWriter:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 import pyarrow as pa
 
 from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
+from thresher.v1 import common_pb2
 
 from ..coercion import CoercedColumn, coerce_column, coerce_paths
-from ..errors import InvalidArgument, TypeMismatch
+from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from ..query_compiler import Column, timestamp_or_none
+from ..validation import validate_datasource_name, validate_namespace
 from .records import DatasourceRecord, FieldRecord
 
 # The ``op`` of a log row (see ``base``).
@@ -61,3 +67,48 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema):
     if isinstance(batch, pa.Table):
         return pa.Table.from_arrays(columns, schema=schema)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def check_new_datasource(namespace: str, name: str, source_uri: str) -> None:
+    validate_namespace(namespace)
+    validate_datasource_name(name)
+    if not source_uri:
+        raise InvalidArgument("a datasource needs a source URI")
+
+
+def check_reuse(existing: DatasourceRecord, source_uri: str, revision: str, reuse: bool) -> None:
+    """Raises AlreadyExists unless get-or-create may return ``existing`` for this source and revision."""
+    if not reuse:
+        raise AlreadyExists(f"datasource {existing.name!r} already exists in namespace {existing.namespace!r}")
+    if existing.source_uri != source_uri or existing.revision != revision:
+        raise AlreadyExists(
+            f"datasource {existing.name!r} in namespace {existing.namespace!r} already exists with source "
+            f"{existing.source_uri!r} revision {existing.revision!r}, not {source_uri!r} {revision!r}")
+
+
+def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
+                       fields_at: Callable[[dt.datetime], list[FieldRecord]]
+                       ) -> tuple[common_pb2.Query, list[tuple[str, FieldRecord, dt.datetime]]]:
+    """Rewrites the select items that read their field at their own instant to read a joined column.
+
+    Returns the rewritten query and, per such item, (joined column name, field, instant); the store
+    joins each column from its log. The joined columns get names no field can have, so ``*`` skips them.
+    """
+    timed = [i for i, item in enumerate(query.select) if item.HasField("as_of")]
+    if not timed:
+        return query, []
+    query = common_pb2.Query.FromString(query.SerializeToString())
+    joined = []
+    for i in timed:
+        item = query.select[i]
+        at = timestamp_or_none(item.as_of)
+        known = {f.name: f for f in fields_at(at)} if at else {}
+        if item.field not in known:
+            raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
+        field, name = known[item.field], f"h{i}"
+        joined.append((name, field, at))
+        columns[f"\x00{name}"] = Column(name, field.type)
+        item.alias = item.alias or item.field
+        item.field = f"\x00{name}"
+        item.ClearField("as_of")
+    return query, joined

@@ -22,8 +22,15 @@ _RETRYABLE = {"40001", "40P01"}
 MAX_ATTEMPTS = 5
 
 
+ACQUIRE_TIMEOUT_SECONDS = 60.0
+
+
 class PoolClosed(RuntimeError):
     """The store was closed while a caller still wanted a connection."""
+
+
+class PoolExhausted(RuntimeError):
+    """Every connection stayed busy (e.g. held by slow result streams) for the whole wait."""
 
 
 def _connect(url: str) -> Any:
@@ -46,13 +53,16 @@ class ConnectionPool:
 
     def __init__(self, url: str, size: int = 16) -> None:
         self._url = url
+        self._size = size
         self._idle: list[Any] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._closed = False
 
     def acquire(self) -> Any:
-        self._slots.acquire()
+        if not self._slots.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS):
+            raise PoolExhausted(f"all {self._size} PostgreSQL connections stayed busy for "
+                                f"{ACQUIRE_TIMEOUT_SECONDS:.0f} s; raise the pool size or read results faster")
         with self._lock:
             if self._closed:
                 self._slots.release()

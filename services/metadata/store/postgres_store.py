@@ -25,17 +25,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from ..blobs import BlobStore
 from ..coercion import duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
 from ..validation import validate_datasource_name, validate_namespace
 from .base import Store, utc_now
-from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_same_type,
-                     coerce_write, conform, field_id, result_schema)
+from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
+                     check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
+                     timed_select_items)
 from .postgres_connections import ConnectionPool, run_transaction
 from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
 
@@ -182,22 +183,14 @@ class PostgresStore(Store):
 
     def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
                            reuse: bool) -> tuple[DatasourceRecord, bool]:
-        validate_namespace(namespace)
-        validate_datasource_name(name)
-        if not source_uri:
-            raise InvalidArgument("a datasource needs a source URI")
+        check_new_datasource(namespace, name, source_uri)
 
         def work(cursor: Any) -> tuple[int, bool]:
             _lock(cursor, _CATALOG_LOCK)
-            existing = _one(cursor, "SELECT id, source_uri, revision FROM datasources WHERE namespace = $1 AND name = $2",
+            existing = _one(cursor, f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 AND name = $2",
                             [namespace, name])
             if existing is not None:
-                if not reuse:
-                    raise AlreadyExists(f"datasource {name!r} already exists in namespace {namespace!r}")
-                if (existing[1], existing[2]) != (source_uri, revision):
-                    raise AlreadyExists(
-                        f"datasource {name!r} in namespace {namespace!r} already exists with source "
-                        f"{existing[1]!r} revision {existing[2]!r}, not {source_uri!r} {revision!r}")
+                check_reuse(self._datasource_record(cursor, existing), source_uri, revision, reuse)
                 return existing[0], False
             self._ensure_namespace(cursor, namespace)
             datasource_id = _one(cursor, "SELECT nextval('datasource_ids')")[0]
@@ -502,34 +495,18 @@ class PostgresStore(Store):
 
     def _with_fields_at_other_times(self, cursor: Any, query: common_pb2.Query, datasource_id: int, base: str,
                                     params: list, columns: dict[str, Column]) -> tuple[common_pb2.Query, str, list]:
-        """Joins one log-derived column per select item that reads its field at its own instant.
-
-        Such items are rewritten to refer to their joined column under a name no field can have.
-        """
-        timed = [i for i, item in enumerate(query.select) if item.HasField("as_of")]
+        """Joins one log-derived column per select item that reads its field at its own instant."""
+        query, timed = timed_select_items(query, columns, lambda at: self._fields(cursor, datasource_id, at=at))
         if not timed:
             # PostgreSQL 15 wants every subquery in FROM named.
             return query, (f"{base} AS rows" if base.startswith("(") else base), params
-        query = common_pb2.Query.FromString(query.SerializeToString())
         joins, extra, params = [], [], list(params)
-        for i in timed:
-            item = query.select[i]
-            at = timestamp_or_none(item.as_of)
-            known = {f.name: f for f in self._fields(cursor, datasource_id, at=at)} if at else {}
-            if item.field not in known:
-                raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
-            field = known[item.field]
-            name = f"h{i}"
+        for name, field, at in timed:
             params.append(self._last_write_before(cursor, datasource_id, at))
             joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, field_id(field))} "
                          f"AS v FROM {_log(datasource_id)} WHERE write_id <= ${len(params)} GROUP BY datapoint_id) "
                          f"{name} ON {name}.datapoint_id = base.datapoint_id")
             extra.append(f", {name}.v AS {name}")
-            key = f"\x00{name}"
-            columns[key] = Column(name, field.type)
-            item.alias = item.alias or item.field
-            item.field = key
-            item.ClearField("as_of")
         relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
         return query, relation, params
 
