@@ -99,13 +99,7 @@ def upload(metadata_address: str, table: pa.Table) -> int:
                                                                    source_uri="file:///nowhere")).datasource
         data = table.drop_columns(["datapoint_id"])
 
-        def requests():
-            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=source.id, path_column="path"))
-            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(data.schema))
-            for message in arrow_io.serialize_batches(data.to_batches()):
-                yield mpb.UpsertTableRequest(record_batch=message)
-
-        stub.UpsertTable(requests())
+        stub.UpsertTable(arrow_io.upsert_table_requests(source.id, "path", data.schema, data.to_batches()))
         return source.id
 
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from service_process import ServiceProcess, best_of
+from service_process import ServiceProcess, empty_datasource, best_of
 
 
 def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def main() -> None:
         services.connect()
         import thresher
 
-        ds = thresher.datasources.get_or_create("bench/query", "table", "file:///nonexistent-bench-source")
+        ds = empty_datasource("bench/query", "table")
         started = time.perf_counter()
         ds.upload_metadata_from_dataframe(frame, path_column="path")
         print(f"loaded through DoPut in {time.perf_counter() - started:.2f} s")

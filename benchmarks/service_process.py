@@ -53,6 +53,14 @@ class ServiceProcess:
         self._scratch.cleanup()
 
 
+def empty_datasource(namespace: str, name: str):
+    """A datasource over an empty folder, scanned, so metadata uploads are the only datapoints."""
+    import thresher
+
+    folder = tempfile.mkdtemp(prefix="thresher-bench-source-")
+    return thresher.datasources.get_or_create(namespace, name, folder).wait_until_ready(progress=False)
+
+
 def best_of(function, repeats: int = 5, warmup: int = 1) -> float:
     """The fastest of ``repeats`` timed runs after ``warmup`` untimed ones, in seconds."""
     for _ in range(warmup):

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from service_process import ServiceProcess
+from service_process import ServiceProcess, empty_datasource
 
 
 def make_frame(rows: int, seed: int = 1) -> pd.DataFrame:
@@ -42,9 +42,9 @@ def main() -> None:
         services.connect()
         import thresher
 
-        warm = thresher.datasources.get_or_create("bench/upload", "warmup", "file:///nonexistent-bench-warmup")
+        warm = empty_datasource("bench/upload", "warmup")
         warm.upload_metadata_from_dataframe(frame.head(50_000), path_column="path")
-        ds = thresher.datasources.get_or_create("bench/upload", "table", "file:///nonexistent-bench-source")
+        ds = empty_datasource("bench/upload", "table")
         started = time.perf_counter()
         ds.upload_metadata_from_dataframe(frame, path_column="path")
         new_s = time.perf_counter() - started

@@ -1,4 +1,5 @@
-"""Regenerates the Python stubs under client/thresher/v1 from protos/thresher/v1.
+"""Regenerates the Python stubs under client/thresher/v1 from protos/thresher/v1, and the Flight SQL
+messages under client/thresher/flight_sql_protocol from protos/arrow/flight/protocol/sql.
 
 Run with `python scripts/generate_protos.py`; `--check` fails when the committed stubs differ.
 """
@@ -18,20 +19,25 @@ import grpc_tools
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 STUBS = ROOT / "client" / "thresher" / "v1"
+# The protocol's own package (arrow.flight.protocol.sql), generated into a folder of its own: (protos, stubs).
+FLIGHT_SQL = ("arrow/flight/protocol/sql", ROOT / "client" / "thresher" / "flight_sql_protocol")
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+# The Flight SQL protos declare messages only: their empty gRPC modules are not kept.
+MESSAGE_SUFFIXES = ("_pb2.py", "_pb2.pyi")
 
 
 def generate(out_dir: pathlib.Path) -> None:
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "thresher" / "v1").glob("*.proto"))
+    sources += sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / FLIGHT_SQL[0]).glob("*.proto"))
     args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
             f"--grpc_python_out={out_dir}", *sources]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
 
 
-def generated_files(directory: pathlib.Path) -> dict[str, pathlib.Path]:
-    return {p.name: p for p in directory.iterdir() if p.name.endswith(GENERATED_SUFFIXES)}
+def generated_files(directory: pathlib.Path, suffixes: tuple[str, ...] = GENERATED_SUFFIXES) -> dict[str, pathlib.Path]:
+    return {p.name: p for p in directory.iterdir() if p.name.endswith(suffixes)}
 
 
 def main() -> int:
@@ -40,20 +46,27 @@ def main() -> int:
     check = parser.parse_args().check
     with tempfile.TemporaryDirectory() as tmp:
         generate(pathlib.Path(tmp))
-        fresh = generated_files(pathlib.Path(tmp) / "thresher" / "v1")
-        committed = generated_files(STUBS)
+        pairs = [(pathlib.Path(tmp) / "thresher" / "v1", STUBS, GENERATED_SUFFIXES),
+                 (pathlib.Path(tmp) / FLIGHT_SQL[0], FLIGHT_SQL[1], MESSAGE_SUFFIXES)]
         if check:
-            stale = sorted(set(fresh) ^ set(committed))
-            stale += [n for n in sorted(set(fresh) & set(committed)) if not filecmp.cmp(fresh[n], committed[n], shallow=False)]
+            stale = [name for fresh_dir, stubs, suffixes in pairs
+                     for name in _stale(generated_files(fresh_dir, suffixes), generated_files(stubs, suffixes))]
             if stale:
                 print("stale generated stubs: " + ", ".join(stale), file=sys.stderr)
                 return 1
             return 0
-        for path in committed.values():
-            path.unlink()
-        for name, path in fresh.items():
-            shutil.copyfile(path, STUBS / name)
+        for fresh_dir, stubs, suffixes in pairs:
+            for path in generated_files(stubs, suffixes).values():
+                path.unlink()
+            for name, path in generated_files(fresh_dir, suffixes).items():
+                shutil.copyfile(path, stubs / name)
     return 0
+
+
+def _stale(fresh: dict[str, pathlib.Path], committed: dict[str, pathlib.Path]) -> list[str]:
+    """Names missing on either side or whose contents differ."""
+    stale = sorted(set(fresh) ^ set(committed))
+    return stale + [n for n in sorted(set(fresh) & set(committed)) if not filecmp.cmp(fresh[n], committed[n], shallow=False)]
 
 
 if __name__ == "__main__":

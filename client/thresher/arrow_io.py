@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from thresher.transport import TARGET_BATCH_BYTES
+from thresher.v1 import metadata_service_pb2
 
 
 def serialize_schema(schema: pa.Schema) -> bytes:
@@ -41,3 +42,18 @@ def serialize_batches(batches: Iterable[pa.RecordBatch], max_bytes: int = TARGET
         for piece in split_batch(batch, max_bytes):
             # Slices share buffers with their parent; serialize() writes only the sliced range.
             yield piece.serialize().to_pybytes()
+
+
+def upsert_table_requests(datasource_id: int, path_column: str, schema: pa.Schema,
+                          batches: Iterable[pa.RecordBatch]) -> Iterator[metadata_service_pb2.UpsertTableRequest]:
+    """The UpsertTable stream for ``batches``: header, schema, batches, then the end that commits it."""
+    request = metadata_service_pb2.UpsertTableRequest
+    yield request(header=metadata_service_pb2.UpsertTableHeader(datasource_id=datasource_id, path_column=path_column))
+    yield request(schema=serialize_schema(schema))
+    sent = rows = 0
+    for batch in batches:
+        for piece in split_batch(batch):
+            yield request(record_batch=piece.serialize().to_pybytes())
+            sent += 1
+            rows += piece.num_rows
+    yield request(end=metadata_service_pb2.UpsertTableEnd(record_batches=sent, rows=rows))

@@ -41,8 +41,11 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
         return None
+    encoded = encoded.strip()
     try:
-        subject, separator, token = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        # ADBC's Go driver sends unpadded base64 (RawStdEncoding); restore the padding the decoder wants.
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        subject, separator, token = raw.decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
     return (subject, token) if separator else None

@@ -26,7 +26,10 @@ READ_AHEAD = 4
 DATASOURCES, DATASETS = "datasources", "datasets"
 
 
-_EXECUTE_QUERY = f"/{mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name}/ExecuteQuery"
+_SERVICE = mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name
+_EXECUTE_QUERY = f"/{_SERVICE}/ExecuteQuery"
+# ExecuteSqlResponse has ExecuteQueryResponse's layout, so ``response_part`` reads both.
+_EXECUTE_SQL = f"/{_SERVICE}/ExecuteSql"
 # Wire tags of ExecuteQueryResponse's parts: field number << 3 | 2 (length-delimited).
 _SCHEMA_TAG, _BATCH_TAG = 1 << 3 | 2, 2 << 3 | 2
 
@@ -66,10 +69,31 @@ class MetadataBackend:
         self._execute_query = channel.unary_stream(_EXECUTE_QUERY,
                                                    request_serializer=mpb.ExecuteQueryRequest.SerializeToString,
                                                    response_deserializer=response_part)
+        self._execute_sql = channel.unary_stream(_EXECUTE_SQL, request_serializer=mpb.ExecuteSqlRequest.SerializeToString,
+                                                 response_deserializer=response_part)
 
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result's schema (read before returning, so a bad query fails here) and its batches."""
-        call = self._execute_query(mpb.ExecuteQueryRequest(query=query), metadata=metadata)
+        return self._relay(self._execute_query(mpb.ExecuteQueryRequest(query=query), metadata=metadata))
+
+    def execute_sql(self, request: mpb.ExecuteSqlRequest,
+                    metadata: Metadata = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """A SQL statement's result schema and batches, as ``execute``."""
+        return self._relay(self._execute_sql(request, metadata=metadata))
+
+    def describe_sql(self, request: mpb.DescribeSqlRequest, metadata: Metadata = ()) -> pa.Schema:
+        """A SQL statement's result schema, without running it."""
+        response = self._stub.DescribeSql(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        return arrow_io.read_schema(response.schema)
+
+    def sql_tables(self, include_schema: bool, metadata: Metadata = ()) -> list[mpb.SqlTable]:
+        """Every table SQL shows the caller."""
+        request = mpb.ListSqlTablesRequest(include_schema=include_schema)
+        return list(self._stub.ListSqlTables(request, timeout=CALL_TIMEOUT, metadata=metadata).tables)
+
+    @staticmethod
+    def _relay(call) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Reads a schema-then-batches stream of the metadata service ahead of the Flight writer."""
         messages = read_ahead(call, READ_AHEAD, on_close=call.cancel)
         part, payload = next(messages, (None, b""))
         if part != "schema":
@@ -104,15 +128,11 @@ class MetadataBackend:
         failure: list[BaseException] = []
 
         def requests() -> Iterator[mpb.UpsertTableRequest]:
-            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=datasource_id,
-                                                                      path_column=path_column))
-            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(schema))
             try:
-                for message in arrow_io.serialize_batches(batches):
-                    yield mpb.UpsertTableRequest(record_batch=message)
+                yield from arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches)
             except BaseException as error:
                 failure.append(error)
-                raise  # gRPC cancels the call when its request iterator raises
+                raise  # gRPC cancels the call; without the end message the service writes nothing
 
         try:
             return self._stub.UpsertTable(requests(), metadata=metadata)

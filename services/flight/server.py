@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files
+from thresher.services.flight import files, sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
@@ -52,9 +52,12 @@ class ThresherFlightServer(fl.FlightServerBase):
         self._blobs = blobs if blobs is not None else open_blob_store()
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
+        self._sql = flight_sql.FlightSqlHandler(self._backend, self.location)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_errors():
+            if (sql_ticket := flight_sql.unpack(ticket.ticket)) is not None:
+                return self._sql.do_get(sql_ticket, forwarded(context))
             parsed = parse_ticket(ticket.ticket)
             kind = parsed.WhichOneof("kind")
             if kind == "file":
@@ -72,17 +75,23 @@ class ThresherFlightServer(fl.FlightServerBase):
     def get_flight_info(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.FlightInfo:
         with flight_errors():
             caller = forwarded(context)
+            if (sql_command := flight_sql.command_of(descriptor)) is not None:
+                return self._sql.flight_info(sql_command, descriptor, caller)
             return self._info(descriptor, self._query_of(descriptor, caller), caller)
 
     def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
         with flight_errors():
             caller = forwarded(context)
+            if (sql_command := flight_sql.command_of(descriptor)) is not None:
+                return fl.SchemaResult(self._sql.schema(sql_command, caller))
             schema, _ = self._backend.describe(self._query_of(descriptor, caller), caller)
         return fl.SchemaResult(schema)
 
     def do_put(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor,
                reader: fl.MetadataRecordBatchReader, writer: fl.FlightMetadataWriter) -> None:
         with flight_errors():
+            if (sql_command := flight_sql.command_of(descriptor)) is not None:
+                return self._sql.do_put(sql_command, reader, writer)
             if descriptor.descriptor_type != fl.DescriptorType.CMD:
                 raise invalid_argument("DoPut needs a command descriptor holding a FlightCommand with `upsert` set")
             command = parse_command(descriptor.command)
@@ -99,6 +108,10 @@ class ThresherFlightServer(fl.FlightServerBase):
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
                                             forwarded(context))
         writer.write(pa.py_buffer(response.SerializeToString()))
+
+    def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:
+        with flight_errors():
+            return self._sql.do_action(action, forwarded(context))
 
     def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[fl.FlightInfo]:
         try:

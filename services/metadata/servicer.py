@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pyarrow as pa
@@ -18,6 +18,8 @@ from thresher.services.auth import current_identity
 from . import convert
 from .coercion import table_from_proto_rows
 from .errors import AlreadyExists, InvalidArgument, MetadataError, NotFound
+from .sql import SqlEngine, TableKind
+from .sql.engine import parameters_from_arrow
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -84,9 +86,28 @@ def _require_id(value: int, what: str) -> int:
     return value
 
 
+def _readable() -> Callable[[str], bool]:
+    """Which namespaces the caller may read: all of them where no token is checked."""
+    identity = current_identity()
+    return (lambda _namespace: True) if identity is None else identity.may
+
+
+def _sql_parameters(raw: bytes) -> list | None:
+    if not raw:
+        return None
+    try:
+        return parameters_from_arrow(pa.ipc.open_stream(raw).read_all())
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InvalidArgument(f"SQL parameters are not an Arrow IPC stream: {error}") from None
+
+
+_SQL_TABLE_KINDS = {TableKind.DATASOURCE: pb.SQL_TABLE_KIND_DATASOURCE, TableKind.DATASET: pb.SQL_TABLE_KIND_DATASET}
+
+
 class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.sql = SqlEngine(store)
 
     # Namespaces
     @_rpc
@@ -203,6 +224,29 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         schema, total = self.store.describe(request.query)
         return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
 
+    # SQL
+    @_stream_rpc
+    def ExecuteSql(self, request, context):
+        if request.max_batch_rows < 0:
+            raise InvalidArgument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        schema, batches = self.sql.execute(request.sql, _sql_parameters(request.parameters) or [], _readable(),
+                                           request.max_batch_rows)
+        yield pb.ExecuteSqlResponse(schema=serialize_schema(schema))
+        for message in serialize_batches(batches):
+            yield pb.ExecuteSqlResponse(record_batch=message)
+
+    @_rpc
+    def DescribeSql(self, request, context):
+        schema = self.sql.describe(request.sql, _sql_parameters(request.parameters), _readable())
+        return pb.DescribeSqlResponse(schema=serialize_schema(schema))
+
+    @_rpc
+    def ListSqlTables(self, request, context):
+        tables = self.sql.tables(_readable(), request.namespace, request.include_schema)
+        return pb.ListSqlTablesResponse(tables=[
+            pb.SqlTable(namespace=t.namespace, name=t.name, kind=_SQL_TABLE_KINDS[t.kind],
+                        schema=serialize_schema(t.schema) if t.schema is not None else b"") for t in tables])
+
     @_stream_rpc
     def GetHistory(self, request, context):
         if not request.path:
@@ -256,12 +300,19 @@ def _arrow_stream(table: pa.Table, response_type) -> Iterator:
 
 
 def _read_upload(requests: Iterator[pb.UpsertTableRequest]) -> tuple[pb.UpsertTableHeader, pa.Table]:
-    """Reads an UpsertTable stream: header, schema, then record batches, in that order."""
+    """Reads an UpsertTable stream: header, schema, record batches, then the end, in that order.
+
+    Only an end whose counts match makes the upload complete: gRPC may end the request stream of a
+    client that went away as if it had finished, and that must never commit half an upload.
+    """
     header = None
     schema = None
     batches = []
+    end = None
     for request in requests:
         part = request.WhichOneof("part")
+        if end is not None:
+            raise InvalidArgument("UpsertTable got a message after its end")
         if part == "header":
             if header is not None:
                 raise InvalidArgument("UpsertTable got a second header")
@@ -274,10 +325,18 @@ def _read_upload(requests: Iterator[pb.UpsertTableRequest]) -> tuple[pb.UpsertTa
             if schema is None:
                 raise InvalidArgument("UpsertTable got a record batch before the schema")
             batches.append(_decode(read_batch, request.record_batch, "record batch", schema))
+        elif part == "end":
+            end = request.end
         else:
             raise InvalidArgument("UpsertTable got a message with no part set")
     if header is None or schema is None:
         raise InvalidArgument("UpsertTable needs a header and a schema")
+    if end is None:
+        raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
+    rows = sum(batch.num_rows for batch in batches)
+    if (end.record_batches, end.rows) != (len(batches), rows):
+        raise InvalidArgument(f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
+                              f"but {len(batches)} batches of {rows} rows arrived: nothing was written")
     return header, pa.Table.from_batches(batches, schema)
 
 

@@ -128,14 +128,9 @@ class MetadataIndex:
         return dict(zip(table[PATH_COLUMN].to_pylist(), zip(table[SIZE].to_pylist(), stamps.to_pylist())))
 
     def upsert(self, batch: pa.RecordBatch) -> None:
-        def requests() -> Iterator[mpb.UpsertTableRequest]:
-            yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=self._id, path_column=PATH_COLUMN))
-            yield mpb.UpsertTableRequest(schema=arrow_io.serialize_schema(batch.schema))
-            for message in arrow_io.serialize_batches([batch]):
-                yield mpb.UpsertTableRequest(record_batch=message)
-
+        requests = arrow_io.upsert_table_requests(self._id, PATH_COLUMN, batch.schema, [batch])
         with _calling(f"writing {batch.num_rows} datapoints to datasource {self._id}"):
-            self._stub.UpsertTable(requests(), timeout=BULK_TIMEOUT)
+            self._stub.UpsertTable(requests, timeout=BULK_TIMEOUT)
 
     def delete(self, paths: list[str]) -> None:
         with _calling(f"deleting {len(paths)} datapoints of datasource {self._id}"):

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.arrow_io import read_batch, read_schema, upsert_table_requests
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
 
 
@@ -51,12 +51,7 @@ class Data:
         source = self.stub.CreateDatasource(mpb.CreateDatasourceRequest(
             namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
         if table is not None:
-            def requests():
-                yield mpb.UpsertTableRequest(header=mpb.UpsertTableHeader(datasource_id=source.id, path_column="path"))
-                yield mpb.UpsertTableRequest(schema=serialize_schema(table.schema))
-                for message in serialize_batches(table.to_batches()):
-                    yield mpb.UpsertTableRequest(record_batch=message)
-            self.stub.UpsertTable(requests())
+            self.stub.UpsertTable(upsert_table_requests(source.id, "path", table.schema, table.to_batches()))
         return source.id
 
     def read(self, query: common_pb2.Query) -> pa.Table:

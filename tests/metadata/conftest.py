@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.arrow_io import read_batch, read_schema, upsert_table_requests
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 
@@ -20,12 +20,7 @@ class MetadataHelper:
             namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
 
     def upload(self, datasource_id: int, table: pa.Table, path_column: str = "path") -> pb.UpsertTableResponse:
-        def requests():
-            yield pb.UpsertTableRequest(header=pb.UpsertTableHeader(datasource_id=datasource_id, path_column=path_column))
-            yield pb.UpsertTableRequest(schema=serialize_schema(table.schema))
-            for message in serialize_batches(table.to_batches()):
-                yield pb.UpsertTableRequest(record_batch=message)
-        return self.stub.UpsertTable(requests())
+        return self.stub.UpsertTable(upsert_table_requests(datasource_id, path_column, table.schema, table.to_batches()))
 
     def query_table(self, query: common_pb2.Query) -> pa.Table:
         responses = iter(self.stub.ExecuteQuery(pb.ExecuteQueryRequest(query=query)))

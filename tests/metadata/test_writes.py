@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from thresher.arrow_io import upsert_table_requests
 from thresher.types import to_proto_value
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
@@ -129,6 +130,22 @@ def test_upload_stream_out_of_order_is_rejected(meta, metadata_stub):
     with pytest.raises(grpc.RpcError) as excinfo:
         metadata_stub.UpsertTable(iter(garbage))
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed Arrow schema" in excinfo.value.details()
+
+
+@pytest.mark.parametrize("ending, message", [
+    (None, "stopped before its end message"),
+    (pb.UpsertTableEnd(record_batches=2, rows=1), "announces 2 batches of 1 rows"),
+])
+def test_an_upload_without_a_matching_end_writes_nothing(meta, metadata_stub, ending, message):
+    source = meta.datasource()
+    table = pa.table({"path": ["a"], "x": [1]})
+    requests = list(upsert_table_requests(source.id, "path", table.schema, table.to_batches()))[:-1]
+    if ending is not None:
+        requests.append(pb.UpsertTableRequest(end=ending))
+    with pytest.raises(grpc.RpcError) as excinfo:
+        metadata_stub.UpsertTable(iter(requests))
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in excinfo.value.details()
+    assert meta.query(source.id).empty
 
 
 def test_write_to_unknown_datasource_is_not_found(meta):

@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SqlTableKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SQL_TABLE_KIND_UNSPECIFIED: _ClassVar[SqlTableKind]
+    SQL_TABLE_KIND_DATASOURCE: _ClassVar[SqlTableKind]
+    SQL_TABLE_KIND_DATASET: _ClassVar[SqlTableKind]
+SQL_TABLE_KIND_UNSPECIFIED: SqlTableKind
+SQL_TABLE_KIND_DATASOURCE: SqlTableKind
+SQL_TABLE_KIND_DATASET: SqlTableKind
 
 class CreateNamespaceRequest(_message.Message):
     __slots__ = ("name", "repository_uri")
@@ -201,15 +211,25 @@ class UpsertTableHeader(_message.Message):
     path_column: str
     def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ...) -> None: ...
 
+class UpsertTableEnd(_message.Message):
+    __slots__ = ("record_batches", "rows")
+    RECORD_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    record_batches: int
+    rows: int
+    def __init__(self, record_batches: _Optional[int] = ..., rows: _Optional[int] = ...) -> None: ...
+
 class UpsertTableRequest(_message.Message):
-    __slots__ = ("header", "schema", "record_batch")
+    __slots__ = ("header", "schema", "record_batch", "end")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     header: UpsertTableHeader
     schema: bytes
     record_batch: bytes
-    def __init__(self, header: _Optional[_Union[UpsertTableHeader, _Mapping]] = ..., schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
+    end: UpsertTableEnd
+    def __init__(self, header: _Optional[_Union[UpsertTableHeader, _Mapping]] = ..., schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ..., end: _Optional[_Union[UpsertTableEnd, _Mapping]] = ...) -> None: ...
 
 class UpsertTableResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -278,6 +298,64 @@ class DescribeQueryResponse(_message.Message):
     schema: bytes
     total_rows: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
+
+class ExecuteSqlRequest(_message.Message):
+    __slots__ = ("sql", "parameters", "max_batch_rows")
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    parameters: bytes
+    max_batch_rows: int
+    def __init__(self, sql: _Optional[str] = ..., parameters: _Optional[bytes] = ..., max_batch_rows: _Optional[int] = ...) -> None: ...
+
+class ExecuteSqlResponse(_message.Message):
+    __slots__ = ("schema", "record_batch")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BATCH_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    record_batch: bytes
+    def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
+
+class DescribeSqlRequest(_message.Message):
+    __slots__ = ("sql", "parameters")
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    parameters: bytes
+    def __init__(self, sql: _Optional[str] = ..., parameters: _Optional[bytes] = ...) -> None: ...
+
+class DescribeSqlResponse(_message.Message):
+    __slots__ = ("schema",)
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    schema: bytes
+    def __init__(self, schema: _Optional[bytes] = ...) -> None: ...
+
+class ListSqlTablesRequest(_message.Message):
+    __slots__ = ("namespace", "include_schema")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    include_schema: bool
+    def __init__(self, namespace: _Optional[str] = ..., include_schema: _Optional[bool] = ...) -> None: ...
+
+class SqlTable(_message.Message):
+    __slots__ = ("namespace", "name", "kind", "schema")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    kind: SqlTableKind
+    schema: bytes
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[SqlTableKind, str]] = ..., schema: _Optional[bytes] = ...) -> None: ...
+
+class ListSqlTablesResponse(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[SqlTable]
+    def __init__(self, tables: _Optional[_Iterable[_Union[SqlTable, _Mapping]]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
     __slots__ = ("datasource_id", "path", "field")

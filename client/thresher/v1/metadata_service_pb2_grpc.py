@@ -115,6 +115,21 @@ class MetadataServiceStub:
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
                 _registered_method=True)
+        self.ExecuteSql = channel.unary_stream(
+                '/thresher.v1.MetadataService/ExecuteSql',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlResponse.FromString,
+                _registered_method=True)
+        self.DescribeSql = channel.unary_unary(
+                '/thresher.v1.MetadataService/DescribeSql',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlResponse.FromString,
+                _registered_method=True)
+        self.ListSqlTables = channel.unary_unary(
+                '/thresher.v1.MetadataService/ListSqlTables',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesResponse.FromString,
+                _registered_method=True)
         self.GetHistory = channel.unary_stream(
                 '/thresher.v1.MetadataService/GetHistory',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.GetHistoryRequest.SerializeToString,
@@ -218,7 +233,7 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpsertTable(self, request_iterator, context):
-        """A client stream: a header, the Arrow schema, then Arrow IPC record batch messages. Atomic.
+        """A client stream: a header, the Arrow schema, Arrow IPC record batch messages, then an end. Atomic.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,6 +260,27 @@ class MetadataServiceServicer:
 
     def DescribeQuery(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecuteSql(self, request, context):
+        """Read-only SQL over the namespaces the caller may read: one schema per namespace, one table per
+        datasource and per saved dataset. A server stream like ExecuteQuery's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeSql(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSqlTables(self, request, context):
+        """The tables SQL sees, with their Arrow schemas.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -368,6 +404,21 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DescribeQuery,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.SerializeToString,
+            ),
+            'ExecuteSql': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecuteSql,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlResponse.SerializeToString,
+            ),
+            'DescribeSql': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeSql,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlResponse.SerializeToString,
+            ),
+            'ListSqlTables': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSqlTables,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesResponse.SerializeToString,
             ),
             'GetHistory': grpc.unary_stream_rpc_method_handler(
                     servicer.GetHistory,
@@ -833,6 +884,87 @@ class MetadataService:
             '/thresher.v1.MetadataService/DescribeQuery',
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteSql(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ExecuteSql',
+            thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeSql(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/DescribeSql',
+            thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.DescribeSqlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSqlTables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ListSqlTables',
+            thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ListSqlTablesResponse.FromString,
             options,
             channel_credentials,
             insecure,

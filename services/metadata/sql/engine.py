@@ -1,0 +1,209 @@
+"""SQL over a store: one schema per namespace, one table per datasource and per saved dataset.
+
+A datasource's table is its current state: ``path``, ``datapoint_id`` and every field under its own
+name and Arrow type; a dataset's table is its saved query's result. The engine works through the
+``Store`` interface only (the same queries the rest of the service runs), so it serves the DuckDB and
+the PostgreSQL store alike; the statement itself runs in the sandbox of ``sandbox.py`` over Arrow
+streams of just the tables, and where it can tell, just the columns, that it names.
+
+Visibility is a predicate over namespace names: a namespace the caller may not read is neither listed
+nor loadable, so a statement naming one fails exactly as for a namespace that does not exist.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from thresher.v1 import common_pb2
+
+from ..errors import InvalidArgument
+from ..store import Store
+from . import sandbox
+
+log = logging.getLogger(__name__)
+
+Visible = Callable[[str], bool]
+_PAGE = 1000
+DEFAULT_BATCH_ROWS = 131072
+
+
+class TableKind(enum.Enum):
+    DATASOURCE = "datasource"
+    DATASET = "dataset"
+
+
+@dataclass(frozen=True)
+class SqlTableInfo:
+    """A table SQL sees; ``schema`` is filled in only when asked for."""
+
+    namespace: str
+    name: str
+    kind: TableKind
+    key: int  # the datasource's or dataset's id
+    schema: pa.Schema | None = None
+
+
+class SqlEngine:
+    """Runs read-only SQL for one caller at a time over ``store``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # Catalog ------------------------------------------------------------------------------------
+
+    def namespaces(self, visible: Visible) -> list[str]:
+        """Every namespace ``visible`` admits, by name."""
+        return [record.name for record in _all(self._store.list_namespaces) if visible(record.name)]
+
+    def tables(self, visible: Visible, namespace: str = "", include_schema: bool = False) -> list[SqlTableInfo]:
+        """The tables of one namespace (or of every visible one), datasources first, then datasets.
+
+        A dataset named like a datasource of its namespace is left out: the datasource owns the name.
+        """
+        names = [namespace] if namespace else self.namespaces(visible)
+        found: list[SqlTableInfo] = []
+        for name in names:
+            if not visible(name):
+                continue
+            taken: set[str] = set()
+            for record in _all(lambda offset, limit, n=name: self._store.list_datasources(n, offset, limit)):
+                taken.add(record.name)
+                found.append(SqlTableInfo(name, record.name, TableKind.DATASOURCE, record.id))
+            for record in _all(lambda offset, limit, n=name: self._store.list_datasets(n, offset, limit)):
+                if record.name in taken:
+                    log.warning("dataset %r of %r is hidden from SQL by the datasource of that name", record.name, name)
+                    continue
+                found.append(SqlTableInfo(name, record.name, TableKind.DATASET, record.id))
+        if include_schema:
+            found = [SqlTableInfo(t.namespace, t.name, t.kind, t.key, self._table_schema(t)) for t in found]
+        return found
+
+    # Statements ---------------------------------------------------------------------------------
+
+    def describe(self, sql: str, parameters: Sequence | None, visible: Visible) -> pa.Schema:
+        """The result schema of ``sql``, from empty tables of the right schemas (nothing is read)."""
+        connection = self._prepare(sql, visible, empty=True)
+        try:
+            if parameters is None:
+                # Placeholders without values: DuckDB describes the statement with NULLs bound in their place.
+                parameters = [None] * _placeholder_count(sql)
+            return _run(connection, sql, parameters).limit(0).to_arrow_table().schema
+        finally:
+            connection.close()
+
+    def execute(self, sql: str, parameters: Sequence, visible: Visible,
+                max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result schema and its batches, streamed; the batches must be read or closed."""
+        connection = self._prepare(sql, visible, empty=False)
+        try:
+            reader = _run(connection, sql, parameters).to_arrow_reader(max_batch_rows or DEFAULT_BATCH_ROWS)
+        except BaseException:
+            connection.close()
+            raise
+        return reader.schema, _batches(connection, reader)
+
+    def _prepare(self, sql: str, visible: Visible, empty: bool) -> duckdb.DuckDBPyConnection:
+        """A locked sandbox holding views of the tables ``sql`` names (empty ones when ``empty``)."""
+        sandbox.check_statement(sql)
+        connection = sandbox.open_sandbox()
+        try:
+            refs = sandbox.references(connection, sql)
+            for index, table in enumerate(self._resolve(refs.tables, visible)):
+                data = self._data(table, refs.columns, empty)
+                connection.register(f"_thresher_source_{index}", data)
+                schema = sandbox.quote(table.namespace)
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                connection.execute(f"CREATE VIEW {schema}.{sandbox.quote(table.name)} AS "
+                                   f"SELECT * FROM _thresher_source_{index}")
+            sandbox.lock(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _resolve(self, named: frozenset[tuple[str, str]], visible: Visible) -> list[SqlTableInfo]:
+        """The visible tables among (schema, table) names; DuckDB matches names ignoring case."""
+        wanted = {(schema.lower(), table.lower()) for schema, table in named if schema}
+        if not wanted:
+            return []
+        schemas = {schema for schema, _ in wanted}
+        namespaces = [name for name in self.namespaces(visible) if name.lower() in schemas]
+        return [table for name in namespaces for table in self.tables(visible, name)
+                if (table.namespace.lower(), table.name.lower()) in wanted]
+
+    def _table_schema(self, table: SqlTableInfo) -> pa.Schema:
+        schema, _ = self._store.describe(self._query(table, None))
+        return schema
+
+    def _query(self, table: SqlTableInfo, columns: frozenset[str] | None) -> common_pb2.Query:
+        if table.kind is TableKind.DATASET:
+            # The saved query as it is: its own select and order are part of what the dataset is.
+            return common_pb2.Query.FromString(self._store.get_dataset(table.key).query)
+        query = common_pb2.Query(datasource_id=table.key)
+        if columns is not None:
+            fields = [f.name for f in self._store.get_datasource(table.key).fields]
+            needed = [name for name in fields if name.lower() in columns]
+            # An empty select means every field; one field is the least a query can read.
+            query.select.extend(common_pb2.SelectItem(field=name) for name in (needed or fields[:1]))
+        return query
+
+    def _data(self, table: SqlTableInfo, columns: frozenset[str] | None, empty: bool):
+        query = self._query(table, columns)
+        if empty:
+            return self._store.describe(query)[0].empty_table()
+        schema, batches = self._store.query(query)
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def _run(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence) -> duckdb.DuckDBPyRelation:
+    try:
+        return connection.sql(sql, params=list(parameters) if parameters else None)
+    except duckdb.Error as error:
+        raise InvalidArgument(f"SQL failed: {error}") from None
+
+
+def _placeholder_count(sql: str) -> int:
+    try:
+        return len(duckdb.extract_statements(sql)[0].named_parameters)
+    except (duckdb.Error, IndexError):
+        return 0
+
+
+def _batches(connection: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, duckdb.Error) as error:
+                raise InvalidArgument(f"SQL failed while running: {error}") from None
+            yield batch
+    finally:
+        connection.close()
+
+
+def _all(list_page: Callable[[int, int], list]) -> Iterator:
+    """Every record of a store's paged listing."""
+    offset = 0
+    while True:
+        page = list_page(offset, _PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        offset += _PAGE
+
+
+def parameters_from_arrow(table: pa.Table | None) -> list | None:
+    """The values of a one-row parameter table, in column order; None when there is no table."""
+    if table is None:
+        return None
+    if table.num_rows != 1:
+        raise InvalidArgument(f"SQL parameters must be one row of values, got {table.num_rows} rows")
+    return [column[0].as_py() for column in table.columns]
