@@ -157,6 +157,36 @@ class QueryResult:
                     entry.metadata[name] = cached[digest].read_bytes() if load_into_memory else cached[digest]
         return self
 
+    # -- machine learning (thresher.ml imports torch, tensorflow and fiftyone only when called) -----
+
+    def as_ml_dataset(self, flavor: str, **options: Any) -> Any:
+        """A ``torch.utils.data.Dataset`` (``"torch"``) or ``tf.data.Dataset`` (``"tensorflow"``) of this
+        result: ``metadata_columns``, ``file_columns``, ``tensorizers``, ``strategy`` (``lazy``,
+        ``background``, ``preload``), ``savedir``; see ``thresher.ml``."""
+        from thresher import ml
+
+        return ml.as_ml_dataset(self, self._source("build an ML dataset"), flavor, **options)
+
+    def as_ml_dataloader(self, flavor_or_dataset: Any, **options: Any) -> Any:
+        """A torch DataLoader or a Keras PyDataset of this result (or of a dataset from ``as_ml_dataset``);
+        dataset options as for ``as_ml_dataset``, the rest go to the loader."""
+        from thresher import ml
+
+        return ml.as_ml_dataloader(self, self._source("build an ML dataloader"), flavor_or_dataset, **options)
+
+    def to_voxel51_dataset(self, name: str | None = None, **options: Any) -> Any:
+        """A FiftyOne dataset of this result: files downloaded, every field a sample field; see
+        ``thresher.ml.voxel51.to_voxel51_dataset``."""
+        from thresher.ml import voxel51
+
+        return voxel51.to_voxel51_dataset(self, self._source("build a FiftyOne dataset"), name, **options)
+
+    def visualize(self, **options: Any) -> Any:
+        """Opens this result in the FiftyOne app; returns the app session (see ``thresher.ml.voxel51``)."""
+        from thresher.ml import voxel51
+
+        return voxel51.visualize(self, self._source("visualize it"), **options)
+
     def with_download_urls(self) -> QueryResult:
         """This result with a ``download_url`` column (see ``Datapoint.download_url``); built per row,
         so it is asked for rather than added to every result."""
