@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from thresher.connection import Connection, resolve
@@ -60,3 +61,38 @@ def _view(conn: Connection, dataset: common_pb2.Dataset, sources: dict[int, comm
         sources[dataset.datasource_id] = conn.call_metadata(
             "GetDatasource", ms.GetDatasourceRequest(id=dataset.datasource_id), idempotent=True).datasource
     return Datasource(conn, sources[dataset.datasource_id], QuerySpec.from_proto(dataset.query), dataset)
+
+
+# -- bag datasets: exported query results the flight service serves by name ------------------------------
+
+
+def register_export(namespace: str, name: str, target: str, *,
+                    connection: Connection | None = None) -> ms.BagDataset:
+    """Registers the bag dataset at ``target`` (a path the flight service can read, or an ``s3://`` /
+    ``gs://`` URI; see ``QueryResult.export``) as ``namespace/name``, so that flight serves it by that name
+    (``thresher.sources.Remote("namespace/name")``). Registering a name again re-points it."""
+    uri = str(target)
+    if "://" not in uri:
+        # The flight service resolves the path itself: never hand it one relative to this process.
+        uri = os.path.abspath(uri)
+    return resolve(connection).call_metadata(
+        "RegisterBagDataset", ms.RegisterBagDatasetRequest(namespace=namespace, name=name, uri=uri)).bag_dataset
+
+
+def get_export(namespace: str, name: str, *, connection: Connection | None = None) -> ms.BagDataset:
+    """The registered bag dataset ``namespace/name`` (its ``uri``, ``registered_at``). NotFoundError if none."""
+    return resolve(connection).call_metadata(
+        "GetBagDataset", ms.GetBagDatasetRequest(namespace=namespace, name=name), idempotent=True).bag_dataset
+
+
+def list_exports(namespace: str, *, connection: Connection | None = None) -> list[ms.BagDataset]:
+    """Every bag dataset registered in ``namespace``, by name."""
+    conn = resolve(connection)
+    found, token = [], ""
+    while True:
+        response = conn.call_metadata("ListBagDatasets", ms.ListBagDatasetsRequest(
+            namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
+        found.extend(response.bag_datasets)
+        token = response.next_page_token
+        if not token:
+            return found

@@ -134,6 +134,16 @@ class QueryResult:
         return downloads.download_files(self._source("download files"), self.paths, target_dir,
                                         keep_source_prefix, redownload, threads=threads, progress=progress)
 
+    def export(self, target: str | os.PathLike[str], columns: list[str] | None = None, shardlen: int = 1000,
+               formats: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
+        """Writes this result's files and metadata ``columns`` (default: all) to ``target`` (a folder,
+        ``s3://`` or ``gs://`` URI) as a sharded bag dataset of ``shardlen`` datapoints a shard, resumable
+        after an interruption; ``formats={"file": "jpg"}`` re-encodes images (``image_size=(w, h)``).
+        Returns the manifest (also at ``<target>/manifest.json``); see ``thresher.export``."""
+        from thresher.export import export_result
+
+        return export_result(self, os.fspath(target), columns, shardlen, formats, **options)
+
     def get_blob_fields(self, *fields: str, load_into_memory: bool = False, threads: int = blob_cache.DEFAULT_THREADS,
                         progress: bool = True) -> QueryResult:
         """Fetches the blobs of ``fields`` (none: every blob field) into the disk cache, in parallel.

@@ -199,3 +199,12 @@ class Mix(Source):
         rng = np.random.default_rng([self.seed, step])
         choice = rng.choice(len(self.sources), p=self.weights)
         return self.sources[choice](step)
+
+
+def __getattr__(name: str) -> Any:
+    # Remote reads through flight (grpc, pyarrow.flight): imported on first use, so local loading stays light.
+    if name == "Remote":
+        from thresher.remote_source import Remote
+
+        return Remote
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
 import grpc
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files, sql as flight_sql
+from thresher.services.flight import files, shards as bag_shards, sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
@@ -36,13 +36,15 @@ log = logging.getLogger(__name__)
 
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 ADVERTISE_HOST_ENV = "THRESHER_FLIGHT_ADVERTISE_HOST"
+# Other flight nodes that can serve the same bag datasets, listed after this one in bag-shard endpoints.
+PEERS_ENV = "THRESHER_FLIGHT_PEERS"
 
 
 class ThresherFlightServer(fl.FlightServerBase):
     """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
-                 **options) -> None:
+                 peers: Sequence[str] = (), **options) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
@@ -53,6 +55,9 @@ class ThresherFlightServer(fl.FlightServerBase):
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
         self._sql = flight_sql.FlightSqlHandler(self._backend, self.location)
+        # Public so a deployment (or a test) can point servers at each other once all their ports are known.
+        self.peers = [bag_shards.peer_location(peer, self.location) for peer in peers]
+        self._shards = bag_shards.BagShards(channel, lambda: [self.location, *self.peers])
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_errors():
@@ -67,6 +72,8 @@ class ThresherFlightServer(fl.FlightServerBase):
                 return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
             if kind == "blob":
                 return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
+            if kind == "bag_shard":
+                return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
             schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
@@ -77,6 +84,8 @@ class ThresherFlightServer(fl.FlightServerBase):
             caller = forwarded(context)
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return self._sql.flight_info(sql_command, descriptor, caller)
+            if (bag_command := bag_shards.command_of(descriptor)) is not None:
+                return self._shards.flight_info(bag_command, descriptor, caller)
             return self._info(descriptor, self._query_of(descriptor, caller), caller)
 
     def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
@@ -166,12 +175,15 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
-                  security: ServiceSecurity | None = None, home: str | None = None) -> tuple[ThresherFlightServer, int]:
+                  security: ServiceSecurity | None = None, home: str | None = None,
+                  peers: Sequence[str] | None = None) -> tuple[ThresherFlightServer, int]:
     """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
     metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
     host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
     are served from ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home: ``$THRESHER_HOME``), the
-    metadata service's blob store. The server serves from construction; stop it with ``shutdown()``."""
+    metadata service's blob store. ``peers`` (default: ``$THRESHER_FLIGHT_PEERS``, comma-separated
+    ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints. The server serves
+    from construction; stop it with ``shutdown()``."""
     host, port = _host_port(address)
     security = security or ServiceSecurity()
     security.check_bind(address)
@@ -180,12 +192,19 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     channel = security.channel(metadata_address)
     try:
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
-                                      blobs=open_blob_store(home=home), **security.flight_server_options())
+                                      blobs=open_blob_store(home=home), peers=_peers(peers),
+                                      **security.flight_server_options())
     except BaseException:
         channel.close()
         raise
     log.info("serving Arrow Flight on %s:%d (advertised as %s)", host, server.port, server.location.uri.decode())
     return server, server.port
+
+
+def _peers(peers: Sequence[str] | None) -> list[str]:
+    if peers is None:
+        peers = os.environ.get(PEERS_ENV, "").split(",")
+    return [peer.strip() for peer in peers if peer.strip()]
 
 
 def _host_port(address: str) -> tuple[str, int]:

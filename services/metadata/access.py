@@ -53,6 +53,9 @@ class MetadataAuthorizer:
             "GetDataset": (READ, lambda r: self._dataset_namespace(r.id) if r.id else r.namespace),
             "ListDatasets": (READ, lambda r: r.namespace),
             "DeleteDataset": (WRITE, lambda r: self._dataset_namespace(r.id)),
+            "RegisterBagDataset": (WRITE, lambda r: r.namespace),
+            "GetBagDataset": (READ, lambda r: r.namespace),
+            "ListBagDatasets": (READ, lambda r: r.namespace),
         }
 
     def _datasource_namespace(self, datasource_id: int) -> str | None:

@@ -6,10 +6,10 @@ import datetime as dt
 
 from google.protobuf import timestamp_pb2
 
-from thresher.v1 import common_pb2
+from thresher.v1 import common_pb2, metadata_service_pb2
 
 from .errors import InvalidArgument
-from .store.records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord
+from .store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -78,6 +78,11 @@ def dataset_message(record: DatasetRecord) -> common_pb2.Dataset:
     query.ParseFromString(record.query)
     return common_pb2.Dataset(id=record.id, namespace=record.namespace, name=record.name,
                               datasource_id=record.datasource_id, query=query, created_at=timestamp(record.created_at))
+
+
+def bag_dataset_message(record: BagDatasetRecord) -> metadata_service_pb2.BagDataset:
+    return metadata_service_pb2.BagDataset(namespace=record.namespace, name=record.name, uri=record.uri,
+                                           registered_at=timestamp(record.registered_at))
 
 
 def page(page_size: int, page_token: str) -> tuple[int, int]:

@@ -292,6 +292,24 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         self.store.delete_dataset(_require_id(request.id, "id"))
         return pb.DeleteDatasetResponse()
 
+    # Bag datasets
+    @_rpc
+    def RegisterBagDataset(self, request, context):
+        record = self.store.register_bag_dataset(request.namespace, request.name, request.uri)
+        return pb.RegisterBagDatasetResponse(bag_dataset=convert.bag_dataset_message(record))
+
+    @_rpc
+    def GetBagDataset(self, request, context):
+        record = self.store.find_bag_dataset(request.namespace, request.name)
+        return pb.GetBagDatasetResponse(bag_dataset=convert.bag_dataset_message(record))
+
+    @_rpc
+    def ListBagDatasets(self, request, context):
+        offset, size = convert.page(request.page_size, request.page_token)
+        records = self.store.list_bag_datasets(request.namespace, offset, size + 1)
+        return pb.ListBagDatasetsResponse(bag_datasets=[convert.bag_dataset_message(r) for r in records[:size]],
+                                          next_page_token=convert.next_token(offset, size, len(records)))
+
 
 def _arrow_stream(table: pa.Table, response_type) -> Iterator:
     yield response_type(schema=serialize_schema(table.schema))

@@ -22,3 +22,9 @@ def validate_datasource_name(name: str, what: str = "datasource") -> None:
         raise InvalidArgument(f"{what} name is longer than {MAX_NAME_LENGTH} characters")
     if any(ch in name for ch in "\x00/") or not name.isprintable():
         raise InvalidArgument(f"{what} name {name!r} may not contain '/', NUL or control characters")
+
+
+def validate_bag_uri(uri: str) -> None:
+    """A bag dataset's location: a non-empty path or URI, one line."""
+    if not uri or not uri.strip() or not uri.isprintable():
+        raise InvalidArgument(f"a bag dataset needs a location (a path, s3:// or gs:// URI), got {uri!r}")

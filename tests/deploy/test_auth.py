@@ -19,7 +19,7 @@ from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, met
 NAMESPACE = f"team/auth-{os.getpid()}"
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
          "ExecuteSql", "DescribeSql", "ListSqlTables",
-         "GetHistory", "ListChanges", "GetDataset", "ListDatasets"}
+         "GetHistory", "ListChanges", "GetDataset", "ListDatasets", "GetBagDataset", "ListBagDatasets"}
 
 
 def _bearer(token: str | None):
@@ -28,7 +28,7 @@ def _bearer(token: str | None):
 
 @pytest.fixture(scope="module")
 def world(secured):
-    """A datasource with data and a saved dataset in NAMESPACE, made by the admin."""
+    """A datasource with data, a saved dataset and a bag dataset in NAMESPACE, made by the admin."""
     channel = open_channel(secured.metadata_address)
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     admin = _bearer("admin-token")
@@ -39,6 +39,8 @@ def world(secured):
     query = common_pb2.Query(datasource_id=source.id)
     dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=NAMESPACE, name="all", query=query),
                                metadata=admin).dataset
+    stub.RegisterBagDataset(pb.RegisterBagDatasetRequest(namespace=NAMESPACE, name="bag", uri="/data/bag"),
+                            metadata=admin)
     yield stub, source.id, dataset.id
     channel.close()
 
@@ -77,6 +79,9 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "GetDataset": pb.GetDatasetRequest(id=dataset_id),
         "ListDatasets": pb.ListDatasetsRequest(namespace=NAMESPACE),
         "DeleteDataset": pb.DeleteDatasetRequest(id=dataset_id),
+        "RegisterBagDataset": pb.RegisterBagDatasetRequest(namespace=NAMESPACE, name="bag", uri="/data/bag"),
+        "GetBagDataset": pb.GetBagDatasetRequest(namespace=NAMESPACE, name="bag"),
+        "ListBagDatasets": pb.ListBagDatasetsRequest(namespace=NAMESPACE),
     }
 
 

@@ -181,7 +181,7 @@ def test_a_failing_upload_stream_cancels_the_write(metadata_server, data):
     (flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256="00")).SerializeToString(),
      "INVALID_ARGUMENT: '00' is not a blob hash"),
     (flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(dataset="d")).SerializeToString(),
-     "UNIMPLEMENTED: bag_shard tickets are not served yet"),
+     "INVALID_ARGUMENT: bag dataset 'd': expected 'owner/namespace/name'"),
 ])
 def test_unusable_tickets_are_refused_with_the_reason(flight, ticket, message):
     with pytest.raises(fl.FlightServerError) as caught:

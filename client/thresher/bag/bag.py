@@ -337,6 +337,23 @@ class BagReader:
                     raise sums.mismatch(i, self.path)
         return records
 
+    def read_block(self, start: int, stop: int) -> tuple[bytes, Any]:
+        """Records ``start..stop-1`` as one buffer (one ranged read) and their ``stop - start + 1`` bounds
+        relative to it, checked against their checksums: for callers that slice lazily (Arrow arrays)."""
+        if stop <= start:
+            return b"", np.zeros(1, np.int64)
+        bounds = np.asarray(self._bounds(start, stop), np.int64)
+        lo = int(bounds[0])
+        buffer = self._fetch(lo, int(bounds[-1]))
+        bounds = bounds - lo
+        sums = self.checksums
+        if sums is not None:
+            view = memoryview(buffer)
+            for i, (a, b) in enumerate(zip(bounds.tolist(), bounds[1:].tolist()), start):
+                if sums.digest(view[a:b]) != sums.digests[i]:
+                    raise sums.mismatch(i, self.path)
+        return buffer, bounds
+
     def copy(self) -> BagReader:
         """An independent reader of the same bag (shares nothing open)."""
         return pickle.loads(pickle.dumps(self))

@@ -316,6 +316,33 @@ class DatasetReader:
             pos += n
         return out
 
+    def read_blocks(self, start: int, stop: int, keys: Iterable[str]) -> dict[str, tuple[bytes, Any, list[int] | None] | None]:
+        """Per key, its encoded records for datapoints ``start..stop-1`` as one buffer: (buffer, record
+        bounds relative to it, records per datapoint for a sequence key else None), or None when those
+        records do not lie back to back in the bag (a writer always lays them so). Nothing is decoded:
+        this is for callers that hand the bytes on whole, e.g. as Arrow arrays."""
+        start, stop, _ = slice(start, stop).indices(self._length)
+        stop = max(start, stop)
+        fields = {f.key: f for f in self._fields}
+        unknown = [key for key in keys if key not in fields]
+        if unknown:
+            raise SpecError(f"{unknown} are not keys of {self._spec}")
+        if self._refs is None:
+            return {key: (*fields[key].bag.read_block(start, stop), None) for key in keys}
+        refs = [self._decode_refs(i, raw) for i, raw in enumerate(self._refs.read_range(start, stop), start)]
+        return {key: self._block(fields[key], [r[fields[key].position] for r in refs], start) for key in keys}
+
+    def _block(self, field: _Field, refs: list, first: int) -> tuple[bytes, Any, list[int] | None] | None:
+        if field.sequence:
+            spans = [self._span(field, ref, True, i) for i, ref in enumerate(refs, first)]
+        else:
+            spans = [(r, r + 1) for r in (self._scalar(field, ref, i) for i, ref in enumerate(refs, first))]
+        runs = [span for span in spans if span[0] < span[1]]
+        if not all(a[1] == b[0] for a, b in zip(runs, runs[1:])):
+            return None
+        buffer, bounds = field.bag.read_block(*((runs[0][0], runs[-1][1]) if runs else (0, 0)))
+        return buffer, bounds, [hi - lo for lo, hi in spans] if field.sequence else None
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _pool_get(self) -> concurrent.futures.ThreadPoolExecutor:

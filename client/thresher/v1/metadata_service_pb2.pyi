@@ -452,3 +452,63 @@ class DeleteDatasetRequest(_message.Message):
 class DeleteDatasetResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class BagDataset(_message.Message):
+    __slots__ = ("namespace", "name", "uri", "registered_at")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    uri: str
+    registered_at: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RegisterBagDatasetRequest(_message.Message):
+    __slots__ = ("namespace", "name", "uri")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    uri: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
+
+class RegisterBagDatasetResponse(_message.Message):
+    __slots__ = ("bag_dataset",)
+    BAG_DATASET_FIELD_NUMBER: _ClassVar[int]
+    bag_dataset: BagDataset
+    def __init__(self, bag_dataset: _Optional[_Union[BagDataset, _Mapping]] = ...) -> None: ...
+
+class GetBagDatasetRequest(_message.Message):
+    __slots__ = ("namespace", "name")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetBagDatasetResponse(_message.Message):
+    __slots__ = ("bag_dataset",)
+    BAG_DATASET_FIELD_NUMBER: _ClassVar[int]
+    bag_dataset: BagDataset
+    def __init__(self, bag_dataset: _Optional[_Union[BagDataset, _Mapping]] = ...) -> None: ...
+
+class ListBagDatasetsRequest(_message.Message):
+    __slots__ = ("namespace", "page_size", "page_token")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    page_size: int
+    page_token: str
+    def __init__(self, namespace: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListBagDatasetsResponse(_message.Message):
+    __slots__ = ("bag_datasets", "next_page_token")
+    BAG_DATASETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    bag_datasets: _containers.RepeatedCompositeFieldContainer[BagDataset]
+    next_page_token: str
+    def __init__(self, bag_datasets: _Optional[_Iterable[_Union[BagDataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

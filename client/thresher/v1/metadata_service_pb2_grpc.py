@@ -160,6 +160,21 @@ class MetadataServiceStub:
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetResponse.FromString,
                 _registered_method=True)
+        self.RegisterBagDataset = channel.unary_unary(
+                '/thresher.v1.MetadataService/RegisterBagDataset',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetResponse.FromString,
+                _registered_method=True)
+        self.GetBagDataset = channel.unary_unary(
+                '/thresher.v1.MetadataService/GetBagDataset',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetResponse.FromString,
+                _registered_method=True)
+        self.ListBagDatasets = channel.unary_unary(
+                '/thresher.v1.MetadataService/ListBagDatasets',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -322,6 +337,25 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterBagDataset(self, request, context):
+        """Bag datasets (exported query results) the flight service serves by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBagDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBagDatasets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -449,6 +483,21 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetResponse.SerializeToString,
+            ),
+            'RegisterBagDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterBagDataset,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetResponse.SerializeToString,
+            ),
+            'GetBagDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBagDataset,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetResponse.SerializeToString,
+            ),
+            'ListBagDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBagDatasets,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1127,6 +1176,87 @@ class MetadataService:
             '/thresher.v1.MetadataService/DeleteDataset',
             thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DeleteDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterBagDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/RegisterBagDataset',
+            thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.RegisterBagDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBagDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/GetBagDataset',
+            thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.GetBagDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBagDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ListBagDatasets',
+            thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

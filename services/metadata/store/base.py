@@ -23,7 +23,7 @@ import pyarrow as pa
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
-from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
 
 
 class Store(abc.ABC):
@@ -111,6 +111,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_dataset(self, dataset_id: int) -> None: ...
+
+    # Bag datasets: exported results, served by the flight service by name
+    @abc.abstractmethod
+    def register_bag_dataset(self, namespace: str, name: str, uri: str) -> BagDatasetRecord:
+        """Records ``uri`` under ``namespace/name``, replacing an earlier registration of that name."""
+
+    @abc.abstractmethod
+    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord: ...
+
+    @abc.abstractmethod
+    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]: ...
 
 
 def utc_now() -> dt.datetime:

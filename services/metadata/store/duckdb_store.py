@@ -22,15 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.storage.blobs import BlobStore
-from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
+from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from ..coercion import CoercedColumn, coerce_column, coerce_paths, duplicate_path_error
-from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from ..coercion import CoercedColumn, duplicate_path_error
+from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
-from ..validation import validate_datasource_name, validate_namespace
+from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
-from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .common import (OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource, check_reuse,
+                     check_same_type, coerce_write, conform, field_id, result_schema, timed_select_items)
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ _SQL_TYPES = {
     FieldType.BLOB: "VARCHAR",
 }
 
-OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2
 SLOW_WRITE_SECONDS = 1.0
 
 _SCHEMA = """
@@ -64,6 +65,9 @@ CREATE TABLE IF NOT EXISTS fields (
 CREATE TABLE IF NOT EXISTS datasets (
     id BIGINT PRIMARY KEY, namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, datasource_id BIGINT NOT NULL,
     query BLOB NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS bag_datasets (
+    namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, uri VARCHAR NOT NULL, registered_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (namespace, name));
 CREATE TABLE IF NOT EXISTS writes (
     write_id BIGINT PRIMARY KEY, datasource_id BIGINT NOT NULL, written_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,
     kind VARCHAR NOT NULL, rows BIGINT NOT NULL);
@@ -162,20 +166,12 @@ class DuckDBStore(Store):
 
     def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
                            reuse: bool) -> tuple[DatasourceRecord, bool]:
-        validate_namespace(namespace)
-        validate_datasource_name(name)
-        if not source_uri:
-            raise InvalidArgument("a datasource needs a source URI")
+        check_new_datasource(namespace, name, source_uri)
         with self._write_lock:
             existing = self._find_datasource_id(namespace, name)
             if existing is not None:
-                if not reuse:
-                    raise AlreadyExists(f"datasource {name!r} already exists in namespace {namespace!r}")
                 record = self.get_datasource(existing)
-                if record.source_uri != source_uri or record.revision != revision:
-                    raise AlreadyExists(
-                        f"datasource {name!r} in namespace {namespace!r} already exists with source "
-                        f"{record.source_uri!r} revision {record.revision!r}, not {source_uri!r} {revision!r}")
+                check_reuse(record, source_uri, revision, reuse)
                 return record, False
             with self._cursor() as cursor:
                 cursor.execute("BEGIN")
@@ -283,7 +279,7 @@ class DuckDBStore(Store):
             known = {f.name: f for f in self.get_datasource(datasource_id).fields}
             wanted: dict[str, tuple[FieldType, tuple[str, ...]]] = {}
             for name, kind, tags in fields:
-                _check_same_type(name, known.get(name), kind)
+                check_same_type(name, known.get(name), kind)
                 wanted[name] = (kind, tuple(tags))
             with self._cursor() as cursor:
                 cursor.execute("BEGIN")
@@ -319,22 +315,6 @@ class DuckDBStore(Store):
             fields[name] = FieldRecord(name, kind, tuple(tags), now, column)
         return fields
 
-    def _coerce(self, table: pa.Table, path_column: str, known: dict[str, FieldRecord]) -> tuple[pa.Array, list[CoercedColumn]]:
-        if path_column not in table.column_names:
-            raise InvalidArgument(f"path column {path_column!r} is not among the columns {table.column_names}")
-        if table.column_names.count(path_column) > 1 or len(set(table.column_names)) != len(table.column_names):
-            raise InvalidArgument(f"column names repeat: {table.column_names}")
-        paths = coerce_paths(table[path_column], path_column)
-        columns = []
-        for name in table.column_names:
-            if name == path_column:
-                continue
-            existing = known.get(name)
-            column = coerce_column(name, table[name], existing.type if existing else None)
-            if column is not None:
-                columns.append(column)
-        return paths, columns
-
     def _begin_write(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, actor: str, kind: str,
                      rows: int) -> int:
         # Write times strictly increase so that as_of(t) has one answer for every t.
@@ -354,7 +334,7 @@ class DuckDBStore(Store):
         with self._write_lock:
             started = time.perf_counter()
             known = {f.name: f for f in self.get_datasource(datasource_id).fields}
-            paths, columns = self._coerce(table, path_column, known)
+            paths, columns = coerce_write(table, path_column, known)
             checked = time.perf_counter()
             if any(c.name not in known for c in columns):
                 with self._forgetting(datasource_id):
@@ -466,7 +446,7 @@ class DuckDBStore(Store):
                     deleted = _scalar(cursor, f"SELECT coalesce(sum({present}), 0) FROM {current} "
                                       "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
                     write_id = self._begin_write(cursor, datasource_id, actor, "delete_metadata", ids.num_rows)
-                    cleared = [int(f.column[1:]) for f in chosen]
+                    cleared = [field_id(f) for f in chosen]
                     cursor.execute(f"INSERT INTO {_log(datasource_id)} (write_id, datapoint_id, op, cleared) "
                                    f"SELECT ?, datapoint_id, {OP_DELETE_VALUES}, ? FROM target_ids", [write_id, cleared])
                     assignments = ", ".join(f"{f.column} = NULL" for f in chosen)
@@ -532,7 +512,7 @@ class DuckDBStore(Store):
 
     def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> tuple[str, list]:
         """A subquery with each datapoint's values as they were after write ``last_write``, from the log."""
-        selected = "".join(f", {self._latest_value(f.column, int(f.column[1:]))} AS {f.column}" for f in fields)
+        selected = "".join(f", {self._latest_value(f.column, field_id(f))} AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                     f"arg_max(op, write_id) FILTER (WHERE op <> {OP_DELETE_VALUES}) AS last_op{selected} "
@@ -543,47 +523,23 @@ class DuckDBStore(Store):
 
     def _with_fields_at_other_times(self, query: common_pb2.Query, datasource_id: int, base: str, params: list,
                                     columns: dict[str, Column]) -> tuple[common_pb2.Query, str, list]:
-        """Joins one log-derived column per select item that reads its field at its own instant.
-
-        Such items are rewritten to refer to their joined column under a name no field can have.
-        """
-        timed = [i for i, item in enumerate(query.select) if item.HasField("as_of")]
-        if not timed:
+        """Joins one log-derived column per select item that reads its field at its own instant."""
+        query, joined = timed_select_items(query, columns, lambda at: self._fields(datasource_id, at=at))
+        if not joined:
             return query, base, params
-        query = common_pb2.Query.FromString(query.SerializeToString())
         joins, extra, params = [], [], list(params)
-        for i in timed:
-            item = query.select[i]
-            at = timestamp_or_none(item.as_of)
-            known = {f.name: f for f in self._fields(datasource_id, at=at)} if at else {}
-            if item.field not in known:
-                raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
-            field = known[item.field]
-            name = f"h{i}"
-            joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, int(field.column[1:]))} "
+        for name, field, at in joined:
+            joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, field_id(field))} "
                          f"AS v FROM {_log(datasource_id)} WHERE write_id <= ? GROUP BY datapoint_id) {name} "
                          f"ON {name}.datapoint_id = base.datapoint_id")
             params.append(self._last_write_before(at))
             extra.append(f", {name}.v AS {name}")
-            key = f"\x00{name}"
-            columns[key] = Column(name, field.type)
-            item.alias = item.alias or item.field
-            item.field = key
-            item.ClearField("as_of")
         relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
         return query, relation, params
 
-    def _result_schema(self, datasource: DatasourceRecord, compiled) -> pa.Schema:
-        arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
-        for column in compiled.columns[2:]:
-            arrow_fields.append(pa.field(column.name, column.type.arrow_type,
-                                         metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
-        return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
-                                                 DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
-
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         datasource, compiled = self._compile(query)
-        schema = self._result_schema(datasource, compiled)
+        schema = result_schema(datasource, compiled.columns)
         cursor = self._cursor()
         try:
             reader = cursor.sql(compiled.sql, params=compiled.params).to_arrow_reader(max_batch_rows or 131072)
@@ -597,16 +553,14 @@ class DuckDBStore(Store):
                  schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         try:
             for batch in reader:
-                columns = [column if column.type == field.type else column.cast(field.type)
-                           for column, field in zip(batch.columns, schema)]
-                yield pa.RecordBatch.from_arrays(columns, schema=schema)
+                yield conform(batch, schema)
         finally:
             cursor.close()
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
         datasource, compiled = self._compile(query)
         total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
-        return self._result_schema(datasource, compiled), int(total)
+        return result_schema(datasource, compiled.columns), int(total)
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         known = self.get_datasource(datasource_id).fields
@@ -617,7 +571,7 @@ class DuckDBStore(Store):
         if field:
             only = chosen[0]
             condition += (f" AND ((l.op = {OP_UPSERT} AND l.{only.column} IS NOT NULL) OR l.op = {OP_DELETE_DATAPOINT}"
-                          f" OR (l.op = {OP_DELETE_VALUES} AND list_contains(l.cleared, {int(only.column[1:])})))")
+                          f" OR (l.op = {OP_DELETE_VALUES} AND list_contains(l.cleared, {field_id(only)})))")
         table = self._log_rows(datasource_id, chosen, condition, params)
         if table.num_rows == 0 and not self._fetchone(f"SELECT 1 FROM {_current(datasource_id)} WHERE path = ?", [path]):
             raise NotFound(f"datapoint {path!r} not found in datasource {datasource_id}")
@@ -651,10 +605,7 @@ class DuckDBStore(Store):
         arrow_fields = [pa.field(name, table.schema.field(i).type) for i, name in enumerate(names[:6])]
         arrow_fields += [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
                          for f in fields]
-        schema = pa.schema(arrow_fields)
-        columns = [column if column.type == target.type else column.cast(target.type)
-                   for column, target in zip(table.columns, schema)]
-        return pa.Table.from_arrays(columns, schema=schema)
+        return conform(table, pa.schema(arrow_fields))
 
     # Datasets -----------------------------------------------------------------------------------
 
@@ -700,10 +651,30 @@ class DuckDBStore(Store):
             with self._cursor() as cursor:
                 cursor.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
 
+    # Bag datasets ---------------------------------------------------------------------------------
 
-def _check_same_type(name: str, existing: FieldRecord | None, kind: FieldType) -> None:
-    if existing is not None and existing.type is not kind:
-        raise TypeMismatch(f"field {name!r} has type {existing.type.value}; got {kind.value}")
+    _BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
+
+    def register_bag_dataset(self, namespace: str, name: str, uri: str) -> BagDatasetRecord:
+        validate_namespace(namespace)
+        validate_datasource_name(name, what="bag dataset")
+        validate_bag_uri(uri)
+        with self._write_lock, self._cursor() as cursor:
+            cursor.execute("DELETE FROM bag_datasets WHERE namespace = ? AND name = ?", [namespace, name])
+            cursor.execute("INSERT INTO bag_datasets VALUES (?, ?, ?, ?)", [namespace, name, uri, utc_now()])
+        return self.find_bag_dataset(namespace, name)
+
+    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
+        row = self._fetchone(f"SELECT {self._BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = ? AND name = ?",
+                             [namespace, name])
+        if row is None:
+            raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
+        return BagDatasetRecord(*row)
+
+    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
+        rows = self._fetchall(f"SELECT {self._BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = ? "
+                              "ORDER BY name LIMIT ? OFFSET ?", [namespace, limit, offset])
+        return [BagDatasetRecord(*row) for row in rows]
 
 
 def _scalar(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()):

@@ -32,13 +32,13 @@ from thresher.v1 import common_pb2
 from ..coercion import duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
-from ..validation import validate_datasource_name, validate_namespace
+from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
 from .postgres_connections import ConnectionPool, run_transaction
-from .records import DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ _SCHEMA = [
         id BIGINT PRIMARY KEY, namespace TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
         datasource_id BIGINT NOT NULL, query BYTEA NOT NULL, created_at TIMESTAMPTZ NOT NULL,
         UNIQUE (namespace, name))""",
+    """CREATE TABLE IF NOT EXISTS bag_datasets (
+        namespace TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL, uri TEXT NOT NULL,
+        registered_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (namespace, name))""",
     """CREATE TABLE IF NOT EXISTS writes (
         write_id BIGINT PRIMARY KEY, datasource_id BIGINT NOT NULL, written_at TIMESTAMPTZ NOT NULL,
         actor TEXT NOT NULL, kind TEXT NOT NULL, rows BIGINT NOT NULL)""",
@@ -83,6 +86,7 @@ _DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, s
                        "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
                        "failure_reason, scan_started_at, scan_finished_at")
 _DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
+_BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
 # Advisory lock keys: a datasource's id (positive) for its writes; this one for the catalog.
 _CATALOG_LOCK = -1
@@ -643,3 +647,29 @@ class PostgresStore(Store):
                 raise NotFound(f"dataset {dataset_id} not found")
 
         run_transaction(self._pool, work)
+
+    # Bag datasets ---------------------------------------------------------------------------------
+
+    def register_bag_dataset(self, namespace: str, name: str, uri: str) -> BagDatasetRecord:
+        validate_namespace(namespace)
+        validate_datasource_name(name, what="bag dataset")
+        validate_bag_uri(uri)
+
+        def work(cursor: Any) -> tuple:
+            return _one(cursor, "INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
+                                "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
+                                f"RETURNING {_BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
+
+        return BagDatasetRecord(*run_transaction(self._pool, work))
+
+    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
+        row = self._read_one(f"SELECT {_BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 AND name = $2",
+                             [namespace, name])
+        if row is None:
+            raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
+        return BagDatasetRecord(*row)
+
+    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
+        rows = self._read(f"SELECT {_BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
+                          "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
+        return [BagDatasetRecord(*row) for row in rows]

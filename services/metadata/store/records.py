@@ -64,6 +64,15 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class BagDatasetRecord:
+    namespace: str
+    name: str
+    # The dataset's root folder (local path, s3:// or gs:// URI).
+    uri: str
+    registered_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class WriteResult:
     datapoints_written: int
     datapoints_created: int
