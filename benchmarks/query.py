@@ -76,11 +76,37 @@ def main() -> None:
         thresher_s = best_of(thresher_query, args.repeats)
     duckdb_s = best_of(duckdb_query, args.repeats)
     pandas_s = best_of(pandas_query, args.repeats)
+    store_s, plain_s = versioning_cost(frame, query.query_proto(), sql, args.repeats)
     print(f"thresher (services, Flight, pandas): {thresher_s * 1000:8.1f} ms")
     print(f"duckdb in-process -> pandas:         {duckdb_s * 1000:8.1f} ms")
     print(f"pandas boolean indexing:            {pandas_s * 1000:8.1f} ms")
     print(f"ratio vs duckdb: {thresher_s / duckdb_s:.2f}x (target <= 1.5x)")
     print(f"ratio vs pandas: {thresher_s / pandas_s:.2f}x (target <= 2x)")
+    print(f"versioned store, current state -> Arrow: {store_s * 1000:8.1f} ms; "
+          f"plain DuckDB table -> Arrow: {plain_s * 1000:8.1f} ms; ratio {store_s / plain_s:.2f}x")
+
+
+def versioning_cost(frame: pd.DataFrame, query, sql: str, repeats: int) -> tuple[float, float]:
+    """The store's current-state query (with its log beside it) against a plain table, both in-process
+    on one file each, so the cost of keeping every write shows without any transport."""
+    import tempfile
+
+    import pyarrow as pa
+
+    from thresher.services.metadata.server import open_store
+
+    with tempfile.TemporaryDirectory() as home:
+        store = open_store(home)
+        source = store.create_datasource("bench/store", "t", "file:///x", "")
+        store.upsert(source.id, pa.Table.from_pandas(frame, preserve_index=False), "path", "bench")
+        query.datasource_id = source.id
+        plain = duckdb.connect(f"{home}/plain.duckdb")
+        plain.register("source_frame", frame)
+        plain.execute("CREATE TABLE t AS SELECT * FROM source_frame")
+        store_s = best_of(lambda: pa.Table.from_batches(list(store.query(query)[1])), repeats)
+        plain_s = best_of(lambda: plain.sql(sql).to_arrow_table(), repeats)
+        store.close()
+    return store_s, plain_s
 
 
 if __name__ == "__main__":

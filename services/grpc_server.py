@@ -10,14 +10,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from thresher.services.malformed import refuse_malformed
 from thresher.transport import GRPC_OPTIONS
 
 log = logging.getLogger(__name__)
 
 
 def new_server(max_workers: int = 16, interceptors: Iterable[grpc.ServerInterceptor] = ()) -> grpc.Server:
-    return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                       interceptors=list(interceptors), options=GRPC_OPTIONS)
+    # Undecodable request bytes get INVALID_ARGUMENT rather than gRPC's INTERNAL (services/malformed.py).
+    return refuse_malformed(grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                                        interceptors=list(interceptors), options=GRPC_OPTIONS))
 
 
 def finish_server(server: grpc.Server, address: str, service_names: Iterable[str],

@@ -10,7 +10,8 @@ from thresher.datasources import create_datasource, get_datasource, get_datasour
 from thresher.datasources import get_or_create as get_or_create_datasource
 from thresher.downloads import disable_bucket_downloaders, enable_gcs_bucket_downloader, enable_s3_bucket_downloader
 from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
-                             PermissionDeniedError, QueryError, ScanFailedError, ScanInProgressWarning,
+                             PermissionDeniedError, QueryError, ResourceExhaustedError, ScanFailedError,
+                             ScanInProgressWarning, ServiceTimeoutError,
                              ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError)
 from thresher.loader import Loader
 from thresher.metadata_context import MetadataContext
@@ -30,7 +31,7 @@ __all__ = [
     "create_namespace", "disable_bucket_downloaders", "enable_gcs_bucket_downloader", "enable_s3_bucket_downloader",
     "get_namespace", "get_or_create_namespace", "namespaces", "Column", "Connection", "Datapoint", "Datasource", "Expression", "Field", "FieldType",
     "FieldTypeMismatchError", "InvalidArgumentError", "Loader", "MetadataContext", "NotFoundError", "Order",
-    "PermissionDeniedError", "QueryError", "QueryResult", "ScanFailedError", "ScanInProgressWarning",
+    "PermissionDeniedError", "ResourceExhaustedError", "ServiceTimeoutError", "QueryError", "QueryResult", "ScanFailedError", "ScanInProgressWarning",
     "ScanStatus", "ServiceError", "ServiceUnavailableError", "ThresherError", "UnknownFieldError", "connect",
     "create_datasource", "datasets", "datasources", "default_connection", "delete_dataset", "get_dataset",
     "get_datasets", "get_datasource", "get_datasources", "get_or_create_datasource", "set_default_connection", "sources",

@@ -23,6 +23,9 @@ from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_
                          scanner_service_pb2_grpc)
 
 T = TypeVar("T")
+# The deadline of each unary gRPC call; streams (query results, uploads, file bytes) have none, since
+# their length depends on the data, and fail instead when the connection drops.
+CALL_TIMEOUT = 120.0
 
 
 class Connection:
@@ -30,7 +33,8 @@ class Connection:
 
     Addresses default to ``$THRESHER_METADATA_ADDRESS``, ``$THRESHER_SCANNER_ADDRESS`` and
     ``$THRESHER_FLIGHT_ADDRESS``, then to the local defaults. ``retry_timeout`` bounds how long an
-    idempotent read waits for an unavailable service before raising ServiceUnavailableError.
+    idempotent read waits for an unavailable service before raising ServiceUnavailableError;
+    ``call_timeout`` is the deadline of each unary call (ServiceTimeoutError past it).
 
     ``token`` (default ``$THRESHER_TOKEN``) goes with every call as a bearer token. TLS is used when
     ``tls`` is true or root certificates are given: ``root_certificates`` is PEM bytes or a file path
@@ -40,7 +44,8 @@ class Connection:
     def __init__(self, metadata_address: str | None = None, flight_address: str | None = None,
                  scanner_address: str | None = None, *, token: str | None = None,
                  retry_timeout: float = 2.0, tls: bool = False,
-                 root_certificates: bytes | str | None = None) -> None:
+                 root_certificates: bytes | str | None = None, call_timeout: float = CALL_TIMEOUT) -> None:
+        self.call_timeout = call_timeout
         self.metadata_address = metadata_address or transport.metadata_address()
         self.flight_address = flight_address or transport.flight_address()
         self.scanner_address = scanner_address or transport.scanner_address()
@@ -121,7 +126,7 @@ class Connection:
         pause = 0.02
         while True:
             try:
-                return method(request, metadata=self._grpc_metadata)
+                return method(request, metadata=self._grpc_metadata, timeout=self.call_timeout)
             except grpc.RpcError as error:
                 if not (idempotent and error.code() == grpc.StatusCode.UNAVAILABLE
                         and _await_ready(channel, deadline, pause)):
@@ -217,10 +222,13 @@ def _await_ready(channel: grpc.Channel, deadline: float, pause: float) -> bool:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return False
+    ready = grpc.channel_ready_future(channel)
     try:
-        grpc.channel_ready_future(channel).result(timeout=remaining)
+        ready.result(timeout=remaining)
     except grpc.FutureTimeoutError:
         return False
+    finally:
+        ready.cancel()  # stops watching the channel, which may be closed next
     # Connected: the UNAVAILABLE came from the service itself; back off before asking again.
     time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
     return time.monotonic() < deadline

@@ -37,6 +37,14 @@ class ServiceUnavailableError(ThresherError, ConnectionError):
     """A Thresher service could not be reached at its address."""
 
 
+class ServiceTimeoutError(ThresherError, TimeoutError):
+    """A call to a Thresher service did not finish within its deadline (gRPC DEADLINE_EXCEEDED)."""
+
+
+class ResourceExhaustedError(ThresherError):
+    """A request or answer over a size limit, or a service out of capacity (gRPC RESOURCE_EXHAUSTED)."""
+
+
 class PermissionDeniedError(ThresherError, PermissionError):
     """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from thresher import fieldcheck
 from thresher.errors import InvalidArgumentError
 from thresher.results import paths_of
-from thresher.types import FieldType, from_proto_value, validate_field_name
+from thresher.types import FieldType, from_proto_value, utf8_text, validate_field_name
 from thresher.v1 import common_pb2, metadata_service_pb2
 
 
@@ -52,6 +52,7 @@ class MetadataContext:
         for path in paths_of(paths):
             if not path:
                 raise InvalidArgumentError("a datapoint path cannot be empty")
+            utf8_text(path, "a datapoint path")
             self._pending.setdefault(path, {}).update(encoded)
 
     def __len__(self) -> int:

@@ -15,12 +15,14 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from thresher import errors
+from thresher.transport import MAX_MESSAGE_BYTES
 
 _CODE_NAMES = frozenset(code.name for code in grpc.StatusCode)
 _CODE_PREFIX = re.compile(r"^\s*'?([A-Z_]+):\s*")
 # Flight appends debugging context to the server's message; everything from the first of these on is noise.
 _FLIGHT_NOISE = (". Detail: ", ". gRPC client debug context: ", ". Client context: ")
-_FLIGHT_PREAMBLE = re.compile(r"^Flight returned [a-z ]+ error, with message: ")
+# pyarrow's own wording before the server's message; GetSchema's errors arrive as "Unknown error: ...".
+_FLIGHT_PREAMBLE = re.compile(r"^(Flight returned [a-z ]+ error, with message: |Unknown error: )")
 
 # The Flight exception classes pyarrow raises for each gRPC status, most specific first.
 _FLIGHT_CLASS_CODES: tuple[tuple[type[BaseException], str], ...] = (
@@ -57,6 +59,12 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         return errors.ServiceUnavailableError(f"Thresher service unavailable{where}: {message}")
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         return errors.PermissionDeniedError(message)
+    if code == "DEADLINE_EXCEEDED":
+        where = f" at {address}" if address else ""
+        return errors.ServiceTimeoutError(f"a call to the Thresher service{where} timed out: {message}")
+    if code == "RESOURCE_EXHAUSTED":
+        return errors.ResourceExhaustedError(f"{message} (the limit is {MAX_MESSAGE_BYTES // 2**20} MiB a message)"
+                                             if "larger than max" in message else message)
     return errors.ServiceError(f"{code}: {message}" if code else message)
 
 

@@ -27,6 +27,10 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     # A name that resolves to several replicas (dns:///metadata:7470) spreads calls over all of them.
     ("grpc.lb_policy_name", "round_robin"),
+    # After a peer restarts, reconnect within about a second instead of gRPC's default backoff, which
+    # grows to two minutes: a flight or scanner service keeps working across a metadata service restart.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from thresher.errors import FieldTypeMismatchError
+from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.v1 import common_pb2
 
 TYPE_METADATA_KEY = b"thresher.type"
@@ -126,6 +126,16 @@ def to_utc_datetime(value: Any) -> _dt.datetime:
     raise FieldTypeMismatchError(f"{value!r} is not a datetime")
 
 
+def utf8_text(text: str, what: str) -> str:
+    """``text`` when it can be encoded as UTF-8 (no lone surrogates, as from undecodable file names)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidArgumentError(f"{what} is not valid UTF-8 ({error.reason} at position {error.start}): "
+                                   f"{text[:60]!r}") from None
+    return text
+
+
 def to_proto_value(value: Any) -> common_pb2.Value:
     """Encodes one scalar as a protobuf Value (an empty Value for a missing one)."""
     kind = infer_type(value)
@@ -142,7 +152,7 @@ def to_proto_value(value: Any) -> common_pb2.Value:
     elif kind is FieldType.FLOAT:
         message.float_value = float(value)
     elif kind is FieldType.STRING:
-        message.string_value = value
+        message.string_value = utf8_text(value, "a string value")
     elif kind is FieldType.DATETIME:
         message.datetime_value.FromDatetime(to_utc_datetime(value))
     else:

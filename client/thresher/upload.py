@@ -34,6 +34,8 @@ def to_arrow(data: Any) -> pa.Table:
         return pa.Table.from_pandas(data, preserve_index=False)
     except _ARROW_ERRORS as error:
         raise _conversion_error(data, error) from None
+    except UnicodeEncodeError as error:  # a str holding lone surrogates, as from undecodable file names
+        raise InvalidArgumentError(f"the dataframe holds text that is not valid UTF-8: {error}") from None
     except ValueError as error:  # duplicate column names, for one
         raise InvalidArgumentError(str(error)) from None
 

@@ -8,45 +8,18 @@ are present in full, and any other is present in full or not at all.
 
 from __future__ import annotations
 
-import random
-import socket
-import subprocess
-import sys
 import threading
 
 import grpc
-import pandas as pd
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema
-from thresher.transport import GRPC_OPTIONS
+from tests.reliability.harness import (Acknowledged, ChildService, check_generations, fast_channel,
+                                       kill_while_writing, read_all)
 from thresher.types import to_proto_value
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 KILLS = 50
 PATHS_PER_WRITE = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class _Service:
-    def __init__(self, home: str) -> None:
-        self.home = home
-        self.address = f"127.0.0.1:{_free_port()}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "thresher.services.metadata", "--address", self.address, "--home", self.home],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
 
 
 class _Writer(threading.Thread):
@@ -56,9 +29,8 @@ class _Writer(threading.Thread):
         super().__init__(daemon=True)
         self.stub = stub
         self.datasource_id = datasource_id
-        self.acknowledged: set[int] = set()
+        self.acknowledged = Acknowledged()
         self.attempted = 0
-        self.progress = threading.Condition()
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -74,56 +46,26 @@ class _Writer(threading.Thread):
                 if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
             else:
-                with self.progress:
-                    self.acknowledged.add(generation)
-                    self.progress.notify_all()
+                self.acknowledged.add(generation)
             generation += 1
-
-    def wait_for_acknowledgements(self, count: int) -> None:
-        with self.progress:
-            target = len(self.acknowledged) + count
-            assert self.progress.wait_for(lambda: len(self.acknowledged) >= target, timeout=60)
-
-
-def _read_all(stub, datasource_id: int) -> pd.DataFrame:
-    responses = iter(stub.ExecuteQuery(pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id))))
-    schema = read_schema(next(responses).schema)
-    return pd.concat([read_batch(r.record_batch, schema).to_pandas() for r in responses] or [schema.empty_table().to_pandas()])
 
 
 @pytest.mark.timeout(600)
 def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path):
-    service = _Service(str(tmp_path / "home"))
+    service = ChildService("metadata", "--home", str(tmp_path / "home"))
     service.start()
-    # Reconnect quickly after each restart instead of gRPC's default backoff of up to two minutes.
-    channel = grpc.insecure_channel(service.address, options=GRPC_OPTIONS + [
-        ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
-        ("grpc.max_reconnect_backoff_ms", 250)])
+    channel = fast_channel(service.address)
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     source = stub.CreateDatasource(pb.CreateDatasourceRequest(namespace="crash/test", name="d", source_uri="file:///x"),
                                    wait_for_ready=True, timeout=60).datasource
     writer = _Writer(stub, source.id)
     writer.start()
-    rng = random.Random(1234)
-    try:
-        for _ in range(KILLS):
-            writer.wait_for_acknowledgements(rng.randint(1, 6))
-            service.kill()
-            service.start()
-        writer.wait_for_acknowledgements(1)
-    finally:
-        writer.stopping.set()
-        writer.join(timeout=60)
-    frame = _read_all(stub, source.id)
+    kill_while_writing(service, writer, KILLS, most=6, seed=1234)
+    frame = read_all(stub, source.id)
+    kills = service.kills
     service.kill()
     channel.close()
 
-    counts = frame.groupby("generation")["path"].count()
-    for generation, count in counts.items():
-        assert count == PATHS_PER_WRITE, f"generation {generation} is half-written: {count} of {PATHS_PER_WRITE}"
-        assert set(frame.loc[frame["generation"] == generation, "path"]) == {
-            f"g{generation}/{p}" for p in range(PATHS_PER_WRITE)}
-    missing = sorted(writer.acknowledged - set(counts.index))
-    assert not missing, f"acknowledged generations lost after {KILLS} kills: {missing[:10]}"
-    print(f"{KILLS} kills; {len(writer.acknowledged)} acknowledged writes of {writer.attempted} attempted, all present; "
-          f"{len(set(counts.index) - writer.acknowledged)} unacknowledged writes present in full")
+    unacknowledged = check_generations(frame, writer.acknowledged.generations, PATHS_PER_WRITE)
+    print(f"{kills} kills; {len(writer.acknowledged.generations)} acknowledged writes of {writer.attempted} attempted, "
+          f"all present; {unacknowledged} unacknowledged writes present in full")

@@ -166,7 +166,8 @@ def _storage_error(storage: S3Storage, error: Exception, path: str, listing: boo
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return StorageAccessDeniedError(f"no AWS credentials found to read {what}: {error}")
     if isinstance(error, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
-                  | bx.ConnectionClosedError | bx.ResponseStreamingError | bx.HTTPClientError):
+                  | bx.ConnectionClosedError | bx.ResponseStreamingError | bx.HTTPClientError
+                  | bx.IncompleteReadError):  # the connection dropped mid-body
         endpoint = storage.client.meta.endpoint_url
         return StorageUnavailableError(f"cannot reach the S3 endpoint {endpoint} for {what}: {error}")
     if isinstance(error, bx.ClientError | bx.BotoCoreError):

@@ -1,0 +1,111 @@
+"""Requests whose bytes are not the method's message get INVALID_ARGUMENT instead of gRPC's INTERNAL.
+
+gRPC answers a request it cannot deserialize with INTERNAL ("Exception deserializing request!"), which
+reads as a fault of the service. ``refuse_malformed(server)`` wraps every handler registered on it: the
+deserializer returns a marker instead of raising, and the handler refuses a marked request with
+INVALID_ARGUMENT naming the message type it expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+
+class _Malformed:
+    def __init__(self, expected: str, reason: str) -> None:
+        self.message = f"the request is not a serialized {expected}: {reason}"
+
+
+def refuse_malformed(server: grpc.Server) -> grpc.Server:
+    """Makes ``server`` refuse undecodable requests with INVALID_ARGUMENT; returns it."""
+    add_generic, add_registered = server.add_generic_rpc_handlers, server.add_registered_method_handlers
+    server.add_generic_rpc_handlers = lambda handlers: add_generic(tuple(_Generic(h) for h in handlers))
+    server.add_registered_method_handlers = lambda name, handlers: add_registered(
+        name, {method: _wrapped(handler) for method, handler in handlers.items()})
+    return server
+
+
+class _Generic(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+
+    def service(self, handler_call_details):
+        return _wrapped(self._inner.service(handler_call_details))
+
+
+def _wrapped(handler):
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    deserializer = handler.request_deserializer
+    owner = getattr(deserializer, "__self__", None)
+    expected = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception as error:  # noqa: BLE001 - whatever the parser raises, the bytes are malformed
+            return _Malformed(expected, str(error) or type(error).__name__)
+
+    changes: dict[str, Any] = {"request_deserializer": deserialize}
+    if handler.unary_unary is not None:
+        changes["unary_unary"] = _unary(handler.unary_unary)
+    if handler.unary_stream is not None:
+        changes["unary_stream"] = _unary_stream(handler.unary_stream)
+    if handler.stream_unary is not None:
+        changes["stream_unary"] = _stream_unary(handler.stream_unary)
+    if handler.stream_stream is not None:
+        changes["stream_stream"] = _stream_stream(handler.stream_stream)
+    return handler._replace(**changes)
+
+
+def _unary(behaviour):
+    def call(request, context):
+        if isinstance(request, _Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return behaviour(request, context)
+    return call
+
+
+def _unary_stream(behaviour):
+    def call(request, context):
+        if isinstance(request, _Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        yield from behaviour(request, context)
+    return call
+
+
+def _checked(requests: Iterator, found: list[_Malformed]) -> Iterator:
+    for request in requests:
+        if isinstance(request, _Malformed):
+            found.append(request)
+            raise ValueError(request.message)
+        yield request
+
+
+def _stream_unary(behaviour):
+    """A malformed message in the request stream ends the call with INVALID_ARGUMENT, even where the
+    servicer catches the failure and reports it as something else."""
+    def call(requests, context):
+        found: list[_Malformed] = []
+        try:
+            return behaviour(_checked(requests, found), context)
+        except Exception:
+            if found:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, found[0].message)
+            raise
+    return call
+
+
+def _stream_stream(behaviour):
+    def call(requests, context):
+        found: list[_Malformed] = []
+        try:
+            yield from behaviour(_checked(requests, found), context)
+        except Exception:
+            if found:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, found[0].message)
+            raise
+    return call
