@@ -43,12 +43,18 @@ class Store(abc.ABC):
     def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]: ...
 
     # Datasources
-    @abc.abstractmethod
-    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord: ...
+    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord:
+        return self._create_datasource(namespace, name, source_uri, revision, reuse=False)[0]
+
+    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
+                                 revision: str) -> tuple[DatasourceRecord, bool]:
+        return self._create_datasource(namespace, name, source_uri, revision, reuse=True)
 
     @abc.abstractmethod
-    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
-                                 revision: str) -> tuple[DatasourceRecord, bool]: ...
+    def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
+                           reuse: bool) -> tuple[DatasourceRecord, bool]:
+        """Creates the datasource, or with ``reuse`` returns the one of that name if its source matches;
+        says whether it created one."""
 
     @abc.abstractmethod
     def get_datasource(self, datasource_id: int) -> DatasourceRecord: ...

@@ -30,6 +30,7 @@ from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
+from .catalog_reads import CatalogReads
 from .common import (OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource, check_reuse,
                      check_same_type, coerce_write, conform, field_id, result_schema, timed_select_items)
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
@@ -86,8 +87,10 @@ def _log(datasource_id: int) -> str:
     return f"log_{int(datasource_id)}"
 
 
-class DuckDBStore(Store):
+class DuckDBStore(CatalogReads, Store):
     """The embedded DuckDB store. ``path`` may be ``":memory:"`` for throwaway use."""
+
+    dialect = DUCKDB
 
     def __init__(self, path: str, blobs: BlobStore) -> None:
         if path != ":memory:":
@@ -118,14 +121,14 @@ class DuckDBStore(Store):
         cursor.execute("SET TimeZone = 'UTC'")
         return cursor
 
-    def _fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         # Through Arrow: DuckDB's own conversion of TIMESTAMPTZ to Python objects needs pytz.
         with self._cursor() as cursor:
             table = cursor.sql(sql, params=list(params)).to_arrow_table()
         return list(zip(*(column.to_pylist() for column in table.columns)))
 
     def _fetchone(self, sql: str, params: Sequence = ()) -> tuple | None:
-        rows = self._fetchall(sql, params)
+        rows = self._rows(sql, params)
         return rows[0] if rows else None
 
     # Namespaces ---------------------------------------------------------------------------------
@@ -144,25 +147,7 @@ class DuckDBStore(Store):
         validate_namespace(name)
         cursor.execute("INSERT INTO namespaces VALUES (?, '', ?) ON CONFLICT DO NOTHING", [name, utc_now()])
 
-    def get_namespace(self, name: str) -> NamespaceRecord:
-        row = self._fetchone("SELECT name, repository_uri, created_at FROM namespaces WHERE name = ?", [name])
-        if row is None:
-            raise NotFound(f"namespace {name!r} not found")
-        return NamespaceRecord(*row)
-
-    def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]:
-        rows = self._fetchall("SELECT name, repository_uri, created_at FROM namespaces ORDER BY name LIMIT ? OFFSET ?",
-                              [limit, offset])
-        return [NamespaceRecord(*row) for row in rows]
-
     # Datasources --------------------------------------------------------------------------------
-
-    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord:
-        return self._create_datasource(namespace, name, source_uri, revision, reuse=False)[0]
-
-    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
-                                 revision: str) -> tuple[DatasourceRecord, bool]:
-        return self._create_datasource(namespace, name, source_uri, revision, reuse=True)
 
     def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
                            reuse: bool) -> tuple[DatasourceRecord, bool]:
@@ -222,7 +207,7 @@ class DuckDBStore(Store):
         return self.get_datasource(datasource_id)
 
     def list_datasources(self, namespace: str, offset: int, limit: int) -> list[DatasourceRecord]:
-        rows = self._fetchall(f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE namespace = ? "
+        rows = self._rows(f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE namespace = ? "
                               "ORDER BY id LIMIT ? OFFSET ?", [namespace, limit, offset])
         return [self._datasource_record(row) for row in rows]
 
@@ -237,7 +222,7 @@ class DuckDBStore(Store):
         if at is not None:
             sql += " AND created_at <= ?"
             params.append(at)
-        rows = self._fetchall(sql + " ORDER BY field_id", params)
+        rows = self._rows(sql + " ORDER BY field_id", params)
         return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{field_id}")
                 for name, kind, tags, created, field_id in rows]
 
@@ -625,26 +610,6 @@ class DuckDBStore(Store):
                                [dataset_id, namespace, name, datasource_id, query, utc_now()])
         return self.get_dataset(dataset_id)
 
-    _DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
-
-    def get_dataset(self, dataset_id: int) -> DatasetRecord:
-        row = self._fetchone(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE id = ?", [dataset_id])
-        if row is None:
-            raise NotFound(f"dataset {dataset_id} not found")
-        return DatasetRecord(*row)
-
-    def find_dataset(self, namespace: str, name: str) -> DatasetRecord:
-        row = self._fetchone(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE namespace = ? AND name = ?",
-                             [namespace, name])
-        if row is None:
-            raise NotFound(f"dataset {name!r} not found in namespace {namespace!r}")
-        return DatasetRecord(*row)
-
-    def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]:
-        rows = self._fetchall(f"SELECT {self._DATASET_COLUMNS} FROM datasets WHERE namespace = ? "
-                              "ORDER BY id LIMIT ? OFFSET ?", [namespace, limit, offset])
-        return [DatasetRecord(*row) for row in rows]
-
     def delete_dataset(self, dataset_id: int) -> None:
         with self._write_lock:
             self.get_dataset(dataset_id)
@@ -652,8 +617,6 @@ class DuckDBStore(Store):
                 cursor.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
 
     # Bag datasets ---------------------------------------------------------------------------------
-
-    _BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
     def register_bag_dataset(self, namespace: str, name: str, uri: str) -> BagDatasetRecord:
         validate_namespace(namespace)
@@ -663,18 +626,6 @@ class DuckDBStore(Store):
             cursor.execute("DELETE FROM bag_datasets WHERE namespace = ? AND name = ?", [namespace, name])
             cursor.execute("INSERT INTO bag_datasets VALUES (?, ?, ?, ?)", [namespace, name, uri, utc_now()])
         return self.find_bag_dataset(namespace, name)
-
-    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
-        row = self._fetchone(f"SELECT {self._BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = ? AND name = ?",
-                             [namespace, name])
-        if row is None:
-            raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
-        return BagDatasetRecord(*row)
-
-    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
-        rows = self._fetchall(f"SELECT {self._BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = ? "
-                              "ORDER BY name LIMIT ? OFFSET ?", [namespace, limit, offset])
-        return [BagDatasetRecord(*row) for row in rows]
 
 
 def _scalar(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()):

@@ -34,6 +34,7 @@ from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
+from .catalog_reads import BAG_DATASET_COLUMNS, CatalogReads
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
@@ -85,8 +86,6 @@ _SCHEMA = [
 _DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
                        "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
                        "failure_reason, scan_started_at, scan_finished_at")
-_DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
-_BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
 # Advisory lock keys: a datasource's id (positive) for its writes; this one for the catalog.
 _CATALOG_LOCK = -1
@@ -119,8 +118,10 @@ def _lock(cursor: Any, key: int) -> None:
     cursor.fetchall()
 
 
-class PostgresStore(Store):
+class PostgresStore(CatalogReads, Store):
     """The store over the PostgreSQL database at ``url`` (``postgresql://user:password@host:port/db``)."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str, blobs: BlobStore, pool_size: int = 16) -> None:
         self._pool = ConnectionPool(url, pool_size)
@@ -137,13 +138,9 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._pool.close()
 
-    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._pool.connection() as connection, connection.cursor() as cursor:
             return _rows(cursor, sql, params)
-
-    def _read_one(self, sql: str, params: Sequence = ()) -> tuple | None:
-        rows = self._read(sql, params)
-        return rows[0] if rows else None
 
     # Namespaces ---------------------------------------------------------------------------------
 
@@ -165,25 +162,7 @@ class PostgresStore(Store):
         validate_namespace(name)
         cursor.execute("INSERT INTO namespaces VALUES ($1, '', $2) ON CONFLICT DO NOTHING", (name, utc_now()))
 
-    def get_namespace(self, name: str) -> NamespaceRecord:
-        row = self._read_one("SELECT name, repository_uri, created_at FROM namespaces WHERE name = $1", [name])
-        if row is None:
-            raise NotFound(f"namespace {name!r} not found")
-        return NamespaceRecord(*row)
-
-    def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]:
-        rows = self._read("SELECT name, repository_uri, created_at FROM namespaces ORDER BY name LIMIT $1 OFFSET $2",
-                          [limit, offset])
-        return [NamespaceRecord(*row) for row in rows]
-
     # Datasources --------------------------------------------------------------------------------
-
-    def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord:
-        return self._create_datasource(namespace, name, source_uri, revision, reuse=False)[0]
-
-    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
-                                 revision: str) -> tuple[DatasourceRecord, bool]:
-        return self._create_datasource(namespace, name, source_uri, revision, reuse=True)
 
     def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
                            reuse: bool) -> tuple[DatasourceRecord, bool]:
@@ -623,24 +602,6 @@ class PostgresStore(Store):
 
         return self.get_dataset(run_transaction(self._pool, work))
 
-    def get_dataset(self, dataset_id: int) -> DatasetRecord:
-        row = self._read_one(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = $1", [dataset_id])
-        if row is None:
-            raise NotFound(f"dataset {dataset_id} not found")
-        return DatasetRecord(*row)
-
-    def find_dataset(self, namespace: str, name: str) -> DatasetRecord:
-        row = self._read_one(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE namespace = $1 AND name = $2",
-                             [namespace, name])
-        if row is None:
-            raise NotFound(f"dataset {name!r} not found in namespace {namespace!r}")
-        return DatasetRecord(*row)
-
-    def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]:
-        rows = self._read(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE namespace = $1 "
-                          "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
-        return [DatasetRecord(*row) for row in rows]
-
     def delete_dataset(self, dataset_id: int) -> None:
         def work(cursor: Any) -> None:
             if _one(cursor, "DELETE FROM datasets WHERE id = $1 RETURNING id", [dataset_id]) is None:
@@ -658,18 +619,6 @@ class PostgresStore(Store):
         def work(cursor: Any) -> tuple:
             return _one(cursor, "INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
                                 "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
-                                f"RETURNING {_BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
+                                f"RETURNING {BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
 
         return BagDatasetRecord(*run_transaction(self._pool, work))
-
-    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
-        row = self._read_one(f"SELECT {_BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 AND name = $2",
-                             [namespace, name])
-        if row is None:
-            raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
-        return BagDatasetRecord(*row)
-
-    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
-        rows = self._read(f"SELECT {_BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
-                          "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
-        return [BagDatasetRecord(*row) for row in rows]
