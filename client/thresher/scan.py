@@ -11,13 +11,13 @@ from thresher.errors import ScanFailedError
 from thresher.v1 import common_pb2
 
 PENDING, SCANNING, READY, FAILED = "pending", "scanning", "ready", "failed"
-_STATE_NAMES = {
-    common_pb2.SCAN_STATE_UNSPECIFIED: PENDING,
-    common_pb2.SCAN_STATE_PENDING: PENDING,
-    common_pb2.SCAN_STATE_SCANNING: SCANNING,
-    common_pb2.SCAN_STATE_READY: READY,
-    common_pb2.SCAN_STATE_FAILED: FAILED,
+_STATES = {
+    PENDING: common_pb2.SCAN_STATE_PENDING,
+    SCANNING: common_pb2.SCAN_STATE_SCANNING,
+    READY: common_pb2.SCAN_STATE_READY,
+    FAILED: common_pb2.SCAN_STATE_FAILED,
 }
+_STATE_NAMES = {common_pb2.SCAN_STATE_UNSPECIFIED: PENDING, **{v: k for k, v in _STATES.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,22 @@ class ScanStatus:
             started_at=instant("started_at"),
             finished_at=instant("finished_at"),
         )
+
+    def to_proto(self) -> common_pb2.ScanStatus:
+        message = common_pb2.ScanStatus(
+            state=_STATES[self.state],
+            files_seen=self.files_seen,
+            datapoints_added=self.datapoints_added,
+            datapoints_updated=self.datapoints_updated,
+            datapoints_removed=self.datapoints_removed,
+            files_per_second=self.files_per_second,
+            failure_reason=self.failure_reason,
+        )
+        if self.started_at is not None:
+            message.started_at.FromDatetime(self.started_at)
+        if self.finished_at is not None:
+            message.finished_at.FromDatetime(self.finished_at)
+        return message
 
     @property
     def done(self) -> bool:

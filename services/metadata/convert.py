@@ -6,21 +6,17 @@ import datetime as dt
 
 from google.protobuf import timestamp_pb2
 
+from thresher.scan import ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2
 
 from .errors import InvalidArgument
-from .store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord
+from .store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
-_SCAN_STATES = {
-    "pending": common_pb2.SCAN_STATE_PENDING,
-    "scanning": common_pb2.SCAN_STATE_SCANNING,
-    "ready": common_pb2.SCAN_STATE_READY,
-    "failed": common_pb2.SCAN_STATE_FAILED,
-}
-_SCAN_STATE_NAMES = {v: k for k, v in _SCAN_STATES.items()}
+_KNOWN_SCAN_STATES = (common_pb2.SCAN_STATE_PENDING, common_pb2.SCAN_STATE_SCANNING, common_pb2.SCAN_STATE_READY,
+                      common_pb2.SCAN_STATE_FAILED)
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -47,29 +43,16 @@ def field_message(record: FieldRecord) -> common_pb2.Field:
                             created_at=timestamp(record.created_at))
 
 
-def scan_message(record: ScanRecord) -> common_pb2.ScanStatus:
-    return common_pb2.ScanStatus(
-        state=_SCAN_STATES[record.state], files_seen=record.files_seen, datapoints_added=record.datapoints_added,
-        datapoints_updated=record.datapoints_updated, datapoints_removed=record.datapoints_removed,
-        files_per_second=record.files_per_second, failure_reason=record.failure_reason,
-        started_at=timestamp(record.started_at), finished_at=timestamp(record.finished_at))
-
-
-def scan_record(message: common_pb2.ScanStatus) -> ScanRecord:
-    if message.state not in _SCAN_STATE_NAMES:
+def scan_status(message: common_pb2.ScanStatus) -> ScanStatus:
+    if message.state not in _KNOWN_SCAN_STATES:
         raise InvalidArgument(f"scan state {message.state} is not one of pending, scanning, ready, failed")
-    return ScanRecord(
-        state=_SCAN_STATE_NAMES[message.state], files_seen=message.files_seen,
-        datapoints_added=message.datapoints_added, datapoints_updated=message.datapoints_updated,
-        datapoints_removed=message.datapoints_removed, files_per_second=message.files_per_second,
-        failure_reason=message.failure_reason, started_at=datetime_or_none(message.started_at),
-        finished_at=datetime_or_none(message.finished_at))
+    return ScanStatus.from_proto(message)
 
 
 def datasource_message(record: DatasourceRecord) -> common_pb2.Datasource:
     return common_pb2.Datasource(
         id=record.id, namespace=record.namespace, name=record.name, source_uri=record.source_uri,
-        revision=record.revision, scan=scan_message(record.scan), created_at=timestamp(record.created_at),
+        revision=record.revision, scan=record.scan.to_proto(), created_at=timestamp(record.created_at),
         fields=[field_message(f) for f in record.fields])
 
 

@@ -163,7 +163,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     @_rpc
     def UpdateScanStatus(self, request, context):
         record = self.store.update_scan(_require_id(request.datasource_id, "datasource_id"),
-                                        convert.scan_record(request.scan))
+                                        convert.scan_status(request.scan))
         return pb.UpdateScanStatusResponse(datasource=convert.datasource_message(record))
 
     # Fields and metadata

@@ -11,7 +11,6 @@ import pyarrow as pa
 from thresher import arrow_io
 from thresher.scan import ScanStatus
 from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
-from thresher.services.scanner.convert import status_to_proto
 from thresher.services.pagination import list_all
 from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
 from thresher.storage import in_repository
@@ -138,6 +137,6 @@ class MetadataIndex:
                                         timeout=BULK_TIMEOUT)
 
     def report(self, progress: ScanStatus) -> None:
-        request = mpb.UpdateScanStatusRequest(datasource_id=self._id, scan=status_to_proto(progress))
+        request = mpb.UpdateScanStatusRequest(datasource_id=self._id, scan=progress.to_proto())
         with _calling(f"recording the scan status of datasource {self._id}"):
             self._stub.UpdateScanStatus(request, timeout=CALL_TIMEOUT)

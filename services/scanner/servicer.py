@@ -8,7 +8,6 @@ from typing import TypeVar
 
 import grpc
 
-from thresher.services.scanner.convert import status_to_proto
 from thresher.services.scanner.manager import ScanManager, ShuttingDown
 from thresher.services.scanner.store import DatasourceNotFound, MetadataError, MetadataUnavailable
 from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
@@ -23,11 +22,11 @@ class ScannerServicer(scanner_service_pb2_grpc.ScannerServiceServicer):
 
     def StartScan(self, request: spb.StartScanRequest, context: grpc.ServicerContext) -> spb.StartScanResponse:
         progress, started = _answer(context, request.datasource_id, self._manager.start)
-        return spb.StartScanResponse(scan=status_to_proto(progress), started=started)
+        return spb.StartScanResponse(scan=progress.to_proto(), started=started)
 
     def GetScanStatus(self, request: spb.GetScanStatusRequest, context: grpc.ServicerContext) -> spb.GetScanStatusResponse:
         progress = _answer(context, request.datasource_id, self._manager.status)
-        return spb.GetScanStatusResponse(scan=status_to_proto(progress))
+        return spb.GetScanStatusResponse(scan=progress.to_proto())
 
 
 def _answer(context: grpc.ServicerContext, datasource_id: int, call: Callable[[int], T]) -> T:

@@ -20,10 +20,11 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
+from thresher.scan import ScanStatus
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
 class Store(abc.ABC):
@@ -69,7 +70,7 @@ class Store(abc.ABC):
     def delete_datasource(self, datasource_id: int) -> None: ...
 
     @abc.abstractmethod
-    def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord: ...
+    def update_scan(self, datasource_id: int, scan: ScanStatus) -> DatasourceRecord: ...
 
     # Fields and metadata
     @abc.abstractmethod

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.scan import ScanStatus
 from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
@@ -33,7 +34,7 @@ from .base import Store, utc_now
 from .catalog_reads import CatalogReads
 from .common import (OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource, check_reuse,
                      check_same_type, coerce_write, conform, field_id, result_schema, timed_select_items)
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class DuckDBStore(CatalogReads, Store):
     def _datasource_record(self, row: tuple) -> DatasourceRecord:
         (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
         return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
-                                ScanRecord(*scan), self._fields(datasource_id))
+                                ScanStatus(*scan), self._fields(datasource_id))
 
     def _fields(self, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
         sql = "SELECT name, type, tags, created_at, field_id FROM fields WHERE datasource_id = ?"
@@ -243,7 +244,7 @@ class DuckDBStore(CatalogReads, Store):
                     cursor.execute("ROLLBACK")
                     raise
 
-    def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord:
+    def update_scan(self, datasource_id: int, scan: ScanStatus) -> DatasourceRecord:
         with self._write_lock, self._forgetting(datasource_id):
             self.get_datasource(datasource_id)
             with self._cursor() as cursor:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.scan import ScanStatus
 from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
@@ -39,7 +40,7 @@ from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_U
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
 from .postgres_connections import ConnectionPool, run_transaction
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, ScanRecord, WriteResult
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ class PostgresStore(CatalogReads, Store):
     def _datasource_record(self, cursor: Any, row: tuple) -> DatasourceRecord:
         (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
         return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
-                                ScanRecord(*scan), self._fields(cursor, datasource_id))
+                                ScanStatus(*scan), self._fields(cursor, datasource_id))
 
     @staticmethod
     def _fields(cursor: Any, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
@@ -246,7 +247,7 @@ class PostgresStore(CatalogReads, Store):
 
         run_transaction(self._pool, work)
 
-    def update_scan(self, datasource_id: int, scan: ScanRecord) -> DatasourceRecord:
+    def update_scan(self, datasource_id: int, scan: ScanStatus) -> DatasourceRecord:
         def work(cursor: Any) -> None:
             updated = _one(cursor,
                            "UPDATE datasources SET scan_state = $1, files_seen = $2, datapoints_added = $3, "

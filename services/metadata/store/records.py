@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from thresher.scan import ScanStatus
 from thresher.types import FieldType
 
 SCAN_STATES = ("pending", "scanning", "ready", "failed")
@@ -28,19 +29,6 @@ class FieldRecord:
 
 
 @dataclass
-class ScanRecord:
-    state: str = "pending"
-    files_seen: int = 0
-    datapoints_added: int = 0
-    datapoints_updated: int = 0
-    datapoints_removed: int = 0
-    files_per_second: float = 0.0
-    failure_reason: str = ""
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-
-
-@dataclass
 class DatasourceRecord:
     id: int
     namespace: str
@@ -48,7 +36,7 @@ class DatasourceRecord:
     source_uri: str
     revision: str
     created_at: dt.datetime
-    scan: ScanRecord
+    scan: ScanStatus
     fields: list[FieldRecord] = field(default_factory=list)
 
 
