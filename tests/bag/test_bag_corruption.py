@@ -30,7 +30,19 @@ def read_everything(directory, **options):
             "available": [reader.available(i) for i in range(count)],
             "slice": reader[0:count],
             "masked": [reader[i, {"texts": range(1, 2), "num": True}] for i in range(count)],
+            "blocks": _blocks(reader.read_blocks(0, count, list(reader.spec))),
         }
+
+
+def _blocks(blocks: dict) -> dict:
+    """``read_blocks`` output as plain values: per key, its records' bytes and per-datapoint counts."""
+    plain = {}
+    for key, block in blocks.items():
+        if block is not None:
+            buffer, bounds, counts = block
+            block = [bytes(buffer[a:b]) for a, b in zip(bounds.tolist(), bounds[1:].tolist())], counts
+        plain[key] = block
+    return plain
 
 
 class Damage:

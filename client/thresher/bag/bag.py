@@ -26,6 +26,8 @@ from thresher.bag.writing import TMP, write_all, write_file_atomic
 # Records are gathered and handed to the OS in one writev once this much is pending.
 _FLUSH_BYTES = 1 << 20
 _FLUSH_COUNT = 4096
+# From this many records on, a block read is checked by whole blocks rather than record by record.
+_BLOCK_CHECK_RECORDS = 32
 
 
 class BagWriter:
@@ -61,6 +63,7 @@ class BagWriter:
             raise
         self._lengths = array("Q")  # record lengths; the end offsets are summed up on close
         self._digests = array("Q")
+        self._blocks = checksums.BlockDigests(self._algorithm)
         self._pending: list = []
         self._offset = 0
         self._flushed = 0
@@ -117,6 +120,10 @@ class BagWriter:
         """Hand buffered records to the OS (they stay unreadable until close)."""
         if self._pending:
             self._digests.extend(map(self._digest, self._pending))
+            first = len(self._lengths) - len(self._pending)
+            # A temporary view: the array must not be exporting its buffer when it grows again.
+            ends = np.cumsum(np.frombuffer(self._lengths, np.uint64, offset=8 * first)) + np.uint64(self._flushed)
+            self._blocks.feed(self._pending, ends)
             write_all(self._fd, self._pending, self._offset - self._flushed)
             self._pending = []
             self._flushed = self._offset
@@ -139,7 +146,8 @@ class BagWriter:
         write_all(self._fd, [table], len(table))
         os.close(self._fd)
         self.closed = True
-        sidecar = checksums.encode(self._digests, self._digest(table), self._algorithm)
+        self._blocks.finish()
+        sidecar = checksums.encode(self._digests, self._blocks, self._digest(table), self._algorithm)
         write_file_atomic(self._local + checksums.SUFFIX, sidecar)
         os.replace(self._local + TMP, self._local)
         self._staging.publish(last=self._name)
@@ -337,22 +345,38 @@ class BagReader:
                     raise sums.mismatch(i, self.path)
         return records
 
-    def read_block(self, start: int, stop: int) -> tuple[bytes, Any]:
+    def read_block(self, start: int, stop: int) -> tuple[bytes | memoryview, Any]:
         """Records ``start..stop-1`` as one buffer (one ranged read) and their ``stop - start + 1`` bounds
-        relative to it, checked against their checksums: for callers that slice lazily (Arrow arrays)."""
+        relative to it, checked against their checksums: for callers that slice lazily (Arrow arrays).
+        The buffer may be a view of the mapped file rather than a copy.
+
+        A long run is checked block by block (one digest per ~64 KiB): the read then widens to the
+        whole blocks around the run, and the run comes back as a view of what was read."""
         if stop <= start:
             return b"", np.zeros(1, np.int64)
-        bounds = np.asarray(self._bounds(start, stop), np.int64)
-        lo = int(bounds[0])
-        buffer = self._fetch(lo, int(bounds[-1]))
-        bounds = bounds - lo
         sums = self.checksums
-        if sums is not None:
-            view = memoryview(buffer)
-            for i, (a, b) in enumerate(zip(bounds.tolist(), bounds[1:].tolist()), start):
-                if sums.digest(view[a:b]) != sums.digests[i]:
-                    raise sums.mismatch(i, self.path)
-        return buffer, bounds
+        around = sums.blocks_around(start, stop) if sums is not None and stop - start >= _BLOCK_CHECK_RECORDS else None
+        first, last = around or (start, stop)
+        bounds = np.asarray(self._bounds(first, last), np.int64)
+        if around is not None:
+            wanted = int(bounds[stop - first] - bounds[start - first])
+            if int(bounds[-1] - bounds[0]) - wanted > max(wanted, 2 * checksums.BLOCK_BYTES):
+                # A big record shares a block with the run's edge: checking the run record by record is cheaper.
+                around, first, last, bounds = None, start, stop, bounds[start - first : stop - first + 1]
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        # A mapped file is lent, not copied: the bytes go from the page cache straight to the caller's
+        # consumer (e.g. a Flight stream); the mapping stays until the last view of it is released.
+        buffer = memoryview(self._view)[lo:hi] if self._view is not None else self._fetch(lo, hi)
+        bounds = bounds - lo
+        if around is None:
+            if sums is not None:
+                sums.check_records(buffer, bounds, start, self.path)
+            return buffer, bounds
+        sums.check_blocks(buffer, bounds, first, self.path)
+        if first == start and stop == last:
+            return buffer, bounds
+        bounds = bounds[start - first : stop - first + 1]
+        return memoryview(buffer)[int(bounds[0]) : int(bounds[-1])], bounds - bounds[0]
 
     def copy(self) -> BagReader:
         """An independent reader of the same bag (shares nothing open)."""

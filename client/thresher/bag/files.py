@@ -100,9 +100,18 @@ class LocalFile:
 
     def close(self) -> None:
         if self.view is not None and not isinstance(self.view, bytes):
-            self.view.close()
+            try:
+                self.view.close()
+            except BufferError:
+                pass  # still lent out (a view of a block read): unmapped when the last view is released
         self.view = b""
         if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        # A reader dropped without close() (e.g. by a cache) must not keep a descriptor open.
+        if getattr(self, "_fd", -1) >= 0:
             os.close(self._fd)
             self._fd = -1
 

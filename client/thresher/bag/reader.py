@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 import msgpack
 
 from thresher.bag import files
+from thresher.bag import refs as refs_runs
 from thresher.bag import spec as specs
 from thresher.bag.bag import BagReader
 from thresher.bag.errors import CorruptBagError, DecodeError, IncompleteDatasetError, MaskError, SpecError
@@ -73,6 +74,9 @@ class DatasetReader:
             self.close()
             raise
         self.parallel = bool(parallel)
+        # Per key, the record of datapoint 0 when the references count up through the whole dataset, or
+        # False when they do not; found on the first block read, and only when index tables are cached.
+        self._counting: dict[str, int] | bool | None = None if cache_index else False
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _open_refs(self, options: dict) -> BagReader | None:
@@ -316,7 +320,7 @@ class DatasetReader:
             pos += n
         return out
 
-    def read_blocks(self, start: int, stop: int, keys: Iterable[str]) -> dict[str, tuple[bytes, Any, list[int] | None] | None]:
+    def read_blocks(self, start: int, stop: int, keys: Iterable[str]) -> dict[str, tuple[Any, Any, list[int] | None] | None]:
         """Per key, its encoded records for datapoints ``start..stop-1`` as one buffer: (buffer, record
         bounds relative to it, records per datapoint for a sequence key else None), or None when those
         records do not lie back to back in the bag (a writer always lays them so). Nothing is decoded:
@@ -329,8 +333,31 @@ class DatasetReader:
             raise SpecError(f"{unknown} are not keys of {self._spec}")
         if self._refs is None:
             return {key: (*fields[key].bag.read_block(start, stop), None) for key in keys}
-        refs = [self._decode_refs(i, raw) for i, raw in enumerate(self._refs.read_range(start, stop), start)]
+        if self._counting is None:
+            self._counting = self._counting_refs(*self._refs.read_block(0, self._length), 0, self._length) or False
+        if self._counting:
+            firsts = {key: base + start for key, base in self._counting.items()}
+        else:
+            buffer, bounds = self._refs.read_block(start, stop)
+            firsts = self._counting_refs(buffer, bounds, start, stop)
+        if firsts is not None:
+            return {key: (*fields[key].bag.read_block(firsts[key], firsts[key] + stop - start), None) for key in keys}
+        view, ends = memoryview(buffer), bounds.tolist()
+        refs = [self._decode_refs(i, view[ends[i - start] : ends[i - start + 1]]) for i in range(start, stop)]
         return {key: self._block(fields[key], [r[fields[key].position] for r in refs], start) for key in keys}
+
+    def _counting_refs(self, buffer: Any, bounds: Any, start: int, stop: int) -> dict[str, int] | None:
+        """Per key, the record of datapoint ``start`` when every key is scalar and the references of
+        ``start..stop-1`` count up by one from there (as writers lay them), checked in one compare; else None."""
+        if stop <= start or any(f.sequence for f in self._fields):
+            return None
+        first = self._decode_refs(start, memoryview(buffer)[: int(bounds[1])])
+        bases = [self._scalar(f, first[f.position], start) for f in self._fields]
+        if any(base + stop - start > f.count for base, f in zip(bases, self._fields)):
+            return None
+        if not refs_runs.is_counting_run(buffer, bounds, bases):
+            return None
+        return {f.key: base for f, base in zip(self._fields, bases)}
 
     def _block(self, field: _Field, refs: list, first: int) -> tuple[bytes, Any, list[int] | None] | None:
         if field.sequence:
