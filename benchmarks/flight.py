@@ -4,7 +4,8 @@ A sharded bag dataset of N datapoints (a 4 KiB ``file``, an ``int`` label, a sma
 registered with ``thresher up`` running in a child process (as deployed), then:
 
 * shard streaming: every shard fetched with DoGet through Thresher's flight service, against a bare
-  pyarrow Flight server whose DoGet returns the same tables (C++ all the way), fetches alternating;
+  pyarrow Flight server whose DoGet returns the same tables (C++ all the way), fetches alternating.
+  Thresher checks every byte it sends against the bags' block checksums; the bare server checks nothing;
 * loading: one epoch of ``Loader(Remote(...))`` (through flight) against ``Loader(ShardedDatasetReader)``
   on the same folder, both decoding every key, same batch size and workers.
 

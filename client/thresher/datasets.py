@@ -70,7 +70,9 @@ def register_export(namespace: str, name: str, target: str, *,
                     connection: Connection | None = None) -> ms.BagDataset:
     """Registers the bag dataset at ``target`` (a path the flight service can read, or an ``s3://`` /
     ``gs://`` URI; see ``QueryResult.export``) as ``namespace/name``, so that flight serves it by that name
-    (``thresher.sources.Remote("namespace/name")``). Registering a name again re-points it."""
+    (``thresher.sources.Remote("namespace/name")``). Registering a name again re-points it; a flight
+    server that served the name in the last few seconds (``shard_cache.LOCATION_SECONDS``) may serve the
+    old target until then."""
     uri = str(target)
     if "://" not in uri:
         # The flight service resolves the path itself: never hand it one relative to this process.

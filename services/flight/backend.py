@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT = 30.0
 # Messages read ahead of the Flight writer: a few batches of about TARGET_BATCH_BYTES each.
 READ_AHEAD = 4
-DATASOURCES, DATASETS = "datasources", "datasets"
+DATASOURCES, DATASETS, BAGS = "datasources", "datasets", "bags"
 
 
 _SERVICE = mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name
@@ -153,8 +153,9 @@ class MetadataBackend:
                                      timeout=CALL_TIMEOUT, metadata=metadata).dataset.query
 
     def catalog(self, namespace: str | None = None,
-                metadata: Metadata = ()) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query]]:
-        """((namespace, "datasources" | "datasets", name), query) for everything in one or all namespaces."""
+                metadata: Metadata = ()) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query | None]]:
+        """((namespace, "datasources" | "datasets" | "bags", name), query) for everything in one or all
+        namespaces; the query is None for a bag dataset."""
         if namespace:
             names = [namespace]
         else:
@@ -167,6 +168,9 @@ class MetadataBackend:
             request = mpb.ListDatasetsRequest(namespace=name)
             for dataset in _pages(self._stub.ListDatasets, request, DATASETS, metadata):
                 yield (name, DATASETS, dataset.name), dataset.query
+            request = mpb.ListBagDatasetsRequest(namespace=name)
+            for bag in _pages(self._stub.ListBagDatasets, request, "bag_datasets", metadata):
+                yield (name, BAGS, bag.name), None
 
 
 def _pages(call, request, field: str, metadata: Metadata) -> Iterator:

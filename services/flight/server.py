@@ -93,6 +93,8 @@ class ThresherFlightServer(fl.FlightServerBase):
             caller = forwarded(context)
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return fl.SchemaResult(self._sql.schema(sql_command, caller))
+            if (bag_command := bag_shards.command_of(descriptor)) is not None:
+                return fl.SchemaResult(self._shards.flight_info(bag_command, descriptor, caller).schema)
             schema, _ = self._backend.describe(self._query_of(descriptor, caller), caller)
         return fl.SchemaResult(schema)
 
@@ -130,7 +132,9 @@ class ThresherFlightServer(fl.FlightServerBase):
         caller = forwarded(context)
         with flight_errors():
             entries = list(self._backend.catalog(namespace or None, caller))
-        return [self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True) for path, query in entries]
+        return [self._bag_info(fl.FlightDescriptor.for_path(*path), caller) if query is None
+                else self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True)
+                for path, query in entries]
 
     def shutdown(self) -> None:
         super().shutdown()
@@ -166,6 +170,17 @@ class ThresherFlightServer(fl.FlightServerBase):
             schema, total_rows = pa.schema([]), -1
         endpoint = fl.FlightEndpoint(query_ticket(query), [self.location])
         return fl.FlightInfo(schema, descriptor, [endpoint], total_rows, -1)
+
+
+    def _bag_info(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> fl.FlightInfo:
+        """A bag dataset's flight for a listing: one that cannot be opened (moved, incomplete) is listed
+        without schema and endpoints rather than failing the list."""
+        command = bag_shards.command_of(descriptor)
+        try:
+            return self._shards.flight_info(command, descriptor, caller)
+        except (fl.FlightError, grpc.RpcError) as error:
+            log.warning("listing %s without its shards: %s", descriptor, error)
+            return fl.FlightInfo(pa.schema([]), descriptor, [], -1, -1)
 
 
 def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

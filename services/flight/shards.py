@@ -6,6 +6,10 @@ for a sequence key, each value the record's *encoded* bytes exactly as the bag h
 never decodes (it needs no codecs, and what the client decodes is byte-for-byte what a local reader
 would); the client decodes with the format's decoders. The schema's metadata carries the spec and the
 length of every shard, so a client plans its reads from one GetFlightInfo.
+
+A range is read per key as one run of records, checked against the bag's block checksums and handed to
+Arrow as a view of the mapped file (no copy); opened shards and dataset locations are kept between calls
+(:mod:`shard_cache`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from thresher.bag import files as bag_files
 from thresher.bag import spec as specs
 from thresher.bag.sharded import shard_name
 from thresher.remote_source import SHARD_LENGTHS_KEY, SPEC_KEY  # the client's reader of these streams
+from thresher.services.flight import shard_cache
+from thresher.services.flight.backend import BAGS
 from thresher.services.flight.errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import parse_command
@@ -72,7 +78,14 @@ def bag_errors(dataset: str) -> Iterator[None]:
 
 
 def command_of(descriptor: fl.FlightDescriptor) -> flight_pb2.BagDatasetCommand | None:
-    """The bag-dataset command a descriptor holds, or None for any other descriptor."""
+    """The bag dataset a descriptor names, as a command: a ``bag_dataset`` FlightCommand, or the path
+    ``[namespace, "bags", name]`` (what ListFlights lists, and what generic clients can write by hand);
+    None for any other descriptor."""
+    if descriptor.descriptor_type == fl.DescriptorType.PATH:
+        path = [part.decode("utf-8", "replace") if isinstance(part, bytes) else part for part in descriptor.path]
+        if len(path) == 3 and path[1] == BAGS:
+            return flight_pb2.BagDatasetCommand(dataset=f"{path[0]}/{path[2]}")
+        return None
     if descriptor.descriptor_type != fl.DescriptorType.CMD:
         return None
     command = parse_command(descriptor.command)
@@ -93,9 +106,15 @@ class BagShards:
     def __init__(self, channel: grpc.Channel, locations: Callable[[], list[fl.Location]]) -> None:
         self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
         self._locations = locations
+        self._uris = shard_cache.Locations(self._ask_uri)
+        self._readers = shard_cache.OpenShards()
 
     def _uri(self, dataset: str, caller: Metadata) -> str:
-        # Asked on every call, with the caller's credentials: the access rules of its namespace apply.
+        split_dataset_name(dataset)  # a malformed name fails before anything is asked
+        return self._uris.get(dataset, caller)
+
+    def _ask_uri(self, dataset: str, caller: Metadata) -> str:
+        # Asked with the caller's credentials: the access rules of its namespace apply.
         namespace, name = split_dataset_name(dataset)
         request = mpb.GetBagDatasetRequest(namespace=namespace, name=name)
         return self._stub.GetBagDataset(request, metadata=caller, timeout=CALL_TIMEOUT).bag_dataset.uri
@@ -121,41 +140,44 @@ class BagShards:
             raise invalid_argument(f"shard {ticket.shard} of {ticket.dataset!r}: shards count from 0")
         folder = bag_files.join(self._uri(ticket.dataset, caller), shard_name(ticket.shard))
         with bag_errors(ticket.dataset):
-            reader = DatasetReader(folder, None)
-        try:
-            keys = list(ticket.keys) or list(reader.spec)
-            unknown = [key for key in keys if key not in reader.spec]
-            if unknown:
-                raise invalid_argument(f"{ticket.dataset!r} has no keys {unknown}; its keys are {list(reader.spec)}")
-            stop = ticket.stop or len(reader)
-            if not 0 <= ticket.start <= stop <= len(reader):
-                raise invalid_argument(f"rows [{ticket.start}, {stop}) are not within shard {ticket.shard} of "
-                                       f"{ticket.dataset!r}, which has {len(reader)}")
-        except BaseException:
-            reader.close()
-            raise
+            reader = self._readers.get(folder)
+        keys = list(ticket.keys) or list(reader.spec)
+        unknown = [key for key in keys if key not in reader.spec]
+        if unknown:
+            raise invalid_argument(f"{ticket.dataset!r} has no keys {unknown}; its keys are {list(reader.spec)}")
+        stop = ticket.stop or len(reader)
+        if not 0 <= ticket.start <= stop <= len(reader):
+            raise invalid_argument(f"rows [{ticket.start}, {stop}) are not within shard {ticket.shard} of "
+                                   f"{ticket.dataset!r}, which has {len(reader)}")
         schema = arrow_schema(reader.spec, keys=keys)
-        return fl.GeneratorStream(schema, _batches(reader, schema, keys, ticket.start, stop, ticket.dataset))
+        batches = _batches(reader, schema, keys, ticket.start, stop, ticket.dataset)
+        return fl.GeneratorStream(schema, _forgetting_on_error(batches, lambda: self._readers.forget(folder)))
+
+
+def _forgetting_on_error(batches: Iterator[pa.RecordBatch], forget: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """Passes batches on; a shard that failed to read is not kept open (it may have been written anew)."""
+    try:
+        yield from batches
+    except fl.FlightError:
+        forget()
+        raise
 
 
 def _batches(reader: DatasetReader, schema: pa.Schema, keys: list[str], start: int, stop: int,
              dataset: str) -> Iterator[pa.RecordBatch]:
     """Record batches of about TARGET_BATCH_BYTES: the rows per batch adapt to the records' sizes."""
     rows = FIRST_BATCH_ROWS
-    try:
-        position = start
-        while position < stop:
-            end = min(stop, position + rows)
-            with bag_errors(dataset):
-                blocks = reader.read_blocks(position, end, keys)
-                columns = [_column(reader, blocks[key], position, end, key, field.type)
-                           for key, field in zip(keys, schema)]
-            batch = pa.RecordBatch.from_arrays(columns, schema=schema)
-            yield batch
-            rows = max(1, min(1 << 16, int((end - position) * TARGET_BATCH_BYTES / max(1, batch.nbytes))))
-            position = end
-    finally:
-        reader.close()
+    position = start
+    while position < stop:
+        end = min(stop, position + rows)
+        with bag_errors(dataset):
+            blocks = reader.read_blocks(position, end, keys)
+            columns = [_column(reader, blocks[key], position, end, key, field.type)
+                       for key, field in zip(keys, schema)]
+        batch = pa.RecordBatch.from_arrays(columns, schema=schema)
+        yield batch
+        rows = max(1, min(1 << 16, int((end - position) * TARGET_BATCH_BYTES / max(1, batch.nbytes))))
+        position = end
 
 
 def _column(reader: DatasetReader, block: tuple | None, start: int, stop: int, key: str,
