@@ -17,6 +17,9 @@ import pyarrow.flight as flight
 from thresher import errors
 from thresher.transport import MAX_MESSAGE_BYTES
 
+# The flight service starts the message of an UNAVAILABLE it passes on from storage with this, so that
+# the client blames the storage endpoint, not the service.
+STORAGE_MARK = "storage: "
 _CODE_NAMES = frozenset(code.name for code in grpc.StatusCode)
 _CODE_PREFIX = re.compile(r"^\s*'?([A-Z_]+):\s*")
 # Flight appends debugging context to the server's message; everything from the first of these on is noise.
@@ -54,6 +57,10 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         if "unknown field" in lowered:
             return errors.UnknownFieldError(message)
         return errors.InvalidArgumentError(message)
+    if code == "UNAVAILABLE" and message.startswith(STORAGE_MARK):
+        from thresher.storage.errors import StorageUnavailableError
+
+        return StorageUnavailableError(message[len(STORAGE_MARK):])
     if code == "UNAVAILABLE":
         where = f" at {address}" if address else ""
         return errors.ServiceUnavailableError(f"Thresher service unavailable{where}: {message}")

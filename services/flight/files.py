@@ -34,7 +34,8 @@ from thresher.services.flight.headers import Metadata
 from thresher.storage import for_datasource, in_repository
 from thresher.storage.base import Storage
 from thresher.storage.blobs import BlobStore, check_digest
-from thresher.storage.errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageError,
+from thresher.status import STORAGE_MARK
+from thresher.storage.errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageConfigError, StorageError,
                                      StorageNotFoundError, StorageUnavailableError)
 from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
@@ -47,7 +48,8 @@ GIT_STORAGE_TTL = 5.0
 CACHED_STORAGES = 64
 
 _STATUS = ((StorageNotFoundError, grpc.StatusCode.NOT_FOUND), (StorageAccessDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-           (StorageUnavailableError, grpc.StatusCode.UNAVAILABLE), (InvalidStorageUriError, grpc.StatusCode.INVALID_ARGUMENT))
+           (StorageUnavailableError, grpc.StatusCode.UNAVAILABLE), (InvalidStorageUriError, grpc.StatusCode.INVALID_ARGUMENT),
+           (StorageConfigError, grpc.StatusCode.FAILED_PRECONDITION))
 
 
 def file_schema(size: int, length: int, etag: str | None) -> pa.Schema:
@@ -98,7 +100,9 @@ def storage_errors() -> Iterator[None]:
         yield
     except StorageError as error:
         code = next((code for kind, code in _STATUS if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
-        raise status_error(code, str(error)) from None
+        # Marked so the client blames the storage endpoint, not the flight service, for an UNAVAILABLE.
+        mark = STORAGE_MARK if code == grpc.StatusCode.UNAVAILABLE else ""
+        raise status_error(code, f"{mark}{error}") from None
 
 
 class DatasourceStorages:

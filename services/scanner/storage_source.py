@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
-from thresher.storage import Entry, Storage, StorageError, for_datasource
+from thresher.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
 from thresher.storage.base import RangedReader
 from thresher.storage.gcs import GCSStorage
 from thresher.storage.s3 import S3Storage
@@ -106,6 +106,11 @@ class _HeadReader(RangedReader):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         try:
             return super().readinto(buffer)
+        except StorageUnavailableError as error:
+            # The endpoint failed (down, timed out, 5xx), not this object: fail the scan. Passed over, the
+            # image would be indexed without its size for good, since a rescan leaves its etag alone.
+            # SourceError is no OSError, so image readers let it through.
+            raise SourceError(str(error)) from error
         except StorageError as error:
             # OSError is what image readers expect of a file, and what AutomaticFields passes over.
             raise OSError(str(error)) from error

@@ -93,3 +93,14 @@ def test_flight_message_strips_client_context():
     raw = ("Flight returned unavailable error, with message: failed to connect. gRPC client debug context: "
            "UNAVAILABLE:failed. Client context: IOError: Server never sent a data message. Detail: Internal")
     assert flight_message(flight.FlightUnavailableError(raw)) == "failed to connect"
+
+
+def test_a_storage_failure_passed_on_by_the_flight_service_blames_the_storage():
+    from thresher.status import STORAGE_MARK, exception_for
+    from thresher.storage.errors import StorageUnavailableError
+
+    passed_on = exception_for("UNAVAILABLE", f"{STORAGE_MARK}the S3 endpoint http://s3:9000 timed out",
+                              address="flight:7472")
+    assert type(passed_on) is StorageUnavailableError and str(passed_on) == "the S3 endpoint http://s3:9000 timed out"
+    own = exception_for("UNAVAILABLE", "shutting down", address="flight:7472")
+    assert type(own) is ServiceUnavailableError and "flight:7472" in str(own)

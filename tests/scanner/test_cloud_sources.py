@@ -19,7 +19,8 @@ from thresher.services.scanner.scan import Scan
 from thresher.services.scanner.sources import SourceError, open_source
 from thresher.services.scanner.storage_source import HEADER_CHUNK, HEADER_LIMIT, StorageSource
 from thresher.services.scanner.store import DatasourceRef
-from thresher.storage import LocalStorage, StorageAccessDeniedError, open_storage
+from thresher.storage import (LocalStorage, StorageAccessDeniedError, StorageNotFoundError, StorageUnavailableError,
+                              open_storage)
 from tests.storage_endpoints import commit_files, free_port, unique_bucket
 
 from .fakes import MemoryIndex
@@ -168,6 +169,37 @@ def test_denied_access_fails_with_the_storage_reason(tmp_path, pool, monkeypatch
     progress = run_scan("s3://locked/data", MemoryIndex(), pool)
     assert progress.state == FAILED
     assert progress.failure_reason == "access denied to objects under s3://locked/data/ (AccessDenied)"
+
+
+@pytest.mark.parametrize("failure", [
+    StorageUnavailableError("the S3 endpoint http://127.0.0.1:9 timed out for s3://b/data/img1.png: no answer "
+                            "within the 1 s read timeout"),
+    StorageNotFoundError("s3://b/data/img1.png does not exist")])
+def test_an_endpoint_failing_after_the_listing_fails_the_scan_but_an_unreadable_image_does_not(
+        tmp_path, pool, monkeypatch, failure):
+    # An endpoint that fails under the image header reads must fail the scan: indexing the images without
+    # their sizes would keep them so for good, as a rescan leaves an unchanged etag alone. A file that
+    # cannot be read (changed, vanished) is passed over and keeps its other fields.
+    for i in range(3):
+        (tmp_path / f"img{i}.png").write_bytes(png(4, 3))
+
+    class FailingHeaders(LocalStorage):
+        def read(self, path, start=0, end=None):
+            if path == "img1.png":
+                raise failure
+            return super().read(path, start, end)
+
+    monkeypatch.setattr(storage_source, "for_datasource", lambda *args, **kwargs: FailingHeaders(tmp_path))
+    index = MemoryIndex()
+    index.rows["old.txt"] = {"path": "old.txt", "size": 1, "etag": "e"}
+    progress = run_scan("s3://b/data", index, pool)
+    if isinstance(failure, StorageUnavailableError):
+        assert progress.state == FAILED and progress.failure_reason == str(failure)
+        assert "old.txt" in index.rows and index.deletes == []
+        assert all(row.get("width") == 4 for path, row in index.rows.items() if path != "old.txt")
+    else:
+        assert progress.state == READY, progress.failure_reason
+        assert [index.rows[f"img{i}.png"].get("width") for i in range(3)] == [4, None, 4]
 
 
 def test_image_sizes_can_be_left_out_for_remote_sources(s3_bucket, pool):

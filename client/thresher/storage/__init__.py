@@ -9,6 +9,8 @@
 ``git+<repository>@<revision>#subdirectory=<path>``           :class:`GitStorage` (the ``git`` command)
 ==========================================================  ============================================
 
+S3 and GCS calls time out and retry as :mod:`thresher.storage.timeouts` says (``$THRESHER_STORAGE_*``).
+
 A datasource names its storage by source URI, revision and its namespace's repository:
 ``for_datasource`` turns those into a storage. See :mod:`thresher.storage.base` for the interface.
 """
@@ -21,10 +23,11 @@ from urllib.parse import unquote, urlsplit
 
 from thresher.storage.base import DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, Storage
 from thresher.storage.errors import (BlobNotFoundError, InvalidStorageUriError, ReadOnlyStorageError,
-                                     StorageAccessDeniedError, StorageError, StorageNotFoundError,
+                                     StorageAccessDeniedError, StorageConfigError, StorageError, StorageNotFoundError,
                                      StorageUnavailableError, UnknownRevisionError, UnsafePathError)
 from thresher.storage.git import GitRepository, GitStorage, git_uri, parse_git_uri
 from thresher.storage.local import LocalStorage
+from thresher.storage.timeouts import StorageTimeouts
 
 def open_storage(uri: str | os.PathLike[str], *, client: Any = None, endpoint_url: str | None = None,
                  refresh: bool = False) -> Storage:
@@ -104,6 +107,7 @@ def _split(uri: str) -> tuple[str, str, str]:
 __all__ = [
     "BlobNotFoundError", "DEFAULT_CHUNK_SIZE", "DEFAULT_PAGE_SIZE", "Entry", "GitRepository", "GitStorage",
     "InvalidStorageUriError", "LocalStorage", "ReadOnlyStorageError", "Storage", "StorageAccessDeniedError",
-    "StorageError", "StorageNotFoundError", "StorageUnavailableError", "UnknownRevisionError", "UnsafePathError",
+    "StorageConfigError", "StorageError", "StorageNotFoundError", "StorageTimeouts", "StorageUnavailableError",
+    "UnknownRevisionError", "UnsafePathError",
     "for_datasource", "git_uri", "in_repository", "open_storage", "parse_git_uri", "split_object_uri",
 ]

@@ -37,6 +37,10 @@ class InvalidStorageUriError(StorageError, InvalidArgumentError):
     """A storage URI or object path that cannot be used: unknown scheme, no bucket, a path leaving its root."""
 
 
+class StorageConfigError(StorageError, InvalidArgumentError):
+    """A storage setting in the environment that cannot be used (a timeout that is not a number)."""
+
+
 class ReadOnlyStorageError(StorageError, InvalidArgumentError):
     """A write to storage that only reads (a git revision)."""
 

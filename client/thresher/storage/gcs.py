@@ -3,12 +3,17 @@
 Credentials come from Google's application-default chain. ``$STORAGE_EMULATOR_HOST`` (the library's
 own setting) points every client at an emulator, anonymously; an ``endpoint_url`` argument does the
 same for one storage; a ``client`` argument or :func:`set_default_client` uses a client you built.
+
+Every call passes the ``(connect, read)`` timeouts and a retry bounded in attempts and in time from
+:mod:`thresher.storage.timeouts` (``$THRESHER_STORAGE_*``), read when a storage is opened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import itertools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -16,10 +21,9 @@ from typing import Any
 from thresher.storage.base import DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range, join_key, mapped_errors
 from thresher.storage.errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
                                      StorageUnavailableError)
+from thresher.storage.timeouts import StorageTimeouts, describe_timeout, timeout_kind
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-# How long one call keeps retrying transient failures (the library's own default is 120 s).
-DEFAULT_RETRY_DEADLINE = 60.0
 POOL_SIZE = 32
 
 
@@ -67,15 +71,16 @@ class GCSStorage(Storage):
     """The objects under ``gs://bucket/prefix``."""
 
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None, endpoint_url: str | None = None,
-                 retry_deadline: float = DEFAULT_RETRY_DEADLINE) -> None:
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
+                 retry_deadline: float | None = None) -> None:
         self.bucket_name = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"gs://{bucket}/{self.prefix}"
         self.client = client if client is not None else client_for(endpoint_url)
         self._bucket = self.client.bucket(bucket)
-        self._retry = DEFAULT_RETRY.with_timeout(retry_deadline)
+        timeouts = StorageTimeouts.from_env()
+        self.timeouts = timeouts if retry_deadline is None else dataclasses.replace(timeouts, deadline=retry_deadline)
+        self._retry = bounded_retry(self.timeouts)
+        self._timeout = self.timeouts.pair
 
     def key(self, path: str) -> str:
         return join_key(self.prefix, path)
@@ -87,7 +92,7 @@ class GCSStorage(Storage):
         strip = len(self.prefix)
         with self._errors(prefix, listing=True):
             listing = self.client.list_blobs(self.bucket_name, prefix=self.key(prefix), page_size=page_size,
-                                             retry=self._retry)
+                                             retry=self._retry, timeout=self._timeout)
             for response in listing.pages:
                 page = [_entry(blob, blob.name[strip:]) for blob in response if not blob.name.endswith("/")]
                 if page:
@@ -96,7 +101,7 @@ class GCSStorage(Storage):
     def stat(self, path: str) -> Entry:
         blob = self._bucket.blob(self.key(path))
         with self._errors(path):
-            blob.reload(retry=self._retry)
+            blob.reload(retry=self._retry, timeout=self._timeout)
         return _entry(blob, path)
 
     def read(self, path: str, start: int = 0, end: int | None = None) -> bytes:
@@ -111,24 +116,26 @@ class GCSStorage(Storage):
             try:
                 # The library verifies a whole object's checksum; a range has none to verify against.
                 return blob.download_as_bytes(start=start or None, end=None if end is None else end - 1,
-                                              retry=self._retry, **({} if whole else {"checksum": None}))
+                                              retry=self._retry, timeout=self._timeout,
+                                              **({} if whole else {"checksum": None}))
             except RequestRangeNotSatisfiable:
                 return b""  # the range starts past the end: read short, as slicing does
 
     def write(self, path: str, data: bytes) -> None:
         with self._errors(path):
-            self._bucket.blob(self.key(path)).upload_from_string(data, retry=self._retry)
+            self._bucket.blob(self.key(path)).upload_from_string(data, retry=self._retry, timeout=self._timeout)
 
     def write_file(self, path: str, local_path: str | os.PathLike[str]) -> None:
         with self._errors(path):
-            self._bucket.blob(self.key(path)).upload_from_filename(os.fspath(local_path), retry=self._retry)
+            self._bucket.blob(self.key(path)).upload_from_filename(os.fspath(local_path), retry=self._retry,
+                                                                              timeout=self._timeout)
 
     def delete(self, path: str) -> None:
         from google.api_core.exceptions import NotFound
 
         with self._errors(path):
             try:
-                self._bucket.blob(self.key(path)).delete(retry=self._retry)
+                self._bucket.blob(self.key(path)).delete(retry=self._retry, timeout=self._timeout)
             except NotFound:
                 if not self._bucket_exists():
                     raise
@@ -146,7 +153,7 @@ class GCSStorage(Storage):
     def _bucket_exists(self) -> bool:
         """Whether the bucket exists (asked only to word a NOT_FOUND, which GCS gives for both)."""
         try:
-            return self._bucket.exists(retry=None)
+            return self._bucket.exists(retry=None, timeout=self._timeout)
         except Exception:  # noqa: BLE001 - any failure here leaves the object error as it was
             return True
 
@@ -156,26 +163,61 @@ class GCSStorage(Storage):
 
 def _storage_error(storage: GCSStorage, error: Exception, path: str, listing: bool) -> StorageError | None:
     """The storage error for a google-cloud-storage failure on ``path``, naming the bucket or object."""
+    import http.client
+
     import requests
+    import urllib3
     from google.api_core import exceptions as gx
     from google.auth import exceptions as ax
 
     what = f"objects under {storage.object_uri(path)}" if listing else storage.object_uri(path)
     if isinstance(error, gx.RetryError) and error.cause is not None:
         error = error.cause
+    endpoint = getattr(storage.client._connection, "API_BASE_URL", "storage.googleapis.com")
+    timed_out = timeout_kind(error)
+    if timed_out:
+        return StorageUnavailableError(f"the GCS endpoint {endpoint} timed out for {what}: no answer within "
+                                       f"{describe_timeout(timed_out, storage.timeouts)}: {_first_line(error)}")
+    if isinstance(error, gx.ServiceUnavailable | gx.BadGateway | gx.GatewayTimeout | gx.TooManyRequests):
+        attempts = storage.timeouts.attempts
+        return StorageUnavailableError(f"the GCS endpoint {endpoint} answered {error.code} (down or overloaded) for "
+                                       f"{what}, after at most {attempts} attempts: {_first_line(error)}")
     if isinstance(error, gx.NotFound):
         if listing or not storage._bucket_exists():
             return StorageNotFoundError(f"GCS bucket {storage.bucket_name!r} does not exist (reading {what})")
         return StorageNotFoundError(f"{what} does not exist")
     if isinstance(error, gx.Forbidden | gx.Unauthorized | ax.RefreshError | ax.DefaultCredentialsError):
         return StorageAccessDeniedError(f"access denied to {what}: {_first_line(error)}")
-    if isinstance(error, requests.ConnectionError | requests.Timeout | ax.TransportError
-                  | gx.ServiceUnavailable | gx.RetryError | ConnectionError):
-        endpoint = getattr(storage.client._connection, "API_BASE_URL", "storage.googleapis.com")
+    if isinstance(error, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+                  | http.client.HTTPException | urllib3.exceptions.HTTPError | ax.TransportError | gx.RetryError
+                  | ConnectionError):  # refused, reset, or dropped mid-body
         return StorageUnavailableError(f"cannot reach the GCS endpoint {endpoint} for {what}: {_first_line(error)}")
     if isinstance(error, gx.GoogleAPIError):
         return StorageError(f"GCS failed on {what}: {_first_line(error)}")
     return None
+
+
+def bounded_retry(timeouts: StorageTimeouts) -> Any:
+    """google-cloud-storage's default retry, stopping after ``timeouts.attempts`` attempts or
+    ``timeouts.deadline`` seconds, whichever comes first; None (no retry) for one attempt."""
+    from google.api_core.retry import Retry
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    if timeouts.attempts <= 1:
+        return None
+
+    # Defined here because google's packages are imported only once GCS is used (the ``gcs`` extra).
+    class BoundedRetry(Retry):
+        # google's Retry knows only a deadline; each wrapped call gets its own count of attempts. Its
+        # with_* copies make this class again, so they keep the bound.
+        def __call__(self, func: Any, on_error: Any = None) -> Any:
+            retryable, attempt = self._predicate, itertools.count(2)
+            counted = Retry(predicate=lambda error: retryable(error) and next(attempt) <= timeouts.attempts,
+                            initial=self._initial, maximum=self._maximum, multiplier=self._multiplier,
+                            timeout=self._timeout, on_error=self._on_error)
+            return counted(func, on_error)
+
+    return BoundedRetry(predicate=DEFAULT_RETRY._predicate, timeout=timeouts.deadline)  # noqa: SLF001
 
 
 def _entry(blob: Any, path: str) -> Entry:

@@ -3,7 +3,8 @@
 Credentials come from boto3's usual chain (environment, profile, instance role). The endpoint is,
 in order: the ``endpoint_url`` argument, ``$THRESHER_S3_ENDPOINT_URL``, then boto3's own settings
 (``$AWS_ENDPOINT_URL_S3``, ``$AWS_ENDPOINT_URL``, the profile), else AWS. A ``client`` argument or
-:func:`set_default_client` replaces all of that with a client you built.
+:func:`set_default_client` replaces all of that with a client you built. Timeouts and retries come
+from :mod:`thresher.storage.timeouts` (``$THRESHER_STORAGE_*``), read when a storage is opened.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from thresher.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry,
                                    join_key, mapped_errors)
 from thresher.storage.errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
                                      StorageUnavailableError)
+from thresher.storage.timeouts import StorageTimeouts, describe_timeout, timeout_kind
 
 ENDPOINT_ENV = "THRESHER_S3_ENDPOINT_URL"
 
@@ -24,11 +26,15 @@ _ACCESS_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKe
                            "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "403", "AccountProblem"})
 _MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Answers that say the endpoint is down or overloaded, not that the request was wrong (as GCS maps them).
+_UNAVAILABLE_CODES = frozenset({"502", "503", "504", "429", "ServiceUnavailable", "SlowDown", "Throttling",
+                                "ThrottlingException"})
 
 
-def client_for(endpoint_url: str | None = None) -> Any:
-    """A shared boto3 S3 client for ``endpoint_url`` (see the module docstring for the defaults)."""
-    return _clients.get(endpoint_url or os.environ.get(ENDPOINT_ENV) or None, explicit=endpoint_url is not None)
+def client_for(endpoint_url: str | None = None, timeouts: StorageTimeouts | None = None) -> Any:
+    """A shared boto3 S3 client for ``endpoint_url`` with ``timeouts`` (default: from the environment)."""
+    key = (endpoint_url or os.environ.get(ENDPOINT_ENV) or None, timeouts or StorageTimeouts.from_env())
+    return _clients.get(key, explicit=endpoint_url is not None)
 
 
 def set_default_client(client: Any) -> None:
@@ -36,13 +42,14 @@ def set_default_client(client: Any) -> None:
     _clients.default = client
 
 
-def _new_client(endpoint_url: str | None) -> Any:
+def _new_client(key: tuple[str | None, StorageTimeouts]) -> Any:
     import boto3
     from botocore.config import Config
 
+    endpoint_url, timeouts = key
     # Path-style addressing for custom endpoints: bucket names as host names do not resolve there.
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32,
-                    connect_timeout=10, read_timeout=60,
+    config = Config(retries={"total_max_attempts": timeouts.attempts, "mode": "standard"}, max_pool_connections=32,
+                    connect_timeout=timeouts.connect, read_timeout=timeouts.read,
                     s3={"addressing_style": "path"} if endpoint_url else None)
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
@@ -57,7 +64,8 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}"
-        self.client = client if client is not None else client_for(endpoint_url)
+        self.timeouts = StorageTimeouts.from_env()
+        self.client = client if client is not None else client_for(endpoint_url, self.timeouts)
 
     def key(self, path: str) -> str:
         return join_key(self.prefix, path)
@@ -165,14 +173,32 @@ def _storage_error(storage: S3Storage, error: Exception, path: str, listing: boo
         return StorageAccessDeniedError(f"access denied to {what} ({code}): check the AWS credentials")
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return StorageAccessDeniedError(f"no AWS credentials found to read {what}: {error}")
-    if isinstance(error, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
-                  | bx.ConnectionClosedError | bx.ResponseStreamingError | bx.HTTPClientError
-                  | bx.IncompleteReadError):  # the connection dropped mid-body
-        endpoint = storage.client.meta.endpoint_url
+    endpoint = storage.client.meta.endpoint_url
+    timed_out = timeout_kind(error)
+    if timed_out:
+        return StorageUnavailableError(f"the S3 endpoint {endpoint} timed out for {what}: no answer within "
+                                       f"{describe_timeout(timed_out, _timeouts_of(storage))}: {error}")
+    if isinstance(error, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ResponseStreamingError
+                  | bx.HTTPClientError | bx.IncompleteReadError):  # the connection dropped mid-body
         return StorageUnavailableError(f"cannot reach the S3 endpoint {endpoint} for {what}: {error}")
+    if code in _UNAVAILABLE_CODES:
+        return StorageUnavailableError(f"the S3 endpoint {endpoint} answered {code} (down or overloaded) for {what}, "
+                                       f"{_attempts(error)}: {error}")
     if isinstance(error, bx.ClientError | bx.BotoCoreError):
         return StorageError(f"S3 failed on {what}: {error}")
     return None
+
+
+def _timeouts_of(storage: S3Storage) -> StorageTimeouts:
+    """The timeouts the storage's client runs with (a client passed in has its own)."""
+    config = storage.client.meta.config
+    return StorageTimeouts(config.connect_timeout, config.read_timeout)
+
+
+def _attempts(error: Exception) -> str:
+    """How many attempts botocore made, as its error response records them."""
+    attempts = getattr(error, "response", {}).get("ResponseMetadata", {}).get("RetryAttempts")
+    return "after 1 attempt" if not attempts else f"after {attempts + 1} attempts"
 
 
 def _bucket_exists(storage: S3Storage) -> bool:
