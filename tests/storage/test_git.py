@@ -143,3 +143,35 @@ def test_uri_round_trip_and_factory(history):
     assert by_datasource.read("a.txt") == b"alpha"
     with pytest.raises(InvalidStorageUriError, match="no repository bound"):
         for_datasource("data", "main", "")
+
+
+def test_a_git_server_that_goes_silent_fails_the_clone_naming_it_and_the_timeout(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    from tests.reliability.proxy import FaultProxy
+    from thresher.storage import GitRepository, StorageUnavailableError
+
+    source = tmp_path / "src"
+    os.makedirs(source)
+    git(source, "init", "-q")
+    commit_files(source, {"a.txt": b"alpha"})
+    git(tmp_path, "clone", "-q", "--bare", str(source), "served/repo.git")
+    git(tmp_path / "served" / "repo.git", "update-server-info")  # git's "dumb" HTTP protocol: plain files
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = FaultProxy("127.0.0.1", server.server_address[1])
+    monkeypatch.setenv("THRESHER_STORAGE_READ_TIMEOUT", "1")
+    try:
+        assert GitRepository(f"{proxy.url}/repo.git", cache_dir=str(tmp_path / "one")).resolve("HEAD")
+        proxy.hold()
+        with pytest.raises(StorageUnavailableError, match=r"went silent: nothing arrived within the 1 s read timeout"):
+            GitRepository(f"{proxy.url}/repo.git", cache_dir=str(tmp_path / "two"))
+        cache = tmp_path / "two"
+        assert [entry for entry in os.listdir(cache) if (cache / entry).is_dir()] == []  # no half-cloned mirror
+    finally:
+        proxy.release()
+        proxy.close()
+        server.shutdown()

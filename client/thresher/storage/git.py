@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from thresher.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry,
                                    clean_relative)
 from thresher.storage.errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageError,
                                      StorageNotFoundError, StorageUnavailableError, UnknownRevisionError)
+from thresher.storage.timeouts import StorageTimeouts, describe_timeout
 from thresher.transport import thresher_home
 
 # Never prompt for credentials (fail instead), parse English messages, and refuse the ext:: transport.
@@ -44,7 +46,11 @@ _SYMLINK_MODE = "120000"
 
 
 def _git_env() -> dict[str, str]:
-    return {**os.environ, **_GIT_SETTINGS}
+    # Over HTTP(S), a server that sends nothing for the read timeout fails the clone or fetch instead of
+    # hanging it; a slow one that keeps sending never does. Settings of the caller's own win.
+    read = StorageTimeouts.from_env().read
+    silence = {"GIT_HTTP_LOW_SPEED_LIMIT": "1", "GIT_HTTP_LOW_SPEED_TIME": str(max(1, math.ceil(read)))}
+    return {**silence, **os.environ, **_GIT_SETTINGS}
 
 
 class GitRepository:
@@ -312,6 +318,9 @@ def _records(stream) -> Iterator[bytes]:
 def _git_error(stderr: str, location: str) -> StorageError:
     message = stderr.strip().splitlines()[-1] if stderr.strip() else "git failed"
     lowered = stderr.lower()
+    if "operation too slow" in lowered:
+        return StorageUnavailableError(f"git repository {location} went silent: nothing arrived within "
+                                       f"{describe_timeout('read', StorageTimeouts.from_env())}: {message}")
     if any(text in lowered for text in ("could not resolve host", "connection refused", "timed out",
                                         "unable to access", "could not read from remote", "network is unreachable")):
         if "not found" in lowered or "404" in lowered:

@@ -6,7 +6,7 @@ variable                               default  meaning
 ``THRESHER_STORAGE_CONNECT_TIMEOUT``   10       seconds to open a connection to the endpoint
 ``THRESHER_STORAGE_READ_TIMEOUT``      60       seconds to wait for the next bytes of an answer (a silent
                                                 endpoint fails after this long, a slow one that keeps
-                                                sending never does)
+                                                sending never does); also git over HTTP(S)
 ``THRESHER_STORAGE_RETRIES``           3        retries of a failed call (timeouts, dropped connections,
                                                 HTTP 429/5xx); 0: one attempt
 ``THRESHER_STORAGE_RETRY_DEADLINE``    60       GCS only: seconds after which a call stops retrying
