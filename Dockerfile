@@ -12,5 +12,5 @@ RUN pip install --no-cache-dir ".[postgres,s3,gcs]"
 RUN useradd --uid 10001 --create-home thresher && mkdir -p /data && chown thresher /data
 USER thresher
 ENV THRESHER_HOME=/data PYTHONUNBUFFERED=1
-EXPOSE 7470 7471 7472
+EXPOSE 7470 7471 7472 7475
 CMD ["python", "-m", "thresher.services.metadata"]

@@ -4,13 +4,14 @@ Three ways to fetch the same 2M × 10 table with pyarrow's Flight client:
 
 * bare: a pyarrow Flight server whose DoGet returns the table (C++ all the way);
 * relay: Thresher's flight service in front of a stand-in metadata service, in a process of its own as
-  when deployed, that streams the table's pre-encoded IPC messages exactly as the real one frames them.
-  This isolates the relay, which is the row's target;
+  when deployed, that serves the table on a data port as the real one streams a result (``--relay grpc``:
+  over its gRPC ExecuteQuery stream instead, as pre-encoded IPC messages framed as the real one frames
+  them). This isolates the relay, which is the row's target;
 * end to end: ``thresher up`` (the flight service in front of the real metadata service on DuckDB) in a
   child process, for reference.
 
 Bare and relay fetches alternate, so load from elsewhere on the machine weighs on both alike.
-Run: ``python benchmarks/flight_relay.py [--rows N] [--repeat K] [--no-end-to-end]``.
+Run: ``python benchmarks/flight_relay.py [--rows N] [--repeat K] [--no-end-to-end] [--relay data-port|grpc]``.
 """
 
 from __future__ import annotations
@@ -74,13 +75,26 @@ def fetch_seconds(client: fl.FlightClient, ticket: bytes, expected_rows: int) ->
     return elapsed
 
 
+class StandInDataPort(fl.FlightServerBase):
+    """Answers the data port's DoGet(ExecuteQueryRequest) with the table, as the real one streams a result."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self._table = table
+
+    def do_get(self, context, ticket):
+        mpb.ExecuteQueryRequest.FromString(ticket.ticket)
+        return fl.RecordBatchStream(self._table)
+
+
 def serve_stand_in(rows: int) -> None:
-    """The stand-in metadata service's process: prints its port, serves until killed."""
+    """The stand-in metadata service's process: prints its gRPC and data ports, serves until killed."""
     table = benchmark_table(rows)
     server = new_server()
     metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(StandInMetadata(table), server)
     server, port = finish_server(server, "127.0.0.1:0", ["thresher.v1.MetadataService"])
-    print(port, flush=True)
+    data_port = StandInDataPort(table)
+    print(port, data_port.port, flush=True)
     server.wait_for_termination()
 
 
@@ -108,6 +122,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the run through the real metadata service")
+    parser.add_argument("--relay", choices=["data-port", "grpc"], default="data-port",
+                        help="how the flight service reads results: the metadata data port (as deployed), or gRPC")
     parser.add_argument("--serve-stand-in", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stand_in:
@@ -122,7 +138,9 @@ def main() -> None:
     stand_in = subprocess.Popen([sys.executable, __file__, "--serve-stand-in", "--rows", str(args.rows)],
                                 stdout=subprocess.PIPE, text=True)
     bare = BareServer(table)
-    flight, flight_port = create_flight("127.0.0.1:0", f"127.0.0.1:{stand_in.stdout.readline().strip()}")
+    grpc_port, data_port = stand_in.stdout.readline().split()
+    flight, flight_port = create_flight("127.0.0.1:0", f"127.0.0.1:{grpc_port}",
+                                        metadata_data_address=f"127.0.0.1:{data_port}" if args.relay == "data-port" else "")
     bare_times, relay_times = [], []
     try:
         with fl.connect(f"grpc://127.0.0.1:{bare.port}") as bare_client, \

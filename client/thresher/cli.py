@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--home", default=thresher_home(), help="store folder (default $THRESHER_HOME or ~/.thresher)")
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     up.add_argument("--port", type=int, default=7470,
-                    help="metadata port; scanner and flight take the next two (0 picks free ports)")
+                    help="metadata port; scanner and flight take the next two, the internal data port the "
+                         "fifth after it (0 picks free ports)")
     up.set_defaults(run=_up)
 
     demo = commands.add_parser("demo", help="start the services on a throwaway store and run the whole flow")

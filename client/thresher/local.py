@@ -22,7 +22,8 @@ class LocalServices:
     """Starts the metadata, scanner and flight services; use as a context manager.
 
     ``port`` 0 (the default) picks free ports; otherwise metadata, scanner and flight take ``port``,
-    ``port + 1`` and ``port + 2``.
+    ``port + 1`` and ``port + 2``, and the metadata service's data port (query results for the flight
+    service) ``port + 5``.
     """
 
     home: str | None = None
@@ -40,6 +41,7 @@ class LocalServices:
     def start(self) -> "LocalServices":
         # Imported here: the client package never needs the services unless it runs them.
         from thresher.services.flight.server import create_server as create_flight
+        from thresher.services.metadata.data_port import create_data_port
         from thresher.services.metadata.server import create_server as create_metadata, open_store
         from thresher.services.scanner.server import create_server as create_scanner
 
@@ -53,7 +55,11 @@ class LocalServices:
             server, port = create_scanner(self._address(1), self.metadata_address)
             self._running.append(("scanner", server))
             self.scanner_address = f"{self.host}:{port}"
-            server, port = create_flight(self._address(2), self.metadata_address, home=self.home)
+            server, port = create_data_port(self._address(5), self._store)
+            self._running.append(("metadata data port", server))
+            data_address = f"{self.host}:{port}"
+            server, port = create_flight(self._address(2), self.metadata_address, home=self.home,
+                                         metadata_data_address=data_address)
             self._running.append(("flight", server))
             self.flight_address = f"{self.host}:{port}"
         except BaseException:

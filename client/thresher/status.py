@@ -80,7 +80,7 @@ def from_grpc_error(error: grpc.RpcError, address: str | None = None) -> errors.
     code = error.code() if hasattr(error, "code") else None
     details = (error.details() if hasattr(error, "details") else None) or str(error)
     name = code.name if code is not None else "UNKNOWN"
-    prefixed, rest = _split_code(details)
+    prefixed, rest = split_code(details)
     # A relayed error may carry the original service's code at the start of its message.
     if prefixed and name in ("UNKNOWN", "INTERNAL"):
         name = prefixed
@@ -90,7 +90,7 @@ def from_grpc_error(error: grpc.RpcError, address: str | None = None) -> errors.
 def from_flight_error(error: BaseException, address: str | None = None) -> errors.ThresherError:
     """Maps an exception raised by a pyarrow Flight call to our exception."""
     message = flight_message(error)
-    prefixed, rest = _split_code(message)
+    prefixed, rest = split_code(message)
     if prefixed:
         return exception_for(prefixed, rest, address)
     for cls, code in _FLIGHT_CLASS_CODES:
@@ -115,7 +115,8 @@ def flight_message(error: BaseException) -> str:
     return text
 
 
-def _split_code(message: str) -> tuple[str | None, str]:
+def split_code(message: str) -> tuple[str | None, str]:
+    """(status code name, the rest) of a message that starts with one, else (None, message)."""
     match = _CODE_PREFIX.match(message)
     if match and match.group(1) in _CODE_NAMES:
         return match.group(1), message[match.end():]

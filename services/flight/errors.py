@@ -23,6 +23,7 @@ import pyarrow.flight as fl
 
 from thresher.services.flight.backend import UnusableResult
 from thresher.services.flight.tickets import TicketError
+from thresher.status import flight_message, split_code
 
 _ERROR_CLASSES: dict[grpc.StatusCode, type[fl.FlightError]] = {
     grpc.StatusCode.UNAVAILABLE: fl.FlightUnavailableError,
@@ -66,3 +67,16 @@ def flight_errors() -> Iterator[None]:
         raise invalid_argument(str(error)) from None
     except UnusableResult as error:
         raise status_error(grpc.StatusCode.INTERNAL, str(error)) from None
+
+
+def relayed_flight_error(error: BaseException, address: str) -> fl.FlightError:
+    """A Flight error from a call to another service (``address``), as this service's own: its status
+    kept, pyarrow's wrapping and debugging context dropped; an unreachable service is UNAVAILABLE."""
+    message = flight_message(error)
+    code, rest = split_code(message)
+    if code is not None:
+        return status_error(grpc.StatusCode[code], rest)
+    if isinstance(error, fl.FlightUnavailableError):
+        return status_error(grpc.StatusCode.UNAVAILABLE, f"the metadata service's data port {address}: {message}")
+    return status_error(grpc.StatusCode.INTERNAL, f"the metadata service's data port {address}: {message}")
+

@@ -24,6 +24,7 @@ import pyarrow.flight as fl
 from thresher.services.auth import ServiceSecurity
 from thresher.services.flight import files, shards as bag_shards, sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
+from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import parse_command, parse_ticket, query_ticket
@@ -38,18 +39,22 @@ _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 ADVERTISE_HOST_ENV = "THRESHER_FLIGHT_ADVERTISE_HOST"
 # Other flight nodes that can serve the same bag datasets, listed after this one in bag-shard endpoints.
 PEERS_ENV = "THRESHER_FLIGHT_PEERS"
+DATA_PORT_ENV = "THRESHER_METADATA_DATA_ADDRESS"
 
 
 class ThresherFlightServer(fl.FlightServerBase):
     """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
-                 peers: Sequence[str] = (), **options) -> None:
+                 peers: Sequence[str] = (), data_port: DataPortClient | None = None, **options) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
         self._channel = channel
         self._backend = MetadataBackend(channel)
+        # Query results come from the metadata service's data port when there is one (C++ to C++), else
+        # over its gRPC ExecuteQuery stream.
+        self._data_port = data_port
         self._storages = files.DatasourceStorages(channel)
         self._blobs = blobs if blobs is not None else open_blob_store()
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
@@ -76,6 +81,8 @@ class ThresherFlightServer(fl.FlightServerBase):
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
+            if self._data_port is not None:
+                return self._data_port.execute(parsed.query.query, forwarded(context))[1]
             schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
         return fl.GeneratorStream(schema, _relayed(batches))
 
@@ -138,6 +145,8 @@ class ThresherFlightServer(fl.FlightServerBase):
 
     def shutdown(self) -> None:
         super().shutdown()
+        if self._data_port is not None:
+            self._data_port.close()
         self._storages.close()
         self._channel.close()
 
@@ -191,26 +200,36 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
                   security: ServiceSecurity | None = None, home: str | None = None,
-                  peers: Sequence[str] | None = None) -> tuple[ThresherFlightServer, int]:
+                  peers: Sequence[str] | None = None,
+                  metadata_data_address: str | None = None) -> tuple[ThresherFlightServer, int]:
     """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
     metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
     host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
     are served from ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home: ``$THRESHER_HOME``), the
     metadata service's blob store. ``peers`` (default: ``$THRESHER_FLIGHT_PEERS``, comma-separated
-    ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints. The server serves
-    from construction; stop it with ``shutdown()``."""
+    ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints.
+    ``metadata_data_address`` (default: ``$THRESHER_METADATA_DATA_ADDRESS``; none: query results come over
+    gRPC) is the metadata service's data port. The server serves from construction; stop it with
+    ``shutdown()``."""
     host, port = _host_port(address)
     security = security or ServiceSecurity()
     security.check_bind(address)
     if advertise_host is None:
         advertise_host = socket.gethostname() if host in _WILDCARD_HOSTS else host
     channel = security.channel(metadata_address)
+    data_address = metadata_data_address if metadata_data_address is not None else os.environ.get(DATA_PORT_ENV, "")
+    data_port = None
     try:
+        if data_address:
+            data_port = DataPortClient(data_address, "grpc+tls" if security.root_certificates else "grpc",
+                                       security.root_certificates)
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
-                                      blobs=open_blob_store(home=home), peers=_peers(peers),
+                                      blobs=open_blob_store(home=home), peers=_peers(peers), data_port=data_port,
                                       **security.flight_server_options())
     except BaseException:
         channel.close()
+        if data_port is not None:
+            data_port.close()
         raise
     log.info("serving Arrow Flight on %s:%d (advertised as %s)", host, server.port, server.location.uri.decode())
     return server, server.port

@@ -17,11 +17,13 @@ from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 from ..auth import ServiceSecurity
 from ..grpc_server import finish_server, new_server
 from .access import MetadataAuthorizer
+from .data_port import create_data_port
 from .servicer import MetadataServicer
 from .store import DuckDBStore, PostgresStore, Store
 
 SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
 POSTGRES_URL_ENV = "THRESHER_POSTGRES_URL"
+DATA_LISTEN_ENV = "THRESHER_METADATA_DATA_LISTEN"
 
 
 def open_store(home: str | None = None, postgres_url: str | None = None) -> Store:
@@ -54,16 +56,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home", default=None, help="store folder (default $THRESHER_HOME or ~/.thresher)")
     parser.add_argument("--postgres-url", default=None,
                         help=f"use PostgreSQL at this URL (default ${POSTGRES_URL_ENV}; unset: DuckDB under --home)")
+    parser.add_argument("--data-address", default=os.environ.get(DATA_LISTEN_ENV, ""),
+                        help=f"also serve query results over Arrow Flight here, for the flight service "
+                             f"(default ${DATA_LISTEN_ENV}; unset: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s metadata %(levelname)s %(message)s")
     security = ServiceSecurity.from_env()
     security.check_bind(args.address)  # before opening the store, so a refusal leaves nothing behind
+    if args.data_address:
+        security.check_bind(args.data_address)
     store = open_store(args.home, args.postgres_url)
     server, _ = create_server(args.address, store, security)
+    data_port = create_data_port(args.data_address, store, security)[0] if args.data_address else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    if data_port is not None:
+        data_port.shutdown()
     server.stop(grace=5).wait()
     store.close()
 

@@ -30,7 +30,8 @@ _STATUS = {NotFound: grpc.StatusCode.NOT_FOUND, AlreadyExists: grpc.StatusCode.A
            InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT}
 
 
-def _status_of(error: MetadataError) -> grpc.StatusCode:
+def status_of(error: MetadataError) -> grpc.StatusCode:
+    """The gRPC status a domain error is answered with."""
     for kind, code in _STATUS.items():
         if isinstance(error, kind):
             return code
@@ -45,7 +46,7 @@ def _rpc(method):
         try:
             return method(self, request, context)
         except MetadataError as error:
-            context.abort(_status_of(error), str(error))
+            context.abort(status_of(error), str(error))
         except grpc.RpcError:
             raise
         except Exception as error:  # noqa: BLE001 - the client gets a status, the log gets the traceback
@@ -61,7 +62,7 @@ def _stream_rpc(method):
         try:
             yield from method(self, request, context)
         except MetadataError as error:
-            context.abort(_status_of(error), str(error))
+            context.abort(status_of(error), str(error))
         except Exception as error:  # noqa: BLE001
             log.exception("%s failed", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed: {type(error).__name__}: {error}")

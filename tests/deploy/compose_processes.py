@@ -78,8 +78,9 @@ class ComposeProcesses:
         self.services: dict[str, dict] = self.spec["services"]
         self._scratch = None if workdir else tempfile.TemporaryDirectory(prefix="thresher-compose-")
         self.workdir = workdir or self._scratch.name
+        # Published ports and the ones exposed inside the compose network only (``expose``) alike.
         self.ports: dict[str, dict[int, int]] = {
-            name: {_container_port(p)[1]: free_port() for p in service.get("ports", [])}
+            name: {_container_port(p)[1]: free_port() for p in [*service.get("ports", []), *service.get("expose", [])]}
             for name, service in self.services.items()}
         for name, port in _STANDIN_PORTS.items():
             if name in self.ports:

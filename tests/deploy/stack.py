@@ -27,12 +27,14 @@ class ServiceStack:
     flights: int = 1
     scanner: bool = True
     metadata_addresses: list[str] = field(init=False, default_factory=list)
+    data_addresses: list[str] = field(init=False, default_factory=list)  # each replica's data port
     flight_addresses: list[str] = field(init=False, default_factory=list)
     scanner_address: str = field(init=False, default="")
     _running: list[Any] = field(init=False, default_factory=list)
 
     def start(self) -> "ServiceStack":
         from thresher.services.flight.server import create_server as create_flight
+        from thresher.services.metadata.data_port import create_data_port
         from thresher.services.metadata.server import create_server as create_metadata
         from thresher.services.scanner.server import create_server as create_scanner
 
@@ -41,13 +43,18 @@ class ServiceStack:
                 server, port = create_metadata("127.0.0.1:0", store, self.security)
                 self._running.append(server)
                 self.metadata_addresses.append(f"127.0.0.1:{port}")
+                server, port = create_data_port("127.0.0.1:0", store, self.security)
+                self._running.append(server)
+                self.data_addresses.append(f"127.0.0.1:{port}")
             if self.scanner:
                 server, port = create_scanner("127.0.0.1:0", self.metadata_addresses[0], self.security)
                 self._running.append(server)
                 self.scanner_address = f"127.0.0.1:{port}"
             for i in range(self.flights):
                 metadata = self.metadata_addresses[i % len(self.metadata_addresses)]
-                server, port = create_flight("127.0.0.1:0", metadata, advertise_host="127.0.0.1", security=self.security)
+                data = self.data_addresses[i % len(self.data_addresses)]
+                server, port = create_flight("127.0.0.1:0", metadata, advertise_host="127.0.0.1", security=self.security,
+                                             metadata_data_address=data)
                 self._running.append(server)
                 self.flight_addresses.append(f"127.0.0.1:{port}")
         except BaseException:

@@ -246,6 +246,20 @@ def test_flight_verbs_on_a_namespace_refuse_a_token_scoped_elsewhere(secured, wo
         assert verbs["DoGet"](client, _options("reader-token")).num_rows >= 1
 
 
+def test_the_metadata_data_port_checks_tokens_and_namespaces_as_grpc_does(secured, world):
+    request = pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=world[1]))
+    ticket = fl.Ticket(request.SerializeToString())
+    with fl.connect(f"grpc://{secured.data_addresses[0]}") as port:
+        for token in (None, "not-a-token"):
+            _refused(lambda: port.do_get(ticket, options=_options(token)).read_all(), fl.FlightUnauthenticatedError,
+                     "UNAUTHENTICATED")
+        with pytest.raises(fl.FlightUnauthorizedError, match=f"PERMISSION_DENIED: 'bob' may not read namespace"):
+            port.do_get(ticket, options=_options("bob-token")).read_all()
+        assert port.do_get(ticket, options=_options("reader-token")).read_all().num_rows >= 1
+        with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: a data-port ticket is a serialized ExecuteQueryRequest"):
+            port.do_get(fl.Ticket(b"\xff\xff"), options=_options("reader-token")).read_all()
+
+
 def test_basic_handshake_gives_the_bearer_token_that_adbc_uses(secured, world):
     with fl.connect(f"grpc://{secured.flight_address}") as client:
         header = client.authenticate_basic_token("alice", "alice-token")

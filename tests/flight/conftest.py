@@ -16,14 +16,21 @@ def flight_home(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("flight-home"))
 
 
-@pytest.fixture(scope="session")
-def flight_server(metadata_server, flight_home):
+@pytest.fixture(scope="session", params=["grpc", "data-port"])
+def flight_server(request, metadata_server, flight_home):
+    """The flight service, reading query results over the metadata service's gRPC stream, or over its data
+    port (Flight to Flight), as deployments do."""
     from thresher.services.flight.server import create_server
+    from thresher.services.metadata.data_port import create_data_port
 
-    address, _ = metadata_server
-    server, port = create_server("127.0.0.1:0", address, home=flight_home)
+    address, store = metadata_server
+    data_port = create_data_port("127.0.0.1:0", store)[0] if request.param == "data-port" else None
+    data_address = f"127.0.0.1:{data_port.port}" if data_port else ""
+    server, port = create_server("127.0.0.1:0", address, home=flight_home, metadata_data_address=data_address)
     yield server
     server.shutdown()
+    if data_port is not None:
+        data_port.shutdown()
 
 
 @pytest.fixture

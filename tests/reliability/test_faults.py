@@ -12,12 +12,13 @@ import pytest
 
 import thresher
 from tests.downloads.conftest import indexed
-from tests.reliability.harness import ChildService, fast_channel, free_port
+from tests.reliability.harness import ChildService, fast_channel, free_port, poll
 from tests.reliability.proxy import FaultProxy
 from tests.storage_endpoints import unique_bucket
 from thresher import status
 from thresher.connection import Connection
 from thresher.errors import ServiceUnavailableError, ThresherError
+from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.server import ThresherFlightServer
 from thresher.services.grpc_server import new_server
 from thresher.storage import open_storage
@@ -109,15 +110,19 @@ def _ticket(query: common_pb2.Query) -> fl.Ticket:
 
 
 @pytest.mark.timeout(180)
-def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_works(tmp_path):
+@pytest.mark.parametrize("relay", ["grpc", "data-port"])
+def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_works(tmp_path, relay):
     options = fl.FlightCallOptions(timeout=60)
-    with ChildService("metadata", "--home", str(tmp_path / "home")) as metadata:
+    data_address = f"127.0.0.1:{free_port()}"
+    port_arguments = ["--data-address", data_address] if relay == "data-port" else []
+    with ChildService("metadata", "--home", str(tmp_path / "home"), *port_arguments) as metadata:
         channel = fast_channel(metadata.address)
         source = metadata_service_pb2_grpc.MetadataServiceStub(channel).CreateDatasource(
             mpb.CreateDatasourceRequest(namespace="faults/relay", name="d", source_uri="file:///x"),
             wait_for_ready=True, timeout=60).datasource
         server = ThresherFlightServer("grpc://127.0.0.1:0", channel, "127.0.0.1",
-                                      blobs=open_blob_store(home=str(tmp_path / "blobs")))
+                                      blobs=open_blob_store(home=str(tmp_path / "blobs")),
+                                      data_port=DataPortClient(data_address) if port_arguments else None)
         client = fl.FlightClient(f"grpc://127.0.0.1:{server.port}")
         try:
             table = pa.table({"path": [f"p{i:07d}" for i in range(ROWS)], "text": pa.repeat("x" * 250, ROWS)})
@@ -140,11 +145,19 @@ def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_w
             assert first < ROWS
 
             grpc.channel_ready_future(channel).result(timeout=60)
-            again = client.do_get(_ticket(common_pb2.Query(datasource_id=source.id, limit=5)), options=options)
-            assert again.read_all().num_rows == 5
+            assert poll(lambda: _rows_or_none(client, _ticket(common_pb2.Query(datasource_id=source.id, limit=5))),
+                        timeout=60, what="a query after the restart") == 5
         finally:
             client.close()
             server.shutdown()
+
+
+def _rows_or_none(client: fl.FlightClient, ticket: fl.Ticket) -> int | None:
+    """The rows a query returns, or None while the service it needs is still coming back (UNAVAILABLE)."""
+    try:
+        return client.do_get(ticket, options=fl.FlightCallOptions(timeout=60)).read_all().num_rows
+    except fl.FlightUnavailableError:
+        return None
 
 
 # -- S3 endpoint faults ------------------------------------------------------------------------------

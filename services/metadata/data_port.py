@@ -1,0 +1,97 @@
+"""The metadata service's data port: query results as an Arrow Flight stream, for the flight service.
+
+The gRPC ``ExecuteQuery`` stream carries each record batch as protobuf bytes, which the flight service's
+Python gRPC client must receive, copy and decode before Flight encodes it again; for large results
+that hop costs more than everything else together. Over this port the flight service instead opens a
+Flight stream of the same result and hands it to its own Flight writer, so the bytes go from one Arrow
+C++ stack to the other. It is an internal port: a ticket is a serialized ``ExecuteQueryRequest``; the
+caller's token is checked, and the ``ExecuteQuery`` access rule applied, exactly as on gRPC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pyarrow as pa
+import pyarrow.flight as fl
+from google.protobuf.message import DecodeError
+
+from thresher.v1 import metadata_service_pb2 as pb
+
+from ..auth import PermissionDenied, ServiceSecurity
+from ..auth.flight_auth import MIDDLEWARE_KEY
+from ..auth.tokens import Identity
+from .access import MetadataAuthorizer
+from .errors import MetadataError
+from .servicer import status_of
+from .store import Store
+
+log = logging.getLogger(__name__)
+METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
+
+
+def _error(code: grpc.StatusCode, message: str) -> fl.FlightError:
+    # The flight service passes the message on as is: it leads with the code name, as its own errors do.
+    kinds = {grpc.StatusCode.PERMISSION_DENIED: fl.FlightUnauthorizedError,
+             grpc.StatusCode.UNAVAILABLE: fl.FlightUnavailableError}
+    return kinds.get(code, fl.FlightServerError)(f"{code.name}: {message}")
+
+
+class DataPort(fl.FlightServerBase):
+    """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``; nothing else."""
+
+    def __init__(self, location: str, store: Store, security: ServiceSecurity) -> None:
+        super().__init__(location, **security.flight_server_options())
+        self._store = store
+        self._authorizer = MetadataAuthorizer(store) if security.tokens else None
+
+    def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
+        try:
+            request = pb.ExecuteQueryRequest.FromString(ticket.ticket)
+        except DecodeError:
+            raise _error(grpc.StatusCode.INVALID_ARGUMENT, "a data-port ticket is a serialized ExecuteQueryRequest")
+        if request.max_batch_rows < 0:
+            raise _error(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        try:
+            if self._authorizer is not None:
+                self._authorizer.check(METHOD, request, _caller(context))
+            schema, batches = self._store.query(request.query, request.max_batch_rows)
+        except PermissionDenied as error:
+            raise _error(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
+        except MetadataError as error:
+            raise _error(status_of(error), str(error)) from None
+        except Exception as error:  # noqa: BLE001 - the caller gets a status, the log gets the traceback
+            log.exception("data port query failed")
+            raise _error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
+        return fl.GeneratorStream(schema, _mapped(batches))
+
+
+def _mapped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Passes batches on; a failure while reading them ends the stream with a status, not a traceback."""
+    try:
+        yield from batches
+    except MetadataError as error:
+        raise _error(status_of(error), str(error)) from None
+    except Exception as error:  # noqa: BLE001
+        log.exception("data port query failed while streaming")
+        raise _error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
+
+
+def _caller(context: fl.ServerCallContext) -> Identity:
+    """Who the call is for, as the bearer-token middleware authenticated it (it refuses calls without)."""
+    middleware = context.get_middleware(MIDDLEWARE_KEY)
+    if middleware is None or middleware.identity is None:
+        raise PermissionDenied("the data port serves authenticated callers only")
+    return middleware.identity
+
+
+def create_data_port(address: str, store: Store, security: ServiceSecurity | None = None) -> tuple[DataPort, int]:
+    """Serves ``store``'s query results over Flight on ``address`` (``host:port``, port 0 for any)."""
+    security = security or ServiceSecurity()
+    security.check_bind(address)
+    host, _, port = address.rpartition(":")
+    server = DataPort(f"{security.flight_scheme}://{host}:{port}", store, security)
+    return server, server.port
