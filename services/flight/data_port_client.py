@@ -21,16 +21,16 @@ class DataPortClient:
         self.address = address
         self._client = fl.FlightClient(f"{scheme}://{address}", tls_root_certs=root_certificates)
 
-    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, fl.FlightDataStream]:
-        """The result's schema (read before returning, so a bad query fails here) and a stream of it."""
+    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """The result as a stream to hand on, its first message read first, so a bad query fails here."""
         ticket = fl.Ticket(mpb.ExecuteQueryRequest(query=query).SerializeToString())
         options = fl.FlightCallOptions(headers=[(name.encode(), value.encode()) for name, value in metadata])
         try:
             reader = self._client.do_get(ticket, options=options)
-            schema = reader.schema  # waits for the stream's first message
+            reader.schema  # noqa: B018 - waits for the stream's first message: a failure to start surfaces here
         except (fl.FlightError, pa.ArrowException) as error:
             raise relayed_flight_error(error, self.address) from None
-        return schema, fl.RecordBatchStream(reader.to_reader())
+        return fl.RecordBatchStream(reader.to_reader())
 
     def close(self) -> None:
         self._client.close()

@@ -27,7 +27,7 @@ from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBack
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
-from thresher.services.flight.tickets import parse_command, parse_ticket, query_ticket
+from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket, query_ticket
 from thresher.storage.base import clean_relative
 from thresher.storage.blobs import BlobStore, open_blob_store
 from thresher.transport import flight_address, metadata_address
@@ -82,7 +82,7 @@ class ThresherFlightServer(fl.FlightServerBase):
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
             if self._data_port is not None:
-                return self._data_port.execute(parsed.query.query, forwarded(context))[1]
+                return self._data_port.execute(parsed.query.query, forwarded(context))
             schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
         return fl.GeneratorStream(schema, _relayed(batches))
 
@@ -159,7 +159,7 @@ class ThresherFlightServer(fl.FlightServerBase):
             if kind == "upsert":
                 raise invalid_argument("an upsert command describes an upload (DoPut), not a flight to read")
             raise unimplemented(f"{kind} commands are not served yet")
-        path = [part.decode("utf-8", "replace") if isinstance(part, bytes) else part for part in descriptor.path]
+        path = descriptor_path(descriptor)
         if len(path) == 3 and path[1] == DATASOURCES:
             return self._backend.datasource_query(path[0], path[2], caller)
         if len(path) == 3 and path[1] == DATASETS:

@@ -32,7 +32,7 @@ from thresher.services.flight import shard_cache
 from thresher.services.flight.backend import BAGS
 from thresher.services.flight.errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
-from thresher.services.flight.tickets import parse_command
+from thresher.services.flight.tickets import descriptor_path, parse_command
 from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 CALL_TIMEOUT = 30.0
@@ -82,7 +82,7 @@ def command_of(descriptor: fl.FlightDescriptor) -> flight_pb2.BagDatasetCommand 
     ``[namespace, "bags", name]`` (what ListFlights lists, and what generic clients can write by hand);
     None for any other descriptor."""
     if descriptor.descriptor_type == fl.DescriptorType.PATH:
-        path = [part.decode("utf-8", "replace") if isinstance(part, bytes) else part for part in descriptor.path]
+        path = descriptor_path(descriptor)
         if len(path) == 3 and path[1] == BAGS:
             return flight_pb2.BagDatasetCommand(dataset=f"{path[0]}/{path[2]}")
         return None

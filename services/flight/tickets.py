@@ -1,7 +1,8 @@
-"""Parses Flight tickets and descriptor commands: ``flight_pb2.FlightTicket`` / ``FlightCommand`` bytes."""
+"""Parses Flight tickets and descriptors: ``flight_pb2.FlightTicket`` / ``FlightCommand`` bytes, and paths."""
 
 from __future__ import annotations
 
+import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
 from thresher.v1 import common_pb2, flight_pb2
@@ -19,6 +20,11 @@ def parse_ticket(raw: bytes) -> flight_pb2.FlightTicket:
 def parse_command(raw: bytes) -> flight_pb2.FlightCommand:
     """A FlightCommand with one of its kinds set; raises TicketError otherwise."""
     return _parse(flight_pb2.FlightCommand, raw, "descriptor command")
+
+
+def descriptor_path(descriptor: fl.FlightDescriptor) -> list[str]:
+    """A path descriptor's parts as text (pyarrow gives bytes; what is not UTF-8 is replaced)."""
+    return [part.decode("utf-8", "replace") if isinstance(part, bytes) else part for part in descriptor.path]
 
 
 def query_ticket(query: common_pb2.Query) -> bytes:

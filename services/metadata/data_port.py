@@ -10,6 +10,7 @@ caller's token is checked, and the ``ExecuteQuery`` access rule applied, exactly
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
+from thresher.services.flight.errors import invalid_argument, status_error
 from thresher.v1 import metadata_service_pb2 as pb
 
 from ..auth import PermissionDenied, ServiceSecurity
@@ -32,13 +34,6 @@ log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
 
 
-def _error(code: grpc.StatusCode, message: str) -> fl.FlightError:
-    # The flight service passes the message on as is: it leads with the code name, as its own errors do.
-    kinds = {grpc.StatusCode.PERMISSION_DENIED: fl.FlightUnauthorizedError,
-             grpc.StatusCode.UNAVAILABLE: fl.FlightUnavailableError}
-    return kinds.get(code, fl.FlightServerError)(f"{code.name}: {message}")
-
-
 class DataPort(fl.FlightServerBase):
     """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``; nothing else."""
 
@@ -51,33 +46,34 @@ class DataPort(fl.FlightServerBase):
         try:
             request = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, "a data-port ticket is a serialized ExecuteQueryRequest")
+            raise invalid_argument("a data-port ticket is a serialized ExecuteQueryRequest") from None
         if request.max_batch_rows < 0:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"max_batch_rows must not be negative, got {request.max_batch_rows}")
-        try:
+            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        with _statuses():
             if self._authorizer is not None:
                 self._authorizer.check(METHOD, request, _caller(context))
             schema, batches = self._store.query(request.query, request.max_batch_rows)
-        except PermissionDenied as error:
-            raise _error(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
-        except MetadataError as error:
-            raise _error(status_of(error), str(error)) from None
-        except Exception as error:  # noqa: BLE001 - the caller gets a status, the log gets the traceback
-            log.exception("data port query failed")
-            raise _error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
         return fl.GeneratorStream(schema, _mapped(batches))
 
 
-def _mapped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Passes batches on; a failure while reading them ends the stream with a status, not a traceback."""
+@contextlib.contextmanager
+def _statuses() -> Iterator[None]:
+    """Failures as Flight errors led by their status, as the flight service's own (a traceback never leaks)."""
     try:
-        yield from batches
+        yield
+    except PermissionDenied as error:
+        raise status_error(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
     except MetadataError as error:
-        raise _error(status_of(error), str(error)) from None
-    except Exception as error:  # noqa: BLE001
-        log.exception("data port query failed while streaming")
-        raise _error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
+        raise status_error(status_of(error), str(error)) from None
+    except Exception as error:  # noqa: BLE001 - the caller gets a status, the log gets the traceback
+        log.exception("data port query failed")
+        raise status_error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
+
+
+def _mapped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Passes batches on; a failure while reading them ends the stream with a status."""
+    with _statuses():
+        yield from batches
 
 
 def _caller(context: fl.ServerCallContext) -> Identity:

@@ -21,7 +21,7 @@ from typing import Any
 from thresher.storage.base import DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range, join_key, mapped_errors
 from thresher.storage.errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
                                      StorageUnavailableError)
-from thresher.storage.timeouts import StorageTimeouts, describe_timeout, timeout_kind
+from thresher.storage.timeouts import StorageTimeouts, timed_out_error
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 POOL_SIZE = 32
@@ -174,10 +174,8 @@ def _storage_error(storage: GCSStorage, error: Exception, path: str, listing: bo
     if isinstance(error, gx.RetryError) and error.cause is not None:
         error = error.cause
     endpoint = getattr(storage.client._connection, "API_BASE_URL", "storage.googleapis.com")
-    timed_out = timeout_kind(error)
-    if timed_out:
-        return StorageUnavailableError(f"the GCS endpoint {endpoint} timed out for {what}: no answer within "
-                                       f"{describe_timeout(timed_out, storage.timeouts)}: {_first_line(error)}")
+    if (timed_out := timed_out_error("GCS", endpoint, what, error, storage.timeouts, _first_line(error))) is not None:
+        return timed_out
     if isinstance(error, gx.ServiceUnavailable | gx.BadGateway | gx.GatewayTimeout | gx.TooManyRequests):
         attempts = storage.timeouts.attempts
         return StorageUnavailableError(f"the GCS endpoint {endpoint} answered {error.code} (down or overloaded) for "

@@ -18,7 +18,7 @@ from thresher.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry,
                                    join_key, mapped_errors)
 from thresher.storage.errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
                                      StorageUnavailableError)
-from thresher.storage.timeouts import StorageTimeouts, describe_timeout, timeout_kind
+from thresher.storage.timeouts import StorageTimeouts, timed_out_error
 
 ENDPOINT_ENV = "THRESHER_S3_ENDPOINT_URL"
 
@@ -174,10 +174,8 @@ def _storage_error(storage: S3Storage, error: Exception, path: str, listing: boo
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return StorageAccessDeniedError(f"no AWS credentials found to read {what}: {error}")
     endpoint = storage.client.meta.endpoint_url
-    timed_out = timeout_kind(error)
-    if timed_out:
-        return StorageUnavailableError(f"the S3 endpoint {endpoint} timed out for {what}: no answer within "
-                                       f"{describe_timeout(timed_out, _timeouts_of(storage))}: {error}")
+    if (timed_out := timed_out_error("S3", endpoint, what, error, _timeouts_of(storage), str(error))) is not None:
+        return timed_out
     if isinstance(error, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ResponseStreamingError
                   | bx.HTTPClientError | bx.IncompleteReadError):  # the connection dropped mid-body
         return StorageUnavailableError(f"cannot reach the S3 endpoint {endpoint} for {what}: {error}")

@@ -24,7 +24,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 
-from thresher.storage.errors import StorageConfigError
+from thresher.storage.errors import StorageConfigError, StorageUnavailableError
 
 CONNECT_ENV = "THRESHER_STORAGE_CONNECT_TIMEOUT"
 READ_ENV = "THRESHER_STORAGE_READ_TIMEOUT"
@@ -104,6 +104,17 @@ def describe_timeout(kind: str, timeouts: StorageTimeouts) -> str:
     """``"the 1 s read timeout ($THRESHER_STORAGE_READ_TIMEOUT)"`` and its like, for error messages."""
     seconds, name = (timeouts.connect, CONNECT_ENV) if kind == "connect" else (timeouts.read, READ_ENV)
     return f"the {seconds:g} s {kind} timeout (${name})"
+
+
+def timed_out_error(service: str, endpoint: str, what: str, error: BaseException, timeouts: StorageTimeouts,
+                    detail: str) -> StorageUnavailableError | None:
+    """The error for an ``error`` that is, or wraps, a timeout of ``service``'s endpoint while it served
+    ``what``, naming the timeout that ran out; None for any other error."""
+    kind = timeout_kind(error)
+    if kind is None:
+        return None
+    return StorageUnavailableError(f"the {service} endpoint {endpoint} timed out for {what}: no answer within "
+                                   f"{describe_timeout(kind, timeouts)}: {detail}")
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
