@@ -23,6 +23,7 @@ import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
 from thresher.services.flight import files, shards as bag_shards, sql as flight_sql
+from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
@@ -57,6 +58,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         self._data_port = data_port
         self._storages = files.DatasourceStorages(channel)
         self._blobs = blobs if blobs is not None else open_blob_store()
+        self._blob_access = BlobAccess(channel)
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
         self._sql = flight_sql.FlightSqlHandler(self._backend, self.location)
@@ -76,6 +78,8 @@ class ThresherFlightServer(fl.FlightServerBase):
                     clean_relative(parsed.file.path)
                 return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
             if kind == "blob":
+                # The hash alone opens nothing: the caller must read a datasource that holds the blob.
+                self._blob_access.check(parsed.blob, forwarded(context))
                 return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
             if kind == "bag_shard":
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
