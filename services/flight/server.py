@@ -226,7 +226,7 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     try:
         if data_address:
             data_port = DataPortClient(data_address, "grpc+tls" if security.root_certificates else "grpc",
-                                       security.root_certificates)
+                                       security.root_certificates, security.verified_name(data_address))
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
                                       blobs=open_blob_store(home=home), peers=_peers(peers), data_port=data_port,
                                       **security.flight_server_options())
