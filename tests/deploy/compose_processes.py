@@ -195,7 +195,7 @@ class ComposeProcesses:
             raise ComposeError(f"service {name!r} is an image ({service.get('image')}) with no local stand-in")
 
     def _start_process(self, name: str, service: dict) -> None:
-        log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")  # a restart appends
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("THRESHER_", "AWS_"))}
         environment.update(self.environment(name))
         process = subprocess.Popen(self._command(name, service["command"]), env=environment, stdout=log,
@@ -226,6 +226,26 @@ class ComposeProcesses:
             if waiting and time.monotonic() > deadline:
                 raise ComposeError(f"services {waiting} not healthy in {HEALTH_DEADLINE_SECONDS:.0f} s:\n"
                                    + "\n".join(self.log(n) for n in waiting))
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each service running as a process."""
+        return {name: process.pid for name, process in self._processes}
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs service ``name``, as a container that dies."""
+        process = dict(self._processes)[name]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Starts service ``name`` again, with the same command, environment and ports; returns once its
+        health check passes."""
+        old = dict(self._processes)[name]
+        if old.poll() is None:
+            raise ComposeError(f"service {name!r} is still running")
+        self._processes = [(n, p) for n, p in self._processes if p is not old]
+        self._start_process(name, self.services[name])
+        self._await_healthy([name])
 
     def log(self, name: str, tail: int = 4000) -> str:
         try:
