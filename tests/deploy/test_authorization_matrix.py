@@ -313,16 +313,21 @@ _WIRE_CLASSES = ((fl.FlightUnauthenticatedError, "UNAUTHENTICATED"), (fl.FlightU
 MESSAGE_ONLY_VERBS = ("GetSchema", "SQL GetSchema")
 
 
-def _get_schema(target: tuple[str, str | None], descriptor: fl.FlightDescriptor) -> bytes:
-    """GetSchema as a plain gRPC call, whose status is the wire's (pyarrow's client raises a generic
-    ArrowException for every GetSchema failure, whatever the status)."""
+def _raw(target: tuple[str, str | None], method: str, descriptor: fl.FlightDescriptor) -> bytes:
+    """A unary Flight RPC as a plain gRPC call, whose status is the wire's."""
     address, token = target
     channel = grpc.insecure_channel(address)
     try:
-        return channel.unary_unary("/arrow.flight.protocol.FlightService/GetSchema")(
+        return channel.unary_unary(f"/arrow.flight.protocol.FlightService/{method}")(
             descriptor.serialize(), metadata=_bearer(token), timeout=30)
     finally:
         channel.close()
+
+
+def _get_schema(target: tuple[str, str | None], descriptor: fl.FlightDescriptor) -> bytes:
+    """GetSchema over plain gRPC: pyarrow's client raises a generic ArrowException for every GetSchema
+    failure, whatever the status."""
+    return _raw(target, "GetSchema", descriptor)
 
 
 def _flight_answer(call: Callable[[], object]) -> tuple[str, str, object, bool]:
@@ -390,6 +395,9 @@ def _flight_verbs(v: Victim) -> list[Verb]:
     verbs.append(Verb("ListFlights()", lambda c, o, t: list(c.list_flights(options=o)), "listed",
                       lambda infos: all(VICTIM not in str(info.descriptor) for info in infos)))
     verbs.append(Verb("DoExchange", lambda c, o, t: _do_exchange(c, descriptors["path datasources"], o), "inert"))
+    # pyarrow's client has no PollFlightInfo; the service does not implement it, for anyone.
+    verbs.append(Verb("PollFlightInfo", lambda c, o, t: _raw(t, "PollFlightInfo", descriptors["path datasources"]),
+                      "inert"))
     verbs.append(Verb("DoAction(unknown)", lambda c, o, t: list(c.do_action(fl.Action("drop-everything", b""), options=o)),
                       "inert"))
     # Flight SQL: statements over the victim's tables, prepared or not, and the catalog.
@@ -460,6 +468,17 @@ def _check_flight(tally: Tally, client: fl.FlightClient, address: str, verb: Ver
         answer, _, _, on_wire = _flight_answer(lambda: verb.call(client, _options(READER), (address, READER)))
         assert on_wire, f"{verb.name} with a read-only token on {where}: {answer} only in the message"
         tally.refused_as(answer, f"{verb.name} with a read-only token on {where}", ("PERMISSION_DENIED",))
+
+
+# Every RPC of Arrow Flight's FlightService. ListActions is the health check, open by design
+# (tests/deploy/test_auth.py); Handshake is checked with a wrong token below.
+FLIGHT_RPCS = {"Handshake", "ListFlights", "GetFlightInfo", "PollFlightInfo", "GetSchema", "DoGet", "DoPut",
+               "DoExchange", "DoAction", "ListActions"}
+
+
+def test_every_flight_rpc_is_in_the_matrix(victim):
+    named = {verb.name.removeprefix("SQL ").split("(")[0] for verb in _flight_verbs(victim)}
+    assert named | {"Handshake", "ListActions"} == FLIGHT_RPCS
 
 
 def test_every_flight_verb_and_ticket_kind_refuses_callers_without_access(stack, victim, capsys):
