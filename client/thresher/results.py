@@ -67,7 +67,8 @@ class Datapoint:
         if isinstance(value, pathlib.Path):  # get_blob_fields left the cached file's path here
             data = value.read_bytes()
         else:
-            data = blob_cache.fetch(self._source("fetch its blobs").connection, value, cache_on_disk)
+            source = self._source("fetch its blobs")
+            data = blob_cache.fetch(source.connection, value, cache_on_disk, datasource_id=source.id)
         if store_value:
             self.metadata[field] = data
         return data
@@ -158,8 +159,8 @@ class QueryResult:
                 raise InvalidArgumentError(f"{name!r} is not a blob field of this result "
                                            f"(blob fields: {[n for n, k in kinds.items() if k is FieldType.BLOB]})")
         digests = {d for name in names for d in self._table.column(name).to_pylist() if d is not None}
-        connection = self._source("fetch blobs").connection
-        cached = blob_cache.cache_many(connection, digests, threads, progress)
+        source = self._source("fetch blobs")
+        cached = blob_cache.cache_many(source.connection, digests, threads, progress, datasource_id=source.id)
         for entry in self.entries:
             for name in names:
                 digest = entry.metadata[name]

@@ -60,10 +60,14 @@ def tls_root_certificates() -> bytes | None:
         return handle.read()
 
 
-def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
+def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False,
+                 server_name: str | None = None) -> grpc.Channel:
     """A channel to a service: TLS verified against ``root_certificates`` (or the system's roots when
-    only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service."""
+    only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service. ``server_name``
+    is the host name the service's certificate must carry when the address does not say it (a list of
+    replica addresses, an IP)."""
     if root_certificates is not None or tls:
         credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-        return grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
+        options = [*GRPC_OPTIONS, ("grpc.ssl_target_name_override", server_name)] if server_name else GRPC_OPTIONS
+        return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=GRPC_OPTIONS)

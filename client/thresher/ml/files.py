@@ -74,7 +74,8 @@ class FileStore:
                                      progress=progress)
         digests = [value for kind, value in keys if kind == BLOB]
         if digests:
-            blob_cache.cache_many(self._datasource.connection, digests, progress=progress)
+            blob_cache.cache_many(self._datasource.connection, digests, progress=progress,
+                                 datasource_id=self._datasource.id)
 
     def wait(self) -> None:
         """Waits for every background fetch (raising the first failure)."""
@@ -98,7 +99,7 @@ class FileStore:
         if target.exists() or (kind == DATAPOINT and self._local is not None):
             return target
         if kind == BLOB:
-            return blob_cache.cache(self._datasource.connection, value)
+            return blob_cache.cache(self._datasource.connection, value, datasource_id=self._datasource.id)
         return downloads.download_file(self._datasource, value, target)
 
     def __getstate__(self) -> dict[str, Any]:

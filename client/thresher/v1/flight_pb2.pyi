@@ -26,10 +26,12 @@ class FileTicket(_message.Message):
     def __init__(self, datasource_id: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class BlobTicket(_message.Message):
-    __slots__ = ("sha256",)
+    __slots__ = ("sha256", "datasource_id")
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+    datasource_id: int
+    def __init__(self, sha256: _Optional[str] = ..., datasource_id: _Optional[int] = ...) -> None: ...
 
 class BagShardTicket(_message.Message):
     __slots__ = ("dataset", "shard", "start", "stop", "keys")
