@@ -62,6 +62,7 @@ _TOKEN = re.compile(r"""
   | (?P<punct>[()\[\],])
   | (?P<quote>["'`])
 """, re.VERBOSE)
+_PREFIX = "query expression, column "
 _ESCAPES = {"\\": "\\", '"': '"', "'": "'", "`": "`", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 
@@ -355,9 +356,9 @@ class _Parser:
         try:
             return make()
         except (UnknownFieldError, FieldTypeMismatchError, QueryError) as error:
-            if isinstance(error, QueryExpressionError):
-                raise
-            raise type(error)(f"query expression, column {position + 1}: {error}") from None
+            if isinstance(error, QueryExpressionError) or str(error).startswith(_PREFIX):
+                raise  # already placed by an inner step
+            raise type(error)(f"{_PREFIX}{position + 1}: {error}") from None
 
 
 def _tokenize(text: str) -> list[_Token]:
