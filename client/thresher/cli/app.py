@@ -15,6 +15,8 @@ USER_ERROR = 2
 UNEXPECTED = 1
 DEBUG_ENV = "THRESHER_DEBUG"
 
+# Click 8.2+ raises this for a bare group invocation; older Click prints the help and exits by itself.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         console.error("interrupted")
         return 130
+    except _NO_ARGS_IS_HELP as error:  # bare `thresher`: the help itself, not an error line
+        console.err().print(error.format_message(), markup=False, highlight=False)
+        return USER_ERROR
     except click.UsageError as error:
         hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
         console.error(f"{error.format_message()}{hint}")
