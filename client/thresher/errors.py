@@ -71,5 +71,9 @@ class ServiceError(ThresherError):
     """A service failed in a way no more specific class describes (gRPC INTERNAL, UNKNOWN, ...)."""
 
 
+class MissingExtraError(ThresherError, ImportError):
+    """A feature needs a package that an optional extra installs; the message names the extra."""
+
+
 class ScanInProgressWarning(UserWarning):
     """A query ran while the datasource was still being scanned: the result holds what is indexed so far."""

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import duckdb
+from thresher.services.server_extra import require
 import pyarrow as pa
 
 from thresher.v1 import common_pb2
@@ -25,6 +25,8 @@ from thresher.v1 import common_pb2
 from ..errors import InvalidArgument
 from ..store import Store
 from . import sandbox
+
+duckdb = require("duckdb")
 
 log = logging.getLogger(__name__)
 
