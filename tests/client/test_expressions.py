@@ -206,9 +206,10 @@ def test_text_parses_to_the_python_api_filter_tree(ds, data):
 
 @_settings
 @given(data=st.data())
-def test_to_text_parses_back_to_the_same_tree(ds, data):
+def test_str_of_a_filter_parses_back_to_the_same_tree(ds, data):
     _, expression = data.draw(trees(ds))
-    text = to_text(expression)
+    text = str(expression)
+    assert text == to_text(expression) == to_text(expression.to_proto())
     same(parse(text, ds), expression)
     assert to_text(parse(text, ds)) == text
 
