@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from concurrent import futures
 
 import grpc
-from thresher.services.server_extra import require
-
 
 from thresher.services.malformed import refuse_malformed
+from thresher.services.server_extra import require
 from thresher.transport import GRPC_OPTIONS
 
 health = require("grpc_health.v1.health")

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from thresher.services.server_extra import require
 import pyarrow as pa
 
+from thresher.services.server_extra import require
 from thresher.v1 import common_pb2
 
 from ..errors import InvalidArgument

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from thresher.services.server_extra import require
 
-
 from ..errors import InvalidArgument
 
 duckdb = require("duckdb")

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from thresher.services.server_extra import require
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.scan import ScanStatus
+from thresher.services.server_extra import require
 from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
