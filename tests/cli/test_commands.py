@@ -81,6 +81,15 @@ def test_query_field_names_with_spaces_and_field_to_field_comparisons(world, cap
     assert sorted(row["path"] for row in rows_of_json(out)) == ["test/cat_3.png", "train/dog_1.png"]
 
 
+def test_query_reads_strings_compared_with_datetime_fields_as_instants(world, capsys):
+    code, out, err = run(world, "query", world["name"], 'modified > "2000-01-01" and modified < datetime("2999-01-01")',
+                         "-f", "json", capsys=capsys)
+    assert code == 0, err
+    assert len(rows_of_json(out)) == len(FILES)
+    code, out, _ = run(world, "query", world["name"], 'modified < "2000-01-01T00:00:00Z"', "-f", "json", capsys=capsys)
+    assert rows_of_json(out) == []
+
+
 def test_query_prints_a_readable_table_by_default(world, capsys):
     code, out, err = run(world, "query", world["name"], 'path startswith "train/"', "-s", "label", capsys=capsys)
     assert code == 0
