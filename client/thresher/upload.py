@@ -95,6 +95,9 @@ def prepare(data: Any, path_column: str | int | None,
 
 
 def _path_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_null(column.type) and len(column) == 0:
+        # An empty object column (pandas < 3 has no string dtype by default) carries no type.
+        return pa.chunked_array([], pa.string())
     if arrow_kind(column.type) is not FieldType.STRING:
         raise InvalidArgumentError(f"path column '{name}' must hold strings, not {column.type}")
     if column.null_count:
@@ -124,6 +127,10 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
         return _nan_to_null(column) if pa.types.is_floating(target) else column
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if pa.types.is_float16(column.type):
+        # pyarrow < 16 cannot cast half floats; numpy can, and its NaN for a null is "no value" here.
+        column = pa.chunked_array([pa.array(chunk.to_numpy(zero_copy_only=False).astype("float64"), from_pandas=True)
+                                   for chunk in column.chunks], pa.float64())
     # Sub-microsecond timestamp digits and float precision beyond 2**53 are dropped, not errors.
     safe = not (pa.types.is_timestamp(target) or pa.types.is_floating(target))
     try:
