@@ -7,6 +7,7 @@ contents do not depend on how many workers there are.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import pickle
@@ -175,11 +176,15 @@ class ProcessExecutor:
     """Computes batches in worker processes that stack them into shared-memory slots.
 
     Batch i goes to worker i % workers, so each worker's pipe returns its batches in order; one
-    small message a batch tells where its arrays lie, and carries any list values.
+    small message a batch tells where its arrays lie, and carries any list values. With
+    `recycle_after` R, a batch's slot is reused once R later batches have been handed out,
+    instead of once its arrays are gone.
     """
 
-    def __init__(self, source: Any, workers: int, context: Any) -> None:
+    def __init__(self, source: Any, workers: int, context: Any, recycle_after: int = 0) -> None:
         payload = serialise(source)
+        self.recycle_after = recycle_after
+        self._handed_out: collections.deque[int] = collections.deque()
         # Workers must share the parent's resource tracker: a forked worker that found none
         # would start its own, which would unlink the parent's slots when that worker exits.
         resource_tracker.ensure_running()
@@ -252,7 +257,12 @@ class ProcessExecutor:
         _, answered, keys, layout, nbytes, inline, lists = message
         assert answered == index, (answered, index)
         self.pool.need(nbytes)
-        if layout:
+        if layout and self.recycle_after:
+            arrays = self.pool.views(slot, layout, nbytes, recycled=True)
+            self._handed_out.append(slot)
+            if len(self._handed_out) > self.recycle_after:
+                self.pool.release(self._handed_out.popleft())
+        elif layout:
             arrays = self.pool.views(slot, layout, nbytes)
         else:
             arrays = inline
