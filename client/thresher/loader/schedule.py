@@ -6,10 +6,12 @@ batches as the others, and the ranks' batches, taken in turn, are the single-pro
 
 A finite source is one pass (an epoch) from `start` to its last step. The full rounds (w whole
 batches each) go as above. What is left after them, fewer than `batch * w` steps, is the tail:
-with `drop_remainder` it is left out; without, it is one last round in which the tail is split
-into w contiguous parts that differ in size by at most one step (some empty when the tail has
-fewer steps than there are ranks), part r for rank r. So every step from `start` on is delivered
-exactly once, or dropped only as `drop_remainder` asks, and every rank gets as many batches.
+with `drop_remainder` it is left out; without, it is one last round of the same global batches
+cut at the last step, so rank r gets the tail's r-th slice of `batch` steps, which may be short
+or empty (an empty batch keeps the keys, with no rows). So every step from `start` on is
+delivered exactly once, or dropped only as `drop_remainder` asks, and every rank gets as many
+batches. Keeping the global batches whole (rather than spreading the tail evenly) keeps each
+rank's reads aligned with shards of `batch` rows.
 
 Everything depends on `start`, the job's global step, and not on how many ranks came before it:
 a job saved at step s with w ranks resumes at step s with any other number of ranks.
@@ -52,14 +54,11 @@ class Partition:
 
     def steps(self, start: int, index: int) -> range:
         """The steps of this rank's batch `index` counted from `start`."""
-        first = start + index * self.round
-        if self.size is not None and first + self.round > self.size:
-            # The tail round: split what is left evenly over the ranks.
-            tail = max(0, self.size - first)
-            w, r = self.world_size, self.rank
-            return range(first + r * tail // w, first + (r + 1) * tail // w)
-        first += self.rank * self.batch
-        return range(first, first + self.batch)
+        first = start + (index * self.world_size + self.rank) * self.batch
+        last = first + self.batch
+        if self.size is not None:
+            first, last = min(first, self.size), min(last, self.size)
+        return range(first, last)
 
     def ranges(self, start: int) -> Iterator[range]:
         """This rank's batches from `start` to the end of the pass (endless for an endless source)."""
