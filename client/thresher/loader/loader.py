@@ -69,6 +69,14 @@ class _Resources:
             executor.close()
 
 
+def _template(batch: dict[str, Any]) -> dict[str, Any]:
+    """Per key (dtype, shape of one row) for an array, None for a list."""
+    return {
+        key: (value.dtype, value.shape[1:]) if isinstance(value, np.ndarray) else None
+        for key, value in batch.items()
+    }
+
+
 class Loader:
     """Batches of `batch` datapoints from `source`, computed ahead by `workers`.
 
@@ -170,6 +178,7 @@ class Loader:
         self._requested = 0  # batches given to the executor since _start
         self._empty: set[int] = set()  # requested batches with no steps (a short tail round)
         self._planned: int | None = None  # the start the source's reads are planned for
+        self._template: dict[str, Any] | None = None  # a batch's keys, dtypes and shapes
         self._closed = False
         self._resources = _Resources()
         # Stops the workers and frees the shared memory when the loader is garbage collected or
@@ -257,6 +266,8 @@ class Loader:
                 batch = self._empty_batch()
             else:
                 batch = executor.result(self._consumed)
+                if self._template is None:
+                    self._template = _template(batch)
         except BaseException:
             # A worker failed, or Ctrl-C: stop everything now. The position is unchanged, so a
             # later next() starts fresh workers and asks for this same batch again.
@@ -353,10 +364,17 @@ class Loader:
         self._planned = self._start
 
     def _empty_batch(self) -> dict[str, Any]:
-        """A batch of no datapoints (a rank's part of a tail shorter than the ranks)."""
+        """A batch of no datapoints (a rank's part of a tail shorter than the ranks), shaped
+        like the batch before it, or else like `spec` (which reads step 0)."""
+        template = self._template
+        if template is None:
+            template = {
+                key: (dtype, shape) if dtype.kind in batching.STACKABLE_KINDS else None
+                for key, (dtype, shape) in self.spec.items()
+            }
         return {
-            key: np.empty((0, *shape), dtype) if dtype.kind in batching.STACKABLE_KINDS else []
-            for key, (dtype, shape) in self.spec.items()
+            key: [] if kind is None else np.empty((0, *kind[1]), kind[0])
+            for key, kind in template.items()
         }
 
     def _drain(self) -> None:
