@@ -108,3 +108,21 @@ def test_granular_reads_our_state_and_we_read_granulars():
     fresh.load(theirs.save())
     assert fresh.consumed == 8 and labels(take(fresh, 1)) == labels(take(ours, 1))
     theirs.close()
+
+
+def test_load_drops_in_flight_batches_without_computing_or_raising_them(no_leaks):
+    from .fakes import FailAt, Recorder
+
+    recorder = Recorder(40)
+    loader = Loader(recorder, 4, workers=0, prefetch=5)
+    next(loader)
+    loader.load({"step": 20})
+    assert recorder.asked == [0, 1, 2, 3]  # the dropped batches were never computed
+    assert next(loader)["label"].tolist() == [20, 21, 22, 23]
+    # A batch that fails while in flight is dropped with the others; the workers stay.
+    with Loader(FailAt(40, bad=9), 4, workers=2, prefetch=4) as failing:
+        next(failing)
+        pids = failing.worker_pids
+        failing.load({"step": 24})
+        assert next(failing)["label"].tolist() == [24, 25, 26, 27]
+        assert failing.worker_pids == pids

@@ -384,9 +384,9 @@ class Loader:
             try:
                 for index in range(self._consumed, self._requested):
                     if index not in self._empty:
-                        executor.result(index)
+                        executor.discard(index)
             except Exception:
-                self._shutdown()  # a batch nobody will see failed: start afresh
+                self._shutdown()  # a worker died under a batch nobody will see: start afresh
         self._empty.clear()
         self._requested = self._consumed
 

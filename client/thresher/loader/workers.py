@@ -1,7 +1,7 @@
 """Executors that compute whole batches: in the caller, in threads, or in worker processes.
 
 Each takes `submit(index, steps)` for the batches in order and hands them back with
-`result(index)` in that same order; a batch is computed whole by one worker, so the order and the
+`result(index)` (or drops them with `discard(index)`) in that same order; a batch is computed whole by one worker, so the order and the
 contents do not depend on how many workers there are.
 """
 
@@ -65,6 +65,10 @@ class InlineExecutor:
         except Exception as exc:
             raise _failure(exc, steps, "in the calling thread") from exc
 
+    def discard(self, index: int) -> None:
+        """Drops a batch not yet computed: nothing to wait for."""
+        self._steps.pop(index, None)
+
     def close(self) -> None:
         self._steps.clear()
 
@@ -86,6 +90,11 @@ class ThreadExecutor:
             return future.result()
         except Exception as exc:
             raise _failure(exc, steps, "in a worker thread") from exc
+
+    def discard(self, index: int) -> None:
+        """Drops a batch: cancelled if not started, else left to finish unread."""
+        _, future = self._futures.pop(index)
+        future.cancel()
 
     def close(self) -> None:
         self._futures.clear()
@@ -269,6 +278,15 @@ class ProcessExecutor:
             if slot is not None:
                 self.pool.release(slot)
         return {key: arrays[key] if key in arrays else lists[key] for key in keys}
+
+    def discard(self, index: int) -> None:
+        """Receives a batch and drops it, so the worker's pipe stays in order; a failed batch is
+        dropped too, but a dead worker still raises `WorkerError`."""
+        try:
+            self.result(index)
+        except WorkerError as error:
+            if error.traceback == "":  # the worker died: its pipe is broken
+                raise
 
     def close(self) -> None:
         """Stops the workers (terminating any that do not stop in time) and unlinks the slots."""
