@@ -12,7 +12,7 @@ import pytest
 
 from thresher.bag import DatasetReader, DatasetWriter, ShardedDatasetReader, ShardedDatasetWriter, decoders, encoders
 from thresher.loader import Loader
-from thresher.sources import Epochs, Mix, Remote
+from thresher.sources import Epochs, Mix, Remote, Transform
 
 from .conftest import SPEC, points
 
@@ -141,3 +141,22 @@ def test_a_mixture_with_a_remote_part_resumes_at_another_world_size(
     first, state = names(before, batches=2)
     rest, _ = names(after, state, batches=3)
     assert first + rest == single[: len(first) + len(rest)]
+
+
+def _tag(point: dict, seed) -> dict:
+    return {**point, "tagged": True}
+
+
+def test_transform_and_mix_pass_the_loaders_read_plan_to_remote_parts(flight_pair, bag_dataset, connect_to):
+    dataset, _ = bag_dataset(24, BATCH)
+    conn = connect_to(flight_pair[0])
+    first, second = Remote(dataset, connection=conn), Remote(dataset, connection=conn)
+    source = Mix([Transform(first, _tag), Transform(second, _tag)], [0.5, 0.5], seed=1)
+    with Loader(source, BATCH, workers=0, rank=1, world_size=3) as loader:
+        loader.load({"step": 6})
+        batches = list(loader)
+    # From step 6, rank 1 of 3 has global batches 1 and 4: steps 10..13 and 22..23.
+    assert [sorted(int(n[1:]) for n in batch["name"]) for batch in batches] == [[10, 11, 12, 13], [22, 23]]
+    for remote in (first, second):
+        assert remote.plan == [(2, 2, 4), (3, 0, 2), (5, 2, 4)]
+        remote.close()
