@@ -109,13 +109,17 @@ class Loader:
             (default) reuses memory only once the batch's arrays are gone.
         drop_remainder: leave out the tail of a finite pass that does not fill a whole batch on
             every rank.
-        rank, world_size: this process's part of a multi-node job; by default taken from
-            `torch.distributed` when it is initialised, else 0 and 1.
-        shard_id, num_shards: granular's names for rank and world_size.
+        rank: this process's rank in a multi-node job; by default taken from
+            `torch.distributed` when it is initialised, else 0.
+        world_size: the number of ranks (default as for `rank`, else 1).
+        shard_id: granular's name for `rank`.
+        num_shards: granular's name for `world_size`.
         mode: "process" for CPU-bound sources, "thread" for sources that wait on I/O.
-        start_method, mp: multiprocessing start method or context (default forkserver, see
-            `default_start_method`); `mp` is granular's name.
-        fns, shuffle: granular 0.21's removed arguments; only `()` and None are accepted.
+        start_method: multiprocessing start method or context (default forkserver, see
+            `default_start_method`).
+        mp: granular's name for `start_method`.
+        fns: granular 0.21's removed argument; only `()` is accepted.
+        shuffle: granular 0.21's removed argument; only None is accepted.
     """
 
     def __init__(
