@@ -21,6 +21,9 @@ TLS_ROOT_CERTS_ENV = "THRESHER_TLS_ROOT_CERTS"
 # RESOURCE_EXHAUSTED instead of exhausting memory. Senders slice batches well below it.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 TARGET_BATCH_BYTES = 8 * 1024 * 1024
+# Application metadata a DoPut client sends instead of ending its stream when its producer failed: the
+# flight service then cancels the upload, so nothing of it is written.
+ABORT_UPLOAD = b"thresher:abort-upload"
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
