@@ -267,18 +267,21 @@ class Connection:
 
         def put() -> metadata_service_pb2.UpsertTableResponse | None:
             writer, reader = self.flight.do_put(descriptor, table.schema, options=self._flight_options)
+            try:
+                for batch in batches:
+                    for piece in arrow_io.split_batch(batch):
+                        writer.write_batch(piece)
+            except BaseException:
+                # Ending the stream here would commit what was sent: tell the service to drop it. Its
+                # refusal is expected and not what the caller needs to hear; the producer's error is.
+                with contextlib.suppress(Exception):
+                    writer.write_metadata(pa.py_buffer(transport.ABORT_UPLOAD))
+                    writer.done_writing()
+                    reader.read()
+                with contextlib.suppress(Exception):
+                    writer.close()
+                raise
             with writer:
-                try:
-                    for batch in batches:
-                        for piece in arrow_io.split_batch(batch):
-                            writer.write_batch(piece)
-                except BaseException:
-                    # Ending the stream here would commit what was sent: tell the service to drop it.
-                    with contextlib.suppress(Exception):
-                        writer.write_metadata(pa.py_buffer(transport.ABORT_UPLOAD))
-                        writer.done_writing()
-                        reader.read()
-                    raise
                 writer.done_writing()
                 answer = reader.read()
             if answer is None or answer.size == 0:
