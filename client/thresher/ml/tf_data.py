@@ -58,7 +58,9 @@ class ItemBatches(keras.utils.PyDataset):
 
     ``shuffle`` reorders the items each epoch (from ``seed``, so runs repeat). Items are tuples that
     Keras reads as (inputs, targets[, sample weights]). ``workers``, ``use_multiprocessing`` and
-    ``max_queue_size`` go to PyDataset.
+    ``max_queue_size`` go to PyDataset: each worker (thread, or process with its own connection to the
+    services) fetches the files of the batch it builds, so at most about ``max_queue_size`` batches'
+    files are fetched ahead of training.
     """
 
     def __init__(self, items: ItemBuilder, batch_size: int = 32, shuffle: bool = False, seed: int | None = None,
@@ -81,7 +83,7 @@ class ItemBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        return collate([self.thresher_items(int(row)) for row in rows])
+        return collate(self.thresher_items.batch([int(row) for row in rows]))
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
