@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,10 @@ def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataL
     start from a fork server unless ``multiprocessing_context`` says otherwise: a plain fork would copy
     this process's gRPC state, which no child can use.
     """
-    if options.get("num_workers", 0) > 0 and dataset.thresher_items.fetches:
-        options.setdefault("multiprocessing_context", "forkserver")
+    if options.get("num_workers", 0) > 0 and dataset.thresher_items.fetches \
+            and "multiprocessing_context" not in options:
+        context = multiprocessing.get_context("forkserver")
+        # Imported once in the fork server, so each epoch's workers start with torch loaded.
+        context.set_forkserver_preload([__name__])
+        options["multiprocessing_context"] = context
     return torch.utils.data.DataLoader(dataset, **options)
