@@ -43,7 +43,8 @@ def test_a_result_is_an_arrow_stream_that_every_tool_reads_without_a_copy(ds):
     assert result.to_arrow() is result.arrow
     assert pl.DataFrame(result)["rank"].to_list() == list(range(6))
     assert result.to_polars().columns == table.column_names
-    assert pd.DataFrame.from_arrow(result)["label"].tolist() == ["cat", "dog"] * 3
+    if hasattr(pd.DataFrame, "from_arrow"):  # pandas 3 reads Arrow streams itself
+        assert pd.DataFrame.from_arrow(result)["label"].tolist() == ["cat", "dog"] * 3
     assert result.to_pandas()["rank"].tolist() == list(range(6))
     r = result  # DuckDB's replacement scan finds the variable by name
     assert duckdb.sql("select label, count(*) from r group by label order by label").fetchall() == [("cat", 3),

@@ -49,4 +49,4 @@ def test_snippet_runs(ds, index):
     exec(compile(snippets()[index], f"README.md snippet {index}", "exec"), namespace)  # noqa: S102 - our README
     uploaded = {0: ["confident"], 1: ["double_score", "reviewed"], 2: ["above_half"], 3: ["label_length"]}
     for field in uploaded.get(index, []):
-        assert ds[field].is_not_null() is not None and ds[ds[field].is_not_null()].count() > 0, field
+        assert ds[ds[field].is_not_null()].count() > 0, field
