@@ -64,6 +64,19 @@ def test_pydataset_batches_fetch_only_their_own_files(conn, namespace, s3_bucket
     assert sorted(p.name for p in tmp_path.rglob("*.png")) == [f"{i:04d}.png" for i in range(8, 12)]
 
 
+def test_tf_data_workers_fetch_a_bounded_number_of_files_ahead(conn, namespace, s3_bucket, tmp_path):
+    ds = s3_pngs(conn, namespace, s3_bucket, 40)
+    dataset = ds.order_by("path").all().as_ml_dataset("tensorflow", savedir=tmp_path, progress=False,
+                                                     num_workers=2, read_ahead=4)
+    assert fetched(tmp_path) == 1  # the first item, which gave the output signature
+    elements = iter(dataset)
+    first = next(elements)
+    assert tuple(first.shape) == (2, 2, 3)
+    # The item read, the read-ahead window refilled after it, and at most one more asked for by tf.data.
+    assert 1 <= fetched(tmp_path) <= 1 + 4 + 1
+    assert sum(1 for _ in elements) == 39 and fetched(tmp_path) == 40
+
+
 def test_a_pickled_connection_dials_afresh_with_the_same_settings(conn):
     conn.call_metadata("ListNamespaces", ms.ListNamespacesRequest(), idempotent=True)  # channels open
     copy = pickle.loads(pickle.dumps(conn))
