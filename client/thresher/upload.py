@@ -9,6 +9,7 @@ dictionaries are decoded, timestamps become UTC microseconds and dates midnight 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError
 
 
 ACCEPTED = ("a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader, a polars DataFrame or "
-            "LazyFrame, a DuckDB relation, a Hugging Face datasets.Dataset, or any object with "
+            "LazyFrame, a DuckDB relation, a Hugging Face Dataset or IterableDataset, or any object with "
             "__arrow_c_stream__ (the Arrow PyCapsule stream interface)")
 
 
@@ -46,12 +47,24 @@ def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
         data = data.collect()
     if module == "polars" and hasattr(data, "to_arrow"):
         return data.to_arrow()  # zero-copy for most column types
+    if module == "datasets" and type(data).__name__ == "IterableDataset":
+        return _iterable_dataset_stream(data)
     if module == "datasets" and hasattr(data, "with_format"):
         # Memory-mapped, zero-copy unless the dataset holds an indices mapping (after a shuffle or select).
         return data.with_format("arrow")[:]
     if hasattr(data, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(data)
     raise TypeError(f"cannot upload a {type(data).__module__}.{type(data).__qualname__}: pass {ACCEPTED}")
+
+
+def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | pa.RecordBatchReader:
+    # A streaming Hugging Face dataset: its schema is known once its first batch is read.
+    tables = iter(data.with_format("arrow").iter(batch_size=batch_rows))
+    first = next(tables, None)
+    if first is None:
+        return pa.table({})
+    batches = (batch for table in itertools.chain([first], tables) for batch in table.to_batches())
+    return pa.RecordBatchReader.from_batches(first.schema, batches)
 
 
 def _from_pandas(data: Any) -> pa.Table:

@@ -49,6 +49,7 @@ PRODUCERS = {
                                           "('f3.txt', 13)) t(path, rank)"),
     "hugging face": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}),
     "hugging face shuffled": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}).shuffle(seed=1),
+    "hugging face iterable": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}).to_iterable_dataset(),
     "pycapsule": lambda: CapsuleOnly(table()),
 }
 
