@@ -257,8 +257,8 @@ class Connection:
         ``table`` may be a RecordBatchReader: its batches are sent as they are read, so an upload
         larger than memory streams. If reading it raises, the upload is aborted (nothing is written)
         and the error is raised here. Returns the server's counts when it sends them.
-        ``create_missing``: whether the upload may create datapoints for paths not known yet; the
-        service decides what an upload may create, and this is the one place the flag is sent from.
+        ``create_missing``: whether paths the datasource does not know may become new datapoints
+        (services of this version create them either way).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
             datasource_id=datasource_id, path_column=path_column))

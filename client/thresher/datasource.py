@@ -312,7 +312,8 @@ class Datasource(ArrowExport):
         else raises TypeError. A stream (reader, relation, other producer) is sent batch by batch as it
         is read, so it may be larger than memory; it still commits only at its end, and if the
         producer raises midway nothing is written. ``create_missing`` says whether paths the
-        datasource does not know yet may be created.
+        datasource does not know yet may become new datapoints (services of this version create them
+        either way).
         """
         return self._upload(data, path_column, create_missing=create_missing)
 
