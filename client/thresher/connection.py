@@ -204,10 +204,12 @@ class Connection:
         return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
                                  idempotent=True)
 
-    def stream_query(self, query: common_pb2.Query) -> pa.RecordBatchReader:
+    def stream_query(self, query: common_pb2.Query, *, map_errors: bool = True) -> pa.RecordBatchReader:
         """Runs ``query`` through the flight service and returns its batches as they arrive.
 
-        Nothing is held beyond the batch being read; errors while reading raise Thresher exceptions.
+        Nothing is held beyond the batch being read. With ``map_errors`` errors while reading raise
+        Thresher exceptions (a Python step per batch); without, the reader is Flight's own, for
+        consumers that read it in C (an Arrow C stream), where no Python exception reaches anyone.
         """
         ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
 
@@ -217,6 +219,8 @@ class Connection:
             return reader
 
         reader = self._flight_call(start, idempotent=True)
+        if not map_errors:
+            return reader.to_reader()
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:

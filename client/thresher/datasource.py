@@ -255,8 +255,8 @@ class Datasource(ArrowExport):
             raise NotFoundError(f"no datapoint {path!r} in {self.namespace}/{self.name}")
         return result[0]
 
-    def _arrow_reader(self) -> pa.RecordBatchReader:
-        reader = self.connection.stream_query(self.query_proto())
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
         self._warn_about_scan(reader.schema, stacklevel=4)
         return reader
 

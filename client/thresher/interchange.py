@@ -20,14 +20,15 @@ DEFAULT_BATCH_ROWS = 65_536
 
 
 class ArrowExport:
-    """Arrow interchange for a class that can open its rows as a RecordBatchReader (``_arrow_reader``)."""
+    """Arrow interchange for a class that can open its rows as a RecordBatchReader (``_arrow_reader``;
+    ``native`` asks for one read in C, whose errors need no mapping to Python exceptions)."""
 
-    def _arrow_reader(self) -> pa.RecordBatchReader:
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
         raise NotImplementedError
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The rows as an Arrow C stream (PyCapsule), batch by batch as they are read."""
-        return self._arrow_reader().__arrow_c_stream__(requested_schema)
+        return self._arrow_reader(native=True).__arrow_c_stream__(requested_schema)
 
     def to_arrow(self) -> pa.Table:
         """The rows as a pyarrow Table; each field's type is in its Arrow field metadata."""

@@ -108,7 +108,7 @@ class QueryResult(ArrowExport):
         """The result as a pandas DataFrame (``options`` go to ``pyarrow.Table.to_pandas``)."""
         return self.dataframe if not options else self._table.to_pandas(**options)
 
-    def _arrow_reader(self) -> pa.RecordBatchReader:
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
         return self._table.to_reader()
 
     def _hf_source(self) -> Any:
