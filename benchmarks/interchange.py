@@ -7,7 +7,7 @@ each against its peer in the same run.
 - upload: ``ds.upload(reader)`` streaming the batches of a ``RecordBatchReader``, against
   ``ds.upload(table)`` of the same rows.
 
-Services run as ``thresher up`` in a child process; the best of ``--repeat`` interleaved rounds counts.
+Services run as ``thresher up`` in a child process; medians of ``--repeat`` interleaved rounds.
 
     python benchmarks/interchange.py [--rows 1000000] [--repeat 3]
 """
@@ -15,6 +15,7 @@ Services run as ``thresher up`` in a child process; the best of ``--repeat`` int
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import polars as pl
@@ -24,22 +25,34 @@ from service_process import ServiceProcess, empty_datasource
 from upload import make_frame
 
 
-def best(function, repeat: int) -> float:
-    timings = []
+def interleaved(runs: dict, repeat: int) -> dict[str, list[float]]:
+    """Seconds of each run in each of ``repeat`` rounds, the runs taking turns so that load from
+    elsewhere weighs on all alike."""
+    timings: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
+        for name, function in runs.items():
+            started = time.perf_counter()
+            function()
+            timings[name].append(time.perf_counter() - started)
+    return timings
+
+
+def report(kind: str, timings: dict[str, list[float]], rows: int) -> None:
+    """The median time of each run and its median ratio to the first (the peer) over the rounds."""
+    peer = next(iter(timings.values()))
+    for name, seconds in timings.items():
+        ratio = statistics.median(p / s for p, s in zip(peer, seconds))
+        median = statistics.median(seconds)
+        print(f"{kind:<6} {name:<26} {median:6.3f} s  {rows / median:12,.0f} rows/s  {ratio:.2f}x of the peer")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     table = pa.Table.from_pandas(make_frame(args.rows), preserve_index=False)
-    print(f"data: {args.rows:,} rows x {table.num_columns - 1} fields; best of {args.repeat}")
+    print(f"data: {args.rows:,} rows x {table.num_columns - 1} fields; medians of {args.repeat} interleaved rounds")
     with ServiceProcess() as services:
         services.connect()
         ds = empty_datasource("bench/interchange", "rows")
@@ -59,15 +72,11 @@ def main() -> None:
         def batches() -> None:
             assert sum(batch.num_rows for batch in view.iter_batches(65_536)) == args.rows
 
-        for run in (bare, arrow_stream, polars_stream, batches):
+        reads = {"read_query (peer)": bare, "pyarrow.table(view)": arrow_stream,
+                 "polars.DataFrame(view)": polars_stream, "view.iter_batches(65536)": batches}
+        for run in reads.values():
             run()  # warm-up
-        reads = {name: best(run, args.repeat) for name, run in (
-            ("read_query (peer)", bare), ("pyarrow.table(view)", arrow_stream),
-            ("polars.DataFrame(view)", polars_stream), ("view.iter_batches(65536)", batches))}
-        peer = reads["read_query (peer)"]
-        for name, seconds in reads.items():
-            print(f"read  {name:<26} {seconds:6.3f} s  {args.rows / seconds:12,.0f} rows/s  "
-                  f"{peer / seconds:.2f}x of the peer")
+        report("read", interleaved(reads, args.repeat), args.rows)
 
         target = empty_datasource("bench/interchange", "uploads")
         target.upload(table.slice(0, 50_000), create_missing=True)  # warm-up
@@ -79,11 +88,7 @@ def main() -> None:
             target.upload(pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=65_536)),
                           create_missing=True)
 
-        whole_s, streamed_s = best(whole, args.repeat), best(streamed, args.repeat)
-        print(f"upload table (peer)                {whole_s:6.3f} s  {args.rows / whole_s:12,.0f} rows/s")
-        print(f"upload RecordBatchReader           {streamed_s:6.3f} s  {args.rows / streamed_s:12,.0f} rows/s  "
-              f"{whole_s / streamed_s:.2f}x of the peer")
-
+        report("upload", interleaved({"table (peer)": whole, "RecordBatchReader": streamed}, args.repeat), args.rows)
 
 if __name__ == "__main__":
     main()
