@@ -179,7 +179,8 @@ class Connection:
         with self._lock:
             if self._flight is None:
                 scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
-                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots)
+                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
+                                                   generic_options=transport.FLIGHT_CLIENT_OPTIONS)
             return self._flight
 
     def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:

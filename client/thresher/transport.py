@@ -36,6 +36,15 @@ GRPC_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
+# The client's Flight channel receives at most this much of a stream ahead of what it has read: gRPC's
+# adaptive window (BDP probing) otherwise grows with load, so a reader that falls behind a fast service
+# would hold ever more of a result in socket buffers. 16 MiB keeps loopback and LAN throughput.
+FLIGHT_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024
+FLIGHT_CLIENT_OPTIONS = [
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", FLIGHT_RECEIVE_WINDOW_BYTES),
+]
+
 
 def metadata_address() -> str:
     return os.environ.get(METADATA_ADDRESS_ENV, DEFAULT_METADATA_ADDRESS)
