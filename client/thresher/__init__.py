@@ -15,7 +15,8 @@ from thresher.datasets import delete_dataset, get_dataset, get_datasets
 from thresher.datasource import Datasource
 from thresher.datasources import create_datasource, get_datasource, get_datasources
 from thresher.datasources import get_or_create as get_or_create_datasource
-from thresher.downloads import disable_bucket_downloaders, enable_gcs_bucket_downloader, enable_s3_bucket_downloader
+from thresher.downloads import (DownloadReport, UnsafePathWarning, disable_bucket_downloaders,
+                                enable_gcs_bucket_downloader, enable_s3_bucket_downloader)
 from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, MissingExtraError,
                              NotFoundError, PermissionDeniedError, QueryError, QueryExpressionError, ResourceExhaustedError, ScanFailedError,
                              ScanInProgressWarning, ServiceTimeoutError,
@@ -33,7 +34,7 @@ from thresher.types import FieldType
 __all__ = [
     "__version__", "MissingExtraError", "QueryExpressionError",
     "BagReader", "BagWriter", "DatasetReader", "DatasetWriter", "ShardedDatasetReader", "ShardedDatasetWriter",
-    "decoders", "encoders",
+    "decoders", "encoders", "DownloadReport", "UnsafePathWarning",
     "AlreadyExistsError", "BlobNotFoundError", "Namespace", "StorageAccessDeniedError", "StorageError",
     "StorageNotFoundError", "StorageUnavailableError", "UnknownRevisionError", "UnsafePathError",
     "create_namespace", "disable_bucket_downloaders", "enable_gcs_bucket_downloader", "enable_s3_bucket_downloader",

@@ -26,12 +26,12 @@ from thresher.services.flight import files, shards as bag_shards, sql as flight_
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
+from thresher.services.flight.errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket, query_ticket
 from thresher.storage.base import clean_relative
 from thresher.storage.blobs import BlobStore, open_blob_store
-from thresher.transport import flight_address, metadata_address
+from thresher.transport import ABORT_UPLOAD, flight_address, metadata_address
 from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class ThresherFlightServer(fl.FlightServerBase):
             path_column = command.upsert.path_column or schema.names[0]
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
-            batches = (chunk.data for chunk in reader if chunk.data is not None)
+            batches = uploaded_batches(reader)
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
                                             forwarded(context))
         writer.write(pa.py_buffer(response.SerializeToString()))
@@ -283,3 +283,13 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait()
     log.info("stopping")
     server.shutdown()
+
+
+def uploaded_batches(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """A DoPut's batches, forwarded one by one as they arrive; raises if the client aborts the upload."""
+    for chunk in reader:
+        if chunk.app_metadata is not None and chunk.app_metadata.to_pybytes() == ABORT_UPLOAD:
+            raise status_error(grpc.StatusCode.CANCELLED,
+                               "the client aborted the upload (its data source failed); nothing was written")
+        if chunk.data is not None:
+            yield chunk.data

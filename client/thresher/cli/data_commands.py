@@ -219,8 +219,9 @@ def download(ctx: click.Context, name: str, directory: str, expression: str | No
              redownload: bool) -> None:
     """Download the files of NAME (those matching EXPRESSION) into DIRECTORY, in parallel with progress."""
     result = _view(ctx, name, expression).all()
-    folder = result.download_files(directory, keep_source_prefix=not flat, redownload=redownload)
-    console.out().print(f"downloaded {len(result)} files to {folder}", highlight=False)
+    report = result.download_files(directory, keep_source_prefix=not flat, redownload=redownload)
+    skipped = f", skipped {len(report.unsafe)} unsafe paths" if report.unsafe else ""
+    console.out().print(f"downloaded {len(report.downloaded)} files ({len(report.skipped) - len(report.unsafe)} already there) to {report.folder}{skipped}", highlight=False)
 
 
 def _instant(timestamp: Any) -> Any:
