@@ -43,14 +43,14 @@ def main() -> None:
         import thresher
 
         warm = empty_datasource("bench/upload", "warmup")
-        warm.upload_metadata_from_dataframe(frame.head(50_000), path_column="path")
+        warm.upload_metadata_from_dataframe(frame.head(50_000), path_column="path", create_missing=True)
         ds = empty_datasource("bench/upload", "table")
         started = time.perf_counter()
-        ds.upload_metadata_from_dataframe(frame, path_column="path")
+        ds.upload_metadata_from_dataframe(frame, path_column="path", create_missing=True)
         new_s = time.perf_counter() - started
         updated = frame.assign(score=frame["score"] + 1)
         started = time.perf_counter()
-        ds.upload_metadata_from_dataframe(updated, path_column="path")
+        ds.upload_metadata_from_dataframe(updated, path_column="path", create_missing=True)
         update_s = time.perf_counter() - started
         assert ds.count() == args.rows
     con = duckdb.connect()

@@ -192,14 +192,14 @@ class Connection:
 
         return self._flight_call(start, idempotent=True)
 
-    def upsert_table(self, datasource_id: int, table: pa.Table,
-                     path_column: str) -> metadata_service_pb2.UpsertTableResponse | None:
+    def upsert_table(self, datasource_id: int, table: pa.Table, path_column: str,
+                     create_missing: bool = False) -> metadata_service_pb2.UpsertTableResponse | None:
         """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
 
         Returns the server's counts when it sends them (a PutResult holding an UpsertTableResponse).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column))
+            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
 
         def put() -> metadata_service_pb2.UpsertTableResponse | None:

@@ -263,12 +263,13 @@ class Datasource:
     # -- writing ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def metadata_context(self) -> Iterator[MetadataContext]:
+    def metadata_context(self, create_missing: bool = False) -> Iterator[MetadataContext]:
         """Collects ``ctx.update_metadata(paths, {...})`` calls and writes them in one request on exit.
 
-        If the block raises, nothing is written.
+        If the block raises, nothing is written. Paths that are not datapoints yet are refused
+        (``UnknownPathsError``, nothing written) unless ``create_missing=True``.
         """
-        context = MetadataContext(self._shared.write_type)
+        context = MetadataContext(self._shared.write_type, create_missing)
         try:
             yield context
         finally:
@@ -277,16 +278,19 @@ class Datasource:
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
 
-    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
+    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
+                                       create_missing: bool = False) -> Any:
         """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.
 
         ``path_column`` is a column name or position (the first column by default). Missing values
-        (None/NaN/NaT) leave fields untouched. Returns the service's counts when it sends them.
+        (None/NaN/NaT) leave fields untouched. Paths that are not datapoints yet are refused
+        (``UnknownPathsError``, nothing written) unless ``create_missing=True``, which creates them.
+        Returns the service's counts when it sends them.
         """
         table, path_name = upload.prepare(df, path_column, self._shared.write_types)
         if table.num_rows == 0:
             return None
-        response = self.connection.upsert_table(self.id, table, path_name)
+        response = self.connection.upsert_table(self.id, table, path_name, create_missing=create_missing)
         self._shared.stale = True
         return response
 

@@ -185,7 +185,8 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         datasource_id = _require_id(request.datasource_id, "datasource_id")
         types = {f.name: f.type for f in self.store.get_datasource(datasource_id).fields}
         table = table_from_proto_rows(request.datapoints, types)
-        result = self.store.upsert(datasource_id, table, "path", _actor(context))
+        result = self.store.upsert(datasource_id, table, "path", _actor(context),
+                                   create_missing=request.create_missing)
         return pb.UpsertMetadataResponse(datapoints_written=result.datapoints_written,
                                          datapoints_created=result.datapoints_created)
 
@@ -194,7 +195,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         header, table = _read_upload(request_iterator)
         result = self.store.upsert(_require_id(header.datasource_id, "datasource_id"), table,
                                    header.path_column or (table.column_names[0] if table.column_names else ""),
-                                   _actor(context))
+                                   _actor(context), create_missing=header.create_missing)
         return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
                                       datapoints_created=result.datapoints_created)
 
