@@ -168,3 +168,45 @@ def test_new_datapoints_are_written_once_and_updates_log_what_they_supersede(eng
     assert [h["label"] for h in store.history(source.id, "a", "label").to_pylist()] == ["cat"]
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2}, "c": {"x": 3, "label": "dog"}}
     assert _state(store, source)["b"] == {"x": 2, "label": "bird"}
+
+
+def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monkeypatch):
+    from thresher.services.metadata.store import store as store_module
+
+    store, clock = engine
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    source = _datasource(store)
+    _write(store, source, path=["a", "b"], x=[1, 2], label=["cat", "dog"])
+    schema = pa.schema([("path", pa.string()), ("x", pa.int64()), ("score", pa.float64())])
+
+    def batches(*rows):
+        for paths, xs, scores in rows:
+            yield pa.record_batch([pa.array(paths), pa.array(xs, pa.int64()), pa.array(scores, pa.float64())],
+                                  schema=schema)
+
+    with pytest.raises(InvalidArgument, match="path 'c' appears more than once"):
+        store.upsert_batches(source.id, schema, batches((["c", "a"], [3, 10], [None, None]),
+                                                        (["d", "c"], [4, 5], [0.5, 0.5])),
+                             "path", "tester", create_missing=True)
+    assert _state(store, source) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
+
+    def failing():
+        yield from batches((["a", "e"], [10, 5], [None, None]), (["f", "g"], [6, 7], [0.1, 0.2]))
+        raise InvalidArgument("the stream stopped before its end")
+
+    with pytest.raises(InvalidArgument, match="before its end"):
+        store.upsert_batches(source.id, schema, failing(), "path", "tester", create_missing=True)
+    assert _state(store, source) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
+    clock.now = T0 + dt.timedelta(seconds=1)
+    # `score` has no value in the first chunk, so it becomes a field in a later one.
+    result = store.upsert_batches(source.id, schema, batches((["a", "e"], [10, 5], [None, None]),
+                                                             (["b", "f"], [None, 6], [0.25, 0.5])),
+                                  "path", "tester", create_missing=True)
+    assert (result.datapoints_written, result.datapoints_created) == (4, 2)
+    assert _state(store, source) == {"a": {"x": 10, "label": "cat"}, "b": {"x": 2, "label": "dog", "score": 0.25},
+                                     "e": {"x": 5}, "f": {"x": 6, "score": 0.5}}
+    assert [(h["x"], h["label"], h["score"]) for h in store.history(source.id, "a").to_pylist()] == [
+        (1, "cat", None), (10, None, None)]
+    assert [(h["x"], h["score"]) for h in store.history(source.id, "b").to_pylist()] == [(2, None), (None, 0.25)]
+    assert [(h["x"], h["score"]) for h in store.history(source.id, "f").to_pylist()] == [(6, 0.5)]
+    assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}

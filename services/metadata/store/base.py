@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -71,6 +71,11 @@ class Store(abc.ABC):
         """Writes a table of (path, fields...) atomically: all of it, or nothing on any error.
 
         Paths without a live datapoint raise ``UnknownPaths`` unless ``create_missing``."""
+
+    @abc.abstractmethod
+    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+        """``upsert`` of a stream of batches, written as they arrive and committed after the last."""
 
     @abc.abstractmethod
     def delete_metadata(self, datasource_id: int, paths: Sequence[str], fields: Sequence[str], actor: str) -> int: ...

@@ -5,15 +5,16 @@ Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
 * ``cur_<id>``, the **current state and the truth of each datapoint's latest write**: one row per
   datapoint ever seen (ids stay stable when a path comes back), a liveness flag, one column ``f<n>``
   per field with the latest value, and ``unlogged``: the write whose row the log does not hold yet.
-  While a datapoint has been touched by that write only since its last logged write, its log row is
-  derivable from the current row (the values of the fields that write set: the write's fields from
-  ``writes.fields``, or the row's own ``unlogged_set`` where it set only some of them).
+  Until another write touches the datapoint, that write's log row is derivable from the current row:
+  for a datapoint the write created, every value the row has (within the write's ``writes.fields``);
+  for one it updated, the values of the fields listed in the row's ``unlogged_set``.
 * ``log_<id>``, append-only: one row per datapoint per *earlier* write, holding the values that
   write set, or the fields it cleared, or a datapoint deletion. A write that touches a datapoint
   first moves the datapoint's unlogged row into the log: the log keeps what a write superseded.
 
 So an upload of new datapoints writes each value once (the current table), and an update writes
-the new values once plus the rows they supersede. The full log, used by ``as_of``, ``history`` and
+the new values once plus the rows they supersede. Uploads are written chunk by chunk as their
+batches arrive (``StreamedWrite``), inside one transaction that commits after the last. The full log, used by ``as_of``, ``history`` and
 ``changes``, is the log table plus the unlogged rows (``_log_relation``). Current-state queries scan
 the plain current table.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,8 @@ CATALOG_LOCK = -1
 SLOW_WRITE_SECONDS = 1.0
 DEFAULT_BATCH_ROWS = 131072
 UNKNOWN_PATHS_SHOWN = 10
+# An upload is written in chunks of about this many rows as its batches arrive.
+CHUNK_ROWS = 262144
 
 DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
                       "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
@@ -315,75 +318,37 @@ class SqlStore(Store):
 
     def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str,
                create_missing: bool = False) -> WriteResult:
+        return self.upsert_batches(datasource_id, table.schema, table.to_batches(), path_column, actor, create_missing)
+
+    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+        """Writes ``batches`` into the store as they arrive, in one transaction committed after the last
+        (so an iterator that raises, e.g. at a missing end message, writes nothing)."""
         started = time.perf_counter()
+        attempts: list[int] = []
 
         def work(session: Session) -> WriteResult:
-            known = self._locked_fields(session, datasource_id)
-            paths, columns = coerce_write(table, path_column, known)
-            if len(paths) == 0:
-                return WriteResult(0, 0)
-            check_unique_paths(paths)
-            return self._write_values(session, datasource_id, known, paths, columns, actor, create_missing)
+            if attempts:
+                # The batches are consumed: a transaction that must run again cannot.
+                raise InvalidArgument(f"the upload into datasource {datasource_id} conflicted with another "
+                                      "write and was rolled back; send it again")
+            attempts.append(1)
+            write = StreamedWrite(self, session, datasource_id, path_column, actor, create_missing)
+            for chunk in _chunks(schema, batches):
+                write.add(chunk)
+            return write.finish()
 
         forget = None
         if self.dialect.single_writer:
             known = {f.name for f in self.get_datasource(datasource_id).fields}
-            if any(name != path_column and name not in known for name in table.column_names):
+            if any(name != path_column and name not in known for name in schema.names):
                 forget = datasource_id
         result = self._write(datasource_id, work, forget=forget)
         took = time.perf_counter() - started
         if took > SLOW_WRITE_SECONDS:
-            log.info("upsert of %d rows x %d columns into datasource %d took %.2f s", table.num_rows,
-                     table.num_columns, datasource_id, took)
+            log.info("upsert of %d rows x %d columns into datasource %d took %.2f s", result.datapoints_written,
+                     len(schema) - 1, datasource_id, took)
         return result
-
-    def _write_values(self, session: Session, datasource_id: int, known: dict[str, FieldRecord], paths: pa.Array,
-                      columns: list[CoercedColumn], actor: str, create_missing: bool) -> WriteResult:
-        # Staged relations are not dropped on error: they end with the rolled-back transaction.
-        current = current_table(datasource_id)
-        count = len(paths)
-        row_ids, existing_ids, alive = self._existing(session, datasource_id, paths)
-        ids = np.full(count, -1, dtype=np.int64)
-        ids[row_ids] = existing_ids
-        is_new = ids < 0
-        new_count = int(is_new.sum())
-        revived = int(np.count_nonzero(~alive))
-        if not create_missing and (new_count or revived):
-            unknown = is_new.copy()
-            unknown[row_ids[~alive]] = True
-            raise unknown_paths_error(paths.filter(pa.array(unknown)), datasource_id)
-        if new_count:
-            first = session.one(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {current}")[0]
-            ids[is_new] = np.arange(first, first + new_count, dtype=np.int64)
-        at = self._write_time(session, datasource_id)
-        fields = self._add_fields(session, datasource_id, known,
-                                  [(c.name, c.type, ()) for c in columns if c.name not in known], at)
-        values = {fields[c.name].column: storage_array(c.type, self._stored(c)) for c in columns}
-        numbers = [field_id(fields[c.name]) for c in columns]
-        write_id = self._begin_write(session, datasource_id, at, actor, "upsert", count, numbers)
-        if new_count:
-            chosen = None if new_count == count else pa.array(is_new)
-            new_rows = {"datapoint_id": pa.array(ids[is_new] if chosen is not None else ids),
-                        "path": paths if chosen is None else paths.filter(chosen),
-                        "alive": pa.array(np.ones(new_count, dtype=bool)),
-                        "unlogged": pa.array(np.full(new_count, write_id, dtype=np.int64))}
-            for column, array in values.items():
-                new_rows[column] = array if chosen is None else array.filter(chosen)
-            session.append(current, pa.table(new_rows))
-        if new_count < count:
-            old = pa.array(~is_new)
-            staged = {"datapoint_id": pa.array(ids[~is_new]),
-                      "unlogged_set": set_fields_mask({column: array.filter(old) for column, array in values.items()},
-                                                      numbers)}
-            staged.update({column: array.filter(old) for column, array in values.items()})
-            session.stage("staged_values", pa.table(staged))
-            self._spill(session, datasource_id, list(fields.values()), "staged_values")
-            assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
-            session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1, "
-                            f"unlogged_set = s.unlogged_set{assignments} FROM staged_values s "
-                            f"WHERE {current}.datapoint_id = s.datapoint_id", [write_id])
-            session.unstage("staged_values")
-        return WriteResult(count, new_count + revived)
 
     def _stored(self, column: CoercedColumn) -> pa.Array:
         if column.type is FieldType.BLOB:
@@ -391,15 +356,16 @@ class SqlStore(Store):
             return pa.array(self._blobs.put_many(column.values.to_pylist()), pa.string())
         return column.values
 
-    def _existing(self, session: Session, datasource_id: int,
-                  paths: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the paths that have a datapoint: (index in ``paths``, datapoint id, alive)."""
+    def _existing(self, session: Session, datasource_id: int, paths: pa.Array,
+                  below: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the paths that have a datapoint with an id below ``below``: (index in ``paths``,
+        datapoint id, alive). Ids grow with each write, so this skips rows the current write added."""
         current = current_table(datasource_id)
-        if session.one(f"SELECT datapoint_id FROM {current} LIMIT 1") is None:
+        if below <= 1:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool)
         session.stage("staged_paths", pa.table({"path": paths, "row_index": np.arange(len(paths), dtype=np.int64)}))
         found = session.table(f"SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
-                              f"JOIN {current} c ON c.path = s.path")
+                              f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1", [below])
         session.unstage("staged_paths")
         return (found["row_index"].to_numpy().astype(np.int64, copy=False),
                 found["datapoint_id"].to_numpy().astype(np.int64, copy=False),
@@ -689,6 +655,121 @@ class SqlStore(Store):
         return [BagDatasetRecord(*row) for row in rows]
 
 
+class StreamedWrite:
+    """One upsert, written chunk by chunk inside the caller's transaction.
+
+    New datapoints are appended to the current table (written once); existing ones first move their
+    unlogged row into the log, then take the new values. Paths repeated across chunks are found in
+    Arrow at the end, before anything commits. Paths the datasource lacks, without ``create_missing``,
+    stop the writing; the rest of the upload is still read, to count them all for the refusal.
+    """
+
+    def __init__(self, store: SqlStore, session: Session, datasource_id: int, path_column: str, actor: str,
+                 create_missing: bool) -> None:
+        self.store, self.session, self.datasource_id = store, session, datasource_id
+        self.path_column, self.actor, self.create_missing = path_column, actor, create_missing
+        self.current = current_table(datasource_id)
+        self.fields = store._locked_fields(session, datasource_id)
+        # Datapoints with ids from here on are this write's own.
+        self.first_new_id = session.one(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")[0]
+        self.next_id = self.first_new_id
+        self.write_id: int | None = None
+        self.at: dt.datetime | None = None
+        self.numbers: dict[int, None] = {}
+        self.paths: list[pa.Array] = []
+        self.unknown: list[pa.Array] = []
+        self.count = self.created = 0
+
+    def add(self, chunk: pa.Table) -> None:
+        paths, columns = coerce_write(chunk, self.path_column, self.fields)
+        if len(paths) == 0:
+            return
+        self.paths.append(paths)
+        row_ids, existing_ids, alive = self.store._existing(self.session, self.datasource_id, paths, self.first_new_id)
+        ids = np.full(len(paths), -1, dtype=np.int64)
+        ids[row_ids] = existing_ids
+        is_new = ids < 0
+        if not self.create_missing:
+            unknown = is_new.copy()
+            unknown[row_ids[~alive]] = True
+            if unknown.any():
+                self.unknown.append(paths.filter(pa.array(unknown)))
+        if self.unknown:
+            return
+        new_count = int(is_new.sum())
+        ids[is_new] = np.arange(self.next_id, self.next_id + new_count, dtype=np.int64)
+        self.next_id += new_count
+        self.count += len(paths)
+        self.created += new_count + int(np.count_nonzero(~alive))
+        values, numbers = self._values(columns)
+        if new_count:
+            self._append(ids, paths, values, is_new, new_count)
+        if new_count < len(paths):
+            self._update(ids, values, numbers, ~is_new)
+
+    def _values(self, columns: list[CoercedColumn]) -> tuple[dict[str, pa.Array], list[int]]:
+        """The chunk's columns in storage form by store column, creating its new fields (at the write's time)."""
+        if self.write_id is None:
+            self.at = self.store._write_time(self.session, self.datasource_id)
+            self.write_id = self.store._begin_write(self.session, self.datasource_id, self.at, self.actor,
+                                                    "upsert", 0)
+        new = [(c.name, c.type, ()) for c in columns if c.name not in self.fields]
+        self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
+        values = {self.fields[c.name].column: storage_array(c.type, self.store._stored(c)) for c in columns}
+        numbers = [field_id(self.fields[c.name]) for c in columns]
+        self.numbers.update(dict.fromkeys(numbers))
+        return values, numbers
+
+    def _append(self, ids: np.ndarray, paths: pa.Array, values: dict[str, pa.Array], is_new: np.ndarray,
+                new_count: int) -> None:
+        # A new datapoint's unlogged row needs no field list: every value it has, this write set.
+        chosen = None if new_count == len(paths) else pa.array(is_new)
+        rows = {"datapoint_id": pa.array(ids if chosen is None else ids[is_new]),
+                "path": paths if chosen is None else paths.filter(chosen),
+                "alive": pa.array(np.ones(new_count, dtype=bool)),
+                "unlogged": pa.array(np.full(new_count, self.write_id, dtype=np.int64))}
+        for column, array in values.items():
+            rows[column] = array if chosen is None else array.filter(chosen)
+        self.session.append(self.current, pa.table(rows))
+
+    def _update(self, ids: np.ndarray, values: dict[str, pa.Array], numbers: list[int], old: np.ndarray) -> None:
+        # An existing datapoint keeps values other writes set, so its row names the fields this one set.
+        chosen = pa.array(old)
+        kept = {column: array.filter(chosen) for column, array in values.items()}
+        staged = {"datapoint_id": pa.array(ids[old]), "unlogged_set": set_fields(kept, numbers), **kept}
+        self.session.stage("staged_values", pa.table(staged))
+        self.store._spill(self.session, self.datasource_id, list(self.fields.values()), "staged_values")
+        assignments = "".join(f", {n} = coalesce(s.{n}, {self.current}.{n})" for n in values)
+        self.session.execute(f"UPDATE {self.current} SET alive = TRUE, unlogged = $1, "
+                             f"unlogged_set = s.unlogged_set{assignments} FROM staged_values s "
+                             f"WHERE {self.current}.datapoint_id = s.datapoint_id", [self.write_id])
+        self.session.unstage("staged_values")
+
+    def finish(self) -> WriteResult:
+        if self.unknown:
+            raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
+        if self.paths:
+            check_unique_paths(pa.concat_arrays(self.paths))
+        if self.write_id is not None:
+            self.session.execute("UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
+                                 [self.count, list(self.numbers), self.write_id])
+        return WriteResult(self.count, self.created)
+
+
+def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements)."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= CHUNK_ROWS:
+            yield pa.Table.from_batches(pending, schema)
+            pending, rows = [], 0
+    if pending or rows == 0:
+        yield pa.Table.from_batches(pending, schema)
+
+
 def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     try:
         for batch in batches:
@@ -713,17 +794,15 @@ def check_unique_paths(paths: pa.Array) -> None:
     raise duplicate_path_error(repeated.field("values")[0].as_py())
 
 
-def set_fields_mask(values: dict[str, pa.Array], numbers: Sequence[int]) -> pa.Array:
-    """Per row: NULL when the row sets every column of the write, else the field ids it sets (non-NULL)."""
+def set_fields(values: dict[str, pa.Array], numbers: Sequence[int]) -> pa.Array:
+    """Per row, the ids of the fields it sets (its non-NULL values), as a list column."""
     rows = len(next(iter(values.values()))) if values else 0
-    if not values or all(array.null_count == 0 for array in values.values()):
-        return pa.nulls(rows, pa.list_(pa.int32()))
+    if not values:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()))
     valid = np.stack([array.is_valid().to_numpy(zero_copy_only=False) for array in values.values()], axis=1)
-    partial = ~valid.all(axis=1)
-    counts = np.where(partial, valid.sum(axis=1), 0)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    ids = np.broadcast_to(np.asarray(numbers, dtype=np.int32), valid.shape)[valid & partial[:, None]]
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()), mask=pa.array(~partial))
+    offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
+    ids = np.broadcast_to(np.asarray(numbers, dtype=np.int32), valid.shape)[valid]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
 
 
 def unknown_paths_error(unknown: pa.Array, datasource_id: int) -> UnknownPaths:
