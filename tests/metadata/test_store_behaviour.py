@@ -210,3 +210,17 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
     assert [(h["x"], h["score"]) for h in store.history(source.id, "b").to_pylist()] == [(2, None), (None, 0.25)]
     assert [(h["x"], h["score"]) for h in store.history(source.id, "f").to_pylist()] == [(6, 0.5)]
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
+
+
+def test_history_keeps_exactly_the_fields_each_update_set(engine):
+    store, _ = engine
+    source = _datasource(store)
+    _write(store, source, path=["a"], x=[1], y=[1])
+    _write(store, source, path=["a"], x=[2], y=pa.array([None], pa.int64()))
+    _write(store, source, path=["a"], x=[3], y=[3])
+    assert [(h["x"], h["y"]) for h in store.history(source.id, "a").to_pylist()] == [(1, 1), (2, None), (3, 3)]
+    store.delete_metadata(source.id, ["a"], ["x"], "tester")
+    history = store.history(source.id, "a").to_pylist()
+    assert [(h["operation"], h["x"], h["y"], h["cleared"]) for h in history] == [
+        ("set", 1, 1, []), ("set", 2, None, []), ("set", 3, 3, []), ("delete_metadata", None, None, ["x"])]
+    assert [h["y"] for h in store.history(source.id, "a", "y").to_pylist()] == [1, 3]

@@ -6,8 +6,8 @@ Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
   datapoint ever seen (ids stay stable when a path comes back), a liveness flag, one column ``f<n>``
   per field with the latest value, and ``unlogged``: the write whose row the log does not hold yet.
   Until another write touches the datapoint, that write's log row is derivable from the current row:
-  for a datapoint the write created, every value the row has (within the write's ``writes.fields``);
-  for one it updated, the values of the fields listed in the row's ``unlogged_set``.
+  every value the row has among the write's fields (``writes.fields``) where the write created the
+  datapoint or set all the fields it could; otherwise those listed in the row's ``unlogged_set``.
 * ``log_<id>``, append-only: one row per datapoint per *earlier* write, holding the values that
   write set, or the fields it cleared, or a datapoint deletion. A write that touches a datapoint
   first moves the datapoint's unlogged row into the log: the log keeps what a write superseded.
@@ -333,7 +333,7 @@ class SqlStore(Store):
                 raise InvalidArgument(f"the upload into datasource {datasource_id} conflicted with another "
                                       "write and was rolled back; send it again")
             attempts.append(1)
-            write = StreamedWrite(self, session, datasource_id, path_column, actor, create_missing)
+            write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
             for chunk in _chunks(schema, batches):
                 write.add(chunk)
             return write.finish()
@@ -664,9 +664,11 @@ class StreamedWrite:
     stop the writing; the rest of the upload is still read, to count them all for the refusal.
     """
 
-    def __init__(self, store: SqlStore, session: Session, datasource_id: int, path_column: str, actor: str,
-                 create_missing: bool) -> None:
+    def __init__(self, store: SqlStore, session: Session, datasource_id: int, schema: pa.Schema, path_column: str,
+                 actor: str, create_missing: bool) -> None:
         self.store, self.session, self.datasource_id = store, session, datasource_id
+        # The columns that can become fields (a column of Arrow's null type never does).
+        self.settable = [f.name for f in schema if f.name != path_column and not pa.types.is_null(f.type)]
         self.path_column, self.actor, self.create_missing = path_column, actor, create_missing
         self.current = current_table(datasource_id)
         self.fields = store._locked_fields(session, datasource_id)
@@ -733,17 +735,31 @@ class StreamedWrite:
         self.session.append(self.current, pa.table(rows))
 
     def _update(self, ids: np.ndarray, values: dict[str, pa.Array], numbers: list[int], old: np.ndarray) -> None:
-        # An existing datapoint keeps values other writes set, so its row names the fields this one set.
+        # An existing datapoint keeps values other writes set. Where a row sets every field the upload
+        # can set, its unlogged row is "the write's fields" (no list: DuckDB rewrites whole rows to
+        # update a list column); otherwise the row lists the fields it set.
         chosen = pa.array(old)
         kept = {column: array.filter(chosen) for column, array in values.items()}
-        staged = {"datapoint_id": pa.array(ids[old]), "unlogged_set": set_fields(kept, numbers), **kept}
-        self.session.stage("staged_values", pa.table(staged))
-        self.store._spill(self.session, self.datasource_id, list(self.fields.values()), "staged_values")
-        assignments = "".join(f", {n} = coalesce(s.{n}, {self.current}.{n})" for n in values)
-        self.session.execute(f"UPDATE {self.current} SET alive = TRUE, unlogged = $1, "
-                             f"unlogged_set = s.unlogged_set{assignments} FROM staged_values s "
-                             f"WHERE {self.current}.datapoint_id = s.datapoint_id", [self.write_id])
-        self.session.unstage("staged_values")
+        complete = len(values) == len(self.settable)
+        full = np.full(int(old.sum()), complete, dtype=bool)
+        for array in kept.values():
+            if array.null_count:
+                full &= array.is_valid().to_numpy(zero_copy_only=False)
+        staged = {"datapoint_id": pa.array(ids[old]), "sets_all": pa.array(full), **kept}
+        if not full.all():
+            staged["unlogged_set"] = set_fields(kept, numbers)
+        current, session = self.current, self.session
+        session.stage("staged_values", pa.table(staged))
+        self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values")
+        assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
+        session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
+                        f"WHERE {current}.datapoint_id = s.datapoint_id", [self.write_id])
+        if not full.all():
+            session.execute(f"UPDATE {current} SET unlogged_set = s.unlogged_set FROM staged_values s "
+                            f"WHERE {current}.datapoint_id = s.datapoint_id AND NOT s.sets_all")
+        session.execute(f"UPDATE {current} SET unlogged_set = NULL WHERE unlogged_set IS NOT NULL AND "
+                        "datapoint_id IN (SELECT datapoint_id FROM staged_values WHERE sets_all)")
+        session.unstage("staged_values")
 
     def finish(self) -> WriteResult:
         if self.unknown:
@@ -787,7 +803,7 @@ def merge_tags(existing: Sequence[str], added: Sequence[str]) -> tuple[str, ...]
 
 def check_unique_paths(paths: pa.Array) -> None:
     """Refuses a write that names a path twice, naming the first such path (checked in Arrow)."""
-    if pc.count_distinct(paths).as_py() == len(paths):
+    if len(pc.unique(paths)) == len(paths):
         return
     counts = pc.value_counts(paths)
     repeated = counts.filter(pc.greater(counts.field("counts"), 1))
