@@ -23,7 +23,7 @@ def with_blobs(local_source):
     ds = local_source({path: b"file" for path in THUMBS})
     frame = pd.DataFrame({"path": list(THUMBS), "thumb": [v if p != "img5.png" else None for p, v in THUMBS.items()],
                           "mask": [b"shared mask"] * len(THUMBS)})
-    ds.upload_metadata_from_dataframe(frame, create_missing=True)
+    ds.upload_metadata_from_dataframe(frame)
     return ds
 
 
@@ -93,7 +93,7 @@ print(json.dumps({d: __import__("hashlib").sha256(paths[d].read_bytes()).hexdige
 def test_the_cache_is_shared_safely_by_processes(local_source, tmp_path):
     ds = local_source({f"f{i}.bin": b"x" for i in range(40)})
     values = [os.urandom(200_000) for _ in range(40)]
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"f{i}.bin" for i in range(40)], "payload": values}), create_missing=True)
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"f{i}.bin" for i in range(40)], "payload": values}))
     digests = [hashlib.sha256(v).hexdigest() for v in values]
     env = {**os.environ, "THRESHER_DOWNLOAD_DIR": str(tmp_path / "shared")}
     args = [sys.executable, "-c", _FETCHER, ds.connection.metadata_address, ds.connection.flight_address,

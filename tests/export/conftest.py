@@ -39,7 +39,7 @@ def image_source(local_services, namespace, tmp_path):
         ds = ds.wait_until_ready(timeout=60, progress=False)
         ds.upload_metadata_from_dataframe(pd.DataFrame({
             "path": paths, "label": [i % 3 for i in range(count)], "x": [i / 4 for i in range(count)],
-            "Note": [None if i % 4 == 0 else f"n{i}" for i in range(count)]}), create_missing=True)
+            "Note": [None if i % 4 == 0 else f"n{i}" for i in range(count)]}))
         return ds, folder
 
     return make

@@ -28,7 +28,7 @@ def test_two_ranks_train_an_epoch_through_flight(local_services, flight_pair, na
     ds = ds.wait_until_ready(timeout=60, progress=False)
     ds.upload_metadata_from_dataframe(pd.DataFrame({
         "path": paths, "label": [i % 3 for i in range(22)], "x0": [i / 10 for i in range(22)],
-        "x1": [(i % 5) / 5 for i in range(22)]}), create_missing=True)
+        "x1": [(i % 5) / 5 for i in range(22)]}))
     target = tmp_path / "export"
     ds.order_by("path").all().export(target, columns=["label", "x0", "x1"], shardlen=BATCH,
                                      formats={"label": "int", "x0": "f64", "x1": "f64"}, progress=False)

@@ -71,7 +71,7 @@ def test_file_columns_from_blob_fields_and_path_fields(local_images, tmp_path):
     sound = wav_bytes(np.array([[1000], [-1000]], np.int16))
     local_images.upload_metadata_from_dataframe(pd.DataFrame({
         "path": result_paths, "thumb": thumbs, "sound": [sound] * IMAGES,
-        "twin": [result_paths[(i + 1) % IMAGES] for i in range(IMAGES)]}), create_missing=True)
+        "twin": [result_paths[(i + 1) % IMAGES] for i in range(IMAGES)]}))
     result = local_images.order_by("path").all()
     dataset = result.as_ml_dataset("torch", file_columns=["thumb", "twin", "sound"], strategy="preload",
                                    progress=False)
@@ -104,7 +104,7 @@ def test_misuse_fails_with_specific_errors(local_images):
         result.as_ml_dataset("jax")
     with pytest.raises(InvalidArgumentError, match="is a int field"):
         result.as_ml_dataset("torch", file_columns=["label"])
-    local_images.upload_metadata_from_dataframe(pd.DataFrame({"path": [result.paths[0]], "rare": [1]}), create_missing=True)
+    local_images.upload_metadata_from_dataframe(pd.DataFrame({"path": [result.paths[0]], "rare": [1]}))
     sparse = local_images.order_by("path").all().as_ml_dataset("torch", metadata_columns=["rare"])
     assert sparse[0][1].item() == 1
     with pytest.raises(MissingValueError, match="no value in int column 'rare'"):

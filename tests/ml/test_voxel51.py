@@ -44,7 +44,7 @@ def test_dataset_has_local_files_and_typed_fields(fo, local_images):
     paths = local_images.order_by("path").all().paths
     local_images.upload_metadata_from_dataframe(pd.DataFrame({
         "path": paths, "caption": [f"image {i}" for i in range(IMAGES)], "taken": [taken] * IMAGES,
-        "thumb": [b"thumb %d" % i for i in range(IMAGES)], "metadata": [i * 2 for i in range(IMAGES)]}), create_missing=True)
+        "thumb": [b"thumb %d" % i for i in range(IMAGES)], "metadata": [i * 2 for i in range(IMAGES)]}))
     result = local_images.order_by("path").all()
     dataset = result.to_voxel51_dataset(progress=False)
     assert len(dataset) == IMAGES

@@ -52,7 +52,7 @@ from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_U
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
 from .dialect import EngineDialect, Session, storage_array
-from .migrations import LAYOUT_VERSION, prepare_schema
+from .migrations import prepare_schema
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,6 @@ class SqlStore(Store):
 
     def close(self) -> None:
         self.dialect.close()
-
-    @property
-    def layout_version(self) -> int:
-        return LAYOUT_VERSION
 
     def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self.dialect.read() as session:
