@@ -119,7 +119,8 @@ def test_names_are_unique_by_constraint_in_every_engine(engine):
     # The former DuckDB store had no constraint: uniqueness rested on a check before each insert.
     store, _ = engine
     source = _datasource(store)
-    row = "INSERT INTO datasources VALUES (999999, $1, $2, 'file:///x', '', $3, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)"
+    row = ("INSERT INTO datasources VALUES (999999, $1, $2, 'file:///x', '', $3, 'pending', 0, 0, 0, 0, 0, '', "
+           "NULL, NULL)")
     with pytest.raises(Exception, match="(?i)constraint|duplicate|unique"):
         store.dialect.write(CATALOG_LOCK, lambda s: s.execute(row, [source.namespace, source.name, T0]))
     assert store.find_datasource(source.namespace, source.name).id == source.id

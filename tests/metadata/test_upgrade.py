@@ -58,6 +58,40 @@ def test_a_first_layout_store_opens_upgraded_with_the_same_data_and_history(tmp_
         store.close()
     reopened = DuckDBStore(path, open_blob_store(home=str(tmp_path)))
     try:
-        assert {row["path"] for row in _state(reopened, expected["datasource_ids"][0], None)} == {"a", "b", "c", "d", "e", "f"}
+        paths = {row["path"] for row in _state(reopened, expected["datasource_ids"][0], None)}
+        assert paths == {"a", "b", "c", "d", "e", "f"}
     finally:
         reopened.close()
+
+
+def test_a_first_layout_postgres_store_opens_upgraded_with_the_same_data_and_history(postgres_url, tmp_path):
+    import subprocess
+    import urllib.parse
+
+    import adbc_driver_postgresql.dbapi as adbc_postgres
+
+    from tests.deploy.postgres import postgres_bin
+    from thresher.services.metadata.store import PostgresStore
+
+    with open(os.path.join(FIXTURES, "v1_postgres_expected.json")) as source:
+        expected = json.load(source)
+    database = "upgrade_from_v1"
+    with adbc_postgres.connect(postgres_url, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+        cursor.execute(f"CREATE DATABASE {database}")
+    url = urllib.parse.urlsplit(postgres_url)
+    subprocess.run([os.path.join(postgres_bin(), "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", url.hostname,
+                    "-p", str(url.port), "-U", url.username, "-d", database,
+                    "-f", os.path.join(FIXTURES, "v1_postgres.sql")], check=True, capture_output=True)
+    store = PostgresStore(url._replace(path=f"/{database}").geturl(), open_blob_store(home=str(tmp_path)))
+    try:
+        ds_id = expected["datasource_id"]
+        assert _state(store, ds_id, None) == [{"datapoint_id": 1, **row} for row in expected["now"]]
+        then = [row["path"] for row in _state(store, ds_id, expected["between"])]
+        assert then == [row["path"] for row in expected["then"]]
+        history = [[r["operation"], r["actor"], r["x"], r["label"]] for r in store.history(ds_id, "a").to_pylist()]
+        assert history == expected["history_a"]
+        store.upsert(ds_id, pa.table({"path": ["a"], "x": [5]}), "path", "carol")
+        assert [r["x"] for r in store.history(ds_id, "a", "x").to_pylist()] == [1, 5]
+    finally:
+        store.close()

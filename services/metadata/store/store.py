@@ -14,9 +14,9 @@ Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
 
 So an upload of new datapoints writes each value once (the current table), and an update writes
 the new values once plus the rows they supersede. Uploads are written chunk by chunk as their
-batches arrive (``StreamedWrite``), inside one transaction that commits after the last. The full log, used by ``as_of``, ``history`` and
-``changes``, is the log table plus the unlogged rows (``_log_relation``). Current-state queries scan
-the plain current table.
+batches arrive (``StreamedWrite``), inside one transaction that commits after the last. The full
+log, used by ``as_of``, ``history`` and ``changes``, is the log table plus the unlogged rows
+(``_log_relation``). Current-state queries scan the plain current table.
 
 Behaviour held the same on every engine (each has a test in tests/metadata/test_store_behaviour.py):
 write times strictly increase *per datasource* (a write's time is the store's clock, or 1 µs after
@@ -459,7 +459,8 @@ class SqlStore(Store):
         """The condition: the log row set (non-NULL), cleared or deleted the field."""
         return (f"(({prefix}op = {OP_UPSERT} AND {prefix}{column} IS NOT NULL) OR "
                 f"({prefix}op = {OP_DELETE_VALUES} AND "
-                f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR {prefix}op = {OP_DELETE_DATAPOINT})")
+                f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR "
+                f"{prefix}op = {OP_DELETE_DATAPOINT})")
 
     def _last_write_before(self, session: Session, datasource_id: int, at: dt.datetime) -> int:
         """The datasource's last write at or before ``at`` (-1: none)."""
