@@ -96,6 +96,8 @@ class EngineDialect(abc.ABC):
     #: Extra DDL for catalog tables (e.g. PostgreSQL's byte-wise collation on names).
     text_type: str
     bytes_type: str
+    #: Appended to a current table's columns: an engine that updates rows through an index keys them.
+    current_table_key: str
     float_type: str
 
     def column_type(self, kind: FieldType) -> str:

@@ -43,6 +43,8 @@ class DuckDBDialect(EngineDialect):
     single_writer = True
     text_type = "VARCHAR"
     bytes_type = "BLOB"
+    # No index: DuckDB joins by hashing whole columns, and an index would slow every bulk insert.
+    current_table_key = ""
     float_type = "DOUBLE"
 
     def __init__(self, path: str) -> None:

@@ -36,6 +36,9 @@ class PostgresSession(Session):
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.adbc_ingest(name, table, mode="create", temporary=True)
+        # A temporary table has no statistics until analysed; without them the planner may join a
+        # large staged table to the current table by nested loops.
+        self.cursor.execute(f"ANALYZE {name}")
 
     def unstage(self, name: str) -> None:
         self.cursor.execute(f"DROP TABLE {name}")
@@ -52,6 +55,8 @@ class PostgresDialect(EngineDialect):
     # Strings compare byte-wise ("C"), as DuckDB and pandas do, whatever the cluster's locale.
     text_type = 'TEXT COLLATE "C"'
     bytes_type = "BYTEA"
+    # Updates and the moves into the log find their rows by id without scanning the whole table.
+    current_table_key = ", PRIMARY KEY (datapoint_id)"
     float_type = "DOUBLE PRECISION"
 
     def __init__(self, url: str, pool_size: int = 16) -> None:

@@ -157,7 +157,8 @@ class SqlStore(Store):
                             "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
                             [datasource_id, namespace, name, source_uri, revision, utc_now()])
             session.execute(f"CREATE TABLE {current_table(datasource_id)} (datapoint_id BIGINT NOT NULL, "
-                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[])")
+                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[]"
+                            f"{self.dialect.current_table_key})")
             session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
                             "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
             return datasource_id, True
