@@ -28,6 +28,7 @@ from thresher.v1 import common_pb2
 
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
+from .. import facets
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
@@ -549,6 +550,19 @@ class DuckDBStore(CatalogReads, Store):
         datasource, compiled = self._compile(query)
         total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
         return result_schema(datasource, compiled.columns), int(total)
+
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        narrowed, request = facets.facet_query(query, field, bins, max_values)
+        _, compiled = self._compile(narrowed)
+
+        def run(sql: str, params: list) -> pa.Table:
+            cursor = self._cursor()
+            try:
+                return cursor.sql(sql, params=params).to_arrow_table()
+            finally:
+                cursor.close()
+
+        return facets.count_values(compiled, request, DUCKDB, run)
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         known = self.get_datasource(datasource_id).fields

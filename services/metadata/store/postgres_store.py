@@ -30,6 +30,7 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from .. import facets
 from ..coercion import duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
@@ -529,6 +530,17 @@ class PostgresStore(CatalogReads, Store):
             datasource, compiled = self._compile(cursor, query)
             total = _one(cursor, compiled.count_sql, compiled.count_params)[0]
         return result_schema(datasource, compiled.columns), int(total)
+
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        narrowed, request = facets.facet_query(query, field, bins, max_values)
+        with self._pool.connection() as connection, connection.cursor() as cursor:
+            _, compiled = self._compile(cursor, narrowed)
+
+            def run(sql: str, params: list) -> pa.Table:
+                cursor.execute(sql, tuple(params) or None)
+                return cursor.fetch_arrow_table()
+
+            return facets.count_values(compiled, request, POSTGRES, run)
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         with self._pool.connection() as connection, connection.cursor() as cursor:
