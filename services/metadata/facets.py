@@ -6,6 +6,7 @@ GROUP BY in the engine, never a loop in Python. Both engines read the same SQL a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,17 +77,17 @@ def counts_sql(compiled: CompiledQuery, column: str, max_values: int, dialect: D
             f"LIMIT {dialect.placeholder(len(params))}", params)
 
 
-def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float, bins: int,
-                  dialect: Dialect) -> tuple[str, list]:
-    """(bin, count) for ``bins`` equal-width bins over [low, high]; the maximum falls in the last bin."""
+def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float, bins: int) -> tuple[str, list]:
+    """(bin, count) for ``bins`` equal-width bins over [low, high]; the maximum falls in the last bin.
+
+    The bounds are the store's own finite numbers, written into the SQL as literals: they sit before
+    the subquery, where a positional placeholder would take one of the subquery's parameters.
+    """
     width = (high - low) / bins if high > low else 1.0
-    params = list(compiled.params) + [low, width, bins - 1]
-    low_p, width_p, last_p = (dialect.placeholder(len(params) - 2), dialect.placeholder(len(params) - 1),
-                              dialect.placeholder(len(params)))
-    bucket = (f"LEAST(CAST(floor((CAST(f.{column} AS DOUBLE PRECISION) - {low_p}) / {width_p}) AS BIGINT), "
-              f"{last_p})")
+    bucket = (f"LEAST(CAST(floor((CAST(f.{column} AS DOUBLE PRECISION) - ({low!r})) / ({width!r})) AS BIGINT), "
+              f"{int(bins) - 1})")
     return (f"SELECT {bucket} AS bin, count(*) AS count FROM ({compiled.sql}) AS f "
-            f"WHERE f.{column} IS NOT NULL GROUP BY 1 ORDER BY 1", params)
+            f"WHERE f.{column} IS NOT NULL GROUP BY 1 ORDER BY 1", list(compiled.params))
 
 
 def histogram_edges(low: float, high: float, bins: int) -> list[tuple[float, float]]:
@@ -112,10 +113,11 @@ def count_values(compiled: CompiledQuery, request: FacetRequest, dialect: Dialec
     summary = run(*summary_sql(compiled, column, histogram)).to_pylist()[0]
     total, missing, low, high = summary["total"], summary["missing"], summary["low"], summary["high"]
     if histogram:
-        edges = histogram_edges(low, high, request.bins) if low is not None else []
+        finite = low is not None and math.isfinite(low) and math.isfinite(high) and math.isfinite(high - low)
+        edges = histogram_edges(low, high, request.bins) if finite else []
         found = {}
         if edges:
-            table = run(*histogram_sql(compiled, column, low, high, request.bins, dialect))
+            table = run(*histogram_sql(compiled, column, low, high, request.bins))
             found = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist()))
         counts = pa.table({"low": pa.array([e[0] for e in edges], pa.float64()),
                            "high": pa.array([e[1] for e in edges], pa.float64()),

@@ -44,6 +44,13 @@ def test_histogram_bins_cover_min_to_max(loaded):
     assert (total, missing) == (6, 1)
 
 
+def test_histogram_of_a_filtered_query(loaded):
+    meta, ds = loaded
+    counts, total, _ = _facet(meta, ds, "x", compare("path", "startswith", "img/"), bins=2)  # 0.5, 3.0, 5.0
+    assert [(c["low"], c["high"], c["count"]) for c in counts] == [(0.5, 2.75, 1), (2.75, 5.0, 2)]
+    assert total == 4
+
+
 def test_histogram_of_an_empty_result_has_no_bins(loaded):
     meta, ds = loaded
     counts, total, _ = _facet(meta, ds, "x", compare("path", "eq", "nothing"), bins=4)

@@ -98,8 +98,8 @@ def _rows(view: Datasource, wanted: list[str]) -> list[dict[str, Any]]:
 
 
 def _item(view: Datasource, row: dict[str, Any], captions: list[str]) -> dict[str, Any]:
-    version = "-".join(json_value(row.get(f)) or "" for f in VERSION_FIELDS)
-    return {"id": row["id"], "path": row["path"], "datasource_id": view.id, "version": str(version),
+    version = "-".join(str(json_value(row.get(f)) or "") for f in VERSION_FIELDS)
+    return {"id": row["id"], "path": row["path"], "datasource_id": view.id, "version": version,
             "captions": {c: json_value(row.get(c)) for c in captions if c in row}}
 
 
@@ -132,13 +132,10 @@ def history_json(view: Datasource, path: str) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
     if hasattr(value, "to_pydatetime"):
         return value.to_pydatetime()
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
     return value

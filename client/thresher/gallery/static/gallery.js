@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PAGE = 100;
+const PAGE = Number(new URLSearchParams(location.search).get("page")) || 100;  // ?page=N: smaller pages
 const FACET_TYPES = new Set(["int", "float", "string", "bool"]);
 const MAX_FACETS = 8;
 const state = { namespace: "", source: "", q: "", asOf: "", captions: [], cursor: "", done: false, loading: false,
@@ -114,16 +114,22 @@ async function runQuery() {
   state.q = $("query").value;
   state.asOf = $("as-of").value.trim();
   state.captions = $("captions").value.split(",").map((s) => s.trim()).filter(Boolean);
-  state.cursor = ""; state.done = false; state.generation += 1;
+  state.cursor = ""; state.done = true; state.generation += 1;  // nothing pages until the query is known good
   $("query-error").textContent = "";
   $("grid").replaceChildren();
   $("facets").replaceChildren();
   history.replaceState(null, "", "#" + new URLSearchParams({ namespace: state.namespace, source: state.source }));
   let described;
+  const generation0 = state.generation;
   try {
     described = await api("/api/describe", params());
-  } catch (error) { showQueryError(error); show(""); return; }
+  } catch (error) {
+    if (generation0 === state.generation) { showQueryError(error); show(""); }
+    return;
+  }
+  if (generation0 !== state.generation) return;
   state.fields = described.fields;
+  state.done = false;
   state.datasourceId = described.datasource_id;
   const generation = state.generation;
   show("Counting…");
@@ -145,11 +151,12 @@ async function loadMore() {
     state.cursor = body.next || "";
     state.done = !body.next;
   } catch (error) {
-    showQueryError(error);
+    if (generation === state.generation) showQueryError(error);
   } finally {
     state.loading = false;
   }
-  if (generation === state.generation && !state.done && sentinelVisible()) loadMore();
+  // A newer query may have started while this page loaded: it waited for this one, so start it now.
+  if (generation !== state.generation || (!state.done && sentinelVisible())) loadMore();
 }
 
 function sentinelVisible() {
@@ -300,7 +307,7 @@ async function loadDetail() {
   $("labels").replaceChildren();
   if (body.image) {
     img.hidden = false;
-    img.onload = () => drawAnnotations(body, img);
+    img.onload = () => { fitImage(img); drawAnnotations(body, img); };
     img.src = body.file_url;
     img.alt = body.path;
   } else {
@@ -313,14 +320,27 @@ async function loadDetail() {
   const hist = $("detail-history");
   hist.replaceChildren();
   if (body.history.length) {
-    const columns = Object.keys(body.history[0]);
-    hist.append(row(columns, "th"));
-    for (const entry of body.history) hist.append(row(columns.map((c) => format(entry[c]))));
+    const own = new Set(["written_at", "actor", "write_id", "path", "operation", "cleared"]);
+    hist.append(row(["when", "who", "what", "values"], "th"));
+    for (const entry of body.history) {
+      const values = Object.entries(entry).filter(([k, v]) => !own.has(k) && v !== null)
+        .map(([k, v]) => `${k} = ${format(v)}`);
+      if (entry.cleared && entry.cleared.length) values.push(`cleared ${entry.cleared.join(", ")}`);
+      hist.append(row([entry.written_at, entry.actor, entry.operation, values.join("; ")]));
+    }
   } else {
     hist.append(row(["no recorded writes"]));
   }
   // Nearest neighbours appear once the datasource has a vector field and the service can search it.
   $("neighbours").hidden = true;
+}
+
+// Scales the image to fill the free space (small images grow, large ones shrink), keeping its shape.
+function fitImage(img) {
+  const box = img.closest(".detail-image").getBoundingClientRect();
+  const scale = Math.min((box.width - 20) / img.naturalWidth, (box.height - 60) / img.naturalHeight);
+  img.style.width = `${Math.max(1, Math.floor(img.naturalWidth * scale))}px`;
+  img.style.height = `${Math.max(1, Math.floor(img.naturalHeight * scale))}px`;
 }
 
 function row(cells, tag = "td") {
