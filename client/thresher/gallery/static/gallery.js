@@ -18,7 +18,7 @@ async function api(path, params = {}, options = {}) {
   for (const [k, v] of Object.entries(params)) if (v !== "" && v !== undefined && v !== null) url.searchParams.set(k, v);
   const response = await fetch(url, { credentials: "same-origin", ...options });
   const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (response.status === 401) showSignIn(body.error);
+  if (response.status === 401 && path !== "/api/login") showSignIn();
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
 }
@@ -41,15 +41,15 @@ function showQueryError(error) {
 
 // -- sign in -----------------------------------------------------------------------------------
 
-function showSignIn(message) {
+function showSignIn() {
   $("signin").hidden = false;
   $("toolbar").hidden = true;
   document.querySelector("main").hidden = true;
-  $("signin-error").textContent = message && !/token/i.test(message) ? message : (message || "");
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  $("signin-error").textContent = "";
   try {
     await api("/api/login", {}, { method: "POST", headers: { "Content-Type": "application/json" },
                                   body: JSON.stringify({ token: $("token").value }) });
