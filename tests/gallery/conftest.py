@@ -21,6 +21,8 @@ from ..deploy.stack import ServiceStack
 SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "build" / "gallery-screenshots"
 NAMESPACE = "gallery/pets"
 IMAGES = 60
+HTML_FILE = "notes.html"
+TOTAL = IMAGES + 2  # the images, the one with a <script> path, and HTML_FILE
 # Text that would run if the page ever rendered user data as HTML: each sets a flag the tests read.
 SCRIPT_PATH = "<script>window.__pwned_path=1</script>.png"  # a folder '<script>…<' holding 'script>.png'
 SCRIPT_VALUE = '<script>window.__pwned_value=1</script><img src=x onerror="window.__pwned_img=1">'
@@ -51,6 +53,8 @@ def write_images(folder: pathlib.Path, count: int) -> list[str]:
     (folder / SCRIPT_PATH).parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (32, 32), (200, 30, 30)).save(folder / SCRIPT_PATH)
     paths.append(SCRIPT_PATH)
+    (folder / HTML_FILE).write_text("<script>window.__pwned_file=1</script>")  # must never be served as a page
+    paths.append(HTML_FILE)
     return paths
 
 
@@ -59,7 +63,7 @@ def load_datasource(conn, namespace: str, name: str, folder: pathlib.Path):
     ds = thresher.datasources.get_or_create(namespace, name, folder, connection=conn)
     ds.wait_until_ready(timeout=60, progress=False)
     labels = ["cat" if i % 3 else "dog" for i in range(len(paths))]
-    labels[-1] = SCRIPT_VALUE
+    labels[-2] = SCRIPT_VALUE
     ds.upload_metadata_from_dataframe(pd.DataFrame({
         "path": paths, "label": labels, "score": [i / len(paths) for i in range(len(paths))],
         "boxes": [BOX] * len(paths)}), path_column="path")

@@ -7,6 +7,8 @@ write, to save), 200 otherwise.
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 from starlette.routing import Mount, Route
@@ -21,7 +23,7 @@ PUBLIC = {"/", "/api/login", "/api/logout"}
 
 def cases(team, other) -> dict[tuple[str, str], dict]:
     """(method, route path) → the request and who gets what."""
-    first = team.head(1)[0].datapoint_id
+    first = team.get_datapoint("train/img_001.png").datapoint_id
     source = {"namespace": "team/pets", "source": "datasource:images"}
     reads = {"reader-token": 200, "alice-token": 200, "bob-token": 403, None: 401, "wrong": 401}
     ids = f"{team.id}/{first}"
@@ -82,7 +84,7 @@ def test_listings_show_only_readable_namespaces(secured_gallery):
 
 def test_bytes_of_another_namespace_are_refused_even_when_cached(secured_gallery):
     server, team, other = secured_gallery
-    point = other.head(1)[0]
+    point = other.get_datapoint("train/img_001.png")
     url = {"url": f"/api/thumb/{other.id}/{point.datapoint_id}", "params": {"v": "x"}}
     assert request(server, url, "bob-token").status_code == 200  # bob may: now the thumbnail is cached
     assert request(server, url, "alice-token").status_code == 403
@@ -113,7 +115,7 @@ def test_the_cookie_is_secure_under_tls(secured_gallery, tmp_path):
     tls = serve(host="127.0.0.1", ssl_certfile=cert, ssl_keyfile=key, metadata_address=options.metadata,
                 flight_address=options.flight, scanner_address=options.scanner, cache_dir=str(tmp_path / "cache"))
     try:
-        with httpx.Client(base_url=tls.url.rstrip("/"), verify=cert) as client:
+        with httpx.Client(base_url=tls.url.rstrip("/"), verify=ssl.create_default_context(cafile=cert)) as client:
             response = client.post("/api/login", json={"token": "reader-token"})
         assert response.status_code == 200 and "secure" in response.headers["set-cookie"].lower()
     finally:

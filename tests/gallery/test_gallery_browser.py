@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import IMAGES, NAMESPACE, SCRIPT_PATH, SCRIPT_VALUE, screenshot
+from .conftest import NAMESPACE, SCRIPT_PATH, SCRIPT_VALUE, TOTAL, screenshot
 
-CATS = sum(1 for i in range(IMAGES) if i % 3)  # the last datapoint's label is SCRIPT_VALUE
-DOGS = IMAGES - CATS
+LABELS = ["cat" if i % 3 else "dog" for i in range(TOTAL)]
+LABELS[-2] = SCRIPT_VALUE
+CATS, DOGS = LABELS.count("cat"), LABELS.count("dog")
 
 
 def tiles(page) -> list[str]:
@@ -34,7 +35,7 @@ def run_query(page, text: str) -> None:
 def gallery_page(page, open_gallery):
     server, _ = open_gallery
     page.goto(server.url)
-    wait_for_tiles(page, IMAGES + 1, "opening the gallery")
+    wait_for_tiles(page, TOTAL, "opening the gallery")
     return page
 
 
@@ -43,7 +44,7 @@ def test_grid_facets_and_query(gallery_page):
     assert page.input_value("#namespace") == NAMESPACE
     assert page.input_value("#source") == "datasource:images"
     page.wait_for_function("document.getElementById('status').textContent.includes('datapoints')")
-    assert page.inner_text("#status") == f"{IMAGES + 1} datapoints"
+    assert page.inner_text("#status") == f"{TOTAL} datapoints"
     page.wait_for_function("document.querySelectorAll('.tile img.thumb').length > 0 && "
                            "[...document.querySelectorAll('.tile img.thumb')].slice(0, 8).every(i => i.complete && i.naturalWidth > 0)")
     page.wait_for_selector(".facet[data-field=label] .bar-row")
@@ -66,7 +67,7 @@ def test_grid_facets_and_query(gallery_page):
     page.wait_for_function(f"document.getElementById('status').textContent === '{CATS} datapoints'")
 
     run_query(page, "")
-    wait_for_tiles(page, IMAGES + 1, "clearing the query")
+    wait_for_tiles(page, TOTAL, "clearing the query")
     page.click(".facet[data-field=label] .bar-row:has-text('dog')")
     wait_for_tiles(page, DOGS, "clicking the dog facet")
     assert page.input_value("#query") == 'label == "dog"'
@@ -80,13 +81,13 @@ def test_scrolling_loads_pages_until_the_end(page, open_gallery):
         page.wait_for_function(f"""() => {{
             const wrap = document.getElementById('grid-wrap');
             wrap.scrollTo(0, wrap.scrollHeight);
-            return document.querySelectorAll('.tile').length >= {IMAGES + 1};
+            return document.querySelectorAll('.tile').length >= {TOTAL};
         }}""", polling=100, timeout=30_000)
     except Exception:
         screenshot(page, "failed-scrolling")
     seen = tiles(page)
-    assert len(seen) == IMAGES + 1 and len(set(seen)) == len(seen), \
-        f"scrolling to the end showed {len(seen)} thumbnails ({len(set(seen))} distinct), not {IMAGES + 1}"
+    assert len(seen) == TOTAL and len(set(seen)) == len(seen), \
+        f"scrolling to the end showed {len(seen)} thumbnails ({len(set(seen))} distinct), not {TOTAL}"
 
 
 def test_detail_history_as_of_and_annotations(gallery_page):
