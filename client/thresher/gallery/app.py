@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from thresher import errors, flight_bytes, namespaces
 from thresher import datasets as datasets_api, datasources as datasources_api
 from thresher.gallery import thumbnails, views
-from thresher.gallery.sessions import COOKIE, Connections, ServiceAddresses
+from thresher.gallery.sessions import COOKIE, Connections, ReadGrants, ServiceAddresses
 from thresher.transport import thresher_home
 from thresher.types import DATAPOINT_ID_COLUMN, FieldType
 
@@ -91,6 +91,7 @@ class Gallery:
     def __init__(self, addresses: ServiceAddresses, cache_dir: str | os.PathLike[str]) -> None:
         self.connections = Connections(addresses)
         self.thumbs = thumbnails.ThumbnailCache(cache_dir)
+        self.grants = ReadGrants()
 
     def conn(self, request: Request):
         return self.connections.for_token(request.cookies.get(COOKIE))
@@ -214,29 +215,40 @@ class Gallery:
 
     # -- bytes ----------------------------------------------------------------------------------
 
-    def thumb(self, request: Request) -> Response:
+    async def thumb(self, request: Request) -> Response:
+        # Async on purpose: a warm thumbnail is a grant check and a small file read, answered on the event
+        # loop without a thread hop; anything that calls the services runs in the thread pool.
+        from starlette.concurrency import run_in_threadpool
+
         try:
             datasource_id, datapoint_id = _path_int(request, "datasource_id"), _path_int(request, "datapoint_id")
-            conn = self.conn(request)
-            # Asked every time, cached or not: bytes only for datasources this token may read.
-            view = views.open_datasource(conn, datasource_id)
+            token = request.cookies.get(COOKIE)
+            # Bytes only for datasources this token may read, cached thumbnail or not: the service is asked
+            # (a grid asks once, not once per thumbnail: see ReadGrants).
+            if not self.grants.may_read(token, datasource_id):
+                await run_in_threadpool(views.open_datasource, self.conn(request), datasource_id)
+                self.grants.remember(token, datasource_id)
             key = self.thumbs.key(datasource_id, datapoint_id, request.query_params.get("v", ""))
             found = self.thumbs.lookup(key)
             if found is None:
-                path = self._path_of(view, datapoint_id)
-                data = b"".join(bytes(c) for c in flight_bytes.file_chunks(conn, datasource_id, path))
-                try:
-                    found = self.thumbs.add(key, data)
-                except thumbnails.NotAnImageError as error:
-                    raise ApiError(415, f"{path}: {error}") from None
+                found = await run_in_threadpool(self._make_thumb, request, datasource_id, datapoint_id, key)
+            digest, file = found
+            etag = f'"{digest[:32]}"'
+            headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers=headers)
+            return Response(file.read_bytes(), media_type="image/webp", headers=headers)
         except (ApiError, errors.ThresherError, ValueError) as error:
             return _error_response(error)
-        digest, file = found
-        etag = f'"{digest[:32]}"'
-        headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        return FileResponse(file, media_type="image/webp", headers=headers)
+
+    def _make_thumb(self, request: Request, datasource_id: int, datapoint_id: int, key: str):
+        conn = self.conn(request)
+        path = self._path_of(views.open_datasource(conn, datasource_id), datapoint_id)
+        data = b"".join(bytes(c) for c in flight_bytes.file_chunks(conn, datasource_id, path))
+        try:
+            return self.thumbs.add(key, data)
+        except thumbnails.NotAnImageError as error:
+            raise ApiError(415, f"{path}: {error}") from None
 
     def file(self, request: Request) -> Response:
         try:

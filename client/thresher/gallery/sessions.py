@@ -9,12 +9,16 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 
 from thresher.connection import Connection
 
 COOKIE = "thresher_token"
 MAX_CONNECTIONS = 64
+# How long a "this token may read that datasource" answer from the service is reused for thumbnails.
+GRANT_SECONDS = 5.0
+MAX_GRANTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,31 @@ class Connections:
             for connection in self._open.values():
                 connection.close()
             self._open.clear()
+
+
+class ReadGrants:
+    """Recent "may read" answers per (token digest, datasource id), each reused for GRANT_SECONDS.
+
+    A grid of 100 thumbnails then costs one authorization round trip instead of 100. Only positive
+    answers are kept, and only briefly; a refusal always comes from the service itself.
+    """
+
+    def __init__(self, seconds: float = GRANT_SECONDS) -> None:
+        self._seconds = seconds
+        self._until: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(token: str | None, datasource_id: int) -> tuple[str, int]:
+        return (hashlib.sha256(token.encode()).hexdigest() if token else "", datasource_id)
+
+    def may_read(self, token: str | None, datasource_id: int) -> bool:
+        with self._lock:
+            return self._until.get(self._key(token, datasource_id), 0.0) > time.monotonic()
+
+    def remember(self, token: str | None, datasource_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._until) >= MAX_GRANTS:
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            self._until[self._key(token, datasource_id)] = now + self._seconds

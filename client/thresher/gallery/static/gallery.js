@@ -133,11 +133,22 @@ async function runQuery() {
   state.datasourceId = described.datasource_id;
   const generation = state.generation;
   show("Counting…");
+  // The grid first: its thumbnails should not queue behind the count and the facets (at most 1.5 s).
+  await loadMore();
+  await Promise.race([thumbnailsSettled(), new Promise((resolve) => setTimeout(resolve, 1500))]);
+  if (generation !== state.generation) return;
   api("/api/count", params()).then((body) => {
     if (generation === state.generation) show(`${body.count.toLocaleString()} datapoints`);
   }).catch((error) => show(error.message));
   loadFacets(generation);
-  await loadMore();
+}
+
+function thumbnailsSettled() {
+  const pending = [...document.querySelectorAll(".tile img.thumb")].filter((img) => !img.complete);
+  return Promise.all(pending.map((img) => new Promise((resolve) => {
+    img.addEventListener("load", resolve, { once: true });
+    img.addEventListener("error", resolve, { once: true });
+  })));
 }
 
 async function loadMore() {
@@ -170,7 +181,6 @@ function tile(item) {
   node.tabIndex = 0;
   if (item.thumb) {
     const img = el("img", "thumb");
-    img.loading = "lazy";
     img.decoding = "async";
     img.alt = item.path;
     img.src = item.thumb;
