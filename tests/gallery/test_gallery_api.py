@@ -128,3 +128,16 @@ def test_thresher_up_serves_the_gallery_and_ui_prints_it(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "thresher.cli", "ui", "--no-browser", "--url", "http://h:1/"],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and shown.stdout.strip() == "http://h:1/"
+
+
+def test_without_the_gallery_extra_the_error_names_it():
+    code = ("import sys\n"
+            "sys.modules['starlette'] = None\n"
+            "from thresher.errors import MissingExtraError\n"
+            "from thresher.gallery import create_app\n"
+            "try:\n"
+            "    create_app()\n"
+            "except MissingExtraError as error:\n"
+            "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "thresher[gallery]" in done.stdout, done.stderr
