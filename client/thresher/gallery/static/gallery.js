@@ -82,7 +82,7 @@ async function loadNamespaces() {
   await loadSources();
 }
 
-async function loadSources() {
+async function loadSources(keep) {
   state.namespace = $("namespace").value;
   const body = await api("/api/sources", { namespace: state.namespace });
   const select = $("source");
@@ -95,12 +95,13 @@ async function loadSources() {
     groups.push(group);
   }
   select.replaceChildren(...groups);
+  if (keep) { select.value = keep; return; }  // after saving a dataset: the list grew, the view stays
   const wanted = new URLSearchParams(location.hash.slice(1)).get("source");
   if (wanted && [...select.options].some((o) => o.value === wanted)) select.value = wanted;
   if (select.value) await runQuery(); else show("This namespace has no datasources yet.");
 }
 
-$("namespace").addEventListener("change", () => loadSources().catch((e) => show(e.message)));
+$("namespace").addEventListener("change", () => loadSources().catch((error) => show(error.message)));
 $("source").addEventListener("change", () => runQuery());
 
 // -- query, grid and paging ----------------------------------------------------------------------------
@@ -268,26 +269,9 @@ $("save-form").addEventListener("submit", async (event) => {
     const body = await api("/api/datasets", {}, { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ ...params(), q: $("query").value, name: $("dataset-name").value }) });
     show(`Saved dataset ${body.saved} in ${body.namespace}`);
-    const select = $("source");
-    const current = select.value;
-    await loadSourcesKeeping(current);
+    await loadSources($("source").value);
   } catch (error) { $("query-error").textContent = error.message; }
 });
-
-async function loadSourcesKeeping(current) {
-  const body = await api("/api/sources", { namespace: state.namespace });
-  const select = $("source");
-  const groups = [];
-  for (const [label, list, kind] of [["Datasources", body.datasources, "datasource"], ["Datasets", body.datasets, "dataset"]]) {
-    if (!list.length) continue;
-    const group = document.createElement("optgroup");
-    group.label = label;
-    for (const item of list) group.append(new Option(item.name, `${kind}:${item.name}`));
-    groups.push(group);
-  }
-  select.replaceChildren(...groups);
-  select.value = current;
-}
 
 // -- detail view ----------------------------------------------------------------------------------------------
 // Annotations: any field whose value is (or is a string holding) JSON of this shape is drawn over the image:
