@@ -155,8 +155,10 @@ class Gallery:
         captions = [c for c in request.query_params.get("captions", "").split(",") if c.strip()]
         limit = _int(request, "limit", 100)
         result = views.page(view, request.query_params.get("cursor", ""), limit, [c.strip() for c in captions])
-        return {"items": [dict(item, thumb=_thumb_url(item)) for item in result.items],
-                "next": result.next_cursor}
+        body = {"items": [dict(item, thumb=_thumb_url(item)) for item in result.items], "next": result.next_cursor}
+        if not request.query_params.get("cursor"):  # the first page also describes the view: one round trip less
+            body.update(datasource_id=view.id, fields=views.fields_json(view))
+        return body
 
     @api
     def facet(self, request: Request) -> Any:

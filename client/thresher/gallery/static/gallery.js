@@ -115,27 +115,18 @@ async function runQuery() {
   state.q = $("query").value;
   state.asOf = $("as-of").value.trim();
   state.captions = $("captions").value.split(",").map((s) => s.trim()).filter(Boolean);
-  state.cursor = ""; state.done = true; state.generation += 1;  // nothing pages until the query is known good
+  state.cursor = ""; state.generation += 1;
   $("query-error").textContent = "";
   $("grid").replaceChildren();
   $("facets").replaceChildren();
   history.replaceState(null, "", "#" + new URLSearchParams({ namespace: state.namespace, source: state.source }));
-  let described;
-  const generation0 = state.generation;
-  try {
-    described = await api("/api/describe", params());
-  } catch (error) {
-    if (generation0 === state.generation) { showQueryError(error); show(""); }
-    return;
-  }
-  if (generation0 !== state.generation) return;
-  state.fields = described.fields;
   state.done = false;
-  state.datasourceId = described.datasource_id;
   const generation = state.generation;
   show("Counting…");
+  while (state.loading) await state.pagePromise;  // a page of the previous query still on its way
+  if (generation !== state.generation) return;
   // The grid first: its thumbnails should not queue behind the count and the facets (at most 1.5 s).
-  await loadMore();
+  if (!(await loadMore())) { if (generation === state.generation) show(""); return; }
   await Promise.race([thumbnailsSettled(), new Promise((resolve) => setTimeout(resolve, 1500))]);
   if (generation !== state.generation) return;
   api("/api/count", params()).then((body) => {
@@ -152,23 +143,33 @@ function thumbnailsSettled() {
   })));
 }
 
+// Loads the next page; true when it did. The first page of a query also brings the view's fields.
 async function loadMore() {
-  if (state.loading || state.done || !state.source) return;
+  if (state.loading || state.done || !state.source) return false;
   state.loading = true;
+  state.pagePromise = loadPage();
+  return state.pagePromise;
+}
+
+async function loadPage() {
   const generation = state.generation;
+  let loaded = false;
   try {
     const body = await api("/api/items", { ...params(), cursor: state.cursor, limit: PAGE, captions: state.captions.join(",") });
-    if (generation !== state.generation) return;
-    $("grid").append(...body.items.map(tile));
-    state.cursor = body.next || "";
-    state.done = !body.next;
+    if (generation === state.generation) {
+      if (body.fields) { state.fields = body.fields; state.datasourceId = body.datasource_id; }
+      $("grid").append(...body.items.map(tile));
+      state.cursor = body.next || "";
+      state.done = !body.next;
+      loaded = true;
+    }
   } catch (error) {
-    if (generation === state.generation) showQueryError(error);
+    if (generation === state.generation) { showQueryError(error); state.done = true; }  // no paging a bad query
   } finally {
     state.loading = false;
   }
-  // A newer query may have started while this page loaded: it waited for this one, so start it now.
-  if (generation !== state.generation || (!state.done && sentinelVisible())) loadMore();
+  if (generation === state.generation && !state.done && sentinelVisible()) loadMore();
+  return loaded;
 }
 
 function sentinelVisible() {
