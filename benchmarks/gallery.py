@@ -77,13 +77,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="datapoints in the datasource")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    import shutil as which
-
     from playwright.sync_api import sync_playwright
 
     import thresher
 
-    chromium = which.which("chromium") or "/usr/lib/chromium/chromium"
+    chromium = shutil.which("chromium") or "/usr/lib/chromium/chromium"
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="thresher-bench-gallery-"))
     images = scratch / "images"
     images.mkdir()

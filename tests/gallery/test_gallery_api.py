@@ -3,13 +3,16 @@ file bytes, errors, security headers, and `thresher up` / `thresher ui`."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 
 import httpx
 import pytest
+from PIL import Image
 
+import thresher
 from thresher.gallery import thumbnails
 
 from .conftest import HTML_FILE, NAMESPACE, TOTAL
@@ -39,8 +42,6 @@ def test_keyset_pages_cover_the_result_once(http):
 
 def test_a_saved_dataset_with_order_and_limit_pages_by_position(http, open_gallery):
     _, conn = open_gallery
-    import thresher
-
     ds = thresher.get_datasource(NAMESPACE, "images", connection=conn)
     ds.order_by(ds["score"].desc()).limit(11).save_dataset("top11")
     seen, cursor = [], ""
@@ -77,9 +78,6 @@ def test_thumbnails_are_made_once_and_cached_immutably(http, open_gallery):
     made = list((cache.folder / "thumbs").rglob("*.webp"))
     assert http.get(item["thumb"]).content == first.content
     assert list((cache.folder / "thumbs").rglob("*.webp")) == made, "a warm request makes no new thumbnail"
-    from PIL import Image
-    import io
-
     assert max(Image.open(io.BytesIO(first.content)).size) <= thumbnails.SIZE
 
 

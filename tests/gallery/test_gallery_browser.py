@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+import thresher
+
 from .conftest import NAMESPACE, SCRIPT_PATH, SCRIPT_VALUE, TOTAL, screenshot
 
 LABELS = ["cat" if i % 3 else "dog" for i in range(TOTAL)]
@@ -123,7 +125,7 @@ def test_save_the_query_as_a_dataset_and_open_it(gallery_page, open_gallery):
     page.fill("#dataset-name", "dogs")
     page.click("#save")
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Saved dataset dogs')")
-    assert len(__import__("thresher").get_dataset(NAMESPACE, "dogs", connection=conn).all()) == DOGS
+    assert len(thresher.get_dataset(NAMESPACE, "dogs", connection=conn).all()) == DOGS
     page.select_option("#source", "dataset:dogs")
     run_query(page, "")
     wait_for_tiles(page, DOGS, "opening the saved dataset")

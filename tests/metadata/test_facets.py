@@ -1,14 +1,13 @@
 """CountValues: value counts and histograms of one field over a query's result, computed in the store."""
 
 import grpc
-import pyarrow as pa
 import pytest
 
 from thresher.arrow_io import read_table
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 from .conftest import compare
-from .test_queries import ROWS, loaded  # noqa: F401 - the fixture
+from .test_queries import loaded  # noqa: F401 - the fixture
 
 
 def _facet(meta, datasource_id, field, filter_=None, **kw):
