@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher import scan, upload
+from thresher import arrow_io, scan, upload
 from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
@@ -27,6 +27,17 @@ from thresher.results import QueryResult, paths_of
 from thresher.state import BUILTIN_COLUMNS, DatasourceState
 from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
+
+@dataclasses.dataclass(frozen=True)
+class FacetCounts:
+    """Value counts or a histogram of one field (``Datasource.count_values``)."""
+
+    counts: Any
+    """An Arrow table: (value, count), most frequent first; or (low, high, count) per histogram bin."""
+    total_rows: int
+    missing: int
+    """Rows of the result without a value for the field."""
+
 
 class Datasource(ArrowExport):
     """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``.
@@ -246,6 +257,17 @@ class Datasource(ArrowExport):
             "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto()), idempotent=True)
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
+
+    def count_values(self, field: str | Column, bins: int = 0, max_values: int = 20) -> FacetCounts:
+        """How often each value of ``field`` occurs in this view's result, counted in the store.
+
+        ``bins`` > 0 gives an equal-width histogram instead for int and float fields. Returns a
+        ``FacetCounts``: ``counts`` (Arrow: value, count; or low, high, count), ``total_rows``, ``missing``.
+        """
+        name = self._field_name(field)
+        response = self.connection.call_metadata("CountValues", ms.CountValuesRequest(
+            query=self.query_proto(), field=name, bins=bins, max_values=max_values), idempotent=True)
+        return FacetCounts(arrow_io.read_table(response.counts), response.total_rows, response.missing)
 
     def get_datapoint(self, path: str) -> Any:
         """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""

@@ -65,7 +65,18 @@ class ResourceExhaustedError(ThresherError):
 
 
 class PermissionDeniedError(ThresherError, PermissionError):
-    """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED)."""
+    """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED).
+
+    ``code`` is the status code name the service answered with, so callers (the gallery's 401 and 403)
+    can tell a missing or wrong token from one that may not do this.
+    """
+
+    def __init__(self, message: str = "", code: str = "PERMISSION_DENIED") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ScanFailedError(ThresherError):

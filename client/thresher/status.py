@@ -74,7 +74,7 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         where = f" at {address}" if address else ""
         return errors.ServiceUnavailableError(f"Thresher service unavailable{where}: {message}")
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return errors.PermissionDeniedError(message)
+        return errors.PermissionDeniedError(message, code)
     if code == "DEADLINE_EXCEEDED":
         where = f" at {address}" if address else ""
         return errors.ServiceTimeoutError(f"a call to the Thresher service{where} timed out: {message}")

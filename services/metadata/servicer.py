@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
 from thresher.types import FieldType
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
@@ -227,6 +227,12 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def DescribeQuery(self, request, context):
         schema, total = self.store.describe(request.query)
         return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+
+    @_rpc
+    def CountValues(self, request, context):
+        facet = self.store.count_values(request.query, request.field, request.bins, request.max_values)
+        return pb.CountValuesResponse(counts=serialize_table(facet.counts), total_rows=facet.total_rows,
+                                      missing=facet.missing)
 
     # SQL
     @_stream_rpc

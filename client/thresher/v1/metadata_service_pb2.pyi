@@ -300,6 +300,28 @@ class DescribeQueryResponse(_message.Message):
     total_rows: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
 
+class CountValuesRequest(_message.Message):
+    __slots__ = ("query", "field", "bins", "max_values")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    field: str
+    bins: int
+    max_values: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., field: _Optional[str] = ..., bins: _Optional[int] = ..., max_values: _Optional[int] = ...) -> None: ...
+
+class CountValuesResponse(_message.Message):
+    __slots__ = ("counts", "total_rows", "missing")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    counts: bytes
+    total_rows: int
+    missing: int
+    def __init__(self, counts: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., missing: _Optional[int] = ...) -> None: ...
+
 class ExecuteSqlRequest(_message.Message):
     __slots__ = ("sql", "parameters", "max_batch_rows")
     SQL_FIELD_NUMBER: _ClassVar[int]

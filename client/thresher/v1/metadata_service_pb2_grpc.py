@@ -120,6 +120,11 @@ class MetadataServiceStub(object):
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
                 _registered_method=True)
+        self.CountValues = channel.unary_unary(
+                '/thresher.v1.MetadataService/CountValues',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.FromString,
+                _registered_method=True)
         self.ExecuteSql = channel.unary_stream(
                 '/thresher.v1.MetadataService/ExecuteSql',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.SerializeToString,
@@ -284,6 +289,13 @@ class MetadataServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountValues(self, request, context):
+        """Value counts or a histogram of one field over a query's result, computed in the store (facets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExecuteSql(self, request, context):
         """Read-only SQL over the namespaces the caller may read: one schema per namespace, one table per
         datasource and per saved dataset. A server stream like ExecuteQuery's.
@@ -443,6 +455,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DescribeQuery,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.SerializeToString,
+            ),
+            'CountValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountValues,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.SerializeToString,
             ),
             'ExecuteSql': grpc.unary_stream_rpc_method_handler(
                     servicer.ExecuteSql,
@@ -937,6 +954,33 @@ class MetadataService(object):
             '/thresher.v1.MetadataService/DescribeQuery',
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/CountValues',
+            thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

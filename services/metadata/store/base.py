@@ -12,6 +12,7 @@ from thresher.scan import ScanStatus
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
+from ..facets import Facet
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
@@ -90,6 +91,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
+
+    @abc.abstractmethod
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> Facet:
+        """Value counts (or a histogram with ``bins`` bins) of ``field`` over the query's result."""
 
     @abc.abstractmethod
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:

@@ -43,6 +43,7 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from .. import facets
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
 from ..query_compiler import Column, compile_query, timestamp_or_none
@@ -528,6 +529,12 @@ class SqlStore(Store):
             datasource, compiled = self._compile(session, query)
             total = session.one(compiled.count_sql, compiled.count_params)[0]
         return result_schema(datasource, compiled.columns), int(total)
+
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        narrowed, request = facets.facet_query(query, field, bins, max_values)
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, narrowed)
+            return facets.count_values(compiled, request, self.dialect.query_dialect, session.table)
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         with self.dialect.read() as session:
