@@ -222,8 +222,10 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     @_rpc
     def DescribeQuery(self, request, context):
-        schema, total = self.store.describe(request.query)
-        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+        schema, total, ids = self.store.describe_with_ids(request.query)
+        low, high = ids or (0, 0)
+        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total, min_datapoint_id=low,
+                                        max_datapoint_id=high)
 
     # SQL
     @_stream_rpc

@@ -8,10 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueryTicket(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "id_range")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    ID_RANGE_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+    id_range: DatapointIdRange
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., id_range: _Optional[_Union[DatapointIdRange, _Mapping]] = ...) -> None: ...
+
+class DatapointIdRange(_message.Message):
+    __slots__ = ("start", "stop")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    stop: int
+    def __init__(self, start: _Optional[int] = ..., stop: _Optional[int] = ...) -> None: ...
 
 class FileTicket(_message.Message):
     __slots__ = ("datasource_id", "path", "offset", "length")

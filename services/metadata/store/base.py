@@ -95,6 +95,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
 
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, or None where the store
+        cannot tell (then the result is served unpartitioned)."""
+        schema, total = self.describe(query)
+        return schema, total, None
+
     @abc.abstractmethod
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         """Every logged write that touched the datapoint (or that field of it), oldest first."""

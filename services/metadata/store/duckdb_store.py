@@ -544,9 +544,14 @@ class DuckDBStore(CatalogReads, Store):
             cursor.close()
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        schema, total, _ = self.describe_with_ids(query)
+        return schema, total
+
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty."""
         datasource, compiled = self._compile(query)
-        total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
-        return result_schema(datasource, compiled.columns), int(total)
+        total, low, high = self._fetchone(compiled.count_sql, compiled.count_params)
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         known = self.get_datasource(datasource_id).fields

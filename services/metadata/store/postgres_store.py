@@ -466,16 +466,17 @@ class PostgresStore(CatalogReads, Store):
     def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> tuple[str, list]:
         """A subquery with each datapoint's values as they were after write ``last_write``, from the log.
 
-        Its one parameter is ``$1``: relation parameters come first.
+        It binds no parameters: the write id is an int of the store's own, written as a literal, so the
+        query stays on the driver's COPY path.
         """
         selected = "".join(f", {self._latest_value(f.column, field_id(f))} AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                     f"(array_agg(op ORDER BY write_id DESC) FILTER (WHERE op <> {OP_DELETE_VALUES}))[1] AS last_op"
-                    f"{selected} FROM {_log(datasource_id)} WHERE write_id <= $1 GROUP BY datapoint_id) g "
+                    f"{selected} FROM {_log(datasource_id)} WHERE write_id <= {int(last_write):d} GROUP BY datapoint_id) g "
                     f"JOIN {_current(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
                     f"WHERE g.last_op = {OP_UPSERT})")
-        return relation, [last_write]
+        return relation, []
 
     def _with_fields_at_other_times(self, cursor: Any, query: common_pb2.Query, datasource_id: int, base: str,
                                     params: list, columns: dict[str, Column]) -> tuple[common_pb2.Query, str, list]:
@@ -486,9 +487,9 @@ class PostgresStore(CatalogReads, Store):
             return query, (f"{base} AS rows" if base.startswith("(") else base), params
         joins, extra, params = [], [], list(params)
         for name, field, at in timed:
-            params.append(self._last_write_before(cursor, datasource_id, at))
+            last_write = int(self._last_write_before(cursor, datasource_id, at))  # a literal: see _as_of_relation
             joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, field_id(field))} "
-                         f"AS v FROM {_log(datasource_id)} WHERE write_id <= ${len(params)} GROUP BY datapoint_id) "
+                         f"AS v FROM {_log(datasource_id)} WHERE write_id <= {last_write:d} GROUP BY datapoint_id) "
                          f"{name} ON {name}.datapoint_id = base.datapoint_id")
             extra.append(f", {name}.v AS {name}")
         relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
@@ -525,10 +526,15 @@ class PostgresStore(CatalogReads, Store):
                 self._pool.release(connection)
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        schema, total, _ = self.describe_with_ids(query)
+        return schema, total
+
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty."""
         with self._pool.connection() as connection, connection.cursor() as cursor:
             datasource, compiled = self._compile(cursor, query)
-            total = _one(cursor, compiled.count_sql, compiled.count_params)[0]
-        return result_schema(datasource, compiled.columns), int(total)
+            total, low, high = _one(cursor, compiled.count_sql, compiled.count_params)
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         with self._pool.connection() as connection, connection.cursor() as cursor:
