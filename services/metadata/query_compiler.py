@@ -198,6 +198,9 @@ class _Compiler:
 
     @staticmethod
     def checked(name: str, column: Column, kind: FieldType, value):
+        if isinstance(value, str) and "\x00" in value:
+            # Neither engine's stored text holds NUL (PostgreSQL refuses it): one answer on both.
+            raise InvalidArgument(f"a value for field {name!r} holds a NUL character, which no stored text can hold")
         if column.type is FieldType.FLOAT and kind in _NUMERIC:
             return float(value)
         if column.type is FieldType.INT and kind in _NUMERIC:
