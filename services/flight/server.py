@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files, shards as bag_shards, sql as flight_sql
+from thresher.services.flight import files, partitions, shards as bag_shards, sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
-from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket, query_ticket
+from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.storage.base import clean_relative
 from thresher.storage.blobs import BlobStore, open_blob_store
 from thresher.transport import flight_address, metadata_address
@@ -46,7 +46,8 @@ class ThresherFlightServer(fl.FlightServerBase):
     """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
-                 peers: Sequence[str] = (), data_port: DataPortClient | None = None, **options) -> None:
+                 peers: Sequence[str] = (), data_port: DataPortClient | None = None,
+                 partition_rows: int | None = None, **options) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
@@ -63,6 +64,8 @@ class ThresherFlightServer(fl.FlightServerBase):
         # Public so a deployment (or a test) can point servers at each other once all their ports are known.
         self.peers = [bag_shards.peer_location(peer, self.location) for peer in peers]
         self._shards = bag_shards.BagShards(channel, lambda: [self.location, *self.peers])
+        # A query result larger than this is split into id-range partitions, one endpoint each.
+        self.partition_rows = partitions.partition_rows(partition_rows)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_errors():
@@ -81,9 +84,12 @@ class ThresherFlightServer(fl.FlightServerBase):
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
+            query = parsed.query.query
+            if parsed.query.HasField("id_range"):  # one partition of a larger result
+                query = partitions.restricted(query, parsed.query.id_range)
             if self._data_port is not None:
-                return self._data_port.execute(parsed.query.query, forwarded(context))
-            schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
+                return self._data_port.execute(query, forwarded(context))
+            schema, batches = self._backend.execute(query, forwarded(context))
         return fl.GeneratorStream(schema, _relayed(batches))
 
     def get_flight_info(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.FlightInfo:
@@ -168,17 +174,22 @@ class ThresherFlightServer(fl.FlightServerBase):
 
     def _info(self, descriptor: fl.FlightDescriptor, query: common_pb2.Query, caller: Metadata,
               lenient: bool = False) -> fl.FlightInfo:
-        """The flight of ``query``: real schema and row count, one endpoint here. ``lenient`` for listings:
-        a query that cannot be described is listed without schema and counts rather than failing the list."""
+        """The flight of ``query``: real schema and row count, and one endpoint per partition (see
+        ``partitions``), each listing every flight node that can serve it, a different one first for
+        each partition. ``lenient`` for listings: a query that cannot be described is listed without
+        schema and counts rather than failing the list."""
         try:
-            schema, total_rows = self._backend.describe(query, caller)
+            schema, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller)
         except grpc.RpcError as error:
             if not lenient:
                 raise
             log.warning("listing %s without its schema: %s", descriptor, error)
-            schema, total_rows = pa.schema([]), -1
-        endpoint = fl.FlightEndpoint(query_ticket(query), [self.location])
-        return fl.FlightInfo(schema, descriptor, [endpoint], total_rows, -1)
+            schema, total_rows, min_id, max_id = pa.schema([]), -1, 0, -1
+        nodes = [self.location, *self.peers]
+        ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
+        endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), nodes[i % len(nodes):] + nodes[:i % len(nodes)])
+                     for i, id_range in enumerate(ranges)]
+        return fl.FlightInfo(schema, descriptor, endpoints, total_rows, -1)
 
 
     def _bag_info(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> fl.FlightInfo:
@@ -201,7 +212,8 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
                   security: ServiceSecurity | None = None, home: str | None = None,
                   peers: Sequence[str] | None = None,
-                  metadata_data_address: str | None = None) -> tuple[ThresherFlightServer, int]:
+                  metadata_data_address: str | None = None,
+                  partition_rows: int | None = None) -> tuple[ThresherFlightServer, int]:
     """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
     metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
     host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
@@ -209,8 +221,10 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     metadata service's blob store. ``peers`` (default: ``$THRESHER_FLIGHT_PEERS``, comma-separated
     ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints.
     ``metadata_data_address`` (default: ``$THRESHER_METADATA_DATA_ADDRESS``; none: query results come over
-    gRPC) is the metadata service's data port. The server serves from construction; stop it with
-    ``shutdown()``."""
+    gRPC) is the metadata service's data port. ``partition_rows`` (default:
+    ``$THRESHER_FLIGHT_PARTITION_ROWS``, else 1M; 0: never) is how many result rows make one partition
+    (one FlightInfo endpoint) of a large query result. The server serves from construction; stop it
+    with ``shutdown()``."""
     host, port = _host_port(address)
     security = security or ServiceSecurity()
     security.check_bind(address)
@@ -225,7 +239,7 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
                                        security.root_certificates)
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
                                       blobs=open_blob_store(home=home), peers=_peers(peers), data_port=data_port,
-                                      **security.flight_server_options())
+                                      partition_rows=partition_rows, **security.flight_server_options())
     except BaseException:
         channel.close()
         if data_port is not None:
