@@ -185,7 +185,9 @@ class Connection:
             ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
             return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
                                      idempotent=True)
-        descriptor = flight.FlightDescriptor.for_command(flight_pb2.FlightCommand(query=query).SerializeToString())
+        # Planned on the store's estimate: the partitions without running the query an extra time to count it.
+        command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+        descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
 
         def read() -> pa.Table:
             info = self.flight.get_flight_info(descriptor, options=self._flight_options)

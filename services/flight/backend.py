@@ -117,10 +117,12 @@ class MetadataBackend:
         schema, total_rows, _, _ = self.describe_with_ids(query, metadata)
         return schema, total_rows
 
-    def describe_with_ids(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, int, int, int]:
-        """The result's schema, row count, and smallest and largest datapoint id (0, 0 when unknown or empty)."""
-        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query), timeout=CALL_TIMEOUT,
-                                            metadata=metadata)
+    def describe_with_ids(self, query: common_pb2.Query, metadata: Metadata = (),
+                          estimate: bool = False) -> tuple[pa.Schema, int, int, int]:
+        """The result's schema, row count, and smallest and largest datapoint id (0, 0 when unknown or empty);
+        with ``estimate``, the store's cheap estimate of the count and bounds that hold the result's ids."""
+        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query, estimate=estimate),
+                                            timeout=CALL_TIMEOUT, metadata=metadata)
         return arrow_io.read_schema(response.schema), response.total_rows, response.min_datapoint_id, \
             response.max_datapoint_id
 

@@ -99,7 +99,8 @@ class ThresherFlightServer(fl.FlightServerBase):
                 return self._sql.flight_info(sql_command, descriptor, caller)
             if (bag_command := bag_shards.command_of(descriptor)) is not None:
                 return self._shards.flight_info(bag_command, descriptor, caller)
-            return self._info(descriptor, self._query_of(descriptor, caller), caller)
+            return self._info(descriptor, self._query_of(descriptor, caller), caller,
+                              estimate=_is_estimated(descriptor))
 
     def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
         with flight_errors():
@@ -162,6 +163,8 @@ class ThresherFlightServer(fl.FlightServerBase):
             kind = command.WhichOneof("kind")
             if kind == "query":
                 return command.query
+            if kind == "estimated_query":
+                return command.estimated_query.query
             if kind == "upsert":
                 raise invalid_argument("an upsert command describes an upload (DoPut), not a flight to read")
             raise unimplemented(f"{kind} commands are not served yet")
@@ -173,13 +176,14 @@ class ThresherFlightServer(fl.FlightServerBase):
         raise invalid_argument(f"unknown flight path {path}; expected [namespace, 'datasources' or 'datasets', name]")
 
     def _info(self, descriptor: fl.FlightDescriptor, query: common_pb2.Query, caller: Metadata,
-              lenient: bool = False) -> fl.FlightInfo:
+              lenient: bool = False, estimate: bool = False) -> fl.FlightInfo:
         """The flight of ``query``: real schema and row count, and one endpoint per partition (see
         ``partitions``), each listing every flight node that can serve it, a different one first for
         each partition. ``lenient`` for listings: a query that cannot be described is listed without
-        schema and counts rather than failing the list."""
+        schema and counts rather than failing the list. ``estimate``: partitions planned on the store's
+        row estimate, without running the query; the total is then unknown (-1)."""
         try:
-            schema, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller)
+            schema, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller, estimate)
         except grpc.RpcError as error:
             if not lenient:
                 raise
@@ -189,7 +193,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
         endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), nodes[i % len(nodes):] + nodes[:i % len(nodes)])
                      for i, id_range in enumerate(ranges)]
-        return fl.FlightInfo(schema, descriptor, endpoints, total_rows, -1)
+        return fl.FlightInfo(schema, descriptor, endpoints, -1 if estimate else total_rows, -1)
 
 
     def _bag_info(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> fl.FlightInfo:
@@ -201,6 +205,12 @@ class ThresherFlightServer(fl.FlightServerBase):
         except (fl.FlightError, grpc.RpcError) as error:
             log.warning("listing %s without its shards: %s", descriptor, error)
             return fl.FlightInfo(pa.schema([]), descriptor, [], -1, -1)
+
+
+def _is_estimated(descriptor: fl.FlightDescriptor) -> bool:
+    """Whether ``descriptor`` asks for a flight planned on an estimate (an ``estimated_query`` command)."""
+    return (descriptor.descriptor_type == fl.DescriptorType.CMD
+            and parse_command(descriptor.command).WhichOneof("kind") == "estimated_query")
 
 
 def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

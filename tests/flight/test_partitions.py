@@ -126,3 +126,26 @@ def test_a_partition_narrows_the_query_filter():
     assert parts[0] == query.filter
     assert [(p.comparison.field, p.comparison.op, p.comparison.value.int_value) for p in parts[1:]] == [
         ("datapoint_id", common_pb2.COMPARISON_OPERATOR_GE, 3), ("datapoint_id", common_pb2.COMPARISON_OPERATOR_LT, 9)]
+
+
+def test_a_flight_planned_on_the_estimate_reads_the_same_rows(replicas, source):
+    """The client's kind of GetFlightInfo: partitions from the store's estimate (PostgreSQL's planner),
+    without running the query to count it; the total is unknown (-1), the rows are the same."""
+    _, first, second = replicas
+    query = _filtered(source)
+    whole = _read(first, query_ticket(query))
+    estimated = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+    with fl.connect(f"grpc://127.0.0.1:{second.port}") as client:
+        info = client.get_flight_info(fl.FlightDescriptor.for_command(estimated.SerializeToString()))
+        assert client.get_schema(fl.FlightDescriptor.for_command(estimated.SerializeToString())).schema == whole.schema
+    assert info.total_records == -1 and len(info.endpoints) >= 1
+    assert pa.concat_tables([_read(first, endpoint.ticket) for endpoint in info.endpoints]).equals(whole)
+
+
+def test_the_estimate_bounds_hold_the_result_ids(metadata_server, source):
+    _, store = metadata_server
+    query = _filtered(source)
+    _, total, (low, high) = store.describe_with_ids(query)
+    _, estimated, (estimated_low, estimated_high) = store.estimate_with_ids(query)
+    assert total == ROWS // 2 and estimated >= 0
+    assert estimated_low <= low <= high <= estimated_high

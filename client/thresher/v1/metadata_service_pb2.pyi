@@ -286,10 +286,12 @@ class ExecuteQueryResponse(_message.Message):
     def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
 
 class DescribeQueryRequest(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "estimate")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+    estimate: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: _Optional[bool] = ...) -> None: ...
 
 class DescribeQueryResponse(_message.Message):
     __slots__ = ("schema", "total_rows", "min_datapoint_id", "max_datapoint_id")

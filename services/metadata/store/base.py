@@ -101,6 +101,11 @@ class Store(abc.ABC):
         schema, total = self.describe(query)
         return schema, total, None
 
+    def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:
+        """As ``describe_with_ids``, as cheaply as the store can: the row count may be an estimate, and the
+        id bounds a superset of the result's. By default exact."""
+        return self.describe_with_ids(query)
+
     @abc.abstractmethod
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         """Every logged write that touched the datapoint (or that field of it), oldest first."""

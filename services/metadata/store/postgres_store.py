@@ -35,6 +35,7 @@ from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
+from .bulk_read import planned_rows
 from .catalog_reads import BAG_DATASET_COLUMNS, CatalogReads
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
@@ -535,6 +536,15 @@ class PostgresStore(CatalogReads, Store):
             datasource, compiled = self._compile(cursor, query)
             total, low, high = _one(cursor, compiled.count_sql, compiled.count_params)
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe_with_ids`` without running the query: the planner's row estimate, and the id bounds
+        of every datapoint the datasource ever had (from the primary key), which hold the result's."""
+        with self._pool.connection() as connection, connection.cursor() as cursor:
+            datasource, compiled = self._compile(cursor, query)
+            rows = planned_rows(cursor, compiled.sql)
+            low, high = _one(cursor, f"SELECT min(datapoint_id), max(datapoint_id) FROM {_current(datasource.id)}")
+        return result_schema(datasource, compiled.columns), rows, (int(low or 0), int(high or 0))
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         with self._pool.connection() as connection, connection.cursor() as cursor:
