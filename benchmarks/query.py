@@ -124,11 +124,16 @@ def main() -> None:
 
 def postgres_rows(frame: pd.DataFrame, expected: int, repeats: int, embedded: dict) -> None:
     """The same services over a throwaway PostgreSQL cluster, against the embedded store's numbers."""
+    from tests.deploy.compose_processes import load_compose, postgres_settings
     from tests.deploy.postgres import LocalPostgres
 
+    # The cluster runs with the settings compose.yaml gives PostgreSQL (shared_buffers, WAL sizes...).
+    compose = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compose.yaml")
+    settings = postgres_settings(load_compose(compose, {"THRESHER_TOKENS": "unused", "THRESHER_SERVICE_TOKEN": "unused"})
+                                 ["services"]["postgres"]["command"])
     # Two partitions for the full result: half of it per partition.
     environment = {"THRESHER_FLIGHT_PARTITION_ROWS": str(math.ceil(len(frame) / 2))}
-    with LocalPostgres() as server:
+    with LocalPostgres(settings=settings) as server:
         environment["THRESHER_POSTGRES_URL"] = server.url
         postgres = measure_services(frame, expected, repeats, "postgres", environment)
     print(f"postgres: loaded through DoPut in {postgres['load']:.2f} s "

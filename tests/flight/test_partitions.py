@@ -26,16 +26,22 @@ ROWS = 50
 
 @pytest.fixture(scope="module")
 def replicas(metadata_server, flight_home):
+    """Two flight replicas, peers of each other: the first reads results from the metadata service's data
+    port, the second over its gRPC stream, so a ticket replayed on the other takes the other path too."""
     from thresher.services.flight.server import create_server
+    from thresher.services.metadata.data_port import create_data_port
 
-    address, _ = metadata_server
-    first, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION)
+    address, store = metadata_server
+    data_port = create_data_port("127.0.0.1:0", store)[0]
+    first, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
+                             metadata_data_address=f"127.0.0.1:{data_port.port}")
     second, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
                               peers=[f"127.0.0.1:{first.port}"])
     first.peers = [second.location]
     yield metadata_server[0], first, second
     first.shutdown()
     second.shutdown()
+    data_port.shutdown()
 
 
 @pytest.fixture
