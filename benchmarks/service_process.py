@@ -23,8 +23,8 @@ class ServiceProcess:
     def __enter__(self) -> "ServiceProcess":
         self._process = subprocess.Popen(
             [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL, text=True,
-            env={**os.environ, **self._service_environment})
+            stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
+            text=True, env={**os.environ, **self._service_environment})
         deadline = time.monotonic() + 120
         for line in self._process.stdout:
             if line.strip().startswith("export "):

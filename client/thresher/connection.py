@@ -182,7 +182,8 @@ class Connection:
         order; an ordered or limited query is never partitioned, so it is read at once, without asking.
         """
         if query.order_by or query.HasField("limit"):
-            ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
+            raw = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+            ticket = flight.Ticket(raw)
             return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
                                      idempotent=True)
         # Planned on the store's estimate: the partitions without running the query an extra time to count it.

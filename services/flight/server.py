@@ -191,7 +191,7 @@ class ThresherFlightServer(fl.FlightServerBase):
             schema, total_rows, min_id, max_id = pa.schema([]), -1, 0, -1
         nodes = [self.location, *self.peers]
         ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
-        endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), nodes[i % len(nodes):] + nodes[:i % len(nodes)])
+        endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), _rotated(nodes, i))
                      for i, id_range in enumerate(ranges)]
         return fl.FlightInfo(schema, descriptor, endpoints, -1 if estimate else total_rows, -1)
 
@@ -205,6 +205,12 @@ class ThresherFlightServer(fl.FlightServerBase):
         except (fl.FlightError, grpc.RpcError) as error:
             log.warning("listing %s without its shards: %s", descriptor, error)
             return fl.FlightInfo(pa.schema([]), descriptor, [], -1, -1)
+
+
+def _rotated(nodes: list, first: int) -> list:
+    """``nodes`` starting from index ``first`` (modulo their number), so partitions spread over replicas."""
+    first %= len(nodes)
+    return nodes[first:] + nodes[:first]
 
 
 def _is_estimated(descriptor: fl.FlightDescriptor) -> bool:

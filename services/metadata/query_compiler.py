@@ -3,8 +3,8 @@
 No user text is ever pasted into SQL: values become parameters (DuckDB) or literals rendered from
 their type by ``sql_literals`` (PostgreSQL, whose driver reads results through COPY only when
 nothing is bound), and fields are referred to by the store's own column names (``f<id>``), while the
-result's column names are applied afterwards to the Arrow schema. Missing values satisfy no comparison, not even ``!=``: each negation coalesces its
-operand's unknown to false first, which gives two-valued logic exactly (see ``_negate``).
+result's column names are applied afterwards to the Arrow schema. Missing values satisfy no
+comparison, not even ``!=``: each negation coalesces its operand's unknown to false first, which gives two-valued logic exactly (see ``_negate``).
 """
 
 from __future__ import annotations

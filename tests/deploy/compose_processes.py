@@ -144,7 +144,8 @@ class ComposeProcesses:
         return _ADDRESS.sub(replace, text)
 
     def _host_ports(self) -> set[int]:
-        return {_container_port(mapping)[0] for service in self.services.values() for mapping in service.get("ports", [])}
+        return {_container_port(mapping)[0] for service in self.services.values()
+                for mapping in service.get("ports", [])}
 
     def _volumes(self, service: str) -> dict[str, str]:
         """Container path → local folder, for the named volumes ``service`` mounts."""

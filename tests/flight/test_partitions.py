@@ -155,3 +155,10 @@ def test_the_estimate_bounds_hold_the_result_ids(metadata_server, source):
     _, estimated, (estimated_low, estimated_high) = store.estimate_with_ids(query)
     assert total == ROWS // 2 and estimated >= 0
     assert estimated_low <= low <= high <= estimated_high
+
+
+def test_store_results_come_in_batches_of_bounded_size(metadata_server, source):
+    _, store = metadata_server
+    schema, batches = store.query(common_pb2.Query(datasource_id=source), max_batch_rows=ROWS_PER_PARTITION)
+    sizes = [batch.num_rows for batch in batches]
+    assert sum(sizes) == ROWS and max(sizes) <= ROWS_PER_PARTITION

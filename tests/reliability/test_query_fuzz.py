@@ -238,7 +238,8 @@ def test_injection_values_match_pandas_and_leave_the_table_intact(loaded, inject
 
 def test_a_nul_in_a_value_is_refused(injection_target):
     helper, datasource_id = injection_target
-    filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(field="s", op=_op("eq"), value=to_proto_value("a\x00'")))
+    comparison = common_pb2.Comparison(field="s", op=_op("eq"), value=to_proto_value("a\x00'"))
+    filter_ = common_pb2.Filter(comparison=comparison)
     with pytest.raises(grpc.RpcError) as excinfo:
         helper.query(datasource_id, filter_)
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in excinfo.value.details()

@@ -474,7 +474,8 @@ class PostgresStore(CatalogReads, Store):
         outer = "".join(f", g.{f.column}" for f in fields)
         relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                     f"(array_agg(op ORDER BY write_id DESC) FILTER (WHERE op <> {OP_DELETE_VALUES}))[1] AS last_op"
-                    f"{selected} FROM {_log(datasource_id)} WHERE write_id <= {int(last_write):d} GROUP BY datapoint_id) g "
+                    f"{selected} FROM {_log(datasource_id)} WHERE write_id <= {int(last_write):d} "
+                    f"GROUP BY datapoint_id) g "
                     f"JOIN {_current(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
                     f"WHERE g.last_op = {OP_UPSERT})")
         return relation, []
