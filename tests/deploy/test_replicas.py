@@ -123,7 +123,7 @@ def test_partitions_planned_on_one_flight_replica_are_served_by_the_other(replic
     source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
         namespace=namespace, name="parted", source_uri="file:///x")).datasource
     replicas.connect(0).upsert_table(source.id, pa.table({"path": [f"p{i:02d}" for i in range(20)],
-                                                          "n": list(range(20))}), "path")
+                                                          "n": list(range(20))}), "path", create_missing=True)
     first, second = replicas.flight_servers
     saved = first.partition_rows, first.peers
     first.partition_rows, first.peers = 6, [second.location]
