@@ -3,7 +3,10 @@
 An engine supplies its column types, a few SQL spellings (lists, ordered aggregates), how a
 transaction is opened and locked, how Arrow tables are staged for a statement (bulk load), and how a
 result streams out (bulk read). Everything else — schema, writes, versioning, queries — is written
-once in ``store.py`` with numbered ``$n`` parameters, which both engines accept.
+once in ``store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
+the exception: the query compiler's dialect (``query_dialect``) says whether a query's values are
+bound or rendered as literals (PostgreSQL, whose driver reads results through COPY only when nothing
+is bound), and the store's own values in a query's relation (write ids) are always int literals.
 
 Adding a field type to the store is one change here: its row in ``FIELD_STORAGE``.
 """
@@ -120,6 +123,11 @@ class EngineDialect(abc.ABC):
     @abc.abstractmethod
     def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
         """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
+
+    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+        """How many rows the engine's planner expects ``sql`` to return, without running it; None where
+        the engine has no cheap estimate (the store then counts exactly)."""
+        return None
 
     @abc.abstractmethod
     def before_ddl(self, session: Session) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..query_compiler import POSTGRES
+from .bulk_read import planned_rows
 from .dialect import EngineDialect, Session, T
 from .postgres_connections import ConnectionPool, run_transaction
 
@@ -50,6 +51,8 @@ class PostgresSession(Session):
 
 class PostgresDialect(EngineDialect):
     name = "postgres"
+    # Query values are rendered as escaped, typed literals: with nothing bound, ADBC's driver reads the
+    # result through COPY (binary, bulk) rather than row by row.
     query_dialect = POSTGRES
     single_writer = False
     # Strings compare byte-wise ("C"), as DuckDB and pandas do, whatever the cluster's locale.
@@ -104,6 +107,10 @@ class PostgresDialect(EngineDialect):
                 cursor.close()
             finally:
                 self._pool.release(connection)
+
+    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+        # Planner statistics; the query is not run (the result is planned into partitions on this).
+        return planned_rows(session.cursor, sql, params)
 
     def before_ddl(self, session: Session) -> None:
         session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")

@@ -470,16 +470,18 @@ class SqlStore(Store):
                           [datasource_id, at])
         return -1 if row is None or row[0] is None else row[0]
 
-    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord],
-                        placeholder: str) -> str:
-        """A subquery with each datapoint's values as they were after the write given by ``placeholder``."""
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> str:
+        """A subquery with each datapoint's values as they were after write ``last_write``.
+
+        It binds no parameters: the write id is an int of the store's own, written as a literal, so a
+        query over it binds nothing (PostgreSQL's driver then reads the result through COPY)."""
         last_by = self.dialect.last_by
         selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)))} AS {f.column}"
                            for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                 f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
-                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {placeholder} "
+                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {int(last_write):d} "
                 f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
                 f"WHERE g.last_op = {OP_UPSERT})")
 
@@ -488,15 +490,15 @@ class SqlStore(Store):
     def _compile(self, session: Session, query: common_pb2.Query):
         datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
-        placeholder = self.dialect.query_dialect.placeholder
+        # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
+        # only the query's own values may be bound, and a dialect that renders them as literals binds none.
         as_of = timestamp_or_none(query.as_of)
-        params: list = []
         if as_of is None:
             fields, base, row_filter = datasource.fields, current_table(datasource.id), "alive"
         else:
             fields = self._fields(session, datasource.id, at=as_of)
-            params.append(self._last_write_before(session, datasource.id, as_of))
-            base, row_filter = self._as_of_relation(datasource.id, fields, placeholder(len(params))), ""
+            last_write = self._last_write_before(session, datasource.id, as_of)
+            base, row_filter = self._as_of_relation(datasource.id, fields, last_write), ""
         columns = {f.name: Column(f.column, f.type) for f in fields}
         query, timed = timed_select_items(query, columns, lambda at: self._fields(session, datasource.id, at=at))
         if not timed:
@@ -504,16 +506,15 @@ class SqlStore(Store):
         else:
             joins, extra = [], []
             for name, field, at in timed:
-                params.append(self._last_write_before(session, datasource.id, at))
+                last_write = int(self._last_write_before(session, datasource.id, at))  # a literal, as above
                 latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)))
                 joins.append(f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
                              f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
-                             f"{placeholder(len(params))} GROUP BY datapoint_id) {name} "
+                             f"{last_write:d} GROUP BY datapoint_id) {name} "
                              f"ON {name}.datapoint_id = base.datapoint_id")
                 extra.append(f", {name}.v AS {name}")
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
-        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, relation_params=params,
-                                 row_filter=row_filter)
+        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
         return datasource, compiled
 
@@ -525,10 +526,29 @@ class SqlStore(Store):
         return schema, _conformed(batches, schema)
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        schema, total, _ = self.describe_with_ids(query)
+        return schema, total
+
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty."""
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
-            total = session.one(compiled.count_sql, compiled.count_params)[0]
-        return result_schema(datasource, compiled.columns), int(total)
+            total, low, high = session.one(compiled.count_sql, compiled.count_params)
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe_with_ids`` without running the query where the engine's planner can estimate its
+        rows: then the id bounds are those of every datapoint the datasource ever had (the current
+        table keeps deleted ones too), which hold the result's at any ``as_of``. Exact otherwise."""
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+            rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
+            if rows is None:
+                total, low, high = session.one(compiled.count_sql, compiled.count_params)
+            else:
+                total, (low, high) = rows, session.one(
+                    f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}")
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
         narrowed, request = facets.facet_query(query, field, bins, max_values)
