@@ -53,8 +53,17 @@ def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
         # Memory-mapped, zero-copy unless the dataset holds an indices mapping (after a shuffle or select).
         return data.with_format("arrow")[:]
     if hasattr(data, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(data)
+        return _reader_of_stream(data)
     raise TypeError(f"cannot upload a {type(data).__module__}.{type(data).__qualname__}: pass {ACCEPTED}")
+
+
+def _reader_of_stream(data: Any) -> pa.RecordBatchReader:
+    if hasattr(pa.RecordBatchReader, "from_stream"):  # pyarrow >= 15
+        return pa.RecordBatchReader.from_stream(data)
+    if hasattr(data, "to_arrow_reader"):  # a DuckDB relation, on an older pyarrow
+        return data.to_arrow_reader()
+    raise TypeError(f"uploading a {type(data).__module__}.{type(data).__qualname__} through the Arrow PyCapsule "
+                    f"interface needs pyarrow >= 15 (installed: {pa.__version__}); pass a pyarrow Table instead")
 
 
 def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | pa.RecordBatchReader:
