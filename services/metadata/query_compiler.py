@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
 
+from .annotations import measure_sql
 from .errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
@@ -60,6 +61,7 @@ class Dialect:
     endswith: str
     isin: str  # format with {col} and {p}; the parameter is a list
     float_type: str = "DOUBLE"  # the SQL name of a 64-bit float, for casts
+    engine: str = "duckdb"  # for SQL written per engine elsewhere (annotation measures)
 
 
 DUCKDB = Dialect(
@@ -78,6 +80,7 @@ POSTGRES = Dialect(
     endswith="right({col}, length({p})) = {p}",
     isin="{col} = ANY({p})",
     float_type="DOUBLE PRECISION",
+    engine="postgres",
 )
 
 
@@ -135,6 +138,10 @@ class _Compiler:
     def comparison(self, comparison: common_pb2.Comparison) -> str:
         op = comparison.op
         column = self.column(comparison.field)
+        if comparison.HasField("measure"):
+            # The comparison's left side becomes a number computed from the field's objects.
+            column = Column(*measure_sql(comparison.field, column.sql, column.type, comparison.measure,
+                                         self.dialect.engine, self.param))
         operand = comparison.WhichOneof("operand")
         if op == common_pb2.COMPARISON_OPERATOR_IS_NULL:
             return f"({column.sql} IS NULL)"

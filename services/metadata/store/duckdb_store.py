@@ -26,6 +26,7 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from ..annotations import DUCKDB_TYPES, stored_values
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
@@ -45,6 +46,7 @@ _SQL_TYPES = {
     FieldType.STRING: "VARCHAR",
     FieldType.DATETIME: "TIMESTAMPTZ",
     FieldType.BLOB: "VARCHAR",
+    **DUCKDB_TYPES,
 }
 
 SLOW_WRITE_SECONDS = 1.0
@@ -344,6 +346,8 @@ class DuckDBStore(CatalogReads, Store):
             if column.type is FieldType.BLOB:
                 # Content-addressed, so bytes stored by a write that then fails are harmless.
                 array = pa.array(self._blobs.put_many(array.to_pylist()), pa.string())
+            elif column.type.is_annotation:
+                array = stored_values(column.type, array, self._blobs.put_many)
             values[column.name] = array
         with self._cursor() as cursor:
             cursor.execute("BEGIN")

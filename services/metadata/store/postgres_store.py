@@ -30,6 +30,7 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from ..annotations import POSTGRES_TYPES, stored_values, to_json_text
 from ..coercion import duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
@@ -51,6 +52,7 @@ _SQL_TYPES = {
     FieldType.STRING: 'TEXT COLLATE "C"',
     FieldType.DATETIME: "TIMESTAMPTZ",
     FieldType.BLOB: 'TEXT COLLATE "C"',
+    **POSTGRES_TYPES,
 }
 
 # Strings compare byte-wise ("C"), as DuckDB and pandas do, whatever the cluster's locale.
@@ -330,17 +332,22 @@ class PostgresStore(CatalogReads, Store):
                 if column.type is FieldType.BLOB:
                     # Content-addressed, so bytes stored by a write that then fails are harmless.
                     array = pa.array(self._blobs.put_many(array.to_pylist()), pa.string())
+                elif column.type.is_annotation:  # staged as JSON text, made jsonb in ``_write_values``
+                    values[column.name] = to_json_text(stored_values(column.type, array, self._blobs.put_many))
+                    continue
                 values[column.name] = array.cast(column.type.arrow_type)
             now = self._write_time(cursor, datasource_id)
             fields = self._add_fields(cursor, datasource_id, known,
                                       [(c.name, c.type, ()) for c in columns if c.name not in known], now)
+            json_columns = [fields[c.name].column for c in columns if c.type.is_annotation]
             return self._write_values(cursor, datasource_id, paths,
-                                      {fields[name].column: array for name, array in values.items()}, actor, now)
+                                      {fields[name].column: array for name, array in values.items()}, actor, now,
+                                      json_columns)
 
         return run_transaction(self._pool, work)
 
     def _write_values(self, cursor: Any, datasource_id: int, paths: pa.Array, values: dict[str, pa.Array],
-                      actor: str, now: dt.datetime) -> WriteResult:
+                      actor: str, now: dt.datetime, json_columns: Sequence[str] = ()) -> WriteResult:
         current, history = _current(datasource_id), _log(datasource_id)
         count = len(paths)
         paths = paths.cast(pa.string())
@@ -364,6 +371,8 @@ class PostgresStore(CatalogReads, Store):
         names = list(values)
         cursor.adbc_ingest("staged_values", pa.table({"datapoint_id": ids, "path": paths, "is_new": is_new, **values}),
                            mode="create", temporary=True)
+        for name in json_columns:
+            cursor.execute(f"ALTER TABLE staged_values ALTER COLUMN {name} TYPE JSONB USING {name}::jsonb")
         write_id = self._begin_write(cursor, datasource_id, now, actor, "upsert", count)
         value_list = "".join(f", {name}" for name in names)
         cursor.execute(f"INSERT INTO {history} (write_id, datapoint_id, op{value_list}) "
