@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from thresher import blob_cache, downloads
+from thresher import blob_cache, downloads, labels
 from thresher.errors import InvalidArgumentError
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
                             FieldType, arrow_kind, field_type_of)
@@ -102,6 +102,10 @@ class QueryResult:
         """The result as Datapoint objects, built on first use."""
         source = self._source_uri
         rows = self._table.to_pylist()
+        for name, kind in self.fields.items():
+            if kind is not None and kind.is_annotation:
+                for row, value in zip(rows, self.labels(name)):
+                    row[name] = value
         return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource)
                 for row in rows]
 
@@ -114,6 +118,14 @@ class QueryResult:
         """The result's field columns and their types."""
         return {f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema
                 if f.name not in RESERVED_NAMES}
+
+    def labels(self, field: str) -> list[Any]:
+        """The values of annotation field ``field`` as ``thresher.labels`` objects (None: no value)."""
+        kind = self.fields.get(field)
+        if kind is None or not kind.is_annotation:
+            raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "
+                                       f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})")
+        return labels.from_arrow(kind.annotation_kind, self._table.column(field))
 
     @property
     def scan_state(self) -> str | None:

@@ -12,6 +12,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from thresher import labels as L
+from thresher.arrow_io import read_batch, read_schema
 from thresher.query import Column
 from thresher.types import TYPE_METADATA_KEY, FieldType, to_proto_value
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
@@ -130,10 +131,11 @@ def test_as_of_and_history_keep_every_version(meta, metadata_stub):
     assert _values(_read(meta, source.id, as_of=between), "gt", FieldType.DETECTIONS)["a"] == first
     filtered = _read(meta, source.id, Column("gt", FieldType.DETECTIONS).count() == 1, as_of=between)
     assert filtered["path"].to_pylist() == ["a"]
-    history = metadata_stub.GetHistory(pb.GetHistoryRequest(datasource_id=source.id, path="a")) \
-        if hasattr(pb, "GetHistoryRequest") else None
-    if history is not None:
-        assert history  # the history RPC answered with the log of both writes
+    responses = iter(metadata_stub.GetHistory(pb.GetHistoryRequest(datasource_id=source.id, path="a", field="gt")))
+    schema = read_schema(next(responses).schema)
+    history = pa.Table.from_batches([read_batch(r.record_batch, schema) for r in responses], schema)
+    assert history.schema.field("gt").type == FieldType.DETECTIONS.arrow_type
+    assert L.from_arrow("detections", history["gt"]) == [first, VALUES["det"]]
 
 
 def _gt(name: str = "gt", kind: FieldType = FieldType.DETECTIONS) -> Column:
