@@ -119,6 +119,15 @@ class QueryResult:
         return {f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema
                 if f.name not in RESERVED_NAMES}
 
+    def export_annotations(self, format: str, target: str | os.PathLike[str], field: str | None = None,
+                           copy_images: bool = False) -> list[str]:
+        """Writes annotation field ``field`` (the only one by default) as ``"coco"``, ``"yolo"``, ``"voc"``,
+        ``"cvat"`` or ``"labelstudio"`` at ``target``; pixel formats need the width and height fields.
+        ``copy_images`` also downloads the files into ``target/images``. Returns the files written."""
+        from thresher import label_io
+
+        return label_io.export_annotations(self, format, target, field, copy_images)
+
     def labels(self, field: str) -> list[Any]:
         """The values of annotation field ``field`` as ``thresher.labels`` objects (None: no value)."""
         kind = self.fields.get(field)
