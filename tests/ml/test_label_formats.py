@@ -37,6 +37,18 @@ POLYGONS = {
                                          confidence=0.75)]),
 }
 
+WITHOUT_CONFIDENCE = {  # CVAT holds no confidences or instance ids
+    "img/a.png": L.Detections([L.Detection("car", _box("img/a.png", 1, 2, 30, 20), attributes={"occluded": True}),
+                               L.Detection("person", _box("img/a.png", 40, 0, 24, 48), attributes={"color": "red"})]),
+    "img/sub/c.png": L.Detections([]),
+}
+OPEN_AND_CLOSED = {
+    "img/a.png": L.Polylines([L.Polyline("road", _points("img/a.png", (0, 0), (32, 0), (16, 24)), True, True),
+                              L.Polyline("lane", _points("img/a.png", (1, 1), (5, 7)))]),
+}
+KEYPOINTS = {"img/b.png": L.Keypoints([L.Keypoint("person", _points("img/b.png", (3, 4), (10, 20)))])}
+CLASSES = {"img/a.png": L.Classification("street"), "img/b.png": L.Classification("field", 0.5)}
+
 
 @pytest.fixture
 def images(conn, namespace, tmp_path):
@@ -60,7 +72,12 @@ def _read(ds, field: str) -> dict:
 
 
 @pytest.mark.parametrize("format_name, values", [
-    ("coco", DETECTIONS), ("coco", POLYGONS), ("voc", DETECTIONS)])
+    ("coco", DETECTIONS), ("coco", POLYGONS), ("voc", DETECTIONS),
+    ("cvat", WITHOUT_CONFIDENCE), ("cvat", OPEN_AND_CLOSED), ("cvat", KEYPOINTS),
+    ("cvat", {p: L.Classification(c.label) for p, c in CLASSES.items()}),
+    ("labelstudio", DETECTIONS | {"img/b.png": L.Detections([L.Detection("car", _box("img/b.png", 0, 0, 40, 50),
+                                                                          0.25)])}),
+    ("labelstudio", POLYGONS), ("labelstudio", CLASSES)])
 def test_pixel_formats_round_trip_exactly(images, tmp_path, format_name, values):
     _write(images, "gt", values)
     target = tmp_path / "export"
@@ -114,7 +131,7 @@ def test_coco_export_loads_in_pycocotools(images, tmp_path):
     assert boxes == [("car", [1, 2, 30, 20]), ("person", [40, 0, 24, 48])]
 
 
-@pytest.mark.parametrize("format_name", ["coco", "voc", "yolo"])
+@pytest.mark.parametrize("format_name", ["coco", "voc", "yolo", "cvat"])
 def test_fiftyone_importers_load_the_same_objects(fo, images, tmp_path, format_name):
     _write(images, "gt", DETECTIONS)
     target = tmp_path / format_name
@@ -130,6 +147,10 @@ def test_fiftyone_importers_load_the_same_objects(fo, images, tmp_path, format_n
         dataset = fo.Dataset.from_dir(dataset_type=fo.types.VOCDetectionDataset, data_path=str(target / "images"),
                                       labels_path=str(target), label_field="gt")
         field = "gt"
+    elif format_name == "cvat":
+        dataset = fo.Dataset.from_dir(dataset_type=fo.types.CVATImageDataset, data_path=str(target / "images"),
+                                      labels_path=str(target / "annotations.xml"), label_field="gt")
+        field = "gt_detections" if "gt_detections" in dataset.get_field_schema() else "gt"
     else:
         dataset = fo.Dataset.from_dir(dataset_dir=str(target), dataset_type=fo.types.YOLOv5Dataset, split="val",
                                       yaml_path=str(target / "data.yaml"),

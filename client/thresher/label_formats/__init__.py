@@ -12,11 +12,11 @@ from types import ModuleType
 
 from thresher.errors import InvalidArgumentError
 
-from . import coco, voc, yolo
+from . import coco, cvat, labelstudio, voc, yolo
 from .files import Location
 from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet
 
-FORMATS: dict[str, ModuleType] = {"coco": coco, "yolo": yolo, "voc": voc}
+FORMATS: dict[str, ModuleType] = {"coco": coco, "yolo": yolo, "voc": voc, "cvat": cvat, "labelstudio": labelstudio}
 
 
 def _module(format_name: str) -> ModuleType:
