@@ -73,3 +73,24 @@ def test_tensorflow_batches_hold_ragged_targets(labelled):
     dataset = result.as_ml_dataset("tensorflow", file_columns=[], metadata_columns=["gt"])
     batch = next(iter(dataset.ragged_batch(3)))
     assert isinstance(batch["boxes"], tf.RaggedTensor) and batch["boxes"].shape[0] == 3
+
+
+def test_fiftyone_dataset_holds_each_kind_as_its_label_class(fo, labelled):
+    with labelled.metadata_context() as ctx:
+        ctx.update_metadata("a.png", {
+            "lines": L.Polylines([L.Polyline("road", ((0.0, 0.0), (1.0, 1.0)), confidence=0.5, instance_id=4,
+                                             attributes={"lane": 2})]),
+            "pose": L.Keypoints([L.Keypoint("person", ((0.5, 0.25),))])})
+    dataset = labelled.order_by("path").all().to_voxel51_dataset(progress=False)
+    sample = dataset.match(fo.ViewField("thresher_path") == "a.png").first()
+    assert isinstance(sample.gt, fo.Detections) and isinstance(sample.kind, fo.Classification)
+    assert [(d.label, d.bounding_box, d.confidence) for d in sample.gt.detections] == [
+        ("person", [0.25, 0.5, 0.5, 0.5], 0.9), ("car", [0.0, 0.0, 0.1, 0.2], None)]
+    assert sample.kind.label == "street"
+    (line,) = sample.lines.polylines
+    assert (line.label, line.points, line.closed, line.index, line["lane"]) == ("road", [[[0.0, 0.0], [1.0, 1.0]]],
+                                                                                False, 4, 2)
+    assert sample.pose.keypoints[0].points == [[0.5, 0.25]]
+    assert isinstance(sample.seg, fo.Segmentation) and sample.seg.get_mask().tolist() == [[0, 1], [2, 1]]
+    assert dataset.mask_targets["seg"] == {0: "bg", 1: "road", 2: "car"}
+    assert len(dataset.filter_labels("gt", fo.ViewField("label") == "car")) == 2
