@@ -94,3 +94,17 @@ def test_fiftyone_dataset_holds_each_kind_as_its_label_class(fo, labelled):
     assert isinstance(sample.seg, fo.Segmentation) and sample.seg.get_mask().tolist() == [[0, 1], [2, 1]]
     assert dataset.mask_targets["seg"] == {0: "bg", 1: "road", 2: "car"}
     assert len(dataset.filter_labels("gt", fo.ViewField("label") == "car")) == 2
+
+
+def test_bag_export_keeps_annotations_losslessly(labelled, tmp_path):
+    from thresher.bag import ShardedDatasetReader, decoders
+
+    result = labelled.order_by("path").all()
+    manifest = result.export(tmp_path / "bag", columns=["gt", "kind", "seg"], files_too=False, progress=False)
+    assert manifest["field_types"] == {"gt": "annotation:detections", "kind": "annotation:classification",
+                                       "seg": "annotation:segmentation"}
+    with ShardedDatasetReader(tmp_path / "bag", decoders) as reader:
+        for i, entry in enumerate(result):
+            for key in ("gt", "kind", "seg"):
+                kind = manifest["field_types"][key].partition(":")[2]
+                assert L.from_plain(kind, reader[i][key]) == entry[key]
