@@ -28,18 +28,20 @@ def import_annotations(datasource: Any, format_name: str, location: str | os.Pat
                                    f"{annotations.kind}")
     report = ImportReport(field, annotations.kind, skipped=list(annotations.skipped))
     find = matcher(datasource.select("path").all().paths, match)
-    chosen: dict[str, Any] = {}
-    for image in annotations.images:
+    chosen: dict[str, int] = {}  # datapoint path -> image row
+    for row, image in enumerate(annotations.images):
         found = find(image.file_name)
         if not found:
             report.unmatched_files.append(image.file_name)
         elif len(found) > 1 or found[0] in chosen:
             report.ambiguous_files.append(image.file_name)
         else:
-            chosen[found[0]] = image.value
+            chosen[found[0]] = row
     if chosen:
-        table = pa.table({"path": pa.array(list(chosen), pa.string()),
-                          field: labels.to_arrow(annotations.kind, list(chosen.values()))})
+        rows = list(chosen.values())
+        column = (annotations.arrow.take(pa.array(rows, pa.int64())) if annotations.arrow is not None
+                  else labels.to_arrow(annotations.kind, [annotations.images[row].value for row in rows]))
+        table = pa.table({"path": pa.array(list(chosen), pa.string()), field: column})
         datasource.upload_metadata_from_dataframe(table, path_column="path")
     report.matched = len(chosen)
     return report

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from thresher import labels as L
 
 from .files import Location, write_text
@@ -36,6 +39,11 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     except (ValueError, KeyError, TypeError) as error:
         raise AnnotationFormatError(f"{path} is not a COCO file: {error!r}") from None
     result = AnnotationSet(kind, list(images.values()), list(categories.values()))
+    if kind == L.DETECTIONS:
+        result.arrow = _detections(path, data.get("annotations", []), images, categories)
+        for image in result.images:
+            image.value = None  # the values are in result.arrow
+        return result
     for number, ann in enumerate(data.get("annotations", [])):
         try:
             image = images[ann["image_id"]]
@@ -61,6 +69,48 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     for image in result.images:
         image.value = wrap(image.value)
     return result
+
+
+def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, AnnotatedImage],
+                categories: dict[Any, str]) -> pa.Array:
+    """The detections of every image as one Arrow column, built column-wise: COCO files run to millions of boxes."""
+    row_of = {image_id: row for row, image_id in enumerate(images)}
+    names = list(categories.values())
+    name_index = {category_id: i for i, category_id in enumerate(categories)}
+    count = len(anns)
+    rows, label = np.empty(count, np.int64), np.empty(count, np.int64)
+    boxes = np.empty((count, 4), np.float64)
+    scores, instances, attributes = [None] * count, [None] * count, [None] * count
+    for k, ann in enumerate(anns):
+        try:
+            rows[k] = row_of[ann["image_id"]]
+            label[k] = name_index[ann["category_id"]]
+            boxes[k] = ann["bbox"]
+        except KeyError as error:
+            raise AnnotationFormatError(f"{path}: annotation {k} refers to unknown {error}") from None
+        except (ValueError, TypeError):
+            raise AnnotationFormatError(f"{path}: annotation {k} has bbox {ann.get('bbox')!r}, not [x, y, w, h]") from None
+        scores[k] = ann.get("score")
+        if not ann.keys() <= _OWN_KEYS or ann.get("iscrowd") or INSTANCE_KEY in ann or "instance_id" in ann:
+            common = _common(ann)
+            instances[k] = common["instance_id"]
+            attributes[k] = L.canonical_attributes(common["attributes"])
+    sizes = np.array([(image.width, image.height) for image in images.values()], np.float64).reshape(-1, 2)
+    if count and (sizes[rows] <= 0).any():
+        missing = list(images.values())[int(rows[np.flatnonzero((sizes[rows] <= 0).any(axis=1))[0]])]
+        need_size(missing, "COCO")
+    boxes /= np.tile(sizes[rows], 2) if count else 1
+    order = np.argsort(rows, kind="stable")  # images in file order, each image's boxes in annotation order
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(images)))]).astype(np.int32)
+    objects = pa.StructArray.from_arrays([
+        pa.array(names, pa.string()).take(pa.array(label[order])),
+        pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * count + 1, 4, dtype=np.int32)),
+                                 pa.array(boxes[order].ravel())),
+        pa.array([float(v) if v is not None else None for v in scores], pa.float64()).take(pa.array(order)),
+        pa.array(instances, pa.int64()).take(pa.array(order)),
+        pa.array(attributes, pa.string()).take(pa.array(order)),
+    ], fields=list(L.DETECTION_TYPE))
+    return pa.ListArray.from_arrays(pa.array(offsets), objects, type=L.ARROW_TYPES[L.DETECTIONS])
 
 
 def _common(ann: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from thresher.errors import InvalidArgumentError
 
 # Absolute (pixel) coordinates are written with this many decimals: relative values times the size
@@ -35,6 +37,16 @@ class AnnotationSet:
     classes: list[str] = field(default_factory=list)
     # What the file held that this kind cannot (e.g. RLE masks): (file name, what), reported to the user.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # For large files a reader may give the values as one Arrow column (row i: image i) instead.
+    arrow: pa.Array | None = None
+
+    def values(self) -> list[Any]:
+        """Each image's label value, from the Arrow column where the reader built one."""
+        if self.arrow is None:
+            return [image.value for image in self.images]
+        from thresher import labels
+
+        return labels.from_arrow(self.kind, self.arrow)
 
 
 def pixels(value: float) -> float:
