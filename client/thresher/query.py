@@ -357,6 +357,7 @@ class Column:
         raise QueryError(f"{self!r} is a column reference, not its values; run a query to get values")
 
     def _compare(self, op: int, other: Any) -> Expression:
+        self._check_not_annotation()
         if isinstance(other, Column):
             if not fieldcheck.comparable(self.type, other.type):
                 raise fieldcheck.mismatch(self.name, self.type, other.type,
@@ -379,7 +380,14 @@ class Column:
             raise QueryError(f"{self!r} {_SYMBOLS[op]} ...: a {self.type.value} field has no order; "
                              "use == or != or isin")
 
+    def _check_not_annotation(self) -> None:
+        if self.type.is_annotation:
+            raise QueryError(f"{self!r} holds {self.type.annotation_kind}: compare a measure of its objects, e.g. "
+                             f"{self!r}.count('car') >= 1, {self!r}.labels.contains('car'), "
+                             f"{self!r}.max_confidence() < 0.5")
+
     def _value(self, op: int, value: Any) -> common_pb2.Value:
+        self._check_not_annotation()
         if isinstance(value, Expression):
             raise QueryError(f"cannot compare {self!r} with a filter ({value!r}); {_PAREN_HELP}")
         given = fieldcheck.kind_of(self.name, value)

@@ -184,6 +184,9 @@ class _Compiler:
 
     @staticmethod
     def checked(name: str, column: Column, kind: FieldType, value):
+        if column.type.is_annotation or kind.is_annotation:
+            raise InvalidArgument(f"field {name!r} of type {column.type.value} cannot be compared with a value; "
+                                  "compare a measure of its objects (count, max_confidence, min_confidence)")
         if column.type is FieldType.FLOAT and kind in _NUMERIC:
             return float(value)
         if column.type is FieldType.INT and kind in _NUMERIC:

@@ -81,3 +81,14 @@ def test_object_queries_on_other_fields_fail_in_the_client(ds):
         ds["n"].count()
     with pytest.raises(QueryError, match="objects to count"):
         ds["seg"].labels.contains("x")
+
+
+def test_an_annotation_field_compared_with_a_value_says_what_to_do(ds):
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("a.png", {"gt": L.Detections([CAR])})
+    from thresher.errors import QueryError
+
+    with pytest.raises(QueryError, match="count"):
+        ds["gt"] == L.Detections([CAR])
+    with pytest.raises(QueryError, match="count"):
+        ds["gt"].isin([L.Detections([CAR])])

@@ -284,3 +284,14 @@ def test_random_object_predicates_match_python(loaded, tree):
     expression, truth = tree
     got = sorted(_read(helper, datasource_id, expression)["path"].to_pylist())
     assert got == sorted(p for p, t in truth.items() if t)
+
+
+def test_an_annotation_field_compared_with_a_value_is_rejected(meta, metadata_stub):
+    source = meta.datasource()
+    _upsert(metadata_stub, source.id, {"a": {"gt": VALUES["det"]}})
+    filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(
+        field="gt", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value(VALUES["det"])))
+    with pytest.raises(grpc.RpcError) as excinfo:
+        _read(meta, source.id, filter_)
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "compare a measure" in excinfo.value.details()
