@@ -164,3 +164,13 @@ def test_fiftyone_importers_load_the_same_objects(fo, images, tmp_path, format_n
             (d.label, tuple(round(v, 9) for v in d.bounding_box)) for d in detections)
     expected = {p: sorted((o.label, tuple(round(v, 9) for v in o.box)) for o in v) for p, v in DETECTIONS.items()}
     assert {p: v for p, v in loaded.items() if v or p in expected} == expected
+
+
+def test_import_from_and_export_to_an_s3_bucket(images, s3_bucket):
+    _write(images, "gt", DETECTIONS)
+    images.all().export_annotations("voc", f"s3://{s3_bucket}/voc")
+    images.all().export_annotations("coco", f"s3://{s3_bucket}/coco/instances.json")
+    assert images.import_annotations("voc", f"s3://{s3_bucket}/voc", field="from_voc").matched == len(DETECTIONS)
+    report = images.import_annotations("coco", f"s3://{s3_bucket}/coco/instances.json", field="from_coco")
+    assert report.matched == len(DETECTIONS)
+    assert _read(images, "from_voc") == _read(images, "from_coco") == DETECTIONS
