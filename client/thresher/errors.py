@@ -29,6 +29,20 @@ class QueryError(ThresherError, ValueError):
     """A query built wrongly: a missing parenthesis, `and`/`or`/`in` on columns, a chained comparison."""
 
 
+class QueryExpressionError(QueryError):
+    """A query expression (the text grammar of ``thresher.expressions``) that does not parse.
+
+    ``position`` is the 0-based offset in ``text`` where parsing stopped; ``expected`` says what would
+    have been valid there.
+    """
+
+    def __init__(self, message: str, text: str = "", position: int = 0, expected: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+        self.position = position
+        self.expected = expected
+
+
 class UnknownFieldError(QueryError, NotFoundError):
     """A query or write names a field the datasource does not have."""
 
@@ -55,6 +69,10 @@ class ScanFailedError(ThresherError):
 
 class ServiceError(ThresherError):
     """A service failed in a way no more specific class describes (gRPC INTERNAL, UNKNOWN, ...)."""
+
+
+class MissingExtraError(ThresherError, ImportError):
+    """A feature needs a package that an optional extra installs; the message names the extra."""
 
 
 class ScanInProgressWarning(UserWarning):

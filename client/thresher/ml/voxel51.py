@@ -78,7 +78,8 @@ def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *,
     columns = {field: result.arrow.column(field).to_pylist() for field in kinds}
     blob_digests = [d for field, kind in kinds.items() if kind is FieldType.BLOB for d in columns[field] if d]
     blob_digests += voxel51_labels.mask_digests(kinds, columns)
-    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress) if blob_digests else {}
+    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress,
+                                   datasource_id=datasource.id) if blob_digests else {}
     dataset = fo.Dataset(name, persistent=persistent, overwrite=overwrite)
     classes = field_classes(fo)
     dataset.add_sample_field(PATH_FIELD, fo.StringField)

@@ -1,13 +1,10 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -114,7 +111,7 @@ class GetOrCreateDatasourceResponse(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     datasource: _common_pb2.Datasource
     created: bool
-    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: bool = ...) -> None: ...
 
 class ListDatasourcesRequest(_message.Message):
     __slots__ = ("namespace", "page_size", "page_token")
@@ -337,7 +334,7 @@ class ListSqlTablesRequest(_message.Message):
     INCLUDE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     include_schema: bool
-    def __init__(self, namespace: _Optional[str] = ..., include_schema: _Optional[bool] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., include_schema: bool = ...) -> None: ...
 
 class SqlTable(_message.Message):
     __slots__ = ("namespace", "name", "kind", "schema")
@@ -383,7 +380,7 @@ class ListChangesRequest(_message.Message):
     datasource_id: int
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListChangesResponse(_message.Message):
     __slots__ = ("schema", "record_batch")
@@ -463,7 +460,7 @@ class BagDataset(_message.Message):
     name: str
     uri: str
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterBagDatasetRequest(_message.Message):
     __slots__ = ("namespace", "name", "uri")

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.scan import ScanStatus
+from thresher.services.server_extra import require
 from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
@@ -36,6 +36,8 @@ from .catalog_reads import CatalogReads
 from .common import (OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource, check_reuse,
                      check_same_type, coerce_write, conform, field_id, result_schema, timed_select_items)
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+
+duckdb = require("duckdb")
 
 log = logging.getLogger(__name__)
 
