@@ -66,13 +66,13 @@ class Tally:
 def write_grpc(connection: thresher.Connection, datasource_id: int, rows: dict[str, float], client: int) -> None:
     connection.call_metadata("UpsertMetadata", pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
         pb.DatapointValues(path=path, values={"value": to_proto_value(value), "client": to_proto_value(client)})
-        for path, value in rows.items()]))
+        for path, value in rows.items()], create_missing=True))
 
 
 def write_flight(connection: thresher.Connection, datasource_id: int, rows: dict[str, float], client: int) -> None:
     table = pa.table({"path": list(rows), "value": list(rows.values()),
                       "client": pa.array([client] * len(rows), pa.int64())})
-    connection.upsert_table(datasource_id, table, "path")
+    connection.upsert_table(datasource_id, table, "path", create_missing=True)
 
 
 def query(connection: thresher.Connection, datasource_id: int, client: int) -> int:

@@ -20,7 +20,8 @@ from thresher.downloads import (DownloadReport, UnsafePathWarning, disable_bucke
 from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, MissingExtraError,
                              NotFoundError, PermissionDeniedError, QueryError, QueryExpressionError, ResourceExhaustedError, ScanFailedError,
                              ScanInProgressWarning, ServiceTimeoutError,
-                             ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError)
+                             ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError,
+                             UnknownPathsError)
 from thresher.loader import Loader
 from thresher.metadata_context import MetadataContext
 from thresher.namespaces import Namespace, create_namespace, get_namespace, get_or_create_namespace
@@ -41,7 +42,7 @@ __all__ = [
     "get_namespace", "get_or_create_namespace", "namespaces", "Column", "Connection", "Datapoint", "Datasource", "Expression", "Field", "FieldType",
     "FieldTypeMismatchError", "InvalidArgumentError", "Loader", "MetadataContext", "NotFoundError", "Order",
     "PermissionDeniedError", "ResourceExhaustedError", "ServiceTimeoutError", "QueryError", "QueryResult", "ScanFailedError", "ScanInProgressWarning",
-    "ScanStatus", "ServiceError", "ServiceUnavailableError", "ThresherError", "UnknownFieldError", "connect",
+    "ScanStatus", "ServiceError", "ServiceUnavailableError", "ThresherError", "UnknownFieldError", "UnknownPathsError", "connect",
     "create_datasource", "datasets", "datasources", "default_connection", "delete_dataset", "get_dataset",
     "get_datasets", "get_datasource", "get_datasources", "get_or_create_datasource", "set_default_connection", "sources",
 ]

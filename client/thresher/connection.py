@@ -263,10 +263,10 @@ class Connection:
         larger than memory streams. If reading it raises, the upload is aborted (nothing is written)
         and the error is raised here. Returns the server's counts when it sends them.
         ``create_missing``: whether paths the datasource does not know may become new datapoints
-        (services of this version create them either way).
+        (otherwise the service refuses the upload, writing nothing).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column))
+            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
         batches = table.to_batches() if isinstance(table, pa.Table) else table
 

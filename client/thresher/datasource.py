@@ -282,12 +282,13 @@ class Datasource(ArrowExport):
     # -- writing ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def metadata_context(self) -> Iterator[MetadataContext]:
+    def metadata_context(self, create_missing: bool = False) -> Iterator[MetadataContext]:
         """Collects ``ctx.update_metadata(paths, {...})`` calls and writes them in one request on exit.
 
-        If the block raises, nothing is written.
+        If the block raises, nothing is written. Paths that are not datapoints yet are refused
+        (``UnknownPathsError``, nothing written) unless ``create_missing=True``.
         """
-        context = MetadataContext(self._shared.write_type)
+        context = MetadataContext(self._shared.write_type, create_missing)
         try:
             yield context
         finally:
@@ -296,14 +297,16 @@ class Datasource(ArrowExport):
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
 
-    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
+    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
+                                       create_missing: bool = False) -> Any:
         """Writes a table's columns as fields of the datapoints named in its path column, atomically.
 
         ``df`` is any Arrow producer (see ``upload``). ``path_column`` is a column name or position
-        (the first column by default). Missing values (None/NaN/NaT) leave fields untouched. Returns
-        the service's counts when it sends them.
+        (the first column by default). Missing values (None/NaN/NaT) leave fields untouched. Paths
+        that are not datapoints yet are refused (``UnknownPathsError``, nothing written) unless
+        ``create_missing=True``, which creates them. Returns the service's counts when it sends them.
         """
-        return self._upload(df, path_column)
+        return self._upload(df, path_column, create_missing=create_missing)
 
     def upload(self, data: Any, path_column: str | int = PATH_COLUMN, *, create_missing: bool = False) -> Any:
         """Writes ``data``'s columns as fields of the datapoints named in ``path_column``, atomically.
@@ -312,9 +315,8 @@ class Datasource(ArrowExport):
         relation, a Hugging Face ``datasets.Dataset`` or anything with ``__arrow_c_stream__``; anything
         else raises TypeError. A stream (reader, relation, other producer) is sent batch by batch as it
         is read, so it may be larger than memory; it still commits only at its end, and if the
-        producer raises midway nothing is written. ``create_missing`` says whether paths the
-        datasource does not know yet may become new datapoints (services of this version create them
-        either way).
+        producer raises midway nothing is written. Paths the datasource does not know yet are refused
+        (``UnknownPathsError``, nothing written) unless ``create_missing=True``, which creates them.
         """
         return self._upload(data, path_column, create_missing=create_missing)
 

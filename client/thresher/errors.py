@@ -21,6 +21,11 @@ class InvalidArgumentError(ThresherError, ValueError):
     """A request the service rejected as malformed (gRPC INVALID_ARGUMENT)."""
 
 
+class UnknownPathsError(InvalidArgumentError):
+    """A write named paths that are not datapoints of the datasource, and did not ask to create them
+    (pass ``create_missing=True``). The message names up to 10 of them and how many there are."""
+
+
 class FieldTypeMismatchError(InvalidArgumentError, TypeError):
     """A value's type does not match the type its field was created with."""
 

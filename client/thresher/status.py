@@ -58,6 +58,8 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         # The metadata service phrases type mismatches as "field 'x' has type int; got float value ...".
         if "has type" in lowered and "got" in lowered:
             return errors.FieldTypeMismatchError(message)
+        if "are not in datasource" in lowered and "create_missing" in lowered:
+            return errors.UnknownPathsError(message)
         if "unknown field" in lowered:
             return errors.UnknownFieldError(message)
         return errors.InvalidArgumentError(message)

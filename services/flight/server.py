@@ -131,7 +131,7 @@ class ThresherFlightServer(fl.FlightServerBase):
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = uploaded_batches(reader)
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
-                                            forwarded(context))
+                                            forwarded(context), create_missing=command.upsert.create_missing)
         writer.write(pa.py_buffer(response.SerializeToString()))
 
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:

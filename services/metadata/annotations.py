@@ -249,6 +249,8 @@ def from_json_text(array: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa
     """The annotation values of a column of JSON text (as PostgreSQL returns jsonb) in ``target``."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    if isinstance(array, pa.ExtensionArray):  # Arrow's JSON type, as the PostgreSQL driver returns jsonb
+        array = array.storage
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.string())
     return pa.array([None if text is None else json.loads(text) for text in array.to_pylist()], target)

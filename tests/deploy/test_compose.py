@@ -71,14 +71,14 @@ def test_a_client_session_against_the_compose_services(deployment):
     ds = datasources.get_or_create(namespace, "images", data, connection=first).wait_until_ready(
         timeout=60, progress=False)
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["img1.png", "img2.png"], "label": ["cat", "dog"]}),
-                                      path_column="path")
+                                      path_column="path", create_missing=True)
     ds[ds["label"] == "dog"].save_dataset("dogs")
 
     seen = datasources.get_datasource(namespace, "images", connection=second)
     assert sorted(seen.all().dataframe["path"]) == ["img0.png", "img1.png", "img2.png"]
     assert datasets.get_dataset(namespace, "dogs", connection=second).all().dataframe["path"].tolist() == ["img2.png"]
     with pytest.raises(ThresherError):
-        seen.upload_metadata_from_dataframe(pd.DataFrame({"path": ["img0.png"], "label": ["x"]}), path_column="path")
+        seen.upload_metadata_from_dataframe(pd.DataFrame({"path": ["img0.png"], "label": ["x"]}), path_column="path", create_missing=True)
 
 
 def test_flight_endpoints_advertise_addresses_reachable_from_outside(deployment):

@@ -34,7 +34,7 @@ def test_a_session_over_tls_with_the_configured_roots(tls_stack, certificate, tm
     connection = tls_stack.connect(token="alice-token", root_certificates=certificate[0])
     ds = datasources.get_or_create(f"team/tls-{os.getpid()}", "files", tmp_path, connection=connection)
     ds.wait_until_ready(timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pa.table({"path": ["a.txt"], "n": [7]}).to_pandas(), path_column="path")
+    ds.upload_metadata_from_dataframe(pa.table({"path": ["a.txt"], "n": [7]}).to_pandas(), path_column="path", create_missing=True)
     assert ds.all().dataframe[["path", "n"]].values.tolist() == [["a.txt", 7]]
 
 

@@ -31,7 +31,7 @@ VALUES = {
 def _upsert(stub, datasource_id, rows: dict[str, dict]):
     return stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
         pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
-        for path, values in rows.items()]))
+        for path, values in rows.items()], create_missing=True))
 
 
 def _read(meta, datasource_id, filter_=None, **kw) -> pa.Table:
@@ -137,6 +137,51 @@ def test_as_of_and_history_keep_every_version(meta, metadata_stub):
     assert history.schema.field("gt").type == FieldType.DETECTIONS.arrow_type
     assert L.from_arrow("detections", history["gt"]) == [first, VALUES["det"]]
 
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(dt.datetime.now(dt.timezone.utc))
+    return stamp
+
+
+def test_annotation_values_moved_into_the_log_keep_every_version(meta, metadata_stub):
+    # Later writes move superseded annotation values (nested in DuckDB, jsonb in PostgreSQL) into the
+    # log: a write of another field only, a full rewrite, a segmentation, then a cleared value.
+    source = meta.datasource()
+    first, second = L.Detections([CAR]), VALUES["det"]
+    seg = L.Segmentation(b"mask one", ("bg",))
+    seg_digest = L.Segmentation(hashlib.sha256(b"mask one").hexdigest(), ("bg",))
+    _upsert(metadata_stub, source.id, {"a": {"gt": first, "n": 1}, "b": {"gt": second}})
+    after_first = _now()
+    _upsert(metadata_stub, source.id, {"a": {"n": 2}})
+    after_other_field = _now()
+    _upsert(metadata_stub, source.id, {"a": {"gt": second, "seg": seg}, "b": {"gt": first}})
+    after_rewrite = _now()
+    metadata_stub.DeleteMetadata(pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a"], fields=["gt"]))
+
+    def state(at=None) -> dict:
+        table = _read(meta, source.id, as_of=at) if at else _read(meta, source.id)
+        return _values(table, "gt", FieldType.DETECTIONS)
+
+    assert state(after_first) == {"a": first, "b": second}
+    assert state(after_other_field) == {"a": first, "b": second}
+    assert state(after_rewrite) == {"a": second, "b": first}
+    assert state() == {"a": None, "b": first}
+    assert _values(_read(meta, source.id, as_of=after_rewrite), "seg", FieldType.SEGMENTATION)["a"] == seg_digest
+    # A select item read at its own instant, next to the current value.
+    timed = _read(meta, source.id, select=[common_pb2.SelectItem(field="gt"),
+                                           common_pb2.SelectItem(field="gt", alias="old", as_of=after_first)])
+    assert _values(timed, "old", FieldType.DETECTIONS) == {"a": first, "b": second}
+    assert _values(timed, "gt", FieldType.DETECTIONS) == {"a": None, "b": first}
+    # Object queries over an earlier state read the values the log keeps.
+    filtered = _read(meta, source.id, Column("gt", FieldType.DETECTIONS).count() == 2, as_of=after_other_field)
+    assert filtered["path"].to_pylist() == ["b"]
+    responses = iter(metadata_stub.GetHistory(pb.GetHistoryRequest(datasource_id=source.id, path="a", field="gt")))
+    schema = read_schema(next(responses).schema)
+    history = pa.Table.from_batches([read_batch(r.record_batch, schema) for r in responses], schema)
+    assert history["operation"].to_pylist() == ["set", "set", "delete_metadata"]
+    assert L.from_arrow("detections", history["gt"]) == [first, second, None]
 
 def _gt(name: str = "gt", kind: FieldType = FieldType.DETECTIONS) -> Column:
     return Column(name, kind)

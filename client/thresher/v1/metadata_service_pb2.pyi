@@ -185,12 +185,14 @@ class DatapointValues(_message.Message):
     def __init__(self, path: _Optional[str] = ..., values: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
 
 class UpsertMetadataRequest(_message.Message):
-    __slots__ = ("datasource_id", "datapoints")
+    __slots__ = ("datasource_id", "datapoints", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     DATAPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     datapoints: _containers.RepeatedCompositeFieldContainer[DatapointValues]
-    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertMetadataResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -201,12 +203,14 @@ class UpsertMetadataResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class UpsertTableHeader(_message.Message):
-    __slots__ = ("datasource_id", "path_column")
+    __slots__ = ("datasource_id", "path_column", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertTableEnd(_message.Message):
     __slots__ = ("record_batches", "rows")
