@@ -7,8 +7,9 @@ write with an error naming its row and problem, which ``coerce_write`` turns int
 DuckDB keeps each kind in its native nested type (STRUCT / STRUCT[]). PostgreSQL keeps it as
 ``jsonb``: one column type for every kind, indexable with GIN and queried with ``jsonb_array_elements``
 and containment, where a composite type per kind would need DDL per datasource and has no Arrow path
-through the ADBC driver. Values cross the driver as JSON text and are parsed back into the kind's
-Arrow type, so both engines return the same Arrow.
+through the ADBC driver. Values cross the driver as JSON text (Arrow's JSON type) and are parsed
+back into the kind's Arrow type, so both engines return the same Arrow. The column types themselves
+are the annotation rows of the store's ``FIELD_STORAGE``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ DUCKDB_TYPES = {
     FieldType.KEYPOINTS: f"STRUCT(label VARCHAR, points DOUBLE[][], {_DUCKDB_COMMON})[]",
     FieldType.SEGMENTATION: "STRUCT(mask VARCHAR, classes VARCHAR[])",
 }
-POSTGRES_TYPES = {kind: "JSONB" for kind in DUCKDB_TYPES}
 
 
 class AnnotationError(InvalidArgument):
