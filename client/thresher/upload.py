@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import fieldcheck
+from thresher import fieldcheck, labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
 
 # Arrow types written per field type; a blob column carries the bytes, the service stores the digest.
-_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary()}
+_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary(),
+                                                                  FieldType.SEGMENTATION: labels.SEGMENTATION_WRITE_TYPE}
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
@@ -77,6 +78,11 @@ def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | 
 
 
 def _from_pandas(data: Any) -> pa.Table:
+    label_columns = _label_columns(data)
+    if label_columns:
+        rest = _from_pandas(data.drop(columns=list(label_columns)))
+        columns = {name: label_columns[name] if name in label_columns else rest[name] for name in data.columns}
+        return pa.table(columns)
     try:
         return pa.Table.from_pandas(data, preserve_index=False)
     except _ARROW_ERRORS as error:
@@ -85,6 +91,20 @@ def _from_pandas(data: Any) -> pa.Table:
         raise InvalidArgumentError(f"the dataframe holds text that is not valid UTF-8: {error}") from None
     except ValueError as error:  # duplicate column names, for one
         raise InvalidArgumentError(str(error)) from None
+
+
+def _label_columns(frame: Any) -> dict[str, pa.Array]:
+    """The columns of a DataFrame that hold ``thresher.labels`` values, as Arrow arrays of their kind."""
+    found = {}
+    for name in getattr(frame, "columns", ()):
+        column = frame[name]
+        if getattr(column, "dtype", None) != object:
+            continue
+        values = [None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()]
+        first = next((v for v in values if v is not None), None)
+        if labels.is_label(first):
+            found[name] = labels.to_arrow(first.kind, values)
+    return found
 
 
 def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
@@ -203,6 +223,8 @@ def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None
         raise FieldTypeMismatchError(f"column '{name}': {error}") from None
     if given is None or (column.null_count == len(column) and not keep_empty):
         return None
+    if given.is_annotation and expected in (None, given):
+        return column  # the service conforms and checks annotation columns, optional parts left out included
     if expected is None or expected == given or (expected is FieldType.FLOAT and given is FieldType.INT):
         return _cast(name, column, _WRITE_TYPES[expected or given])
     if expected is FieldType.INT and given is FieldType.FLOAT:

@@ -100,13 +100,13 @@ def victim(stack, tmp_path_factory) -> Victim:
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     admin = _bearer(ADMIN)
     source = stub.GetDatasource(pb.GetDatasourceRequest(id=source_id), metadata=admin).datasource
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, datapoints=[
+    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, create_missing=True, datapoints=[
         pb.DatapointValues(path="a", values={"n": to_proto_value(1), "thumb": common_pb2.Value(blob_value=THUMB)})]),
         metadata=admin)
     dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=VICTIM, name="all", query=common_pb2.Query(
         datasource_id=source.id)), metadata=admin).dataset
     stub.RegisterBagDataset(pb.RegisterBagDatasetRequest(namespace=VICTIM, name="bag", uri="/data/bag"), metadata=admin)
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=attacker_id, datapoints=[
+    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=attacker_id, create_missing=True, datapoints=[
         pb.DatapointValues(path="a", values={"thumb": common_pb2.Value(blob_value=b"the attacker's own")})]),
         metadata=admin)
     channel.close()
@@ -534,7 +534,8 @@ def _blob(client, digest: str, datasource_id: int, token: str) -> tuple[str, byt
 def _write(stack, datasource_id: int, values: dict) -> None:
     channel = open_channel(stack.metadata_address)
     metadata_service_pb2_grpc.MetadataServiceStub(channel).UpsertMetadata(pb.UpsertMetadataRequest(
-        datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)]), metadata=_bearer(ADMIN))
+        datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)], create_missing=True),
+        metadata=_bearer(ADMIN))
     channel.close()
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from thresher.types import FieldType
 
+from ..annotations import DUCKDB_TYPES
 from ..query_compiler import Dialect as QueryDialect
 
 T = TypeVar("T")
@@ -45,6 +46,9 @@ FIELD_STORAGE: dict[FieldType, FieldStorage] = {
     FieldType.STRING: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
     FieldType.DATETIME: FieldStorage("TIMESTAMPTZ", "TIMESTAMPTZ", lambda: pa.timestamp("us", tz="UTC")),
     FieldType.BLOB: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
+    # Annotations: DuckDB's native nested types; PostgreSQL's JSONB (a column of that type is staged
+    # as JSON text, see ``EngineDialect.storage_array``). Segmentation masks are stored by digest.
+    **{kind: FieldStorage(sql, "JSONB", lambda kind=kind: kind.arrow_type) for kind, sql in DUCKDB_TYPES.items()},
 }
 
 
@@ -105,6 +109,10 @@ class EngineDialect(abc.ABC):
 
     def column_type(self, kind: FieldType) -> str:
         return getattr(FIELD_STORAGE[kind], self.name)
+
+    def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
+        """``array`` as this engine's sessions stage and append it (by default its stored Arrow type)."""
+        return storage_array(kind, array)
 
     name: str
 

@@ -14,9 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from thresher.types import FieldType
+
+from ..annotations import to_json_text
 from ..query_compiler import POSTGRES
 from .bulk_read import planned_rows
-from .dialect import EngineDialect, Session, T
+from .dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
 from .postgres_connections import ConnectionPool, run_transaction
 
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
@@ -37,6 +40,11 @@ class PostgresSession(Session):
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.adbc_ingest(name, table, mode="create", temporary=True)
+        # The driver creates a JSON column for Arrow's JSON type; the tables it meets hold JSONB.
+        for column in table.schema:
+            if isinstance(column.type, pa.JsonType):
+                self.cursor.execute(f"ALTER TABLE {name} ALTER COLUMN {column.name} TYPE JSONB "
+                                    f"USING {column.name}::jsonb")
         # A temporary table has no statistics until analysed; without them the planner may join a
         # large staged table to the current table by nested loops.
         self.cursor.execute(f"ANALYZE {name}")
@@ -75,6 +83,12 @@ class PostgresDialect(EngineDialect):
 
     def lock(self, session: Session, key: int) -> None:
         session.table("SELECT pg_advisory_xact_lock($1)", [int(key)])
+
+    def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
+        # A JSONB column travels as Arrow's JSON type (text), which the driver copies into JSONB.
+        if FIELD_STORAGE[kind].postgres == "JSONB":
+            return pa.ExtensionArray.from_storage(pa.json_(), to_json_text(array))
+        return storage_array(kind, array)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

@@ -44,6 +44,7 @@ from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from .. import facets
+from ..annotations import stored_values
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
 from ..query_compiler import Column, compile_query, timestamp_or_none
@@ -52,7 +53,7 @@ from .base import Store, utc_now
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
-from .dialect import EngineDialect, Session, storage_array
+from .dialect import EngineDialect, Session
 from .migrations import prepare_schema
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
@@ -352,6 +353,8 @@ class SqlStore(Store):
         if column.type is FieldType.BLOB:
             # Content-addressed, so bytes stored by a write that then fails are harmless.
             return pa.array(self._blobs.put_many(column.values.to_pylist()), pa.string())
+        if column.type.is_annotation:  # segmentation masks go to the blob store the same way
+            return stored_values(column.type, column.values, self._blobs.put_many)
         return column.values
 
     def _existing(self, session: Session, datasource_id: int, paths: pa.Array,
@@ -742,7 +745,7 @@ class StreamedWrite:
                                                     "upsert", 0)
         new = [(c.name, c.type, ()) for c in columns if c.name not in self.fields]
         self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
-        values = {self.fields[c.name].column: storage_array(c.type, self.store._stored(c)) for c in columns}
+        values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c)) for c in columns}
         numbers = [field_id(self.fields[c.name]) for c in columns]
         self.numbers.update(dict.fromkeys(numbers))
         return values, numbers
