@@ -107,8 +107,7 @@ def test_blobs_stream_by_hash_through_a_datasource_that_holds_them(flight, fligh
     lost = hashlib.sha256(b"held, but gone from the store").hexdigest()
     metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
         mpb.DatapointValues(path="a", values={"big": common_pb2.Value(blob_value=BIG)}),
-        mpb.DatapointValues(path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")})],
-        create_missing=True))
+        mpb.DatapointValues(path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")})]))
     data, metadata, batches = fetch(flight, blob_ticket(digest, holder))
     assert data == BIG and batches == 2 and metadata[b"thresher.etag"] == digest.encode()
     message = error_text(flight, blob_ticket(lost, holder))  # the flight service's store never had it
