@@ -1,4 +1,4 @@
-"""Query 1M datapoints x 20 fields with a 3-predicate filter into pandas (DESIGN §7, rows 1, 2 and 5).
+"""Query 1M datapoints x 20 fields with a 3-predicate filter into pandas (docs/design.md, "Performance targets": rows 1, 2 and 5).
 
 Thresher end to end (client -> flight service -> metadata service -> DuckDB and back as Arrow) is
 compared with DuckDB in-process on the same data into pandas (target <= 1.5x) and with pandas

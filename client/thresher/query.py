@@ -1,4 +1,4 @@
-"""The query builder: columns, filter expressions, ordering, and the query a view sends (DESIGN §4).
+"""The query builder: columns, filter expressions, ordering, and the query a view sends (docs/design.md, "Queries").
 
 ``ds["x"]`` is a :class:`Column`; comparing it gives an :class:`Expression`; expressions combine with
 ``&``, ``|`` and ``~``. Everything is checked as it is built, so misuse fails at the line that

@@ -1,4 +1,4 @@
-"""The field type system of DESIGN §3, shared by the client and the services.
+"""The field type system (docs/design.md, "Data model"), shared by the client and the services.
 
 A field has one of six types. Python and numpy/pandas scalars map to them by kind (a Python ``bool``
 is a bool, never an int); ``None``, NaN and NaT mean "no value". Arrow carries each field's type in

@@ -254,6 +254,6 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
 
 
 def _nan_to_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    # NaN means "no value" (DESIGN §3); pandas input already has it as null, Arrow input may not.
+    # NaN means "no value" (docs/design.md, "Missing values"); pandas input already has it as null, Arrow input may not.
     nan = pc.is_nan(column)
     return pc.if_else(nan, pa.scalar(None, column.type), column) if pc.any(nan).as_py() else column

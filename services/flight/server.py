@@ -44,7 +44,7 @@ DATA_PORT_ENV = "THRESHER_METADATA_DATA_ADDRESS"
 
 
 class ThresherFlightServer(fl.FlightServerBase):
-    """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
+    """Serves Thresher's Flight surface (docs/design.md, "The Flight surface") over the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
                  peers: Sequence[str] = (), data_port: DataPortClient | None = None, metadata_address: str = "",

@@ -1,7 +1,7 @@
 """Turns the columns of an incoming write into columns of their fields' types, or explains why not.
 
 Every write, whether it came as protobuf values or as an Arrow table, is validated here before the
-store touches anything, so a request with one bad value writes nothing (DESIGN §3).
+store touches anything, so a request with one bad value writes nothing (docs/design.md, "Types of values in writes").
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _to_storage(array: pa.Array, kind: FieldType, name: str) -> pa.Array:
         if pa.types.is_date(array.type):
             array = array.cast(pa.timestamp("s"))
         if array.type.tz is None:
-            # Naive instants are taken as UTC (DESIGN §3 stores UTC instants).
+            # Naive instants are taken as UTC (docs/design.md, "Data model": datetimes are UTC instants).
             array = pc.assume_timezone(array, "UTC")
         return array.cast(pa.timestamp("us", tz="UTC"))
     if kind is FieldType.BLOB:
