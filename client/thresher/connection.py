@@ -52,6 +52,7 @@ class Connection:
         self.scanner_address = scanner_address or transport.scanner_address()
         self.retry_timeout = retry_timeout
         token = token if token is not None else os.environ.get(transport.TOKEN_ENV) or None
+        self._token = token  # kept so workers on other machines can open the same connection (thresher.ray_engine)
         if isinstance(root_certificates, str):
             with open(root_certificates, "rb") as handle:
                 root_certificates = handle.read()
@@ -210,14 +211,17 @@ class Connection:
 
         return self._flight_call(start, idempotent=True)
 
-    def upsert_table(self, datasource_id: int, table: pa.Table,
-                     path_column: str) -> metadata_service_pb2.UpsertTableResponse | None:
-        """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
+    def upsert_table(self, datasource_id: int, table: pa.Table, path_column: str, *, staging_session: str = "",
+                     block_index: int = 0) -> metadata_service_pb2.UpsertTableResponse | None:
+        """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically; with
+        ``staging_session``, stages it as block ``block_index`` of that session instead (sent again, a
+        block replaces its earlier copy; ``CommitStagedUpload`` writes the session's blocks together).
 
         Returns the server's counts when it sends them (a PutResult holding an UpsertTableResponse).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column))
+            datasource_id=datasource_id, path_column=path_column, staging_session=staging_session,
+            block_index=block_index))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
 
         def put() -> metadata_service_pb2.UpsertTableResponse | None:

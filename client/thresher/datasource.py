@@ -249,6 +249,7 @@ class Datasource:
         return result[0]
 
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
+        read_at = dt.datetime.now(dt.timezone.utc)
         table = self.connection.read_query(spec.to_proto(self.id))
         state = (table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
         if state in (scan.PENDING, scan.SCANNING):
@@ -258,7 +259,7 @@ class Datasource:
         elif state == scan.FAILED:
             warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
                           ScanInProgressWarning, stacklevel=stacklevel)
-        return QueryResult(table, self.source, datasource=self)
+        return QueryResult(table, self.source, datasource=self, read_at=read_at)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -289,6 +290,23 @@ class Datasource:
         response = self.connection.upsert_table(self.id, table, path_name)
         self._shared.stale = True
         return response
+
+    def upload(self, data: Any, path_column: str | int | None = None) -> Any:
+        """Writes ``data``'s columns as fields, atomically: a DataFrame or Arrow table as
+        ``upload_metadata_from_dataframe`` does, a Ray Dataset from its workers, block by block, committed
+        once every block is in (see ``thresher.ray_engine.upload``)."""
+        if type(data).__module__.startswith("ray.data"):
+            from thresher.ray_engine.upload import upload_ray_dataset
+
+            return upload_ray_dataset(self, data, path_column)
+        return self.upload_metadata_from_dataframe(data, path_column)
+
+    def to_ray_dataset(self, **read_options: Any) -> Any:
+        """The rows this view selects as a Ray Dataset, one read task per Flight partition; the driver
+        only plans (see ``thresher.ray_engine.read``)."""
+        from thresher.ray_engine.read import to_ray_dataset
+
+        return to_ray_dataset(self, **read_options)
 
     def define_fields(self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
                       ) -> dict[str, FieldType]:

@@ -131,7 +131,8 @@ class ThresherFlightServer(fl.FlightServerBase):
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = (chunk.data for chunk in reader if chunk.data is not None)
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
-                                            forwarded(context))
+                                            forwarded(context), command.upsert.staging_session,
+                                            command.upsert.block_index)
         writer.write(pa.py_buffer(response.SerializeToString()))
 
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from thresher.v1 import common_pb2 as thresher_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"a\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\x12/\n\x08id_range\x18\x02 \x01(\x0b\x32\x1d.thresher.v1.DatapointIdRange\"/\n\x10\x44\x61tapointIdRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\x1c\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\";\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\":\n\x15\x45stimatedQueryCommand\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"\xe0\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x12=\n\x0f\x65stimated_query\x18\x04 \x01(\x0b\x32\".thresher.v1.EstimatedQueryCommandH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"a\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\x12/\n\x08id_range\x18\x02 \x01(\x0b\x32\x1d.thresher.v1.DatapointIdRange\"/\n\x10\x44\x61tapointIdRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\x1c\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\"i\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\x12\x17\n\x0fstaging_session\x18\x03 \x01(\t\x12\x13\n\x0b\x62lock_index\x18\x04 \x01(\x03\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\":\n\x15\x45stimatedQueryCommand\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"\xe0\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x12=\n\x0f\x65stimated_query\x18\x04 \x01(\x0b\x32\".thresher.v1.EstimatedQueryCommandH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,11 +45,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLIGHTTICKET']._serialized_start=422
   _globals['_FLIGHTTICKET']._serialized_end=619
   _globals['_UPSERTCOMMAND']._serialized_start=621
-  _globals['_UPSERTCOMMAND']._serialized_end=680
-  _globals['_BAGDATASETCOMMAND']._serialized_start=682
-  _globals['_BAGDATASETCOMMAND']._serialized_end=718
-  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_start=720
-  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_end=778
-  _globals['_FLIGHTCOMMAND']._serialized_start=781
-  _globals['_FLIGHTCOMMAND']._serialized_end=1005
+  _globals['_UPSERTCOMMAND']._serialized_end=726
+  _globals['_BAGDATASETCOMMAND']._serialized_start=728
+  _globals['_BAGDATASETCOMMAND']._serialized_end=764
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_start=766
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_end=824
+  _globals['_FLIGHTCOMMAND']._serialized_start=827
+  _globals['_FLIGHTCOMMAND']._serialized_end=1051
 # @@protoc_insertion_point(module_scope)
