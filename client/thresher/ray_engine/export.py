@@ -74,7 +74,7 @@ def export_on_ray(result: Any, target: str, columns: Sequence[str] | None = None
     target, paths, manifest = plan.target, plan.paths, plan.manifest
     shards = max(1, math.ceil(len(paths) / shardlen))
     done = sum(min(shardlen, len(paths) - n * shardlen) for n in range(shards)
-               if files.exists(files.join(target, shard_name(n), SPEC_FILE)))
+               if files.exists(files.join(files.join(target, shard_name(n)), SPEC_FILE)))
     if not files.is_remote(target):
         os.makedirs(target, exist_ok=True)
     exporting.write_manifest(target, {**manifest, "rows_done": done})
