@@ -40,3 +40,13 @@ def test_a_ray_read_of_a_result_sees_the_instant_the_result_was_read(ray_cluster
     assert sorted(before.values()) == sorted(i % 3 for i in range(20))
     now = _collected(ray_cluster, ds.to_ray_dataset())
     assert set(now.column("label").to_pylist()) == {99}
+
+
+def test_the_ray_modules_import_neither_ray_nor_torch_until_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, thresher, thresher.ray_engine.read, thresher.ray_engine.upload, thresher.ray_engine.export, "
+            "thresher.ml.ray_embed; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "[]"
