@@ -40,8 +40,7 @@ class MetadataAuthorizer:
             "UpsertMetadata": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "UpsertTable": (WRITE, self._upload_namespace),
             "CommitStagedUpload": (WRITE, lambda r: by_datasource(r.datasource_id)),
-            # Anyone who may write may abort a session (its name is a random id only its writers know).
-            "AbortStagedUpload": (WRITE, lambda r: None),
+            "AbortStagedUpload": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "DeleteMetadata": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "DeleteDatapoints": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "ExecuteQuery": (READ, lambda r: by_datasource(r.query.datasource_id)),

@@ -200,7 +200,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
             if path_column not in table.column_names:
                 raise InvalidArgument(f"path column {path_column!r} is not among the uploaded columns "
                                       f"{table.column_names}")
-            self.staging.put(header.staging_session, header.block_index, path_column, table)
+            self.staging.put(header.staging_session, datasource_id, header.block_index, path_column, table)
             return pb.UpsertTableResponse()
         result = self.store.upsert(datasource_id, table, path_column, _actor(context))
         return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
@@ -209,7 +209,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     @_rpc
     def CommitStagedUpload(self, request, context):
         datasource_id = _require_id(request.datasource_id, "datasource_id")
-        table, path_column = self.staging.take(request.staging_session, request.block_count)
+        table, path_column = self.staging.take(request.staging_session, datasource_id, request.block_count)
         result = self.store.upsert(datasource_id, table, path_column, _actor(context))
         self.staging.drop(request.staging_session)
         return pb.CommitStagedUploadResponse(datapoints_written=result.datapoints_written,

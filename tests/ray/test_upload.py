@@ -40,7 +40,8 @@ def test_a_ray_upload_with_one_bad_block_writes_nothing(ray_cluster, images, ray
         ds.upload(dataset, path_column="path")
     assert set(ds.all().arrow.column("score").to_pylist()) == {None}
     staging = ray_services.home + "/staging"
-    assert not os.path.isdir(staging) or os.listdir(staging) == []  # the session was aborted
+    # The session was aborted: no block is kept, only the marks that refuse late blocks of ended sessions.
+    assert all(name.endswith(".ended") for name in os.listdir(staging))
 
 
 def test_a_block_sent_again_replaces_its_copy_and_a_missing_block_commits_nothing(ray_services, images):
@@ -62,7 +63,7 @@ def test_a_block_sent_again_replaces_its_copy_and_a_missing_block_commits_nothin
     result = ds.all()
     assert dict(zip(result.paths, result.arrow.column("score").to_pylist())) == {
         paths[0]: 3.0, paths[1]: 3.0, paths[2]: 4.0, paths[3]: 2.0, paths[4]: 2.0, paths[5]: 2.0}
-    with pytest.raises(Exception, match="no staged upload"):  # committed sessions are gone
+    with pytest.raises(Exception, match="already committed or aborted"):  # committed sessions are gone
         conn.call_metadata("CommitStagedUpload", commit)
 
 
@@ -80,4 +81,28 @@ def test_staged_upload_requests_with_bad_arguments_are_refused(ray_services, ima
         with pytest.raises(grpc.RpcError) as caught:
             stub.CommitStagedUpload(request)
         assert caught.value.code() == code
-    assert stub.AbortStagedUpload(ms.AbortStagedUploadRequest(staging_session="nope")).blocks_dropped == 0
+    # A session staged for one datasource is not committed into another.
+    other, _ = images(2)
+    ds.connection.upsert_table(ds.id, pa.table({"path": ["img/00.png"], "v": [1]}), "path",
+                               staging_session="mine", block_index=0)
+    with pytest.raises(grpc.RpcError, match=f"staged for datasource .*not {other.id}") as caught:
+        stub.CommitStagedUpload(ms.CommitStagedUploadRequest(staging_session="mine", datasource_id=other.id,
+                                                             block_count=1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    dropped = stub.AbortStagedUpload(ms.AbortStagedUploadRequest(staging_session="mine", datasource_id=ds.id))
+    assert dropped.blocks_dropped == 1
+    request = ms.AbortStagedUploadRequest(staging_session="nope", datasource_id=ds.id)
+    assert stub.AbortStagedUpload(request).blocks_dropped == 0
+
+
+def test_a_block_arriving_after_its_session_ended_is_refused_and_not_kept(ray_services, images):
+    from thresher.errors import ThresherError
+
+    ds, _ = images(2)
+    block = pa.table({"path": ["img/00.png"], "v": [1]})
+    ds.connection.upsert_table(ds.id, block, "path", staging_session="late", block_index=0)
+    ds.connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session="late",
+                                                                                 datasource_id=ds.id))
+    with pytest.raises(ThresherError, match="already committed or aborted"):
+        ds.connection.upsert_table(ds.id, block, "path", staging_session="late", block_index=1)
+    assert not os.path.exists(os.path.join(ray_services.home, "staging", "late"))

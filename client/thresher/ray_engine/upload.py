@@ -49,13 +49,22 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
     stage = ray.remote(stage_block).options(num_cpus=num_cpus, max_retries=BLOCK_RETRIES,
                                             retry_exceptions=[ConnectionError, OSError])
     connection = datasource.connection
+    pending = [stage.remote(source, session, index, ref, path_column) for index, ref in enumerate(refs)]
     try:
-        ray.get([stage.remote(source, session, index, ref, path_column) for index, ref in enumerate(refs)])
+        try:
+            ray.get(pending)
+        except BaseException:
+            # Stop the other blocks and let them end before aborting, so none lands after the abort.
+            for ref in pending:
+                ray.cancel(ref)
+            ray.wait(pending, num_returns=len(pending))
+            raise
         response = connection.call_metadata("CommitStagedUpload", ms.CommitStagedUploadRequest(
             staging_session=session, datasource_id=datasource.id, block_count=len(refs)))
     except BaseException:
         try:
-            connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session=session))
+            connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session=session,
+                                                                              datasource_id=datasource.id))
         except Exception:  # noqa: BLE001 - the first failure is the one to report; the session expires anyway
             pass
         raise

@@ -262,10 +262,12 @@ class CommitStagedUploadResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class AbortStagedUploadRequest(_message.Message):
-    __slots__ = ("staging_session",)
+    __slots__ = ("staging_session", "datasource_id")
     STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     staging_session: str
-    def __init__(self, staging_session: _Optional[str] = ...) -> None: ...
+    datasource_id: int
+    def __init__(self, staging_session: _Optional[str] = ..., datasource_id: _Optional[int] = ...) -> None: ...
 
 class AbortStagedUploadResponse(_message.Message):
     __slots__ = ("blocks_dropped",)
