@@ -96,9 +96,9 @@ def bench_read(ray, rows: int, repeats: int) -> None:
         ds.upload_metadata_from_dataframe(pd.DataFrame({
             "path": [f"p/{i:09d}" for i in range(start, start + n)], "a": rng.integers(0, 1000, n),
             "b": rng.random(n), "c": rng.random(n) < 0.5}))
-    from thresher.ray_engine.read import FlightPartitions
+    from thresher.ray_engine.read import partitions_datasource
 
-    partitions = FlightPartitions(ds.connection, ds.query_proto()).partitions
+    partitions = partitions_datasource(ds.connection, ds.query_proto()).partitions
     whole = best_of(lambda: ds.all(), repeats=repeats)
 
     def on_ray():
@@ -110,6 +110,16 @@ def bench_read(ray, rows: int, repeats: int) -> None:
     print(f"  one client, whole result (partitions on threads) {whole:8.2f} s   {rows / whole:12.0f} rows/s")
     print(f"  Ray, one task per partition (materialized)       {by_partitions:8.2f} s   "
           f"{rows / by_partitions:12.0f} rows/s   {whole / by_partitions:5.2f}x one client")
+
+
+def _import_ray():
+    """The ``ray`` package, not this file: run as a script, this file's folder comes first on sys.path."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    sys.modules.pop("ray", None)
+    import ray
+
+    return ray
 
 
 def main() -> None:
@@ -124,8 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.full:
         args.images, args.rows, args.partition_rows = 200_000, 10_000_000, 1_000_000
-    import ray
-
+    ray = _import_ray()
     scratch = tempfile.mkdtemp(prefix="thresher-bench-ray-")
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     try:

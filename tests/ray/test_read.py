@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.ray_engine.read import FlightPartitions
+from thresher.ray_engine.read import partitions_datasource
 
 
 def _collected(ray, dataset) -> pa.Table:
@@ -18,7 +18,7 @@ def _collected(ray, dataset) -> pa.Table:
 def test_a_parallel_read_equals_the_flight_result(ray_cluster, images):
     ds, _ = images(20)
     result = ds[ds["label"] < 2].all()
-    assert FlightPartitions(ds.connection, ds.query_proto()).partitions == 3  # 20 rows, 7 a partition
+    assert partitions_datasource(ds.connection, ds.query_proto()).partitions == 3  # 20 rows, 7 a partition
     dataset = result.to_ray_dataset()
     got = _collected(ray_cluster, dataset)
     expected = result.arrow

@@ -63,11 +63,12 @@ def export_on_ray(result: Any, target: str, columns: Sequence[str] | None = None
                   shardlen: int = exporting.DEFAULT_SHARDLEN, formats: dict[str, str] | None = None, *,
                   image_size: tuple[int, int] | None = None, files_too: bool = True, threads: int = 8,
                   num_cpus: float = 1, on_record: Callable[[int, int], None] | None = None,
-                  **_local_only: Any) -> dict[str, Any]:
+                  progress: bool = True) -> dict[str, Any]:
     """``QueryResult.export`` with every shard written by a Ray task; returns the manifest.
 
     ``threads``: file fetches in flight per task; ``num_cpus``: CPUs Ray reserves per task. The target
     must be reachable from every node (``s3://``/``gs://``, or a shared folder) on a cluster.
+    ``progress`` is accepted for the local export's signature; Ray's dashboard shows the tasks.
     """
     ray = require_ray()
     plan = exporting.plan_export(result, target, columns, shardlen, formats, image_size, files_too)

@@ -49,44 +49,43 @@ def read_partition(spec: ConnectionSpec, ticket: bytes, locations: list[str]) ->
         connection.close()
 
 
-class FlightPartitions:
-    """A Ray Data datasource over the partitions of one query (built lazily so ``ray`` loads only when used)."""
+def partitions_datasource(connection: Any, query: common_pb2.Query) -> Any:
+    """A Ray Data ``Datasource`` over the partitions of ``query``: one read task per Flight endpoint.
 
-    def __new__(cls, connection: Any, query: common_pb2.Query) -> Any:
-        require_ray()
-        from ray.data import Datasource, ReadTask
-        from ray.data.block import BlockMetadata
+    Planned here, once; its ``partitions`` attribute says how many read tasks it makes.
+    """
+    require_ray()
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
 
-        info = plan_partitions(connection, query)
-        spec = ConnectionSpec.of(connection)
-        schema = info.schema
-        endpoints = [(endpoint.ticket.ticket, [location.uri.decode() for location in endpoint.locations])
-                     for endpoint in info.endpoints]
+    info = plan_partitions(connection, query)
+    spec = ConnectionSpec.of(connection)
+    schema = info.schema
+    endpoints = [(endpoint.ticket.ticket, [location.uri.decode() for location in endpoint.locations])
+                 for endpoint in info.endpoints]
 
-        class _FlightPartitions(Datasource):
-            def get_name(self) -> str:
-                return "ThresherFlight"
+    def read_task(ticket: bytes, locations: list[str], per_task_row_limit: int | None) -> Any:
+        def read() -> Iterator[pa.Table]:
+            yield read_partition(spec, ticket, locations)
 
-            def estimate_inmemory_data_size(self) -> int | None:
-                return None
+        metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=None)
+        return ReadTask(read, metadata, schema=schema, per_task_row_limit=per_task_row_limit)
 
-            def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                               data_context: Any = None) -> list[Any]:
-                # One task per partition whatever `parallelism` says: a partition is the unit a node serves.
-                def task(ticket: bytes, locations: list[str]) -> Any:
-                    def read() -> Iterator[pa.Table]:
-                        yield read_partition(spec, ticket, locations)
+    class FlightPartitions(Datasource):
+        partitions = len(endpoints)
 
-                    metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
-                                             input_files=None)
-                    return ReadTask(read, metadata, schema=schema, per_task_row_limit=per_task_row_limit)
+        def get_name(self) -> str:
+            return "ThresherFlight"
 
-                return [task(ticket, locations) for ticket, locations in endpoints]
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
 
-        source = _FlightPartitions()
-        source.partitions = len(endpoints)
-        source.schema = schema
-        return source
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[Any]:
+            # One task per partition whatever `parallelism` says: a partition is the unit a node serves.
+            return [read_task(ticket, locations, per_task_row_limit) for ticket, locations in endpoints]
+
+    return FlightPartitions()
 
 
 def to_ray_dataset(datasource: Any, **read_options: Any) -> Any:
@@ -95,5 +94,5 @@ def to_ray_dataset(datasource: Any, **read_options: Any) -> Any:
     ``read_options`` go to ``ray.data.read_datasource`` (``num_cpus``, ``concurrency``, ...).
     """
     ray = require_ray()
-    source = FlightPartitions(datasource.connection, datasource.query_proto())
+    source = partitions_datasource(datasource.connection, datasource.query_proto())
     return ray.data.read_datasource(source, **read_options)

@@ -47,7 +47,7 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
     source = DatasourceRef.of(datasource)
     # retry_exceptions: a block that failed to send (a node gone) is sent again, replacing any copy that got in.
     stage = ray.remote(stage_block).options(num_cpus=num_cpus, max_retries=BLOCK_RETRIES,
-                                            retry_exceptions=[ConnectionError, OSError])
+                                            retry_exceptions=[ConnectionError, TimeoutError])
     connection = datasource.connection
     pending = [stage.remote(source, session, index, ref, path_column) for index, ref in enumerate(refs)]
     try:
