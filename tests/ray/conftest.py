@@ -40,9 +40,12 @@ def ray_services(tmp_path_factory):
                 os.environ[name] = value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster():
-    """A local Ray head with 2 CPUs and a 200 MB object store, shut down after the module."""
+    """A local Ray head with 2 CPUs and a 200 MB object store, shut down after the session.
+
+    One head for all the Ray tests: starting a second one right after the first shut down failed once
+    in a few runs here, and each start costs seconds."""
     # A short folder of its own: Ray's socket paths must stay under the OS limit, and other runs keep theirs.
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, _temp_dir=temp,
