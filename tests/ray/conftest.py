@@ -48,9 +48,9 @@ def ray_cluster():
     in a few runs here, and each start costs seconds."""
     # A short folder of its own: Ray's socket paths must stay under the OS limit, and other runs keep theirs.
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, _temp_dir=temp,
-             log_to_driver=False, configure_logging=False)
     try:
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, _temp_dir=temp,
+                 log_to_driver=False, configure_logging=False)
         yield ray
     finally:
         ray.shutdown()
