@@ -53,7 +53,7 @@ def measure_services(frame: pd.DataFrame, expected: int, repeats: int, label: st
         connection = services.connect()
         ds = empty_datasource(f"bench/query-{label}", "table")
         started = time.perf_counter()
-        ds.upload_metadata_from_dataframe(frame, path_column="path")
+        ds.upload_metadata_from_dataframe(frame, path_column="path", create_missing=True)
         load_s = time.perf_counter() - started
         query = ds[(ds["i0"] > 500) & (ds["f0"] < 0.5) & ds["s0"].startswith("a")]
 
@@ -156,7 +156,7 @@ def versioning_cost(frame: pd.DataFrame, query, sql: str, repeats: int) -> tuple
     with tempfile.TemporaryDirectory() as home:
         store = open_store(home)
         source = store.create_datasource("bench/store", "t", "file:///x", "")
-        store.upsert(source.id, pa.Table.from_pandas(frame, preserve_index=False), "path", "bench")
+        store.upsert(source.id, pa.Table.from_pandas(frame, preserve_index=False), "path", "bench", create_missing=True)
         query.datasource_id = source.id
         plain = duckdb.connect(f"{home}/plain.duckdb")
         plain.register("source_frame", frame)

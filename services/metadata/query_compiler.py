@@ -17,6 +17,7 @@ from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_pro
 from thresher.v1 import common_pb2
 
 from . import sql_literals
+from .annotations import measure_sql
 from .errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
@@ -65,6 +66,7 @@ class Dialect:
     # When set (``sql_literals.POSTGRES`` / ``DUCKDB``), values are rendered as literals for that engine
     # and the SQL binds no parameters; ``placeholder`` is then unused.
     literals: str | None = None
+    engine: str = "duckdb"  # for SQL written per engine elsewhere (annotation measures)
 
 
 DUCKDB = Dialect(
@@ -87,6 +89,7 @@ POSTGRES = Dialect(
     isin="{col} = ANY({p})",
     float_type="DOUBLE PRECISION",
     literals=sql_literals.POSTGRES,
+    engine="postgres",
 )
 
 # PostgreSQL with bound parameters (``$n``), for callers that want them.
@@ -103,6 +106,7 @@ class CompiledQuery:
     columns: list[OutputColumn]
     count_sql: str = ""
     count_params: list = field(default_factory=list)
+    select_sql: list[str] = field(default_factory=list)  # each output column's SQL, in order
 
 
 def _operator_name(op: int) -> str:
@@ -156,6 +160,10 @@ class _Compiler:
     def comparison(self, comparison: common_pb2.Comparison) -> str:
         op = comparison.op
         column = self.column(comparison.field)
+        if comparison.HasField("measure"):
+            # The comparison's left side becomes a number computed from the field's objects.
+            column = Column(*measure_sql(comparison.field, column.sql, column.type, comparison.measure,
+                                         self.dialect.engine, self.param))
         operand = comparison.WhichOneof("operand")
         if op == common_pb2.COMPARISON_OPERATOR_IS_NULL:
             return f"({column.sql} IS NULL)"
@@ -201,6 +209,9 @@ class _Compiler:
         if isinstance(value, str) and "\x00" in value:
             # Neither engine's stored text holds NUL (PostgreSQL refuses it): one answer on both.
             raise InvalidArgument(f"a value for field {name!r} holds a NUL character, which no stored text can hold")
+        if column.type.is_annotation or kind.is_annotation:
+            raise InvalidArgument(f"field {name!r} of type {column.type.value} cannot be compared with a value; "
+                                  "compare a measure of its objects (count, max_confidence, min_confidence)")
         if column.type is FieldType.FLOAT and kind in _NUMERIC:
             return float(value)
         if column.type is FieldType.INT and kind in _NUMERIC:
@@ -293,7 +304,7 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
             count_sql += " LIMIT " + dialect.placeholder(len(count_params) + 1)
             count_params.append(query.limit)
     count_sql += ")"
-    return CompiledQuery(sql, compiler.params, output, count_sql, count_params)
+    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql)
 
 
 def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):

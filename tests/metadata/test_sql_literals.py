@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 
 import duckdb
 import pytest
@@ -114,3 +115,40 @@ def test_nul_and_values_of_the_wrong_type_are_refused(engine):
         sql_literals.literal(True, FieldType.INT, engine)
     with pytest.raises(TypeError):
         sql_literals.literal("nan", FieldType.FLOAT, engine)
+
+
+def test_a_postgres_store_query_binds_nothing_even_as_of_and_with_a_field_at_another_time(postgres_url, tmp_path):
+    """PostgreSQL's driver reads a result through COPY only when the statement binds nothing: the
+    store's own values in the relation (write ids of ``as_of`` and of a field read at another time)
+    are literals too, and the answers stay right."""
+    import pyarrow as pa
+
+    from thresher.services.metadata.store import PostgresStore
+    from thresher.storage.blobs import open_blob_store
+    from thresher.v1 import common_pb2
+
+    first, second = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2031, 1, 2, tzinfo=dt.timezone.utc)
+    now = [first]  # the store's clock, turned by hand
+    store = PostgresStore(postgres_url, open_blob_store(home=str(tmp_path)), clock=lambda: now[0])
+    streamed = []
+    stream = store.dialect.stream
+    store.dialect.stream = lambda sql, params, max_rows: streamed.append((sql, list(params))) or stream(
+        sql, params, max_rows)
+    try:
+        source = store.create_datasource("literals/as-of", f"ds{uuid.uuid4().hex}", "file:///nowhere", "")
+        store.upsert(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path", "tester", create_missing=True)
+        now[0] = second
+        store.upsert(source.id, pa.table({"path": ["a", "b"], "n": [10, 20]}), "path", "tester")
+        query = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
+            field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=common_pb2.Value(int_value=2))))
+        query.as_of.FromDatetime(first + dt.timedelta(hours=1))  # between the two writes
+        query.select.add(field="path")
+        timed = query.select.add(field="n", alias="n_now")
+        timed.as_of.FromDatetime(second + dt.timedelta(hours=1))
+        query.order_by.add(field="path")
+        _, batches = store.query(query)
+        got = pa.Table.from_batches(list(batches))
+        assert got.column("path").to_pylist() == ["b"] and got.column("n_now").to_pylist() == [20]
+        assert streamed and all(params == [] and "$" not in sql for sql, params in streamed)
+    finally:
+        store.close()

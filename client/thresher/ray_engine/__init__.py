@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from thresher.errors import MissingExtraError
+
 
 def require_ray() -> Any:
-    """The ``ray`` module, or an ImportError that says which extra installs it."""
+    """The ``ray`` module, or a MissingExtraError (an ImportError) that names the extra installing it."""
     try:
         import ray
     except ImportError as error:
-        raise ImportError("this needs Ray: pip install 'thresher[ray]'") from error
+        raise MissingExtraError("this needs Ray: pip install 'thresher[ray]'") from error
     return ray

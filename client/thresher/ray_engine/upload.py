@@ -34,10 +34,11 @@ def stage_block(source: DatasourceRef, session: str, index: int, block: Any, pat
 
 
 def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | None = None,
-                       *, num_cpus: float = 1) -> ms.CommitStagedUploadResponse | None:
+                       *, create_missing: bool = False, num_cpus: float = 1) -> ms.CommitStagedUploadResponse | None:
     """Writes ``dataset`` (a Ray Dataset of a path column and field columns) to ``datasource``, atomically.
 
-    Returns the service's counts, or None for a dataset with no blocks.
+    Paths the datasource does not know are refused at the commit (``UnknownPathsError``, nothing
+    written) unless ``create_missing``. Returns the service's counts, or None for a dataset with no blocks.
     """
     ray = require_ray()
     refs = dataset.to_arrow_refs()
@@ -60,7 +61,8 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
             ray.wait(pending, num_returns=len(pending))
             raise
         response = connection.call_metadata("CommitStagedUpload", ms.CommitStagedUploadRequest(
-            staging_session=session, datasource_id=datasource.id, block_count=len(refs)))
+            staging_session=session, datasource_id=datasource.id, block_count=len(refs),
+            create_missing=create_missing))
     except BaseException:
         try:
             connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session=session,

@@ -1,13 +1,10 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -114,7 +111,7 @@ class GetOrCreateDatasourceResponse(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     datasource: _common_pb2.Datasource
     created: bool
-    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: bool = ...) -> None: ...
 
 class ListDatasourcesRequest(_message.Message):
     __slots__ = ("namespace", "page_size", "page_token")
@@ -188,12 +185,14 @@ class DatapointValues(_message.Message):
     def __init__(self, path: _Optional[str] = ..., values: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
 
 class UpsertMetadataRequest(_message.Message):
-    __slots__ = ("datasource_id", "datapoints")
+    __slots__ = ("datasource_id", "datapoints", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     DATAPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     datapoints: _containers.RepeatedCompositeFieldContainer[DatapointValues]
-    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertMetadataResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -204,16 +203,18 @@ class UpsertMetadataResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class UpsertTableHeader(_message.Message):
-    __slots__ = ("datasource_id", "path_column", "staging_session", "block_index")
+    __slots__ = ("datasource_id", "path_column", "create_missing", "staging_session", "block_index")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
     BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
+    create_missing: bool
     staging_session: str
     block_index: int
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., staging_session: _Optional[str] = ..., block_index: _Optional[int] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ..., staging_session: _Optional[str] = ..., block_index: _Optional[int] = ...) -> None: ...
 
 class UpsertTableEnd(_message.Message):
     __slots__ = ("record_batches", "rows")
@@ -244,14 +245,16 @@ class UpsertTableResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class CommitStagedUploadRequest(_message.Message):
-    __slots__ = ("staging_session", "datasource_id", "block_count")
+    __slots__ = ("staging_session", "datasource_id", "block_count", "create_missing")
     STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     BLOCK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     staging_session: str
     datasource_id: int
     block_count: int
-    def __init__(self, staging_session: _Optional[str] = ..., datasource_id: _Optional[int] = ..., block_count: _Optional[int] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, staging_session: _Optional[str] = ..., datasource_id: _Optional[int] = ..., block_count: _Optional[int] = ..., create_missing: bool = ...) -> None: ...
 
 class CommitStagedUploadResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -327,7 +330,7 @@ class DescribeQueryRequest(_message.Message):
     ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
     estimate: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: _Optional[bool] = ...) -> None: ...
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: bool = ...) -> None: ...
 
 class DescribeQueryResponse(_message.Message):
     __slots__ = ("schema", "total_rows", "min_datapoint_id", "max_datapoint_id")
@@ -340,6 +343,28 @@ class DescribeQueryResponse(_message.Message):
     min_datapoint_id: int
     max_datapoint_id: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., min_datapoint_id: _Optional[int] = ..., max_datapoint_id: _Optional[int] = ...) -> None: ...
+
+class CountValuesRequest(_message.Message):
+    __slots__ = ("query", "field", "bins", "max_values")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    field: str
+    bins: int
+    max_values: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., field: _Optional[str] = ..., bins: _Optional[int] = ..., max_values: _Optional[int] = ...) -> None: ...
+
+class CountValuesResponse(_message.Message):
+    __slots__ = ("counts", "total_rows", "missing")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    counts: bytes
+    total_rows: int
+    missing: int
+    def __init__(self, counts: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., missing: _Optional[int] = ...) -> None: ...
 
 class ExecuteSqlRequest(_message.Message):
     __slots__ = ("sql", "parameters", "max_batch_rows")
@@ -379,7 +404,7 @@ class ListSqlTablesRequest(_message.Message):
     INCLUDE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     include_schema: bool
-    def __init__(self, namespace: _Optional[str] = ..., include_schema: _Optional[bool] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., include_schema: bool = ...) -> None: ...
 
 class SqlTable(_message.Message):
     __slots__ = ("namespace", "name", "kind", "schema")
@@ -425,7 +450,7 @@ class ListChangesRequest(_message.Message):
     datasource_id: int
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListChangesResponse(_message.Message):
     __slots__ = ("schema", "record_batch")
@@ -505,7 +530,7 @@ class BagDataset(_message.Message):
     name: str
     uri: str
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterBagDatasetRequest(_message.Message):
     __slots__ = ("namespace", "name", "uri")

@@ -7,16 +7,17 @@ through; the estimate's statement turns COPY off for itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 _USE_COPY = "adbc.postgresql.use_copy"
 
 
-def planned_rows(cursor: Any, sql: str) -> int:
+def planned_rows(cursor: Any, sql: str, params: Sequence = ()) -> int:
     """How many rows PostgreSQL's planner expects ``sql`` to return (from statistics; nothing runs)."""
     cursor.adbc_statement.set_options(**{_USE_COPY: "false"})
     try:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, tuple(params) or None)
         (plan,) = cursor.fetchone()
     finally:
         cursor.adbc_statement.set_options(**{_USE_COPY: "true"})
