@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError
+from thresher.errors import FieldTypeMismatchError, UnknownPathsError
 from thresher.v1 import metadata_service_pb2 as ms
 
 
@@ -27,6 +27,23 @@ def test_a_ray_dataset_is_uploaded_from_its_blocks_in_one_commit(ray_cluster, im
     result = ds.all()
     got = dict(zip(result.paths, zip(result.arrow.column("score").to_pylist(), result.arrow.column("tag").to_pylist())))
     assert got == {p: (float(i), None if i < 10 else f"t{i}") for i, p in enumerate(paths)}
+
+
+def test_a_ray_upload_naming_unknown_paths_is_refused_unless_create_missing(ray_cluster, images, ray_services):
+    ds, _ = images(4)
+    paths = ds.all().paths
+    frame = pd.DataFrame({"path": [*paths, "new/a.png", "new/b.png"], "score": [float(i) for i in range(6)]})
+    dataset = ray_cluster.data.from_pandas(frame).repartition(3).materialize()
+    with pytest.raises(UnknownPathsError, match="new/a.png"):
+        ds.upload(dataset, path_column="path")
+    result = ds.all()
+    assert sorted(result.paths) == sorted(paths)  # nothing written, the known paths included
+    assert "score" not in result.fields or set(result.arrow.column("score").to_pylist()) == {None}
+
+    response = ds.upload(dataset, path_column="path", create_missing=True)
+    assert (response.datapoints_written, response.datapoints_created) == (6, 2)
+    result = ds.all()
+    assert dict(zip(result.paths, result.arrow.column("score").to_pylist())) == dict(zip(frame.path, frame.score))
 
 
 def test_a_ray_upload_with_one_bad_block_writes_nothing(ray_cluster, images, ray_services):
