@@ -56,6 +56,7 @@ class Connection:
         self.scanner_address = scanner_address or transport.scanner_address()
         self.retry_timeout = retry_timeout
         token = token if token is not None else os.environ.get(transport.TOKEN_ENV) or None
+        self._token = token  # kept so workers on other machines can open the same connection (thresher.ray_engine)
         if isinstance(root_certificates, str):
             with open(root_certificates, "rb") as handle:
                 root_certificates = handle.read()
@@ -274,8 +275,11 @@ class Connection:
         return self._flight_call(start, idempotent=True)
 
     def upsert_table(self, datasource_id: int, table: pa.Table | pa.RecordBatchReader, path_column: str, *,
-                     create_missing: bool = False) -> metadata_service_pb2.UpsertTableResponse | None:
-        """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
+                     create_missing: bool = False, staging_session: str = "",
+                     block_index: int = 0) -> metadata_service_pb2.UpsertTableResponse | None:
+        """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically; with
+        ``staging_session``, stages it as block ``block_index`` of that session instead (sent again, a
+        block replaces its earlier copy; ``CommitStagedUpload`` writes the session's blocks together).
 
         ``table`` may be a RecordBatchReader: its batches are sent as they are read, so an upload
         larger than memory streams. If reading it raises, the upload is aborted (nothing is written)
@@ -284,7 +288,8 @@ class Connection:
         (otherwise they are refused with ``UnknownPathsError`` and nothing is written).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing))
+            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing,
+            staging_session=staging_session, block_index=block_index))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
         batches = table.to_batches() if isinstance(table, pa.Table) else table
 

@@ -287,9 +287,10 @@ class Datasource(ArrowExport):
         return self
 
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
+        read_at = dt.datetime.now(dt.timezone.utc)
         table = self.connection.read_query(spec.to_proto(self.id))
         self._warn_about_scan(table.schema, stacklevel + 1)
-        return QueryResult(table, self.source, datasource=self)
+        return QueryResult(table, self.source, datasource=self, read_at=read_at)
 
     def _warn_about_scan(self, schema: pa.Schema, stacklevel: int) -> None:
         state = (schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
@@ -338,8 +339,13 @@ class Datasource(ArrowExport):
         else raises TypeError. A stream (reader, relation, other producer) is sent batch by batch as it
         is read, so it may be larger than memory; it still commits only at its end, and if the
         producer raises midway nothing is written. Paths the datasource does not know yet are refused
-        (``UnknownPathsError``) unless ``create_missing=True``.
+        (``UnknownPathsError``) unless ``create_missing=True``. A Ray Dataset is sent from its workers,
+        block by block, and committed once every block is in (see ``thresher.ray_engine.upload``).
         """
+        if _is_ray_dataset(data):
+            from thresher.ray_engine.upload import upload_ray_dataset
+
+            return upload_ray_dataset(self, data, path_column, create_missing=create_missing)
         return self._upload(data, path_column, create_missing=create_missing)
 
     def _upload(self, data: Any, path_column: str | int | None, **options: Any) -> Any:
@@ -349,6 +355,13 @@ class Datasource(ArrowExport):
         response = self.connection.upsert_table(self.id, table, path_name, **options)
         self._shared.stale = True
         return response
+
+    def to_ray_dataset(self, **read_options: Any) -> Any:
+        """The rows this view selects as a Ray Dataset, one read task per Flight partition; the driver
+        only plans (see ``thresher.ray_engine.read``)."""
+        from thresher.ray_engine.read import to_ray_dataset
+
+        return to_ray_dataset(self, **read_options)
 
     def import_annotations(self, format: str, path_or_uri: str | os.PathLike[str], field: str, match: Any = "auto",
                            kind: str | None = None) -> Any:
@@ -408,3 +421,13 @@ class Datasource(ArrowExport):
     def delete_source(self) -> None:
         """Deletes the datasource with its datapoints and metadata (the files in storage stay)."""
         self.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=self.id))
+
+
+def _is_ray_dataset(data: Any) -> bool:
+    """Whether ``data`` is a Ray Dataset; imports Ray only for an object whose class comes from Ray."""
+    module = type(data).__module__
+    if module != "ray" and not module.startswith("ray."):
+        return False
+    import ray.data
+
+    return isinstance(data, ray.data.Dataset)

@@ -17,6 +17,7 @@ skipped, and the result must agree with the manifest (same datasource, query and
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -45,17 +46,31 @@ def column_key(name: str) -> str:
     return key if key and not key[0].isdigit() and key != "refs" else f"_{key}"
 
 
-def export_result(result: Any, target: str, columns: Sequence[str] | None = None, shardlen: int = DEFAULT_SHARDLEN,
-                  formats: dict[str, str] | None = None, *, image_size: tuple[int, int] | None = None,
-                  files_too: bool = True, threads: int = 16, progress: bool = True) -> dict[str, Any]:
-    """Writes ``result`` (a QueryResult) to ``target`` as a sharded bag dataset; returns the manifest.
+@dataclasses.dataclass
+class ExportPlan:
+    """What an export writes, worked out from the result before anything is written."""
 
-    ``columns``: metadata columns to include (default: all). ``formats``: key -> bag type, e.g.
-    ``{"file": "jpg"}`` re-encodes images as JPEG (``image_size=(w, h)`` resizes them too), ``{"label":
-    "int"}`` stores a column with a plain format (its values must then all be present).
-    """
-    from tqdm.auto import tqdm  # only here: keeps `import thresher` light
+    target: str
+    datasource: Any
+    names: list[str]
+    keys: dict[str, str]
+    spec: dict[str, str]
+    paths: list[str]
+    manifest: dict[str, Any]
+    table: Any
 
+    def values(self) -> dict[str, list]:
+        """Each chosen column's values, as msgpack takes them."""
+        return {name: _python_values(self.table.column(name)) for name in self.names}
+
+    def point(self, values: dict[str, list], i: int) -> dict[str, Any]:
+        """Row ``i`` as a datapoint, without its file."""
+        return {PATH_KEY: self.paths[i], **{self.keys[name]: values[name][i] for name in self.names}}
+
+
+def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardlen: int,
+                formats: dict[str, str] | None, image_size: tuple[int, int] | None, files_too: bool) -> ExportPlan:
+    """The plan of an export of ``result`` to ``target``, checked against an earlier export there."""
     datasource = result._source("export it")  # noqa: SLF001 - the view the result was read through
     table = result.arrow
     names = list(columns) if columns is not None else list(result.fields)
@@ -76,12 +91,27 @@ def export_result(result: Any, target: str, columns: Sequence[str] | None = None
                                if name in keys and kind is not None}
     target = files.normpath(target)
     _check_resume(target, manifest)
+    return ExportPlan(target, datasource, names, keys, spec, paths, manifest, table)
 
-    with ShardedDatasetWriter(target, spec, encoders, shardlen=shardlen) as writer:
+
+def export_result(result: Any, target: str, columns: Sequence[str] | None = None, shardlen: int = DEFAULT_SHARDLEN,
+                  formats: dict[str, str] | None = None, *, image_size: tuple[int, int] | None = None,
+                  files_too: bool = True, threads: int = 16, progress: bool = True) -> dict[str, Any]:
+    """Writes ``result`` (a QueryResult) to ``target`` as a sharded bag dataset; returns the manifest.
+
+    ``columns``: metadata columns to include (default: all). ``formats``: key -> bag type, e.g.
+    ``{"file": "jpg"}`` re-encodes images as JPEG (``image_size=(w, h)`` resizes them too), ``{"label":
+    "int"}`` stores a column with a plain format (its values must then all be present).
+    """
+    from tqdm.auto import tqdm  # only here: keeps `import thresher` light
+
+    plan = plan_export(result, target, columns, shardlen, formats, image_size, files_too)
+    target, paths, manifest = plan.target, plan.paths, plan.manifest
+    with ShardedDatasetWriter(target, plan.spec, encoders, shardlen=shardlen) as writer:
         done = len(writer)
-        _write_manifest(target, {**manifest, "rows_done": done})
-        values = {name: _python_values(table.column(name)) for name in names}
-        fetch = _fetcher(datasource, spec.get(FILE_KEY), image_size) if files_too else None
+        write_manifest(target, {**manifest, "rows_done": done})
+        values = plan.values()
+        fetch = fetcher(plan.datasource, plan.spec.get(FILE_KEY), image_size) if files_too else None
         with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool, \
                 tqdm(total=len(paths), initial=done, desc=f"exporting to {target}", unit=" datapoints",
                      disable=not progress, leave=False) as bar:
@@ -90,13 +120,13 @@ def export_result(result: Any, target: str, columns: Sequence[str] | None = None
                 chunk = range(first, min(len(paths), first + window))
                 contents = pool.map(fetch, (paths[i] for i in chunk)) if fetch else (None for _ in chunk)
                 for i, content in zip(chunk, contents):
-                    point = {PATH_KEY: paths[i], **{keys[name]: values[name][i] for name in names}}
+                    point = plan.point(values, i)
                     if fetch:
                         point[FILE_KEY] = content
                     writer.append(point)
                     bar.update(1)
     manifest.update(rows_done=len(paths), shards=writer.shards, complete=True)
-    _write_manifest(target, manifest)
+    write_manifest(target, manifest)
     return manifest
 
 
@@ -144,7 +174,7 @@ def _check_resume(target: str, manifest: dict[str, Any]) -> None:
     manifest["as_of"], manifest["created_at"] = earlier["as_of"], earlier["created_at"]
 
 
-def _write_manifest(target: str, manifest: dict[str, Any]) -> None:
+def write_manifest(target: str, manifest: dict[str, Any]) -> None:
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
     if not files.is_remote(target):
         write_file_atomic(files.join(target, MANIFEST), data)
@@ -163,7 +193,7 @@ def _python_values(column: Any) -> list:
     return [v.isoformat() if isinstance(v, (dt.datetime, dt.date)) else v for v in values]
 
 
-def _fetcher(datasource: Any, file_type: str | None, image_size: tuple[int, int] | None):
+def fetcher(datasource: Any, file_type: str | None, image_size: tuple[int, int] | None):
     read = reader_for(datasource)
 
     def fetch(path: str) -> Any:

@@ -7,6 +7,7 @@ The table is the result; everything else is derived from it on demand, so a call
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import os
 import pathlib
@@ -88,10 +89,13 @@ class QueryResult(ArrowExport):
     and DuckDB (``duckdb.sql("select * from r")``) read it without a copy; see ``thresher.interchange``.
     """
 
-    def __init__(self, table: pa.Table, source_uri: str = "", datasource: Any = None) -> None:
+    def __init__(self, table: pa.Table, source_uri: str = "", datasource: Any = None,
+                 read_at: dt.datetime | None = None) -> None:
         self._table = table
         self._source_uri = source_uri
         self._datasource = datasource
+        # When the query was sent: the instant a later read of the same view (to_ray_dataset) is pinned to.
+        self._read_at = read_at
 
     @property
     def arrow(self) -> pa.Table:
@@ -183,14 +187,32 @@ class QueryResult(ArrowExport):
                                         raise_on_failure=raise_on_failure)
 
     def export(self, target: str | os.PathLike[str], columns: list[str] | None = None, shardlen: int = 1000,
-               formats: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
+               formats: dict[str, str] | None = None, engine: str = "local", **options: Any) -> dict[str, Any]:
         """Writes this result's files and metadata ``columns`` (default: all) to ``target`` (a folder,
         ``s3://`` or ``gs://`` URI) as a sharded bag dataset of ``shardlen`` datapoints a shard, resumable
         after an interruption; ``formats={"file": "jpg"}`` re-encodes images (``image_size=(w, h)``).
+        ``engine="ray"`` writes the shards from Ray tasks (the same files; see ``thresher.ray_engine.export``).
         Returns the manifest (also at ``<target>/manifest.json``); see ``thresher.export``."""
+        if engine == "ray":
+            from thresher.ray_engine.export import export_on_ray
+
+            return export_on_ray(self, os.fspath(target), columns, shardlen, formats, **options)
+        if engine != "local":
+            raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
         from thresher.export import export_result
 
         return export_result(self, os.fspath(target), columns, shardlen, formats, **options)
+
+    def to_ray_dataset(self, **read_options: Any) -> Any:
+        """This result as a Ray Dataset: one read task per Flight partition, each reading its rows from the
+        flight nodes (never through this process). The query is read again as of its own ``as_of``, else
+        the instant this result was read; ``read_options`` go to ``ray.data.read_datasource``."""
+        from thresher.ray_engine.read import to_ray_dataset
+
+        view = self._source("read it on Ray")
+        if view.query.as_of is None and self._read_at is not None:
+            view = view.as_of(self._read_at)
+        return to_ray_dataset(view, **read_options)
 
     def get_blob_fields(self, *fields: str, load_into_memory: bool = False, threads: int = blob_cache.DEFAULT_THREADS,
                         progress: bool = True) -> QueryResult:

@@ -127,7 +127,8 @@ class MetadataBackend:
             response.max_datapoint_id
 
     def upsert(self, datasource_id: int, path_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-               metadata: Metadata = (), create_missing: bool = False) -> mpb.UpsertTableResponse:
+               metadata: Metadata = (), create_missing: bool = False, staging_session: str = "",
+               block_index: int = 0) -> mpb.UpsertTableResponse:
         """Streams ``batches`` into one atomic UpsertTable call as they arrive.
 
         If ``batches`` raises, the call is cancelled, so the metadata service commits nothing, and the
@@ -138,7 +139,7 @@ class MetadataBackend:
         def requests() -> Iterator[mpb.UpsertTableRequest]:
             try:
                 yield from arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches,
-                                                            create_missing)
+                                                            create_missing, staging_session, block_index)
             except BaseException as error:
                 failure.append(error)
                 raise  # gRPC cancels the call; without the end message the service writes nothing

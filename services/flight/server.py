@@ -137,7 +137,9 @@ class ThresherFlightServer(fl.FlightServerBase):
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = uploaded_batches(reader)
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
-                                            forwarded(context), create_missing=command.upsert.create_missing)
+                                            forwarded(context), create_missing=command.upsert.create_missing,
+                                            staging_session=command.upsert.staging_session,
+                                            block_index=command.upsert.block_index)
         writer.write(pa.py_buffer(response.SerializeToString()))
 
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:

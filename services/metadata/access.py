@@ -39,6 +39,8 @@ class MetadataAuthorizer:
             "DefineFields": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "UpsertMetadata": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "UpsertTable": (WRITE, self._upload_namespace),
+            "CommitStagedUpload": (WRITE, lambda r: by_datasource(r.datasource_id)),
+            "AbortStagedUpload": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "DeleteMetadata": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "DeleteDatapoints": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "ExecuteQuery": (READ, lambda r: by_datasource(r.query.datasource_id)),

@@ -17,6 +17,10 @@ class InvalidArgument(MetadataError):
     """A malformed request: bad names, malformed queries, bad paths."""
 
 
+class FailedPrecondition(MetadataError):
+    """A request the current state does not allow, e.g. committing a staged upload with blocks missing."""
+
+
 class TypeMismatch(InvalidArgument):
     """A value whose type differs from its field's type."""
 

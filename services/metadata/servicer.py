@@ -17,9 +17,10 @@ from thresher.services.auth import current_identity
 
 from . import convert
 from .coercion import table_from_proto_rows
-from .errors import AlreadyExists, InvalidArgument, MetadataError, NotFound
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
 from .sql import SqlEngine, TableKind
 from .sql.engine import parameters_from_arrow
+from .staging import StagingArea
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 ACTOR_METADATA_KEY = "thresher-user"
 
 _STATUS = {NotFound: grpc.StatusCode.NOT_FOUND, AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-           InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT}
+           InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION}
 
 
 def status_of(error: MetadataError) -> grpc.StatusCode:
@@ -106,8 +107,9 @@ _SQL_TABLE_KINDS = {TableKind.DATASOURCE: pb.SQL_TABLE_KIND_DATASOURCE, TableKin
 
 
 class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, staging: StagingArea | None = None) -> None:
         self.store = store
+        self.staging = staging or StagingArea()
         self.sql = SqlEngine(store)
 
     # Namespaces
@@ -194,12 +196,34 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def UpsertTable(self, request_iterator, context):
         upload = _Upload(request_iterator)
         header = upload.header
-        result = self.store.upsert_batches(_require_id(header.datasource_id, "datasource_id"), upload.schema,
-                                           upload.batches(), header.path_column or
-                                           (upload.schema.names[0] if upload.schema.names else ""),
+        datasource_id = _require_id(header.datasource_id, "datasource_id")
+        path_column = header.path_column or (upload.schema.names[0] if upload.schema.names else "")
+        if header.staging_session:  # one block of a staged upload: kept aside until its session commits
+            if path_column not in upload.schema.names:
+                raise InvalidArgument(f"path column {path_column!r} is not among the uploaded columns "
+                                      f"{upload.schema.names}")
+            # A block is read whole (batches() checks its end message) before it is kept.
+            table = pa.Table.from_batches(list(upload.batches()), upload.schema)
+            self.staging.put(header.staging_session, datasource_id, header.block_index, path_column, table)
+            return pb.UpsertTableResponse()
+        result = self.store.upsert_batches(datasource_id, upload.schema, upload.batches(), path_column,
                                            _actor(context), create_missing=header.create_missing)
         return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
                                       datapoints_created=result.datapoints_created)
+
+    @_rpc
+    def CommitStagedUpload(self, request, context):
+        datasource_id = _require_id(request.datasource_id, "datasource_id")
+        table, path_column = self.staging.take(request.staging_session, datasource_id, request.block_count)
+        result = self.store.upsert(datasource_id, table, path_column, _actor(context),
+                                   create_missing=request.create_missing)
+        self.staging.drop(request.staging_session)
+        return pb.CommitStagedUploadResponse(datapoints_written=result.datapoints_written,
+                                             datapoints_created=result.datapoints_created)
+
+    @_rpc
+    def AbortStagedUpload(self, request, context):
+        return pb.AbortStagedUploadResponse(blocks_dropped=self.staging.drop(request.staging_session))
 
     @_rpc
     def DeleteMetadata(self, request, context):

@@ -66,6 +66,9 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "UpsertMetadata": pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
             pb.DatapointValues(path="a", values={"n": to_proto_value(3)})], create_missing=True),
         "UpsertTable": upload,
+        "CommitStagedUpload": pb.CommitStagedUploadRequest(staging_session="s", datasource_id=datasource_id,
+                                                           block_count=1),
+        "AbortStagedUpload": pb.AbortStagedUploadRequest(staging_session="s", datasource_id=datasource_id),
         "DeleteMetadata": pb.DeleteMetadataRequest(datasource_id=datasource_id, paths=["a"], fields=["n"]),
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=["a"]),
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),

@@ -141,7 +141,7 @@ def _snapshot(stack, victim: Victim) -> dict:
 # -- gRPC -----------------------------------------------------------------------------------------------
 
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset", "ListDatasets",
+         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset", "ListDatasets",
          "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
 # Answered to a stranger, without the victim: listings filter, SQL does not see the namespace.
 LISTED = {"ListNamespaces"}
@@ -168,10 +168,14 @@ def _metadata_requests(v: Victim) -> dict:
         "UpsertMetadata": pb.UpsertMetadataRequest(datasource_id=v.datasource_id, datapoints=[
             pb.DatapointValues(path="a", values={"n": to_proto_value(3)})]),
         "UpsertTable": list(upsert_table_requests(v.datasource_id, "path", table.schema, table.to_batches())),
+        "CommitStagedUpload": pb.CommitStagedUploadRequest(staging_session="s", datasource_id=v.datasource_id,
+                                                           block_count=1, create_missing=True),
+        "AbortStagedUpload": pb.AbortStagedUploadRequest(staging_session="s", datasource_id=v.datasource_id),
         "DeleteMetadata": pb.DeleteMetadataRequest(datasource_id=v.datasource_id, paths=["a"], fields=["n"]),
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=v.datasource_id, paths=["a"]),
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),
         "DescribeQuery": pb.DescribeQueryRequest(query=query),
+        "CountValues": pb.CountValuesRequest(query=query, field="n"),
         "ExecuteSql": pb.ExecuteSqlRequest(sql=sql),
         "DescribeSql": pb.DescribeSqlRequest(sql=sql),
         "ListSqlTables": pb.ListSqlTablesRequest(namespace=VICTIM),

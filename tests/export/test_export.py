@@ -45,7 +45,7 @@ def test_interrupted_export_resumes(image_source, tmp_path, monkeypatch):
     ds, _ = image_source(10)
     result = ds.order_by("path").all()
     fetched, failed = [], []
-    real = exporting._fetcher
+    real = exporting.fetcher
 
     def failing(datasource, file_type, size):
         fetch = real(datasource, file_type, size)
@@ -58,7 +58,7 @@ def test_interrupted_export_resumes(image_source, tmp_path, monkeypatch):
             return fetch(path)
         return once
 
-    monkeypatch.setattr(exporting, "_fetcher", failing)
+    monkeypatch.setattr(exporting, "fetcher", failing)
     with pytest.raises(OSError, match="network down"):
         result.export(tmp_path / "out", columns=["label"], shardlen=4, threads=1, progress=False)
     partial = exporting.read_manifest(tmp_path / "out")

@@ -10,7 +10,7 @@ import sys
 
 import thresher
 
-HEAVY = ("torch", "tensorflow", "fiftyone", "duckdb", "polars", "datasets", "grpc_health", "grpc_reflection")
+HEAVY = ("torch", "tensorflow", "fiftyone", "duckdb", "polars", "datasets", "ray", "grpc_health", "grpc_reflection")
 SERVER_ONLY = {"duckdb", "grpcio-health-checking", "grpcio-reflection"}
 
 
@@ -31,7 +31,7 @@ def test_importing_thresher_and_its_cli_loads_no_heavy_or_server_module():
     assert process.returncode == 0, process.stderr
     loaded = set(json.loads(process.stdout))
     assert "thresher" in loaded
-    assert loaded.isdisjoint({"torch", "tensorflow", "fiftyone", "duckdb", "polars", "datasets"}), loaded
+    assert loaded.isdisjoint({"torch", "tensorflow", "fiftyone", "duckdb", "polars", "datasets", "ray"}), loaded
 
 
 def test_the_client_needs_no_server_package():
@@ -50,8 +50,8 @@ def test_the_core_requirements_hold_no_server_package_and_the_server_extra_does(
     assert core.isdisjoint(SERVER_ONLY), core
     assert SERVER_ONLY <= server
     extras = set(importlib.metadata.metadata("thresher").get_all("Provides-Extra"))
-    assert {"server", "s3", "gcs", "postgres", "torch", "tensorflow", "fiftyone", "hf", "polars", "video", "all",
-            "dev"} <= extras
+    assert {"server", "s3", "gcs", "postgres", "torch", "tensorflow", "fiftyone", "hf", "polars", "video", "ray",
+            "all", "dev"} <= extras
 
 
 def test_services_without_the_server_extra_say_which_extra_to_install():

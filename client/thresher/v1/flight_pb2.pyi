@@ -69,14 +69,18 @@ class FlightTicket(_message.Message):
     def __init__(self, query: _Optional[_Union[QueryTicket, _Mapping]] = ..., file: _Optional[_Union[FileTicket, _Mapping]] = ..., blob: _Optional[_Union[BlobTicket, _Mapping]] = ..., bag_shard: _Optional[_Union[BagShardTicket, _Mapping]] = ...) -> None: ...
 
 class UpsertCommand(_message.Message):
-    __slots__ = ("datasource_id", "path_column", "create_missing")
+    __slots__ = ("datasource_id", "path_column", "create_missing", "staging_session", "block_index")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
     CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
+    STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
     create_missing: bool
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
+    staging_session: str
+    block_index: int
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ..., staging_session: _Optional[str] = ..., block_index: _Optional[int] = ...) -> None: ...
 
 class BagDatasetCommand(_message.Message):
     __slots__ = ("dataset",)

@@ -203,14 +203,18 @@ class UpsertMetadataResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class UpsertTableHeader(_message.Message):
-    __slots__ = ("datasource_id", "path_column", "create_missing")
+    __slots__ = ("datasource_id", "path_column", "create_missing", "staging_session", "block_index")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
     CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
+    STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
     create_missing: bool
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
+    staging_session: str
+    block_index: int
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ..., staging_session: _Optional[str] = ..., block_index: _Optional[int] = ...) -> None: ...
 
 class UpsertTableEnd(_message.Message):
     __slots__ = ("record_batches", "rows")
@@ -239,6 +243,40 @@ class UpsertTableResponse(_message.Message):
     datapoints_written: int
     datapoints_created: int
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
+
+class CommitStagedUploadRequest(_message.Message):
+    __slots__ = ("staging_session", "datasource_id", "block_count", "create_missing")
+    STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
+    staging_session: str
+    datasource_id: int
+    block_count: int
+    create_missing: bool
+    def __init__(self, staging_session: _Optional[str] = ..., datasource_id: _Optional[int] = ..., block_count: _Optional[int] = ..., create_missing: bool = ...) -> None: ...
+
+class CommitStagedUploadResponse(_message.Message):
+    __slots__ = ("datapoints_written", "datapoints_created")
+    DATAPOINTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    DATAPOINTS_CREATED_FIELD_NUMBER: _ClassVar[int]
+    datapoints_written: int
+    datapoints_created: int
+    def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
+
+class AbortStagedUploadRequest(_message.Message):
+    __slots__ = ("staging_session", "datasource_id")
+    STAGING_SESSION_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    staging_session: str
+    datasource_id: int
+    def __init__(self, staging_session: _Optional[str] = ..., datasource_id: _Optional[int] = ...) -> None: ...
+
+class AbortStagedUploadResponse(_message.Message):
+    __slots__ = ("blocks_dropped",)
+    BLOCKS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    blocks_dropped: int
+    def __init__(self, blocks_dropped: _Optional[int] = ...) -> None: ...
 
 class DeleteMetadataRequest(_message.Message):
     __slots__ = ("datasource_id", "paths", "fields")

@@ -100,6 +100,16 @@ class MetadataServiceStub(object):
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.UpsertTableRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.UpsertTableResponse.FromString,
                 _registered_method=True)
+        self.CommitStagedUpload = channel.unary_unary(
+                '/thresher.v1.MetadataService/CommitStagedUpload',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadResponse.FromString,
+                _registered_method=True)
+        self.AbortStagedUpload = channel.unary_unary(
+                '/thresher.v1.MetadataService/AbortStagedUpload',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadResponse.FromString,
+                _registered_method=True)
         self.DeleteMetadata = channel.unary_unary(
                 '/thresher.v1.MetadataService/DeleteMetadata',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DeleteMetadataRequest.SerializeToString,
@@ -260,6 +270,21 @@ class MetadataServiceServicer(object):
     def UpsertTable(self, request_iterator, context):
         """A client stream: a header, the Arrow schema, Arrow IPC record batch messages, then an end. Atomic.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitStagedUpload(self, request, context):
+        """Staged uploads from many writers (e.g. Ray workers): UpsertTable streams whose header names a
+        staging session and a block index are kept aside (a block sent again replaces its earlier copy);
+        CommitStagedUpload writes every block of the session in one atomic write, AbortStagedUpload drops them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortStagedUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -435,6 +460,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.UpsertTable,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.UpsertTableRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.UpsertTableResponse.SerializeToString,
+            ),
+            'CommitStagedUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitStagedUpload,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadResponse.SerializeToString,
+            ),
+            'AbortStagedUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortStagedUpload,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadResponse.SerializeToString,
             ),
             'DeleteMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteMetadata,
@@ -846,6 +881,60 @@ class MetadataService(object):
             '/thresher.v1.MetadataService/UpsertTable',
             thresher_dot_v1_dot_metadata__service__pb2.UpsertTableRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.UpsertTableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitStagedUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/CommitStagedUpload',
+            thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.CommitStagedUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortStagedUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/AbortStagedUpload',
+            thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.AbortStagedUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,
