@@ -60,9 +60,14 @@ def test_a_dead_metadata_replica_is_named_not_the_flight_service_that_relays_to_
     assert connection.read_query(common_pb2.Query(datasource_id=datasource_id)).num_rows == 1  # all up
     kill()
     flight = addresses["flight"]
-    # A query's rows come from the data port; a description, a file and a blob need the gRPC port.
-    _named(lambda: connection.read_query(common_pb2.Query(datasource_id=datasource_id)),
+    # A query ticket's rows come from the data port; planning a read (its partitions), a description,
+    # a file and a blob need the gRPC port.
+    ticket = fl.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(
+        query=common_pb2.Query(datasource_id=datasource_id))).SerializeToString())
+    _named(lambda: connection._flight_call(lambda: connection.flight.do_get(ticket).read_all(), idempotent=True),
            "the metadata service's data port", addresses["data port"], flight)
+    _named(lambda: connection.read_query(common_pb2.Query(datasource_id=datasource_id)),
+           "the metadata service", addresses["metadata"], flight)
     descriptor = fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(
         query=common_pb2.Query(datasource_id=datasource_id)).SerializeToString())
     _named(lambda: connection._flight_call(lambda: connection.flight.get_flight_info(descriptor), idempotent=True),
