@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
+from thresher.vectors import VectorSpec
 
 from .errors import InvalidArgument, NotFound, TypeMismatch
 
@@ -42,12 +43,14 @@ class Column:
 
     sql: str
     type: FieldType
+    vector: VectorSpec | None = None
 
 
 @dataclass(frozen=True)
 class OutputColumn:
     name: str
     type: FieldType | None  # None for the datapoint's own columns (path, datapoint_id)
+    vector: VectorSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
         if name in names:
             raise InvalidArgument(f"column {name!r} is selected twice; give one an alias")
         names.add(name)
-        output.append(OutputColumn(name, column.type))
+        output.append(OutputColumn(name, column.type, column.vector))
         select_sql.append(column.sql)
 
     conditions = [row_filter] if row_filter else []

@@ -19,6 +19,7 @@ class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FIELD_TYPE_STRING: _ClassVar[FieldType]
     FIELD_TYPE_DATETIME: _ClassVar[FieldType]
     FIELD_TYPE_BLOB: _ClassVar[FieldType]
+    FIELD_TYPE_VECTOR: _ClassVar[FieldType]
 
 class ScanState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -43,6 +44,13 @@ class ComparisonOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPARISON_OPERATOR_IS_NULL: _ClassVar[ComparisonOperator]
     COMPARISON_OPERATOR_IS_NOT_NULL: _ClassVar[ComparisonOperator]
     COMPARISON_OPERATOR_ISIN: _ClassVar[ComparisonOperator]
+
+class DistanceMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISTANCE_METRIC_UNSPECIFIED: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_COSINE: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_L2: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_DOT: _ClassVar[DistanceMetric]
 FIELD_TYPE_UNSPECIFIED: FieldType
 FIELD_TYPE_INT: FieldType
 FIELD_TYPE_FLOAT: FieldType
@@ -50,6 +58,7 @@ FIELD_TYPE_BOOL: FieldType
 FIELD_TYPE_STRING: FieldType
 FIELD_TYPE_DATETIME: FieldType
 FIELD_TYPE_BLOB: FieldType
+FIELD_TYPE_VECTOR: FieldType
 SCAN_STATE_UNSPECIFIED: ScanState
 SCAN_STATE_PENDING: ScanState
 SCAN_STATE_SCANNING: ScanState
@@ -68,22 +77,34 @@ COMPARISON_OPERATOR_ENDSWITH: ComparisonOperator
 COMPARISON_OPERATOR_IS_NULL: ComparisonOperator
 COMPARISON_OPERATOR_IS_NOT_NULL: ComparisonOperator
 COMPARISON_OPERATOR_ISIN: ComparisonOperator
+DISTANCE_METRIC_UNSPECIFIED: DistanceMetric
+DISTANCE_METRIC_COSINE: DistanceMetric
+DISTANCE_METRIC_L2: DistanceMetric
+DISTANCE_METRIC_DOT: DistanceMetric
 
 class Value(_message.Message):
-    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value")
+    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value", "vector_value")
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
     FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
     DATETIME_VALUE_FIELD_NUMBER: _ClassVar[int]
     BLOB_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_VALUE_FIELD_NUMBER: _ClassVar[int]
     int_value: int
     float_value: float
     bool_value: bool
     string_value: str
     datetime_value: _timestamp_pb2.Timestamp
     blob_value: bytes
-    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ...) -> None: ...
+    vector_value: FloatVector
+    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ..., vector_value: _Optional[_Union[FloatVector, _Mapping]] = ...) -> None: ...
+
+class FloatVector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ValueList(_message.Message):
     __slots__ = ("values",)
@@ -206,20 +227,38 @@ class OrderBy(_message.Message):
     def __init__(self, field: _Optional[str] = ..., descending: _Optional[bool] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("datasource_id", "filter", "select", "order_by", "limit", "as_of")
+    __slots__ = ("datasource_id", "filter", "select", "order_by", "limit", "as_of", "nearest")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
     ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     filter: Filter
     select: _containers.RepeatedCompositeFieldContainer[SelectItem]
     order_by: _containers.RepeatedCompositeFieldContainer[OrderBy]
     limit: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    nearest: Nearest
+    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nearest: _Optional[_Union[Nearest, _Mapping]] = ...) -> None: ...
+
+class Nearest(_message.Message):
+    __slots__ = ("field", "vector", "path", "k", "metric", "exact")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    vector: FloatVector
+    path: str
+    k: int
+    metric: DistanceMetric
+    exact: bool
+    def __init__(self, field: _Optional[str] = ..., vector: _Optional[_Union[FloatVector, _Mapping]] = ..., path: _Optional[str] = ..., k: _Optional[int] = ..., metric: _Optional[_Union[DistanceMetric, str]] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("id", "namespace", "name", "datasource_id", "query", "created_at")

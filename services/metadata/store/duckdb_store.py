@@ -27,6 +27,7 @@ from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from ..coercion import CoercedColumn, duplicate_path_error
+from .. import nearest, vectors
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import DUCKDB, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
@@ -224,7 +225,7 @@ class DuckDBStore(CatalogReads, Store):
             sql += " AND created_at <= ?"
             params.append(at)
         rows = self._rows(sql + " ORDER BY field_id", params)
-        return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{field_id}")
+        return [vectors.field_record(name, kind, tuple(tags), created, f"f{field_id}")
                 for name, kind, tags, created, field_id in rows]
 
     def delete_datasource(self, datasource_id: int) -> None:
@@ -295,10 +296,10 @@ class DuckDBStore(CatalogReads, Store):
             field_id = next_id + offset
             column = f"f{field_id}"
             cursor.execute("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?)",
-                           [datasource_id, field_id, name, kind.value, list(tags), now])
+                           [datasource_id, field_id, name, vectors.stored_type_name(kind), list(tags), now])
             for table in (_current(datasource_id), _log(datasource_id)):
-                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_SQL_TYPES[kind]}")
-            fields[name] = FieldRecord(name, kind, tuple(tags), now, column)
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {vectors.sql_type(kind, _SQL_TYPES, 'duckdb')}")
+            fields[name] = vectors.field_record(name, kind, tuple(tags), now, column)
         return fields
 
     def _begin_write(self, cursor: duckdb.DuckDBPyConnection, datasource_id: int, actor: str, kind: str,
@@ -349,7 +350,7 @@ class DuckDBStore(CatalogReads, Store):
             cursor.execute("BEGIN")
             try:
                 fields = self._add_fields(cursor, datasource_id, known,
-                                          [(c.name, c.type, ()) for c in columns if c.name not in known])
+                                          [(c.name, vectors.new_field_kind(c), ()) for c in columns if c.name not in known])
                 result = self._write_values(cursor, datasource_id, paths,
                                             {fields[name].column: array for name, array in values.items()}, actor)
                 self._commit(cursor)
@@ -480,7 +481,7 @@ class DuckDBStore(CatalogReads, Store):
             fields = self._fields(datasource.id, at=as_of)
             base, params = self._as_of_relation(datasource.id, fields, self._last_write_before(as_of))
             row_filter = ""
-        columns = {f.name: Column(f.column, f.type) for f in fields}
+        columns = {f.name: Column(f.column, f.type, f.vector) for f in fields}
         query, relation, params = self._with_fields_at_other_times(query, datasource.id, base, params, columns)
         compiled = compile_query(query, columns, relation, DUCKDB, relation_params=params, row_filter=row_filter)
         return datasource, compiled
@@ -524,6 +525,8 @@ class DuckDBStore(CatalogReads, Store):
         return query, relation, params
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        if nearest.is_nearest(query):
+            return nearest.query(self, query, max_batch_rows)
         datasource, compiled = self._compile(query)
         schema = result_schema(datasource, compiled.columns)
         cursor = self._cursor()
@@ -544,6 +547,8 @@ class DuckDBStore(CatalogReads, Store):
             cursor.close()
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        if nearest.is_nearest(query):
+            return nearest.describe(self, query)
         datasource, compiled = self._compile(query)
         total = self._fetchone(compiled.count_sql, compiled.count_params)[0]
         return result_schema(datasource, compiled.columns), int(total)
@@ -589,7 +594,7 @@ class DuckDBStore(CatalogReads, Store):
             table = cursor.sql(sql, params=[datasource_id, *params]).to_arrow_table()
         names = ["written_at", "actor", "write_id", "path", "operation", "cleared", *(f.name for f in fields)]
         arrow_fields = [pa.field(name, table.schema.field(i).type) for i, name in enumerate(names[:6])]
-        arrow_fields += [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
+        arrow_fields += [pa.field(f.name, vectors.arrow_type(f.type, f.vector), metadata={TYPE_METADATA_KEY: f.type.value.encode()})
                          for f in fields]
         return conform(table, pa.schema(arrow_fields))
 

@@ -31,6 +31,7 @@ from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from ..coercion import duplicate_path_error
+from .. import nearest, vectors
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..query_compiler import POSTGRES, Column, compile_query, timestamp_or_none
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
@@ -227,7 +228,7 @@ class PostgresStore(CatalogReads, Store):
             sql += " AND created_at <= $2"
             params.append(at)
         rows = _rows(cursor, sql + " ORDER BY field_id", params)
-        return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{number}")
+        return [vectors.field_record(name, kind, tuple(tags), created, f"f{number}")
                 for name, kind, tags, created, number in rows]
 
     def _locked_fields(self, cursor: Any, datasource_id: int) -> dict[str, FieldRecord]:
@@ -300,10 +301,10 @@ class PostgresStore(CatalogReads, Store):
             number = next_id + offset
             column = f"f{number}"
             cursor.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::text[], $6)",
-                           (datasource_id, number, name, kind.value, list(tags), now))
+                           (datasource_id, number, name, vectors.stored_type_name(kind), list(tags), now))
             for table in (_current(datasource_id), _log(datasource_id)):
-                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_SQL_TYPES[kind]}")
-            fields[name] = FieldRecord(name, kind, tuple(tags), now, column)
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {vectors.sql_type(kind, _SQL_TYPES, 'postgres')}")
+            fields[name] = vectors.field_record(name, kind, tuple(tags), now, column)
         cursor.execute("SET LOCAL lock_timeout = 0")
         return fields
 
@@ -333,7 +334,7 @@ class PostgresStore(CatalogReads, Store):
                 values[column.name] = array.cast(column.type.arrow_type)
             now = self._write_time(cursor, datasource_id)
             fields = self._add_fields(cursor, datasource_id, known,
-                                      [(c.name, c.type, ()) for c in columns if c.name not in known], now)
+                                      [(c.name, vectors.new_field_kind(c), ()) for c in columns if c.name not in known], now)
             return self._write_values(cursor, datasource_id, paths,
                                       {fields[name].column: array for name, array in values.items()}, actor, now)
 
@@ -443,7 +444,7 @@ class PostgresStore(CatalogReads, Store):
             fields = self._fields(cursor, datasource.id, at=as_of)
             base, params = self._as_of_relation(datasource.id, fields, self._last_write_before(cursor, datasource.id, as_of))
             row_filter = ""
-        columns = {f.name: Column(f.column, f.type) for f in fields}
+        columns = {f.name: Column(f.column, f.type, f.vector) for f in fields}
         query, relation, params = self._with_fields_at_other_times(cursor, query, datasource.id, base, params, columns)
         compiled = compile_query(query, columns, relation, POSTGRES, relation_params=params, row_filter=row_filter)
         # PostgreSQL 15 wants every subquery in FROM named.
@@ -468,7 +469,7 @@ class PostgresStore(CatalogReads, Store):
 
         Its one parameter is ``$1``: relation parameters come first.
         """
-        selected = "".join(f", {self._latest_value(f.column, field_id(f))} AS {f.column}" for f in fields)
+        selected = "".join(f", {vectors.postgres_latest_value(f, field_id(f), self._latest_value)} AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         relation = (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                     f"(array_agg(op ORDER BY write_id DESC) FILTER (WHERE op <> {OP_DELETE_VALUES}))[1] AS last_op"
@@ -487,7 +488,7 @@ class PostgresStore(CatalogReads, Store):
         joins, extra, params = [], [], list(params)
         for name, field, at in timed:
             params.append(self._last_write_before(cursor, datasource_id, at))
-            joins.append(f"LEFT JOIN (SELECT datapoint_id, {self._latest_value(field.column, field_id(field))} "
+            joins.append(f"LEFT JOIN (SELECT datapoint_id, {vectors.postgres_latest_value(field, field_id(field), self._latest_value)} "
                          f"AS v FROM {_log(datasource_id)} WHERE write_id <= ${len(params)} GROUP BY datapoint_id) "
                          f"{name} ON {name}.datapoint_id = base.datapoint_id")
             extra.append(f", {name}.v AS {name}")
@@ -495,6 +496,8 @@ class PostgresStore(CatalogReads, Store):
         return query, relation, params
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        if nearest.is_nearest(query):
+            return nearest.query(self, query, max_batch_rows)
         connection = self._pool.acquire()
         try:
             cursor = connection.cursor()
@@ -525,6 +528,8 @@ class PostgresStore(CatalogReads, Store):
                 self._pool.release(connection)
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        if nearest.is_nearest(query):
+            return nearest.describe(self, query)
         with self._pool.connection() as connection, connection.cursor() as cursor:
             datasource, compiled = self._compile(cursor, query)
             total = _one(cursor, compiled.count_sql, compiled.count_params)[0]
@@ -577,7 +582,7 @@ class PostgresStore(CatalogReads, Store):
         schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
                             pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
                             pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
-                           + [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
+                           + [pa.field(f.name, vectors.arrow_type(f.type, f.vector), metadata={TYPE_METADATA_KEY: f.type.value.encode()})
                               for f in fields])
         return conform(table, schema)
 
