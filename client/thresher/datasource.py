@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from thresher import scan, upload
+from thresher import scan, similarity, upload
 from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
@@ -276,6 +276,28 @@ class Datasource:
         if len(context):
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
+
+    def upload_vectors(self, field: str, paths: Any, vectors: Any, dtype: str | None = None) -> Any:
+        """Writes row i of the 2-D array ``vectors`` into vector field ``field`` of ``paths[i]``, atomically."""
+        return similarity.upload_vectors(self, field, paths, vectors, dtype)
+
+    def nearest(self, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
+                metric: str = "cosine", exact: bool = False) -> QueryResult:
+        """The ``k`` datapoints of this view whose ``field`` vectors are nearest ``query`` (or the vector
+        of the datapoint at ``path``), nearest first, with a ``distance`` column.
+
+        ``metric``: "cosine" (1 − cosine similarity), "l2" (Euclidean) or "dot" (1 − inner product).
+        Only datapoints this view's filter keeps, as of its instant, are candidates. ``exact`` skips
+        any vector index.
+        """
+        return similarity.nearest(self, field, query, path=path, k=k, metric=metric, exact=exact)
+
+    def create_vector_index(self, field: str, metric: str = "cosine", connectivity: int = 0,
+                            expansion_add: int = 0, expansion_search: int = 0) -> dict[str, Any]:
+        """Builds (or rebuilds) an approximate index over vector field ``field`` for ``nearest`` searches
+        with this ``metric``. Searches stay correct under any filter and see writes made after the build
+        (compared exactly until the next build). 0 takes the service's default for a parameter."""
+        return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search)
 
     def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
         """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.

@@ -13,9 +13,10 @@ import pathlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
-from thresher import blob_cache, downloads
+from thresher import blob_cache, downloads, vectors
 from thresher.errors import InvalidArgumentError
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
                             FieldType, arrow_kind, field_type_of)
@@ -91,6 +92,10 @@ class QueryResult:
     def arrow(self) -> pa.Table:
         """The result as an Arrow table; each field's type is in its Arrow field metadata."""
         return self._table
+
+    def vectors(self, field: str, dtype: Any = None) -> np.ndarray:
+        """The ``(n, d)`` numpy array of a vector field (rows without a value are NaN)."""
+        return vectors.to_numpy(self._table[field], dtype)
 
     @functools.cached_property
     def dataframe(self) -> pd.DataFrame:

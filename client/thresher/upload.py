@@ -109,6 +109,8 @@ def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None
         raise FieldTypeMismatchError(f"column '{name}': {error}") from None
     if given is None or column.null_count == len(column):
         return None
+    if given is FieldType.VECTOR and expected in (None, FieldType.VECTOR):
+        return column  # the service checks dimensions and elements, naming the datapoint at fault
     if expected is None or expected == given or (expected is FieldType.FLOAT and given is FieldType.INT):
         return _cast(name, column, _WRITE_TYPES[expected or given])
     if expected is FieldType.INT and given is FieldType.FLOAT:

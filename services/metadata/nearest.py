@@ -3,7 +3,8 @@
 Works over any store through its own ``query``: a first pass reads (datapoint id, vector) for the rows
 the filter keeps at the query's instant and keeps the k nearest; a second reads the selected fields of
 those k rows and orders them by distance, adding a ``distance`` column. Without a vector index the
-answer is exact (every kept vector is compared, in float64); ties break by datapoint id.
+answer is exact (every kept vector is compared, in float64); ties break by datapoint id. With one
+(``vector_index``), the graph answers and an exact pass covers what it cannot.
 """
 
 from __future__ import annotations
@@ -189,4 +190,7 @@ def describe(store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
 
 
 def _search(store, search: Search) -> tuple[np.ndarray, np.ndarray]:
-    return exact(store, search)
+    from . import vector_index  # it builds on this module
+
+    found = vector_index.search(store, search)
+    return found if found is not None else exact(store, search)

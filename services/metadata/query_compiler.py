@@ -143,6 +143,8 @@ class _Compiler:
             return f"({column.sql} IS NULL)"
         if op == common_pb2.COMPARISON_OPERATOR_IS_NOT_NULL:
             return f"({column.sql} IS NOT NULL)"
+        if column.type is FieldType.VECTOR:
+            raise InvalidArgument(f"field {comparison.field!r} is a vector: only is_null and is_not_null test it")
         if op == common_pb2.COMPARISON_OPERATOR_ISIN:
             if operand != "values":
                 raise InvalidArgument(f"isin on field {comparison.field!r} needs a list of values")
