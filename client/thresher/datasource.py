@@ -292,6 +292,16 @@ class Datasource:
         """
         return similarity.nearest(self, field, query, path=path, k=k, metric=metric, exact=exact)
 
+    def find_duplicates(self, field: str, threshold: float, metric: str = "cosine") -> similarity.Duplicates:
+        """Groups of this view's datapoints whose ``field`` vectors are within ``threshold`` of each other;
+        ``ds[~ds["path"].isin(d.duplicates)]`` keeps one of each group."""
+        return similarity.find_duplicates(self, field, threshold, metric)
+
+    def sample_diverse(self, field: str, n: int, metric: str = "l2", seed: int = 0) -> list[str]:
+        """``n`` paths of this view spread over their ``field`` vectors (farthest-point sampling);
+        ``ds[ds["path"].isin(paths)]`` is the sample as a view, which ``save_dataset`` keeps."""
+        return similarity.sample_diverse(self, field, n, metric, seed)
+
     def create_vector_index(self, field: str, metric: str = "cosine", connectivity: int = 0,
                             expansion_add: int = 0, expansion_search: int = 0) -> dict[str, Any]:
         """Builds (or rebuilds) an approximate index over vector field ``field`` for ``nearest`` searches

@@ -74,6 +74,10 @@ def plan(store, query: common_pb2.Query) -> Search:
 
 
 def _dimension(store, base: common_pb2.Query, field: str) -> int:
+    if not base.HasField("as_of"):  # the current fields are at hand; an earlier instant needs a read
+        for record in store.get_datasource(base.datasource_id).fields:
+            if record.name == field and record.vector is not None:
+                return record.vector.dimension
     probe = common_pb2.Query(datasource_id=base.datasource_id, select=[common_pb2.SelectItem(field=field)], limit=0)
     if base.HasField("as_of"):
         probe.as_of.CopyFrom(base.as_of)

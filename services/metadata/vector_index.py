@@ -9,9 +9,12 @@ store or in the shared object storage of a deployment); a small pointer object p
 field) in the same storage names the current one. A replica loads an index the first time it needs
 it and again only when the pointer names another.
 
-Staleness rule: an index holds the vectors as they were when its build started (``built_at``). A
-datapoint whose log shows any write from ``built_at − STALE_SLACK`` on is *stale*: its index entry is
-ignored and its current vector is compared exactly instead. So a search never misses a new vector and
+Staleness rule: an index holds the vectors as they were when its build started (``built_at``); the
+build also notes the writes it saw committed in the ``STALE_SLACK`` before that instant. A datapoint
+whose log shows any other write from ``built_at − STALE_SLACK`` on is *stale*: its index entry is
+ignored and its current vector is compared exactly instead. (The slack covers writes whose time was
+taken before ``built_at`` but that committed after the build read the vectors; a write that stays
+uncommitted longer than the slack could be missed until the next build.) So a search never misses a new vector and
 never uses an old one; the index only gets slower as it ages. Once more than ``REBUILD_FRACTION`` of it
 is stale, the service rebuilds it in the background (one rebuild at a time per index and process).
 
@@ -67,6 +70,7 @@ class Pointer:
     size: int
     dimension: int
     params: dict
+    known_writes: list = dataclasses.field(default_factory=list)  # writes of the slack window the index holds
 
     def to_json(self) -> bytes:
         return json.dumps({**dataclasses.asdict(self), "built_at": self.built_at.isoformat()}).encode()
@@ -140,6 +144,8 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
         raise InvalidArgument(f"index parameters must be between 2 and 4096, got {params}")
     started = time.perf_counter()
     built_at = dt.datetime.now(dt.timezone.utc)  # before the read: later writes count as stale
+    known_writes = sorted({int(w) for w in store.changes(datasource_id, built_at - STALE_SLACK, None)
+                           .column("write_id").to_pylist()})
     dimension = record.vector.dimension
     index = Index(ndim=dimension, metric=_USEARCH_METRICS[metric], dtype="f32", **params)
     scan = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field=field)])
@@ -151,7 +157,7 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
             ids = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
             index.add(ids, to_numpy(batch.column(2), np.float32), threads=threads)
     digest = store._blobs.put(bytes(index.save()))  # noqa: SLF001
-    pointer = Pointer(field, metric, digest, built_at, len(index), dimension, params)
+    pointer = Pointer(field, metric, digest, built_at, len(index), dimension, params, known_writes)
     store._blobs.storage.write(_pointer_key(store, datasource_id, field), pointer.to_json())  # noqa: SLF001
     _cache(store)[(datasource_id, field)] = _Loaded(digest, index, np.empty(0, np.int64))
     return pointer, time.perf_counter() - started
@@ -183,7 +189,10 @@ def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> 
         if marker is not None and loaded.checked is not None and marker == loaded.checked:
             return loaded.stale
         changes = store.changes(datasource_id, pointer.built_at - STALE_SLACK, None)
-        paths = list(dict.fromkeys(changes.column("path").to_pylist()))
+        known = set(pointer.known_writes)
+        paths = list(dict.fromkeys(path for path, write in zip(changes.column("path").to_pylist(),
+                                                               changes.column("write_id").to_pylist())
+                                   if write not in known))
         stale = np.empty(0, np.int64)
         if paths:
             query = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field="datapoint_id")])

@@ -92,3 +92,36 @@ def test_nearest_by_path_and_misuse(embedded):
         ds[ds["emb"] == [1.0] * 16]
     with pytest.raises(InvalidArgumentError, match="17 elements; the field has 16"):
         ds.nearest("emb", np.ones(17))
+
+
+def test_find_duplicates_groups_near_copies_and_works_as_a_filter(ds):
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(len(PATHS), 8))
+    base[3] = base[0] * 2.0            # same direction: cosine distance 0
+    base[7] = base[0] + 1e-4           # nearly the same
+    base[11] = base[12] + 1e-4
+    ds.upload_vectors("emb", PATHS, base)
+    groups = ds.find_duplicates("emb", threshold=1e-3)
+    assert sorted(sorted(g) for g in groups) == [[PATHS[0], PATHS[3], PATHS[7]], [PATHS[11], PATHS[12]]]
+    kept = ds[~ds["path"].isin(groups.duplicates)]
+    assert kept.count() == len(PATHS) - 3
+    in_l2 = ds.find_duplicates("emb", threshold=1e-3, metric="l2")  # base[3] is far from base[0] in l2
+    assert sorted(sorted(g) for g in in_l2) == [[PATHS[0], PATHS[7]], [PATHS[11], PATHS[12]]]
+    only_even = ds[ds["path"].isin(PATHS[::2])]
+    assert all(len(g) > 1 for g in only_even.find_duplicates("emb", 1e-3))
+    with pytest.raises(QueryError, match="threshold"):
+        ds.find_duplicates("emb", -1)
+
+
+def test_sample_diverse_picks_spread_points_and_saves_as_a_dataset(ds, namespace):
+    # Four tight clusters of five: a diverse sample of four takes one from each.
+    centres = np.array([[0, 0], [100, 0], [0, 100], [100, 100]], dtype=np.float32)
+    vectors = np.repeat(centres, 5, axis=0) + np.random.default_rng(2).normal(scale=0.5, size=(20, 2))
+    ds.upload_vectors("emb", PATHS, vectors)
+    picked = ds.sample_diverse("emb", 4, seed=1)
+    assert len(picked) == 4
+    assert sorted(PATHS.index(p) // 5 for p in picked) == [0, 1, 2, 3]
+    assert ds.sample_diverse("emb", 4, seed=1) == picked
+    saved = ds[ds["path"].isin(picked)].save_dataset("diverse")
+    assert sorted(saved.all().paths) == sorted(picked)
+    assert sorted(ds.sample_diverse("emb", 50)) == PATHS
