@@ -19,7 +19,8 @@ never uses an old one; the index only gets slower as it ages. Once more than ``R
 is stale, the service rebuilds it in the background (one rebuild at a time per index and process).
 
 Filters: the search first reads the ids the view's filter keeps (current state, vector present). When
-few are left (below ``EXACT_BELOW`` or ``EXACT_FRACTION`` of the index), it compares them all exactly.
+few are left (below ``EXACT_BELOW`` or ``EXACT_FRACTION`` of the index), it compares them all exactly,
+with the vectors the index holds (the stored float32 values; no second read of the store).
 Otherwise it asks the graph for enough neighbours that k of them should pass the filter and, while
 fewer than k do, asks for more; if that still falls short it answers exactly. So a search returns k
 results whenever k datapoints match.
@@ -42,7 +43,7 @@ import numpy as np
 
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
-from thresher.vectors import to_numpy
+from thresher.vectors import distances, to_numpy
 
 from . import nearest
 from .errors import InvalidArgument, NotFound
@@ -226,29 +227,59 @@ def search(store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | Non
     stale = _stale_ids(store, datasource_id, pointer, loaded)
     if len(stale) > REBUILD_FRACTION * max(pointer.size, 1):
         _rebuild_in_background(store, datasource_id, pointer)
-    allowed_query = nearest.with_condition(search.base, nearest.has_value(search.field))
-    del allowed_query.select[:]
-    allowed_query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-    allowed = np.sort(_ids(store, allowed_query))
-    fresh = np.setdiff1d(allowed, stale, assume_unique=True) if len(stale) else allowed
-    if len(fresh) <= max(EXACT_BELOW, EXACT_FRACTION * pointer.size, search.k):
-        return nearest.exact(store, search)
-    found = _graph_search(loaded, search, fresh, pointer.size)
+    if search.base.HasField("filter"):
+        allowed_query = nearest.with_condition(search.base, nearest.has_value(search.field))
+        del allowed_query.select[:]
+        allowed_query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+        allowed = np.sort(_ids(store, allowed_query))
+        fresh = np.setdiff1d(allowed, stale, assume_unique=True) if len(stale) else allowed
+        changed = np.intersect1d(stale, allowed, assume_unique=True) if len(stale) else stale
+    else:  # everything the index holds counts, less what changed since the build (and what is gone)
+        fresh, changed = None, stale
+    few = max(EXACT_BELOW, EXACT_FRACTION * pointer.size, search.k)
+    found = None
+    if fresh is not None and len(fresh) <= few:
+        found = _exact_from_index(loaded, search, fresh)
     if found is None:
-        return nearest.exact(store, search)
+        found = _graph_search(loaded, search, fresh, stale, pointer.size, lambda keys: _present(store, search, keys))
+    if found is None:  # the graph could not give k of them: compare them all
+        if fresh is None:
+            return nearest.exact(store, search)
+        found = _exact_from_index(loaded, search, fresh)
     ids, dists = found
-    changed = np.intersect1d(stale, allowed, assume_unique=True) if len(stale) else stale
     if len(changed):
         exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(changed))
         ids, dists = nearest.top_k(np.concatenate([ids, exact_ids]), np.concatenate([dists, exact_dists]), search.k)
     return ids, dists
 
 
-def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray,
-                  size: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The k nearest of the graph among ``fresh`` ids, or None when the graph cannot give k of them."""
+def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances to ``ids`` (all held by the index, none stale) from the vectors the index keeps,
+    which are the stored float32 values: no read of the store."""
+    if len(ids) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))
+    return nearest.top_k(ids, distances(vectors, search.vector, search.metric), search.k)
+
+
+def _present(store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are live datapoints with a vector now (a deleted one leaves no id to mark stale)."""
+    query = nearest.with_condition(nearest.with_condition(search.base, nearest.has_value(search.field)),
+                                   nearest.ids_in(keys))
+    del query.select[:]
+    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+    return np.isin(keys, _ids(store, query))
+
+
+def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | None, stale: np.ndarray,
+                  size: int, present) -> tuple[np.ndarray, np.ndarray] | None:
+    """The k nearest of the graph among ``fresh`` ids (None: all it holds that is not ``stale`` and is
+    still ``present``), or None when the graph cannot give k of them."""
     query = search.vector.astype(np.float32)
-    count = min(size, int(math.ceil(search.k * OVERSAMPLE * size / len(fresh))) + 16)
+    kept = size - len(stale) if fresh is None else len(fresh)
+    if kept < search.k:
+        return None
+    count = min(size, int(math.ceil(search.k * OVERSAMPLE * size / max(kept, 1))) + 16)
     while True:
         index = loaded.index
         breadth = max(index.expansion_search, count)
@@ -256,7 +287,11 @@ def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray,
             _search_wider(loaded, query, count, breadth)
         keys = np.asarray(matches.keys, dtype=np.int64)
         dists = np.asarray(matches.distances, dtype=np.float64)
-        keep = np.isin(keys, fresh, assume_unique=False)
+        if fresh is not None:
+            keep = np.isin(keys, fresh)
+        else:
+            keep = ~np.isin(keys, stale)
+            keep[keep] = present(keys[keep])
         if keep.sum() >= search.k:
             keys, dists = keys[keep], dists[keep]
             if search.metric == "l2":
