@@ -303,11 +303,14 @@ class Datasource:
         return similarity.sample_diverse(self, field, n, metric, seed)
 
     def create_vector_index(self, field: str, metric: str = "cosine", connectivity: int = 0,
-                            expansion_add: int = 0, expansion_search: int = 0) -> dict[str, Any]:
+                            expansion_add: int = 0, expansion_search: int = 0,
+                            timeout: float | None = 3600.0) -> dict[str, Any]:
         """Builds (or rebuilds) an approximate index over vector field ``field`` for ``nearest`` searches
         with this ``metric``. Searches stay correct under any filter and see writes made after the build
-        (compared exactly until the next build). 0 takes the service's default for a parameter."""
-        return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search)
+        (compared exactly until the next build). 0 takes the service's default for a parameter;
+        ``timeout`` bounds the build (seconds)."""
+        return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search,
+                                              timeout)
 
     def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
         """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.

@@ -58,16 +58,30 @@ def nearest(view: Any, field: str, query: Any = None, *, path: str | None = None
 
 
 def create_vector_index(view: Any, field: str, metric: str = "cosine", connectivity: int = 0,
-                        expansion_add: int = 0, expansion_search: int = 0) -> dict[str, Any]:
-    """Builds the ANN index of ``field`` on the service; returns what the service reports about it."""
+                        expansion_add: int = 0, expansion_search: int = 0,
+                        timeout: float | None = 3600.0) -> dict[str, Any]:
+    """Builds the ANN index of ``field`` on the service; returns what the service reports about it.
+
+    A build takes minutes for millions of vectors, so it has its own deadline (``timeout`` seconds,
+    None for none) instead of the connection's per-call one; it is never retried.
+    """
+    import grpc
+
+    from thresher import status
     from thresher.v1 import metadata_service_pb2 as ms
 
     vector_field(view, field)
     if metric not in METRICS:
         raise QueryError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    response = view.connection.call_metadata("CreateVectorIndex", ms.CreateVectorIndexRequest(
+    request = ms.CreateVectorIndexRequest(
         datasource_id=view.id, field=field, metric=_METRIC_ENUMS[metric], connectivity=connectivity,
-        expansion_add=expansion_add, expansion_search=expansion_search))
+        expansion_add=expansion_add, expansion_search=expansion_search)
+    connection = view.connection
+    try:
+        response = connection.metadata.CreateVectorIndex(request, metadata=connection._grpc_metadata,  # noqa: SLF001
+                                                         timeout=timeout)
+    except grpc.RpcError as error:
+        raise status.from_grpc_error(error, connection.metadata_address) from None
     return {"field": response.field, "metric": metric, "size": response.size,
             "built_at": response.built_at.ToDatetime(tzinfo=dt.timezone.utc), "digest": response.digest,
             "build_seconds": response.build_seconds}

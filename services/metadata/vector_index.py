@@ -55,6 +55,7 @@ REBUILD_FRACTION = 0.1
 EXACT_BELOW = 2048
 EXACT_FRACTION = 0.005
 OVERSAMPLE = 2.0
+POINTER_TTL = 2.0  # seconds a replica trusts the pointer it read (object storage reads cost a round trip)
 DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 64}
 _USEARCH_METRICS = {"cosine": "cos", "l2": "l2sq", "dot": "ip"}
 _ROOT = "vector-indexes"
@@ -98,13 +99,30 @@ _rebuild_lock = threading.Lock()
 
 
 def _pointer_key(store, datasource_id: int, field: str) -> str:
-    datasource = store.get_datasource(datasource_id)
-    created = int(datasource.created_at.timestamp() * 1_000_000)
+    # Ids are never reused, so a datasource's creation time can be remembered; it keeps a pointer of a
+    # deleted datasource from ever naming an index of another store sharing the storage.
+    cache = _cache(store)
+    created = cache.get(("created", datasource_id))
+    if created is None:
+        created = cache[("created", datasource_id)] = int(
+            store.get_datasource(datasource_id).created_at.timestamp() * 1_000_000)
     # Field names may hold any character; the key uses their hex form.
     return f"{_ROOT}/{datasource_id}-{created}/{field.encode().hex()}.json"
 
 
 def _read_pointer(store, datasource_id: int, field: str) -> Pointer | None:
+    """The field's current pointer, read at most every ``POINTER_TTL`` seconds per process: an older one
+    is still correct (its index only has more stale datapoints), so caching it costs no correctness."""
+    cache = _cache(store)
+    cached = cache.get(("pointer", datasource_id, field))
+    if cached is not None and time.monotonic() - cached[0] < POINTER_TTL:
+        return cached[1]
+    pointer = _fetch_pointer(store, datasource_id, field)
+    cache[("pointer", datasource_id, field)] = (time.monotonic(), pointer)
+    return pointer
+
+
+def _fetch_pointer(store, datasource_id: int, field: str) -> Pointer | None:
     storage = store._blobs.storage  # noqa: SLF001 - the index lives beside the store's blobs
     key = _pointer_key(store, datasource_id, field)
     try:
@@ -160,7 +178,9 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
     digest = store._blobs.put(bytes(index.save()))  # noqa: SLF001
     pointer = Pointer(field, metric, digest, built_at, len(index), dimension, params, known_writes)
     store._blobs.storage.write(_pointer_key(store, datasource_id, field), pointer.to_json())  # noqa: SLF001
-    _cache(store)[(datasource_id, field)] = _Loaded(digest, index, np.empty(0, np.int64))
+    cache = _cache(store)
+    cache[(datasource_id, field)] = _Loaded(digest, index, np.empty(0, np.int64))
+    cache[("pointer", datasource_id, field)] = (time.monotonic(), pointer)
     return pointer, time.perf_counter() - started
 
 

@@ -125,3 +125,14 @@ def test_sample_diverse_picks_spread_points_and_saves_as_a_dataset(ds, namespace
     saved = ds[ds["path"].isin(picked)].save_dataset("diverse")
     assert sorted(saved.all().paths) == sorted(picked)
     assert sorted(ds.sample_diverse("emb", 50)) == PATHS
+
+
+def test_create_vector_index_through_the_client(embedded):
+    pytest.importorskip("usearch")
+    ds, vectors = embedded
+    built = ds.create_vector_index("emb", metric="l2", connectivity=8)
+    assert built["size"] == len(PATHS) and built["metric"] == "l2" and len(built["digest"]) == 64
+    result = ds[ds["even"] == True].nearest("emb", vectors[4], k=3, metric="l2")  # noqa: E712
+    assert result.paths[0] == PATHS[4] and len(result) == 3
+    with pytest.raises(QueryError, match="has type bool"):
+        ds.create_vector_index("even")
