@@ -58,3 +58,14 @@ def test_embed_refuses_a_field_of_another_type(local_images):
         embed(local_images.all(), CountingCNN(), field="label", progress=False)
     with pytest.raises(InvalidArgumentError, match="batch"):
         embed(local_images.all(), CountingCNN(), field="emb2", batch=0, progress=False)
+
+
+def test_a_vector_field_is_a_metadata_column_of_torch_datasets(local_images):
+    paths = local_images.order_by("path").all().paths
+    vectors = np.arange(IMAGES * 3, dtype=np.float32).reshape(IMAGES, 3)
+    local_images.upload_vectors("emb", paths, vectors)
+    loader = local_images.order_by("path").all().as_ml_dataloader("torch", file_columns=[], metadata_columns=["emb"],
+                                                                  batch_size=4)
+    batches = list(loader)
+    assert batches[0].dtype == torch.float32 and batches[0].shape == (4, 3)
+    np.testing.assert_array_equal(torch.cat(batches).numpy(), vectors)
