@@ -56,7 +56,8 @@ EXACT_BELOW = 2048
 EXACT_FRACTION = 0.005
 OVERSAMPLE = 2.0
 POINTER_TTL = 2.0  # seconds a replica trusts the pointer it read (object storage reads cost a round trip)
-DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 64}
+DEFAULTS = {"connectivity": 16, "expansion_add": 64, "expansion_search": 64}
+ALLOWED_CACHE = 8  # filters whose kept ids are remembered per field, while the store sees no write
 _USEARCH_METRICS = {"cosine": "cos", "l2": "l2sq", "dot": "ip"}
 _ROOT = "vector-indexes"
 
@@ -89,6 +90,7 @@ class _Loaded:
     index: Any
     stale: np.ndarray  # sorted ids of stale datapoints, as of `checked`
     checked: Any = None  # the store's last-write marker when `stale` was computed
+    allowed: dict = dataclasses.field(default_factory=dict)  # filter -> (marker, ids it keeps), oldest first
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
@@ -248,10 +250,7 @@ def search(store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | Non
     if len(stale) > REBUILD_FRACTION * max(pointer.size, 1):
         _rebuild_in_background(store, datasource_id, pointer)
     if search.base.HasField("filter"):
-        allowed_query = nearest.with_condition(search.base, nearest.has_value(search.field))
-        del allowed_query.select[:]
-        allowed_query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-        allowed = np.sort(_ids(store, allowed_query))
+        allowed = _allowed_ids(store, search, loaded)
         fresh = np.setdiff1d(allowed, stale, assume_unique=True) if len(stale) else allowed
         changed = np.intersect1d(stale, allowed, assume_unique=True) if len(stale) else stale
     else:  # everything the index holds counts, less what changed since the build (and what is gone)
@@ -280,6 +279,30 @@ def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) 
         return np.empty(0, np.int64), np.empty(0, np.float64)
     vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))
     return nearest.top_k(ids, distances(vectors, search.vector, search.metric), search.k)
+
+
+def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
+    """The sorted ids the search's filter keeps (vector present), now. A view is usually searched many
+    times over; where the store can tell that nothing was written since (the embedded store, the only
+    writer), the answer is remembered for the next search with the same filter."""
+    query = nearest.with_condition(search.base, nearest.has_value(search.field))
+    del query.select[:]
+    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+    marker = getattr(store, "_last_write_at", None)
+    key = query.filter.SerializeToString(deterministic=True)
+    if marker is not None:
+        with loaded.lock:
+            hit = loaded.allowed.get(key)
+            if hit is not None and hit[0] == marker:
+                return hit[1]
+    allowed = np.sort(_ids(store, query))
+    if marker is not None:
+        with loaded.lock:
+            loaded.allowed.pop(key, None)
+            loaded.allowed[key] = (marker, allowed)
+            while len(loaded.allowed) > ALLOWED_CACHE:
+                loaded.allowed.pop(next(iter(loaded.allowed)))
+    return allowed
 
 
 def _present(store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
