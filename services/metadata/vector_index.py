@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 STALE_SLACK = dt.timedelta(seconds=60)  # a write's time is taken before it commits; allow this much
 REBUILD_FRACTION = 0.1
 EXACT_BELOW = 512
-EXACT_FRACTION = 0.005
+EXACT_FRACTION = 0.02
 OVERSAMPLE = 2.0
 POINTER_TTL = 2.0  # seconds a replica trusts the pointer it read (object storage reads cost a round trip)
 DEFAULTS = {"connectivity": 16, "expansion_add": 64, "expansion_search": 64}
