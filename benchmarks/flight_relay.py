@@ -113,7 +113,7 @@ def upload(metadata_address: str, table: pa.Table) -> int:
                                                                    source_uri="file:///nowhere")).datasource
         data = table.drop_columns(["datapoint_id"])
 
-        stub.UpsertTable(arrow_io.upsert_table_requests(source.id, "path", data.schema, data.to_batches()))
+        stub.UpsertTable(arrow_io.upsert_table_requests(source.id, "path", data.schema, data.to_batches(), create_missing=True))
         return source.id
 
 

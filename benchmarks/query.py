@@ -64,7 +64,7 @@ def main() -> None:
 
         ds = empty_datasource("bench/query", "table")
         started = time.perf_counter()
-        ds.upload_metadata_from_dataframe(frame, path_column="path")
+        ds.upload_metadata_from_dataframe(frame, path_column="path", create_missing=True)
         print(f"loaded through DoPut in {time.perf_counter() - started:.2f} s")
         query = ds[(ds["i0"] > 500) & (ds["f0"] < 0.5) & ds["s0"].startswith("a")]
 
@@ -98,7 +98,7 @@ def versioning_cost(frame: pd.DataFrame, query, sql: str, repeats: int) -> tuple
     with tempfile.TemporaryDirectory() as home:
         store = open_store(home)
         source = store.create_datasource("bench/store", "t", "file:///x", "")
-        store.upsert(source.id, pa.Table.from_pandas(frame, preserve_index=False), "path", "bench")
+        store.upsert(source.id, pa.Table.from_pandas(frame, preserve_index=False), "path", "bench", create_missing=True)
         query.datasource_id = source.id
         plain = duckdb.connect(f"{home}/plain.duckdb")
         plain.register("source_frame", frame)

@@ -16,6 +16,7 @@ class ServiceProcess:
         self._scratch = tempfile.TemporaryDirectory(prefix="thresher-bench-")
         self.home = home or self._scratch.name
         self.environment: dict[str, str] = {}
+        self.gallery_url: str | None = None  # where `thresher up` serves the web gallery, if it does
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> "ServiceProcess":
@@ -27,6 +28,8 @@ class ServiceProcess:
             if line.strip().startswith("export "):
                 key, value = line.strip().removeprefix("export ").split("=", 1)
                 self.environment[key] = value
+            if line.startswith("Gallery on "):
+                self.gallery_url = line.split()[2]
             if "Ctrl-C" in line or time.monotonic() > deadline:
                 break
         if "THRESHER_FLIGHT_ADDRESS" not in self.environment:

@@ -30,7 +30,7 @@ def main() -> None:
 
         ds = thresher.datasources.get_or_create("bench/sql", "table", "file:///nonexistent-bench-source")
         started = time.perf_counter()
-        ds.upload_metadata_from_dataframe(frame, path_column="path")
+        ds.upload_metadata_from_dataframe(frame, path_column="path", create_missing=True)
         print(f"loaded through DoPut in {time.perf_counter() - started:.2f} s")
         query = ds[(ds["i0"] > 500) & (ds["f0"] < 0.5) & ds["s0"].startswith("a")]
         sql = ('SELECT * FROM "bench/sql"."table" WHERE i0 > 500 AND f0 < 0.5 AND starts_with(s0, \'a\')')

@@ -7,11 +7,12 @@ is unavailable (it may be starting). Writes are never retried.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -45,6 +46,9 @@ class Connection:
                  scanner_address: str | None = None, *, token: str | None = None,
                  retry_timeout: float = 2.0, tls: bool = False,
                  root_certificates: bytes | str | None = None, call_timeout: float = CALL_TIMEOUT) -> None:
+        self._settings = dict(metadata_address=metadata_address, flight_address=flight_address,
+                              scanner_address=scanner_address, token=token, retry_timeout=retry_timeout, tls=tls,
+                              root_certificates=root_certificates, call_timeout=call_timeout)
         self.call_timeout = call_timeout
         self.metadata_address = metadata_address or transport.metadata_address()
         self.flight_address = flight_address or transport.flight_address()
@@ -63,10 +67,28 @@ class Connection:
             [(b"authorization", f"Bearer {token}".encode())] if token else [])
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._lock = threading.Lock()
+        self._reset_clients()
+
+    def _reset_clients(self) -> None:
+        self._pid = os.getpid()
         self._channels: dict[str, grpc.Channel] = {}
         self._flight: flight.FlightClient | None = None
         self._metadata_stub: metadata_service_pb2_grpc.MetadataServiceStub | None = None
         self._scanner_stub: scanner_service_pb2_grpc.ScannerServiceStub | None = None
+
+    def _check_process(self) -> None:
+        # A forked child (a DataLoader worker, say) inherits the parent's channels, which gRPC and Flight
+        # cannot use across a fork: it opens its own, leaving the parent's alone.
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._reset_clients()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for worker processes, say) as its settings: the copy dials its own channels."""
+        return {"settings": self._settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["settings"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return (f"Connection(metadata={self.metadata_address!r}, flight={self.flight_address!r}, "
@@ -92,6 +114,7 @@ class Connection:
     # -- gRPC -------------------------------------------------------------------------------------
 
     def _channel(self, address: str) -> grpc.Channel:
+        self._check_process()
         with self._lock:
             if address not in self._channels:
                 self._channels[address] = transport.open_channel(address, root_certificates=self._root_certificates,
@@ -101,6 +124,7 @@ class Connection:
     @property
     def metadata(self) -> metadata_service_pb2_grpc.MetadataServiceStub:
         """The raw metadata service stub (calls through it are not error-mapped; prefer ``call_metadata``)."""
+        self._check_process()
         if self._metadata_stub is None:
             self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel(self.metadata_address))
         return self._metadata_stub
@@ -108,6 +132,7 @@ class Connection:
     @property
     def scanner(self) -> scanner_service_pb2_grpc.ScannerServiceStub:
         """The raw scanner service stub."""
+        self._check_process()
         if self._scanner_stub is None:
             self._scanner_stub = scanner_service_pb2_grpc.ScannerServiceStub(self._channel(self.scanner_address))
         return self._scanner_stub
@@ -150,10 +175,12 @@ class Connection:
     @property
     def flight(self) -> flight.FlightClient:
         """The Flight client for the flight service."""
+        self._check_process()
         with self._lock:
             if self._flight is None:
                 scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
-                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots)
+                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
+                                                   generic_options=transport.FLIGHT_CLIENT_OPTIONS)
             return self._flight
 
     def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:
@@ -178,6 +205,42 @@ class Connection:
         return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
                                  idempotent=True)
 
+    def stream_query(self, query: common_pb2.Query, *, map_errors: bool = True) -> pa.RecordBatchReader:
+        """Runs ``query`` through the flight service and returns its batches as they arrive.
+
+        Nothing is held beyond the batch being read. With ``map_errors`` errors while reading raise
+        Thresher exceptions (a Python step per batch); without, the reader is Flight's own, for
+        consumers that read it in C (an Arrow C stream), where no Python exception reaches anyone.
+        """
+        ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
+
+        def start() -> flight.FlightStreamReader:
+            reader = self.flight.do_get(ticket, options=self._flight_options)
+            reader.schema  # noqa: B018 - waits for the first message, where a refusal arrives
+            return reader
+
+        reader = self._flight_call(start, idempotent=True)
+        if not map_errors:
+            return reader.to_reader()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                while True:
+                    try:
+                        chunk = reader.read_chunk()
+                    except StopIteration:
+                        return
+                    if chunk.data is not None:
+                        yield chunk.data
+            except Exception as error:
+                if not status.is_transport_error(error):
+                    raise
+                raise status.from_flight_error(error, self.flight_address) from None
+            finally:
+                reader.cancel()  # a consumer that stops early ends the query instead of leaving it running
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
     def open_ticket(self, ticket: flight_pb2.FlightTicket) -> flight.FlightStreamReader:
         """Starts DoGet for a file, blob or shard ticket; its schema is read, so a refused ticket fails here.
 
@@ -192,28 +255,45 @@ class Connection:
 
         return self._flight_call(start, idempotent=True)
 
-    def upsert_table(self, datasource_id: int, table: pa.Table,
-                     path_column: str) -> metadata_service_pb2.UpsertTableResponse | None:
+    def upsert_table(self, datasource_id: int, table: pa.Table | pa.RecordBatchReader, path_column: str, *,
+                     create_missing: bool = False) -> metadata_service_pb2.UpsertTableResponse | None:
         """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
 
-        Returns the server's counts when it sends them (a PutResult holding an UpsertTableResponse).
+        ``table`` may be a RecordBatchReader: its batches are sent as they are read, so an upload
+        larger than memory streams. If reading it raises, the upload is aborted (nothing is written)
+        and the error is raised here. Returns the server's counts when it sends them.
+        ``create_missing``: whether paths the datasource does not know may become new datapoints
+        (otherwise they are refused with ``UnknownPathsError`` and nothing is written).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column))
+            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+        batches = table.to_batches() if isinstance(table, pa.Table) else table
 
         def put() -> metadata_service_pb2.UpsertTableResponse | None:
             writer, reader = self.flight.do_put(descriptor, table.schema, options=self._flight_options)
-            with writer:
-                for batch in table.to_batches():
+            try:
+                for batch in batches:
                     for piece in arrow_io.split_batch(batch):
                         writer.write_batch(piece)
+            except BaseException:
+                # Ending the stream here would commit what was sent: tell the service to drop it. Its
+                # refusal is expected and not what the caller needs to hear; the producer's error is.
+                with contextlib.suppress(Exception):
+                    writer.write_metadata(pa.py_buffer(transport.ABORT_UPLOAD))
+                    writer.done_writing()
+                    reader.read()
+                with contextlib.suppress(Exception):
+                    writer.close()
+                raise
+            with writer:
                 writer.done_writing()
                 answer = reader.read()
             if answer is None or answer.size == 0:
                 return None
             return metadata_service_pb2.UpsertTableResponse.FromString(answer.to_pybytes())
 
+        # A reader can be read once, so only a whole table is retried (and writes never are).
         return self._flight_call(put, idempotent=False)
 
 

@@ -14,10 +14,13 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from thresher import scan, similarity, upload
+import pyarrow as pa
+
+from thresher import arrow_io, scan, similarity, upload
 from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
+from thresher.interchange import ArrowExport
 from thresher.metadata_context import MetadataContext
 from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
 from thresher.results import QueryResult, paths_of
@@ -25,8 +28,23 @@ from thresher.state import BUILTIN_COLUMNS, DatasourceState
 from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
 
-class Datasource:
-    """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``."""
+@dataclasses.dataclass(frozen=True)
+class FacetCounts:
+    """Value counts or a histogram of one field (``Datasource.count_values``)."""
+
+    counts: Any
+    """An Arrow table: (value, count), most frequent first; or (low, high, count) per histogram bin."""
+    total_rows: int
+    missing: int
+    """Rows of the result without a value for the field."""
+
+
+class Datasource(ArrowExport):
+    """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``.
+
+    A view is an Arrow stream producer: each read (``pyarrow.table(view)``, ``polars.DataFrame(view)``,
+    ``view.iter_batches()``, a DuckDB scan) runs its query and streams the result from the service.
+    """
 
     def __init__(self, connection: Connection, proto: common_pb2.Datasource, spec: QuerySpec | None = None,
                  dataset: common_pb2.Dataset | None = None, *, _shared: DatasourceState | None = None) -> None:
@@ -240,6 +258,17 @@ class Datasource:
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
 
+    def count_values(self, field: str | Column, bins: int = 0, max_values: int = 20) -> FacetCounts:
+        """How often each value of ``field`` occurs in this view's result, counted in the store.
+
+        ``bins`` > 0 gives an equal-width histogram instead for int and float fields. Returns a
+        ``FacetCounts``: ``counts`` (Arrow: value, count; or low, high, count), ``total_rows``, ``missing``.
+        """
+        name = self._field_name(field)
+        response = self.connection.call_metadata("CountValues", ms.CountValuesRequest(
+            query=self.query_proto(), field=name, bins=bins, max_values=max_values), idempotent=True)
+        return FacetCounts(arrow_io.read_table(response.counts), response.total_rows, response.missing)
+
     def get_datapoint(self, path: str) -> Any:
         """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""
         spec = QuerySpec(filter=self.column(PATH_COLUMN) == path, limit=1, as_of=self._spec.as_of)
@@ -248,9 +277,21 @@ class Datasource:
             raise NotFoundError(f"no datapoint {path!r} in {self.namespace}/{self.name}")
         return result[0]
 
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
+        self._warn_about_scan(reader.schema, stacklevel=4)
+        return reader
+
+    def _hf_source(self) -> Any:
+        return self
+
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
         table = self.connection.read_query(spec.to_proto(self.id))
-        state = (table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
+        self._warn_about_scan(table.schema, stacklevel + 1)
+        return QueryResult(table, self.source, datasource=self)
+
+    def _warn_about_scan(self, schema: pa.Schema, stacklevel: int) -> None:
+        state = (schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
         if state in (scan.PENDING, scan.SCANNING):
             warnings.warn(f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
                           "only what is indexed so far; ds.wait_until_ready() waits for the scan",
@@ -258,17 +299,17 @@ class Datasource:
         elif state == scan.FAILED:
             warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
                           ScanInProgressWarning, stacklevel=stacklevel)
-        return QueryResult(table, self.source, datasource=self)
 
     # -- writing ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def metadata_context(self) -> Iterator[MetadataContext]:
+    def metadata_context(self, create_missing: bool = False) -> Iterator[MetadataContext]:
         """Collects ``ctx.update_metadata(paths, {...})`` calls and writes them in one request on exit.
 
-        If the block raises, nothing is written.
+        If the block raises, nothing is written. Paths that are not datapoints yet are refused
+        (``UnknownPathsError``, nothing written) unless ``create_missing=True``.
         """
-        context = MetadataContext(self._shared.write_type)
+        context = MetadataContext(self._shared.write_type, create_missing)
         try:
             yield context
         finally:
@@ -312,16 +353,34 @@ class Datasource:
         return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search,
                                               timeout)
 
-    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None) -> Any:
-        """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.
+    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
+                                       create_missing: bool = False) -> Any:
+        """Writes a table's columns as fields of the datapoints named in its path column, atomically.
 
-        ``path_column`` is a column name or position (the first column by default). Missing values
-        (None/NaN/NaT) leave fields untouched. Returns the service's counts when it sends them.
+        ``df`` is any Arrow producer (see ``upload``). ``path_column`` is a column name or position
+        (the first column by default). Missing values (None/NaN/NaT) leave fields untouched. Paths
+        that are not datapoints yet are refused (``UnknownPathsError``, nothing written) unless
+        ``create_missing=True``, which creates them. Returns the service's counts when it sends them.
         """
-        table, path_name = upload.prepare(df, path_column, self._shared.write_types)
-        if table.num_rows == 0:
+        return self._upload(df, path_column, create_missing=create_missing)
+
+    def upload(self, data: Any, path_column: str | int = PATH_COLUMN, *, create_missing: bool = False) -> Any:
+        """Writes ``data``'s columns as fields of the datapoints named in ``path_column``, atomically.
+
+        ``data`` is a pandas or polars DataFrame, a pyarrow Table or RecordBatchReader, a DuckDB
+        relation, a Hugging Face ``datasets.Dataset`` or anything with ``__arrow_c_stream__``; anything
+        else raises TypeError. A stream (reader, relation, other producer) is sent batch by batch as it
+        is read, so it may be larger than memory; it still commits only at its end, and if the
+        producer raises midway nothing is written. Paths the datasource does not know yet are refused
+        (``UnknownPathsError``) unless ``create_missing=True``.
+        """
+        return self._upload(data, path_column, create_missing=create_missing)
+
+    def _upload(self, data: Any, path_column: str | int | None, **options: Any) -> Any:
+        table, path_name = upload.prepare(data, path_column, self._shared.write_types)
+        if isinstance(table, pa.Table) and table.num_rows == 0:
             return None
-        response = self.connection.upsert_table(self.id, table, path_name)
+        response = self.connection.upsert_table(self.id, table, path_name, **options)
         self._shared.stale = True
         return response
 

@@ -19,19 +19,23 @@ from thresher.v1 import common_pb2, metadata_service_pb2
 class MetadataContext:
     """Metadata updates waiting to be written together. Use ``update_metadata`` inside the block."""
 
-    def __init__(self, field_type: Callable[[str], FieldType | None]) -> None:
+    def __init__(self, field_type: Callable[[str], FieldType | None], create_missing: bool = False) -> None:
         # `field_type` gives a field's known type (None: new); this block's first writes fix new ones.
         self._field_type = field_type
         self._types: dict[str, FieldType] = {}
         self._pending: dict[str, dict[str, common_pb2.Value]] = {}
         self._closed = False
+        self.create_missing = create_missing
 
-    def update_metadata(self, paths: Any, metadata: Mapping[str, Any]) -> None:
+    def update_metadata(self, paths: Any, metadata: Mapping[str, Any], create_missing: bool | None = None) -> None:
         """Sets ``metadata`` (field → value) on each datapoint in ``paths`` (a path, Datapoint, or a list).
 
         A None/NaN/NaT value means "no value given": it leaves the field as it is. A path that is not a
-        datapoint yet becomes one.
+        datapoint of the datasource makes the whole block fail with ``UnknownPathsError``, unless
+        ``create_missing=True`` (here or on ``metadata_context``), which creates it.
         """
+        if create_missing:
+            self.create_missing = True
         if self._closed:
             raise InvalidArgumentError("this metadata context has ended; open a new one to write more")
         if not isinstance(metadata, Mapping):
@@ -66,6 +70,6 @@ class MetadataContext:
     def request(self, datasource_id: int) -> metadata_service_pb2.UpsertMetadataRequest:
         """The single request that writes every update."""
         return metadata_service_pb2.UpsertMetadataRequest(
-            datasource_id=datasource_id,
+            datasource_id=datasource_id, create_missing=self.create_missing,
             datapoints=[metadata_service_pb2.DatapointValues(path=path, values=values)
                         for path, values in self._pending.items()])

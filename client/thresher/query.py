@@ -86,6 +86,12 @@ class Expression:
     def __contains__(self, item: Any) -> bool:
         raise QueryError(_IN_HELP)
 
+    def __str__(self) -> str:
+        """The filter in the query expression language (``thresher.expressions``), which parses back to it."""
+        from thresher.expressions import to_text  # expressions builds on this module
+
+        return to_text(self)
+
 
 def _operand(other: Any, symbol: str) -> Expression:
     if isinstance(other, Expression):

@@ -216,14 +216,20 @@ def arrow_kind(data_type: pa.DataType) -> FieldType | None:
         return FieldType.INT
     if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
         return FieldType.FLOAT
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or _is_view("is_string_view", data_type):
         return FieldType.STRING
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return FieldType.DATETIME
     if (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
-            or pa.types.is_fixed_size_binary(data_type) or pa.types.is_binary_view(data_type)):
+            or pa.types.is_fixed_size_binary(data_type) or _is_view("is_binary_view", data_type)):
         return FieldType.BLOB
     raise FieldTypeMismatchError(f"Arrow type {data_type} cannot be stored")
+
+
+def _is_view(predicate: str, data_type: pa.DataType) -> bool:
+    # String and binary views arrived in pyarrow 16; an older pyarrow has no such types to meet.
+    check = getattr(pa.types, predicate, None)
+    return check is not None and check(data_type)
 
 
 def field_type_of(arrow_field: pa.Field) -> FieldType | None:

@@ -119,7 +119,7 @@ class MetadataBackend:
         return arrow_io.read_schema(response.schema), response.total_rows
 
     def upsert(self, datasource_id: int, path_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-               metadata: Metadata = ()) -> mpb.UpsertTableResponse:
+               metadata: Metadata = (), create_missing: bool = False) -> mpb.UpsertTableResponse:
         """Streams ``batches`` into one atomic UpsertTable call as they arrive.
 
         If ``batches`` raises, the call is cancelled, so the metadata service commits nothing, and the
@@ -129,7 +129,8 @@ class MetadataBackend:
 
         def requests() -> Iterator[mpb.UpsertTableRequest]:
             try:
-                yield from arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches)
+                yield from arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches,
+                                                            create_missing)
             except BaseException as error:
                 failure.append(error)
                 raise  # gRPC cancels the call; without the end message the service writes nothing

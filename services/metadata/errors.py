@@ -19,3 +19,11 @@ class InvalidArgument(MetadataError):
 
 class TypeMismatch(InvalidArgument):
     """A value whose type differs from its field's type."""
+
+
+class UnknownPaths(InvalidArgument):
+    """A write naming paths the datasource does not have, without asking to create them."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count

@@ -91,6 +91,7 @@ class CompiledQuery:
     columns: list[OutputColumn]
     count_sql: str = ""
     count_params: list = field(default_factory=list)
+    select_sql: list[str] = field(default_factory=list)  # each output column's SQL, in order
 
 
 def _operator_name(op: int) -> str:
@@ -259,7 +260,7 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
         count_sql += " LIMIT " + dialect.placeholder(len(count_params) + 1)
         count_params.append(query.limit)
     count_sql += ")"
-    return CompiledQuery(sql, compiler.params, output, count_sql, count_params)
+    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql)
 
 
 def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
 from thresher.types import FieldType
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
@@ -198,16 +198,19 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         datasource_id = _require_id(request.datasource_id, "datasource_id")
         types = {f.name: f.type for f in self.store.get_datasource(datasource_id).fields}
         table = table_from_proto_rows(request.datapoints, types)
-        result = self.store.upsert(datasource_id, table, "path", _actor(context))
+        result = self.store.upsert(datasource_id, table, "path", _actor(context),
+                                   create_missing=request.create_missing)
         return pb.UpsertMetadataResponse(datapoints_written=result.datapoints_written,
                                          datapoints_created=result.datapoints_created)
 
     @_rpc
     def UpsertTable(self, request_iterator, context):
-        header, table = _read_upload(request_iterator)
-        result = self.store.upsert(_require_id(header.datasource_id, "datasource_id"), table,
-                                   header.path_column or (table.column_names[0] if table.column_names else ""),
-                                   _actor(context))
+        upload = _Upload(request_iterator)
+        header = upload.header
+        result = self.store.upsert_batches(_require_id(header.datasource_id, "datasource_id"), upload.schema,
+                                           upload.batches(), header.path_column or
+                                           (upload.schema.names[0] if upload.schema.names else ""),
+                                           _actor(context), create_missing=header.create_missing)
         return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
                                       datapoints_created=result.datapoints_created)
 
@@ -237,6 +240,12 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def DescribeQuery(self, request, context):
         schema, total = self.store.describe(request.query)
         return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+
+    @_rpc
+    def CountValues(self, request, context):
+        facet = self.store.count_values(request.query, request.field, request.bins, request.max_values)
+        return pb.CountValuesResponse(counts=serialize_table(facet.counts), total_rows=facet.total_rows,
+                                      missing=facet.missing)
 
     # SQL
     @_stream_rpc
@@ -331,45 +340,56 @@ def _arrow_stream(table: pa.Table, response_type) -> Iterator:
         yield response_type(record_batch=message)
 
 
-def _read_upload(requests: Iterator[pb.UpsertTableRequest]) -> tuple[pb.UpsertTableHeader, pa.Table]:
-    """Reads an UpsertTable stream: header, schema, record batches, then the end, in that order.
+class _Upload:
+    """An UpsertTable stream read as it arrives: header and schema first, then record batches, then the end.
 
-    Only an end whose counts match makes the upload complete: gRPC may end the request stream of a
-    client that went away as if it had finished, and that must never commit half an upload.
+    ``batches()`` yields each batch as it is decoded and raises at the end unless an end message with
+    matching counts arrived: gRPC may end the request stream of a client that went away as if it had
+    finished, and the store, which writes batches as they come, then rolls the whole upload back.
     """
-    header = None
-    schema = None
-    batches = []
-    end = None
-    for request in requests:
-        part = request.WhichOneof("part")
-        if end is not None:
-            raise InvalidArgument("UpsertTable got a message after its end")
-        if part == "header":
-            if header is not None:
+
+    def __init__(self, requests: Iterator[pb.UpsertTableRequest]) -> None:
+        self._requests = iter(requests)
+        self.header = self._expect("header", "UpsertTable needs a header and a schema").header
+        self.schema = _decode(read_schema, self._expect("schema", "UpsertTable expects one schema, right after "
+                                                        "the header").schema, "schema")
+
+    def _expect(self, part: str, message: str) -> pb.UpsertTableRequest:
+        request = next(self._requests, None)
+        got = request.WhichOneof("part") if request is not None else None
+        if got != part:
+            if got == "header":
                 raise InvalidArgument("UpsertTable got a second header")
-            header = request.header
-        elif part == "schema":
-            if header is None or schema is not None:
-                raise InvalidArgument("UpsertTable expects one schema, right after the header")
-            schema = _decode(read_schema, request.schema, "schema")
-        elif part == "record_batch":
-            if schema is None:
+            if got == "record_batch":
                 raise InvalidArgument("UpsertTable got a record batch before the schema")
-            batches.append(_decode(read_batch, request.record_batch, "record batch", schema))
-        elif part == "end":
-            end = request.end
-        else:
-            raise InvalidArgument("UpsertTable got a message with no part set")
-    if header is None or schema is None:
-        raise InvalidArgument("UpsertTable needs a header and a schema")
-    if end is None:
-        raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
-    rows = sum(batch.num_rows for batch in batches)
-    if (end.record_batches, end.rows) != (len(batches), rows):
-        raise InvalidArgument(f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
-                              f"but {len(batches)} batches of {rows} rows arrived: nothing was written")
-    return header, pa.Table.from_batches(batches, schema)
+            raise InvalidArgument(message)
+        return request
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        sent = rows = 0
+        end = None
+        for request in self._requests:
+            part = request.WhichOneof("part")
+            if end is not None:
+                raise InvalidArgument("UpsertTable got a message after its end")
+            if part == "record_batch":
+                batch = _decode(read_batch, request.record_batch, "record batch", self.schema)
+                sent += 1
+                rows += batch.num_rows
+                yield batch
+            elif part == "end":
+                end = request.end
+            elif part == "header":
+                raise InvalidArgument("UpsertTable got a second header")
+            elif part == "schema":
+                raise InvalidArgument("UpsertTable expects one schema, right after the header")
+            else:
+                raise InvalidArgument("UpsertTable got a message with no part set")
+        if end is None:
+            raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
+        if (end.record_batches, end.rows) != (sent, rows):
+            raise InvalidArgument(f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
+                                  f"but {sent} batches of {rows} rows arrived: nothing was written")
 
 
 def _decode(reader, data: bytes, what: str, *args):

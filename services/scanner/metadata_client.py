@@ -127,7 +127,7 @@ class MetadataIndex:
         return dict(zip(table[PATH_COLUMN].to_pylist(), zip(table[SIZE].to_pylist(), stamps.to_pylist())))
 
     def upsert(self, batch: pa.RecordBatch) -> None:
-        requests = arrow_io.upsert_table_requests(self._id, PATH_COLUMN, batch.schema, [batch])
+        requests = arrow_io.upsert_table_requests(self._id, PATH_COLUMN, batch.schema, [batch], create_missing=True)
         with _calling(f"writing {batch.num_rows} datapoints to datasource {self._id}"):
             self._stub.UpsertTable(requests, timeout=BULK_TIMEOUT)
 

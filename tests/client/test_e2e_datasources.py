@@ -79,7 +79,7 @@ def test_a_query_while_scanning_warns_and_returns_what_is_indexed(client, namesp
     client.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
         datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING, files_seen=1)))
     ds = datasources.get_datasource(id=proto.id, connection=client)
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("seen.png", {"n": 1})
     with pytest.warns(ScanInProgressWarning, match="still being scanned"):
         result = ds.all()

@@ -40,7 +40,7 @@ def ds(local_services, tmp_path_factory):
         (folder / path).write_bytes(path.encode())
     ds = datasources.get_or_create(f"e2e/queries-{os.getpid()}", "images", folder, connection=connection)
     ds.wait_until_ready(timeout=60, progress=False)
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         for path, values in ROWS.items():
             ctx.update_metadata(path, values)
     return ds
@@ -183,7 +183,7 @@ def test_misuse_fails_in_the_client(ds):
 def test_unknown_field_refreshes_once_to_see_another_clients_field(ds, local_services):
     other = datasources.get_datasource(id=ds.id, connection=local_services.connect())
     stale = ds[ds["n"] > 0]
-    with other.metadata_context() as ctx:
+    with other.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a0.png", {"added_later": 1.5})
     assert stale["added_later"].type is FieldType.FLOAT
     assert paths(stale[stale["added_later"] > 1]) == set()  # a0 has n == 0

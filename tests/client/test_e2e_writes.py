@@ -28,16 +28,16 @@ def values(ds, field: str) -> dict:
 def stale_view(ds, client, field: str, value):
     """Another client writes ``field`` first, so ``ds``'s cached schema does not know its type."""
     other = datasources.get_datasource(id=ds.id, connection=client)
-    with other.metadata_context() as ctx:
+    with other.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a.png", {field: value})
 
 
 def test_metadata_context_writes_and_missing_values_leave_fields_alone(ds):
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata(["a.png", "b.png"], {"label": "cat", "n": 1})
         ctx.update_metadata(ds.get_datapoint("c/d.png"), {"label": "dog", "score": np.float32(0.5)})
     assert values(ds, "label") == {"a.png": "cat", "b.png": "cat", "c/d.png": "dog"}
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a.png", {"label": None, "n": np.nan, "score": 2})
     assert values(ds, "label")["a.png"] == "cat" and values(ds, "n")["a.png"] == 1
     assert values(ds, "score") == {"a.png": 2.0, "b.png": None, "c/d.png": 0.5}
@@ -45,7 +45,7 @@ def test_metadata_context_writes_and_missing_values_leave_fields_alone(ds):
 
 
 def test_metadata_for_a_new_path_creates_the_datapoint(ds):
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("virtual/x.json", {"label": "made"})
     assert ds.get_datapoint("virtual/x.json")["label"] == "made"
     assert ds.count() == len(FILES) + 1
@@ -53,7 +53,7 @@ def test_metadata_for_a_new_path_creates_the_datapoint(ds):
 
 def test_a_block_that_raises_writes_nothing(ds):
     with pytest.raises(KeyError):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"label": "cat"})
             raise KeyError("boom")
     assert "label" not in ds.fields
@@ -62,23 +62,23 @@ def test_a_block_that_raises_writes_nothing(ds):
 def test_a_request_the_service_rejects_writes_nothing(ds, client):
     stale_view(ds, client, "kind", 1)
     with pytest.raises(FieldTypeMismatchError, match="field 'kind' has type int; got string"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("b.png", {"label": "fine"})
             ctx.update_metadata("c/d.png", {"kind": "not an int"})
     assert "label" not in ds.fields and values(ds, "kind")["c/d.png"] is None
 
 
 def test_wrong_types_fail_in_the_client(ds):
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a.png", {"n": 1, "flag": True})
     with pytest.raises(FieldTypeMismatchError, match=r"field 'n' has type int; got float value 1.5 \(not an integral number\)"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"n": 1.5})
     with pytest.raises(FieldTypeMismatchError, match="field 'flag' has type bool; got int"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"flag": 0})
     with pytest.raises(FieldTypeMismatchError, match="list"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"tags": ["x"]})
 
 
@@ -106,7 +106,7 @@ def every_dtype_frame() -> pd.DataFrame:
 
 
 def test_upload_every_pandas_dtype_and_read_it_back(ds):
-    ds.upload_metadata_from_dataframe(every_dtype_frame())
+    ds.upload_metadata_from_dataframe(every_dtype_frame(), create_missing=True)
     fields = ds.fields
     expected_types = {
         "i64": FieldType.INT, "i8": FieldType.INT, "u16": FieldType.INT, "nullable_int": FieldType.INT,
@@ -132,18 +132,18 @@ def test_upload_every_pandas_dtype_and_read_it_back(ds):
 
 def test_upload_path_column_by_name_or_index_and_new_paths(ds):
     frame = pd.DataFrame({"n": [1, 2], "file": ["a.png", "new/e.png"]})
-    ds.upload_metadata_from_dataframe(frame, path_column="file")
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"n": [3], "file": ["b.png"]}), path_column=1)
+    ds.upload_metadata_from_dataframe(frame, path_column="file", create_missing=True)
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"n": [3], "file": ["b.png"]}), path_column=1, create_missing=True)
     assert values(ds, "n") == {"a.png": 1, "b.png": 3, "c/d.png": None, "new/e.png": 2}
 
 
 def test_upload_missing_values_leave_fields_alone_and_results_round_trip(ds):
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [1, 2]}))
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [np.nan, 5.0]}))
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [1, 2]}), create_missing=True)
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [np.nan, 5.0]}), create_missing=True)
     assert values(ds, "n") == {"a.png": 1, "b.png": 5, "c/d.png": None}
     frame = ds.select("n").all().dataframe  # carries datapoint_id, which is not a field
     frame["n"] = frame["n"].fillna(0) * 10
-    ds.upload_metadata_from_dataframe(frame)
+    ds.upload_metadata_from_dataframe(frame, create_missing=True)
     assert values(ds, "n") == {"a.png": 10, "b.png": 50, "c/d.png": 0}
 
 
@@ -151,22 +151,22 @@ def test_upload_rejected_by_the_service_writes_nothing(ds, client):
     stale_view(ds, client, "kind", 1)
     frame = pd.DataFrame({"path": ["b.png", "c/d.png"], "label": ["x", "y"], "kind": ["s", "t"]})
     with pytest.raises(FieldTypeMismatchError, match="'kind'.*int.*string"):
-        ds.upload_metadata_from_dataframe(frame)
+        ds.upload_metadata_from_dataframe(frame, create_missing=True)
     assert "label" not in ds.fields
 
 
 def test_upload_type_errors_fail_in_the_client(ds):
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1]}))
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1]}), create_missing=True)
     with pytest.raises(FieldTypeMismatchError, match=r"field 'n' has type int; got float \(the column has non-integral values\)"):
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1.5]}))
+        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1.5]}), create_missing=True)
     with pytest.raises(FieldTypeMismatchError, match="column 'mixed'"):
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "mixed": [1, "x"]}))
+        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "mixed": [1, "x"]}), create_missing=True)
     with pytest.raises(InvalidArgumentError, match="must hold strings"):
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"n": [1]}))
+        ds.upload_metadata_from_dataframe(pd.DataFrame({"n": [1]}), create_missing=True)
 
 
 def test_delete_metadata_is_versioned(ds):
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata(["a.png", "b.png", "c/d.png"], {"label": "x", "n": 1})
     before = dt.datetime.now(UTC)
     ds.delete_metadata(["a.png", "b.png"], fields="label")
@@ -197,8 +197,8 @@ def test_define_fields(ds):
 
 def test_blobs_are_stored_by_digest_and_compare_by_bytes_or_digest(ds):
     import hashlib
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "thumb": [b"png-a", None]}))
-    with ds.metadata_context() as ctx:
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "thumb": [b"png-a", None]}), create_missing=True)
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("c/d.png", {"thumb": b"png-c"})
     assert ds.fields["thumb"] is FieldType.BLOB
     digest = hashlib.sha256(b"png-c").hexdigest()

@@ -85,7 +85,7 @@ def test_upload_errors_map_too(fakes, ds):
     import pandas as pd
     fakes.flight.error = flight.FlightServerError("INVALID_ARGUMENT: field 'size' has type int; got string")
     with pytest.raises(FieldTypeMismatchError, match="field 'size' has type int; got string"):
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a"], "other": ["x"]}))
+        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a"], "other": ["x"]}), create_missing=True)
     assert fakes.flight.uploads == []
 
 

@@ -118,7 +118,7 @@ def test_get_datapoint_filters_on_path(ds, fakes):
 
 
 def test_metadata_context_sends_one_request_on_exit(ds, fakes):
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a.png", {"size": 3, "score": 1})  # int widened for a float field
         ctx.update_metadata(["a.png", "b.png"], {"label": "cat", "size": 4.0, "new": None})
         ctx.update_metadata("a.png", {"label": None})  # "no value given": keeps "cat"
@@ -134,7 +134,7 @@ def test_metadata_context_sends_one_request_on_exit(ds, fakes):
 
 def test_metadata_context_sends_nothing_when_the_block_raises(ds, fakes):
     with pytest.raises(RuntimeError):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"size": 1})
             raise RuntimeError("boom")
     assert fakes.metadata.requests("UpsertMetadata") == []
@@ -142,17 +142,17 @@ def test_metadata_context_sends_nothing_when_the_block_raises(ds, fakes):
 
 def test_metadata_context_checks_types_as_values_are_given(ds, fakes):
     with pytest.raises(FieldTypeMismatchError, match="field 'size' has type int; got float value 1.5"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"size": 1.5})
     with pytest.raises(FieldTypeMismatchError, match="field 'flag' has type bool; got int"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"flag": 1})
     with pytest.raises(FieldTypeMismatchError, match="field 'fresh' has type string; got int"):
-        with ds.metadata_context() as ctx:  # the first write of a new field fixes its type
+        with ds.metadata_context(create_missing=True) as ctx:  # the first write of a new field fixes its type
             ctx.update_metadata("a.png", {"fresh": "x"})
             ctx.update_metadata("b.png", {"fresh": 2})
     with pytest.raises(InvalidArgumentError, match="reserved"):
-        with ds.metadata_context() as ctx:
+        with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"path": "x"})
     assert fakes.metadata.requests("UpsertMetadata") == []
 
@@ -176,12 +176,12 @@ def test_upload_sends_a_normalised_table_through_do_put(ds, fakes):
     from thresher.v1 import metadata_service_pb2 as ms
     fakes.flight.put_result = ms.UpsertTableResponse(datapoints_written=2, datapoints_created=1).SerializeToString()
     frame = pd.DataFrame({"file": ["a", "b"], "size": [1.0, None], "extra": ["x", "y"]})
-    response = ds.upload_metadata_from_dataframe(frame, path_column="file")
+    response = ds.upload_metadata_from_dataframe(frame, path_column="file", create_missing=True)
     assert (response.datapoints_written, response.datapoints_created) == (2, 1)
     command, table = fakes.flight.uploads[-1]
     assert (command.upsert.datasource_id, command.upsert.path_column) == (7, "file")
     assert table.schema.field("size").type == pa.int64() and table.column("size").to_pylist() == [1, None]
-    assert ds.upload_metadata_from_dataframe(frame.iloc[:0]) is None
+    assert ds.upload_metadata_from_dataframe(frame.iloc[:0], create_missing=True) is None
 
 
 def scan_status(state, **fields) -> common_pb2.ScanStatus:

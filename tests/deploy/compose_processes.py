@@ -5,7 +5,7 @@ would give its container, with three translations a single host needs: every con
 free loopback port (a published port is that same local port), host names of services and network
 aliases become those loopback addresses (an alias shared by replicas becomes a gRPC ``ipv4:`` list,
 as DNS would give both), and a named volume becomes a local folder shared by the services that
-mount it. Readiness is the service's own compose health check, run until it passes. Services that
+mount it (a bind mount, its host folder): a setting naming a path in a mount names that folder. Readiness is the service's own compose health check, run until it passes. Services that
 are only images stand in locally: ``postgres`` as a throwaway cluster from Debian's package, ``s3``
 as moto's server where moto is installed (otherwise it is left out).
 """
@@ -125,7 +125,7 @@ class ComposeProcesses:
         return _ADDRESS.sub(replace, text)
 
     def _volumes(self, service: str) -> dict[str, str]:
-        """Container path → local folder, for the named volumes ``service`` mounts."""
+        """Container path → local folder, for the named volumes and bind mounts ``service`` mounts."""
         mounts = {}
         for volume in self.services[service].get("volumes", []):
             source, _, rest = str(volume).partition(":")
@@ -134,7 +134,17 @@ class ComposeProcesses:
                 folder = os.path.join(self.workdir, "volumes", source)
                 os.makedirs(folder, exist_ok=True)
                 mounts[target] = folder
+            elif source.startswith(("/", ".")):
+                mounts[target] = os.path.abspath(source)
         return mounts
+
+    @staticmethod
+    def _in_mount(value: str, mounts: dict[str, str]) -> str:
+        """``value`` with a leading container path that a mount covers replaced by its local folder."""
+        for target, folder in mounts.items():
+            if value == target or value.startswith(target.rstrip("/") + "/"):
+                return folder + value[len(target.rstrip("/")):]
+        return value
 
     def environment(self, service: str) -> dict[str, str]:
         """The environment compose gives ``service``'s container, translated for this host."""
@@ -142,7 +152,7 @@ class ComposeProcesses:
         translated = {}
         for key, value in (self.services[service].get("environment") or {}).items():
             value = self._translate("" if value is None else str(value), service)
-            translated[key] = mounts.get(value, value)
+            translated[key] = self._in_mount(value, mounts)
         return translated
 
     def _command(self, service: str, words: list[str]) -> list[str]:
@@ -185,7 +195,7 @@ class ComposeProcesses:
             raise ComposeError(f"service {name!r} is an image ({service.get('image')}) with no local stand-in")
 
     def _start_process(self, name: str, service: dict) -> None:
-        log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")  # a restart appends
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("THRESHER_", "AWS_"))}
         environment.update(self.environment(name))
         process = subprocess.Popen(self._command(name, service["command"]), env=environment, stdout=log,
@@ -216,6 +226,26 @@ class ComposeProcesses:
             if waiting and time.monotonic() > deadline:
                 raise ComposeError(f"services {waiting} not healthy in {HEALTH_DEADLINE_SECONDS:.0f} s:\n"
                                    + "\n".join(self.log(n) for n in waiting))
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each service running as a process."""
+        return {name: process.pid for name, process in self._processes}
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs service ``name``, as a container that dies."""
+        process = dict(self._processes)[name]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Starts service ``name`` again, with the same command, environment and ports; returns once its
+        health check passes."""
+        old = dict(self._processes)[name]
+        if old.poll() is None:
+            raise ComposeError(f"service {name!r} is still running")
+        self._processes = [(n, p) for n, p in self._processes if p is not old]
+        self._start_process(name, self.services[name])
+        self._await_healthy([name])
 
     def log(self, name: str, tail: int = 4000) -> str:
         try:

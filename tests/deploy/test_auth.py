@@ -18,7 +18,7 @@ from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, met
 
 NAMESPACE = f"team/auth-{os.getpid()}"
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "ExecuteSql", "DescribeSql", "ListSqlTables",
+         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables",
          "GetHistory", "ListChanges", "GetDataset", "ListDatasets", "GetBagDataset", "ListBagDatasets"}
 
 
@@ -35,7 +35,7 @@ def world(secured):
     source = stub.CreateDatasource(pb.CreateDatasourceRequest(namespace=NAMESPACE, name="ds", source_uri="file:///x"),
                                    metadata=admin).datasource
     stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, datapoints=[
-        pb.DatapointValues(path="a", values={"n": to_proto_value(1)})]), metadata=admin)
+        pb.DatapointValues(path="a", values={"n": to_proto_value(1)})], create_missing=True), metadata=admin)
     query = common_pb2.Query(datasource_id=source.id)
     dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=NAMESPACE, name="all", query=query),
                                metadata=admin).dataset
@@ -49,7 +49,7 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
     """One request per MetadataService method, each touching NAMESPACE."""
     query = common_pb2.Query(datasource_id=datasource_id)
     table = pa.table({"path": ["a"], "n": [2]})
-    upload = list(upsert_table_requests(datasource_id, "path", table.schema, table.to_batches()))
+    upload = list(upsert_table_requests(datasource_id, "path", table.schema, table.to_batches(), create_missing=True))
     return {
         "CreateNamespace": pb.CreateNamespaceRequest(name=f"{NAMESPACE}x"),
         "GetNamespace": pb.GetNamespaceRequest(name=NAMESPACE),
@@ -64,12 +64,13 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "DefineFields": pb.DefineFieldsRequest(datasource_id=datasource_id, fields=[
             common_pb2.Field(name="m", type=common_pb2.FIELD_TYPE_INT)]),
         "UpsertMetadata": pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-            pb.DatapointValues(path="a", values={"n": to_proto_value(3)})]),
+            pb.DatapointValues(path="a", values={"n": to_proto_value(3)})], create_missing=True),
         "UpsertTable": upload,
         "DeleteMetadata": pb.DeleteMetadataRequest(datasource_id=datasource_id, paths=["a"], fields=["n"]),
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=["a"]),
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),
         "DescribeQuery": pb.DescribeQueryRequest(query=query),
+        "CountValues": pb.CountValuesRequest(query=query, field="n"),
         "ExecuteSql": pb.ExecuteSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "DescribeSql": pb.DescribeSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "ListSqlTables": pb.ListSqlTablesRequest(namespace=NAMESPACE),
@@ -136,7 +137,7 @@ def test_writes_are_recorded_under_the_token_subject(secured, world):
     stub, datasource_id, _ = world
     # A client claiming another name in the header is recorded under its token's subject.
     stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path="b", values={"n": to_proto_value(5)})]),
+        pb.DatapointValues(path="b", values={"n": to_proto_value(5)})], create_missing=True),
         metadata=_bearer("alice-token") + (("thresher-user", "mallory"),))
     changes = secured.stores[0].changes(datasource_id, None, None).to_pylist()
     assert [row["actor"] for row in changes if row["path"] == "b"] == ["alice"]
@@ -174,7 +175,7 @@ def _flight_verbs(datasource_id: int):
     ticket = fl.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
     by_path = fl.FlightDescriptor.for_path(NAMESPACE, "datasources", "ds")
     upsert = fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-        datasource_id=datasource_id, path_column="path")).SerializeToString())
+        datasource_id=datasource_id, path_column="path", create_missing=True)).SerializeToString())
 
     def do_put(client, options):
         table = pa.table({"path": ["a"], "n": [9]})

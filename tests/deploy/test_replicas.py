@@ -43,7 +43,7 @@ def _together(*calls):
 
 def _upsert(stub, datasource_id, path, **values):
     return lambda: stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})]))
+        pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})], create_missing=True))
 
 
 def _rows(stub, datasource_id) -> dict[str, dict]:
@@ -106,7 +106,7 @@ def test_saved_datasets_and_uploads_are_visible_on_every_replica(replicas, stubs
     source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
         namespace=namespace, name="seen", source_uri="file:///x")).datasource
     through_first = replicas.connect(0)
-    through_first.upsert_table(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path")
+    through_first.upsert_table(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path", create_missing=True)
     query = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
         field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=to_proto_value(2))))
     saved = stubs[0].SaveDataset(pb.SaveDatasetRequest(namespace=namespace, name="big", query=query)).dataset

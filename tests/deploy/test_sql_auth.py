@@ -29,7 +29,7 @@ def tables(secured):
     with secured.connect(token="admin-token") as connection:
         source = connection.metadata.GetDatasource(pb.GetDatasourceRequest(namespace=NAMESPACE, name="ds"),
                                                    metadata=admin).datasource
-        connection.upsert_table(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path")
+        connection.upsert_table(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path", create_missing=True)
     yield
     channel.close()
 

@@ -49,7 +49,7 @@ def indexed(conn: Connection, namespace: str, source_uri: str, paths: list[str],
     proto = conn.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
         datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY))).datasource
     ds = Datasource(conn, proto)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": paths, **(extra or {})}))
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": paths, **(extra or {})}), create_missing=True)
     return ds
 
 

@@ -58,7 +58,7 @@ class Data:
         source = self.stub.CreateDatasource(mpb.CreateDatasourceRequest(
             namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
         if table is not None:
-            self.stub.UpsertTable(upsert_table_requests(source.id, "path", table.schema, table.to_batches()))
+            self.stub.UpsertTable(upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True))
         return source.id
 
     def read(self, query: common_pb2.Query) -> pa.Table:

@@ -96,7 +96,7 @@ def test_list_flights_lists_datasources_and_datasets_of_a_namespace(flight, data
 def test_do_put_upserts_and_reports_the_counts(flight, data):
     source = data.datasource()
     table = _table(30_000).rename_columns(["file", "label", "score"])  # the first column holds the paths
-    writer, reader = flight.do_put(command(upsert=flight_pb2.UpsertCommand(datasource_id=source)), table.schema)
+    writer, reader = flight.do_put(command(upsert=flight_pb2.UpsertCommand(datasource_id=source, create_missing=True)), table.schema)
     for batch in table.to_batches(max_chunksize=7_000):
         writer.write_batch(batch)
     writer.done_writing()
@@ -108,11 +108,27 @@ def test_do_put_upserts_and_reports_the_counts(flight, data):
     assert stored["score"].to_pylist() == table["score"].to_pylist()
 
 
+def test_do_put_forwards_batches_as_they_arrive_and_an_abort_message_writes_nothing(flight, data):
+    from thresher.transport import ABORT_UPLOAD
+
+    source = data.datasource()
+    table = pa.table({"path": [f"p{i}" for i in range(6)], "x": list(range(6))})
+    writer, reader = flight.do_put(command(upsert=flight_pb2.UpsertCommand(datasource_id=source)), table.schema)
+    for batch in table.to_batches(max_chunksize=2):
+        writer.write_batch(batch)
+    writer.write_metadata(pa.py_buffer(ABORT_UPLOAD))
+    writer.done_writing()
+    with pytest.raises(fl.FlightCancelledError, match="aborted the upload"):
+        reader.read()
+        writer.close()
+    assert data.read(common_pb2.Query(datasource_id=source)).num_rows == 0
+
+
 def test_do_put_writes_on_behalf_of_the_caller(flight, data):
     source = data.datasource()
     table = pa.table({"path": ["a"], "x": [1]})
     options = fl.FlightCallOptions(headers=[(b"thresher-user", b"alice")])
-    _put(flight, command(upsert=flight_pb2.UpsertCommand(datasource_id=source)), table, options)
+    _put(flight, command(upsert=flight_pb2.UpsertCommand(datasource_id=source, create_missing=True)), table, options)
     responses = iter(data.stub.GetHistory(mpb.GetHistoryRequest(datasource_id=source, path="a")))
     schema = read_schema(next(responses).schema)
     history = pa.Table.from_batches([read_batch(r.record_batch, schema) for r in responses], schema)
@@ -133,7 +149,7 @@ def test_a_rejected_put_writes_nothing(flight, data):
     source = data.datasource(table=pa.table({"path": ["a"], "label": ["cat"]}))
     bad = pa.table({"path": ["a", "b"], "label": pa.array([1, 2], pa.int64()), "other": [1.0, 2.0]})
     with pytest.raises(fl.FlightServerError) as caught:
-        _put(flight, command(upsert=flight_pb2.UpsertCommand(datasource_id=source)), bad)
+        _put(flight, command(upsert=flight_pb2.UpsertCommand(datasource_id=source, create_missing=True)), bad)
     assert _error_text(caught).startswith("INVALID_ARGUMENT: ") and "label" in _error_text(caught)
     stored = data.read(common_pb2.Query(datasource_id=source))
     assert stored["path"].to_pylist() == ["a"] and "other" not in stored.column_names
@@ -142,8 +158,8 @@ def test_a_rejected_put_writes_nothing(flight, data):
 @pytest.mark.parametrize("descriptor, message", [
     (fl.FlightDescriptor.for_path("a", "b"), "INVALID_ARGUMENT: DoPut needs a command descriptor"),
     (command(query=common_pb2.Query(datasource_id=1)), "INVALID_ARGUMENT: DoPut takes an `upsert` FlightCommand, not `query`"),
-    (command(upsert=flight_pb2.UpsertCommand(datasource_id=1, path_column="nope")), "INVALID_ARGUMENT: path column 'nope'"),
-    (command(upsert=flight_pb2.UpsertCommand(datasource_id=10**9)), "NOT_FOUND: "),
+    (command(upsert=flight_pb2.UpsertCommand(datasource_id=1, path_column="nope", create_missing=True)), "INVALID_ARGUMENT: path column 'nope'"),
+    (command(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)), "NOT_FOUND: "),
     (fl.FlightDescriptor.for_command(b"\xff\xff"), "INVALID_ARGUMENT: the descriptor command is not a serialized"),
 ])
 def test_bad_puts_are_refused_with_the_reason(flight, descriptor, message):

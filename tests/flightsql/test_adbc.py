@@ -23,7 +23,7 @@ def world(local_services, client, namespace):
     stub = client.metadata
     source = stub.CreateDatasource(mpb.CreateDatasourceRequest(namespace=namespace, name="images",
                                                                source_uri="file:///nowhere")).datasource
-    client.upsert_table(source.id, ROWS, "path")
+    client.upsert_table(source.id, ROWS, "path", create_missing=True)
     cats = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
         field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value="cat"))))
     stub.SaveDataset(mpb.SaveDatasetRequest(namespace=namespace, name="cats", query=cats))

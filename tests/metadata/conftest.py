@@ -20,7 +20,7 @@ class MetadataHelper:
             namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
 
     def upload(self, datasource_id: int, table: pa.Table, path_column: str = "path") -> pb.UpsertTableResponse:
-        return self.stub.UpsertTable(upsert_table_requests(datasource_id, path_column, table.schema, table.to_batches()))
+        return self.stub.UpsertTable(upsert_table_requests(datasource_id, path_column, table.schema, table.to_batches(), create_missing=True))
 
     def query_table(self, query: common_pb2.Query) -> pa.Table:
         responses = iter(self.stub.ExecuteQuery(pb.ExecuteQueryRequest(query=query)))

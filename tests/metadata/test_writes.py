@@ -20,7 +20,7 @@ def _fields(stub, datasource_id):
 def _upsert(stub, datasource_id, rows: dict[str, dict]):
     return stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
         pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
-        for path, values in rows.items()]))
+        for path, values in rows.items()], create_missing=True))
 
 
 def test_first_write_infers_every_type(meta, metadata_stub):
@@ -139,7 +139,7 @@ def test_upload_stream_out_of_order_is_rejected(meta, metadata_stub):
 def test_an_upload_without_a_matching_end_writes_nothing(meta, metadata_stub, ending, message):
     source = meta.datasource()
     table = pa.table({"path": ["a"], "x": [1]})
-    requests = list(upsert_table_requests(source.id, "path", table.schema, table.to_batches()))[:-1]
+    requests = list(upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True))[:-1]
     if ending is not None:
         requests.append(pb.UpsertTableRequest(end=ending))
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -208,7 +208,7 @@ def test_writes_survive_a_store_reopen(tmp_path):
 
     store = open_store(str(tmp_path))
     source = store.create_datasource("a/b", "d", "file:///x", "")
-    store.upsert(source.id, pa.table({"path": ["a", "b"], "x": [1, 2]}), "path", "tester")
+    store.upsert(source.id, pa.table({"path": ["a", "b"], "x": [1, 2]}), "path", "tester", create_missing=True)
     store.close()
     reopened = open_store(str(tmp_path))
     schema, batches = reopened.query(c.Query(datasource_id=source.id))

@@ -75,7 +75,7 @@ def local_images(conn, namespace, tmp_path):
         (folder / path).write_bytes(content)
     ds = thresher.datasources.get_or_create(namespace, folder.name, folder, connection=conn)
     ds.wait_until_ready(timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(frame)
+    ds.upload_metadata_from_dataframe(frame, create_missing=True)
     return ds
 
 

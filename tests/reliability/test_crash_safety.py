@@ -38,7 +38,7 @@ class _Writer(threading.Thread):
         while not self.stopping.is_set():
             request = pb.UpsertMetadataRequest(datasource_id=self.datasource_id, datapoints=[
                 pb.DatapointValues(path=f"g{generation}/{part}", values={"generation": to_proto_value(generation)})
-                for part in range(PATHS_PER_WRITE)])
+                for part in range(PATHS_PER_WRITE)], create_missing=True)
             self.attempted = generation + 1
             try:
                 self.stub.UpsertMetadata(request, timeout=30, wait_for_ready=True)

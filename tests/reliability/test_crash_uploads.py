@@ -33,7 +33,7 @@ class _Uploader(threading.Thread):
         self.metadata_channel = metadata_channel
         self.client = fl.FlightClient(flight_uri)
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=datasource_id,
-                                                                            path_column="path"))
+                                                                            path_column="path", create_missing=True))
         self.descriptor = fl.FlightDescriptor.for_command(command.SerializeToString())
         self.acknowledged = Acknowledged()
         self.attempted = 0

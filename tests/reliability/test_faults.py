@@ -87,7 +87,7 @@ def test_a_write_is_never_retried(refusing):
     service = refusing(failures=1)
     with Connection(metadata_address=service.address, retry_timeout=30.0) as conn:
         with pytest.raises(ServiceUnavailableError, match=service.address):
-            conn.call_metadata("UpsertMetadata", mpb.UpsertMetadataRequest(datasource_id=7))
+            conn.call_metadata("UpsertMetadata", mpb.UpsertMetadataRequest(datasource_id=7, create_missing=True))
     assert service.calls["UpsertMetadata"] == 1
 
 
@@ -126,7 +126,7 @@ def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_w
         client = fl.FlightClient(f"grpc://127.0.0.1:{server.port}")
         try:
             table = pa.table({"path": [f"p{i:07d}" for i in range(ROWS)], "text": pa.repeat("x" * 250, ROWS)})
-            command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=source.id))
+            command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=source.id, create_missing=True))
             writer, reader = client.do_put(fl.FlightDescriptor.for_command(command.SerializeToString()), table.schema,
                                            options=options)
             writer.write_table(table, max_chunksize=20_000)

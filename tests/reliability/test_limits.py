@@ -34,7 +34,7 @@ def test_a_grpc_request_over_the_limit_is_refused_by_the_service(local_services)
                                      request_serializer=mpb.UpsertMetadataRequest.SerializeToString,
                                      response_deserializer=mpb.UpsertMetadataResponse.FromString)
         request = mpb.UpsertMetadataRequest(datasource_id=1, datapoints=[mpb.DatapointValues(
-            path="big", values={"text": common_pb2.Value(string_value=OVER)})])
+            path="big", values={"text": common_pb2.Value(string_value=OVER)})], create_missing=True)
         with pytest.raises(grpc.RpcError) as failure:
             upsert(request, timeout=60)
     assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -42,14 +42,14 @@ def test_a_grpc_request_over_the_limit_is_refused_by_the_service(local_services)
 
 
 def test_a_metadata_write_over_the_limit_raises_a_specific_error_and_writes_nothing(source):
-    with pytest.raises(ResourceExhaustedError, match="MiB"), source.metadata_context() as context:
+    with pytest.raises(ResourceExhaustedError, match="MiB"), source.metadata_context(create_missing=True) as context:
         context.update_metadata("big", {"text": OVER})
     assert source.count() == 0
 
 
 def test_a_flight_upload_of_a_row_over_the_limit_fails_clearly_and_writes_nothing(source):
     with pytest.raises(ResourceExhaustedError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": ["small", "big"], "text": ["s", OVER]}))
+        source.upload_metadata_from_dataframe(pd.DataFrame({"path": ["small", "big"], "text": ["s", OVER]}), create_missing=True)
     assert source.count() == 0
 
 
@@ -81,7 +81,7 @@ def test_a_call_to_a_silent_service_ends_at_its_deadline():
 
 def test_a_big_result_streams_in_many_messages_from_a_lazy_iterator(local_services, source):
     rows = 30_000
-    source.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"p{i}" for i in range(rows)], "n": range(rows)}))
+    source.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"p{i}" for i in range(rows)], "n": range(rows)}), create_missing=True)
     schema, batches = local_services._store.query(common_pb2.Query(datasource_id=source.id), 1000)
     assert not isinstance(batches, list | tuple)
     first = next(iter(batches))

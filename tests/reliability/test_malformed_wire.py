@@ -142,7 +142,7 @@ def test_malformed_descriptors_get_a_specific_error(flight_client, descriptor):
     CASES["Flight descriptors"] += 1
 
 
-UPSERT = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=10**9)).SerializeToString()
+UPSERT = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)).SerializeToString()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

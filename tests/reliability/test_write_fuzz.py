@@ -177,12 +177,12 @@ def test_random_dataframes_are_stored_exactly_or_refused_whole(source, case):
     if refusals:
         before = source.count()
         with pytest.raises(tuple(refusals)):
-            source.upload_metadata_from_dataframe(frame)
+            source.upload_metadata_from_dataframe(frame, create_missing=True)
         assert source.count() == before, "a refused upload wrote datapoints"
         assert not set(expected) & set(source.fields), "a refused upload created fields"
         CASES["dataframes refused"] += 1
         return
-    source.upload_metadata_from_dataframe(frame)
+    source.upload_metadata_from_dataframe(frame, create_missing=True)
     _check_written(source, paths, expected)
     CASES["dataframes written"] += 1
 
@@ -229,12 +229,12 @@ def test_random_metadata_dicts_are_stored_exactly_or_refused_whole(source, case)
     refusals = [v for v in expected.values() if isinstance(v, type)]
     if refusals:
         before = source.count()
-        with pytest.raises(tuple(refusals)), source.metadata_context() as context:
+        with pytest.raises(tuple(refusals)), source.metadata_context(create_missing=True) as context:
             context.update_metadata(paths, values)
         assert source.count() == before, "a refused write wrote datapoints"
         CASES["dicts refused"] += 1
         return
-    with source.metadata_context() as context:
+    with source.metadata_context(create_missing=True) as context:
         context.update_metadata(paths, values)
     if all(v is None for v in expected.values()):
         CASES["dicts written"] += 1
@@ -246,15 +246,15 @@ def test_random_metadata_dicts_are_stored_exactly_or_refused_whole(source, case)
 @pytest.mark.parametrize("path", ["nul/\x00", "bad/\udcff"])
 def test_a_path_with_nul_or_not_utf8_is_refused_by_both_writers(source, path):
     before = source.count()
-    with pytest.raises(InvalidArgumentError), source.metadata_context() as context:
+    with pytest.raises(InvalidArgumentError), source.metadata_context(create_missing=True) as context:
         context.update_metadata(path, {"ok": 1})
     with pytest.raises(InvalidArgumentError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": pd.Series([path], dtype=object), "ok": [1]}))
+        source.upload_metadata_from_dataframe(pd.DataFrame({"path": pd.Series([path], dtype=object), "ok": [1]}), create_missing=True)
     with pytest.raises(InvalidArgumentError):
         source.upload_metadata_from_dataframe(pd.DataFrame({"path": [path.encode("utf-8", "surrogateescape")],
-                                                            "ok": [1]}))
-    with pytest.raises(InvalidArgumentError), source.metadata_context() as context:
+                                                            "ok": [1]}), create_missing=True)
+    with pytest.raises(InvalidArgumentError), source.metadata_context(create_missing=True) as context:
         context.update_metadata("bad/\udcff", {"ok": 1})
     with pytest.raises(InvalidArgumentError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": [b"\xff\xfe"], "ok": [1]}))
+        source.upload_metadata_from_dataframe(pd.DataFrame({"path": [b"\xff\xfe"], "ok": [1]}), create_missing=True)
     assert source.count() == before

@@ -44,16 +44,16 @@ def _timeline(ds) -> list[tuple[dt.datetime, dict]]:
         steps.append((_now(), expected))
 
     mark({})
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata(["a", "b"], {"x": 1, "label": "cat"})
     mark({"a": {"x": 1, "label": "cat"}, "b": {"x": 1, "label": "cat"}})
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a", "c"], "x": [2, 3]}))
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a", "c"], "x": [2, 3]}), create_missing=True)
     mark({"a": {"x": 2, "label": "cat"}, "b": {"x": 1, "label": "cat"}, "c": {"x": 3}})
     ds.delete_metadata(["a"], ["label"])
     mark({"a": {"x": 2}, "b": {"x": 1, "label": "cat"}, "c": {"x": 3}})
     ds.delete_datapoints(["b"])
     mark({"a": {"x": 2}, "c": {"x": 3}})
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("b", {"label": "dog"})
     mark({"a": {"x": 2}, "b": {"label": "dog"}, "c": {"x": 3}})
     return steps
@@ -88,13 +88,13 @@ def test_a_field_read_at_another_instant_beside_current_fields(client, namespace
 
 def test_datasets_pin_their_instant_or_reproduce_their_save_time(client, namespace):
     ds = _new_datasource(client, namespace, "pinned")
-    with ds.metadata_context() as ctx:
+    with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata(["a", "b"], {"x": 1})
     before = _now()
     cats = ds[ds["x"] == 1]
     cats.save_dataset("pinned", as_of=before)
     cats.save_dataset("live")
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a", "c"], "x": [5, 1]}))
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a", "c"], "x": [5, 1]}), create_missing=True)
 
     pinned = thresher.datasets.get_dataset(namespace, "pinned", connection=client)
     assert sorted(pinned.all().paths) == ["a", "b"]
@@ -127,8 +127,8 @@ def test_history_and_changes_say_what_when_and_who(client, namespace):
 def test_unchanged_fields_take_no_log_values(client, namespace, local_services):
     ds = _new_datasource(client, namespace, "sparse")
     frame = pd.DataFrame({"path": [f"p{i}" for i in range(100)], **{f"f{j}": range(100) for j in range(5)}})
-    ds.upload_metadata_from_dataframe(frame)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["p1"], "f0": [-1]}))
+    ds.upload_metadata_from_dataframe(frame, create_missing=True)
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["p1"], "f0": [-1]}), create_missing=True)
     history = ds.history("p1")
     # The second write logged one value, not a copy of the whole row.
     assert history.iloc[1][[f"f{j}" for j in range(5)]].notna().tolist() == [True, False, False, False, False]
@@ -143,7 +143,7 @@ def test_time_travel_reads_during_concurrent_writes(client, namespace):
     def writer():
         try:
             for value in range(40):
-                ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["p"], "v": [value]}))
+                ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["p"], "v": [value]}), create_missing=True)
                 acknowledged.append((_now(), value))
         finally:
             done.set()

@@ -51,7 +51,8 @@ def as_ml_dataset(result: Any, datasource: Any, flavor: str, **options: Any) -> 
 
     ``options``: ``metadata_columns``, ``file_columns``, ``tensorizers``, ``strategy``, ``savedir``,
     ``progress``; for tensorflow also ``output_signature`` (default: from the first item, file
-    columns with every dimension variable but the last).
+    columns with every dimension variable but the last) and ``num_workers``/``read_ahead`` (threads
+    that build items, fetching their files, a bounded number ahead of the one read).
     """
     flavor = flavor_of(flavor)
     extra = {key: options.pop(key) for key in list(options) if key not in DATASET_OPTIONS}

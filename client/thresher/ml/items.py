@@ -95,6 +95,20 @@ class ItemBuilder:
                        for column in self.columns)
         return arrays[0] if len(arrays) == 1 else arrays
 
+    @property
+    def fetches(self) -> bool:
+        """Whether items need files fetched from the services (not only files read in place)."""
+        return self.files is not None and any(
+            column.is_file and (column.kind is FieldType.BLOB or not self.files.reads_in_place)
+            for column in self.columns)
+
+    def batch(self, rows: Sequence[int]) -> list[Any]:
+        """Items ``rows``, their files fetched together first (on a few threads) rather than one by one."""
+        if self.files is not None:
+            self.files.fetch_many(column.key(row, self.paths) for row in rows for column in self.columns
+                                  if column.is_file)
+        return [self(row) for row in rows]
+
     def _file(self, column: Column, row: int) -> pathlib.Path:
         assert self.files is not None, "file columns need a file store"
         return self.files.path(column.key(row, self.paths))

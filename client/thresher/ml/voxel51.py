@@ -79,7 +79,8 @@ def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *,
     kinds = {field: FieldType(kind) for field, kind in result.fields.items() if kind is not None}
     columns = {field: result.arrow.column(field).to_pylist() for field in kinds}
     blob_digests = [d for field, kind in kinds.items() if kind is FieldType.BLOB for d in columns[field] if d]
-    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress) if blob_digests else {}
+    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress,
+                                   datasource_id=datasource.id) if blob_digests else {}
     dataset = fo.Dataset(name, persistent=persistent, overwrite=overwrite)
     classes = field_classes(fo)
     dataset.add_sample_field(PATH_FIELD, fo.StringField)

@@ -2,8 +2,7 @@ from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -26,10 +25,12 @@ class FileTicket(_message.Message):
     def __init__(self, datasource_id: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class BlobTicket(_message.Message):
-    __slots__ = ("sha256",)
+    __slots__ = ("sha256", "datasource_id")
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+    datasource_id: int
+    def __init__(self, sha256: _Optional[str] = ..., datasource_id: _Optional[int] = ...) -> None: ...
 
 class BagShardTicket(_message.Message):
     __slots__ = ("dataset", "shard", "start", "stop", "keys")
@@ -58,12 +59,14 @@ class FlightTicket(_message.Message):
     def __init__(self, query: _Optional[_Union[QueryTicket, _Mapping]] = ..., file: _Optional[_Union[FileTicket, _Mapping]] = ..., blob: _Optional[_Union[BlobTicket, _Mapping]] = ..., bag_shard: _Optional[_Union[BagShardTicket, _Mapping]] = ...) -> None: ...
 
 class UpsertCommand(_message.Message):
-    __slots__ = ("datasource_id", "path_column")
+    __slots__ = ("datasource_id", "path_column", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
 
 class BagDatasetCommand(_message.Message):
     __slots__ = ("dataset",)

@@ -1,13 +1,10 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -114,7 +111,7 @@ class GetOrCreateDatasourceResponse(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     datasource: _common_pb2.Datasource
     created: bool
-    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: bool = ...) -> None: ...
 
 class ListDatasourcesRequest(_message.Message):
     __slots__ = ("namespace", "page_size", "page_token")
@@ -188,12 +185,14 @@ class DatapointValues(_message.Message):
     def __init__(self, path: _Optional[str] = ..., values: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
 
 class UpsertMetadataRequest(_message.Message):
-    __slots__ = ("datasource_id", "datapoints")
+    __slots__ = ("datasource_id", "datapoints", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     DATAPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     datapoints: _containers.RepeatedCompositeFieldContainer[DatapointValues]
-    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertMetadataResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -204,12 +203,14 @@ class UpsertMetadataResponse(_message.Message):
     def __init__(self, datapoints_written: _Optional[int] = ..., datapoints_created: _Optional[int] = ...) -> None: ...
 
 class UpsertTableHeader(_message.Message):
-    __slots__ = ("datasource_id", "path_column")
+    __slots__ = ("datasource_id", "path_column", "create_missing")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MISSING_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     path_column: str
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ...) -> None: ...
+    create_missing: bool
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertTableEnd(_message.Message):
     __slots__ = ("record_batches", "rows")
@@ -299,6 +300,28 @@ class DescribeQueryResponse(_message.Message):
     total_rows: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
 
+class CountValuesRequest(_message.Message):
+    __slots__ = ("query", "field", "bins", "max_values")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    field: str
+    bins: int
+    max_values: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., field: _Optional[str] = ..., bins: _Optional[int] = ..., max_values: _Optional[int] = ...) -> None: ...
+
+class CountValuesResponse(_message.Message):
+    __slots__ = ("counts", "total_rows", "missing")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    counts: bytes
+    total_rows: int
+    missing: int
+    def __init__(self, counts: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., missing: _Optional[int] = ...) -> None: ...
+
 class ExecuteSqlRequest(_message.Message):
     __slots__ = ("sql", "parameters", "max_batch_rows")
     SQL_FIELD_NUMBER: _ClassVar[int]
@@ -337,7 +360,7 @@ class ListSqlTablesRequest(_message.Message):
     INCLUDE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     include_schema: bool
-    def __init__(self, namespace: _Optional[str] = ..., include_schema: _Optional[bool] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., include_schema: bool = ...) -> None: ...
 
 class SqlTable(_message.Message):
     __slots__ = ("namespace", "name", "kind", "schema")
@@ -383,7 +406,7 @@ class ListChangesRequest(_message.Message):
     datasource_id: int
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListChangesResponse(_message.Message):
     __slots__ = ("schema", "record_batch")
@@ -463,7 +486,7 @@ class BagDataset(_message.Message):
     name: str
     uri: str
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterBagDatasetRequest(_message.Message):
     __slots__ = ("namespace", "name", "uri")
@@ -543,4 +566,4 @@ class CreateVectorIndexResponse(_message.Message):
     built_at: _timestamp_pb2.Timestamp
     digest: str
     build_seconds: float
-    def __init__(self, field: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.DistanceMetric, str]] = ..., size: _Optional[int] = ..., built_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., digest: _Optional[str] = ..., build_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, field: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.DistanceMetric, str]] = ..., size: _Optional[int] = ..., built_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., digest: _Optional[str] = ..., build_seconds: _Optional[float] = ...) -> None: ...

@@ -17,14 +17,16 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
+from thresher.services.server_extra import require
 from thresher.v1 import common_pb2
 
 from ..errors import InvalidArgument
 from ..store import Store
 from . import sandbox
+
+duckdb = require("duckdb")
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,31 @@
-"""Stores behind the metadata service: DuckDB (embedded default) and PostgreSQL (replicas)."""
+"""The metadata store: one implementation (``store.py``) over DuckDB (embedded default) or PostgreSQL (replicas)."""
 
-from .base import Store
-from .duckdb_store import DuckDBStore
-from .postgres_store import PostgresStore
+from __future__ import annotations
 
-__all__ = ["DuckDBStore", "PostgresStore", "Store"]
+import datetime as dt
+from collections.abc import Callable
+
+from thresher.storage.blobs import BlobStore
+
+from .base import Store, utc_now
+from .duckdb import DuckDBDialect
+from .postgres import PostgresDialect
+from .store import SqlStore
+
+
+class DuckDBStore(SqlStore):
+    """The embedded store in the DuckDB file at ``path`` (``":memory:"`` for throwaway use)."""
+
+    def __init__(self, path: str, blobs: BlobStore, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        super().__init__(DuckDBDialect(path), blobs, clock)
+
+
+class PostgresStore(SqlStore):
+    """The store over the PostgreSQL database at ``url`` (``postgresql://user:password@host:port/db``)."""
+
+    def __init__(self, url: str, blobs: BlobStore, pool_size: int = 16,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        super().__init__(PostgresDialect(url, pool_size), blobs, clock)
+
+
+__all__ = ["DuckDBStore", "PostgresStore", "SqlStore", "Store"]

@@ -1,22 +1,10 @@
-"""The store interface the metadata service needs; DuckDB (embedded) and PostgreSQL implement it.
-
-Layout, in DESIGN §3 terms. Each datasource has two tables:
-
-* a **log**, append-only: one row per datapoint per write, holding exactly the values that write set
-  (other field columns NULL, which columnar stores keep nearly free), or the fields it cleared, or a
-  datapoint deletion. Each row carries its write id; the ``writes`` table maps write ids to times and
-  the identity that made them. This is the truth, and ``as_of(t)`` queries are computed from it.
-* a **current** table: one row per datapoint ever seen (ids stay stable when a path comes back),
-  a liveness flag, and one column per field holding the latest value. It is a projection of the log
-  kept in the same transaction, so current-state queries scan a plain wide table and cost the same
-  as without versioning.
-"""
+"""The store interface the metadata service needs; ``store.SqlStore`` implements it (layout described there)."""
 
 from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -24,6 +12,7 @@ from thresher.scan import ScanStatus
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
+from ..facets import Facet
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
@@ -78,8 +67,16 @@ class Store(abc.ABC):
                       fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]: ...
 
     @abc.abstractmethod
-    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str) -> WriteResult:
-        """Writes a table of (path, fields...) atomically: all of it, or nothing on any error."""
+    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str,
+               create_missing: bool = False) -> WriteResult:
+        """Writes a table of (path, fields...) atomically: all of it, or nothing on any error.
+
+        Paths without a live datapoint raise ``UnknownPaths`` unless ``create_missing``."""
+
+    @abc.abstractmethod
+    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+        """``upsert`` of a stream of batches, written as they arrive and committed after the last."""
 
     @abc.abstractmethod
     def delete_metadata(self, datasource_id: int, paths: Sequence[str], fields: Sequence[str], actor: str) -> int: ...
@@ -94,6 +91,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
+
+    @abc.abstractmethod
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> Facet:
+        """Value counts (or a histogram with ``bins`` bins) of ``field`` over the query's result."""
 
     @abc.abstractmethod
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:

@@ -1,0 +1,146 @@
+"""The seam between the one store (``store.py``) and an engine: only what really differs.
+
+An engine supplies its column types, a few SQL spellings (lists, ordered aggregates), how a
+transaction is opened and locked, how Arrow tables are staged for a statement (bulk load), and how a
+result streams out (bulk read). Everything else — schema, writes, versioning, queries — is written
+once in ``store.py`` with numbered ``$n`` parameters, which both engines accept.
+
+Adding a field type to the store is one change here: its row in ``FIELD_STORAGE``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pyarrow as pa
+
+from thresher.types import FieldType
+
+from ..query_compiler import Dialect as QueryDialect
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FieldStorage:
+    """How one field type is kept: its column type in each engine and its Arrow type on the way in."""
+
+    duckdb: str
+    postgres: str
+    arrow: Callable[[], pa.DataType]
+
+
+# Blobs are stored by content hash (a string); the bytes live in the blob store.
+FIELD_STORAGE: dict[FieldType, FieldStorage] = {
+    FieldType.INT: FieldStorage("BIGINT", "BIGINT", pa.int64),
+    FieldType.FLOAT: FieldStorage("DOUBLE", "DOUBLE PRECISION", pa.float64),
+    FieldType.BOOL: FieldStorage("BOOLEAN", "BOOLEAN", pa.bool_),
+    FieldType.STRING: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
+    FieldType.DATETIME: FieldStorage("TIMESTAMPTZ", "TIMESTAMPTZ", lambda: pa.timestamp("us", tz="UTC")),
+    FieldType.BLOB: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
+}
+
+
+def storage_array(kind: FieldType, array: pa.Array) -> pa.Array:
+    """``array`` (already coerced to the field's type; blobs already hashed) in its stored Arrow type."""
+    wanted = FIELD_STORAGE[kind].arrow()
+    return array if array.type == wanted else array.cast(wanted)
+
+
+class Session(abc.ABC):
+    """One connection inside one transaction (or one read)."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence = ()) -> None: ...
+
+    @abc.abstractmethod
+    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+        """The whole result of ``sql`` as Arrow."""
+
+    @abc.abstractmethod
+    def stage(self, name: str, table: pa.Table) -> None:
+        """Makes ``table`` readable as relation ``name`` by later statements of this session."""
+
+    @abc.abstractmethod
+    def unstage(self, name: str) -> None: ...
+
+    def append(self, target: str, table: pa.Table) -> None:
+        """Appends ``table``'s columns (named as ``target``'s) to ``target``; the rest get NULL."""
+        self.stage("appended_rows", table)
+        try:
+            names = ", ".join(table.column_names)
+            self.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM appended_rows")
+        finally:
+            self.unstage("appended_rows")
+
+    def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        table = self.table(sql, params)
+        return list(zip(*(column.to_pylist() for column in table.columns)))
+
+    def one(self, sql: str, params: Sequence = ()) -> tuple | None:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+
+class EngineDialect(abc.ABC):
+    """One engine: connections, transactions and the SQL spellings that differ."""
+
+    #: The query compiler's dialect (placeholders and string functions of user filters).
+    query_dialect: QueryDialect
+    #: Whether this process is the only writer, so records read once stay exact until it changes them.
+    single_writer: bool
+    #: Extra DDL for catalog tables (e.g. PostgreSQL's byte-wise collation on names).
+    text_type: str
+    bytes_type: str
+    #: Appended to a current table's columns: an engine that updates rows through an index keys them.
+    current_table_key: str
+    float_type: str
+
+    def column_type(self, kind: FieldType) -> str:
+        return getattr(FIELD_STORAGE[kind], self.name)
+
+    name: str
+
+    @abc.abstractmethod
+    def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
+        """Runs ``work`` in one transaction holding the write lock ``lock_key``, and commits it; any
+        error rolls everything back. ``work`` may run again after a serialization failure."""
+
+    @abc.abstractmethod
+    def lock(self, session: Session, key: int) -> None:
+        """Takes one more write lock inside ``session``'s transaction (a no-op for a single writer)."""
+
+    @abc.abstractmethod
+    def read(self) -> AbstractContextManager[Session]: ...
+
+    @abc.abstractmethod
+    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
+
+    @abc.abstractmethod
+    def before_ddl(self, session: Session) -> None:
+        """Called before ALTER/DROP inside a write (e.g. bound how long DDL waits for readers)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # SQL spellings ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_contains(self, list_sql: str, value_sql: str) -> str: ...
+
+    @abc.abstractmethod
+    def list_agg(self, value_sql: str, order_sql: str) -> str:
+        """An aggregate collecting ``value_sql`` into a list, in ``order_sql`` order."""
+
+    @abc.abstractmethod
+    def empty_text_list(self) -> str: ...
+
+    @abc.abstractmethod
+    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
+        """An aggregate: ``value_sql`` of the row with the largest ``order_sql`` among rows meeting
+        ``condition`` (NULL when none does), keeping a NULL value as the answer."""

@@ -1,0 +1,118 @@
+"""The embedded engine: one DuckDB file under ``$THRESHER_HOME``.
+
+DuckDB allows one writing process, which is this service: writes are serialised by one lock in
+this process (so records cached by the store stay exact), reads run concurrently on their own cursors.
+Arrow tables are staged for a statement by registering them (zero copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import pyarrow as pa
+
+from thresher.services.server_extra import require
+
+from ..query_compiler import DUCKDB
+from .dialect import EngineDialect, Session, T
+
+duckdb = require("duckdb")
+
+
+class DuckDBSession(Session):
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        # Read to the end: an unread result keeps the connection busy (and would block a ROLLBACK).
+        self.cursor.execute(sql, list(params)).fetchall()
+
+    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+        return self.cursor.sql(sql, params=list(params)).to_arrow_table()
+
+    def stage(self, name: str, table: pa.Table) -> None:
+        self.cursor.register(name, table)
+
+    def unstage(self, name: str) -> None:
+        self.cursor.unregister(name)
+
+
+class DuckDBDialect(EngineDialect):
+    name = "duckdb"
+    query_dialect = DUCKDB
+    single_writer = True
+    text_type = "VARCHAR"
+    bytes_type = "BLOB"
+    # No index: DuckDB joins by hashing whole columns, and an index would slow every bulk insert.
+    current_table_key = ""
+    float_type = "DOUBLE"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._con = duckdb.connect(path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.RLock()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
+        with self._lock, self._cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                result = work(DuckDBSession(cursor))
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            return result
+
+    def lock(self, session: Session, key: int) -> None:
+        pass  # every write already holds the one lock of this process
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._cursor() as cursor:
+            yield DuckDBSession(cursor)
+
+    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        cursor = self._cursor()
+        try:
+            reader = cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows)
+        except BaseException:
+            cursor.close()
+            raise
+        return self._batches(cursor, reader)
+
+    @staticmethod
+    def _batches(cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        finally:
+            cursor.close()
+
+    def before_ddl(self, session: Session) -> None:
+        pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def list_contains(self, list_sql: str, value_sql: str) -> str:
+        return f"list_contains({list_sql}, {value_sql})"
+
+    def list_agg(self, value_sql: str, order_sql: str) -> str:
+        return f"list({value_sql} ORDER BY {order_sql})"
+
+    def empty_text_list(self) -> str:
+        return "[]::VARCHAR[]"
+
+    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
+        # Wrapped in a struct so that a NULL value still wins (arg_max skips NULL arguments).
+        return f"(arg_max({{'v': {value_sql}}}, {order_sql}) FILTER (WHERE {condition})).v"

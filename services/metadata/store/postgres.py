@@ -1,0 +1,124 @@
+"""The PostgreSQL engine, for several metadata replicas over one database.
+
+Writers in many processes stay correct because every write runs in one transaction that first takes
+a transaction-level advisory lock (a datasource's id for its writes, ``CATALOG_LOCK`` for the
+catalog), and only then reads what it depends on. Results and bulk loads move as Arrow through ADBC's
+PostgreSQL driver (binary COPY), never row by row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from ..query_compiler import POSTGRES
+from .dialect import EngineDialect, Session, T
+from .postgres_connections import ConnectionPool, run_transaction
+
+# How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
+DDL_LOCK_TIMEOUT = "60s"
+DEFAULT_BATCH_ROWS = 131072
+
+
+class PostgresSession(Session):
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        self.cursor.execute(sql, tuple(params) if params else None)
+
+    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+        self.cursor.execute(sql, tuple(params) if params else None)
+        return self.cursor.fetch_arrow_table()
+
+    def stage(self, name: str, table: pa.Table) -> None:
+        self.cursor.adbc_ingest(name, table, mode="create", temporary=True)
+        # A temporary table has no statistics until analysed; without them the planner may join a
+        # large staged table to the current table by nested loops.
+        self.cursor.execute(f"ANALYZE {name}")
+
+    def unstage(self, name: str) -> None:
+        self.cursor.execute(f"DROP TABLE {name}")
+
+    def append(self, target: str, table: pa.Table) -> None:
+        # Straight into the table with COPY: the columns the table lacks take their default (NULL).
+        self.cursor.adbc_ingest(target, table, mode="append")
+
+
+class PostgresDialect(EngineDialect):
+    name = "postgres"
+    query_dialect = POSTGRES
+    single_writer = False
+    # Strings compare byte-wise ("C"), as DuckDB and pandas do, whatever the cluster's locale.
+    text_type = 'TEXT COLLATE "C"'
+    bytes_type = "BYTEA"
+    # Updates and the moves into the log find their rows by id without scanning the whole table.
+    current_table_key = ", PRIMARY KEY (datapoint_id)"
+    float_type = "DOUBLE PRECISION"
+
+    def __init__(self, url: str, pool_size: int = 16) -> None:
+        self._pool = ConnectionPool(url, pool_size)
+
+    def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
+        def locked(cursor: Any) -> T:
+            session = PostgresSession(cursor)
+            self.lock(session, lock_key)
+            return work(session)
+
+        return run_transaction(self._pool, locked)
+
+    def lock(self, session: Session, key: int) -> None:
+        session.table("SELECT pg_advisory_xact_lock($1)", [int(key)])
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._pool.connection() as connection, connection.cursor() as cursor:
+            yield PostgresSession(cursor)
+
+    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        connection = self._pool.acquire()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, tuple(params) or None)
+            reader = cursor.fetch_record_batch()
+        except BaseException:
+            self._pool.release(connection)
+            raise
+        batches = self._batches(connection, cursor, reader, max_rows or DEFAULT_BATCH_ROWS)
+        next(batches)  # started, so that closing it unstarted still returns the connection
+        return batches
+
+    def _batches(self, connection: Any, cursor: Any, reader: pa.RecordBatchReader,
+                 max_rows: int) -> Iterator[pa.RecordBatch]:
+        try:
+            yield None  # type: ignore[misc]
+            for batch in reader:
+                for start in range(0, batch.num_rows, max_rows):
+                    yield batch.slice(start, max_rows)
+        finally:
+            try:
+                reader.close()
+                cursor.close()
+            finally:
+                self._pool.release(connection)
+
+    def before_ddl(self, session: Session) -> None:
+        session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def list_contains(self, list_sql: str, value_sql: str) -> str:
+        return f"({value_sql} = ANY({list_sql}))"
+
+    def list_agg(self, value_sql: str, order_sql: str) -> str:
+        return f"array_agg({value_sql} ORDER BY {order_sql})"
+
+    def empty_text_list(self) -> str:
+        return "'{}'::text[]"
+
+    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
+        return f"(array_agg({value_sql} ORDER BY {order_sql} DESC) FILTER (WHERE {condition}))[1]"

@@ -1,0 +1,833 @@
+"""The one metadata store, over an engine dialect (``duckdb.py`` embedded, ``postgres.py`` for replicas).
+
+Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
+
+* ``cur_<id>``, the **current state and the truth of each datapoint's latest write**: one row per
+  datapoint ever seen (ids stay stable when a path comes back), a liveness flag, one column ``f<n>``
+  per field with the latest value, and ``unlogged``: the write whose row the log does not hold yet.
+  Until another write touches the datapoint, that write's log row is derivable from the current row:
+  every value the row has among the write's fields (``writes.fields``) where the write created the
+  datapoint or set all the fields it could; otherwise those listed in the row's ``unlogged_set``.
+* ``log_<id>``, append-only: one row per datapoint per *earlier* write, holding the values that
+  write set, or the fields it cleared, or a datapoint deletion. A write that touches a datapoint
+  first moves the datapoint's unlogged row into the log: the log keeps what a write superseded.
+
+So an upload of new datapoints writes each value once (the current table), and an update writes
+the new values once plus the rows they supersede. Uploads are written chunk by chunk as their
+batches arrive (``StreamedWrite``), inside one transaction that commits after the last. The full
+log, used by ``as_of``, ``history`` and ``changes``, is the log table plus the unlogged rows
+(``_log_relation``). Current-state queries scan the plain current table.
+
+Behaviour held the same on every engine (each has a test in tests/metadata/test_store_behaviour.py):
+write times strictly increase *per datasource* (a write's time is the store's clock, or 1 µs after
+the datasource's last write), and ``as_of`` reads a datasource's own writes up to that instant; tag
+merges keep first-occurrence order; "not found" for paths names the first missing path in request
+order; a field created by a write has that write's time as its ``created_at``; names are unique by
+constraint in both engines (an insert that conflicts inserts nothing), datapoint paths are unique
+because every write to a datasource holds its lock and duplicates in an upload are refused in Arrow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from thresher.scan import ScanStatus
+from thresher.storage.blobs import BlobStore
+from thresher.types import TYPE_METADATA_KEY, FieldType
+from thresher.v1 import common_pb2
+
+from .. import facets
+from ..coercion import CoercedColumn, duplicate_path_error
+from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
+from ..query_compiler import Column, compile_query, timestamp_or_none
+from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
+from .base import Store, utc_now
+from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
+                     check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
+                     timed_select_items)
+from .dialect import EngineDialect, Session, storage_array
+from .migrations import prepare_schema
+from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+
+log = logging.getLogger(__name__)
+
+# Advisory lock keys: a datasource's id (positive) for its writes; this one for the catalog.
+CATALOG_LOCK = -1
+SLOW_WRITE_SECONDS = 1.0
+DEFAULT_BATCH_ROWS = 131072
+UNKNOWN_PATHS_SHOWN = 10
+# An upload is written in chunks of about this many rows as its batches arrive.
+CHUNK_ROWS = 262144
+
+DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
+                      "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
+                      "failure_reason, scan_started_at, scan_finished_at")
+NAMESPACE_COLUMNS = "name, repository_uri, created_at"
+DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
+BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
+
+
+def current_table(datasource_id: int) -> str:
+    return f"cur_{int(datasource_id)}"
+
+
+def log_table(datasource_id: int) -> str:
+    return f"log_{int(datasource_id)}"
+
+
+class SqlStore(Store):
+    """The store over ``dialect``'s engine. ``clock`` gives write times (tests may turn it)."""
+
+    def __init__(self, dialect: EngineDialect, blobs: BlobStore,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.dialect = dialect
+        self._blobs = blobs
+        self._clock = clock
+        self._datasources: dict[int, DatasourceRecord] = {}
+        self._generation = 0
+        try:
+            dialect.write(CATALOG_LOCK, lambda s: prepare_schema(s, dialect, log))
+        except BaseException:
+            dialect.close()
+            raise
+
+    def close(self) -> None:
+        self.dialect.close()
+
+    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self.dialect.read() as session:
+            return session.rows(sql, params)
+
+    def _write(self, lock_key: int, work: Callable[[Session], object], forget: int | None = None):
+        """Runs ``work`` as one locked transaction; drops the cached record of ``forget`` whatever happens."""
+        try:
+            return self.dialect.write(lock_key, work)
+        finally:
+            if forget is not None:
+                self._generation += 1
+                self._datasources.pop(forget, None)
+
+    # Namespaces ---------------------------------------------------------------------------------
+
+    def create_namespace(self, name: str, repository_uri: str = "") -> NamespaceRecord:
+        validate_namespace(name)
+        record = NamespaceRecord(name, repository_uri, utc_now())
+
+        def work(session: Session) -> None:
+            if session.one("INSERT INTO namespaces VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING name",
+                           [name, repository_uri, record.created_at]) is None:
+                raise AlreadyExists(f"namespace {name!r} already exists")
+
+        self._write(CATALOG_LOCK, work)
+        return record
+
+    def get_namespace(self, name: str) -> NamespaceRecord:
+        rows = self._rows(f"SELECT {NAMESPACE_COLUMNS} FROM namespaces WHERE name = $1", [name])
+        if not rows:
+            raise NotFound(f"namespace {name!r} not found")
+        return NamespaceRecord(*rows[0])
+
+    def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]:
+        rows = self._rows(f"SELECT {NAMESPACE_COLUMNS} FROM namespaces ORDER BY name LIMIT $1 OFFSET $2",
+                          [limit, offset])
+        return [NamespaceRecord(*row) for row in rows]
+
+    # Datasources --------------------------------------------------------------------------------
+
+    def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
+                           reuse: bool) -> tuple[DatasourceRecord, bool]:
+        check_new_datasource(namespace, name, source_uri)
+        text = self.dialect.text_type
+
+        def work(session: Session) -> tuple[int, bool]:
+            existing = session.one(f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 AND name = $2",
+                                   [namespace, name])
+            if existing is not None:
+                check_reuse(self._datasource_record(session, existing), source_uri, revision, reuse)
+                return existing[0], False
+            session.execute("INSERT INTO namespaces VALUES ($1, '', $2) ON CONFLICT DO NOTHING", [namespace, utc_now()])
+            datasource_id = session.one("SELECT nextval('datasource_ids')")[0]
+            session.execute(f"INSERT INTO datasources ({DATASOURCE_COLUMNS}) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
+                            [datasource_id, namespace, name, source_uri, revision, utc_now()])
+            session.execute(f"CREATE TABLE {current_table(datasource_id)} (datapoint_id BIGINT NOT NULL, "
+                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[]"
+                            f"{self.dialect.current_table_key})")
+            session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
+                            "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
+            return datasource_id, True
+
+        datasource_id, created = self._write(CATALOG_LOCK, work)
+        return self.get_datasource(datasource_id), created
+
+    def get_datasource(self, datasource_id: int) -> DatasourceRecord:
+        # Every query starts here. A single writer drops the cached record on each change, so it is
+        # exact; the generation check keeps a read that raced a change from caching stale data.
+        if self.dialect.single_writer:
+            cached = self._datasources.get(datasource_id)
+            if cached is not None:
+                return cached
+        generation = self._generation
+        with self.dialect.read() as session:
+            record = self._datasource(session, datasource_id)
+        if self.dialect.single_writer and generation == self._generation:
+            self._datasources[datasource_id] = record
+        return record
+
+    def _datasource(self, session: Session, datasource_id: int) -> DatasourceRecord:
+        row = session.one(f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE id = $1", [datasource_id])
+        if row is None:
+            raise NotFound(f"datasource {datasource_id} not found")
+        return self._datasource_record(session, row)
+
+    def find_datasource(self, namespace: str, name: str) -> DatasourceRecord:
+        rows = self._rows("SELECT id FROM datasources WHERE namespace = $1 AND name = $2", [namespace, name])
+        if not rows:
+            raise NotFound(f"datasource {name!r} not found in namespace {namespace!r}")
+        return self.get_datasource(rows[0][0])
+
+    def list_datasources(self, namespace: str, offset: int, limit: int) -> list[DatasourceRecord]:
+        with self.dialect.read() as session:
+            rows = session.rows(f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 "
+                                "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
+            return [self._datasource_record(session, row) for row in rows]
+
+    def _datasource_record(self, session: Session, row: tuple) -> DatasourceRecord:
+        (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
+        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
+                                ScanStatus(*scan), self._fields(session, datasource_id))
+
+    @staticmethod
+    def _fields(session: Session, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
+        sql = "SELECT name, type, tags, created_at, field_id FROM fields WHERE datasource_id = $1"
+        params: list = [datasource_id]
+        if at is not None:
+            sql += " AND created_at <= $2"
+            params.append(at)
+        rows = session.rows(sql + " ORDER BY field_id", params)
+        return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{number}")
+                for name, kind, tags, created, number in rows]
+
+    def _locked_fields(self, session: Session, datasource_id: int) -> dict[str, FieldRecord]:
+        """The datasource's fields, read inside its write transaction (NotFound when it is gone)."""
+        return {f.name: f for f in self._datasource(session, datasource_id).fields}
+
+    def delete_datasource(self, datasource_id: int) -> None:
+        def work(session: Session) -> None:
+            self._datasource(session, datasource_id)
+            for statement in ("DELETE FROM datasets WHERE datasource_id = $1",
+                              "DELETE FROM fields WHERE datasource_id = $1", "DELETE FROM datasources WHERE id = $1"):
+                session.execute(statement, [datasource_id])
+            self.dialect.before_ddl(session)
+            session.execute(f"DROP TABLE {current_table(datasource_id)}")
+            session.execute(f"DROP TABLE {log_table(datasource_id)}")
+
+        # The catalog lock too: a dataset saved meanwhile must not outlive its datasource.
+        self._write(CATALOG_LOCK, lambda s: self._with_lock(s, datasource_id, work), forget=datasource_id)
+
+    def _with_lock(self, session: Session, key: int, work: Callable[[Session], object]):
+        """Takes a second write lock inside a transaction (always after the catalog's), then works."""
+        self.dialect.lock(session, key)
+        return work(session)
+
+    def update_scan(self, datasource_id: int, scan: ScanStatus) -> DatasourceRecord:
+        def work(session: Session) -> None:
+            updated = session.one(
+                "UPDATE datasources SET scan_state = $1, files_seen = $2, datapoints_added = $3, "
+                "datapoints_updated = $4, datapoints_removed = $5, files_per_second = $6, failure_reason = $7, "
+                "scan_started_at = $8::TIMESTAMPTZ, scan_finished_at = $9::TIMESTAMPTZ WHERE id = $10 RETURNING id",
+                [scan.state, scan.files_seen, scan.datapoints_added, scan.datapoints_updated, scan.datapoints_removed,
+                 float(scan.files_per_second), scan.failure_reason, scan.started_at, scan.finished_at,
+                 datasource_id])
+            if updated is None:
+                raise NotFound(f"datasource {datasource_id} not found")
+
+        self._write(datasource_id, work, forget=datasource_id)
+        return self.get_datasource(datasource_id)
+
+    # Fields -------------------------------------------------------------------------------------
+
+    def define_fields(self, datasource_id: int,
+                      fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]:
+        def work(session: Session) -> list[FieldRecord]:
+            known = self._locked_fields(session, datasource_id)
+            wanted: dict[str, tuple[FieldType, tuple[str, ...]]] = {}
+            for name, kind, tags in fields:
+                check_same_type(name, known.get(name), kind)
+                previous = wanted.get(name, (kind, ()))[1]
+                wanted[name] = (kind, merge_tags(previous, tags))
+            at = self._write_time(session, datasource_id)
+            self._add_fields(session, datasource_id, known,
+                             [(n, k, t) for n, (k, t) in wanted.items() if n not in known], at)
+            for name, (_, tags) in wanted.items():
+                if name in known and tags:
+                    merged = merge_tags(known[name].tags, tags)
+                    if merged != known[name].tags:
+                        session.execute("UPDATE fields SET tags = $1::TEXT[] WHERE datasource_id = $2 AND name = $3",
+                                        [list(merged), datasource_id, name])
+            return [f for f in self._fields(session, datasource_id) if f.name in wanted]
+
+        return self._write(datasource_id, work, forget=datasource_id)
+
+    def _add_fields(self, session: Session, datasource_id: int, known: dict[str, FieldRecord],
+                    new: Sequence[tuple[str, FieldType, tuple[str, ...]]], at: dt.datetime) -> dict[str, FieldRecord]:
+        """Creates fields inside the caller's transaction, created at ``at`` (the write's time);
+        returns every field by name."""
+        if not new:
+            return known
+        next_id = session.one("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1",
+                              [datasource_id])[0]
+        fields = dict(known)
+        self.dialect.before_ddl(session)
+        for offset, (name, kind, tags) in enumerate(new):
+            number = next_id + offset
+            column = f"f{number}"
+            session.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
+                            [datasource_id, number, name, kind.value, list(tags), at])
+            for table in (current_table(datasource_id), log_table(datasource_id)):
+                session.execute(f"ALTER TABLE {table} ADD COLUMN {column} {self.dialect.column_type(kind)}")
+            fields[name] = FieldRecord(name, kind, tuple(tags), at, column)
+        return fields
+
+    # Writes -------------------------------------------------------------------------------------
+
+    def _write_time(self, session: Session, datasource_id: int) -> dt.datetime:
+        """The store's clock, but strictly after the datasource's last write (the caller holds its lock)."""
+        last = session.one("SELECT max(written_at) FROM writes WHERE datasource_id = $1", [datasource_id])[0]
+        now = self._clock()
+        if last is not None and now <= last:
+            now = last + dt.timedelta(microseconds=1)
+        return now
+
+    @staticmethod
+    def _begin_write(session: Session, datasource_id: int, at: dt.datetime, actor: str, kind: str, rows: int,
+                     fields: Sequence[int] = ()) -> int:
+        write_id = session.one("SELECT nextval('write_ids')")[0]
+        session.execute("INSERT INTO writes VALUES ($1, $2, $3, $4, $5, $6, $7::INTEGER[])",
+                        [write_id, datasource_id, at, actor, kind, rows, list(fields)])
+        return write_id
+
+    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str,
+               create_missing: bool = False) -> WriteResult:
+        return self.upsert_batches(datasource_id, table.schema, table.to_batches(), path_column, actor, create_missing)
+
+    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+        """Writes ``batches`` into the store as they arrive, in one transaction committed after the last
+        (so an iterator that raises, e.g. at a missing end message, writes nothing)."""
+        started = time.perf_counter()
+        attempts: list[int] = []
+
+        def work(session: Session) -> WriteResult:
+            if attempts:
+                # The batches are consumed: a transaction that must run again cannot.
+                raise InvalidArgument(f"the upload into datasource {datasource_id} conflicted with another "
+                                      "write and was rolled back; send it again")
+            attempts.append(1)
+            write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
+            for chunk in _chunks(schema, batches):
+                write.add(chunk)
+            return write.finish()
+
+        forget = None
+        if self.dialect.single_writer:
+            known = {f.name for f in self.get_datasource(datasource_id).fields}
+            if any(name != path_column and name not in known for name in schema.names):
+                forget = datasource_id
+        result = self._write(datasource_id, work, forget=forget)
+        took = time.perf_counter() - started
+        if took > SLOW_WRITE_SECONDS:
+            log.info("upsert of %d rows x %d columns into datasource %d took %.2f s", result.datapoints_written,
+                     len(schema) - 1, datasource_id, took)
+        return result
+
+    def _stored(self, column: CoercedColumn) -> pa.Array:
+        if column.type is FieldType.BLOB:
+            # Content-addressed, so bytes stored by a write that then fails are harmless.
+            return pa.array(self._blobs.put_many(column.values.to_pylist()), pa.string())
+        return column.values
+
+    def _existing(self, session: Session, datasource_id: int, paths: pa.Array,
+                  below: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the paths that have a datapoint with an id below ``below``: (index in ``paths``,
+        datapoint id, alive). Ids grow with each write, so this skips rows the current write added."""
+        current = current_table(datasource_id)
+        if below <= 1:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool)
+        session.stage("staged_paths", pa.table({"path": paths, "row_index": np.arange(len(paths), dtype=np.int64)}))
+        found = session.table(f"SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
+                              f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1", [below])
+        session.unstage("staged_paths")
+        return (found["row_index"].to_numpy().astype(np.int64, copy=False),
+                found["datapoint_id"].to_numpy().astype(np.int64, copy=False),
+                found["alive"].to_numpy(zero_copy_only=False).astype(bool, copy=False))
+
+    def _spill(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], targets: str) -> None:
+        """Moves the unlogged rows of the datapoints in relation ``targets`` into the log."""
+        columns = "".join(f", {f.column}" for f in fields)
+        session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared{columns}) "
+                        f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{self._unlogged_values(fields)} "
+                        f"FROM {current_table(datasource_id)} c JOIN writes w ON w.write_id = c.unlogged "
+                        f"WHERE c.unlogged IS NOT NULL AND c.datapoint_id IN (SELECT datapoint_id FROM {targets})")
+
+    def _unlogged_values(self, fields: Sequence[FieldRecord]) -> str:
+        """The values of an unlogged row as its write set them (``c``: the current row, ``w``: the write)."""
+        set_by_write = "coalesce(c.unlogged_set, w.fields)"
+        return "".join(f", CASE WHEN {self.dialect.list_contains(set_by_write, str(field_id(f)))} "
+                       f"THEN c.{f.column} END" for f in fields)
+
+    def _live_ids(self, session: Session, datasource_id: int, paths: Sequence[str]) -> pa.Table:
+        """The ids of live datapoints at ``paths``; NotFound names the first path, in request order, that has none."""
+        unique = pa.array(list(dict.fromkeys(paths)), pa.string())
+        session.stage("requested_paths", pa.table({"path": unique, "i": np.arange(len(unique), dtype=np.int64)}))
+        found = session.table(f"SELECT r.i, c.datapoint_id FROM requested_paths r JOIN "
+                              f"{current_table(datasource_id)} c ON c.path = r.path AND c.alive")
+        session.unstage("requested_paths")
+        if found.num_rows < len(unique):
+            present = np.zeros(len(unique), dtype=bool)
+            present[found["i"].to_numpy()] = True
+            first_missing = int(np.argmin(present))
+            raise NotFound(f"datapoint {unique[first_missing].as_py()!r} not found in datasource {datasource_id}")
+        return found.select(["datapoint_id"])
+
+    def delete_metadata(self, datasource_id: int, paths: Sequence[str], fields: Sequence[str], actor: str) -> int:
+        def work(session: Session) -> int:
+            known = self._locked_fields(session, datasource_id)
+            for name in fields:
+                if name not in known:
+                    raise NotFound(f"field {name!r} not found in datasource {datasource_id}")
+            chosen = [known[name] for name in dict.fromkeys(fields)] if fields else list(known.values())
+            if not paths or not chosen:
+                return 0
+            current = current_table(datasource_id)
+            ids = self._live_ids(session, datasource_id, paths)
+            session.stage("target_ids", ids)
+            present = " + ".join(f"(CASE WHEN {f.column} IS NULL THEN 0 ELSE 1 END)" for f in chosen)
+            deleted = session.one(f"SELECT CAST(coalesce(sum({present}), 0) AS BIGINT) FROM {current} "
+                                  "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")[0]
+            at = self._write_time(session, datasource_id)
+            write_id = self._begin_write(session, datasource_id, at, actor, "delete_metadata", ids.num_rows)
+            self._spill(session, datasource_id, list(known.values()), "target_ids")
+            session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared) "
+                            f"SELECT $1, datapoint_id, {OP_DELETE_VALUES}, $2::INTEGER[] FROM target_ids",
+                            [write_id, [field_id(f) for f in chosen]])
+            assignments = "".join(f", {f.column} = NULL" for f in chosen)
+            session.execute(f"UPDATE {current} SET unlogged = NULL, unlogged_set = NULL{assignments} "
+                            "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+            session.unstage("target_ids")
+            return int(deleted)
+
+        return self._write(datasource_id, work)
+
+    def delete_datapoints(self, datasource_id: int, paths: Sequence[str], actor: str) -> int:
+        def work(session: Session) -> int:
+            known = list(self._locked_fields(session, datasource_id).values())
+            if not paths:
+                return 0
+            ids = self._live_ids(session, datasource_id, paths)
+            session.stage("target_ids", ids)
+            at = self._write_time(session, datasource_id)
+            write_id = self._begin_write(session, datasource_id, at, actor, "delete_datapoints", ids.num_rows)
+            self._spill(session, datasource_id, known, "target_ids")
+            session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op) "
+                            f"SELECT $1, datapoint_id, {OP_DELETE_DATAPOINT} FROM target_ids", [write_id])
+            assignments = "".join(f", {f.column} = NULL" for f in known)
+            session.execute(f"UPDATE {current_table(datasource_id)} SET alive = FALSE, unlogged = NULL, "
+                            f"unlogged_set = NULL{assignments} "
+                            "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+            session.unstage("target_ids")
+            return ids.num_rows
+
+        return self._write(datasource_id, work)
+
+    # Versioning ---------------------------------------------------------------------------------
+
+    def _log_relation(self, datasource_id: int, fields: Sequence[FieldRecord]) -> str:
+        """The full log: logged rows, then each datapoint's unlogged row as its write set it."""
+        columns = "".join(f", {f.column}" for f in fields)
+        return (f"(SELECT write_id, datapoint_id, op, cleared{columns} FROM {log_table(datasource_id)} UNION ALL "
+                f"SELECT c.unlogged AS write_id, c.datapoint_id, {OP_UPSERT} AS op, NULL AS cleared"
+                f"{self._unlogged_values(fields)} FROM {current_table(datasource_id)} c "
+                f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL)")
+
+    def _touched(self, column: str, number: int, prefix: str = "") -> str:
+        """The condition: the log row set (non-NULL), cleared or deleted the field."""
+        return (f"(({prefix}op = {OP_UPSERT} AND {prefix}{column} IS NOT NULL) OR "
+                f"({prefix}op = {OP_DELETE_VALUES} AND "
+                f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR "
+                f"{prefix}op = {OP_DELETE_DATAPOINT})")
+
+    def _last_write_before(self, session: Session, datasource_id: int, at: dt.datetime) -> int:
+        """The datasource's last write at or before ``at`` (-1: none)."""
+        row = session.one("SELECT max(write_id) FROM writes WHERE datasource_id = $1 AND written_at <= $2",
+                          [datasource_id, at])
+        return -1 if row is None or row[0] is None else row[0]
+
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord],
+                        placeholder: str) -> str:
+        """A subquery with each datapoint's values as they were after the write given by ``placeholder``."""
+        last_by = self.dialect.last_by
+        selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)))} AS {f.column}"
+                           for f in fields)
+        outer = "".join(f", g.{f.column}" for f in fields)
+        return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
+                f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
+                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {placeholder} "
+                f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
+                f"WHERE g.last_op = {OP_UPSERT})")
+
+    # Queries ------------------------------------------------------------------------------------
+
+    def _compile(self, session: Session, query: common_pb2.Query):
+        datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
+            else self.get_datasource(query.datasource_id)
+        placeholder = self.dialect.query_dialect.placeholder
+        as_of = timestamp_or_none(query.as_of)
+        params: list = []
+        if as_of is None:
+            fields, base, row_filter = datasource.fields, current_table(datasource.id), "alive"
+        else:
+            fields = self._fields(session, datasource.id, at=as_of)
+            params.append(self._last_write_before(session, datasource.id, as_of))
+            base, row_filter = self._as_of_relation(datasource.id, fields, placeholder(len(params))), ""
+        columns = {f.name: Column(f.column, f.type) for f in fields}
+        query, timed = timed_select_items(query, columns, lambda at: self._fields(session, datasource.id, at=at))
+        if not timed:
+            relation = f"{base} AS rows" if base.startswith("(") else base
+        else:
+            joins, extra = [], []
+            for name, field, at in timed:
+                params.append(self._last_write_before(session, datasource.id, at))
+                latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)))
+                joins.append(f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
+                             f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
+                             f"{placeholder(len(params))} GROUP BY datapoint_id) {name} "
+                             f"ON {name}.datapoint_id = base.datapoint_id")
+                extra.append(f", {name}.v AS {name}")
+            relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
+        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, relation_params=params,
+                                 row_filter=row_filter)
+        compiled.count_sql += " AS counted"
+        return datasource, compiled
+
+    def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+        schema = result_schema(datasource, compiled.columns)
+        batches = self.dialect.stream(compiled.sql, compiled.params, max_batch_rows or DEFAULT_BATCH_ROWS)
+        return schema, _conformed(batches, schema)
+
+    def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+            total = session.one(compiled.count_sql, compiled.count_params)[0]
+        return result_schema(datasource, compiled.columns), int(total)
+
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        narrowed, request = facets.facet_query(query, field, bins, max_values)
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, narrowed)
+            return facets.count_values(compiled, request, self.dialect.query_dialect, session.table)
+
+    def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
+        with self.dialect.read() as session:
+            known = self._datasource(session, datasource_id).fields
+            chosen = [f for f in known if f.name == field] if field else known
+            if field and not chosen:
+                raise NotFound(f"field {field!r} not found in datasource {datasource_id}")
+            condition = "c.path = $2"
+            if field:
+                condition += f" AND {self._touched(chosen[0].column, field_id(chosen[0]), 'l.')}"
+            table = self._log_rows(session, datasource_id, chosen, condition, [path])
+            if table.num_rows == 0 and session.one(f"SELECT 1 FROM {current_table(datasource_id)} WHERE path = $1",
+                                                   [path]) is None:
+                raise NotFound(f"datapoint {path!r} not found in datasource {datasource_id}")
+            return table
+
+    def changes(self, datasource_id: int, since: dt.datetime | None, until: dt.datetime | None) -> pa.Table:
+        with self.dialect.read() as session:
+            fields = self._datasource(session, datasource_id).fields
+            conditions, params = ["TRUE"], []
+            for bound, operator in ((since, ">="), (until, "<=")):
+                if bound is not None:
+                    params.append(bound)
+                    conditions.append(f"w.written_at {operator} ${len(params) + 1}")
+            return self._log_rows(session, datasource_id, fields, " AND ".join(conditions), params)
+
+    def _log_rows(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], condition: str,
+                  params: list) -> pa.Table:
+        """Log rows with when, who and what: one row per datapoint per write, values as written.
+
+        ``condition`` numbers its parameters from ``$2``; ``$1`` is the datasource id.
+        """
+        values = "".join(f", l.{f.column}" for f in fields)
+        operation = " ".join(f"WHEN {op} THEN '{name}'" for op, name in LOG_OPERATIONS.items())
+        cleared = self.dialect.list_agg("f.name", "f.field_id")
+        contains = self.dialect.list_contains("l.cleared", "f.field_id")
+        sql = (f"SELECT w.written_at, w.actor, l.write_id, c.path, CASE l.op {operation} END AS operation, "
+               f"coalesce((SELECT {cleared} FROM fields f WHERE f.datasource_id = $1 AND {contains}), "
+               f"{self.dialect.empty_text_list()}) AS cleared{values} "
+               f"FROM {self._log_relation(datasource_id, fields)} l JOIN writes w ON w.write_id = l.write_id "
+               f"JOIN {current_table(datasource_id)} c ON c.datapoint_id = l.datapoint_id "
+               f"WHERE {condition} ORDER BY l.write_id, c.path")
+        table = session.table(sql, [datasource_id, *params])
+        schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
+                            pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
+                            pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
+                           + [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
+                              for f in fields])
+        return conform(table, schema)
+
+    # Datasets -----------------------------------------------------------------------------------
+
+    def save_dataset(self, namespace: str, name: str, datasource_id: int, query: bytes) -> DatasetRecord:
+        validate_namespace(namespace)
+        validate_datasource_name(name, what="dataset")
+
+        def work(session: Session) -> int:
+            # The datasource's lock too: it cannot be deleted until this dataset is saved.
+            self.dialect.lock(session, datasource_id)
+            row = session.one("SELECT namespace FROM datasources WHERE id = $1", [datasource_id])
+            if row is None:
+                raise NotFound(f"datasource {datasource_id} not found")
+            if row[0] != namespace:
+                raise InvalidArgument(f"datasource {datasource_id} belongs to namespace {row[0]!r}, not {namespace!r}")
+            inserted = session.one("INSERT INTO datasets VALUES (nextval('dataset_ids'), $1, $2, $3, $4, $5) "
+                                   "ON CONFLICT DO NOTHING RETURNING id",
+                                   [namespace, name, datasource_id, query, utc_now()])
+            if inserted is None:
+                raise AlreadyExists(f"dataset {name!r} already exists in namespace {namespace!r}")
+            return inserted[0]
+
+        return self.get_dataset(self._write(CATALOG_LOCK, work))
+
+    def get_dataset(self, dataset_id: int) -> DatasetRecord:
+        rows = self._rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = $1", [dataset_id])
+        if not rows:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return DatasetRecord(*rows[0])
+
+    def find_dataset(self, namespace: str, name: str) -> DatasetRecord:
+        rows = self._rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 AND name = $2",
+                          [namespace, name])
+        if not rows:
+            raise NotFound(f"dataset {name!r} not found in namespace {namespace!r}")
+        return DatasetRecord(*rows[0])
+
+    def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]:
+        rows = self._rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 "
+                          "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
+        return [DatasetRecord(*row) for row in rows]
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        def work(session: Session) -> None:
+            if session.one("DELETE FROM datasets WHERE id = $1 RETURNING id", [dataset_id]) is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+
+        self._write(CATALOG_LOCK, work)
+
+    # Bag datasets ---------------------------------------------------------------------------------
+
+    def register_bag_dataset(self, namespace: str, name: str, uri: str) -> BagDatasetRecord:
+        validate_namespace(namespace)
+        validate_datasource_name(name, what="bag dataset")
+        validate_bag_uri(uri)
+
+        def work(session: Session) -> tuple:
+            return session.one("INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
+                               "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
+                               f"RETURNING {BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
+
+        return BagDatasetRecord(*self._write(CATALOG_LOCK, work))
+
+    def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
+        rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 AND name = $2",
+                          [namespace, name])
+        if not rows:
+            raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
+        return BagDatasetRecord(*rows[0])
+
+    def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
+        rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
+                          "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
+        return [BagDatasetRecord(*row) for row in rows]
+
+
+class StreamedWrite:
+    """One upsert, written chunk by chunk inside the caller's transaction.
+
+    New datapoints are appended to the current table (written once); existing ones first move their
+    unlogged row into the log, then take the new values. Paths repeated across chunks are found in
+    Arrow at the end, before anything commits. Paths the datasource lacks, without ``create_missing``,
+    stop the writing; the rest of the upload is still read, to count them all for the refusal.
+    """
+
+    def __init__(self, store: SqlStore, session: Session, datasource_id: int, schema: pa.Schema, path_column: str,
+                 actor: str, create_missing: bool) -> None:
+        self.store, self.session, self.datasource_id = store, session, datasource_id
+        # The columns that can become fields (a column of Arrow's null type never does).
+        self.settable = [f.name for f in schema if f.name != path_column and not pa.types.is_null(f.type)]
+        self.path_column, self.actor, self.create_missing = path_column, actor, create_missing
+        self.current = current_table(datasource_id)
+        self.fields = store._locked_fields(session, datasource_id)
+        # Datapoints with ids from here on are this write's own.
+        self.first_new_id = session.one(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")[0]
+        self.next_id = self.first_new_id
+        self.write_id: int | None = None
+        self.at: dt.datetime | None = None
+        self.numbers: dict[int, None] = {}
+        self.paths: list[pa.Array] = []
+        self.unknown: list[pa.Array] = []
+        self.count = self.created = 0
+
+    def add(self, chunk: pa.Table) -> None:
+        paths, columns = coerce_write(chunk, self.path_column, self.fields)
+        if len(paths) == 0:
+            return
+        self.paths.append(paths)
+        row_ids, existing_ids, alive = self.store._existing(self.session, self.datasource_id, paths, self.first_new_id)
+        ids = np.full(len(paths), -1, dtype=np.int64)
+        ids[row_ids] = existing_ids
+        is_new = ids < 0
+        if not self.create_missing:
+            unknown = is_new.copy()
+            unknown[row_ids[~alive]] = True
+            if unknown.any():
+                self.unknown.append(paths.filter(pa.array(unknown)))
+        if self.unknown:
+            return
+        new_count = int(is_new.sum())
+        ids[is_new] = np.arange(self.next_id, self.next_id + new_count, dtype=np.int64)
+        self.next_id += new_count
+        self.count += len(paths)
+        self.created += new_count + int(np.count_nonzero(~alive))
+        values, numbers = self._values(columns)
+        if new_count:
+            self._append(ids, paths, values, is_new, new_count)
+        if new_count < len(paths):
+            self._update(ids, values, numbers, ~is_new)
+
+    def _values(self, columns: list[CoercedColumn]) -> tuple[dict[str, pa.Array], list[int]]:
+        """The chunk's columns in storage form by store column, creating its new fields (at the write's time)."""
+        if self.write_id is None:
+            self.at = self.store._write_time(self.session, self.datasource_id)
+            self.write_id = self.store._begin_write(self.session, self.datasource_id, self.at, self.actor,
+                                                    "upsert", 0)
+        new = [(c.name, c.type, ()) for c in columns if c.name not in self.fields]
+        self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
+        values = {self.fields[c.name].column: storage_array(c.type, self.store._stored(c)) for c in columns}
+        numbers = [field_id(self.fields[c.name]) for c in columns]
+        self.numbers.update(dict.fromkeys(numbers))
+        return values, numbers
+
+    def _append(self, ids: np.ndarray, paths: pa.Array, values: dict[str, pa.Array], is_new: np.ndarray,
+                new_count: int) -> None:
+        # A new datapoint's unlogged row needs no field list: every value it has, this write set.
+        chosen = None if new_count == len(paths) else pa.array(is_new)
+        rows = {"datapoint_id": pa.array(ids if chosen is None else ids[is_new]),
+                "path": paths if chosen is None else paths.filter(chosen),
+                "alive": pa.array(np.ones(new_count, dtype=bool)),
+                "unlogged": pa.array(np.full(new_count, self.write_id, dtype=np.int64))}
+        for column, array in values.items():
+            rows[column] = array if chosen is None else array.filter(chosen)
+        self.session.append(self.current, pa.table(rows))
+
+    def _update(self, ids: np.ndarray, values: dict[str, pa.Array], numbers: list[int], old: np.ndarray) -> None:
+        # An existing datapoint keeps values other writes set. Where a row sets every field the upload
+        # can set, its unlogged row is "the write's fields" (no list: DuckDB rewrites whole rows to
+        # update a list column); otherwise the row lists the fields it set.
+        chosen = pa.array(old)
+        kept = {column: array.filter(chosen) for column, array in values.items()}
+        complete = len(values) == len(self.settable)
+        full = np.full(int(old.sum()), complete, dtype=bool)
+        for array in kept.values():
+            if array.null_count:
+                full &= array.is_valid().to_numpy(zero_copy_only=False)
+        staged = {"datapoint_id": pa.array(ids[old]), "sets_all": pa.array(full), **kept}
+        if not full.all():
+            staged["unlogged_set"] = set_fields(kept, numbers)
+        current, session = self.current, self.session
+        session.stage("staged_values", pa.table(staged))
+        self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values")
+        assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
+        session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
+                        f"WHERE {current}.datapoint_id = s.datapoint_id", [self.write_id])
+        if not full.all():
+            session.execute(f"UPDATE {current} SET unlogged_set = s.unlogged_set FROM staged_values s "
+                            f"WHERE {current}.datapoint_id = s.datapoint_id AND NOT s.sets_all")
+        session.execute(f"UPDATE {current} SET unlogged_set = NULL WHERE unlogged_set IS NOT NULL AND "
+                        "datapoint_id IN (SELECT datapoint_id FROM staged_values WHERE sets_all)")
+        session.unstage("staged_values")
+
+    def finish(self) -> WriteResult:
+        if self.unknown:
+            raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
+        if self.paths:
+            check_unique_paths(pa.concat_arrays(self.paths))
+        if self.write_id is not None:
+            self.session.execute("UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
+                                 [self.count, list(self.numbers), self.write_id])
+        return WriteResult(self.count, self.created)
+
+
+def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements)."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= CHUNK_ROWS:
+            yield pa.Table.from_batches(pending, schema)
+            pending, rows = [], 0
+    if pending or rows == 0:
+        yield pa.Table.from_batches(pending, schema)
+
+
+def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in batches:
+            yield conform(batch, schema)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def merge_tags(existing: Sequence[str], added: Sequence[str]) -> tuple[str, ...]:
+    """``existing`` then the new ones of ``added``, each tag once, in first-occurrence order."""
+    return tuple(dict.fromkeys([*existing, *added]))
+
+
+def check_unique_paths(paths: pa.Array) -> None:
+    """Refuses a write that names a path twice, naming the first such path (checked in Arrow)."""
+    if len(pc.unique(paths)) == len(paths):
+        return
+    counts = pc.value_counts(paths)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+    raise duplicate_path_error(repeated.field("values")[0].as_py())
+
+
+def set_fields(values: dict[str, pa.Array], numbers: Sequence[int]) -> pa.Array:
+    """Per row, the ids of the fields it sets (its non-NULL values), as a list column."""
+    rows = len(next(iter(values.values()))) if values else 0
+    if not values:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()))
+    valid = np.stack([array.is_valid().to_numpy(zero_copy_only=False) for array in values.values()], axis=1)
+    offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
+    ids = np.broadcast_to(np.asarray(numbers, dtype=np.int32), valid.shape)[valid]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
+
+
+def unknown_paths_error(unknown: pa.Array, datasource_id: int) -> UnknownPaths:
+    shown = ", ".join(repr(p) for p in unknown.slice(0, UNKNOWN_PATHS_SHOWN).to_pylist())
+    more = f" (and {len(unknown) - UNKNOWN_PATHS_SHOWN} more)" if len(unknown) > UNKNOWN_PATHS_SHOWN else ""
+    return UnknownPaths(f"{len(unknown)} paths are not in datasource {datasource_id}: {shown}{more}; "
+                        "pass create_missing=True to create them", count=len(unknown))
