@@ -207,7 +207,7 @@ def _load(store, datasource_id: int, field: str, pointer: Pointer) -> _Loaded:
 
 def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> np.ndarray:
     """Ids of datapoints written since the build (less the slack); cached while the store has no new write."""
-    marker = getattr(store, "_last_write_at", None)  # the embedded store, the only writer, knows this
+    marker = _marker(store, datasource_id)
     with loaded.lock:
         if marker is not None and loaded.checked is not None and marker == loaded.checked:
             return loaded.stale
@@ -225,6 +225,13 @@ def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> 
             stale = np.sort(_ids(store, query))
         loaded.stale, loaded.checked = stale, marker
         return stale
+
+
+def _marker(store, datasource_id: int):
+    """The datasource's latest write id (one index lookup on every engine): while it stays the same,
+    nothing was written, so ids computed under it still hold. None for a store that cannot tell."""
+    last_write_id = getattr(store, "last_write_id", None)
+    return last_write_id(datasource_id) if last_write_id is not None else None
 
 
 def _ids(store, query: common_pb2.Query) -> np.ndarray:
@@ -283,12 +290,12 @@ def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) 
 
 def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
     """The sorted ids the search's filter keeps (vector present), now. A view is usually searched many
-    times over; where the store can tell that nothing was written since (the embedded store, the only
-    writer), the answer is remembered for the next search with the same filter."""
+    times over; while the datasource's latest write id stays the same (any replica, any engine),
+    the answer is remembered for the next search with the same filter."""
     query = nearest.with_condition(search.base, nearest.has_value(search.field))
     del query.select[:]
     query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-    marker = getattr(store, "_last_write_at", None)
+    marker = _marker(store, search.base.datasource_id)
     key = query.filter.SerializeToString(deterministic=True)
     if marker is not None:
         with loaded.lock:

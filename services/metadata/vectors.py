@@ -1,14 +1,16 @@
-"""Vector fields in the stores: validating a write, the SQL column types, and field records.
+"""Vector fields in the store: validating a write, the stored type names, and field records.
 
-The stores call these few functions where a field's type is read, written or turned into a column;
-everything else about vectors lives here and in ``nearest``. A write of vectors is checked as a whole
+The store calls these few functions where a field's type is read, written or turned into a column
+(the column types are the vector row of ``store.dialect.FIELD_STORAGE``); everything else about
+vectors lives here and in ``nearest``. A write of vectors is checked as a whole
 before anything is stored: every vector must have the field's dimension (fixed by its first write) and
 finite elements, and the error names the datapoint that broke the rule.
 
 Storage: DuckDB keeps a vector field as a ``FLOAT[d]`` ARRAY column; PostgreSQL as ``real[]``, which
 ADBC's bulk ingest and its Arrow reads carry natively (a bytea would need a per-row decode on read,
 and pgvector is not available to the project). Both hold 32-bit elements; float16 fields are narrowed
-when results are built.
+when results are built. PostgreSQL picks a vector's value at an earlier instant through jsonb (see
+``PostgresDialect.last_by``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ if TYPE_CHECKING:  # the stores import this module, so it must not import the st
 
 # What ``_add_fields`` receives per new field: a plain type, or a vector spec.
 FieldKind = Union[FieldType, VectorSpec]
-
-_SQL_TYPES = {"duckdb": "FLOAT[{d}]", "postgres": "real[]"}
 
 
 def is_vector_write(array: pa.Array | pa.ChunkedArray, existing: FieldRecord | None) -> bool:
@@ -104,16 +104,6 @@ def stored_type_name(kind: FieldKind) -> str:
     return kind.stored_name if isinstance(kind, VectorSpec) else kind.value
 
 
-def sql_type(kind: FieldKind, plain_types: dict[FieldType, str], engine: str) -> str:
-    """The SQL column type for a new field in ``engine`` ("duckdb" or "postgres")."""
-    if isinstance(kind, VectorSpec):
-        return _SQL_TYPES[engine].format(d=kind.dimension)
-    if kind is FieldType.VECTOR:
-        raise InvalidArgument("a vector field is created by its first write, which fixes its dimension; "
-                              "it cannot be declared without values")
-    return plain_types[kind]
-
-
 def field_record(name: str, stored_type: str | FieldKind, tags: tuple[str, ...], created_at: dt.datetime,
                  column: str) -> FieldRecord:
     """A field record from the row of the ``fields`` table (or the kind just created)."""
@@ -127,20 +117,6 @@ def field_record(name: str, stored_type: str | FieldKind, tags: tuple[str, ...],
     if spec is not None:
         return FieldRecord(name, FieldType.VECTOR, tuple(tags), created_at, column, spec)
     return FieldRecord(name, FieldType(stored_type), tuple(tags), created_at, column)
-
-
-def postgres_latest_value(field: FieldRecord, number: int, latest_value) -> str:
-    """PostgreSQL's "value after the last write that touched it" for ``field``, built by ``latest_value``.
-
-    The store picks the value with ``array_agg(...)[1]``, which for an array column would build (and
-    index) a 2-D array and fails on NULLs; a vector goes through jsonb instead (exact: PostgreSQL prints
-    a real with the digits that read back to the same float).
-    """
-    if field.type is not FieldType.VECTOR:
-        return latest_value(field.column, number)
-    picked = latest_value(f"to_jsonb({field.column})", number)
-    return (f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
-            f"WITH ORDINALITY AS elements(e, n))")
 
 
 def arrow_type(kind: FieldType, spec: VectorSpec | None) -> pa.DataType:

@@ -107,7 +107,7 @@ def test_vectors_through_upsert_metadata_values(meta):
     ds = meta.datasource("vec_proto")
     value = common_pb2.Value(vector_value=common_pb2.FloatVector(values=[1.0, 2.0, 3.0]))
     meta.stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=ds.id, datapoints=[
-        pb.DatapointValues(path="a", values={"emb": value})]))
+        pb.DatapointValues(path="a", values={"emb": value})], create_missing=True))
     table = meta.query_table(common_pb2.Query(datasource_id=ds.id))
     assert table["emb"].to_pylist() == [[1.0, 2.0, 3.0]]
 
