@@ -133,6 +133,14 @@ def test_vectors_are_versioned(meta):
     before = meta.query_table(query)
     assert before.schema.field("emb").type == pa.list_(pa.float32(), 2)
     assert before.sort_by("path")["emb"].to_pylist() == [[1.0, 0.0], [0.0, 1.0]]
+    # A select item read at its own instant (joined from the log) carries vectors too.
+    timed = common_pb2.Query(datasource_id=ds.id, select=[common_pb2.SelectItem(field="emb"),
+                                                          common_pb2.SelectItem(field="emb", alias="emb_then")])
+    timed.select[1].as_of.FromDatetime(between)
+    both = meta.query_table(timed).sort_by("path")
+    assert both.schema.field("emb_then").type == pa.list_(pa.float32(), 2)
+    assert both["emb"].to_pylist() == [[5.0, 5.0], [0.0, 1.0]]
+    assert both["emb_then"].to_pylist() == [[1.0, 0.0], [0.0, 1.0]]
     # The nearest search at the earlier instant sees the earlier vectors.
     at_then = meta.query_table(_nearest(ds.id, "emb", [1, 0], k=1, as_of=between))
     assert at_then["path"].to_pylist() == ["p0000"] and at_then["distance"][0].as_py() == pytest.approx(0.0)
@@ -213,3 +221,12 @@ def test_bad_nearest_queries_fail_precisely(loaded, change, message):
         meta.query_table(query)
     assert message in raised.value.details()
     assert raised.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+def test_facets_refuse_a_nearest_query(meta):
+    ds = meta.datasource("vec_facets")
+    meta.upload(ds.id, pa.table({"path": _paths(2), "emb": vector_array([[1, 0], [0, 1]]), "n": [1, 2]}))
+    with pytest.raises(grpc.RpcError) as raised:
+        meta.stub.CountValues(pb.CountValuesRequest(query=_nearest(ds.id, "emb", [1, 0], k=1), field="n"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nearest-neighbour" in raised.value.details()
