@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from thresher import arrow_io, status, transport
+from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
                          scanner_service_pb2_grpc)
 
@@ -73,6 +74,7 @@ class Connection:
         self._pid = os.getpid()
         self._channels: dict[str, grpc.Channel] = {}
         self._flight: flight.FlightClient | None = None
+        self._location_clients = LocationClients(self._root_certificates if self.tls else None)
         self._metadata_stub: metadata_service_pb2_grpc.MetadataServiceStub | None = None
         self._scanner_stub: scanner_service_pb2_grpc.ScannerServiceStub | None = None
 
@@ -110,6 +112,7 @@ class Connection:
             channel.close()
         if client is not None:
             client.close()
+        self._location_clients.close()
 
     # -- gRPC -------------------------------------------------------------------------------------
 
@@ -200,10 +203,25 @@ class Connection:
                 pause = min(pause * 2, 0.5)
 
     def read_query(self, query: common_pb2.Query) -> pa.Table:
-        """Runs ``query`` through the flight service and reads the whole result."""
-        ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
-        return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
-                                 idempotent=True)
+        """Runs ``query`` through the flight service and reads the whole result.
+
+        A large result comes in partitions (one FlightInfo endpoint each), read in parallel and joined in
+        order; an ordered or limited query is never partitioned, so it is read at once, without asking.
+        """
+        if query.order_by or query.HasField("limit"):
+            raw = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+            ticket = flight.Ticket(raw)
+            return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
+                                     idempotent=True)
+        # Planned on the store's estimate: the partitions without running the query an extra time to count it.
+        command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+        descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+
+        def read() -> pa.Table:
+            info = self.flight.get_flight_info(descriptor, options=self._flight_options)
+            return read_endpoints(info, lambda: self.flight, self._location_clients, self._flight_options)
+
+        return self._flight_call(read, idempotent=True)
 
     def stream_query(self, query: common_pb2.Query, *, map_errors: bool = True) -> pa.RecordBatchReader:
         """Runs ``query`` through the flight service and returns its batches as they arrive.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import datetime as dt
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -383,6 +384,19 @@ class Datasource(ArrowExport):
         response = self.connection.upsert_table(self.id, table, path_name, **options)
         self._shared.stale = True
         return response
+
+    def import_annotations(self, format: str, path_or_uri: str | os.PathLike[str], field: str, match: Any = "auto",
+                           kind: str | None = None) -> Any:
+        """Reads annotations (``"coco"``, ``"yolo"``, ``"voc"``, ``"cvat"``, ``"labelstudio"``) into ``field``.
+
+        Images are matched to datapoints by ``match``: ``"auto"`` (same path, then without extension,
+        then by a path suffix, then by file name), ``"path"``, ``"stem"``, ``"name"`` or a function from
+        the image name to a datapoint path. ``kind`` picks what to read where a format holds several
+        (``"detections"`` or ``"polylines"``). Returns an ImportReport listing unmatched files.
+        """
+        from thresher import label_io
+
+        return label_io.import_annotations(self, format, path_or_uri, field, match, kind)
 
     def define_fields(self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
                       ) -> dict[str, FieldType]:

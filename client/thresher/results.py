@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from thresher import blob_cache, downloads, vectors
+from thresher import blob_cache, downloads, labels, vectors
 from thresher.errors import InvalidArgumentError
 from thresher.interchange import ArrowExport
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
@@ -130,6 +130,10 @@ class QueryResult(ArrowExport):
         """The result as Datapoint objects, built on first use."""
         source = self._source_uri
         rows = self._table.to_pylist()
+        for name, kind in self.fields.items():
+            if kind is not None and kind.is_annotation:
+                for row, value in zip(rows, self.labels(name)):
+                    row[name] = value
         return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource)
                 for row in rows]
 
@@ -142,6 +146,23 @@ class QueryResult(ArrowExport):
         """The result's field columns and their types."""
         return {f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema
                 if f.name not in RESERVED_NAMES}
+
+    def export_annotations(self, format: str, target: str | os.PathLike[str], field: str | None = None,
+                           copy_images: bool = False) -> list[str]:
+        """Writes annotation field ``field`` (the only one by default) as ``"coco"``, ``"yolo"``, ``"voc"``,
+        ``"cvat"`` or ``"labelstudio"`` at ``target``; pixel formats need the width and height fields.
+        ``copy_images`` also downloads the files into ``target/images``. Returns the files written."""
+        from thresher import label_io
+
+        return label_io.export_annotations(self, format, target, field, copy_images)
+
+    def labels(self, field: str) -> list[Any]:
+        """The values of annotation field ``field`` as ``thresher.labels`` objects (None: no value)."""
+        kind = self.fields.get(field)
+        if kind is None or not kind.is_annotation:
+            raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "
+                                       f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})")
+        return labels.from_arrow(kind.annotation_kind, self._table.column(field))
 
     @property
     def scan_state(self) -> str | None:

@@ -1,8 +1,9 @@
-"""The field type system of DESIGN §3, shared by the client and the services.
+"""The field type system (docs/design.md, "Data model"), shared by the client and the services.
 
-A field has one of seven types. Python and numpy/pandas scalars map to them by kind (a Python ``bool``
-is a bool, never an int); ``None``, NaN and NaT mean "no value". Arrow carries each field's type in
-the field metadata under ``thresher.type`` so that any Arrow reader of a query result knows it.
+A field has one of the types below: six scalar kinds, the annotation kinds, or vector. Python and
+numpy/pandas scalars map to them by kind (a Python ``bool`` is a bool, never an int); ``None``, NaN
+and NaT mean "no value". Arrow carries each field's type in the field metadata under
+``thresher.type`` so that any Arrow reader of a query result knows it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from thresher import labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.v1 import common_pb2
 from thresher.vectors import is_vector_type
@@ -40,6 +42,29 @@ class FieldType(str, enum.Enum):
     DATETIME = "datetime"
     BLOB = "blob"
     VECTOR = "vector"  # fixed dimension, float32/float16: see ``thresher.vectors``
+    # Annotation fields: the type is "annotation" and the kind follows the colon (see thresher.labels).
+    CLASSIFICATION = "annotation:classification"
+    DETECTIONS = "annotation:detections"
+    POLYLINES = "annotation:polylines"
+    KEYPOINTS = "annotation:keypoints"
+    SEGMENTATION = "annotation:segmentation"
+
+    @property
+    def is_annotation(self) -> bool:
+        return self.value.startswith("annotation:")
+
+    @property
+    def annotation_kind(self) -> str | None:
+        """The annotation kind (``"detections"``, ...), None for a scalar type."""
+        return self.value.partition(":")[2] or None
+
+    @classmethod
+    def annotation(cls, kind: str) -> "FieldType":
+        """The field type of an annotation kind."""
+        try:
+            return cls(f"annotation:{kind}")
+        except ValueError:
+            raise ValueError(f"unknown annotation kind {kind!r}; one of {', '.join(labels.KINDS)}") from None
 
     @property
     def proto(self) -> int:
@@ -65,6 +90,11 @@ _TO_PROTO = {
     FieldType.DATETIME: common_pb2.FIELD_TYPE_DATETIME,
     FieldType.BLOB: common_pb2.FIELD_TYPE_BLOB,
     FieldType.VECTOR: common_pb2.FIELD_TYPE_VECTOR,
+    FieldType.CLASSIFICATION: common_pb2.FIELD_TYPE_ANNOTATION_CLASSIFICATION,
+    FieldType.DETECTIONS: common_pb2.FIELD_TYPE_ANNOTATION_DETECTIONS,
+    FieldType.POLYLINES: common_pb2.FIELD_TYPE_ANNOTATION_POLYLINES,
+    FieldType.KEYPOINTS: common_pb2.FIELD_TYPE_ANNOTATION_KEYPOINTS,
+    FieldType.SEGMENTATION: common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION,
 }
 _FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
 
@@ -79,6 +109,7 @@ _ARROW_TYPES = {
     FieldType.BLOB: pa.string(),
     # Any dimension; results use the field's own FixedSizeList type (``thresher.vectors.VectorSpec``).
     FieldType.VECTOR: pa.list_(pa.float32()),
+    **{FieldType(f"annotation:{kind}"): arrow_type for kind, arrow_type in labels.ARROW_TYPES.items()},
 }
 
 
@@ -112,11 +143,13 @@ def infer_type(value: Any) -> FieldType | None:
         return FieldType.DATETIME
     if isinstance(value, bytes | bytearray | memoryview):
         return FieldType.BLOB
+    if labels.is_label(value):
+        return FieldType.annotation(value.kind)
     if _is_vector_value(value):
         return FieldType.VECTOR
     raise FieldTypeMismatchError(
         f"values of Python type {type(value).__name__} cannot be stored; "
-        "use int, float, bool, str, datetime, bytes or a 1-D array of numbers (a vector)")
+        "use int, float, bool, str, datetime, bytes, a thresher.labels value or a 1-D array of numbers (a vector)")
 
 
 def _is_vector_value(value: Any) -> bool:
@@ -174,6 +207,8 @@ def to_proto_value(value: Any) -> common_pb2.Value:
         if not np.isfinite(elements).all():
             raise InvalidArgumentError("a vector value holds NaN or infinite elements")
         message.vector_value.values.extend(elements.astype(np.float32).tolist())
+    elif kind.is_annotation:
+        message.annotation_value.CopyFrom(labels.to_proto(value, kind.proto))
     else:
         message.blob_value = bytes(value)
     return message
@@ -199,6 +234,15 @@ def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
         return FieldType.DATETIME, message.datetime_value.ToDatetime(tzinfo=UTC)
     if kind == "vector_value":
         return FieldType.VECTOR, list(message.vector_value.values)
+    if kind == "annotation_value":
+        try:
+            field_type = FieldType.from_proto(message.annotation_value.type)
+        except ValueError:
+            field_type = None
+        if field_type is None or not field_type.is_annotation:
+            raise InvalidArgumentError(f"an annotation value has type {message.annotation_value.type}, "
+                                       "not one of the annotation kinds")
+        return field_type, labels.plain_from_proto(field_type.annotation_kind, message.annotation_value)
     return _PROTO_KINDS[kind], getattr(message, kind)
 
 
@@ -220,6 +264,8 @@ def arrow_kind(data_type: pa.DataType) -> FieldType | None:
         return FieldType.STRING
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return FieldType.DATETIME
+    if (kind := labels.kind_of_arrow_type(data_type)) is not None:
+        return FieldType.annotation(kind)
     if (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
             or pa.types.is_fixed_size_binary(data_type) or _is_view("is_binary_view", data_type)):
         return FieldType.BLOB

@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import fieldcheck
+from thresher import fieldcheck, labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
 
 # Arrow types written per field type; a blob column carries the bytes, the service stores the digest.
-_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary()}
+_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary(),
+                                                                  FieldType.SEGMENTATION: labels.SEGMENTATION_WRITE_TYPE}
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
@@ -53,8 +54,17 @@ def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
         # Memory-mapped, zero-copy unless the dataset holds an indices mapping (after a shuffle or select).
         return data.with_format("arrow")[:]
     if hasattr(data, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(data)
+        return _reader_of_stream(data)
     raise TypeError(f"cannot upload a {type(data).__module__}.{type(data).__qualname__}: pass {ACCEPTED}")
+
+
+def _reader_of_stream(data: Any) -> pa.RecordBatchReader:
+    if hasattr(pa.RecordBatchReader, "from_stream"):  # pyarrow >= 15
+        return pa.RecordBatchReader.from_stream(data)
+    if hasattr(data, "to_arrow_reader"):  # a DuckDB relation, on an older pyarrow
+        return data.to_arrow_reader()
+    raise TypeError(f"uploading a {type(data).__module__}.{type(data).__qualname__} through the Arrow PyCapsule "
+                    f"interface needs pyarrow >= 15 (installed: {pa.__version__}); pass a pyarrow Table instead")
 
 
 def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | pa.RecordBatchReader:
@@ -68,6 +78,11 @@ def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | 
 
 
 def _from_pandas(data: Any) -> pa.Table:
+    label_columns = _label_columns(data)
+    if label_columns:
+        rest = _from_pandas(data.drop(columns=list(label_columns)))
+        columns = {name: label_columns[name] if name in label_columns else rest[name] for name in data.columns}
+        return pa.table(columns)
     try:
         return pa.Table.from_pandas(data, preserve_index=False)
     except _ARROW_ERRORS as error:
@@ -76,6 +91,20 @@ def _from_pandas(data: Any) -> pa.Table:
         raise InvalidArgumentError(f"the dataframe holds text that is not valid UTF-8: {error}") from None
     except ValueError as error:  # duplicate column names, for one
         raise InvalidArgumentError(str(error)) from None
+
+
+def _label_columns(frame: Any) -> dict[str, pa.Array]:
+    """The columns of a DataFrame that hold ``thresher.labels`` values, as Arrow arrays of their kind."""
+    found = {}
+    for name in getattr(frame, "columns", ()):
+        column = frame[name]
+        if getattr(column, "dtype", None) != object:
+            continue
+        values = [None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()]
+        first = next((v for v in values if v is not None), None)
+        if labels.is_label(first):
+            found[name] = labels.to_arrow(first.kind, values)
+    return found
 
 
 def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
@@ -196,6 +225,8 @@ def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None
         return None
     if given is FieldType.VECTOR and expected in (None, FieldType.VECTOR):
         return column  # the service checks dimensions and elements, naming the datapoint at fault
+    if given.is_annotation and expected in (None, given):
+        return column  # the service conforms and checks annotation columns, optional parts left out included
     if expected is None or expected == given or (expected is FieldType.FLOAT and given is FieldType.INT):
         return _cast(name, column, _WRITE_TYPES[expected or given])
     if expected is FieldType.INT and given is FieldType.FLOAT:
@@ -225,6 +256,6 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
 
 
 def _nan_to_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    # NaN means "no value" (DESIGN §3); pandas input already has it as null, Arrow input may not.
+    # NaN means "no value" (docs/design.md, "Missing values"); pandas input already has it as null, Arrow input may not.
     nan = pc.is_nan(column)
     return pc.if_else(nan, pa.scalar(None, column.type), column) if pc.any(nan).as_py() else column

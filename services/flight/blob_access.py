@@ -6,8 +6,9 @@ service serves the blob only when, asked with the caller's own token,
 
 1. the metadata service lets the caller read that datasource (its namespace rules apply, on every
    ticket: nothing is cached), and
-2. the datasource holds the hash as the value of a blob field, now or earlier in its history (a
-   time-travel read may show a blob that a later write replaced).
+2. the datasource holds the hash as the value of a blob field, or as the mask of a segmentation
+   field, now or earlier in its history (a time-travel read may show a blob that a later write
+   replaced).
 
 A blob shared by two namespaces is so readable by the readers of either, and by nobody else; every
 refusal is PERMISSION_DENIED and says the same whether or not the blob exists anywhere.
@@ -48,8 +49,13 @@ class BlobAccess:
         datasource = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=ticket.datasource_id),
                                               timeout=CALL_TIMEOUT, metadata=caller).datasource
         fields = [field.name for field in datasource.fields if field.type == common_pb2.FIELD_TYPE_BLOB]
-        if fields and (self._holds_now(datasource.id, fields, digest, caller)
-                       or self._held_before(datasource.id, fields, digest, caller)):
+        # A segmentation's mask is a blob too; no filter reaches inside it, so only the log is read
+        # (the log's rows include each datapoint's current values).
+        masks = [field.name for field in datasource.fields
+                 if field.type == common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION]
+        if fields and self._holds_now(datasource.id, fields, digest, caller):
+            return
+        if (fields or masks) and self._held_before(datasource.id, fields + masks, digest, caller):
             return
         raise status_error(grpc.StatusCode.PERMISSION_DENIED,
                            f"datasource {datasource.namespace}/{datasource.name} holds no blob {digest}: "
@@ -66,7 +72,8 @@ class BlobAccess:
         return response.total_rows > 0
 
     def _held_before(self, datasource_id: int, fields: list[str], digest: str, caller: Metadata) -> bool:
-        """Whether a logged write set a blob field to ``digest``: the log streams and is left at the first hit."""
+        """Whether a logged write set a blob field (or a segmentation's mask) to ``digest``: the log
+        streams and is left at the first hit."""
         call = self._stub.ListChanges(mpb.ListChangesRequest(datasource_id=datasource_id), timeout=CALL_TIMEOUT,
                                       metadata=caller)
         try:
@@ -89,6 +96,8 @@ class BlobAccess:
 
 
 def _contains(column: pa.Array, digest: str) -> bool:
+    if pa.types.is_struct(column.type) and column.type.get_field_index("mask") >= 0:  # a segmentation
+        column = pc.struct_field(column, "mask")
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return False
     return bool(pc.any(pc.equal(column, digest)).as_py())

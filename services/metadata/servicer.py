@@ -238,8 +238,11 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     @_rpc
     def DescribeQuery(self, request, context):
-        schema, total = self.store.describe(request.query)
-        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+        describe = self.store.estimate_with_ids if request.estimate else self.store.describe_with_ids
+        schema, total, ids = describe(request.query)
+        low, high = ids or (0, 0)
+        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total, min_datapoint_id=low,
+                                        max_datapoint_id=high)
 
     @_rpc
     def CountValues(self, request, context):

@@ -34,6 +34,23 @@ _OWN_HOSTS = ("0.0.0.0", "127.0.0.1", "localhost")
 _STANDIN_PORTS = {"postgres": 5432, "s3": 9000}
 
 
+def postgres_settings(command: list) -> dict[str, str]:
+    """The ``-c name=value`` (or ``-cname=value``) settings of a ``postgres`` command line, by name."""
+    settings, words = {}, [str(word) for word in command]
+    for index, word in enumerate(words):
+        if word == "-c" and index + 1 < len(words):
+            text = words[index + 1]
+        elif word.startswith("-c") and "=" in word:
+            text = word[2:]
+        else:
+            continue
+        key, equals, value = text.partition("=")
+        if not equals:
+            raise ComposeError(f"postgres setting {text!r} is not name=value")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 class ComposeError(RuntimeError):
     """compose.yaml cannot be run as processes; the message says which service and why."""
 
@@ -116,6 +133,8 @@ class ComposeProcesses:
             host, port, dns = match.group("host"), int(match.group("port")), match.group("dns")
             if host in _OWN_HOSTS and port in self.ports[service]:
                 return self.address(service, port)
+            if host in _OWN_HOSTS and port in self._host_ports():  # another service's port published on the host
+                return self.published(port)
             targets = [host] if host in self.services else self.aliases.get(host, [])
             if not targets:
                 return match.group(0)
@@ -123,6 +142,10 @@ class ComposeProcesses:
             return "ipv4:" + ",".join(addresses) if dns else addresses[0]
 
         return _ADDRESS.sub(replace, text)
+
+    def _host_ports(self) -> set[int]:
+        return {_container_port(mapping)[0] for service in self.services.values()
+                for mapping in service.get("ports", [])}
 
     def _volumes(self, service: str) -> dict[str, str]:
         """Container path → local folder, for the named volumes and bind mounts ``service`` mounts."""
@@ -181,7 +204,8 @@ class ComposeProcesses:
         environment = service.get("environment") or {}
         if name == "postgres":
             server = LocalPostgres(port=self.ports[name][5432], user=environment.get("POSTGRES_USER", "postgres"),
-                                   database=environment.get("POSTGRES_DB", "postgres"))
+                                   database=environment.get("POSTGRES_DB", "postgres"),
+                                   settings=postgres_settings(service.get("command") or []))
             self._standins.append(server.__enter__())
         elif name == "s3":
             try:

@@ -32,6 +32,7 @@ class ServiceStack:
     metadata_addresses: list[str] = field(init=False, default_factory=list)
     data_addresses: list[str] = field(init=False, default_factory=list)  # each replica's data port
     flight_addresses: list[str] = field(init=False, default_factory=list)
+    flight_servers: list[Any] = field(init=False, default_factory=list)
     scanner_address: str = field(init=False, default="")
     _running: list[Any] = field(init=False, default_factory=list)
 
@@ -59,6 +60,7 @@ class ServiceStack:
                 server, port = create_flight("127.0.0.1:0", metadata, advertise_host="127.0.0.1", security=self.security,
                                              metadata_data_address=data, home=self.home)
                 self._running.append(server)
+                self.flight_servers.append(server)
                 self.flight_addresses.append(f"127.0.0.1:{port}")
         except BaseException:
             self.stop()

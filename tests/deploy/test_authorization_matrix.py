@@ -100,13 +100,13 @@ def victim(stack, tmp_path_factory) -> Victim:
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     admin = _bearer(ADMIN)
     source = stub.GetDatasource(pb.GetDatasourceRequest(id=source_id), metadata=admin).datasource
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, datapoints=[
+    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, create_missing=True, datapoints=[
         pb.DatapointValues(path="a", values={"n": to_proto_value(1), "thumb": common_pb2.Value(blob_value=THUMB)})]),
         metadata=admin)
     dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=VICTIM, name="all", query=common_pb2.Query(
         datasource_id=source.id)), metadata=admin).dataset
     stub.RegisterBagDataset(pb.RegisterBagDatasetRequest(namespace=VICTIM, name="bag", uri="/data/bag"), metadata=admin)
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=attacker_id, datapoints=[
+    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=attacker_id, create_missing=True, datapoints=[
         pb.DatapointValues(path="a", values={"thumb": common_pb2.Value(blob_value=b"the attacker's own")})]),
         metadata=admin)
     channel.close()
@@ -292,14 +292,25 @@ def _aim(message, v: Victim) -> bool:
 
 
 def _minted(container_type, v: Victim) -> dict[str, bytes]:
-    """One message per kind of ``container_type``'s ``kind`` oneof, aimed at the victim, minted by hand."""
+    """One message per kind of ``container_type``'s ``kind`` oneof, aimed at the victim, minted by hand;
+    a query ticket also as one partition of a larger result (its ``id_range`` set, see ``_partition``)."""
     minted = {}
     for field in container_type.DESCRIPTOR.oneofs_by_name["kind"].fields:
         message = message_factory.GetMessageClass(field.message_type)()
         assert _aim(message, v), (f"{container_type.DESCRIPTOR.name}.{field.name} has no field this matrix knows how "
                                   "to aim at another namespace: teach _aim about it")
         minted[field.name] = container_type(**{field.name: message}).SerializeToString()
+        if container_type is flight_pb2.FlightTicket and field.name == "query":
+            minted["query partition"] = _partition(message)
     return minted
+
+
+def _partition(query_ticket: flight_pb2.QueryTicket) -> bytes:
+    """``query_ticket`` as the ticket of one partition (an endpoint of a partitioned flight): every id."""
+    parted = flight_pb2.QueryTicket()
+    parted.CopyFrom(query_ticket)
+    parted.id_range.start, parted.id_range.stop = 0, 2**62
+    return flight_pb2.FlightTicket(query=parted).SerializeToString()
 
 
 def _options(token: str | None) -> fl.FlightCallOptions:
@@ -510,6 +521,7 @@ def test_the_owners_own_tokens_do_read_what_the_matrix_refuses(stack, victim):
     for address in stack.flight_addresses:
         with fl.connect(f"grpc://{address}") as client:
             assert _read_all(client, tickets["query"], _options(READER)).num_rows == 1
+            assert _read_all(client, tickets["query partition"], _options(READER)).num_rows == 1
             blob = _read_all(client, tickets["blob"], _options(READER))
             assert b"".join(blob.column("data").to_pylist()) == THUMB
 
@@ -525,7 +537,8 @@ def _blob(client, digest: str, datasource_id: int, token: str) -> tuple[str, byt
 def _write(stack, datasource_id: int, values: dict) -> None:
     channel = open_channel(stack.metadata_address)
     metadata_service_pb2_grpc.MetadataServiceStub(channel).UpsertMetadata(pb.UpsertMetadataRequest(
-        datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)]), metadata=_bearer(ADMIN))
+        datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)], create_missing=True),
+        metadata=_bearer(ADMIN))
     channel.close()
 
 

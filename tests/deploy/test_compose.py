@@ -152,3 +152,19 @@ def test_blobs_files_and_an_exported_bag_dataset_through_each_flight_replica(dep
         assert sorted(row[PATH_KEY] for row in rows) == sorted(files)
         assert {row[PATH_KEY]: row["file"] for row in rows} == files
         remote.close()
+
+
+def test_postgres_runs_with_the_bulk_load_settings_compose_gives_it(deployment):
+    import adbc_driver_postgresql.dbapi as adbc_postgres
+
+    from .compose_processes import postgres_settings
+
+    running = deployment.running
+    settings = postgres_settings(load_compose(COMPOSE, VARIABLES)["services"]["postgres"]["command"])
+    assert {"max_wal_size", "checkpoint_timeout", "shared_buffers", "synchronous_commit"} <= set(settings)
+    assert settings["synchronous_commit"] == "on"  # an acknowledged upload stays durable
+    with adbc_postgres.connect(f"postgresql://thresher@{running.address('postgres', 5432)}/thresher") as connection:
+        with connection.cursor() as cursor:
+            for name, value in settings.items():
+                cursor.execute(f"SELECT current_setting('{name}')")
+                assert cursor.fetchone()[0] == value, name

@@ -105,7 +105,7 @@ def test_blobs_stream_by_hash_through_a_datasource_that_holds_them(flight, fligh
     digest = blobs.put(BIG)
     holder = create(metadata_stub, namespace, "blobs", "file:///nowhere")
     lost = hashlib.sha256(b"held, but gone from the store").hexdigest()
-    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, datapoints=[
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
         mpb.DatapointValues(path="a", values={"big": common_pb2.Value(blob_value=BIG)}),
         mpb.DatapointValues(path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")})]))
     data, metadata, batches = fetch(flight, blob_ticket(digest, holder))
@@ -132,3 +132,21 @@ def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, nam
             list(do_get(raw))
     assert caught.value.code() is grpc.StatusCode.UNKNOWN
     assert caught.value.details().startswith("NOT_FOUND: ") and "Traceback" not in caught.value.details()
+
+
+def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, flight_home, metadata_stub,
+                                                                         namespace):
+    from thresher import labels
+    from thresher.types import to_proto_value
+
+    mask = b"mask bytes of one segmentation"
+    digest = BlobStore(os.path.join(flight_home, "blobs")).put(mask)  # the flight service's own store
+    holder = create(metadata_stub, namespace, "masks", "file:///nowhere")
+    other = create(metadata_stub, namespace, "other", "file:///nowhere")
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
+        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(mask, ("bg", "road")))})]))
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=other, create_missing=True, datapoints=[
+        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(b"another", ("bg",)))})]))
+    assert fetch(flight, blob_ticket(digest, holder))[0] == mask
+    message = error_text(flight, blob_ticket(digest, other))
+    assert message.startswith("PERMISSION_DENIED: ") and "holds no blob" in message

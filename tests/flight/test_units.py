@@ -43,7 +43,7 @@ def test_malformed_tickets_name_the_problem(raw, message):
 
 
 def test_a_command_with_no_kind_lists_the_kinds():
-    with pytest.raises(TicketError, match=r"sets none of thresher.v1.FlightCommand's kinds \(query, upsert, bag_dataset\)"):
+    with pytest.raises(TicketError, match=r"sets none of thresher.v1.FlightCommand's kinds \(query, upsert, bag_dataset, estimated_query\)"):
         parse_command(b"\x50\x01")  # parses, but holds only an unknown field
 
 

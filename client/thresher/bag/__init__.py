@@ -1,6 +1,6 @@
 """Bag datasets: Thresher's implementation of the Granular format, readable both ways with ``granular``.
 
-See DESIGN §6 and §8, and ``FORMAT.md`` beside this file for what Thresher adds to the format (the
+See docs/design.md ("Bag datasets"), and ``FORMAT.md`` beside this file for what Thresher adds to the format (the
 ``.crc`` sidecar, key rules, ``int`` range, ``f64``, cloud paths). One module per idea: ``files``
 (ranged reads, the storage hook), ``cloud`` (``s3://`` and ``gs://`` through ``thresher.storage``),
 ``staging`` (writers write locally, then upload), ``tables`` (index tables), ``checksums`` (the

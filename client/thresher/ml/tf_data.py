@@ -18,7 +18,10 @@ from thresher.ml.items import ItemBuilder
 
 def spec_of(value: Any, variable: bool) -> Any:
     """The ``tf.TensorSpec`` (nested like ``value``) that fits ``value``; ``variable`` leaves every
-    dimension but the last unknown, as files of one kind differ in size (images, audio, video)."""
+    dimension but the last unknown, as files of one kind differ in size (images, audio, video).
+    Annotation targets (dicts of arrays) always have a variable number of objects."""
+    if isinstance(value, dict):
+        return {key: spec_of(v, True) for key, v in value.items()}
     if isinstance(value, tuple | list):
         return tuple(spec_of(v, variable) for v in value)
     array = np.asarray(value)
@@ -73,9 +76,14 @@ def tf_dataset(items: ItemBuilder, output_signature: Any = None, num_workers: in
 
 
 def collate(batch: list[Any]) -> Any:
-    """Items stacked column by column into arrays with a leading batch dimension."""
+    """Items stacked column by column into arrays with a leading batch dimension; annotation targets
+    (dicts of per-object arrays) become ragged tensors, one row per item."""
     if isinstance(batch[0], tuple | list):
         return tuple(collate([item[k] for item in batch]) for k in range(len(batch[0])))
+    if isinstance(batch[0], dict):
+        return {key: tf.RaggedTensor.from_row_lengths(np.concatenate([item[key] for item in batch]),
+                                                      [len(item[key]) for item in batch])
+                for key in batch[0]}
     return np.stack([np.asarray(item) for item in batch])
 
 

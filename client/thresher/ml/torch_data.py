@@ -55,6 +55,12 @@ class TorchDataset(torch.utils.data.Dataset):
             files.wait()
 
 
+def detection_collate(batch: list[Any]) -> tuple[Any, ...]:
+    """A batch as a tuple of per-column lists (images of different sizes, targets with different object
+    counts), which is what torchvision's detection models take: ``collate_fn=detection_collate``."""
+    return tuple(zip(*batch)) if isinstance(batch[0], tuple) else tuple(batch)
+
+
 def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` taking DataLoader's own arguments.
 
