@@ -319,9 +319,11 @@ class Datasource(ArrowExport):
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
 
-    def upload_vectors(self, field: str, paths: Any, vectors: Any, dtype: str | None = None) -> Any:
-        """Writes row i of the 2-D array ``vectors`` into vector field ``field`` of ``paths[i]``, atomically."""
-        return similarity.upload_vectors(self, field, paths, vectors, dtype)
+    def upload_vectors(self, field: str, paths: Any, vectors: Any, dtype: str | None = None,
+                       create_missing: bool = False) -> Any:
+        """Writes row i of the 2-D array ``vectors`` into vector field ``field`` of ``paths[i]``, atomically.
+        Paths that are not datapoints yet are refused (``UnknownPathsError``) unless ``create_missing=True``."""
+        return similarity.upload_vectors(self, field, paths, vectors, dtype, create_missing)
 
     def nearest(self, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
                 metric: str = "cosine", exact: bool = False) -> QueryResult:

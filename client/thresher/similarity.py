@@ -87,15 +87,18 @@ def create_vector_index(view: Any, field: str, metric: str = "cosine", connectiv
             "build_seconds": response.build_seconds}
 
 
-def upload_vectors(view: Any, field: str, paths: Any, vectors: Any, dtype: str | None = None) -> Any:
-    """Writes one vector per path (rows of a 2-D array) into ``field``, atomically, through Flight."""
+def upload_vectors(view: Any, field: str, paths: Any, vectors: Any, dtype: str | None = None,
+                   create_missing: bool = False) -> Any:
+    """Writes one vector per path (rows of a 2-D array) into ``field``, atomically, through Flight;
+    paths that are not datapoints are refused unless ``create_missing``."""
     from thresher.results import paths_of
 
     names = paths_of(paths)
     array = vector_array(vectors, dtype)
     if len(names) != len(array):
         raise InvalidArgumentError(f"{len(names)} paths but {len(array)} vectors")
-    return view.upload_metadata_from_dataframe(pa.table({"path": pa.array(names, pa.string()), field: array}))
+    return view.upload_metadata_from_dataframe(pa.table({"path": pa.array(names, pa.string()), field: array}),
+                                               create_missing=create_missing)
 
 
 @dataclasses.dataclass(frozen=True)

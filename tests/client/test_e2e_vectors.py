@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError, QueryError
+from thresher.errors import FieldTypeMismatchError, InvalidArgumentError, QueryError, UnknownPathsError
 from thresher.types import FieldType
 from thresher.vectors import distances, vector_array
 
@@ -34,6 +34,15 @@ def test_upload_from_a_2d_array_and_read_back_as_numpy(embedded):
     assert result.arrow.schema.field("emb").type == pa.list_(pa.float32(), 16)
     np.testing.assert_array_equal(result.vectors("emb"), vectors)
     np.testing.assert_array_equal(np.stack(result.dataframe["emb"]), vectors)
+
+
+def test_vectors_for_paths_the_datasource_lacks_are_refused_unless_created(ds):
+    with pytest.raises(UnknownPathsError, match="extra/new.png"):
+        ds.upload_vectors("emb", [PATHS[0], "extra/new.png"], np.ones((2, 3)))
+    assert "emb" not in ds.fields  # refused whole: not even the field was made
+    ds.upload_vectors("emb", [PATHS[0], "extra/new.png"], np.ones((2, 3)), create_missing=True)
+    result = ds[ds["emb"].is_not_null()].order_by("path").all()
+    assert result.dataframe["path"].tolist() == ["extra/new.png", PATHS[0]]
 
 
 def test_list_columns_arrow_and_metadata_context_write_vectors(ds):
