@@ -83,7 +83,9 @@ def coerce_vector_column(name: str, array: pa.Array | pa.ChunkedArray, existing:
         _reject(name, paths, valid, pa.array(~finite), dimension, "a NaN or infinite element (or one beyond float32)")
     full = np.zeros((len(array), dimension), dtype=np.float32)
     full[valid] = elements.reshape(-1, dimension)
-    values = pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), dimension, mask=pa.array(~valid))
+    # Built from buffers: FixedSizeListArray.from_arrays takes a null mask only from pyarrow 17.
+    values = pa.Array.from_buffers(pa.list_(pa.float32(), dimension), len(array), [pa.array(valid).buffers()[1]],
+                                   null_count=int(len(array) - valid.sum()), children=[pa.array(full.reshape(-1))])
     return CoercedColumn(name, FieldType.VECTOR, values, spec)
 
 
