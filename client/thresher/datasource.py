@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher import arrow_io, scan, upload
+from thresher import arrow_io, scan, similarity, upload
 from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
@@ -319,6 +319,43 @@ class Datasource(ArrowExport):
         if len(context):
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
+
+    def upload_vectors(self, field: str, paths: Any, vectors: Any, dtype: str | None = None,
+                       create_missing: bool = False) -> Any:
+        """Writes row i of the 2-D array ``vectors`` into vector field ``field`` of ``paths[i]``, atomically.
+        Paths that are not datapoints yet are refused (``UnknownPathsError``) unless ``create_missing=True``."""
+        return similarity.upload_vectors(self, field, paths, vectors, dtype, create_missing)
+
+    def nearest(self, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
+                metric: str = "cosine", exact: bool = False) -> QueryResult:
+        """The ``k`` datapoints of this view whose ``field`` vectors are nearest ``query`` (or the vector
+        of the datapoint at ``path``), nearest first, with a ``distance`` column.
+
+        ``metric``: "cosine" (1 − cosine similarity), "l2" (Euclidean) or "dot" (1 − inner product).
+        Only datapoints this view's filter keeps, as of its instant, are candidates. ``exact`` skips
+        any vector index.
+        """
+        return similarity.nearest(self, field, query, path=path, k=k, metric=metric, exact=exact)
+
+    def find_duplicates(self, field: str, threshold: float, metric: str = "cosine") -> similarity.Duplicates:
+        """Groups of this view's datapoints whose ``field`` vectors are within ``threshold`` of each other;
+        ``ds[~ds["path"].isin(d.duplicates)]`` keeps one of each group."""
+        return similarity.find_duplicates(self, field, threshold, metric)
+
+    def sample_diverse(self, field: str, n: int, metric: str = "l2", seed: int = 0) -> list[str]:
+        """``n`` paths of this view spread over their ``field`` vectors (farthest-point sampling);
+        ``ds[ds["path"].isin(paths)]`` is the sample as a view, which ``save_dataset`` keeps."""
+        return similarity.sample_diverse(self, field, n, metric, seed)
+
+    def create_vector_index(self, field: str, metric: str = "cosine", connectivity: int = 0,
+                            expansion_add: int = 0, expansion_search: int = 0,
+                            timeout: float | None = 3600.0) -> dict[str, Any]:
+        """Builds (or rebuilds) an approximate index over vector field ``field`` for ``nearest`` searches
+        with this ``metric``. Searches stay correct under any filter and see writes made after the build
+        (compared exactly until the next build). 0 takes the service's default for a parameter;
+        ``timeout`` bounds the build (seconds)."""
+        return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search,
+                                              timeout)
 
     def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
                                        create_missing: bool = False) -> Any:

@@ -61,7 +61,7 @@ class ExportPlan:
 
     def values(self) -> dict[str, list]:
         """Each chosen column's values, as msgpack takes them."""
-        return {name: _python_values(self.table.column(name)) for name in self.names}
+        return {name: _python_values(self.table.column(name), self.spec[self.keys[name]]) for name in self.names}
 
     def point(self, values: dict[str, list], i: int) -> dict[str, Any]:
         """Row ``i`` as a datapoint, without its file."""
@@ -79,7 +79,8 @@ def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardle
         raise KeyError(f"columns {missing} are not in this result (its columns: {table.column_names})")
     keys = {name: column_key(name) for name in names}
     formats = dict(formats or {})
-    spec = {PATH_KEY: "utf8", **{key: formats.get(key, "msgpack") for key in keys.values()}}
+    spec = {PATH_KEY: "utf8", **{keys[name]: formats.get(keys[name], _default_format(table.column(name)))
+                                 for name in names}}
     if files_too:
         spec[FILE_KEY] = formats.get(FILE_KEY, "bytes")
     if len(spec) != 2 + len(names) - (not files_too):
@@ -187,10 +188,28 @@ def write_manifest(target: str, manifest: dict[str, Any]) -> None:
         os.unlink(handle.name)
 
 
-def _python_values(column: Any) -> list:
-    """A column's values for msgpack: datetimes as ISO-8601 strings, everything else as Python has it."""
+def _default_format(column: Any) -> str:
+    """``array`` for a vector column where every row has a vector (numpy rows on read); ``msgpack`` otherwise."""
+    import pyarrow as pa
+
+    return "array" if pa.types.is_fixed_size_list(column.type) and column.null_count == 0 else "msgpack"
+
+
+def _python_values(column: Any, format: str = "msgpack") -> list:
+    """A column's values for its format: vectors as numpy rows for ``array``; for msgpack, datetimes as
+    ISO-8601 strings and everything else as Python has it."""
+    if format == "array" and _is_vector_column(column):
+        from thresher.vectors import to_numpy
+
+        return list(to_numpy(column))
     values = column.to_pylist()
     return [v.isoformat() if isinstance(v, (dt.datetime, dt.date)) else v for v in values]
+
+
+def _is_vector_column(column: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_fixed_size_list(column.type)
 
 
 def fetcher(datasource: Any, file_type: str | None, image_size: tuple[int, int] | None):

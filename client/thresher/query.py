@@ -396,6 +396,9 @@ class Column:
         self._check_not_annotation()
         if isinstance(value, Expression):
             raise QueryError(f"cannot compare {self!r} with a filter ({value!r}); {_PAREN_HELP}")
+        if self.type is FieldType.VECTOR:
+            raise QueryError(f"{self!r}: a vector field can only be tested with is_null()/is_not_null(); "
+                             "search it with ds.nearest()")
         given = fieldcheck.kind_of(self.name, value)
         if given is None:
             raise QueryError(f"comparing {self!r} with {value!r} matches nothing (a missing value satisfies "
@@ -468,6 +471,7 @@ class QuerySpec:
     order_by: tuple[Order, ...] = ()
     limit: int | None = None
     as_of: dt.datetime | None = None
+    nearest: common_pb2.Nearest | None = None  # a nearest-neighbour search (``thresher.similarity``)
 
     def and_filter(self, expression: Expression) -> QuerySpec:
         combined = expression if self.filter is None else self.filter & expression
@@ -483,6 +487,8 @@ class QuerySpec:
             query.limit = self.limit
         if self.as_of is not None:
             query.as_of.FromDatetime(self.as_of)
+        if self.nearest is not None:
+            query.nearest.CopyFrom(self.nearest)
         return query
 
     @classmethod
@@ -494,6 +500,7 @@ class QuerySpec:
             order_by=tuple(Order(o.field, o.descending) for o in query.order_by),
             limit=query.limit if query.HasField("limit") else None,
             as_of=query.as_of.ToDatetime(tzinfo=dt.timezone.utc) if query.HasField("as_of") else None,
+            nearest=query.nearest if query.HasField("nearest") else None,
         )
 
 

@@ -14,9 +14,10 @@ import pathlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
-from thresher import blob_cache, downloads, labels
+from thresher import blob_cache, downloads, labels, vectors
 from thresher.errors import InvalidArgumentError
 from thresher.interchange import ArrowExport
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
@@ -101,6 +102,10 @@ class QueryResult(ArrowExport):
     def arrow(self) -> pa.Table:
         """The result as an Arrow table; each field's type is in its Arrow field metadata."""
         return self._table
+
+    def vectors(self, field: str, dtype: Any = None) -> np.ndarray:
+        """The ``(n, d)`` numpy array of a vector field (rows without a value are NaN)."""
+        return vectors.to_numpy(self._table[field], dtype)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         return self._table.__arrow_c_stream__(requested_schema)

@@ -1,8 +1,9 @@
 """The field type system (docs/design.md, "Data model"), shared by the client and the services.
 
-A field has one of six types. Python and numpy/pandas scalars map to them by kind (a Python ``bool``
-is a bool, never an int); ``None``, NaN and NaT mean "no value". Arrow carries each field's type in
-the field metadata under ``thresher.type`` so that any Arrow reader of a query result knows it.
+A field has one of the types below: six scalar kinds, the annotation kinds, or vector. Python and
+numpy/pandas scalars map to them by kind (a Python ``bool`` is a bool, never an int); ``None``, NaN
+and NaT mean "no value". Arrow carries each field's type in the field metadata under
+``thresher.type`` so that any Arrow reader of a query result knows it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow as pa
 from thresher import labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.v1 import common_pb2
+from thresher.vectors import is_vector_type
 
 TYPE_METADATA_KEY = b"thresher.type"
 SCAN_STATE_METADATA_KEY = b"thresher.scan_state"
@@ -39,6 +41,7 @@ class FieldType(str, enum.Enum):
     STRING = "string"
     DATETIME = "datetime"
     BLOB = "blob"
+    VECTOR = "vector"  # fixed dimension, float32/float16: see ``thresher.vectors``
     # Annotation fields: the type is "annotation" and the kind follows the colon (see thresher.labels).
     CLASSIFICATION = "annotation:classification"
     DETECTIONS = "annotation:detections"
@@ -86,6 +89,7 @@ _TO_PROTO = {
     FieldType.STRING: common_pb2.FIELD_TYPE_STRING,
     FieldType.DATETIME: common_pb2.FIELD_TYPE_DATETIME,
     FieldType.BLOB: common_pb2.FIELD_TYPE_BLOB,
+    FieldType.VECTOR: common_pb2.FIELD_TYPE_VECTOR,
     FieldType.CLASSIFICATION: common_pb2.FIELD_TYPE_ANNOTATION_CLASSIFICATION,
     FieldType.DETECTIONS: common_pb2.FIELD_TYPE_ANNOTATION_DETECTIONS,
     FieldType.POLYLINES: common_pb2.FIELD_TYPE_ANNOTATION_POLYLINES,
@@ -103,6 +107,8 @@ _ARROW_TYPES = {
     FieldType.DATETIME: pa.timestamp("us", tz="UTC"),
     # A blob field holds the sha256 hex digest of bytes kept in the blob store.
     FieldType.BLOB: pa.string(),
+    # Any dimension; results use the field's own FixedSizeList type (``thresher.vectors.VectorSpec``).
+    FieldType.VECTOR: pa.list_(pa.float32()),
     **{FieldType(f"annotation:{kind}"): arrow_type for kind, arrow_type in labels.ARROW_TYPES.items()},
 }
 
@@ -139,9 +145,18 @@ def infer_type(value: Any) -> FieldType | None:
         return FieldType.BLOB
     if labels.is_label(value):
         return FieldType.annotation(value.kind)
+    if _is_vector_value(value):
+        return FieldType.VECTOR
     raise FieldTypeMismatchError(
         f"values of Python type {type(value).__name__} cannot be stored; "
-        "use int, float, bool, str, datetime, bytes or a thresher.labels value")
+        "use int, float, bool, str, datetime, bytes, a thresher.labels value or a 1-D array of numbers (a vector)")
+
+
+def _is_vector_value(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.dtype.kind in "fiu"
+    return (isinstance(value, list | tuple) and len(value) > 0
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in value))
 
 
 def to_utc_datetime(value: Any) -> _dt.datetime:
@@ -187,6 +202,11 @@ def to_proto_value(value: Any) -> common_pb2.Value:
         message.string_value = utf8_text(value, "a string value")
     elif kind is FieldType.DATETIME:
         message.datetime_value.FromDatetime(to_utc_datetime(value))
+    elif kind is FieldType.VECTOR:
+        elements = np.asarray(value, dtype=np.float64)
+        if not np.isfinite(elements).all():
+            raise InvalidArgumentError("a vector value holds NaN or infinite elements")
+        message.vector_value.values.extend(elements.astype(np.float32).tolist())
     elif kind.is_annotation:
         message.annotation_value.CopyFrom(labels.to_proto(value, kind.proto))
     else:
@@ -201,6 +221,7 @@ _PROTO_KINDS = {
     "string_value": FieldType.STRING,
     "datetime_value": FieldType.DATETIME,
     "blob_value": FieldType.BLOB,
+    "vector_value": FieldType.VECTOR,
 }
 
 
@@ -211,6 +232,8 @@ def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
         return None, None
     if kind == "datetime_value":
         return FieldType.DATETIME, message.datetime_value.ToDatetime(tzinfo=UTC)
+    if kind == "vector_value":
+        return FieldType.VECTOR, list(message.vector_value.values)
     if kind == "annotation_value":
         try:
             field_type = FieldType.from_proto(message.annotation_value.type)
@@ -229,6 +252,8 @@ def arrow_kind(data_type: pa.DataType) -> FieldType | None:
         return arrow_kind(data_type.value_type)
     if pa.types.is_null(data_type):
         return None
+    if is_vector_type(data_type):
+        return FieldType.VECTOR
     if pa.types.is_boolean(data_type):
         return FieldType.BOOL
     if pa.types.is_integer(data_type):

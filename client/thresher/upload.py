@@ -223,6 +223,8 @@ def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None
         raise FieldTypeMismatchError(f"column '{name}': {error}") from None
     if given is None or (column.null_count == len(column) and not keep_empty):
         return None
+    if given is FieldType.VECTOR and expected in (None, FieldType.VECTOR):
+        return column  # the service checks dimensions and elements, naming the datapoint at fault
     if given.is_annotation and expected in (None, given):
         return column  # the service conforms and checks annotation columns, optional parts left out included
     if expected is None or expected == given or (expected is FieldType.FLOAT and given is FieldType.INT):

@@ -37,9 +37,10 @@ def id_ranges(query: common_pb2.Query, total_rows: int, min_id: int, max_id: int
               rows_per_partition: int) -> list[flight_pb2.DatapointIdRange | None]:
     """The partitions of ``query``'s result (``total_rows`` rows, ids ``min_id``..``max_id``): id ranges
     of equal width, about ``rows_per_partition`` rows each where ids are evenly spread; ``[None]`` (one
-    endpoint, the whole result) when it is small, ordered or limited."""
+    endpoint, the whole result) when it is small, ordered or limited, or is a nearest-neighbour result
+    (the k nearest of the whole filter, ordered by distance)."""
     if (rows_per_partition <= 0 or total_rows <= rows_per_partition or query.order_by or query.HasField("limit")
-            or max_id < min_id):
+            or query.HasField("nearest") or max_id < min_id):
         return [None]
     span = max_id - min_id + 1
     count = min(math.ceil(total_rows / rows_per_partition), span)

@@ -59,6 +59,7 @@ class MetadataAuthorizer:
             "RegisterBagDataset": (WRITE, lambda r: r.namespace),
             "GetBagDataset": (READ, lambda r: r.namespace),
             "ListBagDatasets": (READ, lambda r: r.namespace),
+            "CreateVectorIndex": (WRITE, lambda r: by_datasource(r.datasource_id)),
         }
 
     def _datasource_namespace(self, datasource_id: int) -> str | None:

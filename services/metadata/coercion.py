@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from thresher.types import FieldType, arrow_kind, from_proto_value, validate_field_name
 from thresher.v1 import metadata_service_pb2
+from thresher.vectors import VectorSpec
 
 from . import annotations
 from .errors import InvalidArgument, TypeMismatch
@@ -28,6 +29,7 @@ class CoercedColumn:
     type: FieldType
     # Values in the field's storage type; for blob fields, the raw bytes still to be stored.
     values: pa.Array
+    vector: VectorSpec | None = None  # for vector fields: the dimension and element type
 
 
 def _describe_first_offender(array: pa.Array, mask: pa.Array) -> str:

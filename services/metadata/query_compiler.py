@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
+from thresher.vectors import VectorSpec
 
 from . import sql_literals
 from .annotations import measure_sql
@@ -45,12 +46,14 @@ class Column:
 
     sql: str
     type: FieldType
+    vector: VectorSpec | None = None
 
 
 @dataclass(frozen=True)
 class OutputColumn:
     name: str
     type: FieldType | None  # None for the datapoint's own columns (path, datapoint_id)
+    vector: VectorSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ class _Compiler:
             return f"({column.sql} IS NULL)"
         if op == common_pb2.COMPARISON_OPERATOR_IS_NOT_NULL:
             return f"({column.sql} IS NOT NULL)"
+        if column.type is FieldType.VECTOR:
+            raise InvalidArgument(f"field {comparison.field!r} is a vector: only is_null and is_not_null test it")
         if op == common_pb2.COMPARISON_OPERATOR_ISIN:
             if operand != "values":
                 raise InvalidArgument(f"isin on field {comparison.field!r} needs a list of values")
@@ -273,7 +278,7 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
         if name in names:
             raise InvalidArgument(f"column {name!r} is selected twice; give one an alias")
         names.add(name)
-        output.append(OutputColumn(name, column.type))
+        output.append(OutputColumn(name, column.type, column.vector))
         select_sql.append(column.sql)
 
     conditions = [row_filter] if row_filter else []

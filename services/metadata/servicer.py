@@ -15,7 +15,7 @@ from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 from thresher.services.auth import current_identity
 
-from . import convert
+from . import convert, nearest, vector_index
 from .coercion import table_from_proto_rows
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
 from .sql import SqlEngine, TableKind
@@ -181,6 +181,19 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
             wanted.append((field.name, kind, tuple(field.tags)))
         records = self.store.define_fields(_require_id(request.datasource_id, "datasource_id"), wanted)
         return pb.DefineFieldsResponse(fields=[convert.field_message(r) for r in records])
+
+    @_rpc
+    def CreateVectorIndex(self, request, context):
+        datasource_id = _require_id(request.datasource_id, "datasource_id")
+        metric = nearest.METRICS.get(request.metric)
+        if metric is None:
+            raise InvalidArgument(f"unknown distance metric {request.metric}")
+        pointer, seconds = vector_index.build(self.store, datasource_id, request.field, metric, request.connectivity,
+                                              request.expansion_add, request.expansion_search)
+        response = pb.CreateVectorIndexResponse(field=pointer.field, metric=request.metric or 1, size=pointer.size,
+                                                digest=pointer.digest, build_seconds=seconds)
+        response.built_at.FromDatetime(pointer.built_at)
+        return response
 
     @_rpc
     def UpsertMetadata(self, request, context):

@@ -86,6 +86,7 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "RegisterBagDataset": pb.RegisterBagDatasetRequest(namespace=NAMESPACE, name="bag", uri="/data/bag"),
         "GetBagDataset": pb.GetBagDatasetRequest(namespace=NAMESPACE, name="bag"),
         "ListBagDatasets": pb.ListBagDatasetsRequest(namespace=NAMESPACE),
+        "CreateVectorIndex": pb.CreateVectorIndexRequest(datasource_id=datasource_id, field="emb"),
     }
 
 

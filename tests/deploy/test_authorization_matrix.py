@@ -141,8 +141,8 @@ def _snapshot(stack, victim: Victim) -> dict:
 # -- gRPC -----------------------------------------------------------------------------------------------
 
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset", "ListDatasets",
-         "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
+         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset",
+         "ListDatasets", "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
 # Answered to a stranger, without the victim: listings filter, SQL does not see the namespace.
 LISTED = {"ListNamespaces"}
 SQL = {"ExecuteSql", "DescribeSql"}
@@ -188,6 +188,8 @@ def _metadata_requests(v: Victim) -> dict:
         "RegisterBagDataset": pb.RegisterBagDatasetRequest(namespace=VICTIM, name="bag", uri="/elsewhere"),
         "GetBagDataset": pb.GetBagDatasetRequest(namespace=VICTIM, name="bag"),
         "ListBagDatasets": pb.ListBagDatasetsRequest(namespace=VICTIM),
+        "CountValues": pb.CountValuesRequest(query=query, field="n"),
+        "CreateVectorIndex": pb.CreateVectorIndexRequest(datasource_id=v.datasource_id, field="emb"),
     }
 
 
@@ -266,7 +268,8 @@ def test_every_grpc_method_refuses_callers_without_access(stack, victim, capsys)
 # -- Flight -----------------------------------------------------------------------------------------------
 
 # Message types that name no data of their own (and a filter tree nests without end).
-_NOT_AIMED = {"thresher.v1.Filter", "thresher.v1.SelectItem", "thresher.v1.OrderBy", "google.protobuf.Timestamp"}
+_NOT_AIMED = {"thresher.v1.Filter", "thresher.v1.SelectItem", "thresher.v1.OrderBy", "thresher.v1.Nearest",
+              "google.protobuf.Timestamp"}
 
 
 def _aim(message, v: Victim) -> bool:

@@ -87,3 +87,17 @@ def test_register_export(image_source, local_services, namespace, tmp_path):
     assert [r.uri for r in thresher.datasets.list_exports(namespace, connection=conn)] == [str(tmp_path / "elsewhere")]
     with pytest.raises(NotFoundError):
         thresher.datasets.get_export(namespace, "missing", connection=conn)
+
+
+def test_vector_fields_export_as_numpy_arrays(image_source, tmp_path):
+    import numpy as np
+
+    ds, _ = image_source(4)
+    vectors = np.arange(4 * 3, dtype=np.float32).reshape(4, 3)
+    ds.upload_vectors("emb", [f"img/{i:02}.png" for i in range(4)], vectors)
+    ds.order_by("path").all().export(tmp_path / "vec", columns=["emb"], files_too=False, progress=False)
+    with ShardedDatasetReader(tmp_path / "vec", decoders) as reader:
+        assert reader.spec["emb"] == "array"
+        got = np.stack([reader[i]["emb"] for i in range(4)])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, vectors)

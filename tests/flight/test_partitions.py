@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
@@ -17,6 +18,7 @@ from thresher.connection import Connection
 from thresher.services.flight import partitions
 from thresher.types import to_proto_value
 from thresher.v1 import common_pb2, flight_pb2
+from thresher.vectors import vector_array
 
 from .conftest import command, query_ticket
 
@@ -162,3 +164,24 @@ def test_store_results_come_in_batches_of_bounded_size(metadata_server, source):
     schema, batches = store.query(common_pb2.Query(datasource_id=source), max_batch_rows=ROWS_PER_PARTITION)
     sizes = [batch.num_rows for batch in batches]
     assert sum(sizes) == ROWS and max(sizes) <= ROWS_PER_PARTITION
+
+
+@pytest.mark.parametrize("estimated", [False, True], ids=["counted", "estimated"])
+def test_a_nearest_result_is_one_endpoint_whatever_its_size(replicas, data, estimated):
+    """The k nearest of the whole filter, ordered by distance: split by id it would be neither."""
+    _, first, _ = replicas
+    table = pa.table({"path": [f"p{i:03d}" for i in range(ROWS)],
+                      "emb": vector_array(np.stack([np.arange(ROWS), np.zeros(ROWS)], axis=1))})
+    query = common_pb2.Query(datasource_id=data.datasource("parts_nearest", table))
+    query.nearest.field, query.nearest.k = "emb", 3 * ROWS_PER_PARTITION
+    query.nearest.metric = common_pb2.DISTANCE_METRIC_L2
+    query.nearest.vector.values.extend([0.0, 0.0])
+    assert partitions.id_ranges(query, 10 * ROWS, 1, ROWS, ROWS_PER_PARTITION) == [None]
+    with fl.connect(f"grpc://127.0.0.1:{first.port}") as client:
+        info = client.get_flight_info(command(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+                                      if estimated else command(query=query))
+    assert len(info.endpoints) == 1 and info.total_records == (-1 if estimated else 3 * ROWS_PER_PARTITION)
+    assert not flight_pb2.FlightTicket.FromString(info.endpoints[0].ticket.ticket).query.HasField("id_range")
+    result = _read(first, info.endpoints[0].ticket)
+    assert result["path"].to_pylist() == [f"p{i:03d}" for i in range(3 * ROWS_PER_PARTITION)]
+    assert result["distance"].to_pylist() == [float(i) for i in range(3 * ROWS_PER_PARTITION)]

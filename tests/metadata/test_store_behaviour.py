@@ -225,3 +225,21 @@ def test_history_keeps_exactly_the_fields_each_update_set(engine):
     assert [(h["operation"], h["x"], h["y"], h["cleared"]) for h in history] == [
         ("set", 1, 1, []), ("set", 2, None, []), ("set", 3, 3, []), ("delete_metadata", None, None, ["x"])]
     assert [h["y"] for h in store.history(source.id, "a", "y").to_pylist()] == [1, 3]
+
+
+def test_last_write_id_moves_with_each_write_and_only_then(engine):
+    store, clock = engine
+    source = _datasource(store)
+    assert store.last_write_id(source.id) == -1
+    seen = [store.last_write_id(source.id)]
+    for write in (lambda: _write(store, source, path=["a", "b"], n=[1, 2]),
+                  lambda: store.delete_metadata(source.id, ["a"], ["n"], "tester"),
+                  lambda: store.delete_datapoints(source.id, ["b"], "tester")):
+        clock.now += dt.timedelta(seconds=1)
+        write()
+        seen.append(store.last_write_id(source.id))
+        store.query(common_pb2.Query(datasource_id=source.id))  # reads leave it alone
+        assert store.last_write_id(source.id) == seen[-1]
+    assert seen == sorted(set(seen)), "every write gives a larger id"
+    other = _datasource(store)
+    assert store.last_write_id(other.id) == -1  # another datasource's writes do not count

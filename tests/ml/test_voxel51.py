@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import pathlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -57,3 +58,14 @@ def test_visualize_launches_the_app_and_returns_its_session(fo, local_images):
     finally:
         session.close()
         session.dataset.delete()
+
+
+def test_vector_fields_become_vector_fields(fo, local_images):
+    paths = local_images.order_by("path").all().paths
+    vectors = np.arange(IMAGES * 4, dtype=np.float32).reshape(IMAGES, 4)
+    local_images.upload_vectors("emb", paths, vectors)
+    dataset = local_images.order_by("path").all().to_voxel51_dataset(progress=False)
+    assert isinstance(dataset.get_field_schema()["emb"], fo.VectorField)
+    sample = dataset.match(fo.ViewField("thresher_path") == paths[2]).first()
+    np.testing.assert_array_equal(sample.emb, vectors[2])
+    dataset.delete()

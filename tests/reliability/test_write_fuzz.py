@@ -201,7 +201,12 @@ SCALARS = [
     (st.booleans().map(np.bool_), lambda v: bool(v)),
     (st.datetimes(dt.datetime(1800, 1, 1), dt.datetime(2200, 1, 1), timezones=st.just(UTC)), lambda v: v),
     (st.just(dt.timedelta(seconds=3)), lambda v: InvalidArgumentError),
-    (st.just([1, 2]) | st.just({"a": 1}), lambda v: InvalidArgumentError),
+    (st.just({"a": 1}), lambda v: InvalidArgumentError),
+    # A list or 1-D array of numbers is a vector (float32 elements); NaN or infinity in one is refused.
+    (st.just([1, 2]), lambda v: [1.0, 2.0]),
+    (st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=8).map(lambda v: np.array(v, np.float32)),
+     lambda v: v.tolist()),
+    (st.just(np.array([1.0, np.nan])) | st.just([1.0, float("inf")]), lambda v: InvalidArgumentError),
 ]
 
 

@@ -26,7 +26,8 @@ from thresher.ml.files import BLOB, DATAPOINT, FileStore, Key
 from thresher.types import PATH_COLUMN, FieldType
 
 TensorizerSpec = str | Callable[..., Any] | Sequence[str | Callable[..., Any]]
-_METADATA_KINDS = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATETIME, FieldType.STRING}
+_METADATA_KINDS = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATETIME, FieldType.STRING,
+                   FieldType.VECTOR}
 
 
 class MissingValueError(InvalidArgumentError):

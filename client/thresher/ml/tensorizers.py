@@ -86,7 +86,8 @@ def raw_bytes(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 # Metadata field type -> the dtype ``numeric`` gives it (see the module docstring for float32).
-NUMERIC_DTYPES = {"int": np.int64, "float": np.float32, "bool": np.bool_, "datetime": np.int64}
+NUMERIC_DTYPES = {"int": np.int64, "float": np.float32, "bool": np.bool_, "datetime": np.int64,
+                  "vector": np.float32}  # a vector becomes a 1-D float32 array
 
 
 def numeric(value: Any, kind: str = "float") -> np.ndarray:

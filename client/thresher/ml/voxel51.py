@@ -13,6 +13,8 @@ import glob
 import os
 from typing import Any
 
+import numpy as np
+
 from thresher import blob_cache
 from thresher.ml import voxel51_labels
 from thresher.ml.files import DATAPOINT, FileStore
@@ -58,7 +60,8 @@ def sample_field_name(field: str) -> str:
 def field_classes(fo: Any) -> dict[FieldType, Any]:
     """Thresher field type -> FiftyOne field class (blobs are local file paths, so strings)."""
     return {FieldType.INT: fo.IntField, FieldType.FLOAT: fo.FloatField, FieldType.BOOL: fo.BooleanField,
-            FieldType.STRING: fo.StringField, FieldType.DATETIME: fo.DateTimeField, FieldType.BLOB: fo.StringField}
+            FieldType.STRING: fo.StringField, FieldType.DATETIME: fo.DateTimeField, FieldType.BLOB: fo.StringField,
+            FieldType.VECTOR: fo.VectorField}
 
 
 def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *, persistent: bool = False,
@@ -106,6 +109,8 @@ def _sample_value(kind: FieldType, value: Any, cached: dict[str, Any]) -> Any:
         return None
     if kind is FieldType.BLOB:
         return str(cached[value])
+    if kind is FieldType.VECTOR:
+        return np.asarray(value, dtype=np.float32)
     if kind is FieldType.DATETIME and value.tzinfo is not None:
         # FiftyOne stores naive datetimes as UTC; converting here keeps the instant exact.
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None)

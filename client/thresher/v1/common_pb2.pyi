@@ -21,6 +21,7 @@ class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FIELD_TYPE_ANNOTATION_POLYLINES: _ClassVar[FieldType]
     FIELD_TYPE_ANNOTATION_KEYPOINTS: _ClassVar[FieldType]
     FIELD_TYPE_ANNOTATION_SEGMENTATION: _ClassVar[FieldType]
+    FIELD_TYPE_VECTOR: _ClassVar[FieldType]
 
 class ScanState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +53,13 @@ class ObjectMeasureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OBJECT_MEASURE_KIND_COUNT: _ClassVar[ObjectMeasureKind]
     OBJECT_MEASURE_KIND_MAX_CONFIDENCE: _ClassVar[ObjectMeasureKind]
     OBJECT_MEASURE_KIND_MIN_CONFIDENCE: _ClassVar[ObjectMeasureKind]
+
+class DistanceMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISTANCE_METRIC_UNSPECIFIED: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_COSINE: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_L2: _ClassVar[DistanceMetric]
+    DISTANCE_METRIC_DOT: _ClassVar[DistanceMetric]
 FIELD_TYPE_UNSPECIFIED: FieldType
 FIELD_TYPE_INT: FieldType
 FIELD_TYPE_FLOAT: FieldType
@@ -64,6 +72,7 @@ FIELD_TYPE_ANNOTATION_DETECTIONS: FieldType
 FIELD_TYPE_ANNOTATION_POLYLINES: FieldType
 FIELD_TYPE_ANNOTATION_KEYPOINTS: FieldType
 FIELD_TYPE_ANNOTATION_SEGMENTATION: FieldType
+FIELD_TYPE_VECTOR: FieldType
 SCAN_STATE_UNSPECIFIED: ScanState
 SCAN_STATE_PENDING: ScanState
 SCAN_STATE_SCANNING: ScanState
@@ -86,9 +95,13 @@ OBJECT_MEASURE_KIND_UNSPECIFIED: ObjectMeasureKind
 OBJECT_MEASURE_KIND_COUNT: ObjectMeasureKind
 OBJECT_MEASURE_KIND_MAX_CONFIDENCE: ObjectMeasureKind
 OBJECT_MEASURE_KIND_MIN_CONFIDENCE: ObjectMeasureKind
+DISTANCE_METRIC_UNSPECIFIED: DistanceMetric
+DISTANCE_METRIC_COSINE: DistanceMetric
+DISTANCE_METRIC_L2: DistanceMetric
+DISTANCE_METRIC_DOT: DistanceMetric
 
 class Value(_message.Message):
-    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value", "annotation_value")
+    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value", "annotation_value", "vector_value")
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
     FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +109,7 @@ class Value(_message.Message):
     DATETIME_VALUE_FIELD_NUMBER: _ClassVar[int]
     BLOB_VALUE_FIELD_NUMBER: _ClassVar[int]
     ANNOTATION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_VALUE_FIELD_NUMBER: _ClassVar[int]
     int_value: int
     float_value: float
     bool_value: bool
@@ -103,7 +117,14 @@ class Value(_message.Message):
     datetime_value: _timestamp_pb2.Timestamp
     blob_value: bytes
     annotation_value: Annotation
-    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: bool = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ..., annotation_value: _Optional[_Union[Annotation, _Mapping]] = ...) -> None: ...
+    vector_value: FloatVector
+    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: bool = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ..., annotation_value: _Optional[_Union[Annotation, _Mapping]] = ..., vector_value: _Optional[_Union[FloatVector, _Mapping]] = ...) -> None: ...
+
+class FloatVector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class LabelObject(_message.Message):
     __slots__ = ("label", "confidence", "box", "points", "closed", "filled", "instance_id", "attributes")
@@ -270,20 +291,38 @@ class OrderBy(_message.Message):
     def __init__(self, field: _Optional[str] = ..., descending: bool = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("datasource_id", "filter", "select", "order_by", "limit", "as_of")
+    __slots__ = ("datasource_id", "filter", "select", "order_by", "limit", "as_of", "nearest")
     DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
     ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
     datasource_id: int
     filter: Filter
     select: _containers.RepeatedCompositeFieldContainer[SelectItem]
     order_by: _containers.RepeatedCompositeFieldContainer[OrderBy]
     limit: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    nearest: Nearest
+    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., nearest: _Optional[_Union[Nearest, _Mapping]] = ...) -> None: ...
+
+class Nearest(_message.Message):
+    __slots__ = ("field", "vector", "path", "k", "metric", "exact")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    vector: FloatVector
+    path: str
+    k: int
+    metric: DistanceMetric
+    exact: bool
+    def __init__(self, field: _Optional[str] = ..., vector: _Optional[_Union[FloatVector, _Mapping]] = ..., path: _Optional[str] = ..., k: _Optional[int] = ..., metric: _Optional[_Union[DistanceMetric, str]] = ..., exact: bool = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("id", "namespace", "name", "datasource_id", "query", "created_at")

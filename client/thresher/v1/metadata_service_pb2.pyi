@@ -579,3 +579,35 @@ class ListBagDatasetsResponse(_message.Message):
     bag_datasets: _containers.RepeatedCompositeFieldContainer[BagDataset]
     next_page_token: str
     def __init__(self, bag_datasets: _Optional[_Iterable[_Union[BagDataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateVectorIndexRequest(_message.Message):
+    __slots__ = ("datasource_id", "field", "metric", "connectivity", "expansion_add", "expansion_search")
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIVITY_FIELD_NUMBER: _ClassVar[int]
+    EXPANSION_ADD_FIELD_NUMBER: _ClassVar[int]
+    EXPANSION_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    datasource_id: int
+    field: str
+    metric: _common_pb2.DistanceMetric
+    connectivity: int
+    expansion_add: int
+    expansion_search: int
+    def __init__(self, datasource_id: _Optional[int] = ..., field: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.DistanceMetric, str]] = ..., connectivity: _Optional[int] = ..., expansion_add: _Optional[int] = ..., expansion_search: _Optional[int] = ...) -> None: ...
+
+class CreateVectorIndexResponse(_message.Message):
+    __slots__ = ("field", "metric", "size", "built_at", "digest", "build_seconds")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BUILT_AT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BUILD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    metric: _common_pb2.DistanceMetric
+    size: int
+    built_at: _timestamp_pb2.Timestamp
+    digest: str
+    build_seconds: float
+    def __init__(self, field: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.DistanceMetric, str]] = ..., size: _Optional[int] = ..., built_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., digest: _Optional[str] = ..., build_seconds: _Optional[float] = ...) -> None: ...

@@ -195,6 +195,11 @@ class MetadataServiceStub(object):
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.FromString,
                 _registered_method=True)
+        self.CreateVectorIndex = channel.unary_unary(
+                '/thresher.v1.MetadataService/CreateVectorIndex',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer(object):
@@ -398,6 +403,14 @@ class MetadataServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateVectorIndex(self, request, context):
+        """Vector indexes: an approximate nearest-neighbour index over a vector field, which nearest
+        queries use when it fits (same metric, current state, no exact request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -555,6 +568,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ListBagDatasets,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.SerializeToString,
+            ),
+            'CreateVectorIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVectorIndex,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1394,6 +1412,33 @@ class MetadataService(object):
             '/thresher.v1.MetadataService/ListBagDatasets',
             thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.ListBagDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateVectorIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/CreateVectorIndex',
+            thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.CreateVectorIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -115,6 +115,10 @@ class Store(abc.ABC):
     def changes(self, datasource_id: int, since: dt.datetime | None, until: dt.datetime | None) -> pa.Table:
         """Every logged write of the datasource between two instants (inclusive), oldest first."""
 
+    @abc.abstractmethod
+    def last_write_id(self, datasource_id: int) -> int:
+        """The id of the datasource's latest committed write (-1: none); cheap, for cache checks."""
+
     # Datasets
     @abc.abstractmethod
     def save_dataset(self, namespace: str, name: str, datasource_id: int, query: bytes) -> DatasetRecord: ...

@@ -10,6 +10,7 @@ import pyarrow as pa
 from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from .. import vectors
 from ..annotations import AnnotationError, from_json_text, is_json_for
 from ..coercion import CoercedColumn, coerce_column, coerce_paths
 from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
@@ -40,10 +41,13 @@ def coerce_write(table: pa.Table, path_column: str,
         if name == path_column:
             continue
         existing = known.get(name)
-        try:
-            column = coerce_column(name, table[name], existing.type if existing else None)
-        except AnnotationError as error:
-            raise error.at_path(paths[error.row].as_py()) from None
+        if vectors.is_vector_write(table[name], existing):
+            column = vectors.coerce_vector_column(name, table[name], existing, paths)
+        else:
+            try:
+                column = coerce_column(name, table[name], existing.type if existing else None)
+            except AnnotationError as error:
+                raise error.at_path(paths[error.row].as_py()) from None
         if column is not None:
             columns.append(column)
     return paths, columns
@@ -58,7 +62,7 @@ def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
-        arrow_fields.append(pa.field(column.name, column.type.arrow_type,
+        arrow_fields.append(pa.field(column.name, vectors.arrow_type(column.type, column.vector),
                                      metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
     return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
                                              DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
@@ -112,7 +116,7 @@ def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
             raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
         field, name = known[item.field], f"h{i}"
         joined.append((name, field, at))
-        columns[f"\x00{name}"] = Column(name, field.type)
+        columns[f"\x00{name}"] = Column(name, field.type, field.vector)
         item.alias = item.alias or item.field
         item.field = f"\x00{name}"
         item.ClearField("as_of")

@@ -9,6 +9,7 @@ bound or rendered as literals (PostgreSQL, whose driver reads results through CO
 is bound), and the store's own values in a query's relation (write ids) are always int literals.
 
 Adding a field type to the store is one change here: its row in ``FIELD_STORAGE``.
+Vector fields are the one type whose column has a parameter (its dimension, fixed by the first write).
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from typing import TypeVar
 import pyarrow as pa
 
 from thresher.types import FieldType
+from thresher.vectors import VectorSpec
 
 from ..annotations import DUCKDB_TYPES
+from ..errors import InvalidArgument
 from ..query_compiler import Dialect as QueryDialect
+from ..vectors import FieldKind
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class FieldStorage:
-    """How one field type is kept: its column type in each engine and its Arrow type on the way in."""
+    """How one field type is kept: its column type in each engine (``{dimension}`` for a vector's) and
+    its Arrow type on the way in."""
 
     duckdb: str
     postgres: str
@@ -49,6 +54,9 @@ FIELD_STORAGE: dict[FieldType, FieldStorage] = {
     # Annotations: DuckDB's native nested types; PostgreSQL's JSONB (a column of that type is staged
     # as JSON text, see ``EngineDialect.storage_array``). Segmentation masks are stored by digest.
     **{kind: FieldStorage(sql, "JSONB", lambda kind=kind: kind.arrow_type) for kind, sql in DUCKDB_TYPES.items()},
+    # 32-bit elements in both engines (neither has a half float; float16 fields are narrowed on the way
+    # out). PostgreSQL's real[] rather than bytea: ADBC carries arrays natively both ways.
+    FieldType.VECTOR: FieldStorage("FLOAT[{dimension}]", "REAL[]", lambda: pa.list_(pa.float32())),
 }
 
 
@@ -107,7 +115,12 @@ class EngineDialect(abc.ABC):
     current_table_key: str
     float_type: str
 
-    def column_type(self, kind: FieldType) -> str:
+    def column_type(self, kind: FieldKind) -> str:
+        if isinstance(kind, VectorSpec):
+            return getattr(FIELD_STORAGE[FieldType.VECTOR], self.name).format(dimension=kind.dimension)
+        if kind is FieldType.VECTOR:
+            raise InvalidArgument("a vector field is created by its first write, which fixes its dimension; "
+                                  "it cannot be declared without values")
         return getattr(FIELD_STORAGE[kind], self.name)
 
     def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
@@ -157,6 +170,7 @@ class EngineDialect(abc.ABC):
     def empty_text_list(self) -> str: ...
 
     @abc.abstractmethod
-    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
+    def last_by(self, value_sql: str, order_sql: str, condition: str, is_array: bool = False) -> str:
         """An aggregate: ``value_sql`` of the row with the largest ``order_sql`` among rows meeting
-        ``condition`` (NULL when none does), keeping a NULL value as the answer."""
+        ``condition`` (NULL when none does), keeping a NULL value as the answer. ``is_array``: the value
+        is an array (a vector field's)."""

@@ -113,6 +113,6 @@ class DuckDBDialect(EngineDialect):
     def empty_text_list(self) -> str:
         return "[]::VARCHAR[]"
 
-    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
+    def last_by(self, value_sql: str, order_sql: str, condition: str, is_array: bool = False) -> str:
         # Wrapped in a struct so that a NULL value still wins (arg_max skips NULL arguments).
         return f"(arg_max({{'v': {value_sql}}}, {order_sql}) FILTER (WHERE {condition})).v"

@@ -141,5 +141,12 @@ class PostgresDialect(EngineDialect):
     def empty_text_list(self) -> str:
         return "'{}'::text[]"
 
-    def last_by(self, value_sql: str, order_sql: str, condition: str) -> str:
-        return f"(array_agg({value_sql} ORDER BY {order_sql} DESC) FILTER (WHERE {condition}))[1]"
+    def last_by(self, value_sql: str, order_sql: str, condition: str, is_array: bool = False) -> str:
+        if not is_array:
+            return f"(array_agg({value_sql} ORDER BY {order_sql} DESC) FILTER (WHERE {condition}))[1]"
+        # array_agg of arrays builds a 2-D array (and fails on NULLs or other lengths), so the arrays
+        # travel as jsonb and are rebuilt; exact, as PostgreSQL prints a real with the digits that read
+        # back to the same float.
+        picked = f"(array_agg(to_jsonb({value_sql}) ORDER BY {order_sql} DESC) FILTER (WHERE {condition}))[1]"
+        return (f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
+                "WITH ORDINALITY AS elements(e, n))")

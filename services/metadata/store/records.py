@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from thresher.scan import ScanStatus
 from thresher.types import FieldType
+from thresher.vectors import VectorSpec
 
 SCAN_STATES = ("pending", "scanning", "ready", "failed")
 
@@ -26,6 +27,7 @@ class FieldRecord:
     created_at: dt.datetime
     # The store's column for this field; never shown to users.
     column: str
+    vector: VectorSpec | None = None  # a vector field's dimension and element type
 
 
 @dataclass

@@ -43,7 +43,7 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from .. import facets
+from .. import facets, nearest, vectors
 from ..annotations import stored_values
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
@@ -213,7 +213,7 @@ class SqlStore(Store):
             sql += " AND created_at <= $2"
             params.append(at)
         rows = session.rows(sql + " ORDER BY field_id", params)
-        return [FieldRecord(name, FieldType(kind), tuple(tags), created, f"f{number}")
+        return [vectors.field_record(name, kind, tuple(tags), created, f"f{number}")
                 for name, kind, tags, created, number in rows]
 
     def _locked_fields(self, session: Session, datasource_id: int) -> dict[str, FieldRecord]:
@@ -278,9 +278,10 @@ class SqlStore(Store):
         return self._write(datasource_id, work, forget=datasource_id)
 
     def _add_fields(self, session: Session, datasource_id: int, known: dict[str, FieldRecord],
-                    new: Sequence[tuple[str, FieldType, tuple[str, ...]]], at: dt.datetime) -> dict[str, FieldRecord]:
+                    new: Sequence[tuple[str, vectors.FieldKind, tuple[str, ...]]],
+                    at: dt.datetime) -> dict[str, FieldRecord]:
         """Creates fields inside the caller's transaction, created at ``at`` (the write's time);
-        returns every field by name."""
+        returns every field by name. A new vector field comes as its spec (its dimension makes the column)."""
         if not new:
             return known
         next_id = session.one("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1",
@@ -291,10 +292,10 @@ class SqlStore(Store):
             number = next_id + offset
             column = f"f{number}"
             session.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
-                            [datasource_id, number, name, kind.value, list(tags), at])
+                            [datasource_id, number, name, vectors.stored_type_name(kind), list(tags), at])
             for table in (current_table(datasource_id), log_table(datasource_id)):
                 session.execute(f"ALTER TABLE {table} ADD COLUMN {column} {self.dialect.column_type(kind)}")
-            fields[name] = FieldRecord(name, kind, tuple(tags), at, column)
+            fields[name] = vectors.field_record(name, kind, tuple(tags), at, column)
         return fields
 
     # Writes -------------------------------------------------------------------------------------
@@ -467,6 +468,14 @@ class SqlStore(Store):
                 f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR "
                 f"{prefix}op = {OP_DELETE_DATAPOINT})")
 
+    def last_write_id(self, datasource_id: int) -> int:
+        """The id of the datasource's latest committed write (-1: none): one index lookup, so a cache of
+        query results (e.g. the ids a vector search's filter keeps) can tell cheaply that nothing changed."""
+        # Write ids and times both grow with each write of a datasource (its writes hold its lock).
+        rows = self._rows("SELECT write_id FROM writes WHERE datasource_id = $1 ORDER BY written_at DESC LIMIT 1",
+                          [datasource_id])
+        return rows[0][0] if rows else -1
+
     def _last_write_before(self, session: Session, datasource_id: int, at: dt.datetime) -> int:
         """The datasource's last write at or before ``at`` (-1: none)."""
         row = session.one("SELECT max(write_id) FROM writes WHERE datasource_id = $1 AND written_at <= $2",
@@ -479,8 +488,8 @@ class SqlStore(Store):
         It binds no parameters: the write id is an int of the store's own, written as a literal, so a
         query over it binds nothing (PostgreSQL's driver then reads the result through COPY)."""
         last_by = self.dialect.last_by
-        selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)))} AS {f.column}"
-                           for f in fields)
+        selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)), _is_array(f))} "
+                           f"AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                 f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
@@ -502,7 +511,7 @@ class SqlStore(Store):
             fields = self._fields(session, datasource.id, at=as_of)
             last_write = self._last_write_before(session, datasource.id, as_of)
             base, row_filter = self._as_of_relation(datasource.id, fields, last_write), ""
-        columns = {f.name: Column(f.column, f.type) for f in fields}
+        columns = {f.name: Column(f.column, f.type, f.vector) for f in fields}
         query, timed = timed_select_items(query, columns, lambda at: self._fields(session, datasource.id, at=at))
         if not timed:
             relation = f"{base} AS rows" if base.startswith("(") else base
@@ -510,7 +519,8 @@ class SqlStore(Store):
             joins, extra = [], []
             for name, field, at in timed:
                 last_write = int(self._last_write_before(session, datasource.id, at))  # a literal, as above
-                latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)))
+                latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)),
+                                              _is_array(field))
                 joins.append(f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
                              f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
                              f"{last_write:d} GROUP BY datapoint_id) {name} "
@@ -522,6 +532,8 @@ class SqlStore(Store):
         return datasource, compiled
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        if nearest.is_nearest(query):  # answered through this method's clause-free queries
+            return nearest.query(self, query, max_batch_rows)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
         schema = result_schema(datasource, compiled.columns)
@@ -533,7 +545,11 @@ class SqlStore(Store):
         return schema, total
 
     def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
-        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty."""
+        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty
+        or is a nearest-neighbour result (ordered by distance: read whole, never split by id)."""
+        if nearest.is_nearest(query):
+            schema, total = nearest.describe(self, query)
+            return schema, total, (0, 0)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             total, low, high = session.one(compiled.count_sql, compiled.count_params)
@@ -543,6 +559,8 @@ class SqlStore(Store):
         """``describe_with_ids`` without running the query where the engine's planner can estimate its
         rows: then the id bounds are those of every datapoint the datasource ever had (the current
         table keeps deleted ones too), which hold the result's at any ``as_of``. Exact otherwise."""
+        if nearest.is_nearest(query):
+            return self.describe_with_ids(query)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
@@ -554,6 +572,8 @@ class SqlStore(Store):
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        if nearest.is_nearest(query):
+            raise InvalidArgument("facets count the datapoints of a filtered view, not a nearest-neighbour result")
         narrowed, request = facets.facet_query(query, field, bins, max_values)
         with self.dialect.read() as session:
             _, compiled = self._compile(session, narrowed)
@@ -604,8 +624,8 @@ class SqlStore(Store):
         schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
                             pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
                             pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
-                           + [pa.field(f.name, f.type.arrow_type, metadata={TYPE_METADATA_KEY: f.type.value.encode()})
-                              for f in fields])
+                           + [pa.field(f.name, vectors.arrow_type(f.type, f.vector),
+                                       metadata={TYPE_METADATA_KEY: f.type.value.encode()}) for f in fields])
         return conform(table, schema)
 
     # Datasets -----------------------------------------------------------------------------------
@@ -743,9 +763,10 @@ class StreamedWrite:
             self.at = self.store._write_time(self.session, self.datasource_id)
             self.write_id = self.store._begin_write(self.session, self.datasource_id, self.at, self.actor,
                                                     "upsert", 0)
-        new = [(c.name, c.type, ()) for c in columns if c.name not in self.fields]
+        new = [(c.name, vectors.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
         self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
-        values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c)) for c in columns}
+        values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c))
+                  for c in columns}
         numbers = [field_id(self.fields[c.name]) for c in columns]
         self.numbers.update(dict.fromkeys(numbers))
         return values, numbers
@@ -822,6 +843,10 @@ def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator
         close = getattr(batches, "close", None)
         if close is not None:
             close()
+
+
+def _is_array(field: FieldRecord) -> bool:
+    return field.type is FieldType.VECTOR
 
 
 def merge_tags(existing: Sequence[str], added: Sequence[str]) -> tuple[str, ...]:

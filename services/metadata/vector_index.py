@@ -1,0 +1,382 @@
+"""Approximate nearest-neighbour indexes over vector fields, correct under any filter.
+
+The index is a usearch HNSW graph keyed by datapoint id. It is chosen over FAISS and hnswlib because
+it installs as one small wheel with no BLAS or compiler, serializes to one buffer (which the blob
+store keeps, so every replica can load it), and searches and builds multi-threaded from numpy.
+
+Where it lives: the index bytes are a blob (content-addressed, in the blob store beside the embedded
+store or in the shared object storage of a deployment); a small pointer object per (datasource,
+field) in the same storage names the current one. A replica loads an index the first time it needs
+it and again only when the pointer names another.
+
+Staleness rule: an index holds the vectors as they were when its build started (``built_at``); the
+build also notes the writes it saw committed in the ``STALE_SLACK`` before that instant. A datapoint
+whose log shows any other write from ``built_at − STALE_SLACK`` on is *stale*: its index entry is
+ignored and its current vector is compared exactly instead. (The slack covers writes whose time was
+taken before ``built_at`` but that committed after the build read the vectors; a write that stays
+uncommitted longer than the slack could be missed until the next build.) So a search never misses a new vector and
+never uses an old one; the index only gets slower as it ages. Once more than ``REBUILD_FRACTION`` of it
+is stale, the service rebuilds it in the background (one rebuild at a time per index and process).
+
+Filters: the search first reads the ids the view's filter keeps (current state, vector present). When
+few are left (below ``EXACT_BELOW`` or ``EXACT_FRACTION`` of the index), it compares them all exactly,
+with the vectors the index holds (the stored float32 values; no second read of the store).
+Otherwise it asks the graph for enough neighbours that k of them should pass the filter and, while
+fewer than k do, asks for more; if that still falls short it answers exactly. So a search returns k
+results whenever k datapoints match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+import numpy as np
+
+from thresher.types import FieldType
+from thresher.v1 import common_pb2
+from thresher.vectors import distances, to_numpy
+
+from . import nearest
+from .errors import InvalidArgument, NotFound
+
+log = logging.getLogger(__name__)
+
+STALE_SLACK = dt.timedelta(seconds=60)  # a write's time is taken before it commits; allow this much
+REBUILD_FRACTION = 0.1
+EXACT_BELOW = 512
+EXACT_FRACTION = 0.02
+OVERSAMPLE = 2.0
+POINTER_TTL = 2.0  # seconds a replica trusts the pointer it read (object storage reads cost a round trip)
+DEFAULTS = {"connectivity": 16, "expansion_add": 64, "expansion_search": 64}
+ALLOWED_CACHE = 8  # filters whose kept ids are remembered per field, while the store sees no write
+_USEARCH_METRICS = {"cosine": "cos", "l2": "l2sq", "dot": "ip"}
+_ROOT = "vector-indexes"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pointer:
+    """What the pointer object of an index says."""
+
+    field: str
+    metric: str
+    digest: str
+    built_at: dt.datetime
+    size: int
+    dimension: int
+    params: dict
+    known_writes: list = dataclasses.field(default_factory=list)  # writes of the slack window the index holds
+
+    def to_json(self) -> bytes:
+        return json.dumps({**dataclasses.asdict(self), "built_at": self.built_at.isoformat()}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Pointer:
+        raw = json.loads(data)
+        return cls(**{**raw, "built_at": dt.datetime.fromisoformat(raw["built_at"])})
+
+
+@dataclasses.dataclass
+class _Loaded:
+    digest: str
+    index: Any
+    stale: np.ndarray  # sorted ids of stale datapoints, as of `checked`
+    checked: Any = None  # the store's last-write marker when `stale` was computed
+    allowed: dict = dataclasses.field(default_factory=dict)  # filter -> (marker, ids it keeps), oldest first
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+# Per store (a process may open several), per (datasource, field): the loaded index.
+_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_rebuilding: set = set()
+_rebuild_lock = threading.Lock()
+
+
+def _pointer_key(store, datasource_id: int, field: str) -> str:
+    # Ids are never reused, so a datasource's creation time can be remembered; it keeps a pointer of a
+    # deleted datasource from ever naming an index of another store sharing the storage.
+    cache = _cache(store)
+    created = cache.get(("created", datasource_id))
+    if created is None:
+        created = cache[("created", datasource_id)] = int(
+            store.get_datasource(datasource_id).created_at.timestamp() * 1_000_000)
+    # Field names may hold any character; the key uses their hex form.
+    return f"{_ROOT}/{datasource_id}-{created}/{field.encode().hex()}.json"
+
+
+def _read_pointer(store, datasource_id: int, field: str) -> Pointer | None:
+    """The field's current pointer, read at most every ``POINTER_TTL`` seconds per process: an older one
+    is still correct (its index only has more stale datapoints), so caching it costs no correctness."""
+    cache = _cache(store)
+    cached = cache.get(("pointer", datasource_id, field))
+    if cached is not None and time.monotonic() - cached[0] < POINTER_TTL:
+        return cached[1]
+    pointer = _fetch_pointer(store, datasource_id, field)
+    cache[("pointer", datasource_id, field)] = (time.monotonic(), pointer)
+    return pointer
+
+
+def _fetch_pointer(store, datasource_id: int, field: str) -> Pointer | None:
+    storage = store._blobs.storage  # noqa: SLF001 - the index lives beside the store's blobs
+    key = _pointer_key(store, datasource_id, field)
+    try:
+        return Pointer.from_json(storage.read(key))
+    except (FileNotFoundError, KeyError):
+        return None
+    except Exception as error:  # a storage's own not-found error
+        if "not found" in str(error).lower() or type(error).__name__.endswith("NotFoundError"):
+            return None
+        raise
+
+
+def _field(store, datasource_id: int, name: str):
+    for field in store.get_datasource(datasource_id).fields:
+        if field.name == name:
+            if field.type is not FieldType.VECTOR:
+                raise InvalidArgument(f"a vector index needs a vector field; field {name!r} has type {field.type.value}")
+            return field
+    raise NotFound(f"field {name!r} not found in datasource {datasource_id}")
+
+
+def build(store, datasource_id: int, field: str, metric: str = "cosine", connectivity: int = 0,
+          expansion_add: int = 0, expansion_search: int = 0) -> tuple[Pointer, float]:
+    """Builds the index of ``field`` from its current vectors, stores it, and points replicas at it."""
+    try:
+        from usearch.index import Index
+    except ImportError:
+        raise InvalidArgument("vector indexes need the usearch package on the metadata service "
+                              "(pip install 'thresher[vectors]')") from None
+
+    record = _field(store, datasource_id, field)
+    if metric not in _USEARCH_METRICS:
+        raise InvalidArgument(f"unknown metric {metric!r}")
+    params = {"connectivity": connectivity or DEFAULTS["connectivity"],
+              "expansion_add": expansion_add or DEFAULTS["expansion_add"],
+              "expansion_search": expansion_search or DEFAULTS["expansion_search"]}
+    if min(params.values()) < 2 or max(params.values()) > 4096:
+        raise InvalidArgument(f"index parameters must be between 2 and 4096, got {params}")
+    started = time.perf_counter()
+    built_at = dt.datetime.now(dt.timezone.utc)  # before the read: later writes count as stale
+    known_writes = sorted({int(w) for w in store.changes(datasource_id, built_at - STALE_SLACK, None)
+                           .column("write_id").to_pylist()})
+    dimension = record.vector.dimension
+    index = Index(ndim=dimension, metric=_USEARCH_METRICS[metric], dtype="f32", **params)
+    scan = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field=field)])
+    scan.filter.CopyFrom(nearest.has_value(field))
+    _, batches = store.query(scan)
+    threads = os.cpu_count() or 1
+    for batch in batches:
+        if batch.num_rows:
+            ids = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
+            index.add(ids, to_numpy(batch.column(2), np.float32), threads=threads)
+    digest = store._blobs.put(bytes(index.save()))  # noqa: SLF001
+    pointer = Pointer(field, metric, digest, built_at, len(index), dimension, params, known_writes)
+    store._blobs.storage.write(_pointer_key(store, datasource_id, field), pointer.to_json())  # noqa: SLF001
+    cache = _cache(store)
+    cache[(datasource_id, field)] = _Loaded(digest, index, np.empty(0, np.int64))
+    cache[("pointer", datasource_id, field)] = (time.monotonic(), pointer)
+    return pointer, time.perf_counter() - started
+
+
+def _cache(store) -> dict:
+    try:
+        return _loaded.setdefault(store, {})
+    except TypeError:  # a store that cannot be weakly referenced: cache nothing
+        return {}
+
+
+def _load(store, datasource_id: int, field: str, pointer: Pointer) -> _Loaded:
+    cache = _cache(store)
+    loaded = cache.get((datasource_id, field))
+    if loaded is None or loaded.digest != pointer.digest:
+        from usearch.index import Index
+
+        index = Index.restore(bytearray(store._blobs.get(pointer.digest)), view=False)  # noqa: SLF001
+        index.expansion_search = pointer.params.get("expansion_search", DEFAULTS["expansion_search"])
+        loaded = cache[(datasource_id, field)] = _Loaded(pointer.digest, index, np.empty(0, np.int64))
+    return loaded
+
+
+def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> np.ndarray:
+    """Ids of datapoints written since the build (less the slack); cached while the store has no new write."""
+    marker = _marker(store, datasource_id)
+    with loaded.lock:
+        if marker is not None and loaded.checked is not None and marker == loaded.checked:
+            return loaded.stale
+        changes = store.changes(datasource_id, pointer.built_at - STALE_SLACK, None)
+        known = set(pointer.known_writes)
+        paths = list(dict.fromkeys(path for path, write in zip(changes.column("path").to_pylist(),
+                                                               changes.column("write_id").to_pylist())
+                                   if write not in known))
+        stale = np.empty(0, np.int64)
+        if paths:
+            query = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field="datapoint_id")])
+            query.filter.comparison.CopyFrom(common_pb2.Comparison(
+                field="path", op=common_pb2.COMPARISON_OPERATOR_ISIN,
+                values=common_pb2.ValueList(values=[common_pb2.Value(string_value=p) for p in paths])))
+            stale = np.sort(_ids(store, query))
+        loaded.stale, loaded.checked = stale, marker
+        return stale
+
+
+def _marker(store, datasource_id: int):
+    """The datasource's latest write id (one index lookup on every engine): while it stays the same,
+    nothing was written, so ids computed under it still hold. None for a store that cannot tell."""
+    last_write_id = getattr(store, "last_write_id", None)
+    return last_write_id(datasource_id) if last_write_id is not None else None
+
+
+def _ids(store, query: common_pb2.Query) -> np.ndarray:
+    _, batches = store.query(query)
+    parts = [batch.column(1).to_numpy(zero_copy_only=False) for batch in batches if batch.num_rows]
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+
+def search(store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | None:
+    """The k nearest (ids, distances) through the field's index; None when no index fits this search."""
+    if search.exact or search.base.HasField("as_of") or any(i.HasField("as_of") for i in search.base.select):
+        return None
+    datasource_id = search.base.datasource_id
+    pointer = _read_pointer(store, datasource_id, search.field)
+    if pointer is None or pointer.metric != search.metric or pointer.dimension != len(search.vector):
+        return None
+    try:
+        import usearch.index  # noqa: F401
+    except ImportError:  # a replica without usearch answers exactly, which is only slower
+        return None
+    loaded = _load(store, datasource_id, search.field, pointer)
+    stale = _stale_ids(store, datasource_id, pointer, loaded)
+    if len(stale) > REBUILD_FRACTION * max(pointer.size, 1):
+        _rebuild_in_background(store, datasource_id, pointer)
+    if search.base.HasField("filter"):
+        allowed = _allowed_ids(store, search, loaded)
+        fresh = np.setdiff1d(allowed, stale, assume_unique=True) if len(stale) else allowed
+        changed = np.intersect1d(stale, allowed, assume_unique=True) if len(stale) else stale
+    else:  # everything the index holds counts, less what changed since the build (and what is gone)
+        fresh, changed = None, stale
+    few = max(EXACT_BELOW, EXACT_FRACTION * pointer.size, search.k)
+    found = None
+    if fresh is not None and len(fresh) <= few:
+        found = _exact_from_index(loaded, search, fresh)
+    if found is None:
+        found = _graph_search(loaded, search, fresh, stale, pointer.size, lambda keys: _present(store, search, keys))
+    if found is None:  # the graph could not give k of them: compare them all
+        if fresh is None:
+            return nearest.exact(store, search)
+        found = _exact_from_index(loaded, search, fresh)
+    ids, dists = found
+    if len(changed):
+        exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(changed))
+        ids, dists = nearest.top_k(np.concatenate([ids, exact_ids]), np.concatenate([dists, exact_dists]), search.k)
+    return ids, dists
+
+
+def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances to ``ids`` (all held by the index, none stale) from the vectors the index keeps,
+    which are the stored float32 values: no read of the store."""
+    if len(ids) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))
+    return nearest.top_k(ids, distances(vectors, search.vector, search.metric), search.k)
+
+
+def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
+    """The sorted ids the search's filter keeps (vector present), now. A view is usually searched many
+    times over; while the datasource's latest write id stays the same (any replica, any engine),
+    the answer is remembered for the next search with the same filter."""
+    query = nearest.with_condition(search.base, nearest.has_value(search.field))
+    del query.select[:]
+    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+    marker = _marker(store, search.base.datasource_id)
+    key = query.filter.SerializeToString(deterministic=True)
+    if marker is not None:
+        with loaded.lock:
+            hit = loaded.allowed.get(key)
+            if hit is not None and hit[0] == marker:
+                return hit[1]
+    allowed = np.sort(_ids(store, query))
+    if marker is not None:
+        with loaded.lock:
+            loaded.allowed.pop(key, None)
+            loaded.allowed[key] = (marker, allowed)
+            while len(loaded.allowed) > ALLOWED_CACHE:
+                loaded.allowed.pop(next(iter(loaded.allowed)))
+    return allowed
+
+
+def _present(store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are live datapoints with a vector now (a deleted one leaves no id to mark stale)."""
+    query = nearest.with_condition(nearest.with_condition(search.base, nearest.has_value(search.field)),
+                                   nearest.ids_in(keys))
+    del query.select[:]
+    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+    return np.isin(keys, _ids(store, query))
+
+
+def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | None, stale: np.ndarray,
+                  size: int, present) -> tuple[np.ndarray, np.ndarray] | None:
+    """The k nearest of the graph among ``fresh`` ids (None: all it holds that is not ``stale`` and is
+    still ``present``), or None when the graph cannot give k of them."""
+    query = search.vector.astype(np.float32)
+    kept = size - len(stale) if fresh is None else len(fresh)
+    if kept < search.k:
+        return None
+    count = min(size, int(math.ceil(search.k * OVERSAMPLE * size / max(kept, 1))) + 16)
+    while True:
+        index = loaded.index
+        breadth = max(index.expansion_search, count)
+        matches = index.search(query, count, exact=False) if breadth == index.expansion_search else \
+            _search_wider(loaded, query, count, breadth)
+        keys = np.asarray(matches.keys, dtype=np.int64)
+        dists = np.asarray(matches.distances, dtype=np.float64)
+        if fresh is not None:
+            keep = np.isin(keys, fresh)
+        else:
+            keep = ~np.isin(keys, stale)
+            keep[keep] = present(keys[keep])
+        if keep.sum() >= search.k:
+            keys, dists = keys[keep], dists[keep]
+            if search.metric == "l2":
+                dists = np.sqrt(np.maximum(dists, 0.0))
+            return nearest.top_k(keys, dists, search.k)
+        if count >= size:
+            return None
+        count = min(size, count * 4)
+
+
+def _search_wider(loaded: _Loaded, query: np.ndarray, count: int, breadth: int):
+    # HNSW finds `count` neighbours well only when it explores at least that many candidates.
+    with loaded.lock:
+        saved = loaded.index.expansion_search
+        loaded.index.expansion_search = breadth
+        try:
+            return loaded.index.search(query, count, exact=False)
+        finally:
+            loaded.index.expansion_search = saved
+
+
+def _rebuild_in_background(store, datasource_id: int, pointer: Pointer) -> None:
+    key = (id(store), datasource_id, pointer.field)
+    with _rebuild_lock:
+        if key in _rebuilding:
+            return
+        _rebuilding.add(key)
+
+    def work() -> None:
+        try:
+            build(store, datasource_id, pointer.field, pointer.metric, **pointer.params)
+        except Exception:  # noqa: BLE001 - a failed rebuild leaves the old index, still correct
+            log.exception("background rebuild of the vector index of %r failed", pointer.field)
+        finally:
+            with _rebuild_lock:
+                _rebuilding.discard(key)
+
+    threading.Thread(target=work, name=f"vector-index-{datasource_id}-{pointer.field}", daemon=True).start()

@@ -1,0 +1,134 @@
+"""The ANN vector index: recall under filters, never fewer than k, writes after the build, replicas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from thresher.services.metadata import nearest, vector_index
+from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.vectors import vector_array
+
+from .conftest import compare
+from .test_vectors import _brute_force, _nearest, _paths
+
+pytest.importorskip("usearch")
+
+N, D = 3000, 16
+
+
+@pytest.fixture
+def indexed(meta, metadata_server):
+    """A datasource of N random vectors with a ``bucket`` field (0..99), indexed for cosine."""
+    ds = meta.datasource(f"indexed_{np.random.default_rng().integers(1 << 30)}")
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(N, D)).astype(np.float32)
+    bucket = np.arange(N) % 100
+    meta.upload(ds.id, pa.table({"path": _paths(N), "emb": vector_array(vectors), "bucket": bucket}))
+    built = meta.stub.CreateVectorIndex(pb.CreateVectorIndexRequest(
+        datasource_id=ds.id, field="emb", metric=common_pb2.DISTANCE_METRIC_COSINE, connectivity=12,
+        expansion_add=48))
+    assert built.size == N and len(built.digest) == 64
+    return meta, metadata_server[1], ds.id, vectors, bucket
+
+
+@pytest.fixture
+def graph_always(monkeypatch):
+    """Makes the index answer even very selective filters from the graph (the small-scale stand-in for 1M)."""
+    monkeypatch.setattr(vector_index, "EXACT_BELOW", 0)
+    monkeypatch.setattr(vector_index, "EXACT_FRACTION", 0.0)
+
+
+def _search(store, query):
+    found = vector_index.search(store, nearest.plan(store, query))
+    assert found is not None, "the index did not answer"
+    return found
+
+
+@pytest.mark.parametrize("kept_buckets", [100, 10, 1])
+def test_recall_under_filters_keeping_all_a_tenth_and_a_hundredth(indexed, graph_always, kept_buckets):
+    meta, store, datasource_id, vectors, bucket = indexed
+    filter_ = compare("bucket", "lt", kept_buckets) if kept_buckets < 100 else None
+    keep = bucket < kept_buckets
+    hits = total = 0
+    for i in range(20):
+        query = vectors[(i * 37) % N] + 0.05
+        ids, dists = _search(store, _nearest(datasource_id, "emb", query, k=10, filter_=filter_))
+        want, _ = _brute_force(vectors, keep, query, "cosine", 10)
+        assert len(ids) == 10 and set(ids) <= set(np.flatnonzero(keep) + 1)
+        assert np.all(np.diff(dists) >= 0)
+        hits += len(set(ids.tolist()) & set(want.tolist()))
+        total += 10
+    assert hits / total >= 0.95
+
+
+def test_k_results_whenever_k_match(indexed, graph_always):
+    meta, store, datasource_id, vectors, bucket = indexed
+    # Exactly 7 datapoints match: k=7 gives all of them, k=10 gives those 7 and no others.
+    only = compare("path", "isin", values=[f"p{i:04d}" for i in range(42, 42 + 700, 100)])
+    table = meta.query_table(_nearest(datasource_id, "emb", vectors[0], k=7, filter_=only))
+    assert sorted(table["path"].to_pylist()) == [f"p{i:04d}" for i in range(42, 742, 100)]
+    table = meta.query_table(_nearest(datasource_id, "emb", vectors[0], k=10, filter_=only))
+    assert len(table) == 7
+
+
+def test_writes_after_the_build_are_seen(indexed, graph_always):
+    meta, store, datasource_id, vectors, bucket = indexed
+    query = vectors[5] * -1.0
+    # A new datapoint exactly at the query, an old one moved onto it, and the old nearest deleted.
+    before = meta.query_table(_nearest(datasource_id, "emb", query, k=1))["path"][0].as_py()
+    meta.upload(datasource_id, pa.table({"path": ["new.png", "p0009"], "emb": vector_array([query, query]),
+                                         "bucket": [1, 1]}))
+    meta.stub.DeleteDatapoints(pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=[before]))
+    ids, dists = _search(store, _nearest(datasource_id, "emb", query, k=3))
+    table = meta.query_table(_nearest(datasource_id, "emb", query, k=3))
+    assert sorted(table["path"].to_pylist()[:2]) == ["new.png", "p0009"]
+    assert table["distance"].to_pylist()[:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert before not in table["path"].to_pylist()
+    exact = meta.query_table(_nearest(datasource_id, "emb", query, k=3, exact=True))
+    assert table["path"].to_pylist() == exact["path"].to_pylist()
+
+
+def test_other_metrics_and_as_of_answer_exactly(indexed):
+    meta, store, datasource_id, vectors, bucket = indexed
+    assert vector_index.search(store, nearest.plan(store, _nearest(datasource_id, "emb", vectors[1], metric="l2"))) is None
+    table = meta.query_table(_nearest(datasource_id, "emb", vectors[1], k=5, metric="l2"))
+    want, _ = _brute_force(vectors, np.ones(N, bool), vectors[1], "l2", 5)
+    assert table["datapoint_id"].to_pylist() == want.tolist()
+
+
+def test_an_index_on_a_non_vector_field_is_refused(indexed):
+    import grpc
+
+    meta, _, datasource_id, *_ = indexed
+    with pytest.raises(grpc.RpcError) as raised:
+        meta.stub.CreateVectorIndex(pb.CreateVectorIndexRequest(datasource_id=datasource_id, field="bucket"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "needs a vector field; field 'bucket' has type int" in raised.value.details()
+
+
+def test_another_replica_loads_the_index_from_shared_storage(indexed, graph_always, monkeypatch):
+    meta, store, datasource_id, vectors, _ = indexed
+    query = _nearest(datasource_id, "emb", vectors[3], k=10)
+    ids, _ = _search(store, query)
+    # A replica that has not loaded it: forget every loaded index, as a fresh process would be.
+    monkeypatch.setattr(vector_index, "_loaded", type(vector_index._loaded)())
+    again, _ = _search(store, query)
+    assert again.tolist() == ids.tolist()
+    assert vector_index._cache(store)[(datasource_id, "emb")].index.size == N
+
+
+def test_a_repeated_filtered_search_sees_writes_to_the_filtered_field(indexed, graph_always):
+    meta, store, datasource_id, vectors, bucket = indexed
+    outside = next(i for i in range(N) if bucket[i] >= 10)
+    query = vectors[outside]
+    filter_ = compare("bucket", "lt", 10)
+    first = meta.query_table(_nearest(datasource_id, "emb", query, k=5, filter_=filter_))
+    assert f"p{outside:04d}" not in first["path"].to_pylist()
+    # The datapoint at the query joins the filter (its vector untouched); the nearest one inside leaves it.
+    leaving = first["path"][0].as_py()
+    meta.upload(datasource_id, pa.table({"path": [f"p{outside:04d}", leaving], "bucket": [3, 50]}))
+    again = meta.query_table(_nearest(datasource_id, "emb", query, k=5, filter_=filter_))
+    assert again["path"][0].as_py() == f"p{outside:04d}" and again["distance"][0].as_py() == pytest.approx(0, abs=1e-6)
+    assert leaving not in again["path"].to_pylist() and len(again) == 5
