@@ -159,7 +159,7 @@ def _coordinates(name: str, lists: pa.ListArray, per_item: int, rows: np.ndarray
 def _check_classification(name: str, array: pa.StructArray) -> None:
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     rows = np.arange(len(array))
-    objects = array.filter(valid)
+    objects = array.filter(pa.array(valid))
     _check_labels(name, objects, rows[valid], "the classification")
 
 
