@@ -23,9 +23,20 @@ def test_embeddings_on_an_actor_pool_are_the_models_outputs_written_back(ray_clu
     response = ray_embed.embed_on_ray(result, model, field="embedding", batch_size=6, num_actors=1)
     assert response.datapoints_written == 20
 
-    stored = ds.all().get_blob_fields("embedding", load_into_memory=True, progress=False)
+    stored = ds.all()
+    vectors = stored.vectors("embedding")
+    assert vectors.shape == (20, 4) and vectors.dtype == np.float32
     with torch.no_grad():
-        for entry in stored:
-            expected = model(ray_embed.image_tensor((folder / entry.path).read_bytes())[None]).numpy()[0]
-            got = np.frombuffer(entry["embedding"], "<f4")
+        for path, got in zip(stored.paths, vectors):
+            expected = model(ray_embed.image_tensor((folder / path).read_bytes())[None]).numpy()[0]
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_embed_with_the_ray_engine_writes_a_vector_field(ray_cluster, images):
+    from thresher.ml import embed
+
+    ds, _ = images(8)
+    response = embed(ds.all(), _model(), field="features", batch=4, engine="ray", num_actors=1)
+    assert response.datapoints_written == 8
+    assert ds[ds["features"].is_not_null()].count() == 8

@@ -43,14 +43,25 @@ def _already_done(datasource: Any, field: str, paths: list[str]) -> set[str]:
 
 def embed(result: Any, model: Any, field: str, batch: int = 64, *, overwrite: bool = False,
           preprocess: Callable[[Any], Any] | None = default_preprocess, device: Any = None,
-          dtype: str = "float32", write_every: int = 4096, progress: bool = True,
-          **dataset_options: Any) -> int:
+          dtype: str = "float32", write_every: int = 4096, progress: bool = True, engine: str = "local",
+          **dataset_options: Any) -> Any:
     """Runs ``model`` over the files of ``result`` and writes one vector per datapoint into ``field``.
 
     ``model`` maps a batch (after ``preprocess``) to an N×… tensor; each row is flattened into a vector.
     ``dataset_options`` go to ``as_ml_dataset`` (e.g. ``tensorizers``, ``strategy``). Returns how many
     datapoints were embedded in this call.
+
+    ``engine="ray"`` maps the model over the files with Ray Data instead (an actor pool; the options
+    ``num_actors``, ``num_gpus_per_actor`` and ``num_cpus_per_actor`` go to ``embed_on_ray``), writes
+    every vector in one atomic upload, and returns the upload's counts.
     """
+    if engine == "ray":
+        from thresher.ml.ray_embed import embed_on_ray
+
+        options = {"preprocess": preprocess} if preprocess is not default_preprocess else {}
+        return embed_on_ray(result, model, field, batch, **options, **dataset_options)
+    if engine != "local":
+        raise InvalidArgumentError(f"engine takes 'local' or 'ray', got {engine!r}")
     import torch
     from tqdm.auto import tqdm
 

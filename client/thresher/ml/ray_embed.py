@@ -38,9 +38,9 @@ def image_tensor(data: bytes) -> Any:
 
 
 def vector_column(vectors: np.ndarray) -> pa.Array:
-    """The column a batch of vectors is written as: float32 bytes per vector (a blob field)."""
-    vectors = np.ascontiguousarray(vectors, dtype="<f4")
-    return pa.array([row.tobytes() for row in vectors], pa.binary())
+    """The column a batch of vectors is written as: a float32 vector field (Arrow FixedSizeList)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
 
 
 class _Embedder:
