@@ -1,12 +1,9 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -83,7 +80,7 @@ class Value(_message.Message):
     string_value: str
     datetime_value: _timestamp_pb2.Timestamp
     blob_value: bytes
-    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: _Optional[bool] = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: bool = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ...) -> None: ...
 
 class ValueList(_message.Message):
     __slots__ = ("values",)
@@ -101,7 +98,7 @@ class Field(_message.Message):
     type: FieldType
     tags: _containers.RepeatedScalarFieldContainer[str]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Namespace(_message.Message):
     __slots__ = ("name", "repository_uri", "created_at")
@@ -111,7 +108,7 @@ class Namespace(_message.Message):
     name: str
     repository_uri: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., repository_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., repository_uri: _Optional[str] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ScanStatus(_message.Message):
     __slots__ = ("state", "files_seen", "datapoints_added", "datapoints_updated", "datapoints_removed", "files_per_second", "failure_reason", "started_at", "finished_at")
@@ -133,7 +130,7 @@ class ScanStatus(_message.Message):
     failure_reason: str
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, state: _Optional[_Union[ScanState, str]] = ..., files_seen: _Optional[int] = ..., datapoints_added: _Optional[int] = ..., datapoints_updated: _Optional[int] = ..., datapoints_removed: _Optional[int] = ..., files_per_second: _Optional[float] = ..., failure_reason: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, state: _Optional[_Union[ScanState, str]] = ..., files_seen: _Optional[int] = ..., datapoints_added: _Optional[int] = ..., datapoints_updated: _Optional[int] = ..., datapoints_removed: _Optional[int] = ..., files_per_second: _Optional[float] = ..., failure_reason: _Optional[str] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Datasource(_message.Message):
     __slots__ = ("id", "namespace", "name", "source_uri", "revision", "scan", "created_at", "fields")
@@ -153,7 +150,7 @@ class Datasource(_message.Message):
     scan: ScanStatus
     created_at: _timestamp_pb2.Timestamp
     fields: _containers.RepeatedCompositeFieldContainer[Field]
-    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., source_uri: _Optional[str] = ..., revision: _Optional[str] = ..., scan: _Optional[_Union[ScanStatus, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., source_uri: _Optional[str] = ..., revision: _Optional[str] = ..., scan: _Optional[_Union[ScanStatus, _Mapping]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
 
 class Comparison(_message.Message):
     __slots__ = ("field", "op", "value", "other_field", "values")
@@ -195,7 +192,7 @@ class SelectItem(_message.Message):
     field: str
     alias: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, field: _Optional[str] = ..., alias: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, field: _Optional[str] = ..., alias: _Optional[str] = ..., as_of: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OrderBy(_message.Message):
     __slots__ = ("field", "descending")
@@ -203,7 +200,7 @@ class OrderBy(_message.Message):
     DESCENDING_FIELD_NUMBER: _ClassVar[int]
     field: str
     descending: bool
-    def __init__(self, field: _Optional[str] = ..., descending: _Optional[bool] = ...) -> None: ...
+    def __init__(self, field: _Optional[str] = ..., descending: bool = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("datasource_id", "filter", "select", "order_by", "limit", "as_of")
@@ -219,7 +216,7 @@ class Query(_message.Message):
     order_by: _containers.RepeatedCompositeFieldContainer[OrderBy]
     limit: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., select: _Optional[_Iterable[_Union[SelectItem, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[OrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., as_of: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("id", "namespace", "name", "datasource_id", "query", "created_at")
@@ -235,4 +232,4 @@ class Dataset(_message.Message):
     datasource_id: int
     query: Query
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., datasource_id: _Optional[int] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., datasource_id: _Optional[int] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,13 +1,10 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -114,7 +111,7 @@ class GetOrCreateDatasourceResponse(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     datasource: _common_pb2.Datasource
     created: bool
-    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource: _Optional[_Union[_common_pb2.Datasource, _Mapping]] = ..., created: bool = ...) -> None: ...
 
 class ListDatasourcesRequest(_message.Message):
     __slots__ = ("namespace", "page_size", "page_token")
@@ -195,7 +192,7 @@ class UpsertMetadataRequest(_message.Message):
     datasource_id: int
     datapoints: _containers.RepeatedCompositeFieldContainer[DatapointValues]
     create_missing: bool
-    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ..., create_missing: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., datapoints: _Optional[_Iterable[_Union[DatapointValues, _Mapping]]] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertMetadataResponse(_message.Message):
     __slots__ = ("datapoints_written", "datapoints_created")
@@ -213,7 +210,7 @@ class UpsertTableHeader(_message.Message):
     datasource_id: int
     path_column: str
     create_missing: bool
-    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: _Optional[bool] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., path_column: _Optional[str] = ..., create_missing: bool = ...) -> None: ...
 
 class UpsertTableEnd(_message.Message):
     __slots__ = ("record_batches", "rows")
@@ -303,6 +300,22 @@ class DescribeQueryResponse(_message.Message):
     total_rows: int
     def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
 
+class ReadQueryRequest(_message.Message):
+    __slots__ = ("query", "max_rows")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    max_rows: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., max_rows: _Optional[int] = ...) -> None: ...
+
+class ReadQueryResponse(_message.Message):
+    __slots__ = ("arrow_stream", "too_large")
+    ARROW_STREAM_FIELD_NUMBER: _ClassVar[int]
+    TOO_LARGE_FIELD_NUMBER: _ClassVar[int]
+    arrow_stream: bytes
+    too_large: bool
+    def __init__(self, arrow_stream: _Optional[bytes] = ..., too_large: bool = ...) -> None: ...
+
 class ExecuteSqlRequest(_message.Message):
     __slots__ = ("sql", "parameters", "max_batch_rows")
     SQL_FIELD_NUMBER: _ClassVar[int]
@@ -341,7 +354,7 @@ class ListSqlTablesRequest(_message.Message):
     INCLUDE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     include_schema: bool
-    def __init__(self, namespace: _Optional[str] = ..., include_schema: _Optional[bool] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., include_schema: bool = ...) -> None: ...
 
 class SqlTable(_message.Message):
     __slots__ = ("namespace", "name", "kind", "schema")
@@ -387,7 +400,7 @@ class ListChangesRequest(_message.Message):
     datasource_id: int
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, datasource_id: _Optional[int] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListChangesResponse(_message.Message):
     __slots__ = ("schema", "record_batch")
@@ -467,7 +480,7 @@ class BagDataset(_message.Message):
     name: str
     uri: str
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uri: _Optional[str] = ..., registered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterBagDatasetRequest(_message.Message):
     __slots__ = ("namespace", "name", "uri")

@@ -5,8 +5,10 @@ import warnings
 
 from thresher.v1 import metadata_service_pb2 as thresher_dot_v1_dot_metadata__service__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.63.2'
 GRPC_VERSION = grpc.__version__
+EXPECTED_ERROR_RELEASE = '1.65.0'
+SCHEDULED_RELEASE_DATE = 'June 25, 2024'
 _version_not_supported = False
 
 try:
@@ -16,16 +18,19 @@ except ImportError:
     _version_not_supported = True
 
 if _version_not_supported:
-    raise RuntimeError(
+    warnings.warn(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in thresher/v1/metadata_service_pb2_grpc.py depends on'
+        + f' but the generated code in thresher/v1/metadata_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
+        + f' This warning will become an error in {EXPECTED_ERROR_RELEASE},'
+        + f' scheduled for release on {SCHEDULED_RELEASE_DATE}.',
+        RuntimeWarning
     )
 
 
-class MetadataServiceStub:
+class MetadataServiceStub(object):
     """Datasources, typed schemas, metadata writes, queries and saved datasets.
     """
 
@@ -115,6 +120,11 @@ class MetadataServiceStub:
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
                 _registered_method=True)
+        self.ReadQuery = channel.unary_unary(
+                '/thresher.v1.MetadataService/ReadQuery',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
+                _registered_method=True)
         self.ExecuteSql = channel.unary_stream(
                 '/thresher.v1.MetadataService/ExecuteSql',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.SerializeToString,
@@ -177,7 +187,7 @@ class MetadataServiceStub:
                 _registered_method=True)
 
 
-class MetadataServiceServicer:
+class MetadataServiceServicer(object):
     """Datasources, typed schemas, metadata writes, queries and saved datasets.
     """
 
@@ -275,6 +285,14 @@ class MetadataServiceServicer:
 
     def DescribeQuery(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadQuery(self, request, context):
+        """A query whose answer is small (a datapoint lookup, a head, a limited query) in one unary call,
+        sparing the Flight round trips that large results need.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -439,6 +457,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.SerializeToString,
             ),
+            'ReadQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadQuery,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.SerializeToString,
+            ),
             'ExecuteSql': grpc.unary_stream_rpc_method_handler(
                     servicer.ExecuteSql,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.FromString,
@@ -503,11 +526,10 @@ def add_MetadataServiceServicer_to_server(servicer, server):
     generic_handler = grpc.method_handlers_generic_handler(
             'thresher.v1.MetadataService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('thresher.v1.MetadataService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class MetadataService:
+class MetadataService(object):
     """Datasources, typed schemas, metadata writes, queries and saved datasets.
     """
 
@@ -933,6 +955,33 @@ class MetadataService:
             '/thresher.v1.MetadataService/DescribeQuery',
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ReadQuery',
+            thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

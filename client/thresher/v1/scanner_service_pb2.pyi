@@ -1,8 +1,7 @@
 from thresher.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -18,7 +17,7 @@ class StartScanResponse(_message.Message):
     STARTED_FIELD_NUMBER: _ClassVar[int]
     scan: _common_pb2.ScanStatus
     started: bool
-    def __init__(self, scan: _Optional[_Union[_common_pb2.ScanStatus, _Mapping]] = ..., started: _Optional[bool] = ...) -> None: ...
+    def __init__(self, scan: _Optional[_Union[_common_pb2.ScanStatus, _Mapping]] = ..., started: bool = ...) -> None: ...
 
 class GetScanStatusRequest(_message.Message):
     __slots__ = ("datasource_id",)

@@ -1,6 +1,6 @@
 """The one metadata store, over an engine dialect (``duckdb.py`` embedded, ``postgres.py`` for replicas).
 
-Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
+Layout (``LAYOUT_VERSION`` 3). Each datasource has two tables:
 
 * ``cur_<id>``, the **current state and the truth of each datapoint's latest write**: one row per
   datapoint ever seen (ids stay stable when a path comes back), a liveness flag, one column ``f<n>``
@@ -8,6 +8,7 @@ Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
   Until another write touches the datapoint, that write's log row is derivable from the current row:
   every value the row has among the write's fields (``writes.fields``) where the write created the
   datapoint or set all the fields it could; otherwise those listed in the row's ``unlogged_set``.
+  The current table is indexed on ``path``: a lookup by path is a seek, not a scan.
 * ``log_<id>``, append-only: one row per datapoint per *earlier* write, holding the values that
   write set, or the fields it cleared, or a datapoint deletion. A write that touches a datapoint
   first moves the datapoint's unlogged row into the log: the log keeps what a write superseded.
@@ -52,7 +53,7 @@ from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_U
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
 from .dialect import EngineDialect, Session, storage_array
-from .migrations import prepare_schema
+from .migrations import path_index_sql, prepare_schema
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class SqlStore(Store):
                             f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[])")
             session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
                             "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
+            session.execute(path_index_sql(datasource_id))
             return datasource_id, True
 
         datasource_id, created = self._write(CATALOG_LOCK, work)
