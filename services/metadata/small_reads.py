@@ -22,18 +22,12 @@ MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES - 1024 * 1024
 def read_small(store: Store, query: common_pb2.Query, max_rows: int,
                max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes | None:
     """``query``'s result as an Arrow IPC stream, or None when it has more than ``max_rows`` rows or bytes."""
-    schema, batches = store.query(query, max_rows + 1)
-    kept: list[pa.RecordBatch] = []
-    rows = size = 0
-    try:
-        for batch in batches:
-            rows += batch.num_rows
-            size += batch.nbytes
-            if rows > max_rows or size > max_bytes:
-                return None
-            kept.append(batch)
-    finally:
-        batches.close()
+    read = store.query_bounded(query, max_rows)
+    if read is None:
+        return None
+    schema, kept = read
+    if sum(batch.nbytes for batch in kept) > max_bytes:
+        return None
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
         for batch in kept:

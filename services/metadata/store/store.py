@@ -524,6 +524,25 @@ class SqlStore(Store):
         batches = self.dialect.stream(compiled.sql, compiled.params, max_batch_rows or DEFAULT_BATCH_ROWS)
         return schema, _conformed(batches, schema)
 
+    def query_bounded(self, query: common_pb2.Query, max_rows: int) -> tuple[pa.Schema, list[pa.RecordBatch]] | None:
+        """``query``'s schema and whole result, read in one session; None past ``max_rows`` rows."""
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+            schema = result_schema(datasource, compiled.columns)
+            kept, rows = [], 0
+            batches = session.batches(compiled.sql, compiled.params, max_rows + 1)
+            try:
+                for batch in batches:
+                    rows += batch.num_rows
+                    if rows > max_rows:
+                        return None
+                    kept.append(conform(batch, schema))
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a PostgreSQL cursor must finish before the session's next statement
+        return schema, kept
+
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
