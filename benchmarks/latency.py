@@ -94,6 +94,7 @@ def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
     try:
         from thresher.ml.voxel51 import fiftyone
         fo = fiftyone()
+        fo.config.show_progress_bars = False
         dataset = fo.Dataset()
         dataset.add_samples([fo.Sample(filepath=f"/data/{row.path}", label=row.label, width=int(row.width),
                                        score=float(row.score), reviewed=bool(row.reviewed))
