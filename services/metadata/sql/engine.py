@@ -149,8 +149,7 @@ class SqlEngine:
                 if (table.namespace.lower(), table.name.lower()) in wanted]
 
     def _table_schema(self, table: SqlTableInfo) -> pa.Schema:
-        schema, _ = self._store.describe(self._query(table, None))
-        return schema
+        return _schema_only(self._store, self._query(table, None))
 
     def _query(self, table: SqlTableInfo, columns: frozenset[str] | None) -> common_pb2.Query:
         if table.kind is TableKind.DATASET:
@@ -170,9 +169,17 @@ class SqlEngine:
 
     def _data(self, query: common_pb2.Query, empty: bool):
         if empty:
-            return self._store.describe(query)[0].empty_table()
+            return _schema_only(self._store, query).empty_table()
         schema, batches = self._store.query(query)
         return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def _schema_only(store: Store, query: common_pb2.Query) -> pa.Schema:
+    """``query``'s result schema; with a limit of 0 the store's row count costs nothing."""
+    bounded = common_pb2.Query()
+    bounded.CopyFrom(query)
+    bounded.limit = 0
+    return store.describe(bounded)[0]
 
 
 def _run(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence) -> duckdb.DuckDBPyRelation:
