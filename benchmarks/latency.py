@@ -6,7 +6,7 @@ datapoints with a few fields:
 * echo: a bare gRPC unary call (bytes in, the same bytes out) to a server in a process of its own;
 * ``get_datapoint`` (targets: p50 <= 2x echo and <= 1 ms on a quiet machine), once more through
   Flight (``direct_read_rows=0``, the path every read took before) and once with a fresh connection
-  per call (dial, handshake, call, close) to show what connection reuse saves;
+  per call (dial, handshake, call, close) to show what connection reuse saves, the three in turns;
 * ``get_datapoints`` of 100 paths, ``count()`` with and without a filter, a 100-row query, ``fields``;
 * FiftyOne's ``dataset[sample_id]`` on the same data, where fiftyone is installed and its database
   starts (it needs OpenSSL 1.1: ``scripts/fetch_libssl11.sh``, then ``$THRESHER_LIBSSL11_DIR``).
@@ -54,6 +54,18 @@ def timings(call: Callable[[], object], calls: int, warmup: int = 20) -> list[fl
         started = time.perf_counter()
         call()
         spent.append(time.perf_counter() - started)
+    return spent
+
+
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, warmup: int = 20) -> dict[str, list[float]]:
+    """Timings of each call, taken in turns, so load from elsewhere on the machine weighs on all alike."""
+    spent: dict[str, list[float]] = {name: [] for name in calls}
+    for round_number in range(warmup + rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            if round_number >= warmup:
+                spent[name].append(time.perf_counter() - started)
     return spent
 
 
@@ -139,17 +151,18 @@ def main() -> None:
         addresses = (env["THRESHER_METADATA_ADDRESS"], env["THRESHER_FLIGHT_ADDRESS"], env["THRESHER_SCANNER_ADDRESS"])
         proto = ds._shared.proto
 
-        lookup = report("get_datapoint", timings(lambda: ds.get_datapoint(rng.choice(paths)), args.calls), floor)
         via_flight = Datasource(Connection(*addresses, direct_read_rows=0), proto)
-        report("get_datapoint through Flight (before)",
-               timings(lambda: via_flight.get_datapoint(rng.choice(paths)), args.calls), floor)
 
         def fresh_connection_lookup() -> None:
             connection = Connection(*addresses)
             Datasource(connection, proto).get_datapoint(rng.choice(paths))
             connection.close()
 
-        report("get_datapoint, fresh connection per call", timings(fresh_connection_lookup, args.calls), floor)
+        lookups = interleaved({
+            "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
+            "get_datapoint through Flight (before)": lambda: via_flight.get_datapoint(rng.choice(paths)),
+            "get_datapoint, fresh connection per call": fresh_connection_lookup}, args.calls)
+        lookup = [report(name, spent, floor) for name, spent in lookups.items()][0]
         report("get_datapoints (100 paths)",
                timings(lambda: ds.get_datapoints(rng.sample(paths, 100)), max(args.calls // 3, 10)), floor)
         report("count()", timings(ds.count, args.calls), floor)

@@ -88,18 +88,14 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Closes this connection's channels and Flight client, which every Connection of this
-        process to the same addresses shares; a later call, on any of them, reopens them."""
+        """Lets go of the channels and Flight client for this connection's addresses, which every
+        Connection of this process shares: the next call on any of them dials afresh. They are not
+        closed here, so calls another connection has in flight finish; each closes once unused."""
         for address in {self.metadata_address, self.scanner_address}:
             key = (address, self._root_certificates, self.tls)
-            for kind in ("metadata-stub", "scanner-stub"):
+            for kind in ("metadata-stub", "scanner-stub", "channel"):
                 transport.forget_shared(kind, key)
-            channel = transport.forget_shared("channel", key)
-            if channel is not None:
-                channel.close()
-        client = transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
-        if client is not None:
-            client.close()
+        transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
 
     # -- gRPC -------------------------------------------------------------------------------------
 

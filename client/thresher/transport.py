@@ -99,7 +99,8 @@ def shared_channel(address: str, *, root_certificates: bytes | None = None, tls:
 
 
 def forget_shared(kind: str, key: tuple) -> Any:
-    """Removes and returns the shared ``kind`` object for ``key`` (None if there is none); the caller closes it."""
+    """Removes and returns the shared ``kind`` object for ``key`` (None if there is none): the next
+    ``shared`` call opens a new one."""
     with _shared_lock:
         return _shared.pop((kind, *key), None)
 
