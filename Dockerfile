@@ -7,7 +7,7 @@ COPY client ./client
 COPY services ./services
 COPY protos ./protos
 # The services with the PostgreSQL store and the S3 and GCS connectors; no torch or tensorflow.
-RUN pip install --no-cache-dir ".[postgres,s3,gcs]"
+RUN pip install --no-cache-dir ".[server,postgres,s3,gcs]"
 
 RUN useradd --uid 10001 --create-home thresher && mkdir -p /data && chown thresher /data
 USER thresher

@@ -9,7 +9,7 @@ reads checking each record's. Ratios are by wall-clock time; the ratio by CPU ti
 
     python benchmarks/bag.py [--datapoints 20000] [--reads 50000] [--repeats 5]
 
-Targets (DESIGN §7): both ratios >= 2.
+Targets (docs/design.md, "Performance targets"): both ratios >= 2.
 """
 
 from __future__ import annotations

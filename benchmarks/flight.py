@@ -1,4 +1,4 @@
-"""Bag shards over Flight (DESIGN §7: shard streaming ≥ 0.8× a bare pyarrow Flight server).
+"""Bag shards over Flight (docs/design.md, "Performance targets": shard streaming ≥ 0.8× a bare pyarrow Flight server).
 
 A sharded bag dataset of N datapoints (a 4 KiB ``file``, an ``int`` label, a small ``array``) is
 registered with ``thresher up`` running in a child process (as deployed), then:

@@ -1,4 +1,4 @@
-"""Flight relay of a large result vs a bare pyarrow Flight server streaming the same table (DESIGN §7: ≥ 0.8×).
+"""Flight relay of a large result vs a bare pyarrow Flight server streaming the same table (docs/design.md, "Performance targets": ≥ 0.8×).
 
 Three ways to fetch the same 2M × 10 table with pyarrow's Flight client:
 

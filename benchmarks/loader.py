@@ -1,12 +1,16 @@
-"""Loader throughput: decode PNG + batch 64 with 2 workers.
+"""Loader throughput: decode PNG + batch 64 with 2 workers; and the time to resume.
 
-Runs three loaders over the same bag dataset and the same reader, so they do the same work:
-`thresher.loader.Loader`, `granular.Loader`, and a torch `DataLoader` (num_workers=2) over a
-map-style dataset. Each runs in a fresh process of its own, warms up first, and reports
+Runs the loaders over the same bag dataset and the same reader, so they do the same work:
+`thresher.loader.Loader` (without and with `recycle_after`), `granular.Loader` (the same two
+ways), and a torch `DataLoader` (num_workers=2) over a map-style dataset. Each runs in a fresh process of its own, warms up first, and reports
 samples/s, CPU time per sample and the peak memory of its whole process tree (PSS, so shared
 memory counts once). The best of several interleaved rounds counts, as other work on a shared
 machine slows single rounds down.
-Targets (DESIGN §7): thresher >= 2x granular.Loader and >= 1.2x the torch DataLoader.
+Targets: thresher >= 2x granular.Loader and >= 1.2x the torch DataLoader.
+
+Resuming: the time from `load(state)` to the first batch, at step 10 and at step 100k (in batches),
+in-process with no workers so that only the resume is timed. Nothing is replayed, so the ratio
+should be about 1.
 
     python benchmarks/loader.py [--images 4096] [--size 64] [--batches 300] [--rounds 3]
 """
@@ -28,7 +32,8 @@ import numpy as np
 
 BATCH = 64
 WORKERS = 2
-CONTENDERS = ("thresher", "granular", "torch")
+CONTENDERS = ("thresher", "thresher-recycle", "granular", "granular-recycle", "torch")
+RECYCLE_AFTER = 4
 
 
 def make_dataset(directory: pathlib.Path, images: int, size: int) -> None:
@@ -79,16 +84,21 @@ class TorchDataset:
 
 def iterate(name: str, reader, directory: pathlib.Path):
     """An endless iterator of batches for the contender, and a function that stops it."""
-    if name == "thresher":
+    recycle = RECYCLE_AFTER if name.endswith("-recycle") else False
+    if name.startswith("thresher"):
         from thresher.loader import Loader
         from thresher.sources import Epochs
 
-        loader = Loader(Epochs(reader, seed=0), BATCH, workers=WORKERS, prefetch=8)
+        loader = Loader(
+            Epochs(reader, seed=0), BATCH, workers=WORKERS, prefetch=8, recycle_after=recycle
+        )
         return iter(loader), loader.close
-    if name == "granular":
+    if name.startswith("granular"):
         import granular
 
-        loader = granular.Loader(granular.sources.Epochs(reader), BATCH, workers=WORKERS)
+        loader = granular.Loader(
+            granular.sources.Epochs(reader), BATCH, workers=WORKERS, recycle_after=recycle
+        )
         return iter(loader), loader.close
     import torch
 
@@ -201,6 +211,38 @@ def run_one(name: str, directory: pathlib.Path, warmup: int, batches: int) -> di
     }
 
 
+def time_resume(directory: pathlib.Path, at_batch: int, repeats: int) -> float:
+    """Median seconds from `load()` at `at_batch` batches into the job to its first batch."""
+    from thresher.loader import Loader
+    from thresher.sources import Epochs
+
+    reader = open_reader(directory)
+    times = []
+    for _ in range(repeats):
+        loader = Loader(Epochs(reader, seed=0), BATCH, workers=0)
+        start = time.perf_counter()
+        loader.load({"step": at_batch * BATCH, "epoch": 0})
+        next(loader)
+        times.append(time.perf_counter() - start)
+        loader.close()
+    reader.close()
+    return float(np.median(times))
+
+
+def report_resume(directory: pathlib.Path, repeats: int) -> None:
+    time_resume(directory, 1, 3)  # warm up: page cache, imports
+    early, late = [], []
+    for _ in range(3):  # interleaved, so that other load on the machine hits both alike
+        early.append(time_resume(directory, 10, repeats))
+        late.append(time_resume(directory, 100_000, repeats))
+    early_s, late_s = min(early), min(late)
+    print(
+        f"resume to the first batch: step 10 {early_s * 1e3:6.2f} ms, step 100k "
+        f"{late_s * 1e3:6.2f} ms; step 100k / step 10 = {late_s / early_s:.2f}x "
+        "(no replay: target about 1x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4096)
@@ -208,6 +250,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="batches before timing")
     parser.add_argument("--batches", type=int, default=300, help="batches timed")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each contender")
+    parser.add_argument("--resume-repeats", type=int, default=9, help="timed resumes per point")
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,6 +269,7 @@ def main() -> None:
             f"reader: {type(reader).__module__}.{type(reader).__name__}"
         )
         reader.close()
+        report_resume(directory, args.resume_repeats)
         # Other work on the machine comes and goes: run the contenders in turn, several rounds,
         # and keep each one's best round.
         runs: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
@@ -244,7 +288,7 @@ def main() -> None:
         cpu = min(r["cpu_us_per_sample"] for r in results)
         peak = max(r["peak_pss_mib"] for r in results)
         print(
-            f"  {name:9s} {best[name]['samples_per_s']:7.0f} samples/s (rounds: {rates})   "
+            f"  {name:16s} {best[name]['samples_per_s']:7.0f} samples/s (rounds: {rates})   "
             f"CPU {cpu:5.0f} us/sample   peak PSS {peak:6.1f} MiB   "
             f"parent maxrss {best[name]['maxrss_self_mib']:6.1f} MiB"
         )
@@ -252,11 +296,18 @@ def main() -> None:
     vs_granular = ours / best["granular"]["samples_per_s"]
     vs_torch = ours / best["torch"]["samples_per_s"]
     print(f"thresher / granular.Loader = {vs_granular:.2f}x (target >= 2x)")
+    recycled = best["thresher-recycle"]["samples_per_s"]
+    print(
+        f"thresher recycle_after={RECYCLE_AFTER} / without = {recycled / ours:.2f}x; "
+        f"/ granular.Loader recycle_after={RECYCLE_AFTER} = "
+        f"{recycled / best['granular-recycle']['samples_per_s']:.2f}x (target >= 2x)"
+    )
     print(f"thresher / torch DataLoader = {vs_torch:.2f}x (target >= 1.2x)")
     cpu = {name: min(r["cpu_us_per_sample"] for r in results) for name, results in runs.items()}
     print(
         "CPU per sample, whole process tree (less sensitive to other load on the machine): "
         f"granular / thresher = {cpu['granular'] / cpu['thresher']:.2f}x, "
+        f"recycling: {cpu['granular-recycle'] / cpu['thresher-recycle']:.2f}x, "
         f"torch / thresher = {cpu['torch'] / cpu['thresher']:.2f}x"
     )
 

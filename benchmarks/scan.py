@@ -1,4 +1,4 @@
-"""The two scan rows of DESIGN §7, each against the bare listing of the same source (target ≥ 0.5×):
+"""The two scan rows of docs/design.md's "Performance targets", each against the bare listing of the same source (target ≥ 0.5×):
 
 - local: 200k files vs a bare ``os.scandir`` walk that stats every file;
 - s3: 20k objects on an S3 endpoint (moto's server in a process of its own, ``moto_s3.py``) vs a bare

@@ -12,21 +12,27 @@ from types import TracebackType
 
 
 class ServiceProcess:
-    def __init__(self, home: str | None = None) -> None:
+    def __init__(self, home: str | None = None, environment: dict[str, str] | None = None) -> None:
+        """``environment``: extra variables for the services (e.g. THRESHER_POSTGRES_URL for that store)."""
         self._scratch = tempfile.TemporaryDirectory(prefix="thresher-bench-")
         self.home = home or self._scratch.name
+        self._service_environment = dict(environment or {})
         self.environment: dict[str, str] = {}
+        self.gallery_url: str | None = None  # where `thresher up` serves the web gallery, if it does
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> "ServiceProcess":
         self._process = subprocess.Popen(
             [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
+            text=True, env={**os.environ, **self._service_environment})
         deadline = time.monotonic() + 120
         for line in self._process.stdout:
             if line.strip().startswith("export "):
                 key, value = line.strip().removeprefix("export ").split("=", 1)
                 self.environment[key] = value
+            if line.startswith("Gallery on "):
+                self.gallery_url = line.split()[2]
             if "Ctrl-C" in line or time.monotonic() > deadline:
                 break
         if "THRESHER_FLIGHT_ADDRESS" not in self.environment:

@@ -1,5 +1,5 @@
 """SQL over Flight: a filter over 1M datapoints through ADBC's Flight SQL driver, against the same
-filter through Thresher's Python client (DESIGN §5). Both end in pandas; the ratio is ADBC / client.
+filter through Thresher's Python client (docs/design.md, "The Flight surface"). Both end in pandas; the ratio is ADBC / client.
 
     python benchmarks/sql.py [--rows 1000000]
 """

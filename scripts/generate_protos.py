@@ -1,7 +1,11 @@
 """Regenerates the Python stubs under client/thresher/v1 from protos/thresher/v1, and the Flight SQL
 messages under client/thresher/flight_sql_protocol from protos/arrow/flight/protocol/sql.
 
-Run with `python scripts/generate_protos.py`; `--check` fails when the committed stubs differ.
+The stubs come from the grpcio-tools pinned in scripts/protoc-requirements.txt, an old one on purpose
+(its code runs on old and new protobuf/grpcio runtimes alike), in a venv of its own:
+
+    python3 -m venv .venv-protoc && .venv-protoc/bin/pip install -r scripts/protoc-requirements.txt
+    .venv-protoc/bin/python scripts/generate_protos.py          # `--check` fails when the stubs differ
 """
 
 from __future__ import annotations
@@ -26,6 +30,21 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 MESSAGE_SUFFIXES = ("_pb2.py", "_pb2.pyi")
 
 
+PINNED = ROOT / "scripts" / "protoc-requirements.txt"
+
+
+def check_tools_version() -> None:
+    """Refuses another grpcio-tools than the pinned one: its code would raise the runtime floors."""
+    from importlib.metadata import version
+
+    pinned = next(line.split("==", 1)[1].strip() for line in PINNED.read_text().splitlines()
+                  if line.startswith("grpcio-tools=="))
+    found = version("grpcio-tools")
+    if found != pinned:
+        raise SystemExit(f"grpcio-tools {found} is not the pinned {pinned}; run this script from a venv with "
+                         f"`pip install -r {PINNED.relative_to(ROOT)}` (see this script's docstring)")
+
+
 def generate(out_dir: pathlib.Path) -> None:
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "thresher" / "v1").glob("*.proto"))
@@ -44,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the committed stubs are stale")
     check = parser.parse_args().check
+    check_tools_version()
     with tempfile.TemporaryDirectory() as tmp:
         generate(pathlib.Path(tmp))
         pairs = [(pathlib.Path(tmp) / "thresher" / "v1", STUBS, GENERATED_SUFFIXES),

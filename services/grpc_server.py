@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from thresher.services.malformed import refuse_malformed
+from thresher.services.server_extra import require
 from thresher.transport import GRPC_OPTIONS
+
+health = require("grpc_health.v1.health")
+health_pb2 = require("grpc_health.v1.health_pb2")
+health_pb2_grpc = require("grpc_health.v1.health_pb2_grpc")
+reflection = require("grpc_reflection.v1alpha.reflection")
 
 log = logging.getLogger(__name__)
 

@@ -2,18 +2,18 @@
 
 ``grpc`` asks the gRPC health service (which needs no token) whether every service is SERVING;
 ``flight`` asks the Flight service for its actions, the one Flight call that needs no token: any
-answer means it is up. TLS follows ``$THRESHER_TLS_ROOT_CERTS``; ``$THRESHER_TLS_SERVER_NAME``
-names the certificate's host when the check dials 127.0.0.1. Exits 0 when healthy, 1 otherwise.
+answer means it is up. TLS follows ``$THRESHER_TLS_ROOT_CERTS``; the check dials the address it is
+given (in a container, 127.0.0.1), so the service's certificate must name that address (a certificate
+for compose names 127.0.0.1 and localhost beside the service host names). ``$THRESHER_TLS_SERVER_NAME``
+is not used here: it names the services this one calls. Exits 0 when healthy, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 TIMEOUT_SECONDS = 5.0
-SERVER_NAME_ENV = "THRESHER_TLS_SERVER_NAME"
 
 
 def grpc_healthy(address: str) -> bool:
@@ -26,9 +26,7 @@ def grpc_healthy(address: str) -> bool:
     if roots is None:
         channel = grpc.insecure_channel(address)
     else:
-        name = os.environ.get(SERVER_NAME_ENV)
-        options = [("grpc.ssl_target_name_override", name)] if name else []
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots))
     try:
         answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_SECONDS)
         return answer.status == health_pb2.HealthCheckResponse.SERVING
@@ -47,7 +45,7 @@ def flight_healthy(address: str) -> bool:
     roots = transport.tls_root_certificates()
     host_port = address.split("://", 1)[-1]
     location = f"grpc+tls://{host_port}" if roots is not None else f"grpc://{host_port}"
-    client = fl.FlightClient(location, tls_root_certs=roots, override_hostname=os.environ.get(SERVER_NAME_ENV))
+    client = fl.FlightClient(location, tls_root_certs=roots)
     try:
         client.list_actions(options=fl.FlightCallOptions(timeout=TIMEOUT_SECONDS))
         return True

@@ -21,10 +21,13 @@ class _Malformed:
 
 def refuse_malformed(server: grpc.Server) -> grpc.Server:
     """Makes ``server`` refuse undecodable requests with INVALID_ARGUMENT; returns it."""
-    add_generic, add_registered = server.add_generic_rpc_handlers, server.add_registered_method_handlers
+    add_generic = server.add_generic_rpc_handlers
     server.add_generic_rpc_handlers = lambda handlers: add_generic(tuple(_Generic(h) for h in handlers))
-    server.add_registered_method_handlers = lambda name, handlers: add_registered(
-        name, {method: _wrapped(handler) for method, handler in handlers.items()})
+    # grpcio >= 1.64 stubs register methods this way too; older grpcio has no such method (nor calls it).
+    add_registered = getattr(server, "add_registered_method_handlers", None)
+    if add_registered is not None:
+        server.add_registered_method_handlers = lambda name, handlers: add_registered(
+            name, {method: _wrapped(handler) for method, handler in handlers.items()})
     return server
 
 

@@ -1,5 +1,12 @@
 """Thresher: an open, self-hosted data engine for machine-learning datasets."""
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("thresher")  # single-sourced from pyproject.toml through the installed metadata
+except _PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
 from thresher import datasets, datasources, namespaces, sources
 from thresher.bag import (BagReader, BagWriter, DatasetReader, DatasetWriter, ShardedDatasetReader,
                           ShardedDatasetWriter, decoders, encoders)
@@ -8,9 +15,10 @@ from thresher.datasets import delete_dataset, get_dataset, get_datasets
 from thresher.datasource import Datasource
 from thresher.datasources import create_datasource, get_datasource, get_datasources
 from thresher.datasources import get_or_create as get_or_create_datasource
-from thresher.downloads import disable_bucket_downloaders, enable_gcs_bucket_downloader, enable_s3_bucket_downloader
-from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
-                             PermissionDeniedError, QueryError, ResourceExhaustedError, ScanFailedError,
+from thresher.downloads import (DownloadReport, UnsafePathWarning, disable_bucket_downloaders,
+                                enable_gcs_bucket_downloader, enable_s3_bucket_downloader)
+from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, MissingExtraError,
+                             NotFoundError, PermissionDeniedError, QueryError, QueryExpressionError, ResourceExhaustedError, ScanFailedError,
                              ScanInProgressWarning, ServiceTimeoutError,
                              ServiceError, ServiceUnavailableError, ThresherError, UnknownFieldError,
                              UnknownPathsError)
@@ -25,8 +33,9 @@ from thresher.storage.errors import (BlobNotFoundError, StorageAccessDeniedError
 from thresher.types import FieldType
 
 __all__ = [
+    "__version__", "MissingExtraError", "QueryExpressionError",
     "BagReader", "BagWriter", "DatasetReader", "DatasetWriter", "ShardedDatasetReader", "ShardedDatasetWriter",
-    "decoders", "encoders",
+    "decoders", "encoders", "DownloadReport", "UnsafePathWarning",
     "AlreadyExistsError", "BlobNotFoundError", "Namespace", "StorageAccessDeniedError", "StorageError",
     "StorageNotFoundError", "StorageUnavailableError", "UnknownRevisionError", "UnsafePathError",
     "create_namespace", "disable_bucket_downloaders", "enable_gcs_bucket_downloader", "enable_s3_bucket_downloader",

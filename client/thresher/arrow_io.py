@@ -59,3 +59,16 @@ def upsert_table_requests(datasource_id: int, path_column: str, schema: pa.Schem
             sent += 1
             rows += piece.num_rows
     yield request(end=metadata_service_pb2.UpsertTableEnd(record_batches=sent, rows=rows))
+
+
+def serialize_table(table: pa.Table) -> bytes:
+    """A small table as one Arrow IPC stream (schema and batches) in bytes."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def read_table(payload: bytes) -> pa.Table:
+    """The table an Arrow IPC stream in ``payload`` holds."""
+    return pa.ipc.open_stream(payload).read_all()

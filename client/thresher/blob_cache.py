@@ -34,8 +34,9 @@ def cached_path(digest: str) -> pathlib.Path:
     return cache_root() / digest[:2] / check_digest(digest)
 
 
-def blob_reader(connection: Connection) -> Callable[[str], Iterator[bytes]]:
-    """How to read a blob's bytes by hash: from the blob store's bucket when enabled, else via flight."""
+def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], Iterator[bytes]]:
+    """How to read a blob's bytes by hash: from the blob store's bucket when enabled, else via flight,
+    as a reader of datasource ``datasource_id`` (which holds the blob)."""
     location = os.environ.get(BLOB_STORE_ENV, "")
     scheme = location.partition("://")[0] if "://" in location else ""
     client = downloads.bucket_client(scheme)
@@ -43,26 +44,28 @@ def blob_reader(connection: Connection) -> Callable[[str], Iterator[bytes]]:
         from thresher.storage import open_storage
 
         return BlobStore(open_storage(location, client=client)).stream
-    return lambda digest: blob_chunks(connection, digest)
+    return lambda digest: blob_chunks(connection, digest, datasource_id)
 
 
-def fetch(connection: Connection, digest: str, cache_on_disk: bool = True) -> bytes:
-    """The bytes of blob ``digest``, from the cache when there; BlobNotFoundError naming it if none exists."""
+def fetch(connection: Connection, digest: str, cache_on_disk: bool = True, *, datasource_id: int) -> bytes:
+    """The bytes of blob ``digest`` held by datasource ``datasource_id``, from the cache when there;
+    BlobNotFoundError naming it if none exists."""
     if not cache_on_disk:
-        return b"".join(_verified(blob_reader(connection)(check_digest(digest)), digest))
-    return cache(connection, digest).read_bytes()
+        return b"".join(_verified(blob_reader(connection, datasource_id)(check_digest(digest)), digest))
+    return cache(connection, digest, datasource_id=datasource_id).read_bytes()
 
 
-def cache(connection: Connection, digest: str) -> pathlib.Path:
-    """The cached file of blob ``digest``, fetched first if it is not cached yet."""
+def cache(connection: Connection, digest: str, *, datasource_id: int) -> pathlib.Path:
+    """The cached file of blob ``digest`` (held by datasource ``datasource_id``), fetched first if it is
+    not cached yet."""
     path = cached_path(digest)
     if not path.exists():
-        write_atomically(path, _verified(blob_reader(connection)(digest), digest))
+        write_atomically(path, _verified(blob_reader(connection, datasource_id)(digest), digest))
     return path
 
 
 def cache_many(connection: Connection, digests: Iterable[str], threads: int = DEFAULT_THREADS,
-               progress: bool = True) -> dict[str, pathlib.Path]:
+               progress: bool = True, *, datasource_id: int) -> dict[str, pathlib.Path]:
     """Caches every distinct blob in ``digests`` (in parallel, with a progress bar); hash -> cached file."""
     from tqdm.auto import tqdm  # only here: keeps `import thresher` light
 
@@ -70,7 +73,7 @@ def cache_many(connection: Connection, digests: Iterable[str], threads: int = DE
     paths = {digest: cached_path(digest) for digest in wanted}
     missing = [digest for digest, path in paths.items() if not path.exists()]
     with tqdm(total=len(missing), desc="fetching blobs", unit=" blobs", disable=not progress, leave=False) as bar:
-        failures = run_all(lambda digest: cache(connection, digest), missing, threads, lambda: bar.update(1))
+        failures = run_all(lambda digest: cache(connection, digest, datasource_id=datasource_id), missing, threads, lambda: bar.update(1))
     if failures:
         raise failures[0]
     return paths

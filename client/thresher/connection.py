@@ -10,11 +10,12 @@ the same address, in every thread, reuses one, and a forked child opens its own.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from thresher import arrow_io, status, transport
+from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
                          scanner_service_pb2_grpc)
 
@@ -58,6 +60,10 @@ class Connection:
         if isinstance(direct_read_rows, bool) or not isinstance(direct_read_rows, int) or direct_read_rows < 0:
             raise ValueError(f"direct_read_rows takes a non-negative int, got {direct_read_rows!r}")
         self.direct_read_rows = direct_read_rows
+        self._settings = dict(metadata_address=metadata_address, flight_address=flight_address,
+                              scanner_address=scanner_address, token=token, retry_timeout=retry_timeout, tls=tls,
+                              root_certificates=root_certificates, call_timeout=call_timeout,
+                              direct_read_rows=direct_read_rows)
         self.call_timeout = call_timeout
         self.metadata_address = metadata_address or transport.metadata_address()
         self.flight_address = flight_address or transport.flight_address()
@@ -76,6 +82,28 @@ class Connection:
             [(b"authorization", f"Bearer {token}".encode())] if token else [])
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._direct_read_unsupported = False
+        self._lock = threading.Lock()
+        self._reset_clients()
+
+    def _reset_clients(self) -> None:
+        # Channels, stubs and the Flight client are the process's (``transport.shared``, which a forked
+        # child starts without); the clients for partition locations are this connection's.
+        self._pid = os.getpid()
+        self._location_clients = LocationClients(self._root_certificates if self.tls else None)
+
+    def _check_process(self) -> None:
+        # A forked child (a DataLoader worker, say) inherits the parent's clients, which gRPC and Flight
+        # cannot use across a fork: it opens its own, leaving the parent's alone.
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._reset_clients()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for worker processes, say) as its settings: the copy dials its own channels."""
+        return {"settings": self._settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["settings"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return (f"Connection(metadata={self.metadata_address!r}, flight={self.flight_address!r}, "
@@ -90,12 +118,17 @@ class Connection:
     def close(self) -> None:
         """Lets go of the channels and Flight client for this connection's addresses, which every
         Connection of this process shares: the next call on any of them dials afresh. They are not
-        closed here, so calls another connection has in flight finish; each closes once unused."""
+        closed here, so calls another connection has in flight finish; each closes once unused. The
+        clients for partition locations are this connection's own and are closed."""
         for address in {self.metadata_address, self.scanner_address}:
             key = (address, self._root_certificates, self.tls)
             for kind in ("metadata-stub", "scanner-stub", "channel"):
                 transport.forget_shared(kind, key)
         transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
+        with self._lock:
+            clients, self._location_clients = (self._location_clients,
+                                               LocationClients(self._root_certificates if self.tls else None))
+        clients.close()
 
     # -- gRPC -------------------------------------------------------------------------------------
 
@@ -158,7 +191,8 @@ class Connection:
         """The Flight client for the flight service (the process's one for its address)."""
         def open_client() -> flight.FlightClient:
             scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
-            return flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots)
+            return flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
+                                       generic_options=transport.FLIGHT_CLIENT_OPTIONS)
 
         return transport.shared("flight", (self.flight_address, self._root_certificates, self.tls), open_client)
 
@@ -204,10 +238,63 @@ class Connection:
         return self.read_query(query)
 
     def read_query(self, query: common_pb2.Query) -> pa.Table:
-        """Runs ``query`` through the flight service and reads the whole result."""
+        """Runs ``query`` through the flight service and reads the whole result.
+
+        A large result comes in partitions (one FlightInfo endpoint each), read in parallel and joined in
+        order; an ordered or limited query is never partitioned, so it is read at once, without asking.
+        """
+        if query.order_by or query.HasField("limit"):
+            raw = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+            ticket = flight.Ticket(raw)
+            return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
+                                     idempotent=True)
+        # Planned on the store's estimate: the partitions without running the query an extra time to count it.
+        command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+        descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+
+        self._check_process()
+
+        def read() -> pa.Table:
+            info = self.flight.get_flight_info(descriptor, options=self._flight_options)
+            return read_endpoints(info, lambda: self.flight, self._location_clients, self._flight_options)
+
+        return self._flight_call(read, idempotent=True)
+
+    def stream_query(self, query: common_pb2.Query, *, map_errors: bool = True) -> pa.RecordBatchReader:
+        """Runs ``query`` through the flight service and returns its batches as they arrive.
+
+        Nothing is held beyond the batch being read. With ``map_errors`` errors while reading raise
+        Thresher exceptions (a Python step per batch); without, the reader is Flight's own, for
+        consumers that read it in C (an Arrow C stream), where no Python exception reaches anyone.
+        """
         ticket = flight.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
-        return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
-                                 idempotent=True)
+
+        def start() -> flight.FlightStreamReader:
+            reader = self.flight.do_get(ticket, options=self._flight_options)
+            reader.schema  # noqa: B018 - waits for the first message, where a refusal arrives
+            return reader
+
+        reader = self._flight_call(start, idempotent=True)
+        if not map_errors:
+            return reader.to_reader()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                while True:
+                    try:
+                        chunk = reader.read_chunk()
+                    except StopIteration:
+                        return
+                    if chunk.data is not None:
+                        yield chunk.data
+            except Exception as error:
+                if not status.is_transport_error(error):
+                    raise
+                raise status.from_flight_error(error, self.flight_address) from None
+            finally:
+                reader.cancel()  # a consumer that stops early ends the query instead of leaving it running
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def open_ticket(self, ticket: flight_pb2.FlightTicket) -> flight.FlightStreamReader:
         """Starts DoGet for a file, blob or shard ticket; its schema is read, so a refused ticket fails here.
@@ -223,28 +310,45 @@ class Connection:
 
         return self._flight_call(start, idempotent=True)
 
-    def upsert_table(self, datasource_id: int, table: pa.Table, path_column: str,
+    def upsert_table(self, datasource_id: int, table: pa.Table | pa.RecordBatchReader, path_column: str, *,
                      create_missing: bool = False) -> metadata_service_pb2.UpsertTableResponse | None:
         """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically.
 
-        Returns the server's counts when it sends them (a PutResult holding an UpsertTableResponse).
+        ``table`` may be a RecordBatchReader: its batches are sent as they are read, so an upload
+        larger than memory streams. If reading it raises, the upload is aborted (nothing is written)
+        and the error is raised here. Returns the server's counts when it sends them.
+        ``create_missing``: whether paths the datasource does not know may become new datapoints
+        (otherwise they are refused with ``UnknownPathsError`` and nothing is written).
         """
         command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
             datasource_id=datasource_id, path_column=path_column, create_missing=create_missing))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+        batches = table.to_batches() if isinstance(table, pa.Table) else table
 
         def put() -> metadata_service_pb2.UpsertTableResponse | None:
             writer, reader = self.flight.do_put(descriptor, table.schema, options=self._flight_options)
-            with writer:
-                for batch in table.to_batches():
+            try:
+                for batch in batches:
                     for piece in arrow_io.split_batch(batch):
                         writer.write_batch(piece)
+            except BaseException:
+                # Ending the stream here would commit what was sent: tell the service to drop it. Its
+                # refusal is expected and not what the caller needs to hear; the producer's error is.
+                with contextlib.suppress(Exception):
+                    writer.write_metadata(pa.py_buffer(transport.ABORT_UPLOAD))
+                    writer.done_writing()
+                    reader.read()
+                with contextlib.suppress(Exception):
+                    writer.close()
+                raise
+            with writer:
                 writer.done_writing()
                 answer = reader.read()
             if answer is None or answer.size == 0:
                 return None
             return metadata_service_pb2.UpsertTableResponse.FromString(answer.to_pybytes())
 
+        # A reader can be read once, so only a whole table is retried (and writes never are).
         return self._flight_call(put, idempotent=False)
 
 

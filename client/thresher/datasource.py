@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import datetime as dt
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,10 +19,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import scan, upload
+from thresher import arrow_io, scan, upload
 from thresher.connection import Connection
 from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
                              ServiceUnavailableError)
+from thresher.interchange import ArrowExport
 from thresher.metadata_context import MetadataContext
 from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
 from thresher.results import QueryResult, paths_of
@@ -29,8 +31,23 @@ from thresher.state import BUILTIN_COLUMNS, DatasourceState
 from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
 
-class Datasource:
-    """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``."""
+@dataclasses.dataclass(frozen=True)
+class FacetCounts:
+    """Value counts or a histogram of one field (``Datasource.count_values``)."""
+
+    counts: Any
+    """An Arrow table: (value, count), most frequent first; or (low, high, count) per histogram bin."""
+    total_rows: int
+    missing: int
+    """Rows of the result without a value for the field."""
+
+
+class Datasource(ArrowExport):
+    """A datasource, or a filtered/ordered view of one. Obtain it from ``thresher.datasources``.
+
+    A view is an Arrow stream producer: each read (``pyarrow.table(view)``, ``polars.DataFrame(view)``,
+    ``view.iter_batches()``, a DuckDB scan) runs its query and streams the result from the service.
+    """
 
     def __init__(self, connection: Connection, proto: common_pb2.Datasource, spec: QuerySpec | None = None,
                  dataset: common_pb2.Dataset | None = None, *, _shared: DatasourceState | None = None) -> None:
@@ -244,6 +261,17 @@ class Datasource:
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
 
+    def count_values(self, field: str | Column, bins: int = 0, max_values: int = 20) -> FacetCounts:
+        """How often each value of ``field`` occurs in this view's result, counted in the store.
+
+        ``bins`` > 0 gives an equal-width histogram instead for int and float fields. Returns a
+        ``FacetCounts``: ``counts`` (Arrow: value, count; or low, high, count), ``total_rows``, ``missing``.
+        """
+        name = self._field_name(field)
+        response = self.connection.call_metadata("CountValues", ms.CountValuesRequest(
+            query=self.query_proto(), field=name, bins=bins, max_values=max_values), idempotent=True)
+        return FacetCounts(arrow_io.read_table(response.counts), response.total_rows, response.missing)
+
     def get_datapoint(self, path: str) -> Any:
         """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""
         if not isinstance(path, str):
@@ -279,9 +307,21 @@ class Datasource:
                                 + (f" ({count} of the {len(wanted)} paths are missing)" if count > 1 else ""))
         return QueryResult(table.take(positions), self.source, datasource=self)
 
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
+        self._warn_about_scan(reader.schema, stacklevel=4)
+        return reader
+
+    def _hf_source(self) -> Any:
+        return self
+
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
         table = self.connection.read_result(spec.to_proto(self.id), spec.limit)
-        state = (table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
+        self._warn_about_scan(table.schema, stacklevel + 1)
+        return QueryResult(table, self.source, datasource=self)
+
+    def _warn_about_scan(self, schema: pa.Schema, stacklevel: int) -> None:
+        state = (schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
         if state in (scan.PENDING, scan.SCANNING):
             warnings.warn(f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
                           "only what is indexed so far; ds.wait_until_ready() waits for the scan",
@@ -289,7 +329,6 @@ class Datasource:
         elif state == scan.FAILED:
             warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
                           ScanInProgressWarning, stacklevel=stacklevel)
-        return QueryResult(table, self.source, datasource=self)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -311,19 +350,47 @@ class Datasource:
 
     def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
                                        create_missing: bool = False) -> Any:
-        """Writes a DataFrame's columns as fields of the datapoints named in its path column, atomically.
+        """Writes a table's columns as fields of the datapoints named in its path column, atomically.
 
-        ``path_column`` is a column name or position (the first column by default). Missing values
-        (None/NaN/NaT) leave fields untouched. Paths that are not datapoints yet are refused
-        (``UnknownPathsError``, nothing written) unless ``create_missing=True``, which creates them.
-        Returns the service's counts when it sends them.
+        ``df`` is any Arrow producer (see ``upload``). ``path_column`` is a column name or position
+        (the first column by default). Missing values (None/NaN/NaT) leave fields untouched. Paths
+        that are not datapoints yet are refused (``UnknownPathsError``, nothing written) unless
+        ``create_missing=True``, which creates them. Returns the service's counts when it sends them.
         """
-        table, path_name = upload.prepare(df, path_column, self._shared.write_types)
-        if table.num_rows == 0:
+        return self._upload(df, path_column, create_missing=create_missing)
+
+    def upload(self, data: Any, path_column: str | int = PATH_COLUMN, *, create_missing: bool = False) -> Any:
+        """Writes ``data``'s columns as fields of the datapoints named in ``path_column``, atomically.
+
+        ``data`` is a pandas or polars DataFrame, a pyarrow Table or RecordBatchReader, a DuckDB
+        relation, a Hugging Face ``datasets.Dataset`` or anything with ``__arrow_c_stream__``; anything
+        else raises TypeError. A stream (reader, relation, other producer) is sent batch by batch as it
+        is read, so it may be larger than memory; it still commits only at its end, and if the
+        producer raises midway nothing is written. Paths the datasource does not know yet are refused
+        (``UnknownPathsError``) unless ``create_missing=True``.
+        """
+        return self._upload(data, path_column, create_missing=create_missing)
+
+    def _upload(self, data: Any, path_column: str | int | None, **options: Any) -> Any:
+        table, path_name = upload.prepare(data, path_column, self._shared.write_types)
+        if isinstance(table, pa.Table) and table.num_rows == 0:
             return None
-        response = self.connection.upsert_table(self.id, table, path_name, create_missing=create_missing)
+        response = self.connection.upsert_table(self.id, table, path_name, **options)
         self._shared.stale = True
         return response
+
+    def import_annotations(self, format: str, path_or_uri: str | os.PathLike[str], field: str, match: Any = "auto",
+                           kind: str | None = None) -> Any:
+        """Reads annotations (``"coco"``, ``"yolo"``, ``"voc"``, ``"cvat"``, ``"labelstudio"``) into ``field``.
+
+        Images are matched to datapoints by ``match``: ``"auto"`` (same path, then without extension,
+        then by a path suffix, then by file name), ``"path"``, ``"stem"``, ``"name"`` or a function from
+        the image name to a datapoint path. ``kind`` picks what to read where a format holds several
+        (``"detections"`` or ``"polylines"``). Returns an ImportReport listing unmatched files.
+        """
+        from thresher import label_io
+
+        return label_io.import_annotations(self, format, path_or_uri, field, match, kind)
 
     def define_fields(self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
                       ) -> dict[str, FieldType]:

@@ -34,6 +34,20 @@ class QueryError(ThresherError, ValueError):
     """A query built wrongly: a missing parenthesis, `and`/`or`/`in` on columns, a chained comparison."""
 
 
+class QueryExpressionError(QueryError):
+    """A query expression (the text grammar of ``thresher.expressions``) that does not parse.
+
+    ``position`` is the 0-based offset in ``text`` where parsing stopped; ``expected`` says what would
+    have been valid there.
+    """
+
+    def __init__(self, message: str, text: str = "", position: int = 0, expected: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+        self.position = position
+        self.expected = expected
+
+
 class UnknownFieldError(QueryError, NotFoundError):
     """A query or write names a field the datasource does not have."""
 
@@ -51,7 +65,18 @@ class ResourceExhaustedError(ThresherError):
 
 
 class PermissionDeniedError(ThresherError, PermissionError):
-    """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED)."""
+    """A token that is missing, wrong, or not allowed to do this (UNAUTHENTICATED / PERMISSION_DENIED).
+
+    ``code`` is the status code name the service answered with, so callers (the gallery's 401 and 403)
+    can tell a missing or wrong token from one that may not do this.
+    """
+
+    def __init__(self, message: str = "", code: str = "PERMISSION_DENIED") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ScanFailedError(ThresherError):
@@ -60,6 +85,10 @@ class ScanFailedError(ThresherError):
 
 class ServiceError(ThresherError):
     """A service failed in a way no more specific class describes (gRPC INTERNAL, UNKNOWN, ...)."""
+
+
+class MissingExtraError(ThresherError, ImportError):
+    """A feature needs a package that an optional extra installs; the message names the extra."""
 
 
 class ScanInProgressWarning(UserWarning):

@@ -71,6 +71,9 @@ def export_result(result: Any, target: str, columns: Sequence[str] | None = None
         raise ValueError(f"columns {names} map onto clashing keys {sorted(keys.values())}")
     paths = result.paths
     manifest = _manifest(datasource, spec, keys, shardlen, paths, image_size)
+    # A reader needs the types to rebuild values: annotation kinds especially (thresher.labels.from_plain).
+    manifest["field_types"] = {keys[name]: kind.value for name, kind in result.fields.items()
+                               if name in keys and kind is not None}
     target = files.normpath(target)
     _check_resume(target, manifest)
 

@@ -1,6 +1,6 @@
 """Client-side type checks of values against field types, so misuse fails before any request.
 
-The rules are DESIGN §3's: a bool is never an int; ints and floats compare with each other; an int
+The rules are those of docs/design.md, "Types of values in writes": a bool is never an int; ints and floats compare with each other; an int
 field takes a float only when it is integral (never truncated). Mismatch messages use the metadata
 service's phrasing ("field 'x' has type int; got float value 1.5") so both read the same.
 """

@@ -26,9 +26,10 @@ def file_chunks(connection: Connection, datasource_id: int, path: str, offset: i
     return _chunks(connection, ticket, f"file {path!r} of datasource {datasource_id}", StorageNotFoundError)
 
 
-def blob_chunks(connection: Connection, digest: str) -> Iterator[bytes]:
-    """The bytes of blob ``digest``, in chunks; BlobNotFoundError naming it if the store has none."""
-    ticket = flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest))
+def blob_chunks(connection: Connection, digest: str, datasource_id: int) -> Iterator[bytes]:
+    """The bytes of blob ``digest``, which datasource ``datasource_id`` holds (the flight service serves a
+    blob only to readers of a datasource holding it), in chunks; BlobNotFoundError if the store has none."""
+    ticket = flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=datasource_id))
     return _chunks(connection, ticket, f"blob {digest}", BlobNotFoundError)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Iterable
 
@@ -12,6 +13,8 @@ from thresher.storage.errors import UnsafePathError
 
 DOWNLOAD_DIR_ENV = "THRESHER_DOWNLOAD_DIR"
 TEMPORARY_PREFIX = ".thresher-partial-"
+# `C:`, `c:\\x`, `C:/x`: absolute (or drive-relative) on Windows wherever the file is written from.
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def download_root() -> pathlib.Path:
@@ -24,6 +27,9 @@ def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:
     an absolute path, a ``..`` component, or a symlink (already in ``folder``) that leads out of it."""
     if not relative or relative.startswith(("/", "\\")) or "\0" in relative or os.path.isabs(relative):
         raise UnsafePathError(f"datapoint path {relative!r} is absolute or empty: it cannot be written "
+                              f"inside {os.fspath(folder)}")
+    if _DRIVE.match(relative):
+        raise UnsafePathError(f"datapoint path {relative!r} starts with a drive letter: it cannot be written "
                               f"inside {os.fspath(folder)}")
     parts = [part for part in relative.replace("\\", "/").split("/") if part not in ("", ".")]
     if ".." in parts or not parts:

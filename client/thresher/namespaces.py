@@ -45,6 +45,19 @@ def get_namespace(name: str, *, connection: Connection | None = None) -> Namespa
                                                    idempotent=True).namespace)
 
 
+def list_namespaces(*, connection: Connection | None = None) -> list[Namespace]:
+    """Every namespace the connection's token may read, by name."""
+    conn = resolve(connection)
+    found, token = [], ""
+    while True:
+        response = conn.call_metadata("ListNamespaces", ms.ListNamespacesRequest(page_size=500, page_token=token),
+                                      idempotent=True)
+        found.extend(Namespace.from_proto(proto) for proto in response.namespaces)
+        token = response.next_page_token
+        if not token:
+            return found
+
+
 def get_or_create_namespace(name: str, repository: str | os.PathLike[str] | None = None, *,
                             connection: Connection | None = None) -> Namespace:
     """Namespace ``name``, created (bound to ``repository``) if missing. AlreadyExistsError if it exists

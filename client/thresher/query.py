@@ -1,4 +1,4 @@
-"""The query builder: columns, filter expressions, ordering, and the query a view sends (DESIGN §4).
+"""The query builder: columns, filter expressions, ordering, and the query a view sends (docs/design.md, "Queries").
 
 ``ds["x"]`` is a :class:`Column`; comparing it gives an :class:`Expression`; expressions combine with
 ``&``, ``|`` and ``~``. Everything is checked as it is built, so misuse fails at the line that
@@ -86,6 +86,12 @@ class Expression:
     def __contains__(self, item: Any) -> bool:
         raise QueryError(_IN_HELP)
 
+    def __str__(self) -> str:
+        """The filter in the query expression language (``thresher.expressions``), which parses back to it."""
+        from thresher.expressions import to_text  # expressions builds on this module
+
+        return to_text(self)
+
 
 def _operand(other: Any, symbol: str) -> Expression:
     if isinstance(other, Expression):
@@ -105,7 +111,7 @@ def _same_datasource(parts: Iterable[Expression | Column]) -> int | None:
 class Comparison(Expression):
     """``field op operand``: the operand is a value, another column, a list of values, or nothing."""
 
-    __slots__ = ("field", "op", "operand")
+    __slots__ = ("field", "op", "operand", "measure")
 
     def __init__(self, column: Column, op: int, operand: Any = None) -> None:
         parts = [column, operand] if isinstance(operand, Column) else [column]
@@ -113,9 +119,10 @@ class Comparison(Expression):
         self.field = column.name
         self.op = op
         self.operand = operand
+        self.measure = column.measure if isinstance(column, Measure) else None
 
     def to_proto(self) -> common_pb2.Filter:
-        comparison = common_pb2.Comparison(field=self.field, op=self.op)
+        comparison = common_pb2.Comparison(field=self.field, op=self.op, measure=self.measure)
         if isinstance(self.operand, Column):
             comparison.other_field = self.operand.name
         elif isinstance(self.operand, common_pb2.ValueList):
@@ -126,6 +133,8 @@ class Comparison(Expression):
 
     def __repr__(self) -> str:
         column = f"ds[{self.field!r}]"
+        if self.measure is not None:
+            column = Measure.describe(column, self.measure)
         if self.op in _SYMBOLS:
             return f"({column} {_SYMBOLS[self.op]} {_operand_repr(self.operand)})"
         argument = "" if self.operand is None else _operand_repr(self.operand)
@@ -294,6 +303,34 @@ class Column:
         """Holds where the datapoint has a value for this field."""
         return Comparison(self, _Op.COMPARISON_OPERATOR_IS_NOT_NULL)
 
+    # Annotation fields: numbers computed from a datapoint's objects (missing where the field is).
+    def count(self, label: str | None = None) -> Measure:
+        """How many objects (labelled ``label``, if given) the annotation field holds: compare it."""
+        return self._measure(common_pb2.OBJECT_MEASURE_KIND_COUNT, label, FieldType.INT)
+
+    def max_confidence(self, label: str | None = None) -> Measure:
+        """The highest confidence among the objects (labelled ``label``); missing when there are none."""
+        return self._measure(common_pb2.OBJECT_MEASURE_KIND_MAX_CONFIDENCE, label, FieldType.FLOAT)
+
+    def min_confidence(self, label: str | None = None) -> Measure:
+        """The lowest confidence among the objects (labelled ``label``); missing when there are none."""
+        return self._measure(common_pb2.OBJECT_MEASURE_KIND_MIN_CONFIDENCE, label, FieldType.FLOAT)
+
+    @property
+    def labels(self) -> Labels:
+        """The labels of the annotation field's objects: ``ds["gt"].labels.contains("car")``."""
+        self._measure(common_pb2.OBJECT_MEASURE_KIND_COUNT, None, FieldType.INT)
+        return Labels(self)
+
+    def _measure(self, kind: int, label: str | None, result: FieldType) -> Measure:
+        if not self.type.is_annotation or self.type is FieldType.SEGMENTATION:
+            raise QueryError(f"{self!r} has type {self.type.value}: only classification, detections, polylines "
+                             "and keypoints fields have objects to count or measure")
+        if label is not None and not isinstance(label, str):
+            raise QueryError(f"a label is a string, got {type(label).__name__}")
+        measure = common_pb2.ObjectMeasure(kind=kind, label=label)
+        return Measure(self.name, result, self.datasource_id, measure)
+
     def asc(self) -> Order:
         """Ascending order by this field, for ``order_by``."""
         return Order(self.name, descending=False)
@@ -326,6 +363,7 @@ class Column:
         raise QueryError(f"{self!r} is a column reference, not its values; run a query to get values")
 
     def _compare(self, op: int, other: Any) -> Expression:
+        self._check_not_annotation()
         if isinstance(other, Column):
             if not fieldcheck.comparable(self.type, other.type):
                 raise fieldcheck.mismatch(self.name, self.type, other.type,
@@ -348,7 +386,14 @@ class Column:
             raise QueryError(f"{self!r} {_SYMBOLS[op]} ...: a {self.type.value} field has no order; "
                              "use == or != or isin")
 
+    def _check_not_annotation(self) -> None:
+        if self.type.is_annotation:
+            raise QueryError(f"{self!r} holds {self.type.annotation_kind}: compare a measure of its objects, e.g. "
+                             f"{self!r}.count('car') >= 1, {self!r}.labels.contains('car'), "
+                             f"{self!r}.max_confidence() < 0.5")
+
     def _value(self, op: int, value: Any) -> common_pb2.Value:
+        self._check_not_annotation()
         if isinstance(value, Expression):
             raise QueryError(f"cannot compare {self!r} with a filter ({value!r}); {_PAREN_HELP}")
         given = fieldcheck.kind_of(self.name, value)
@@ -365,6 +410,53 @@ class Column:
         if not fieldcheck.comparable(self.type, given):
             raise fieldcheck.mismatch(self.name, self.type, given, value)
         return fieldcheck.write_value(self.name, None, value)
+
+
+class Measure(Column):
+    """A number computed from an annotation field's objects (``count``, ``max_confidence``): compare it."""
+
+    __slots__ = ("measure",)
+
+    def __init__(self, name: str, field_type: FieldType, datasource_id: int | None,
+                 measure: common_pb2.ObjectMeasure) -> None:
+        super().__init__(name, field_type, datasource_id)
+        self.measure = measure
+
+    def __repr__(self) -> str:
+        return self.describe(f"ds[{self.name!r}]", self.measure)
+
+    @staticmethod
+    def describe(column: str, measure: common_pb2.ObjectMeasure) -> str:
+        name = common_pb2.ObjectMeasureKind.Name(measure.kind).removeprefix("OBJECT_MEASURE_KIND_").lower()
+        return f"{column}.{name}({measure.label!r})" if measure.HasField("label") else f"{column}.{name}()"
+
+    def asc(self) -> Order:
+        raise QueryError(f"{self!r} cannot order a query; order by a field")
+
+    desc = asc
+
+    def _measure(self, kind: int, label: str | None, result: FieldType) -> Measure:
+        raise QueryError(f"{self!r} is a number, not an annotation field")
+
+    def _compare(self, op: int, other: Any) -> Expression:
+        if isinstance(other, Column):
+            raise QueryError(f"{self!r} compares with values, not with columns")
+        return super()._compare(op, other)
+
+
+class Labels:
+    """The labels of an annotation field's objects, for ``ds["gt"].labels.contains("car")``."""
+
+    __slots__ = ("column",)
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+
+    def contains(self, label: str) -> Expression:
+        """Holds where at least one object has ``label``."""
+        if not isinstance(label, str):
+            raise QueryError(f"a label is a string, got {type(label).__name__}")
+        return self.column.count(label) >= 1
 
 
 @dataclasses.dataclass(frozen=True)

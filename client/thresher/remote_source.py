@@ -27,7 +27,7 @@ import collections
 import concurrent.futures
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -101,15 +101,31 @@ class Remote:
             return [(shard, 0, length) for shard, length in enumerate(self.lengths) if length]
         if not 0 <= rank < world_size or batch < 1:
             raise ValueError(f"need batch >= 1 and 0 <= rank < world_size, got {batch}, {rank}, {world_size}")
-        total, pieces = len(self), []
-        for first in range(rank * batch, total, batch * world_size):
-            for piece in self._pieces_of(first, min(total, first + batch)):
+        total = len(self)
+        return self._pieces_for(range(first, min(total, first + batch))
+                                for first in range(rank * batch, total, batch * world_size))
+
+    def _pieces_for(self, ranges: Iterable[range]) -> list[Piece]:
+        """The pieces that hold the rows of ``ranges``, in order; adjacent rows of one shard merged."""
+        pieces: list[Piece] = []
+        for rows in ranges:
+            for piece in self._pieces_of(rows.start, min(rows.stop, len(self))):
                 last = pieces[-1] if pieces else None
                 if last and last[0] == piece[0] and last[2] == piece[1]:
                     pieces[-1] = (last[0], last[1], piece[2])  # contiguous in one shard: one fetch
                 else:
                     pieces.append(piece)
         return pieces
+
+    def plan_reads(self, ranges: Iterable[range], size: int | None = None) -> None:
+        """Plans reads for the steps of ``ranges`` in order (the Loader calls this with its rank's batches).
+
+        A loader resumed at another step, or with another number of ranks, re-plans, so each rank fetches
+        what its own batches read from then on. What was fetched and cached is dropped.
+        """
+        self.close()
+        self.plan = self._pieces_for(ranges)
+        self._start()
 
     def _pieces_of(self, start: int, stop: int) -> list[Piece]:
         """The global rows ``[start, stop)`` as row ranges of shards."""

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from thresher import blob_cache, downloads
+from thresher import blob_cache, downloads, labels
 from thresher.errors import InvalidArgumentError
+from thresher.interchange import ArrowExport
 from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
                             FieldType, arrow_kind, field_type_of)
 from thresher.urls import download_url, register_url_builder  # noqa: F401 - re-exported: the URL hooks' old home
@@ -67,7 +68,8 @@ class Datapoint:
         if isinstance(value, pathlib.Path):  # get_blob_fields left the cached file's path here
             data = value.read_bytes()
         else:
-            data = blob_cache.fetch(self._source("fetch its blobs").connection, value, cache_on_disk)
+            source = self._source("fetch its blobs")
+            data = blob_cache.fetch(source.connection, value, cache_on_disk, datasource_id=source.id)
         if store_value:
             self.metadata[field] = data
         return data
@@ -78,9 +80,13 @@ class Datapoint:
         return self.datasource
 
 
-class QueryResult:
+class QueryResult(ArrowExport):
     """The datapoints a query returned: ``.arrow``, ``.dataframe``, ``.entries``, ``len``, iteration and
-    lookup by path (``result["a/b.png"]``) or position."""
+    lookup by path (``result["a/b.png"]``) or position.
+
+    It is an Arrow stream producer (``__arrow_c_stream__``): ``pyarrow.table(r)``, ``polars.DataFrame(r)``
+    and DuckDB (``duckdb.sql("select * from r")``) read it without a copy; see ``thresher.interchange``.
+    """
 
     def __init__(self, table: pa.Table, source_uri: str = "", datasource: Any = None) -> None:
         self._table = table
@@ -92,6 +98,23 @@ class QueryResult:
         """The result as an Arrow table; each field's type is in its Arrow field metadata."""
         return self._table
 
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._table.__arrow_c_stream__(requested_schema)
+
+    def to_arrow(self) -> pa.Table:
+        """The result as an Arrow table (the one it holds: no copy)."""
+        return self._table
+
+    def to_pandas(self, **options: Any) -> pd.DataFrame:
+        """The result as a pandas DataFrame (``options`` go to ``pyarrow.Table.to_pandas``)."""
+        return self.dataframe if not options else self._table.to_pandas(**options)
+
+    def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        return self._table.to_reader()
+
+    def _hf_source(self) -> Any:
+        return self._datasource
+
     @functools.cached_property
     def dataframe(self) -> pd.DataFrame:
         """The result as a pandas DataFrame (``path``, ``datapoint_id``, then the fields)."""
@@ -102,6 +125,10 @@ class QueryResult:
         """The result as Datapoint objects, built on first use."""
         source = self._source_uri
         rows = self._table.to_pylist()
+        for name, kind in self.fields.items():
+            if kind is not None and kind.is_annotation:
+                for row, value in zip(rows, self.labels(name)):
+                    row[name] = value
         return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource)
                 for row in rows]
 
@@ -115,6 +142,23 @@ class QueryResult:
         return {f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema
                 if f.name not in RESERVED_NAMES}
 
+    def export_annotations(self, format: str, target: str | os.PathLike[str], field: str | None = None,
+                           copy_images: bool = False) -> list[str]:
+        """Writes annotation field ``field`` (the only one by default) as ``"coco"``, ``"yolo"``, ``"voc"``,
+        ``"cvat"`` or ``"labelstudio"`` at ``target``; pixel formats need the width and height fields.
+        ``copy_images`` also downloads the files into ``target/images``. Returns the files written."""
+        from thresher import label_io
+
+        return label_io.export_annotations(self, format, target, field, copy_images)
+
+    def labels(self, field: str) -> list[Any]:
+        """The values of annotation field ``field`` as ``thresher.labels`` objects (None: no value)."""
+        kind = self.fields.get(field)
+        if kind is None or not kind.is_annotation:
+            raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "
+                                       f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})")
+        return labels.from_arrow(kind.annotation_kind, self._table.column(field))
+
     @property
     def scan_state(self) -> str | None:
         """The datasource's scan state when the query ran: pending, scanning, ready or failed."""
@@ -123,16 +167,20 @@ class QueryResult:
 
     def download_files(self, target_dir: str | os.PathLike[str] | None = None, keep_source_prefix: bool = True,
                        redownload: bool = False, *, threads: int = downloads.DEFAULT_THREADS,
-                       progress: bool = True) -> pathlib.Path:
-        """Downloads every datapoint's file, in parallel with a progress bar; returns the folder.
+                       progress: bool = True, raise_on_failure: bool = True) -> downloads.DownloadReport:
+        """Downloads every datapoint's file, in parallel with a progress bar; returns a DownloadReport
+        (``.folder``, ``.downloaded``, ``.skipped``, ``.failed``; path-like: it stands for the folder).
 
         ``target_dir`` defaults to ``~/thresher/datasets/<namespace>/<datasource id>``;
         ``keep_source_prefix`` puts files under the source's bucket prefix or repository path there.
-        Existing files are kept unless ``redownload``. Each file appears whole or not at all, and a path
-        that would land outside the folder raises UnsafePathError before anything is fetched.
+        Existing files are kept unless ``redownload``. Each file appears whole or not at all. A path
+        that would land outside the folder is skipped with an UnsafePathWarning naming it and the rest
+        still download. A failed download raises once the others finish, unless ``raise_on_failure``
+        is false, when it is only listed in the report.
         """
         return downloads.download_files(self._source("download files"), self.paths, target_dir,
-                                        keep_source_prefix, redownload, threads=threads, progress=progress)
+                                        keep_source_prefix, redownload, threads=threads, progress=progress,
+                                        raise_on_failure=raise_on_failure)
 
     def export(self, target: str | os.PathLike[str], columns: list[str] | None = None, shardlen: int = 1000,
                formats: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
@@ -158,8 +206,8 @@ class QueryResult:
                 raise InvalidArgumentError(f"{name!r} is not a blob field of this result "
                                            f"(blob fields: {[n for n, k in kinds.items() if k is FieldType.BLOB]})")
         digests = {d for name in names for d in self._table.column(name).to_pylist() if d is not None}
-        connection = self._source("fetch blobs").connection
-        cached = blob_cache.cache_many(connection, digests, threads, progress)
+        source = self._source("fetch blobs")
+        cached = blob_cache.cache_many(source.connection, digests, threads, progress, datasource_id=source.id)
         for entry in self.entries:
             for name in names:
                 digest = entry.metadata[name]

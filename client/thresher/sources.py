@@ -14,7 +14,7 @@ A source made only of finite parts keeps their length (`size`); one that cycles 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,10 @@ class Transform(Source):
     def __call__(self, step: int) -> Datapoint:
         return self.fn(self.source(step), seed=[self.seed, step])
 
+    def plan_reads(self, ranges: Iterable[range], size: int | None) -> None:
+        """Passes the loader's read plan on: step s reads the inner source at s."""
+        _plan_reads([self.source], ranges, size)
+
 
 class Sample(Source):
     """Endless uniform sampling with replacement from the first `length` items of `source`."""
@@ -199,6 +203,28 @@ class Mix(Source):
         rng = np.random.default_rng([self.seed, step])
         choice = rng.choice(len(self.sources), p=self.weights)
         return self.sources[choice](step)
+
+    def plan_reads(self, ranges: Iterable[range], size: int | None) -> None:
+        """Passes the loader's read plan on: step s reads one of the sources at s."""
+        _plan_reads(self.sources, ranges, size)
+
+
+def _plan_reads(sources: Sequence[Any], ranges: Iterable[range], size: int | None) -> None:
+    """Tells the sources that plan their reads (a remote source) which steps come, in order.
+
+    `ranges` can be long: it is listed once and only if some source plans.
+    """
+    planners = [getattr(_owner(source), "plan_reads", None) for source in sources]
+    planners = [plan for plan in planners if plan is not None]
+    if planners:
+        ranges = list(ranges)
+        for plan in planners:
+            plan(ranges, size)
+
+
+def _owner(function: Any) -> Any:
+    """The object behind a source function (a bound `__getitem__`'s object, else itself)."""
+    return getattr(function, "__self__", function)
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,10 @@ from thresher.transport import MAX_MESSAGE_BYTES
 # The flight service starts the message of an UNAVAILABLE it passes on from storage with this, so that
 # the client blames the storage endpoint, not the service.
 STORAGE_MARK = "storage: "
+# ...and the message of an UNAVAILABLE it passes on from a service it called (the metadata service) with
+# this, followed by that service and its address, so that the client names the node that is down, not
+# the flight service that answered.
+UPSTREAM_MARK = "upstream: "
 _CODE_NAMES = frozenset(code.name for code in grpc.StatusCode)
 _CODE_PREFIX = re.compile(r"^\s*'?([A-Z_]+):\s*")
 # Flight appends debugging context to the server's message; everything from the first of these on is noise.
@@ -63,11 +67,14 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         from thresher.storage.errors import StorageUnavailableError
 
         return StorageUnavailableError(message[len(STORAGE_MARK):])
+    if code == "UNAVAILABLE" and message.startswith(UPSTREAM_MARK):
+        through = f" (the service at {address} that relayed the call is up)" if address else ""
+        return errors.ServiceUnavailableError(f"Thresher service unavailable: {message[len(UPSTREAM_MARK):]}{through}")
     if code == "UNAVAILABLE":
         where = f" at {address}" if address else ""
         return errors.ServiceUnavailableError(f"Thresher service unavailable{where}: {message}")
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return errors.PermissionDeniedError(message)
+        return errors.PermissionDeniedError(message, code)
     if code == "DEADLINE_EXCEEDED":
         where = f" at {address}" if address else ""
         return errors.ServiceTimeoutError(f"a call to the Thresher service{where} timed out: {message}")
@@ -99,6 +106,11 @@ def from_flight_error(error: BaseException, address: str | None = None) -> error
         if isinstance(error, cls):
             return exception_for(code, message, address)
     return exception_for("UNKNOWN", message, address)
+
+
+def upstream_unavailable(service: str, address: str, details: str) -> str:
+    """The message of an UNAVAILABLE a service passes on from ``service`` at ``address`` (see UPSTREAM_MARK)."""
+    return f"{UPSTREAM_MARK}{service} at {address}: {details}"
 
 
 def is_transport_error(error: BaseException) -> bool:

@@ -24,6 +24,9 @@ TLS_ROOT_CERTS_ENV = "THRESHER_TLS_ROOT_CERTS"
 # RESOURCE_EXHAUSTED instead of exhausting memory. Senders slice batches well below it.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 TARGET_BATCH_BYTES = 8 * 1024 * 1024
+# Application metadata a DoPut client sends instead of ending its stream when its producer failed: the
+# flight service then cancels the upload, so nothing of it is written.
+ABORT_UPLOAD = b"thresher:abort-upload"
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -34,6 +37,15 @@ GRPC_OPTIONS = [
     # grows to two minutes: a flight or scanner service keeps working across a metadata service restart.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+# The client's Flight channel receives at most this much of a stream ahead of what it has read: gRPC's
+# adaptive window (BDP probing) otherwise grows with load, so a reader that falls behind a fast service
+# would hold ever more of a result in socket buffers. 16 MiB keeps loopback and LAN throughput.
+FLIGHT_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024
+FLIGHT_CLIENT_OPTIONS = [
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", FLIGHT_RECEIVE_WINDOW_BYTES),
 ]
 
 
@@ -63,12 +75,16 @@ def tls_root_certificates() -> bytes | None:
         return handle.read()
 
 
-def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
+def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False,
+                 server_name: str | None = None) -> grpc.Channel:
     """A channel to a service: TLS verified against ``root_certificates`` (or the system's roots when
-    only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service."""
+    only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service. ``server_name``
+    is the host name the service's certificate must carry when the address does not say it (a list of
+    replica addresses, an IP)."""
     if root_certificates is not None or tls:
         credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-        return grpc.secure_channel(address, credentials, options=GRPC_OPTIONS)
+        options = [*GRPC_OPTIONS, ("grpc.ssl_target_name_override", server_name)] if server_name else GRPC_OPTIONS
+        return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=GRPC_OPTIONS)
 
 

@@ -1,4 +1,4 @@
-"""The field type system of DESIGN §3, shared by the client and the services.
+"""The field type system (docs/design.md, "Data model"), shared by the client and the services.
 
 A field has one of six types. Python and numpy/pandas scalars map to them by kind (a Python ``bool``
 is a bool, never an int); ``None``, NaN and NaT mean "no value". Arrow carries each field's type in
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from thresher import labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.v1 import common_pb2
 
@@ -38,6 +39,29 @@ class FieldType(str, enum.Enum):
     STRING = "string"
     DATETIME = "datetime"
     BLOB = "blob"
+    # Annotation fields: the type is "annotation" and the kind follows the colon (see thresher.labels).
+    CLASSIFICATION = "annotation:classification"
+    DETECTIONS = "annotation:detections"
+    POLYLINES = "annotation:polylines"
+    KEYPOINTS = "annotation:keypoints"
+    SEGMENTATION = "annotation:segmentation"
+
+    @property
+    def is_annotation(self) -> bool:
+        return self.value.startswith("annotation:")
+
+    @property
+    def annotation_kind(self) -> str | None:
+        """The annotation kind (``"detections"``, ...), None for a scalar type."""
+        return self.value.partition(":")[2] or None
+
+    @classmethod
+    def annotation(cls, kind: str) -> "FieldType":
+        """The field type of an annotation kind."""
+        try:
+            return cls(f"annotation:{kind}")
+        except ValueError:
+            raise ValueError(f"unknown annotation kind {kind!r}; one of {', '.join(labels.KINDS)}") from None
 
     @property
     def proto(self) -> int:
@@ -62,6 +86,11 @@ _TO_PROTO = {
     FieldType.STRING: common_pb2.FIELD_TYPE_STRING,
     FieldType.DATETIME: common_pb2.FIELD_TYPE_DATETIME,
     FieldType.BLOB: common_pb2.FIELD_TYPE_BLOB,
+    FieldType.CLASSIFICATION: common_pb2.FIELD_TYPE_ANNOTATION_CLASSIFICATION,
+    FieldType.DETECTIONS: common_pb2.FIELD_TYPE_ANNOTATION_DETECTIONS,
+    FieldType.POLYLINES: common_pb2.FIELD_TYPE_ANNOTATION_POLYLINES,
+    FieldType.KEYPOINTS: common_pb2.FIELD_TYPE_ANNOTATION_KEYPOINTS,
+    FieldType.SEGMENTATION: common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION,
 }
 _FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
 
@@ -74,6 +103,7 @@ _ARROW_TYPES = {
     FieldType.DATETIME: pa.timestamp("us", tz="UTC"),
     # A blob field holds the sha256 hex digest of bytes kept in the blob store.
     FieldType.BLOB: pa.string(),
+    **{FieldType(f"annotation:{kind}"): arrow_type for kind, arrow_type in labels.ARROW_TYPES.items()},
 }
 
 
@@ -107,9 +137,11 @@ def infer_type(value: Any) -> FieldType | None:
         return FieldType.DATETIME
     if isinstance(value, bytes | bytearray | memoryview):
         return FieldType.BLOB
+    if labels.is_label(value):
+        return FieldType.annotation(value.kind)
     raise FieldTypeMismatchError(
         f"values of Python type {type(value).__name__} cannot be stored; "
-        "use int, float, bool, str, datetime or bytes")
+        "use int, float, bool, str, datetime, bytes or a thresher.labels value")
 
 
 def to_utc_datetime(value: Any) -> _dt.datetime:
@@ -155,6 +187,8 @@ def to_proto_value(value: Any) -> common_pb2.Value:
         message.string_value = utf8_text(value, "a string value")
     elif kind is FieldType.DATETIME:
         message.datetime_value.FromDatetime(to_utc_datetime(value))
+    elif kind.is_annotation:
+        message.annotation_value.CopyFrom(labels.to_proto(value, kind.proto))
     else:
         message.blob_value = bytes(value)
     return message
@@ -177,6 +211,15 @@ def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
         return None, None
     if kind == "datetime_value":
         return FieldType.DATETIME, message.datetime_value.ToDatetime(tzinfo=UTC)
+    if kind == "annotation_value":
+        try:
+            field_type = FieldType.from_proto(message.annotation_value.type)
+        except ValueError:
+            field_type = None
+        if field_type is None or not field_type.is_annotation:
+            raise InvalidArgumentError(f"an annotation value has type {message.annotation_value.type}, "
+                                       "not one of the annotation kinds")
+        return field_type, labels.plain_from_proto(field_type.annotation_kind, message.annotation_value)
     return _PROTO_KINDS[kind], getattr(message, kind)
 
 
@@ -192,14 +235,22 @@ def arrow_kind(data_type: pa.DataType) -> FieldType | None:
         return FieldType.INT
     if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
         return FieldType.FLOAT
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or _is_view("is_string_view", data_type):
         return FieldType.STRING
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return FieldType.DATETIME
+    if (kind := labels.kind_of_arrow_type(data_type)) is not None:
+        return FieldType.annotation(kind)
     if (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
-            or pa.types.is_fixed_size_binary(data_type) or pa.types.is_binary_view(data_type)):
+            or pa.types.is_fixed_size_binary(data_type) or _is_view("is_binary_view", data_type)):
         return FieldType.BLOB
     raise FieldTypeMismatchError(f"Arrow type {data_type} cannot be stored")
+
+
+def _is_view(predicate: str, data_type: pa.DataType) -> bool:
+    # String and binary views arrived in pyarrow 16; an older pyarrow has no such types to meet.
+    check = getattr(pa.types, predicate, None)
+    return check is not None and check(data_type)
 
 
 def field_type_of(arrow_field: pa.Field) -> FieldType | None:

@@ -9,27 +9,80 @@ dictionaries are decoded, timestamps become UTC microseconds and dates midnight 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import fieldcheck
+from thresher import fieldcheck, labels
 from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
 
 # Arrow types written per field type; a blob column carries the bytes, the service stores the digest.
-_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary()}
+_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary(),
+                                                                  FieldType.SEGMENTATION: labels.SEGMENTATION_WRITE_TYPE}
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
-def to_arrow(data: Any) -> pa.Table:
-    """An Arrow table from a pandas DataFrame, Arrow table or record batch (the index is not kept)."""
-    if isinstance(data, pa.Table):
+ACCEPTED = ("a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader, a polars DataFrame or "
+            "LazyFrame, a DuckDB relation, a Hugging Face Dataset or IterableDataset, or any object with "
+            "__arrow_c_stream__ (the Arrow PyCapsule stream interface)")
+
+
+def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
+    """The Arrow form of ``data``: a table for what is in memory already, a RecordBatchReader for a
+    stream (a reader, a DuckDB relation, any other ``__arrow_c_stream__`` producer), read batch by batch.
+
+    Raises TypeError naming what is accepted for anything else.
+    """
+    if isinstance(data, pa.Table | pa.RecordBatchReader):
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
+    module = type(data).__module__.partition(".")[0]
+    if module == "pandas" and hasattr(data, "columns"):
+        return _from_pandas(data)
+    if module == "polars" and hasattr(data, "collect"):  # a LazyFrame: run it
+        data = data.collect()
+    if module == "polars" and hasattr(data, "to_arrow"):
+        return data.to_arrow()  # zero-copy for most column types
+    if module == "datasets" and type(data).__name__ == "IterableDataset":
+        return _iterable_dataset_stream(data)
+    if module == "datasets" and hasattr(data, "with_format"):
+        # Memory-mapped, zero-copy unless the dataset holds an indices mapping (after a shuffle or select).
+        return data.with_format("arrow")[:]
+    if hasattr(data, "__arrow_c_stream__"):
+        return _reader_of_stream(data)
+    raise TypeError(f"cannot upload a {type(data).__module__}.{type(data).__qualname__}: pass {ACCEPTED}")
+
+
+def _reader_of_stream(data: Any) -> pa.RecordBatchReader:
+    if hasattr(pa.RecordBatchReader, "from_stream"):  # pyarrow >= 15
+        return pa.RecordBatchReader.from_stream(data)
+    if hasattr(data, "to_arrow_reader"):  # a DuckDB relation, on an older pyarrow
+        return data.to_arrow_reader()
+    raise TypeError(f"uploading a {type(data).__module__}.{type(data).__qualname__} through the Arrow PyCapsule "
+                    f"interface needs pyarrow >= 15 (installed: {pa.__version__}); pass a pyarrow Table instead")
+
+
+def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | pa.RecordBatchReader:
+    # A streaming Hugging Face dataset: its schema is known once its first batch is read.
+    tables = iter(data.with_format("arrow").iter(batch_size=batch_rows))
+    first = next(tables, None)
+    if first is None:
+        return pa.table({})
+    batches = (batch for table in itertools.chain([first], tables) for batch in table.to_batches())
+    return pa.RecordBatchReader.from_batches(first.schema, batches)
+
+
+def _from_pandas(data: Any) -> pa.Table:
+    label_columns = _label_columns(data)
+    if label_columns:
+        rest = _from_pandas(data.drop(columns=list(label_columns)))
+        columns = {name: label_columns[name] if name in label_columns else rest[name] for name in data.columns}
+        return pa.table(columns)
     try:
         return pa.Table.from_pandas(data, preserve_index=False)
     except _ARROW_ERRORS as error:
@@ -38,6 +91,20 @@ def to_arrow(data: Any) -> pa.Table:
         raise InvalidArgumentError(f"the dataframe holds text that is not valid UTF-8: {error}") from None
     except ValueError as error:  # duplicate column names, for one
         raise InvalidArgumentError(str(error)) from None
+
+
+def _label_columns(frame: Any) -> dict[str, pa.Array]:
+    """The columns of a DataFrame that hold ``thresher.labels`` values, as Arrow arrays of their kind."""
+    found = {}
+    for name in getattr(frame, "columns", ()):
+        column = frame[name]
+        if getattr(column, "dtype", None) != object:
+            continue
+        values = [None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()]
+        first = next((v for v in values if v is not None), None)
+        if labels.is_label(first):
+            found[name] = labels.to_arrow(first.kind, values)
+    return found
 
 
 def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
@@ -51,9 +118,9 @@ def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
     return FieldTypeMismatchError(f"the dataframe cannot be converted to Arrow: {error}")
 
 
-def path_column_name(table: pa.Table, path_column: str | int | None) -> str:
+def path_column_name(table: pa.Table | pa.Schema, path_column: str | int | None) -> str:
     """The name of the path column: given by name, by position, or the first column by default."""
-    names = table.column_names
+    names = table.names if isinstance(table, pa.Schema) else table.column_names
     if not names:
         raise InvalidArgumentError("the dataframe has no columns; the first column must hold datapoint paths")
     if path_column is None:
@@ -68,25 +135,27 @@ def path_column_name(table: pa.Table, path_column: str | int | None) -> str:
 
 
 def prepare(data: Any, path_column: str | int | None,
-            field_types: Callable[[list[str]], Mapping[str, FieldType]]) -> tuple[pa.Table, str]:
-    """The table to upload and its path column's name; ``field_types(names)`` gives the known types.
+            field_types: Callable[[list[str]], Mapping[str, FieldType]]
+            ) -> tuple[pa.Table | pa.RecordBatchReader, str]:
+    """The table (or, for a stream, the reader) to upload and its path column's name; ``field_types(names)``
+    gives the known types.
 
     A ``datapoint_id`` column (as in a query result's dataframe) is dropped: it is the datapoint's own
-    id, not a field. All-null columns are dropped: they give no value to write.
+    id, not a field. All-null columns of a table are dropped: they give no value to write. A stream is
+    converted batch by batch as it is read; a bad batch raises then, which aborts the upload.
     """
-    table = to_arrow(data)
+    source = to_arrow(data)
+    if isinstance(source, pa.RecordBatchReader):
+        return _prepare_stream(source, path_column, field_types)
+    table = source
     path_name = path_column_name(table, path_column)
-    if len(set(table.column_names)) != len(table.column_names):
-        raise InvalidArgumentError(f"duplicate column names in {table.column_names}")
+    _check_names(table.column_names)
     columns, names = [_path_column(path_name, table.column(path_name))], [path_name]
     known = field_types([name for name in table.column_names if name != path_name])
     for name, column in zip(table.column_names, table.columns):
         if name in (path_name, DATAPOINT_ID_COLUMN):
             continue
-        try:
-            validate_field_name(name)
-        except ValueError as error:
-            raise InvalidArgumentError(f"column {name!r}: {error}") from None
+        _check_name(name)
         converted = _field_column(name, column, known.get(name))
         if converted is not None:
             columns.append(converted)
@@ -94,7 +163,51 @@ def prepare(data: Any, path_column: str | int | None,
     return pa.Table.from_arrays(columns, names=names), path_name
 
 
+def _check_names(names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"duplicate column names in {names}")
+
+
+def _check_name(name: str) -> None:
+    try:
+        validate_field_name(name)
+    except ValueError as error:
+        raise InvalidArgumentError(f"column {name!r}: {error}") from None
+
+
+def _prepare_stream(reader: pa.RecordBatchReader, path_column: str | int | None,
+                    field_types: Callable[[list[str]], Mapping[str, FieldType]]) -> tuple[pa.RecordBatchReader, str]:
+    # The upload's schema is fixed before its first batch, so it comes from the stream's schema:
+    # a column of the null type is dropped, every other one is sent (a null in it writes nothing).
+    schema = reader.schema
+    path_name = path_column_name(schema, path_column)
+    _check_names(schema.names)
+    known = field_types([name for name in schema.names if name != path_name])
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns, names = [_path_column(path_name, pa.chunked_array([batch.column(path_name)]))], [path_name]
+        for name, column in zip(batch.schema.names, batch.columns):
+            if name in (path_name, DATAPOINT_ID_COLUMN):
+                continue
+            converted = _field_column(name, pa.chunked_array([column]), known.get(name), keep_empty=True)
+            if converted is not None:
+                columns.append(converted)
+                names.append(name)
+        return pa.RecordBatch.from_arrays([column.combine_chunks() for column in columns], names=names)
+
+    for name in schema.names:
+        if name not in (path_name, DATAPOINT_ID_COLUMN):
+            _check_name(name)
+    # Converting an empty batch checks every column's type against its field before anything is sent.
+    target = convert(pa.RecordBatch.from_pylist([], schema=schema)).schema
+    batches = (convert(batch) for batch in reader if batch.num_rows)
+    return pa.RecordBatchReader.from_batches(target, batches), path_name
+
+
 def _path_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_null(column.type) and len(column) == 0:
+        # An empty object column (pandas < 3 has no string dtype by default) carries no type.
+        return pa.chunked_array([], pa.string())
     if arrow_kind(column.type) is not FieldType.STRING:
         raise InvalidArgumentError(f"path column '{name}' must hold strings, not {column.type}")
     if column.null_count:
@@ -102,13 +215,16 @@ def _path_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return _cast(name, column, pa.string())
 
 
-def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None) -> pa.ChunkedArray | None:
+def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None,
+                  keep_empty: bool = False) -> pa.ChunkedArray | None:
     try:
         given = arrow_kind(column.type)
     except FieldTypeMismatchError as error:
         raise FieldTypeMismatchError(f"column '{name}': {error}") from None
-    if given is None or column.null_count == len(column):
+    if given is None or (column.null_count == len(column) and not keep_empty):
         return None
+    if given.is_annotation and expected in (None, given):
+        return column  # the service conforms and checks annotation columns, optional parts left out included
     if expected is None or expected == given or (expected is FieldType.FLOAT and given is FieldType.INT):
         return _cast(name, column, _WRITE_TYPES[expected or given])
     if expected is FieldType.INT and given is FieldType.FLOAT:
@@ -124,6 +240,10 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
         return _nan_to_null(column) if pa.types.is_floating(target) else column
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if pa.types.is_float16(column.type):
+        # pyarrow < 16 cannot cast half floats; numpy can, and its NaN for a null is "no value" here.
+        column = pa.chunked_array([pa.array(chunk.to_numpy(zero_copy_only=False).astype("float64"), from_pandas=True)
+                                   for chunk in column.chunks], pa.float64())
     # Sub-microsecond timestamp digits and float precision beyond 2**53 are dropped, not errors.
     safe = not (pa.types.is_timestamp(target) or pa.types.is_floating(target))
     try:
@@ -134,6 +254,6 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
 
 
 def _nan_to_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    # NaN means "no value" (DESIGN §3); pandas input already has it as null, Arrow input may not.
+    # NaN means "no value" (docs/design.md, "Missing values"); pandas input already has it as null, Arrow input may not.
     nan = pc.is_nan(column)
     return pc.if_else(nan, pa.scalar(None, column.type), column) if pc.any(nan).as_py() else column

@@ -1,4 +1,7 @@
-"""Authentication and TLS shared by the services: bearer tokens scoped to namespaces (DESIGN §5)."""
+"""Authentication and TLS shared by the services: bearer tokens scoped to namespaces.
+
+See docs/design.md, "Authentication and authorisation".
+"""
 
 from .config import InsecureBindError, ServiceSecurity, TlsIdentity, is_loopback
 from .context import acting_as, current_identity, current_token

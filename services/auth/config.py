@@ -6,6 +6,8 @@
 | ``THRESHER_SERVICE_TOKEN`` | the token this service presents when it calls another on its own behalf |
 | ``THRESHER_TLS_CERT``, ``THRESHER_TLS_KEY`` | PEM certificate chain and key: serve over TLS |
 | ``THRESHER_TLS_ROOT_CERTS`` | PEM roots to verify the services this one calls (turns TLS on for them) |
+| ``THRESHER_TLS_SERVER_NAME`` | the host name to verify in the certificates of the services this one calls, when |
+|   | the address does not name it (a multi-address ``ipv4:A,B`` list of replicas, or a bare IP) |
 
 A service refuses to listen on anything but a loopback address without tokens configured.
 """
@@ -29,6 +31,9 @@ from .tokens import TokenTable
 SERVICE_TOKEN_ENV = "THRESHER_SERVICE_TOKEN"
 TLS_CERT_ENV = "THRESHER_TLS_CERT"
 TLS_KEY_ENV = "THRESHER_TLS_KEY"
+TLS_SERVER_NAME_ENV = "THRESHER_TLS_SERVER_NAME"
+# Targets that list several addresses: no single host name in them for TLS to verify.
+_ADDRESS_LIST_SCHEMES = ("ipv4:", "ipv6:")
 
 
 class InsecureBindError(RuntimeError):
@@ -76,6 +81,8 @@ class ServiceSecurity:
     tls: TlsIdentity | None = None
     service_token: str | None = None
     root_certificates: bytes | None = None
+    # The host name the certificates of called services must carry, instead of the one in their address.
+    server_name: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServiceSecurity":
@@ -86,7 +93,8 @@ class ServiceSecurity:
         roots = environ.get(transport.TLS_ROOT_CERTS_ENV, "")
         return cls(tokens=TokenTable.from_env(environ), tls=tls,
                    service_token=environ.get(SERVICE_TOKEN_ENV) or None,
-                   root_certificates=_read(roots, "TLS root certificates") if roots else None)
+                   root_certificates=_read(roots, "TLS root certificates") if roots else None,
+                   server_name=environ.get(TLS_SERVER_NAME_ENV) or None)
 
     def check_bind(self, address: str) -> None:
         """Refuses to serve beyond loopback without tokens."""
@@ -118,5 +126,19 @@ class ServiceSecurity:
     def channel(self, address: str) -> grpc.Channel:
         """A channel to another service: TLS when roots are configured, carrying the caller's token
         (or this service's own token when it acts for no caller)."""
-        channel = transport.open_channel(address, root_certificates=self.root_certificates)
+        channel = transport.open_channel(address, root_certificates=self.root_certificates,
+                                         server_name=self.verified_name(address))
         return grpc.intercept_channel(channel, ForwardingInterceptor(self.service_token))
+
+    def verified_name(self, address: str) -> str | None:
+        """The host name TLS verifies when calling ``address``: ``server_name`` if set, else the address's
+        own (None). A list of addresses names no host, so without ``server_name`` it is refused here,
+        naming the setting, rather than failing every call with a verification error."""
+        if self.root_certificates is None:
+            return None
+        if self.server_name:
+            return self.server_name
+        if address.startswith(_ADDRESS_LIST_SCHEMES) and "," in address:
+            raise ValueError(f"TLS to {address!r}: a list of addresses names no host to verify; set "
+                             f"{TLS_SERVER_NAME_ENV} to the host name the replicas' certificates carry")
+        return None

@@ -114,9 +114,17 @@ class MetadataBackend:
 
     def describe(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, int]:
         """The result's schema and row count, without running it to the end."""
-        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query), timeout=CALL_TIMEOUT,
-                                            metadata=metadata)
-        return arrow_io.read_schema(response.schema), response.total_rows
+        schema, total_rows, _, _ = self.describe_with_ids(query, metadata)
+        return schema, total_rows
+
+    def describe_with_ids(self, query: common_pb2.Query, metadata: Metadata = (),
+                          estimate: bool = False) -> tuple[pa.Schema, int, int, int]:
+        """The result's schema, row count, and smallest and largest datapoint id (0, 0 when unknown or empty);
+        with ``estimate``, the store's cheap estimate of the count and bounds that hold the result's ids."""
+        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query, estimate=estimate),
+                                            timeout=CALL_TIMEOUT, metadata=metadata)
+        return arrow_io.read_schema(response.schema), response.total_rows, response.min_datapoint_id, \
+            response.max_datapoint_id
 
     def upsert(self, datasource_id: int, path_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                metadata: Metadata = (), create_missing: bool = False) -> mpb.UpsertTableResponse:

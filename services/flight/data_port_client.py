@@ -17,9 +17,12 @@ from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
 class DataPortClient:
     """Query results from the data port at ``address`` (``host:port``), read for the caller in ``metadata``."""
 
-    def __init__(self, address: str, scheme: str = "grpc", root_certificates: bytes | None = None) -> None:
+    def __init__(self, address: str, scheme: str = "grpc", root_certificates: bytes | None = None,
+                 server_name: str | None = None) -> None:
         self.address = address
-        self._client = fl.FlightClient(f"{scheme}://{address}", tls_root_certs=root_certificates)
+        # ``server_name``: the host name the port's certificate must carry when ``address`` does not say it.
+        self._client = fl.FlightClient(f"{scheme}://{address}", tls_root_certs=root_certificates,
+                                       override_hostname=server_name)
 
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
         """The result as a stream to hand on, its first message read first, so a bad query fails here."""

@@ -23,7 +23,9 @@ import pyarrow.flight as fl
 
 from thresher.services.flight.backend import UnusableResult
 from thresher.services.flight.tickets import TicketError
-from thresher.status import flight_message, split_code
+from thresher.status import flight_message, split_code, upstream_unavailable
+
+METADATA_SERVICE = "the metadata service"
 
 _ERROR_CLASSES: dict[grpc.StatusCode, type[fl.FlightError]] = {
     grpc.StatusCode.UNAVAILABLE: fl.FlightUnavailableError,
@@ -41,10 +43,15 @@ def status_error(code: grpc.StatusCode, message: str) -> fl.FlightError:
     return _ERROR_CLASSES.get(code, fl.FlightServerError)(f"{code.name}: {message}")
 
 
-def from_rpc_error(error: grpc.RpcError) -> fl.FlightError:
-    """The Flight error for a failed call to the metadata service, its status and message preserved."""
+def from_rpc_error(error: grpc.RpcError, upstream: str = "") -> fl.FlightError:
+    """The Flight error for a failed call to the metadata service (at ``upstream``, when known), its status
+    and message preserved; an UNAVAILABLE is marked as the metadata service's, so the client names it
+    rather than this service, which is up."""
     if isinstance(error, grpc.Call):
-        return status_error(error.code(), error.details() or "")
+        details = error.details() or ""
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            details = upstream_unavailable(METADATA_SERVICE, upstream or "its configured address", details)
+        return status_error(error.code(), details)
     return status_error(grpc.StatusCode.UNKNOWN, str(error))
 
 
@@ -57,12 +64,12 @@ def unimplemented(message: str) -> fl.FlightError:
 
 
 @contextlib.contextmanager
-def flight_errors() -> Iterator[None]:
-    """Re-raises metadata-service and ticket failures as Flight errors."""
+def flight_errors(upstream: str = "") -> Iterator[None]:
+    """Re-raises metadata-service (at ``upstream``) and ticket failures as Flight errors."""
     try:
         yield
     except grpc.RpcError as error:
-        raise from_rpc_error(error) from None
+        raise from_rpc_error(error, upstream) from None
     except TicketError as error:
         raise invalid_argument(str(error)) from None
     except UnusableResult as error:
@@ -77,6 +84,7 @@ def relayed_flight_error(error: BaseException, address: str) -> fl.FlightError:
     if code is not None:
         return status_error(grpc.StatusCode[code], rest)
     if isinstance(error, fl.FlightUnavailableError):
-        return status_error(grpc.StatusCode.UNAVAILABLE, f"the metadata service's data port {address}: {message}")
+        return status_error(grpc.StatusCode.UNAVAILABLE,
+                            upstream_unavailable(f"{METADATA_SERVICE}'s data port", address, message))
     return status_error(grpc.StatusCode.INTERNAL, f"the metadata service's data port {address}: {message}")
 

@@ -22,15 +22,16 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files, shards as bag_shards, sql as flight_sql
+from thresher.services.flight import files, partitions, shards as bag_shards, sql as flight_sql
+from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.errors import flight_errors, invalid_argument, unimplemented
+from thresher.services.flight.errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
-from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket, query_ticket
+from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.storage.base import clean_relative
 from thresher.storage.blobs import BlobStore, open_blob_store
-from thresher.transport import flight_address, metadata_address
+from thresher.transport import ABORT_UPLOAD, flight_address, metadata_address
 from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -43,29 +44,35 @@ DATA_PORT_ENV = "THRESHER_METADATA_DATA_ADDRESS"
 
 
 class ThresherFlightServer(fl.FlightServerBase):
-    """Serves Thresher's Flight surface (DESIGN §5) on top of the metadata service at ``channel``."""
+    """Serves Thresher's Flight surface (docs/design.md, "The Flight surface") over the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
-                 peers: Sequence[str] = (), data_port: DataPortClient | None = None, **options) -> None:
+                 peers: Sequence[str] = (), data_port: DataPortClient | None = None, metadata_address: str = "",
+                 partition_rows: int | None = None, **options) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
         self._channel = channel
+        # Named in the errors of calls to it, so a client blames the metadata service when it is down.
+        self._metadata_address = metadata_address
         self._backend = MetadataBackend(channel)
         # Query results come from the metadata service's data port when there is one (C++ to C++), else
         # over its gRPC ExecuteQuery stream.
         self._data_port = data_port
         self._storages = files.DatasourceStorages(channel)
         self._blobs = blobs if blobs is not None else open_blob_store()
+        self._blob_access = BlobAccess(channel)
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
         self._sql = flight_sql.FlightSqlHandler(self._backend, self.location)
         # Public so a deployment (or a test) can point servers at each other once all their ports are known.
         self.peers = [bag_shards.peer_location(peer, self.location) for peer in peers]
         self._shards = bag_shards.BagShards(channel, lambda: [self.location, *self.peers])
+        # A query result larger than this is split into id-range partitions, one endpoint each.
+        self.partition_rows = partitions.partition_rows(partition_rows)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             if (sql_ticket := flight_sql.unpack(ticket.ticket)) is not None:
                 return self._sql.do_get(sql_ticket, forwarded(context))
             parsed = parse_ticket(ticket.ticket)
@@ -76,27 +83,33 @@ class ThresherFlightServer(fl.FlightServerBase):
                     clean_relative(parsed.file.path)
                 return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
             if kind == "blob":
+                # The hash alone opens nothing: the caller must read a datasource that holds the blob.
+                self._blob_access.check(parsed.blob, forwarded(context))
                 return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
             if kind == "bag_shard":
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":
                 raise unimplemented(f"{kind} tickets are not served yet")
+            query = parsed.query.query
+            if parsed.query.HasField("id_range"):  # one partition of a larger result
+                query = partitions.restricted(query, parsed.query.id_range)
             if self._data_port is not None:
-                return self._data_port.execute(parsed.query.query, forwarded(context))
-            schema, batches = self._backend.execute(parsed.query.query, forwarded(context))
-        return fl.GeneratorStream(schema, _relayed(batches))
+                return self._data_port.execute(query, forwarded(context))
+            schema, batches = self._backend.execute(query, forwarded(context))
+        return fl.GeneratorStream(schema, _relayed(batches, self._metadata_address))
 
     def get_flight_info(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.FlightInfo:
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             caller = forwarded(context)
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return self._sql.flight_info(sql_command, descriptor, caller)
             if (bag_command := bag_shards.command_of(descriptor)) is not None:
                 return self._shards.flight_info(bag_command, descriptor, caller)
-            return self._info(descriptor, self._query_of(descriptor, caller), caller)
+            return self._info(descriptor, self._query_of(descriptor, caller), caller,
+                              estimate=_is_estimated(descriptor))
 
     def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             caller = forwarded(context)
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return fl.SchemaResult(self._sql.schema(sql_command, caller))
@@ -107,7 +120,7 @@ class ThresherFlightServer(fl.FlightServerBase):
 
     def do_put(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor,
                reader: fl.MetadataRecordBatchReader, writer: fl.FlightMetadataWriter) -> None:
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return self._sql.do_put(sql_command, reader, writer)
             if descriptor.descriptor_type != fl.DescriptorType.CMD:
@@ -122,13 +135,13 @@ class ThresherFlightServer(fl.FlightServerBase):
             path_column = command.upsert.path_column or schema.names[0]
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
-            batches = (chunk.data for chunk in reader if chunk.data is not None)
+            batches = uploaded_batches(reader)
             response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
                                             forwarded(context), create_missing=command.upsert.create_missing)
         writer.write(pa.py_buffer(response.SerializeToString()))
 
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             return self._sql.do_action(action, forwarded(context))
 
     def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[fl.FlightInfo]:
@@ -137,7 +150,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         except UnicodeDecodeError:
             raise invalid_argument("ListFlights criteria must be a namespace name in UTF-8, or empty") from None
         caller = forwarded(context)
-        with flight_errors():
+        with flight_errors(self._metadata_address):
             entries = list(self._backend.catalog(namespace or None, caller))
         return [self._bag_info(fl.FlightDescriptor.for_path(*path), caller) if query is None
                 else self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True)
@@ -156,6 +169,8 @@ class ThresherFlightServer(fl.FlightServerBase):
             kind = command.WhichOneof("kind")
             if kind == "query":
                 return command.query
+            if kind == "estimated_query":
+                return command.estimated_query.query
             if kind == "upsert":
                 raise invalid_argument("an upsert command describes an upload (DoPut), not a flight to read")
             raise unimplemented(f"{kind} commands are not served yet")
@@ -167,18 +182,24 @@ class ThresherFlightServer(fl.FlightServerBase):
         raise invalid_argument(f"unknown flight path {path}; expected [namespace, 'datasources' or 'datasets', name]")
 
     def _info(self, descriptor: fl.FlightDescriptor, query: common_pb2.Query, caller: Metadata,
-              lenient: bool = False) -> fl.FlightInfo:
-        """The flight of ``query``: real schema and row count, one endpoint here. ``lenient`` for listings:
-        a query that cannot be described is listed without schema and counts rather than failing the list."""
+              lenient: bool = False, estimate: bool = False) -> fl.FlightInfo:
+        """The flight of ``query``: real schema and row count, and one endpoint per partition (see
+        ``partitions``), each listing every flight node that can serve it, a different one first for
+        each partition. ``lenient`` for listings: a query that cannot be described is listed without
+        schema and counts rather than failing the list. ``estimate``: partitions planned on the store's
+        row estimate, without running the query; the total is then unknown (-1)."""
         try:
-            schema, total_rows = self._backend.describe(query, caller)
+            schema, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller, estimate)
         except grpc.RpcError as error:
             if not lenient:
                 raise
             log.warning("listing %s without its schema: %s", descriptor, error)
-            schema, total_rows = pa.schema([]), -1
-        endpoint = fl.FlightEndpoint(query_ticket(query), [self.location])
-        return fl.FlightInfo(schema, descriptor, [endpoint], total_rows, -1)
+            schema, total_rows, min_id, max_id = pa.schema([]), -1, 0, -1
+        nodes = [self.location, *self.peers]
+        ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
+        endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), _rotated(nodes, i))
+                     for i, id_range in enumerate(ranges)]
+        return fl.FlightInfo(schema, descriptor, endpoints, -1 if estimate else total_rows, -1)
 
 
     def _bag_info(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> fl.FlightInfo:
@@ -192,16 +213,29 @@ class ThresherFlightServer(fl.FlightServerBase):
             return fl.FlightInfo(pa.schema([]), descriptor, [], -1, -1)
 
 
-def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Passes batches on, turning a failure of the metadata stream into a Flight error."""
-    with flight_errors():
+def _rotated(nodes: list, first: int) -> list:
+    """``nodes`` starting from index ``first`` (modulo their number), so partitions spread over replicas."""
+    first %= len(nodes)
+    return nodes[first:] + nodes[:first]
+
+
+def _is_estimated(descriptor: fl.FlightDescriptor) -> bool:
+    """Whether ``descriptor`` asks for a flight planned on an estimate (an ``estimated_query`` command)."""
+    return (descriptor.descriptor_type == fl.DescriptorType.CMD
+            and parse_command(descriptor.command).WhichOneof("kind") == "estimated_query")
+
+
+def _relayed(batches: Iterator[pa.RecordBatch], upstream: str) -> Iterator[pa.RecordBatch]:
+    """Passes batches on, turning a failure of the metadata stream (at ``upstream``) into a Flight error."""
+    with flight_errors(upstream):
         yield from batches
 
 
 def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
                   security: ServiceSecurity | None = None, home: str | None = None,
                   peers: Sequence[str] | None = None,
-                  metadata_data_address: str | None = None) -> tuple[ThresherFlightServer, int]:
+                  metadata_data_address: str | None = None,
+                  partition_rows: int | None = None) -> tuple[ThresherFlightServer, int]:
     """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
     metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
     host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
@@ -209,8 +243,10 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     metadata service's blob store. ``peers`` (default: ``$THRESHER_FLIGHT_PEERS``, comma-separated
     ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints.
     ``metadata_data_address`` (default: ``$THRESHER_METADATA_DATA_ADDRESS``; none: query results come over
-    gRPC) is the metadata service's data port. The server serves from construction; stop it with
-    ``shutdown()``."""
+    gRPC) is the metadata service's data port. ``partition_rows`` (default:
+    ``$THRESHER_FLIGHT_PARTITION_ROWS``, else 1M; 0: never) is how many result rows make one partition
+    (one FlightInfo endpoint) of a large query result. The server serves from construction; stop it
+    with ``shutdown()``."""
     host, port = _host_port(address)
     security = security or ServiceSecurity()
     security.check_bind(address)
@@ -222,9 +258,10 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
     try:
         if data_address:
             data_port = DataPortClient(data_address, "grpc+tls" if security.root_certificates else "grpc",
-                                       security.root_certificates)
+                                       security.root_certificates, security.verified_name(data_address))
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
                                       blobs=open_blob_store(home=home), peers=_peers(peers), data_port=data_port,
+                                      metadata_address=metadata_address, partition_rows=partition_rows,
                                       **security.flight_server_options())
     except BaseException:
         channel.close()
@@ -275,3 +312,13 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait()
     log.info("stopping")
     server.shutdown()
+
+
+def uploaded_batches(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """A DoPut's batches, forwarded one by one as they arrive; raises if the client aborts the upload."""
+    for chunk in reader:
+        if chunk.app_metadata is not None and chunk.app_metadata.to_pybytes() == ABORT_UPLOAD:
+            raise status_error(grpc.StatusCode.CANCELLED,
+                               "the client aborted the upload (its data source failed); nothing was written")
+        if chunk.data is not None:
+            yield chunk.data

@@ -1,7 +1,7 @@
 """Turns the columns of an incoming write into columns of their fields' types, or explains why not.
 
 Every write, whether it came as protobuf values or as an Arrow table, is validated here before the
-store touches anything, so a request with one bad value writes nothing (DESIGN §3).
+store touches anything, so a request with one bad value writes nothing (docs/design.md, "Types of values in writes").
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from thresher.types import FieldType, arrow_kind, from_proto_value, validate_field_name
 from thresher.v1 import metadata_service_pb2
 
+from . import annotations
 from .errors import InvalidArgument, TypeMismatch
 
 _NUMERIC = (FieldType.INT, FieldType.FLOAT)
@@ -48,6 +49,9 @@ def coerce_column(name: str, array: pa.Array, existing: FieldType | None) -> Coe
         given = arrow_kind(array.type)
     except TypeError as error:
         raise TypeMismatch(f"field {name!r}: {error}") from None
+    if (given and given.is_annotation) or (existing and existing.is_annotation):
+        values = annotations.coerce(name, array, given, existing)
+        return None if values is None else CoercedColumn(name, existing or given, values)
     if given is None or array.null_count == len(array):
         return None
     # Floats: NaN means "no value", so it becomes null before any type decision.
@@ -83,7 +87,7 @@ def _to_storage(array: pa.Array, kind: FieldType, name: str) -> pa.Array:
         if pa.types.is_date(array.type):
             array = array.cast(pa.timestamp("s"))
         if array.type.tz is None:
-            # Naive instants are taken as UTC (DESIGN §3 stores UTC instants).
+            # Naive instants are taken as UTC (docs/design.md, "Data model": datetimes are UTC instants).
             array = pc.assume_timezone(array, "UTC")
         return array.cast(pa.timestamp("us", tz="UTC"))
     if kind is FieldType.BLOB:
@@ -150,7 +154,8 @@ def _array_of(values: list, kind: FieldType, name: str) -> pa.Array:
     if kind is FieldType.INT and any(isinstance(v, float) for v in values):
         floats = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return pa.array(floats, from_pandas=True)
-    arrow_type = pa.large_binary() if kind is FieldType.BLOB else kind.arrow_type
+    arrow_type = (pa.large_binary() if kind is FieldType.BLOB else
+                  annotations.write_arrow_type(kind) if kind.is_annotation else kind.arrow_type)
     try:
         return pa.array(values, arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:

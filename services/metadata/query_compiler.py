@@ -1,20 +1,23 @@
-"""Compiles a Query (filter tree, select, order, limit) into parameterised SQL for a store.
+"""Compiles a Query (filter tree, select, order, limit) into SQL for a store.
 
-No user text is ever pasted into SQL: values become parameters, and fields are referred to by the
-store's own column names (``f<id>``), while the result's column names are applied afterwards to the
-Arrow schema. Missing values satisfy no comparison, not even ``!=``: each negation coalesces its
-operand's unknown to false first, which gives two-valued logic exactly (see ``_negate``).
+No user text is ever pasted into SQL: values become parameters (DuckDB) or literals rendered from
+their type by ``sql_literals`` (PostgreSQL, whose driver reads results through COPY only when
+nothing is bound), and fields are referred to by the store's own column names (``f<id>``), while the
+result's column names are applied afterwards to the Arrow schema. Missing values satisfy no
+comparison, not even ``!=``: each negation coalesces its operand's unknown to false first, which gives two-valued logic exactly (see ``_negate``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
 
+from . import sql_literals
+from .annotations import measure_sql
 from .errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
@@ -60,6 +63,10 @@ class Dialect:
     endswith: str
     isin: str  # format with {col} and {p}; the parameter is a list
     float_type: str = "DOUBLE"  # the SQL name of a 64-bit float, for casts
+    # When set (``sql_literals.POSTGRES`` / ``DUCKDB``), values are rendered as literals for that engine
+    # and the SQL binds no parameters; ``placeholder`` is then unused.
+    literals: str | None = None
+    engine: str = "duckdb"  # for SQL written per engine elsewhere (annotation measures)
 
 
 DUCKDB = Dialect(
@@ -71,7 +78,10 @@ DUCKDB = Dialect(
     isin="list_contains({p}, {col})",
 )
 
-# Numbered parameters; a parameter may appear twice ({p} in endswith), which PostgreSQL allows.
+# DuckDB with values as literals: the same SQL, nothing bound (the fuzzer holds it to the bound form).
+DUCKDB_LITERALS = replace(DUCKDB, literals=sql_literals.DUCKDB)
+
+# Values as literals, so ADBC's driver reads results through COPY; {p} may appear twice (endswith).
 POSTGRES = Dialect(
     placeholder=lambda index: f"${index}",
     contains="strpos({col}, {p}) > 0",
@@ -79,7 +89,15 @@ POSTGRES = Dialect(
     endswith="right({col}, length({p})) = {p}",
     isin="{col} = ANY({p})",
     float_type="DOUBLE PRECISION",
+    literals=sql_literals.POSTGRES,
+    engine="postgres",
 )
+
+# PostgreSQL with bound parameters (``$n``), for callers that want them.
+POSTGRES_PARAMETERS = replace(POSTGRES, literals=None)
+
+_KIND_OF_VALUE = ((bool, FieldType.BOOL), (int, FieldType.INT), (float, FieldType.FLOAT), (str, FieldType.STRING),
+                  (dt.datetime, FieldType.DATETIME))
 
 
 @dataclass
@@ -89,6 +107,7 @@ class CompiledQuery:
     columns: list[OutputColumn]
     count_sql: str = ""
     count_params: list = field(default_factory=list)
+    select_sql: list[str] = field(default_factory=list)  # each output column's SQL, in order
 
 
 def _operator_name(op: int) -> str:
@@ -101,7 +120,13 @@ class _Compiler:
         self.dialect = dialect
         self.params: list = []
 
-    def param(self, value) -> str:
+    def param(self, value, list_kind: FieldType | None = None) -> str:
+        """``value`` in the SQL: a literal when the dialect renders literals, else a bound parameter.
+        ``list_kind`` is the element type of a list value (for isin)."""
+        if self.dialect.literals is not None:
+            if list_kind is not None:
+                return sql_literals.list_literal(value, list_kind, self.dialect.literals)
+            return sql_literals.literal(value, _kind_of(value), self.dialect.literals)
         self.params.append(value)
         return self.dialect.placeholder(len(self.params))
 
@@ -136,6 +161,10 @@ class _Compiler:
     def comparison(self, comparison: common_pb2.Comparison) -> str:
         op = comparison.op
         column = self.column(comparison.field)
+        if comparison.HasField("measure"):
+            # The comparison's left side becomes a number computed from the field's objects.
+            column = Column(*measure_sql(comparison.field, column.sql, column.type, comparison.measure,
+                                         self.dialect.engine, self.param))
         operand = comparison.WhichOneof("operand")
         if op == common_pb2.COMPARISON_OPERATOR_IS_NULL:
             return f"({column.sql} IS NULL)"
@@ -178,6 +207,12 @@ class _Compiler:
 
     @staticmethod
     def checked(name: str, column: Column, kind: FieldType, value):
+        if isinstance(value, str) and "\x00" in value:
+            # Neither engine's stored text holds NUL (PostgreSQL refuses it): one answer on both.
+            raise InvalidArgument(f"a value for field {name!r} holds a NUL character, which no stored text can hold")
+        if column.type.is_annotation or kind.is_annotation:
+            raise InvalidArgument(f"field {name!r} of type {column.type.value} cannot be compared with a value; "
+                                  "compare a measure of its objects (count, max_confidence, min_confidence)")
         if column.type is FieldType.FLOAT and kind in _NUMERIC:
             return float(value)
         if column.type is FieldType.INT and kind in _NUMERIC:
@@ -203,8 +238,16 @@ class _Compiler:
         if column.type is FieldType.INT and any(isinstance(v, float) for v in values):
             # An int column can only equal the integral floats; compare as floats to stay exact.
             return "(" + self.dialect.isin.format(col=f"CAST({column.sql} AS {self.dialect.float_type})",
-                                                  p=self.param([float(v) for v in values])) + ")"
-        return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values)) + ")"
+                                                  p=self.param([float(v) for v in values], FieldType.FLOAT)) + ")"
+        kind = FieldType.STRING if column.type is FieldType.BLOB else column.type
+        return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values, kind)) + ")"
+
+
+def _kind_of(value) -> FieldType:
+    for python_type, kind in _KIND_OF_VALUE:  # bool before int: a bool is an int in Python
+        if isinstance(value, python_type):
+            return kind
+    raise TypeError(f"no SQL literal for a {type(value).__name__} value")
 
 
 def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relation: str,
@@ -213,8 +256,12 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
     """Compiles ``query`` over ``relation`` whose field columns are ``fields``.
 
     ``relation`` is a table name or a parenthesised subquery with ``path`` and ``datapoint_id``
-    columns; ``row_filter`` is a condition the store always adds (e.g. only live datapoints).
+    columns; ``row_filter`` is a condition the store always adds (e.g. only live datapoints). A dialect
+    that renders literals takes no ``relation_params``: the relation must hold its own values.
+    ``count_sql`` answers (row count, smallest datapoint id, largest datapoint id) of the result.
     """
+    if dialect.literals is not None and relation_params:
+        raise ValueError("a dialect that renders values as literals binds no relation parameters")
     columns = {PATH_COLUMN: Column("path", FieldType.STRING),
                DATAPOINT_ID_COLUMN: Column("datapoint_id", FieldType.INT), **fields}
     compiler = _Compiler(columns, dialect)
@@ -249,13 +296,16 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
         if query.limit < 0:
             raise InvalidArgument(f"limit must not be negative, got {query.limit}")
         sql += " LIMIT " + compiler.param(query.limit)
-    count_sql = f"SELECT count(*) FROM (SELECT 1 FROM {relation}{where}"
+    count_sql = f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM (SELECT datapoint_id FROM {relation}{where}"
     count_params = list(where_params)
     if query.HasField("limit"):
-        count_sql += " LIMIT " + dialect.placeholder(len(count_params) + 1)
-        count_params.append(query.limit)
+        if dialect.literals is not None:
+            count_sql += f" LIMIT {query.limit:d}"
+        else:
+            count_sql += " LIMIT " + dialect.placeholder(len(count_params) + 1)
+            count_params.append(query.limit)
     count_sql += ")"
-    return CompiledQuery(sql, compiler.params, output, count_sql, count_params)
+    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql)
 
 
 def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema
+from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
 from thresher.types import FieldType
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
@@ -226,8 +226,17 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     @_rpc
     def DescribeQuery(self, request, context):
-        schema, total = self.store.describe(request.query)
-        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total)
+        describe = self.store.estimate_with_ids if request.estimate else self.store.describe_with_ids
+        schema, total, ids = describe(request.query)
+        low, high = ids or (0, 0)
+        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total, min_datapoint_id=low,
+                                        max_datapoint_id=high)
+
+    @_rpc
+    def CountValues(self, request, context):
+        facet = self.store.count_values(request.query, request.field, request.bins, request.max_values)
+        return pb.CountValuesResponse(counts=serialize_table(facet.counts), total_rows=facet.total_rows,
+                                      missing=facet.missing)
 
     @_rpc
     def ReadQuery(self, request, context):

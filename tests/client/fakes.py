@@ -123,6 +123,13 @@ class FakeFlight(flight.FlightServerBase):
         if error is not None:
             raise error
 
+    def get_flight_info(self, context, descriptor):
+        """One endpoint, the whole query, as the flight service answers for a small result."""
+        command = flight_pb2.FlightCommand.FromString(descriptor.command)
+        query = command.estimated_query.query if command.HasField("estimated_query") else command.query
+        ticket = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+        return flight.FlightInfo(self.result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
     def do_get(self, context, ticket):
         self.tickets.append(flight_pb2.FlightTicket.FromString(ticket.ticket))
         self._raise_pending()

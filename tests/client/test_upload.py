@@ -131,5 +131,5 @@ def test_a_query_results_dataframe_uploads_back():
 def test_arrow_input_and_nan_means_no_value():
     table, _ = prepare(pa.table({"path": ["a", "b"], "score": [float("nan"), 1.0]}), None, known({}))
     assert table.column("score").to_pylist() == [None, 1.0]
-    batch = pa.record_batch({"path": ["a"], "score": [2.0]})
+    batch = pa.RecordBatch.from_pydict({"path": ["a"], "score": [2.0]})
     assert prepare(batch, None, known({}))[0].num_rows == 1

@@ -5,7 +5,7 @@ would give its container, with three translations a single host needs: every con
 free loopback port (a published port is that same local port), host names of services and network
 aliases become those loopback addresses (an alias shared by replicas becomes a gRPC ``ipv4:`` list,
 as DNS would give both), and a named volume becomes a local folder shared by the services that
-mount it. Readiness is the service's own compose health check, run until it passes. Services that
+mount it (a bind mount, its host folder): a setting naming a path in a mount names that folder. Readiness is the service's own compose health check, run until it passes. Services that
 are only images stand in locally: ``postgres`` as a throwaway cluster from Debian's package, ``s3``
 as moto's server where moto is installed (otherwise it is left out).
 """
@@ -32,6 +32,23 @@ _ADDRESS = re.compile(r"(?P<dns>dns:///)?(?P<host>[A-Za-z0-9_.\-]+):(?P<port>\d+
 _OWN_HOSTS = ("0.0.0.0", "127.0.0.1", "localhost")
 # The ports the image-only services listen on, published or not.
 _STANDIN_PORTS = {"postgres": 5432, "s3": 9000}
+
+
+def postgres_settings(command: list) -> dict[str, str]:
+    """The ``-c name=value`` (or ``-cname=value``) settings of a ``postgres`` command line, by name."""
+    settings, words = {}, [str(word) for word in command]
+    for index, word in enumerate(words):
+        if word == "-c" and index + 1 < len(words):
+            text = words[index + 1]
+        elif word.startswith("-c") and "=" in word:
+            text = word[2:]
+        else:
+            continue
+        key, equals, value = text.partition("=")
+        if not equals:
+            raise ComposeError(f"postgres setting {text!r} is not name=value")
+        settings[key.strip()] = value.strip()
+    return settings
 
 
 class ComposeError(RuntimeError):
@@ -116,6 +133,8 @@ class ComposeProcesses:
             host, port, dns = match.group("host"), int(match.group("port")), match.group("dns")
             if host in _OWN_HOSTS and port in self.ports[service]:
                 return self.address(service, port)
+            if host in _OWN_HOSTS and port in self._host_ports():  # another service's port published on the host
+                return self.published(port)
             targets = [host] if host in self.services else self.aliases.get(host, [])
             if not targets:
                 return match.group(0)
@@ -124,8 +143,12 @@ class ComposeProcesses:
 
         return _ADDRESS.sub(replace, text)
 
+    def _host_ports(self) -> set[int]:
+        return {_container_port(mapping)[0] for service in self.services.values()
+                for mapping in service.get("ports", [])}
+
     def _volumes(self, service: str) -> dict[str, str]:
-        """Container path → local folder, for the named volumes ``service`` mounts."""
+        """Container path → local folder, for the named volumes and bind mounts ``service`` mounts."""
         mounts = {}
         for volume in self.services[service].get("volumes", []):
             source, _, rest = str(volume).partition(":")
@@ -134,7 +157,17 @@ class ComposeProcesses:
                 folder = os.path.join(self.workdir, "volumes", source)
                 os.makedirs(folder, exist_ok=True)
                 mounts[target] = folder
+            elif source.startswith(("/", ".")):
+                mounts[target] = os.path.abspath(source)
         return mounts
+
+    @staticmethod
+    def _in_mount(value: str, mounts: dict[str, str]) -> str:
+        """``value`` with a leading container path that a mount covers replaced by its local folder."""
+        for target, folder in mounts.items():
+            if value == target or value.startswith(target.rstrip("/") + "/"):
+                return folder + value[len(target.rstrip("/")):]
+        return value
 
     def environment(self, service: str) -> dict[str, str]:
         """The environment compose gives ``service``'s container, translated for this host."""
@@ -142,7 +175,7 @@ class ComposeProcesses:
         translated = {}
         for key, value in (self.services[service].get("environment") or {}).items():
             value = self._translate("" if value is None else str(value), service)
-            translated[key] = mounts.get(value, value)
+            translated[key] = self._in_mount(value, mounts)
         return translated
 
     def _command(self, service: str, words: list[str]) -> list[str]:
@@ -171,7 +204,8 @@ class ComposeProcesses:
         environment = service.get("environment") or {}
         if name == "postgres":
             server = LocalPostgres(port=self.ports[name][5432], user=environment.get("POSTGRES_USER", "postgres"),
-                                   database=environment.get("POSTGRES_DB", "postgres"))
+                                   database=environment.get("POSTGRES_DB", "postgres"),
+                                   settings=postgres_settings(service.get("command") or []))
             self._standins.append(server.__enter__())
         elif name == "s3":
             try:
@@ -185,7 +219,7 @@ class ComposeProcesses:
             raise ComposeError(f"service {name!r} is an image ({service.get('image')}) with no local stand-in")
 
     def _start_process(self, name: str, service: dict) -> None:
-        log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")  # a restart appends
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("THRESHER_", "AWS_"))}
         environment.update(self.environment(name))
         process = subprocess.Popen(self._command(name, service["command"]), env=environment, stdout=log,
@@ -216,6 +250,26 @@ class ComposeProcesses:
             if waiting and time.monotonic() > deadline:
                 raise ComposeError(f"services {waiting} not healthy in {HEALTH_DEADLINE_SECONDS:.0f} s:\n"
                                    + "\n".join(self.log(n) for n in waiting))
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each service running as a process."""
+        return {name: process.pid for name, process in self._processes}
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs service ``name``, as a container that dies."""
+        process = dict(self._processes)[name]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Starts service ``name`` again, with the same command, environment and ports; returns once its
+        health check passes."""
+        old = dict(self._processes)[name]
+        if old.poll() is None:
+            raise ComposeError(f"service {name!r} is still running")
+        self._processes = [(n, p) for n, p in self._processes if p is not old]
+        self._start_process(name, self.services[name])
+        self._await_healthy([name])
 
     def log(self, name: str, tail: int = 4000) -> str:
         try:

@@ -12,7 +12,7 @@ from .stack import ServiceStack
 
 # Who may do what in the auth tests. The scanner's own token may write everywhere (it resumes scans).
 TOKENS = ("admin-token=admin:*:write, alice-token=alice:team/*:write, reader-token=reader:team/*:read, "
-          "bob-token=bob:other/*:write, scanner-token=scanner:*:write")
+          "bob-token=bob:other/*:write, carol-token=carol:third/*:write, scanner-token=scanner:*:write")
 
 
 def security(tls: TlsIdentity | None = None, roots: bytes | None = None) -> ServiceSecurity:
@@ -46,6 +46,7 @@ def postgres_store_factory(postgres_url, tmp_path_factory):
         opened.append(open_store(blobs, postgres_url=postgres_url))
         return opened[-1]
 
+    open_one.home = blobs  # the home of every store opened here: where their blobs live
     yield open_one
     for store in opened:
         store.close()

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from types import TracebackType
 
 USER, DATABASE = "thresher", "thresher"
@@ -45,7 +46,8 @@ def docker_works() -> bool:
 class LocalPostgres:
     """A PostgreSQL cluster in a temporary folder on ``port`` (0: a free one); a context manager."""
 
-    def __init__(self, port: int = 0, user: str = USER, database: str = DATABASE) -> None:
+    def __init__(self, port: int = 0, user: str = USER, database: str = DATABASE,
+                 settings: Mapping[str, str] | None = None) -> None:
         self.bin = postgres_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
@@ -55,6 +57,11 @@ class LocalPostgres:
         self.data = os.path.join(self._root, "data")
         self._as_postgres = os.geteuid() == 0
         self._started = False
+        # Server settings (name -> value) passed as -c options after this class's own, so they win.
+        self.settings = dict(settings or {})
+        for key, value in self.settings.items():
+            if not key.replace("_", "").replace(".", "").isalnum() or any(c in value for c in " '\"\\"):
+                raise ValueError(f"unsupported PostgreSQL setting {key}={value!r}")
 
     @property
     def url(self) -> str:
@@ -75,6 +82,7 @@ class LocalPostgres:
         # fsync off: a throwaway cluster trades durability for speed. Socket in our own folder.
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        options += "".join(f" -c {key}={value}" for key, value in self.settings.items())
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self._root, "server.log"), "-w", "-t", "60",
                   "-o", options, "start")
         self._started = True

@@ -26,9 +26,13 @@ class ServiceStack:
     security: ServiceSecurity = field(default_factory=ServiceSecurity)
     flights: int = 1
     scanner: bool = True
+    # The home whose blob folder the flight replicas serve: the stores' (see ``open_store``), so that a blob
+    # written through a metadata replica is read through any flight replica.
+    home: str | None = None
     metadata_addresses: list[str] = field(init=False, default_factory=list)
     data_addresses: list[str] = field(init=False, default_factory=list)  # each replica's data port
     flight_addresses: list[str] = field(init=False, default_factory=list)
+    flight_servers: list[Any] = field(init=False, default_factory=list)
     scanner_address: str = field(init=False, default="")
     _running: list[Any] = field(init=False, default_factory=list)
 
@@ -54,8 +58,9 @@ class ServiceStack:
                 metadata = self.metadata_addresses[i % len(self.metadata_addresses)]
                 data = self.data_addresses[i % len(self.data_addresses)]
                 server, port = create_flight("127.0.0.1:0", metadata, advertise_host="127.0.0.1", security=self.security,
-                                             metadata_data_address=data)
+                                             metadata_data_address=data, home=self.home)
                 self._running.append(server)
+                self.flight_servers.append(server)
                 self.flight_addresses.append(f"127.0.0.1:{port}")
         except BaseException:
             self.stop()

@@ -18,7 +18,7 @@ from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, met
 
 NAMESPACE = f"team/auth-{os.getpid()}"
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "ExecuteSql", "DescribeSql", "ListSqlTables",
+         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables",
          "GetHistory", "ListChanges", "GetDataset", "ListDatasets", "GetBagDataset", "ListBagDatasets"}
 
 
@@ -70,6 +70,7 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=["a"]),
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),
         "DescribeQuery": pb.DescribeQueryRequest(query=query),
+        "CountValues": pb.CountValuesRequest(query=query, field="n"),
         "ExecuteSql": pb.ExecuteSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "DescribeSql": pb.DescribeSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "ListSqlTables": pb.ListSqlTablesRequest(namespace=NAMESPACE),

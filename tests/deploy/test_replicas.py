@@ -113,3 +113,30 @@ def test_saved_datasets_and_uploads_are_visible_on_every_replica(replicas, stubs
     for replica, stub in enumerate(stubs):
         assert stub.GetDataset(pb.GetDatasetRequest(namespace=namespace, name="big")).dataset == saved
         assert replicas.connect(replica).read_query(saved.query)["path"].to_pylist() == ["b"]
+
+
+def test_partitions_planned_on_one_flight_replica_are_served_by_the_other(replicas, stubs, namespace):
+    import pyarrow.flight as fl
+
+    from thresher.v1 import flight_pb2
+
+    source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
+        namespace=namespace, name="parted", source_uri="file:///x")).datasource
+    replicas.connect(0).upsert_table(source.id, pa.table({"path": [f"p{i:02d}" for i in range(20)],
+                                                          "n": list(range(20))}), "path", create_missing=True)
+    first, second = replicas.flight_servers
+    saved = first.partition_rows, first.peers
+    first.partition_rows, first.peers = 6, [second.location]
+    try:
+        query = common_pb2.Query(datasource_id=source.id)
+        descriptor = fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(query=query).SerializeToString())
+        with fl.connect(f"grpc://{replicas.flight_addresses[0]}") as client:
+            info = client.get_flight_info(descriptor)
+        assert (info.total_records, len(info.endpoints)) == (20, 4)
+        with fl.connect(f"grpc://{replicas.flight_addresses[1]}") as other:  # the other metadata replica behind it
+            pieces = [other.do_get(endpoint.ticket).read_all() for endpoint in info.endpoints]
+        whole = replicas.connect(1).read_query(query)
+        assert pa.concat_tables(pieces).equals(whole)
+        assert replicas.connect(0).read_query(query).equals(whole)  # read in 4 partitions, in parallel
+    finally:
+        first.partition_rows, first.peers = saved

@@ -68,7 +68,7 @@ def test_missing_blob_is_named_and_nothing_is_cached(with_blobs, local_services)
     folder = blob_cache.cached_path(digest).parent
     assert not folder.exists() or not os.listdir(folder)  # neither the blob nor a temporary file
     with pytest.raises(InvalidStorageUriError, match="not a blob hash"):
-        blob_cache.fetch(with_blobs.connection, "f" * 63)
+        blob_cache.fetch(with_blobs.connection, "f" * 63, datasource_id=with_blobs.id)
 
 
 def test_flight_refuses_a_malformed_hash(with_blobs):
@@ -76,7 +76,7 @@ def test_flight_refuses_a_malformed_hash(with_blobs):
     from thresher.flight_bytes import blob_chunks
 
     with pytest.raises(InvalidArgumentError, match="not a blob hash"):
-        list(blob_chunks(with_blobs.connection, "../../etc/passwd"))
+        list(blob_chunks(with_blobs.connection, "../../etc/passwd", with_blobs.id))
 
 
 _FETCHER = """
@@ -85,7 +85,7 @@ from thresher import blob_cache
 from thresher.connection import Connection
 connection = Connection(sys.argv[1], sys.argv[2])
 digests = json.loads(sys.argv[3])
-paths = blob_cache.cache_many(connection, digests, threads=4, progress=False)
+paths = blob_cache.cache_many(connection, digests, threads=4, progress=False, datasource_id=int(sys.argv[4]))
 print(json.dumps({d: __import__("hashlib").sha256(paths[d].read_bytes()).hexdigest() for d in digests}))
 """
 
@@ -97,7 +97,7 @@ def test_the_cache_is_shared_safely_by_processes(local_source, tmp_path):
     digests = [hashlib.sha256(v).hexdigest() for v in values]
     env = {**os.environ, "THRESHER_DOWNLOAD_DIR": str(tmp_path / "shared")}
     args = [sys.executable, "-c", _FETCHER, ds.connection.metadata_address, ds.connection.flight_address,
-            json.dumps(digests)]
+            json.dumps(digests), str(ds.id)]
     processes = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outputs = [process.communicate(timeout=120) for process in processes]
     for process, (out, err) in zip(processes, outputs):

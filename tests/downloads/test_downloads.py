@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -29,7 +30,10 @@ def tree(folder) -> dict[str, bytes]:
 
 def test_download_files_through_flight_to_the_default_folder(local_source, namespace):
     ds = local_source(FILES)
-    folder = ds.all().download_files(progress=False)
+    report = ds.all().download_files(progress=False)
+    folder = report.folder
+    assert sorted(report.downloaded) == sorted(FILES) and not report.skipped and not report.failed
+    assert os.fspath(report) == os.fspath(folder)
     assert folder == download_root() / "datasets" / namespace / str(ds.id)
     assert tree(folder) == FILES
 
@@ -40,8 +44,9 @@ def test_existing_files_are_kept_unless_redownload(local_source, tmp_path):
     target = tmp_path / "out"
     result.download_files(target, progress=False)
     (target / "a.png").write_bytes(b"edited locally")
-    result.download_files(target, progress=False)
+    kept = result.download_files(target, progress=False)
     assert (target / "a.png").read_bytes() == b"edited locally"
+    assert kept.downloaded == [] and set(kept.skipped) == set(FILES)
     result.download_files(target, redownload=True, progress=False)
     assert tree(target) == FILES
 
@@ -49,7 +54,7 @@ def test_existing_files_are_kept_unless_redownload(local_source, tmp_path):
 def test_s3_source_keeps_its_prefix_through_flight_and_from_the_bucket(s3_source, tmp_path, s3_endpoint):
     ds = s3_source(FILES, prefix="raw/images")
     result = ds.all()
-    through_flight = result.download_files(tmp_path / "flight", progress=False)
+    through_flight = result.download_files(tmp_path / "flight", progress=False).folder
     assert through_flight == tmp_path / "flight" / "raw" / "images" and tree(through_flight) == FILES
     # Straight from the bucket: works even with the flight service unreachable.
     offline = Connection(ds.connection.metadata_address, f"127.0.0.1:{free_port()}", retry_timeout=0.1)
@@ -58,7 +63,7 @@ def test_s3_source_keeps_its_prefix_through_flight_and_from_the_bucket(s3_source
 
     direct = Datasource(offline, ds._shared.proto)
     folder = downloads.download_files(direct, result.paths, tmp_path / "direct", keep_source_prefix=False,
-                                      progress=False)
+                                      progress=False).folder
     assert folder == tmp_path / "direct" and tree(folder) == FILES
 
 
@@ -77,7 +82,7 @@ def test_git_source_downloads_at_its_revision(conn, namespace, git_repo, tmp_pat
     commit_files(git_repo, {"data/x.txt": b"second"})
     thresher.create_namespace(namespace, git_repo, connection=conn)
     at_first = indexed(conn, namespace, "data", ["x.txt", "y/z.txt"], revision=first)
-    folder = at_first.all().download_files(tmp_path / "git", progress=False)
+    folder = at_first.all().download_files(tmp_path / "git", progress=False).folder
     assert folder == tmp_path / "git" / "data" and tree(folder) == {"x.txt": b"first", "y/z.txt": b"zed"}
     at_main = indexed(conn, namespace, "data", ["x.txt"], revision="main")
     assert at_main.get_datapoint("x.txt").download_file(tmp_path / "x.txt").read_bytes() == b"second"
@@ -105,27 +110,52 @@ def test_a_failing_download_leaves_no_file(local_source, tmp_path, monkeypatch):
     assert not any(name.startswith(TEMPORARY_PREFIX) or name == "one.png" for name in os.listdir(tmp_path))
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil.txt", "ok/../../escape.txt"])
-def test_paths_that_leave_the_target_are_refused(conn, namespace, tmp_path, path):
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil.txt", "ok/../../escape.txt", "C:/evil.txt",
+                                  "c:evil.txt", "D:\\escape.txt"])
+def test_paths_that_leave_the_target_are_skipped_and_the_rest_download(conn, namespace, tmp_path, path):
     folder = tmp_path / "src"
     folder.mkdir()
-    ds = indexed(conn, namespace, folder.as_uri(), ["fine.txt", path])
+    ds = indexed(conn, namespace, folder.as_uri(), ["fine.txt", "also/fine.txt", path])
     (folder / "fine.txt").write_bytes(b"fine")
-    with pytest.raises(UnsafePathError, match="escape|evil"):
-        ds.all().download_files(tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists() or tree(tmp_path / "out") == {}  # refused before fetching anything
-    assert not (tmp_path / "escape.txt").exists()
+    (folder / "also").mkdir()
+    (folder / "also" / "fine.txt").write_bytes(b"also fine")
+    with pytest.warns(thresher.UnsafePathWarning, match=re.escape(repr(path))):
+        report = ds.all().download_files(tmp_path / "out", progress=False)
+    assert sorted(report.downloaded) == ["also/fine.txt", "fine.txt"] and not report.failed
+    assert report.unsafe == [path] and list(report.skipped) == [path]
+    assert tree(tmp_path / "out") == {"fine.txt": b"fine", os.path.join("also", "fine.txt"): b"also fine"}
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "evil.txt").exists()
 
 
-def test_symlinks_out_of_the_target_are_refused(local_source, tmp_path):
-    ds = local_source({"sub/b.png": b"b"})
+def test_a_single_unsafe_file_download_is_refused(conn, namespace, tmp_path):
+    ds = indexed(conn, namespace, (tmp_path / "src").as_uri(), ["../escape.txt"])
+    with pytest.raises(UnsafePathError, match="escape"):
+        ds.get_datapoint("../escape.txt").download_file()
+
+
+def test_symlinks_out_of_the_target_are_skipped(local_source, tmp_path):
+    ds = local_source({"sub/b.png": b"b", "c.png": b"c"})
     target, outside = tmp_path / "out", tmp_path / "outside"
     target.mkdir()
     outside.mkdir()
     os.symlink(outside, target / "sub")
-    with pytest.raises(UnsafePathError, match="symlink"):
-        ds.all().download_files(target, progress=False)
+    with pytest.warns(thresher.UnsafePathWarning, match="sub/b.png"):
+        report = ds.all().download_files(target, progress=False)
+    assert report.unsafe == ["sub/b.png"] and "symlink" in report.skipped["sub/b.png"]
+    assert report.downloaded == ["c.png"] and (target / "c.png").read_bytes() == b"c"
     assert list(outside.iterdir()) == []
+
+
+def test_failures_can_be_reported_instead_of_raised(local_source, tmp_path):
+    ds = local_source(FILES)
+    result = ds.all()
+    os.unlink(ds.source[len("file://"):] + "/sub/b.png")
+    report = result.download_files(tmp_path / "out", progress=False, raise_on_failure=False)
+    assert list(report.failed) == ["sub/b.png"] and isinstance(report.failed["sub/b.png"], StorageNotFoundError)
+    assert sorted(report.downloaded) == ["a.png", "sub/deeper/c d.png"]
+    with pytest.raises(StorageNotFoundError) as caught:
+        result.download_files(tmp_path / "again", progress=False)
+    assert list(caught.value.download_report.failed) == ["sub/b.png"]
 
 
 def test_missing_file_through_flight_is_named(conn, namespace, s3_bucket, tmp_path):

@@ -34,8 +34,8 @@ def test_refusals_carry_status_and_name(local_source, local_services):
         do_get(local_services, file=flight_pb2.FileTicket(datasource_id=ds.id, path="f.bin", offset=-1)).read_all()
     with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: .*leaves the storage root"):
         do_get(local_services, file=flight_pb2.FileTicket(datasource_id=ds.id, path="../../etc/passwd")).read_all()
-    with pytest.raises(fl.FlightError, match=f"NOT_FOUND: no blob {'a' * 64}"):
-        do_get(local_services, blob=flight_pb2.BlobTicket(sha256="a" * 64)).read_all()
+    with pytest.raises(fl.FlightError, match=f"PERMISSION_DENIED: datasource .* holds no blob {'a' * 64}"):
+        do_get(local_services, blob=flight_pb2.BlobTicket(sha256="a" * 64, datasource_id=ds.id)).read_all()
 
 
 def test_namespace_bound_to_a_repository(conn, namespace, git_repo):

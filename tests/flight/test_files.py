@@ -22,8 +22,9 @@ def file_ticket(datasource_id: int, path: str, offset: int = 0, length: int = 0)
         datasource_id=datasource_id, path=path, offset=offset, length=length)).SerializeToString())
 
 
-def blob_ticket(digest: str) -> fl.Ticket:
-    return fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest)).SerializeToString())
+def blob_ticket(digest: str, datasource_id: int) -> fl.Ticket:
+    return fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(
+        sha256=digest, datasource_id=datasource_id)).SerializeToString())
 
 
 def fetch(flight, ticket: fl.Ticket) -> tuple[bytes, dict[bytes, bytes], int]:
@@ -97,15 +98,25 @@ def test_a_file_of_a_git_revision_streams_and_follows_the_branch(flight, metadat
     assert message.startswith("NOT_FOUND: ") and "'y.txt'" in message and git_repo in message
 
 
-def test_blobs_stream_by_hash(flight, flight_home):
+def test_blobs_stream_by_hash_through_a_datasource_that_holds_them(flight, flight_home, metadata_stub, namespace):
+    from thresher.v1 import common_pb2
+
     blobs = BlobStore(os.path.join(flight_home, "blobs"))
     digest = blobs.put(BIG)
-    data, metadata, batches = fetch(flight, blob_ticket(digest))
+    holder = create(metadata_stub, namespace, "blobs", "file:///nowhere")
+    lost = hashlib.sha256(b"held, but gone from the store").hexdigest()
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
+        mpb.DatapointValues(path="a", values={"big": common_pb2.Value(blob_value=BIG)}),
+        mpb.DatapointValues(path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")})]))
+    data, metadata, batches = fetch(flight, blob_ticket(digest, holder))
     assert data == BIG and batches == 2 and metadata[b"thresher.etag"] == digest.encode()
+    message = error_text(flight, blob_ticket(lost, holder))  # the flight service's store never had it
+    assert message.startswith("NOT_FOUND: ") and lost in message
     absent = hashlib.sha256(b"never stored").hexdigest()
-    message = error_text(flight, blob_ticket(absent))
-    assert message.startswith("NOT_FOUND: ") and absent in message
-    assert error_text(flight, blob_ticket("ABC")).startswith("INVALID_ARGUMENT: ")
+    message = error_text(flight, blob_ticket(absent, holder))
+    assert message.startswith("PERMISSION_DENIED: ") and "holds no blob" in message and absent in message
+    assert error_text(flight, blob_ticket("ABC", holder)).startswith("INVALID_ARGUMENT: ")
+    assert error_text(flight, blob_ticket(digest, 0)).startswith("INVALID_ARGUMENT: ")
 
 
 def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, namespace, tmp_path):
@@ -121,3 +132,21 @@ def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, nam
             list(do_get(raw))
     assert caught.value.code() is grpc.StatusCode.UNKNOWN
     assert caught.value.details().startswith("NOT_FOUND: ") and "Traceback" not in caught.value.details()
+
+
+def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, flight_home, metadata_stub,
+                                                                         namespace):
+    from thresher import labels
+    from thresher.types import to_proto_value
+
+    mask = b"mask bytes of one segmentation"
+    digest = BlobStore(os.path.join(flight_home, "blobs")).put(mask)  # the flight service's own store
+    holder = create(metadata_stub, namespace, "masks", "file:///nowhere")
+    other = create(metadata_stub, namespace, "other", "file:///nowhere")
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
+        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(mask, ("bg", "road")))})]))
+    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=other, create_missing=True, datapoints=[
+        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(b"another", ("bg",)))})]))
+    assert fetch(flight, blob_ticket(digest, holder))[0] == mask
+    message = error_text(flight, blob_ticket(digest, other))
+    assert message.startswith("PERMISSION_DENIED: ") and "holds no blob" in message

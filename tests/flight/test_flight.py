@@ -108,6 +108,22 @@ def test_do_put_upserts_and_reports_the_counts(flight, data):
     assert stored["score"].to_pylist() == table["score"].to_pylist()
 
 
+def test_do_put_forwards_batches_as_they_arrive_and_an_abort_message_writes_nothing(flight, data):
+    from thresher.transport import ABORT_UPLOAD
+
+    source = data.datasource()
+    table = pa.table({"path": [f"p{i}" for i in range(6)], "x": list(range(6))})
+    writer, reader = flight.do_put(command(upsert=flight_pb2.UpsertCommand(datasource_id=source)), table.schema)
+    for batch in table.to_batches(max_chunksize=2):
+        writer.write_batch(batch)
+    writer.write_metadata(pa.py_buffer(ABORT_UPLOAD))
+    writer.done_writing()
+    with pytest.raises(fl.FlightCancelledError, match="aborted the upload"):
+        reader.read()
+        writer.close()
+    assert data.read(common_pb2.Query(datasource_id=source)).num_rows == 0
+
+
 def test_do_put_writes_on_behalf_of_the_caller(flight, data):
     source = data.datasource()
     table = pa.table({"path": ["a"], "x": [1]})

@@ -43,7 +43,7 @@ def test_malformed_tickets_name_the_problem(raw, message):
 
 
 def test_a_command_with_no_kind_lists_the_kinds():
-    with pytest.raises(TicketError, match=r"sets none of thresher.v1.FlightCommand's kinds \(query, upsert, bag_dataset\)"):
+    with pytest.raises(TicketError, match=r"sets none of thresher.v1.FlightCommand's kinds \(query, upsert, bag_dataset, estimated_query\)"):
         parse_command(b"\x50\x01")  # parses, but holds only an unknown field
 
 
@@ -60,7 +60,14 @@ def test_a_command_with_no_kind_lists_the_kinds():
 ])
 def test_rpc_errors_become_flight_errors_named_by_status(code, kind):
     error = from_rpc_error(_RpcError(code, "datasource 42 not found"))
-    assert type(error) is kind and str(error) == f"{code.name}: datasource 42 not found"
+    # An unavailable metadata service is named as the one that is down, not this flight service.
+    upstream = "upstream: the metadata service at its configured address: " if code == grpc.StatusCode.UNAVAILABLE else ""
+    assert type(error) is kind and str(error) == f"{code.name}: {upstream}datasource 42 not found"
+
+
+def test_an_unavailable_metadata_service_is_named_with_its_address():
+    error = from_rpc_error(_RpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"), "10.0.0.5:7470")
+    assert str(error) == "UNAVAILABLE: upstream: the metadata service at 10.0.0.5:7470: connection refused"
 
 
 def test_flight_errors_translates_rpc_and_ticket_errors():

@@ -83,3 +83,39 @@ def test_tensorflow_ragged_keys_by_explicit_signature(tf):
         first = next(iter(to_tensorflow(loader, signature)))
     assert list(first) == ["tokens"]
     assert first["tokens"].to_list() == [[], [0], [0, 1], [0, 1, 2], [0, 1, 2, 3]]
+
+
+def test_torch_view_is_stateful_like_the_loader():
+    torch = pytest.importorskip("torch")
+    from torch.distributed.checkpoint.stateful import Stateful
+
+    view = to_torch(Loader(Epochs(Points(30), seed=5), 4, workers=0))
+    iterator = iter(view)
+    next(iterator), next(iterator)
+    assert isinstance(view, Stateful) and isinstance(view.loader, Stateful)
+    state = view.state_dict()
+    assert state == {"step": 8, "epoch": 0}
+    expected = next(iterator)["label"].tolist()
+    other = to_torch(Loader(Epochs(Points(30), seed=5), 4, workers=0))
+    other.load_state_dict(state)
+    assert next(iter(other))["label"].tolist() == expected
+
+
+def test_torchdata_stateful_dataloader_saves_and_resumes_the_loader():
+    pytest.importorskip("torch")
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+
+    def dataloader():
+        view = to_torch(Loader(Epochs(Points(30), seed=5), 4, workers=0))
+        return stateful.StatefulDataLoader(view, batch_size=None, num_workers=0)
+
+    first = dataloader()
+    iterator = iter(first)
+    next(iterator), next(iterator)
+    state = first.state_dict()
+    assert state["dataset_state"] == {"step": 8, "epoch": 0}
+    expected = [next(iterator)["label"].tolist() for _ in range(2)]
+    resumed = dataloader()
+    resumed.load_state_dict(state)
+    iterator = iter(resumed)
+    assert [next(iterator)["label"].tolist() for _ in range(2)] == expected

@@ -34,17 +34,41 @@ def test_ranks_together_give_the_single_process_order(world_size):
     assert interleave(per_rank) == single
 
 
-@pytest.mark.parametrize(("size", "world_size"), [(23, 2), (23, 3), (24, 3), (5, 2)])
-def test_every_rank_gets_as_many_batches_of_a_finite_source(size, world_size):
-    single = label_batches(Loader(Points(size), 4, workers=0))
+@pytest.mark.parametrize(("size", "world_size"), [(23, 2), (23, 3), (24, 3), (5, 2), (2, 3)])
+def test_every_rank_gets_as_many_batches_and_every_step_once(size, world_size):
     per_rank = [
         label_batches(Loader(Points(size), 4, workers=0, rank=r, world_size=world_size))
         for r in range(world_size)
     ]
-    counts = {len(batches) for batches in per_rank}
-    assert counts == {len(single) // world_size}
-    # Only whole rounds are kept: the trailing batches that not every rank could get go.
-    assert interleave(per_rank) == single[: len(single) // world_size * world_size]
+    rounds = -(-size // (4 * world_size))
+    assert {len(batches) for batches in per_rank} == {rounds}
+    # Taken in turn, the ranks' batches are the single-process order, the tail round included
+    # (its batches cut at the last step, some maybe empty).
+    single = label_batches(Loader(Points(size), 4, workers=0))
+    assert [b for b in interleave(per_rank) if b] == single
+    delivered = [label for batch in interleave(per_rank) for label in batch]
+    assert delivered == list(range(size))
+
+
+@pytest.mark.parametrize(("size", "world_size"), [(23, 2), (23, 3), (24, 3), (5, 2)])
+def test_drop_remainder_leaves_out_the_tail_that_fills_no_whole_round(size, world_size):
+    per_rank = [
+        label_batches(
+            Loader(Points(size), 4, workers=0, rank=r, world_size=world_size, drop_remainder=True)
+        )
+        for r in range(world_size)
+    ]
+    rounds = size // (4 * world_size)
+    assert {len(batches) for batches in per_rank} == {rounds}
+    delivered = [label for batch in interleave(per_rank) for label in batch]
+    assert delivered == list(range(rounds * 4 * world_size))
+
+
+def test_a_rank_whose_tail_part_is_empty_gets_an_empty_batch_of_the_right_shape():
+    batches = list(Loader(Points(5), 4, workers=0, rank=2, world_size=3))
+    assert [len(b["label"]) for b in batches] == [0]
+    assert batches[0]["image"].shape == (0, 4, 3) and batches[0]["image"].dtype == np.uint8
+    assert batches[0]["name"] == []
 
 
 def test_granular_shard_names_are_accepted():
@@ -77,9 +101,13 @@ def test_any_ranks_state_resumes_every_rank_even_at_another_world_size():
 
 def test_partition_arithmetic():
     part = Partition(batch=4, size=10, rank=1, world_size=2)
-    assert part.count(0) == 1  # global batches [0..3] [4..7] [8,9]: one full round
+    assert part.count(0) == 2  # [0..3] [4..7] a full round, then the tail [8] [9]
     assert part.steps(0, 0) == range(4, 8)
-    assert part.position(0, 1) == 8
+    assert part.steps(0, 1) == range(10, 10)  # the tail's second slice: empty
+    assert Partition(batch=4, size=10, rank=0, world_size=2).steps(0, 1) == range(8, 10)
+    assert part.position(0, 1) == 8 and part.position(0, 2) == 10
+    assert list(part.ranges(0)) == [range(4, 8), range(10, 10)]
+    assert Partition(batch=4, size=10, rank=1, world_size=2, drop_remainder=True).count(0) == 1
     last = Partition(batch=4, size=12, rank=2, world_size=3)
     assert last.count(0) == 1 and last.steps(0, 0) == range(8, 12)
     assert Partition(batch=4, size=10, drop_remainder=True).count(0) == 2

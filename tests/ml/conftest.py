@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import pathlib
 import wave
 
 import numpy as np
@@ -94,3 +96,30 @@ def s3_images(conn, namespace, s3_bucket):
 def images_source(request):
     """The labelled images, once from a local folder (read in place) and once from S3 (fetched)."""
     return request.getfixturevalue(f"{request.param}_images")
+
+
+LIBSSL = pathlib.Path(__file__).resolve().parents[2] / ".cache" / "libssl1.1"
+
+
+@pytest.fixture(scope="session")
+def fo(tmp_path_factory):
+    """FiftyOne with its database in a temporary folder; mongod is shut down at the end of the session."""
+    pytest.importorskip("fiftyone", reason="needs the fiftyone extra")
+    if not list(LIBSSL.glob("usr/lib/*/libssl.so.1.1")):
+        pytest.skip(f"FiftyOne's mongod needs OpenSSL 1.1: run scripts/fetch_libssl11.sh (expects {LIBSSL})")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("THRESHER_LIBSSL11_DIR", str(LIBSSL))
+    patch.setenv("FIFTYONE_DATABASE_DIR", str(tmp_path_factory.mktemp("fiftyone-db")))
+    patch.setenv("FIFTYONE_DO_NOT_TRACK", "true")
+    patch.setenv("LD_LIBRARY_PATH", os.environ.get("LD_LIBRARY_PATH", ""))  # restored afterwards
+    from thresher.ml import voxel51
+
+    module = voxel51.fiftyone()
+    yield module
+    import fiftyone.core.odm.database as database
+
+    database._disconnect()
+    if database._db_service is not None:
+        database._db_service.stop()
+        database._db_service = None
+    patch.undo()

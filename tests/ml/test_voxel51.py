@@ -4,40 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import pathlib
 
 import pandas as pd
 import pytest
 
 from tests.ml.conftest import IMAGES
-
-LIBSSL = pathlib.Path(__file__).resolve().parents[2] / ".cache" / "libssl1.1"
-
-
-@pytest.fixture(scope="session")
-def fo(tmp_path_factory):
-    """FiftyOne with its database in a temporary folder; mongod is shut down at the end of the session."""
-    pytest.importorskip("fiftyone", reason="needs the fiftyone extra")
-    if not list(LIBSSL.glob("usr/lib/*/libssl.so.1.1")):
-        pytest.skip(f"FiftyOne's mongod needs OpenSSL 1.1: run scripts/fetch_libssl11.sh (expects {LIBSSL})")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("THRESHER_LIBSSL11_DIR", str(LIBSSL))
-    patch.setenv("FIFTYONE_DATABASE_DIR", str(tmp_path_factory.mktemp("fiftyone-db")))
-    patch.setenv("FIFTYONE_DO_NOT_TRACK", "true")
-    patch.setenv("LD_LIBRARY_PATH", os.environ.get("LD_LIBRARY_PATH", ""))  # restored afterwards
-    from thresher.ml import voxel51
-
-    module = voxel51.fiftyone()
-    yield module
-    import fiftyone.core.odm.database as database
-
-    database._disconnect()
-    if database._db_service is not None:
-        database._db_service.stop()
-        database._db_service = None
-    patch.undo()
-
 
 def test_dataset_has_local_files_and_typed_fields(fo, local_images):
     taken = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)

@@ -185,3 +185,61 @@ def test_a_huge_isin_list_is_answered(loaded):
     filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=_op("isin"), values=common_pb2.ValueList(
         values=[to_proto_value(v) for v in values])))
     assert sorted(helper.query(datasource_id, filter_)["path"]) == sorted(FRAME.loc[FRAME["n"].notna(), "path"])
+
+
+# Injection: values built to break naive quoting (quotes, backslashes, dollar quotes, comments, statement
+# separators, E'' prefixes, unicode) must select exactly what pandas selects, and leave the table as it was.
+# PostgreSQL renders them as literals (its bulk read path binds nothing), DuckDB binds them.
+PIECES = ["'", "''", "\\", "\\'", '"', "$$", "$1$", "--", "/*", "*/", ";", "E'", "\n", "é", "😀", "{", "}", ",",
+          "NULL", " ", "a", "'); DROP TABLE datasources; --", "' OR '1'='1", "\\'; SELECT 1; --"]
+NASTY = st.lists(st.one_of(st.sampled_from(PIECES), st.characters(blacklist_characters="\x00",
+                                                                   blacklist_categories=("Cs",))),
+                 max_size=8).map("".join)
+STORED = ["plain", "it's", "back\\slash", "\\'", "$$dollar$$", "-- comment", "semi;colon", "E'x'", "ünï😀",
+          "' OR '1'='1", "a\"b", "{1,2}", ""]
+INJECTION_FRAME = pd.DataFrame({"path": [f"p{i:02d}/{text}" for i, text in enumerate(STORED)],
+                                "s": pd.array(STORED, dtype="string")})
+STRING_OPS = {"eq": lambda c, v: c == v, "ne": lambda c, v: c != v, "lt": lambda c, v: c < v,
+              "ge": lambda c, v: c >= v, "contains": lambda c, v: c.str.contains(v, regex=False),
+              "startswith": lambda c, v: c.str.startswith(v), "endswith": lambda c, v: c.str.endswith(v)}
+
+
+@pytest.fixture(scope="module")
+def injection_target(loaded):
+    helper, _ = loaded
+    source = helper.datasource(f"injection-{id(helper)}")
+    helper.upload(source.id, pa.Table.from_pandas(INJECTION_FRAME, preserve_index=False))
+    return helper, source.id
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(NASTY, st.sampled_from(STORED)), op=st.sampled_from(sorted(STRING_OPS) + ["isin"]),
+       field=st.sampled_from(["s", "path"]), extra=st.lists(NASTY, max_size=3))
+def test_injection_values_match_pandas_and_leave_the_table_intact(loaded, injection_target, value, op, field, extra):
+    helper, datasource_id = injection_target
+    column = INJECTION_FRAME[field]
+    if op == "isin":
+        values = [value, *extra]
+        comparison = common_pb2.Comparison(field=field, op=_op("isin"), values=common_pb2.ValueList(
+            values=[to_proto_value(v) for v in values]))
+        mask = column.isin(values)
+    else:
+        comparison = common_pb2.Comparison(field=field, op=_op(op), value=to_proto_value(value))
+        mask = STRING_OPS[op](column, value)
+    got = sorted(helper.query(datasource_id, common_pb2.Filter(comparison=comparison))["path"])
+    assert got == sorted(INJECTION_FRAME.loc[mask.fillna(False).to_numpy(dtype=bool), "path"])
+    # Nothing was executed beside the query: this table and the fuzzing table next to it are whole.
+    whole = helper.query(datasource_id).sort_values("path").reset_index(drop=True)
+    assert whole["path"].tolist() == sorted(INJECTION_FRAME["path"])
+    assert dict(zip(whole["path"], whole["s"])) == dict(zip(INJECTION_FRAME["path"], INJECTION_FRAME["s"]))
+    main_helper, main_id = loaded
+    assert len(main_helper.query(main_id)) == ROWS
+
+
+def test_a_nul_in_a_value_is_refused(injection_target):
+    helper, datasource_id = injection_target
+    comparison = common_pb2.Comparison(field="s", op=_op("eq"), value=to_proto_value("a\x00'"))
+    filter_ = common_pb2.Filter(comparison=comparison)
+    with pytest.raises(grpc.RpcError) as excinfo:
+        helper.query(datasource_id, filter_)
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in excinfo.value.details()

@@ -213,7 +213,9 @@ def _file_reader(faulty: Faulty, client, namespace: str, data: bytes):
 def _blob_reader(faulty: Faulty, client, namespace: str, data: bytes):
     """Reads ``data`` as a blob through a flight service whose blob store is on the bucket."""
     digest = BlobStore(faulty.direct("blobs")).put(data)
-    ticket = fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest)).SerializeToString())
+    holder = indexed(client, namespace, faulty.uri(), ["holder.bin"], extra={"blob": [data]})  # who may read it
+    ticket = fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=holder.id))
+                       .SerializeToString())
 
     def read() -> bytes:
         # Opened here, after the test routed storage through the proxy.

@@ -29,6 +29,13 @@ def _torch_view_class() -> type:
         def __len__(self) -> int:
             return len(self.loader)
 
+        def state_dict(self) -> dict[str, int]:
+            """The loader's state: torchdata's `StatefulDataLoader` saves it with its own."""
+            return self.loader.state_dict()
+
+        def load_state_dict(self, state_dict: dict[str, int]) -> None:
+            self.loader.load_state_dict(state_dict)
+
         def __reduce__(self):
             raise LoaderError(
                 "a loader view cannot be sent to DataLoader workers: the loader has its own; "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 # bool, signed, unsigned, float, complex, timedelta, datetime: fixed-size values that stack.
-_STACKABLE_KINDS = frozenset("biufcmM")
+STACKABLE_KINDS = frozenset("biufcmM")
 _ALIGN = 64
 
 
@@ -26,7 +26,7 @@ def _as_array(value: Any) -> np.ndarray | None:
         array = np.asarray(value)
     else:
         return None
-    return array if array.dtype.kind in _STACKABLE_KINDS else None
+    return array if array.dtype.kind in STACKABLE_KINDS else None
 
 
 def fetch(source: Callable[[int], Any], steps: range) -> list[dict[str, Any]]:

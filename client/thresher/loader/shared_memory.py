@@ -83,11 +83,15 @@ class SlotPool:
         if not self.closed:
             self._free.append(slot)
 
-    def views(self, slot: int, layout: list, nbytes: int) -> dict[str, np.ndarray]:
-        """The batch's arrays over the slot; the slot is free again once they are all gone."""
+    def views(
+        self, slot: int, layout: list, nbytes: int, recycled: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The batch's arrays over the slot; the slot is free again once they are all gone, or
+        with `recycled` when the caller releases it."""
         owner = np.frombuffer(self._segments[slot].buf, np.uint8, count=nbytes)
-        finalizer = weakref.finalize(owner, self.release, slot)
-        finalizer.atexit = False
+        if not recycled:
+            finalizer = weakref.finalize(owner, self.release, slot)
+            finalizer.atexit = False
         return batching.views(owner, layout)
 
     @property

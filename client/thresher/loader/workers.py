@@ -1,12 +1,13 @@
 """Executors that compute whole batches: in the caller, in threads, or in worker processes.
 
 Each takes `submit(index, steps)` for the batches in order and hands them back with
-`result(index)` in that same order; a batch is computed whole by one worker, so the order and the
+`result(index)` (or drops them with `discard(index)`) in that same order; a batch is computed whole by one worker, so the order and the
 contents do not depend on how many workers there are.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import pickle
@@ -64,6 +65,10 @@ class InlineExecutor:
         except Exception as exc:
             raise _failure(exc, steps, "in the calling thread") from exc
 
+    def discard(self, index: int) -> None:
+        """Drops a batch not yet computed: nothing to wait for."""
+        self._steps.pop(index, None)
+
     def close(self) -> None:
         self._steps.clear()
 
@@ -85,6 +90,11 @@ class ThreadExecutor:
             return future.result()
         except Exception as exc:
             raise _failure(exc, steps, "in a worker thread") from exc
+
+    def discard(self, index: int) -> None:
+        """Drops a batch: cancelled if not started, else left to finish unread."""
+        _, future = self._futures.pop(index)
+        future.cancel()
 
     def close(self) -> None:
         self._futures.clear()
@@ -175,11 +185,15 @@ class ProcessExecutor:
     """Computes batches in worker processes that stack them into shared-memory slots.
 
     Batch i goes to worker i % workers, so each worker's pipe returns its batches in order; one
-    small message a batch tells where its arrays lie, and carries any list values.
+    small message a batch tells where its arrays lie, and carries any list values. With
+    `recycle_after` R, a batch's slot is reused once R later batches have been handed out,
+    instead of once its arrays are gone.
     """
 
-    def __init__(self, source: Any, workers: int, context: Any) -> None:
+    def __init__(self, source: Any, workers: int, context: Any, recycle_after: int = 0) -> None:
         payload = serialise(source)
+        self.recycle_after = recycle_after
+        self._handed_out: collections.deque[int] = collections.deque()
         # Workers must share the parent's resource tracker: a forked worker that found none
         # would start its own, which would unlink the parent's slots when that worker exits.
         resource_tracker.ensure_running()
@@ -252,13 +266,27 @@ class ProcessExecutor:
         _, answered, keys, layout, nbytes, inline, lists = message
         assert answered == index, (answered, index)
         self.pool.need(nbytes)
-        if layout:
+        if layout and self.recycle_after:
+            arrays = self.pool.views(slot, layout, nbytes, recycled=True)
+            self._handed_out.append(slot)
+            if len(self._handed_out) > self.recycle_after:
+                self.pool.release(self._handed_out.popleft())
+        elif layout:
             arrays = self.pool.views(slot, layout, nbytes)
         else:
             arrays = inline
             if slot is not None:
                 self.pool.release(slot)
         return {key: arrays[key] if key in arrays else lists[key] for key in keys}
+
+    def discard(self, index: int) -> None:
+        """Receives a batch and drops it, so the worker's pipe stays in order; a failed batch is
+        dropped too, but a dead worker still raises `WorkerError`."""
+        try:
+            self.result(index)
+        except WorkerError as error:
+            if error.traceback == "":  # the worker died: its pipe is broken
+                raise
 
     def close(self) -> None:
         """Stops the workers (terminating any that do not stop in time) and unlinks the slots."""

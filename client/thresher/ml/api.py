@@ -18,7 +18,7 @@ from thresher.ml.items import ItemBuilder, TensorizerSpec
 
 FLAVORS = ("torch", "tensorflow")
 _ALIASES = {"torch": "torch", "pytorch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow", "keras": "tensorflow"}
-DATASET_OPTIONS = ("metadata_columns", "file_columns", "tensorizers", "strategy", "savedir", "progress")
+DATASET_OPTIONS = ("metadata_columns", "file_columns", "tensorizers", "strategy", "savedir", "progress", "class_maps")
 
 
 def flavor_of(flavor: str) -> str:
@@ -32,13 +32,13 @@ def flavor_of(flavor: str) -> str:
 def build_items(result: Any, datasource: Any, *, metadata_columns: Sequence[str] = (),
                 file_columns: Sequence[str] | None = None, tensorizers: TensorizerSpec = "auto",
                 strategy: str = "lazy", savedir: str | os.PathLike[str] | None = None,
-                progress: bool = True) -> ItemBuilder:
+                progress: bool = True, class_maps: dict[str, dict[str, int]] | None = None) -> ItemBuilder:
     """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.files``)."""
     if isinstance(metadata_columns, str):
         metadata_columns = [metadata_columns]
     if isinstance(file_columns, str):
         file_columns = [file_columns]
-    items = ItemBuilder(result, None, file_columns, metadata_columns, tensorizers)
+    items = ItemBuilder(result, None, file_columns, metadata_columns, tensorizers, class_maps)
     if any(column.is_file for column in items.columns):
         items.files = FileStore(datasource, items.keys(), strategy, savedir, progress)
     elif strategy not in ("lazy", "background", "preload"):
@@ -51,7 +51,8 @@ def as_ml_dataset(result: Any, datasource: Any, flavor: str, **options: Any) -> 
 
     ``options``: ``metadata_columns``, ``file_columns``, ``tensorizers``, ``strategy``, ``savedir``,
     ``progress``; for tensorflow also ``output_signature`` (default: from the first item, file
-    columns with every dimension variable but the last).
+    columns with every dimension variable but the last) and ``num_workers``/``read_ahead`` (threads
+    that build items, fetching their files, a bounded number ahead of the one read).
     """
     flavor = flavor_of(flavor)
     extra = {key: options.pop(key) for key in list(options) if key not in DATASET_OPTIONS}

@@ -6,7 +6,10 @@ cache (by hash, shared by every datasource); both are written under a temporary 
 a file that exists is complete, and processes or threads racing for one file both succeed.
 Files of a local folder source are read in place: copying them would only cost time and disk.
 
-- ``lazy``: a file is fetched the first time its item is read.
+- ``lazy``: a file is fetched the first time its item is read (a batch's files together, on a few
+  threads). In DataLoader or PyDataset worker processes too: each worker dials its own connection to
+  the services after fork or spawn and fetches only the batches it is given, so nothing is fetched up
+  front and the files fetched ahead are bounded by workers x the batches each holds ahead.
 - ``background``: every file starts fetching in a thread pool at once; an item waits only for its own.
 - ``preload``: everything is fetched (with a progress bar) before the dataset is returned.
 """
@@ -14,6 +17,7 @@ Files of a local folder source are read in place: copying them would only cost t
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import pathlib
 from collections.abc import Iterable
@@ -27,9 +31,28 @@ from thresher.storage.local import LocalStorage
 
 STRATEGIES = ("lazy", "background", "preload")
 BACKGROUND_THREADS = 8
+# Files of one batch fetched at once by a process (the main one or a worker).
+BATCH_THREADS = 8
 # What a file column value names: a file of the datasource (by path) or a blob (by hash).
 DATAPOINT, BLOB = "datapoint", "blob"
 Key = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasourceHandle:
+    """What fetching a datasource's files needs, and nothing more, so it pickles into worker processes
+    (the connection pickles as its settings and dials afresh there)."""
+
+    id: int
+    namespace: str
+    source: str
+    revision: str
+    connection: Any
+
+    @classmethod
+    def of(cls, datasource: Any) -> DatasourceHandle:
+        return cls(datasource.id, datasource.namespace, datasource.source, datasource.revision,
+                   datasource.connection)
 
 
 class FileStore:
@@ -40,7 +63,7 @@ class FileStore:
         if strategy not in STRATEGIES:
             raise InvalidArgumentError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         self.strategy = strategy
-        self._datasource = datasource
+        self._datasource = DatasourceHandle.of(datasource)
         self._local = _local_storage(datasource)
         self.folder = downloads.target_folder(datasource, savedir, keep_source_prefix=True)
         self._pending: dict[Key, concurrent.futures.Future[pathlib.Path]] = {}
@@ -65,6 +88,18 @@ class FileStore:
             return future.result()
         return self._fetch(key)
 
+    def fetch_many(self, keys: Iterable[Key], threads: int = BATCH_THREADS) -> None:
+        """Fetches the keys not cached yet (a batch's files) on up to ``threads`` threads; raises the
+        first failure."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._pending and not self._is_ready(key)]
+        if len(missing) <= 1 or threads <= 1:
+            for key in missing:
+                self._fetch(key)
+            return
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(missing))) as pool:
+            for _ in pool.map(self._fetch, missing):
+                pass
+
     def fetch_all(self, keys: Iterable[Key], progress: bool = True) -> None:
         """Fetches every key not cached yet, in parallel, with progress bars."""
         keys = list(keys)
@@ -74,7 +109,8 @@ class FileStore:
                                      progress=progress)
         digests = [value for kind, value in keys if kind == BLOB]
         if digests:
-            blob_cache.cache_many(self._datasource.connection, digests, progress=progress)
+            blob_cache.cache_many(self._datasource.connection, digests, progress=progress,
+                                 datasource_id=self._datasource.id)
 
     def wait(self) -> None:
         """Waits for every background fetch (raising the first failure)."""
@@ -98,15 +134,14 @@ class FileStore:
         if target.exists() or (kind == DATAPOINT and self._local is not None):
             return target
         if kind == BLOB:
-            return blob_cache.cache(self._datasource.connection, value)
+            return blob_cache.cache(self._datasource.connection, value, datasource_id=self._datasource.id)
         return downloads.download_file(self._datasource, value, target)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled for worker processes: they cannot share this process's service connection or threads,
-        so the files must be fetched first (see ``fetch_all``); workers then only read the cache."""
-        self.wait()
+        """Pickled for worker processes without this process's threads: a worker fetches lazily what it
+        is asked for (files still fetching here in the background finish into the shared cache)."""
         state = dict(self.__dict__)
-        state.update(_pending={}, _pool=None, _datasource=None)
+        state.update(_pending={}, _pool=None)
         return state
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from thresher import labels
 from thresher.errors import InvalidArgumentError
+from thresher.ml import label_targets
 from thresher.ml import tensorizers as tz
 from thresher.ml.files import BLOB, DATAPOINT, FileStore, Key
 from thresher.types import PATH_COLUMN, FieldType
@@ -43,6 +45,8 @@ class Column:
         value = self.values[row]
         if value is None:
             raise MissingValueError(f"datapoint {paths[row]!r} has no value in file column {self.name!r}")
+        if self.kind is FieldType.SEGMENTATION:
+            return (BLOB, value["mask"])  # the mask's bytes are a blob
         return (BLOB if self.kind is FieldType.BLOB else DATAPOINT, value)
 
 
@@ -50,13 +54,24 @@ class ItemBuilder:
     """Builds item ``i`` of a query result as numpy arrays (picklable, for DataLoader worker processes)."""
 
     def __init__(self, result: Any, files: FileStore | None, file_columns: Sequence[str] | None = None,
-                 metadata_columns: Sequence[str] = (), tensorizers: TensorizerSpec = "auto") -> None:
+                 metadata_columns: Sequence[str] = (), tensorizers: TensorizerSpec = "auto",
+                 class_maps: dict[str, dict[str, int]] | None = None) -> None:
         table, kinds = result.arrow, result.fields
         self.paths: list[str] = result.paths
         self.files = files
         file_columns = [PATH_COLUMN] if file_columns is None else list(file_columns)
         self.columns = [_file_column(name, table, kinds) for name in file_columns]
         self.columns += [_metadata_column(name, table, kinds) for name in metadata_columns]
+        # Annotation columns: each label numbered by a class map (given, or the result's sorted labels).
+        self.class_maps: dict[str, dict[str, int]] = {}
+        for column in self.columns:
+            if not column.is_file and column.kind.is_annotation:
+                values = labels.from_arrow(column.kind.annotation_kind, table.column(column.name))
+                given = (class_maps or {}).get(column.name)
+                self.class_maps[column.name] = dict(given) if given else label_targets.class_map(values)
+                sizes = [table.column(n).to_pylist() if n in table.column_names else [None] * len(values)
+                         for n in (label_targets.WIDTH, label_targets.HEIGHT)]
+                column.values = list(zip(values, *sizes))
         if not self.columns:
             raise InvalidArgumentError("an ML dataset needs at least one file or metadata column")
         self.whole_item: Callable[[dict[str, Any]], Any] | None = None
@@ -72,6 +87,9 @@ class ItemBuilder:
                                            f"columns {[c.name for c in self.columns]}: give one per column")
             for column, spec in zip(self.columns, tensorizers):
                 column.tensorize = _tensorizer(column, spec)
+        for column in self.columns:
+            if isinstance(column.tensorize, label_targets.Targets):
+                column.tensorize.classes = self.class_maps[column.name]
 
     def keys(self) -> list[Key]:
         """Every file store key the items need, in item order."""
@@ -93,6 +111,20 @@ class ItemBuilder:
         arrays = tuple(column.tensorize(self._file(column, row) if column.is_file else self._value(column, row))
                        for column in self.columns)
         return arrays[0] if len(arrays) == 1 else arrays
+
+    @property
+    def fetches(self) -> bool:
+        """Whether items need files fetched from the services (not only files read in place)."""
+        return self.files is not None and any(
+            column.is_file and (column.kind is FieldType.BLOB or not self.files.reads_in_place)
+            for column in self.columns)
+
+    def batch(self, rows: Sequence[int]) -> list[Any]:
+        """Items ``rows``, their files fetched together first (on a few threads) rather than one by one."""
+        if self.files is not None:
+            self.files.fetch_many(column.key(row, self.paths) for row in rows for column in self.columns
+                                  if column.is_file)
+        return [self(row) for row in rows]
 
     def _file(self, column: Column, row: int) -> pathlib.Path:
         assert self.files is not None, "file columns need a file store"
@@ -117,7 +149,7 @@ def _file_column(name: str, table: Any, kinds: dict[str, FieldType | None]) -> C
     if name == PATH_COLUMN:
         return Column(name, None, table.column(PATH_COLUMN).to_pylist(), True)
     kind = _kind(name, kinds)
-    if kind not in (FieldType.STRING, FieldType.BLOB):
+    if kind not in (FieldType.STRING, FieldType.BLOB, FieldType.SEGMENTATION):
         raise InvalidArgumentError(f"file column {name!r} is a {kind.value} field: a file column is 'path', a "
                                    "string field holding a datapoint path, or a blob field")
     return Column(name, kind, table.column(name).to_pylist(), True)
@@ -125,7 +157,7 @@ def _file_column(name: str, table: Any, kinds: dict[str, FieldType | None]) -> C
 
 def _metadata_column(name: str, table: Any, kinds: dict[str, FieldType | None]) -> Column:
     kind = _kind(name, kinds)
-    if kind not in _METADATA_KINDS:
+    if kind not in _METADATA_KINDS and not (kind.is_annotation and kind is not FieldType.SEGMENTATION):
         raise InvalidArgumentError(f"metadata column {name!r} is a {kind.value} field: name blob fields in "
                                    "file_columns, which fetches their bytes as files")
     return Column(name, kind, table.column(name).to_pylist(), False)
@@ -143,6 +175,8 @@ def _tensorizer(column: Column, spec: str | Callable[..., Any]) -> Callable[[Any
     if callable(spec):
         return spec
     if column.is_file:
+        if spec == "auto" and column.kind is FieldType.SEGMENTATION:
+            return label_targets.mask
         if spec == "auto":
             # Local and cached datapoint files keep their names, so the extension tells their type; a
             # cached blob is named by its hash, so its first bytes tell instead (both in tz.auto).
@@ -151,6 +185,10 @@ def _tensorizer(column: Column, spec: str | Callable[..., Any]) -> Callable[[Any
             return tz.TENSORIZERS[spec]
         raise InvalidArgumentError(f"unknown tensorizer {spec!r} for file column {column.name!r}: use 'auto', "
                                    f"{', '.join(repr(n) for n in tz.TENSORIZERS)} or a callable")
+    if column.kind.is_annotation:
+        if spec != "auto":
+            raise InvalidArgumentError(f"annotation column {column.name!r} takes the 'auto' tensorizer or a callable")
+        return label_targets.Targets(column.name, column.kind.annotation_kind, {})
     if spec not in ("auto", "numeric"):
         raise InvalidArgumentError(f"unknown tensorizer {spec!r} for metadata column {column.name!r}: use "
                                    "'auto', 'numeric' or a callable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,13 @@ class TorchDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
         return to_torch(self.thresher_items(index % len(self)))
 
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """The items of one batch (what a DataLoader asks for), their files fetched together."""
+        for index in indices:
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        return [to_torch(item) for item in self.thresher_items.batch([index % len(self) for index in indices])]
+
     def fetch_all(self, progress: bool = True) -> None:
         """Fetches every file into the cache now (what the ``preload`` strategy does up front)."""
         files = self.thresher_items.files
@@ -47,13 +55,25 @@ class TorchDataset(torch.utils.data.Dataset):
             files.wait()
 
 
+def detection_collate(batch: list[Any]) -> tuple[Any, ...]:
+    """A batch as a tuple of per-column lists (images of different sizes, targets with different object
+    counts), which is what torchvision's detection models take: ``collate_fn=detection_collate``."""
+    return tuple(zip(*batch)) if isinstance(batch[0], tuple) else tuple(batch)
+
+
 def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` taking DataLoader's own arguments.
 
-    Worker processes cannot use this process's service connection, so with ``num_workers`` > 0 the
-    files are fetched here first (read-in-place local files need nothing) and workers read the cache.
+    With ``num_workers`` > 0 each worker process opens its own connection to the services and fetches
+    the files of the batches it is given into the shared cache: nothing is fetched up front, and at
+    most ``num_workers * prefetch_factor`` batches' files are fetched ahead of training. Workers then
+    start from a fork server unless ``multiprocessing_context`` says otherwise: a plain fork would copy
+    this process's gRPC state, which no child can use.
     """
-    files = dataset.thresher_items.files
-    if options.get("num_workers", 0) > 0 and files is not None:
-        dataset.fetch_all()
+    if options.get("num_workers", 0) > 0 and dataset.thresher_items.fetches \
+            and "multiprocessing_context" not in options:
+        context = multiprocessing.get_context("forkserver")
+        # Imported once in the fork server, so each epoch's workers start with torch loaded.
+        context.set_forkserver_preload([__name__])
+        options["multiprocessing_context"] = context
     return torch.utils.data.DataLoader(dataset, **options)

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from thresher import blob_cache
+from thresher.ml import voxel51_labels
 from thresher.ml.files import DATAPOINT, FileStore
 from thresher.types import FieldType
 
@@ -76,17 +77,23 @@ def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *,
     kinds = {field: FieldType(kind) for field, kind in result.fields.items() if kind is not None}
     columns = {field: result.arrow.column(field).to_pylist() for field in kinds}
     blob_digests = [d for field, kind in kinds.items() if kind is FieldType.BLOB for d in columns[field] if d]
-    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress) if blob_digests else {}
+    blob_digests += voxel51_labels.mask_digests(kinds, columns)
+    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress,
+                                   datasource_id=datasource.id) if blob_digests else {}
     dataset = fo.Dataset(name, persistent=persistent, overwrite=overwrite)
     classes = field_classes(fo)
     dataset.add_sample_field(PATH_FIELD, fo.StringField)
     dataset.add_sample_field(ID_FIELD, fo.IntField)
     for field, kind in kinds.items():
-        dataset.add_sample_field(sample_field_name(field), classes[kind])
+        if kind.is_annotation:
+            voxel51_labels.add_field(fo, dataset, sample_field_name(field), kind, columns[field])
+        else:
+            dataset.add_sample_field(sample_field_name(field), classes[kind])
     ids = result.arrow.column("datapoint_id").to_pylist()
     samples = []
     for row, path in enumerate(paths):
-        values = {sample_field_name(field): _sample_value(kinds[field], column[row], cached)
+        values = {sample_field_name(field): voxel51_labels.sample_value(fo, kinds[field], column[row], cached)
+                  if kinds[field].is_annotation else _sample_value(kinds[field], column[row], cached)
                   for field, column in columns.items()}
         samples.append(fo.Sample(filepath=str(files.path((DATAPOINT, path))), **{PATH_FIELD: path, ID_FIELD: ids[row]},
                                  **{key: value for key, value in values.items() if value is not None}))

@@ -15,43 +15,51 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/common.proto\x12\x0bthresher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x01\n\x05Value\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x12\x34\n\x0e\x64\x61tetime_value\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x14\n\nblob_value\x18\x06 \x01(\x0cH\x00\x42\x06\n\x04kind\"/\n\tValueList\x12\"\n\x06values\x18\x01 \x03(\x0b\x32\x12.thresher.v1.Value\"y\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.thresher.v1.FieldType\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\tNamespace\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0erepository_uri\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x02\n\nScanStatus\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.thresher.v1.ScanState\x12\x12\n\nfiles_seen\x18\x02 \x01(\x03\x12\x18\n\x10\x64\x61tapoints_added\x18\x03 \x01(\x03\x12\x1a\n\x12\x64\x61tapoints_updated\x18\x04 \x01(\x03\x12\x1a\n\x12\x64\x61tapoints_removed\x18\x05 \x01(\x03\x12\x18\n\x10\x66iles_per_second\x18\x06 \x01(\x01\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\nDatasource\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsource_uri\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\t\x12%\n\x04scan\x18\x06 \x01(\x0b\x32\x17.thresher.v1.ScanStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06\x66ields\x18\x08 \x03(\x0b\x32\x12.thresher.v1.Field\"\xb9\x01\n\nComparison\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12+\n\x02op\x18\x02 \x01(\x0e\x32\x1f.thresher.v1.ComparisonOperator\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x12.thresher.v1.ValueH\x00\x12\x15\n\x0bother_field\x18\x04 \x01(\tH\x00\x12(\n\x06values\x18\x05 \x01(\x0b\x32\x16.thresher.v1.ValueListH\x00\x42\t\n\x07operand\"2\n\nFilterList\x12$\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x13.thresher.v1.Filter\"\xbc\x01\n\x06\x46ilter\x12-\n\ncomparison\x18\x01 \x01(\x0b\x32\x17.thresher.v1.ComparisonH\x00\x12)\n\x06\x61ll_of\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FilterListH\x00\x12)\n\x06\x61ny_of\x18\x03 \x01(\x0b\x32\x17.thresher.v1.FilterListH\x00\x12%\n\x06negate\x18\x04 \x01(\x0b\x32\x13.thresher.v1.FilterH\x00\x42\x06\n\x04node\"U\n\nSelectItem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x07OrderBy\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x12\n\ndescending\x18\x02 \x01(\x08\"\xdd\x01\n\x05Query\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x13.thresher.v1.Filter\x12\'\n\x06select\x18\x03 \x03(\x0b\x32\x17.thresher.v1.SelectItem\x12&\n\x08order_by\x18\x04 \x03(\x0b\x32\x14.thresher.v1.OrderBy\x12\x12\n\x05limit\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_limit\"\xa0\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rdatasource_id\x18\x04 \x01(\x03\x12!\n\x05query\x18\x05 \x01(\x0b\x32\x12.thresher.v1.Query\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xab\x01\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46IELD_TYPE_INT\x10\x01\x12\x14\n\x10\x46IELD_TYPE_FLOAT\x10\x02\x12\x13\n\x0f\x46IELD_TYPE_BOOL\x10\x03\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x04\x12\x17\n\x13\x46IELD_TYPE_DATETIME\x10\x05\x12\x13\n\x0f\x46IELD_TYPE_BLOB\x10\x06*\x85\x01\n\tScanState\x12\x1a\n\x16SCAN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SCAN_STATE_PENDING\x10\x01\x12\x17\n\x13SCAN_STATE_SCANNING\x10\x02\x12\x14\n\x10SCAN_STATE_READY\x10\x03\x12\x15\n\x11SCAN_STATE_FAILED\x10\x04*\xad\x03\n\x12\x43omparisonOperator\x12#\n\x1f\x43OMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPARISON_OPERATOR_EQ\x10\x01\x12\x1a\n\x16\x43OMPARISON_OPERATOR_NE\x10\x02\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LT\x10\x03\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LE\x10\x04\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GT\x10\x05\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GE\x10\x06\x12 \n\x1c\x43OMPARISON_OPERATOR_CONTAINS\x10\x07\x12\"\n\x1e\x43OMPARISON_OPERATOR_STARTSWITH\x10\x08\x12 \n\x1c\x43OMPARISON_OPERATOR_ENDSWITH\x10\t\x12\x1f\n\x1b\x43OMPARISON_OPERATOR_IS_NULL\x10\n\x12#\n\x1f\x43OMPARISON_OPERATOR_IS_NOT_NULL\x10\x0b\x12\x1c\n\x18\x43OMPARISON_OPERATOR_ISIN\x10\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/common.proto\x12\x0bthresher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\x05Value\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12\x16\n\x0cstring_value\x18\x04 \x01(\tH\x00\x12\x34\n\x0e\x64\x61tetime_value\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x14\n\nblob_value\x18\x06 \x01(\x0cH\x00\x12\x33\n\x10\x61nnotation_value\x18\x07 \x01(\x0b\x32\x17.thresher.v1.AnnotationH\x00\x42\x06\n\x04kind\"\xbf\x01\n\x0bLabelObject\x12\r\n\x05label\x18\x01 \x01(\t\x12\x17\n\nconfidence\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0b\n\x03\x62ox\x18\x03 \x03(\x01\x12\x0e\n\x06points\x18\x04 \x03(\x01\x12\x0e\n\x06\x63losed\x18\x05 \x01(\x08\x12\x0e\n\x06\x66illed\x18\x06 \x01(\x08\x12\x18\n\x0binstance_id\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nattributes\x18\x08 \x01(\tB\r\n\x0b_confidenceB\x0e\n\x0c_instance_id\"\x90\x01\n\nAnnotation\x12$\n\x04type\x18\x01 \x01(\x0e\x32\x16.thresher.v1.FieldType\x12)\n\x07objects\x18\x02 \x03(\x0b\x32\x18.thresher.v1.LabelObject\x12\x0c\n\x04mask\x18\x03 \x01(\t\x12\x12\n\nmask_bytes\x18\x04 \x01(\x0c\x12\x0f\n\x07\x63lasses\x18\x05 \x03(\t\"/\n\tValueList\x12\"\n\x06values\x18\x01 \x03(\x0b\x32\x12.thresher.v1.Value\"y\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.thresher.v1.FieldType\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\tNamespace\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0erepository_uri\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x02\n\nScanStatus\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.thresher.v1.ScanState\x12\x12\n\nfiles_seen\x18\x02 \x01(\x03\x12\x18\n\x10\x64\x61tapoints_added\x18\x03 \x01(\x03\x12\x1a\n\x12\x64\x61tapoints_updated\x18\x04 \x01(\x03\x12\x1a\n\x12\x64\x61tapoints_removed\x18\x05 \x01(\x03\x12\x18\n\x10\x66iles_per_second\x18\x06 \x01(\x01\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\nDatasource\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nsource_uri\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\t\x12%\n\x04scan\x18\x06 \x01(\x0b\x32\x17.thresher.v1.ScanStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06\x66ields\x18\x08 \x03(\x0b\x32\x12.thresher.v1.Field\"\xe6\x01\n\nComparison\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12+\n\x02op\x18\x02 \x01(\x0e\x32\x1f.thresher.v1.ComparisonOperator\x12#\n\x05value\x18\x03 \x01(\x0b\x32\x12.thresher.v1.ValueH\x00\x12\x15\n\x0bother_field\x18\x04 \x01(\tH\x00\x12(\n\x06values\x18\x05 \x01(\x0b\x32\x16.thresher.v1.ValueListH\x00\x12+\n\x07measure\x18\x06 \x01(\x0b\x32\x1a.thresher.v1.ObjectMeasureB\t\n\x07operand\"[\n\rObjectMeasure\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.thresher.v1.ObjectMeasureKind\x12\x12\n\x05label\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_label\"2\n\nFilterList\x12$\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x13.thresher.v1.Filter\"\xbc\x01\n\x06\x46ilter\x12-\n\ncomparison\x18\x01 \x01(\x0b\x32\x17.thresher.v1.ComparisonH\x00\x12)\n\x06\x61ll_of\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FilterListH\x00\x12)\n\x06\x61ny_of\x18\x03 \x01(\x0b\x32\x17.thresher.v1.FilterListH\x00\x12%\n\x06negate\x18\x04 \x01(\x0b\x32\x13.thresher.v1.FilterH\x00\x42\x06\n\x04node\"U\n\nSelectItem\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x07OrderBy\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x12\n\ndescending\x18\x02 \x01(\x08\"\xdd\x01\n\x05Query\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x13.thresher.v1.Filter\x12\'\n\x06select\x18\x03 \x03(\x0b\x32\x17.thresher.v1.SelectItem\x12&\n\x08order_by\x18\x04 \x03(\x0b\x32\x14.thresher.v1.OrderBy\x12\x12\n\x05limit\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_limit\"\xa0\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rdatasource_id\x18\x04 \x01(\x03\x12!\n\x05query\x18\x05 \x01(\x0b\x32\x12.thresher.v1.Query\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xed\x02\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46IELD_TYPE_INT\x10\x01\x12\x14\n\x10\x46IELD_TYPE_FLOAT\x10\x02\x12\x13\n\x0f\x46IELD_TYPE_BOOL\x10\x03\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x04\x12\x17\n\x13\x46IELD_TYPE_DATETIME\x10\x05\x12\x13\n\x0f\x46IELD_TYPE_BLOB\x10\x06\x12(\n$FIELD_TYPE_ANNOTATION_CLASSIFICATION\x10\x07\x12$\n FIELD_TYPE_ANNOTATION_DETECTIONS\x10\x08\x12#\n\x1f\x46IELD_TYPE_ANNOTATION_POLYLINES\x10\t\x12#\n\x1f\x46IELD_TYPE_ANNOTATION_KEYPOINTS\x10\n\x12&\n\"FIELD_TYPE_ANNOTATION_SEGMENTATION\x10\x0b*\x85\x01\n\tScanState\x12\x1a\n\x16SCAN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SCAN_STATE_PENDING\x10\x01\x12\x17\n\x13SCAN_STATE_SCANNING\x10\x02\x12\x14\n\x10SCAN_STATE_READY\x10\x03\x12\x15\n\x11SCAN_STATE_FAILED\x10\x04*\xad\x03\n\x12\x43omparisonOperator\x12#\n\x1f\x43OMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPARISON_OPERATOR_EQ\x10\x01\x12\x1a\n\x16\x43OMPARISON_OPERATOR_NE\x10\x02\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LT\x10\x03\x12\x1a\n\x16\x43OMPARISON_OPERATOR_LE\x10\x04\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GT\x10\x05\x12\x1a\n\x16\x43OMPARISON_OPERATOR_GE\x10\x06\x12 \n\x1c\x43OMPARISON_OPERATOR_CONTAINS\x10\x07\x12\"\n\x1e\x43OMPARISON_OPERATOR_STARTSWITH\x10\x08\x12 \n\x1c\x43OMPARISON_OPERATOR_ENDSWITH\x10\t\x12\x1f\n\x1b\x43OMPARISON_OPERATOR_IS_NULL\x10\n\x12#\n\x1f\x43OMPARISON_OPERATOR_IS_NOT_NULL\x10\x0b\x12\x1c\n\x18\x43OMPARISON_OPERATOR_ISIN\x10\x0c*\xa7\x01\n\x11ObjectMeasureKind\x12#\n\x1fOBJECT_MEASURE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19OBJECT_MEASURE_KIND_COUNT\x10\x01\x12&\n\"OBJECT_MEASURE_KIND_MAX_CONFIDENCE\x10\x02\x12&\n\"OBJECT_MEASURE_KIND_MIN_CONFIDENCE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'thresher.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FIELDTYPE']._serialized_start=2005
-  _globals['_FIELDTYPE']._serialized_end=2176
-  _globals['_SCANSTATE']._serialized_start=2179
-  _globals['_SCANSTATE']._serialized_end=2312
-  _globals['_COMPARISONOPERATOR']._serialized_start=2315
-  _globals['_COMPARISONOPERATOR']._serialized_end=2744
+  _globals['_FIELDTYPE']._serialized_start=2537
+  _globals['_FIELDTYPE']._serialized_end=2902
+  _globals['_SCANSTATE']._serialized_start=2905
+  _globals['_SCANSTATE']._serialized_end=3038
+  _globals['_COMPARISONOPERATOR']._serialized_start=3041
+  _globals['_COMPARISONOPERATOR']._serialized_end=3470
+  _globals['_OBJECTMEASUREKIND']._serialized_start=3473
+  _globals['_OBJECTMEASUREKIND']._serialized_end=3640
   _globals['_VALUE']._serialized_start=75
-  _globals['_VALUE']._serialized_end=256
-  _globals['_VALUELIST']._serialized_start=258
-  _globals['_VALUELIST']._serialized_end=305
-  _globals['_FIELD']._serialized_start=307
-  _globals['_FIELD']._serialized_end=428
-  _globals['_NAMESPACE']._serialized_start=430
-  _globals['_NAMESPACE']._serialized_end=527
-  _globals['_SCANSTATUS']._serialized_start=530
-  _globals['_SCANSTATUS']._serialized_end=830
-  _globals['_DATASOURCE']._serialized_start=833
-  _globals['_DATASOURCE']._serialized_end=1051
-  _globals['_COMPARISON']._serialized_start=1054
-  _globals['_COMPARISON']._serialized_end=1239
-  _globals['_FILTERLIST']._serialized_start=1241
-  _globals['_FILTERLIST']._serialized_end=1291
-  _globals['_FILTER']._serialized_start=1294
-  _globals['_FILTER']._serialized_end=1482
-  _globals['_SELECTITEM']._serialized_start=1484
-  _globals['_SELECTITEM']._serialized_end=1569
-  _globals['_ORDERBY']._serialized_start=1571
-  _globals['_ORDERBY']._serialized_end=1615
-  _globals['_QUERY']._serialized_start=1618
-  _globals['_QUERY']._serialized_end=1839
-  _globals['_DATASET']._serialized_start=1842
-  _globals['_DATASET']._serialized_end=2002
+  _globals['_VALUE']._serialized_end=309
+  _globals['_LABELOBJECT']._serialized_start=312
+  _globals['_LABELOBJECT']._serialized_end=503
+  _globals['_ANNOTATION']._serialized_start=506
+  _globals['_ANNOTATION']._serialized_end=650
+  _globals['_VALUELIST']._serialized_start=652
+  _globals['_VALUELIST']._serialized_end=699
+  _globals['_FIELD']._serialized_start=701
+  _globals['_FIELD']._serialized_end=822
+  _globals['_NAMESPACE']._serialized_start=824
+  _globals['_NAMESPACE']._serialized_end=921
+  _globals['_SCANSTATUS']._serialized_start=924
+  _globals['_SCANSTATUS']._serialized_end=1224
+  _globals['_DATASOURCE']._serialized_start=1227
+  _globals['_DATASOURCE']._serialized_end=1445
+  _globals['_COMPARISON']._serialized_start=1448
+  _globals['_COMPARISON']._serialized_end=1678
+  _globals['_OBJECTMEASURE']._serialized_start=1680
+  _globals['_OBJECTMEASURE']._serialized_end=1771
+  _globals['_FILTERLIST']._serialized_start=1773
+  _globals['_FILTERLIST']._serialized_end=1823
+  _globals['_FILTER']._serialized_start=1826
+  _globals['_FILTER']._serialized_end=2014
+  _globals['_SELECTITEM']._serialized_start=2016
+  _globals['_SELECTITEM']._serialized_end=2101
+  _globals['_ORDERBY']._serialized_start=2103
+  _globals['_ORDERBY']._serialized_end=2147
+  _globals['_QUERY']._serialized_start=2150
+  _globals['_QUERY']._serialized_end=2371
+  _globals['_DATASET']._serialized_start=2374
+  _globals['_DATASET']._serialized_end=2534
 # @@protoc_insertion_point(module_scope)

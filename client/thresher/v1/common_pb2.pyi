@@ -16,6 +16,11 @@ class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FIELD_TYPE_STRING: _ClassVar[FieldType]
     FIELD_TYPE_DATETIME: _ClassVar[FieldType]
     FIELD_TYPE_BLOB: _ClassVar[FieldType]
+    FIELD_TYPE_ANNOTATION_CLASSIFICATION: _ClassVar[FieldType]
+    FIELD_TYPE_ANNOTATION_DETECTIONS: _ClassVar[FieldType]
+    FIELD_TYPE_ANNOTATION_POLYLINES: _ClassVar[FieldType]
+    FIELD_TYPE_ANNOTATION_KEYPOINTS: _ClassVar[FieldType]
+    FIELD_TYPE_ANNOTATION_SEGMENTATION: _ClassVar[FieldType]
 
 class ScanState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -40,6 +45,13 @@ class ComparisonOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPARISON_OPERATOR_IS_NULL: _ClassVar[ComparisonOperator]
     COMPARISON_OPERATOR_IS_NOT_NULL: _ClassVar[ComparisonOperator]
     COMPARISON_OPERATOR_ISIN: _ClassVar[ComparisonOperator]
+
+class ObjectMeasureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBJECT_MEASURE_KIND_UNSPECIFIED: _ClassVar[ObjectMeasureKind]
+    OBJECT_MEASURE_KIND_COUNT: _ClassVar[ObjectMeasureKind]
+    OBJECT_MEASURE_KIND_MAX_CONFIDENCE: _ClassVar[ObjectMeasureKind]
+    OBJECT_MEASURE_KIND_MIN_CONFIDENCE: _ClassVar[ObjectMeasureKind]
 FIELD_TYPE_UNSPECIFIED: FieldType
 FIELD_TYPE_INT: FieldType
 FIELD_TYPE_FLOAT: FieldType
@@ -47,6 +59,11 @@ FIELD_TYPE_BOOL: FieldType
 FIELD_TYPE_STRING: FieldType
 FIELD_TYPE_DATETIME: FieldType
 FIELD_TYPE_BLOB: FieldType
+FIELD_TYPE_ANNOTATION_CLASSIFICATION: FieldType
+FIELD_TYPE_ANNOTATION_DETECTIONS: FieldType
+FIELD_TYPE_ANNOTATION_POLYLINES: FieldType
+FIELD_TYPE_ANNOTATION_KEYPOINTS: FieldType
+FIELD_TYPE_ANNOTATION_SEGMENTATION: FieldType
 SCAN_STATE_UNSPECIFIED: ScanState
 SCAN_STATE_PENDING: ScanState
 SCAN_STATE_SCANNING: ScanState
@@ -65,22 +82,62 @@ COMPARISON_OPERATOR_ENDSWITH: ComparisonOperator
 COMPARISON_OPERATOR_IS_NULL: ComparisonOperator
 COMPARISON_OPERATOR_IS_NOT_NULL: ComparisonOperator
 COMPARISON_OPERATOR_ISIN: ComparisonOperator
+OBJECT_MEASURE_KIND_UNSPECIFIED: ObjectMeasureKind
+OBJECT_MEASURE_KIND_COUNT: ObjectMeasureKind
+OBJECT_MEASURE_KIND_MAX_CONFIDENCE: ObjectMeasureKind
+OBJECT_MEASURE_KIND_MIN_CONFIDENCE: ObjectMeasureKind
 
 class Value(_message.Message):
-    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value")
+    __slots__ = ("int_value", "float_value", "bool_value", "string_value", "datetime_value", "blob_value", "annotation_value")
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
     FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
     DATETIME_VALUE_FIELD_NUMBER: _ClassVar[int]
     BLOB_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATION_VALUE_FIELD_NUMBER: _ClassVar[int]
     int_value: int
     float_value: float
     bool_value: bool
     string_value: str
     datetime_value: _timestamp_pb2.Timestamp
     blob_value: bytes
-    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: bool = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ...) -> None: ...
+    annotation_value: Annotation
+    def __init__(self, int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., bool_value: bool = ..., string_value: _Optional[str] = ..., datetime_value: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., blob_value: _Optional[bytes] = ..., annotation_value: _Optional[_Union[Annotation, _Mapping]] = ...) -> None: ...
+
+class LabelObject(_message.Message):
+    __slots__ = ("label", "confidence", "box", "points", "closed", "filled", "instance_id", "attributes")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    FILLED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    confidence: float
+    box: _containers.RepeatedScalarFieldContainer[float]
+    points: _containers.RepeatedScalarFieldContainer[float]
+    closed: bool
+    filled: bool
+    instance_id: int
+    attributes: str
+    def __init__(self, label: _Optional[str] = ..., confidence: _Optional[float] = ..., box: _Optional[_Iterable[float]] = ..., points: _Optional[_Iterable[float]] = ..., closed: bool = ..., filled: bool = ..., instance_id: _Optional[int] = ..., attributes: _Optional[str] = ...) -> None: ...
+
+class Annotation(_message.Message):
+    __slots__ = ("type", "objects", "mask", "mask_bytes", "classes")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    MASK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    type: FieldType
+    objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
+    mask: str
+    mask_bytes: bytes
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[_Union[FieldType, str]] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., mask: _Optional[str] = ..., mask_bytes: _Optional[bytes] = ..., classes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ValueList(_message.Message):
     __slots__ = ("values",)
@@ -153,18 +210,28 @@ class Datasource(_message.Message):
     def __init__(self, id: _Optional[int] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., source_uri: _Optional[str] = ..., revision: _Optional[str] = ..., scan: _Optional[_Union[ScanStatus, _Mapping]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ...) -> None: ...
 
 class Comparison(_message.Message):
-    __slots__ = ("field", "op", "value", "other_field", "values")
+    __slots__ = ("field", "op", "value", "other_field", "values", "measure")
     FIELD_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
     field: str
     op: ComparisonOperator
     value: Value
     other_field: str
     values: ValueList
-    def __init__(self, field: _Optional[str] = ..., op: _Optional[_Union[ComparisonOperator, str]] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., other_field: _Optional[str] = ..., values: _Optional[_Union[ValueList, _Mapping]] = ...) -> None: ...
+    measure: ObjectMeasure
+    def __init__(self, field: _Optional[str] = ..., op: _Optional[_Union[ComparisonOperator, str]] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., other_field: _Optional[str] = ..., values: _Optional[_Union[ValueList, _Mapping]] = ..., measure: _Optional[_Union[ObjectMeasure, _Mapping]] = ...) -> None: ...
+
+class ObjectMeasure(_message.Message):
+    __slots__ = ("kind", "label")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    kind: ObjectMeasureKind
+    label: str
+    def __init__(self, kind: _Optional[_Union[ObjectMeasureKind, str]] = ..., label: _Optional[str] = ...) -> None: ...
 
 class FilterList(_message.Message):
     __slots__ = ("filters",)

@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from thresher.v1 import common_pb2 as thresher_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"0\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\x1c\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\"S\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\x12\x16\n\x0e\x63reate_missing\x18\x03 \x01(\x08\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\"\xa1\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"a\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\x12/\n\x08id_range\x18\x02 \x01(\x0b\x32\x1d.thresher.v1.DatapointIdRange\"/\n\x10\x44\x61tapointIdRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"3\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x15\n\rdatasource_id\x18\x02 \x01(\x03\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\"S\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\x12\x16\n\x0e\x63reate_missing\x18\x03 \x01(\x08\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\":\n\x15\x45stimatedQueryCommand\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"\xe0\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x12=\n\x0f\x65stimated_query\x18\x04 \x01(\x0b\x32\".thresher.v1.EstimatedQueryCommandH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -23,19 +23,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'thresher.v1.flight_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUERYTICKET']._serialized_start=67
-  _globals['_QUERYTICKET']._serialized_end=115
-  _globals['_FILETICKET']._serialized_start=117
-  _globals['_FILETICKET']._serialized_end=198
-  _globals['_BLOBTICKET']._serialized_start=200
-  _globals['_BLOBTICKET']._serialized_end=228
-  _globals['_BAGSHARDTICKET']._serialized_start=230
-  _globals['_BAGSHARDTICKET']._serialized_end=321
-  _globals['_FLIGHTTICKET']._serialized_start=324
-  _globals['_FLIGHTTICKET']._serialized_end=521
-  _globals['_UPSERTCOMMAND']._serialized_start=523
-  _globals['_UPSERTCOMMAND']._serialized_end=606
-  _globals['_BAGDATASETCOMMAND']._serialized_start=608
-  _globals['_BAGDATASETCOMMAND']._serialized_end=644
-  _globals['_FLIGHTCOMMAND']._serialized_start=647
-  _globals['_FLIGHTCOMMAND']._serialized_end=808
+  _globals['_QUERYTICKET']._serialized_end=164
+  _globals['_DATAPOINTIDRANGE']._serialized_start=166
+  _globals['_DATAPOINTIDRANGE']._serialized_end=213
+  _globals['_FILETICKET']._serialized_start=215
+  _globals['_FILETICKET']._serialized_end=296
+  _globals['_BLOBTICKET']._serialized_start=298
+  _globals['_BLOBTICKET']._serialized_end=349
+  _globals['_BAGSHARDTICKET']._serialized_start=351
+  _globals['_BAGSHARDTICKET']._serialized_end=442
+  _globals['_FLIGHTTICKET']._serialized_start=445
+  _globals['_FLIGHTTICKET']._serialized_end=642
+  _globals['_UPSERTCOMMAND']._serialized_start=644
+  _globals['_UPSERTCOMMAND']._serialized_end=727
+  _globals['_BAGDATASETCOMMAND']._serialized_start=729
+  _globals['_BAGDATASETCOMMAND']._serialized_end=765
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_start=767
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_end=825
+  _globals['_FLIGHTCOMMAND']._serialized_start=828
+  _globals['_FLIGHTCOMMAND']._serialized_end=1052
 # @@protoc_insertion_point(module_scope)

@@ -7,10 +7,20 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueryTicket(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "id_range")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    ID_RANGE_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+    id_range: DatapointIdRange
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., id_range: _Optional[_Union[DatapointIdRange, _Mapping]] = ...) -> None: ...
+
+class DatapointIdRange(_message.Message):
+    __slots__ = ("start", "stop")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    stop: int
+    def __init__(self, start: _Optional[int] = ..., stop: _Optional[int] = ...) -> None: ...
 
 class FileTicket(_message.Message):
     __slots__ = ("datasource_id", "path", "offset", "length")
@@ -25,10 +35,12 @@ class FileTicket(_message.Message):
     def __init__(self, datasource_id: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class BlobTicket(_message.Message):
-    __slots__ = ("sha256",)
+    __slots__ = ("sha256", "datasource_id")
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+    datasource_id: int
+    def __init__(self, sha256: _Optional[str] = ..., datasource_id: _Optional[int] = ...) -> None: ...
 
 class BagShardTicket(_message.Message):
     __slots__ = ("dataset", "shard", "start", "stop", "keys")
@@ -72,12 +84,20 @@ class BagDatasetCommand(_message.Message):
     dataset: str
     def __init__(self, dataset: _Optional[str] = ...) -> None: ...
 
+class EstimatedQueryCommand(_message.Message):
+    __slots__ = ("query",)
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+
 class FlightCommand(_message.Message):
-    __slots__ = ("query", "upsert", "bag_dataset")
+    __slots__ = ("query", "upsert", "bag_dataset", "estimated_query")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     UPSERT_FIELD_NUMBER: _ClassVar[int]
     BAG_DATASET_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_QUERY_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
     upsert: UpsertCommand
     bag_dataset: BagDatasetCommand
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., upsert: _Optional[_Union[UpsertCommand, _Mapping]] = ..., bag_dataset: _Optional[_Union[BagDatasetCommand, _Mapping]] = ...) -> None: ...
+    estimated_query: EstimatedQueryCommand
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., upsert: _Optional[_Union[UpsertCommand, _Mapping]] = ..., bag_dataset: _Optional[_Union[BagDatasetCommand, _Mapping]] = ..., estimated_query: _Optional[_Union[EstimatedQueryCommand, _Mapping]] = ...) -> None: ...

@@ -287,18 +287,46 @@ class ExecuteQueryResponse(_message.Message):
     def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
 
 class DescribeQueryRequest(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "estimate")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ...) -> None: ...
+    estimate: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: bool = ...) -> None: ...
 
 class DescribeQueryResponse(_message.Message):
-    __slots__ = ("schema", "total_rows")
+    __slots__ = ("schema", "total_rows", "min_datapoint_id", "max_datapoint_id")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DATAPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_DATAPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     schema: bytes
     total_rows: int
-    def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ...) -> None: ...
+    min_datapoint_id: int
+    max_datapoint_id: int
+    def __init__(self, schema: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., min_datapoint_id: _Optional[int] = ..., max_datapoint_id: _Optional[int] = ...) -> None: ...
+
+class CountValuesRequest(_message.Message):
+    __slots__ = ("query", "field", "bins", "max_values")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    field: str
+    bins: int
+    max_values: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., field: _Optional[str] = ..., bins: _Optional[int] = ..., max_values: _Optional[int] = ...) -> None: ...
+
+class CountValuesResponse(_message.Message):
+    __slots__ = ("counts", "total_rows", "missing")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    counts: bytes
+    total_rows: int
+    missing: int
+    def __init__(self, counts: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., missing: _Optional[int] = ...) -> None: ...
 
 class ReadQueryRequest(_message.Message):
     __slots__ = ("query", "max_rows")

@@ -125,6 +125,11 @@ class MetadataServiceStub(object):
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
                 _registered_method=True)
+        self.CountValues = channel.unary_unary(
+                '/thresher.v1.MetadataService/CountValues',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.FromString,
+                _registered_method=True)
         self.ExecuteSql = channel.unary_stream(
                 '/thresher.v1.MetadataService/ExecuteSql',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ExecuteSqlRequest.SerializeToString,
@@ -297,6 +302,13 @@ class MetadataServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountValues(self, request, context):
+        """Value counts or a histogram of one field over a query's result, computed in the store (facets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExecuteSql(self, request, context):
         """Read-only SQL over the namespaces the caller may read: one schema per namespace, one table per
         datasource and per saved dataset. A server stream like ExecuteQuery's.
@@ -461,6 +473,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ReadQuery,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.SerializeToString,
+            ),
+            'CountValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountValues,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.SerializeToString,
             ),
             'ExecuteSql': grpc.unary_stream_rpc_method_handler(
                     servicer.ExecuteSql,
@@ -982,6 +999,33 @@ class MetadataService(object):
             '/thresher.v1.MetadataService/ReadQuery',
             thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/CountValues',
+            thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.CountValuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""The Flight SQL surface of the flight service (DESIGN §5): statement queries, prepared statements
+"""The Flight SQL surface of the flight service (docs/design.md, "The Flight surface"): statement queries, prepared statements
 with bound parameters, and catalog listings, over the metadata service's SQL calls."""
 
 from .handler import FlightSqlHandler

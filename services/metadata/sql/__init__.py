@@ -1,4 +1,4 @@
-"""Read-only SQL over the datasources and datasets a caller may read (DESIGN §5)."""
+"""Read-only SQL over the datasources and datasets a caller may read (docs/design.md, "The Flight surface")."""
 
 from .engine import SqlEngine, SqlTableInfo, TableKind
 

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
+from thresher.services.server_extra import require
 from thresher.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
@@ -29,6 +29,8 @@ from ..errors import InvalidArgument
 from ..store import Store
 from . import sandbox
 from .pushdown import pushed_filter
+
+duckdb = require("duckdb")
 
 log = logging.getLogger(__name__)
 

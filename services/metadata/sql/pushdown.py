@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 
-import duckdb
-
+from thresher.services.server_extra import require
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
+
+duckdb = require("duckdb")
 
 _Op = common_pb2.ComparisonOperator
 _COMPARISONS = {

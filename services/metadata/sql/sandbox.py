@@ -13,9 +13,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import duckdb
+from thresher.services.server_extra import require
 
 from ..errors import InvalidArgument
+
+duckdb = require("duckdb")
 
 _CONFIG = {"enable_external_access": False, "python_enable_replacements": False,
            "autoinstall_known_extensions": False, "autoload_known_extensions": False}

@@ -12,6 +12,7 @@ from thresher.scan import ScanStatus
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
+from ..facets import Facet
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
@@ -94,6 +95,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
+
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, or None where the store
+        cannot tell (then the result is served unpartitioned)."""
+        schema, total = self.describe(query)
+        return schema, total, None
+
+    def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:
+        """As ``describe_with_ids``, as cheaply as the store can: the row count may be an estimate, and the
+        id bounds a superset of the result's. By default exact."""
+        return self.describe_with_ids(query)
+
+    @abc.abstractmethod
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> Facet:
+        """Value counts (or a histogram with ``bins`` bins) of ``field`` over the query's result."""
 
     @abc.abstractmethod
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:

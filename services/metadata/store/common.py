@@ -10,6 +10,7 @@ import pyarrow as pa
 from thresher.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from ..annotations import AnnotationError, from_json_text, is_json_for
 from ..coercion import CoercedColumn, coerce_column, coerce_paths
 from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
 from ..query_compiler import Column, timestamp_or_none
@@ -39,7 +40,10 @@ def coerce_write(table: pa.Table, path_column: str,
         if name == path_column:
             continue
         existing = known.get(name)
-        column = coerce_column(name, table[name], existing.type if existing else None)
+        try:
+            column = coerce_column(name, table[name], existing.type if existing else None)
+        except AnnotationError as error:
+            raise error.at_path(paths[error.row].as_py()) from None
         if column is not None:
             columns.append(column)
     return paths, columns
@@ -62,7 +66,8 @@ def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
 
 def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema):
     """``batch`` with ``schema``'s names and types (stores return their own, e.g. int32 for a count)."""
-    columns = [column if column.type == field.type else column.cast(field.type)
+    columns = [column if column.type == field.type else
+               from_json_text(column, field.type) if is_json_for(column.type, field.type) else column.cast(field.type)
                for column, field in zip(batch.columns, schema)]
     if isinstance(batch, pa.Table):
         return pa.Table.from_arrays(columns, schema=schema)

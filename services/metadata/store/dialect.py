@@ -3,7 +3,10 @@
 An engine supplies its column types, a few SQL spellings (lists, ordered aggregates), how a
 transaction is opened and locked, how Arrow tables are staged for a statement (bulk load), and how a
 result streams out (bulk read). Everything else — schema, writes, versioning, queries — is written
-once in ``store.py`` with numbered ``$n`` parameters, which both engines accept.
+once in ``store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
+the exception: the query compiler's dialect (``query_dialect``) says whether a query's values are
+bound or rendered as literals (PostgreSQL, whose driver reads results through COPY only when nothing
+is bound), and the store's own values in a query's relation (write ids) are always int literals.
 
 Adding a field type to the store is one change here: its row in ``FIELD_STORAGE``.
 """
@@ -20,6 +23,7 @@ import pyarrow as pa
 
 from thresher.types import FieldType
 
+from ..annotations import DUCKDB_TYPES
 from ..query_compiler import Dialect as QueryDialect
 
 T = TypeVar("T")
@@ -42,6 +46,9 @@ FIELD_STORAGE: dict[FieldType, FieldStorage] = {
     FieldType.STRING: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
     FieldType.DATETIME: FieldStorage("TIMESTAMPTZ", "TIMESTAMPTZ", lambda: pa.timestamp("us", tz="UTC")),
     FieldType.BLOB: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
+    # Annotations: DuckDB's native nested types; PostgreSQL's JSONB (a column of that type is staged
+    # as JSON text, see ``EngineDialect.storage_array``). Segmentation masks are stored by digest.
+    **{kind: FieldStorage(sql, "JSONB", lambda kind=kind: kind.arrow_type) for kind, sql in DUCKDB_TYPES.items()},
 }
 
 
@@ -100,10 +107,16 @@ class EngineDialect(abc.ABC):
     #: Extra DDL for catalog tables (e.g. PostgreSQL's byte-wise collation on names).
     text_type: str
     bytes_type: str
+    #: Appended to a current table's columns: an engine that updates rows through an index keys them.
+    current_table_key: str
     float_type: str
 
     def column_type(self, kind: FieldType) -> str:
         return getattr(FIELD_STORAGE[kind], self.name)
+
+    def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
+        """``array`` as this engine's sessions stage and append it (by default its stored Arrow type)."""
+        return storage_array(kind, array)
 
     name: str
 
@@ -122,6 +135,11 @@ class EngineDialect(abc.ABC):
     @abc.abstractmethod
     def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
         """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
+
+    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+        """How many rows the engine's planner expects ``sql`` to return, without running it; None where
+        the engine has no cheap estimate (the store then counts exactly)."""
+        return None
 
     @abc.abstractmethod
     def before_ddl(self, session: Session) -> None:

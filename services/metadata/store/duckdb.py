@@ -12,11 +12,14 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-import duckdb
 import pyarrow as pa
+
+from thresher.services.server_extra import require
 
 from ..query_compiler import DUCKDB
 from .dialect import EngineDialect, Session, T
+
+duckdb = require("duckdb")
 
 
 class DuckDBSession(Session):
@@ -46,6 +49,8 @@ class DuckDBDialect(EngineDialect):
     single_writer = True
     text_type = "VARCHAR"
     bytes_type = "BLOB"
+    # No index: DuckDB joins by hashing whole columns, and an index would slow every bulk insert.
+    current_table_key = ""
     float_type = "DOUBLE"
 
     def __init__(self, path: str) -> None:

@@ -14,8 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from thresher.types import FieldType
+
+from ..annotations import to_json_text
 from ..query_compiler import POSTGRES
-from .dialect import EngineDialect, Session, T
+from .bulk_read import planned_rows
+from .dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
 from .postgres_connections import ConnectionPool, run_transaction
 
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
@@ -46,6 +50,14 @@ class PostgresSession(Session):
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.adbc_ingest(name, table, mode="create", temporary=True)
+        # The driver creates a JSON column for Arrow's JSON type; the tables it meets hold JSONB.
+        for column in table.schema:
+            if isinstance(column.type, pa.JsonType):
+                self.cursor.execute(f"ALTER TABLE {name} ALTER COLUMN {column.name} TYPE JSONB "
+                                    f"USING {column.name}::jsonb")
+        # A temporary table has no statistics until analysed; without them the planner may join a
+        # large staged table to the current table by nested loops.
+        self.cursor.execute(f"ANALYZE {name}")
 
     def unstage(self, name: str) -> None:
         self.cursor.execute(f"DROP TABLE {name}")
@@ -57,11 +69,15 @@ class PostgresSession(Session):
 
 class PostgresDialect(EngineDialect):
     name = "postgres"
+    # Query values are rendered as escaped, typed literals: with nothing bound, ADBC's driver reads the
+    # result through COPY (binary, bulk) rather than row by row.
     query_dialect = POSTGRES
     single_writer = False
     # Strings compare byte-wise ("C"), as DuckDB and pandas do, whatever the cluster's locale.
     text_type = 'TEXT COLLATE "C"'
     bytes_type = "BYTEA"
+    # Updates and the moves into the log find their rows by id without scanning the whole table.
+    current_table_key = ", PRIMARY KEY (datapoint_id)"
     float_type = "DOUBLE PRECISION"
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
@@ -77,6 +93,12 @@ class PostgresDialect(EngineDialect):
 
     def lock(self, session: Session, key: int) -> None:
         session.table("SELECT pg_advisory_xact_lock($1)", [int(key)])
+
+    def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
+        # A JSONB column travels as Arrow's JSON type (text), which the driver copies into JSONB.
+        if FIELD_STORAGE[kind].postgres == "JSONB":
+            return pa.ExtensionArray.from_storage(pa.json_(), to_json_text(array))
+        return storage_array(kind, array)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -109,6 +131,10 @@ class PostgresDialect(EngineDialect):
                 cursor.close()
             finally:
                 self._pool.release(connection)
+
+    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+        # Planner statistics; the query is not run (the result is planned into partitions on this).
+        return planned_rows(session.cursor, sql, params)
 
     def before_ddl(self, session: Session) -> None:
         session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")

@@ -44,6 +44,8 @@ from thresher.storage.blobs import BlobStore
 from thresher.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
+from .. import facets
+from ..annotations import stored_values
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
 from ..query_compiler import Column, compile_query, timestamp_or_none
@@ -52,7 +54,7 @@ from .base import Store, utc_now
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
-from .dialect import EngineDialect, Session, storage_array
+from .dialect import EngineDialect, Session
 from .migrations import path_index_sql, prepare_schema
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
@@ -158,7 +160,8 @@ class SqlStore(Store):
                             "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
                             [datasource_id, namespace, name, source_uri, revision, utc_now()])
             session.execute(f"CREATE TABLE {current_table(datasource_id)} (datapoint_id BIGINT NOT NULL, "
-                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[])")
+                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[]"
+                            f"{self.dialect.current_table_key})")
             session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
                             "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
             session.execute(path_index_sql(datasource_id))
@@ -352,6 +355,8 @@ class SqlStore(Store):
         if column.type is FieldType.BLOB:
             # Content-addressed, so bytes stored by a write that then fails are harmless.
             return pa.array(self._blobs.put_many(column.values.to_pylist()), pa.string())
+        if column.type.is_annotation:  # segmentation masks go to the blob store the same way
+            return stored_values(column.type, column.values, self._blobs.put_many)
         return column.values
 
     def _existing(self, session: Session, datasource_id: int, paths: pa.Array,
@@ -470,16 +475,18 @@ class SqlStore(Store):
                           [datasource_id, at])
         return -1 if row is None or row[0] is None else row[0]
 
-    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord],
-                        placeholder: str) -> str:
-        """A subquery with each datapoint's values as they were after the write given by ``placeholder``."""
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> str:
+        """A subquery with each datapoint's values as they were after write ``last_write``.
+
+        It binds no parameters: the write id is an int of the store's own, written as a literal, so a
+        query over it binds nothing (PostgreSQL's driver then reads the result through COPY)."""
         last_by = self.dialect.last_by
         selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)))} AS {f.column}"
                            for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                 f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
-                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {placeholder} "
+                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {int(last_write):d} "
                 f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
                 f"WHERE g.last_op = {OP_UPSERT})")
 
@@ -488,15 +495,15 @@ class SqlStore(Store):
     def _compile(self, session: Session, query: common_pb2.Query):
         datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
-        placeholder = self.dialect.query_dialect.placeholder
+        # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
+        # only the query's own values may be bound, and a dialect that renders them as literals binds none.
         as_of = timestamp_or_none(query.as_of)
-        params: list = []
         if as_of is None:
             fields, base, row_filter = datasource.fields, current_table(datasource.id), "alive"
         else:
             fields = self._fields(session, datasource.id, at=as_of)
-            params.append(self._last_write_before(session, datasource.id, as_of))
-            base, row_filter = self._as_of_relation(datasource.id, fields, placeholder(len(params))), ""
+            last_write = self._last_write_before(session, datasource.id, as_of)
+            base, row_filter = self._as_of_relation(datasource.id, fields, last_write), ""
         columns = {f.name: Column(f.column, f.type) for f in fields}
         query, timed = timed_select_items(query, columns, lambda at: self._fields(session, datasource.id, at=at))
         if not timed:
@@ -504,16 +511,15 @@ class SqlStore(Store):
         else:
             joins, extra = [], []
             for name, field, at in timed:
-                params.append(self._last_write_before(session, datasource.id, at))
+                last_write = int(self._last_write_before(session, datasource.id, at))  # a literal, as above
                 latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)))
                 joins.append(f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
                              f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
-                             f"{placeholder(len(params))} GROUP BY datapoint_id) {name} "
+                             f"{last_write:d} GROUP BY datapoint_id) {name} "
                              f"ON {name}.datapoint_id = base.datapoint_id")
                 extra.append(f", {name}.v AS {name}")
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
-        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, relation_params=params,
-                                 row_filter=row_filter)
+        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
         return datasource, compiled
 
@@ -544,10 +550,35 @@ class SqlStore(Store):
         return schema, kept
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+        schema, total, _ = self.describe_with_ids(query)
+        return schema, total
+
+    def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe`` plus the (smallest, largest) datapoint id of the result, (0, 0) when it is empty."""
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
-            total = session.one(compiled.count_sql, compiled.count_params)[0]
-        return result_schema(datasource, compiled.columns), int(total)
+            total, low, high = session.one(compiled.count_sql, compiled.count_params)
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
+        """``describe_with_ids`` without running the query where the engine's planner can estimate its
+        rows: then the id bounds are those of every datapoint the datasource ever had (the current
+        table keeps deleted ones too), which hold the result's at any ``as_of``. Exact otherwise."""
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+            rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
+            if rows is None:
+                total, low, high = session.one(compiled.count_sql, compiled.count_params)
+            else:
+                total, (low, high) = rows, session.one(
+                    f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}")
+        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
+        narrowed, request = facets.facet_query(query, field, bins, max_values)
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, narrowed)
+            return facets.count_values(compiled, request, self.dialect.query_dialect, session.table)
 
     def history(self, datasource_id: int, path: str, field: str | None = None) -> pa.Table:
         with self.dialect.read() as session:
@@ -735,7 +766,7 @@ class StreamedWrite:
                                                     "upsert", 0)
         new = [(c.name, c.type, ()) for c in columns if c.name not in self.fields]
         self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
-        values = {self.fields[c.name].column: storage_array(c.type, self.store._stored(c)) for c in columns}
+        values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c)) for c in columns}
         numbers = [field_id(self.fields[c.name]) for c in columns]
         self.numbers.update(dict.fromkeys(numbers))
         return values, numbers

@@ -1,0 +1,164 @@
+"""Large query results as partitions: one endpoint per datapoint id range, served by any flight replica.
+
+Two flight replicas over the suite's metadata service (DuckDB and PostgreSQL) split results into
+partitions of a few rows; every partition's ticket must read the same on either replica, and the
+partitions concatenated in endpoint order must be the unpartitioned result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pyarrow.flight as fl
+import pytest
+
+from thresher.connection import Connection
+from thresher.services.flight import partitions
+from thresher.types import to_proto_value
+from thresher.v1 import common_pb2, flight_pb2
+
+from .conftest import command, query_ticket
+
+ROWS_PER_PARTITION = 7
+ROWS = 50
+
+
+@pytest.fixture(scope="module")
+def replicas(metadata_server, flight_home):
+    """Two flight replicas, peers of each other: the first reads results from the metadata service's data
+    port, the second over its gRPC stream, so a ticket replayed on the other takes the other path too."""
+    from thresher.services.flight.server import create_server
+    from thresher.services.metadata.data_port import create_data_port
+
+    address, store = metadata_server
+    data_port = create_data_port("127.0.0.1:0", store)[0]
+    first, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
+                             metadata_data_address=f"127.0.0.1:{data_port.port}")
+    second, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
+                              peers=[f"127.0.0.1:{first.port}"])
+    first.peers = [second.location]
+    yield metadata_server[0], first, second
+    first.shutdown()
+    second.shutdown()
+    data_port.shutdown()
+
+
+@pytest.fixture
+def source(data):
+    table = pa.table({"path": [f"p{i:03d}" for i in range(ROWS)], "n": list(range(ROWS)),
+                      "s": [("even" if i % 2 == 0 else "odd") for i in range(ROWS)]})
+    return data.datasource("parts", table)
+
+
+def _read(server, ticket: bytes | fl.Ticket) -> pa.Table:
+    raw = ticket if isinstance(ticket, fl.Ticket) else fl.Ticket(ticket)
+    with fl.connect(f"grpc://127.0.0.1:{server.port}") as client:
+        return client.do_get(raw).read_all()
+
+
+def _filtered(datasource_id: int, **kw) -> common_pb2.Query:
+    return common_pb2.Query(datasource_id=datasource_id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
+        field="s", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value("even"))), **kw)
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["whole", "filtered"])
+def test_a_large_result_comes_in_partitions_that_any_replica_serves(replicas, source, filtered):
+    _, first, second = replicas
+    query = _filtered(source) if filtered else common_pb2.Query(datasource_id=source)
+    whole = _read(first, query_ticket(query))
+    with fl.connect(f"grpc://127.0.0.1:{first.port}") as client:
+        info = client.get_flight_info(command(query=query))
+    assert info.total_records == whole.num_rows == (ROWS // 2 if filtered else ROWS)
+    assert len(info.endpoints) == math.ceil(whole.num_rows / ROWS_PER_PARTITION)
+    nodes = [first.location.uri.decode(), second.location.uri.decode()]
+    pieces = []
+    for index, endpoint in enumerate(info.endpoints):
+        # Each partition lists both replicas, a different one first in turn.
+        assert [location.uri.decode() for location in endpoint.locations] == nodes[index % 2:] + nodes[:index % 2]
+        ticket = flight_pb2.FlightTicket.FromString(endpoint.ticket.ticket)
+        assert ticket.query.query == query and ticket.query.HasField("id_range")
+        here, there = _read(first, endpoint.ticket), _read(second, endpoint.ticket)
+        assert here.equals(there)
+        assert 0 < here.num_rows <= 2 * ROWS_PER_PARTITION
+        pieces.append(here)
+    assert pa.concat_tables(pieces).equals(whole)
+
+
+def test_ordered_limited_and_small_results_are_one_endpoint(replicas, source):
+    _, first, _ = replicas
+    ordered = common_pb2.Query(datasource_id=source, order_by=[common_pb2.OrderBy(field="n", descending=True)])
+    limited = common_pb2.Query(datasource_id=source, limit=ROWS - 1)
+    small = common_pb2.Query(datasource_id=source, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
+        field="n", op=common_pb2.COMPARISON_OPERATOR_LT, value=to_proto_value(ROWS_PER_PARTITION))))
+    with fl.connect(f"grpc://127.0.0.1:{first.port}") as client:
+        for query, rows in ((ordered, ROWS), (limited, ROWS - 1), (small, ROWS_PER_PARTITION)):
+            info = client.get_flight_info(command(query=query))
+            assert (len(info.endpoints), info.total_records) == (1, rows)
+            assert not flight_pb2.FlightTicket.FromString(info.endpoints[0].ticket.ticket).query.HasField("id_range")
+
+
+@pytest.mark.parametrize("shape", ["whole", "filtered", "ordered", "limited"])
+def test_the_client_reads_partitions_in_parallel_into_the_unpartitioned_result(replicas, source, shape):
+    metadata_address, first, _ = replicas
+    query = {"whole": common_pb2.Query(datasource_id=source), "filtered": _filtered(source),
+             "ordered": _filtered(source, order_by=[common_pb2.OrderBy(field="n", descending=True)]),
+             "limited": _filtered(source, limit=5)}[shape]
+    connection = Connection(metadata_address=metadata_address, flight_address=f"127.0.0.1:{first.port}")
+    try:
+        got = connection.read_query(query)
+    finally:
+        connection.close()
+    assert got.equals(_read(first, query_ticket(query)))
+
+
+def test_id_ranges_cover_the_ids_once_in_order():
+    query = common_pb2.Query(datasource_id=1)
+    ranges = partitions.id_ranges(query, 1_000_000, 1, 1_000_000, 500_000)
+    assert [(r.start, r.stop) for r in ranges] == [(1, 500_001), (500_001, 1_000_001)]
+    ranges = partitions.id_ranges(query, 10, 5, 104, 3)
+    assert len(ranges) == 4 and ranges[0].start == 5 and ranges[-1].stop == 105
+    assert all(a.stop == b.start and a.start < a.stop for a, b in zip(ranges, ranges[1:]))
+    assert partitions.id_ranges(query, 10, 0, 0, 3) == [None]  # ids unknown
+    assert partitions.id_ranges(query, 10, 1, 10, 0) == [None]  # never split
+    assert partitions.id_ranges(common_pb2.Query(datasource_id=1, limit=5), 10, 1, 10, 3) == [None]
+
+
+def test_a_partition_narrows_the_query_filter():
+    query = common_pb2.Query(datasource_id=1, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
+        field="n", op=common_pb2.COMPARISON_OPERATOR_IS_NULL)))
+    narrowed = partitions.restricted(query, flight_pb2.DatapointIdRange(start=3, stop=9))
+    parts = narrowed.filter.all_of.filters
+    assert parts[0] == query.filter
+    assert [(p.comparison.field, p.comparison.op, p.comparison.value.int_value) for p in parts[1:]] == [
+        ("datapoint_id", common_pb2.COMPARISON_OPERATOR_GE, 3), ("datapoint_id", common_pb2.COMPARISON_OPERATOR_LT, 9)]
+
+
+def test_a_flight_planned_on_the_estimate_reads_the_same_rows(replicas, source):
+    """The client's kind of GetFlightInfo: partitions from the store's estimate (PostgreSQL's planner),
+    without running the query to count it; the total is unknown (-1), the rows are the same."""
+    _, first, second = replicas
+    query = _filtered(source)
+    whole = _read(first, query_ticket(query))
+    estimated = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+    with fl.connect(f"grpc://127.0.0.1:{second.port}") as client:
+        info = client.get_flight_info(fl.FlightDescriptor.for_command(estimated.SerializeToString()))
+        assert client.get_schema(fl.FlightDescriptor.for_command(estimated.SerializeToString())).schema == whole.schema
+    assert info.total_records == -1 and len(info.endpoints) >= 1
+    assert pa.concat_tables([_read(first, endpoint.ticket) for endpoint in info.endpoints]).equals(whole)
+
+
+def test_the_estimate_bounds_hold_the_result_ids(metadata_server, source):
+    _, store = metadata_server
+    query = _filtered(source)
+    _, total, (low, high) = store.describe_with_ids(query)
+    _, estimated, (estimated_low, estimated_high) = store.estimate_with_ids(query)
+    assert total == ROWS // 2 and estimated >= 0
+    assert estimated_low <= low <= high <= estimated_high
+
+
+def test_store_results_come_in_batches_of_bounded_size(metadata_server, source):
+    _, store = metadata_server
+    schema, batches = store.query(common_pb2.Query(datasource_id=source), max_batch_rows=ROWS_PER_PARTITION)
+    sizes = [batch.num_rows for batch in batches]
+    assert sum(sizes) == ROWS and max(sizes) <= ROWS_PER_PARTITION
