@@ -3,6 +3,9 @@
 A :class:`Connection` opens its gRPC channels and Flight client lazily, maps every failure to a
 Thresher exception (:mod:`thresher.status`), and retries idempotent reads briefly while a service
 is unavailable (it may be starting). Writes are never retried.
+
+Channels, stubs and Flight clients are the process's (``transport.shared``): every Connection to
+the same address, in every thread, reuses one, and a forked child opens its own.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ T = TypeVar("T")
 # The deadline of each unary gRPC call; streams (query results, uploads, file bytes) have none, since
 # their length depends on the data, and fail instead when the connection drops.
 CALL_TIMEOUT = 120.0
+# Queries known to answer at most this many rows (a lookup, a head, a small limit) are read in one
+# unary call to the metadata service; larger ones go through Flight.
+DIRECT_READ_ROWS = 10_000
 
 
 class Connection:
@@ -41,15 +47,23 @@ class Connection:
     ``token`` (default ``$THRESHER_TOKEN``) goes with every call as a bearer token. TLS is used when
     ``tls`` is true or root certificates are given: ``root_certificates`` is PEM bytes or a file path
     (default ``$THRESHER_TLS_ROOT_CERTS``); with ``tls`` alone the system's roots verify the services.
+
+    ``direct_read_rows``: a query whose result is known to hold at most this many rows is answered
+    by the metadata service in one call instead of through Flight (0 sends every query through Flight).
     """
 
     def __init__(self, metadata_address: str | None = None, flight_address: str | None = None,
                  scanner_address: str | None = None, *, token: str | None = None,
                  retry_timeout: float = 2.0, tls: bool = False,
-                 root_certificates: bytes | str | None = None, call_timeout: float = CALL_TIMEOUT) -> None:
+                 root_certificates: bytes | str | None = None, call_timeout: float = CALL_TIMEOUT,
+                 direct_read_rows: int = DIRECT_READ_ROWS) -> None:
+        if isinstance(direct_read_rows, bool) or not isinstance(direct_read_rows, int) or direct_read_rows < 0:
+            raise ValueError(f"direct_read_rows takes a non-negative int, got {direct_read_rows!r}")
+        self.direct_read_rows = direct_read_rows
         self._settings = dict(metadata_address=metadata_address, flight_address=flight_address,
                               scanner_address=scanner_address, token=token, retry_timeout=retry_timeout, tls=tls,
-                              root_certificates=root_certificates, call_timeout=call_timeout)
+                              root_certificates=root_certificates, call_timeout=call_timeout,
+                              direct_read_rows=direct_read_rows)
         self.call_timeout = call_timeout
         self.metadata_address = metadata_address or transport.metadata_address()
         self.flight_address = flight_address or transport.flight_address()
@@ -68,19 +82,18 @@ class Connection:
         headers = [(b"thresher-user", _local_user().encode())] + (
             [(b"authorization", f"Bearer {token}".encode())] if token else [])
         self._flight_options = flight.FlightCallOptions(headers=headers)
+        self._direct_read_unsupported = False
         self._lock = threading.Lock()
         self._reset_clients()
 
     def _reset_clients(self) -> None:
+        # Channels, stubs and the Flight client are the process's (``transport.shared``, which a forked
+        # child starts without); the clients for partition locations are this connection's.
         self._pid = os.getpid()
-        self._channels: dict[str, grpc.Channel] = {}
-        self._flight: flight.FlightClient | None = None
         self._location_clients = LocationClients(self._root_certificates if self.tls else None)
-        self._metadata_stub: metadata_service_pb2_grpc.MetadataServiceStub | None = None
-        self._scanner_stub: scanner_service_pb2_grpc.ScannerServiceStub | None = None
 
     def _check_process(self) -> None:
-        # A forked child (a DataLoader worker, say) inherits the parent's channels, which gRPC and Flight
+        # A forked child (a DataLoader worker, say) inherits the parent's clients, which gRPC and Flight
         # cannot use across a fork: it opens its own, leaving the parent's alone.
         if self._pid != os.getpid():
             self._lock = threading.Lock()
@@ -104,42 +117,38 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Closes the channels and the Flight client; a later call reopens them."""
+        """Lets go of the channels and Flight client for this connection's addresses, which every
+        Connection of this process shares: the next call on any of them dials afresh. They are not
+        closed here, so calls another connection has in flight finish; each closes once unused. The
+        clients for partition locations are this connection's own and are closed."""
+        for address in {self.metadata_address, self.scanner_address}:
+            key = (address, self._root_certificates, self.tls)
+            for kind in ("metadata-stub", "scanner-stub", "channel"):
+                transport.forget_shared(kind, key)
+        transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
         with self._lock:
-            channels, self._channels = self._channels, {}
-            client, self._flight = self._flight, None
-            self._metadata_stub = self._scanner_stub = None
-        for channel in channels.values():
-            channel.close()
-        if client is not None:
-            client.close()
-        self._location_clients.close()
+            clients, self._location_clients = (self._location_clients,
+                                               LocationClients(self._root_certificates if self.tls else None))
+        clients.close()
 
     # -- gRPC -------------------------------------------------------------------------------------
 
     def _channel(self, address: str) -> grpc.Channel:
-        self._check_process()
-        with self._lock:
-            if address not in self._channels:
-                self._channels[address] = transport.open_channel(address, root_certificates=self._root_certificates,
-                                                                 tls=self.tls)
-            return self._channels[address]
+        return transport.shared_channel(address, root_certificates=self._root_certificates, tls=self.tls)
+
+    def _stub(self, kind: str, stub_type: type[T], address: str) -> T:
+        return transport.shared(kind, (address, self._root_certificates, self.tls),
+                                lambda: stub_type(self._channel(address)))
 
     @property
     def metadata(self) -> metadata_service_pb2_grpc.MetadataServiceStub:
         """The raw metadata service stub (calls through it are not error-mapped; prefer ``call_metadata``)."""
-        self._check_process()
-        if self._metadata_stub is None:
-            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel(self.metadata_address))
-        return self._metadata_stub
+        return self._stub("metadata-stub", metadata_service_pb2_grpc.MetadataServiceStub, self.metadata_address)
 
     @property
     def scanner(self) -> scanner_service_pb2_grpc.ScannerServiceStub:
         """The raw scanner service stub."""
-        self._check_process()
-        if self._scanner_stub is None:
-            self._scanner_stub = scanner_service_pb2_grpc.ScannerServiceStub(self._channel(self.scanner_address))
-        return self._scanner_stub
+        return self._stub("scanner-stub", scanner_service_pb2_grpc.ScannerServiceStub, self.scanner_address)
 
     def call_metadata(self, method: str, request: Any, *, idempotent: bool = False) -> Any:
         """Calls MetadataService.``method`` and maps its failure to a Thresher exception."""
@@ -149,16 +158,18 @@ class Connection:
         """Calls ScannerService.``method`` and maps its failure to a Thresher exception."""
         return self._call(self.scanner_address, getattr(self.scanner, method), request, idempotent)
 
-    def _call(self, address: str, method: Callable[..., Any], request: Any, idempotent: bool) -> Any:
-        channel = self._channel(address)
+    def _call(self, address: str, method: Callable[..., Any], request: Any, idempotent: bool,
+              passed: tuple[grpc.StatusCode, ...] = ()) -> Any:
         deadline = time.monotonic() + self.retry_timeout
         pause = 0.02
         while True:
             try:
                 return method(request, metadata=self._grpc_metadata, timeout=self.call_timeout)
             except grpc.RpcError as error:
+                if error.code() in passed:
+                    raise _Passed(error.code()) from None
                 if not (idempotent and error.code() == grpc.StatusCode.UNAVAILABLE
-                        and _await_ready(channel, deadline, pause)):
+                        and _await_ready(self._channel(address), deadline, pause)):
                     raise status.from_grpc_error(error, address) from None
                 pause = min(pause * 2, 0.5)
 
@@ -178,14 +189,13 @@ class Connection:
 
     @property
     def flight(self) -> flight.FlightClient:
-        """The Flight client for the flight service."""
-        self._check_process()
-        with self._lock:
-            if self._flight is None:
-                scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
-                self._flight = flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
-                                                   generic_options=transport.FLIGHT_CLIENT_OPTIONS)
-            return self._flight
+        """The Flight client for the flight service (the process's one for its address)."""
+        def open_client() -> flight.FlightClient:
+            scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
+            return flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
+                                       generic_options=transport.FLIGHT_CLIENT_OPTIONS)
+
+        return transport.shared("flight", (self.flight_address, self._root_certificates, self.tls), open_client)
 
     def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:
         deadline = time.monotonic() + self.retry_timeout
@@ -203,6 +213,31 @@ class Connection:
                 time.sleep(pause)  # the flight client reconnects by itself; give it a moment
                 pause = min(pause * 2, 0.5)
 
+    def read_small(self, query: common_pb2.Query, max_rows: int) -> pa.Table | None:
+        """``query``'s result in one call to the metadata service; None when it has more than
+        ``max_rows`` rows (or more bytes than one message holds): read it with ``read_query``."""
+        if self._direct_read_unsupported:
+            return None
+        request = metadata_service_pb2.ReadQueryRequest(query=query, max_rows=max_rows)
+        try:
+            response = self._call(self.metadata_address, self.metadata.ReadQuery, request, idempotent=True,
+                                  passed=(grpc.StatusCode.UNIMPLEMENTED,))
+        except _Passed:
+            self._direct_read_unsupported = True  # a metadata service older than this client
+            return None
+        if response.WhichOneof("answer") != "arrow_stream":
+            return None
+        return pa.ipc.open_stream(response.arrow_stream).read_all()
+
+    def read_result(self, query: common_pb2.Query, max_rows: int | None) -> pa.Table:
+        """``query``'s whole result: in one call when it is known to hold at most ``direct_read_rows``
+        rows (``max_rows``, None when unknown), through Flight otherwise."""
+        if max_rows is not None and max_rows <= self.direct_read_rows:
+            table = self.read_small(query, max_rows)
+            if table is not None:
+                return table
+        return self.read_query(query)
+
     def read_query(self, query: common_pb2.Query) -> pa.Table:
         """Runs ``query`` through the flight service and reads the whole result.
 
@@ -217,6 +252,8 @@ class Connection:
         # Planned on the store's estimate: the partitions without running the query an extra time to count it.
         command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+
+        self._check_process()
 
         def read() -> pa.Table:
             info = self.flight.get_flight_info(descriptor, options=self._flight_options)
@@ -320,6 +357,10 @@ class Connection:
         return self._flight_call(put, idempotent=False)
 
 
+class _Passed(Exception):
+    """A status the caller of ``_call`` handles itself."""
+
+
 def _await_ready(channel: grpc.Channel, deadline: float, pause: float) -> bool:
     """Waits (until ``deadline``) for the channel to connect; False when it did not."""
     remaining = deadline - time.monotonic()
@@ -344,14 +385,15 @@ _default_lock = threading.Lock()
 def connect(metadata_address: str | None = None, flight_address: str | None = None,
             scanner_address: str | None = None, *, token: str | None = None,
             retry_timeout: float = 2.0, tls: bool = False,
-            root_certificates: bytes | str | None = None) -> Connection:
+            root_certificates: bytes | str | None = None, direct_read_rows: int = DIRECT_READ_ROWS) -> Connection:
     """Connects to Thresher's services and makes this the default connection.
 
     Nothing is dialled until the first call; unset addresses, the token and TLS roots come from the
     environment (see ``Connection``).
     """
     connection = Connection(metadata_address, flight_address, scanner_address, token=token,
-                            retry_timeout=retry_timeout, tls=tls, root_certificates=root_certificates)
+                            retry_timeout=retry_timeout, tls=tls, root_certificates=root_certificates,
+                            direct_read_rows=direct_read_rows)
     set_default_connection(connection)
     return connection
 

@@ -2,7 +2,8 @@
 
 ``ds[filter]``, ``select``, ``order_by``, ``limit`` and ``as_of`` each return a new view; the view's
 description and schema are shared by every view of the same datasource and refreshed on demand.
-Queries go through Flight; small calls through the metadata service.
+Queries whose result is known to be small (a lookup by path, a head, a small limit) are answered by
+the metadata service in one call; other queries go through Flight. Both give the same table.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thresher import arrow_io, scan, similarity, upload
 from thresher.connection import Connection
@@ -272,11 +274,38 @@ class Datasource(ArrowExport):
 
     def get_datapoint(self, path: str) -> Any:
         """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""
+        if not isinstance(path, str):
+            raise QueryError(f"a datapoint path is a str, got {type(path).__name__}")
         spec = QuerySpec(filter=self.column(PATH_COLUMN) == path, limit=1, as_of=self._spec.as_of)
         result = self._run(spec, stacklevel=3)
         if not len(result):
             raise NotFoundError(f"no datapoint {path!r} in {self.namespace}/{self.name}")
         return result[0]
+
+    def get_datapoints(self, paths: Iterable[str]) -> QueryResult:
+        """The datapoints at ``paths``, in that order, with all their fields (as of this view's instant).
+
+        NotFoundError, naming the first missing path and how many are missing, unless every path is a datapoint.
+        """
+        if isinstance(paths, str | bytes):
+            raise QueryError("get_datapoints takes a list of paths; use get_datapoint for one")
+        wanted = list(dict.fromkeys(paths))
+        if any(not isinstance(path, str) for path in wanted):
+            raise QueryError("datapoint paths are str")
+        if not wanted:
+            spec = QuerySpec(limit=0, as_of=self._spec.as_of)
+            return self._run(spec, stacklevel=3)
+        spec = QuerySpec(filter=self.column(PATH_COLUMN).isin(wanted), limit=len(wanted), as_of=self._spec.as_of)
+        result = self._run(spec, stacklevel=3)
+        table = result.arrow
+        positions = pc.index_in(pa.array(wanted, pa.string()), value_set=table.column(PATH_COLUMN))
+        missing = pc.is_null(positions)
+        if pc.any(missing).as_py():
+            first = wanted[pc.index(missing, True).as_py()]
+            count = pc.sum(missing).as_py()
+            raise NotFoundError(f"no datapoint {first!r} in {self.namespace}/{self.name}"
+                                + (f" ({count} of the {len(wanted)} paths are missing)" if count > 1 else ""))
+        return QueryResult(table.take(positions), self.source, datasource=self)
 
     def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
         reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
@@ -288,7 +317,7 @@ class Datasource(ArrowExport):
 
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
         read_at = dt.datetime.now(dt.timezone.utc)
-        table = self.connection.read_query(spec.to_proto(self.id))
+        table = self.connection.read_result(spec.to_proto(self.id), spec.limit)
         self._warn_about_scan(table.schema, stacklevel + 1)
         return QueryResult(table, self.source, datasource=self, read_at=read_at)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -83,3 +86,47 @@ def open_channel(address: str, *, root_certificates: bytes | None = None, tls: b
         options = [*GRPC_OPTIONS, ("grpc.ssl_target_name_override", server_name)] if server_name else GRPC_OPTIONS
         return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=GRPC_OPTIONS)
+
+
+# One channel (and Flight client) per address and credentials per process, shared by every
+# Connection and thread: a call reuses an open HTTP/2 connection instead of dialling and
+# handshaking anew. A forked child must not use its parent's (gRPC's and Flight's connections do not
+# survive a fork), so it starts with none and dials its own on first use.
+_shared: dict[tuple, Any] = {}
+_shared_lock = threading.RLock()
+# A child keeps its parent's objects referenced and never closes them: closing them there would
+# act on connections and threads the child does not own.
+_inherited: list[Any] = []
+
+
+def shared(kind: str, key: tuple, open_new: Callable[[], Any]) -> Any:
+    """The process's one ``kind`` object for ``key``, opened with ``open_new`` on first use."""
+    with _shared_lock:
+        found = _shared.get((kind, *key))
+        if found is None:
+            found = _shared[(kind, *key)] = open_new()
+        return found
+
+
+def shared_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
+    """The process's channel to ``address`` with these credentials (see ``open_channel``)."""
+    return shared("channel", (address, root_certificates, tls),
+                  lambda: open_channel(address, root_certificates=root_certificates, tls=tls))
+
+
+def forget_shared(kind: str, key: tuple) -> Any:
+    """Removes and returns the shared ``kind`` object for ``key`` (None if there is none): the next
+    ``shared`` call opens a new one."""
+    with _shared_lock:
+        return _shared.pop((kind, *key), None)
+
+
+def _after_fork_in_child() -> None:
+    global _shared_lock
+    _shared_lock = threading.RLock()  # the parent may have held it while forking
+    _inherited.extend(_shared.values())
+    _shared.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -45,6 +45,7 @@ class MetadataAuthorizer:
             "DeleteDatapoints": (WRITE, lambda r: by_datasource(r.datasource_id)),
             "ExecuteQuery": (READ, lambda r: by_datasource(r.query.datasource_id)),
             "DescribeQuery": (READ, lambda r: by_datasource(r.query.datasource_id)),
+            "ReadQuery": (READ, lambda r: by_datasource(r.query.datasource_id)),
             "CountValues": (READ, lambda r: by_datasource(r.query.datasource_id)),
             # SQL names its namespaces inside the statement: the servicer shows it only the readable ones.
             "ExecuteSql": (READ, lambda r: None),

@@ -77,7 +77,8 @@ DUCKDB = Dialect(
     contains="contains({col}, {p})",
     startswith="starts_with({col}, {p})",
     endswith="ends_with({col}, {p})",
-    isin="{col} IN (SELECT UNNEST({p}))",
+    # A list lookup per row: several times faster than a semi-join on UNNEST, which hashes a subquery.
+    isin="list_contains({p}, {col})",
 )
 
 # DuckDB with values as literals: the same SQL, nothing bound (the fuzzer holds it to the bound form).

@@ -18,6 +18,7 @@ from thresher.services.auth import current_identity
 from . import convert, nearest, vector_index
 from .coercion import table_from_proto_rows
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
+from .small_reads import DEFAULT_MAX_ROWS, read_small
 from .sql import SqlEngine, TableKind
 from .sql.engine import parameters_from_arrow
 from .staging import StagingArea
@@ -273,6 +274,13 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         facet = self.store.count_values(request.query, request.field, request.bins, request.max_values)
         return pb.CountValuesResponse(counts=serialize_table(facet.counts), total_rows=facet.total_rows,
                                       missing=facet.missing)
+
+    @_rpc
+    def ReadQuery(self, request, context):
+        if request.max_rows < 0:
+            raise InvalidArgument(f"max_rows must not be negative, got {request.max_rows}")
+        payload = read_small(self.store, request.query, request.max_rows or DEFAULT_MAX_ROWS)
+        return pb.ReadQueryResponse(too_large=True) if payload is None else pb.ReadQueryResponse(arrow_stream=payload)
 
     # SQL
     @_stream_rpc

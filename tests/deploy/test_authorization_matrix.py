@@ -141,8 +141,9 @@ def _snapshot(stack, victim: Victim) -> dict:
 # -- gRPC -----------------------------------------------------------------------------------------------
 
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset",
-         "ListDatasets", "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
+         "ReadQuery", "CountValues",
+         "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset", "ListDatasets",
+         "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
 # Answered to a stranger, without the victim: listings filter, SQL does not see the namespace.
 LISTED = {"ListNamespaces"}
 SQL = {"ExecuteSql", "DescribeSql"}
@@ -175,6 +176,7 @@ def _metadata_requests(v: Victim) -> dict:
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=v.datasource_id, paths=["a"]),
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),
         "DescribeQuery": pb.DescribeQueryRequest(query=query),
+        "ReadQuery": pb.ReadQueryRequest(query=query, max_rows=10),
         "CountValues": pb.CountValuesRequest(query=query, field="n"),
         "ExecuteSql": pb.ExecuteSqlRequest(sql=sql),
         "DescribeSql": pb.DescribeSqlRequest(sql=sql),

@@ -366,6 +366,22 @@ class CountValuesResponse(_message.Message):
     missing: int
     def __init__(self, counts: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., missing: _Optional[int] = ...) -> None: ...
 
+class ReadQueryRequest(_message.Message):
+    __slots__ = ("query", "max_rows")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.Query
+    max_rows: int
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., max_rows: _Optional[int] = ...) -> None: ...
+
+class ReadQueryResponse(_message.Message):
+    __slots__ = ("arrow_stream", "too_large")
+    ARROW_STREAM_FIELD_NUMBER: _ClassVar[int]
+    TOO_LARGE_FIELD_NUMBER: _ClassVar[int]
+    arrow_stream: bytes
+    too_large: bool
+    def __init__(self, arrow_stream: _Optional[bytes] = ..., too_large: bool = ...) -> None: ...
+
 class ExecuteSqlRequest(_message.Message):
     __slots__ = ("sql", "parameters", "max_batch_rows")
     SQL_FIELD_NUMBER: _ClassVar[int]

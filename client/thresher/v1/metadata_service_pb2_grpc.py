@@ -130,6 +130,11 @@ class MetadataServiceStub(object):
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
                 response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
                 _registered_method=True)
+        self.ReadQuery = channel.unary_unary(
+                '/thresher.v1.MetadataService/ReadQuery',
+                request_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
+                response_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
+                _registered_method=True)
         self.CountValues = channel.unary_unary(
                 '/thresher.v1.MetadataService/CountValues',
                 request_serializer=thresher_dot_v1_dot_metadata__service__pb2.CountValuesRequest.SerializeToString,
@@ -319,6 +324,14 @@ class MetadataServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadQuery(self, request, context):
+        """A query whose answer is small (a datapoint lookup, a head, a limited query) in one unary call,
+        sparing the Flight round trips that large results need.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CountValues(self, request, context):
         """Value counts or a histogram of one field over a query's result, computed in the store (facets).
         """
@@ -503,6 +516,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DescribeQuery,
                     request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.FromString,
                     response_serializer=thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.SerializeToString,
+            ),
+            'ReadQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadQuery,
+                    request_deserializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.FromString,
+                    response_serializer=thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.SerializeToString,
             ),
             'CountValues': grpc.unary_unary_rpc_method_handler(
                     servicer.CountValues,
@@ -1061,6 +1079,33 @@ class MetadataService(object):
             '/thresher.v1.MetadataService/DescribeQuery',
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryRequest.SerializeToString,
             thresher_dot_v1_dot_metadata__service__pb2.DescribeQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/thresher.v1.MetadataService/ReadQuery',
+            thresher_dot_v1_dot_metadata__service__pb2.ReadQueryRequest.SerializeToString,
+            thresher_dot_v1_dot_metadata__service__pb2.ReadQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,9 @@ A datasource's table is its current state: ``path``, ``datapoint_id`` and every 
 name and Arrow type; a dataset's table is its saved query's result. The engine works through the
 ``Store`` interface only (the same queries the rest of the service runs), so it serves the DuckDB and
 the PostgreSQL store alike; the statement itself runs in the sandbox of ``sandbox.py`` over Arrow
-streams of just the tables, and where it can tell, just the columns, that it names.
+streams of just the tables, and where it can tell, just the columns, that it names. A statement over
+one datasource has the simple conditions of its WHERE clause applied by the store as well
+(``pushdown.py``), so only the rows that can qualify leave the store.
 
 Visibility is a predicate over namespace names: a namespace the caller may not read is neither listed
 nor loadable, so a statement naming one fails exactly as for a namespace that does not exist.
@@ -20,11 +22,13 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from thresher.services.server_extra import require
+from thresher.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
 from ..errors import InvalidArgument
 from ..store import Store
 from . import sandbox
+from .pushdown import pushed_filter
 
 duckdb = require("duckdb")
 
@@ -102,7 +106,7 @@ class SqlEngine:
     def execute(self, sql: str, parameters: Sequence, visible: Visible,
                 max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result schema and its batches, streamed; the batches must be read or closed."""
-        connection = self._prepare(sql, visible, empty=False)
+        connection = self._prepare(sql, visible, empty=False, parameters=parameters)
         try:
             reader = _run(connection, sql, parameters).to_arrow_reader(max_batch_rows or DEFAULT_BATCH_ROWS)
         except BaseException:
@@ -110,14 +114,21 @@ class SqlEngine:
             raise
         return reader.schema, _batches(connection, reader)
 
-    def _prepare(self, sql: str, visible: Visible, empty: bool) -> duckdb.DuckDBPyConnection:
+    def _prepare(self, sql: str, visible: Visible, empty: bool,
+                 parameters: Sequence = ()) -> duckdb.DuckDBPyConnection:
         """A locked sandbox holding views of the tables ``sql`` names (empty ones when ``empty``)."""
         sandbox.check_statement(sql)
         connection = sandbox.open_sandbox()
         try:
             refs = sandbox.references(connection, sql)
-            for index, table in enumerate(self._resolve(refs.tables, visible)):
-                data = self._data(table, refs.columns, empty)
+            tables = self._resolve(refs.tables, visible)
+            for index, table in enumerate(tables):
+                query = self._query(table, refs.columns)
+                if not empty and len(tables) == 1 and table.kind is TableKind.DATASOURCE:
+                    found = pushed_filter(connection, sql, self._columns(table), parameters or ())
+                    if found is not None:
+                        query.filter.CopyFrom(found)
+                data = self._data(query, empty)
                 connection.register(f"_thresher_source_{index}", data)
                 schema = sandbox.quote(table.namespace)
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -140,8 +151,7 @@ class SqlEngine:
                 if (table.namespace.lower(), table.name.lower()) in wanted]
 
     def _table_schema(self, table: SqlTableInfo) -> pa.Schema:
-        schema, _ = self._store.describe(self._query(table, None))
-        return schema
+        return _schema_only(self._store, self._query(table, None))
 
     def _query(self, table: SqlTableInfo, columns: frozenset[str] | None) -> common_pb2.Query:
         if table.kind is TableKind.DATASET:
@@ -155,12 +165,23 @@ class SqlEngine:
             query.select.extend(common_pb2.SelectItem(field=name) for name in (needed or fields[:1]))
         return query
 
-    def _data(self, table: SqlTableInfo, columns: frozenset[str] | None, empty: bool):
-        query = self._query(table, columns)
+    def _columns(self, table: SqlTableInfo) -> dict[str, FieldType]:
+        fields = {f.name: f.type for f in self._store.get_datasource(table.key).fields}
+        return {PATH_COLUMN: FieldType.STRING, **fields}
+
+    def _data(self, query: common_pb2.Query, empty: bool):
         if empty:
-            return self._store.describe(query)[0].empty_table()
+            return _schema_only(self._store, query).empty_table()
         schema, batches = self._store.query(query)
         return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def _schema_only(store: Store, query: common_pb2.Query) -> pa.Schema:
+    """``query``'s result schema; with a limit of 0 the store's row count costs nothing."""
+    bounded = common_pb2.Query()
+    bounded.CopyFrom(query)
+    bounded.limit = 0
+    return store.describe(bounded)[0]
 
 
 def _run(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence) -> duckdb.DuckDBPyRelation:

@@ -90,6 +90,10 @@ class Store(abc.ABC):
         """The result schema (with field types and scan state in its metadata) and its batches."""
 
     @abc.abstractmethod
+    def query_bounded(self, query: common_pb2.Query, max_rows: int) -> tuple[pa.Schema, list[pa.RecordBatch]] | None:
+        """``query``'s schema and whole result, or None when it has more than ``max_rows`` rows."""
+
+    @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
 
     def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:

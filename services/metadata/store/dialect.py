@@ -92,6 +92,10 @@ class Session(abc.ABC):
         finally:
             self.unstage("appended_rows")
 
+    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        """``sql``'s result in batches of at most ``max_rows``, read as they are asked for where the engine can."""
+        return iter(self.table(sql, params).to_batches(max_rows))
+
     def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         table = self.table(sql, params)
         return list(zip(*(column.to_pylist() for column in table.columns)))

@@ -33,6 +33,9 @@ class DuckDBSession(Session):
     def table(self, sql: str, params: Sequence = ()) -> pa.Table:
         return self.cursor.sql(sql, params=list(params)).to_arrow_table()
 
+    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        return iter(self.cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows))
+
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.register(name, table)
 
@@ -56,6 +59,9 @@ class DuckDBDialect(EngineDialect):
         self._con = duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
         self._lock = threading.RLock()
+        # Each thread keeps a cursor for short reads: opening one (and setting its time zone) costs
+        # about as much as a lookup by path.
+        self._idle = threading.local()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self._con.cursor()
@@ -78,8 +84,16 @@ class DuckDBDialect(EngineDialect):
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self._cursor() as cursor:
+        # The thread's idle cursor when it has one (a read inside a read opens another). Every
+        # statement commits on its own, so a reused cursor sees every write committed before it.
+        cursor = getattr(self._idle, "cursor", None) or self._cursor()
+        self._idle.cursor = None
+        try:
             yield DuckDBSession(cursor)
+        except BaseException:
+            cursor.close()
+            raise
+        self._idle.cursor = cursor
 
     def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
         cursor = self._cursor()

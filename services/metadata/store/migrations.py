@@ -5,7 +5,8 @@ DuckDB without unique constraints on names. Layout 2 (``store.py``): a datapoint
 may live in the current table only (``unlogged``, ``unlogged_set``), writes record their fields, and
 names are unique by constraint in both engines. A layout-1 log already holds every write, so the
 upgrade only adds the new columns (empty: every row counts as logged) and rebuilds the catalog
-tables with their constraints, in one transaction.
+tables with their constraints, in one transaction. Layout 3 adds an index on each current table's
+path, so a datapoint lookup is a seek rather than a scan; upgrading to it only builds those indexes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 
 from .dialect import EngineDialect, Session
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 
 def catalog_tables(dialect: EngineDialect) -> dict[str, str]:
@@ -51,7 +52,8 @@ def _has_table(session: Session, name: str) -> bool:
 
 def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger) -> None:
     """Creates the catalog, or upgrades an older layout's; runs under the catalog lock."""
-    if _has_table(session, "datasources") and not _has_table(session, "store_layout"):
+    upgraded = _has_table(session, "datasources") and not _has_table(session, "store_layout")
+    if upgraded:
         log.info("upgrading the metadata store from layout 1 to layout %d", LAYOUT_VERSION)
         _upgrade_from_1(session, dialect)
     for sequence in ("datasource_ids", "dataset_ids", "write_ids"):
@@ -61,7 +63,10 @@ def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger
     session.execute("CREATE INDEX IF NOT EXISTS writes_by_datasource ON writes (datasource_id, written_at)")
     session.execute("CREATE TABLE IF NOT EXISTS store_layout (version INTEGER NOT NULL)")
     found = session.one("SELECT max(version) FROM store_layout")[0]
-    if found is None:
+    if found is None or found < LAYOUT_VERSION:
+        if found is not None or upgraded:
+            log.info("indexing datapoint paths for the metadata store's layout %d", LAYOUT_VERSION)
+        _index_paths(session, dialect)
         session.execute("INSERT INTO store_layout VALUES ($1)", [LAYOUT_VERSION])
     elif found > LAYOUT_VERSION:
         raise RuntimeError(f"the metadata store has layout {found}, newer than this version of Thresher "
@@ -85,3 +90,13 @@ def _upgrade_from_1(session: Session, dialect: EngineDialect) -> None:
         session.execute(f"INSERT INTO {table}_upgraded ({names}) SELECT {names} FROM {table}")
         session.execute(f"DROP TABLE {table}")
         session.execute(f"ALTER TABLE {table}_upgraded RENAME TO {table}")
+
+
+def path_index_sql(datasource_id: int) -> str:
+    """The index on a current table's paths, which turns a lookup by path into a seek."""
+    return f"CREATE INDEX IF NOT EXISTS cur_{int(datasource_id)}_by_path ON cur_{int(datasource_id)} (path)"
+
+
+def _index_paths(session: Session, dialect: EngineDialect) -> None:
+    for (datasource_id,) in session.rows("SELECT id FROM datasources ORDER BY id"):
+        session.execute(path_index_sql(datasource_id))

@@ -38,6 +38,16 @@ class PostgresSession(Session):
         self.cursor.execute(sql, tuple(params) if params else None)
         return self.cursor.fetch_arrow_table()
 
+    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+        self.cursor.execute(sql, tuple(params) if params else None)
+        reader = self.cursor.fetch_record_batch()
+        try:
+            for batch in reader:
+                for start in range(0, batch.num_rows, max_rows):
+                    yield batch.slice(start, max_rows)
+        finally:
+            reader.close()
+
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.adbc_ingest(name, table, mode="create", temporary=True)
         # The driver creates a JSON column for Arrow's JSON type; the tables it meets hold JSONB.

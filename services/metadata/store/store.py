@@ -1,6 +1,6 @@
 """The one metadata store, over an engine dialect (``duckdb.py`` embedded, ``postgres.py`` for replicas).
 
-Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
+Layout (``LAYOUT_VERSION`` 3). Each datasource has two tables:
 
 * ``cur_<id>``, the **current state and the truth of each datapoint's latest write**: one row per
   datapoint ever seen (ids stay stable when a path comes back), a liveness flag, one column ``f<n>``
@@ -8,6 +8,7 @@ Layout (``LAYOUT_VERSION`` 2). Each datasource has two tables:
   Until another write touches the datapoint, that write's log row is derivable from the current row:
   every value the row has among the write's fields (``writes.fields``) where the write created the
   datapoint or set all the fields it could; otherwise those listed in the row's ``unlogged_set``.
+  The current table is indexed on ``path``: a lookup by path is a seek, not a scan.
 * ``log_<id>``, append-only: one row per datapoint per *earlier* write, holding the values that
   write set, or the fields it cleared, or a datapoint deletion. A write that touches a datapoint
   first moves the datapoint's unlogged row into the log: the log keeps what a write superseded.
@@ -54,7 +55,7 @@ from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_U
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
 from .dialect import EngineDialect, Session
-from .migrations import prepare_schema
+from .migrations import path_index_sql, prepare_schema
 from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class SqlStore(Store):
                             f"{self.dialect.current_table_key})")
             session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
                             "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
+            session.execute(path_index_sql(datasource_id))
             return datasource_id, True
 
         datasource_id, created = self._write(CATALOG_LOCK, work)
@@ -539,6 +541,29 @@ class SqlStore(Store):
         schema = result_schema(datasource, compiled.columns)
         batches = self.dialect.stream(compiled.sql, compiled.params, max_batch_rows or DEFAULT_BATCH_ROWS)
         return schema, _conformed(batches, schema)
+
+    def query_bounded(self, query: common_pb2.Query, max_rows: int) -> tuple[pa.Schema, list[pa.RecordBatch]] | None:
+        """``query``'s schema and whole result, read in one session; None past ``max_rows`` rows."""
+        if nearest.is_nearest(query):  # ranked by the nearest-neighbour pass, which reads through query()
+            schema, batches = self.query(query)
+            kept = [conform(batch, schema) for batch in batches]
+            return None if sum(batch.num_rows for batch in kept) > max_rows else (schema, kept)
+        with self.dialect.read() as session:
+            datasource, compiled = self._compile(session, query)
+            schema = result_schema(datasource, compiled.columns)
+            kept, rows = [], 0
+            batches = session.batches(compiled.sql, compiled.params, max_rows + 1)
+            try:
+                for batch in batches:
+                    rows += batch.num_rows
+                    if rows > max_rows:
+                        return None
+                    kept.append(conform(batch, schema))
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a PostgreSQL cursor must finish before the session's next statement
+        return schema, kept
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
         schema, total, _ = self.describe_with_ids(query)

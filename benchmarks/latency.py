@@ -1,0 +1,183 @@
+"""Interactive latency: p50/p99 of small reads against a bare gRPC unary echo on loopback (the floor).
+
+In the same run, against ``thresher up`` in a child process (DuckDB store) holding ``--rows``
+datapoints with a few fields:
+
+* echo: a bare gRPC unary call (bytes in, the same bytes out) to a server in a process of its own;
+* ``get_datapoint`` (targets: p50 <= 2x echo and <= 1 ms on a quiet machine), once more through
+  Flight (``direct_read_rows=0``, the path every read took before) and once with a fresh connection
+  per call (dial, handshake, call, close) to show what connection reuse saves, the three in turns;
+* ``get_datapoints`` of 100 paths, ``count()`` with and without a filter, a 100-row query, ``fields``;
+* FiftyOne's ``dataset[sample_id]`` on the same data, where fiftyone is installed and its database
+  starts (it needs OpenSSL 1.1: ``scripts/fetch_libssl11.sh``, then ``$THRESHER_LIBSSL11_DIR``).
+
+Run: ``python benchmarks/latency.py [--rows 1000000] [--calls 300] [--no-fiftyone]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+import pandas as pd
+
+from service_process import ServiceProcess, empty_datasource
+
+ECHO_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+handler = grpc.method_handlers_generic_handler("bench.Echo", {
+    "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: request)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+sys.stdin.read()
+"""
+
+
+def timings(call: Callable[[], object], calls: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        call()
+    spent = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        spent.append(time.perf_counter() - started)
+    return spent
+
+
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, warmup: int = 20) -> dict[str, list[float]]:
+    """Timings of each call, taken in turns, so load from elsewhere on the machine weighs on all alike."""
+    spent: dict[str, list[float]] = {name: [] for name in calls}
+    for round_number in range(warmup + rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            if round_number >= warmup:
+                spent[name].append(time.perf_counter() - started)
+    return spent
+
+
+def report(name: str, spent: list[float], floor: float | None) -> float:
+    p50 = statistics.median(spent)
+    p99 = float(np.percentile(spent, 99))
+    ratio = f"{p50 / floor:6.1f}x echo" if floor else ""
+    print(f"{name:<44} p50 {p50 * 1e3:8.3f} ms   p99 {p99 * 1e3:8.3f} ms   {ratio}", flush=True)
+    return p50
+
+
+def echo_row(calls: int) -> float:
+    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        port = int(server.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/bench.Echo/Echo")
+            payload = b"x" * 64
+            return report("gRPC unary echo (floor)", timings(lambda: echo(payload, timeout=10), calls), None)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+def make_frame(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "path": [f"images/{i:08d}.jpg" for i in range(rows)],
+        "label": np.array(["cat", "dog", "bird", "fish"])[rng.integers(0, 4, rows)],
+        "width": rng.integers(100, 2000, rows),
+        "score": rng.random(rows),
+        "reviewed": rng.random(rows) < 0.1,
+    })
+
+
+def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
+    try:
+        from thresher.ml.voxel51 import fiftyone
+        fo = fiftyone()
+        fo.config.show_progress_bars = False
+        dataset = fo.Dataset()
+        dataset.add_samples([fo.Sample(filepath=f"/data/{row.path}", label=row.label, width=int(row.width),
+                                       score=float(row.score), reviewed=bool(row.reviewed))
+                             for row in frame.itertuples()])
+    except Exception as error:  # noqa: BLE001 - a peer that cannot start is skipped, with the reason
+        print(f"{'FiftyOne dataset[sample_id]':<44} skipped: {type(error).__name__}: {error}"[:200])
+        return
+    try:
+        ids = dataset.values("id")
+        rng = random.Random(1)
+        report("FiftyOne dataset[sample_id] (peer)", timings(lambda: dataset[rng.choice(ids)], calls), floor)
+    finally:
+        dataset.delete()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--fiftyone-rows", type=int, default=200_000,
+                        help="datapoints in the FiftyOne peer's dataset (loading it is slow)")
+    parser.add_argument("--no-fiftyone", action="store_true")
+    args = parser.parse_args()
+    import thresher
+    from thresher.connection import Connection
+    from thresher.datasource import Datasource
+
+    frame = make_frame(args.rows)
+    print(f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
+          "p50/p99 per call")
+    floor = echo_row(args.calls)
+    with ServiceProcess() as services:
+        services.connect()
+        ds = empty_datasource("bench/latency", "images")
+        started = time.perf_counter()
+        for start in range(0, args.rows, 250_000):
+            ds.upload_metadata_from_dataframe(frame.iloc[start:start + 250_000], create_missing=True)
+        print(f"(loaded in {time.perf_counter() - started:.1f} s)")
+        rng = random.Random(0)
+        paths = frame["path"].tolist()
+        env = services.environment
+        addresses = (env["THRESHER_METADATA_ADDRESS"], env["THRESHER_FLIGHT_ADDRESS"], env["THRESHER_SCANNER_ADDRESS"])
+        proto = ds._shared.proto
+
+        via_flight = Datasource(Connection(*addresses, direct_read_rows=0), proto)
+
+        def fresh_connection_lookup() -> None:
+            connection = Connection(*addresses)
+            Datasource(connection, proto).get_datapoint(rng.choice(paths))
+            connection.close()
+
+        lookups = interleaved({
+            "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
+            "get_datapoint through Flight (before)": lambda: via_flight.get_datapoint(rng.choice(paths)),
+            "get_datapoint, fresh connection per call": fresh_connection_lookup}, args.calls)
+        lookup = [report(name, spent, floor) for name, spent in lookups.items()][0]
+        report("get_datapoints (100 paths)",
+               timings(lambda: ds.get_datapoints(rng.sample(paths, 100)), max(args.calls // 3, 10)), floor)
+        report("count()", timings(ds.count, args.calls), floor)
+        filtered = ds[(ds["label"] == "cat") & (ds["score"] > 0.5)]
+        report("count() with a filter", timings(filtered.count, max(args.calls // 3, 10)), floor)
+        report("100-row query (filter, limit 100)", timings(lambda: filtered.head(100), args.calls), floor)
+        report("fields", timings(lambda: ds.fields, args.calls), floor)
+        verdict = "meets" if lookup <= 2 * floor and lookup <= 1e-3 else "misses"
+        print(f"get_datapoint p50 {lookup * 1e3:.3f} ms = {lookup / floor:.1f}x echo: {verdict} the target "
+              "(<= 2x echo and <= 1 ms on a quiet machine)")
+        thresher.connection.set_default_connection(None)
+    if not args.no_fiftyone:
+        fiftyone_row(frame.iloc[:args.fiftyone_rows], args.calls, floor)
+    os.environ.pop("THRESHER_METADATA_ADDRESS", None)
+
+
+if __name__ == "__main__":
+    main()

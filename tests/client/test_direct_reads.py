@@ -1,0 +1,202 @@
+"""Small answers read in one call to the metadata service give the same tables as Flight, on both engines.
+
+Every query runs twice, through a connection that reads small results directly and through one that
+sends everything through Flight (``direct_read_rows=0``), against the same real services.
+"""
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+
+import grpc
+import pyarrow as pa
+import pytest
+
+from thresher.connection import Connection
+from thresher.datasource import Datasource
+from thresher.errors import NotFoundError, QueryError
+from thresher.services.flight.server import create_server as create_flight_server
+from thresher.transport import open_channel
+from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+
+UTC = dt.timezone.utc
+PATHS = [f"img/{i:03d}.png" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def services(metadata_server):
+    """Both engines' metadata service, a flight service over it, and one datasource with two writes."""
+    address, _ = metadata_server
+    flight, flight_port = create_flight_server("127.0.0.1:0", address)
+    direct = Connection(address, f"127.0.0.1:{flight_port}", address)
+    via_flight = Connection(address, f"127.0.0.1:{flight_port}", address, direct_read_rows=0)
+    record = direct.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
+        namespace="direct/reads", name=f"reads-{id(metadata_server)}", source_uri="file:///nowhere"))
+    direct.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
+        datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)))
+    ds = Datasource(direct, record.datasource)
+    with ds.metadata_context(create_missing=True) as ctx:
+        for i, path in enumerate(PATHS):
+            ctx.update_metadata(path, {"n": i, "label": "cat" if i % 3 else "dog", "score": i / 4})
+    first_written = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:
+        for path in PATHS[:10]:
+            ctx.update_metadata(path, {"label": "bird", "extra": True})
+    ds.delete_datapoints(PATHS[-2:])
+    yield ds, Datasource(via_flight, record.datasource), first_written
+    flight.shutdown()
+
+
+def both(services):
+    direct, via_flight, _ = services
+    return direct, via_flight
+
+
+def same(left: pa.Table, right: pa.Table) -> None:
+    assert left.schema == right.schema
+    assert left.schema.metadata == right.schema.metadata
+    assert left.equals(right)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 100])
+def test_head_is_the_same_both_ways(services, n):
+    direct, via_flight = both(services)
+    same(direct.order_by("n").head(n).arrow, via_flight.order_by("n").head(n).arrow)
+
+
+def test_filtered_limited_query_is_the_same_both_ways(services):
+    direct, via_flight = both(services)
+    view = lambda ds: ds[ds["label"] == "cat"].select("n", "label").order_by(ds["n"].desc()).limit(5)  # noqa: E731
+    same(view(direct).all().arrow, view(via_flight).all().arrow)
+
+
+def test_as_of_is_the_same_both_ways(services):
+    direct, via_flight, first_written = services
+    same(direct.as_of(first_written).order_by("n").head(50).arrow,
+         via_flight.as_of(first_written).order_by("n").head(50).arrow)
+    then = direct.as_of(first_written).get_datapoint(PATHS[0])
+    assert then["label"] == "dog" and then.get("extra") is None
+    assert direct.get_datapoint(PATHS[0])["label"] == "bird"
+    # Deleted since: there then, gone now.
+    assert direct.as_of(first_written).get_datapoint(PATHS[-1])["n"] == len(PATHS) - 1
+    with pytest.raises(NotFoundError):
+        direct.get_datapoint(PATHS[-1])
+
+
+def test_get_datapoint_is_the_same_both_ways(services):
+    direct, via_flight = both(services)
+    for path in (PATHS[0], PATHS[11], PATHS[-3]):
+        one, other = direct.get_datapoint(path), via_flight.get_datapoint(path)
+        assert one == other
+
+
+def test_get_datapoints_keeps_the_requested_order(services):
+    direct, via_flight = both(services)
+    wanted = [PATHS[5], PATHS[1], PATHS[30], PATHS[1]]
+    result = direct.get_datapoints(wanted)
+    assert result.paths == [PATHS[5], PATHS[1], PATHS[30]]
+    same(result.arrow, via_flight.get_datapoints(wanted).arrow)
+    assert len(direct.get_datapoints([])) == 0
+
+
+def test_get_datapoints_names_what_is_missing(services):
+    direct, _ = both(services)
+    with pytest.raises(NotFoundError, match=r"'nope/1.png'.*2 of the 3 paths are missing"):
+        direct.get_datapoints([PATHS[0], "nope/1.png", "nope/2.png"])
+    with pytest.raises(QueryError, match="get_datapoint for one"):
+        direct.get_datapoints(PATHS[0])
+
+
+def test_count_and_fields_agree(services):
+    direct, via_flight = both(services)
+    assert direct.count() == via_flight.count() == len(direct.all()) == len(PATHS) - 2
+    assert direct[direct["n"] < 5].count() == 5
+    assert direct.fields == via_flight.fields
+
+
+def test_a_result_past_the_bound_falls_back_to_flight(services):
+    direct, _ = both(services)
+    connection = direct.connection
+    query = direct.order_by("n").query_proto()
+    assert connection.read_small(query, 3) is None  # more rows than asked for: nothing sent
+    small = connection.read_small(direct.order_by("n").limit(3).query_proto(), 3)
+    assert small.column("path").to_pylist() == PATHS[:3]
+    # A limit over the bound reads through Flight, still complete.
+    bounded = Connection(connection.metadata_address, connection.flight_address, direct_read_rows=2)
+    assert Datasource(bounded, direct._shared.proto).order_by("n").head(10).paths == PATHS[:10]
+
+
+def test_read_query_refuses_bad_bounds_and_unknown_datasources(metadata_server):
+    channel = open_channel(metadata_server[0])
+    from thresher.v1 import metadata_service_pb2_grpc
+    stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ReadQuery(ms.ReadQueryRequest(query=common_pb2.Query(datasource_id=1), max_rows=-1))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_rows" in refused.value.details()
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.ReadQuery(ms.ReadQueryRequest(query=common_pb2.Query(datasource_id=987654), max_rows=5))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    channel.close()
+
+
+def test_the_path_index_exists_on_both_engines(metadata_server, services):
+    _, store = metadata_server
+    direct, _ = both(services)
+    with store.dialect.read() as session:
+        if store.dialect.name == "duckdb":
+            found = session.rows("SELECT index_name FROM duckdb_indexes() WHERE table_name = $1",
+                                 [f"cur_{direct.id}"])
+        else:
+            found = session.rows("SELECT indexname FROM pg_indexes WHERE tablename = $1", [f"cur_{direct.id}"])
+    assert (f"cur_{direct.id}_by_path",) in found
+
+
+def test_connections_share_one_channel_per_address_across_threads(services):
+    direct, via_flight = both(services)
+    one, other = direct.connection, via_flight.connection
+    seen = []
+
+    def look() -> None:
+        seen.append((one.metadata, other.metadata, one.flight))
+
+    threads = [threading.Thread(target=look) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(stub) for row in seen for stub in row[:2]}) == 1
+    assert len({id(row[2]) for row in seen}) == 1 and seen[0][2] is other.flight
+
+
+FORKING_CLIENT = """
+import os, sys
+from thresher.connection import Connection
+from thresher.datasource import Datasource
+from thresher.v1 import common_pb2
+
+metadata, flight, proto, path = sys.argv[1:5]
+connection = Connection(metadata, flight, metadata)
+ds = Datasource(connection, common_pb2.Datasource.FromString(bytes.fromhex(proto)))
+before = ds.get_datapoint(path)["n"]  # the parent's channel is open
+parent_channel = id(connection._channel(metadata))
+child = os.fork()
+if child == 0:
+    fresh = id(connection._channel(metadata)) != parent_channel
+    ok = fresh and ds.get_datapoint(path)["n"] == before and ds.count() > 0
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(child, 0)
+assert ds.get_datapoint(path)["n"] == before  # the parent's still works
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_opens_its_own_channel(services):
+    # In a process of its own: this one runs the services, and a process serving gRPC cannot fork safely.
+    direct, _ = both(services)
+    connection = direct.connection
+    run = subprocess.run([sys.executable, "-c", FORKING_CLIENT, connection.metadata_address, connection.flight_address,
+                          direct._shared.proto.SerializeToString().hex(), PATHS[3]],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "child 0"
