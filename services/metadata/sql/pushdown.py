@@ -18,6 +18,8 @@ from thresher.services.server_extra import require
 from thresher.types import FieldType
 from thresher.v1 import common_pb2
 
+from .sandbox import nodes
+
 duckdb = require("duckdb")
 
 _Op = common_pb2.ComparisonOperator
@@ -49,7 +51,7 @@ def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapp
     source = node.get("from_table") or {}
     if (node.get("type") != "SELECT_NODE" or (node.get("cte_map") or {}).get("map") or node.get("sample")
             or source.get("type") != "BASE_TABLE" or source.get("sample") or source.get("at_clause")
-            or sum(1 for item in _nodes(tree) if item.get("type") == "BASE_TABLE") != 1):
+            or sum(1 for item in nodes(tree) if item.get("type") == "BASE_TABLE") != 1):
         return None
     by_name: dict[str, tuple[str, FieldType]] = {}
     for name, kind in columns.items():
@@ -158,13 +160,3 @@ def _conjuncts(expression: dict | None) -> Iterator[dict]:
     else:
         yield expression
 
-
-def _nodes(tree) -> Iterator[dict]:
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)

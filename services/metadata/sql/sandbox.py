@@ -88,7 +88,7 @@ def references(connection: duckdb.DuckDBPyConnection, sql: str) -> References:
     tables: set[tuple[str, str]] = set()
     columns: set[str] = set()
     whole_rows = False
-    for node in _nodes(tree):
+    for node in nodes(tree):
         kind = node.get("type")
         if kind == "BASE_TABLE":
             tables.add((node.get("schema_name", ""), node.get("table_name", "")))
@@ -99,7 +99,8 @@ def references(connection: duckdb.DuckDBPyConnection, sql: str) -> References:
     return References(frozenset(tables), None if whole_rows else frozenset(columns))
 
 
-def _nodes(tree) -> Iterator[dict]:
+def nodes(tree) -> Iterator[dict]:
+    """Every dict of a parsed statement tree (DuckDB's json_serialize_sql), depth first."""
     stack = [tree]
     while stack:
         item = stack.pop()
