@@ -139,3 +139,25 @@ def test_without_the_gallery_extra_the_error_names_it():
             "    print(error)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "thresher[gallery]" in done.stdout, done.stderr
+
+
+def test_neighbours_come_from_a_vector_field_nearest_first(http, open_gallery):
+    import numpy as np
+
+    _, conn = open_gallery
+    ds = thresher.get_datasource(NAMESPACE, "images", connection=conn)
+    first = http.get("/api/items", params={**SOURCE, "limit": 200}).json()["items"]
+    before = http.get(f"/api/neighbours/{first[0]['datasource_id']}/{first[0]['id']}").json()
+    assert before == {"field": None, "fields": [], "items": []}  # no vector field yet: the strip stays hidden
+    angles = np.arange(len(first)) * 0.02  # cosine distance grows with the angle between two tiles
+    ds.upload_vectors("look", [item["path"] for item in first], np.stack([np.cos(angles), np.sin(angles)], axis=1))
+    middle = first[10]
+    body = http.get(f"/api/neighbours/{middle['datasource_id']}/{middle['id']}", params={"k": 4}).json()
+    assert body["field"] == "look" and body["fields"] == ["look"]
+    assert [item["path"] for item in body["items"]][:2] in (
+        [first[9]["path"], first[11]["path"]], [first[11]["path"], first[9]["path"]])
+    assert middle["path"] not in [item["path"] for item in body["items"]] and len(body["items"]) == 4
+    distances = [item["distance"] for item in body["items"]]
+    assert distances == sorted(distances) and all(item["thumb"] for item in body["items"])
+    bad = http.get(f"/api/neighbours/{middle['datasource_id']}/{middle['id']}", params={"field": "label"})
+    assert bad.status_code == 400 and "not a vector field" in bad.json()["error"]

@@ -38,6 +38,7 @@ def cases(team, other) -> dict[tuple[str, str], dict]:
         ("GET", "/api/thumb/{datasource_id}/{datapoint_id}"): {"url": f"/api/thumb/{ids}", "params": {"v": "1"},
                                                                "expect": reads},
         ("GET", "/api/file/{datasource_id}/{datapoint_id}"): {"url": f"/api/file/{ids}", "expect": reads},
+        ("GET", "/api/neighbours/{datasource_id}/{datapoint_id}"): {"url": f"/api/neighbours/{ids}", "expect": reads},
         ("POST", "/api/datasets"): {"url": "/api/datasets", "json": {**source, "q": 'label == "cat"', "name": "cats"},
                                     "expect": {**reads, "reader-token": 403}},
     }

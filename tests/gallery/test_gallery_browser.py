@@ -149,3 +149,22 @@ def test_text_that_looks_like_html_is_shown_as_text(gallery_page):
     assert ran == [None, None, None], f"user text ran as script: {ran}"
     assert page.query_selector("#grid script, #detail script, #grid img[src='x'], #detail img[src='x']") is None
     assert not page.console_errors, f"the page raised {page.console_errors}"
+
+
+def test_a_datapoint_shows_its_nearest_neighbours_once_there_is_a_vector_field(gallery_page, open_gallery):
+    import numpy as np
+
+    page = gallery_page
+    _, conn = open_gallery
+    ds = thresher.get_datasource(NAMESPACE, "images", connection=conn)
+    paths = ds[ds["path"].startswith("train/img_")].order_by("path").limit(6).all().paths
+    ds.upload_vectors("look", paths, np.array([[1.0, i * 0.1] for i in range(6)]))
+    page.click(f".tile[data-path='{paths[2]}']")
+    page.wait_for_selector("#neighbours:not([hidden])")
+    page.wait_for_function("document.querySelectorAll('#neighbour-grid .tile').length > 0")
+    shown = page.eval_on_selector_all("#neighbour-grid .tile", "tiles => tiles.map(t => t.dataset.path)")
+    assert shown[:2] in ([paths[1], paths[3]], [paths[3], paths[1]]), f"the neighbours strip showed {shown}"
+    assert paths[2] not in shown, "a datapoint is not its own neighbour in the strip"
+    screenshot(page, "neighbours")
+    page.click(f"#neighbour-grid .tile[data-path='{paths[1]}']")
+    page.wait_for_function(f"document.getElementById('detail-path').textContent === '{paths[1]}'")

@@ -42,6 +42,7 @@ SECURITY_HEADERS = {
 IMMUTABLE = "private, max-age=31536000, immutable"
 FACET_BINS = 20
 FACET_VALUES = 15
+NEIGHBOURS = 8  # tiles in a datapoint's nearest-neighbours strip
 
 
 class ApiError(Exception):
@@ -188,6 +189,31 @@ class Gallery:
                 "history": views.history_json(view, point.path),
                 "image": thumbnails.is_image_path(point.path),
                 "file_url": f"/api/file/{view.id}/{point.datapoint_id}"}
+
+    @api
+    def neighbours(self, request: Request) -> Any:
+        """The datapoints nearest this one by a vector field of its datasource (none without one)."""
+        view = views.open_datasource(self.conn(request), _path_int(request, "datasource_id"),
+                                     request.query_params.get("as_of", ""))
+        vector_fields = [name for name, kind in view.fields.items() if kind is FieldType.VECTOR]
+        field = request.query_params.get("field") or (vector_fields[0] if vector_fields else "")
+        if not field:
+            return {"field": None, "fields": [], "items": []}
+        if field not in vector_fields:
+            raise ApiError(400, f"{field!r} is not a vector field of {view.namespace}/{view.name}")
+        path = self._path_of(view, _path_int(request, "datapoint_id"))
+        k = max(1, min(_int(request, "k", NEIGHBOURS), 100))
+        found = view.nearest(field, path=path, k=k + 1).arrow
+        rows = views.versioned_rows(view, found.column(DATAPOINT_ID_COLUMN).to_pylist())
+        items = []
+        for row, distance in zip(found.select(["path", DATAPOINT_ID_COLUMN]).to_pylist(),
+                                 found.column("distance").to_pylist()):
+            if row["path"] == path:
+                continue
+            item = views.item(view, rows.get(row[DATAPOINT_ID_COLUMN], {"path": row["path"],
+                                                                         "id": row[DATAPOINT_ID_COLUMN]}), [])
+            items.append(dict(item, thumb=_thumb_url(item), distance=distance))
+        return {"field": field, "fields": vector_fields, "items": items[:k]}
 
     async def save(self, request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -353,6 +379,7 @@ def create_app(metadata_address: str | None = None, flight_address: str | None =
         Route("/api/items", gallery.items),
         Route("/api/facet", gallery.facet),
         Route("/api/datapoint/{datasource_id}/{datapoint_id}", gallery.datapoint),
+        Route("/api/neighbours/{datasource_id}/{datapoint_id}", gallery.neighbours),
         Route("/api/datasets", gallery.save, methods=["POST"]),
         Route("/api/thumb/{datasource_id}/{datapoint_id}", gallery.thumb),
         Route("/api/file/{datasource_id}/{datapoint_id}", gallery.file),

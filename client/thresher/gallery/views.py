@@ -78,7 +78,7 @@ def page(view: Datasource, cursor: str, limit: int, captions: list[str]) -> Page
         end = offset + limit if spec.limit is None else min(offset + limit, spec.limit)
         rows = _rows(view.limit(end).select(*wanted) if wanted else view.limit(end).select("*"), wanted)[offset:]
         next_cursor = f"o:{end}" if len(rows) == end - offset and end > offset else None
-    return Page([_item(view, row, captions) for row in rows], next_cursor)
+    return Page([item(view, row, captions) for row in rows], next_cursor)
 
 
 def _cursor_number(cursor: str, kind: str) -> int | None:
@@ -97,7 +97,18 @@ def _rows(view: Datasource, wanted: list[str]) -> list[dict[str, Any]]:
             for r in table.select(columns).to_pylist()]
 
 
-def _item(view: Datasource, row: dict[str, Any], captions: list[str]) -> dict[str, Any]:
+def versioned_rows(view: Datasource, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The rows of these datapoint ids (path, id and the fields a thumbnail's version comes from), by id."""
+    if not ids:
+        return {}
+    wanted = [f for f in VERSION_FIELDS if f in view.fields]
+    table = view[view[DATAPOINT_ID_COLUMN].isin(ids)].select(*wanted).all().arrow
+    return {r[DATAPOINT_ID_COLUMN]: {"path": r["path"], "id": r[DATAPOINT_ID_COLUMN], **{c: r.get(c) for c in wanted}}
+            for r in table.to_pylist()}
+
+
+def item(view: Datasource, row: dict[str, Any], captions: list[str]) -> dict[str, Any]:
+    """A grid tile's JSON: id, path, datasource, the thumbnail's version and the chosen captions."""
     version = "-".join(str(json_value(row.get(f)) or "") for f in VERSION_FIELDS)
     return {"id": row["id"], "path": row["path"], "datasource_id": view.id, "version": version,
             "captions": {c: json_value(row.get(c)) for c in captions if c in row}}

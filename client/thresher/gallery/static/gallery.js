@@ -326,8 +326,25 @@ async function loadDetail() {
   } else {
     hist.append(row(["no recorded writes"]));
   }
-  // Nearest neighbours appear once the datasource has a vector field and the service can search it.
-  $("neighbours").hidden = true;
+  await loadNeighbours(datasourceId, datapointId);
+}
+
+// The strip of nearest neighbours, shown when the datasource has a vector field.
+async function loadNeighbours(datasourceId, datapointId) {
+  const section = $("neighbours");
+  const grid = $("neighbour-grid");
+  grid.replaceChildren();
+  section.hidden = true;
+  let body;
+  try {
+    body = await api(`/api/neighbours/${datasourceId}/${datapointId}`, { as_of: $("detail-as-of").value.trim() });
+  } catch (error) { return; }  // no neighbours is not an error worth a message beside the datapoint
+  if (!body.field) return;
+  section.querySelector("h3").textContent = `Nearest neighbours by ${body.field}`;
+  for (const item of body.items) {
+    grid.append(tile({ ...item, captions: { distance: Number(item.distance).toFixed(4) } }));
+  }
+  section.hidden = false;
 }
 
 // Scales the image to fill the free space (small images grow, large ones shrink), keeping its shape.
