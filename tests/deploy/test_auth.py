@@ -18,7 +18,7 @@ from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, met
 
 NAMESPACE = f"team/auth-{os.getpid()}"
 READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "CountValues", "ExecuteSql", "DescribeSql", "ListSqlTables",
+         "CountValues", "ReadQuery", "ExecuteSql", "DescribeSql", "ListSqlTables",
          "GetHistory", "ListChanges", "GetDataset", "ListDatasets", "GetBagDataset", "ListBagDatasets"}
 
 
@@ -74,6 +74,7 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "ExecuteQuery": pb.ExecuteQueryRequest(query=query),
         "DescribeQuery": pb.DescribeQueryRequest(query=query),
         "CountValues": pb.CountValuesRequest(query=query, field="n"),
+        "ReadQuery": pb.ReadQueryRequest(query=query, max_rows=10),
         "ExecuteSql": pb.ExecuteSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "DescribeSql": pb.DescribeSqlRequest(sql=f'SELECT * FROM "{NAMESPACE}".ds'),
         "ListSqlTables": pb.ListSqlTablesRequest(namespace=NAMESPACE),
