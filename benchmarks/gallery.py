@@ -98,7 +98,7 @@ def main() -> None:
             ds.upload_metadata_from_dataframe(pd.DataFrame({
                 "path": [f"more/{i:08d}.jpg" for i in range(extra)],
                 "label": pd.array(np.array(["cat", "dog", "bird"])[rng.integers(0, 3, extra)], dtype="string"),
-                "score": rng.random(extra)}), path_column="path")
+                "score": rng.random(extra)}), path_column="path", create_missing=True)  # metadata-only datapoints
         print(f"data: {ds.count():,} datapoints ({GRID} scanned PNGs of 512x384, the rest metadata only; "
               f"uploaded in {time.perf_counter() - started:.1f} s)")
         url = f"{services.gallery_url}#namespace=bench%2Fgallery&source=datasource%3Aimages"

@@ -95,7 +95,7 @@ def bench_read(ray, rows: int, repeats: int) -> None:
         n = min(chunk, rows - start)
         ds.upload_metadata_from_dataframe(pd.DataFrame({
             "path": [f"p/{i:09d}" for i in range(start, start + n)], "a": rng.integers(0, 1000, n),
-            "b": rng.random(n), "c": rng.random(n) < 0.5}))
+            "b": rng.random(n), "c": rng.random(n) < 0.5}), create_missing=True)  # virtual paths
     from thresher.ray_engine.read import partitions_datasource
 
     partitions = partitions_datasource(ds.connection, ds.query_proto()).partitions
