@@ -7,11 +7,9 @@ import os
 import shutil
 import tempfile
 
-import pandas as pd
 import pytest
 
-import thresher
-from tests.export.conftest import png
+from tests.export.conftest import make_image_source
 
 ray = pytest.importorskip("ray")
 
@@ -63,16 +61,6 @@ def images(ray_services, namespace, tmp_path):
     conn = ray_services.connect()
 
     def make(count: int = 20):
-        folder = tmp_path / f"images{next(_names)}"
-        (folder / "img").mkdir(parents=True)
-        paths = [f"img/{i:02}.png" for i in range(count)]
-        for i, path in enumerate(paths):
-            (folder / path).write_bytes(png(i))
-        ds = thresher.datasources.get_or_create(namespace, folder.name, folder, connection=conn)
-        ds = ds.wait_until_ready(timeout=60, progress=False)
-        ds.upload_metadata_from_dataframe(pd.DataFrame({
-            "path": paths, "label": [i % 3 for i in range(count)], "x": [i / 4 for i in range(count)],
-            "note": [None if i % 4 == 0 else f"n{i}" for i in range(count)]}))
-        return ds, folder
+        return make_image_source(conn, namespace, tmp_path / f"images{next(_names)}", count, note_field="note")
 
     return make
