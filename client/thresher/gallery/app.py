@@ -203,16 +203,16 @@ class Gallery:
             raise ApiError(400, f"{field!r} is not a vector field of {view.namespace}/{view.name}")
         path = self._path_of(view, _path_int(request, "datapoint_id"))
         k = max(1, min(_int(request, "k", NEIGHBOURS), 100))
+        # The view selects every field, so the result already holds what a thumbnail's version needs.
         found = view.nearest(field, path=path, k=k + 1).arrow
-        rows = views.versioned_rows(view, found.column(DATAPOINT_ID_COLUMN).to_pylist())
+        versions = [f for f in views.VERSION_FIELDS if f in found.column_names]
+        columns = ["path", DATAPOINT_ID_COLUMN, "distance", *versions]
         items = []
-        for row, distance in zip(found.select(["path", DATAPOINT_ID_COLUMN]).to_pylist(),
-                                 found.column("distance").to_pylist()):
+        for row in found.select(columns).to_pylist():
             if row["path"] == path:
                 continue
-            item = views.item(view, rows.get(row[DATAPOINT_ID_COLUMN], {"path": row["path"],
-                                                                         "id": row[DATAPOINT_ID_COLUMN]}), [])
-            items.append(dict(item, thumb=_thumb_url(item), distance=distance))
+            item = views.item(view, dict(row, id=row[DATAPOINT_ID_COLUMN]), [])
+            items.append(dict(item, thumb=_thumb_url(item), distance=row["distance"]))
         return {"field": field, "fields": vector_fields, "items": items[:k]}
 
     async def save(self, request: Request) -> Response:

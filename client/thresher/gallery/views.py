@@ -97,16 +97,6 @@ def _rows(view: Datasource, wanted: list[str]) -> list[dict[str, Any]]:
             for r in table.select(columns).to_pylist()]
 
 
-def versioned_rows(view: Datasource, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """The rows of these datapoint ids (path, id and the fields a thumbnail's version comes from), by id."""
-    if not ids:
-        return {}
-    wanted = [f for f in VERSION_FIELDS if f in view.fields]
-    table = view[view[DATAPOINT_ID_COLUMN].isin(ids)].select(*wanted).all().arrow
-    return {r[DATAPOINT_ID_COLUMN]: {"path": r["path"], "id": r[DATAPOINT_ID_COLUMN], **{c: r.get(c) for c in wanted}}
-            for r in table.to_pylist()}
-
-
 def item(view: Datasource, row: dict[str, Any], captions: list[str]) -> dict[str, Any]:
     """A grid tile's JSON: id, path, datasource, the thumbnail's version and the chosen captions."""
     version = "-".join(str(json_value(row.get(f)) or "") for f in VERSION_FIELDS)
