@@ -6,7 +6,9 @@ gRPC failures propagate as ``grpc.RpcError`` for the server to turn into Flight 
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 
 import grpc
@@ -32,6 +34,48 @@ _EXECUTE_QUERY = f"/{_SERVICE}/ExecuteQuery"
 _EXECUTE_SQL = f"/{_SERVICE}/ExecuteSql"
 # Wire tags of ExecuteQueryResponse's parts: field number << 3 | 2 (length-delimited).
 _SCHEMA_TAG, _BATCH_TAG = 1 << 3 | 2, 2 << 3 | 2
+
+
+class _HandOff:
+    """Requests handed from the thread that reads an upload to the thread gRPC sends them from,
+    holding at most ``capacity``; ``close`` (the call ended) releases both sides."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: collections.deque[mpb.UpsertTableRequest] = collections.deque()
+        self._finished = self._closed = False
+        self._changed = threading.Condition()
+
+    def put(self, request: mpb.UpsertTableRequest) -> bool:
+        """Waits for room; False when the call has ended and will take nothing more."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._items) < self._capacity or self._closed)
+            if self._closed:
+                return False
+            self._items.append(request)
+            self._changed.notify_all()
+            return True
+
+    def finish(self) -> None:
+        """No more requests: the stream ends once gRPC has sent those handed over."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def __iter__(self) -> Iterator[mpb.UpsertTableRequest]:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._items or self._finished or self._closed)
+                if not self._items or self._closed:
+                    return
+                request = self._items.popleft()
+                self._changed.notify_all()
+            yield request
 
 
 class UnusableResult(Exception):
@@ -131,25 +175,25 @@ class MetadataBackend:
                block_index: int = 0) -> mpb.UpsertTableResponse:
         """Streams ``batches`` into one atomic UpsertTable call as they arrive.
 
-        If ``batches`` raises, the call is cancelled, so the metadata service commits nothing, and the
-        error is raised here.
+        ``batches`` is read on the calling thread only, never on gRPC's sending thread: a DoPut's reader
+        dies with its handler, which may return (the service refused the upload) while gRPC is still
+        asking for the next request. If ``batches`` raises, the call is cancelled, so the metadata
+        service commits nothing, and the error is raised here.
         """
-        failure: list[BaseException] = []
-
-        def requests() -> Iterator[mpb.UpsertTableRequest]:
-            try:
-                yield from arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches,
-                                                            create_missing, staging_session, block_index)
-            except BaseException as error:
-                failure.append(error)
-                raise  # gRPC cancels the call; without the end message the service writes nothing
-
+        handoff = _HandOff(READ_AHEAD)
+        call = self._stub.UpsertTable.future(iter(handoff), metadata=metadata)
+        call.add_done_callback(lambda _call: handoff.close())
         try:
-            return self._stub.UpsertTable(requests(), metadata=metadata)
-        except grpc.RpcError:
-            if failure:
-                raise failure[0] from None
+            for request in arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches,
+                                                          create_missing, staging_session, block_index):
+                if not handoff.put(request):
+                    break  # the call already ended (the service refused it): its status says why
+            else:
+                handoff.finish()
+        except BaseException:
+            call.cancel()  # without the end message the service writes nothing
             raise
+        return call.result()
 
     def datasource_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
         """The query of a whole datasource, found by name."""

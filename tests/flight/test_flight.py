@@ -155,6 +155,25 @@ def test_a_rejected_put_writes_nothing(flight, data):
     assert stored["path"].to_pylist() == ["a"] and "other" not in stored.column_names
 
 
+def test_a_put_refused_while_it_streams_leaves_the_server_serving(flight, data):
+    # The metadata service refuses at the header while batches still arrive: the relay must stop reading
+    # the DoPut's stream before its handler returns (reading it afterwards crashed the process).
+    descriptor = command(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True))
+    batch = _table(2_000).to_batches()[0]
+    for _ in range(20):
+        writer, reader = flight.do_put(descriptor, batch.schema)
+        with pytest.raises(fl.FlightError, match="NOT_FOUND: datasource"):
+            try:
+                for _ in range(200):
+                    writer.write_batch(batch)
+                writer.done_writing()
+                reader.read()
+            finally:
+                writer.close()  # the refusal may surface only here, when the client collects the status
+    source = data.datasource(table=pa.table({"path": ["a"], "x": [1]}))
+    assert data.read(common_pb2.Query(datasource_id=source))["path"].to_pylist() == ["a"]
+
+
 @pytest.mark.parametrize("descriptor, message", [
     (fl.FlightDescriptor.for_path("a", "b"), "INVALID_ARGUMENT: DoPut needs a command descriptor"),
     (command(query=common_pb2.Query(datasource_id=1)), "INVALID_ARGUMENT: DoPut takes an `upsert` FlightCommand, not `query`"),
