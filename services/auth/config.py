@@ -24,9 +24,9 @@ import grpc
 
 from thresher.core import transport
 
-from .flight_auth import flight_auth_options
-from .grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
-from .tokens import TokenTable
+from thresher.services.auth.flight_auth import flight_auth_options
+from thresher.services.auth.grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
+from thresher.services.auth.tokens import TokenTable
 
 SERVICE_TOKEN_ENV = "THRESHER_SERVICE_TOKEN"
 TLS_CERT_ENV = "THRESHER_TLS_CERT"

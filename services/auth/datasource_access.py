@@ -11,8 +11,8 @@ import grpc
 
 from thresher.v1 import metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
-from .grpc_auth import PermissionDenied
-from .tokens import Identity
+from thresher.services.auth.grpc_auth import PermissionDenied
+from thresher.services.auth.tokens import Identity
 
 LOOKUP_TIMEOUT = 30.0
 

@@ -14,8 +14,8 @@ import binascii
 
 import pyarrow.flight as fl
 
-from . import context
-from .tokens import Identity, TokenTable, bearer_token
+from thresher.services.auth import context
+from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 
 MIDDLEWARE_KEY = "thresher-auth"
 _OPEN_METHODS = {fl.FlightMethod.LIST_ACTIONS}

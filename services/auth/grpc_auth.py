@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import context
-from .tokens import Identity, TokenTable, bearer_token
+from thresher.services.auth import context
+from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from thresher.core.types import FieldType, arrow_kind, from_proto_value, validat
 from thresher.v1 import metadata_service_pb2
 from thresher.core.vectors import VectorSpec
 
-from . import annotations
-from .errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata import annotations
+from thresher.services.metadata.errors import InvalidArgument, TypeMismatch
 
 _NUMERIC = (FieldType.INT, FieldType.FLOAT)
 

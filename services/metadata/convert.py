@@ -9,8 +9,8 @@ from google.protobuf import timestamp_pb2
 from thresher.core.scan_status import ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2
 
-from .errors import InvalidArgument
-from .store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
+from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -22,13 +22,13 @@ from google.protobuf.message import DecodeError
 from thresher.services.flight.errors import invalid_argument, status_error
 from thresher.v1 import metadata_service_pb2 as pb
 
-from ..auth import PermissionDenied, ServiceSecurity
-from ..auth.flight_auth import MIDDLEWARE_KEY
-from ..auth.tokens import Identity
-from .access import MetadataAuthorizer
-from .errors import MetadataError
-from .servicer import status_of
-from .store import Store
+from thresher.services.auth import PermissionDenied, ServiceSecurity
+from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
+from thresher.services.auth.tokens import Identity
+from thresher.services.metadata.access import MetadataAuthorizer
+from thresher.services.metadata.errors import MetadataError
+from thresher.services.metadata.servicer import status_of
+from thresher.services.metadata.store import Store
 
 log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by

@@ -17,8 +17,8 @@ from thresher.v1 import common_pb2
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from .errors import InvalidArgument
-from .query_compiler import CompiledQuery, Dialect
+from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.query_compiler import CompiledQuery, Dialect
 
 DEFAULT_MAX_VALUES = 20
 MAX_BINS = 1000

@@ -19,7 +19,7 @@ from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import check_query_vector, distances, to_numpy
 
-from .errors import InvalidArgument, NotFound
+from thresher.services.metadata.errors import InvalidArgument, NotFound
 
 DISTANCE_COLUMN = "distance"
 MAX_K = 100_000
@@ -194,7 +194,7 @@ def describe(store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
 
 
 def _search(store, search: Search) -> tuple[np.ndarray, np.ndarray]:
-    from . import vector_index  # it builds on this module
+    from thresher.services.metadata import vector_index  # it builds on this module
 
     found = vector_index.search(store, search)
     return found if found is not None else exact(store, search)

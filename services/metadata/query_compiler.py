@@ -17,9 +17,9 @@ from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, fro
 from thresher.v1 import common_pb2
 from thresher.core.vectors import VectorSpec
 
-from . import sql_literals
-from .annotations import measure_sql
-from .errors import InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata import sql_literals
+from thresher.services.metadata.annotations import measure_sql
+from thresher.services.metadata.errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
 MAX_ISIN_VALUES = 1_000_000

@@ -15,14 +15,14 @@ from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 from thresher.services.auth import current_identity
 
-from . import convert, nearest, vector_index
-from .coercion import table_from_proto_rows
-from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
-from .small_reads import DEFAULT_MAX_ROWS, read_small
-from .sql import SqlEngine, TableKind
-from .sql.engine import parameters_from_arrow
-from .staging import StagingArea
-from .store import Store
+from thresher.services.metadata import convert, nearest, vector_index
+from thresher.services.metadata.coercion import table_from_proto_rows
+from thresher.services.metadata.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
+from thresher.services.metadata.small_reads import DEFAULT_MAX_ROWS, read_small
+from thresher.services.metadata.sql import SqlEngine, TableKind
+from thresher.services.metadata.sql.engine import parameters_from_arrow
+from thresher.services.metadata.staging import StagingArea
+from thresher.services.metadata.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import distances, to_numpy
 
-from . import nearest
-from .errors import InvalidArgument, NotFound
+from thresher.services.metadata import nearest
+from thresher.services.metadata.errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from types import ModuleType
 
 from thresher.core.errors import InvalidArgumentError
 
-from . import coco, cvat, labelstudio, voc, yolo
-from .files import Location
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet
+from thresher.label_formats import coco, cvat, labelstudio, voc, yolo
+from thresher.label_formats.files import Location
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet
 
 FORMATS: dict[str, ModuleType] = {"coco": coco, "yolo": yolo, "voc": voc, "cvat": cvat, "labelstudio": labelstudio}
 

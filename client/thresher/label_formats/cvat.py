@@ -13,8 +13,8 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.KEYPOINTS, L.CLASSIFICATION)
 _TAGS = {L.DETECTIONS: ("box",), L.POLYLINES: ("polygon", "polyline"), L.KEYPOINTS: ("points",),

@@ -14,8 +14,8 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
+from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.CLASSIFICATION)
 _TYPES = {L.DETECTIONS: "rectanglelabels", L.POLYLINES: "polygonlabels", L.CLASSIFICATION: "choices"}

@@ -12,8 +12,8 @@ import json
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
+from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
 
 KINDS = (L.DETECTIONS, L.POLYLINES)
 

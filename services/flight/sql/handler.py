@@ -25,8 +25,8 @@ from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import TicketError
 from thresher.v1 import metadata_service_pb2 as mpb
 
-from . import catalog
-from .protocol import UnsupportedMessage, pack, unpack
+from thresher.services.flight.sql import catalog
+from thresher.services.flight.sql.protocol import UnsupportedMessage, pack, unpack
 
 CREATE_PREPARED_STATEMENT, CLOSE_PREPARED_STATEMENT = "CreatePreparedStatement", "ClosePreparedStatement"
 

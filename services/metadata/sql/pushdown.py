@@ -18,7 +18,7 @@ from thresher.services.server_extra import require
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from .sandbox import nodes
+from thresher.services.metadata.sql.sandbox import nodes
 
 duckdb = require("duckdb")
 

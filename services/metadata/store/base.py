@@ -12,8 +12,8 @@ from thresher.core.scan_status import ScanStatus
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from ..facets import Facet
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.facets import Facet
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
 class Store(abc.ABC):

@@ -10,13 +10,13 @@ import pyarrow as pa
 from thresher.core.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from .. import vectors
-from ..annotations import AnnotationError, from_json_text, is_json_for
-from ..coercion import CoercedColumn, coerce_column, coerce_paths
-from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
-from ..query_compiler import Column, timestamp_or_none
-from ..validation import validate_datasource_name, validate_namespace
-from .records import DatasourceRecord, FieldRecord
+from thresher.services.metadata import vectors
+from thresher.services.metadata.annotations import AnnotationError, from_json_text, is_json_for
+from thresher.services.metadata.coercion import CoercedColumn, coerce_column, coerce_paths
+from thresher.services.metadata.errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata.query_compiler import Column, timestamp_or_none
+from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
+from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
 
 # The ``op`` of a log row (see ``base``).
 OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2

@@ -25,10 +25,10 @@ import pyarrow as pa
 from thresher.core.types import FieldType
 from thresher.core.vectors import VectorSpec
 
-from ..annotations import DUCKDB_TYPES
-from ..errors import InvalidArgument
-from ..query_compiler import Dialect as QueryDialect
-from ..vectors import FieldKind
+from thresher.services.metadata.annotations import DUCKDB_TYPES
+from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.query_compiler import Dialect as QueryDialect
+from thresher.services.metadata.vectors import FieldKind
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from thresher.services.server_extra import require
 
-from ..query_compiler import DUCKDB
-from .dialect import EngineDialect, Session, T
+from thresher.services.metadata.query_compiler import DUCKDB
+from thresher.services.metadata.store.dialect import EngineDialect, Session, T
 
 duckdb = require("duckdb")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from .dialect import EngineDialect, Session
+from thresher.services.metadata.store.dialect import EngineDialect, Session
 
 LAYOUT_VERSION = 3
 

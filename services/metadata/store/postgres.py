@@ -16,11 +16,11 @@ import pyarrow as pa
 
 from thresher.core.types import FieldType
 
-from ..annotations import to_json_text
-from ..query_compiler import POSTGRES
-from .bulk_read import planned_rows
-from .dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
-from .postgres_connections import ConnectionPool, run_transaction
+from thresher.services.metadata.annotations import to_json_text
+from thresher.services.metadata.query_compiler import POSTGRES
+from thresher.services.metadata.store.bulk_read import planned_rows
+from thresher.services.metadata.store.dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
+from thresher.services.metadata.store.postgres_connections import ConnectionPool, run_transaction
 
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
 DDL_LOCK_TIMEOUT = "60s"

@@ -44,19 +44,19 @@ from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from .. import facets, nearest, vectors
-from ..annotations import stored_values
-from ..coercion import CoercedColumn, duplicate_path_error
-from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
-from ..query_compiler import Column, compile_query, timestamp_or_none
-from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
-from .base import Store, utc_now
-from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
+from thresher.services.metadata import facets, nearest, vectors
+from thresher.services.metadata.annotations import stored_values
+from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
+from thresher.services.metadata.errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
+from thresher.services.metadata.query_compiler import Column, compile_query, timestamp_or_none
+from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
+from thresher.services.metadata.store.base import Store, utc_now
+from thresher.services.metadata.store.common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
-from .dialect import EngineDialect, Session
-from .migrations import path_index_sql, prepare_schema
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.store.dialect import EngineDialect, Session
+from thresher.services.metadata.store.migrations import path_index_sql, prepare_schema
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
