@@ -34,7 +34,7 @@ def namespace() -> str:
 @pytest.fixture(scope="session")
 def local_services(tmp_path_factory):
     """All three services in-process over one DuckDB store, shared by the session."""
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     with LocalServices(home=str(tmp_path_factory.mktemp("services-home"))) as services:
         yield services

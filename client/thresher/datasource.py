@@ -408,10 +408,10 @@ class Datasource(ArrowExport):
         is read, so it may be larger than memory; it still commits only at its end, and if the
         producer raises midway nothing is written. Paths the datasource does not know yet are refused
         (``UnknownPathsError``) unless ``create_missing=True``. A Ray Dataset is sent from its workers,
-        block by block, and committed once every block is in (see ``thresher.ray_engine.upload``).
+        block by block, and committed once every block is in (see ``thresher.ray_engine.upload_tasks``).
         """
         if _is_ray_dataset(data):
-            from thresher.ray_engine.upload import upload_ray_dataset
+            from thresher.ray_engine.upload_tasks import upload_ray_dataset
 
             return upload_ray_dataset(self, data, path_column, create_missing=create_missing)
         return self._upload(data, path_column, create_missing=create_missing)

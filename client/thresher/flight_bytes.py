@@ -1,4 +1,4 @@
-"""Reading file and blob bytes from the flight service (the stream ``services/flight/files.py`` sends).
+"""Reading file and blob bytes from the flight service (the stream ``services/flight/file_streams.py`` sends).
 
 A stream is record batches of one ``data: binary`` column whose rows, in order, are the bytes; its
 schema metadata says how many bytes to expect, which is checked so a cut stream never passes as a

@@ -197,10 +197,10 @@ class QueryResult(ArrowExport):
         """Writes this result's files and metadata ``columns`` (default: all) to ``target`` (a folder,
         ``s3://`` or ``gs://`` URI) as a sharded bag dataset of ``shardlen`` datapoints a shard, resumable
         after an interruption; ``formats={"file": "jpg"}`` re-encodes images (``image_size=(w, h)``).
-        ``engine="ray"`` writes the shards from Ray tasks (the same files; see ``thresher.ray_engine.export``).
+        ``engine="ray"`` writes the shards from Ray tasks (the same files; see ``thresher.ray_engine.export_tasks``).
         Returns the manifest (also at ``<target>/manifest.json``); see ``thresher.export``."""
         if engine == "ray":
-            from thresher.ray_engine.export import export_on_ray
+            from thresher.ray_engine.export_tasks import export_on_ray
 
             return export_on_ray(self, os.fspath(target), columns, shardlen, formats, **options)
         if engine != "local":

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.core import arrow_io
-from thresher.services.flight.errors import invalid_argument, status_error
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
 from thresher.core.storage.blobs import check_digest
 from thresher.core.storage.storage_errors import InvalidStorageUriError

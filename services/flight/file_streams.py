@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.services.flight.errors import status_error
+from thresher.services.flight.flight_errors import status_error
 from thresher.services.flight.headers import Metadata
 from thresher.core.storage import for_datasource, in_repository
 from thresher.core.storage.base import Storage

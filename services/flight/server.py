@@ -3,7 +3,7 @@ flights listed and described.
 
 It holds no state beyond caches: a ticket is a self-describing ``FlightTicket``; query answers come from
 the metadata service, whose record batches are relayed without re-encoding; file bytes from the
-datasource's storage (``files.py``), blob bytes from the blob store.
+datasource's storage (``file_streams.py``), blob bytes from the blob store.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files, partitions, shards as bag_shards, sql as flight_sql
+from thresher.services.flight import file_streams, partitions, shards as bag_shards, sql as flight_sql
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.errors import flight_errors, invalid_argument, status_error, unimplemented
+from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.core.storage.base import clean_relative
@@ -59,7 +59,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         # Query results come from the metadata service's data port when there is one (C++ to C++), else
         # over its gRPC ExecuteQuery stream.
         self._data_port = data_port
-        self._storages = files.DatasourceStorages(channel)
+        self._storages = file_streams.DatasourceStorages(channel)
         self._blobs = blobs if blobs is not None else open_blob_store()
         self._blob_access = BlobAccess(channel)
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
@@ -78,14 +78,14 @@ class ThresherFlightServer(fl.FlightServerBase):
             parsed = parse_ticket(ticket.ticket)
             kind = parsed.WhichOneof("kind")
             if kind == "file":
-                with files.storage_errors():
+                with file_streams.storage_errors():
                     # Object stores take ".." literally; refusing it everywhere keeps one rule for every backend.
                     clean_relative(parsed.file.path)
-                return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
+                return fl.GeneratorStream(*file_streams.stream_file(parsed.file, self._storages.bind(forwarded(context))))
             if kind == "blob":
                 # The hash alone opens nothing: the caller must read a datasource that holds the blob.
                 self._blob_access.check(parsed.blob, forwarded(context))
-                return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
+                return fl.GeneratorStream(*file_streams.stream_blob(parsed.blob, self._blobs))
             if kind == "bag_shard":
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":

@@ -26,7 +26,7 @@ from thresher.core import labels
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from thresher.services.metadata.errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 # Slack for boxes and points computed from pixel coordinates in floating point.
 EDGE_TOLERANCE = 1e-6

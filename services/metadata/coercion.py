@@ -18,7 +18,7 @@ from thresher.v1 import metadata_service_pb2
 from thresher.core.vectors import VectorSpec
 
 from thresher.services.metadata import annotations
-from thresher.services.metadata.errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 _NUMERIC = (FieldType.INT, FieldType.FLOAT)
 

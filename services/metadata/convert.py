@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 from thresher.core.scan_status import ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2
 
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
 
 DEFAULT_PAGE_SIZE = 100

@@ -19,14 +19,14 @@ import pyarrow as pa
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
-from thresher.services.flight.errors import invalid_argument, status_error
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.v1 import metadata_service_pb2 as pb
 
 from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
 from thresher.services.auth.tokens import Identity
 from thresher.services.metadata.access import MetadataAuthorizer
-from thresher.services.metadata.errors import MetadataError
+from thresher.services.metadata.domain_errors import MetadataError
 from thresher.services.metadata.servicer import status_of
 from thresher.services.metadata.store import Store
 

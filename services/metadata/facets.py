@@ -17,7 +17,7 @@ from thresher.v1 import common_pb2
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.services.metadata.query_compiler import CompiledQuery, Dialect
 
 DEFAULT_MAX_VALUES = 20

@@ -19,7 +19,7 @@ from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import check_query_vector, distances, to_numpy
 
-from thresher.services.metadata.errors import InvalidArgument, NotFound
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
 
 DISTANCE_COLUMN = "distance"
 MAX_K = 100_000

@@ -19,7 +19,7 @@ from thresher.core.vectors import VectorSpec
 
 from thresher.services.metadata import sql_literals
 from thresher.services.metadata.annotations import measure_sql
-from thresher.services.metadata.errors import InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
 MAX_ISIN_VALUES = 1_000_000

@@ -17,11 +17,11 @@ from thresher.services.auth import current_identity
 
 from thresher.services.metadata import convert, nearest, vector_index
 from thresher.services.metadata.coercion import table_from_proto_rows
-from thresher.services.metadata.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
+from thresher.services.metadata.domain_errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
 from thresher.services.metadata.small_reads import DEFAULT_MAX_ROWS, read_small
 from thresher.services.metadata.sql import SqlEngine, TableKind
 from thresher.services.metadata.sql.engine import parameters_from_arrow
-from thresher.services.metadata.staging import StagingArea
+from thresher.services.metadata.staged_uploads import StagingArea
 from thresher.services.metadata.store import Store
 
 log = logging.getLogger(__name__)

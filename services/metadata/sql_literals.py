@@ -22,7 +22,7 @@ import math
 
 from thresher.core.types import FieldType
 
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 
 POSTGRES, DUCKDB = "postgres", "duckdb"
 _FLOAT_TYPES = {POSTGRES: "DOUBLE PRECISION", DUCKDB: "DOUBLE"}

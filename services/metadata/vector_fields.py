@@ -26,7 +26,7 @@ from thresher.core.types import FieldType, arrow_kind
 from thresher.core.vectors import VectorSpec, is_vector_type
 
 from thresher.services.metadata.coercion import CoercedColumn
-from thresher.services.metadata.errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 if TYPE_CHECKING:  # the stores import this module, so it must not import the store package first
     from thresher.services.metadata.store.records import FieldRecord

@@ -46,7 +46,7 @@ from thresher.v1 import common_pb2
 from thresher.core.vectors import distances, to_numpy
 
 from thresher.services.metadata import nearest
-from thresher.services.metadata.errors import InvalidArgument, NotFound
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 

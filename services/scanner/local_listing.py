@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from thresher.core import arrow_io
 from thresher.core.scan_status import ScanStatus
 from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
 from thresher.services.pagination import list_all
-from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
 from thresher.core.storage import in_repository
 from thresher.core.types import PATH_COLUMN
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc

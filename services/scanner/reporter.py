@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 
 from thresher.core.scan_status import ScanStatus
-from thresher.services.scanner.store import MetadataError
+from thresher.services.scanner.metadata_interfaces import MetadataError
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from thresher.core.scan_status import FAILED, READY, SCANNING, ScanStatus
 from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
 from thresher.services.scanner.diff import Diff
 from thresher.services.scanner.reporter import ProgressReporter
-from thresher.services.scanner.sources import Page, ScanCancelled, Source, SourceError, open_source
-from thresher.services.scanner.store import DatasourceRef, Index, MetadataError
-from thresher.services.scanner.writer import BatchWriter
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, Source, SourceError, open_source
+from thresher.services.scanner.metadata_interfaces import DatasourceRef, Index, MetadataError
+from thresher.services.scanner.index_writer import BatchWriter
 
 log = logging.getLogger(__name__)
 

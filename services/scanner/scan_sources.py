@@ -1,6 +1,6 @@
 """What a scan reads from storage: a listing of entries and the bytes of one file, keyed by URI scheme.
 
-Local folders (``/abs/dir``, ``file:///abs/dir``) are listed by ``local.LocalSource``, the scanner's own
+Local folders (``/abs/dir``, ``file:///abs/dir``) are listed by ``local_listing.LocalSource``, the scanner's own
 tuned walk. S3 (``s3://``), GCS (``gs://``) and git (``git+...`` URIs, and a path in the namespace's
 repository when the datasource has a revision) go through ``thresher.core.storage`` (``storage_source``).
 Another kind registers its ``Source`` for its scheme with ``register_source``.
@@ -99,8 +99,8 @@ GIT = "git"
 
 
 def _local_source(uri: str, revision: str, repository_uri: str) -> Source:
-    # Imported here because local.py imports this module.
-    from thresher.services.scanner.local import LocalSource
+    # Imported here because local_listing.py imports this module.
+    from thresher.services.scanner.local_listing import LocalSource
     return LocalSource(local_path(uri))
 
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 from thresher.core.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
 from thresher.core.storage.base import RangedReader
 from thresher.core.storage.gcs import GCSStorage

@@ -12,7 +12,7 @@ import pytest
 
 import thresher
 from thresher import Field
-from thresher.local import LocalServices
+from thresher.local_services import LocalServices
 
 UTC = dt.timezone.utc
 

@@ -25,7 +25,7 @@ GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data
               help="also serve the web gallery (port + 3; needs the gallery extra)")
 def up(home: str, host: str, port: int, gallery: bool) -> None:
     """Run the metadata, scanner and flight services, and the web gallery, on this machine until Ctrl-C."""
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()

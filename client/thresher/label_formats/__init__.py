@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
+from thresher._moved import moved_attribute
 from thresher.core.errors import InvalidArgumentError
-
 from thresher.label_formats import coco, cvat, labelstudio, voc, yolo
-from thresher.label_formats.files import Location
+from thresher.label_formats.annotation_files import Location
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet
 
 FORMATS: dict[str, ModuleType] = {"coco": coco, "yolo": yolo, "voc": voc, "cvat": cvat, "labelstudio": labelstudio}
@@ -44,3 +45,8 @@ def write(format_name: str, annotations: AnnotationSet, target: str | os.PathLik
 
 
 __all__ = ["FORMATS", "AnnotatedImage", "AnnotationFormatError", "AnnotationSet", "read", "write"]
+
+
+def __getattr__(name: str) -> Any:
+    # A renamed module reached as an attribute by its old name (``errors``, ``files``): the deprecated alias.
+    return moved_attribute(__name__, name)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from thresher.core import labels as L
 
-from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 # FiftyOne reserves ``instance_id`` on its labels, so it is written under a key of its own.

@@ -13,7 +13,7 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.KEYPOINTS, L.CLASSIFICATION)

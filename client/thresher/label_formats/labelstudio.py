@@ -14,7 +14,7 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.CLASSIFICATION)

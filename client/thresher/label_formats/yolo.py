@@ -12,7 +12,7 @@ import json
 
 from thresher.core import labels as L
 
-from thresher.label_formats.files import Location, write_text
+from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
 
 KINDS = (L.DETECTIONS, L.POLYLINES)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from thresher.loader.errors import LoaderError
+from thresher.loader.loader_errors import LoaderError
 from thresher.loader.loader import Loader
 
 

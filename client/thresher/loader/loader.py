@@ -12,7 +12,7 @@ import numpy as np
 
 from thresher.loader import batching
 from thresher.loader.arguments import name_positionals
-from thresher.loader.errors import LoaderError
+from thresher.loader.loader_errors import LoaderError
 from thresher.loader.schedule import Partition, resolve_ranks
 from thresher.loader.workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 from thresher.sources import as_function, size_of

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from thresher.loader import batching
-from thresher.loader.errors import LoaderError, WorkerError
+from thresher.loader.loader_errors import LoaderError, WorkerError
 from thresher.loader.shared_memory import Attachments, SlotPool
 from thresher.sources import as_function
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from thresher.core.errors import InvalidArgumentError
-from thresher.ml.files import FileStore
+from thresher.ml.file_cache import FileStore
 from thresher.ml.items import ItemBuilder, TensorizerSpec
 
 FLAVORS = ("torch", "tensorflow")
@@ -33,7 +33,7 @@ def build_items(result: Any, datasource: Any, *, metadata_columns: Sequence[str]
                 file_columns: Sequence[str] | None = None, tensorizers: TensorizerSpec = "auto",
                 strategy: str = "lazy", savedir: str | os.PathLike[str] | None = None,
                 progress: bool = True, class_maps: dict[str, dict[str, int]] | None = None) -> ItemBuilder:
-    """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.files``)."""
+    """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.file_cache``)."""
     if isinstance(metadata_columns, str):
         metadata_columns = [metadata_columns]
     if isinstance(file_columns, str):

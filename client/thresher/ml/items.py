@@ -2,7 +2,7 @@
 
 Columns are the file columns, then the metadata columns. A file column is ``path`` (the datapoint's
 own file), a string field holding another file's path in the same datasource, or a blob field; its
-value becomes a local file (see ``thresher.ml.files``) and then an array. A metadata column is a
+value becomes a local file (see ``thresher.ml.file_cache``) and then an array. A metadata column is a
 field's value. An item is the tuple of the columns' arrays, or the array alone when there is one
 column; a single callable given as ``tensorizers`` builds the whole item instead, from a dict of
 column name -> local file path (file columns) or value (metadata columns).
@@ -22,7 +22,7 @@ from thresher.core import labels
 from thresher.core.errors import InvalidArgumentError
 from thresher.ml import label_targets
 from thresher.ml import tensorizers as tz
-from thresher.ml.files import BLOB, DATAPOINT, FileStore, Key
+from thresher.ml.file_cache import BLOB, DATAPOINT, FileStore, Key
 from thresher.core.types import PATH_COLUMN, FieldType
 
 TensorizerSpec = str | Callable[..., Any] | Sequence[str | Callable[..., Any]]

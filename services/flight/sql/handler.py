@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError, Message
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.backend import MetadataBackend
-from thresher.services.flight.errors import flight_errors
+from thresher.services.flight.flight_errors import flight_errors
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import TicketError
 from thresher.v1 import metadata_service_pb2 as mpb

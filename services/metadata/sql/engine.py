@@ -25,7 +25,7 @@ from thresher.services.server_extra import require
 from thresher.core.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.services.metadata.store import Store
 from thresher.services.metadata.sql import sandbox
 from thresher.services.metadata.sql.pushdown import pushed_filter

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from thresher.services.server_extra import require
 
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 
 duckdb = require("duckdb")
 

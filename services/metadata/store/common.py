@@ -10,10 +10,10 @@ import pyarrow as pa
 from thresher.core.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from thresher.services.metadata import vectors
+from thresher.services.metadata import vector_fields
 from thresher.services.metadata.annotations import AnnotationError, from_json_text, is_json_for
 from thresher.services.metadata.coercion import CoercedColumn, coerce_column, coerce_paths
-from thresher.services.metadata.errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
 from thresher.services.metadata.query_compiler import Column, timestamp_or_none
 from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
 from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
@@ -41,8 +41,8 @@ def coerce_write(table: pa.Table, path_column: str,
         if name == path_column:
             continue
         existing = known.get(name)
-        if vectors.is_vector_write(table[name], existing):
-            column = vectors.coerce_vector_column(name, table[name], existing, paths)
+        if vector_fields.is_vector_write(table[name], existing):
+            column = vector_fields.coerce_vector_column(name, table[name], existing, paths)
         else:
             try:
                 column = coerce_column(name, table[name], existing.type if existing else None)
@@ -62,7 +62,7 @@ def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
-        arrow_fields.append(pa.field(column.name, vectors.arrow_type(column.type, column.vector),
+        arrow_fields.append(pa.field(column.name, vector_fields.arrow_type(column.type, column.vector),
                                      metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
     return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
                                              DATASOURCE_METADATA_KEY: str(datasource.id).encode()})

@@ -1,9 +1,9 @@
-"""The seam between the one store (``store.py``) and an engine: only what really differs.
+"""The seam between the one store (``sql_store.py``) and an engine: only what really differs.
 
 An engine supplies its column types, a few SQL spellings (lists, ordered aggregates), how a
 transaction is opened and locked, how Arrow tables are staged for a statement (bulk load), and how a
 result streams out (bulk read). Everything else — schema, writes, versioning, queries — is written
-once in ``store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
+once in ``sql_store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
 the exception: the query compiler's dialect (``query_dialect``) says whether a query's values are
 bound or rendered as literals (PostgreSQL, whose driver reads results through COPY only when nothing
 is bound), and the store's own values in a query's relation (write ids) are always int literals.
@@ -26,9 +26,9 @@ from thresher.core.types import FieldType
 from thresher.core.vectors import VectorSpec
 
 from thresher.services.metadata.annotations import DUCKDB_TYPES
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.services.metadata.query_compiler import Dialect as QueryDialect
-from thresher.services.metadata.vectors import FieldKind
+from thresher.services.metadata.vector_fields import FieldKind
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""The store interface the metadata service needs; ``store.SqlStore`` implements it (layout described there)."""
+"""The store interface the metadata service needs; ``sql_store.SqlStore`` implements it (layout described there)."""
 
 from __future__ import annotations
 

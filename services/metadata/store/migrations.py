@@ -1,7 +1,7 @@
 """The store's catalog schema, and the upgrade of stores written by an earlier layout, run on open.
 
 Layout 1 (no ``store_layout`` table): every write's rows in both the log and the current table;
-DuckDB without unique constraints on names. Layout 2 (``store.py``): a datapoint's latest write
+DuckDB without unique constraints on names. Layout 2 (``sql_store.py``): a datapoint's latest write
 may live in the current table only (``unlogged``, ``unlogged_set``), writes record their fields, and
 names are unique by constraint in both engines. A layout-1 log already holds every write, so the
 upgrade only adds the new columns (empty: every row counts as logged) and rebuilds the catalog

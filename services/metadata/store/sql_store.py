@@ -44,13 +44,13 @@ from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from thresher.services.metadata import facets, nearest, vectors
+from thresher.services.metadata import facets, nearest, vector_fields
 from thresher.services.metadata.annotations import stored_values
 from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
-from thresher.services.metadata.errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
+from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
 from thresher.services.metadata.query_compiler import Column, compile_query, timestamp_or_none
 from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
-from thresher.services.metadata.store.base import Store, utc_now
+from thresher.services.metadata.store.interface import Store, utc_now
 from thresher.services.metadata.store.common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
@@ -215,7 +215,7 @@ class SqlStore(Store):
             sql += " AND created_at <= $2"
             params.append(at)
         rows = session.rows(sql + " ORDER BY field_id", params)
-        return [vectors.field_record(name, kind, tuple(tags), created, f"f{number}")
+        return [vector_fields.field_record(name, kind, tuple(tags), created, f"f{number}")
                 for name, kind, tags, created, number in rows]
 
     def _locked_fields(self, session: Session, datasource_id: int) -> dict[str, FieldRecord]:
@@ -280,7 +280,7 @@ class SqlStore(Store):
         return self._write(datasource_id, work, forget=datasource_id)
 
     def _add_fields(self, session: Session, datasource_id: int, known: dict[str, FieldRecord],
-                    new: Sequence[tuple[str, vectors.FieldKind, tuple[str, ...]]],
+                    new: Sequence[tuple[str, vector_fields.FieldKind, tuple[str, ...]]],
                     at: dt.datetime) -> dict[str, FieldRecord]:
         """Creates fields inside the caller's transaction, created at ``at`` (the write's time);
         returns every field by name. A new vector field comes as its spec (its dimension makes the column)."""
@@ -294,10 +294,10 @@ class SqlStore(Store):
             number = next_id + offset
             column = f"f{number}"
             session.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
-                            [datasource_id, number, name, vectors.stored_type_name(kind), list(tags), at])
+                            [datasource_id, number, name, vector_fields.stored_type_name(kind), list(tags), at])
             for table in (current_table(datasource_id), log_table(datasource_id)):
                 session.execute(f"ALTER TABLE {table} ADD COLUMN {column} {self.dialect.column_type(kind)}")
-            fields[name] = vectors.field_record(name, kind, tuple(tags), at, column)
+            fields[name] = vector_fields.field_record(name, kind, tuple(tags), at, column)
         return fields
 
     # Writes -------------------------------------------------------------------------------------
@@ -649,7 +649,7 @@ class SqlStore(Store):
         schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
                             pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
                             pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
-                           + [pa.field(f.name, vectors.arrow_type(f.type, f.vector),
+                           + [pa.field(f.name, vector_fields.arrow_type(f.type, f.vector),
                                        metadata={TYPE_METADATA_KEY: f.type.value.encode()}) for f in fields])
         return conform(table, schema)
 
@@ -788,7 +788,7 @@ class StreamedWrite:
             self.at = self.store._write_time(self.session, self.datasource_id)
             self.write_id = self.store._begin_write(self.session, self.datasource_id, self.at, self.actor,
                                                     "upsert", 0)
-        new = [(c.name, vectors.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
+        new = [(c.name, vector_fields.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
         self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
         values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c))
                   for c in columns}
