@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
@@ -14,7 +14,7 @@ from .. import vectors
 from ..annotations import AnnotationError, from_json_text, is_json_for
 from ..coercion import CoercedColumn, coerce_column, coerce_paths
 from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
-from ..query_compiler import Column, timestamp_or_none
+from ..query_compiler import Column, OutputColumn, timestamp_or_none
 from ..validation import validate_datasource_name, validate_namespace
 from .records import DatasourceRecord, FieldRecord
 
@@ -58,17 +58,19 @@ def field_id(field: FieldRecord) -> int:
     return int(field.column[1:])
 
 
-def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
+def result_schema(datasource: DatasourceRecord, columns: Sequence[OutputColumn]) -> pa.Schema:
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
+        if column.type is None:  # cannot happen: the columns after path and datapoint_id are fields
+            raise ValueError(f"result column {column.name!r} has no field type")
         arrow_fields.append(pa.field(column.name, vectors.arrow_type(column.type, column.vector),
                                      metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
     return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
                                              DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
 
 
-def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema):
+def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch | pa.Table:
     """``batch`` with ``schema``'s names and types (stores return their own, e.g. int32 for a count)."""
     columns = [column if column.type == field.type else
                from_json_text(column, field.type) if is_json_for(column.type, field.type) else column.cast(field.type)
@@ -112,7 +114,7 @@ def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
         item = query.select[i]
         at = timestamp_or_none(item.as_of)
         known = {f.name: f for f in fields_at(at)} if at else {}
-        if item.field not in known:
+        if at is None or item.field not in known:
             raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
         field, name = known[item.field], f"h{i}"
         joined.append((name, field, at))
