@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.types import FieldType, arrow_kind, from_proto_value, validate_field_name
+from thresher.core.types import FieldType, arrow_kind, from_proto_value, validate_field_name
 from thresher.v1 import metadata_service_pb2
-from thresher.vectors import VectorSpec
+from thresher.core.vectors import VectorSpec
 
 # Named apart from ``from __future__ import annotations``, which the module's own name would shadow.
 from . import annotations as annotation_fields

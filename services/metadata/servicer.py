@@ -10,8 +10,8 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 import pyarrow as pa
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
-from thresher.types import FieldType
+from thresher.core.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 from thresher.services.auth import current_identity

@@ -21,7 +21,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from .errors import InvalidArgument
 

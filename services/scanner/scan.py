@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
-from thresher.scan import FAILED, READY, SCANNING, ScanStatus
+from thresher.core.scan_status import FAILED, READY, SCANNING, ScanStatus
 from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
 from thresher.services.scanner.diff import Diff, Stamp
 from thresher.services.scanner.reporter import ProgressReporter

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from thresher.services.server_extra import require
-from thresher.types import PATH_COLUMN, FieldType
+from thresher.core.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
 from ..errors import InvalidArgument

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
-from thresher.scan import ScanStatus
-from thresher.storage.blobs import BlobStore
-from thresher.types import FieldType
+from thresher.core.scan_status import ScanStatus
+from thresher.core.storage.blobs import BlobStore
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 from ..facets import Facet
