@@ -18,6 +18,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -112,7 +113,7 @@ class ServiceSecurity:
             return None
         return grpc.ssl_server_credentials([(self.tls.private_key, self.tls.certificate_chain)])
 
-    def flight_server_options(self) -> dict:
+    def flight_server_options(self) -> dict[str, Any]:
         """Keyword arguments for ``FlightServerBase``: the auth middleware and TLS certificates, as configured."""
         options = flight_auth_options(self.tokens)
         if self.tls is not None:

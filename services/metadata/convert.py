@@ -30,7 +30,8 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 def datetime_or_none(message: timestamp_pb2.Timestamp) -> dt.datetime | None:
     if message.seconds == 0 and message.nanos == 0:
         return None
-    return message.ToDatetime(tzinfo=dt.timezone.utc)
+    stamp: dt.datetime = message.ToDatetime(tzinfo=dt.timezone.utc)
+    return stamp
 
 
 def namespace_message(record: NamespaceRecord) -> common_pb2.Namespace:

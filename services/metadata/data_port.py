@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
 
 
-class DataPort(fl.FlightServerBase):
+class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
     """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``; nothing else."""
 
     def __init__(self, location: str, store: Store, security: ServiceSecurity) -> None:
@@ -44,7 +44,7 @@ class DataPort(fl.FlightServerBase):
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         try:
-            request = pb.ExecuteQueryRequest.FromString(ticket.ticket)
+            request: pb.ExecuteQueryRequest = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:
             raise invalid_argument("a data-port ticket is a serialized ExecuteQueryRequest") from None
         if request.max_batch_rows < 0:
@@ -81,7 +81,8 @@ def _caller(context: fl.ServerCallContext) -> Identity:
     middleware = context.get_middleware(MIDDLEWARE_KEY)
     if middleware is None or middleware.identity is None:
         raise PermissionDenied("the data port serves authenticated callers only")
-    return middleware.identity
+    identity: Identity = middleware.identity
+    return identity
 
 
 def create_data_port(address: str, store: Store, security: ServiceSecurity | None = None) -> tuple[DataPort, int]:

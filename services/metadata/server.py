@@ -46,7 +46,8 @@ def create_server(address: str, store: Store, security: ServiceSecurity | None =
     security = security or ServiceSecurity()
     security.check_bind(address)
     server = new_server(interceptors=security.server_interceptors(MetadataAuthorizer(store)))
-    metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(store), server)
+    # The generated gRPC module has no type information.
+    metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(store), server)  # type: ignore[no-untyped-call]
     return finish_server(server, address, [SERVICE_NAME], security.server_credentials())
 
 

@@ -41,8 +41,8 @@ class Page:
 
     def take(self, rows: Sequence[int]) -> "Page":
         """The page of the given rows, in that order."""
-        return Page(*([column[i] for i in rows] if column is not None else None
-                      for column in (self.paths, self.sizes, self.mtimes_ns, *self._optional())))
+        return Page([self.paths[i] for i in rows], [self.sizes[i] for i in rows], [self.mtimes_ns[i] for i in rows],
+                    *(None if column is None else [column[i] for i in rows] for column in self._optional()))
 
     def extend(self, other: "Page") -> None:
         if self.etags is not None or other.etags is not None:

@@ -18,11 +18,11 @@ def serialize_schema(schema: pa.Schema) -> bytes:
     return schema.serialize().to_pybytes()
 
 
-def read_schema(message: bytes) -> pa.Schema:
+def read_schema(message: bytes | memoryview) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(message))
 
 
-def read_batch(message: bytes, schema: pa.Schema) -> pa.RecordBatch:
+def read_batch(message: bytes | memoryview, schema: pa.Schema) -> pa.RecordBatch:
     return pa.ipc.read_record_batch(pa.py_buffer(message), schema)
 
 

@@ -67,7 +67,7 @@ class FieldType(str, enum.Enum):
             raise ValueError(f"unknown annotation kind {kind!r}; one of {', '.join(labels.KINDS)}") from None
 
     @property
-    def proto(self) -> int:
+    def proto(self) -> common_pb2.FieldType:
         return _TO_PROTO[self]
 
     @classmethod

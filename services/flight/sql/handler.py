@@ -41,7 +41,7 @@ def _unsupported(what: object) -> NotImplementedError:
 def _handle(raw: bytes) -> mpb.ExecuteSqlRequest:
     """The statement a handle stands for."""
     try:
-        request = mpb.ExecuteSqlRequest.FromString(raw)
+        request: mpb.ExecuteSqlRequest = mpb.ExecuteSqlRequest.FromString(raw)
     except DecodeError as error:
         raise TicketError(f"not a Thresher statement handle: {error}") from None
     if not request.sql:

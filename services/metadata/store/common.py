@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
@@ -14,7 +14,7 @@ from thresher.services.metadata import vector_fields
 from thresher.services.metadata.annotations import AnnotationError, from_json_text, is_json_for
 from thresher.services.metadata.coercion import CoercedColumn, coerce_column, coerce_paths
 from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
-from thresher.services.metadata.query_compiler import Column, timestamp_or_none
+from thresher.services.metadata.query_compiler import Column, OutputColumn, timestamp_or_none
 from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
 from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
 
@@ -58,7 +58,7 @@ def field_id(field: FieldRecord) -> int:
     return int(field.column[1:])
 
 
-def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
+def result_schema(datasource: DatasourceRecord, columns: Sequence[OutputColumn]) -> pa.Schema:
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
@@ -68,7 +68,7 @@ def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
                                              DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
 
 
-def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema):
+def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch | pa.Table:
     """``batch`` with ``schema``'s names and types (stores return their own, e.g. int32 for a count)."""
     columns = [column if column.type == field.type else
                from_json_text(column, field.type) if is_json_for(column.type, field.type) else column.cast(field.type)
@@ -112,7 +112,7 @@ def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
         item = query.select[i]
         at = timestamp_or_none(item.as_of)
         known = {f.name: f for f in fields_at(at)} if at else {}
-        if item.field not in known:
+        if at is None or item.field not in known:
             raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
         field, name = known[item.field], f"h{i}"
         joined.append((name, field, at))

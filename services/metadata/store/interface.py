@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from thresher.core.scan_status import ScanStatus
+from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
@@ -18,6 +19,9 @@ from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRe
 
 class Store(abc.ABC):
     """Everything the metadata service persists. Methods raise the errors of ``..errors``."""
+
+    # The blob store beside the store's tables: blob field values, and the vector indexes (vector_index).
+    _blobs: BlobStore
 
     @abc.abstractmethod
     def close(self) -> None: ...
