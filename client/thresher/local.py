@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from thresher.transport import thresher_home
+from thresher.core.transport import thresher_home
 
 if TYPE_CHECKING:
     from thresher.connection import Connection

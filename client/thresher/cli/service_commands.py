@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from thresher.cli import console
-from thresher.transport import thresher_home
+from thresher.core.transport import thresher_home
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
     from thresher.gallery.server import GalleryServer
@@ -53,7 +53,7 @@ def up(home: str, host: str, port: int, gallery: bool) -> None:
 
 
 def _start_gallery(services: LocalServices, host: str, port: int) -> GalleryServer | None:
-    from thresher.errors import MissingExtraError
+    from thresher.core.errors import MissingExtraError
     from thresher.gallery import serve
 
     assert services.home is not None, "LocalServices.start() set it"
