@@ -52,8 +52,8 @@ from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
 if TYPE_CHECKING:
     from usearch.index import BatchMatches, Index, Matches
 
-    from .store.base import Store
-    from .store.records import FieldRecord
+    from thresher.services.metadata.store.interface import Store
+    from thresher.services.metadata.store.records import FieldRecord
 
 log = logging.getLogger(__name__)
 

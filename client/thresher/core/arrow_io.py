@@ -7,6 +7,7 @@ buffers and a relay (the flight service) forwards them without converting anythi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import pyarrow as pa
 
@@ -15,7 +16,7 @@ from thresher.v1 import metadata_service_pb2
 
 
 def serialize_schema(schema: pa.Schema) -> bytes:
-    return schema.serialize().to_pybytes()
+    return cast(bytes, schema.serialize().to_pybytes())  # pyarrow has no type information
 
 
 def read_schema(message: bytes | memoryview) -> pa.Schema:
@@ -68,7 +69,7 @@ def serialize_table(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return cast(bytes, sink.getvalue().to_pybytes())
 
 
 def read_table(payload: bytes) -> pa.Table:

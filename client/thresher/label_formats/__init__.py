@@ -33,7 +33,8 @@ def read(format_name: str, location: str | os.PathLike[str], kind: str | None = 
     place = Location(location)
     if not place.exists(place.root):
         raise AnnotationFormatError(f"{place.text} does not exist")
-    return module.read(place, kind)
+    annotations: AnnotationSet = module.read(place, kind)
+    return annotations
 
 
 def write(format_name: str, annotations: AnnotationSet, target: str | os.PathLike[str]) -> list[str]:
@@ -41,7 +42,8 @@ def write(format_name: str, annotations: AnnotationSet, target: str | os.PathLik
     module = _module(format_name)
     if annotations.kind not in module.KINDS:
         raise InvalidArgumentError(f"{format_name} holds {', '.join(module.KINDS)}, not {annotations.kind}")
-    return module.write(annotations, os.fspath(target))
+    written: list[str] = module.write(annotations, os.fspath(target))
+    return written
 
 
 __all__ = ["FORMATS", "AnnotatedImage", "AnnotationFormatError", "AnnotationSet", "read", "write"]

@@ -80,7 +80,9 @@ def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, Annotat
     count = len(anns)
     rows, label = np.empty(count, np.int64), np.empty(count, np.int64)
     boxes = np.empty((count, 4), np.float64)
-    scores, instances, attributes = [None] * count, [None] * count, [None] * count
+    scores: list[Any] = [None] * count
+    instances: list[int | None] = [None] * count
+    attributes: list[str | None] = [None] * count
     for k, ann in enumerate(anns):
         try:
             rows[k] = row_of[ann["image_id"]]
@@ -127,7 +129,8 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
     """Writes ``target`` (a .json file, or ``annotations.json`` inside a folder)."""
     classes = class_names(annotations.images, annotations.classes)
     category = {name: number for number, name in enumerate(classes, start=1)}
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for image_id, image in enumerate(annotations.images, start=1):
         need_size(image, "COCO")
         images.append({"id": image_id, "file_name": image.file_name, "width": image.width, "height": image.height})

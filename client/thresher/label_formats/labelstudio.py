@@ -48,7 +48,7 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     result = AnnotationSet(kind)
     for task, results in results_of:
         image = AnnotatedImage(_image_name(task.get("data", {})))
-        objects = []
+        objects: list[Any] = []  # of the file's one kind: Classification, Detection or Polyline
         for item in results:
             if item.get("type") != _TYPES[kind]:
                 continue

@@ -138,7 +138,7 @@ class Loader:
         mode: str = "process",
         start_method: str | Any | None = None,
         mp: Any = None,
-        fns: tuple = (),
+        fns: tuple[Any, ...] = (),
         shuffle: None = None,
     ) -> None:
         named = name_positionals(positional, {
@@ -344,6 +344,7 @@ class Loader:
     def _executor(self) -> Any:
         if self._resources.executor is None:
             self._plan_reads()
+            executor: InlineExecutor | ThreadExecutor | ProcessExecutor
             if self.workers == 0:
                 executor = InlineExecutor(as_function(self.source))
             elif self.mode == "thread":

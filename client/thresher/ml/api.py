@@ -83,10 +83,11 @@ def as_ml_dataloader(result: Any, datasource: Any, flavor_or_dataset: Any, **opt
     else:
         if dataset_options:
             raise InvalidArgumentError(f"{sorted(dataset_options)} shape a dataset; this one is built already")
-        items = getattr(flavor_or_dataset, "thresher_items", None)
-        if not isinstance(items, ItemBuilder):
+        built = getattr(flavor_or_dataset, "thresher_items", None)
+        if not isinstance(built, ItemBuilder):
             raise InvalidArgumentError("as_ml_dataloader takes 'torch', 'tensorflow' or a dataset made by "
                                        f"as_ml_dataset, not {type(flavor_or_dataset).__name__}")
+        items = built
         flavor = "torch" if type(flavor_or_dataset).__module__ == "thresher.ml.torch_data" else "tensorflow"
     if flavor == "torch":
         from thresher.ml.torch_data import TorchDataset, data_loader
