@@ -179,6 +179,7 @@ def test_invalid_trees_fail_with_a_precise_status(loaded, filter_):
     assert excinfo.value.details()
 
 
+@pytest.mark.slow  # 400,000 values: the size is the point
 def test_a_huge_isin_list_is_answered(loaded):
     helper, datasource_id = loaded
     values = list(range(-200_000, 200_000))
