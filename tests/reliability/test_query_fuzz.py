@@ -136,6 +136,7 @@ def _report_case_counts():
     print(f"\nquery fuzzing ran {CASES['valid']} valid and {CASES['invalid']} invalid trees")
 
 
+@pytest.mark.slow  # 120 random trees: the search is the point; each operator's own tests stay quick
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(tree=trees())
