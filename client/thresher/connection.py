@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from thresher import arrow_io, status, transport
+from thresher.core.settings import Settings
 from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
                          scanner_service_pb2_grpc)
@@ -65,16 +66,19 @@ class Connection:
                               root_certificates=root_certificates, call_timeout=call_timeout,
                               direct_read_rows=direct_read_rows)
         self.call_timeout = call_timeout
-        self.metadata_address = metadata_address or transport.metadata_address()
-        self.flight_address = flight_address or transport.flight_address()
-        self.scanner_address = scanner_address or transport.scanner_address()
+        # Read once, lazily: what the arguments leave open comes from the environment.
+        environment = Settings.from_env()
+        self.metadata_address = metadata_address or environment.metadata_address
+        self.flight_address = flight_address or environment.flight_address
+        self.scanner_address = scanner_address or environment.scanner_address
         self.retry_timeout = retry_timeout
-        token = token if token is not None else os.environ.get(transport.TOKEN_ENV) or None
+        token = token if token is not None else environment.token or None
         self._token = token  # kept so workers on other machines can open the same connection (thresher.ray_engine)
         if isinstance(root_certificates, str):
             with open(root_certificates, "rb") as handle:
                 root_certificates = handle.read()
-        self._root_certificates = root_certificates if root_certificates is not None else transport.tls_root_certificates()
+        self._root_certificates = (root_certificates if root_certificates is not None
+                                   else transport.tls_root_certificates(environment.tls_root_certs))
         self.tls = tls or self._root_certificates is not None
         # Without a token, the service records writes under the user name the client reports.
         self._grpc_metadata = (("thresher-user", _local_user()),) + (

@@ -33,6 +33,8 @@ SERVICES = ("metadata", "scanner", "flight")
 _CALLERS = ("client", "cli", "gallery")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _MASK = "********"
+_METAVARS = {"str": "TEXT", "secret": "TEXT", "int": "N", "float": "NUMBER", "bool": "yes|no", "path": "PATH",
+             "list": "A,B,..."}
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,13 @@ class Setting:
     deprecated: tuple[str, ...] = ()
     # Older flags a service still accepts for this setting (``--address`` for ``--metadata-listen``).
     flag_aliases: tuple[str, ...] = ()
+    # Whether services take it as a flag; secrets do not (a process listing would show them) unless
+    # they did before this module (``--postgres-url``).
+    command_line: bool | None = None
+
+    @property
+    def has_flag(self) -> bool:
+        return not self.secret if self.command_line is None else self.command_line
 
     @property
     def env(self) -> str:
@@ -153,7 +162,7 @@ class Settings:
     home: str = _declare("path", "~/.thresher", "the embedded DuckDB store, the default blob folder and caches",
                          (*SERVICES, *_CALLERS))
     postgres_url: str = _declare("secret", "", "`postgresql://user:password@host:port/db`: use the PostgreSQL store "
-                                 "instead of DuckDB under the home folder", ("metadata",))
+                                 "instead of DuckDB under the home folder", ("metadata",), command_line=True)
     blob_store: str = _declare("str", "", "where blobs are kept: a folder, `s3://bucket/prefix` or `gs://bucket/prefix`",
                                ("metadata", "flight", "client"), default_doc="`<home>/blobs`")
     staging_dir: str = _declare("path", "", "where staged upload blocks (Ray uploads) wait for their commit; "
@@ -340,11 +349,11 @@ def add_arguments(parser: argparse.ArgumentParser, part: str) -> None:
     and lists every setting's variable in the help, so ``--help`` is generated from the declarations."""
     secrets = []
     for setting in settings_of(part):
-        if setting.secret:
+        if not setting.has_flag:
             secrets.append(setting)
             continue
         parser.add_argument(setting.flag, *setting.flag_aliases, dest=setting.name, default=None,
-                            metavar=setting.kind.upper(),
+                            metavar=_METAVARS[setting.kind],
                             help=f"{_plain(setting.doc)} (${setting.env}; default: {_plain(setting.describe_default())})")
     if secrets:
         lines = [f"  ${setting.env}: {_plain(setting.doc)}" for setting in secrets]
