@@ -56,9 +56,11 @@ def create_server(settings: Settings | str, store: Store | None = None,
     and a plain gRPC server returned.
     """
     if isinstance(settings, str):
+        security = security or ServiceSecurity()
+        security.check_bind(settings)  # refused first, as it always was
         if store is None:
             raise TypeError("create_server(address, store): the older form needs a store")
-        return _serve(settings, store, security or ServiceSecurity())
+        return _serve(settings, store, security)
     security = security if security is not None else ServiceSecurity.from_settings(settings)
     # Both binds are checked before the store opens, so a refusal leaves nothing behind.
     security.check_bind(settings.metadata_listen)
