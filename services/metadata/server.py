@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import grpc
 
@@ -40,6 +41,15 @@ def open_store(home: str | None = None, postgres_url: str | None = None, *,
     if postgres_url:
         return PostgresStore(postgres_url, blobs)
     return DuckDBStore(os.path.join(home, "metadata.duckdb"), blobs)
+
+
+class MetadataServer(ServiceServer):
+    """The metadata service's gRPC server and what it owns: the data port (its port is ``data_port``,
+    None without one) and a store ``create_server`` opened; ``stop`` stops and closes them too."""
+
+    def __init__(self, server: grpc.Server, cleanup: Callable[[], None], data_port: int | None) -> None:
+        super().__init__(server, cleanup)
+        self.data_port = data_port
 
 
 def create_server(settings: Settings | str, store: Store | None = None,
@@ -88,9 +98,7 @@ def create_server(settings: Settings | str, store: Store | None = None,
         if owned:
             store.close()
 
-    served = ServiceServer(server, cleanup)
-    served.data_port = data_port.port if data_port is not None else None  # type: ignore[attr-defined]
-    return served, port
+    return MetadataServer(server, cleanup, data_port.port if data_port is not None else None), port
 
 
 def _serve(address: str, store: Store, security: ServiceSecurity) -> tuple[grpc.Server, int]:
