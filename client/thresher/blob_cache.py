@@ -37,7 +37,7 @@ def cached_path(digest: str) -> pathlib.Path:
 def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], Iterator[bytes]]:
     """How to read a blob's bytes by hash: from the blob store's bucket when enabled, else via flight,
     as a reader of datasource ``datasource_id`` (which holds the blob)."""
-    location = Settings.from_env().blob_store
+    location = Settings.read("blob_store")
     scheme = location.partition("://")[0] if "://" in location else ""
     client = downloads.bucket_client(scheme)
     if client is not None:

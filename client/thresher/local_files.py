@@ -20,7 +20,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 def download_root() -> pathlib.Path:
     """Where downloads and the blob cache live: ``$THRESHER_DOWNLOAD_DIR``, default ``~/thresher``."""
-    return pathlib.Path(Settings.from_env().download_dir)
+    return pathlib.Path(Settings.read("download_dir"))
 
 
 def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:

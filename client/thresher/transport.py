@@ -54,27 +54,27 @@ FLIGHT_CLIENT_OPTIONS = [
 
 def metadata_address() -> str:
     """Where the metadata service is (``$THRESHER_METADATA_ADDRESS``)."""
-    return Settings.from_env().metadata_address
+    return Settings.read("metadata_address")
 
 
 def scanner_address() -> str:
     """Where the scanner service is (``$THRESHER_SCANNER_ADDRESS``)."""
-    return Settings.from_env().scanner_address
+    return Settings.read("scanner_address")
 
 
 def flight_address() -> str:
     """Where the flight service is (``$THRESHER_FLIGHT_ADDRESS``)."""
-    return Settings.from_env().flight_address
+    return Settings.read("flight_address")
 
 
 def thresher_home() -> str:
     """The folder of the embedded store and blob store (``$THRESHER_HOME``, default ``~/.thresher``)."""
-    return Settings.from_env().home
+    return Settings.read("home")
 
 
 def tls_root_certificates(path: str | None = None) -> bytes | None:
     """The PEM roots in ``path`` (default ``$THRESHER_TLS_ROOT_CERTS``, which turns TLS on), or None."""
-    path = Settings.from_env().tls_root_certs if path is None else path
+    path = Settings.read("tls_root_certs") if path is None else path
     if not path:
         return None
     with open(path, "rb") as handle:

@@ -23,7 +23,7 @@ DEFAULT_PARTITION_ROWS: int = setting_named("flight_partition_rows").default
 def partition_rows(configured: int | None = None) -> int:
     """Rows per partition: ``configured``, else ``$THRESHER_FLIGHT_PARTITION_ROWS``, else the default; 0 never splits."""
     if configured is None:
-        configured = Settings.from_env().flight_partition_rows
+        configured = Settings.read("flight_partition_rows")
     if configured < 0:
         raise ValueError(f"rows per partition must not be negative, got {configured}")
     return configured

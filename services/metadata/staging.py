@@ -37,8 +37,7 @@ class StagingArea:
 
     def __init__(self, directory: str | None = None) -> None:
         if not directory:
-            settings = Settings.from_env()
-            directory = settings.staging_dir or os.path.join(settings.home, "staging")
+            directory = Settings.read("staging_dir") or os.path.join(Settings.read("home"), "staging")
         self.directory = directory
 
     def put(self, session: str, datasource_id: int, index: int, path_column: str, table: pa.Table) -> None:

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 def _debugging() -> bool:
     """Whether $THRESHER_DEBUG asks for tracebacks; a bad value counts as no (the error at hand may be it)."""
     try:
-        return Settings.from_env().debug
+        return bool(Settings.read("debug"))
     except SettingsError:
         return False
 

@@ -235,7 +235,7 @@ class Settings:
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, strict: bool = False) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, strict: bool = False) -> Settings:
         """The settings of ``environ`` (default ``os.environ``); an empty variable counts as unset.
 
         ``strict`` refuses a ``THRESHER_*`` variable that names no setting (what services do as they start).
@@ -248,18 +248,17 @@ class Settings:
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         for setting in SETTINGS:
-            for variable in (setting.env, *setting.deprecated):
-                text = env.get(variable, "")
-                if text.strip():
-                    values[setting.name] = setting.parse(text, "$" + variable)
-                    sources[setting.name] = "$" + variable
-                    break
-            else:
-                values[setting.name] = setting.default_value()
-                sources[setting.name] = "default"
+            values[setting.name], sources[setting.name] = _lookup(setting, env)
         return cls(**values, sources=sources)
 
-    def overlay(self, texts: Mapping[str, str | None], source: str = "flag") -> "Settings":
+    @staticmethod
+    def read(name: str, environ: Mapping[str, str] | None = None) -> Any:
+        """The one setting ``name`` of ``environ`` (default ``os.environ``), parsed and checked like
+        ``from_env`` does; for code that needs a single value often (a path per blob, timeouts per
+        storage opened), at a fraction of ``from_env``'s cost, and unaffected by other settings."""
+        return _lookup(setting_named(name), os.environ if environ is None else environ)[0]
+
+    def overlay(self, texts: Mapping[str, str | None], source: str = "flag") -> Settings:
         """These settings with ``texts`` (field name -> text, None: leave as is) parsed over them, e.g.
         command-line flags; a bad value raises SettingsError naming the flag."""
         values: dict[str, Any] = {}
@@ -272,7 +271,7 @@ class Settings:
             sources[name] = setting.flag if source == "flag" else source
         return dataclasses.replace(self, **values, sources=sources)
 
-    def replace(self, **values: Any) -> "Settings":
+    def replace(self, **values: Any) -> Settings:
         """These settings with typed ``values`` in place (what a caller passes in code)."""
         for name in values:
             setting_named(name)
@@ -308,6 +307,15 @@ SETTINGS: tuple[Setting, ...] = tuple(Setting(name=field.name, **field.metadata[
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 _KNOWN_VARIABLES = {setting.env for setting in SETTINGS} | {old for setting in SETTINGS for old in setting.deprecated}
 _KNOWN_SUFFIXES = sorted(variable[len(PREFIX):] for variable in _KNOWN_VARIABLES)
+
+
+def _lookup(setting: Setting, env: Mapping[str, str]) -> tuple[Any, str]:
+    """``setting``'s value in ``env`` and where it came from: its variable, an old name, or the default."""
+    for variable in (setting.env, *setting.deprecated):
+        text = env.get(variable, "")
+        if text.strip():
+            return setting.parse(text, "$" + variable), "$" + variable
+    return setting.default_value(), "default"
 
 
 def setting_named(name: str) -> Setting:

@@ -29,7 +29,7 @@ PATH_FIELD, ID_FIELD = "thresher_path", "thresher_datapoint_id"
 
 def prepare_environment() -> None:
     """Puts ``$THRESHER_LIBSSL11_DIR``'s libraries on ``LD_LIBRARY_PATH`` (before mongod starts)."""
-    folder = Settings.from_env().libssl11_dir
+    folder = Settings.read("libssl11_dir")
     if not folder:
         return
     found = glob.glob(os.path.join(folder, "usr", "lib", "*", "libssl.so.1.1")) or glob.glob(

@@ -29,8 +29,7 @@ _PARALLEL_PUTS = 16
 
 def blob_store_location(home: str | None = None) -> str:
     """Where blobs live: ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home defaults to ``$THRESHER_HOME``)."""
-    settings = Settings.from_env()
-    return settings.blob_store or os.path.join(home or settings.home, "blobs")
+    return Settings.read("blob_store") or os.path.join(home or Settings.read("home"), "blobs")
 
 
 def open_blob_store(location: str | None = None, home: str | None = None) -> BlobStore:

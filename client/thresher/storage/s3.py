@@ -34,7 +34,7 @@ _UNAVAILABLE_CODES = frozenset({"502", "503", "504", "429", "ServiceUnavailable"
 
 def client_for(endpoint_url: str | None = None, timeouts: StorageTimeouts | None = None) -> Any:
     """A shared boto3 S3 client for ``endpoint_url`` with ``timeouts`` (default: from the environment)."""
-    key = (endpoint_url or Settings.from_env().s3_endpoint_url or None, timeouts or StorageTimeouts.from_env())
+    key = (endpoint_url or Settings.read("s3_endpoint_url") or None, timeouts or StorageTimeouts.from_env())
     return _clients.get(key, explicit=endpoint_url is not None)
 
 

@@ -52,13 +52,11 @@ class StorageTimeouts:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageTimeouts:
         """The settings in ``environ`` (default ``os.environ``); StorageConfigError naming a bad one."""
         try:
-            settings = Settings.from_env(environ)
+            # One setting at a time: a storage opens often, and only these four concern it.
+            connect, read, retries, deadline = (Settings.read(name, environ) for name in _FIELDS)
         except SettingsError as error:
-            # A bad storage setting is a storage error; any other bad setting stays what it is.
-            if error.variable in (CONNECT_ENV, READ_ENV, RETRIES_ENV, DEADLINE_ENV):
-                raise StorageConfigError(str(error)) from None
-            raise
-        return cls.from_settings(settings)
+            raise StorageConfigError(str(error)) from None
+        return cls(connect=connect, read=read, retries=retries, deadline=deadline)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageTimeouts:
