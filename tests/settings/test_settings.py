@@ -226,3 +226,17 @@ def test_create_server_takes_settings_for_each_service(tmp_path):
     from thresher.services.metadata.server import open_store
 
     open_store(str(tmp_path)).close()
+
+
+def test_reading_one_setting_agrees_with_reading_them_all_and_ignores_the_others():
+    environ = {"THRESHER_SCANNER_ADDRESS": "h:1", "THRESHER_STORAGE_RETRIES": "5", "THRESHER_HOME": "/srv/t"}
+    everything = Settings.from_env(environ)
+    for setting in SETTINGS:
+        assert Settings.read(setting.name, environ) == getattr(everything, setting.name), setting.name
+    # A bad value elsewhere does not stop a read of this one; reading the bad one names it.
+    environ["THRESHER_FLIGHT_PARTITION_ROWS"] = "lots"
+    assert Settings.read("storage_retries", environ) == 5
+    with pytest.raises(SettingsError, match="THRESHER_FLIGHT_PARTITION_ROWS"):
+        Settings.read("flight_partition_rows", environ)
+    with pytest.raises(KeyError, match="no setting named 'nope'"):
+        Settings.read("nope", environ)
