@@ -56,3 +56,11 @@ def test_a_bad_value_is_a_user_error_naming_it(monkeypatch, capsys):
     monkeypatch.setenv("THRESHER_STORAGE_RETRIES", "lots")
     assert main(["config"]) == 2
     assert "$THRESHER_STORAGE_RETRIES must be a whole number, 0 or more, not 'lots'" in capsys.readouterr().err
+
+
+def test_up_refuses_a_misspelt_variable_before_starting_anything(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("THRESHER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("THRESHER_METADATA_ADRESS", "127.0.0.1:1")
+    assert main(["up", "--port", "0", "--no-gallery"]) == 2
+    assert "did you mean THRESHER_METADATA_ADDRESS?" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
