@@ -240,3 +240,21 @@ def test_reading_one_setting_agrees_with_reading_them_all_and_ignores_the_others
         Settings.read("flight_partition_rows", environ)
     with pytest.raises(KeyError, match="no setting named 'nope'"):
         Settings.read("nope", environ)
+
+
+def test_a_flag_reaches_code_that_reads_one_setting_from_the_process_environment(monkeypatch):
+    """``--staging-dir`` on the metadata service moves the staging folder, which StagingArea reads alone."""
+    from thresher.core.settings import from_arguments
+    from thresher.services.metadata.server import build_parser
+    from thresher.services.metadata.staging import StagingArea
+
+    # Empty (unset) through monkeypatch, which then removes what the flags write there after the test.
+    monkeypatch.setenv("THRESHER_STAGING_DIR", "")
+    monkeypatch.setenv("THRESHER_METADATA_LISTEN", "")
+    monkeypatch.setenv("THRESHER_STORAGE_RETRIES", "4")
+    parser = build_parser()
+    settings = from_arguments(parser, parser.parse_args(["--staging-dir", "/srv/staging", "--address", "h:1"]),
+                              "metadata")
+    assert settings.staging_dir == "/srv/staging" and settings.metadata_listen == "h:1"
+    assert settings.source("metadata_listen") == "--metadata-listen" and settings.storage_retries == 4
+    assert StagingArea().directory == "/srv/staging"

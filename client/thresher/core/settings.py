@@ -372,12 +372,20 @@ def add_arguments(parser: argparse.ArgumentParser, part: str) -> None:
 def from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, part: str,
                    environ: Mapping[str, str] | None = None) -> Settings:
     """The environment's settings (strictly: an unknown variable is refused) with ``part``'s flags over
-    them; a bad or unknown setting ends the program through ``parser.error`` (exit status 2)."""
+    them; a bad or unknown setting ends the program through ``parser.error`` (exit status 2). Given no
+    ``environ``, flags are also written to ``os.environ``, for the code that reads one setting alone."""
+    texts = {setting.name: getattr(args, setting.name, None) for setting in settings_of(part)}
     try:
-        settings = Settings.from_env(environ, strict=True)
-        return settings.overlay({setting.name: getattr(args, setting.name, None) for setting in settings_of(part)})
+        settings = Settings.from_env(environ, strict=True).overlay(texts)
     except SettingsError as error:
         parser.error(str(error))
+    if environ is None:
+        # Code deep in a service (the staging folder, storage timeouts) reads single settings from the
+        # process environment; a flag goes there too, so every part of the process sees one value.
+        for name, text in texts.items():
+            if text is not None:
+                os.environ[setting_named(name).env] = text
+    return settings
 
 
 def settings_table() -> str:
