@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable
 
 from thresher.core.settings import Settings, env_name
-from thresher.storage.errors import UnsafePathError
+from thresher.core.storage.storage_errors import UnsafePathError
 
 DOWNLOAD_DIR_ENV = env_name("download_dir")
 TEMPORARY_PREFIX = ".thresher-partial-"

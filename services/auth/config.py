@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
-from thresher import transport
+from thresher.core import transport
 from thresher.core.settings import Settings, env_name
 
 from .flight_auth import flight_auth_options

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import grpc
 
 from thresher.core.settings import Settings, add_arguments, env_name, from_arguments
-from thresher.storage.blobs import open_blob_store
+from thresher.core.storage.blobs import open_blob_store
 from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
 from ..auth import ServiceSecurity

@@ -23,7 +23,7 @@ from thresher.core.settings import (
     settings_table,
     unknown_variables,
 )
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

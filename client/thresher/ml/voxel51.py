@@ -19,7 +19,7 @@ from thresher import blob_cache
 from thresher.core.settings import Settings, env_name
 from thresher.ml import voxel51_labels
 from thresher.ml.files import DATAPOINT, FileStore
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 LIBSSL11_DIR_ENV = env_name("libssl11_dir")
 # Sample fields FiftyOne defines itself; Thresher fields of these names get a "thresher_" prefix.
