@@ -11,6 +11,12 @@ import time
 from types import TracebackType
 
 
+def _without_bench_variables(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """``environ`` less this benchmark's own THRESHER_BENCH_* switches, which `thresher up` would refuse
+    as unknown settings."""
+    return {key: value for key, value in environ.items() if not key.startswith("THRESHER_BENCH_")}
+
+
 class ServiceProcess:
     def __init__(self, home: str | None = None, environment: dict[str, str] | None = None) -> None:
         """``environment``: extra variables for the services (e.g. THRESHER_POSTGRES_URL for that store)."""
@@ -25,7 +31,7 @@ class ServiceProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
             stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
-            text=True, env={**os.environ, **self._service_environment})
+            text=True, env={**_without_bench_variables(os.environ), **self._service_environment})
         deadline = time.monotonic() + 120
         for line in self._process.stdout:
             if line.strip().startswith("export "):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent import futures
 
 import grpc
@@ -45,3 +46,55 @@ def finish_server(server: grpc.Server, address: str, service_names: Iterable[str
     server.start()
     log.info("serving %s on %s (port %d)", ", ".join(names), address, port)
     return server, port
+
+
+class ServiceServer(grpc.Server):
+    """A started gRPC server together with what it owns: ``stop`` stops the server, then runs ``cleanup``
+    (closing a store, a second port) before the returned event is set.
+
+    Extra attributes (``data_port``) are set by the service that builds it.
+    """
+
+    def __init__(self, server: grpc.Server, cleanup: Callable[[], None] = lambda: None) -> None:
+        self._server = server
+        self._cleanup = cleanup
+        self._stopped = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        with self._lock:
+            if self._stopping:
+                return self._stopped
+            self._stopping = True
+        server_stopped = self._server.stop(grace)
+
+        def finish() -> None:
+            server_stopped.wait()
+            try:
+                self._cleanup()
+            except Exception:  # noqa: BLE001 - the server is down either way; say what failed
+                log.exception("cleaning up after the server stopped failed")
+            finally:
+                self._stopped.set()
+
+        threading.Thread(target=finish, name="server-stop", daemon=True).start()
+        return self._stopped
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers) -> None:  # noqa: ANN001 - grpc's own signature
+        self._server.add_generic_rpc_handlers(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name, method_handlers) -> None:  # noqa: ANN001
+        self._server.add_registered_method_handlers(service_name, method_handlers)
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)

@@ -10,16 +10,16 @@ downloader is enabled.
 from __future__ import annotations
 
 import hashlib
-import os
 import pathlib
 from collections.abc import Callable, Iterable, Iterator
 
 from thresher import downloads
 from thresher.connection import Connection
+from thresher.core.settings import Settings
 from thresher.flight_bytes import blob_chunks
 from thresher.local_files import download_root, write_atomically
 from thresher.parallel import run_all
-from thresher.core.storage.blobs import BLOB_STORE_ENV, BlobStore, check_digest
+from thresher.core.storage.blobs import BlobStore, check_digest
 from thresher.core.storage.storage_errors import StorageError
 
 DEFAULT_THREADS = 16
@@ -37,7 +37,7 @@ def cached_path(digest: str) -> pathlib.Path:
 def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], Iterator[bytes | memoryview]]:
     """How to read a blob's bytes by hash: from the blob store's bucket when enabled, else via flight,
     as a reader of datasource ``datasource_id`` (which holds the blob)."""
-    location = os.environ.get(BLOB_STORE_ENV, "")
+    location = Settings.read("blob_store")
     scheme = location.partition("://")[0] if "://" in location else ""
     client = downloads.bucket_client(scheme)
     if client is not None:

@@ -24,6 +24,7 @@ import pyarrow.flight as flight
 from pyarrow.flight import FlightStreamReader  # (inside Connection, `flight` names its property)
 
 from thresher.core import arrow_io, status, transport
+from thresher.core.settings import Settings
 from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
                          scanner_service_pb2_grpc)
@@ -66,16 +67,18 @@ class Connection:
                               root_certificates=root_certificates, call_timeout=call_timeout,
                               direct_read_rows=direct_read_rows)
         self.call_timeout = call_timeout
-        self.metadata_address = metadata_address or transport.metadata_address()
-        self.flight_address = flight_address or transport.flight_address()
-        self.scanner_address = scanner_address or transport.scanner_address()
+        # What the arguments leave open comes from the environment's settings, each read on its own.
+        self.metadata_address = metadata_address or Settings.read("metadata_address")
+        self.flight_address = flight_address or Settings.read("flight_address")
+        self.scanner_address = scanner_address or Settings.read("scanner_address")
         self.retry_timeout = retry_timeout
-        token = token if token is not None else os.environ.get(transport.TOKEN_ENV) or None
+        token = token if token is not None else Settings.read("token") or None
         self._token = token  # kept so workers on other machines can open the same connection (thresher.ray_engine)
         if isinstance(root_certificates, str):
             with open(root_certificates, "rb") as handle:
                 root_certificates = handle.read()
-        self._root_certificates = root_certificates if root_certificates is not None else transport.tls_root_certificates()
+        self._root_certificates = (root_certificates if root_certificates is not None
+                                   else transport.tls_root_certificates())
         self.tls = tls or self._root_certificates is not None
         # Without a token, the service records writes under the user name the client reports.
         self._grpc_metadata = (("thresher-user", _local_user()),) + (

@@ -9,9 +9,10 @@ import re
 import tempfile
 from collections.abc import Iterable
 
+from thresher.core.settings import Settings, env_name
 from thresher.core.storage.storage_errors import UnsafePathError
 
-DOWNLOAD_DIR_ENV = "THRESHER_DOWNLOAD_DIR"
+DOWNLOAD_DIR_ENV = env_name("download_dir")
 TEMPORARY_PREFIX = ".thresher-partial-"
 # `C:`, `c:\\x`, `C:/x`: absolute (or drive-relative) on Windows wherever the file is written from.
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -19,7 +20,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 def download_root() -> pathlib.Path:
     """Where downloads and the blob cache live: ``$THRESHER_DOWNLOAD_DIR``, default ``~/thresher``."""
-    return pathlib.Path(os.environ.get(DOWNLOAD_DIR_ENV) or os.path.join(os.path.expanduser("~"), "thresher"))
+    return pathlib.Path(Settings.read("download_dir"))
 
 
 def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:

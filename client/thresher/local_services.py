@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from thresher.core.transport import thresher_home
+from thresher.core.settings import Settings, env_name
 
 if TYPE_CHECKING:
     from thresher.connection import Connection
@@ -43,26 +43,30 @@ class LocalServices:
 
     def start(self) -> "LocalServices":
         # Imported here: the client package never needs the services unless it runs them.
+        from thresher.services.auth import ServiceSecurity
         from thresher.services.flight.server import create_server as create_flight
-        from thresher.services.metadata.data_port import create_data_port
         from thresher.services.metadata.server import create_server as create_metadata, open_store
         from thresher.services.scanner.server import create_server as create_scanner
 
-        self.home = self.home or thresher_home()
+        settings = Settings.from_env()
+        self.home = self.home or settings.home
         os.makedirs(self.home, exist_ok=True)
+        settings = settings.replace(home=self.home, metadata_listen=self._address(0),
+                                    metadata_data_listen=self._address(5), scanner_listen=self._address(1),
+                                    flight_listen=self._address(2))
+        # Loopback only, without tokens or TLS, whatever the environment says for deployed services.
+        security = ServiceSecurity()
         try:
-            self._store = open_store(self.home)
-            server, port = create_metadata(self._address(0), self._store)
+            self._store = open_store(settings=settings)
+            server, port = create_metadata(settings, self._store, security)
             self._running.append(("metadata", server))
             self.metadata_address = f"{self.host}:{port}"
-            server, port = create_scanner(self._address(1), self.metadata_address)
+            data_address = f"{self.host}:{server.data_port}"
+            settings = settings.replace(metadata_address=self.metadata_address, metadata_data_address=data_address)
+            server, port = create_scanner(settings, security=security)
             self._running.append(("scanner", server))
             self.scanner_address = f"{self.host}:{port}"
-            server, port = create_data_port(self._address(5), self._store)
-            self._running.append(("metadata data port", server))
-            data_address = f"{self.host}:{port}"
-            server, port = create_flight(self._address(2), self.metadata_address, home=self.home,
-                                         metadata_data_address=data_address)
+            server, port = create_flight(settings, security=security)
             self._running.append(("flight", server))
             self.flight_address = f"{self.host}:{port}"
         except BaseException:
@@ -96,8 +100,8 @@ class LocalServices:
 
     def environment(self) -> dict[str, str]:
         """The environment variables that point a client at these services."""
-        return {"THRESHER_METADATA_ADDRESS": self.metadata_address, "THRESHER_SCANNER_ADDRESS": self.scanner_address,
-                "THRESHER_FLIGHT_ADDRESS": self.flight_address, "THRESHER_HOME": self.home or ""}
+        return {env_name("metadata_address"): self.metadata_address, env_name("scanner_address"): self.scanner_address,
+                env_name("flight_address"): self.flight_address, env_name("home"): self.home or ""}
 
     def __enter__(self) -> "LocalServices":
         return self.start()

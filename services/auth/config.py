@@ -24,15 +24,16 @@ from urllib.parse import urlsplit
 import grpc
 
 from thresher.core import transport
+from thresher.core.settings import Settings, env_name
 
 from thresher.services.auth.flight_auth import flight_auth_options
 from thresher.services.auth.grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
 from thresher.services.auth.tokens import TokenTable
 
-SERVICE_TOKEN_ENV = "THRESHER_SERVICE_TOKEN"
-TLS_CERT_ENV = "THRESHER_TLS_CERT"
-TLS_KEY_ENV = "THRESHER_TLS_KEY"
-TLS_SERVER_NAME_ENV = "THRESHER_TLS_SERVER_NAME"
+SERVICE_TOKEN_ENV = env_name("service_token")
+TLS_CERT_ENV = env_name("tls_cert")
+TLS_KEY_ENV = env_name("tls_key")
+TLS_SERVER_NAME_ENV = env_name("tls_server_name")
 # Targets that list several addresses: no single host name in them for TLS to verify.
 _ADDRESS_LIST_SCHEMES = ("ipv4:", "ipv6:")
 
@@ -86,16 +87,22 @@ class ServiceSecurity:
     server_name: str | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServiceSecurity":
-        cert, key = environ.get(TLS_CERT_ENV, ""), environ.get(TLS_KEY_ENV, "")
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceSecurity:
+        """The security settings of ``environ`` (see ``from_settings``)."""
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceSecurity:
+        """Tokens, TLS identity, roots, server name and service token as ``settings`` say; reads the files they name."""
+        cert, key = settings.tls_cert, settings.tls_key
         if bool(cert) != bool(key):
             raise ValueError(f"TLS needs both {TLS_CERT_ENV} and {TLS_KEY_ENV}; only one is set")
         tls = TlsIdentity(_read(cert, "TLS certificate"), _read(key, "TLS key")) if cert else None
-        roots = environ.get(transport.TLS_ROOT_CERTS_ENV, "")
-        return cls(tokens=TokenTable.from_env(environ), tls=tls,
-                   service_token=environ.get(SERVICE_TOKEN_ENV) or None,
+        roots = settings.tls_root_certs
+        return cls(tokens=TokenTable.from_settings(settings), tls=tls,
+                   service_token=settings.service_token or None,
                    root_certificates=_read(roots, "TLS root certificates") if roots else None,
-                   server_name=environ.get(TLS_SERVER_NAME_ENV) or None)
+                   server_name=settings.tls_server_name or None)
 
     def check_bind(self, address: str) -> None:
         """Refuses to serve beyond loopback without tokens."""

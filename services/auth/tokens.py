@@ -16,8 +16,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-TOKENS_ENV = "THRESHER_TOKENS"
-TOKENS_FILE_ENV = "THRESHER_TOKENS_FILE"
+from thresher.core.settings import Settings, env_name
+
+TOKENS_ENV = env_name("tokens")
+TOKENS_FILE_ENV = env_name("tokens_file")
 _MODES = ("read", "write")
 
 
@@ -76,7 +78,7 @@ class TokenTable:
         return None
 
     @classmethod
-    def parse(cls, text: str) -> "TokenTable":
+    def parse(cls, text: str) -> TokenTable:
         subjects: dict[str, str] = {}
         grants: dict[str, list[Grant]] = {}
         for raw in text.replace(",", "\n").splitlines():
@@ -96,10 +98,14 @@ class TokenTable:
         return cls({digest: Identity(subjects[digest], tuple(found)) for digest, found in grants.items()})
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "TokenTable":
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> TokenTable:
         """``$THRESHER_TOKENS``, then the file at ``$THRESHER_TOKENS_FILE``; empty when neither is set."""
-        text = environ.get(TOKENS_ENV, "")
-        path = environ.get(TOKENS_FILE_ENV, "")
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenTable:
+        """The tokens of ``settings.tokens``, then those of the file ``settings.tokens_file``."""
+        text, path = settings.tokens, settings.tokens_file
         if path:
             try:
                 with open(path, encoding="utf-8") as handle:

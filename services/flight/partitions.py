@@ -10,24 +10,20 @@ and its cut are the whole result's, which id ranges would break; it is served as
 from __future__ import annotations
 
 import math
-import os
 
+from thresher.core.settings import Settings, env_name, setting_named
 from thresher.core.types import DATAPOINT_ID_COLUMN, to_proto_value
 from thresher.v1 import common_pb2, flight_pb2
 
-PARTITION_ROWS_ENV = "THRESHER_FLIGHT_PARTITION_ROWS"
+PARTITION_ROWS_ENV = env_name("flight_partition_rows")
 # About one core's worth of work per partition; a result up to this size is one endpoint.
-DEFAULT_PARTITION_ROWS = 1_000_000
+DEFAULT_PARTITION_ROWS: int = setting_named("flight_partition_rows").default
 
 
 def partition_rows(configured: int | None = None) -> int:
     """Rows per partition: ``configured``, else ``$THRESHER_FLIGHT_PARTITION_ROWS``, else the default; 0 never splits."""
     if configured is None:
-        text = os.environ.get(PARTITION_ROWS_ENV, "").strip()
-        try:
-            configured = int(text) if text else DEFAULT_PARTITION_ROWS
-        except ValueError:
-            raise ValueError(f"${PARTITION_ROWS_ENV} must be a whole number of rows, got {text!r}") from None
+        configured = Settings.read("flight_partition_rows")
     if configured < 0:
         raise ValueError(f"rows per partition must not be negative, got {configured}")
     return configured

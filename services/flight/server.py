@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import socket
 import threading
@@ -22,26 +21,27 @@ import grpc
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from thresher.core.settings import Settings, add_arguments, env_name, from_arguments
 from thresher.services.auth import ServiceSecurity
 from thresher.services.flight import file_streams, partitions, shards as bag_shards, sql as flight_sql
-from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
+from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.core.storage.base import clean_relative
 from thresher.core.storage.blobs import BlobStore, open_blob_store
-from thresher.core.transport import ABORT_UPLOAD, flight_address, metadata_address
+from thresher.core.transport import ABORT_UPLOAD
 from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
-ADVERTISE_HOST_ENV = "THRESHER_FLIGHT_ADVERTISE_HOST"
+ADVERTISE_HOST_ENV = env_name("flight_advertise_host")
 # Other flight nodes that can serve the same bag datasets, listed after this one in bag-shard endpoints.
-PEERS_ENV = "THRESHER_FLIGHT_PEERS"
-DATA_PORT_ENV = "THRESHER_METADATA_DATA_ADDRESS"
+PEERS_ENV = env_name("flight_peers")
+DATA_PORT_ENV = env_name("metadata_data_address")
 
 
 class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
@@ -238,37 +238,57 @@ def _relayed(batches: Iterator[pa.RecordBatch], upstream: str) -> Iterator[pa.Re
         yield from batches
 
 
-def create_server(address: str, metadata_address: str, *, advertise_host: str | None = None,
-                  security: ServiceSecurity | None = None, home: str | None = None,
-                  peers: Sequence[str] | None = None,
+def create_server(settings: Settings | str, metadata_address: str | None = None, *,
+                  advertise_host: str | None = None, security: ServiceSecurity | None = None,
+                  home: str | None = None, peers: Sequence[str] | None = None,
                   metadata_data_address: str | None = None,
                   partition_rows: int | None = None) -> tuple[ThresherFlightServer, int]:
-    """Serves Flight on ``address`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by the
-    metadata service at ``metadata_address``. Endpoints advertise ``advertise_host`` (default: the bind
-    host). ``security`` (default: none, which only a loopback address allows) sets tokens and TLS. Blobs
-    are served from ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home: ``$THRESHER_HOME``), the
-    metadata service's blob store. ``peers`` (default: ``$THRESHER_FLIGHT_PEERS``, comma-separated
-    ``host:port``s) are the other flight nodes listed as locations of bag-shard endpoints.
-    ``metadata_data_address`` (default: ``$THRESHER_METADATA_DATA_ADDRESS``; none: query results come over
-    gRPC) is the metadata service's data port. ``partition_rows`` (default:
-    ``$THRESHER_FLIGHT_PARTITION_ROWS``, else 1M; 0: never) is how many result rows make one partition
-    (one FlightInfo endpoint) of a large query result. The server serves from construction; stop it
-    with ``shutdown()``."""
+    """Serves Flight as ``settings`` say; returns the server and its port. The server serves from
+    construction; stop it with ``shutdown()``.
+
+    It listens on ``flight_listen`` (``host:port`` or ``grpc://host:port``; port 0 for any), backed by
+    the metadata service at ``metadata_address``, reading query results from its data port at
+    ``metadata_data_address`` (none: over gRPC). Endpoints advertise ``flight_advertise_host`` (default:
+    the bind host) and list ``flight_peers``, the other flight nodes, as further locations of bag shards
+    and partitions. Blobs are served from ``blob_store``, else ``<home>/blobs``: the metadata service's
+    blob store. ``flight_partition_rows`` (0: never) is how many result rows make one partition (one
+    FlightInfo endpoint) of a large query result. ``security`` defaults to the one ``settings`` describe.
+
+    The older form ``create_server(address, metadata_address, ...)`` still works: the keyword
+    arguments replace those settings of the environment, and without ``security`` there is none
+    (which only a loopback address allows).
+    """
+    if isinstance(settings, str):
+        if metadata_address is None:
+            raise TypeError("create_server(address, metadata_address): the older form needs the metadata address")
+        given = {"flight_listen": settings, "metadata_address": metadata_address, "home": home,
+                 "flight_advertise_host": advertise_host,
+                 "flight_peers": None if peers is None else tuple(peer.strip() for peer in peers if peer.strip()),
+                 "metadata_data_address": metadata_data_address, "flight_partition_rows": partition_rows}
+        settings = Settings.from_env().replace(**{name: value for name, value in given.items() if value is not None})
+        security = security or ServiceSecurity()
+    elif security is None:
+        security = ServiceSecurity.from_settings(settings)
+    return _create(settings, security)
+
+
+def _create(settings: Settings, security: ServiceSecurity) -> tuple[ThresherFlightServer, int]:
+    address, metadata_address = settings.flight_listen, settings.metadata_address
     host, port = _host_port(address)
-    security = security or ServiceSecurity()
     security.check_bind(address)
-    if advertise_host is None:
-        advertise_host = socket.gethostname() if host in _WILDCARD_HOSTS else host
+    advertise_host = settings.flight_advertise_host or (socket.gethostname() if host in _WILDCARD_HOSTS else host)
     channel = security.channel(metadata_address)
-    data_address = metadata_data_address if metadata_data_address is not None else os.environ.get(DATA_PORT_ENV, "")
+    data_address = settings.metadata_data_address
     data_port = None
     try:
         if data_address:
             data_port = DataPortClient(data_address, "grpc+tls" if security.root_certificates else "grpc",
                                        security.root_certificates, security.verified_name(data_address))
+        blobs = open_blob_store(settings.blob_store or None, home=settings.home)
         server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
-                                      blobs=open_blob_store(home=home), peers=_peers(peers), data_port=data_port,
-                                      metadata_address=metadata_address, partition_rows=partition_rows,
+                                      blobs=blobs, peers=settings.flight_peers, data_port=data_port,
+                                      metadata_address=metadata_address,
+                                      partition_rows=settings.flight_partition_rows,
                                       **security.flight_server_options())
     except BaseException:
         channel.close()
@@ -277,12 +297,6 @@ def create_server(address: str, metadata_address: str, *, advertise_host: str | 
         raise
     log.info("serving Arrow Flight on %s:%d (advertised as %s)", host, server.port, server.location.uri.decode())
     return server, server.port
-
-
-def _peers(peers: Sequence[str] | None) -> list[str]:
-    if peers is None:
-        peers = os.environ.get(PEERS_ENV, "").split(",")
-    return [peer.strip() for peer in peers if peer.strip()]
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -298,20 +312,23 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m thresher.services.flight``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: a flag for each setting the flight service reads (see ``--help``)."""
     parser = argparse.ArgumentParser(prog="thresher.services.flight", description="Thresher Arrow Flight service")
-    parser.add_argument("--address", default=flight_address(), help="host:port to serve on (default: %(default)s)")
-    parser.add_argument("--metadata-address", default=metadata_address(),
-                        help="the metadata service (default: $THRESHER_METADATA_ADDRESS or %(default)s)")
-    parser.add_argument("--advertise-host", default=os.environ.get(ADVERTISE_HOST_ENV) or None,
-                        help=f"the host name clients should use in flight endpoints (default: ${ADVERTISE_HOST_ENV}, "
-                             "else the bind host)")
+    add_arguments(parser, "flight")
     parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m thresher.services.flight``: settings from the environment, flags over them."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    settings = from_arguments(parser, args, "flight")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server, _ = create_server(args.address, args.metadata_address, advertise_host=args.advertise_host,
-                              security=ServiceSecurity.from_env())
+    for message in settings.deprecations("flight"):
+        log.warning(message)
+    server, _ = create_server(settings)
     # serve() would return on SIGINT only; a container is stopped with SIGTERM.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -20,10 +20,10 @@ import uuid
 
 import pyarrow as pa
 
+from thresher.core.settings import Settings, env_name
 from thresher.services.metadata.domain_errors import FailedPrecondition, InvalidArgument, NotFound
-from thresher.core.transport import thresher_home
 
-STAGING_DIR_ENV = "THRESHER_STAGING_DIR"
+STAGING_DIR_ENV = env_name("staging_dir")
 # Sessions nobody committed or aborted (their driver died) are removed after this long.
 ABANDONED_AFTER_S = 24 * 3600
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -36,7 +36,9 @@ class StagingArea:
     """Blocks of staged uploads, by session and block index, on local (or shared) disk."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self.directory = directory or os.environ.get(STAGING_DIR_ENV) or os.path.join(thresher_home(), "staging")
+        if not directory:
+            directory = Settings.read("staging_dir") or os.path.join(Settings.read("home"), "staging")
+        self.directory = directory
 
     def put(self, session: str, datasource_id: int, index: int, path_column: str, table: pa.Table) -> None:
         """Keeps ``table`` as block ``index`` of ``session`` (an upload to ``datasource_id``), replacing an

@@ -1,4 +1,4 @@
-"""Starts the scanner service: ``create_server`` for tests and ``thresher up``, ``main`` for the command line."""
+"""Starts the scanner service: ``create_server(settings)`` for tests and ``thresher up``, ``main`` for the command line."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from collections.abc import Iterable, Mapping
 
 import grpc
 
+from thresher.core.settings import Settings, add_arguments, from_arguments
 from thresher.services.auth import ServiceSecurity
 from thresher.services.auth.datasource_access import DatasourceAuthorizer
 from thresher.services.grpc_server import finish_server, new_server
 from thresher.services.scanner.manager import ScanManager
 from thresher.services.scanner.metadata_client import MetadataCatalog
 from thresher.services.scanner.servicer import ScannerServicer
-from thresher.core.transport import metadata_address, scanner_address
 from thresher.v1 import scanner_service_pb2, scanner_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,26 @@ class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
         return port
 
 
-def create_server(address: str, metadata_address: str, security: ServiceSecurity | None = None, *,
+def create_server(settings: Settings | str, metadata_address: str | None = None,
+                  security: ServiceSecurity | None = None, *,
                   remote_image_sizes: bool = True) -> tuple[ScannerServer, int]:
-    """Serves the scanner on ``address`` (``host:port``, port 0 for any), writing through ``metadata_address``.
+    """Serves the scanner on ``settings.scanner_listen`` (``host:port``, port 0 for any), writing through
+    the metadata service at ``settings.metadata_address``; returns the server and its port.
 
-    Scans left pending or scanning are resumed in the background. ``security`` (default: none, which
-    only a loopback address allows) sets tokens and TLS; scans run with its service token.
-    ``remote_image_sizes=False`` skips reading image headers from object stores (no width/height there).
+    Scans left pending or scanning are resumed in the background. ``security`` (default: from
+    ``settings``) sets tokens and TLS; scans run with its service token. ``remote_image_sizes=False``
+    skips reading image headers from object stores (no width/height there).
+
+    The older form ``create_server(address, metadata_address, security=None)`` still works, with no
+    security unless given (which only a loopback address allows).
     """
-    security = security or ServiceSecurity()
+    if isinstance(settings, str):
+        if metadata_address is None:
+            raise TypeError("create_server(address, metadata_address): the older form needs the metadata address")
+        address, security = settings, security or ServiceSecurity()
+    else:
+        address, metadata_address = settings.scanner_listen, metadata_address or settings.metadata_address
+        security = security if security is not None else ServiceSecurity.from_settings(settings)
     security.check_bind(address)
     channel = security.channel(metadata_address)
     manager = ScanManager(MetadataCatalog(channel), remote_image_sizes=remote_image_sizes)
@@ -101,19 +112,25 @@ def create_server(address: str, metadata_address: str, security: ServiceSecurity
     return ScannerServer(server, manager, channel), port
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m thresher.services.scanner``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: a flag for each setting the scanner reads (see ``--help``), and its own options."""
     parser = argparse.ArgumentParser(prog="thresher.services.scanner", description="Thresher scanner service")
-    parser.add_argument("--address", default=scanner_address(), help="host:port to serve on (default: %(default)s)")
-    parser.add_argument("--metadata-address", default=metadata_address(),
-                        help="the metadata service (default: $THRESHER_METADATA_ADDRESS or %(default)s)")
+    add_arguments(parser, "scanner")
     parser.add_argument("--no-remote-image-sizes", dest="remote_image_sizes", action="store_false",
                         help="do not read image headers from S3/GCS/git for width and height (faster first scans)")
     parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m thresher.services.scanner``: settings from the environment, flags over them."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    settings = from_arguments(parser, args, "scanner")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server, _ = create_server(args.address, args.metadata_address, ServiceSecurity.from_env(),
-                              remote_image_sizes=args.remote_image_sizes)
+    for message in settings.deprecations("scanner"):
+        log.warning(message)
+    server, _ = create_server(settings, remote_image_sizes=args.remote_image_sizes)
 
     def stop(signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)

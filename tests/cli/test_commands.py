@@ -201,7 +201,7 @@ def test_status_reports_each_service(world, capsys):
 
 def test_every_command_has_help(capsys):
     for command in (["up"], ["demo"], ["status"], ["ls"], ["scan"], ["query"], ["sql"], ["export"], ["download"],
-                    ["token"], ["token", "create"], []):
+                    ["token"], ["token", "create"], ["config"], []):
         assert main([*command, "--help"]) == 0
         assert "Usage: thresher" in capsys.readouterr().out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, TextIO
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from thresher.cli import console
+from thresher.core.settings import Settings, SettingsError, env_name
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
     from thresher.connection import Connection
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
 # Exit statuses: 0 done, 1 an unexpected failure (a bug, or a service down for `status`), 2 a user error.
 USER_ERROR = 2
 UNEXPECTED = 1
-DEBUG_ENV = "THRESHER_DEBUG"
+DEBUG_ENV = env_name("debug")
 
 # Click 8.2+ raises this for a bare group invocation; older Click prints the help and exits by itself.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -26,13 +26,14 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="thresher", prog_name="thresher")
-@click.option("--metadata-address", envvar="THRESHER_METADATA_ADDRESS", metavar="HOST:PORT",
+# Unset options fall back to the environment through thresher.core.settings (in Connection).
+@click.option("--metadata-address", metavar="HOST:PORT",
               help="metadata service (default $THRESHER_METADATA_ADDRESS or 127.0.0.1:7470)")
-@click.option("--scanner-address", envvar="THRESHER_SCANNER_ADDRESS", metavar="HOST:PORT",
+@click.option("--scanner-address", metavar="HOST:PORT",
               help="scanner service (default $THRESHER_SCANNER_ADDRESS or 127.0.0.1:7471)")
-@click.option("--flight-address", envvar="THRESHER_FLIGHT_ADDRESS", metavar="HOST:PORT",
+@click.option("--flight-address", metavar="HOST:PORT",
               help="flight service (default $THRESHER_FLIGHT_ADDRESS or 127.0.0.1:7472)")
-@click.option("--token", envvar="THRESHER_TOKEN", metavar="TOKEN", help="bearer token (default $THRESHER_TOKEN)")
+@click.option("--token", metavar="TOKEN", help="bearer token (default $THRESHER_TOKEN)")
 @click.pass_context
 def cli(ctx: click.Context, metadata_address: str | None, scanner_address: str | None,
         flight_address: str | None, token: str | None) -> None:
@@ -61,9 +62,9 @@ def connection(ctx: click.Context) -> Connection:
 
 
 def _register() -> None:
-    from thresher.cli import data_commands, service_commands, token_commands
+    from thresher.cli import config_commands, data_commands, service_commands, token_commands
 
-    for module in (service_commands, data_commands, token_commands):
+    for module in (service_commands, data_commands, token_commands, config_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -100,13 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as error:  # noqa: BLE001 - the one place that turns errors into exit statuses
         if isinstance(error, SystemExit):
             raise
-        if os.environ.get(DEBUG_ENV):
+        if _debugging():
             raise
         if is_user_error(error):
             console.error(_describe(error))
             return USER_ERROR
         console.error(f"unexpected {type(error).__name__}: {_describe(error)} (set {DEBUG_ENV}=1 for the traceback)")
         return UNEXPECTED
+
+
+def _debugging() -> bool:
+    """Whether $THRESHER_DEBUG asks for tracebacks; a bad value counts as no (the error at hand may be it)."""
+    try:
+        return bool(Settings.read("debug"))
+    except SettingsError:
+        return False
 
 
 def is_user_error(error: BaseException) -> bool:

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 import click
 
 from thresher.cli import console
+from thresher.core.settings import Settings, unknown_variables
 from thresher.core.transport import thresher_home
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
     from thresher.gallery.server import GalleryServer
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
 GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data port is + 5)
 
@@ -32,6 +33,10 @@ def up(home: str, host: str, port: int, gallery: bool) -> None:
     """Run the metadata, scanner and flight services, and the web gallery, on this machine until Ctrl-C."""
     from thresher.local_services import LocalServices
 
+    # Like each service on its own, refuse a THRESHER_* variable that names no setting: a typo is loud.
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise click.UsageError("; ".join(message for _, message in unknown))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,7 +73,7 @@ def _start_gallery(services: LocalServices, host: str, port: int) -> GalleryServ
 
 
 @click.command()
-@click.option("--url", envvar="THRESHER_GALLERY_URL", default=f"http://127.0.0.1:{7470 + 3}/", show_default=True,
+@click.option("--url", default=lambda: Settings.from_env().gallery_url,
               help="the gallery's address (default $THRESHER_GALLERY_URL or what `thresher up` serves)")
 @click.option("--no-browser", is_flag=True, help="only print the address")
 def ui(url: str, no_browser: bool) -> None:

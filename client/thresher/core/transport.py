@@ -9,16 +9,19 @@ from typing import Any
 
 import grpc
 
+from thresher.core.settings import Settings, env_name
+
 DEFAULT_METADATA_ADDRESS = "127.0.0.1:7470"
 DEFAULT_SCANNER_ADDRESS = "127.0.0.1:7471"
 DEFAULT_FLIGHT_ADDRESS = "127.0.0.1:7472"
 
-METADATA_ADDRESS_ENV = "THRESHER_METADATA_ADDRESS"
-SCANNER_ADDRESS_ENV = "THRESHER_SCANNER_ADDRESS"
-FLIGHT_ADDRESS_ENV = "THRESHER_FLIGHT_ADDRESS"
-HOME_ENV = "THRESHER_HOME"
-TOKEN_ENV = "THRESHER_TOKEN"
-TLS_ROOT_CERTS_ENV = "THRESHER_TLS_ROOT_CERTS"
+# The variables' names, for messages; their values are read through thresher.core.settings only.
+METADATA_ADDRESS_ENV = env_name("metadata_address")
+SCANNER_ADDRESS_ENV = env_name("scanner_address")
+FLIGHT_ADDRESS_ENV = env_name("flight_address")
+HOME_ENV = env_name("home")
+TOKEN_ENV = env_name("token")
+TLS_ROOT_CERTS_ENV = env_name("tls_root_certs")
 
 # Large enough for a generous record batch, small enough that a runaway request fails with a clear
 # RESOURCE_EXHAUSTED instead of exhausting memory. Senders slice batches well below it.
@@ -50,25 +53,28 @@ FLIGHT_CLIENT_OPTIONS = [
 
 
 def metadata_address() -> str:
-    return os.environ.get(METADATA_ADDRESS_ENV, DEFAULT_METADATA_ADDRESS)
+    """Where the metadata service is (``$THRESHER_METADATA_ADDRESS``)."""
+    return Settings.read("metadata_address")
 
 
 def scanner_address() -> str:
-    return os.environ.get(SCANNER_ADDRESS_ENV, DEFAULT_SCANNER_ADDRESS)
+    """Where the scanner service is (``$THRESHER_SCANNER_ADDRESS``)."""
+    return Settings.read("scanner_address")
 
 
 def flight_address() -> str:
-    return os.environ.get(FLIGHT_ADDRESS_ENV, DEFAULT_FLIGHT_ADDRESS)
+    """Where the flight service is (``$THRESHER_FLIGHT_ADDRESS``)."""
+    return Settings.read("flight_address")
 
 
 def thresher_home() -> str:
     """The folder of the embedded store and blob store (``$THRESHER_HOME``, default ``~/.thresher``)."""
-    return os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".thresher")
+    return Settings.read("home")
 
 
-def tls_root_certificates() -> bytes | None:
-    """The PEM roots named by ``$THRESHER_TLS_ROOT_CERTS`` (which turns TLS on), or None."""
-    path = os.environ.get(TLS_ROOT_CERTS_ENV, "")
+def tls_root_certificates(path: str | None = None) -> bytes | None:
+    """The PEM roots in ``path`` (default ``$THRESHER_TLS_ROOT_CERTS``, which turns TLS on), or None."""
+    path = Settings.read("tls_root_certs") if path is None else path
     if not path:
         return None
     with open(path, "rb") as handle:

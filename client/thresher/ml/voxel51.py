@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from thresher import blob_cache
+from thresher.core.settings import Settings, env_name
 from thresher.ml import voxel51_labels
 from thresher.ml.file_cache import DATAPOINT, FileStore
 from thresher.core.types import FieldType
 
-LIBSSL11_DIR_ENV = "THRESHER_LIBSSL11_DIR"
+LIBSSL11_DIR_ENV = env_name("libssl11_dir")
 # Sample fields FiftyOne defines itself; Thresher fields of these names get a "thresher_" prefix.
 RESERVED_SAMPLE_FIELDS = {"id", "filepath", "tags", "metadata", "media_type", "created_at", "last_modified_at"}
 PATH_FIELD, ID_FIELD = "thresher_path", "thresher_datapoint_id"
@@ -28,7 +29,7 @@ PATH_FIELD, ID_FIELD = "thresher_path", "thresher_datapoint_id"
 
 def prepare_environment() -> None:
     """Puts ``$THRESHER_LIBSSL11_DIR``'s libraries on ``LD_LIBRARY_PATH`` (before mongod starts)."""
-    folder = os.environ.get(LIBSSL11_DIR_ENV)
+    folder = Settings.read("libssl11_dir")
     if not folder:
         return
     found = glob.glob(os.path.join(folder, "usr", "lib", "*", "libssl.so.1.1")) or glob.glob(

@@ -15,13 +15,13 @@ import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from thresher.core.settings import Settings, env_name
 from thresher.core.storage import open_storage
 from thresher.core.storage.base import DEFAULT_CHUNK_SIZE, Storage
 from thresher.core.storage.storage_errors import BlobNotFoundError, InvalidStorageUriError, StorageNotFoundError
 from thresher.core.storage.local import LocalStorage
-from thresher.core.transport import thresher_home
 
-BLOB_STORE_ENV = "THRESHER_BLOB_STORE"
+BLOB_STORE_ENV = env_name("blob_store")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # Remote stores answer one request at a time per object; writing a batch's blobs side by side hides that.
 _PARALLEL_PUTS = 16
@@ -29,7 +29,7 @@ _PARALLEL_PUTS = 16
 
 def blob_store_location(home: str | None = None) -> str:
     """Where blobs live: ``$THRESHER_BLOB_STORE``, else ``<home>/blobs`` (home defaults to ``$THRESHER_HOME``)."""
-    return os.environ.get(BLOB_STORE_ENV) or os.path.join(home or thresher_home(), "blobs")
+    return Settings.read("blob_store") or os.path.join(home or Settings.read("home"), "blobs")
 
 
 def open_blob_store(location: str | None = None, home: str | None = None) -> BlobStore:

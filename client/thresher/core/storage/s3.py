@@ -14,13 +14,14 @@ import os
 from collections.abc import Iterator
 from typing import Any, cast
 
+from thresher.core.settings import Settings, env_name
 from thresher.core.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range,
                                         join_key, mapped_errors)
 from thresher.core.storage.storage_errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
                                                   StorageUnavailableError)
 from thresher.core.storage.timeouts import StorageTimeouts, timed_out_error
 
-ENDPOINT_ENV = "THRESHER_S3_ENDPOINT_URL"
+ENDPOINT_ENV = env_name("s3_endpoint_url")
 
 _ACCESS_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                            "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "403", "AccountProblem"})
@@ -33,7 +34,7 @@ _UNAVAILABLE_CODES = frozenset({"502", "503", "504", "429", "ServiceUnavailable"
 
 def client_for(endpoint_url: str | None = None, timeouts: StorageTimeouts | None = None) -> Any:
     """A shared boto3 S3 client for ``endpoint_url`` with ``timeouts`` (default: from the environment)."""
-    key = (endpoint_url or os.environ.get(ENDPOINT_ENV) or None, timeouts or StorageTimeouts.from_env())
+    key = (endpoint_url or Settings.read("s3_endpoint_url") or None, timeouts or StorageTimeouts.from_env())
     return _clients.get(key, explicit=endpoint_url is not None)
 
 

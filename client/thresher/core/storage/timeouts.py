@@ -20,16 +20,13 @@ naming the endpoint, the object and the timeout that ran out.
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from collections.abc import Iterator, Mapping
 
+from thresher.core.settings import Settings, SettingsError, env_name
 from thresher.core.storage.storage_errors import StorageConfigError, StorageUnavailableError
 
-CONNECT_ENV = "THRESHER_STORAGE_CONNECT_TIMEOUT"
-READ_ENV = "THRESHER_STORAGE_READ_TIMEOUT"
-RETRIES_ENV = "THRESHER_STORAGE_RETRIES"
-DEADLINE_ENV = "THRESHER_STORAGE_RETRY_DEADLINE"
+_FIELDS = ("storage_connect_timeout", "storage_read_timeout", "storage_retries", "storage_retry_deadline")
+CONNECT_ENV, READ_ENV, RETRIES_ENV, DEADLINE_ENV = (env_name(name) for name in _FIELDS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,33 +51,18 @@ class StorageTimeouts:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageTimeouts:
         """The settings in ``environ`` (default ``os.environ``); StorageConfigError naming a bad one."""
-        env = os.environ if environ is None else environ
-        default = cls()
-        return cls(connect=_seconds(env, CONNECT_ENV, default.connect), read=_seconds(env, READ_ENV, default.read),
-                   retries=_count(env, RETRIES_ENV, default.retries),
-                   deadline=_seconds(env, DEADLINE_ENV, default.deadline))
+        try:
+            # One setting at a time: a storage opens often, and only these four concern it.
+            connect, read, retries, deadline = (Settings.read(name, environ) for name in _FIELDS)
+        except SettingsError as error:
+            raise StorageConfigError(str(error)) from None
+        return cls(connect=connect, read=read, retries=retries, deadline=deadline)
 
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise StorageConfigError(f"${name} must be a positive number of seconds, not {text!r}")
-    return value
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit():
-        raise StorageConfigError(f"${name} must be a whole number of retries (0 or more), not {text!r}")
-    return int(text)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageTimeouts:
+        """The storage settings of ``settings``."""
+        return cls(connect=settings.storage_connect_timeout, read=settings.storage_read_timeout,
+                   retries=settings.storage_retries, deadline=settings.storage_retry_deadline)
 
 
 def timeout_kind(error: BaseException) -> str | None:
