@@ -21,6 +21,16 @@ from .dialect import EngineDialect, Session, T
 
 duckdb = require("duckdb")
 
+# The most rows ``few_rows`` reads as Python values: a lookup by paths or a small page, not a result
+# whose conversion would cost more than the Arrow export it avoids.
+FEW_ROWS = 256
+_FLAT_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
+               pa.types.is_timestamp)
+
+
+def _is_flat(kind: pa.DataType) -> bool:
+    return any(test(kind) for test in _FLAT_TYPES)
+
 
 class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -35,6 +45,17 @@ class DuckDBSession(Session):
 
     def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
         return iter(self.cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows))
+
+    def few_rows(self, sql: str, params: Sequence, schema: pa.Schema, max_rows: int) -> pa.Table | None:
+        # DuckDB's Arrow export hands a result to its worker threads and back, which costs more than
+        # the lookup itself for a row or two (and much more on a busy machine); Python rows do not.
+        # Only for flat types, whose Python values Arrow takes back exactly.
+        if max_rows > FEW_ROWS or not all(_is_flat(field.type) for field in schema):
+            return None
+        rows = self.cursor.execute(sql, list(params)).fetchmany(max_rows)
+        columns = list(zip(*rows)) if rows else [()] * len(schema)
+        return pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema)],
+                                    schema=schema)
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.register(name, table)

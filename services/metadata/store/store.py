@@ -551,6 +551,9 @@ class SqlStore(Store):
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             schema = result_schema(datasource, compiled.columns)
+            few = session.few_rows(compiled.sql, compiled.params, schema, max_rows + 1)
+            if few is not None:
+                return None if few.num_rows > max_rows else (schema, few.to_batches())
             kept, rows = [], 0
             batches = session.batches(compiled.sql, compiled.params, max_rows + 1)
             try:
