@@ -531,6 +531,7 @@ class SqlStore(Store):
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
         compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
+        compiled.total_sql += " AS counted"
         return datasource, compiled
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -582,6 +583,13 @@ class SqlStore(Store):
             datasource, compiled = self._compile(session, query)
             total, low, high = session.one(compiled.count_sql, compiled.count_params)
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def count(self, query: common_pb2.Query) -> int:
+        if nearest.is_nearest(query):
+            return self.describe(query)[1]
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, query)
+            return int(session.one(compiled.total_sql, compiled.count_params)[0])
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
         """``describe_with_ids`` without running the query where the engine's planner can estimate its
