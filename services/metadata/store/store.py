@@ -501,8 +501,23 @@ class SqlStore(Store):
 
     # Queries ------------------------------------------------------------------------------------
 
+    def _catalog_record(self, session: Session, datasource_id: int) -> DatasourceRecord:
+        """The datasource's record read in one statement (its row joined with its fields): a query on
+        an engine with other writers reads it afresh each time, and a round trip is most of a lookup."""
+        columns = ", ".join(f"d.{name.strip()}" for name in DATASOURCE_COLUMNS.split(","))
+        rows = session.rows(f"SELECT {columns}, f.name, f.type, f.tags, f.created_at, f.field_id FROM datasources d "
+                            "LEFT JOIN fields f ON f.datasource_id = d.id WHERE d.id = $1 ORDER BY f.field_id",
+                            [datasource_id])
+        if not rows:
+            raise NotFound(f"datasource {datasource_id} not found")
+        (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = rows[0][:-5]
+        fields = [vectors.field_record(field, kind, tuple(tags), created, f"f{number}")
+                  for field, kind, tags, created, number in (row[-5:] for row in rows) if field is not None]
+        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at, ScanStatus(*scan),
+                                fields)
+
     def _compile(self, session: Session, query: common_pb2.Query):
-        datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
+        datasource = self._catalog_record(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
         # only the query's own values may be bound, and a dialect that renders them as literals binds none.
