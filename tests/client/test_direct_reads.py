@@ -224,3 +224,24 @@ def test_every_field_type_reads_the_same_both_ways(services):
     got = typed.get_datapoint("a.png")
     assert (got["i"], got["f"], got["b"], got["s"], got["t"]) == (-(2**62), 0.1, True, "it's", when)
     assert typed.get_datapoint("b.png")["b"] is None
+
+
+def test_lookups_as_of_match_the_same_rows_read_by_a_scan(services):
+    # A lookup by path as of an instant folds only those datapoints' log rows; a filter that is no
+    # lookup (startswith) folds the whole log. Both must see the same state, deleted datapoints included.
+    direct, via_flight, first_written = services
+    for ds in (direct, via_flight):
+        then = ds.as_of(first_written)
+        for path in (PATHS[0], PATHS[-1], PATHS[12]):
+            looked_up = then[then["path"] == path].all().arrow
+            scanned = then[then["path"].startswith(path)].all().arrow
+            same(looked_up, scanned)
+            assert looked_up.num_rows == 1
+        wanted = [PATHS[-1], PATHS[3], "nope.png", PATHS[0]]
+        in_list = then[then["path"].isin(wanted)].order_by("n").all().arrow
+        assert in_list.column("path").to_pylist() == [PATHS[0], PATHS[3], PATHS[-1]]
+        narrowed = then[then["path"].isin(wanted) & (then["n"] > 1)].order_by("n").all().arrow
+        assert narrowed.column("path").to_pylist() == [PATHS[3], PATHS[-1]]
+        assert then[then["path"].isin([])].all().arrow.num_rows == 0
+        assert then[then["path"] == "nope.png"].all().arrow.num_rows == 0
+        assert ds.as_of(first_written).get_datapoints([PATHS[-1], PATHS[0]]).paths == [PATHS[-1], PATHS[0]]
