@@ -9,7 +9,12 @@ datapoints with a few fields:
   per call (dial, handshake, call, close) to show what connection reuse saves, the three in turns;
 * ``get_datapoints`` of 100 paths, ``count()`` with and without a filter, a 100-row query, ``fields``;
 * FiftyOne's ``dataset[sample_id]`` on the same data, where fiftyone is installed and its database
-  starts (it needs OpenSSL 1.1: ``scripts/fetch_libssl11.sh``, then ``$THRESHER_LIBSSL11_DIR``).
+  starts: its bundled mongod needs OpenSSL 1.1, which ``scripts/fetch_libssl11.sh`` unpacks into
+  ``.cache/libssl1.1`` (the default of ``$THRESHER_LIBSSL11_DIR`` here); its database lives in a
+  temporary folder and is stopped at the end.
+
+Every row prints its p50 as a multiple of the echo's, and the run starts and ends with the load
+average: on a busy machine compare ratios, not milliseconds.
 
 Run: ``python benchmarks/latency.py [--rows 1000000] [--calls 300] [--no-fiftyone]``.
 """
@@ -22,6 +27,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -102,7 +108,20 @@ def make_frame(rows: int) -> pd.DataFrame:
     })
 
 
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
+    # Its own database folder (a shared ~/.fiftyone may hold another user's running mongod), and the
+    # OpenSSL 1.1 its bundled mongod links against.
+    os.environ.setdefault("FIFTYONE_DATABASE_DIR", tempfile.mkdtemp(prefix="fiftyone-latency-"))
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("THRESHER_LIBSSL11_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "libssl1.1"))
     try:
         from thresher.ml.voxel51 import fiftyone
         fo = fiftyone()
@@ -117,9 +136,15 @@ def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
     try:
         ids = dataset.values("id")
         rng = random.Random(1)
-        report("FiftyOne dataset[sample_id] (peer)", timings(lambda: dataset[rng.choice(ids)], calls), floor)
+        report(f"FiftyOne dataset[sample_id] ({len(frame):,}, peer)", timings(lambda: dataset[rng.choice(ids)], calls),
+               floor)
     finally:
         dataset.delete()
+        import fiftyone.core.odm.database as database
+
+        database._disconnect()
+        if database._db_service is not None:  # the mongod it started
+            database._db_service.stop()
 
 
 def main() -> None:
@@ -136,7 +161,7 @@ def main() -> None:
 
     frame = make_frame(args.rows)
     print(f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
-          "p50/p99 per call")
+          f"p50/p99 per call; load average {load_average()}")
     floor = echo_row(args.calls)
     with ServiceProcess() as services:
         services.connect()
@@ -176,6 +201,7 @@ def main() -> None:
         thresher.connection.set_default_connection(None)
     if not args.no_fiftyone:
         fiftyone_row(frame.iloc[:args.fiftyone_rows], args.calls, floor)
+    print(f"load average at the end: {load_average()}")
     os.environ.pop("THRESHER_METADATA_ADDRESS", None)
 
 
