@@ -263,3 +263,15 @@ def test_count_only_reads_as_of_and_refuses_what_describe_refuses(meta, metadata
     with pytest.raises(grpc.RpcError) as refused:
         metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=missing, count_only=True))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in refused.value.details()
+
+
+def test_read_query_holds_values_python_cannot(meta, metadata_stub):
+    # Year 20000 fits Arrow and both stores but not Python's datetime: a small read still answers.
+    source = meta.datasource()
+    far = pa.array([253402300800000000 * 2, 0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    meta.upload(source.id, pa.table({"path": ["far", "epoch"], "t": far, "n": [1, 2]}))
+    query = common_pb2.Query(datasource_id=source.id, order_by=[common_pb2.OrderBy(field="n")], limit=2)
+    answer = metadata_stub.ReadQuery(pb.ReadQueryRequest(query=query, max_rows=2))
+    direct = pa.ipc.open_stream(answer.arrow_stream).read_all()
+    assert direct.equals(meta.query_table(query))
+    assert direct.column("t").cast(pa.int64()).to_pylist() == far.cast(pa.int64()).to_pylist()

@@ -52,10 +52,14 @@ class DuckDBSession(Session):
         # Only for flat types, whose Python values Arrow takes back exactly.
         if max_rows > FEW_ROWS or not all(_is_flat(field.type) for field in schema):
             return None
-        rows = self.cursor.execute(sql, list(params)).fetchmany(max_rows)
-        columns = list(zip(*rows)) if rows else [()] * len(schema)
-        return pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema)],
-                                    schema=schema)
+        try:
+            rows = self.cursor.execute(sql, list(params)).fetchmany(max_rows)
+            columns = list(zip(*rows)) if rows else [()] * len(schema)
+            return pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema)],
+                                        schema=schema)
+        except (ValueError, OverflowError, pa.ArrowException):
+            # A value Python cannot hold (a datetime past year 9999, say): Arrow's export reads it.
+            return None
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.register(name, table)
