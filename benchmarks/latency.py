@@ -5,8 +5,9 @@ datapoints with a few fields:
 
 * echo: a bare gRPC unary call (bytes in, the same bytes out) to a server in a process of its own;
 * ``get_datapoint`` (targets: p50 <= 2x echo and <= 1 ms on a quiet machine), once more through
-  Flight (``direct_read_rows=0``, the path every read took before) and once with a fresh connection
-  per call (dial, handshake, call, close) to show what connection reuse saves, the three in turns;
+  Flight (``direct_read_rows=0``, the path every read took before) and once as the same ReadQuery on
+  a channel of its own per call (dial, handshake, call, close) to show what connection reuse saves,
+  the three in turns;
 * ``get_datapoints`` of 100 paths, ``count()`` with and without a filter, a 100-row query, ``fields``;
 * FiftyOne's ``dataset[sample_id]`` on the same data, where fiftyone is installed and its database
   starts: its bundled mongod needs OpenSSL 1.1, which ``scripts/fetch_libssl11.sh`` unpacks into
@@ -34,6 +35,7 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from service_process import ServiceProcess, empty_datasource
 
@@ -157,7 +159,11 @@ def main() -> None:
     args = parser.parse_args()
     import thresher
     from thresher.connection import Connection
+    from thresher.core.transport import open_channel
     from thresher.datasource import Datasource
+    from thresher.query import QuerySpec
+    from thresher.v1.metadata_service_pb2 import ReadQueryRequest
+    from thresher.v1.metadata_service_pb2_grpc import MetadataServiceStub
 
     frame = make_frame(args.rows)
     print(f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
@@ -179,9 +185,13 @@ def main() -> None:
         via_flight = Datasource(Connection(*addresses, direct_read_rows=0), proto)
 
         def fresh_connection_lookup() -> None:
-            connection = Connection(*addresses)
-            Datasource(connection, proto).get_datapoint(rng.choice(paths))
-            connection.close()
+            # What a client without shared channels pays: dial, handshake, the same ReadQuery, close. A
+            # channel of its own: Connection.close() would drop the process's shared one, making the
+            # other rows dial afresh too.
+            with open_channel(addresses[0]) as channel:
+                query = QuerySpec(filter=ds.column("path") == rng.choice(paths), limit=1).to_proto(ds.id)
+                answer = MetadataServiceStub(channel).ReadQuery(ReadQueryRequest(query=query, max_rows=1), timeout=10)
+                pa.ipc.open_stream(answer.arrow_stream).read_all()
 
         lookups = interleaved({
             "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
