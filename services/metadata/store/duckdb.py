@@ -54,9 +54,9 @@ class DuckDBSession(Session):
             return None
         try:
             rows = self.cursor.execute(sql, list(params)).fetchmany(max_rows)
-            columns = list(zip(*rows)) if rows else [()] * len(schema)
-            return pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(columns, schema)],
-                                        schema=schema)
+            columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+            arrays = [pa.array(values, field.type) for values, field in zip(columns, schema, strict=True)]
+            return pa.Table.from_arrays(arrays, schema=schema)
         except (ValueError, OverflowError, pa.ArrowException):
             # A value Python cannot hold (a datetime past year 9999, say): Arrow's export reads it.
             return None
