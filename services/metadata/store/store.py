@@ -624,7 +624,8 @@ class SqlStore(Store):
             return self.describe(query)[1]
         with self.dialect.read() as session:
             _, compiled = self._compile(session, query)
-            return int(session.one(compiled.total_sql, compiled.count_params)[0])
+            row = session.one(compiled.total_sql, compiled.count_params)
+        return int(row[0]) if row is not None else 0  # COUNT(*) always answers one row
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
         """``describe_with_ids`` without running the query where the engine's planner can estimate its
