@@ -11,15 +11,19 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from thresher.services.server_extra import require
 
-from ..query_compiler import DUCKDB
-from .dialect import EngineDialect, Session, T
+from thresher.services.metadata.query_compiler import DUCKDB
+from thresher.services.metadata.store.dialect import EngineDialect, Session, T
 
-duckdb = require("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
+    duckdb = require("duckdb")
 
 # The most rows ``few_rows`` reads as Python values: a lookup by paths or a small page, not a result
 # whose conversion would cost more than the Arrow export it avoids.
@@ -36,17 +40,17 @@ class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         # Read to the end: an unread result keeps the connection busy (and would block a ROLLBACK).
         self.cursor.execute(sql, list(params)).fetchall()
 
-    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+    def table(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self.cursor.sql(sql, params=list(params)).to_arrow_table()
 
-    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         return iter(self.cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows))
 
-    def few_rows(self, sql: str, params: Sequence, schema: pa.Schema, max_rows: int) -> pa.Table | None:
+    def few_rows(self, sql: str, params: Sequence[Any], schema: pa.Schema, max_rows: int) -> pa.Table | None:
         # DuckDB's Arrow export hands a result to its worker threads and back, which costs more than
         # the lookup itself for a row or two (and much more on a busy machine); Python rows do not.
         # Only for flat types, whose Python values Arrow takes back exactly.
@@ -120,7 +124,7 @@ class DuckDBDialect(EngineDialect):
             raise
         self._idle.cursor = cursor
 
-    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         cursor = self._cursor()
         try:
             reader = cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows)
