@@ -5,11 +5,17 @@ datapoints with a few fields:
 
 * echo: a bare gRPC unary call (bytes in, the same bytes out) to a server in a process of its own;
 * ``get_datapoint`` (targets: p50 <= 2x echo and <= 1 ms on a quiet machine), once more through
-  Flight (``direct_read_rows=0``, the path every read took before) and once with a fresh connection
-  per call (dial, handshake, call, close) to show what connection reuse saves, the three in turns;
+  Flight (``direct_read_rows=0``, the path every read took before) and once as the same ReadQuery on
+  a channel of its own per call (dial, handshake, call, close) to show what connection reuse saves,
+  the three in turns;
 * ``get_datapoints`` of 100 paths, ``count()`` with and without a filter, a 100-row query, ``fields``;
 * FiftyOne's ``dataset[sample_id]`` on the same data, where fiftyone is installed and its database
-  starts (it needs OpenSSL 1.1: ``scripts/fetch_libssl11.sh``, then ``$THRESHER_LIBSSL11_DIR``).
+  starts: its bundled mongod needs OpenSSL 1.1, which ``scripts/fetch_libssl11.sh`` unpacks into
+  ``.cache/libssl1.1`` (the default of ``$THRESHER_LIBSSL11_DIR`` here); its database lives in a
+  temporary folder and is stopped at the end.
+
+Every row prints its p50 as a multiple of the echo's, and the run starts and ends with the load
+average: on a busy machine compare ratios, not milliseconds.
 
 Run: ``python benchmarks/latency.py [--rows 1000000] [--calls 300] [--no-fiftyone]``.
 """
@@ -22,12 +28,14 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
 import grpc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from service_process import ServiceProcess, empty_datasource
 
@@ -102,7 +110,20 @@ def make_frame(rows: int) -> pd.DataFrame:
     })
 
 
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
+    # Its own database folder (a shared ~/.fiftyone may hold another user's running mongod), and the
+    # OpenSSL 1.1 its bundled mongod links against.
+    os.environ.setdefault("FIFTYONE_DATABASE_DIR", tempfile.mkdtemp(prefix="fiftyone-latency-"))
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("THRESHER_LIBSSL11_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "libssl1.1"))
     try:
         from thresher.ml.voxel51 import fiftyone
         fo = fiftyone()
@@ -117,9 +138,15 @@ def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
     try:
         ids = dataset.values("id")
         rng = random.Random(1)
-        report("FiftyOne dataset[sample_id] (peer)", timings(lambda: dataset[rng.choice(ids)], calls), floor)
+        report(f"FiftyOne dataset[sample_id] ({len(frame):,}, peer)", timings(lambda: dataset[rng.choice(ids)], calls),
+               floor)
     finally:
         dataset.delete()
+        import fiftyone.core.odm.database as database
+
+        database._disconnect()
+        if database._db_service is not None:  # the mongod it started
+            database._db_service.stop()
 
 
 def main() -> None:
@@ -132,11 +159,15 @@ def main() -> None:
     args = parser.parse_args()
     import thresher
     from thresher.connection import Connection
+    from thresher.core.transport import open_channel
     from thresher.datasource import Datasource
+    from thresher.query import QuerySpec
+    from thresher.v1.metadata_service_pb2 import ReadQueryRequest
+    from thresher.v1.metadata_service_pb2_grpc import MetadataServiceStub
 
     frame = make_frame(args.rows)
     print(f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
-          "p50/p99 per call")
+          f"p50/p99 per call; load average {load_average()}")
     floor = echo_row(args.calls)
     with ServiceProcess() as services:
         services.connect()
@@ -154,9 +185,13 @@ def main() -> None:
         via_flight = Datasource(Connection(*addresses, direct_read_rows=0), proto)
 
         def fresh_connection_lookup() -> None:
-            connection = Connection(*addresses)
-            Datasource(connection, proto).get_datapoint(rng.choice(paths))
-            connection.close()
+            # What a client without shared channels pays: dial, handshake, the same ReadQuery, close. A
+            # channel of its own: Connection.close() would drop the process's shared one, making the
+            # other rows dial afresh too.
+            with open_channel(addresses[0]) as channel:
+                query = QuerySpec(filter=ds.column("path") == rng.choice(paths), limit=1).to_proto(ds.id)
+                answer = MetadataServiceStub(channel).ReadQuery(ReadQueryRequest(query=query, max_rows=1), timeout=10)
+                pa.ipc.open_stream(answer.arrow_stream).read_all()
 
         lookups = interleaved({
             "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
@@ -176,6 +211,7 @@ def main() -> None:
         thresher.connection.set_default_connection(None)
     if not args.no_fiftyone:
         fiftyone_row(frame.iloc[:args.fiftyone_rows], args.calls, floor)
+    print(f"load average at the end: {load_average()}")
     os.environ.pop("THRESHER_METADATA_ADDRESS", None)
 
 

@@ -264,8 +264,9 @@ class Datasource(ArrowExport):
 
     def count(self) -> int:
         """How many datapoints this view selects."""
+        # COUNT(*) in the store, in one unary call: no rows, schema or id bounds come back.
         response: ms.DescribeQueryResponse = self.connection.call_metadata(
-            "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto()), idempotent=True)
+            "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto(), count_only=True), idempotent=True)
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
 

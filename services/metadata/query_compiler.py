@@ -113,6 +113,8 @@ class CompiledQuery:
     columns: list[OutputColumn]
     count_sql: str = ""
     count_params: list[Any] = field(default_factory=list)
+    # The row count alone (``count_params`` bind it too): no id bounds to aggregate.
+    total_sql: str = ""
     select_sql: list[str] = field(default_factory=list)  # each output column's SQL, in order
 
 
@@ -267,7 +269,8 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
     ``relation`` is a table name or a parenthesised subquery with ``path`` and ``datapoint_id``
     columns; ``row_filter`` is a condition the store always adds (e.g. only live datapoints). A dialect
     that renders literals takes no ``relation_params``: the relation must hold its own values.
-    ``count_sql`` answers (row count, smallest datapoint id, largest datapoint id) of the result.
+    ``count_sql`` answers (row count, smallest datapoint id, largest datapoint id) of the result;
+    ``total_sql`` the row count alone.
     """
     if dialect.literals is not None and relation_params:
         raise ValueError("a dialect that renders values as literals binds no relation parameters")
@@ -305,16 +308,18 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
         if query.limit < 0:
             raise InvalidArgument(f"limit must not be negative, got {query.limit}")
         sql += " LIMIT " + compiler.param(query.limit)
-    count_sql = f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM (SELECT datapoint_id FROM {relation}{where}"
+    counted = f"SELECT datapoint_id FROM {relation}{where}"
     count_params = list(where_params)
     if query.HasField("limit"):
         if dialect.literals is not None:
-            count_sql += f" LIMIT {query.limit:d}"
+            counted += f" LIMIT {query.limit:d}"
         else:
-            count_sql += " LIMIT " + dialect.placeholder(len(count_params) + 1)
+            counted += " LIMIT " + dialect.placeholder(len(count_params) + 1)
             count_params.append(query.limit)
-    count_sql += ")"
-    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql)
+    count_sql = f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM ({counted})"
+    total_sql = f"SELECT count(*) FROM ({counted})"
+    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql=select_sql,
+                         total_sql=total_sql)
 
 
 def _selected(query: common_pb2.Query, fields: Mapping[str, Column]) -> Iterator[tuple[str, Column]]:

@@ -296,6 +296,8 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     @_rpc
     def DescribeQuery(self, request: pb.DescribeQueryRequest,
                       context: grpc.ServicerContext) -> pb.DescribeQueryResponse:
+        if request.count_only:
+            return pb.DescribeQueryResponse(total_rows=self.store.count(request.query))
         describe = self.store.estimate_with_ids if request.estimate else self.store.describe_with_ids
         schema, total, ids = describe(request.query)
         low, high = ids or (0, 0)

@@ -17,6 +17,8 @@ from thresher.services.metadata.store import Store
 DEFAULT_MAX_ROWS = 10_000
 # What one answer may hold, below gRPC's message limit by a margin for the envelope.
 MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES - 1024 * 1024
+# Given explicitly: pyarrow's default reads two environment variables on every writer it opens.
+_WRITE_OPTIONS = pa.ipc.IpcWriteOptions()
 
 
 def read_small(store: Store, query: common_pb2.Query, max_rows: int,
@@ -29,7 +31,7 @@ def read_small(store: Store, query: common_pb2.Query, max_rows: int,
     if sum(batch.nbytes for batch in kept) > max_bytes:
         return None
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema) as writer:
+    with pa.ipc.new_stream(sink, schema, options=_WRITE_OPTIONS) as writer:
         for batch in kept:
             writer.write_batch(batch)
     payload = sink.getvalue()

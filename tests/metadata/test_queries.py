@@ -233,3 +233,45 @@ def test_as_of_sees_each_earlier_state(meta):
     assert state(moments[2]) == {"a": {"x": 10, "s": None}, "c": {"x": 3, "s": "c"}}
     assert state(moments[3]) == {"a": {"x": 10, "s": None}, "b": {"x": 20, "s": None}, "c": {"x": 3, "s": "c"}}
     assert state(moments[0] - dt.timedelta(hours=1)) == {}
+
+
+@pytest.mark.parametrize("filter_, limit, expected", [
+    (None, None, 6), (compare("n", "ge", 1), None, 4), (compare("n", "ge", 1), 2, 2),
+    (compare("label", "eq", "nobody"), None, 0), (None, 0, 0)])
+def test_count_only_counts_without_a_schema_or_ids(loaded, metadata_stub, filter_, limit, expected):
+    meta, datasource_id = loaded
+    query = common_pb2.Query(datasource_id=datasource_id, order_by=[common_pb2.OrderBy(field="x")])
+    if filter_ is not None:
+        query.filter.CopyFrom(filter_)
+    if limit is not None:
+        query.limit = limit
+    counted = metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=query, count_only=True))
+    assert counted.total_rows == expected
+    assert (counted.schema, counted.min_datapoint_id, counted.max_datapoint_id) == (b"", 0, 0)
+    assert metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=query)).total_rows == expected
+
+
+def test_count_only_reads_as_of_and_refuses_what_describe_refuses(meta, metadata_stub):
+    source = meta.datasource()
+    meta.upload(source.id, pa.table({"path": ["a", "b"], "x": [1, 2]}))
+    between = dt.datetime.now(UTC)
+    meta.upload(source.id, pa.table({"path": ["c"], "x": [3]}))
+    query = common_pb2.Query(datasource_id=source.id)
+    query.as_of.FromDatetime(between)
+    assert metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=query, count_only=True)).total_rows == 2
+    missing = common_pb2.Query(datasource_id=source.id, filter=compare("nope", "eq", 1))
+    with pytest.raises(grpc.RpcError) as refused:
+        metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=missing, count_only=True))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in refused.value.details()
+
+
+def test_read_query_holds_values_python_cannot(meta, metadata_stub):
+    # Year 20000 fits Arrow and both stores but not Python's datetime: a small read still answers.
+    source = meta.datasource()
+    far = pa.array([253402300800000000 * 2, 0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    meta.upload(source.id, pa.table({"path": ["far", "epoch"], "t": far, "n": [1, 2]}))
+    query = common_pb2.Query(datasource_id=source.id, order_by=[common_pb2.OrderBy(field="n")], limit=2)
+    answer = metadata_stub.ReadQuery(pb.ReadQueryRequest(query=query, max_rows=2))
+    direct = pa.ipc.open_stream(answer.arrow_stream).read_all()
+    assert direct.equals(meta.query_table(query))
+    assert direct.column("t").cast(pa.int64()).to_pylist() == far.cast(pa.int64()).to_pylist()

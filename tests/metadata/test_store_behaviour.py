@@ -243,3 +243,20 @@ def test_last_write_id_moves_with_each_write_and_only_then(engine):
     assert seen == sorted(set(seen)), "every write gives a larger id"
     other = _datasource(store)
     assert store.last_write_id(other.id) == -1  # another datasource's writes do not count
+
+
+def test_a_query_reads_the_same_datasource_record_in_one_statement(engine):
+    # PostgreSQL queries read the record afresh, row and fields joined; it must equal the two-step read.
+    store, _ = engine
+    source = _datasource(store)
+    with store.dialect.read() as session:
+        assert store._catalog_record(session, source.id) == store._datasource(session, source.id)  # no fields
+    _write(store, source, path=["a", "b"], n=[1, 2], label=["x", None], v=pa.array([[1.0, 2.0], None],
+                                                                                   pa.list_(pa.float32())))
+    store.define_fields(source.id, [("tagged", FieldType.STRING, ("one", "two"))])
+    with store.dialect.read() as session:
+        joined = store._catalog_record(session, source.id)
+        assert joined == store._datasource(session, source.id)
+        assert [f.name for f in joined.fields] == ["n", "label", "v", "tagged"]
+        with pytest.raises(NotFound, match="datasource 987654 not found"):
+            store._catalog_record(session, 987654)

@@ -325,12 +325,14 @@ class ExecuteQueryResponse(_message.Message):
     def __init__(self, schema: _Optional[bytes] = ..., record_batch: _Optional[bytes] = ...) -> None: ...
 
 class DescribeQueryRequest(_message.Message):
-    __slots__ = ("query", "estimate")
+    __slots__ = ("query", "estimate", "count_only")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
     estimate: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: bool = ...) -> None: ...
+    count_only: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., estimate: bool = ..., count_only: bool = ...) -> None: ...
 
 class DescribeQueryResponse(_message.Message):
     __slots__ = ("schema", "total_rows", "min_datapoint_id", "max_datapoint_id")

@@ -100,6 +100,12 @@ class Session(abc.ABC):
         """``sql``'s result in batches of at most ``max_rows``, read as they are asked for where the engine can."""
         return iter(self.table(sql, params).to_batches(max_rows))
 
+    def few_rows(self, sql: str, params: Sequence[Any], schema: pa.Schema, max_rows: int) -> pa.Table | None:
+        """At most ``max_rows`` rows of ``sql``'s result, typed as ``schema`` (whose columns are the
+        result's, in order), when the engine reads so few rows cheaper than through its Arrow export;
+        None otherwise (the caller then reads ``batches``)."""
+        return None
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         table = self.table(sql, params)
         return list(zip(*(column.to_pylist() for column in table.columns)))

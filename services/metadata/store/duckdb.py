@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
     duckdb = require("duckdb")
 
+# The most rows ``few_rows`` reads as Python values: a lookup by paths or a small page, not a result
+# whose conversion would cost more than the Arrow export it avoids.
+FEW_ROWS = 256
+_FLAT_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
+               pa.types.is_timestamp)
+
+
+def _is_flat(kind: pa.DataType) -> bool:
+    return any(test(kind) for test in _FLAT_TYPES)
+
 
 class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -39,6 +49,21 @@ class DuckDBSession(Session):
 
     def batches(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         return iter(self.cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows))
+
+    def few_rows(self, sql: str, params: Sequence[Any], schema: pa.Schema, max_rows: int) -> pa.Table | None:
+        # DuckDB's Arrow export hands a result to its worker threads and back, which costs more than
+        # the lookup itself for a row or two (and much more on a busy machine); Python rows do not.
+        # Only for flat types, whose Python values Arrow takes back exactly.
+        if max_rows > FEW_ROWS or not all(_is_flat(field.type) for field in schema):
+            return None
+        try:
+            rows = self.cursor.execute(sql, list(params)).fetchmany(max_rows)
+            columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+            arrays = [pa.array(values, field.type) for values, field in zip(columns, schema, strict=True)]
+            return pa.Table.from_arrays(arrays, schema=schema)
+        except (ValueError, OverflowError, pa.ArrowException):
+            # A value Python cannot hold (a datetime past year 9999, say): Arrow's export reads it.
+            return None
 
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.register(name, table)

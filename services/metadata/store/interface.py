@@ -100,6 +100,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]: ...
 
+    def count(self, query: common_pb2.Query) -> int:
+        """How many rows ``query`` returns, counted in the store without reading them."""
+        return self.describe(query)[1]
+
     def describe_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int] | None]:
         """``describe`` plus the (smallest, largest) datapoint id of the result, or None where the store
         cannot tell (then the result is served unpartitioned)."""

@@ -457,13 +457,17 @@ class SqlStore(Store):
 
     # Versioning ---------------------------------------------------------------------------------
 
-    def _log_relation(self, datasource_id: int, fields: Sequence[FieldRecord]) -> str:
-        """The full log: logged rows, then each datapoint's unlogged row as its write set it."""
+    def _log_relation(self, datasource_id: int, fields: Sequence[FieldRecord], chosen: str = "") -> str:
+        """The full log: logged rows, then each datapoint's unlogged row as its write set it. ``chosen``,
+        a condition on ``datapoint_id``, keeps both parts to those datapoints (written into each, so
+        neither engine has to push it through the union)."""
         columns = "".join(f", {f.column}" for f in fields)
-        return (f"(SELECT write_id, datapoint_id, op, cleared{columns} FROM {log_table(datasource_id)} UNION ALL "
-                f"SELECT c.unlogged AS write_id, c.datapoint_id, {OP_UPSERT} AS op, NULL AS cleared"
+        logged = f" WHERE {chosen}" if chosen else ""
+        unlogged = f" AND c.{chosen}" if chosen else ""
+        return (f"(SELECT write_id, datapoint_id, op, cleared{columns} FROM {log_table(datasource_id)}{logged} "
+                f"UNION ALL SELECT c.unlogged AS write_id, c.datapoint_id, {OP_UPSERT} AS op, NULL AS cleared"
                 f"{self._unlogged_values(fields)} FROM {current_table(datasource_id)} c "
-                f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL)")
+                f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL{unlogged})")
 
     def _touched(self, column: str, number: int, prefix: str = "") -> str:
         """The condition: the log row set (non-NULL), cleared or deleted the field."""
@@ -486,25 +490,54 @@ class SqlStore(Store):
                           [datasource_id, at])
         return -1 if row is None or row[0] is None else row[0]
 
-    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int) -> str:
-        """A subquery with each datapoint's values as they were after write ``last_write``.
+    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int,
+                        only: Sequence[int] | None = None) -> str:
+        """A subquery with each datapoint's values as they were after write ``last_write``; with ``only``,
+        of those datapoints alone (a lookup by path then folds their log rows, not the whole log's).
 
         It binds no parameters: the write id is an int of the store's own, written as a literal, so a
         query over it binds nothing (PostgreSQL's driver then reads the result through COPY)."""
         last_by = self.dialect.last_by
+        chosen = ""
+        if only is not None:
+            chosen = f"datapoint_id IN ({', '.join(f'{int(i):d}' for i in only) or 'NULL'})"
         selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)), _is_array(f))} "
                            f"AS {f.column}" for f in fields)
         outer = "".join(f", g.{f.column}" for f in fields)
         return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
                 f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
-                f"FROM {self._log_relation(datasource_id, fields)} l WHERE write_id <= {int(last_write):d} "
+                f"FROM {self._log_relation(datasource_id, fields, chosen)} l WHERE write_id <= {int(last_write):d} "
                 f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
-                f"WHERE g.last_op = {OP_UPSERT})")
+                f"WHERE g.last_op = {OP_UPSERT}{f' AND c.{chosen}' if chosen else ''})")
+
+    def _ids_at(self, session: Session, datasource_id: int, paths: Sequence[str]) -> list[int]:
+        """The ids of the datapoints ever at ``paths`` (deleted ones too: an earlier state may hold them)."""
+        if not paths:
+            return []
+        placeholders = ", ".join(f"${n}" for n in range(1, len(paths) + 1))
+        rows = session.rows(f"SELECT datapoint_id FROM {current_table(datasource_id)} WHERE path IN ({placeholders})",
+                            list(paths))
+        return sorted(row[0] for row in rows)
 
     # Queries ------------------------------------------------------------------------------------
 
+    def _catalog_record(self, session: Session, datasource_id: int) -> DatasourceRecord:
+        """The datasource's record read in one statement (its row joined with its fields): a query on
+        an engine with other writers reads it afresh each time, and a round trip is most of a lookup."""
+        columns = ", ".join(f"d.{name.strip()}" for name in DATASOURCE_COLUMNS.split(","))
+        rows = session.rows(f"SELECT {columns}, f.name, f.type, f.tags, f.created_at, f.field_id FROM datasources d "
+                            "LEFT JOIN fields f ON f.datasource_id = d.id WHERE d.id = $1 ORDER BY f.field_id",
+                            [datasource_id])
+        if not rows:
+            raise NotFound(f"datasource {datasource_id} not found")
+        (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = rows[0][:-5]
+        fields = [vector_fields.field_record(field, kind, tuple(tags), created, f"f{number}")
+                  for field, kind, tags, created, number in (row[-5:] for row in rows) if field is not None]
+        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at, ScanStatus(*scan),
+                                fields)
+
     def _compile(self, session: Session, query: common_pb2.Query) -> tuple[DatasourceRecord, CompiledQuery]:
-        datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
+        datasource = self._catalog_record(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
         # only the query's own values may be bound, and a dialect that renders them as literals binds none.
@@ -514,7 +547,9 @@ class SqlStore(Store):
         else:
             fields = self._fields(session, datasource.id, at=as_of)
             last_write = self._last_write_before(session, datasource.id, as_of)
-            base, row_filter = self._as_of_relation(datasource.id, fields, last_write), ""
+            paths = looked_up_paths(query)
+            only = self._ids_at(session, datasource.id, paths) if paths is not None else None
+            base, row_filter = self._as_of_relation(datasource.id, fields, last_write, only), ""
         columns = {f.name: Column(f.column, f.type, f.vector) for f in fields}
         query, timed = timed_select_items(query, columns, lambda at: self._fields(session, datasource.id, at=at))
         if not timed:
@@ -533,6 +568,7 @@ class SqlStore(Store):
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
         compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
+        compiled.total_sql += " AS counted"
         return datasource, compiled
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -553,6 +589,9 @@ class SqlStore(Store):
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             schema = result_schema(datasource, compiled.columns)
+            few = session.few_rows(compiled.sql, compiled.params, schema, max_rows + 1)
+            if few is not None:
+                return None if few.num_rows > max_rows else (schema, few.to_batches())
             kept, rows = [], 0
             batches = session.batches(compiled.sql, compiled.params, max_rows + 1)
             try:
@@ -581,6 +620,14 @@ class SqlStore(Store):
             datasource, compiled = self._compile(session, query)
             total, low, high = session.row(compiled.count_sql, compiled.count_params)
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+
+    def count(self, query: common_pb2.Query) -> int:
+        if nearest.is_nearest(query):
+            return self.describe(query)[1]
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, query)
+            row = session.one(compiled.total_sql, compiled.count_params)
+        return int(row[0]) if row is not None else 0  # COUNT(*) always answers one row
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
         """``describe_with_ids`` without running the query where the engine's planner can estimate its
@@ -873,6 +920,35 @@ def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator
         close = getattr(batches, "close", None)
         if close is not None:
             close()
+
+
+# A filter naming more paths than this is read as any other filter (its ids would make a long literal list).
+LOOKUP_PATHS = 1000
+
+
+def looked_up_paths(query: common_pb2.Query) -> list[str] | None:
+    """The paths a query's filter keeps the result to (``path == p`` or ``path.isin([...])``, alone or
+    ANDed with other conditions), or None when it is not such a lookup."""
+    if not query.HasField("filter"):
+        return None
+    nodes = [query.filter]
+    if query.filter.WhichOneof("node") == "all_of":
+        nodes = list(query.filter.all_of.filters)
+    for node in nodes:
+        if node.WhichOneof("node") != "comparison":
+            continue
+        comparison = node.comparison
+        if comparison.field != "path" or comparison.HasField("measure"):
+            continue
+        if comparison.op == common_pb2.COMPARISON_OPERATOR_EQ and comparison.WhichOneof("operand") == "value":
+            values = [comparison.value]
+        elif comparison.op == common_pb2.COMPARISON_OPERATOR_ISIN and comparison.WhichOneof("operand") == "values":
+            values = list(comparison.values.values)
+        else:
+            continue
+        if len(values) <= LOOKUP_PATHS and all(v.WhichOneof("kind") == "string_value" for v in values):
+            return list(dict.fromkeys(v.string_value for v in values))
+    return None
 
 
 def _is_array(field: FieldRecord) -> bool:
