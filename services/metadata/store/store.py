@@ -48,7 +48,8 @@ from .. import facets, nearest, vectors
 from ..annotations import stored_values
 from ..coercion import CoercedColumn, duplicate_path_error
 from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
-from ..query_compiler import Column, compile_query, timestamp_or_none
+from ..query_compiler import DUCKDB_LITERALS, Column, OutputColumn, compile_query, timestamp_or_none
+from ..query_compiler import Dialect as QueryDialect
 from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from .base import Store, utc_now
 from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
@@ -501,7 +502,7 @@ class SqlStore(Store):
 
     # Queries ------------------------------------------------------------------------------------
 
-    def _compile(self, session: Session, query: common_pb2.Query):
+    def _compile(self, session: Session, query: common_pb2.Query, dialect: QueryDialect | None = None):
         datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
@@ -529,9 +530,27 @@ class SqlStore(Store):
                              f"ON {name}.datapoint_id = base.datapoint_id")
                 extra.append(f", {name}.v AS {name}")
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
-        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
+        compiled = compile_query(query, columns, relation, dialect or self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
         return datasource, compiled
+
+    def sql_relation(self, query: common_pb2.Query, lower_names: bool = False) -> tuple[str, list[OutputColumn]]:
+        """``query`` as one SELECT of this engine's SQL with every value a literal (nothing bound), its
+        columns named as the result's (quoted; in lower case with ``lower_names``), and those columns:
+        what SQL over the store reads as a table."""
+        literal_dialect = DUCKDB_LITERALS if self.dialect.query_dialect.literals is None else None
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, query, literal_dialect)
+        prefix = "SELECT " + ", ".join(compiled.select_sql) + " FROM "
+        if compiled.params or not compiled.sql.startswith(prefix):
+            raise InvalidArgument("the query does not compile to one SELECT without parameters")
+        named = ", ".join(f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}" for sql, column in zip(compiled.select_sql, compiled.columns))
+        return f"SELECT {named} FROM {compiled.sql[len(prefix):]}", compiled.columns
+
+    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result of a read-only statement (``sql_relation``'s tables inside), run by the engine in a
+        read-only transaction, streamed in batches of at most ``max_rows``."""
+        return self.dialect.stream_read_only(sql, params, max_rows or DEFAULT_BATCH_ROWS)
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         if nearest.is_nearest(query):  # answered through this method's clause-free queries
@@ -726,6 +745,10 @@ class SqlStore(Store):
         rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
                           "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
         return [BagDatasetRecord(*row) for row in rows]
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class StreamedWrite:
