@@ -93,8 +93,11 @@ def test_the_store_answers_as_the_sandbox_does(world, monkeypatch, sql, paramete
     in_store = _run(engine, sql, parameters)
     with monkeypatch.context() as patch:
         patch.setattr(SqlEngine, "execute_in_store", lambda *args: None)
+        patch.setattr(SqlEngine, "_rewritten", lambda *args: None)
         in_sandbox = _run(engine, sql, parameters)
-    assert in_store.schema == in_sandbox.schema
+        described_in_sandbox = engine.describe(sql, list(parameters), _visible)
+    assert in_store.schema == in_sandbox.schema == described_in_sandbox
+    assert engine.describe(sql, list(parameters), _visible) == described_in_sandbox
     assert in_store.to_pylist() == in_sandbox.to_pylist()
 
 

@@ -102,7 +102,19 @@ class SqlEngine:
     # Statements ---------------------------------------------------------------------------------
 
     def describe(self, sql: str, parameters: Sequence | None, visible: Visible) -> pa.Schema:
-        """The result schema of ``sql``, from empty tables of the right schemas (nothing is read)."""
+        """The result schema of ``sql``: from the embedded store where it can run the statement (planned,
+        nothing read), else from the sandbox over empty tables of the right schemas."""
+        sandbox.check_statement(sql)
+        # PostgreSQL's own types differ (a sum is numeric): its results are conformed to the sandbox's description.
+        found = self._rewritten(sql, parameters or (), visible) if self._engine() == rewrite.DUCKDB else None
+        if found is not None:
+            try:
+                schema, batches = self._store.stream_read_only(f"SELECT * FROM ({found[1].sql}) AS described LIMIT 0",
+                                                               found[1].params, 1)
+                batches.close()
+                return schema
+            except Exception as error:  # noqa: BLE001 - the sandbox describes it or explains why not
+                log.info("SQL is described in the sandbox: the store could not plan its rewrite (%s)", error)
         connection = self._prepare(sql, visible, empty=True)
         try:
             if parameters is None:
@@ -130,17 +142,10 @@ class SqlEngine:
     def execute_in_store(self, sql: str, parameters: Sequence, visible: Visible,
                          max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
         """``sql`` (already checked) run by the store itself, or None where it must run in the sandbox."""
-        engine = getattr(getattr(self._store, "dialect", None), "name", None)
-        if engine not in (rewrite.DUCKDB, rewrite.POSTGRES) or not hasattr(self._store, "sql_relation"):
+        found = self._rewritten(sql, parameters, visible)
+        if found is None:
             return None
-        tree = sandbox.parse(sql)
-        if tree is None:
-            return None
-        try:
-            rewritten = rewrite.rewrite(tree, self._relations(tree, visible, engine), engine, parameters or ())
-        except rewrite.GiveUp as reason:
-            log.debug("SQL runs in the sandbox: the statement holds %s", reason)
-            return None
+        engine, rewritten = found
         try:
             schema, batches = self._store.stream_read_only(rewritten.sql, rewritten.params,
                                                            max_batch_rows or DEFAULT_BATCH_ROWS)
@@ -154,15 +159,41 @@ class SqlEngine:
                 return expected, _conformed(batches, expected)
         return schema, _checked(batches)
 
+    def _rewritten(self, sql: str, parameters: Sequence, visible: Visible) -> tuple[str, rewrite.Rewritten] | None:
+        """The store's engine and ``sql`` rewritten for it, or None where the sandbox must run it."""
+        engine = self._engine()
+        if engine is None:
+            return None
+        tree = sandbox.parse(sql)
+        if tree is None:
+            return None
+        try:
+            return engine, rewrite.rewrite(tree, self._relations(tree, visible, engine), engine, parameters or ())
+        except rewrite.GiveUp as reason:
+            log.debug("SQL runs in the sandbox: the statement holds %s", reason)
+            return None
+
+    def _engine(self) -> str | None:
+        """The store's engine where SQL can run in it (a ``SqlStore`` over DuckDB or PostgreSQL)."""
+        engine = getattr(getattr(self._store, "dialect", None), "name", None)
+        return engine if engine in (rewrite.DUCKDB, rewrite.POSTGRES) and hasattr(self._store, "sql_relation") \
+            and hasattr(self._store, "find_sql_tables") else None
+
     def _relations(self, tree: dict, visible: Visible, engine: str) -> rewrite.Resolve:
         """Resolves a statement's (schema, table) names to the store's SQL for the visible tables."""
         named = frozenset(rewrite.base_tables(tree))
         found: dict[tuple[str, str], SqlTableInfo] = {}
-        for table in self._resolve(named, visible) if named else []:
-            key = (table.namespace.lower(), table.name.lower())
-            if key in found:
+        taken: set[tuple[str, str]] = set()
+        # One lookup by name (the catalog listing ``_resolve`` walks costs a statement per namespace).
+        for namespace, name, is_dataset, key in self._store.find_sql_tables(named) if named else []:
+            if not visible(namespace) or (is_dataset and (namespace, name) in taken):
+                continue  # invisible, or a dataset hidden by the datasource of its name
+            taken.add((namespace, name))
+            folded = (namespace.lower(), name.lower())
+            if folded in found:
                 raise rewrite.GiveUp("two tables whose names differ in case only")
-            found[key] = table
+            found[folded] = SqlTableInfo(namespace, name, TableKind.DATASET if is_dataset else TableKind.DATASOURCE,
+                                         key)
         made: dict[tuple[str, str], rewrite.Relation] = {}
 
         def resolve(schema: str, name: str) -> rewrite.Relation | None:

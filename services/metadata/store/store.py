@@ -534,6 +534,20 @@ class SqlStore(Store):
         compiled.count_sql += " AS counted"
         return datasource, compiled
 
+    def find_sql_tables(self, names: Iterable[tuple[str, str]]) -> list[tuple[str, str, bool, int]]:
+        """The datasources and datasets whose (namespace, name), compared in lower case, is among ``names``
+        (lower case): (namespace, name, is a dataset, id) each, datasources first. One statement."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        pairs = " OR ".join(f"(lower(namespace) = ${2 * i + 1} AND lower(name) = ${2 * i + 2})"
+                            for i in range(len(wanted)))
+        params = [part for pair in wanted for part in pair]
+        rows = self._rows(f"SELECT namespace, name, FALSE AS dataset, id FROM datasources WHERE {pairs} UNION ALL "
+                          f"SELECT namespace, name, TRUE AS dataset, id FROM datasets WHERE {pairs} "
+                          "ORDER BY dataset, id", params)
+        return [(namespace, name, bool(dataset), int(key)) for namespace, name, dataset, key in rows]
+
     def sql_relation(self, query: common_pb2.Query, lower_names: bool = False) -> tuple[str, list[OutputColumn]]:
         """``query`` as one SELECT of this engine's SQL with every value a literal (nothing bound), its
         columns named as the result's (quoted; in lower case with ``lower_names``), and those columns:
