@@ -13,6 +13,10 @@ from thresher.services.flight.errors import relayed_flight_error
 from thresher.services.flight.headers import Metadata
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
 
+# The data port's mark of a SQL ticket (``services/metadata/data_port.py``); the flight service may run
+# without the metadata service's modules, so it is spelled here too.
+SQL_TICKET_PREFIX = b"thresher-sql\x00"
+
 
 class DataPortClient:
     """Query results from the data port at ``address`` (``host:port``), read for the caller in ``metadata``."""
@@ -26,7 +30,9 @@ class DataPortClient:
 
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
         """The result as a stream to hand on, its first message read first, so a bad query fails here."""
-        ticket = fl.Ticket(mpb.ExecuteQueryRequest(query=query).SerializeToString())
+        return self._stream(fl.Ticket(mpb.ExecuteQueryRequest(query=query).SerializeToString()), metadata)
+
+    def _stream(self, ticket: fl.Ticket, metadata: Metadata) -> fl.FlightDataStream:
         options = fl.FlightCallOptions(headers=[(name.encode(), value.encode()) for name, value in metadata])
         try:
             reader = self._client.do_get(ticket, options=options)
@@ -34,6 +40,10 @@ class DataPortClient:
         except (fl.FlightError, pa.ArrowException) as error:
             raise relayed_flight_error(error, self.address) from None
         return fl.RecordBatchStream(reader.to_reader())
+
+    def execute_sql(self, request: mpb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """A SQL statement's result as a stream to hand on, as ``execute``."""
+        return self._stream(fl.Ticket(SQL_TICKET_PREFIX + request.SerializeToString()), metadata)
 
     def close(self) -> None:
         self._client.close()

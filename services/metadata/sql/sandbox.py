@@ -9,6 +9,7 @@ touch that throwaway database, and only a single SELECT-type statement is accept
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -103,11 +104,13 @@ def references(connection: duckdb.DuckDBPyConnection, sql: str) -> References:
 _parsers = threading.local()
 
 
+@functools.lru_cache(maxsize=256)
 def parse(sql: str) -> dict | None:
     """``sql``'s DuckDB parse tree (json_serialize_sql), or None where DuckDB cannot serialize it.
 
     Parsed on a locked in-memory DuckDB of this thread's own, kept for the next statement: parsing
-    runs nothing of the statement."""
+    runs nothing of the statement. Remembered for the latest statements (a Flight SQL client describes
+    a statement, then runs it): callers must not change the tree."""
     connection = getattr(_parsers, "connection", None)
     if connection is None:
         connection = duckdb.connect(":memory:", config=dict(_CONFIG))
