@@ -36,6 +36,8 @@ def world(metadata_server):
         field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value="cat"))))
     cats.select.add(field="n")
     store.save_dataset(namespace, "cats", items.id, cats.SerializeToString())
+    # A dataset named like a datasource is hidden by it: "items" stays the datasource's 59 rows.
+    store.save_dataset(namespace, "items", items.id, cats.SerializeToString())
     secret = store.create_datasource(hidden, "items", "file:///nowhere", "")
     store.upsert(secret.id, pa.table({"path": ["s"], "n": [1]}), "path", "tester", create_missing=True)
     return SqlEngine(store), namespace, hidden
