@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from thresher.services.metadata.sql.engine import SqlEngine
 from thresher.v1 import common_pb2
 
 ROWS = 60
+START = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,9 @@ def world(metadata_server):
         "score": pa.array([i / ROWS if i % 5 else None for i in range(ROWS)], pa.float64()),
         "label": [["cat", "dog", "catfish", None, "Cat_1"][i % 5] for i in range(ROWS)],
         "flag": [i % 3 == 0 for i in range(ROWS)],
+        "seen": pa.array([START + dt.timedelta(minutes=i) if i % 4 else None for i in range(ROWS)],
+                         pa.timestamp("us", tz="UTC")),
+        "raw": pa.array([bytes([i % 3]) * 3 for i in range(ROWS)], pa.binary()),
     }), "path", "tester", create_missing=True)
     store.delete_datapoints(items.id, ["p/059"], "tester")  # a deleted datapoint is no row
     tags = store.create_datasource(namespace, "Tags", "file:///nowhere", "")
@@ -83,6 +88,9 @@ QUERIES = [
      "sum(n) FILTER (WHERE label = ?) AS dogs FROM {t}", ("dog",)),
     ("SELECT label IS DISTINCT FROM 'cat' AS d, count(*) AS k FROM {t} GROUP BY 1 ORDER BY 1", ()),
     ("SELECT 1 AS one, 'x' || 'y' AS xy", ()),
+    ("SELECT path, seen, raw FROM {t} WHERE seen >= CAST('2024-05-01 00:30:00+00' AS TIMESTAMPTZ) AND seen < ? "
+     "ORDER BY seen DESC", (START + dt.timedelta(minutes=50),)),
+    ("SELECT raw, count(*) AS k, min(seen) AS first FROM {t} GROUP BY raw ORDER BY raw", ()),
 ]
 
 
