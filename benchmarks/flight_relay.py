@@ -172,7 +172,7 @@ def main() -> None:
     bare_seconds = statistics.median(bare_times)
     print(f"bare pyarrow Flight server: {bare_seconds:.3f} s ({megabytes / bare_seconds:,.0f} MiB/s)")
     for name, times in relay_times.items():
-        ratios = [b / r for b, r in zip(bare_times, times)]
+        ratios = [b / r for b, r in zip(bare_times, times, strict=True)]
         seconds = statistics.median(times)
         print(f"{name + ':':27s} {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), vs bare "
               f"{statistics.median(ratios):.2f}x (target >= 0.8x; runs: {', '.join(f'{r:.2f}' for r in ratios)})")

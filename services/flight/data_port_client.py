@@ -16,7 +16,8 @@ import pyarrow.flight as fl
 from thresher.services.flight.errors import relayed_flight_error
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.readahead import read_ahead
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 # The data port's mark of a SQL ticket (``services/metadata/data_port.py``); the flight service may run
 # without the metadata service's modules, so it is spelled here too.

@@ -10,7 +10,8 @@ import pytest
 
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.metadata.data_port import create_data_port
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 
 class _Relay(fl.FlightServerBase):

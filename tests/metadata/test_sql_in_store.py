@@ -13,7 +13,7 @@ from thresher.services.metadata.sql.engine import SqlEngine
 from thresher.v1 import common_pb2
 
 ROWS = 60
-START = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ from thresher.services.server_extra import require
 from thresher.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
-from ..errors import InvalidArgument
-from ..store import Store
 from .. import nearest
+from ..errors import InvalidArgument
+from ..store import SqlStore, Store
 from . import rewrite, sandbox
 from .pushdown import pushed_filter
 
@@ -69,6 +69,9 @@ class SqlEngine:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # The store SQL can run in: the one store over DuckDB or PostgreSQL (any other only feeds the sandbox).
+        self._sql_store = store if isinstance(store, SqlStore) and store.dialect.name in (
+            rewrite.DUCKDB, rewrite.POSTGRES) else None
 
     # Catalog ------------------------------------------------------------------------------------
 
@@ -107,11 +110,13 @@ class SqlEngine:
         sandbox.check_statement(sql)
         # PostgreSQL's own types differ (a sum is numeric): its results are conformed to the sandbox's description.
         found = self._rewritten(sql, parameters or (), visible) if self._engine() == rewrite.DUCKDB else None
-        if found is not None:
+        if found is not None and self._sql_store is not None:
             try:
-                schema, batches = self._store.stream_read_only(f"SELECT * FROM ({found[1].sql}) AS described LIMIT 0",
+                schema, batches = self._sql_store.stream_read_only(f"SELECT * FROM ({found[1].sql}) AS described LIMIT 0",
                                                                found[1].params, 1)
-                batches.close()
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # ends the read-only transaction (and returns a PostgreSQL connection)
                 return schema
             except Exception as error:  # noqa: BLE001 - the sandbox describes it or explains why not
                 log.info("SQL is described in the sandbox: the store could not plan its rewrite (%s)", error)
@@ -143,11 +148,11 @@ class SqlEngine:
                          max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
         """``sql`` (already checked) run by the store itself, or None where it must run in the sandbox."""
         found = self._rewritten(sql, parameters, visible)
-        if found is None:
+        if found is None or self._sql_store is None:
             return None
         engine, rewritten = found
         try:
-            schema, batches = self._store.stream_read_only(rewritten.sql, rewritten.params,
+            schema, batches = self._sql_store.stream_read_only(rewritten.sql, rewritten.params,
                                                            max_batch_rows or DEFAULT_BATCH_ROWS)
         except Exception as error:  # noqa: BLE001 - what the store cannot run, the sandbox runs or explains
             log.info("SQL runs in the sandbox: the store could not run its rewrite (%s)", error)
@@ -174,10 +179,8 @@ class SqlEngine:
             return None
 
     def _engine(self) -> str | None:
-        """The store's engine where SQL can run in it (a ``SqlStore`` over DuckDB or PostgreSQL)."""
-        engine = getattr(getattr(self._store, "dialect", None), "name", None)
-        return engine if engine in (rewrite.DUCKDB, rewrite.POSTGRES) and hasattr(self._store, "sql_relation") \
-            and hasattr(self._store, "find_sql_tables") else None
+        """The store's engine where SQL can run in it."""
+        return self._sql_store.dialect.name if self._sql_store is not None else None
 
     def _relations(self, tree: dict, visible: Visible, engine: str) -> rewrite.Resolve:
         """Resolves a statement's (schema, table) names to the store's SQL for the visible tables."""
@@ -185,7 +188,9 @@ class SqlEngine:
         found: dict[tuple[str, str], SqlTableInfo] = {}
         taken: set[tuple[str, str]] = set()
         # One lookup by name (the catalog listing ``_resolve`` walks costs a statement per namespace).
-        for namespace, name, is_dataset, key in self._store.find_sql_tables(named) if named else []:
+        store = self._sql_store
+        assert store is not None  # only asked for where the store runs SQL (``_engine``)
+        for namespace, name, is_dataset, key in store.find_sql_tables(named) if named else []:
             if not visible(namespace) or (is_dataset and (namespace, name) in taken):
                 continue  # invisible, or a dataset hidden by the datasource of its name
             taken.add((namespace, name))
@@ -211,7 +216,8 @@ class SqlEngine:
         if nearest.is_nearest(query):
             raise rewrite.GiveUp("a dataset of nearest neighbours")
         try:
-            sql, columns = self._store.sql_relation(query, lower_names=engine == rewrite.POSTGRES)
+            assert self._sql_store is not None
+            sql, columns = self._sql_store.sql_relation(query, lower_names=engine == rewrite.POSTGRES)
         except Exception as error:  # noqa: BLE001 - e.g. a dataset whose fields are gone: the sandbox explains
             raise rewrite.GiveUp(f"a table the store cannot compile ({error})") from None
         names = tuple(column.name for column in columns)
@@ -310,8 +316,7 @@ def _placeholder_count(sql: str) -> int:
 def _checked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The store's batches; an engine's failure mid-way becomes a clear error."""
     try:
-        for batch in batches:
-            yield batch
+        yield from batches
     except InvalidArgument:
         raise
     except Exception as error:  # noqa: BLE001 - DuckDB's and ADBC's errors alike
@@ -327,7 +332,7 @@ def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator
     for batch in _checked(batches):
         try:
             columns = [column if column.type == field.type else column.cast(field.type)
-                       for column, field in zip(batch.columns, schema)]
+                       for column, field in zip(batch.columns, schema, strict=True)]
         except (pa.ArrowException, ValueError) as error:
             raise InvalidArgument(f"SQL failed while running: a result column does not fit its type: {error}") from None
         yield pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -26,6 +26,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from thresher.types import FieldType
 
@@ -51,9 +52,11 @@ class Relation:
 @dataclass(frozen=True)
 class Rewritten:
     sql: str
-    params: list  # bound in order as $1, $2, ... (DuckDB); empty for PostgreSQL, whose values are literals
+    params: list[Any]  # bound in order as $1, $2, ... (DuckDB); empty for PostgreSQL, whose values are literals
 
 
+# A node of DuckDB's JSON parse tree.
+Node = Mapping[str, Any]
 # (schema, table) as written, lower case -> the table's relation, or None when it is not visible.
 Resolve = Callable[[str, str], "Relation | None"]
 
@@ -81,7 +84,7 @@ _SELECT_KEYS = {"type", "query_location", "query_location_length", "modifiers", 
                 "group_sets", "aggregate_handling", "having", "sample", "qualify"}
 
 
-def rewrite(tree: Mapping, resolve: Resolve, engine: str, parameters: Sequence) -> Rewritten:
+def rewrite(tree: Node, resolve: Resolve, engine: str, parameters: Sequence[Any]) -> Rewritten:
     """``tree`` (one parsed SELECT statement) as SQL for ``engine``; raises ``GiveUp`` where it cannot."""
     statements = tree.get("statements") or []
     if tree.get("error") or len(statements) != 1:
@@ -92,11 +95,11 @@ def rewrite(tree: Mapping, resolve: Resolve, engine: str, parameters: Sequence) 
 
 
 class _Writer:
-    def __init__(self, resolve: Resolve, engine: str, parameters: Sequence) -> None:
+    def __init__(self, resolve: Resolve, engine: str, parameters: Sequence[Any]) -> None:
         self._resolve = resolve
         self._engine = engine
         self._parameters = parameters
-        self.params: list = []
+        self.params: list[Any] = []
 
     # Names ----------------------------------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class _Writer:
 
     # Queries --------------------------------------------------------------------------------------
 
-    def query(self, node: Mapping, ctes: frozenset[str]) -> str:
+    def query(self, node: Node, ctes: frozenset[str]) -> str:
         if node.get("type") != "SELECT_NODE":
             raise GiveUp(f"a {node.get('type')} node")
         for key, value in node.items():
@@ -168,17 +171,17 @@ class _Writer:
             parts.append("HAVING " + self.expression(node["having"], ctes))
         return " ".join(parts) + order + limit
 
-    def order(self, item: Mapping, ctes: frozenset[str]) -> str:
-        direction = {"ORDER_DEFAULT": "ASC", "ASCENDING": "ASC", "DESCENDING": "DESC"}.get(item.get("type"))
+    def order(self, item: Node, ctes: frozenset[str]) -> str:
+        direction = {"ORDER_DEFAULT": "ASC", "ASCENDING": "ASC", "DESCENDING": "DESC"}.get(str(item.get("type")))
         # DuckDB puts NULLs last either way unless told; PostgreSQL puts them first when descending,
         # so the placement is always written out.
         nulls = {"ORDER_DEFAULT": "NULLS LAST", "NULLS_LAST": "NULLS LAST", "NULLS LAST": "NULLS LAST",
-                 "NULLS_FIRST": "NULLS FIRST", "NULLS FIRST": "NULLS FIRST"}.get(item.get("null_order"))
+                 "NULLS_FIRST": "NULLS FIRST", "NULLS FIRST": "NULLS FIRST"}.get(str(item.get("null_order")))
         if direction is None or nulls is None:
             raise GiveUp("an unknown ordering")
         return f"{self.expression(item.get('expression') or {}, ctes)} {direction} {nulls}"
 
-    def table(self, ref: Mapping, ctes: frozenset[str]) -> str:
+    def table(self, ref: Node, ctes: frozenset[str]) -> str:
         kind = ref.get("type")
         if ref.get("sample") or ref.get("column_name_alias"):
             raise GiveUp("a sampled table or column aliases")
@@ -212,7 +215,7 @@ class _Writer:
             left, right = self.table(ref.get("left") or {}, ctes), self.table(ref.get("right") or {}, ctes)
             if ref.get("ref_type") == "CROSS":
                 return f"{left} CROSS JOIN {right}"
-            join = _JOINS.get(ref.get("join_type"))
+            join = _JOINS.get(str(ref.get("join_type")))
             if ref.get("ref_type") != "REGULAR" or join is None:
                 raise GiveUp("a NATURAL, ASOF, SEMI or other join")
             if ref.get("using_columns"):
@@ -224,14 +227,16 @@ class _Writer:
             return f"{left} {join} {right} ON {self.expression(ref['condition'], ctes)}"
         raise GiveUp(f"a {kind} table reference")
 
-    def statement(self, statement: Mapping, ctes: frozenset[str]) -> str:
+    def statement(self, statement: Node, ctes: frozenset[str]) -> str:
         return self.query(statement.get("node") or {}, ctes)
 
     # Expressions ----------------------------------------------------------------------------------
 
-    def expression(self, e: Mapping, ctes: frozenset[str]) -> str:
+    def expression(self, e: Node, ctes: frozenset[str]) -> str:
         kind, cls = e.get("type"), e.get("class")
-        ex = lambda child: self.expression(child or {}, ctes)  # noqa: E731
+        def ex(child: Node | None) -> str:
+            return self.expression(child or {}, ctes)
+
         if cls == "COLUMN_REF":
             names = e.get("column_names") or []
             if not 1 <= len(names) <= 2:
@@ -294,7 +299,7 @@ class _Writer:
             return self.function(e, ctes)
         raise GiveUp(f"a {cls} expression")
 
-    def constant(self, literal: Mapping) -> str:
+    def constant(self, literal: Node) -> str:
         kind, text = literal.get("kind"), literal.get("text")
         if kind == "NULL_LITERAL":
             return "NULL"
@@ -329,13 +334,13 @@ class _Writer:
         if self._engine == DUCKDB:
             self.params.append(value)
             return f"${len(self.params)}"
-        if value is None:
+        if value is None or kind is None:
             return "NULL"
         if kind is FieldType.INT and not -2**63 <= value < 2**63:
             raise GiveUp("an integer parameter past 64 bits")
         return sql_literals.literal(value, kind, self._engine)
 
-    def cast(self, e: Mapping, ctes: frozenset[str]) -> str:
+    def cast(self, e: Node, ctes: frozenset[str]) -> str:
         target = e.get("type_expr") or {}
         if e.get("try_cast") or target.get("class") != "TYPE" or target.get("children") \
                 or target.get("schema") or target.get("catalog"):
@@ -345,7 +350,7 @@ class _Writer:
             raise GiveUp(f"a cast to {target.get('type_name')}")
         return f"CAST({self.expression(e.get('child') or {}, ctes)} AS {spelled[self._engine == POSTGRES]})"
 
-    def function(self, e: Mapping, ctes: frozenset[str]) -> str:
+    def function(self, e: Node, ctes: frozenset[str]) -> str:
         name = str(e.get("function_name", "")).lower()
         if e.get("schema") or e.get("catalog") or e.get("export_state") \
                 or ((e.get("order_bys") or {}).get("orders")):
@@ -400,7 +405,7 @@ class _Writer:
         raise GiveUp(f"function {name} with {len(args)} arguments")
 
 
-def base_tables(tree: Mapping) -> Iterator[tuple[str, str]]:
+def base_tables(tree: Node) -> Iterator[tuple[str, str]]:
     """The (schema, table) names, lower case, of every table reference with a schema in ``tree``."""
     from .sandbox import nodes
 

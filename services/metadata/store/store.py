@@ -558,7 +558,8 @@ class SqlStore(Store):
         prefix = "SELECT " + ", ".join(compiled.select_sql) + " FROM "
         if compiled.params or not compiled.sql.startswith(prefix):
             raise InvalidArgument("the query does not compile to one SELECT without parameters")
-        named = ", ".join(f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}" for sql, column in zip(compiled.select_sql, compiled.columns))
+        named = ", ".join(f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}"
+                          for sql, column in zip(compiled.select_sql, compiled.columns, strict=True))
         return f"SELECT {named} FROM {compiled.sql[len(prefix):]}", compiled.columns
 
     def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
