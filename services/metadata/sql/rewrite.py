@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from .. import sql_literals
 
