@@ -139,28 +139,45 @@ def main() -> None:
                                 stdout=subprocess.PIPE, text=True)
     bare = BareServer(table)
     grpc_port, data_port = stand_in.stdout.readline().split()
-    flight, flight_port = create_flight("127.0.0.1:0", f"127.0.0.1:{grpc_port}",
-                                        metadata_data_address=f"127.0.0.1:{data_port}" if args.relay == "data-port" else "")
-    bare_times, relay_times = [], []
+    data_address = f"127.0.0.1:{data_port}" if args.relay == "data-port" else ""
+    flight, flight_port = create_flight("127.0.0.1:0", f"127.0.0.1:{grpc_port}", metadata_data_address=data_address)
+    relays = [("thresher flight relay", flight_port)]
+    if args.relay == "data-port":
+        # The same relay with a thread reading the data port's stream ahead of the writer, for comparison.
+        direct, direct_port = create_flight("127.0.0.1:0", f"127.0.0.1:{grpc_port}", metadata_data_address=data_address)
+        direct._data_port.read_ahead = 4  # a private knob of the flight service, set for this comparison only
+        relays.append(("relay, read-ahead thread", direct_port))
+    bare_times: list[float] = []
+    relay_times: dict[str, list[float]] = {name: [] for name, _ in relays}
+    clients = []
     try:
-        with fl.connect(f"grpc://127.0.0.1:{bare.port}") as bare_client, \
-                fl.connect(f"grpc://127.0.0.1:{flight_port}") as relay_client:
+        with fl.connect(f"grpc://127.0.0.1:{bare.port}") as bare_client:
+            clients = [(name, fl.connect(f"grpc://127.0.0.1:{port}")) for name, port in relays]
             for attempt in range(args.repeat + 1):  # the first round warms up
                 bare_seconds = fetch_seconds(bare_client, b"", table.num_rows)
-                relay_seconds = fetch_seconds(relay_client, query.SerializeToString(), table.num_rows)
+                for name, client in clients:
+                    seconds = fetch_seconds(client, query.SerializeToString(), table.num_rows)
+                    if attempt:
+                        relay_times[name].append(seconds)
                 if attempt:
                     bare_times.append(bare_seconds)
-                    relay_times.append(relay_seconds)
     finally:
+        for _, client in clients:
+            client.close()
         flight.shutdown()
+        if len(relays) > 1:
+            direct.shutdown()
         bare.shutdown()
         stand_in.kill()
-    ratios = [b / r for b, r in zip(bare_times, relay_times)]
-    bare_seconds, relay_seconds = statistics.median(bare_times), statistics.median(relay_times)
+    bare_seconds = statistics.median(bare_times)
     print(f"bare pyarrow Flight server: {bare_seconds:.3f} s ({megabytes / bare_seconds:,.0f} MiB/s)")
-    print(f"thresher flight relay:      {relay_seconds:.3f} s ({megabytes / relay_seconds:,.0f} MiB/s)")
-    print(f"relay throughput vs bare: {statistics.median(ratios):.2f}x (target >= 0.8x; "
-          f"runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    for name, times in relay_times.items():
+        ratios = [b / r for b, r in zip(bare_times, times, strict=True)]
+        seconds = statistics.median(times)
+        print(f"{name + ':':27s} {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), vs bare "
+              f"{statistics.median(ratios):.2f}x (target >= 0.8x; runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    with open("/proc/loadavg") as file:
+        print(f"load average: {' '.join(file.read().split()[:3])}")
 
     if not args.no_end_to_end:
         end_to_end(table, args.repeat, bare_seconds)

@@ -65,7 +65,7 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         self._blob_access = BlobAccess(channel)
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
         self.location = advertised(advertise_host, self.port)
-        self._sql = flight_sql.FlightSqlHandler(self._backend, self.location)
+        self._sql = flight_sql.FlightSqlHandler(self._backend, self.location, data_port)
         # Public so a deployment (or a test) can point servers at each other once all their ports are known.
         self.peers = [bag_shards.peer_location(peer, self.location) for peer in peers]
         self._shards = bag_shards.BagShards(channel, lambda: [self.location, *self.peers])

@@ -6,13 +6,17 @@ that hop costs more than everything else together. Over this port the flight ser
 Flight stream of the same result and hands it to its own Flight writer, so the bytes go from one Arrow
 C++ stack to the other. It is an internal port: a ticket is a serialized ``ExecuteQueryRequest``; the
 caller's token is checked, and the ``ExecuteQuery`` access rule applied, exactly as on gRPC.
+
+A Flight SQL statement's result comes the same way: a ticket of ``SQL_TICKET_PREFIX`` then a serialized
+``ExecuteSqlRequest`` is answered as gRPC's ``ExecuteSql`` answers it (its access rule, the caller's
+readable namespaces), so SQL results skip the protobuf hop too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pyarrow as pa
@@ -27,11 +31,15 @@ from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
 from thresher.services.auth.tokens import Identity
 from thresher.services.metadata.access import MetadataAuthorizer
 from thresher.services.metadata.domain_errors import MetadataError
-from thresher.services.metadata.servicer import status_of
+from thresher.services.metadata.servicer import sql_parameters, status_of
+from thresher.services.metadata.sql import SqlEngine
 from thresher.services.metadata.store import Store
 
 log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
+SQL_METHOD = "ExecuteSql"  # ... and a SQL statement's
+# Starts a SQL ticket. No serialized ExecuteQueryRequest starts so (its first byte is field 1's tag, 0x0a).
+SQL_TICKET_PREFIX = b"thresher-sql\x00"
 
 
 class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
@@ -41,8 +49,11 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
         super().__init__(location, **security.flight_server_options())
         self._store = store
         self._authorizer = MetadataAuthorizer(store) if security.tokens else None
+        self._sql = SqlEngine(store)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
+        if ticket.ticket.startswith(SQL_TICKET_PREFIX):
+            return self._execute_sql(context, ticket.ticket[len(SQL_TICKET_PREFIX):])
         try:
             request: pb.ExecuteQueryRequest = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:
@@ -55,9 +66,26 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
             schema, batches = self._store.query(request.query, request.max_batch_rows)
         return fl.GeneratorStream(schema, _mapped(batches))
 
+    def _execute_sql(self, context: fl.ServerCallContext, raw: bytes) -> fl.FlightDataStream:
+        try:
+            request = pb.ExecuteSqlRequest.FromString(raw)
+        except DecodeError:
+            raise invalid_argument("a data-port SQL ticket holds a serialized ExecuteSqlRequest") from None
+        if request.max_batch_rows < 0:
+            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        with _statuses(SQL_METHOD):
+            visible: Callable[[str], bool] = lambda _namespace: True  # noqa: E731 - no tokens: every namespace
+            if self._authorizer is not None:
+                identity = _caller(context)
+                self._authorizer.check(SQL_METHOD, request, identity)
+                visible = identity.may
+            parameters = sql_parameters(request.parameters) or []
+            schema, batches = self._sql.execute(request.sql, parameters, visible, request.max_batch_rows)
+        return fl.GeneratorStream(schema, _mapped(batches, SQL_METHOD))
+
 
 @contextlib.contextmanager
-def _statuses() -> Iterator[None]:
+def _statuses(method: str = METHOD) -> Iterator[None]:
     """Failures as Flight errors led by their status, as the flight service's own (a traceback never leaks)."""
     try:
         yield
@@ -67,12 +95,12 @@ def _statuses() -> Iterator[None]:
         raise status_error(status_of(error), str(error)) from None
     except Exception as error:  # noqa: BLE001 - the caller gets a status, the log gets the traceback
         log.exception("data port query failed")
-        raise status_error(grpc.StatusCode.INTERNAL, f"{METHOD} failed: {type(error).__name__}: {error}") from None
+        raise status_error(grpc.StatusCode.INTERNAL, f"{method} failed: {type(error).__name__}: {error}") from None
 
 
-def _mapped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _mapped(batches: Iterator[pa.RecordBatch], method: str = METHOD) -> Iterator[pa.RecordBatch]:
     """Passes batches on; a failure while reading them ends the stream with a status."""
-    with _statuses():
+    with _statuses(method):
         yield from batches
 
 

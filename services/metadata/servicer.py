@@ -109,7 +109,7 @@ def _readable() -> Callable[[str], bool]:
     return (lambda _namespace: True) if identity is None else identity.may
 
 
-def _sql_parameters(raw: bytes) -> list[Any] | None:
+def sql_parameters(raw: bytes) -> list[Any] | None:
     if not raw:
         return None
     try:
@@ -323,7 +323,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
                    context: grpc.ServicerContext) -> Iterator[pb.ExecuteSqlResponse]:
         if request.max_batch_rows < 0:
             raise InvalidArgument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
-        schema, batches = self.sql.execute(request.sql, _sql_parameters(request.parameters) or [], _readable(),
+        schema, batches = self.sql.execute(request.sql, sql_parameters(request.parameters) or [], _readable(),
                                            request.max_batch_rows)
         yield pb.ExecuteSqlResponse(schema=serialize_schema(schema))
         for message in serialize_batches(batches):
@@ -331,7 +331,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     @_rpc
     def DescribeSql(self, request: pb.DescribeSqlRequest, context: grpc.ServicerContext) -> pb.DescribeSqlResponse:
-        schema = self.sql.describe(request.sql, _sql_parameters(request.parameters), _readable())
+        schema = self.sql.describe(request.sql, sql_parameters(request.parameters), _readable())
         return pb.DescribeSqlResponse(schema=serialize_schema(schema))
 
     @_rpc

@@ -33,6 +33,7 @@ from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.sql.protocol import pack
 from thresher.core.transport import open_channel
 from thresher.core.types import to_proto_value
+from thresher.services.metadata.data_port import SQL_TICKET_PREFIX
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc,
                          scanner_service_pb2 as spb, scanner_service_pb2_grpc)
 
@@ -448,11 +449,14 @@ def _flight_verbs(v: Victim) -> list[Verb]:
 
 
 def _data_port_verbs(v: Victim) -> list[Verb]:
-    """The metadata replicas' internal port serves DoGet(ExecuteQueryRequest) and nothing else."""
+    """The metadata replicas' internal port serves DoGet(ExecuteQueryRequest) and DoGet of a SQL statement
+    (``SQL_TICKET_PREFIX`` + ExecuteSqlRequest), and nothing else."""
     ticket = pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=v.datasource_id)).SerializeToString()
+    sql_ticket = SQL_TICKET_PREFIX + pb.ExecuteSqlRequest(sql=f'SELECT * FROM "{VICTIM}".ds').SerializeToString()
     descriptor = fl.FlightDescriptor.for_path(VICTIM, "datasources", "ds")
     return [
         Verb("DoGet(ExecuteQueryRequest)", lambda c, o, t: _read_all(c, ticket, o), "denied"),
+        Verb("DoGet(ExecuteSqlRequest)", lambda c, o, t: _read_all(c, sql_ticket, o), "hidden"),
         Verb("GetFlightInfo", lambda c, o, t: c.get_flight_info(descriptor, options=o), "inert"),
         Verb("GetSchema", lambda c, o, t: _get_schema(t, descriptor), "inert"),
         Verb("ListFlights", lambda c, o, t: list(c.list_flights(options=o)), "inert"),
@@ -531,6 +535,10 @@ def test_the_owners_own_tokens_do_read_what_the_matrix_refuses(stack, victim):
             assert _read_all(client, tickets["query partition"], _options(READER)).num_rows == 1
             blob = _read_all(client, tickets["blob"], _options(READER))
             assert b"".join(blob.column("data").to_pylist()) == THUMB
+    sql_ticket = SQL_TICKET_PREFIX + pb.ExecuteSqlRequest(sql=f'SELECT path FROM "{VICTIM}".ds').SerializeToString()
+    for address in stack.data_addresses:
+        with fl.connect(f"grpc://{address}") as client:
+            assert _read_all(client, sql_ticket, _options(READER)).num_rows == 1
 
 
 # -- blobs: content addressing is not a capability ----------------------------------------------------------

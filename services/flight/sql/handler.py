@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError, Message
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.backend import MetadataBackend
+from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.flight_errors import flight_errors
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import TicketError
@@ -58,9 +59,11 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 class FlightSqlHandler:
     """The Flight SQL calls, served through ``backend`` on behalf of each caller."""
 
-    def __init__(self, backend: MetadataBackend, location: fl.Location) -> None:
+    def __init__(self, backend: MetadataBackend, location: fl.Location,
+                 data_port: DataPortClient | None = None) -> None:
         self._backend = backend
         self._location = location
+        self._data_port = data_port  # results from the metadata service's data port (Flight), where it has one
 
     # GetFlightInfo / GetSchema -------------------------------------------------------------------
 
@@ -96,6 +99,8 @@ class FlightSqlHandler:
 
     def do_get(self, ticket: Message | UnsupportedMessage, caller: Metadata) -> fl.FlightDataStream:
         if isinstance(ticket, fsql.TicketStatementQuery):
+            if self._data_port is not None:  # Arrow C++ from end to end: no protobuf hop, no re-encoding
+                return self._data_port.execute_sql(_handle(ticket.statement_handle), caller)
             schema, batches = self._backend.execute_sql(_handle(ticket.statement_handle), caller)
             return fl.GeneratorStream(schema, _relayed(batches))
         if isinstance(ticket, catalog.CATALOG_COMMANDS):

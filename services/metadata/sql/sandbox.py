@@ -9,7 +9,9 @@ touch that throwaway database, and only a single SELECT-type statement is accept
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -98,9 +100,31 @@ def references(connection: duckdb.DuckDBPyConnection, sql: str) -> References:
             tables.add((node.get("schema_name", ""), node.get("table_name", "")))
         elif kind == "COLUMN_REF":
             columns.update(name.lower() for name in node.get("column_names", ()))
-        elif kind in _WHOLE_ROW_NODES:
+        elif isinstance(kind, str) and kind in _WHOLE_ROW_NODES:  # a sample's "type" is a dict
             whole_rows = True
     return References(frozenset(tables), None if whole_rows else frozenset(columns))
+
+
+_parsers = threading.local()
+
+
+@functools.lru_cache(maxsize=256)
+def parse(sql: str) -> dict[str, Any] | None:
+    """``sql``'s DuckDB parse tree (json_serialize_sql), or None where DuckDB cannot serialize it.
+
+    Parsed on a locked in-memory DuckDB of this thread's own, kept for the next statement: parsing
+    runs nothing of the statement. Remembered for the latest statements (a Flight SQL client describes
+    a statement, then runs it): callers must not change the tree."""
+    connection = getattr(_parsers, "connection", None)
+    if connection is None:
+        connection = duckdb.connect(":memory:", config=dict(_CONFIG))
+        connection.execute("SET lock_configuration = true")
+        _parsers.connection = connection
+    try:
+        tree = json.loads(connection.sql("SELECT json_serialize_sql(?::VARCHAR)", params=[sql]).fetchall()[0][0])
+    except (duckdb.Error, ValueError, IndexError):
+        return None
+    return None if tree.get("error") else tree
 
 
 def nodes(tree: Any) -> Iterator[dict[str, Any]]:

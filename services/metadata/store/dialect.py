@@ -172,6 +172,11 @@ class EngineDialect(abc.ABC):
     def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
 
+    @abc.abstractmethod
+    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """``stream`` for SQL over the store: the statement runs in a read-only transaction (with a
+        statement timeout where the engine has one), and the result's schema comes first."""
+
     def planned_rows(self, session: Session, sql: str, params: Sequence[Any]) -> int | None:
         """How many rows the engine's planner expects ``sql`` to return, without running it; None where
         the engine has no cheap estimate (the store then counts exactly)."""

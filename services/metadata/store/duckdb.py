@@ -133,6 +133,17 @@ class DuckDBDialect(EngineDialect):
             raise
         return self._batches(cursor, reader)
 
+    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        cursor = self._cursor()
+        try:
+            # Refused writes are the statement's check's job; this makes them impossible in this cursor too.
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+            reader = cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows)
+        except BaseException:
+            cursor.close()
+            raise
+        return reader.schema, self._batches(cursor, reader)  # closing the cursor ends the transaction
+
     @staticmethod
     def _batches(cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         try:

@@ -25,6 +25,8 @@ from thresher.services.metadata.store.postgres_connections import ConnectionPool
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
 DDL_LOCK_TIMEOUT = "60s"
 DEFAULT_BATCH_ROWS = 131072
+# How long one statement of SQL over the store (Flight SQL) may run before PostgreSQL cancels it.
+SQL_STATEMENT_TIMEOUT = "300s"
 
 
 class PostgresSession(Session):
@@ -117,6 +119,21 @@ class PostgresDialect(EngineDialect):
         batches = self._batches(connection, cursor, reader, max_rows or DEFAULT_BATCH_ROWS)
         next(batches)  # started, so that closing it unstarted still returns the connection
         return batches
+
+    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        connection = self._pool.acquire()  # its transaction has just begun (the pool rolls back on release)
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute(f"SET LOCAL statement_timeout = '{SQL_STATEMENT_TIMEOUT}'")
+            cursor.execute(sql, tuple(params) or None)
+            reader = cursor.fetch_record_batch()
+        except BaseException:
+            self._pool.release(connection)
+            raise
+        batches = self._batches(connection, cursor, reader, max_rows or DEFAULT_BATCH_ROWS)
+        next(batches)
+        return reader.schema, batches
 
     def _batches(self, connection: Any, cursor: Any, reader: pa.RecordBatchReader,
                  max_rows: int) -> Iterator[pa.RecordBatch]:

@@ -49,7 +49,8 @@ from thresher.services.metadata import facets, nearest, vector_fields
 from thresher.services.metadata.annotations import stored_values
 from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
 from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
-from thresher.services.metadata.query_compiler import Column, CompiledQuery, compile_query, timestamp_or_none
+from thresher.services.metadata.query_compiler import DUCKDB_LITERALS, Column, CompiledQuery, OutputColumn, compile_query, timestamp_or_none
+from thresher.services.metadata.query_compiler import Dialect as QueryDialect
 from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
 from thresher.services.metadata.store.interface import Store, utc_now
 from thresher.services.metadata.store.common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
@@ -536,7 +537,8 @@ class SqlStore(Store):
         return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at, ScanStatus(*scan),
                                 fields)
 
-    def _compile(self, session: Session, query: common_pb2.Query) -> tuple[DatasourceRecord, CompiledQuery]:
+    def _compile(self, session: Session, query: common_pb2.Query,
+                 dialect: QueryDialect | None = None) -> tuple[DatasourceRecord, CompiledQuery]:
         datasource = self._catalog_record(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
@@ -566,10 +568,43 @@ class SqlStore(Store):
                              f"ON {name}.datapoint_id = base.datapoint_id")
                 extra.append(f", {name}.v AS {name}")
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
-        compiled = compile_query(query, columns, relation, self.dialect.query_dialect, row_filter=row_filter)
+        compiled = compile_query(query, columns, relation, dialect or self.dialect.query_dialect, row_filter=row_filter)
         compiled.count_sql += " AS counted"
         compiled.total_sql += " AS counted"
         return datasource, compiled
+
+    def find_sql_tables(self, names: Iterable[tuple[str, str]]) -> list[tuple[str, str, bool, int]]:
+        """The datasources and datasets whose (namespace, name), compared in lower case, is among ``names``
+        (lower case): (namespace, name, is a dataset, id) each, datasources first. One statement."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        pairs = " OR ".join(f"(lower(namespace) = ${2 * i + 1} AND lower(name) = ${2 * i + 2})"
+                            for i in range(len(wanted)))
+        params = [part for pair in wanted for part in pair]
+        rows = self._rows(f"SELECT namespace, name, FALSE AS dataset, id FROM datasources WHERE {pairs} UNION ALL "
+                          f"SELECT namespace, name, TRUE AS dataset, id FROM datasets WHERE {pairs} "
+                          "ORDER BY dataset, id", params)
+        return [(namespace, name, bool(dataset), int(key)) for namespace, name, dataset, key in rows]
+
+    def sql_relation(self, query: common_pb2.Query, lower_names: bool = False) -> tuple[str, list[OutputColumn]]:
+        """``query`` as one SELECT of this engine's SQL with every value a literal (nothing bound), its
+        columns named as the result's (quoted; in lower case with ``lower_names``), and those columns:
+        what SQL over the store reads as a table."""
+        literal_dialect = DUCKDB_LITERALS if self.dialect.query_dialect.literals is None else None
+        with self.dialect.read() as session:
+            _, compiled = self._compile(session, query, literal_dialect)
+        prefix = "SELECT " + ", ".join(compiled.select_sql) + " FROM "
+        if compiled.params or not compiled.sql.startswith(prefix):
+            raise InvalidArgument("the query does not compile to one SELECT without parameters")
+        named = ", ".join(f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}"
+                          for sql, column in zip(compiled.select_sql, compiled.columns, strict=True))
+        return f"SELECT {named} FROM {compiled.sql[len(prefix):]}", compiled.columns
+
+    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result of a read-only statement (``sql_relation``'s tables inside), run by the engine in a
+        read-only transaction, streamed in batches of at most ``max_rows``."""
+        return self.dialect.stream_read_only(sql, params, max_rows or DEFAULT_BATCH_ROWS)
 
     def query(self, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         if nearest.is_nearest(query):  # answered through this method's clause-free queries
@@ -777,6 +812,10 @@ class SqlStore(Store):
         rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
                           "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
         return [BagDatasetRecord(*row) for row in rows]
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class StreamedWrite:
