@@ -52,6 +52,9 @@ class DuckDBDialect(EngineDialect):
     # No index: DuckDB joins by hashing whole columns, and an index would slow every bulk insert.
     current_table_key = ""
     float_type = "DOUBLE"
+    # Rows are never deleted from a current table and updates keep their place, so a row's position,
+    # read in the same transaction, finds it again without joining on a stored column.
+    row_key = "rowid"
 
     def __init__(self, path: str) -> None:
         if path != ":memory:":
