@@ -73,7 +73,7 @@ def main() -> None:
     moto, endpoint = start_moto()
     os.environ["THRESHER_S3_ENDPOINT_URL"] = endpoint  # the services read the bucket through it too
     import thresher
-    from thresher.storage import open_storage
+    from thresher.core.storage import open_storage
 
     client = boto3_client(endpoint, args.threads)
     client.create_bucket(Bucket=BUCKET)

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from thresher import arrow_io
+from thresher.core import arrow_io
 from thresher.services.flight.server import create_server as create_flight
 from thresher.services.grpc_server import finish_server, new_server
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
@@ -105,7 +105,7 @@ def benchmark_table(rows: int) -> pa.Table:
 
 
 def upload(metadata_address: str, table: pa.Table) -> int:
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
 
     with open_channel(metadata_address) as channel:
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)

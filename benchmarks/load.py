@@ -40,7 +40,7 @@ from tests.deploy.certificates import TLS_VARIABLES, make_certificates  # noqa: 
 from tests.deploy.compose_processes import ComposeProcesses  # noqa: E402
 
 import thresher  # noqa: E402
-from thresher.types import to_proto_value  # noqa: E402
+from thresher.core.types import to_proto_value  # noqa: E402
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb  # noqa: E402
 
 TOKEN = "load-secret"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from moto_s3 import BUCKET, PREFIX, MotoS3
 from service_process import ServiceProcess
 
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
 

@@ -73,7 +73,7 @@ def run_thresher(vectors, bucket, queries, truth) -> dict:
     with ServiceProcess() as services:
         services.connect()
         ds = empty_datasource("bench/similarity", "vectors")
-        from thresher.vectors import vector_array
+        from thresher.core.vectors import vector_array
 
         started = time.perf_counter()
         for start in range(0, rows, 100_000):

@@ -10,7 +10,7 @@ import grpc
 
 from thresher.services.malformed import refuse_malformed
 from thresher.services.server_extra import require
-from thresher.transport import GRPC_OPTIONS
+from thresher.core.transport import GRPC_OPTIONS
 
 health = require("grpc_health.v1.health")
 health_pb2 = require("grpc_health.v1.health_pb2")

@@ -20,7 +20,7 @@ def grpc_healthy(address: str) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from thresher import transport
+    from thresher.core import transport
 
     roots = transport.tls_root_certificates()
     if roots is None:
@@ -40,7 +40,7 @@ def flight_healthy(address: str) -> bool:
     import pyarrow as pa
     import pyarrow.flight as fl
 
-    from thresher import transport
+    from thresher.core import transport
 
     roots = transport.tls_root_certificates()
     host_port = address.split("://", 1)[-1]

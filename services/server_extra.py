@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from thresher.errors import MissingExtraError
+from thresher.core.errors import MissingExtraError
 
 INSTALL_HINT = "pip install 'thresher[server]'"
 

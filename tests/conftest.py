@@ -8,7 +8,7 @@ import os
 import grpc
 import pytest
 
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 from thresher.v1 import metadata_service_pb2_grpc
 
 # S3/GCS endpoints and git repositories for storage tests (tests/storage_endpoints.py).

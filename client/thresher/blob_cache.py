@@ -19,8 +19,8 @@ from thresher.connection import Connection
 from thresher.flight_bytes import blob_chunks
 from thresher.local_files import download_root, write_atomically
 from thresher.parallel import run_all
-from thresher.storage.blobs import BLOB_STORE_ENV, BlobStore, check_digest
-from thresher.storage.errors import StorageError
+from thresher.core.storage.blobs import BLOB_STORE_ENV, BlobStore, check_digest
+from thresher.core.storage.storage_errors import StorageError
 
 DEFAULT_THREADS = 16
 
@@ -41,7 +41,7 @@ def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], I
     scheme = location.partition("://")[0] if "://" in location else ""
     client = downloads.bucket_client(scheme)
     if client is not None:
-        from thresher.storage import open_storage
+        from thresher.core.storage import open_storage
 
         return BlobStore(open_storage(location, client=client)).stream
     return lambda digest: blob_chunks(connection, digest, datasource_id)

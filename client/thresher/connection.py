@@ -1,7 +1,7 @@
 """A connection to the three Thresher services, and the default one module-level functions use.
 
 A :class:`Connection` opens its gRPC channels and Flight client lazily, maps every failure to a
-Thresher exception (:mod:`thresher.status`), and retries idempotent reads briefly while a service
+Thresher exception (:mod:`thresher.core.status`), and retries idempotent reads briefly while a service
 is unavailable (it may be starting). Writes are never retried.
 
 Channels, stubs and Flight clients are the process's (``transport.shared``): every Connection to
@@ -22,7 +22,7 @@ import grpc
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from thresher import arrow_io, status, transport
+from thresher.core import arrow_io, status, transport
 from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
                          scanner_service_pb2_grpc)

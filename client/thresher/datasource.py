@@ -19,16 +19,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import arrow_io, scan, similarity, upload
+from thresher import scan_progress, similarity, upload
+from thresher.core import arrow_io
+from thresher.core.scan_status import FAILED, PENDING, SCANNING, ScanStatus
 from thresher.connection import Connection
-from thresher.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
-                             ServiceUnavailableError)
+from thresher.core.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
+                                  ServiceUnavailableError)
 from thresher.interchange import ArrowExport
 from thresher.metadata_context import MetadataContext
 from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
 from thresher.results import QueryResult, paths_of
 from thresher.state import BUILTIN_COLUMNS, DatasourceState
-from thresher.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
+from thresher.core.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
 
 @dataclasses.dataclass(frozen=True)
@@ -106,33 +108,33 @@ class Datasource(ArrowExport):
         return dict(self._shared.fields)
 
     @property
-    def scan_status(self) -> scan.ScanStatus:
+    def scan_status(self) -> ScanStatus:
         """The scan's progress, fetched fresh."""
         return self._scan_status()
 
-    def _scan_status(self) -> scan.ScanStatus:
+    def _scan_status(self) -> ScanStatus:
         # The scanner knows a scan it just started before the datasource's record shows it (which
         # still reads READY from the last scan); the record is the fallback when the scanner is down.
         try:
             response = self.connection.call_scanner(
                 "GetScanStatus", scanner_service_pb2.GetScanStatusRequest(datasource_id=self.id), idempotent=True)
-            return scan.ScanStatus.from_proto(response.scan)
+            return ScanStatus.from_proto(response.scan)
         except ServiceUnavailableError:
-            return scan.ScanStatus.from_proto(self._shared.refresh().scan)
+            return ScanStatus.from_proto(self._shared.refresh().scan)
 
     def wait_until_ready(self, timeout: float | None = None, progress: bool = True) -> Datasource:
         """Waits for the scan to finish, showing files seen and the rate; returns this view.
 
         Raises ScanFailedError (with the reason) if the scan failed, TimeoutError after ``timeout`` s.
         """
-        scan.wait_until_ready(self._scan_status, f"{self.namespace}/{self.name}", timeout, progress)
+        scan_progress.wait_until_ready(self._scan_status, f"{self.namespace}/{self.name}", timeout, progress)
         return self
 
-    def rescan(self) -> scan.ScanStatus:
+    def rescan(self) -> ScanStatus:
         """Starts a new (incremental) scan of the source unless one is running."""
         response = self.connection.call_scanner(
             "StartScan", scanner_service_pb2.StartScanRequest(datasource_id=self.id))
-        return scan.ScanStatus.from_proto(response.scan)
+        return ScanStatus.from_proto(response.scan)
 
     def __repr__(self) -> str:
         parts = [f"{self.namespace}/{self.name}", f"id={self.id}"]
@@ -323,11 +325,11 @@ class Datasource(ArrowExport):
 
     def _warn_about_scan(self, schema: pa.Schema, stacklevel: int) -> None:
         state = (schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
-        if state in (scan.PENDING, scan.SCANNING):
+        if state in (PENDING, SCANNING):
             warnings.warn(f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
                           "only what is indexed so far; ds.wait_until_ready() waits for the scan",
                           ScanInProgressWarning, stacklevel=stacklevel)
-        elif state == scan.FAILED:
+        elif state == FAILED:
             warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
                           ScanInProgressWarning, stacklevel=stacklevel)
 

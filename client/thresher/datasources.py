@@ -7,8 +7,8 @@ import pathlib
 
 from thresher.connection import Connection, resolve
 from thresher.datasource import Datasource
-from thresher.errors import InvalidArgumentError
-from thresher.scan import PENDING, ScanStatus
+from thresher.core.errors import InvalidArgumentError
+from thresher.core.scan_status import PENDING, ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
 
 _PAGE_SIZE = 500

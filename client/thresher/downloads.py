@@ -22,8 +22,8 @@ from typing import Any
 from thresher.flight_bytes import file_chunks
 from thresher.local_files import download_root, safe_join, write_atomically
 from thresher.parallel import run_all
-from thresher.storage import in_repository, open_storage, parse_git_uri
-from thresher.storage.errors import UnsafePathError
+from thresher.core.storage import in_repository, open_storage, parse_git_uri
+from thresher.core.storage.storage_errors import UnsafePathError
 
 DEFAULT_THREADS = 16
 # Scheme -> the SDK client that reads that scheme's buckets directly (unset: through the flight service).
@@ -34,7 +34,7 @@ _lock = threading.Lock()
 def enable_s3_bucket_downloader(client: Any = None) -> None:
     """Downloads files of ``s3://`` datasources straight from the bucket with ``client`` (a boto3 S3
     client; default: one from boto3's usual configuration and ``$THRESHER_S3_ENDPOINT_URL``)."""
-    from thresher.storage import s3
+    from thresher.core.storage import s3
 
     with _lock:
         _bucket_clients["s3"] = client if client is not None else s3.client_for()
@@ -43,7 +43,7 @@ def enable_s3_bucket_downloader(client: Any = None) -> None:
 def enable_gcs_bucket_downloader(client: Any = None) -> None:
     """Downloads files of ``gs://`` datasources straight from the bucket with ``client`` (a
     ``google.cloud.storage.Client``; default: one from application-default credentials)."""
-    from thresher.storage import gcs
+    from thresher.core.storage import gcs
 
     with _lock:
         _bucket_clients["gs"] = client if client is not None else gcs.client_for()

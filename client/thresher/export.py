@@ -28,9 +28,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from thresher.bag import ShardedDatasetWriter, encoders, files
-from thresher.bag.errors import ResumeError
-from thresher.bag.writing import write_file_atomic
+from thresher.core.bag import ShardedDatasetWriter, encoders, files
+from thresher.core.bag.bag_errors import ResumeError
+from thresher.core.bag.writing import write_file_atomic
 from thresher.downloads import reader_for
 
 MANIFEST = "manifest.json"
@@ -87,7 +87,7 @@ def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardle
         raise ValueError(f"columns {names} map onto clashing keys {sorted(keys.values())}")
     paths = result.paths
     manifest = _manifest(datasource, spec, keys, shardlen, paths, image_size)
-    # A reader needs the types to rebuild values: annotation kinds especially (thresher.labels.from_plain).
+    # A reader needs the types to rebuild values: annotation kinds especially (thresher.core.labels.from_plain).
     manifest["field_types"] = {keys[name]: kind.value for name, kind in result.fields.items()
                                if name in keys and kind is not None}
     target = files.normpath(target)
@@ -199,7 +199,7 @@ def _python_values(column: Any, format: str = "msgpack") -> list:
     """A column's values for its format: vectors as numpy rows for ``array``; for msgpack, datetimes as
     ISO-8601 strings and everything else as Python has it."""
     if format == "array" and _is_vector_column(column):
-        from thresher.vectors import to_numpy
+        from thresher.core.vectors import to_numpy
 
         return list(to_numpy(column))
     values = column.to_pylist()

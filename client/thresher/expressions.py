@@ -38,9 +38,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from thresher.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
+from thresher.core.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
 from thresher.query import Column, Expression
-from thresher.types import FieldType, UTC
+from thresher.core.types import FieldType, UTC
 from thresher.v1 import common_pb2
 
 __all__ = ["parse", "to_text", "KEYWORDS"]

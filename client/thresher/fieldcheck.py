@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from thresher.errors import FieldTypeMismatchError
-from thresher.types import FieldType, infer_type, to_proto_value
+from thresher.core.errors import FieldTypeMismatchError
+from thresher.core.types import FieldType, infer_type, to_proto_value
 from thresher.v1 import common_pb2
 
 NUMERIC = frozenset({FieldType.INT, FieldType.FLOAT})

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from thresher import status
+from thresher.core import status
 from thresher.connection import Connection
-from thresher.errors import NotFoundError
-from thresher.storage.errors import BlobNotFoundError, StorageError, StorageNotFoundError
+from thresher.core.errors import NotFoundError
+from thresher.core.storage.storage_errors import BlobNotFoundError, StorageError, StorageNotFoundError
 from thresher.v1 import flight_pb2
 
 LENGTH_KEY = b"thresher.length"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher.errors import InvalidArgumentError
-from thresher.storage.errors import UnsafePathError
-from thresher.types import PATH_COLUMN
+from thresher.core.errors import InvalidArgumentError
+from thresher.core.storage.storage_errors import UnsafePathError
+from thresher.core.types import PATH_COLUMN
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher import label_formats, labels
-from thresher.errors import InvalidArgumentError
+from thresher import label_formats
+from thresher.core import labels
+from thresher.core.errors import InvalidArgumentError
 from thresher.label_formats.matching import ImportReport, matcher
 from thresher.label_formats.model import AnnotatedImage, AnnotationSet
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 WIDTH, HEIGHT = "width", "height"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from thresher.transport import thresher_home
+from thresher.core.transport import thresher_home
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 
-from thresher.storage.errors import UnsafePathError
+from thresher.core.storage.storage_errors import UnsafePathError
 
 DOWNLOAD_DIR_ENV = "THRESHER_DOWNLOAD_DIR"
 TEMPORARY_PREFIX = ".thresher-partial-"

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from thresher import fieldcheck
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.results import paths_of
-from thresher.types import FieldType, from_proto_value, utf8_text, validate_field_name
+from thresher.core.types import FieldType, from_proto_value, utf8_text, validate_field_name
 from thresher.v1 import common_pb2, metadata_service_pb2
 
 

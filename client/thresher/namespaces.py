@@ -11,7 +11,7 @@ import datetime as dt
 import os
 
 from thresher.connection import Connection, resolve
-from thresher.errors import AlreadyExistsError
+from thresher.core.errors import AlreadyExistsError
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 
 

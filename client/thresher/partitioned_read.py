@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from thresher import status
+from thresher.core import status
 
 MAX_PARALLEL_PARTITIONS = 8
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from thresher import fieldcheck
-from thresher.errors import FieldTypeMismatchError, QueryError
-from thresher.types import FieldType, to_utc_datetime
+from thresher.core.errors import FieldTypeMismatchError, QueryError
+from thresher.core.types import FieldType, to_utc_datetime
 from thresher.v1 import common_pb2
 
 _Op = common_pb2.ComparisonOperator

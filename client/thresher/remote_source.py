@@ -33,14 +33,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from thresher.bag import formats
-from thresher.bag import spec as specs
+from thresher.core.bag import formats
+from thresher.core.bag import spec as specs
+from thresher.core.bag.spec import SHARD_LENGTHS_KEY, SPEC_KEY
 from thresher.connection import Connection, resolve
 from thresher.v1 import flight_pb2
 
-# Schema metadata of a bag dataset's flight: its spec, and the length of each shard (JSON).
-SPEC_KEY = b"thresher.bag.spec"
-SHARD_LENGTHS_KEY = b"thresher.bag.shard_lengths"
 # Errors that mean "this node cannot answer", so the next location of the endpoint is tried.
 _FAILOVER_ERRORS = (fl.FlightUnavailableError, fl.FlightTimedOutError, ConnectionError)
 

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from thresher import blob_cache, downloads, labels, vectors
-from thresher.errors import InvalidArgumentError
+from thresher import blob_cache, downloads
+from thresher.core import labels, vectors
+from thresher.core.errors import InvalidArgumentError
 from thresher.interchange import ArrowExport
-from thresher.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
-                            FieldType, arrow_kind, field_type_of)
+from thresher.core.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
+                                 FieldType, arrow_kind, field_type_of)
 from thresher.urls import download_url, register_url_builder  # noqa: F401 - re-exported: the URL hooks' old home
 from thresher.urls import datapoint_url, datapoint_urls
 
@@ -161,7 +162,7 @@ class QueryResult(ArrowExport):
         return label_io.export_annotations(self, format, target, field, copy_images)
 
     def labels(self, field: str) -> list[Any]:
-        """The values of annotation field ``field`` as ``thresher.labels`` objects (None: no value)."""
+        """The values of annotation field ``field`` as ``thresher.core.labels`` objects (None: no value)."""
         kind = self.fields.get(field)
         if kind is None or not kind.is_annotation:
             raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "

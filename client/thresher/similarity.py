@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from thresher.errors import InvalidArgumentError, QueryError
-from thresher.types import FieldType
+from thresher.core.errors import InvalidArgumentError, QueryError
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
-from thresher.vectors import METRICS, check_query_vector, vector_array
+from thresher.core.vectors import METRICS, check_query_vector, vector_array
 
 _METRIC_ENUMS = {"cosine": common_pb2.DISTANCE_METRIC_COSINE, "l2": common_pb2.DISTANCE_METRIC_L2,
                  "dot": common_pb2.DISTANCE_METRIC_DOT}
@@ -67,7 +67,7 @@ def create_vector_index(view: Any, field: str, metric: str = "cosine", connectiv
     """
     import grpc
 
-    from thresher import status
+    from thresher.core import status
     from thresher.v1 import metadata_service_pb2 as ms
 
     vector_field(view, field)

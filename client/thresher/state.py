@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from thresher.connection import Connection
-from thresher.errors import UnknownFieldError
-from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType
+from thresher.core.errors import UnknownFieldError
+from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 
 # Every datapoint has these; they filter and order like fields.

@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import fieldcheck, labels
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
-from thresher.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
+from thresher import fieldcheck
+from thresher.core import labels
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
+from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
 
 # Arrow types written per field type; a blob column carries the bytes, the service stores the digest.
 _WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary(),
@@ -94,7 +95,7 @@ def _from_pandas(data: Any) -> pa.Table:
 
 
 def _label_columns(frame: Any) -> dict[str, pa.Array]:
-    """The columns of a DataFrame that hold ``thresher.labels`` values, as Arrow arrays of their kind."""
+    """The columns of a DataFrame that hold ``thresher.core.labels`` values, as Arrow arrays of their kind."""
     found = {}
     for name in getattr(frame, "columns", ()):
         column = frame[name]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from thresher.storage.errors import StorageError
+from thresher.core.storage.storage_errors import StorageError
 from thresher.v1 import flight_pb2
 
 # Builds the URL of `path` inside a source, by the source URI's scheme; None: no URL of that kind
@@ -61,7 +61,7 @@ def _file_url(source_uri: str, path: str) -> str:
 
 def _signed_url(source_uri: str, path: str) -> str | None:
     from thresher import downloads
-    from thresher.storage import open_storage
+    from thresher.core.storage import open_storage
 
     try:
         storage = open_storage(source_uri, client=downloads.bucket_client(source_uri.partition("://")[0]))

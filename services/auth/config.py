@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
-from thresher import transport
+from thresher.core import transport
 
 from .flight_auth import flight_auth_options
 from .grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor

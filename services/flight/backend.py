@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher import arrow_io
+from thresher.core import arrow_io
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.readahead import read_ahead
 from thresher.services.pagination import list_all

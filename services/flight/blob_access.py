@@ -20,11 +20,11 @@ import grpc
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import arrow_io
+from thresher.core import arrow_io
 from thresher.services.flight.errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
-from thresher.storage.blobs import check_digest
-from thresher.storage.errors import InvalidStorageUriError
+from thresher.core.storage.blobs import check_digest
+from thresher.core.storage.storage_errors import InvalidStorageUriError
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 CALL_TIMEOUT = 30.0

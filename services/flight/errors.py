@@ -23,7 +23,7 @@ import pyarrow.flight as fl
 
 from thresher.services.flight.backend import UnusableResult
 from thresher.services.flight.tickets import TicketError
-from thresher.status import flight_message, split_code, upstream_unavailable
+from thresher.core.status import flight_message, split_code, upstream_unavailable
 
 METADATA_SERVICE = "the metadata service"
 

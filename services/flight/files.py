@@ -31,12 +31,12 @@ import pyarrow as pa
 
 from thresher.services.flight.errors import status_error
 from thresher.services.flight.headers import Metadata
-from thresher.storage import for_datasource, in_repository
-from thresher.storage.base import Storage
-from thresher.storage.blobs import BlobStore, check_digest
-from thresher.status import STORAGE_MARK
-from thresher.storage.errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageConfigError, StorageError,
-                                     StorageNotFoundError, StorageUnavailableError)
+from thresher.core.storage import for_datasource, in_repository
+from thresher.core.storage.base import Storage
+from thresher.core.storage.blobs import BlobStore, check_digest
+from thresher.core.status import STORAGE_MARK
+from thresher.core.storage.storage_errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageConfigError, StorageError,
+                                                  StorageNotFoundError, StorageUnavailableError)
 from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 CHUNK_SIZE = 4 * 1024 * 1024

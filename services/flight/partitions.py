@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 
-from thresher.types import DATAPOINT_ID_COLUMN, to_proto_value
+from thresher.core.types import DATAPOINT_ID_COLUMN, to_proto_value
 from thresher.v1 import common_pb2, flight_pb2
 
 PARTITION_ROWS_ENV = "THRESHER_FLIGHT_PARTITION_ROWS"

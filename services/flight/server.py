@@ -29,9 +29,9 @@ from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
-from thresher.storage.base import clean_relative
-from thresher.storage.blobs import BlobStore, open_blob_store
-from thresher.transport import ABORT_UPLOAD, flight_address, metadata_address
+from thresher.core.storage.base import clean_relative
+from thresher.core.storage.blobs import BlobStore, open_blob_store
+from thresher.core.transport import ABORT_UPLOAD, flight_address, metadata_address
 from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-from thresher.bag import DatasetReader
-from thresher.bag import spec as specs
+from thresher.core.bag import DatasetReader
+from thresher.core.bag import spec as specs
 
 # How long a dataset's location answered to one caller is reused: a dataset moved, or a caller's access
 # revoked, takes effect within this time.

@@ -23,11 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from thresher.bag import BagError, DatasetReader, IncompleteDatasetError, ShardedDatasetReader
-from thresher.bag import files as bag_files
-from thresher.bag import spec as specs
-from thresher.bag.sharded import shard_name
-from thresher.remote_source import SHARD_LENGTHS_KEY, SPEC_KEY  # the client's reader of these streams
+from thresher.core.bag import BagError, DatasetReader, IncompleteDatasetError, ShardedDatasetReader
+from thresher.core.bag import files as bag_files
+from thresher.core.bag import spec as specs
+from thresher.core.bag.sharded import shard_name
+from thresher.core.bag.spec import SHARD_LENGTHS_KEY, SPEC_KEY
 from thresher.services.flight import shard_cache
 from thresher.services.flight.backend import BAGS
 from thresher.services.flight.errors import invalid_argument, status_error

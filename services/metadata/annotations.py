@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher import labels
-from thresher.types import FieldType
+from thresher.core import labels
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 from .errors import InvalidArgument, TypeMismatch

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.types import FieldType, arrow_kind, from_proto_value, validate_field_name
+from thresher.core.types import FieldType, arrow_kind, from_proto_value, validate_field_name
 from thresher.v1 import metadata_service_pb2
-from thresher.vectors import VectorSpec
+from thresher.core.vectors import VectorSpec
 
 from . import annotations
 from .errors import InvalidArgument, TypeMismatch

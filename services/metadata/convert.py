@@ -6,7 +6,7 @@ import datetime as dt
 
 from google.protobuf import timestamp_pb2
 
-from thresher.scan import ScanStatus
+from thresher.core.scan_status import ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2
 
 from .errors import InvalidArgument

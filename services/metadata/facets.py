@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:

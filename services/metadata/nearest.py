@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from thresher.types import TYPE_METADATA_KEY, FieldType
+from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
-from thresher.vectors import check_query_vector, distances, to_numpy
+from thresher.core.vectors import check_query_vector, distances, to_numpy
 
 from .errors import InvalidArgument, NotFound
 

@@ -13,9 +13,9 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
+from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
-from thresher.vectors import VectorSpec
+from thresher.core.vectors import VectorSpec
 
 from . import sql_literals
 from .annotations import measure_sql

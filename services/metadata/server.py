@@ -10,8 +10,8 @@ import threading
 
 import grpc
 
-from thresher.storage.blobs import open_blob_store
-from thresher.transport import DEFAULT_METADATA_ADDRESS, thresher_home
+from thresher.core.storage.blobs import open_blob_store
+from thresher.core.transport import DEFAULT_METADATA_ADDRESS, thresher_home
 from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
 from ..auth import ServiceSecurity

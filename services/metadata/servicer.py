@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
-from thresher.types import FieldType
+from thresher.core.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
+from thresher.core.types import FieldType
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 from thresher.services.auth import current_identity

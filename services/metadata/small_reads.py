@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from thresher.transport import MAX_MESSAGE_BYTES
+from thresher.core.transport import MAX_MESSAGE_BYTES
 from thresher.v1 import common_pb2
 
 from .store import Store

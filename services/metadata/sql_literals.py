@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from .errors import InvalidArgument
 

@@ -21,7 +21,7 @@ import uuid
 import pyarrow as pa
 
 from thresher.services.metadata.errors import FailedPrecondition, InvalidArgument, NotFound
-from thresher.transport import thresher_home
+from thresher.core.transport import thresher_home
 
 STAGING_DIR_ENV = "THRESHER_STAGING_DIR"
 # Sessions nobody committed or aborted (their driver died) are removed after this long.

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
-from thresher.vectors import distances, to_numpy
+from thresher.core.vectors import distances, to_numpy
 
 from . import nearest
 from .errors import InvalidArgument, NotFound

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.types import FieldType, arrow_kind
-from thresher.vectors import VectorSpec, is_vector_type
+from thresher.core.types import FieldType, arrow_kind
+from thresher.core.vectors import VectorSpec, is_vector_type
 
 from .coercion import CoercedColumn
 from .errors import InvalidArgument, TypeMismatch

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from thresher.services.scanner.images import image_size
 from thresher.services.scanner.sources import Page, Source
-from thresher.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
+from thresher.core.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
 
 log = logging.getLogger(__name__)
 

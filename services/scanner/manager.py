@@ -6,7 +6,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from thresher.scan import SCANNING, ScanStatus
+from thresher.core.scan_status import SCANNING, ScanStatus
 from thresher.services.scanner.scan import DEFAULT_BATCH_ROWS, DEFAULT_REPORT_INTERVAL, Scan
 from thresher.services.scanner.store import Catalog, DatasourceRef, MetadataError, MetadataUnavailable
 

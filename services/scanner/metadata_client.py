@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import grpc
 import pyarrow as pa
 
-from thresher import arrow_io
-from thresher.scan import ScanStatus
+from thresher.core import arrow_io
+from thresher.core.scan_status import ScanStatus
 from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
 from thresher.services.pagination import list_all
 from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
-from thresher.storage import in_repository
-from thresher.types import PATH_COLUMN
+from thresher.core.storage import in_repository
+from thresher.core.types import PATH_COLUMN
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 # Small calls answer quickly or something is wrong; bulk calls move up to a batch of rows.

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from thresher.scan import ScanStatus
+from thresher.core.scan_status import ScanStatus
 from thresher.services.scanner.store import MetadataError
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
-from thresher.scan import FAILED, READY, SCANNING, ScanStatus
+from thresher.core.scan_status import FAILED, READY, SCANNING, ScanStatus
 from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
 from thresher.services.scanner.diff import Diff
 from thresher.services.scanner.reporter import ProgressReporter

@@ -15,7 +15,7 @@ from thresher.services.grpc_server import finish_server, new_server
 from thresher.services.scanner.manager import ScanManager
 from thresher.services.scanner.metadata_client import MetadataCatalog
 from thresher.services.scanner.servicer import ScannerServicer
-from thresher.transport import metadata_address, scanner_address
+from thresher.core.transport import metadata_address, scanner_address
 from thresher.v1 import scanner_service_pb2, scanner_service_pb2_grpc
 
 log = logging.getLogger(__name__)

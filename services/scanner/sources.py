@@ -2,7 +2,7 @@
 
 Local folders (``/abs/dir``, ``file:///abs/dir``) are listed by ``local.LocalSource``, the scanner's own
 tuned walk. S3 (``s3://``), GCS (``gs://``) and git (``git+...`` URIs, and a path in the namespace's
-repository when the datasource has a revision) go through ``thresher.storage`` (``storage_source``).
+repository when the datasource has a revision) go through ``thresher.core.storage`` (``storage_source``).
 Another kind registers its ``Source`` for its scheme with ``register_source``.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from thresher.storage import in_repository
+from thresher.core.storage import in_repository
 
 
 @dataclasses.dataclass(slots=True)

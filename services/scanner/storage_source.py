@@ -1,4 +1,4 @@
-"""S3 and GCS prefixes and paths in git revisions as scan sources, through ``thresher.storage``.
+"""S3 and GCS prefixes and paths in git revisions as scan sources, through ``thresher.core.storage``.
 
 The listing is the storage's paginated one (a request per page of ``PAGE_SIZE`` objects; for git, the
 tree at the revision). Each page carries the objects' tags (S3 ETag, GCS MD5, git blob id), which
@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
-from thresher.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
-from thresher.storage.base import RangedReader
-from thresher.storage.gcs import GCSStorage
-from thresher.storage.s3 import S3Storage
+from thresher.core.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
+from thresher.core.storage.base import RangedReader
+from thresher.core.storage.gcs import GCSStorage
+from thresher.core.storage.s3 import S3Storage
 
 PAGE_SIZE = 1000
 # One ranged read: enough for the header of nearly every PNG, GIF, WebP or JPEG without EXIF bloat.
@@ -40,7 +40,7 @@ def source_errors() -> Iterator[None]:
 
 
 def open_storage_source(uri: str, revision: str = "", repository_uri: str = "") -> StorageSource:
-    """The source of a datasource (see ``thresher.storage.for_datasource``). A git revision is resolved
+    """The source of a datasource (see ``thresher.core.storage.for_datasource``). A git revision is resolved
     anew, after fetching a remote repository, so a rescan of a moving branch sees where it is now."""
     with source_errors():
         storage = for_datasource(uri, revision, repository_uri, refresh=True)

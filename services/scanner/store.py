@@ -8,7 +8,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from thresher.scan import ScanStatus
+from thresher.core.scan_status import ScanStatus
 
 
 class DatasourceNotFound(LookupError):

@@ -7,7 +7,7 @@ import struct
 import granular
 import pytest
 from thresher.bag import BagError, BagReader, BagWriter, ChecksumError, CorruptBagError, DatasetExistsError
-from thresher.bag.checksums import CRC32, XXH3
+from thresher.core.bag.checksums import CRC32, XXH3
 
 RECORDS = [b"alpha", b"b", b"", b"\x00" * 300, b"omega"]
 
@@ -210,7 +210,7 @@ def test_reads_without_memory_maps(tmp_path, monkeypatch):
 
 
 def test_without_xxhash_writers_fall_back_and_readers_say_what_to_install(tmp_path, monkeypatch):
-    from thresher.bag import checksums
+    from thresher.core.bag import checksums
 
     xxh3_bag = write(tmp_path / "x.bag", RECORDS)
     monkeypatch.setattr(checksums, "_xxh3", lambda: None)  # as if xxhash were not installed

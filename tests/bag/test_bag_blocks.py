@@ -8,8 +8,8 @@ import msgpack
 import numpy as np
 import pytest
 from thresher.bag import BagReader, BagWriter, ChecksumError, CorruptBagError, DatasetReader, DatasetWriter, encoders
-from thresher.bag import checksums
-from thresher.bag.refs import is_counting_run
+from thresher.core.bag import checksums
+from thresher.core.bag.refs import is_counting_run
 
 SIZES = [0, 1, 5, 100, 4096, 70_000, 200_000]
 
@@ -117,7 +117,7 @@ def test_a_counting_run_is_recognised_and_nothing_else_is(bases):
 
 @pytest.mark.parametrize("cache_index", [True, False])
 def test_read_blocks_equals_reading_point_by_point(tmp_path, monkeypatch, cache_index):
-    from thresher.bag import reader as reader_module
+    from thresher.core.bag import reader as reader_module
 
     answers = []
 

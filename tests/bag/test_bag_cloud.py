@@ -15,24 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from thresher.bag import (
-    BagReader,
-    BagWriter,
-    CorruptBagError,
-    DatasetExistsError,
-    DatasetReader,
-    DatasetWriter,
-    IncompleteDatasetError,
-    ResumeError,
-    ShardedDatasetReader,
-    ShardedDatasetWriter,
-    decoders,
-    encoders,
-    files,
-)
-from thresher.bag.cloud import CloudStorage
-from thresher.bag.staging import Staging
-from thresher.storage import Entry, Storage, open_storage
+from thresher.bag import (BagReader, BagWriter, CorruptBagError, DatasetExistsError, DatasetReader, DatasetWriter,
+                          IncompleteDatasetError, ResumeError, ShardedDatasetReader, ShardedDatasetWriter, decoders, encoders)
+from thresher.core.bag import files
+from thresher.core.bag.cloud import CloudStorage
+from thresher.core.bag.staging import Staging
+from thresher.core.storage import Entry, Storage, open_storage
 
 SPEC = {"a": "int", "b": "utf8", "seq": "utf8[]"}
 BAGS = ("refs.bag", "a.bag", "b.bag", "seq.bag")

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 
 
 def _thresher(*args: str, env: dict[str, str]) -> subprocess.Popen:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from .fakes import FakeServices
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from thresher.connection import Connection
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as ms, metadata_service_pb2_grpc,
                          scanner_service_pb2, scanner_service_pb2_grpc)
 

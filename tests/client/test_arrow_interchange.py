@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.downloads.conftest import conn, s3_source  # noqa: F401 - fixtures
 from thresher.interchange import rebatch
-from thresher.types import DATAPOINT_ID_COLUMN, PATH_COLUMN
+from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN
 
 # The interop extras (hf, polars) are not in the lowest-versions run of the client tests.
 datasets = pytest.importorskip("datasets")

@@ -6,7 +6,7 @@ import pytest
 
 from thresher import datasources
 from thresher.datasources import source_uri
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.v1 import common_pb2
 
 

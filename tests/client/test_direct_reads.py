@@ -15,9 +15,9 @@ import pytest
 
 from thresher.connection import Connection
 from thresher.datasource import Datasource
-from thresher.errors import NotFoundError, QueryError
+from thresher.core.errors import NotFoundError, QueryError
 from thresher.services.flight.server import create_server as create_flight_server
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 
 UTC = dt.timezone.utc

@@ -7,8 +7,8 @@ import pytest
 
 import thresher
 from thresher import datasets, datasources
-from thresher.errors import (AlreadyExistsError, InvalidArgumentError, NotFoundError, ScanFailedError,
-                             ScanInProgressWarning)
+from thresher.core.errors import (AlreadyExistsError, InvalidArgumentError, NotFoundError, ScanFailedError,
+                                  ScanInProgressWarning)
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 
 FILES = {"a.png": b"a", "b.png": b"bb", "sub/c.txt": b"ccc"}

@@ -5,9 +5,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from thresher import labels as L
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
-from thresher.types import FieldType
+from thresher.core import labels as L
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
+from thresher.core.types import FieldType
 
 FILES = {"a.png": b"a", "b.png": b"bb", "c.png": b"ccc"}
 CAR = L.Detection("car", (0.1, 0.2, 0.3, 0.4), 0.9, attributes={"occluded": False})
@@ -75,7 +75,7 @@ def test_object_queries_from_the_client_saved_and_as_of(ds):
 def test_object_queries_on_other_fields_fail_in_the_client(ds):
     with ds.metadata_context() as ctx:
         ctx.update_metadata("a.png", {"n": 1, "seg": L.Segmentation(b"mask")})
-    from thresher.errors import QueryError
+    from thresher.core.errors import QueryError
 
     with pytest.raises(QueryError, match="objects to count"):
         ds["n"].count()
@@ -86,7 +86,7 @@ def test_object_queries_on_other_fields_fail_in_the_client(ds):
 def test_an_annotation_field_compared_with_a_value_says_what_to_do(ds):
     with ds.metadata_context() as ctx:
         ctx.update_metadata("a.png", {"gt": L.Detections([CAR])})
-    from thresher.errors import QueryError
+    from thresher.core.errors import QueryError
 
     with pytest.raises(QueryError, match="count"):
         ds["gt"] == L.Detections([CAR])

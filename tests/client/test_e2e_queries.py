@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from thresher import datasources
-from thresher.errors import FieldTypeMismatchError, NotFoundError, QueryError, UnknownFieldError
-from thresher.types import FieldType
+from thresher.core.errors import FieldTypeMismatchError, NotFoundError, QueryError, UnknownFieldError
+from thresher.core.types import FieldType
 
 UTC = dt.timezone.utc
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError, QueryError, UnknownPathsError
-from thresher.types import FieldType
-from thresher.vectors import distances, vector_array
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError, QueryError, UnknownPathsError
+from thresher.core.types import FieldType
+from thresher.core.vectors import distances, vector_array
 
 FILES = {f"img{i:02d}.png": bytes([i]) for i in range(20)}
 PATHS = sorted(FILES)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thresher.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
+from thresher.core.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
 from thresher.expressions import parse, to_text
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from .conftest import FIELDS
 

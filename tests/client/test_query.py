@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thresher.errors import FieldTypeMismatchError, QueryError
+from thresher.core.errors import FieldTypeMismatchError, QueryError
 from thresher.query import Column, QuerySpec, Field
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 Op = common_pb2.ComparisonOperator

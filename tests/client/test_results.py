@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from thresher.results import Datapoint, QueryResult, download_url, paths_of, register_url_builder
-from thresher.types import SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
+from thresher.core.types import SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 
 UTC = dt.timezone.utc
 

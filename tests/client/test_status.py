@@ -9,9 +9,9 @@ import pytest
 
 from thresher import datasources
 from thresher.connection import Connection
-from thresher.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
-                             PermissionDeniedError, ServiceError, ServiceUnavailableError, UnknownFieldError)
-from thresher.status import flight_message
+from thresher.core.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
+                                  PermissionDeniedError, ServiceError, ServiceUnavailableError, UnknownFieldError)
+from thresher.core.status import flight_message
 from thresher.v1 import common_pb2
 
 
@@ -96,8 +96,8 @@ def test_flight_message_strips_client_context():
 
 
 def test_a_storage_failure_passed_on_by_the_flight_service_blames_the_storage():
-    from thresher.status import STORAGE_MARK, exception_for
-    from thresher.storage.errors import StorageUnavailableError
+    from thresher.core.status import STORAGE_MARK, exception_for
+    from thresher.core.storage.storage_errors import StorageUnavailableError
 
     passed_on = exception_for("UNAVAILABLE", f"{STORAGE_MARK}the S3 endpoint http://s3:9000 timed out",
                               address="flight:7472")

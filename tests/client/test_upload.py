@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
-from thresher.types import FieldType
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
+from thresher.core.types import FieldType
 from thresher.upload import prepare
 
 UTC = dt.timezone.utc

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError
+from thresher.core.errors import FieldTypeMismatchError
 
 # The interop extras (hf, polars) are not in the lowest-versions run of the client tests.
 datasets = pytest.importorskip("datasets")

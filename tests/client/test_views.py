@@ -6,9 +6,9 @@ import warnings
 import pyarrow as pa
 import pytest
 
-from thresher.errors import (FieldTypeMismatchError, InvalidArgumentError, NotFoundError, QueryError,
-                             ScanFailedError, ScanInProgressWarning, ServiceUnavailableError, UnknownFieldError)
-from thresher.types import SCAN_STATE_METADATA_KEY, FieldType
+from thresher.core.errors import (FieldTypeMismatchError, InvalidArgumentError, NotFoundError, QueryError,
+                                  ScanFailedError, ScanInProgressWarning, ServiceUnavailableError, UnknownFieldError)
+from thresher.core.types import SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from .fakes import datasource_proto

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from thresher.arrow_io import upsert_table_requests
+from thresher.core.arrow_io import upsert_table_requests
 from thresher.services.auth import InsecureBindError, TokenConfigError, TokenTable, is_loopback
-from thresher.transport import open_channel
-from thresher.types import to_proto_value
+from thresher.core.transport import open_channel
+from thresher.core.types import to_proto_value
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc,
                          scanner_service_pb2 as spb, scanner_service_pb2_grpc)
 

@@ -26,12 +26,13 @@ import pyarrow.flight as fl
 import pytest
 from google.protobuf import message_factory
 
-from thresher import datasources, status
-from thresher.arrow_io import upsert_table_requests
+from thresher import datasources
+from thresher.core import status
+from thresher.core.arrow_io import upsert_table_requests
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.sql.protocol import pack
-from thresher.transport import open_channel
-from thresher.types import to_proto_value
+from thresher.core.transport import open_channel
+from thresher.core.types import to_proto_value
 from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc,
                          scanner_service_pb2 as spb, scanner_service_pb2_grpc)
 

@@ -15,7 +15,7 @@ import pytest
 
 import thresher
 from thresher import datasets, datasources
-from thresher.errors import ThresherError
+from thresher.core.errors import ThresherError
 
 from .certificates import TLS_VARIABLES, make_certificates
 from .compose_processes import ComposeError, ComposeProcesses, load_compose

@@ -9,8 +9,8 @@ import grpc
 import pyarrow as pa
 import pytest
 
-from thresher.transport import open_channel
-from thresher.types import to_proto_value
+from thresher.core.transport import open_channel
+from thresher.core.types import to_proto_value
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 ROUNDS = 30
@@ -47,7 +47,7 @@ def _upsert(stub, datasource_id, path, **values):
 
 
 def _rows(stub, datasource_id) -> dict[str, dict]:
-    from thresher.arrow_io import read_batch, read_schema
+    from thresher.core.arrow_io import read_batch, read_schema
 
     responses = iter(stub.ExecuteQuery(pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id))))
     schema = read_schema(next(responses).schema)

@@ -10,7 +10,7 @@ import adbc_driver_manager
 import pyarrow as pa
 import pytest
 
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 NAMESPACE = f"team/sql-{os.getpid()}"

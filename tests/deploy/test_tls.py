@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from thresher import datasources
-from thresher.errors import ThresherError
+from thresher.core.errors import ThresherError
 from thresher.services.auth import ServiceSecurity, TlsIdentity
 
 from .conftest import security

@@ -9,7 +9,7 @@ import pytest
 
 import thresher
 from tests.downloads.conftest import indexed
-from thresher.errors import ServiceUnavailableError
+from thresher.core.errors import ServiceUnavailableError
 from thresher.flight_bytes import blob_chunks, file_chunks
 from thresher.v1 import common_pb2, flight_pb2
 

@@ -10,7 +10,7 @@ import pytest
 import thresher
 from thresher.connection import Connection
 from thresher.datasource import Datasource
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 from thresher.v1 import common_pb2, metadata_service_pb2 as ms
 
 _names = itertools.count()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from thresher import blob_cache
-from thresher.storage import BlobNotFoundError, InvalidStorageUriError
+from thresher.core.storage import BlobNotFoundError, InvalidStorageUriError
 
 THUMBS = {f"img{i}.png": (b"thumb-%d-" % i) * (100 + i) for i in range(6)}
 
@@ -72,7 +72,7 @@ def test_missing_blob_is_named_and_nothing_is_cached(with_blobs, local_services)
 
 
 def test_flight_refuses_a_malformed_hash(with_blobs):
-    from thresher.errors import InvalidArgumentError
+    from thresher.core.errors import InvalidArgumentError
     from thresher.flight_bytes import blob_chunks
 
     with pytest.raises(InvalidArgumentError, match="not a blob hash"):

@@ -13,7 +13,7 @@ from tests.storage_endpoints import commit_files, free_port
 from thresher import downloads
 from thresher.connection import Connection
 from thresher.local_files import TEMPORARY_PREFIX, download_root
-from thresher.storage import StorageNotFoundError, UnsafePathError, open_storage
+from thresher.core.storage import StorageNotFoundError, UnsafePathError, open_storage
 
 FILES = {"a.png": b"A" * 1000, "sub/b.png": b"B" * 10, "sub/deeper/c d.png": b"C" * (5 * 1024 * 1024 + 7)}
 

@@ -6,7 +6,7 @@ import pyarrow.flight as fl
 import pytest
 
 import thresher
-from thresher.errors import AlreadyExistsError, NotFoundError
+from thresher.core.errors import AlreadyExistsError, NotFoundError
 from thresher.v1 import flight_pb2
 
 

@@ -11,7 +11,7 @@ import pyarrow.flight as fl
 import thresher
 from tests.downloads.conftest import indexed
 from tests.storage_endpoints import commit_files
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 
 
 def fetch_flight_url(url: str) -> bytes:

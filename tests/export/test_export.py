@@ -9,7 +9,7 @@ import pytest
 import thresher
 from thresher import export as exporting
 from thresher.bag import ResumeError, ShardedDatasetReader, decoders
-from thresher.errors import NotFoundError
+from thresher.core.errors import NotFoundError
 
 
 def test_export_holds_files_and_columns(image_source, tmp_path):

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema, upsert_table_requests
+from thresher.core.arrow_io import read_batch, read_schema, upsert_table_requests
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
 
 

@@ -8,8 +8,8 @@ import os
 import pyarrow.flight as fl
 import pytest
 
-from thresher.storage import open_storage
-from thresher.storage.blobs import BlobStore
+from thresher.core.storage import open_storage
+from thresher.core.storage.blobs import BlobStore
 from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb
 from tests.storage_endpoints import commit_files
 
@@ -136,8 +136,8 @@ def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, nam
 
 def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, flight_home, metadata_stub,
                                                                          namespace):
-    from thresher import labels
-    from thresher.types import to_proto_value
+    from thresher.core import labels
+    from thresher.core.types import to_proto_value
 
     mask = b"mask bytes of one segmentation"
     digest = BlobStore(os.path.join(flight_home, "blobs")).put(mask)  # the flight service's own store

@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema
-from thresher.types import TYPE_METADATA_KEY
+from thresher.core.arrow_io import read_batch, read_schema
+from thresher.core.types import TYPE_METADATA_KEY
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
 
 from .conftest import command, query_ticket
@@ -109,7 +109,7 @@ def test_do_put_upserts_and_reports_the_counts(flight, data):
 
 
 def test_do_put_forwards_batches_as_they_arrive_and_an_abort_message_writes_nothing(flight, data):
-    from thresher.transport import ABORT_UPLOAD
+    from thresher.core.transport import ABORT_UPLOAD
 
     source = data.datasource()
     table = pa.table({"path": [f"p{i}" for i in range(6)], "x": list(range(6))})
@@ -189,7 +189,7 @@ def test_bad_puts_are_refused_with_the_reason(flight, descriptor, message):
 
 def test_a_failing_upload_stream_cancels_the_write(metadata_server, data):
     from thresher.services.flight.backend import MetadataBackend
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
 
     source = data.datasource()
     table = _table(10)

@@ -16,9 +16,9 @@ import pytest
 
 from thresher.connection import Connection
 from thresher.services.flight import partitions
-from thresher.types import to_proto_value
+from thresher.core.types import to_proto_value
 from thresher.v1 import common_pb2, flight_pb2
-from thresher.vectors import vector_array
+from thresher.core.vectors import vector_array
 
 from .conftest import command, query_ticket
 

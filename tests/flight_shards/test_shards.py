@@ -13,8 +13,8 @@ import pytest
 
 import thresher
 from thresher.bag import ShardedDatasetReader, ShardedDatasetWriter, decoders, encoders
-from thresher.bag.sharded import shard_name
-from thresher.errors import NotFoundError
+from thresher.core.bag.sharded import shard_name
+from thresher.core.errors import NotFoundError
 from thresher.services.flight.shards import SHARD_LENGTHS_KEY, SPEC_KEY, shard_ticket
 from thresher.sources import Remote
 from thresher.v1 import flight_pb2

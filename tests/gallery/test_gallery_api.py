@@ -131,7 +131,7 @@ def test_thresher_up_serves_the_gallery_and_ui_prints_it(tmp_path):
 def test_without_the_gallery_extra_the_error_names_it():
     code = ("import sys\n"
             "sys.modules['starlette'] = None\n"
-            "from thresher.errors import MissingExtraError\n"
+            "from thresher.core.errors import MissingExtraError\n"
             "from thresher.gallery import create_app\n"
             "try:\n"
             "    create_app()\n"

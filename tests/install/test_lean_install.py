@@ -57,7 +57,7 @@ def test_the_core_requirements_hold_no_server_package_and_the_server_extra_does(
 def test_services_without_the_server_extra_say_which_extra_to_install():
     process = _python("import sys\n"
                       "sys.modules['duckdb'] = None\n"
-                      "from thresher.errors import MissingExtraError\n"
+                      "from thresher.core.errors import MissingExtraError\n"
                       "try:\n"
                       "    import thresher.services.metadata.server\n"
                       "except MissingExtraError as error:\n"

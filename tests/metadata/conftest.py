@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.arrow_io import read_batch, read_schema, upsert_table_requests
+from thresher.core.arrow_io import read_batch, read_schema, upsert_table_requests
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 
@@ -40,7 +40,7 @@ def meta(metadata_stub, namespace) -> MetadataHelper:
 
 
 def compare(field: str, op: str, value=None, other: str | None = None, values=None) -> common_pb2.Filter:
-    from thresher.types import to_proto_value
+    from thresher.core.types import to_proto_value
 
     comparison = common_pb2.Comparison(field=field, op=getattr(common_pb2, f"COMPARISON_OPERATOR_{op.upper()}"))
     if other is not None:

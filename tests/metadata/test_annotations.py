@@ -11,10 +11,10 @@ import pytest
 from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from thresher import labels as L
-from thresher.arrow_io import read_batch, read_schema
+from thresher.core import labels as L
+from thresher.core.arrow_io import read_batch, read_schema
 from thresher.query import Column
-from thresher.types import TYPE_METADATA_KEY, FieldType, to_proto_value
+from thresher.core.types import TYPE_METADATA_KEY, FieldType, to_proto_value
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 CAR = L.Detection("car", (0.1, 0.2, 0.3, 0.4), 0.9, instance_id=7, attributes={"occluded": True, "n": 2})
@@ -254,7 +254,7 @@ DATA = _random_rows(11)
 @pytest.fixture(scope="module")
 def loaded(metadata_server):
     from tests.metadata.conftest import MetadataHelper
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
     from thresher.v1 import metadata_service_pb2_grpc
 
     channel = open_channel(metadata_server[0])

@@ -96,7 +96,7 @@ def test_health_and_reflection_are_served(metadata_server):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
 
     channel = open_channel(metadata_server[0])
     status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="thresher.v1.MetadataService"))

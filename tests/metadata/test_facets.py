@@ -3,7 +3,7 @@
 import grpc
 import pytest
 
-from thresher.arrow_io import read_table
+from thresher.core.arrow_io import read_table
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 from .conftest import compare

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from thresher.services.metadata import sql_literals
 from thresher.services.metadata.errors import InvalidArgument
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 # Strings made of pieces that break naive quoting, mixed with any other character but NUL.
 PIECES = ["'", "''", "\\", "\\'", '"', "$$", "$1", "--", "/*", "*/", ";", "E'", "\n", "\r", "\t", "é", "😀",
@@ -124,7 +124,7 @@ def test_a_postgres_store_query_binds_nothing_even_as_of_and_with_a_field_at_ano
     import pyarrow as pa
 
     from thresher.services.metadata.store import PostgresStore
-    from thresher.storage.blobs import open_blob_store
+    from thresher.core.storage.blobs import open_blob_store
     from thresher.v1 import common_pb2
 
     first, second = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2031, 1, 2, tzinfo=dt.timezone.utc)

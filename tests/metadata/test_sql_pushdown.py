@@ -7,7 +7,7 @@ import pytest
 from thresher.services.metadata.sql import engine as sql_engine
 from thresher.services.metadata.sql.engine import SqlEngine
 from thresher.services.metadata.sql.pushdown import pushed_filter
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 COLUMNS = {"path": FieldType.STRING, "n": FieldType.INT, "score": FieldType.FLOAT, "label": FieldType.STRING,

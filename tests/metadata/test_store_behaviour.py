@@ -15,8 +15,8 @@ import pytest
 from thresher.services.metadata.errors import InvalidArgument, NotFound, UnknownPaths
 from thresher.services.metadata.store import DuckDBStore, PostgresStore
 from thresher.services.metadata.store.store import CATALOG_LOCK, log_table
-from thresher.storage.blobs import open_blob_store
-from thresher.types import FieldType
+from thresher.core.storage.blobs import open_blob_store
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 UTC = dt.timezone.utc

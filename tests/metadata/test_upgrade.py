@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from thresher.services.metadata.store import DuckDBStore
 from thresher.services.metadata.store.migrations import LAYOUT_VERSION
-from thresher.storage.blobs import open_blob_store
+from thresher.core.storage.blobs import open_blob_store
 from thresher.v1 import common_pb2
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")

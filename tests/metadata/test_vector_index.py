@@ -8,7 +8,7 @@ import pytest
 
 from thresher.services.metadata import nearest, vector_index
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
-from thresher.vectors import vector_array
+from thresher.core.vectors import vector_array
 
 from .conftest import compare
 from .test_vectors import _brute_force, _nearest, _paths

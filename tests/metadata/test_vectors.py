@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thresher.arrow_io import read_batch, read_schema
-from thresher.types import TYPE_METADATA_KEY
-from thresher.transport import open_channel
+from thresher.core.arrow_io import read_batch, read_schema
+from thresher.core.types import TYPE_METADATA_KEY
+from thresher.core.transport import open_channel
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
-from thresher.vectors import distances, to_numpy, vector_array
+from thresher.core.vectors import distances, to_numpy, vector_array
 
 from .conftest import MetadataHelper, compare
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.arrow_io import upsert_table_requests
-from thresher.types import to_proto_value
+from thresher.core.arrow_io import upsert_table_requests
+from thresher.core.types import to_proto_value
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 

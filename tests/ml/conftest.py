@@ -15,7 +15,7 @@ from PIL import Image
 
 import thresher
 from tests.downloads.conftest import indexed
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 
 IMAGES = 10  # with batches of 4, the last batch is partial
 SIZE = 16
@@ -48,7 +48,7 @@ def wav_bytes(samples: np.ndarray, rate: int = 8000) -> bytes:
 
 def video_bytes(frames: np.ndarray, fps: int = 10) -> bytes:
     """An MP4 (mpeg4 codec) of T×H×W×3 uint8 ``frames``, made with PyAV."""
-    from thresher.bag.video import encode_video
+    from thresher.core.bag.video import encode_video
 
     return encode_video(frames, "mp4", "mpeg4", fps)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from tests.ml.conftest import IMAGES, labelled_pixels
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.ml import embed
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 
 class CountingCNN(torch.nn.Module):

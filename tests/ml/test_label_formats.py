@@ -9,7 +9,7 @@ import pytest
 
 import thresher
 from tests.ml.conftest import image_bytes
-from thresher import labels as L
+from thresher.core import labels as L
 
 # Image sizes and boxes on each image's pixel grid, so pixel formats hold them exactly.
 SIZES = {"img/a.png": (64, 48), "img/b.png": (40, 50), "img/sub/c.png": (32, 32)}

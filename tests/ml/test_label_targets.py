@@ -7,7 +7,7 @@ import pytest
 
 import thresher
 from tests.ml.conftest import image_bytes
-from thresher import labels as L
+from thresher.core import labels as L
 
 SIZES = {"a.png": (40, 20), "b.png": (10, 10), "c.png": (8, 4)}
 VALUES = {

@@ -13,7 +13,7 @@ import pytest
 
 from tests.downloads.conftest import indexed
 from tests.ml.conftest import image_bytes
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 from thresher.v1 import metadata_service_pb2 as ms
 
 WORKERS, PREFETCH, BATCH = 2, 2, 2

@@ -11,7 +11,7 @@ import torch
 
 from tests.ml.conftest import IMAGES, SIZE, image_bytes, labelled_pixels, wav_bytes
 from thresher import blob_cache
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.ml import MissingValueError
 
 

@@ -57,7 +57,7 @@ def test_without_ray_a_ray_call_names_the_extra_to_install():
     import sys
 
     code = ("import sys; sys.modules['ray'] = None  # unimportable\n"
-            "from thresher.errors import MissingExtraError\n"
+            "from thresher.core.errors import MissingExtraError\n"
             "from thresher.ray_engine import require_ray\n"
             "try:\n    require_ray()\nexcept MissingExtraError as error:\n    print(error)\n")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.errors import FieldTypeMismatchError, UnknownPathsError
+from thresher.core.errors import FieldTypeMismatchError, UnknownPathsError
 from thresher.v1 import metadata_service_pb2 as ms
 
 
@@ -113,7 +113,7 @@ def test_staged_upload_requests_with_bad_arguments_are_refused(ray_services, ima
 
 
 def test_a_block_arriving_after_its_session_ended_is_refused_and_not_kept(ray_services, images):
-    from thresher.errors import ThresherError
+    from thresher.core.errors import ThresherError
 
     ds, _ = images(2)
     block = pa.table({"path": ["img/00.png"], "v": [1]})

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import grpc
 import pandas as pd
 
-from thresher.arrow_io import read_batch, read_schema
-from thresher.transport import GRPC_OPTIONS
+from thresher.core.arrow_io import read_batch, read_schema
+from thresher.core.transport import GRPC_OPTIONS
 from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 
 # Reconnect quickly after each restart instead of gRPC's default backoff of up to two minutes.

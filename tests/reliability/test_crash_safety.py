@@ -15,7 +15,7 @@ import pytest
 
 from tests.reliability.harness import (Acknowledged, ChildService, check_generations, fast_channel,
                                        kill_while_writing, read_all)
-from thresher.types import to_proto_value
+from thresher.core.types import to_proto_value
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
 KILLS = 50

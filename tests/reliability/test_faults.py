@@ -15,15 +15,15 @@ from tests.downloads.conftest import indexed
 from tests.reliability.harness import ChildService, fast_channel, free_port, poll
 from tests.reliability.proxy import FaultProxy
 from tests.storage_endpoints import unique_bucket
-from thresher import status
+from thresher.core import status
 from thresher.connection import Connection
-from thresher.errors import ServiceUnavailableError, ThresherError
+from thresher.core.errors import ServiceUnavailableError, ThresherError
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.server import ThresherFlightServer
 from thresher.services.grpc_server import new_server
-from thresher.storage import open_storage
-from thresher.storage.blobs import open_blob_store
-from thresher.storage.errors import StorageUnavailableError
+from thresher.core.storage import open_storage
+from thresher.core.storage.blobs import open_blob_store
+from thresher.core.storage.storage_errors import StorageUnavailableError
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
 SERVICE = "thresher.v1.MetadataService"

@@ -12,9 +12,9 @@ import pytest
 
 import thresher
 from thresher.connection import Connection
-from thresher.errors import ResourceExhaustedError, ServiceTimeoutError
+from thresher.core.errors import ResourceExhaustedError, ServiceTimeoutError
 from thresher.services.grpc_server import new_server
-from thresher.transport import GRPC_OPTIONS, MAX_MESSAGE_BYTES
+from thresher.core.transport import GRPC_OPTIONS, MAX_MESSAGE_BYTES
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
 
 OVER = "x" * (MAX_MESSAGE_BYTES + 1024)

@@ -12,8 +12,8 @@ import pyarrow.flight as fl
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from thresher import status
-from thresher.errors import ServiceError
+from thresher.core import status
+from thresher.core.errors import ServiceError
 from thresher.local import LocalServices
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, scanner_service_pb2 as spb
 

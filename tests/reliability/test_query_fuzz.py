@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from thresher.types import to_proto_value
+from thresher.core.types import to_proto_value
 from thresher.v1 import common_pb2
 
 ROWS = 60
@@ -115,7 +115,7 @@ def trees(depth: int = 0):
 @pytest.fixture(scope="module")
 def loaded(metadata_server):
     from tests.metadata.conftest import MetadataHelper
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
     from thresher.v1 import metadata_service_pb2_grpc
 
     channel = open_channel(metadata_server[0])

@@ -20,13 +20,13 @@ from PIL import Image
 import thresher
 from tests.downloads.conftest import indexed
 from tests.reliability.proxy import FaultProxy
-from thresher import status
-from thresher.errors import ScanFailedError, ScanInProgressWarning
+from thresher.core import status
+from thresher.core.errors import ScanFailedError, ScanInProgressWarning
 from thresher.services.flight.server import ThresherFlightServer
-from thresher.storage import Storage, open_storage
-from thresher.storage.blobs import BlobStore
-from thresher.storage.errors import StorageUnavailableError
-from thresher.transport import open_channel
+from thresher.core.storage import Storage, open_storage
+from thresher.core.storage.blobs import BlobStore
+from thresher.core.storage.storage_errors import StorageUnavailableError
+from thresher.core.transport import open_channel
 from thresher.v1 import flight_pb2
 
 # Short enough to keep the suite quick, long enough that a healthy loopback endpoint never trips them.

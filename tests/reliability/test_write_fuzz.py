@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import thresher
-from thresher.errors import FieldTypeMismatchError, InvalidArgumentError
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
 
 CASES = {"dataframes written": 0, "dataframes refused": 0, "dicts written": 0, "dicts refused": 0}
 _examples = itertools.count()

@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from thresher.transport import open_channel
+from thresher.core.transport import open_channel
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
 

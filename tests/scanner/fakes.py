@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from thresher.scan import ScanStatus
+from thresher.core.scan_status import ScanStatus
 from thresher.services.scanner.store import MetadataError
 
 

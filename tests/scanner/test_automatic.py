@@ -8,7 +8,7 @@ from PIL import Image
 
 from thresher.services.scanner.automatic import AutomaticFields, content_types
 from thresher.services.scanner.sources import Page
-from thresher.types import TYPE_METADATA_KEY
+from thresher.core.types import TYPE_METADATA_KEY
 
 
 @pytest.mark.parametrize("path, expected", [

@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from thresher.scan import FAILED, PENDING, READY, ScanStatus
+from thresher.core.scan_status import FAILED, PENDING, READY, ScanStatus
 from thresher.services.scanner import storage_source
 from thresher.services.scanner.scan import Scan
 from thresher.services.scanner.sources import SourceError, open_source
 from thresher.services.scanner.storage_source import HEADER_CHUNK, HEADER_LIMIT, StorageSource
 from thresher.services.scanner.store import DatasourceRef
-from thresher.storage import (LocalStorage, StorageAccessDeniedError, StorageNotFoundError, StorageUnavailableError,
-                              open_storage)
+from thresher.core.storage import (LocalStorage, StorageAccessDeniedError, StorageNotFoundError, StorageUnavailableError,
+                                   open_storage)
 from tests.storage_endpoints import commit_files, free_port, unique_bucket
 
 from .fakes import MemoryIndex
@@ -321,7 +321,7 @@ def test_a_git_datasource_through_the_client(client, namespace, git_repo, capsys
 
 def test_an_s3_datasource_through_the_client(client, namespace, s3_bucket):
     import thresher
-    from thresher.errors import ScanFailedError
+    from thresher.core.errors import ScanFailedError
 
     storage = open_storage(f"s3://{s3_bucket}/in")
     for i in range(12):

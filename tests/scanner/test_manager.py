@@ -4,7 +4,7 @@ import time
 import pytest
 
 from thresher.services.scanner.manager import ScanManager, ShuttingDown
-from thresher.scan import FAILED, PENDING, READY, SCANNING, ScanStatus
+from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
 from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataUnavailable
 
 from .fakes import MemoryIndex

@@ -6,7 +6,7 @@ from PIL import Image
 
 from thresher.services.scanner.scan import Scan
 from thresher.services.scanner.store import DatasourceRef
-from thresher.scan import FAILED, PENDING, READY, SCANNING, ScanStatus
+from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
 
 from .fakes import MemoryIndex
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from thresher.arrow_io import read_batch, read_schema
+from thresher.core.arrow_io import read_batch, read_schema
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, scanner_service_pb2 as spb
 
 from .conftest import create_datasource, scan, wait_for_scan
@@ -118,7 +118,7 @@ def test_bad_datasource_ids_are_rejected(scanner, datasource_id, code):
 def test_a_starting_scanner_resumes_pending_and_interrupted_scans(tmp_path, folder):
     from thresher.services.metadata.server import create_server as create_metadata, open_store
     from thresher.services.scanner.server import create_server as create_scanner
-    from thresher.transport import open_channel
+    from thresher.core.transport import open_channel
     from thresher.v1 import metadata_service_pb2_grpc, scanner_service_pb2_grpc
 
     store = open_store(str(tmp_path / "home"))
@@ -171,8 +171,8 @@ class _RecordingIndex:
 def test_rescan_writes_exactly_the_changes_to_the_metadata_service(scanner_metadata, metadata, namespace, folder):
     from thresher.services.scanner.manager import ScanManager
     from thresher.services.scanner.metadata_client import MetadataCatalog
-    from thresher.scan import READY, SCANNING
-    from thresher.transport import open_channel
+    from thresher.core.scan_status import READY, SCANNING
+    from thresher.core.transport import open_channel
 
     upserts, deletes = [], []
     with open_channel(scanner_metadata) as channel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 
 
 @pytest.fixture(params=["local", "s3", "gcs"])

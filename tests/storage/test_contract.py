@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from thresher.errors import NotFoundError
-from thresher.storage import InvalidStorageUriError, StorageNotFoundError
-from thresher.storage.base import RangedReader
+from thresher.core.errors import NotFoundError
+from thresher.core.storage import InvalidStorageUriError, StorageNotFoundError
+from thresher.core.storage.base import RangedReader
 
 
 def fill(storage, count: int, prefix: str = "d/") -> dict[str, bytes]:

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from tests.storage_endpoints import commit_files, git
-from thresher.storage import (GitStorage, InvalidStorageUriError, ReadOnlyStorageError, StorageNotFoundError,
-                              UnknownRevisionError, for_datasource, git_uri, open_storage, parse_git_uri)
+from thresher.core.storage import (GitStorage, InvalidStorageUriError, ReadOnlyStorageError, StorageNotFoundError,
+                                   UnknownRevisionError, for_datasource, git_uri, open_storage, parse_git_uri)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_repository_by_url_is_mirrored_and_refreshed(history, tmp_path, monkeypa
 
 
 def test_unreachable_repository_url(tmp_path, monkeypatch):
-    from thresher.storage import StorageUnavailableError
+    from thresher.core.storage import StorageUnavailableError
 
     monkeypatch.setenv("THRESHER_HOME", str(tmp_path))
     with pytest.raises((StorageUnavailableError, StorageNotFoundError), match="git://127.0.0.1:1/nothing.git"):
@@ -120,7 +120,7 @@ def test_unreachable_repository_url(tmp_path, monkeypatch):
 
 
 def test_ext_transport_is_refused(tmp_path, monkeypatch):
-    from thresher.storage import StorageError
+    from thresher.core.storage import StorageError
 
     monkeypatch.setenv("THRESHER_HOME", str(tmp_path))
     marker = tmp_path / "ran"
@@ -151,7 +151,7 @@ def test_a_git_server_that_goes_silent_fails_the_clone_naming_it_and_the_timeout
     import threading
 
     from tests.reliability.proxy import FaultProxy
-    from thresher.storage import GitRepository, StorageUnavailableError
+    from thresher.core.storage import GitRepository, StorageUnavailableError
 
     source = tmp_path / "src"
     os.makedirs(source)

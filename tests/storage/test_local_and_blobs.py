@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from thresher.storage import (BlobNotFoundError, InvalidStorageUriError, LocalStorage, StorageNotFoundError,
-                              open_storage, split_object_uri)
-from thresher.storage.blobs import BLOB_STORE_ENV, BlobStore, blob_store_location, open_blob_store
+from thresher.core.storage import (BlobNotFoundError, InvalidStorageUriError, LocalStorage, StorageNotFoundError,
+                                   open_storage, split_object_uri)
+from thresher.core.storage.blobs import BLOB_STORE_ENV, BlobStore, blob_store_location, open_blob_store
 
 
 def test_local_paths_never_leave_the_root(tmp_path):

@@ -7,10 +7,10 @@ import urllib.request
 import pytest
 
 from tests.storage_endpoints import free_port
-from thresher.storage import (StorageAccessDeniedError, StorageError, StorageNotFoundError, StorageUnavailableError,
-                              open_storage)
-from thresher.storage.gcs import GCSStorage
-from thresher.storage.s3 import S3Storage
+from thresher.core.storage import (StorageAccessDeniedError, StorageError, StorageNotFoundError, StorageUnavailableError,
+                                   open_storage)
+from thresher.core.storage.gcs import GCSStorage
+from thresher.core.storage.s3 import S3Storage
 
 
 def test_s3_missing_bucket_is_named(s3_endpoint):
@@ -104,7 +104,7 @@ def test_gcs_unreachable_endpoint(gcs_endpoint):
 def test_gcs_refusals_are_mapped(gcs_bucket):
     from google.api_core import exceptions as gx
 
-    from thresher.storage.gcs import _storage_error
+    from thresher.core.storage.gcs import _storage_error
 
     # The emulator checks no credentials, so the refusals it would send are mapped directly.
     storage = open_storage(f"gs://{gcs_bucket}/p")
@@ -123,7 +123,7 @@ def test_gcs_url_without_signing_credentials_is_none(gcs_bucket):
 
 
 def test_unknown_scheme_and_bad_uris():
-    from thresher.storage import InvalidStorageUriError
+    from thresher.core.storage import InvalidStorageUriError
 
     with pytest.raises(InvalidStorageUriError, match="unsupported storage scheme ftp://"):
         open_storage("ftp://host/x")

@@ -1,11 +1,11 @@
-"""Storage timeouts and retries from the environment (thresher.storage.timeouts), and where they apply."""
+"""Storage timeouts and retries from the environment (thresher.core.storage.timeouts), and where they apply."""
 
 from __future__ import annotations
 
 import pytest
 
-from thresher.storage import StorageConfigError, StorageTimeouts, open_storage
-from thresher.storage.timeouts import timeout_kind
+from thresher.core.storage import StorageConfigError, StorageTimeouts, open_storage
+from thresher.core.storage.timeouts import timeout_kind
 
 
 def test_defaults_and_settings_are_read_from_the_environment():

@@ -1,37 +1,36 @@
-"""Bag datasets: Thresher's implementation of the Granular format, readable both ways with ``granular``.
+"""Bag datasets as users import them: the format's classes (from ``thresher.core.bag``) with ``Loader`` and ``sources``.
 
-See docs/design.md ("Bag datasets"), and ``FORMAT.md`` beside this file for what Thresher adds to the format (the
-``.crc`` sidecar, key rules, ``int`` range, ``f64``, cloud paths). One module per idea: ``files``
-(ranged reads, the storage hook), ``cloud`` (``s3://`` and ``gs://`` through ``thresher.storage``),
-``staging`` (writers write locally, then upload), ``tables`` (index tables), ``checksums`` (the
-``.crc`` sidecar), ``bag`` (one bag), ``spec``, ``writer`` and ``reader`` (one dataset), ``sharded``,
-and the formats (``formats``, ``arrays``, ``video``).
-
-``Loader`` and ``sources`` are here too, as in ``granular``, so ``import thresher.bag as granular``
-runs a granular training script unchanged.
+``Loader`` and ``sources`` are here, as in ``granular``, so ``import thresher.bag as granular`` runs a granular
+training script unchanged. The format itself (readers, writers, specs, codecs) lives in ``thresher.core.bag``,
+which the flight service shares; its modules' old paths (``thresher.bag.reader``, ...) still import, deprecated.
 """
 
-from thresher import sources
+from typing import Any
 
-from thresher.bag.bag import BagReader, BagWriter
-from thresher.bag.errors import (
+from thresher import sources
+from thresher._moved import moved_attribute
+from thresher.core.bag import (
     BagError,
+    BagReader,
+    BagWriter,
     ChecksumError,
     CorruptBagError,
     DatasetExistsError,
+    DatasetReader,
+    DatasetWriter,
     DecodeError,
     EncodeError,
     IncompleteDatasetError,
     MaskError,
     ResumeError,
+    ShardedDatasetReader,
+    ShardedDatasetWriter,
     SpecError,
     UnsupportedLocationError,
+    decoders,
+    encoders,
+    register_storage,
 )
-from thresher.bag.files import register_storage
-from thresher.bag.formats import decoders, encoders
-from thresher.bag.reader import DatasetReader
-from thresher.bag.sharded import ShardedDatasetReader, ShardedDatasetWriter
-from thresher.bag.writer import DatasetWriter
 from thresher.loader.loader import Loader
 
 __all__ = [
@@ -58,3 +57,8 @@ __all__ = [
     "register_storage",
     "sources",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``thresher.bag.formats`` and the other moved modules, reached as attributes: the deprecated alias.
+    return moved_attribute(__name__, name)

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def is_user_error(error: BaseException) -> bool:
     """Errors a user causes or can fix: Thresher's own, bad values, files, timeouts, unreachable services."""
-    from thresher.errors import ThresherError
+    from thresher.core.errors import ThresherError
 
     return isinstance(error, ThresherError | ValueError | LookupError | OSError | TimeoutError)
 

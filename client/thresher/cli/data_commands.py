@@ -86,7 +86,7 @@ def scan(ctx: click.Context, name: str, source: str | None, revision: str | None
 def _wait_for_scan(ds: Any, timeout: float | None) -> Any:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from thresher.errors import ScanFailedError
+    from thresher.core.errors import ScanFailedError
 
     deadline = None if timeout is None else time.monotonic() + timeout
     pause = 0.02

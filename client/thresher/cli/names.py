@@ -21,7 +21,7 @@ def split(name: str) -> tuple[str, str]:
 def resolve(name: str, connection: Any) -> Any:
     """The datasource ``name`` names, else the saved dataset of that name; prefixes force one or the other."""
     from thresher import datasets, datasources
-    from thresher.errors import NotFoundError
+    from thresher.core.errors import NotFoundError
 
     if name.startswith(DATASET_PREFIX):
         namespace, short = split(name.removeprefix(DATASET_PREFIX))

@@ -10,7 +10,7 @@ import threading
 import click
 
 from thresher.cli import console
-from thresher.transport import thresher_home
+from thresher.core.transport import thresher_home
 
 GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data port is + 5)
 
@@ -48,7 +48,7 @@ def up(home: str, host: str, port: int, gallery: bool) -> None:
 
 
 def _start_gallery(services, host: str, port: int):  # -> GalleryServer | None
-    from thresher.errors import MissingExtraError
+    from thresher.core.errors import MissingExtraError
     from thresher.gallery import serve
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from thresher.errors import MissingExtraError
+from thresher.core.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from thresher.gallery.server import GalleryServer

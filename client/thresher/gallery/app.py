@@ -21,12 +21,13 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from thresher import errors, flight_bytes, namespaces
+from thresher.core import errors
+from thresher import flight_bytes, namespaces
 from thresher import datasets as datasets_api, datasources as datasources_api
 from thresher.gallery import thumbnails, views
 from thresher.gallery.sessions import COOKIE, Connections, ReadGrants, ServiceAddresses
-from thresher.transport import thresher_home
-from thresher.types import DATAPOINT_ID_COLUMN, FieldType
+from thresher.core.transport import thresher_home
+from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads only its own script and styles; an injected <script> or inline handler never runs.

@@ -16,10 +16,10 @@ from typing import Any
 from thresher import datasets, datasources
 from thresher.connection import Connection
 from thresher.datasource import Datasource
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.expressions import parse
 from thresher.query import as_instant
-from thresher.types import DATAPOINT_ID_COLUMN, FieldType
+from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
 
 MAX_PAGE = 500
 VERSION_FIELDS = ("size", "modified")  # the scanner's: a change in either means new bytes

@@ -1,7 +1,7 @@
 """Annotation file formats in and out: COCO, YOLO, Pascal VOC, CVAT for images and Label Studio.
 
 Each format module reads a file or folder into an :class:`AnnotationSet` (images named as the
-format names them, with sizes and one ``thresher.labels`` value each) and writes one back. Matching
+format names them, with sizes and one ``thresher.core.labels`` value each) and writes one back. Matching
 image names to datapoints and writing fields is the datasource's job (``ds.import_annotations``).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 
 from . import coco, cvat, labelstudio, voc, yolo
 from .files import Location

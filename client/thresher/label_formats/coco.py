@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from thresher import labels as L
+from thresher.core import labels as L
 
 from .files import Location, write_text
 from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from thresher.storage import open_storage
+from thresher.core.storage import open_storage
 
 
 def _split(location: str | os.PathLike[str]) -> tuple[str, str]:

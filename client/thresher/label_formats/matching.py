@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 
 
 def _stem(path: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 
 # Absolute (pixel) coordinates are written with this many decimals: relative values times the size
 # are exact to well below it, so a file read back gives the same relative values.
@@ -25,7 +25,7 @@ class AnnotatedImage:
     file_name: str
     width: int = 0
     height: int = 0
-    value: Any = None  # a thresher.labels value of the set's kind, or None
+    value: Any = None  # a thresher.core.labels value of the set's kind, or None
 
 
 @dataclass
@@ -44,7 +44,7 @@ class AnnotationSet:
         """Each image's label value, from the Arrow column where the reader built one."""
         if self.arrow is None:
             return [image.value for image in self.images]
-        from thresher import labels
+        from thresher.core import labels
 
         return labels.from_arrow(self.kind, self.arrow)
 

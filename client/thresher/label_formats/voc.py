@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from thresher import labels as L
+from thresher.core import labels as L
 
 from .files import Location, write_text
 from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels

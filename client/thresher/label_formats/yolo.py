@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from thresher import labels as L
+from thresher.core import labels as L
 
 from .files import Location, write_text
 from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names

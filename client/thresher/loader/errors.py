@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thresher.errors import ThresherError
+from thresher.core.errors import ThresherError
 
 
 class LoaderError(ThresherError):

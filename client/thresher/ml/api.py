@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.ml.files import FileStore
 from thresher.ml.items import ItemBuilder, TensorizerSpec
 

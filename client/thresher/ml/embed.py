@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from thresher.errors import InvalidArgumentError
-from thresher.types import FieldType
+from thresher.core.errors import InvalidArgumentError
+from thresher.core.types import FieldType
 
 
 def default_preprocess(batch: Any) -> Any:

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from thresher import blob_cache, downloads
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 from thresher.local_files import safe_join
-from thresher.storage import in_repository, open_storage
-from thresher.storage.local import LocalStorage
+from thresher.core.storage import in_repository, open_storage
+from thresher.core.storage.local import LocalStorage
 
 STRATEGIES = ("lazy", "background", "preload")
 BACKGROUND_THREADS = 8

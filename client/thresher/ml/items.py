@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from thresher import labels
-from thresher.errors import InvalidArgumentError
+from thresher.core import labels
+from thresher.core.errors import InvalidArgumentError
 from thresher.ml import label_targets
 from thresher.ml import tensorizers as tz
 from thresher.ml.files import BLOB, DATAPOINT, FileStore, Key
-from thresher.types import PATH_COLUMN, FieldType
+from thresher.core.types import PATH_COLUMN, FieldType
 
 TensorizerSpec = str | Callable[..., Any] | Sequence[str | Callable[..., Any]]
 _METADATA_KINDS = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATETIME, FieldType.STRING,

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from thresher import labels as L
-from thresher.errors import InvalidArgumentError
+from thresher.core import labels as L
+from thresher.core.errors import InvalidArgumentError
 
 WIDTH, HEIGHT = "width", "height"
 

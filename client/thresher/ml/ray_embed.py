@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from thresher.ray_engine import require_ray
 from thresher.ray_engine.remote import DatasourceRef
-from thresher.types import PATH_COLUMN
+from thresher.core.types import PATH_COLUMN
 
 DEFAULT_BATCH_SIZE = 32
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from thresher.errors import InvalidArgumentError
+from thresher.core.errors import InvalidArgumentError
 
 Tensorizer = Callable[[Any], Any]
 

@@ -18,7 +18,7 @@ import numpy as np
 from thresher import blob_cache
 from thresher.ml import voxel51_labels
 from thresher.ml.files import DATAPOINT, FileStore
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 LIBSSL11_DIR_ENV = "THRESHER_LIBSSL11_DIR"
 # Sample fields FiftyOne defines itself; Thresher fields of these names get a "thresher_" prefix.

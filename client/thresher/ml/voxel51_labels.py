@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from thresher import labels as L
-from thresher.types import FieldType
+from thresher.core import labels as L
+from thresher.core.types import FieldType
 
 _OWN = {"label", "bounding_box", "confidence", "index", "points", "closed", "filled", "mask", "mask_path", "id",
         "tags", "attributes", "instance"}

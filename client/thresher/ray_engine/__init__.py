@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thresher.errors import MissingExtraError
+from thresher.core.errors import MissingExtraError
 
 
 def require_ray() -> Any:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from thresher import export as exporting
-from thresher.bag import ShardedDatasetWriter, encoders, files
-from thresher.bag.sharded import shard_name
-from thresher.bag.spec import SPEC_FILE
+from thresher.core.bag import ShardedDatasetWriter, encoders, files
+from thresher.core.bag.sharded import shard_name
+from thresher.core.bag.spec import SPEC_FILE
 from thresher.ray_engine import require_ray
 from thresher.ray_engine.remote import DatasourceRef
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from thresher.services.server_extra import require
-from thresher.types import PATH_COLUMN, FieldType
+from thresher.core.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
 from ..errors import InvalidArgument

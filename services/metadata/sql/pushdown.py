@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 
 from thresher.services.server_extra import require
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 from .sandbox import nodes

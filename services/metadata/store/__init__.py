@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from thresher.storage.blobs import BlobStore
+from thresher.core.storage.blobs import BlobStore
 
 from .base import Store, utc_now
 from .duckdb import DuckDBDialect

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
-from thresher.scan import ScanStatus
-from thresher.types import FieldType
+from thresher.core.scan_status import ScanStatus
+from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
 from ..facets import Facet

@@ -22,8 +22,8 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from thresher.types import FieldType
-from thresher.vectors import VectorSpec
+from thresher.core.types import FieldType
+from thresher.core.vectors import VectorSpec
 
 from ..annotations import DUCKDB_TYPES
 from ..errors import InvalidArgument

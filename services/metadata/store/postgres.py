@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from thresher.types import FieldType
+from thresher.core.types import FieldType
 
 from ..annotations import to_json_text
 from ..query_compiler import POSTGRES

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from thresher.scan import ScanStatus
-from thresher.types import FieldType
-from thresher.vectors import VectorSpec
+from thresher.core.scan_status import ScanStatus
+from thresher.core.types import FieldType
+from thresher.core.vectors import VectorSpec
 
 SCAN_STATES = ("pending", "scanning", "ready", "failed")
 

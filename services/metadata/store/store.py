@@ -39,9 +39,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.scan import ScanStatus
-from thresher.storage.blobs import BlobStore
-from thresher.types import TYPE_METADATA_KEY, FieldType
+from thresher.core.scan_status import ScanStatus
+from thresher.core.storage.blobs import BlobStore
+from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
 from .. import facets, nearest, vectors
