@@ -58,7 +58,10 @@ def coerce_column(name: str, array: pa.Array, existing: FieldType | None) -> Coe
         return None
     # Floats: NaN means "no value", so it becomes null before any type decision.
     if given is FieldType.FLOAT:
-        array = pc.if_else(pc.is_nan(array.cast(pa.float64())), None, array.cast(pa.float64()))
+        array = array.cast(pa.float64())
+        nan = pc.is_nan(array)
+        if pc.any(nan).as_py():  # most columns hold none: then no copy
+            array = pc.if_else(nan, None, array)
         if array.null_count == len(array):
             return None
     target = existing or given
