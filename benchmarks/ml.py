@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import thresher
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     with tempfile.TemporaryDirectory() as scratch, LocalServices(home=f"{scratch}/home") as services:
         folder = pathlib.Path(scratch) / "images"

@@ -20,17 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = ROOT / "build" / "typecheck"
 
 
-def lay_out_package() -> Path:
-    """Build ``build/typecheck/thresher`` from links to the client's entries and to ``services/``."""
-    shutil.rmtree(LAYOUT, ignore_errors=True)
-    package = LAYOUT / "thresher"
+def lay_out_package(layout: Path = LAYOUT) -> Path:
+    """Build ``<layout>/thresher`` (default ``build/typecheck``) from links to the client's entries and ``services/``."""
+    shutil.rmtree(layout, ignore_errors=True)
+    package = layout / "thresher"
     package.mkdir(parents=True)
     for entry in sorted((ROOT / "client" / "thresher").iterdir()):
         if entry.name == "__pycache__":
             continue
         os.symlink(entry, package / entry.name)
     os.symlink(ROOT / "services", package / "services")
-    return LAYOUT
+    return layout
 
 
 def main(argv: list[str]) -> int:

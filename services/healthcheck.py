@@ -29,7 +29,7 @@ def grpc_healthy(address: str) -> bool:
         channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots))
     try:
         answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_SECONDS)
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
     finally:

@@ -8,10 +8,14 @@ INVALID_ARGUMENT naming the message type it expected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+
+# grpc ships no type information, so its handler objects are Any; these aliases name what each one is.
+_Handler = Any  # a grpc.RpcMethodHandler (a namedtuple with _replace), or None where the server has none
+_Behaviour = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class _Malformed:
@@ -31,15 +35,15 @@ def refuse_malformed(server: grpc.Server) -> grpc.Server:
     return server
 
 
-class _Generic(grpc.GenericRpcHandler):
+class _Generic(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no type information
     def __init__(self, inner: grpc.GenericRpcHandler) -> None:
         self._inner = inner
 
-    def service(self, handler_call_details):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> _Handler:
         return _wrapped(self._inner.service(handler_call_details))
 
 
-def _wrapped(handler):
+def _wrapped(handler: _Handler) -> _Handler:
     if handler is None or handler.request_deserializer is None:
         return handler
     deserializer = handler.request_deserializer
@@ -64,23 +68,23 @@ def _wrapped(handler):
     return handler._replace(**changes)
 
 
-def _unary(behaviour):
-    def call(request, context):
+def _unary(behaviour: _Behaviour) -> _Behaviour:
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
         if isinstance(request, _Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         return behaviour(request, context)
     return call
 
 
-def _unary_stream(behaviour):
-    def call(request, context):
+def _unary_stream(behaviour: _Behaviour) -> _Behaviour:
+    def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         if isinstance(request, _Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         yield from behaviour(request, context)
     return call
 
 
-def _checked(requests: Iterator, found: list[_Malformed]) -> Iterator:
+def _checked(requests: Iterator[Any], found: list[_Malformed]) -> Iterator[Any]:
     for request in requests:
         if isinstance(request, _Malformed):
             found.append(request)
@@ -88,10 +92,10 @@ def _checked(requests: Iterator, found: list[_Malformed]) -> Iterator:
         yield request
 
 
-def _stream_unary(behaviour):
+def _stream_unary(behaviour: _Behaviour) -> _Behaviour:
     """A malformed message in the request stream ends the call with INVALID_ARGUMENT, even where the
     servicer catches the failure and reports it as something else."""
-    def call(requests, context):
+    def call(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         found: list[_Malformed] = []
         try:
             return behaviour(_checked(requests, found), context)
@@ -102,8 +106,8 @@ def _stream_unary(behaviour):
     return call
 
 
-def _stream_stream(behaviour):
-    def call(requests, context):
+def _stream_stream(behaviour: _Behaviour) -> _Behaviour:
+    def call(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         found: list[_Malformed] = []
         try:
             yield from behaviour(_checked(requests, found), context)

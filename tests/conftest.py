@@ -16,6 +16,40 @@ pytest_plugins = ("tests.storage_endpoints",)
 
 _namespace_counter = itertools.count()
 
+# The quick selection, `pytest -m "not slow"`, leaves out what costs tens of seconds and is covered by a
+# cheaper test of the same area. Besides tests marked `slow` by hand (kill and restart loops, multi-process
+# training jobs, the compose deployment, inputs whose size is the point), a test is slow when it:
+#  - runs on PostgreSQL: a `postgres` parametrization, or any fixture built on `postgres_url`
+#    (the `duckdb` parametrization of the same test stays quick);
+#  - needs one of these runtimes, each seconds to start and heavy on 2 cores:
+SLOW_FIXTURES = {
+    "postgres_url": "a PostgreSQL cluster",
+    "ray_cluster": "a Ray cluster",
+    "fo": "FiftyOne and its mongod",
+    "browser": "a Chromium browser",
+}
+
+
+def _slow_reason(item: pytest.Item) -> str | None:
+    """Why the quick selection leaves ``item`` out, or None when it keeps it."""
+    for fixture, runtime in SLOW_FIXTURES.items():
+        if fixture in item.fixturenames:
+            return f"needs {runtime}"
+    # metadata_server and the store-behaviour engines pick PostgreSQL by parameter, not by fixture.
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(isinstance(value, str) and value == "postgres"
+                                    for value in callspec.params.values()):
+        return "runs on PostgreSQL"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the tests that the rules above call slow (see CONTRIBUTING.md)."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and _slow_reason(item) is not None:
+            item.add_marker(pytest.mark.slow(reason=_slow_reason(item)))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
@@ -34,7 +68,7 @@ def namespace() -> str:
 @pytest.fixture(scope="session")
 def local_services(tmp_path_factory):
     """All three services in-process over one DuckDB store, shared by the session."""
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     with LocalServices(home=str(tmp_path_factory.mktemp("services-home"))) as services:
         yield services

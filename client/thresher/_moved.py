@@ -35,6 +35,14 @@ MOVED: dict[str, str] = {
     # ScanStatus moved to thresher.core.scan_status; the client's half (waiting with a progress bar) was renamed
     # and still offers ScanStatus and the state names the old module had.
     "thresher.scan": "thresher.scan_progress",
+    # Renamed so that no two modules share a name (see "Package layout" in docs/design.md).
+    "thresher.local": "thresher.local_services",
+    "thresher.gallery.app": "thresher.gallery.routes",
+    "thresher.ml.files": "thresher.ml.file_cache",
+    "thresher.label_formats.files": "thresher.label_formats.annotation_files",
+    "thresher.loader.errors": "thresher.loader.loader_errors",
+    "thresher.ray_engine.export": "thresher.ray_engine.export_tasks",
+    "thresher.ray_engine.upload": "thresher.ray_engine.upload_tasks",
 }
 _MOVED_PACKAGES = {"thresher.storage"}
 
@@ -59,8 +67,9 @@ def _stacklevel() -> int:
         name = frame.f_code.co_filename
         if "importlib" in name and "_bootstrap" in name:
             pass  # warnings.warn skips the import system's own frames itself: not counted
-        elif name == __file__ or name == importlib.__file__:
-            level += 1
+        elif (name == __file__ or name == importlib.__file__
+              or (frame.f_code.co_name == "__getattr__" and frame.f_globals.get("__name__", "").startswith("thresher"))):
+            level += 1  # this module, importlib.import_module, a package's __getattr__ reaching an old name
         else:
             break
         frame = frame.f_back  # type: ignore[assignment]

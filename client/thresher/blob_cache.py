@@ -34,7 +34,7 @@ def cached_path(digest: str) -> pathlib.Path:
     return cache_root() / digest[:2] / check_digest(digest)
 
 
-def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], Iterator[bytes]]:
+def blob_reader(connection: Connection, datasource_id: int) -> Callable[[str], Iterator[bytes | memoryview]]:
     """How to read a blob's bytes by hash: from the blob store's bucket when enabled, else via flight,
     as a reader of datasource ``datasource_id`` (which holds the blob)."""
     location = os.environ.get(BLOB_STORE_ENV, "")
@@ -79,7 +79,7 @@ def cache_many(connection: Connection, digests: Iterable[str], threads: int = DE
     return paths
 
 
-def _verified(chunks: Iterable[bytes], digest: str) -> Iterator[bytes]:
+def _verified(chunks: Iterable[bytes | memoryview], digest: str) -> Iterator[bytes | memoryview]:
     """Passes ``chunks`` on, raising at the end if they do not hash to ``digest`` (so nothing is cached)."""
     hasher = hashlib.sha256()
     for chunk in chunks:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 import pyarrow as pa
 import pyarrow.flight as flight
+from pyarrow.flight import FlightStreamReader  # (inside Connection, `flight` names its property)
 
 from thresher.core import arrow_io, status, transport
 from thresher.partitioned_read import LocationClients, read_endpoints
@@ -136,9 +137,10 @@ class Connection:
     def _channel(self, address: str) -> grpc.Channel:
         return transport.shared_channel(address, root_certificates=self._root_certificates, tls=self.tls)
 
-    def _stub(self, kind: str, stub_type: type[T], address: str) -> T:
-        return transport.shared(kind, (address, self._root_certificates, self.tls),
-                                lambda: stub_type(self._channel(address)))
+    def _stub(self, kind: str, stub_type: Callable[[grpc.Channel], T], address: str) -> T:
+        stub: T = transport.shared(kind, (address, self._root_certificates, self.tls),
+                                   lambda: stub_type(self._channel(address)))
+        return stub
 
     @property
     def metadata(self) -> metadata_service_pb2_grpc.MetadataServiceStub:
@@ -297,7 +299,7 @@ class Connection:
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-    def open_ticket(self, ticket: flight_pb2.FlightTicket) -> flight.FlightStreamReader:
+    def open_ticket(self, ticket: flight_pb2.FlightTicket) -> FlightStreamReader:
         """Starts DoGet for a file, blob or shard ticket; its schema is read, so a refused ticket fails here.
 
         Errors while reading the stream are pyarrow's: map them with ``status.from_flight_error``.
@@ -351,7 +353,9 @@ class Connection:
                 answer = reader.read()
             if answer is None or answer.size == 0:
                 return None
-            return metadata_service_pb2.UpsertTableResponse.FromString(answer.to_pybytes())
+            response: metadata_service_pb2.UpsertTableResponse = metadata_service_pb2.UpsertTableResponse.FromString(
+                answer.to_pybytes())
+            return response
 
         # A reader can be read once, so only a whole table is retried (and writes never are).
         return self._flight_call(put, idempotent=False)

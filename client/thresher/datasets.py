@@ -37,7 +37,8 @@ def get_datasets(namespace: str, *, connection: Connection | None = None) -> lis
     """Every dataset in ``namespace``, each as a datasource view with its query applied."""
     conn = resolve(connection)
     sources: dict[int, common_pb2.Datasource] = {}
-    views, token = [], ""
+    views: list[Datasource] = []
+    token = ""
     while True:
         response = conn.call_metadata("ListDatasets", ms.ListDatasetsRequest(
             namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
@@ -77,14 +78,16 @@ def register_export(namespace: str, name: str, target: str, *,
     if "://" not in uri:
         # The flight service resolves the path itself: never hand it one relative to this process.
         uri = os.path.abspath(uri)
-    return resolve(connection).call_metadata(
-        "RegisterBagDataset", ms.RegisterBagDatasetRequest(namespace=namespace, name=name, uri=uri)).bag_dataset
+    response: ms.RegisterBagDatasetResponse = resolve(connection).call_metadata(
+        "RegisterBagDataset", ms.RegisterBagDatasetRequest(namespace=namespace, name=name, uri=uri))
+    return response.bag_dataset
 
 
 def get_export(namespace: str, name: str, *, connection: Connection | None = None) -> ms.BagDataset:
     """The registered bag dataset ``namespace/name`` (its ``uri``, ``registered_at``). NotFoundError if none."""
-    return resolve(connection).call_metadata(
-        "GetBagDataset", ms.GetBagDatasetRequest(namespace=namespace, name=name), idempotent=True).bag_dataset
+    response: ms.GetBagDatasetResponse = resolve(connection).call_metadata(
+        "GetBagDataset", ms.GetBagDatasetRequest(namespace=namespace, name=name), idempotent=True)
+    return response.bag_dataset
 
 
 def list_exports(namespace: str, *, connection: Connection | None = None) -> list[ms.BagDataset]:

@@ -14,7 +14,7 @@ import os
 import datetime as dt
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -154,7 +154,13 @@ class Datasource(ArrowExport):
 
     # -- building queries -------------------------------------------------------------------------
 
-    def __getitem__(self, key: str | Expression) -> Any:
+    @overload
+    def __getitem__(self, key: str) -> Column: ...
+
+    @overload
+    def __getitem__(self, key: Expression) -> Datasource: ...
+
+    def __getitem__(self, key: str | Expression) -> Column | Datasource:
         """``ds["field"]`` is a Column; ``ds[filter]`` is a new view whose filter is this one's AND ``filter``."""
         if isinstance(key, str):
             return Column(key, self._shared.field_type(key), self.id)
@@ -258,7 +264,7 @@ class Datasource(ArrowExport):
 
     def count(self) -> int:
         """How many datapoints this view selects."""
-        response = self.connection.call_metadata(
+        response: ms.DescribeQueryResponse = self.connection.call_metadata(
             "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto()), idempotent=True)
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
@@ -408,10 +414,10 @@ class Datasource(ArrowExport):
         is read, so it may be larger than memory; it still commits only at its end, and if the
         producer raises midway nothing is written. Paths the datasource does not know yet are refused
         (``UnknownPathsError``) unless ``create_missing=True``. A Ray Dataset is sent from its workers,
-        block by block, and committed once every block is in (see ``thresher.ray_engine.upload``).
+        block by block, and committed once every block is in (see ``thresher.ray_engine.upload_tasks``).
         """
         if _is_ray_dataset(data):
-            from thresher.ray_engine.upload import upload_ray_dataset
+            from thresher.ray_engine.upload_tasks import upload_ray_dataset
 
             return upload_ray_dataset(self, data, path_column, create_missing=create_missing)
         return self._upload(data, path_column, create_missing=create_missing)
@@ -461,12 +467,14 @@ class Datasource(ArrowExport):
         for name in names:
             self._shared.field_type(name)
         request = ms.DeleteMetadataRequest(datasource_id=self.id, paths=paths_of(paths), fields=names)
-        return self.connection.call_metadata("DeleteMetadata", request).values_deleted
+        response: ms.DeleteMetadataResponse = self.connection.call_metadata("DeleteMetadata", request)
+        return response.values_deleted
 
     def delete_datapoints(self, paths: Any) -> int:
         """Deletes the datapoints in ``paths`` (paths, Datapoints or a QueryResult)."""
         request = ms.DeleteDatapointsRequest(datasource_id=self.id, paths=paths_of(paths))
-        return self.connection.call_metadata("DeleteDatapoints", request).datapoints_deleted
+        response: ms.DeleteDatapointsResponse = self.connection.call_metadata("DeleteDatapoints", request)
+        return response.datapoints_deleted
 
     def save_dataset(self, name: str, as_of: Any = None) -> Datasource:
         """Saves this view's query as dataset ``name`` in the datasource's namespace.

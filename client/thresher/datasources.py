@@ -69,7 +69,8 @@ def get_datasource(namespace: str | None = None, name: str | None = None, id: in
 def get_datasources(namespace: str, *, connection: Connection | None = None) -> list[Datasource]:
     """Every datasource in ``namespace``."""
     conn = resolve(connection)
-    datasources, token = [], ""
+    datasources: list[Datasource] = []
+    token = ""
     while True:
         response = conn.call_metadata("ListDatasources", ms.ListDatasourcesRequest(
             namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)

@@ -17,7 +17,7 @@ import pandas as pd
 from PIL import Image
 
 import thresher
-import thresher.local
+import thresher.local_services
 
 LABELS = ["cat", "dog", "bird", None]
 
@@ -56,7 +56,7 @@ def run_demo(images: int = 48, home: str | None = None) -> int:
         home = home or os.path.join(scratch, "home")
         folder = os.path.join(scratch, "images")
         with timer.step("start the metadata, scanner and flight services"):
-            services = thresher.local.LocalServices(home=home).start()
+            services = thresher.local_services.LocalServices(home=home).start()
             print(f"metadata {services.metadata_address}, scanner {services.scanner_address}, "
                   f"flight {services.flight_address}, store {home}")
         try:

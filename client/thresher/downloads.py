@@ -79,7 +79,7 @@ def source_prefix(source_uri: str, revision: str = "") -> str:
     return ""
 
 
-def reader_for(datasource: Any) -> Callable[[str], Iterator[bytes]]:
+def reader_for(datasource: Any) -> Callable[[str], Iterator[bytes | memoryview]]:
     """How to read a file of ``datasource``: from its bucket when that is enabled, else via flight."""
     client = bucket_client(datasource.source.partition("://")[0] if "://" in datasource.source else "")
     if client is not None:

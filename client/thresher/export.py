@@ -25,7 +25,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from thresher.core.bag import ShardedDatasetWriter, encoders, files
@@ -59,11 +59,11 @@ class ExportPlan:
     manifest: dict[str, Any]
     table: Any
 
-    def values(self) -> dict[str, list]:
+    def values(self) -> dict[str, list[Any]]:
         """Each chosen column's values, as msgpack takes them."""
         return {name: _python_values(self.table.column(name), self.spec[self.keys[name]]) for name in self.names}
 
-    def point(self, values: dict[str, list], i: int) -> dict[str, Any]:
+    def point(self, values: dict[str, list[Any]], i: int) -> dict[str, Any]:
         """Row ``i`` as a datapoint, without its file."""
         return {PATH_KEY: self.paths[i], **{self.keys[name]: values[name][i] for name in self.names}}
 
@@ -157,7 +157,8 @@ def _manifest(datasource: Any, spec: dict[str, str], keys: dict[str, str], shard
 def read_manifest(target: str) -> dict[str, Any] | None:
     """The manifest of the export at ``target``, or None where there is none."""
     try:
-        return json.loads(files.read_whole(files.join(files.normpath(target), MANIFEST)))
+        manifest: dict[str, Any] = json.loads(files.read_whole(files.join(files.normpath(target), MANIFEST)))
+        return manifest
     except FileNotFoundError:
         return None
 
@@ -195,7 +196,7 @@ def _default_format(column: Any) -> str:
     return "array" if pa.types.is_fixed_size_list(column.type) and column.null_count == 0 else "msgpack"
 
 
-def _python_values(column: Any, format: str = "msgpack") -> list:
+def _python_values(column: Any, format: str = "msgpack") -> list[Any]:
     """A column's values for its format: vectors as numpy rows for ``array``; for msgpack, datetimes as
     ISO-8601 strings and everything else as Python has it."""
     if format == "array" and _is_vector_column(column):
@@ -209,10 +210,10 @@ def _python_values(column: Any, format: str = "msgpack") -> list:
 def _is_vector_column(column: Any) -> bool:
     import pyarrow as pa
 
-    return pa.types.is_fixed_size_list(column.type)
+    return bool(pa.types.is_fixed_size_list(column.type))
 
 
-def fetcher(datasource: Any, file_type: str | None, image_size: tuple[int, int] | None):
+def fetcher(datasource: Any, file_type: str | None, image_size: tuple[int, int] | None) -> Callable[[str], Any]:
     read = reader_for(datasource)
 
     def fetch(path: str) -> Any:
@@ -229,8 +230,9 @@ def _image(data: bytes, size: tuple[int, int] | None) -> Any:
     import numpy as np
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
         if size is not None:
-            image = image.resize(tuple(size))
+            width, height = size
+            image = image.resize((width, height))
         return np.asarray(image)

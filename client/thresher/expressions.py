@@ -36,7 +36,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from thresher.core.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
 from thresher.query import Column, Expression
@@ -48,7 +48,7 @@ __all__ = ["parse", "to_text", "KEYWORDS"]
 KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "true", "false", "contains", "startswith",
                       "endswith", "datetime", "field"})
 _TEXT_OPERATORS = ("contains", "startswith", "endswith")
-_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+_COMPARISONS: dict[str, Callable[[Column, Any], Expression]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 # `5 < size` means `size > 5`.
@@ -63,6 +63,7 @@ _TOKEN = re.compile(r"""
   | (?P<quote>["'`])
 """, re.VERBOSE)
 _PREFIX = "query expression, column "
+_Built = TypeVar("_Built")
 _ESCAPES = {"\\": "\\", '"': '"', "'": "'", "`": "`", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 
@@ -126,7 +127,8 @@ def _column_lookup(ds: Any) -> Callable[[str], Column]:
 
         return lookup
     if hasattr(ds, "column"):
-        return ds.column
+        column: Callable[[str], Column] = ds.column
+        return column
     raise TypeError(f"parse() needs a Datasource or a mapping of field names to types, not {type(ds).__name__}")
 
 
@@ -161,7 +163,7 @@ class _Parser:
             self.fail(f"'{symbol}' {context}")
         return self.advance()
 
-    def fail(self, expected: str, token: _Token | None = None) -> None:
+    def fail(self, expected: str, token: _Token | None = None) -> NoReturn:
         token = token or self.current
         raise QueryExpressionError(
             f"query expression, column {token.position + 1}: expected {expected}, found {token.describe()}",
@@ -282,7 +284,8 @@ class _Parser:
 
     def text_test(self, field: _FieldRef, name: str, text: str) -> Expression:
         column = self.column(field)
-        return self.build(lambda: getattr(column, name)(text), field.position)
+        expression: Expression = self.build(lambda: getattr(column, name)(text), field.position)
+        return expression
 
     # Operands.
     def operand(self) -> _FieldRef | _Literal:
@@ -333,7 +336,8 @@ class _Parser:
     def string_literal(self, expected: str) -> str:
         if self.current.kind != "string":
             self.fail(expected)
-        return self.advance().value
+        text: str = self.advance().value
+        return text
 
     def instant(self, text: str, token: _Token) -> dt.datetime:
         try:
@@ -352,7 +356,7 @@ class _Parser:
             return self.instant(literal.value, _Token("string", literal.value, literal.position))
         return literal.value
 
-    def build(self, make: Callable[[], Any], position: int) -> Any:
+    def build(self, make: Callable[[], _Built], position: int) -> _Built:
         try:
             return make()
         except (UnknownFieldError, FieldTypeMismatchError, QueryError) as error:
@@ -374,6 +378,7 @@ def _tokenize(text: str) -> list[_Token]:
                 f"query expression, column {position + 1}: unexpected character {char!r}{hint}",
                 text, position, "a field, a value, an operator or a parenthesis")
         kind = match.lastgroup
+        assert kind is not None, "every alternative of _TOKEN is a named group"
         if kind == "quote":
             value, end = _read_quoted(text, position)
             tokens.append(_Token("field" if text[position] == "`" else "string", value, position))

@@ -1,4 +1,4 @@
-"""Reading file and blob bytes from the flight service (the stream ``services/flight/files.py`` sends).
+"""Reading file and blob bytes from the flight service (the stream ``services/flight/file_streams.py`` sends).
 
 A stream is record batches of one ``data: binary`` column whose rows, in order, are the bytes; its
 schema metadata says how many bytes to expect, which is checked so a cut stream never passes as a
@@ -19,14 +19,14 @@ LENGTH_KEY = b"thresher.length"
 
 
 def file_chunks(connection: Connection, datasource_id: int, path: str, offset: int = 0,
-                length: int = 0) -> Iterator[bytes]:
+                length: int = 0) -> Iterator[bytes | memoryview]:
     """Bytes ``[offset, offset + length)`` (length 0: to the end) of a datasource's file, in chunks."""
     ticket = flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=datasource_id, path=path,
                                                                 offset=offset, length=length))
     return _chunks(connection, ticket, f"file {path!r} of datasource {datasource_id}", StorageNotFoundError)
 
 
-def blob_chunks(connection: Connection, digest: str, datasource_id: int) -> Iterator[bytes]:
+def blob_chunks(connection: Connection, digest: str, datasource_id: int) -> Iterator[bytes | memoryview]:
     """The bytes of blob ``digest``, which datasource ``datasource_id`` holds (the flight service serves a
     blob only to readers of a datasource holding it), in chunks; BlobNotFoundError if the store has none."""
     ticket = flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=datasource_id))
@@ -34,7 +34,7 @@ def blob_chunks(connection: Connection, digest: str, datasource_id: int) -> Iter
 
 
 def _chunks(connection: Connection, ticket: flight_pb2.FlightTicket, what: str,
-            missing: type[StorageNotFoundError]) -> Iterator[bytes]:
+            missing: type[StorageNotFoundError]) -> Iterator[bytes | memoryview]:
     try:
         reader = connection.open_ticket(ticket)
     except NotFoundError as error:

@@ -45,7 +45,7 @@ def local_files(datasource: Any, paths: list[str], savedir: str | os.PathLike[st
                 progress: bool) -> list[str | None]:
     """The local file of each datapoint path, fetched into the download cache first (None: a path that
     would land outside the cache folder, which is skipped with a warning)."""
-    from thresher.ml.files import DATAPOINT, FileStore
+    from thresher.ml.file_cache import DATAPOINT, FileStore
 
     files = FileStore(datasource, [(DATAPOINT, path) for path in paths], "preload", savedir, progress)
     local: list[str | None] = []

@@ -44,7 +44,7 @@ def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:
     return pathlib.Path(target)
 
 
-def write_atomically(target: str | os.PathLike[str], chunks: Iterable[bytes]) -> int:
+def write_atomically(target: str | os.PathLike[str], chunks: Iterable[bytes | memoryview]) -> int:
     """Writes ``chunks`` to ``target`` through a temporary file in the same folder, then renames it into
     place: readers see the old file or the whole new one. On any failure the temporary file is removed
     and ``target`` is untouched. Returns the bytes written."""

@@ -48,7 +48,8 @@ def get_namespace(name: str, *, connection: Connection | None = None) -> Namespa
 def list_namespaces(*, connection: Connection | None = None) -> list[Namespace]:
     """Every namespace the connection's token may read, by name."""
     conn = resolve(connection)
-    found, token = [], ""
+    found: list[Namespace] = []
+    token = ""
     while True:
         response = conn.call_metadata("ListNamespaces", ms.ListNamespacesRequest(page_size=500, page_token=token),
                                       idempotent=True)

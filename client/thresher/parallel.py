@@ -19,12 +19,13 @@ def run_all(function: Callable[[T], object], items: Iterable[T], threads: int,
     A failing call does not stop the others: the failures are returned, in the order they happened.
     """
     failures: list[BaseException] = []
-    pending: set[Future] = set()
+    pending: set[Future[object]] = set()
 
-    def settle(done: set[Future]) -> None:
+    def settle(done: set[Future[object]]) -> None:
         for future in done:
-            if future.exception() is not None:
-                failures.append(future.exception())
+            error = future.exception()
+            if error is not None:
+                failures.append(error)
             if on_done is not None:
                 on_done()
 

@@ -113,7 +113,7 @@ class Comparison(Expression):
 
     __slots__ = ("field", "op", "operand", "measure")
 
-    def __init__(self, column: Column, op: int, operand: Any = None) -> None:
+    def __init__(self, column: Column, op: common_pb2.ComparisonOperator, operand: Any = None) -> None:
         parts = [column, operand] if isinstance(operand, Column) else [column]
         super().__init__(_same_datasource(parts))
         self.field = column.name
@@ -322,7 +322,7 @@ class Column:
         self._measure(common_pb2.OBJECT_MEASURE_KIND_COUNT, None, FieldType.INT)
         return Labels(self)
 
-    def _measure(self, kind: int, label: str | None, result: FieldType) -> Measure:
+    def _measure(self, kind: common_pb2.ObjectMeasureKind, label: str | None, result: FieldType) -> Measure:
         if not self.type.is_annotation or self.type is FieldType.SEGMENTATION:
             raise QueryError(f"{self!r} has type {self.type.value}: only classification, detections, polylines "
                              "and keypoints fields have objects to count or measure")
@@ -362,7 +362,7 @@ class Column:
     def __iter__(self) -> Any:
         raise QueryError(f"{self!r} is a column reference, not its values; run a query to get values")
 
-    def _compare(self, op: int, other: Any) -> Expression:
+    def _compare(self, op: common_pb2.ComparisonOperator, other: Any) -> Expression:
         self._check_not_annotation()
         if isinstance(other, Column):
             if not fieldcheck.comparable(self.type, other.type):
@@ -372,7 +372,7 @@ class Column:
             return Comparison(self, op, other)
         return Comparison(self, op, self._value(op, other))
 
-    def _text(self, op: int, text: Any) -> Expression:
+    def _text(self, op: common_pb2.ComparisonOperator, text: Any) -> Expression:
         name = _METHODS[op]
         if self.type is not FieldType.STRING:
             raise QueryError(f"{self!r}.{name}() needs a string field; '{self.name}' has type {self.type.value}")
@@ -381,7 +381,7 @@ class Column:
                                       detail=f"{name}() takes a string")
         return Comparison(self, op, common_pb2.Value(string_value=text))
 
-    def _check_ordering(self, op: int) -> None:
+    def _check_ordering(self, op: common_pb2.ComparisonOperator) -> None:
         if op in _ORDERING and self.type not in _ORDERED_TYPES:
             raise QueryError(f"{self!r} {_SYMBOLS[op]} ...: a {self.type.value} field has no order; "
                              "use == or != or isin")
@@ -392,7 +392,7 @@ class Column:
                              f"{self!r}.count('car') >= 1, {self!r}.labels.contains('car'), "
                              f"{self!r}.max_confidence() < 0.5")
 
-    def _value(self, op: int, value: Any) -> common_pb2.Value:
+    def _value(self, op: common_pb2.ComparisonOperator, value: Any) -> common_pb2.Value:
         self._check_not_annotation()
         if isinstance(value, Expression):
             raise QueryError(f"cannot compare {self!r} with a filter ({value!r}); {_PAREN_HELP}")
@@ -438,10 +438,10 @@ class Measure(Column):
 
     desc = asc
 
-    def _measure(self, kind: int, label: str | None, result: FieldType) -> Measure:
+    def _measure(self, kind: common_pb2.ObjectMeasureKind, label: str | None, result: FieldType) -> Measure:
         raise QueryError(f"{self!r} is a number, not an annotation field")
 
-    def _compare(self, op: int, other: Any) -> Expression:
+    def _compare(self, op: common_pb2.ComparisonOperator, other: Any) -> Expression:
         if isinstance(other, Column):
             raise QueryError(f"{self!r} compares with values, not with columns")
         return super()._compare(op, other)

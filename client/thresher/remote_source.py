@@ -27,8 +27,8 @@ import collections
 import concurrent.futures
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -63,7 +63,7 @@ class Remote:
     """
 
     def __init__(self, dataset: str, *, connection: Connection | None = None,
-                 decoders: Mapping[str, Callable] | None = formats.decoders, keys: Sequence[str] | None = None,
+                 decoders: Mapping[str, Callable[..., Any]] | None = formats.decoders, keys: Sequence[str] | None = None,
                  batch: int | None = None, rank: int = 0, world_size: int = 1, prefetch: int = 4,
                  threads: int = 4) -> None:
         conn = resolve(connection)
@@ -141,8 +141,8 @@ class Remote:
     def _start(self) -> None:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._futures: dict[Piece, concurrent.futures.Future] = {}
-        self._cache: collections.OrderedDict[Piece, dict[str, list]] = collections.OrderedDict()
+        self._futures: dict[Piece, concurrent.futures.Future[dict[str, list[Any]]]] = {}
+        self._cache: collections.OrderedDict[Piece, dict[str, list[Any]]] = collections.OrderedDict()
         self._clients: dict[str, fl.FlightClient] = {}
         self._failed: set[str] = set()
         self._by_shard: dict[int, list[Piece]] = collections.defaultdict(list)
@@ -218,7 +218,7 @@ class Remote:
             return planned[n]
         return shard, 0, self.lengths[shard]  # not planned: the whole shard, on demand
 
-    def _get(self, piece: Piece) -> dict[str, list]:
+    def _get(self, piece: Piece) -> dict[str, list[Any]]:
         with self._lock:
             columns = self._cache.get(piece)
             if columns is not None:
@@ -226,6 +226,7 @@ class Remote:
             future = self._submit(piece) if columns is None else None
             self._read_ahead(piece)
         if columns is None:
+            assert future is not None, "submitted above whenever nothing was cached"
             columns = future.result()
         return columns
 
@@ -236,7 +237,7 @@ class Remote:
                 if later not in self._cache:
                     self._submit(later)
 
-    def _submit(self, piece: Piece) -> concurrent.futures.Future:
+    def _submit(self, piece: Piece) -> concurrent.futures.Future[dict[str, list[Any]]]:
         future = self._futures.get(piece)
         if future is None:
             if self._pool is None:
@@ -244,7 +245,7 @@ class Remote:
             future = self._futures[piece] = self._pool.submit(self._fetch_into_cache, piece)
         return future
 
-    def _fetch_into_cache(self, piece: Piece) -> dict[str, list]:
+    def _fetch_into_cache(self, piece: Piece) -> dict[str, list[Any]]:
         try:
             columns, uri = self._fetch(piece)
         finally:
@@ -258,7 +259,7 @@ class Remote:
             self.fetched.append((piece, uri))
         return columns
 
-    def _fetch(self, piece: Piece) -> tuple[dict[str, list], str]:
+    def _fetch(self, piece: Piece) -> tuple[dict[str, list[Any]], str]:
         shard, start, stop = piece
         ticket = flight_pb2.BagShardTicket()
         ticket.CopyFrom(self._tickets[shard])
@@ -269,7 +270,7 @@ class Remote:
         raw = fl.Ticket(flight_pb2.FlightTicket(bag_shard=ticket).SerializeToString())
         # Locations that failed before go last: they may be back, but should not cost every fetch a timeout.
         locations = sorted(self.locations[shard], key=lambda uri: uri in self._failed)
-        errors = []
+        errors: list[str] = []
         for uri in locations:
             try:
                 table = self._client(uri).do_get(raw, options=fl.FlightCallOptions(headers=self._headers)).read_all()
@@ -292,12 +293,12 @@ class Remote:
             return client
 
 
-def _values(column: pa.ChunkedArray) -> list:
+def _values(column: pa.ChunkedArray) -> list[Any]:
     """A column's values as bytes (lists of bytes for a sequence key)."""
-    return column.to_pylist()
+    return cast(list[Any], column.to_pylist())  # pyarrow has no type information
 
 
-def _cumulative(lengths: Sequence[int]):
+def _cumulative(lengths: Sequence[int]) -> Iterator[int]:
     total = 0
     for length in lengths:
         total += length

@@ -12,7 +12,7 @@ import functools
 import os
 import pathlib
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -144,7 +144,7 @@ class QueryResult(ArrowExport):
 
     @property
     def paths(self) -> list[str]:
-        return self._table.column(PATH_COLUMN).to_pylist()
+        return cast(list[str], self._table.column(PATH_COLUMN).to_pylist())  # pyarrow has no type information
 
     @property
     def fields(self) -> dict[str, FieldType | None]:
@@ -164,10 +164,11 @@ class QueryResult(ArrowExport):
     def labels(self, field: str) -> list[Any]:
         """The values of annotation field ``field`` as ``thresher.core.labels`` objects (None: no value)."""
         kind = self.fields.get(field)
-        if kind is None or not kind.is_annotation:
+        annotation_kind = kind.annotation_kind if kind is not None else None
+        if annotation_kind is None:
             raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "
                                        f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})")
-        return labels.from_arrow(kind.annotation_kind, self._table.column(field))
+        return labels.from_arrow(annotation_kind, self._table.column(field))
 
     @property
     def scan_state(self) -> str | None:
@@ -197,10 +198,10 @@ class QueryResult(ArrowExport):
         """Writes this result's files and metadata ``columns`` (default: all) to ``target`` (a folder,
         ``s3://`` or ``gs://`` URI) as a sharded bag dataset of ``shardlen`` datapoints a shard, resumable
         after an interruption; ``formats={"file": "jpg"}`` re-encodes images (``image_size=(w, h)``).
-        ``engine="ray"`` writes the shards from Ray tasks (the same files; see ``thresher.ray_engine.export``).
+        ``engine="ray"`` writes the shards from Ray tasks (the same files; see ``thresher.ray_engine.export_tasks``).
         Returns the manifest (also at ``<target>/manifest.json``); see ``thresher.export``."""
         if engine == "ray":
-            from thresher.ray_engine.export import export_on_ray
+            from thresher.ray_engine.export_tasks import export_on_ray
 
             return export_on_ray(self, os.fspath(target), columns, shardlen, formats, **options)
         if engine != "local":
@@ -286,7 +287,7 @@ class QueryResult(ArrowExport):
         return self._datasource
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return cast(int, self._table.num_rows)
 
     def __iter__(self) -> Iterator[Datapoint]:
         return iter(self.entries)

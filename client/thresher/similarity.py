@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,9 @@ from thresher.core.errors import InvalidArgumentError, QueryError
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import METRICS, check_query_vector, vector_array
+
+if TYPE_CHECKING:
+    from thresher.results import QueryResult
 
 _METRIC_ENUMS = {"cosine": common_pb2.DISTANCE_METRIC_COSINE, "l2": common_pb2.DISTANCE_METRIC_L2,
                  "dot": common_pb2.DISTANCE_METRIC_DOT}
@@ -49,12 +53,13 @@ def nearest_clause(view: Any, field: str, query: Any = None, path: str | None = 
 
 
 def nearest(view: Any, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
-            metric: str = "cosine", exact: bool = False) -> Any:
+            metric: str = "cosine", exact: bool = False) -> QueryResult:
     """The ``k`` datapoints of ``view`` nearest the query, nearest first, with a ``distance`` column."""
     if view.query.order_by:
         raise QueryError("a nearest-neighbour result is ordered by distance; drop order_by from the view")
     clause = nearest_clause(view, field, query, path, k, metric, exact)
-    return view._run(dataclasses.replace(view.query, nearest=clause), stacklevel=4)
+    result: QueryResult = view._run(dataclasses.replace(view.query, nearest=clause), stacklevel=4)
+    return result
 
 
 def create_vector_index(view: Any, field: str, metric: str = "cosine", connectivity: int = 0,
@@ -121,7 +126,7 @@ class Duplicates:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[str]]:
         return iter(self.groups)
 
 
@@ -138,12 +143,13 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def _block_distances(left: np.ndarray, right: np.ndarray, metric: str, right_sq: np.ndarray) -> np.ndarray:
-    if metric == "cosine":  # both sides already unit rows
-        return 1.0 - left @ right.T
-    if metric == "dot":
-        return 1.0 - left @ right.T
-    squared = (left * left).sum(axis=1)[:, None] - 2.0 * (left @ right.T) + right_sq[None, :]
-    return np.sqrt(np.maximum(squared, 0.0))
+    distances: np.ndarray
+    if metric in ("cosine", "dot"):  # for cosine both sides are already unit rows
+        distances = 1.0 - left @ right.T
+    else:
+        squared = (left * left).sum(axis=1)[:, None] - 2.0 * (left @ right.T) + right_sq[None, :]
+        distances = np.sqrt(np.maximum(squared, 0.0))
+    return distances
 
 
 def find_duplicates(view: Any, field: str, threshold: float, metric: str = "cosine", block: int = 2048) -> Duplicates:

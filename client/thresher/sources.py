@@ -36,10 +36,13 @@ Datapoint = dict[str, Any]
 
 def as_function(source: Any) -> Callable[[int], Datapoint]:
     """The source as a function of the step: itself if callable, else its `__getitem__`."""
+    function: Callable[[int], Datapoint]
     if callable(source):
-        return source
+        function = source
+        return function
     if hasattr(source, "__getitem__"):
-        return source.__getitem__
+        function = source.__getitem__
+        return function
     raise TypeError(
         f"a source must be callable with a step or indexable, not {type(source).__name__}"
     )
@@ -70,7 +73,8 @@ def _length(source: Any, length: int | None) -> int:
 
 def _joint_size(sources: Sequence[Any]) -> int | None:
     sizes = [size_of(source) for source in sources]
-    return None if None in sizes else min(sizes)
+    known = [size for size in sizes if size is not None]
+    return None if len(known) < len(sizes) else min(known)
 
 
 class Source:
@@ -188,13 +192,13 @@ class Mix(Source):
     """Picks a source at random by `weights` for each step and reads it at that same step."""
 
     def __init__(self, sources: Sequence[Any], weights: Sequence[float], seed: int = 0) -> None:
-        weights = np.asarray(weights, np.float32)
-        if len(sources) == 0 or weights.shape != (len(sources),):
-            raise ValueError(f"need one weight per source, got {len(weights)} for {len(sources)}")
-        if (weights < 0).any() or not weights.sum() > 0:
-            raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+        array = np.asarray(weights, np.float32)
+        if len(sources) == 0 or array.shape != (len(sources),):
+            raise ValueError(f"need one weight per source, got {len(array)} for {len(sources)}")
+        if (array < 0).any() or not array.sum() > 0:
+            raise ValueError(f"weights must be non-negative with a positive sum, got {array}")
         # float32 normalisation as Granular does, so that both draw the same choices.
-        self.weights = weights / weights.sum()
+        self.weights = array / array.sum()
         self.size = _joint_size(sources)
         self.sources = [as_function(source) for source in sources]
         self.seed = int(seed)
@@ -214,8 +218,8 @@ def _plan_reads(sources: Sequence[Any], ranges: Iterable[range], size: int | Non
 
     `ranges` can be long: it is listed once and only if some source plans.
     """
-    planners = [getattr(_owner(source), "plan_reads", None) for source in sources]
-    planners = [plan for plan in planners if plan is not None]
+    found = [getattr(_owner(source), "plan_reads", None) for source in sources]
+    planners = [plan for plan in found if plan is not None]
     if planners:
         ranges = list(ranges)
         for plan in planners:

@@ -121,7 +121,7 @@ def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
 
 def path_column_name(table: pa.Table | pa.Schema, path_column: str | int | None) -> str:
     """The name of the path column: given by name, by position, or the first column by default."""
-    names = table.names if isinstance(table, pa.Schema) else table.column_names
+    names: list[str] = table.names if isinstance(table, pa.Schema) else table.column_names
     if not names:
         raise InvalidArgumentError("the dataframe has no columns; the first column must hold datapoint paths")
     if path_column is None:
@@ -130,7 +130,7 @@ def path_column_name(table: pa.Table | pa.Schema, path_column: str | int | None)
         if not -len(names) <= path_column < len(names):
             raise InvalidArgumentError(f"path column index {path_column} is out of range for {len(names)} columns")
         return names[path_column]
-    if path_column not in names:
+    if not isinstance(path_column, str) or path_column not in names:
         raise InvalidArgumentError(f"no column named {path_column!r} for the paths; columns are {names}")
     return path_column
 

@@ -18,15 +18,16 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 
 from thresher.core import transport
 
-from .flight_auth import flight_auth_options
-from .grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
-from .tokens import TokenTable
+from thresher.services.auth.flight_auth import flight_auth_options
+from thresher.services.auth.grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
+from thresher.services.auth.tokens import TokenTable
 
 SERVICE_TOKEN_ENV = "THRESHER_SERVICE_TOKEN"
 TLS_CERT_ENV = "THRESHER_TLS_CERT"
@@ -112,7 +113,7 @@ class ServiceSecurity:
             return None
         return grpc.ssl_server_credentials([(self.tls.private_key, self.tls.certificate_chain)])
 
-    def flight_server_options(self) -> dict:
+    def flight_server_options(self) -> dict[str, Any]:
         """Keyword arguments for ``FlightServerBase``: the auth middleware and TLS certificates, as configured."""
         options = flight_auth_options(self.tokens)
         if self.tls is not None:

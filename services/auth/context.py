@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .tokens import Identity
+from thresher.services.auth.tokens import Identity
 
 _local = threading.local()
 

@@ -11,8 +11,8 @@ import grpc
 
 from thresher.v1 import metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 
-from .grpc_auth import PermissionDenied
-from .tokens import Identity
+from thresher.services.auth.grpc_auth import PermissionDenied
+from thresher.services.auth.tokens import Identity
 
 LOOKUP_TIMEOUT = 30.0
 
@@ -22,12 +22,14 @@ class DatasourceAuthorizer:
     namespace; other methods need a token that may write every namespace."""
 
     def __init__(self, metadata_channel: grpc.Channel, modes: Mapping[str, bool]) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(metadata_channel)
+        # The generated gRPC module has no type information; each call's response is annotated below.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(metadata_channel)  # type: ignore[no-untyped-call]
         self._modes = dict(modes)
 
     def _namespace(self, datasource_id: int) -> str | None:
         try:
-            response = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id), timeout=LOOKUP_TIMEOUT)
+            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id),
+                                                                           timeout=LOOKUP_TIMEOUT)
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else None
             if code == grpc.StatusCode.PERMISSION_DENIED:

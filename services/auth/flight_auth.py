@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import pyarrow.flight as fl
 
-from . import context
-from .tokens import Identity, TokenTable, bearer_token
+from thresher.services.auth import context
+from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 
 MIDDLEWARE_KEY = "thresher-auth"
 _OPEN_METHODS = {fl.FlightMethod.LIST_ACTIONS}
 
 
-class _CallerMiddleware(fl.ServerMiddleware):
+class _CallerMiddleware(fl.ServerMiddleware):  # type: ignore[misc]  # pyarrow ships no type information
     """Acts for the caller from the start of the call to its end (Flight runs both on one thread)."""
 
     def __init__(self, identity: Identity | None, token: str | None, reply_bearer: bool) -> None:
@@ -51,7 +52,7 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (subject, token) if separator else None
 
 
-class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):
+class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):  # type: ignore[misc]  # pyarrow ships no type information
     """Authenticates each Flight call against ``tokens``."""
 
     def __init__(self, tokens: TokenTable) -> None:
@@ -62,11 +63,11 @@ class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):
             return None
         header = next(iter(headers.get("authorization", [])), "")
         if info.method == fl.FlightMethod.HANDSHAKE and (basic := _basic_credentials(header)) is not None:
-            subject, token = basic
-            identity = self._tokens.authenticate(token)
+            subject, basic_token = basic
+            identity = self._tokens.authenticate(basic_token)
             if identity is None or identity.subject != subject:
                 raise fl.FlightUnauthenticatedError("UNAUTHENTICATED: the user name and token do not match a configured token")
-            return _CallerMiddleware(identity, token, reply_bearer=True)
+            return _CallerMiddleware(identity, basic_token, reply_bearer=True)
         token = bearer_token(header)
         identity = self._tokens.authenticate(token)
         if identity is None:
@@ -75,7 +76,7 @@ class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):
         return _CallerMiddleware(identity, token, reply_bearer=False)
 
 
-class HeaderAuthHandler(fl.ServerAuthHandler):
+class HeaderAuthHandler(fl.ServerAuthHandler):  # type: ignore[misc]  # pyarrow ships no type information
     """Lets Handshake succeed (the middleware has checked its header) and leaves every call to the middleware."""
 
     def authenticate(self, outgoing: fl.ServerAuthSender, incoming: fl.ServerAuthReader) -> None:
@@ -85,7 +86,7 @@ class HeaderAuthHandler(fl.ServerAuthHandler):
         return ""
 
 
-def flight_auth_options(tokens: TokenTable) -> dict:
+def flight_auth_options(tokens: TokenTable) -> dict[str, Any]:
     """Keyword arguments for ``FlightServerBase`` that turn auth on; empty when no tokens are configured."""
     if not tokens:
         return {}

@@ -16,14 +16,16 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import context
-from .tokens import Identity, TokenTable, bearer_token
+from thresher.services.auth import context
+from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 
 log = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 AUTHORIZATION = "authorization"
 _NOTHING = object()
+# What a client interceptor calls to go on: (call details, request or request iterator) -> call or response.
+_Continuation = Callable[[grpc.ClientCallDetails, Any], Any]
 
 
 class PermissionDenied(Exception):
@@ -58,14 +60,15 @@ def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str)
     return grpc.unary_unary_rpc_method_handler(abort, handler.request_deserializer, handler.response_serializer)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
     """Checks ``authorization: Bearer <token>`` against ``tokens`` and requests against ``authorizer``."""
 
     def __init__(self, tokens: TokenTable, authorizer: Authorizer | None = None) -> None:
         self._tokens = tokens
         self._authorizer = authorizer
 
-    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = continuation(details)
         if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
@@ -132,7 +135,7 @@ class _Guarded:
         return make(guarded, inner.request_deserializer, inner.response_serializer)
 
 
-class _CallDetails(grpc.ClientCallDetails):
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]  # grpc ships no type information
     def __init__(self, details: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
         self.method = details.method
         self.timeout = details.timeout
@@ -142,8 +145,9 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = getattr(details, "compression", None)
 
 
-class ForwardingInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                            grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+# grpc ships no type information: its interceptor bases are Any.
+class ForwardingInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+                            grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
     """Sends the token of the caller this thread acts for, or ``own_token`` when it acts for no one,
     on calls that do not already carry one."""
 
@@ -157,14 +161,16 @@ class ForwardingInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
             metadata.append((AUTHORIZATION, f"Bearer {token}"))
         return _CallDetails(details, metadata)
 
-    def intercept_unary_unary(self, continuation, details, request):
+    def intercept_unary_unary(self, continuation: _Continuation, details: grpc.ClientCallDetails, request: Any) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_unary_stream(self, continuation, details, request):
+    def intercept_unary_stream(self, continuation: _Continuation, details: grpc.ClientCallDetails, request: Any) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_stream_unary(self, continuation, details, request_iterator):
+    def intercept_stream_unary(self, continuation: _Continuation, details: grpc.ClientCallDetails,
+                               request_iterator: Iterator[Any]) -> Any:
         return continuation(self._details(details), request_iterator)
 
-    def intercept_stream_stream(self, continuation, details, request_iterator):
+    def intercept_stream_stream(self, continuation: _Continuation, details: grpc.ClientCallDetails,
+                                request_iterator: Iterator[Any]) -> Any:
         return continuation(self._details(details), request_iterator)

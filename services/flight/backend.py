@@ -9,7 +9,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import grpc
 import pyarrow as pa
@@ -82,7 +83,17 @@ class UnusableResult(Exception):
     """The metadata service answered with a stream the relay cannot use (no schema first)."""
 
 
-def response_part(raw: bytes) -> tuple[str | None, memoryview | bytes]:
+# (part name, payload) of one ExecuteQueryResponse: the name is None when no part is set.
+Part = tuple[str | None, memoryview | bytes]
+
+
+class _PartCall(Iterator[Part], Protocol):
+    """A unary-stream call of ExecuteQuery or ExecuteSql, read through ``response_part``."""
+
+    def cancel(self) -> bool: ...
+
+
+def response_part(raw: bytes) -> Part:
     """(part name, payload) of a serialized ExecuteQueryResponse, the payload a view into ``raw``.
 
     A response with one part set is that part's tag, a varint length and the bytes; reading that
@@ -109,7 +120,8 @@ class MetadataBackend:
     """Each call takes ``metadata``: the gRPC metadata of the client on whose behalf it is made."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        # The generated gRPC module has no type information: responses are annotated where they are read.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
         self._execute_query = channel.unary_stream(_EXECUTE_QUERY,
                                                    request_serializer=mpb.ExecuteQueryRequest.SerializeToString,
                                                    response_deserializer=response_part)
@@ -127,16 +139,17 @@ class MetadataBackend:
 
     def describe_sql(self, request: mpb.DescribeSqlRequest, metadata: Metadata = ()) -> pa.Schema:
         """A SQL statement's result schema, without running it."""
-        response = self._stub.DescribeSql(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        response: mpb.DescribeSqlResponse = self._stub.DescribeSql(request, timeout=CALL_TIMEOUT, metadata=metadata)
         return arrow_io.read_schema(response.schema)
 
     def sql_tables(self, include_schema: bool, metadata: Metadata = ()) -> list[mpb.SqlTable]:
         """Every table SQL shows the caller."""
         request = mpb.ListSqlTablesRequest(include_schema=include_schema)
-        return list(self._stub.ListSqlTables(request, timeout=CALL_TIMEOUT, metadata=metadata).tables)
+        response: mpb.ListSqlTablesResponse = self._stub.ListSqlTables(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        return list(response.tables)
 
     @staticmethod
-    def _relay(call) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def _relay(call: _PartCall) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """Reads a schema-then-batches stream of the metadata service ahead of the Flight writer."""
         messages = read_ahead(call, READ_AHEAD, on_close=call.cancel)
         part, payload = next(messages, (None, b""))
@@ -165,8 +178,8 @@ class MetadataBackend:
                           estimate: bool = False) -> tuple[pa.Schema, int, int, int]:
         """The result's schema, row count, and smallest and largest datapoint id (0, 0 when unknown or empty);
         with ``estimate``, the store's cheap estimate of the count and bounds that hold the result's ids."""
-        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query, estimate=estimate),
-                                            timeout=CALL_TIMEOUT, metadata=metadata)
+        response: mpb.DescribeQueryResponse = self._stub.DescribeQuery(
+            mpb.DescribeQueryRequest(query=query, estimate=estimate), timeout=CALL_TIMEOUT, metadata=metadata)
         return arrow_io.read_schema(response.schema), response.total_rows, response.min_datapoint_id, \
             response.max_datapoint_id
 
@@ -193,18 +206,20 @@ class MetadataBackend:
         except BaseException:
             call.cancel()  # without the end message the service writes nothing
             raise
-        return call.result()
+        response: mpb.UpsertTableResponse = call.result()
+        return response
 
     def datasource_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
         """The query of a whole datasource, found by name."""
         request = mpb.GetDatasourceRequest(namespace=namespace, name=name)
-        datasource = self._stub.GetDatasource(request, timeout=CALL_TIMEOUT, metadata=metadata).datasource
-        return common_pb2.Query(datasource_id=datasource.id)
+        response: mpb.GetDatasourceResponse = self._stub.GetDatasource(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        return common_pb2.Query(datasource_id=response.datasource.id)
 
     def dataset_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
         """A saved dataset's query, found by name."""
-        return self._stub.GetDataset(mpb.GetDatasetRequest(namespace=namespace, name=name),
-                                     timeout=CALL_TIMEOUT, metadata=metadata).dataset.query
+        response: mpb.GetDatasetResponse = self._stub.GetDataset(mpb.GetDatasetRequest(namespace=namespace, name=name),
+                                                                 timeout=CALL_TIMEOUT, metadata=metadata)
+        return response.dataset.query
 
     def catalog(self, namespace: str | None = None,
                 metadata: Metadata = ()) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query | None]]:
@@ -227,6 +242,6 @@ class MetadataBackend:
                 yield (name, BAGS, bag.name), None
 
 
-def _pages(call, request, field: str, metadata: Metadata) -> Iterator:
+def _pages(call: Callable[..., Any], request: Any, field: str, metadata: Metadata) -> Iterator[Any]:
     """Every item of a paginated List call, made on behalf of the client in ``metadata``."""
     return list_all(call, request, field, timeout=CALL_TIMEOUT, metadata=metadata)

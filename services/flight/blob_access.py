@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.core import arrow_io
-from thresher.services.flight.errors import invalid_argument, status_error
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
 from thresher.core.storage.blobs import check_digest
 from thresher.core.storage.storage_errors import InvalidStorageUriError
@@ -34,7 +34,8 @@ class BlobAccess:
     """Checks blob tickets against the metadata service at ``channel``, as each caller."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        # The generated gRPC module has no type information: responses are annotated where they are read.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
 
     def check(self, ticket: flight_pb2.BlobTicket, caller: Metadata) -> None:
         """Returns when the caller may read the ticket's blob; raises a Flight error otherwise.
@@ -46,8 +47,9 @@ class BlobAccess:
         if ticket.datasource_id <= 0:
             raise invalid_argument(f"the ticket for blob {digest} names no datasource: a blob is served to the "
                                    "readers of a datasource that holds it, so the ticket must name one")
-        datasource = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=ticket.datasource_id),
-                                              timeout=CALL_TIMEOUT, metadata=caller).datasource
+        found: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=ticket.datasource_id),
+                                                                    timeout=CALL_TIMEOUT, metadata=caller)
+        datasource = found.datasource
         fields = [field.name for field in datasource.fields if field.type == common_pb2.FIELD_TYPE_BLOB]
         # A segmentation's mask is a blob too; no filter reaches inside it, so only the log is read
         # (the log's rows include each datapoint's current values).
@@ -67,8 +69,8 @@ class BlobAccess:
             field=name, op=common_pb2.COMPARISON_OPERATOR_EQ, value=value)) for name in fields]
         query = common_pb2.Query(datasource_id=datasource_id, limit=1,
                                  filter=common_pb2.Filter(any_of=common_pb2.FilterList(filters=filters)))
-        response = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query), timeout=CALL_TIMEOUT,
-                                            metadata=caller)
+        response: mpb.DescribeQueryResponse = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query),
+                                                                       timeout=CALL_TIMEOUT, metadata=caller)
         return response.total_rows > 0
 
     def _held_before(self, datasource_id: int, fields: list[str], digest: str, caller: Metadata) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from thresher.services.flight.errors import relayed_flight_error
+from thresher.services.flight.flight_errors import relayed_flight_error
 from thresher.services.flight.headers import Metadata
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
 

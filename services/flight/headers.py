@@ -14,15 +14,15 @@ MIDDLEWARE_KEY = "thresher-forwarded-headers"
 Metadata = tuple[tuple[str, str], ...]
 
 
-class _Forwarded(fl.ServerMiddleware):
+class _Forwarded(fl.ServerMiddleware):  # type: ignore[misc]  # pyarrow ships no type information
     def __init__(self, metadata: Metadata) -> None:
         self.metadata = metadata
 
 
-class ForwardedHeadersFactory(fl.ServerMiddlewareFactory):
+class ForwardedHeadersFactory(fl.ServerMiddlewareFactory):  # type: ignore[misc]  # pyarrow ships no type information
     """Keeps, for each call, the client's headers that the metadata service must also see."""
 
-    def start_call(self, info: fl.CallInfo, headers: dict) -> _Forwarded | None:
+    def start_call(self, info: fl.CallInfo, headers: dict[str, list[str | bytes]]) -> _Forwarded | None:
         metadata = tuple((name, _text(value)) for name in FORWARDED_HEADERS for value in headers.get(name, ())[:1])
         return _Forwarded(metadata) if metadata else None
 

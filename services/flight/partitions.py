@@ -69,4 +69,5 @@ def ticket(query: common_pb2.Query, id_range: flight_pb2.DatapointIdRange | None
     message = flight_pb2.QueryTicket(query=query)
     if id_range is not None:
         message.id_range.CopyFrom(id_range)
-    return flight_pb2.FlightTicket(query=message).SerializeToString()
+    serialized: bytes = flight_pb2.FlightTicket(query=message).SerializeToString()
+    return serialized

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_END = object()
+
+class _End:
+    """Follows the source's last item."""
+
+
+_END = _End()
 # How often the reading thread checks whether the consumer went away while the queue is full.
 _POLL_SECONDS = 0.1
 
@@ -19,16 +24,17 @@ class _Failure:
         self.error = error
 
 
-def read_ahead(source: Iterator[T], depth: int, on_close: Callable[[], None] | None = None) -> Iterator[T]:
+def read_ahead(source: Iterator[T], depth: int,
+               on_close: Callable[[], object] | None = None) -> Generator[T, None, None]:
     """Yields what ``source`` yields, reading up to ``depth`` items ahead on a daemon thread.
 
     An error raised by ``source`` is raised here after the items before it. Closing this generator
     early calls ``on_close`` (e.g. to cancel the call behind ``source``) and stops the thread.
     """
-    items: queue.Queue = queue.Queue(maxsize=depth)
+    items: queue.Queue[T | _Failure | _End] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item: object) -> bool:
+    def put(item: T | _Failure | _End) -> bool:
         while not stop.is_set():
             try:
                 items.put(item, timeout=_POLL_SECONDS)
@@ -51,7 +57,7 @@ def read_ahead(source: Iterator[T], depth: int, on_close: Callable[[], None] | N
     try:
         while True:
             item = items.get()
-            if item is _END:
+            if isinstance(item, _End):
                 return
             if isinstance(item, _Failure):
                 raise item.error

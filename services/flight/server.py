@@ -3,7 +3,7 @@ flights listed and described.
 
 It holds no state beyond caches: a ticket is a self-describing ``FlightTicket``; query answers come from
 the metadata service, whose record batches are relayed without re-encoding; file bytes from the
-datasource's storage (``files.py``), blob bytes from the blob store.
+datasource's storage (``file_streams.py``), blob bytes from the blob store.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -22,11 +23,11 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight import files, partitions, shards as bag_shards, sql as flight_sql
+from thresher.services.flight import file_streams, partitions, shards as bag_shards, sql as flight_sql
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.errors import flight_errors, invalid_argument, status_error, unimplemented
+from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.core.storage.base import clean_relative
@@ -43,12 +44,12 @@ PEERS_ENV = "THRESHER_FLIGHT_PEERS"
 DATA_PORT_ENV = "THRESHER_METADATA_DATA_ADDRESS"
 
 
-class ThresherFlightServer(fl.FlightServerBase):
+class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
     """Serves Thresher's Flight surface (docs/design.md, "The Flight surface") over the metadata service at ``channel``."""
 
     def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
                  peers: Sequence[str] = (), data_port: DataPortClient | None = None, metadata_address: str = "",
-                 partition_rows: int | None = None, **options) -> None:
+                 partition_rows: int | None = None, **options: Any) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
@@ -59,7 +60,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         # Query results come from the metadata service's data port when there is one (C++ to C++), else
         # over its gRPC ExecuteQuery stream.
         self._data_port = data_port
-        self._storages = files.DatasourceStorages(channel)
+        self._storages = file_streams.DatasourceStorages(channel)
         self._blobs = blobs if blobs is not None else open_blob_store()
         self._blob_access = BlobAccess(channel)
         advertised = fl.Location.for_grpc_tls if options.get("tls_certificates") else fl.Location.for_grpc_tcp
@@ -78,14 +79,14 @@ class ThresherFlightServer(fl.FlightServerBase):
             parsed = parse_ticket(ticket.ticket)
             kind = parsed.WhichOneof("kind")
             if kind == "file":
-                with files.storage_errors():
+                with file_streams.storage_errors():
                     # Object stores take ".." literally; refusing it everywhere keeps one rule for every backend.
                     clean_relative(parsed.file.path)
-                return fl.GeneratorStream(*files.stream_file(parsed.file, self._storages.bind(forwarded(context))))
+                return fl.GeneratorStream(*file_streams.stream_file(parsed.file, self._storages.bind(forwarded(context))))
             if kind == "blob":
                 # The hash alone opens nothing: the caller must read a datasource that holds the blob.
                 self._blob_access.check(parsed.blob, forwarded(context))
-                return fl.GeneratorStream(*files.stream_blob(parsed.blob, self._blobs))
+                return fl.GeneratorStream(*file_streams.stream_blob(parsed.blob, self._blobs))
             if kind == "bag_shard":
                 return self._shards.stream(parsed.bag_shard, forwarded(context))
             if kind != "query":
@@ -146,7 +147,7 @@ class ThresherFlightServer(fl.FlightServerBase):
         with flight_errors(self._metadata_address):
             return self._sql.do_action(action, forwarded(context))
 
-    def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[fl.FlightInfo]:
+    def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> list[fl.FlightInfo]:
         try:
             namespace = criteria.decode("utf-8").strip() if criteria else ""
         except UnicodeDecodeError:
@@ -208,6 +209,8 @@ class ThresherFlightServer(fl.FlightServerBase):
         """A bag dataset's flight for a listing: one that cannot be opened (moved, incomplete) is listed
         without schema and endpoints rather than failing the list."""
         command = bag_shards.command_of(descriptor)
+        if command is None:  # cannot happen: the catalog lists bag datasets by their [namespace, "bags", name] path
+            raise invalid_argument(f"{descriptor} names no bag dataset")
         try:
             return self._shards.flight_info(command, descriptor, caller)
         except (fl.FlightError, grpc.RpcError) as error:
@@ -215,7 +218,7 @@ class ThresherFlightServer(fl.FlightServerBase):
             return fl.FlightInfo(pa.schema([]), descriptor, [], -1, -1)
 
 
-def _rotated(nodes: list, first: int) -> list:
+def _rotated(nodes: list[fl.Location], first: int) -> list[fl.Location]:
     """``nodes`` starting from index ``first`` (modulo their number), so partitions spread over replicas."""
     first %= len(nodes)
     return nodes[first:] + nodes[:first]
@@ -223,8 +226,10 @@ def _rotated(nodes: list, first: int) -> list:
 
 def _is_estimated(descriptor: fl.FlightDescriptor) -> bool:
     """Whether ``descriptor`` asks for a flight planned on an estimate (an ``estimated_query`` command)."""
-    return (descriptor.descriptor_type == fl.DescriptorType.CMD
-            and parse_command(descriptor.command).WhichOneof("kind") == "estimated_query")
+    if descriptor.descriptor_type != fl.DescriptorType.CMD:
+        return False
+    kind: str | None = parse_command(descriptor.command).WhichOneof("kind")
+    return kind == "estimated_query"
 
 
 def _relayed(batches: Iterator[pa.RecordBatch], upstream: str) -> Iterator[pa.RecordBatch]:

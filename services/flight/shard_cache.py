@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 
 from thresher.core.bag import DatasetReader
 from thresher.core.bag import spec as specs
+from thresher.services.flight.headers import Metadata
 
 # How long a dataset's location answered to one caller is reused: a dataset moved, or a caller's access
 # revoked, takes effect within this time.
@@ -28,13 +29,13 @@ OPEN_READERS = 256
 class Locations:
     """``lookup(dataset, caller)`` answers, reused for LOCATION_SECONDS per (dataset, caller)."""
 
-    def __init__(self, lookup: Callable[[str, tuple], str], seconds: float = LOCATION_SECONDS) -> None:
+    def __init__(self, lookup: Callable[[str, Metadata], str], seconds: float = LOCATION_SECONDS) -> None:
         self._lookup = lookup
         self._seconds = seconds
         self._answers: dict[Hashable, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, dataset: str, caller: tuple) -> str:
+    def get(self, dataset: str, caller: Metadata) -> str:
         key, now = (dataset, caller), time.monotonic()
         with self._lock:
             answer = self._answers.get(key)
@@ -48,14 +49,18 @@ class Locations:
         return uri
 
 
+# A local shard's (inode, modification time in ns, size) of its spec.json.
+_Identity = tuple[int, int, int]
+
+
 class _Opened:
     __slots__ = ("reader", "identity", "opened")
 
-    def __init__(self, reader: DatasetReader, identity: tuple | None) -> None:
+    def __init__(self, reader: DatasetReader, identity: _Identity | None) -> None:
         self.reader, self.identity, self.opened = reader, identity, time.monotonic()
 
 
-def _identity(folder: str) -> tuple | None:
+def _identity(folder: str) -> _Identity | None:
     """What changes when a local shard is written again (its ``spec.json`` is written last); None on a
     cloud store, where asking would cost a request."""
     if "://" in folder:
@@ -99,7 +104,7 @@ class OpenShards:
             self._open.pop(folder, None)
 
     @staticmethod
-    def _fresh(entry: _Opened, identity: tuple | None) -> bool:
+    def _fresh(entry: _Opened, identity: _Identity | None) -> bool:
         if entry.identity is not None:
             return entry.identity == identity
         return identity is None and time.monotonic() - entry.opened < CLOUD_READER_SECONDS

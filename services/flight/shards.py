@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -30,7 +31,7 @@ from thresher.core.bag.sharded import shard_name
 from thresher.core.bag.spec import SHARD_LENGTHS_KEY, SPEC_KEY
 from thresher.services.flight import shard_cache
 from thresher.services.flight.backend import BAGS
-from thresher.services.flight.errors import invalid_argument, status_error
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import descriptor_path, parse_command
 from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
@@ -62,8 +63,9 @@ def arrow_schema(spec: dict[str, str], shard_lengths: Sequence[int] | None = Non
 
 def shard_ticket(dataset: str, shard: int, start: int = 0, stop: int = 0, keys: Sequence[str] = ()) -> bytes:
     """The ticket for rows ``[start, stop)`` (stop 0: to the end) of ``keys`` (none: all) of one shard."""
-    return flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(
+    ticket: bytes = flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(
         dataset=dataset, shard=shard, start=start, stop=stop, keys=list(keys))).SerializeToString()
+    return ticket
 
 
 @contextlib.contextmanager
@@ -104,7 +106,8 @@ class BagShards:
     """Serves registered bag datasets; ``locations()`` gives this server's location and its peers'."""
 
     def __init__(self, channel: grpc.Channel, locations: Callable[[], list[fl.Location]]) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        # The generated gRPC module has no type information: responses are annotated where they are read.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
         self._locations = locations
         self._uris = shard_cache.Locations(self._ask_uri)
         self._readers = shard_cache.OpenShards()
@@ -117,7 +120,8 @@ class BagShards:
         # Asked with the caller's credentials: the access rules of its namespace apply.
         namespace, name = split_dataset_name(dataset)
         request = mpb.GetBagDatasetRequest(namespace=namespace, name=name)
-        return self._stub.GetBagDataset(request, metadata=caller, timeout=CALL_TIMEOUT).bag_dataset.uri
+        response: mpb.GetBagDatasetResponse = self._stub.GetBagDataset(request, metadata=caller, timeout=CALL_TIMEOUT)
+        return response.bag_dataset.uri
 
     def flight_info(self, command: flight_pb2.BagDatasetCommand, descriptor: fl.FlightDescriptor,
                     caller: Metadata) -> fl.FlightInfo:
@@ -180,7 +184,7 @@ def _batches(reader: DatasetReader, schema: pa.Schema, keys: list[str], start: i
         position = end
 
 
-def _column(reader: DatasetReader, block: tuple | None, start: int, stop: int, key: str,
+def _column(reader: DatasetReader, block: tuple[Any, Any, list[int] | None] | None, start: int, stop: int, key: str,
             type_: pa.DataType) -> pa.Array:
     """Key ``key`` of rows ``[start, stop)`` as an Arrow array over the bytes read: no copy per record."""
     if block is None:  # records not back to back (a dataset written by other means): value by value

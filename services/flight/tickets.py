@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
 from thresher.v1 import common_pb2, flight_pb2
+
+
+_Kinded = TypeVar("_Kinded", flight_pb2.FlightTicket, flight_pb2.FlightCommand)
 
 
 class TicketError(ValueError):
@@ -29,15 +34,16 @@ def descriptor_path(descriptor: fl.FlightDescriptor) -> list[str]:
 
 def query_ticket(query: common_pb2.Query) -> bytes:
     """The ticket that streams ``query``'s result."""
-    return flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+    ticket: bytes = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
+    return ticket
 
 
-def _parse(message_type, raw: bytes, what: str):
+def _parse(message_type: type[_Kinded], raw: bytes, what: str) -> _Kinded:
     name = message_type.DESCRIPTOR.full_name
     if not raw:
         raise TicketError(f"the {what} is empty; expected a serialized {name}")
     try:
-        message = message_type.FromString(raw)
+        message: _Kinded = message_type.FromString(raw)
     except DecodeError as error:
         raise TicketError(f"the {what} is not a serialized {name}: {error}") from None
     if message.WhichOneof("kind") is None:

@@ -1,3 +1,3 @@
-from .server import main
+from thresher.services.metadata.server import main
 
 main()

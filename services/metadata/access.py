@@ -15,8 +15,8 @@ from thresher.v1 import metadata_service_pb2 as pb
 
 from thresher.services.auth import Identity, PermissionDenied
 
-from .errors import NotFound
-from .store import Store
+from thresher.services.metadata.domain_errors import NotFound
+from thresher.services.metadata.store import Store
 
 READ, WRITE = False, True
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ from thresher.core import labels
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from .errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 # Slack for boxes and points computed from pixel coordinates in floating point.
 EDGE_TOLERANCE = 1e-6
@@ -60,10 +60,12 @@ def write_arrow_type(kind: FieldType) -> pa.DataType:
 
 def coerce(name: str, array: pa.Array, given: FieldType | None, existing: FieldType | None) -> pa.Array | None:
     """``array`` in the annotation field's write type, checked; None when it holds no values."""
+    if given is None:
+        return None
     target = existing or given
-    if given is not None and given is not target:
+    if given is not target:
         raise TypeMismatch(f"field {name!r} has type {target.value}; got {given.value} values")
-    if given is None or array.null_count == len(array):
+    if array.null_count == len(array):
         return None
     array = _conform(name, array, write_arrow_type(target))
     _CHECKS[target](name, array)
@@ -148,7 +150,7 @@ def _coordinates(name: str, lists: pa.ListArray, per_item: int, rows: np.ndarray
         raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has {max(lengths[bad], 0)} "
                                                     f"coordinates, not {per_item}")
     values = lists.flatten()
-    numbers = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False).reshape(-1, per_item)
+    numbers: np.ndarray = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False).reshape(-1, per_item)
     bad = _first(~np.isfinite(numbers).all(axis=1))
     if bad is not None:
         raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has a missing or non-finite "
@@ -210,8 +212,8 @@ def _check_segmentation(name: str, array: pa.StructArray) -> None:
     classes = array.field("classes").flatten()
     bad = _first(pc.is_null(classes))
     if bad is not None:
-        row = int(pc.list_parent_indices(array.field("classes")).to_numpy()[bad])
-        raise AnnotationError(name, row, "a segmentation class name is missing")
+        parent = int(pc.list_parent_indices(array.field("classes")).to_numpy()[bad])
+        raise AnnotationError(name, parent, "a segmentation class name is missing")
 
 
 _CHECKS: dict[FieldType, Callable[[str, pa.Array], None]] = {
@@ -223,7 +225,7 @@ _CHECKS: dict[FieldType, Callable[[str, pa.Array], None]] = {
 }
 
 
-def store_masks(array: pa.StructArray, put_many: Callable[[list[bytes]], list[str]]) -> pa.Array:
+def store_masks(array: pa.StructArray, put_many: Callable[[list[bytes]], Sequence[str | None]]) -> pa.Array:
     """A segmentation column in its stored type: mask bytes go to the blob store, the value keeps the digest."""
     data = array.field("mask_bytes")
     digests = array.field("mask").to_pylist()
@@ -234,7 +236,8 @@ def store_masks(array: pa.StructArray, put_many: Callable[[list[bytes]], list[st
                                       fields=list(FieldType.SEGMENTATION.arrow_type), mask=array.is_null())
 
 
-def stored_values(kind: FieldType, array: pa.Array, put_many: Callable[[list[bytes]], list[str]]) -> pa.Array:
+def stored_values(kind: FieldType, array: pa.Array,
+                  put_many: Callable[[list[bytes]], Sequence[str | None]]) -> pa.Array:
     """An annotation column as a store keeps it (segmentation masks moved to the blob store)."""
     return store_masks(array, put_many) if kind is FieldType.SEGMENTATION else array
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +18,9 @@ from thresher.core.types import FieldType, arrow_kind, from_proto_value, validat
 from thresher.v1 import metadata_service_pb2
 from thresher.core.vectors import VectorSpec
 
-from . import annotations
-from .errors import InvalidArgument, TypeMismatch
+# Named apart from ``from __future__ import annotations``, which the module's own name would shadow.
+from thresher.services.metadata import annotations as annotation_fields
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 _NUMERIC = (FieldType.INT, FieldType.FLOAT)
 
@@ -52,8 +54,9 @@ def coerce_column(name: str, array: pa.Array, existing: FieldType | None) -> Coe
     except TypeError as error:
         raise TypeMismatch(f"field {name!r}: {error}") from None
     if (given and given.is_annotation) or (existing and existing.is_annotation):
-        values = annotations.coerce(name, array, given, existing)
-        return None if values is None else CoercedColumn(name, existing or given, values)
+        values = annotation_fields.coerce(name, array, given, existing)
+        # coerce gives no values where none were given (given is None)
+        return None if values is None or given is None else CoercedColumn(name, existing or given, values)
     if given is None or array.null_count == len(array):
         return None
     # Floats: NaN means "no value", so it becomes null before any type decision.
@@ -139,7 +142,7 @@ def table_from_proto_rows(rows: Sequence[metadata_service_pb2.DatapointValues],
                           field_types: Mapping[str, FieldType]) -> pa.Table:
     """Builds the Arrow table of an UpsertMetadata request: a path column, then one column per field."""
     paths = [row.path for row in rows]
-    columns: dict[str, list] = {}
+    columns: dict[str, list[Any]] = {}
     kinds: dict[str, set[FieldType]] = {}
     for index, row in enumerate(rows):
         for name, message in row.values.items():
@@ -165,12 +168,12 @@ def table_from_proto_rows(rows: Sequence[metadata_service_pb2.DatapointValues],
     return pa.table(arrays)
 
 
-def _array_of(values: list, kind: FieldType, name: str) -> pa.Array:
+def _array_of(values: list[Any], kind: FieldType, name: str) -> pa.Array:
     if kind is FieldType.INT and any(isinstance(v, float) for v in values):
         floats = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return pa.array(floats, from_pandas=True)
     arrow_type = (pa.large_binary() if kind is FieldType.BLOB else
-                  annotations.write_arrow_type(kind) if kind.is_annotation else kind.arrow_type)
+                  annotation_fields.write_arrow_type(kind) if kind.is_annotation else kind.arrow_type)
     try:
         return pa.array(values, arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:

@@ -9,8 +9,8 @@ from google.protobuf import timestamp_pb2
 from thresher.core.scan_status import ScanStatus
 from thresher.v1 import common_pb2, metadata_service_pb2
 
-from .errors import InvalidArgument
-from .store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
+from thresher.services.metadata.domain_errors import InvalidArgument
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -30,7 +30,8 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 def datetime_or_none(message: timestamp_pb2.Timestamp) -> dt.datetime | None:
     if message.seconds == 0 and message.nanos == 0:
         return None
-    return message.ToDatetime(tzinfo=dt.timezone.utc)
+    stamp: dt.datetime = message.ToDatetime(tzinfo=dt.timezone.utc)
+    return stamp
 
 
 def namespace_message(record: NamespaceRecord) -> common_pb2.Namespace:

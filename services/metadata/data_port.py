@@ -19,22 +19,22 @@ import pyarrow as pa
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
-from thresher.services.flight.errors import invalid_argument, status_error
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.v1 import metadata_service_pb2 as pb
 
-from ..auth import PermissionDenied, ServiceSecurity
-from ..auth.flight_auth import MIDDLEWARE_KEY
-from ..auth.tokens import Identity
-from .access import MetadataAuthorizer
-from .errors import MetadataError
-from .servicer import status_of
-from .store import Store
+from thresher.services.auth import PermissionDenied, ServiceSecurity
+from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
+from thresher.services.auth.tokens import Identity
+from thresher.services.metadata.access import MetadataAuthorizer
+from thresher.services.metadata.domain_errors import MetadataError
+from thresher.services.metadata.servicer import status_of
+from thresher.services.metadata.store import Store
 
 log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
 
 
-class DataPort(fl.FlightServerBase):
+class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
     """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``; nothing else."""
 
     def __init__(self, location: str, store: Store, security: ServiceSecurity) -> None:
@@ -44,7 +44,7 @@ class DataPort(fl.FlightServerBase):
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         try:
-            request = pb.ExecuteQueryRequest.FromString(ticket.ticket)
+            request: pb.ExecuteQueryRequest = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:
             raise invalid_argument("a data-port ticket is a serialized ExecuteQueryRequest") from None
         if request.max_batch_rows < 0:
@@ -81,7 +81,8 @@ def _caller(context: fl.ServerCallContext) -> Identity:
     middleware = context.get_middleware(MIDDLEWARE_KEY)
     if middleware is None or middleware.identity is None:
         raise PermissionDenied("the data port serves authenticated callers only")
-    return middleware.identity
+    identity: Identity = middleware.identity
+    return identity
 
 
 def create_data_port(address: str, store: Store, security: ServiceSecurity | None = None) -> tuple[DataPort, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
@@ -17,8 +17,8 @@ from thresher.v1 import common_pb2
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from .errors import InvalidArgument
-from .query_compiler import CompiledQuery, Dialect
+from thresher.services.metadata.domain_errors import InvalidArgument
+from thresher.services.metadata.query_compiler import CompiledQuery, Dialect
 
 DEFAULT_MAX_VALUES = 20
 MAX_BINS = 1000
@@ -55,13 +55,15 @@ def value_column(compiled: CompiledQuery, field: str) -> tuple[str, FieldType]:
     if len(compiled.columns) < 3:  # asking for path or datapoint_id
         raise InvalidArgument(f"{field!r} is not a field that can be counted")
     column = compiled.columns[2]
+    if column.type is None:  # cannot happen: the columns after path and datapoint_id are fields
+        raise InvalidArgument(f"{field!r} is not a field that can be counted")
     if column.type not in COUNTABLE_TYPES:
         raise InvalidArgument(f"field {field!r} is a {column.type.value} field; facets count int, float, "
                               "string, bool and datetime fields")
     return compiled.select_sql[2], column.type
 
 
-def summary_sql(compiled: CompiledQuery, column: str, numeric: bool) -> tuple[str, list]:
+def summary_sql(compiled: CompiledQuery, column: str, numeric: bool) -> tuple[str, list[Any]]:
     """One row: total rows, rows without a value, and (numeric only) min and max as doubles of ``column``."""
     bounds = (f"min(CAST(f.{column} AS DOUBLE PRECISION)) AS low, max(CAST(f.{column} AS DOUBLE PRECISION)) AS high"
               if numeric else "NULL AS low, NULL AS high")
@@ -69,7 +71,7 @@ def summary_sql(compiled: CompiledQuery, column: str, numeric: bool) -> tuple[st
             list(compiled.params))
 
 
-def counts_sql(compiled: CompiledQuery, column: str, max_values: int, dialect: Dialect) -> tuple[str, list]:
+def counts_sql(compiled: CompiledQuery, column: str, max_values: int, dialect: Dialect) -> tuple[str, list[Any]]:
     """(value, count) of the most frequent values, ties by value."""
     params = list(compiled.params) + [max_values]
     return (f"SELECT f.{column} AS value, count(*) AS count FROM ({compiled.sql}) AS f "
@@ -77,7 +79,7 @@ def counts_sql(compiled: CompiledQuery, column: str, max_values: int, dialect: D
             f"LIMIT {dialect.placeholder(len(params))}", params)
 
 
-def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float, bins: int) -> tuple[str, list]:
+def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float, bins: int) -> tuple[str, list[Any]]:
     """(bin, count) for ``bins`` equal-width bins over [low, high]; the maximum falls in the last bin.
 
     The bounds are the store's own finite numbers, written into the SQL as literals: they sit before
@@ -104,7 +106,7 @@ class Facet:
 
 
 def count_values(compiled: CompiledQuery, request: FacetRequest, dialect: Dialect,
-                 run: Callable[[str, list], pa.Table]) -> Facet:
+                 run: Callable[[str, list[Any]], pa.Table]) -> Facet:
     """Runs the facet's SQL through ``run`` (the store's: SQL and parameters → Arrow table)."""
     import pyarrow as pa
 

@@ -9,8 +9,9 @@ answer is exact (every kept vector is compared, in float64); ties break by datap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,10 @@ from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import check_query_vector, distances, to_numpy
 
-from .errors import InvalidArgument, NotFound
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from thresher.services.metadata.store.interface import Store
 
 DISTANCE_COLUMN = "distance"
 MAX_K = 100_000
@@ -40,10 +44,10 @@ class Search:
 
 
 def is_nearest(query: common_pb2.Query) -> bool:
-    return query.HasField("nearest")
+    return bool(query.HasField("nearest"))
 
 
-def plan(store, query: common_pb2.Query) -> Search:
+def plan(store: Store, query: common_pb2.Query) -> Search:
     """Checks the clause and finds the query vector (reading the datapoint's when given a path)."""
     clause = query.nearest
     if not clause.field:
@@ -73,7 +77,7 @@ def plan(store, query: common_pb2.Query) -> Search:
     return Search(clause.field, vector, k, METRICS[clause.metric], clause.exact, base)
 
 
-def _dimension(store, base: common_pb2.Query, field: str) -> int:
+def _dimension(store: Store, base: common_pb2.Query, field: str) -> int:
     if not base.HasField("as_of"):  # the current fields are at hand; an earlier instant needs a read
         for record in store.get_datasource(base.datasource_id).fields:
             if record.name == field and record.vector is not None:
@@ -88,10 +92,11 @@ def _dimension(store, base: common_pb2.Query, field: str) -> int:
     if (arrow_field.metadata or {}).get(TYPE_METADATA_KEY) != FieldType.VECTOR.value.encode():
         kind = (arrow_field.metadata or {}).get(TYPE_METADATA_KEY, b"?").decode()
         raise InvalidArgument(f"nearest needs a vector field; field {field!r} has type {kind}")
-    return arrow_field.type.list_size
+    size: int = arrow_field.type.list_size
+    return size
 
 
-def _vector_at(store, base: common_pb2.Query, field: str, path: str) -> np.ndarray:
+def _vector_at(store: Store, base: common_pb2.Query, field: str, path: str) -> np.ndarray:
     lookup = common_pb2.Query(datasource_id=base.datasource_id, select=[common_pb2.SelectItem(field=field)], limit=1)
     lookup.filter.comparison.CopyFrom(common_pb2.Comparison(
         field="path", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value=path)))
@@ -103,7 +108,8 @@ def _vector_at(store, base: common_pb2.Query, field: str, path: str) -> np.ndarr
         raise NotFound(f"datapoint {path!r} not found")
     if not rows.column(2)[0].is_valid:
         raise InvalidArgument(f"datapoint {path!r} has no value for field {field!r} to search with")
-    return to_numpy(rows.column(2), np.float64)[0]
+    vector: np.ndarray = to_numpy(rows.column(2), np.float64)[0]
+    return vector
 
 
 def with_condition(query: common_pb2.Query, condition: common_pb2.Filter) -> common_pb2.Query:
@@ -121,13 +127,13 @@ def has_value(field: str) -> common_pb2.Filter:
     return common_pb2.Filter(comparison=common_pb2.Comparison(field=field, op=common_pb2.COMPARISON_OPERATOR_IS_NOT_NULL))
 
 
-def ids_in(ids) -> common_pb2.Filter:
+def ids_in(ids: Iterable[int | np.integer[Any]]) -> common_pb2.Filter:
     values = common_pb2.ValueList(values=[common_pb2.Value(int_value=int(i)) for i in ids])
     return common_pb2.Filter(comparison=common_pb2.Comparison(
         field="datapoint_id", op=common_pb2.COMPARISON_OPERATOR_ISIN, values=values))
 
 
-def exact(store, search: Search, among: common_pb2.Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact(store: Store, search: Search, among: common_pb2.Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ids and distances of the k nearest vectors the query keeps (and ``among``, when given), nearest first."""
     scan = with_condition(search.base, has_value(search.field))
     if among is not None:
@@ -156,7 +162,7 @@ def top_k(ids: np.ndarray, found: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return ids[order], found[order]
 
 
-def result(store, search: Search, ids: np.ndarray, found: np.ndarray,
+def result(store: Store, search: Search, ids: np.ndarray, found: np.ndarray,
            max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The selected fields of datapoints ``ids`` in that order, with their distances."""
     rows_query = with_condition(search.base, ids_in(ids))
@@ -178,14 +184,14 @@ def _with_distance(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(DISTANCE_COLUMN, pa.float64(), nullable=False))
 
 
-def query(store, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def query(store: Store, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Runs a query with a nearest clause over ``store`` (its ``query`` answers the clause-free parts)."""
     search = plan(store, query)
     ids, found = _search(store, search)
     return result(store, search, ids, found, max_batch_rows)
 
 
-def describe(store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
+def describe(store: Store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
     """The result schema and row count of a query with a nearest clause."""
     search = plan(store, query)
     schema, _ = store.describe(with_condition(search.base, ids_in([])))
@@ -193,8 +199,8 @@ def describe(store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
     return _with_distance(schema), min(search.k, candidates)
 
 
-def _search(store, search: Search) -> tuple[np.ndarray, np.ndarray]:
-    from . import vector_index  # it builds on this module
+def _search(store: Store, search: Search) -> tuple[np.ndarray, np.ndarray]:
+    from thresher.services.metadata import vector_index  # it builds on this module
 
     found = vector_index.search(store, search)
     return found if found is not None else exact(store, search)

@@ -10,16 +10,19 @@ comparison, not even ``!=``: each negation coalesces its operand's unknown to fa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+from google.protobuf import timestamp_pb2
 
 from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
 from thresher.v1 import common_pb2
 from thresher.core.vectors import VectorSpec
 
-from . import sql_literals
-from .annotations import measure_sql
-from .errors import InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata import sql_literals
+from thresher.services.metadata.annotations import measure_sql
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, TypeMismatch
 
 MAX_FILTER_DEPTH = 64
 MAX_ISIN_VALUES = 1_000_000
@@ -106,24 +109,25 @@ _KIND_OF_VALUE = ((bool, FieldType.BOOL), (int, FieldType.INT), (float, FieldTyp
 @dataclass
 class CompiledQuery:
     sql: str
-    params: list
+    params: list[Any]
     columns: list[OutputColumn]
     count_sql: str = ""
-    count_params: list = field(default_factory=list)
+    count_params: list[Any] = field(default_factory=list)
     select_sql: list[str] = field(default_factory=list)  # each output column's SQL, in order
 
 
 def _operator_name(op: int) -> str:
-    return common_pb2.ComparisonOperator.Name(op).removeprefix("COMPARISON_OPERATOR_").lower()
+    name: str = common_pb2.ComparisonOperator.Name(op)
+    return name.removeprefix("COMPARISON_OPERATOR_").lower()
 
 
 class _Compiler:
     def __init__(self, columns: Mapping[str, Column], dialect: Dialect) -> None:
         self.columns = columns
         self.dialect = dialect
-        self.params: list = []
+        self.params: list[Any] = []
 
-    def param(self, value, list_kind: FieldType | None = None) -> str:
+    def param(self, value: Any, list_kind: FieldType | None = None) -> str:
         """``value`` in the SQL: a literal when the dialect renders literals, else a bound parameter.
         ``list_kind`` is the element type of a list value (for isin)."""
         if self.dialect.literals is not None:
@@ -202,7 +206,7 @@ class _Compiler:
         value = self.value(comparison.field, column, comparison.value, operand)
         return f"({column.sql} {_COMPARISONS[op]} {self.param(value)})"
 
-    def value(self, name: str, column: Column, message: common_pb2.Value, operand: str | None):
+    def value(self, name: str, column: Column, message: common_pb2.Value, operand: str | None) -> Any:
         if operand != "value":
             raise InvalidArgument(f"comparison on field {name!r} needs a value")
         kind, value = from_proto_value(message)
@@ -211,7 +215,7 @@ class _Compiler:
         return self.checked(name, column, kind, value)
 
     @staticmethod
-    def checked(name: str, column: Column, kind: FieldType, value):
+    def checked(name: str, column: Column, kind: FieldType, value: Any) -> Any:
         if isinstance(value, str) and "\x00" in value:
             # Neither engine's stored text holds NUL (PostgreSQL refuses it): one answer on both.
             raise InvalidArgument(f"a value for field {name!r} holds a NUL character, which no stored text can hold")
@@ -229,7 +233,7 @@ class _Compiler:
         shown = value if not isinstance(value, bytes) else f"<{len(value)} bytes>"
         raise TypeMismatch(f"field {name!r} has type {column.type.value}; got {kind.value} value {shown!r}")
 
-    def isin(self, name: str, column: Column, messages) -> str:
+    def isin(self, name: str, column: Column, messages: Sequence[common_pb2.Value]) -> str:
         if len(messages) > MAX_ISIN_VALUES:
             raise InvalidArgument(f"isin on field {name!r} has {len(messages)} values; the limit is {MAX_ISIN_VALUES}")
         values = []
@@ -248,7 +252,7 @@ class _Compiler:
         return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values, kind)) + ")"
 
 
-def _kind_of(value) -> FieldType:
+def _kind_of(value: object) -> FieldType:
     for python_type, kind in _KIND_OF_VALUE:  # bool before int: a bool is an int in Python
         if isinstance(value, python_type):
             return kind
@@ -256,7 +260,7 @@ def _kind_of(value) -> FieldType:
 
 
 def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relation: str,
-                  dialect: Dialect = DUCKDB, relation_params: list | None = None,
+                  dialect: Dialect = DUCKDB, relation_params: list[Any] | None = None,
                   row_filter: str = "") -> CompiledQuery:
     """Compiles ``query`` over ``relation`` whose field columns are ``fields``.
 
@@ -313,7 +317,7 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
     return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql)
 
 
-def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):
+def _selected(query: common_pb2.Query, fields: Mapping[str, Column]) -> Iterator[tuple[str, Column]]:
     if not query.select:
         yield from fields.items()
         return
@@ -330,8 +334,9 @@ def _selected(query: common_pb2.Query, fields: Mapping[str, Column]):
         yield item.alias or item.field, fields[item.field]
 
 
-def timestamp_or_none(message) -> dt.datetime | None:
+def timestamp_or_none(message: timestamp_pb2.Timestamp) -> dt.datetime | None:
     """The datetime of a protobuf Timestamp field, or None when it is unset (all zero)."""
     if message.seconds == 0 and message.nanos == 0:
         return None
-    return message.ToDatetime(tzinfo=dt.timezone.utc)
+    stamp: dt.datetime = message.ToDatetime(tzinfo=dt.timezone.utc)
+    return stamp

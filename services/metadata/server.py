@@ -14,12 +14,12 @@ from thresher.core.storage.blobs import open_blob_store
 from thresher.core.transport import DEFAULT_METADATA_ADDRESS, thresher_home
 from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
-from ..auth import ServiceSecurity
-from ..grpc_server import finish_server, new_server
-from .access import MetadataAuthorizer
-from .data_port import create_data_port
-from .servicer import MetadataServicer
-from .store import DuckDBStore, PostgresStore, Store
+from thresher.services.auth import ServiceSecurity
+from thresher.services.grpc_server import finish_server, new_server
+from thresher.services.metadata.access import MetadataAuthorizer
+from thresher.services.metadata.data_port import create_data_port
+from thresher.services.metadata.servicer import MetadataServicer
+from thresher.services.metadata.store import DuckDBStore, PostgresStore, Store
 
 SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
 POSTGRES_URL_ENV = "THRESHER_POSTGRES_URL"
@@ -46,7 +46,8 @@ def create_server(address: str, store: Store, security: ServiceSecurity | None =
     security = security or ServiceSecurity()
     security.check_bind(address)
     server = new_server(interceptors=security.server_interceptors(MetadataAuthorizer(store)))
-    metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(store), server)
+    # The generated gRPC module has no type information.
+    metadata_service_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(store), server)  # type: ignore[no-untyped-call]
     return finish_server(server, address, [SERVICE_NAME], security.server_credentials())
 
 

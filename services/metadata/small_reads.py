@@ -12,7 +12,7 @@ import pyarrow as pa
 from thresher.core.transport import MAX_MESSAGE_BYTES
 from thresher.v1 import common_pb2
 
-from .store import Store
+from thresher.services.metadata.store import Store
 
 DEFAULT_MAX_ROWS = 10_000
 # What one answer may hold, below gRPC's message limit by a margin for the envelope.

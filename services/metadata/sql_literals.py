@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 from thresher.core.types import FieldType
 
-from .errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 
 POSTGRES, DUCKDB = "postgres", "duckdb"
 _FLOAT_TYPES = {POSTGRES: "DOUBLE PRECISION", DUCKDB: "DOUBLE"}
@@ -48,7 +49,7 @@ def literal(value: object, kind: FieldType, engine: str) -> str:
     raise TypeError(f"no SQL literal for field type {kind}")
 
 
-def list_literal(values: list, kind: FieldType, engine: str) -> str:
+def list_literal(values: list[Any], kind: FieldType, engine: str) -> str:
     """``values`` (all of field type ``kind``) as one list for ``isin``: an array in PostgreSQL, a list in DuckDB."""
     if engine == DUCKDB:
         return "[" + ", ".join(literal(v, kind, engine) for v in values) + "]"
@@ -94,7 +95,7 @@ def _timestamp_text(value: object) -> str:
     return value.astimezone(dt.timezone.utc).isoformat()
 
 
-def _pg_array_text(values: list, kind: FieldType) -> str:
+def _pg_array_text(values: list[Any], kind: FieldType) -> str:
     """The text of a PostgreSQL array literal (what ``array_in`` reads); the caller quotes it as a string."""
     if kind is FieldType.INT:
         items = [_int(v).strip("()") for v in values]

@@ -37,7 +37,8 @@ import os
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,8 +46,14 @@ from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 from thresher.core.vectors import distances, to_numpy
 
-from . import nearest
-from .errors import InvalidArgument, NotFound
+from thresher.services.metadata import nearest
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from usearch.index import BatchMatches, Index, Matches
+
+    from thresher.services.metadata.store.interface import Store
+    from thresher.services.metadata.store.records import FieldRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +79,8 @@ class Pointer:
     built_at: dt.datetime
     size: int
     dimension: int
-    params: dict
-    known_writes: list = dataclasses.field(default_factory=list)  # writes of the slack window the index holds
+    params: dict[str, int]
+    known_writes: list[int] = dataclasses.field(default_factory=list)  # writes of the slack window the index holds
 
     def to_json(self) -> bytes:
         return json.dumps({**dataclasses.asdict(self), "built_at": self.built_at.isoformat()}).encode()
@@ -87,20 +94,24 @@ class Pointer:
 @dataclasses.dataclass
 class _Loaded:
     digest: str
-    index: Any
+    index: Index
     stale: np.ndarray  # sorted ids of stale datapoints, as of `checked`
-    checked: Any = None  # the store's last-write marker when `stale` was computed
-    allowed: dict = dataclasses.field(default_factory=dict)  # filter -> (marker, ids it keeps), oldest first
+    checked: int | None = None  # the store's last-write marker when `stale` was computed
+    # filter -> (marker, ids it keeps), oldest first
+    allowed: dict[bytes, tuple[int, np.ndarray]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 # Per store (a process may open several), per (datasource, field): the loaded index.
-_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_rebuilding: set = set()
+# Keys and values: ("created", datasource id) -> creation time in µs, ("pointer", datasource id, field) ->
+# (when read, Pointer | None), (datasource id, field) -> _Loaded.
+_StoreCache = dict[tuple[Any, ...], Any]
+_loaded: weakref.WeakKeyDictionary[Store, _StoreCache] = weakref.WeakKeyDictionary()
+_rebuilding: set[tuple[int, int, str]] = set()
 _rebuild_lock = threading.Lock()
 
 
-def _pointer_key(store, datasource_id: int, field: str) -> str:
+def _pointer_key(store: Store, datasource_id: int, field: str) -> str:
     # Ids are never reused, so a datasource's creation time can be remembered; it keeps a pointer of a
     # deleted datasource from ever naming an index of another store sharing the storage.
     cache = _cache(store)
@@ -112,19 +123,20 @@ def _pointer_key(store, datasource_id: int, field: str) -> str:
     return f"{_ROOT}/{datasource_id}-{created}/{field.encode().hex()}.json"
 
 
-def _read_pointer(store, datasource_id: int, field: str) -> Pointer | None:
+def _read_pointer(store: Store, datasource_id: int, field: str) -> Pointer | None:
     """The field's current pointer, read at most every ``POINTER_TTL`` seconds per process: an older one
     is still correct (its index only has more stale datapoints), so caching it costs no correctness."""
     cache = _cache(store)
     cached = cache.get(("pointer", datasource_id, field))
     if cached is not None and time.monotonic() - cached[0] < POINTER_TTL:
-        return cached[1]
+        remembered: Pointer | None = cached[1]
+        return remembered
     pointer = _fetch_pointer(store, datasource_id, field)
     cache[("pointer", datasource_id, field)] = (time.monotonic(), pointer)
     return pointer
 
 
-def _fetch_pointer(store, datasource_id: int, field: str) -> Pointer | None:
+def _fetch_pointer(store: Store, datasource_id: int, field: str) -> Pointer | None:
     storage = store._blobs.storage  # noqa: SLF001 - the index lives beside the store's blobs
     key = _pointer_key(store, datasource_id, field)
     try:
@@ -137,7 +149,7 @@ def _fetch_pointer(store, datasource_id: int, field: str) -> Pointer | None:
         raise
 
 
-def _field(store, datasource_id: int, name: str):
+def _field(store: Store, datasource_id: int, name: str) -> FieldRecord:
     for field in store.get_datasource(datasource_id).fields:
         if field.name == name:
             if field.type is not FieldType.VECTOR:
@@ -146,7 +158,7 @@ def _field(store, datasource_id: int, name: str):
     raise NotFound(f"field {name!r} not found in datasource {datasource_id}")
 
 
-def build(store, datasource_id: int, field: str, metric: str = "cosine", connectivity: int = 0,
+def build(store: Store, datasource_id: int, field: str, metric: str = "cosine", connectivity: int = 0,
           expansion_add: int = 0, expansion_search: int = 0) -> tuple[Pointer, float]:
     """Builds the index of ``field`` from its current vectors, stores it, and points replicas at it."""
     try:
@@ -167,8 +179,11 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
     built_at = dt.datetime.now(dt.timezone.utc)  # before the read: later writes count as stale
     known_writes = sorted({int(w) for w in store.changes(datasource_id, built_at - STALE_SLACK, None)
                            .column("write_id").to_pylist()})
+    if record.vector is None:  # a vector field's first write fixes its dimension, so it has one once it exists
+        raise InvalidArgument(f"vector field {field!r} has no dimension yet: write its first values before indexing it")
     dimension = record.vector.dimension
-    index = Index(ndim=dimension, metric=_USEARCH_METRICS[metric], dtype="f32", **params)
+    index = Index(ndim=dimension, metric=_USEARCH_METRICS[metric], dtype="f32", connectivity=params["connectivity"],
+                  expansion_add=params["expansion_add"], expansion_search=params["expansion_search"])
     scan = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field=field)])
     scan.filter.CopyFrom(nearest.has_value(field))
     _, batches = store.query(scan)
@@ -177,7 +192,10 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
         if batch.num_rows:
             ids = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
             index.add(ids, to_numpy(batch.column(2), np.float32), threads=threads)
-    digest = store._blobs.put(bytes(index.save()))  # noqa: SLF001
+    saved = index.save()  # without a path: the serialized index
+    if saved is None:
+        raise RuntimeError(f"usearch serialized no index of field {field!r}")
+    digest = store._blobs.put(bytes(saved))  # noqa: SLF001
     pointer = Pointer(field, metric, digest, built_at, len(index), dimension, params, known_writes)
     store._blobs.storage.write(_pointer_key(store, datasource_id, field), pointer.to_json())  # noqa: SLF001
     cache = _cache(store)
@@ -186,26 +204,30 @@ def build(store, datasource_id: int, field: str, metric: str = "cosine", connect
     return pointer, time.perf_counter() - started
 
 
-def _cache(store) -> dict:
+def _cache(store: Store) -> _StoreCache:
     try:
         return _loaded.setdefault(store, {})
     except TypeError:  # a store that cannot be weakly referenced: cache nothing
         return {}
 
 
-def _load(store, datasource_id: int, field: str, pointer: Pointer) -> _Loaded:
+def _load(store: Store, datasource_id: int, field: str, pointer: Pointer) -> _Loaded:
     cache = _cache(store)
-    loaded = cache.get((datasource_id, field))
+    loaded: _Loaded | None = cache.get((datasource_id, field))
     if loaded is None or loaded.digest != pointer.digest:
         from usearch.index import Index
 
         index = Index.restore(bytearray(store._blobs.get(pointer.digest)), view=False)  # noqa: SLF001
-        index.expansion_search = pointer.params.get("expansion_search", DEFAULTS["expansion_search"])
+        if index is None:
+            raise RuntimeError(f"blob {pointer.digest} named by the index pointer of {field!r} is not a usearch index")
+        # usearch defines this setter apart from its getter, so mypy takes the property for read-only.
+        index.expansion_search = pointer.params.get(  # type: ignore[misc]
+            "expansion_search", DEFAULTS["expansion_search"])
         loaded = cache[(datasource_id, field)] = _Loaded(pointer.digest, index, np.empty(0, np.int64))
     return loaded
 
 
-def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> np.ndarray:
+def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> np.ndarray:
     """Ids of datapoints written since the build (less the slack); cached while the store has no new write."""
     marker = _marker(store, datasource_id)
     with loaded.lock:
@@ -227,20 +249,21 @@ def _stale_ids(store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> 
         return stale
 
 
-def _marker(store, datasource_id: int):
+def _marker(store: Store, datasource_id: int) -> int | None:
     """The datasource's latest write id (one index lookup on every engine): while it stays the same,
     nothing was written, so ids computed under it still hold. None for a store that cannot tell."""
     last_write_id = getattr(store, "last_write_id", None)
-    return last_write_id(datasource_id) if last_write_id is not None else None
+    marker: int | None = last_write_id(datasource_id) if last_write_id is not None else None
+    return marker
 
 
-def _ids(store, query: common_pb2.Query) -> np.ndarray:
+def _ids(store: Store, query: common_pb2.Query) -> np.ndarray:
     _, batches = store.query(query)
     parts = [batch.column(1).to_numpy(zero_copy_only=False) for batch in batches if batch.num_rows]
     return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
 
-def search(store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | None:
+def search(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | None:
     """The k nearest (ids, distances) through the field's index; None when no index fits this search."""
     if search.exact or search.base.HasField("as_of") or any(i.HasField("as_of") for i in search.base.select):
         return None
@@ -284,11 +307,12 @@ def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) 
     which are the stored float32 values: no read of the store."""
     if len(ids) == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))
+    # usearch types get() for one key and for many at once (None for a missing one); these ids are all held.
+    vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))  # type: ignore[arg-type]
     return nearest.top_k(ids, distances(vectors, search.vector, search.metric), search.k)
 
 
-def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
+def _allowed_ids(store: Store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
     """The sorted ids the search's filter keeps (vector present), now. A view is usually searched many
     times over; while the datasource's latest write id stays the same (any replica, any engine),
     the answer is remembered for the next search with the same filter."""
@@ -296,7 +320,7 @@ def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
     del query.select[:]
     query.select.append(common_pb2.SelectItem(field="datapoint_id"))
     marker = _marker(store, search.base.datasource_id)
-    key = query.filter.SerializeToString(deterministic=True)
+    key: bytes = query.filter.SerializeToString(deterministic=True)
     if marker is not None:
         with loaded.lock:
             hit = loaded.allowed.get(key)
@@ -312,7 +336,7 @@ def _allowed_ids(store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
     return allowed
 
 
-def _present(store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
+def _present(store: Store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
     """Which of ``keys`` are live datapoints with a vector now (a deleted one leaves no id to mark stale)."""
     query = nearest.with_condition(nearest.with_condition(search.base, nearest.has_value(search.field)),
                                    nearest.ids_in(keys))
@@ -322,7 +346,7 @@ def _present(store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
 
 
 def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | None, stale: np.ndarray,
-                  size: int, present) -> tuple[np.ndarray, np.ndarray] | None:
+                  size: int, present: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
     """The k nearest of the graph among ``fresh`` ids (None: all it holds that is not ``stale`` and is
     still ``present``), or None when the graph cannot give k of them."""
     query = search.vector.astype(np.float32)
@@ -352,18 +376,19 @@ def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | N
         count = min(size, count * 4)
 
 
-def _search_wider(loaded: _Loaded, query: np.ndarray, count: int, breadth: int):
+def _search_wider(loaded: _Loaded, query: np.ndarray, count: int, breadth: int) -> Matches | BatchMatches:
     # HNSW finds `count` neighbours well only when it explores at least that many candidates.
     with loaded.lock:
         saved = loaded.index.expansion_search
-        loaded.index.expansion_search = breadth
+        # usearch defines this setter apart from its getter, so mypy takes the property for read-only.
+        loaded.index.expansion_search = breadth  # type: ignore[misc]
         try:
             return loaded.index.search(query, count, exact=False)
         finally:
-            loaded.index.expansion_search = saved
+            loaded.index.expansion_search = saved  # type: ignore[misc]
 
 
-def _rebuild_in_background(store, datasource_id: int, pointer: Pointer) -> None:
+def _rebuild_in_background(store: Store, datasource_id: int, pointer: Pointer) -> None:
     key = (id(store), datasource_id, pointer.field)
     with _rebuild_lock:
         if key in _rebuilding:

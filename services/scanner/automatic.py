@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.services.scanner.images import image_size
-from thresher.services.scanner.sources import Page, Source
+from thresher.services.scanner.scan_sources import Page, Source
 from thresher.core.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from thresher.services.scanner.sources import Page
+from thresher.services.scanner.scan_sources import Page
 
 # What the index remembers of a path to tell a change: (size, stamp), the stamp being the modification
 # time in microseconds, or the object's tag for sources that tag objects.

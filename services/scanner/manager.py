@@ -7,8 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from thresher.core.scan_status import SCANNING, ScanStatus
-from thresher.services.scanner.scan import DEFAULT_BATCH_ROWS, DEFAULT_REPORT_INTERVAL, Scan
-from thresher.services.scanner.store import Catalog, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.services.scanner.scan_run import DEFAULT_BATCH_ROWS, DEFAULT_REPORT_INTERVAL, Scan
+from thresher.services.scanner.metadata_interfaces import Catalog, DatasourceRef, MetadataError, MetadataUnavailable
 
 log = logging.getLogger(__name__)
 

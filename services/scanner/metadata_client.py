@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -12,7 +13,7 @@ from thresher.core import arrow_io
 from thresher.core.scan_status import ScanStatus
 from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
 from thresher.services.pagination import list_all
-from thresher.services.scanner.store import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
 from thresher.core.storage import in_repository
 from thresher.core.types import PATH_COLUMN
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
@@ -51,11 +52,13 @@ class MetadataCatalog:
     """Datasources as the metadata service lists them."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        # The generated gRPC module has no type information: responses are annotated where they are read.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
 
     def datasource(self, datasource_id: int) -> DatasourceRef:
         try:
-            response = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id), timeout=CALL_TIMEOUT)
+            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id),
+                                                                           timeout=CALL_TIMEOUT)
         except grpc.RpcError as error:
             if _code(error) is grpc.StatusCode.NOT_FOUND:
                 raise DatasourceNotFound(f"datasource {datasource_id} not found") from None
@@ -78,7 +81,8 @@ class MetadataCatalog:
             return ""
         request = mpb.GetNamespaceRequest(name=datasource.namespace)
         try:
-            return self._stub.GetNamespace(request, timeout=CALL_TIMEOUT).namespace.repository_uri
+            response: mpb.GetNamespaceResponse = self._stub.GetNamespace(request, timeout=CALL_TIMEOUT)
+            return response.namespace.repository_uri
         except grpc.RpcError as error:
             if _code(error) is grpc.StatusCode.NOT_FOUND:
                 return ""  # no repository bound: the scan fails saying so
@@ -88,7 +92,7 @@ class MetadataCatalog:
         return MetadataIndex(self._stub, datasource_id)
 
     @staticmethod
-    def _pages(call, request, field: str) -> Iterator:
+    def _pages(call: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
         return list_all(call, request, field, timeout=CALL_TIMEOUT)
 
 

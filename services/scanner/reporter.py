@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 
 from thresher.core.scan_status import ScanStatus
-from thresher.services.scanner.store import MetadataError
+from thresher.services.scanner.metadata_interfaces import MetadataError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,11 @@ class ProgressReporter:
             if self._stop.is_set():
                 return
             self._wake.clear()
+            latest = self._latest
+            if latest is None:  # cannot happen: only offer() wakes the thread without stopping it, after setting it
+                continue
             try:
-                self._send(self._latest)
+                self._send(latest)
             except MetadataError as error:
                 # Progress is a courtesy; the outcome is reported by the scan itself.
                 log.warning("could not report the progress of %s: %s", self._name, error)

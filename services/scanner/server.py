@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Iterable, Mapping
 
 import grpc
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = scanner_service_pb2.DESCRIPTOR.services_by_name["ScannerService"].full_name
 
 
-class ScannerServer(grpc.Server):
+class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type information
     """The scanner's gRPC server together with the scans it runs.
 
     ``stop`` stops accepting calls, cancels running scans (they stay SCANNING, to be resumed by the
@@ -59,17 +60,20 @@ class ScannerServer(grpc.Server):
     def start(self) -> None:
         self._server.start()
 
-    def add_generic_rpc_handlers(self, generic_rpc_handlers) -> None:
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(generic_rpc_handlers)
 
-    def add_registered_method_handlers(self, service_name, method_handlers) -> None:
+    def add_registered_method_handlers(self, service_name: str,
+                                       method_handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
         self._server.add_registered_method_handlers(service_name, method_handlers)
 
     def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
+        port: int = self._server.add_insecure_port(address)
+        return port
 
     def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        return self._server.add_secure_port(address, server_credentials)
+        port: int = self._server.add_secure_port(address, server_credentials)
+        return port
 
 
 def create_server(address: str, metadata_address: str, security: ServiceSecurity | None = None, *,
@@ -86,7 +90,8 @@ def create_server(address: str, metadata_address: str, security: ServiceSecurity
     manager = ScanManager(MetadataCatalog(channel), remote_image_sizes=remote_image_sizes)
     authorizer = DatasourceAuthorizer(channel, {"StartScan": True, "GetScanStatus": False})
     server = new_server(interceptors=security.server_interceptors(authorizer))
-    scanner_service_pb2_grpc.add_ScannerServiceServicer_to_server(ScannerServicer(manager), server)
+    # The generated gRPC module has no type information.
+    scanner_service_pb2_grpc.add_ScannerServiceServicer_to_server(ScannerServicer(manager), server)  # type: ignore[no-untyped-call]
     try:
         server, port = finish_server(server, address, [SERVICE_NAME], security.server_credentials())
     except BaseException:

@@ -9,7 +9,7 @@ from typing import TypeVar
 import grpc
 
 from thresher.services.scanner.manager import ScanManager, ShuttingDown
-from thresher.services.scanner.store import DatasourceNotFound, MetadataError, MetadataUnavailable
+from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, MetadataError, MetadataUnavailable
 from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,16 @@ import contextlib
 import io
 import threading
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 from thresher.core.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
 from thresher.core.storage.base import RangedReader
 from thresher.core.storage.gcs import GCSStorage
 from thresher.core.storage.s3 import S3Storage
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io.RawIOBase.readinto takes; exists only for checkers
 
 PAGE_SIZE = 1000
 # One ranged read: enough for the header of nearly every PNG, GIF, WebP or JPEG without EXIF bloat.
@@ -74,7 +77,7 @@ class StorageSource:
 
     def open(self, path: str) -> BinaryIO:
         """The head of the object, read in ranges on demand (at most ``HEADER_LIMIT`` bytes)."""
-        return io.BufferedReader(_HeadReader(self.storage, path), buffer_size=HEADER_CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(_HeadReader(self.storage, path), buffer_size=HEADER_CHUNK)
 
     def close(self) -> None:
         self.storage.close()
@@ -103,7 +106,7 @@ class _HeadReader(RangedReader):
     def __init__(self, storage: Storage, path: str) -> None:
         super().__init__(storage, path, HEADER_LIMIT)
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         try:
             return super().readinto(buffer)
         except StorageUnavailableError as error:

@@ -81,7 +81,8 @@ def staging_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture(params=["s3", "gs"])
+# GCS repeats S3's cases through the other client: the full suite runs it, the quick selection keeps S3.
+@pytest.fixture(params=["s3", pytest.param("gs", marks=pytest.mark.slow)])
 def root(request, log, staging_dir) -> str:
     """A folder URI in a new bucket on each endpoint."""
     bucket = request.getfixturevalue("s3_bucket" if request.param == "s3" else "gcs_bucket")

@@ -17,6 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from thresher.bag import BagError, DatasetReader, DatasetWriter, decoders, encoders
 
+# Hundreds of damaged copies per test: the search is the point. The single flips and cuts of test_bag_bag,
+# test_bag_blocks and test_bag_compat keep damage in the quick selection.
+pytestmark = pytest.mark.slow
+
 SPEC = {**SCALAR_SPEC, **SEQUENCE_SPEC}
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

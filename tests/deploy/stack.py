@@ -1,6 +1,6 @@
 """The three services in this process on loopback ports, over a given store and security settings.
 
-Like ``thresher.local.LocalServices``, but with any store (PostgreSQL included), several metadata
+Like ``thresher.local_services.LocalServices``, but with any store (PostgreSQL included), several metadata
 and flight replicas, tokens and TLS, for the deployment tests.
 """
 

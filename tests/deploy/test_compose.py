@@ -20,6 +20,8 @@ from thresher.core.errors import ThresherError
 from .certificates import TLS_VARIABLES, make_certificates
 from .compose_processes import ComposeError, ComposeProcesses, load_compose
 
+pytestmark = pytest.mark.slow  # the whole compose deployment: PostgreSQL, S3 and seven service processes
+
 COMPOSE = str(pathlib.Path(__file__).resolve().parents[2] / "compose.yaml")
 VARIABLES = {"THRESHER_TOKENS": "admin-secret=admin:*:write,scanner-secret=scanner:*:write,"
                                 "viewer-secret=viewer:team/*:read",

@@ -1,4 +1,4 @@
-"""The flight side of file and blob tickets (services/flight/files.py), seen by a bare Flight client."""
+"""The flight side of file and blob tickets (services/flight/file_streams.py), seen by a bare Flight client."""
 
 from __future__ import annotations
 

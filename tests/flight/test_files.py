@@ -120,7 +120,7 @@ def test_blobs_stream_by_hash_through_a_datasource_that_holds_them(flight, fligh
 
 
 def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, namespace, tmp_path):
-    """What a non-Python client sees (services/flight/errors.py says why the code is UNKNOWN here)."""
+    """What a non-Python client sees (services/flight/flight_errors.py says why the code is UNKNOWN here)."""
     import grpc
 
     source = create(metadata_stub, namespace, "files", tmp_path.as_uri())

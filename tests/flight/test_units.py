@@ -7,7 +7,7 @@ import pyarrow.flight as fl
 import pytest
 
 from thresher.services.flight.backend import response_part
-from thresher.services.flight.errors import flight_errors, from_rpc_error
+from thresher.services.flight.flight_errors import flight_errors, from_rpc_error
 from thresher.services.flight.readahead import read_ahead
 from thresher.services.flight.tickets import TicketError, parse_command, parse_ticket, query_ticket
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb

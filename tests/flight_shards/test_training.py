@@ -17,6 +17,7 @@ torch_mp = pytest.importorskip("torch.multiprocessing")
 BATCH = 4
 
 
+@pytest.mark.slow  # two torch.distributed processes, each importing torch
 def test_two_ranks_train_an_epoch_through_flight(local_services, flight_pair, namespace, tmp_path):
     conn = local_services.connect()
     folder = tmp_path / "source"

@@ -11,6 +11,7 @@ from .checkpoint_job import run_rank
 torch_mp = pytest.importorskip("torch.multiprocessing")
 
 
+@pytest.mark.slow  # two torch.distributed processes, each importing torch
 def test_two_ranks_resume_from_a_distributed_checkpoint_to_the_same_batches(tmp_path):
     out_file = tmp_path / "result.json"
     args = (2, str(tmp_path / "init"), str(tmp_path / "checkpoint"), str(out_file))

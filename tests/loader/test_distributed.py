@@ -15,6 +15,7 @@ from .fakes import Points
 torch_mp = pytest.importorskip("torch.multiprocessing")
 
 
+@pytest.mark.slow  # two torch.distributed processes, each importing torch
 def test_two_ranks_under_torch_distributed(tmp_path):
     out_file = tmp_path / "result.json"
     torch_mp.spawn(

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from thresher.services.metadata import sql_literals
-from thresher.services.metadata.errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.core.types import FieldType
 
 # Strings made of pieces that break naive quoting, mixed with any other character but NUL.

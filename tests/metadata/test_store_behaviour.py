@@ -1,6 +1,6 @@
 """One behaviour per engine: the points where the two former stores drifted, held by the same tests.
 
-Each test runs on DuckDB and on PostgreSQL through the one store (``store.SqlStore``); each fails on
+Each test runs on DuckDB and on PostgreSQL through the one store (``sql_store.SqlStore``); each fails on
 the behaviour one of the former stores had.
 """
 
@@ -12,9 +12,9 @@ import itertools
 import pyarrow as pa
 import pytest
 
-from thresher.services.metadata.errors import InvalidArgument, NotFound, UnknownPaths
+from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, UnknownPaths
 from thresher.services.metadata.store import DuckDBStore, PostgresStore
-from thresher.services.metadata.store.store import CATALOG_LOCK, log_table
+from thresher.services.metadata.store.sql_store import CATALOG_LOCK, log_table
 from thresher.core.storage.blobs import open_blob_store
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
@@ -172,7 +172,7 @@ def test_new_datapoints_are_written_once_and_updates_log_what_they_supersede(eng
 
 
 def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monkeypatch):
-    from thresher.services.metadata.store import store as store_module
+    from thresher.services.metadata.store import sql_store as store_module
 
     store, clock = engine
     monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)

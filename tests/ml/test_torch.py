@@ -111,6 +111,7 @@ def test_misuse_fails_with_specific_errors(local_images):
         sparse[1]
 
 
+@pytest.mark.slow  # two DataLoader worker processes, each importing torch
 def test_worker_processes_read_the_cache(s3_images, tmp_path):
     loader = s3_images.all().as_ml_dataloader("torch", metadata_columns=["label"], savedir=tmp_path,
                                               progress=False, batch_size=5, num_workers=2)

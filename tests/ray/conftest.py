@@ -21,7 +21,7 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def ray_services(tmp_path_factory):
     """The three services, in-process, with a partition size of ROWS_PER_PARTITION rows."""
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     home = tmp_path_factory.mktemp("ray-services")
     saved = {name: os.environ.get(name) for name in ("THRESHER_FLIGHT_PARTITION_ROWS", "THRESHER_STAGING_DIR")}

@@ -46,7 +46,7 @@ def test_the_ray_modules_import_neither_ray_nor_torch_until_used():
     import subprocess
     import sys
 
-    code = ("import sys, thresher, thresher.ray_engine.read, thresher.ray_engine.upload, thresher.ray_engine.export, "
+    code = ("import sys, thresher, thresher.ray_engine.read, thresher.ray_engine.upload_tasks, thresher.ray_engine.export_tasks, "
             "thresher.ml.ray_embed; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "[]"

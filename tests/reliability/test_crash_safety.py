@@ -18,6 +18,8 @@ from tests.reliability.harness import (Acknowledged, ChildService, check_generat
 from thresher.core.types import to_proto_value
 from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
+pytestmark = pytest.mark.slow  # SIGKILL loop: dozens of service restarts, minutes on 2 cores
+
 KILLS = 50
 PATHS_PER_WRITE = 3
 

@@ -17,6 +17,8 @@ from thresher.services.metadata.server import create_server, open_store
 from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
 from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
 
+pytestmark = pytest.mark.slow  # SIGKILL loop: a scanner killed and restarted round after round
+
 FILES = 3000
 ROUNDS = 8
 

@@ -21,6 +21,8 @@ from thresher.services.flight.server import ThresherFlightServer
 from thresher.core.storage.blobs import open_blob_store
 from thresher.v1 import flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
 
+pytestmark = pytest.mark.slow  # SIGKILL loop: dozens of service restarts, minutes on 2 cores
+
 KILLS = 50
 ROWS_PER_UPLOAD = 4
 

@@ -109,6 +109,7 @@ def _ticket(query: common_pb2.Query) -> fl.Ticket:
     return fl.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
 
 
+@pytest.mark.slow  # restarts a metadata service process mid-query
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("relay", ["grpc", "data-port"])
 def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_works(tmp_path, relay):

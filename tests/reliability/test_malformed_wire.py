@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from thresher.core import status
 from thresher.core.errors import ServiceError
-from thresher.local import LocalServices
+from thresher.local_services import LocalServices
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, scanner_service_pb2 as spb
 
 CASES = {"gRPC requests": 0, "Flight tickets": 0, "Flight descriptors": 0, "Flight uploads": 0}

@@ -136,6 +136,7 @@ def _report_case_counts():
     print(f"\nquery fuzzing ran {CASES['valid']} valid and {CASES['invalid']} invalid trees")
 
 
+@pytest.mark.slow  # 120 random trees: the search is the point; each operator's own tests stay quick
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(tree=trees())
@@ -179,6 +180,7 @@ def test_invalid_trees_fail_with_a_precise_status(loaded, filter_):
     assert excinfo.value.details()
 
 
+@pytest.mark.slow  # 400,000 values: the size is the point
 def test_a_huge_isin_list_is_answered(loaded):
     helper, datasource_id = loaded
     values = list(range(-200_000, 200_000))

@@ -29,6 +29,10 @@ from thresher.core.storage.storage_errors import StorageUnavailableError
 from thresher.core.transport import open_channel
 from thresher.v1 import flight_pb2
 
+# Every case waits out read timeouts and retries through a fault proxy: seconds each, over two endpoints.
+# The quick selection keeps tests/storage/test_timeouts.py for the settings themselves.
+pytestmark = pytest.mark.slow
+
 # Short enough to keep the suite quick, long enough that a healthy loopback endpoint never trips them.
 TIMEOUTS = {"THRESHER_STORAGE_CONNECT_TIMEOUT": "1", "THRESHER_STORAGE_READ_TIMEOUT": "1",
             "THRESHER_STORAGE_RETRIES": "1", "THRESHER_STORAGE_RETRY_DEADLINE": "20"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from thresher.core.scan_status import ScanStatus
-from thresher.services.scanner.store import MetadataError
+from thresher.services.scanner.metadata_interfaces import MetadataError
 
 
 class MemoryIndex:

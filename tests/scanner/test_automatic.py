@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from thresher.services.scanner.automatic import AutomaticFields, content_types
-from thresher.services.scanner.sources import Page
+from thresher.services.scanner.scan_sources import Page
 from thresher.core.types import TYPE_METADATA_KEY
 
 

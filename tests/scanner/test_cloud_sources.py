@@ -15,10 +15,10 @@ from PIL import Image
 
 from thresher.core.scan_status import FAILED, PENDING, READY, ScanStatus
 from thresher.services.scanner import storage_source
-from thresher.services.scanner.scan import Scan
-from thresher.services.scanner.sources import SourceError, open_source
+from thresher.services.scanner.scan_run import Scan
+from thresher.services.scanner.scan_sources import SourceError, open_source
 from thresher.services.scanner.storage_source import HEADER_CHUNK, HEADER_LIMIT, StorageSource
-from thresher.services.scanner.store import DatasourceRef
+from thresher.services.scanner.metadata_interfaces import DatasourceRef
 from thresher.core.storage import (LocalStorage, StorageAccessDeniedError, StorageNotFoundError, StorageUnavailableError,
                                    open_storage)
 from tests.storage_endpoints import commit_files, free_port, unique_bucket

@@ -1,5 +1,5 @@
 from thresher.services.scanner.diff import Diff
-from thresher.services.scanner.sources import Page
+from thresher.services.scanner.scan_sources import Page
 
 
 def test_splits_added_and_changed_and_keeps_the_removed():

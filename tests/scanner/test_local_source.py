@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from thresher.services.scanner.local import PAGE_SIZE, LocalSource
-from thresher.services.scanner.sources import ScanCancelled, SourceError, local_path, open_source
+from thresher.services.scanner.local_listing import PAGE_SIZE, LocalSource
+from thresher.services.scanner.scan_sources import ScanCancelled, SourceError, local_path, open_source
 
 
 def _write(path, data=b"x"):

@@ -4,8 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from thresher.services.scanner.scan import Scan
-from thresher.services.scanner.store import DatasourceRef
+from thresher.services.scanner.scan_run import Scan
+from thresher.services.scanner.metadata_interfaces import DatasourceRef
 from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
 
 from .fakes import MemoryIndex

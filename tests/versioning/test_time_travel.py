@@ -12,7 +12,7 @@ import pytest
 
 import thresher
 from thresher import Field
-from thresher.local import LocalServices
+from thresher.local_services import LocalServices
 
 UTC = dt.timezone.utc
 
@@ -169,6 +169,7 @@ def test_time_travel_reads_during_concurrent_writes(client, namespace):
     assert not failures and len(acknowledged) == 40
 
 
+@pytest.mark.slow  # starts and stops all three services three times
 def test_instants_survive_metadata_service_restarts(tmp_path):
     home = str(tmp_path / "home")
     expected: list[tuple[dt.datetime, dict]] = []

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from thresher.cli import console
+
+if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
+    from thresher.connection import Connection
 
 # Exit statuses: 0 done, 1 an unexpected failure (a bug, or a service down for `status`), 2 a user error.
 USER_ERROR = 2
@@ -42,7 +46,7 @@ def cli(ctx: click.Context, metadata_address: str | None, scanner_address: str |
                "token": token}
 
 
-def connection(ctx: click.Context):  # -> thresher.Connection, imported lazily to keep --help fast
+def connection(ctx: click.Context) -> Connection:
     """The connection the group's options describe."""
     from thresher.connection import Connection
 
@@ -52,7 +56,8 @@ def connection(ctx: click.Context):  # -> thresher.Connection, imported lazily t
         options["connection"] = Connection(options.get("metadata"), options.get("flight"), options.get("scanner"),
                                            token=options.get("token"))
         ctx.find_root().call_on_close(options["connection"].close)
-    return options["connection"]
+    found: Connection = options["connection"]
+    return found
 
 
 def _register() -> None:
@@ -121,5 +126,6 @@ def _describe(error: BaseException) -> str:
     return " ".join(text.split())  # one line, whatever the message held
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: TextIO | None = None, line: str | None = None) -> None:
     console.warn(" ".join(str(message).split()))

@@ -6,11 +6,16 @@ import logging
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from thresher.cli import console
 from thresher.core.transport import thresher_home
+
+if TYPE_CHECKING:  # imported lazily at run time, to keep --help fast
+    from thresher.gallery.server import GalleryServer
+    from thresher.local import LocalServices
 
 GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data port is + 5)
 
@@ -25,7 +30,7 @@ GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data
               help="also serve the web gallery (port + 3; needs the gallery extra)")
 def up(home: str, host: str, port: int, gallery: bool) -> None:
     """Run the metadata, scanner and flight services, and the web gallery, on this machine until Ctrl-C."""
-    from thresher.local import LocalServices
+    from thresher.local_services import LocalServices
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
@@ -47,10 +52,11 @@ def up(home: str, host: str, port: int, gallery: bool) -> None:
                 web.stop()
 
 
-def _start_gallery(services, host: str, port: int):  # -> GalleryServer | None
+def _start_gallery(services: LocalServices, host: str, port: int) -> GalleryServer | None:
     from thresher.core.errors import MissingExtraError
     from thresher.gallery import serve
 
+    assert services.home is not None, "LocalServices.start() set it"
     try:
         return serve(host=host, port=port + GALLERY_PORT_OFFSET if port else 0,
                      metadata_address=services.metadata_address, flight_address=services.flight_address,

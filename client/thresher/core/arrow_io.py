@@ -7,6 +7,7 @@ buffers and a relay (the flight service) forwards them without converting anythi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import pyarrow as pa
 
@@ -15,14 +16,14 @@ from thresher.v1 import metadata_service_pb2
 
 
 def serialize_schema(schema: pa.Schema) -> bytes:
-    return schema.serialize().to_pybytes()
+    return cast(bytes, schema.serialize().to_pybytes())  # pyarrow has no type information
 
 
-def read_schema(message: bytes) -> pa.Schema:
+def read_schema(message: bytes | memoryview) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(message))
 
 
-def read_batch(message: bytes, schema: pa.Schema) -> pa.RecordBatch:
+def read_batch(message: bytes | memoryview, schema: pa.Schema) -> pa.RecordBatch:
     return pa.ipc.read_record_batch(pa.py_buffer(message), schema)
 
 
@@ -68,7 +69,7 @@ def serialize_table(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return cast(bytes, sink.getvalue().to_pybytes())
 
 
 def read_table(payload: bytes) -> pa.Table:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import pyarrow as pa
 
@@ -76,7 +76,7 @@ class Classification:
 
     kind = CLASSIFICATION
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"label": self.label, "confidence": self.confidence}
 
 
@@ -90,7 +90,7 @@ class Detection:
     instance_id: int | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"label": self.label, "box": [float(v) for v in self.box], "confidence": self.confidence,
                 "instance_id": self.instance_id, "attributes": canonical_attributes(self.attributes)}
 
@@ -107,7 +107,7 @@ class Polyline:
     instance_id: int | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"label": self.label, "points": [[float(x), float(y)] for x, y in self.points],
                 "closed": bool(self.closed), "filled": bool(self.filled), "confidence": self.confidence,
                 "instance_id": self.instance_id, "attributes": canonical_attributes(self.attributes)}
@@ -123,7 +123,7 @@ class Keypoint:
     instance_id: int | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"label": self.label, "points": [[float(x), float(y)] for x, y in self.points],
                 "confidence": self.confidence, "instance_id": self.instance_id,
                 "attributes": canonical_attributes(self.attributes)}
@@ -131,7 +131,7 @@ class Keypoint:
 
 class _Objects:
     kind: str
-    item: type
+    item: type[Any]
 
     def __init__(self, objects: Iterable[Any] = ()) -> None:
         self.objects = tuple(objects)
@@ -140,7 +140,7 @@ class _Objects:
                 raise InvalidArgumentError(f"{type(self).__name__} holds {self.item.__name__} objects, "
                                            f"not {type(obj).__name__}")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.objects)
 
     def __len__(self) -> int:
@@ -159,7 +159,7 @@ class _Objects:
     def labels(self) -> list[str]:
         return [obj.label for obj in self.objects]
 
-    def to_plain(self) -> list[dict]:
+    def to_plain(self) -> list[dict[str, Any]]:
         return [obj.to_plain() for obj in self.objects]
 
 
@@ -195,7 +195,7 @@ class Segmentation:
         """The mask's sha256 hex digest, as the field stores it."""
         return self.mask if isinstance(self.mask, str) else hashlib.sha256(self.mask).hexdigest()
 
-    def to_plain(self) -> dict:
+    def to_plain(self) -> dict[str, Any]:
         return {"mask": self.digest, "classes": list(self.classes)}
 
 
@@ -203,7 +203,7 @@ Label = Classification | Detections | Polylines | Keypoints | Segmentation
 LABEL_TYPES = (Classification, Detections, Polylines, Keypoints, Segmentation)
 
 
-def is_label(value: Any) -> bool:
+def is_label(value: Any) -> TypeGuard[Label]:
     return isinstance(value, LABEL_TYPES)
 
 
@@ -216,7 +216,7 @@ def from_plain(kind: str, value: Any) -> Label | None:
     if kind == SEGMENTATION:
         return Segmentation(value["mask"], tuple(value.get("classes") or ()))
 
-    def common(obj: dict) -> dict:
+    def common(obj: dict[str, Any]) -> dict[str, Any]:
         return {"confidence": obj.get("confidence"), "instance_id": obj.get("instance_id"),
                 "attributes": _attributes(obj.get("attributes"))}
 
@@ -233,14 +233,21 @@ def from_plain(kind: str, value: Any) -> Label | None:
 def to_arrow(kind: str, values: Sequence[Label | None]) -> pa.Array:
     """An Arrow array of ``kind``'s write type from dataclass values (None: no value)."""
     if kind == SEGMENTATION:
-        rows = [None if v is None else {"mask": v.mask if isinstance(v.mask, str) else None,
-                                        "mask_bytes": v.mask if isinstance(v.mask, bytes) else None,
-                                        "classes": list(v.classes)} for v in values]
-        return pa.array(rows, SEGMENTATION_WRITE_TYPE)
+        return pa.array([_segmentation_row(v) for v in values], SEGMENTATION_WRITE_TYPE)
     for value in values:
         if value is not None and getattr(value, "kind", None) != kind:
             raise InvalidArgumentError(f"a {kind} column got a {type(value).__name__} value")
     return pa.array([None if v is None else v.to_plain() for v in values], ARROW_TYPES[kind])
+
+
+def _segmentation_row(value: Label | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Segmentation):
+        raise InvalidArgumentError(f"a {SEGMENTATION} column got a {type(value).__name__} value")
+    mask = value.mask
+    return {"mask": mask if isinstance(mask, str) else None, "mask_bytes": mask if isinstance(mask, bytes) else None,
+            "classes": list(value.classes)}
 
 
 def from_arrow(kind: str, array: pa.Array | pa.ChunkedArray) -> list[Label | None]:
@@ -273,7 +280,7 @@ def kind_of_arrow_type(data_type: pa.DataType) -> str | None:
     return None
 
 
-def to_proto(value: Label, field_type: int) -> common_pb2.Annotation:
+def to_proto(value: Label, field_type: common_pb2.FieldType) -> common_pb2.Annotation:
     """The protobuf form of a value; ``field_type`` is its FIELD_TYPE_ANNOTATION_* number."""
     message = common_pb2.Annotation(type=field_type)
     if isinstance(value, Segmentation):

@@ -92,14 +92,14 @@ def open_channel(address: str, *, root_certificates: bytes | None = None, tls: b
 # Connection and thread: a call reuses an open HTTP/2 connection instead of dialling and
 # handshaking anew. A forked child must not use its parent's (gRPC's and Flight's connections do not
 # survive a fork), so it starts with none and dials its own on first use.
-_shared: dict[tuple, Any] = {}
+_shared: dict[tuple[Any, ...], Any] = {}
 _shared_lock = threading.RLock()
 # A child keeps its parent's objects referenced and never closes them: closing them there would
 # act on connections and threads the child does not own.
 _inherited: list[Any] = []
 
 
-def shared(kind: str, key: tuple, open_new: Callable[[], Any]) -> Any:
+def shared(kind: str, key: tuple[Any, ...], open_new: Callable[[], Any]) -> Any:
     """The process's one ``kind`` object for ``key``, opened with ``open_new`` on first use."""
     with _shared_lock:
         found = _shared.get((kind, *key))
@@ -114,7 +114,7 @@ def shared_channel(address: str, *, root_certificates: bytes | None = None, tls:
                   lambda: open_channel(address, root_certificates=root_certificates, tls=tls))
 
 
-def forget_shared(kind: str, key: tuple) -> Any:
+def forget_shared(kind: str, key: tuple[Any, ...]) -> Any:
     """Removes and returns the shared ``kind`` object for ``key`` (None if there is none): the next
     ``shared`` call opens a new one."""
     with _shared_lock:

@@ -67,7 +67,7 @@ class FieldType(str, enum.Enum):
             raise ValueError(f"unknown annotation kind {kind!r}; one of {', '.join(labels.KINDS)}") from None
 
     @property
-    def proto(self) -> int:
+    def proto(self) -> common_pb2.FieldType:
         return _TO_PROTO[self]
 
     @classmethod
@@ -96,7 +96,7 @@ _TO_PROTO = {
     FieldType.KEYPOINTS: common_pb2.FIELD_TYPE_ANNOTATION_KEYPOINTS,
     FieldType.SEGMENTATION: common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION,
 }
-_FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
+_FROM_PROTO: dict[int, FieldType] = {v: k for k, v in _TO_PROTO.items()}
 
 UTC = _dt.timezone.utc
 _ARROW_TYPES = {
@@ -239,10 +239,11 @@ def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
             field_type = FieldType.from_proto(message.annotation_value.type)
         except ValueError:
             field_type = None
-        if field_type is None or not field_type.is_annotation:
+        annotation_kind = field_type.annotation_kind if field_type is not None else None
+        if field_type is None or annotation_kind is None:
             raise InvalidArgumentError(f"an annotation value has type {message.annotation_value.type}, "
                                        "not one of the annotation kinds")
-        return field_type, labels.plain_from_proto(field_type.annotation_kind, message.annotation_value)
+        return field_type, labels.plain_from_proto(annotation_kind, message.annotation_value)
     return _PROTO_KINDS[kind], getattr(message, kind)
 
 

@@ -68,7 +68,7 @@ def is_vector_type(data_type: pa.DataType) -> bool:
             or pa.types.is_fixed_size_list(data_type) or (is_list_view is not None and is_list_view(data_type))):
         return False
     value_type = data_type.value_type
-    return pa.types.is_floating(value_type) or pa.types.is_integer(value_type) or pa.types.is_null(value_type)
+    return bool(pa.types.is_floating(value_type) or pa.types.is_integer(value_type) or pa.types.is_null(value_type))
 
 
 def vector_array(vectors: Any, dtype: str | None = None) -> pa.FixedSizeListArray:
@@ -101,7 +101,7 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, dtype: Any = None) -> np.ndarra
     element = column.type.value_type.to_pandas_dtype()
     if column.null_count:
         column = pc.if_else(pc.is_null(column), pa.scalar([np.nan] * dimension, column.type), column)
-    values = column.flatten().to_numpy(zero_copy_only=False)
+    values: np.ndarray = column.flatten().to_numpy(zero_copy_only=False)
     return values.reshape(len(column), dimension).astype(dtype or element, copy=False)
 
 
@@ -114,9 +114,11 @@ def distances(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float64)
     query = np.asarray(query, dtype=np.float64)
     if metric == "dot":
-        return 1.0 - matrix @ query
+        inner: np.ndarray = 1.0 - matrix @ query
+        return inner
     if metric == "l2":
-        return np.sqrt(np.maximum(((matrix - query) ** 2).sum(axis=1), 0.0))
+        euclidean: np.ndarray = np.sqrt(np.maximum(((matrix - query) ** 2).sum(axis=1), 0.0))
+        return euclidean
     if metric == "cosine":
         norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
         with np.errstate(invalid="ignore", divide="ignore"):

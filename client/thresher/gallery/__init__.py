@@ -24,9 +24,9 @@ def _require() -> None:
 
 
 def create_app(**options: Any) -> Any:
-    """The gallery's ASGI app (see ``thresher.gallery.app.create_app`` for the options)."""
+    """The gallery's ASGI app (see ``thresher.gallery.routes.create_app`` for the options)."""
     _require()
-    from thresher.gallery.app import create_app as create
+    from thresher.gallery.routes import create_app as create
 
     return create(**options)
 

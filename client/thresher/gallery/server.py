@@ -8,7 +8,7 @@ from typing import Any
 
 import uvicorn
 
-from thresher.gallery.app import create_app
+from thresher.gallery.routes import create_app
 
 
 class GalleryServer:

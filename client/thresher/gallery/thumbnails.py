@@ -66,9 +66,10 @@ def make_thumbnail(data: bytes) -> bytes:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (SIZE, SIZE))  # JPEG decodes at a reduced scale: much faster
-            image.thumbnail((SIZE, SIZE))
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.draft("RGB", (SIZE, SIZE))  # JPEG decodes at a reduced scale: much faster
+            opened.thumbnail((SIZE, SIZE))
+            image: Image.Image = opened
             if image.mode not in ("RGB", "RGBA"):
                 image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
             out = io.BytesIO()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
+from thresher._moved import moved_attribute
 from thresher.core.errors import InvalidArgumentError
-
-from . import coco, cvat, labelstudio, voc, yolo
-from .files import Location
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet
+from thresher.label_formats import coco, cvat, labelstudio, voc, yolo
+from thresher.label_formats.annotation_files import Location
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet
 
 FORMATS: dict[str, ModuleType] = {"coco": coco, "yolo": yolo, "voc": voc, "cvat": cvat, "labelstudio": labelstudio}
 
@@ -32,7 +33,8 @@ def read(format_name: str, location: str | os.PathLike[str], kind: str | None = 
     place = Location(location)
     if not place.exists(place.root):
         raise AnnotationFormatError(f"{place.text} does not exist")
-    return module.read(place, kind)
+    annotations: AnnotationSet = module.read(place, kind)
+    return annotations
 
 
 def write(format_name: str, annotations: AnnotationSet, target: str | os.PathLike[str]) -> list[str]:
@@ -40,7 +42,13 @@ def write(format_name: str, annotations: AnnotationSet, target: str | os.PathLik
     module = _module(format_name)
     if annotations.kind not in module.KINDS:
         raise InvalidArgumentError(f"{format_name} holds {', '.join(module.KINDS)}, not {annotations.kind}")
-    return module.write(annotations, os.fspath(target))
+    written: list[str] = module.write(annotations, os.fspath(target))
+    return written
 
 
 __all__ = ["FORMATS", "AnnotatedImage", "AnnotationFormatError", "AnnotationSet", "read", "write"]
+
+
+def __getattr__(name: str) -> Any:
+    # A renamed module reached as an attribute by its old name (``errors``, ``files``): the deprecated alias.
+    return moved_attribute(__name__, name)

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.annotation_files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 # FiftyOne reserves ``instance_id`` on its labels, so it is written under a key of its own.
 INSTANCE_KEY = "thresher_instance_id"
@@ -80,7 +80,9 @@ def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, Annotat
     count = len(anns)
     rows, label = np.empty(count, np.int64), np.empty(count, np.int64)
     boxes = np.empty((count, 4), np.float64)
-    scores, instances, attributes = [None] * count, [None] * count, [None] * count
+    scores: list[Any] = [None] * count
+    instances: list[int | None] = [None] * count
+    attributes: list[str | None] = [None] * count
     for k, ann in enumerate(anns):
         try:
             rows[k] = row_of[ann["image_id"]]
@@ -127,7 +129,8 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
     """Writes ``target`` (a .json file, or ``annotations.json`` inside a folder)."""
     classes = class_names(annotations.images, annotations.classes)
     category = {name: number for number, name in enumerate(classes, start=1)}
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for image_id, image in enumerate(annotations.images, start=1):
         need_size(image, "COCO")
         images.append({"id": image_id, "file_name": image.file_name, "width": image.width, "height": image.height})

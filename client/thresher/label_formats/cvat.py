@@ -13,8 +13,8 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.annotation_files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.KEYPOINTS, L.CLASSIFICATION)
 _TAGS = {L.DETECTIONS: ("box",), L.POLYLINES: ("polygon", "polyline"), L.KEYPOINTS: ("points",),
@@ -31,8 +31,15 @@ def _value(text: str) -> Any:
     return {"true": True, "false": False}.get(text, text)
 
 
+def _coordinate(node: ET.Element, name: str) -> float:
+    text = node.get(name)
+    if text is None:
+        raise AnnotationFormatError(f"a CVAT <{node.tag}> has no {name}")
+    return float(text)
+
+
 def _attributes(node: ET.Element) -> dict[str, Any]:
-    attributes = {child.get("name"): _value(child.text or "") for child in node.findall("attribute")}
+    attributes = {child.get("name", ""): _value(child.text or "") for child in node.findall("attribute")}
     if node.get("occluded") == "1":
         attributes["occluded"] = True
     return attributes
@@ -58,7 +65,7 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     for node in nodes:
         image = AnnotatedImage(node.get("name", ""), int(float(node.get("width") or 0)),
                                int(float(node.get("height") or 0)))
-        objects = []
+        objects: list[Any] = []  # of the file's one kind: Classification, Detection, Polyline or Keypoint
         for child in node:
             if child.tag not in _TAGS[kind]:
                 continue
@@ -69,7 +76,7 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
             need_size(image, "CVAT")
             attributes = _attributes(child)
             if kind == L.DETECTIONS:
-                xtl, ytl, xbr, ybr = (float(child.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
+                xtl, ytl, xbr, ybr = (_coordinate(child, k) for k in ("xtl", "ytl", "xbr", "ybr"))
                 box = (xtl / image.width, ytl / image.height, (xbr - xtl) / image.width, (ybr - ytl) / image.height)
                 objects.append(L.Detection(label, box, attributes=attributes))
             elif kind == L.POLYLINES:

@@ -14,8 +14,8 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
+from thresher.label_formats.annotation_files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.CLASSIFICATION)
 _TYPES = {L.DETECTIONS: "rectanglelabels", L.POLYLINES: "polygonlabels", L.CLASSIFICATION: "choices"}
@@ -48,7 +48,7 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     result = AnnotationSet(kind)
     for task, results in results_of:
         image = AnnotatedImage(_image_name(task.get("data", {})))
-        objects = []
+        objects: list[Any] = []  # of the file's one kind: Classification, Detection or Polyline
         for item in results:
             if item.get("type") != _TYPES[kind]:
                 continue

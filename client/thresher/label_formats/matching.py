@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from thresher.core.errors import InvalidArgumentError
 
@@ -21,9 +22,10 @@ class ImportReport:
     field: str
     kind: str
     matched: int = 0
-    unmatched_files: list[str] = field(default_factory=list)
-    ambiguous_files: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    # dataclasses.field spelled out: inside this class, `field` names the attribute above.
+    unmatched_files: list[str] = dataclasses.field(default_factory=list)
+    ambiguous_files: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __repr__(self) -> str:
         return (f"ImportReport(field={self.field!r}, kind={self.kind!r}, matched={self.matched}, "
@@ -48,8 +50,9 @@ def matcher(paths: Iterable[str], how: str | Callable[[str], str | None]) -> Cal
     for p in paths:
         by_stem.setdefault(_stem(p), []).append(p)
         by_name.setdefault(posixpath.basename(p), []).append(p)
-    tables = {"path": [(by_path, lambda n: n)], "stem": [(by_stem, _stem)],
-              "name": [(by_name, posixpath.basename)]}
+    tables: dict[str, list[tuple[dict[str, list[str]], Callable[[str], str]]]] = {
+        "path": [(by_path, lambda n: n)], "stem": [(by_stem, _stem)], "name": [(by_name, posixpath.basename)],
+    }
     tables["auto"] = tables["path"] + tables["stem"]
     if how not in tables:
         raise InvalidArgumentError(f"match must be 'auto', 'path', 'stem', 'name' or a function, not {how!r}")
@@ -64,7 +67,7 @@ def matcher(paths: Iterable[str], how: str | Callable[[str], str | None]) -> Cal
             parts = name.split("/")
             for start in range(1, len(parts)):
                 suffix = "/".join(parts[start:])
-                for table, key in ((by_path, lambda n: n), (by_stem, _stem)):
+                for table, key in tables["auto"]:
                     if found := table.get(key(suffix)):
                         return found
             return by_name.get(posixpath.basename(name), [])

@@ -11,8 +11,8 @@ from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.annotation_files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
 
 KINDS = (L.DETECTIONS,)
 _FLAGS = ("difficult", "truncated", "occluded")
@@ -57,7 +57,7 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
                 continue
             need_size(image, "Pascal VOC")
             xmin, ymin, xmax, ymax = (_number(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            attributes = {k: _attribute(obj.findtext(k)) for k in (*_FLAGS, "pose") if obj.findtext(k) is not None}
+            attributes = {k: _attribute(text) for k in (*_FLAGS, "pose") if (text := obj.findtext(k)) is not None}
             attributes = {k: v for k, v in attributes.items() if not (k in _FLAGS and v == 0) and v != "Unspecified"}
             attributes.update({child.tag: _attribute(child.text or "") for child in obj.find("attributes") or []})
             score = obj.findtext("score")

@@ -9,16 +9,17 @@ label file's path with ``labels`` turned into ``images`` and no extension, match
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from thresher.core import labels as L
 
-from .files import Location, write_text
-from .model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
+from thresher.label_formats.annotation_files import Location, write_text
+from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
 
 KINDS = (L.DETECTIONS, L.POLYLINES)
 
 
-def _yaml():
+def _yaml() -> Any:  # the yaml module, which has no type information
     try:
         import yaml
     except ImportError:  # pragma: no cover - pyyaml comes with the labels extra
@@ -82,7 +83,9 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     return result
 
 
-def _object(kind: str, label: str, numbers: list[float], confidence: float | None, segment: bool):
+def _object(
+    kind: str, label: str, numbers: list[float], confidence: float | None, segment: bool
+) -> L.Detection | L.Polyline:
     if segment:
         points = tuple(zip(numbers[0::2], numbers[1::2]))
     else:

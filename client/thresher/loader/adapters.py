@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from thresher.loader.errors import LoaderError
+from thresher.loader.loader_errors import LoaderError
 from thresher.loader.loader import Loader
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    import torch
 
 
 @functools.cache
-def _torch_view_class() -> type:
+def _torch_view_class() -> Callable[[Loader], torch.utils.data.IterableDataset[dict[str, Any]]]:
     import torch
 
-    class TorchView(torch.utils.data.IterableDataset):
+    class TorchView(torch.utils.data.IterableDataset[dict[str, Any]]):
         """The loader's batches with arrays as tensors (sharing memory, no copy)."""
 
         def __init__(self, loader: Loader) -> None:
             super().__init__()
             self.loader = loader
 
-        def __iter__(self):
+        def __iter__(self) -> Iterator[dict[str, Any]]:
             for batch in self.loader:
                 yield {key: _to_tensor(torch, value) for key, value in batch.items()}
 
@@ -36,7 +41,7 @@ def _torch_view_class() -> type:
         def load_state_dict(self, state_dict: dict[str, int]) -> None:
             self.loader.load_state_dict(state_dict)
 
-        def __reduce__(self):
+        def __reduce__(self) -> NoReturn:
             raise LoaderError(
                 "a loader view cannot be sent to DataLoader workers: the loader has its own; "
                 "use DataLoader(view, batch_size=None, num_workers=0) or iterate the view"
@@ -51,7 +56,7 @@ def _to_tensor(torch: Any, value: Any) -> Any:
     return value
 
 
-def to_torch(loader: Loader):
+def to_torch(loader: Loader) -> torch.utils.data.IterableDataset[dict[str, Any]]:
     """A `torch.utils.data.IterableDataset` over the loader's batches, arrays as tensors.
 
     Iterate it directly, or wrap it as `DataLoader(view, batch_size=None)`: the batching and the
@@ -71,7 +76,7 @@ def tensorflow_signature(loader: Loader) -> dict[str, Any]:
 
     endless = loader._partition.size is None  # noqa: SLF001 - same package
     rows = loader.batch if endless or loader.drop_remainder else None
-    signature = {}
+    signature: dict[str, Any] = {}
     for key, (dtype, shape) in loader.spec.items():
         if dtype.kind in "biufc":
             signature[key] = tf.TensorSpec((rows, *shape), tf.as_dtype(dtype), name=key)
@@ -95,7 +100,7 @@ def _to_tf(tf: Any, value: Any, spec: Any) -> Any:
     return value
 
 
-def to_tensorflow(loader: Loader, output_signature: dict[str, Any] | None = None):
+def to_tensorflow(loader: Loader, output_signature: dict[str, Any] | None = None) -> tf.data.Dataset:
     """A `tf.data.Dataset` over the loader's batches (one pass, or endless).
 
     `output_signature` defaults to `tensorflow_signature(loader)`; give one to keep only some
@@ -105,7 +110,7 @@ def to_tensorflow(loader: Loader, output_signature: dict[str, Any] | None = None
 
     signature = tensorflow_signature(loader) if output_signature is None else output_signature
 
-    def batches():
+    def batches() -> Iterator[dict[str, Any]]:
         for batch in loader:
             yield {key: _to_tf(tf, batch[key], spec) for key, spec in signature.items()}
 

@@ -31,7 +31,7 @@ def _as_array(value: Any) -> np.ndarray | None:
 
 def fetch(source: Callable[[int], Any], steps: range) -> list[dict[str, Any]]:
     """The datapoints of `steps`, checked to be dicts with the same keys."""
-    points = []
+    points: list[dict[str, Any]] = []
     for step in steps:
         point = source(step)
         if not isinstance(point, dict):
@@ -60,11 +60,11 @@ class Columns:
             values = [point[key] for point in points]
             arrays = [_as_array(value) for value in values]
             first = arrays[0]
-            if first is not None and all(
-                a is not None and a.shape == first.shape and a.dtype == first.dtype
-                for a in arrays
+            stackable = [a for a in arrays if a is not None]
+            if first is not None and len(stackable) == len(arrays) and all(
+                a.shape == first.shape and a.dtype == first.dtype for a in stackable
             ):
-                columns.arrays[key] = arrays
+                columns.arrays[key] = stackable
             else:
                 columns.lists[key] = values
         return columns
@@ -94,11 +94,11 @@ class Columns:
             np.stack(self.arrays[key], out=target)
 
 
-def views(owner: np.ndarray, layout: list[tuple[str, str, tuple[int, ...], int]]) -> dict:
+def views(owner: np.ndarray, layout: list[tuple[str, str, tuple[int, ...], int]]) -> dict[str, np.ndarray]:
     """Arrays over `owner` (a byte array) at the places `layout` gives; each keeps owner alive."""
-    arrays = {}
-    for key, dtype, shape, offset in layout:
-        dtype = np.dtype(dtype)
+    arrays: dict[str, np.ndarray] = {}
+    for key, dtype_name, shape, offset in layout:
+        dtype = np.dtype(dtype_name)
         nbytes = int(np.prod(shape)) * dtype.itemsize
         arrays[key] = owner[offset : offset + nbytes].view(dtype).reshape(shape)
     return arrays

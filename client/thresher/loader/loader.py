@@ -12,7 +12,7 @@ import numpy as np
 
 from thresher.loader import batching
 from thresher.loader.arguments import name_positionals
-from thresher.loader.errors import LoaderError
+from thresher.loader.loader_errors import LoaderError
 from thresher.loader.schedule import Partition, resolve_ranks
 from thresher.loader.workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 from thresher.sources import as_function, size_of
@@ -138,7 +138,7 @@ class Loader:
         mode: str = "process",
         start_method: str | Any | None = None,
         mp: Any = None,
-        fns: tuple = (),
+        fns: tuple[Any, ...] = (),
         shuffle: None = None,
     ) -> None:
         named = name_positionals(positional, {
@@ -344,6 +344,7 @@ class Loader:
     def _executor(self) -> Any:
         if self._resources.executor is None:
             self._plan_reads()
+            executor: InlineExecutor | ThreadExecutor | ProcessExecutor
             if self.workers == 0:
                 executor = InlineExecutor(as_function(self.source))
             elif self.mode == "thread":

@@ -37,7 +37,7 @@ def _discard(segment: shared_memory.SharedMemory) -> None:
     except BufferError:
         # A caller still holds arrays over this segment. Its name is gone already; drop our
         # handle on the mapping so it is unmapped when the last of those arrays is.
-        segment._mmap = None  # noqa: SLF001 - SharedMemory has no public way to do this
+        segment._mmap = None  # type: ignore[attr-defined]  # noqa: SLF001 - private, so not in typeshed; no public way to do this
         try:
             segment.close()
         except BufferError:
@@ -84,11 +84,11 @@ class SlotPool:
             self._free.append(slot)
 
     def views(
-        self, slot: int, layout: list, nbytes: int, recycled: bool = False
+        self, slot: int, layout: list[tuple[str, str, tuple[int, ...], int]], nbytes: int, recycled: bool = False
     ) -> dict[str, np.ndarray]:
         """The batch's arrays over the slot; the slot is free again once they are all gone, or
         with `recycled` when the caller releases it."""
-        owner = np.frombuffer(self._segments[slot].buf, np.uint8, count=nbytes)
+        owner = np.frombuffer(_buffer(self._segments[slot]), np.uint8, count=nbytes)
         if not recycled:
             finalizer = weakref.finalize(owner, self.release, slot)
             finalizer.atexit = False
@@ -124,10 +124,18 @@ class Attachments:
                 segment.close()
             segment = shared_memory.SharedMemory(name=name)
             self._open[slot_id] = segment
-        return segment.buf
+        return _buffer(segment)
 
     def close(self) -> None:
         """Detaches from every slot (the parent unlinks them)."""
         for segment in self._open.values():
             segment.close()
         self._open.clear()
+
+
+def _buffer(segment: shared_memory.SharedMemory) -> memoryview:
+    """The segment's memory (typeshed has ``buf`` None once the segment is closed)."""
+    buffer = segment.buf
+    if buffer is None:
+        raise ValueError(f"shared memory segment {segment.name} is closed")
+    return buffer

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from thresher.loader import batching
-from thresher.loader.errors import LoaderError, WorkerError
-from thresher.loader.shared_memory import Attachments, SlotPool
+from thresher.loader.loader_errors import LoaderError, WorkerError
+from thresher.loader.shared_memory import Attachments, Slot, SlotPool
 from thresher.sources import as_function
 
 # How often an idle worker checks that its parent is still there.
@@ -79,7 +79,7 @@ class ThreadExecutor:
     def __init__(self, source: Callable[[int], Any], workers: int) -> None:
         self._source = source
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, "thresher-loader")
-        self._futures: dict[int, tuple[range, concurrent.futures.Future]] = {}
+        self._futures: dict[int, tuple[range, concurrent.futures.Future[dict[str, Any]]]] = {}
 
     def submit(self, index: int, steps: range) -> None:
         self._futures[index] = (steps, self._pool.submit(compute, self._source, steps))
@@ -109,7 +109,8 @@ def serialise(source: Any) -> bytes:
         cloudpickle = None
     try:
         if cloudpickle is not None:
-            return cloudpickle.dumps(source)
+            dumped: bytes = cloudpickle.dumps(source)
+            return dumped
         return pickle.dumps(source)
     except Exception as exc:
         raise LoaderError(
@@ -143,7 +144,8 @@ def _worker_main(payload: bytes, conn: connection.Connection, stop: Any) -> None
             try:
                 if broken is not None:
                     raise broken
-                message = ("ok", index, *_compute_into(source, steps, slot, attachments))
+                assert source is not None, "loaded, or broken says why not"
+                message: tuple[Any, ...] = ("ok", index, *_compute_into(source, steps, slot, attachments))
             except Exception as exc:
                 message = _error(index, exc)
             try:
@@ -158,9 +160,12 @@ def _worker_main(payload: bytes, conn: connection.Connection, stop: Any) -> None
         attachments.close()
 
 
-def _compute_into(source: Callable[[int], Any], steps: range, slot, attachments: Attachments):
+def _compute_into(
+    source: Callable[[int], Any], steps: range, slot: Slot | None, attachments: Attachments
+) -> tuple[list[str], list[tuple[str, str, tuple[int, ...], int]], int, dict[str, np.ndarray], dict[str, list[Any]]]:
     columns = batching.Columns.of(batching.fetch(source, steps))
     layout, nbytes = columns.layout()
+    inline: dict[str, np.ndarray]
     if slot is not None and nbytes <= slot[2]:
         columns.write(layout, attachments.buffer(slot))
         inline = {}
@@ -172,7 +177,7 @@ def _compute_into(source: Callable[[int], Any], steps: range, slot, attachments:
     return columns.keys, layout, nbytes, inline, columns.lists
 
 
-def _error(index: int, exc: BaseException) -> tuple:
+def _error(index: int, exc: BaseException) -> tuple[str, int, str, bytes | None]:
     """The message for a failed batch: its traceback as text, and the exception if it pickles."""
     try:
         dumped = pickle.dumps(exc)
@@ -266,12 +271,13 @@ class ProcessExecutor:
         _, answered, keys, layout, nbytes, inline, lists = message
         assert answered == index, (answered, index)
         self.pool.need(nbytes)
-        if layout and self.recycle_after:
+        # A worker sends a layout only for a batch it wrote into the slot it was given.
+        if layout and slot is not None and self.recycle_after:
             arrays = self.pool.views(slot, layout, nbytes, recycled=True)
             self._handed_out.append(slot)
             if len(self._handed_out) > self.recycle_after:
                 self.pool.release(self._handed_out.popleft())
-        elif layout:
+        elif layout and slot is not None:
             arrays = self.pool.views(slot, layout, nbytes)
         else:
             arrays = inline

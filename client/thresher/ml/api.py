@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from thresher.core.errors import InvalidArgumentError
-from thresher.ml.files import FileStore
+from thresher.ml.file_cache import FileStore
 from thresher.ml.items import ItemBuilder, TensorizerSpec
 
 FLAVORS = ("torch", "tensorflow")
@@ -33,7 +33,7 @@ def build_items(result: Any, datasource: Any, *, metadata_columns: Sequence[str]
                 file_columns: Sequence[str] | None = None, tensorizers: TensorizerSpec = "auto",
                 strategy: str = "lazy", savedir: str | os.PathLike[str] | None = None,
                 progress: bool = True, class_maps: dict[str, dict[str, int]] | None = None) -> ItemBuilder:
-    """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.files``)."""
+    """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.file_cache``)."""
     if isinstance(metadata_columns, str):
         metadata_columns = [metadata_columns]
     if isinstance(file_columns, str):
@@ -83,10 +83,11 @@ def as_ml_dataloader(result: Any, datasource: Any, flavor_or_dataset: Any, **opt
     else:
         if dataset_options:
             raise InvalidArgumentError(f"{sorted(dataset_options)} shape a dataset; this one is built already")
-        items = getattr(flavor_or_dataset, "thresher_items", None)
-        if not isinstance(items, ItemBuilder):
+        built = getattr(flavor_or_dataset, "thresher_items", None)
+        if not isinstance(built, ItemBuilder):
             raise InvalidArgumentError("as_ml_dataloader takes 'torch', 'tensorflow' or a dataset made by "
                                        f"as_ml_dataset, not {type(flavor_or_dataset).__name__}")
+        items = built
         flavor = "torch" if type(flavor_or_dataset).__module__ == "thresher.ml.torch_data" else "tensorflow"
     if flavor == "torch":
         from thresher.ml.torch_data import TorchDataset, data_loader

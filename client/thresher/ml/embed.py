@@ -58,7 +58,7 @@ def embed(result: Any, model: Any, field: str, batch: int = 64, *, overwrite: bo
     if engine == "ray":
         from thresher.ml.ray_embed import embed_on_ray
 
-        options = {"preprocess": preprocess} if preprocess is not default_preprocess else {}
+        options: dict[str, Any] = {"preprocess": preprocess} if preprocess is not default_preprocess else {}
         return embed_on_ray(result, model, field, batch, **options, **dataset_options)
     if engine != "local":
         raise InvalidArgumentError(f"engine takes 'local' or 'ray', got {engine!r}")

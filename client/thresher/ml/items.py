@@ -2,7 +2,7 @@
 
 Columns are the file columns, then the metadata columns. A file column is ``path`` (the datapoint's
 own file), a string field holding another file's path in the same datasource, or a blob field; its
-value becomes a local file (see ``thresher.ml.files``) and then an array. A metadata column is a
+value becomes a local file (see ``thresher.ml.file_cache``) and then an array. A metadata column is a
 field's value. An item is the tuple of the columns' arrays, or the array alone when there is one
 column; a single callable given as ``tensorizers`` builds the whole item instead, from a dict of
 column name -> local file path (file columns) or value (metadata columns).
@@ -22,7 +22,7 @@ from thresher.core import labels
 from thresher.core.errors import InvalidArgumentError
 from thresher.ml import label_targets
 from thresher.ml import tensorizers as tz
-from thresher.ml.files import BLOB, DATAPOINT, FileStore, Key
+from thresher.ml.file_cache import BLOB, DATAPOINT, FileStore, Key
 from thresher.core.types import PATH_COLUMN, FieldType
 
 TensorizerSpec = str | Callable[..., Any] | Sequence[str | Callable[..., Any]]
@@ -66,8 +66,9 @@ class ItemBuilder:
         # Annotation columns: each label numbered by a class map (given, or the result's sorted labels).
         self.class_maps: dict[str, dict[str, int]] = {}
         for column in self.columns:
-            if not column.is_file and column.kind.is_annotation:
-                values = labels.from_arrow(column.kind.annotation_kind, table.column(column.name))
+            annotation_kind = None if column.is_file or column.kind is None else column.kind.annotation_kind
+            if annotation_kind is not None:
+                values = labels.from_arrow(annotation_kind, table.column(column.name))
                 given = (class_maps or {}).get(column.name)
                 self.class_maps[column.name] = dict(given) if given else label_targets.class_map(values)
                 sizes = [table.column(n).to_pylist() if n in table.column_names else [None] * len(values)
@@ -136,7 +137,8 @@ class ItemBuilder:
         if value is None:
             if column.kind is FieldType.FLOAT:
                 return math.nan
-            raise MissingValueError(f"datapoint {self.paths[row]!r} has no value in {column.kind.value} column "
+            kind = "path" if column.kind is None else column.kind.value
+            raise MissingValueError(f"datapoint {self.paths[row]!r} has no value in {kind} column "
                                     f"{column.name!r}; filter it out (ds[ds[{column.name!r}].is_not_null()]) or "
                                     "make it a float field, where missing values become NaN")
         return value
@@ -186,17 +188,19 @@ def _tensorizer(column: Column, spec: str | Callable[..., Any]) -> Callable[[Any
             return tz.TENSORIZERS[spec]
         raise InvalidArgumentError(f"unknown tensorizer {spec!r} for file column {column.name!r}: use 'auto', "
                                    f"{', '.join(repr(n) for n in tz.TENSORIZERS)} or a callable")
-    if column.kind.is_annotation:
+    kind = column.kind
+    assert kind is not None, "a metadata column has a field type"
+    if kind.annotation_kind is not None:
         if spec != "auto":
             raise InvalidArgumentError(f"annotation column {column.name!r} takes the 'auto' tensorizer or a callable")
-        return label_targets.Targets(column.name, column.kind.annotation_kind, {})
+        return label_targets.Targets(column.name, kind.annotation_kind, {})
     if spec not in ("auto", "numeric"):
         raise InvalidArgumentError(f"unknown tensorizer {spec!r} for metadata column {column.name!r}: use "
                                    "'auto', 'numeric' or a callable")
-    if column.kind is FieldType.STRING:
+    if kind is FieldType.STRING:
         if spec == "numeric":
             raise InvalidArgumentError(f"metadata column {column.name!r} holds strings: the numeric tensorizer "
                                        "takes int, float, bool and datetime fields")
         return np.str_
-    return functools.partial(tz.numeric, kind=column.kind.value)
+    return functools.partial(tz.numeric, kind=kind.value)
 

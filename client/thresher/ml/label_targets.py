@@ -23,7 +23,7 @@ WIDTH, HEIGHT = "width", "height"
 
 def class_map(values: Sequence[Any]) -> dict[str, int]:
     """Each label name in ``values`` numbered from 1 in sorted order."""
-    names = set()
+    names: set[str] = set()
     for value in values:
         if value is None:
             continue

@@ -82,7 +82,7 @@ def embed_on_ray(result: Any, model: Any, field: str = "embedding", batch_size: 
     Returns the upload's counts. Nothing is written unless every batch succeeded.
     """
     ray = require_ray()
-    from thresher.ray_engine.upload import upload_ray_dataset
+    from thresher.ray_engine.upload_tasks import upload_ray_dataset
 
     view = result._source("embed it")  # noqa: SLF001
     source = DatasourceRef.of(view)

@@ -38,7 +38,7 @@ def image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 # PCM sample width in bytes -> the dtype it is read as and the scale that maps it onto [-1, 1].
-_PCM = {2: (np.dtype("<i2"), 2.0 ** 15), 4: (np.dtype("<i4"), 2.0 ** 31)}
+_PCM: dict[int, tuple[np.dtype, float]] = {2: (np.dtype("<i2"), 2.0 ** 15), 4: (np.dtype("<i4"), 2.0 ** 31)}
 
 
 def audio(path: str | os.PathLike[str]) -> np.ndarray:
@@ -131,4 +131,5 @@ def kind_of(path: str | os.PathLike[str], name: str = "") -> str:
 
 def auto(path: str | os.PathLike[str], name: str = "") -> np.ndarray:
     """The tensorizer that fits the file's type (see :func:`kind_of`) applied to it."""
-    return TENSORIZERS[kind_of(path, name)](path)
+    array: np.ndarray = TENSORIZERS[kind_of(path, name)](path)
+    return array

@@ -87,7 +87,7 @@ def collate(batch: list[Any]) -> Any:
     return np.stack([np.asarray(item) for item in batch])
 
 
-class ItemBatches(keras.utils.PyDataset):
+class ItemBatches(keras.utils.PyDataset):  # type: ignore[misc]  # keras has no type information
     """Batches of items for ``model.fit``: ``len`` is ceil(items / batch_size), the last one partial.
 
     ``shuffle`` reorders the items each epoch (from ``seed``, so runs repeat). Items are tuples that

@@ -26,7 +26,7 @@ def to_torch(value: Any) -> Any:
     return value
 
 
-class TorchDataset(torch.utils.data.Dataset):
+class TorchDataset(torch.utils.data.Dataset[Any]):
     """Item ``i`` is datapoint ``i`` of the result: its columns as tensors (see ``thresher.ml.items``)."""
 
     def __init__(self, items: ItemBuilder) -> None:
@@ -61,7 +61,7 @@ def detection_collate(batch: list[Any]) -> tuple[Any, ...]:
     return tuple(zip(*batch)) if isinstance(batch[0], tuple) else tuple(batch)
 
 
-def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataLoader:
+def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataLoader[Any]:
     """A DataLoader over ``dataset`` taking DataLoader's own arguments.
 
     With ``num_workers`` > 0 each worker process opens its own connection to the services and fetches

@@ -17,7 +17,7 @@ import numpy as np
 
 from thresher import blob_cache
 from thresher.ml import voxel51_labels
-from thresher.ml.files import DATAPOINT, FileStore
+from thresher.ml.file_cache import DATAPOINT, FileStore
 from thresher.core.types import FieldType
 
 LIBSSL11_DIR_ENV = "THRESHER_LIBSSL11_DIR"

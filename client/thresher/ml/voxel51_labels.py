@@ -46,17 +46,18 @@ def _common(fo_label: Any, obj: Any) -> Any:
 
 def sample_value(fo: Any, kind: FieldType, plain: Any, cached: dict[str, Any]) -> Any:
     """The FiftyOne label of one plain annotation value (None stays None)."""
-    value = L.from_plain(kind.annotation_kind, plain)
+    value = L.from_plain(kind.annotation_kind or "", plain)  # (a scalar kind is refused there)
     if value is None:
         return None
-    if kind is FieldType.CLASSIFICATION:
+    # from_plain made the class of `kind`'s annotations; dispatching on it lets the checker see which.
+    if isinstance(value, L.Classification):
         return fo.Classification(label=value.label, confidence=value.confidence)
-    if kind is FieldType.SEGMENTATION:
-        return fo.Segmentation(mask_path=str(cached[value.mask]))
-    if kind is FieldType.DETECTIONS:
+    if isinstance(value, L.Segmentation):
+        return fo.Segmentation(mask_path=str(cached[value.digest]))  # read back, the mask is its digest
+    if isinstance(value, L.Detections):
         return fo.Detections(detections=[_common(fo.Detection(label=o.label, bounding_box=list(o.box),
                                                                confidence=o.confidence), o) for o in value])
-    if kind is FieldType.POLYLINES:
+    if isinstance(value, L.Polylines):
         return fo.Polylines(polylines=[_common(fo.Polyline(label=o.label, points=[[list(p) for p in o.points]],
                                                            closed=o.closed, filled=o.filled,
                                                            confidence=o.confidence), o) for o in value])

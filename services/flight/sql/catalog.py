@@ -65,8 +65,9 @@ def sql_info(command: fsql.CommandGetSqlInfo) -> pa.Table:
     """The requested SqlInfo rows (all known ones when none are named); unknown ids are left out."""
     known = _sql_info_values()
     ids = [i for i in command.info if i in known] if command.info else sorted(known)
-    members: dict[int, list] = {member: [] for member in range(len(_SQL_INFO_VALUE))}
-    type_ids, offsets = [], []
+    members: dict[int, list[object]] = {member: [] for member in range(len(_SQL_INFO_VALUE))}
+    type_ids: list[int] = []
+    offsets: list[int] = []
     for info_id in ids:
         member, value = known[info_id]
         type_ids.append(member)
@@ -78,7 +79,7 @@ def sql_info(command: fsql.CommandGetSqlInfo) -> pa.Table:
     return pa.Table.from_arrays([pa.array(ids, pa.uint32()), values], schema=SQL_INFO_SCHEMA)
 
 
-def like(pattern: str | None) -> re.Pattern | None:
+def like(pattern: str | None) -> re.Pattern[str] | None:
     """The regular expression of a Flight SQL filter pattern (``%`` any run, ``_`` one character)."""
     if not pattern:
         return None
@@ -86,11 +87,11 @@ def like(pattern: str | None) -> re.Pattern | None:
     return re.compile("".join(parts), re.DOTALL)
 
 
-def _matches(pattern: re.Pattern | None, text: str) -> bool:
+def _matches(pattern: re.Pattern[str] | None, text: str) -> bool:
     return pattern is None or pattern.fullmatch(text) is not None
 
 
-def _in_catalog(command) -> bool:
+def _in_catalog(command: fsql.CommandGetDbSchemas | fsql.CommandGetTables) -> bool:
     return not command.HasField("catalog") or command.catalog == CATALOG
 
 
@@ -115,8 +116,9 @@ def tables(command: fsql.CommandGetTables, found: Iterable[mpb.SqlTable]) -> pa.
     rows = sorted((t for t in found if _in_catalog(command) and _matches(schema_pattern, t.namespace)
                    and _matches(table_pattern, t.name) and (not types or TABLE_TYPES[t.kind] in types)),
                   key=lambda t: (t.namespace, t.name, TABLE_TYPES[t.kind]))
-    columns = {"catalog_name": [CATALOG] * len(rows), "db_schema_name": [t.namespace for t in rows],
-               "table_name": [t.name for t in rows], "table_type": [TABLE_TYPES[t.kind] for t in rows]}
+    columns: dict[str, list[str] | list[bytes]] = {
+        "catalog_name": [CATALOG] * len(rows), "db_schema_name": [t.namespace for t in rows],
+        "table_name": [t.name for t in rows], "table_type": [TABLE_TYPES[t.kind] for t in rows]}
     if not command.include_schema:
         return pa.Table.from_pydict(columns, schema=TABLES_SCHEMA)
     columns["table_schema"] = [t.schema for t in rows]
@@ -127,7 +129,7 @@ def table_types() -> pa.Table:
     return pa.Table.from_pydict({"table_type": sorted(set(TABLE_TYPES.values()))}, schema=TABLE_TYPES_SCHEMA)
 
 
-def result_schema(command) -> pa.Schema:
+def result_schema(command: CatalogCommand) -> pa.Schema:
     """The fixed result schema of a catalog command."""
     if isinstance(command, fsql.CommandGetTables):
         return TABLES_WITH_SCHEMA_SCHEMA if command.include_schema else TABLES_SCHEMA
@@ -137,3 +139,5 @@ def result_schema(command) -> pa.Schema:
 
 CATALOG_COMMANDS = (fsql.CommandGetCatalogs, fsql.CommandGetDbSchemas, fsql.CommandGetTables,
                     fsql.CommandGetTableTypes, fsql.CommandGetSqlInfo)
+CatalogCommand = (fsql.CommandGetCatalogs | fsql.CommandGetDbSchemas | fsql.CommandGetTables
+                  | fsql.CommandGetTableTypes | fsql.CommandGetSqlInfo)

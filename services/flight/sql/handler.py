@@ -20,13 +20,13 @@ from google.protobuf.message import DecodeError, Message
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.backend import MetadataBackend
-from thresher.services.flight.errors import flight_errors
+from thresher.services.flight.flight_errors import flight_errors
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import TicketError
 from thresher.v1 import metadata_service_pb2 as mpb
 
-from . import catalog
-from .protocol import UnsupportedMessage, pack, unpack
+from thresher.services.flight.sql import catalog
+from thresher.services.flight.sql.protocol import UnsupportedMessage, pack, unpack
 
 CREATE_PREPARED_STATEMENT, CLOSE_PREPARED_STATEMENT = "CreatePreparedStatement", "ClosePreparedStatement"
 
@@ -41,7 +41,7 @@ def _unsupported(what: object) -> NotImplementedError:
 def _handle(raw: bytes) -> mpb.ExecuteSqlRequest:
     """The statement a handle stands for."""
     try:
-        request = mpb.ExecuteSqlRequest.FromString(raw)
+        request: mpb.ExecuteSqlRequest = mpb.ExecuteSqlRequest.FromString(raw)
     except DecodeError as error:
         raise TicketError(f"not a Thresher statement handle: {error}") from None
     if not request.sql:

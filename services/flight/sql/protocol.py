@@ -59,4 +59,5 @@ def pack(message: Message) -> bytes:
     """``message`` as the serialized Any that Flight SQL puts in commands, tickets and action results."""
     wrapper = any_pb2.Any()
     wrapper.Pack(message)
-    return wrapper.SerializeToString()
+    packed: bytes = wrapper.SerializeToString()
+    return packed

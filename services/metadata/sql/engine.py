@@ -15,9 +15,11 @@ nor loadable, so a statement naming one fails exactly as for a namespace that do
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -25,17 +27,21 @@ from thresher.services.server_extra import require
 from thresher.core.types import PATH_COLUMN, FieldType
 from thresher.v1 import common_pb2
 
-from ..errors import InvalidArgument
-from ..store import Store
-from . import sandbox
-from .pushdown import pushed_filter
+from thresher.services.metadata.domain_errors import InvalidArgument
+from thresher.services.metadata.store import Store
+from thresher.services.metadata.sql import sandbox
+from thresher.services.metadata.sql.pushdown import pushed_filter
 
-duckdb = require("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
+    duckdb = require("duckdb")
 
 log = logging.getLogger(__name__)
 
 Visible = Callable[[str], bool]
 _PAGE = 1000
+_Record = TypeVar("_Record")
 DEFAULT_BATCH_ROWS = 131072
 
 
@@ -78,21 +84,21 @@ class SqlEngine:
             if not visible(name):
                 continue
             taken: set[str] = set()
-            for record in _all(lambda offset, limit, n=name: self._store.list_datasources(n, offset, limit)):
+            for record in _all(functools.partial(self._store.list_datasources, name)):
                 taken.add(record.name)
                 found.append(SqlTableInfo(name, record.name, TableKind.DATASOURCE, record.id))
-            for record in _all(lambda offset, limit, n=name: self._store.list_datasets(n, offset, limit)):
-                if record.name in taken:
-                    log.warning("dataset %r of %r is hidden from SQL by the datasource of that name", record.name, name)
+            for dataset in _all(functools.partial(self._store.list_datasets, name)):
+                if dataset.name in taken:
+                    log.warning("dataset %r of %r is hidden from SQL by the datasource of that name", dataset.name, name)
                     continue
-                found.append(SqlTableInfo(name, record.name, TableKind.DATASET, record.id))
+                found.append(SqlTableInfo(name, dataset.name, TableKind.DATASET, dataset.id))
         if include_schema:
             found = [SqlTableInfo(t.namespace, t.name, t.kind, t.key, self._table_schema(t)) for t in found]
         return found
 
     # Statements ---------------------------------------------------------------------------------
 
-    def describe(self, sql: str, parameters: Sequence | None, visible: Visible) -> pa.Schema:
+    def describe(self, sql: str, parameters: Sequence[Any] | None, visible: Visible) -> pa.Schema:
         """The result schema of ``sql``, from empty tables of the right schemas (nothing is read)."""
         connection = self._prepare(sql, visible, empty=True)
         try:
@@ -103,7 +109,7 @@ class SqlEngine:
         finally:
             connection.close()
 
-    def execute(self, sql: str, parameters: Sequence, visible: Visible,
+    def execute(self, sql: str, parameters: Sequence[Any], visible: Visible,
                 max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result schema and its batches, streamed; the batches must be read or closed."""
         connection = self._prepare(sql, visible, empty=False, parameters=parameters)
@@ -115,7 +121,7 @@ class SqlEngine:
         return reader.schema, _batches(connection, reader)
 
     def _prepare(self, sql: str, visible: Visible, empty: bool,
-                 parameters: Sequence = ()) -> duckdb.DuckDBPyConnection:
+                 parameters: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
         """A locked sandbox holding views of the tables ``sql`` names (empty ones when ``empty``)."""
         sandbox.check_statement(sql)
         connection = sandbox.open_sandbox()
@@ -156,7 +162,8 @@ class SqlEngine:
     def _query(self, table: SqlTableInfo, columns: frozenset[str] | None) -> common_pb2.Query:
         if table.kind is TableKind.DATASET:
             # The saved query as it is: its own select and order are part of what the dataset is.
-            return common_pb2.Query.FromString(self._store.get_dataset(table.key).query)
+            saved: common_pb2.Query = common_pb2.Query.FromString(self._store.get_dataset(table.key).query)
+            return saved
         query = common_pb2.Query(datasource_id=table.key)
         if columns is not None:
             fields = [f.name for f in self._store.get_datasource(table.key).fields]
@@ -169,7 +176,7 @@ class SqlEngine:
         fields = {f.name: f.type for f in self._store.get_datasource(table.key).fields}
         return {PATH_COLUMN: FieldType.STRING, **fields}
 
-    def _data(self, query: common_pb2.Query, empty: bool):
+    def _data(self, query: common_pb2.Query, empty: bool) -> pa.Table | pa.RecordBatchReader:
         if empty:
             return _schema_only(self._store, query).empty_table()
         schema, batches = self._store.query(query)
@@ -184,7 +191,7 @@ def _schema_only(store: Store, query: common_pb2.Query) -> pa.Schema:
     return store.describe(bounded)[0]
 
 
-def _run(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence) -> duckdb.DuckDBPyRelation:
+def _run(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[Any]) -> duckdb.DuckDBPyRelation:
     try:
         return connection.sql(sql, params=list(parameters) if parameters else None)
     except duckdb.Error as error:
@@ -212,7 +219,7 @@ def _batches(connection: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader
         connection.close()
 
 
-def _all(list_page: Callable[[int, int], list]) -> Iterator:
+def _all(list_page: Callable[[int, int], list[_Record]]) -> Iterator[_Record]:
     """Every record of a store's paged listing."""
     offset = 0
     while True:
@@ -223,7 +230,7 @@ def _all(list_page: Callable[[int, int], list]) -> Iterator:
         offset += _PAGE
 
 
-def parameters_from_arrow(table: pa.Table | None) -> list | None:
+def parameters_from_arrow(table: pa.Table | None) -> list[Any] | None:
     """The values of a one-row parameter table, in column order; None when there is no table."""
     if table is None:
         return None

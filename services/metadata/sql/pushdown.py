@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from thresher.services.server_extra import require
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from .sandbox import nodes
+from thresher.services.metadata.sql.sandbox import nodes
 
-duckdb = require("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
+    duckdb = require("duckdb")
 
 _Op = common_pb2.ComparisonOperator
 _COMPARISONS = {
@@ -38,7 +42,7 @@ _UNSET = object()
 
 
 def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapping[str, FieldType],
-                  parameters: Sequence) -> common_pb2.Filter | None:
+                  parameters: Sequence[Any]) -> common_pb2.Filter | None:
     """The filter the store may apply for ``sql``'s one table, whose ``columns`` are name -> type; None if none."""
     try:
         tree = json.loads(connection.sql("SELECT json_serialize_sql(?::VARCHAR)", params=[sql]).fetchall()[0][0])
@@ -67,12 +71,13 @@ def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapp
 
 
 class _Translator:
-    def __init__(self, columns: Mapping[str, tuple[str, FieldType]], qualifiers: set[str], parameters: Sequence):
+    def __init__(self, columns: Mapping[str, tuple[str, FieldType]], qualifiers: set[str],
+                 parameters: Sequence[Any]) -> None:
         self._columns = columns
         self._qualifiers = qualifiers
         self._parameters = parameters
 
-    def conjunct(self, expression: dict) -> common_pb2.Filter | None:
+    def conjunct(self, expression: dict[str, Any]) -> common_pb2.Filter | None:
         kind = expression.get("type")
         if expression.get("class") == "COMPARISON" and kind in _COMPARISONS:
             left, right = expression.get("left") or {}, expression.get("right") or {}
@@ -88,18 +93,18 @@ class _Translator:
             value = self.value(right, field_type)
             return None if value is None else _comparison(name, operator, value)
         if expression.get("class") == "FUNCTION" and not expression.get("filter") and not expression.get("distinct"):
-            operator = _TEXT_FUNCTIONS.get((expression.get("function_name") or "").lower())
+            text_operator = _TEXT_FUNCTIONS.get((expression.get("function_name") or "").lower())
             arguments = [a.get("expression") or {} for a in expression.get("arguments") or ()]
-            if operator is None or len(arguments) != 2 or any(a.get("name") for a in expression["arguments"]):
+            if text_operator is None or len(arguments) != 2 or any(a.get("name") for a in expression["arguments"]):
                 return None
             column = self.column(arguments[0])
             if column is None or column[1] is not FieldType.STRING:
                 return None
             value = self.value(arguments[1], FieldType.STRING)
-            return None if value is None else _comparison(column[0], operator, value)
+            return None if value is None else _comparison(column[0], text_operator, value)
         return None
 
-    def column(self, expression: dict) -> tuple[str, FieldType] | None:
+    def column(self, expression: dict[str, Any]) -> tuple[str, FieldType] | None:
         if expression.get("class") != "COLUMN_REF":
             return None
         names = [n.lower() for n in expression.get("column_names") or ()]
@@ -107,7 +112,7 @@ class _Translator:
             names = names[1:]
         return self._columns.get(names[0]) if len(names) == 1 else None
 
-    def value(self, expression: dict, field_type: FieldType) -> common_pb2.Value | None:
+    def value(self, expression: dict[str, Any], field_type: FieldType) -> common_pb2.Value | None:
         raw = _UNSET
         if expression.get("class") == "CONSTANT":
             literal = expression.get("literal") or {}
@@ -147,11 +152,11 @@ def _literal(kind: str, text: object) -> object:
     return _UNSET
 
 
-def _comparison(name: str, operator: int, value: common_pb2.Value) -> common_pb2.Filter:
+def _comparison(name: str, operator: common_pb2.ComparisonOperator, value: common_pb2.Value) -> common_pb2.Filter:
     return common_pb2.Filter(comparison=common_pb2.Comparison(field=name, op=operator, value=value))
 
 
-def _conjuncts(expression: dict | None) -> Iterator[dict]:
+def _conjuncts(expression: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
     if not expression:
         return
     if expression.get("class") == "CONJUNCTION" and expression.get("type") == "CONJUNCTION_AND":

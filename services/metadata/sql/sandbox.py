@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from thresher.services.server_extra import require
 
-from ..errors import InvalidArgument
+from thresher.services.metadata.domain_errors import InvalidArgument
 
-duckdb = require("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
+    duckdb = require("duckdb")
 
 _CONFIG = {"enable_external_access": False, "python_enable_replacements": False,
            "autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -99,7 +103,7 @@ def references(connection: duckdb.DuckDBPyConnection, sql: str) -> References:
     return References(frozenset(tables), None if whole_rows else frozenset(columns))
 
 
-def nodes(tree) -> Iterator[dict]:
+def nodes(tree: Any) -> Iterator[dict[str, Any]]:
     """Every dict of a parsed statement tree (DuckDB's json_serialize_sql), depth first."""
     stack = [tree]
     while stack:

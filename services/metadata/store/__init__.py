@@ -1,4 +1,4 @@
-"""The metadata store: one implementation (``store.py``) over DuckDB (embedded default) or PostgreSQL (replicas)."""
+"""The metadata store: one implementation (``sql_store.py``) over DuckDB (embedded default) or PostgreSQL (replicas)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from thresher.core.storage.blobs import BlobStore
 
-from .base import Store, utc_now
-from .duckdb import DuckDBDialect
-from .postgres import PostgresDialect
-from .store import SqlStore
+from thresher.services.metadata.store.interface import Store, utc_now
+from thresher.services.metadata.store.duckdb import DuckDBDialect
+from thresher.services.metadata.store.postgres import PostgresDialect
+from thresher.services.metadata.store.sql_store import SqlStore
 
 
 class DuckDBStore(SqlStore):

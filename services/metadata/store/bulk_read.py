@@ -13,7 +13,7 @@ from typing import Any
 _USE_COPY = "adbc.postgresql.use_copy"
 
 
-def planned_rows(cursor: Any, sql: str, params: Sequence = ()) -> int:
+def planned_rows(cursor: Any, sql: str, params: Sequence[Any] = ()) -> int:
     """How many rows PostgreSQL's planner expects ``sql`` to return (from statistics; nothing runs)."""
     cursor.adbc_statement.set_options(**{_USE_COPY: "false"})
     try:

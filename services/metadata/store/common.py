@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from thresher.core.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from .. import vectors
-from ..annotations import AnnotationError, from_json_text, is_json_for
-from ..coercion import CoercedColumn, coerce_column, coerce_paths
-from ..errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
-from ..query_compiler import Column, timestamp_or_none
-from ..validation import validate_datasource_name, validate_namespace
-from .records import DatasourceRecord, FieldRecord
+from thresher.services.metadata import vector_fields
+from thresher.services.metadata.annotations import AnnotationError, from_json_text, is_json_for
+from thresher.services.metadata.coercion import CoercedColumn, coerce_column, coerce_paths
+from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
+from thresher.services.metadata.query_compiler import Column, OutputColumn, timestamp_or_none
+from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
+from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
 
 # The ``op`` of a log row (see ``base``).
 OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2
@@ -41,8 +41,8 @@ def coerce_write(table: pa.Table, path_column: str,
         if name == path_column:
             continue
         existing = known.get(name)
-        if vectors.is_vector_write(table[name], existing):
-            column = vectors.coerce_vector_column(name, table[name], existing, paths)
+        if vector_fields.is_vector_write(table[name], existing):
+            column = vector_fields.coerce_vector_column(name, table[name], existing, paths)
         else:
             try:
                 column = coerce_column(name, table[name], existing.type if existing else None)
@@ -58,17 +58,17 @@ def field_id(field: FieldRecord) -> int:
     return int(field.column[1:])
 
 
-def result_schema(datasource: DatasourceRecord, columns) -> pa.Schema:
+def result_schema(datasource: DatasourceRecord, columns: Sequence[OutputColumn]) -> pa.Schema:
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
-        arrow_fields.append(pa.field(column.name, vectors.arrow_type(column.type, column.vector),
+        arrow_fields.append(pa.field(column.name, vector_fields.arrow_type(column.type, column.vector),
                                      metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
     return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
                                              DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
 
 
-def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema):
+def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch | pa.Table:
     """``batch`` with ``schema``'s names and types (stores return their own, e.g. int32 for a count)."""
     columns = [column if column.type == field.type else
                from_json_text(column, field.type) if is_json_for(column.type, field.type) else column.cast(field.type)
@@ -112,7 +112,7 @@ def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
         item = query.select[i]
         at = timestamp_or_none(item.as_of)
         known = {f.name: f for f in fields_at(at)} if at else {}
-        if item.field not in known:
+        if at is None or item.field not in known:
             raise NotFound(f"field {item.field!r} did not exist at {at.isoformat() if at else 'that time'}")
         field, name = known[item.field], f"h{i}"
         joined.append((name, field, at))

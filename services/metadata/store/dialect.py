@@ -1,9 +1,9 @@
-"""The seam between the one store (``store.py``) and an engine: only what really differs.
+"""The seam between the one store (``sql_store.py``) and an engine: only what really differs.
 
 An engine supplies its column types, a few SQL spellings (lists, ordered aggregates), how a
 transaction is opened and locked, how Arrow tables are staged for a statement (bulk load), and how a
 result streams out (bulk read). Everything else — schema, writes, versioning, queries — is written
-once in ``store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
+once in ``sql_store.py`` with numbered ``$n`` parameters, which both engines accept. Query results are
 the exception: the query compiler's dialect (``query_dialect``) says whether a query's values are
 bound or rendered as literals (PostgreSQL, whose driver reads results through COPY only when nothing
 is bound), and the store's own values in a query's relation (write ids) are always int literals.
@@ -18,17 +18,17 @@ import abc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from thresher.core.types import FieldType
 from thresher.core.vectors import VectorSpec
 
-from ..annotations import DUCKDB_TYPES
-from ..errors import InvalidArgument
-from ..query_compiler import Dialect as QueryDialect
-from ..vectors import FieldKind
+from thresher.services.metadata.annotations import DUCKDB_TYPES
+from thresher.services.metadata.domain_errors import InvalidArgument
+from thresher.services.metadata.query_compiler import Dialect as QueryDialect
+from thresher.services.metadata.vector_fields import FieldKind
 
 T = TypeVar("T")
 
@@ -43,6 +43,10 @@ class FieldStorage:
     arrow: Callable[[], pa.DataType]
 
 
+def _arrow_type_of(kind: FieldType) -> Callable[[], pa.DataType]:
+    return lambda: kind.arrow_type
+
+
 # Blobs are stored by content hash (a string); the bytes live in the blob store.
 FIELD_STORAGE: dict[FieldType, FieldStorage] = {
     FieldType.INT: FieldStorage("BIGINT", "BIGINT", pa.int64),
@@ -53,7 +57,7 @@ FIELD_STORAGE: dict[FieldType, FieldStorage] = {
     FieldType.BLOB: FieldStorage("VARCHAR", 'TEXT COLLATE "C"', pa.string),
     # Annotations: DuckDB's native nested types; PostgreSQL's JSONB (a column of that type is staged
     # as JSON text, see ``EngineDialect.storage_array``). Segmentation masks are stored by digest.
-    **{kind: FieldStorage(sql, "JSONB", lambda kind=kind: kind.arrow_type) for kind, sql in DUCKDB_TYPES.items()},
+    **{kind: FieldStorage(sql, "JSONB", _arrow_type_of(kind)) for kind, sql in DUCKDB_TYPES.items()},
     # 32-bit elements in both engines (neither has a half float; float16 fields are narrowed on the way
     # out). PostgreSQL's real[] rather than bytea: ADBC carries arrays natively both ways.
     FieldType.VECTOR: FieldStorage("FLOAT[{dimension}]", "REAL[]", lambda: pa.list_(pa.float32())),
@@ -70,10 +74,10 @@ class Session(abc.ABC):
     """One connection inside one transaction (or one read)."""
 
     @abc.abstractmethod
-    def execute(self, sql: str, params: Sequence = ()) -> None: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     @abc.abstractmethod
-    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+    def table(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """The whole result of ``sql`` as Arrow."""
 
     @abc.abstractmethod
@@ -92,17 +96,28 @@ class Session(abc.ABC):
         finally:
             self.unstage("appended_rows")
 
-    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         """``sql``'s result in batches of at most ``max_rows``, read as they are asked for where the engine can."""
         return iter(self.table(sql, params).to_batches(max_rows))
 
-    def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         table = self.table(sql, params)
         return list(zip(*(column.to_pylist() for column in table.columns)))
 
-    def one(self, sql: str, params: Sequence = ()) -> tuple | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.rows(sql, params)
         return rows[0] if rows else None
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The row of a statement that always returns one (an aggregate, ``nextval``, an upsert's RETURNING)."""
+        row = self.one(sql, params)
+        if row is None:
+            raise RuntimeError(f"expected a row from: {sql}")
+        return row
+
+    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the row of a statement that always returns one."""
+        return self.row(sql, params)[0]
 
 
 class EngineDialect(abc.ABC):
@@ -124,11 +139,13 @@ class EngineDialect(abc.ABC):
 
     def column_type(self, kind: FieldKind) -> str:
         if isinstance(kind, VectorSpec):
-            return getattr(FIELD_STORAGE[FieldType.VECTOR], self.name).format(dimension=kind.dimension)
+            vector_type: str = getattr(FIELD_STORAGE[FieldType.VECTOR], self.name)
+            return vector_type.format(dimension=kind.dimension)
         if kind is FieldType.VECTOR:
             raise InvalidArgument("a vector field is created by its first write, which fixes its dimension; "
                                   "it cannot be declared without values")
-        return getattr(FIELD_STORAGE[kind], self.name)
+        column_type: str = getattr(FIELD_STORAGE[kind], self.name)
+        return column_type
 
     def storage_array(self, kind: FieldType, array: pa.Array) -> pa.Array:
         """``array`` as this engine's sessions stage and append it (by default its stored Arrow type)."""
@@ -149,10 +166,10 @@ class EngineDialect(abc.ABC):
     def read(self) -> AbstractContextManager[Session]: ...
 
     @abc.abstractmethod
-    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
 
-    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+    def planned_rows(self, session: Session, sql: str, params: Sequence[Any]) -> int | None:
         """How many rows the engine's planner expects ``sql`` to return, without running it; None where
         the engine has no cheap estimate (the store then counts exactly)."""
         return None

@@ -11,15 +11,19 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from thresher.services.server_extra import require
 
-from ..query_compiler import DUCKDB
-from .dialect import EngineDialect, Session, T
+from thresher.services.metadata.query_compiler import DUCKDB
+from thresher.services.metadata.store.dialect import EngineDialect, Session, T
 
-duckdb = require("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
+    duckdb = require("duckdb")
 
 #: How much the write-ahead log may hold before DuckDB checkpoints it into the file.
 CHECKPOINT_WAL = "512MB"
@@ -31,14 +35,14 @@ class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         # Read to the end: an unread result keeps the connection busy (and would block a ROLLBACK).
         self.cursor.execute(sql, list(params)).fetchall()
 
-    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+    def table(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self.cursor.sql(sql, params=list(params)).to_arrow_table()
 
-    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         return iter(self.cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows))
 
     def stage(self, name: str, table: pa.Table) -> None:
@@ -110,7 +114,7 @@ class DuckDBDialect(EngineDialect):
             raise
         self._idle.cursor = cursor
 
-    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         cursor = self._cursor()
         try:
             reader = cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows)

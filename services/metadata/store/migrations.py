@@ -1,7 +1,7 @@
 """The store's catalog schema, and the upgrade of stores written by an earlier layout, run on open.
 
 Layout 1 (no ``store_layout`` table): every write's rows in both the log and the current table;
-DuckDB without unique constraints on names. Layout 2 (``store.py``): a datapoint's latest write
+DuckDB without unique constraints on names. Layout 2 (``sql_store.py``): a datapoint's latest write
 may live in the current table only (``unlogged``, ``unlogged_set``), writes record their fields, and
 names are unique by constraint in both engines. A layout-1 log already holds every write, so the
 upgrade only adds the new columns (empty: every row counts as logged) and rebuilds the catalog
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from .dialect import EngineDialect, Session
+from thresher.services.metadata.store.dialect import EngineDialect, Session
 
 LAYOUT_VERSION = 3
 
@@ -46,8 +46,9 @@ def catalog_tables(dialect: EngineDialect) -> dict[str, str]:
 
 
 def _has_table(session: Session, name: str) -> bool:
-    return session.one("SELECT count(*) FROM information_schema.tables "
-                       "WHERE table_schema = current_schema() AND table_name = $1", [name])[0] > 0
+    count: int = session.value("SELECT count(*) FROM information_schema.tables "
+                               "WHERE table_schema = current_schema() AND table_name = $1", [name])
+    return count > 0
 
 
 def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger) -> None:
@@ -62,7 +63,7 @@ def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger
         session.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
     session.execute("CREATE INDEX IF NOT EXISTS writes_by_datasource ON writes (datasource_id, written_at)")
     session.execute("CREATE TABLE IF NOT EXISTS store_layout (version INTEGER NOT NULL)")
-    found = session.one("SELECT max(version) FROM store_layout")[0]
+    found: int | None = session.value("SELECT max(version) FROM store_layout")
     if found is None or found < LAYOUT_VERSION:
         if found is not None or upgraded:
             log.info("indexing datapoint paths for the metadata store's layout %d", LAYOUT_VERSION)

@@ -16,11 +16,11 @@ import pyarrow as pa
 
 from thresher.core.types import FieldType
 
-from ..annotations import to_json_text
-from ..query_compiler import POSTGRES
-from .bulk_read import planned_rows
-from .dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
-from .postgres_connections import ConnectionPool, run_transaction
+from thresher.services.metadata.annotations import to_json_text
+from thresher.services.metadata.query_compiler import POSTGRES
+from thresher.services.metadata.store.bulk_read import planned_rows
+from thresher.services.metadata.store.dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
+from thresher.services.metadata.store.postgres_connections import ConnectionPool, run_transaction
 
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
 DDL_LOCK_TIMEOUT = "60s"
@@ -31,14 +31,14 @@ class PostgresSession(Session):
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(sql, tuple(params) if params else None)
 
-    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+    def table(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         self.cursor.execute(sql, tuple(params) if params else None)
         return self.cursor.fetch_arrow_table()
 
-    def batches(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         self.cursor.execute(sql, tuple(params) if params else None)
         reader = self.cursor.fetch_record_batch()
         try:
@@ -106,7 +106,7 @@ class PostgresDialect(EngineDialect):
         with self._pool.connection() as connection, connection.cursor() as cursor:
             yield PostgresSession(cursor)
 
-    def stream(self, sql: str, params: Sequence, max_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         connection = self._pool.acquire()
         try:
             cursor = connection.cursor()
@@ -122,7 +122,7 @@ class PostgresDialect(EngineDialect):
     def _batches(self, connection: Any, cursor: Any, reader: pa.RecordBatchReader,
                  max_rows: int) -> Iterator[pa.RecordBatch]:
         try:
-            yield None  # type: ignore[misc]
+            yield None
             for batch in reader:
                 for start in range(0, batch.num_rows, max_rows):
                     yield batch.slice(start, max_rows)
@@ -133,8 +133,10 @@ class PostgresDialect(EngineDialect):
             finally:
                 self._pool.release(connection)
 
-    def planned_rows(self, session: Session, sql: str, params: Sequence) -> int | None:
+    def planned_rows(self, session: Session, sql: str, params: Sequence[Any]) -> int | None:
         # Planner statistics; the query is not run (the result is planned into partitions on this).
+        if not isinstance(session, PostgresSession):
+            raise TypeError(f"PostgreSQL plans rows in its own sessions, not in a {type(session).__name__}")
         return planned_rows(session.cursor, sql, params)
 
     def before_ddl(self, session: Session) -> None:

@@ -7,7 +7,7 @@ read-only and keeps the record alive).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import numpy as np
@@ -59,16 +59,17 @@ def _as_dtype(code: Any) -> np.dtype:
     except (KeyError, TypeError):
         pass
     if isinstance(code, list):
-        return np.dtype(_descr(code))
-    dtype = np.dtype(code)
+        structured: np.dtype = np.dtype(_descr(code))
+        return structured
+    dtype: np.dtype = np.dtype(code)
     if len(_dtypes) < 4096:  # bounded: a damaged dataset must not grow it without end
         _dtypes[code] = dtype
     return dtype
 
 
-def _descr(fields: list) -> list:
+def _descr(fields: list[Any]) -> list[tuple[Any, ...]]:
     """A structured dtype's ``descr`` back from msgpack, which turned its tuples into lists."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     for name, dtype, *shape in fields:
         name = tuple(name) if isinstance(name, list) else name
         dtype = _descr(dtype) if isinstance(dtype, list) else dtype
@@ -149,10 +150,10 @@ def _pack_leaf(value: Any) -> Any:
 
 def encode_tree(value: Any) -> bytes:
     """Nested dicts, lists and scalars as msgpack, arrays as ``["_", dtype.str, shape, bytes]``."""
-    return msgpack.packb(value, default=_pack_leaf)
+    return cast(bytes, msgpack.packb(value, default=_pack_leaf))  # msgpack has no type information
 
 
-def _unpack_leaf(items: list) -> Any:
+def _unpack_leaf(items: list[Any]) -> Any:
     if len(items) == 4 and items[0] == TREE_MARK and isinstance(items[3], bytes):
         _, code, shape, data = items
         return _build(data, _as_dtype(code), shape, 0)

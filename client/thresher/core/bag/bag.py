@@ -9,6 +9,7 @@ layout (table version 1 or 2) and the split layout (``.bag`` + ``.idx``).
 
 from __future__ import annotations
 
+import mmap
 import operator
 import os
 import pickle
@@ -40,7 +41,7 @@ class BagWriter:
 
     def __init__(
         self,
-        filepath: str | os.PathLike,
+        filepath: str | os.PathLike[str],
         version: int = 2,
         checksum: bytes | None = None,
     ):
@@ -64,7 +65,7 @@ class BagWriter:
         self._lengths = array("Q")  # record lengths; the end offsets are summed up on close
         self._digests = array("Q")
         self._blocks = checksums.BlockDigests(self._algorithm)
-        self._pending: list = []
+        self._pending: list[bytes] = []
         self._offset = 0
         self._flushed = 0
         self.closed = False
@@ -166,7 +167,7 @@ class BagWriter:
     def __enter__(self) -> BagWriter:
         return self
 
-    def __exit__(self, exc_type, *_) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.abort() if exc_type else self.close()
 
 
@@ -186,7 +187,7 @@ class BagReader:
 
     def __init__(
         self,
-        source: str | os.PathLike | bytes,
+        source: str | os.PathLike[str] | bytes,
         cache_index: bool = True,
         cache_data: bool = False,
         verify: bool = True,
@@ -199,8 +200,8 @@ class BagReader:
         self._lock = threading.Lock()
         self._file: files.RangedFile | None = None
         self._idx: files.RangedFile | None = None
-        self._bounds_array = None
-        self._view = None
+        self._bounds_array: array[int] | None = None
+        self._view: bytes | mmap.mmap | None = None
         self._fetch = self._reopen_and_fetch
         self.closed = False
         try:
@@ -217,20 +218,21 @@ class BagReader:
         if cache_data and not in_memory:
             data = files.read_whole(self.path)
         self._cached_data = data
-        self._file = files.open_ranged(self.path) if data is None else files.MemoryFile(data, self.path)
-        self._use(self._file)
-        self._bag_size = self._file.size
+        file = files.open_ranged(self.path) if data is None else files.MemoryFile(data, self.path)
+        self._file = file
+        self._use(file)
+        self._bag_size = file.size
         self.split = files.exists(idx_path_of(self.path)) if split is None else split
         cache_index = cache_index or data is not None
         if self.split:
             self._idx = files.open_ranged(idx_path_of(self.path))
-            self.table, raw = tables.locate_split(self._file, self._idx, cache_index)
+            self.table, raw = tables.locate_split(file, self._idx, cache_index)
         else:
-            self.table, raw = tables.locate_seed(self._file, cache_index)
+            self.table, raw = tables.locate_seed(file, cache_index)
         # Thresher writes checksums for the seed layout only; an in-memory bag has no sidecar.
         self.checksums = self._load_checksums() if verify and not self.split and not in_memory else None
         if raw is not None:
-            self._cache_index(raw)
+            self._cache_index(raw, file)
 
     def _load_checksums(self) -> checksums.Checksums | None:
         name = self.path + checksums.SUFFIX
@@ -240,13 +242,13 @@ class BagReader:
             return None
         return checksums.decode(content, self.table.count, name)
 
-    def _cache_index(self, raw: bytes) -> None:
+    def _cache_index(self, raw: bytes, file: files.RangedFile) -> None:
         table = self.table
         if self.checksums is not None:
             self.checksums.check_table(raw, self.path)
         ends = raw[table.offset - table.table_start :]
         self._bounds_array = tables.load_bounds(table, ends, self.path)
-        self._use(self._file)
+        self._use(file)
 
     @property
     def size(self) -> int:
@@ -278,7 +280,9 @@ class BagReader:
             return bounds[start : stop + 1]
         if self._file is None:
             self._reopen()
-        return tables.read_bounds(self._idx or self._file, self.table, start, stop, self.path)
+        file = self._idx or self._file
+        assert file is not None, "_reopen opens the file or raises"
+        return tables.read_bounds(file, self.table, start, stop, self.path)
 
     def _reopen_and_fetch(self, start: int, end: int) -> bytes:
         self._reopen()
@@ -291,6 +295,7 @@ class BagReader:
         with self._lock:
             if self._file is not None:
                 return
+            file: files.RangedFile
             if self._cached_data is not None:
                 file = files.MemoryFile(self._cached_data, self.path)
             else:
@@ -316,7 +321,7 @@ class BagReader:
         """Record ``index`` (0 <= index < len), checked against its checksum when there is one."""
         bounds = self._bounds_array
         view = self._view
-        if view is not None:
+        if view is not None and bounds is not None:  # (a view is kept only with the bounds in memory)
             record = view[bounds[index] : bounds[index + 1]]
         elif bounds is not None:
             record = self._fetch(bounds[index], bounds[index + 1])
@@ -368,7 +373,7 @@ class BagReader:
         # consumer (e.g. a Flight stream); the mapping stays until the last view of it is released.
         buffer = memoryview(self._view)[lo:hi] if self._view is not None else self._fetch(lo, hi)
         bounds = bounds - lo
-        if around is None:
+        if around is None or sums is None:  # (blocks_around found blocks only when there are checksums)
             if sums is not None:
                 sums.check_records(buffer, bounds, start, self.path)
             return buffer, bounds
@@ -380,14 +385,15 @@ class BagReader:
 
     def copy(self) -> BagReader:
         """An independent reader of the same bag (shares nothing open)."""
-        return pickle.loads(pickle.dumps(self))
+        copy: BagReader = pickle.loads(pickle.dumps(self))
+        return copy
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_file"] = state["_idx"] = state["_lock"] = state["_fetch"] = state["_view"] = None
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._fetch = self._reopen_and_fetch
@@ -404,5 +410,5 @@ class BagReader:
     def __enter__(self) -> BagReader:
         return self
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()

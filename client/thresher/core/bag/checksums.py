@@ -28,11 +28,14 @@ import struct
 import sys
 import zlib
 from array import array
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from thresher.core.bag.bag_errors import ChecksumError, CorruptBagError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 SUFFIX = ".crc"
 XXH3 = b"BXH3"
@@ -45,7 +48,7 @@ _BLOCK_COUNT = struct.Struct("<Q")
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-def _xxh3() -> Callable[[bytes], int] | None:
+def _xxh3() -> Callable[[Buffer], int] | None:
     try:
         import xxhash
     except ImportError:
@@ -53,7 +56,7 @@ def _xxh3() -> Callable[[bytes], int] | None:
     return xxhash.xxh3_64_intdigest
 
 
-def digest_function(algorithm: bytes) -> Callable[[bytes], int]:
+def digest_function(algorithm: bytes) -> Callable[[Buffer], int]:
     """The function computing ``algorithm``'s digest of a record."""
     algorithm = _RECORDS_ONLY.get(algorithm, algorithm)
     if algorithm == CRC32:
@@ -78,9 +81,11 @@ class Checksums:
 
     __slots__ = ("digests", "block_ends", "block_digests", "table_digest", "algorithm", "digest", "name")
 
-    def __init__(self, digests: array, blocks: tuple[np.ndarray, list[int]] | None, table_digest: int,
-                 algorithm: bytes, name: str):
+    def __init__(self, digests: array[int], blocks: tuple[np.ndarray, list[int]] | None,
+                 table_digest: int, algorithm: bytes, name: str):
         self.digests = digests
+        self.block_ends: np.ndarray | None
+        self.block_digests: list[int] | None
         self.block_ends, self.block_digests = blocks if blocks is not None else (None, None)
         self.table_digest = table_digest
         self.algorithm = algorithm
@@ -116,22 +121,23 @@ class Checksums:
     def check_blocks(self, buffer: Any, bounds: Any, first: int, bag_name: str) -> None:
         """Check whole blocks of records ``first..`` lying in ``buffer`` at ``bounds`` (relative to it),
         one digest per block."""
-        ends = self.block_ends
+        ends, block_digests = self.block_ends, self.block_digests
+        assert ends is not None and block_digests is not None, "only called when blocks_around found blocks"
         block = int(np.searchsorted(ends, first, side="right"))
         view, digest, last = memoryview(buffer), self.digest, first + len(bounds) - 1
         begin = first
         while begin < last:
             end = int(ends[block])
-            if digest(view[int(bounds[begin - first]) : int(bounds[end - first])]) != self.block_digests[block]:
+            if digest(view[int(bounds[begin - first]) : int(bounds[end - first])]) != block_digests[block]:
                 raise ChecksumError(f"{bag_name}: records {begin}..{end - 1} do not match their block checksum "
                                     f"in {self.name}")
             begin, block = end, block + 1
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[Any, ...]:
         blocks = None if self.block_ends is None else (self.block_ends, self.block_digests)
         return self.digests, blocks, self.table_digest, self.algorithm, self.name
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.digests, blocks, self.table_digest, self.algorithm, self.name = state
         self.block_ends, self.block_digests = blocks if blocks is not None else (None, None)
         self.digest = digest_function(self.algorithm)
@@ -199,14 +205,14 @@ class BlockDigests:
         self._running = self._new()
 
 
-def _little_endian(values: array) -> bytes:
+def _little_endian(values: array[int]) -> bytes:
     if _BIG_ENDIAN:
         values = array("Q", values)
         values.byteswap()
     return values.tobytes()
 
 
-def encode(digests: array, blocks: BlockDigests, table_digest: int, algorithm: bytes) -> bytes:
+def encode(digests: array[int], blocks: BlockDigests, table_digest: int, algorithm: bytes) -> bytes:
     """The sidecar file's content."""
     return b"".join((_little_endian(digests), _little_endian(blocks.ends), _little_endian(blocks.digests),
                      _BLOCK_COUNT.pack(len(blocks.ends)), _TRAILER.pack(len(digests), table_digest, algorithm)))

@@ -24,9 +24,11 @@ class RangedFile(Protocol):
 
     name: str
     size: int
-    #: The whole file as a sliceable buffer when it lives in memory (mapped or cached), else None;
-    #: readers slice it directly once they have checked their offsets against ``size``.
-    view: bytes | mmap.mmap | None
+
+    @property
+    def view(self) -> bytes | mmap.mmap | None:
+        """The whole file as a sliceable buffer when it lives in memory (mapped or cached), else None;
+        readers slice it directly once they have checked their offsets against ``size``."""
 
     def read(self, start: int, end: int) -> bytes:
         """Return bytes ``[start, end)``; raise :class:`CorruptBagError` if the file is shorter."""
@@ -208,7 +210,7 @@ def is_remote(path: str) -> bool:
     return scheme_of(path) not in (None, "file")
 
 
-def normpath(path: str | os.PathLike) -> str:
+def normpath(path: str | os.PathLike[str]) -> str:
     """A path as a string; ``file://`` URIs become plain local paths."""
     path = os.fspath(path)
     if isinstance(path, bytes):

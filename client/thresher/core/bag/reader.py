@@ -28,7 +28,7 @@ class _Field:
 
     __slots__ = ("key", "dtype", "position", "sequence", "bag", "count", "decode")
 
-    def __init__(self, key: str, dtype: str, position: int, bag: BagReader, decode: Callable | None):
+    def __init__(self, key: str, dtype: str, position: int, bag: BagReader, decode: Callable[..., Any] | None):
         self.key, self.dtype, self.position = key, dtype, position
         self.sequence = specs.is_sequence(dtype)
         self.bag, self.count, self.decode = bag, len(bag), decode
@@ -47,8 +47,8 @@ class DatasetReader:
 
     def __init__(
         self,
-        directory: str | os.PathLike,
-        decoders: Mapping[str, Callable] | None,
+        directory: str | os.PathLike[str],
+        decoders: Mapping[str, Callable[..., Any]] | None,
         cache_index: bool = True,
         cache_keys: Iterable[str] = (),
         parallel: bool = False,
@@ -79,7 +79,7 @@ class DatasetReader:
         self._counting: dict[str, int] | bool | None = None if cache_index else False
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def _open_refs(self, options: dict) -> BagReader | None:
+    def _open_refs(self, options: dict[str, Any]) -> BagReader | None:
         """``refs.bag``, or None where there is none: the split layout (tried, not first looked up)."""
         try:
             return BagReader(self._refs_path, cache_data=specs.REFS in self.cache_keys, split=False, **options)
@@ -90,7 +90,7 @@ class DatasetReader:
     def _refs_path(self) -> str:
         return files.join(self.directory, specs.REFS_BAG)
 
-    def _bag(self, name: str, key: str, options: dict) -> BagReader:
+    def _bag(self, name: str, key: str, options: dict[str, Any]) -> BagReader:
         path = files.join(self.directory, name)
         try:
             return BagReader(path, cache_data=key in self.cache_keys, split=self.split, **options)
@@ -100,7 +100,8 @@ class DatasetReader:
             raise IncompleteDatasetError(f"{what} missing: the dataset is incomplete") from None
 
     def _check_lengths(self) -> int:
-        if self.split:
+        refs = self._refs
+        if refs is None:  # the split layout
             for field in self._fields:
                 if field.sequence:
                     raise CorruptBagError(
@@ -110,12 +111,12 @@ class DatasetReader:
             if len(set(lengths.values())) > 1:
                 raise CorruptBagError(f"{self.directory}: keys hold different numbers of records {lengths}")
             return min(lengths.values())
-        length = len(self._refs)
+        length = len(refs)
         for field in self._fields:
             # Each datapoint adds exactly one record to every scalar key's bag.
             if not field.sequence and len(field.bag) != length:
                 raise CorruptBagError(
-                    f"{field.bag.path}: {len(field.bag)} records, but {self._refs.path} has {length} datapoints"
+                    f"{field.bag.path}: {len(field.bag)} records, but {refs.path} has {length} datapoints"
                 )
         return length
 
@@ -142,12 +143,12 @@ class DatasetReader:
             raise IndexError(f"{self.directory}: datapoint {index} out of range for {self._length}")
         return i
 
-    def _refs_of(self, i: int) -> list:
+    def _refs_of(self, i: int) -> list[Any]:
         if self._refs is None:
             return [i] * len(self._fields)
         return self._decode_refs(i, self._refs.read(i))
 
-    def _decode_refs(self, i: int, raw: bytes) -> list:
+    def _decode_refs(self, i: int, raw: bytes | memoryview) -> list[Any]:
         try:
             refs = msgpack.unpackb(raw)
         except Exception:
@@ -157,7 +158,8 @@ class DatasetReader:
         return refs
 
     def _bad_refs(self, i: int) -> CorruptBagError:
-        return CorruptBagError(f"{self._refs.path}: record {i} is not a valid reference list for {self._spec}")
+        path = self._refs.path if self._refs is not None else self._refs_path
+        return CorruptBagError(f"{path}: record {i} is not a valid reference list for {self._spec}")
 
     def _scalar(self, field: _Field, ref: Any, i: int) -> int:
         if type(ref) is not int or not 0 <= ref < field.count:
@@ -200,7 +202,7 @@ class DatasetReader:
             return self._read_slice(index, mask)
         return self._read_point(self._index(index), mask)
 
-    def _check_mask(self, mask: Any) -> dict:
+    def _check_mask(self, mask: Any) -> Mapping[str, Any]:
         if isinstance(mask, (list, tuple, set, frozenset)):  # the newer granular API: a list of keys
             mask = dict.fromkeys(mask, True)
         if not isinstance(mask, Mapping):
@@ -236,34 +238,37 @@ class DatasetReader:
         return record if field.decode is None else self._decode(field, record, i)
 
     def _decode(self, field: _Field, record: bytes, i: int) -> Any:
+        decode = field.decode
+        assert decode is not None, "called only for keys with a decoder"
         try:
-            return field.decode(record)
+            return decode(record)
         except Exception as e:
             raise self._decode_error(field, i, e) from e
 
     def _decode_error(self, field: _Field, i: int, error: Exception) -> DecodeError:
         return DecodeError(f"{field.bag.path}: datapoint {i}, key {field.key!r} ({field.dtype}): {error}")
 
-    def _wanted(self, mask: dict | None) -> list[tuple[_Field, Any]]:
+    def _wanted(self, mask: Mapping[str, Any] | None) -> list[tuple[_Field, Any]]:
         if mask is None:
             return [(f, True) for f in self._fields]
         return [(f, mask[f.key]) for f in self._fields if mask.get(f.key, False) is not False]
 
-    def _read_point(self, i: int, mask: dict | None) -> dict[str, Any]:
+    def _read_point(self, i: int, mask: Mapping[str, Any] | None) -> dict[str, Any]:
         refs = self._refs_of(i)
         fetch = self._fetch
         if mask is None and not self.parallel:
             return self._read_whole_point(i, refs)
         wanted = self._wanted(mask)
+        values: Iterable[Any]
         if self.parallel and len(wanted) > 1:
             values = self._pool_get().map(lambda fw: fetch(fw[0], refs[fw[0].position], fw[1], i), wanted)
         else:
             values = [fetch(f, refs[f.position], want, i) for f, want in wanted]
         return {f.key: value for (f, _), value in zip(wanted, values)}
 
-    def _read_whole_point(self, i: int, refs: list) -> dict[str, Any]:
+    def _read_whole_point(self, i: int, refs: list[Any]) -> dict[str, Any]:
         # The common case, kept free of per-key calls: every key, scalars read inline.
-        point = {}
+        point: dict[str, Any] = {}
         for f in self._fields:
             ref = refs[f.position]
             if f.sequence:
@@ -281,7 +286,7 @@ class DatasetReader:
                 raise self._decode_error(f, i, e) from e
         return point
 
-    def _read_slice(self, index: slice | range, mask: dict | None) -> dict[str, list]:
+    def _read_slice(self, index: slice | range, mask: Mapping[str, Any] | None) -> dict[str, list[Any]]:
         if index.step not in (None, 1):
             raise MaskError(f"only contiguous slices can be read, got step {index.step}")
         start, stop, _ = slice(index.start, index.stop).indices(self._length)
@@ -293,7 +298,7 @@ class DatasetReader:
         wanted = self._wanted(mask)
         return {f.key: self._fetch_many(f, [r[f.position] for r in all_refs], want, start) for f, want in wanted}
 
-    def _fetch_many(self, field: _Field, refs: list, want: Any, first: int) -> list:
+    def _fetch_many(self, field: _Field, refs: list[Any], want: Any, first: int) -> list[Any]:
         if field.sequence:
             spans = [self._span(field, ref, want, i) for i, ref in enumerate(refs, first)]
         else:
@@ -335,8 +340,10 @@ class DatasetReader:
             return {key: (*fields[key].bag.read_block(start, stop), None) for key in keys}
         if self._counting is None:
             self._counting = self._counting_refs(*self._refs.read_block(0, self._length), 0, self._length) or False
-        if self._counting:
-            firsts = {key: base + start for key, base in self._counting.items()}
+        counting = self._counting
+        firsts: dict[str, int] | None
+        if isinstance(counting, dict) and counting:
+            firsts = {key: base + start for key, base in counting.items()}
         else:
             buffer, bounds = self._refs.read_block(start, stop)
             firsts = self._counting_refs(buffer, bounds, start, stop)
@@ -359,7 +366,9 @@ class DatasetReader:
             return None
         return {f.key: base for f, base in zip(self._fields, bases)}
 
-    def _block(self, field: _Field, refs: list, first: int) -> tuple[bytes, Any, list[int] | None] | None:
+    def _block(
+        self, field: _Field, refs: list[Any], first: int
+    ) -> tuple[bytes | memoryview, Any, list[int] | None] | None:
         if field.sequence:
             spans = [self._span(field, ref, True, i) for i, ref in enumerate(refs, first)]
         else:
@@ -379,17 +388,19 @@ class DatasetReader:
 
     def copy(self) -> DatasetReader:
         """An independent reader of the same dataset."""
-        return pickle.loads(pickle.dumps(self))
+        copy: DatasetReader = pickle.loads(pickle.dumps(self))
+        return copy
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_pool"] = None
         return state
 
     def close(self) -> None:
         """Release open files and threads."""
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown(wait=False)
+        pool = getattr(self, "_pool", None)  # absent when __init__ failed early
+        if pool is not None:
+            pool.shutdown(wait=False)
             self._pool = None
         for bag in [self._refs, *(f.bag for f in self._fields)]:
             if bag is not None:
@@ -398,5 +409,5 @@ class DatasetReader:
     def __enter__(self) -> DatasetReader:
         return self
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()

@@ -47,9 +47,9 @@ class ShardedDatasetWriter:
 
     def __init__(
         self,
-        directory: str | os.PathLike,
+        directory: str | os.PathLike[str],
         spec: Mapping[str, str],
-        encoders: Mapping[str, Callable] | None,
+        encoders: Mapping[str, Callable[..., Any]] | None,
         shardlen: int | None = None,
         shardstart: int = 0,
         shardstep: int = 1,
@@ -133,6 +133,7 @@ class ShardedDatasetWriter:
 
     def _finish_shard(self) -> None:
         writer, self._writer = self._writer, None
+        assert writer is not None, "called only while a shard is open"
         writer.close()
         self._done_shards += 1
         self._done_length += len(writer)
@@ -164,7 +165,7 @@ class ShardedDatasetWriter:
     def __enter__(self) -> ShardedDatasetWriter:
         return self
 
-    def __exit__(self, exc_type, *_) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.abort() if exc_type else self.close()
 
 
@@ -180,8 +181,8 @@ class ShardedDatasetReader:
 
     def __init__(
         self,
-        directory: str | os.PathLike,
-        decoders: Mapping[str, Callable] | None,
+        directory: str | os.PathLike[str],
+        decoders: Mapping[str, Callable[..., Any]] | None,
         cache_index: bool = True,
         cache_keys: Iterable[str] = (),
         parallel: bool = False,
@@ -224,7 +225,7 @@ class ShardedDatasetReader:
         return numbers
 
     @staticmethod
-    def _open(folders: list[str], decoders: Any, options: dict, parallel: bool) -> list[DatasetReader]:
+    def _open(folders: list[str], decoders: Any, options: dict[str, Any], parallel: bool) -> list[DatasetReader]:
         if not parallel or len(folders) == 1:
             readers = []
             try:
@@ -237,7 +238,7 @@ class ShardedDatasetReader:
             return readers
         with concurrent.futures.ThreadPoolExecutor(min(32, len(folders))) as pool:
             futures = [pool.submit(DatasetReader, folder, decoders, **options) for folder in folders]
-        failed = [f.exception() for f in futures if f.exception() is not None]
+        failed = [error for error in (f.exception() for f in futures) if error is not None]
         if failed:
             for f in futures:
                 if f.exception() is None:
@@ -284,15 +285,15 @@ class ShardedDatasetReader:
         if index.step not in (None, 1):
             raise MaskError(f"only contiguous slices can be read, got step {index.step}")
         start, stop, _ = slice(index.start, index.stop).indices(len(self))
-        parts = []
+        parts: list[dict[str, list[Any]]] = []
         offset = 0
         for reader, end in zip(self.readers, self.stops):
             lo, hi = max(start, offset), min(stop, end)
             if lo < hi or not parts and reader is self.readers[-1]:
-                part = slice(lo - offset, max(lo, hi) - offset)
-                parts.append(reader[part] if mask is None else reader[part, mask])
+                window = slice(lo - offset, max(lo, hi) - offset)
+                parts.append(reader[window] if mask is None else reader[window, mask])
             offset = end
-        merged = {key: [] for key in parts[0]}
+        merged: dict[str, list[Any]] = {key: [] for key in parts[0]}
         for part in parts:
             for key, values in part.items():
                 merged[key].extend(values)
@@ -300,7 +301,8 @@ class ShardedDatasetReader:
 
     def copy(self) -> ShardedDatasetReader:
         """An independent reader of the same shards."""
-        return pickle.loads(pickle.dumps(self))
+        copy: ShardedDatasetReader = pickle.loads(pickle.dumps(self))
+        return copy
 
     def close(self) -> None:
         """Release every shard's files."""
@@ -310,5 +312,5 @@ class ShardedDatasetReader:
     def __enter__(self) -> ShardedDatasetReader:
         return self
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()

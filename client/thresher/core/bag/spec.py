@@ -78,11 +78,13 @@ def dump_spec(spec: Mapping[str, str]) -> bytes:
     return json.dumps(dict(sorted(spec.items()))).encode("utf-8")
 
 
-def codecs(spec: Mapping[str, str], table: Mapping[str, Callable] | None, role: str) -> dict[str, Callable | None]:
+def codecs(
+    spec: Mapping[str, str], table: Mapping[str, Callable[..., Any]] | None, role: str
+) -> dict[str, Callable[..., Any] | None]:
     """Key -> encoder or decoder (None: bytes pass through) for ``table`` keyed by base type."""
     if table is None:
         return {key: None for key in spec}
-    found = {}
+    found: dict[str, Callable[..., Any] | None] = {}
     for key, dtype in spec.items():
         try:
             found[key] = table[base_type(dtype)]

@@ -88,7 +88,7 @@ def locate_split(bag: RangedFile, idx: RangedFile, read_table: bool) -> tuple[Ta
     return Table(count, data_end, 0, 0), raw
 
 
-def load_bounds(table: Table, ends: bytes, name: str) -> array:
+def load_bounds(table: Table, ends: bytes, name: str) -> array[int]:
     """Turn the stored end words into checked ``bounds`` held in memory."""
     words = np.frombuffer(ends, "<u8")
     if len(words) != table.count:

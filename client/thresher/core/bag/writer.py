@@ -51,7 +51,9 @@ class DatasetWriter:
     URI: the dataset is then uploaded by :meth:`close`.
     """
 
-    def __init__(self, directory: str | os.PathLike, spec: Mapping[str, str], encoders: Mapping[str, Callable] | None):
+    def __init__(
+        self, directory: str | os.PathLike[str], spec: Mapping[str, str], encoders: Mapping[str, Callable[..., Any]] | None
+    ):
         self.directory = files.normpath(directory)
         self._spec = specs.check_spec(spec)
         encode = specs.codecs(self._spec, encoders, "encoder")
@@ -99,7 +101,7 @@ class DatasetWriter:
     def __len__(self) -> int:
         return self._length
 
-    def _encode(self, key: str, encode: Callable | None, value: Any) -> bytes:
+    def _encode(self, key: str, encode: Callable[..., Any] | None, value: Any) -> bytes:
         # Without an encoder a value must be bytes already; checking before writing keeps appends whole.
         try:
             record = encode_bytes(value) if encode is None else encode(value)
@@ -132,7 +134,7 @@ class DatasetWriter:
         counts = self._counts
         index = self._length
         # A scalar key's record index is the datapoint's index: one record per datapoint.
-        refs: list = [index] * len(counts)
+        refs: list[Any] = [index] * len(counts)
         size = self._buffered
         j = 0
         # One plain loop over the keys: on this path, per-key Python is cheaper than building
@@ -169,7 +171,7 @@ class DatasetWriter:
             self._hand_over()
         return index
 
-    def _take_back(self, refs: list) -> None:
+    def _take_back(self, refs: list[Any]) -> None:
         """Undo the records a failed append added for its first ``len(refs)`` keys."""
         for j, ref in enumerate(refs):
             added = 1 if type(ref) is int else (ref[1] if ref else 0)
@@ -223,5 +225,5 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, exc_type, *_) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.abort() if exc_type else self.close()

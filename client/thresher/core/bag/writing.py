@@ -8,12 +8,13 @@ these writes was tried and dropped: on two busy cores it lost more to GIL hand-o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 TMP = ".tmp"
 _IOV_MAX = 1024
 
 
-def write_all(fd: int, buffers: list, want: int) -> None:
+def write_all(fd: int, buffers: Sequence[bytes | memoryview], want: int) -> None:
     """Write ``buffers`` (``want`` bytes in all) to ``fd``, however the OS splits the writes."""
     for i in range(0, len(buffers), _IOV_MAX):
         chunk = buffers[i : i + _IOV_MAX]
@@ -24,8 +25,8 @@ def write_all(fd: int, buffers: list, want: int) -> None:
             done = os.writev(fd, chunk)
 
 
-def _rest(buffers: list, skip: int) -> list:
-    rest = []
+def _rest(buffers: Sequence[bytes | memoryview], skip: int) -> list[bytes | memoryview]:
+    rest: list[bytes | memoryview] = []
     for b in buffers:
         if skip >= len(b):
             skip -= len(b)

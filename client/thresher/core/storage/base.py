@@ -16,9 +16,12 @@ import io
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from thresher.core.storage.storage_errors import InvalidStorageUriError, ReadOnlyStorageError, StorageError, StorageNotFoundError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 # One request's worth of bytes when streaming: large enough to amortise a request, small enough to
 # keep memory flat while copying a big object.
@@ -112,7 +115,7 @@ class Storage(abc.ABC):
     def open(self, path: str, buffer_size: int = 1024 * 1024) -> BinaryIO:
         """A read-only, seekable binary file over the object, reading ranges on demand."""
         raw = RangedReader(self, path, self.stat(path).size)
-        return io.BufferedReader(raw, buffer_size=buffer_size)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=buffer_size)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -199,20 +202,25 @@ class RangedReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END and self._size is None:
-            raise io.UnsupportedOperation(f"{self.name}: the object's size is not known, so it cannot seek from the end")
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position}
+        if whence == io.SEEK_END:
+            if self._size is None:
+                raise io.UnsupportedOperation(
+                    f"{self.name}: the object's size is not known, so it cannot seek from the end")
+            bases[io.SEEK_END] = self._size
+        base = bases[whence]
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset} in {self.name}")
         self._position = base + offset
         return self._position
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        end = self._position + len(buffer) if self._end is None else min(self._end, self._position + len(buffer))
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer)  # io hands in a bytearray or a memoryview of one
+        end = self._position + len(view) if self._end is None else min(self._end, self._position + len(view))
         if self._position >= end:
             return 0
         data = self._storage.read(self._path, self._position, end)
-        buffer[:len(data)] = data
+        view[:len(data)] = data
         self._position += len(data)
         return len(data)
 

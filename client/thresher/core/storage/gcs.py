@@ -16,7 +16,7 @@ import datetime as dt
 import itertools
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from thresher.core.storage.base import DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range, join_key, mapped_errors
 from thresher.core.storage.storage_errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
@@ -115,9 +115,9 @@ class GCSStorage(Storage):
         with self._errors(path):
             try:
                 # The library verifies a whole object's checksum; a range has none to verify against.
-                return blob.download_as_bytes(start=start or None, end=None if end is None else end - 1,
-                                              retry=self._retry, timeout=self._timeout,
-                                              **({} if whole else {"checksum": None}))
+                return cast(bytes, blob.download_as_bytes(  # google-cloud-storage has no type information
+                    start=start or None, end=None if end is None else end - 1, retry=self._retry,
+                    timeout=self._timeout, **({} if whole else {"checksum": None})))
             except RequestRangeNotSatisfiable:
                 return b""  # the range starts past the end: read short, as slicing does
 
@@ -145,15 +145,15 @@ class GCSStorage(Storage):
         from google.auth.exceptions import GoogleAuthError
 
         try:
-            return self._bucket.blob(self.key(path)).generate_signed_url(
-                version="v4", expiration=dt.timedelta(seconds=expires), method="GET")
+            return cast(str, self._bucket.blob(self.key(path)).generate_signed_url(
+                version="v4", expiration=dt.timedelta(seconds=expires), method="GET"))
         except (AttributeError, GoogleAuthError):  # credentials without a private key cannot sign
             return None
 
     def _bucket_exists(self) -> bool:
         """Whether the bucket exists (asked only to word a NOT_FOUND, which GCS gives for both)."""
         try:
-            return self._bucket.exists(retry=None, timeout=self._timeout)
+            return cast(bool, self._bucket.exists(retry=None, timeout=self._timeout))
         except Exception:  # noqa: BLE001 - any failure here leaves the object error as it was
             return True
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import IO
 from urllib.parse import quote, unquote
 
 from thresher.core.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, Storage, check_range,
@@ -136,8 +137,8 @@ class GitStorage(Storage):
         self.uri = git_uri(self.repository.location, self.revision, self.root)
         self._prefix = self.root + "/" if self.root else ""
         self._lock = threading.Lock()
-        self._batch: subprocess.Popen | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[[list[subprocess.Popen[bytes] | None]], GitStorage] | None = None
         self._commit_time_ns = int(self.repository.run("show", "-s", "--format=%ct", self.commit).strip()) * 10**9
         if self.root and self._object_type(self.root) != "tree":
             raise StorageNotFoundError(f"no folder {self.root!r} in git repository {self.repository.location} "
@@ -157,7 +158,7 @@ class GitStorage(Storage):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env())
         page: list[Entry] = []
         try:
-            for record in _records(process.stdout):
+            for record in _records(_pipe(process.stdout)):
                 meta, _, name = record.partition(b"\t")
                 mode, kind, oid, size = meta.decode().split()
                 path = base + name.decode("utf-8", "surrogateescape")
@@ -169,14 +170,14 @@ class GitStorage(Storage):
                     yield page
                     page = []
             if process.wait():
-                raise _git_error(process.stderr.read().decode(errors="replace"), self.repository.location)
+                raise _git_error(_pipe(process.stderr).read().decode(errors="replace"), self.repository.location)
             if page:
                 yield page
         finally:
             process.kill()
             process.wait()
-            process.stdout.close()
-            process.stderr.close()
+            _pipe(process.stdout).close()
+            _pipe(process.stderr).close()
 
     def stat(self, path: str) -> Entry:
         oid, kind, size = self._info(path)
@@ -196,12 +197,13 @@ class GitStorage(Storage):
                chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         check_range(start, end)
         oid = self.stat(path).etag
+        assert oid is not None, "a git entry carries its object id"
         process = subprocess.Popen(["git", "-C", self.repository.path, "cat-file", "blob", oid],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env())
         try:
             position = 0
             while end is None or position < end:
-                chunk = process.stdout.read(chunk_size)
+                chunk = _pipe(process.stdout).read(chunk_size)
                 if not chunk:
                     break
                 low, high = max(start - position, 0), len(chunk) if end is None else min(len(chunk), end - position)
@@ -211,7 +213,7 @@ class GitStorage(Storage):
         finally:
             process.kill()
             process.wait()
-            process.stdout.close()
+            _pipe(process.stdout).close()
 
     def close(self) -> None:
         with self._lock:
@@ -235,7 +237,7 @@ class GitStorage(Storage):
     def _contents(self, name: str, path: str) -> bytes:
         with self._lock:
             oid, kind, size = self._command("contents", name, path)
-            data = self._batch.stdout.read(size + 1)[:-1]  # the content, then a newline
+            data = self._batch_output().read(size + 1)[:-1]  # the content, then a newline
         if kind != "blob":
             raise StorageNotFoundError(f"{self.object_uri(path)} is a {kind}, not a file")
         return data
@@ -244,19 +246,26 @@ class GitStorage(Storage):
         with self._lock:
             return self._command(command, name, path)
 
+    def _batch_output(self) -> IO[bytes]:
+        """The batch process's output, once ``_command`` has started it (the lock held)."""
+        if self._batch is None:
+            raise StorageError(f"git cat-file is not running for {self.repository.location}")
+        return _pipe(self._batch.stdout)
+
     def _command(self, command: str, name: str, path: str) -> tuple[str, str, int]:
         """Sends one command (the lock held) and reads its header: (object id, type, size)."""
-        if self._batch is None or self._batch.poll() is not None:
-            self._batch = subprocess.Popen(["git", "-C", self.repository.path, "cat-file", "--batch-command", "-z"],
+        batch = self._batch
+        if batch is None or batch.poll() is not None:
+            batch = self._batch = subprocess.Popen(["git", "-C", self.repository.path, "cat-file", "--batch-command", "-z"],
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                            env=_git_env())
             if self._finalizer is not None:
                 self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _stop, [self._batch])
+            self._finalizer = weakref.finalize(self, _stop, [batch])
         try:
-            self._batch.stdin.write(f"{command} {name}\0".encode("utf-8", "surrogateescape"))
-            self._batch.stdin.flush()
-            line = self._batch.stdout.readline()
+            _pipe(batch.stdin).write(f"{command} {name}\0".encode("utf-8", "surrogateescape"))
+            _pipe(batch.stdin).flush()
+            line = _pipe(batch.stdout).readline()
         except OSError as error:
             raise StorageError(f"git cat-file stopped while reading {self.object_uri(path)}: {error}") from None
         match = _HEADER.match(line)
@@ -265,7 +274,7 @@ class GitStorage(Storage):
         # "<name> missing": the name may hold newlines, so read the rest of that exact reply.
         expected = f"{name} missing\n".encode("utf-8", "surrogateescape")
         if expected.startswith(line) and len(line) < len(expected):
-            line += self._batch.stdout.read(len(expected) - len(line))
+            line += _pipe(batch.stdout).read(len(expected) - len(line))
         if not line:
             raise StorageError(f"git cat-file stopped while reading {self.object_uri(path)}")
         raise StorageNotFoundError(f"no file {path!r} in {self.uri} (commit {self.commit[:12]})")
@@ -304,7 +313,7 @@ def _local_path(location: str) -> str | None:
     return os.path.abspath(os.path.expanduser(location))
 
 
-def _records(stream) -> Iterator[bytes]:
+def _records(stream: IO[bytes]) -> Iterator[bytes]:
     """NUL-terminated records from a pipe, read in large blocks."""
     pending = b""
     while block := stream.read(1 << 16):
@@ -346,12 +355,19 @@ def _locked(path: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _stop(holder: list[subprocess.Popen | None]) -> None:
+def _stop(holder: list[subprocess.Popen[bytes] | None]) -> None:
     """Ends a batch process (closing its input makes it exit)."""
     for process in holder:
         if process is not None:
             with contextlib.suppress(OSError):
-                process.stdin.close()
+                _pipe(process.stdin).close()
             process.kill()
             process.wait()
-            process.stdout.close()
+            _pipe(process.stdout).close()
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of a process started with ``subprocess.PIPE`` for it (typeshed types every pipe Optional)."""
+    if stream is None:
+        raise StorageError("git: a pipe asked for at the start of the process is missing")
+    return stream

@@ -10,7 +10,8 @@ import errno
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from thresher.core.storage.base import DEFAULT_PAGE_SIZE, Entry, Storage, check_range, clean_relative
 from thresher.core.storage.storage_errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageError,
@@ -105,14 +106,14 @@ class LocalStorage(Storage):
     def write_file(self, path: str, local_path: str | os.PathLike[str]) -> None:
         full = self.local_path(path)
 
-        def copy(handle) -> None:
+        def copy(handle: BinaryIO) -> None:
             with open(local_path, "rb") as source:
                 while chunk := source.read(8 * 1024 * 1024):
                     handle.write(chunk)
 
         self._replace(full, copy)
 
-    def _replace(self, full: str, fill) -> None:
+    def _replace(self, full: str, fill: Callable[[BinaryIO], object]) -> None:
         """Writes ``full`` through a temporary file in its folder, synced, then renamed over it."""
         try:
             os.makedirs(os.path.dirname(full), exist_ok=True)

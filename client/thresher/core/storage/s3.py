@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from thresher.core.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range,
                                         join_key, mapped_errors)
@@ -102,7 +102,7 @@ class S3Storage(Storage):
                 if _code(error) == "InvalidRange":  # the range starts past the end: read short, as slicing does
                     return b""
                 raise
-            return response["Body"].read()
+            return cast(bytes, response["Body"].read())  # boto3 has no type information
 
     def stream(self, path: str, start: int = 0, end: int | None = None,
                chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
@@ -150,8 +150,8 @@ class S3Storage(Storage):
     def url(self, path: str, expires: int = 3600) -> str:
         """A presigned GET URL (signed locally, no request made)."""
         with self._errors(path):
-            return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self.key(path)},
-                                                      ExpiresIn=expires)
+            return cast(str, self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.key(path)}, ExpiresIn=expires))
 
     def _errors(self, path: str, listing: bool = False) -> contextlib.AbstractContextManager[None]:
         return mapped_errors(lambda error: _storage_error(self, error, path, listing))
@@ -220,4 +220,5 @@ def _range(start: int, end: int | None) -> dict[str, str]:
 
 
 def _nanoseconds(instant: Any) -> int:
-    return int(instant.timestamp()) * 1_000_000_000 + instant.microsecond * 1000
+    microsecond: int = instant.microsecond  # a datetime from boto3
+    return int(instant.timestamp()) * 1_000_000_000 + microsecond * 1000

@@ -20,7 +20,7 @@ import uuid
 
 import pyarrow as pa
 
-from thresher.services.metadata.errors import FailedPrecondition, InvalidArgument, NotFound
+from thresher.services.metadata.domain_errors import FailedPrecondition, InvalidArgument, NotFound
 from thresher.core.transport import thresher_home
 
 STAGING_DIR_ENV = "THRESHER_STAGING_DIR"

@@ -1,6 +1,6 @@
 """What a scan reads from storage: a listing of entries and the bytes of one file, keyed by URI scheme.
 
-Local folders (``/abs/dir``, ``file:///abs/dir``) are listed by ``local.LocalSource``, the scanner's own
+Local folders (``/abs/dir``, ``file:///abs/dir``) are listed by ``local_listing.LocalSource``, the scanner's own
 tuned walk. S3 (``s3://``), GCS (``gs://``) and git (``git+...`` URIs, and a path in the namespace's
 repository when the datasource has a revision) go through ``thresher.core.storage`` (``storage_source``).
 Another kind registers its ``Source`` for its scheme with ``register_source``.
@@ -41,8 +41,8 @@ class Page:
 
     def take(self, rows: Sequence[int]) -> "Page":
         """The page of the given rows, in that order."""
-        return Page(*([column[i] for i in rows] if column is not None else None
-                      for column in (self.paths, self.sizes, self.mtimes_ns, *self._optional())))
+        return Page([self.paths[i] for i in rows], [self.sizes[i] for i in rows], [self.mtimes_ns[i] for i in rows],
+                    *(None if column is None else [column[i] for i in rows] for column in self._optional()))
 
     def extend(self, other: "Page") -> None:
         if self.etags is not None or other.etags is not None:
@@ -99,8 +99,8 @@ GIT = "git"
 
 
 def _local_source(uri: str, revision: str, repository_uri: str) -> Source:
-    # Imported here because local.py imports this module.
-    from thresher.services.scanner.local import LocalSource
+    # Imported here because local_listing.py imports this module.
+    from thresher.services.scanner.local_listing import LocalSource
     return LocalSource(local_path(uri))
 
 

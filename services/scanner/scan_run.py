@@ -11,15 +11,17 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any
 
 from thresher.core.scan_status import FAILED, READY, SCANNING, ScanStatus
 from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
-from thresher.services.scanner.diff import Diff
+from thresher.services.scanner.diff import Diff, Stamp
 from thresher.services.scanner.reporter import ProgressReporter
-from thresher.services.scanner.sources import Page, ScanCancelled, Source, SourceError, open_source
-from thresher.services.scanner.store import DatasourceRef, Index, MetadataError
-from thresher.services.scanner.writer import BatchWriter
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, Source, SourceError, open_source
+from thresher.services.scanner.metadata_interfaces import DatasourceRef, Index, MetadataError
+from thresher.services.scanner.index_writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ class Scan:
             return None
         return self._remote_image_pool or self._image_pool
 
-    def _list_and_write(self, source: Source, indexed: Future) -> Diff:
+    def _list_and_write(self, source: Source, indexed: Future[Mapping[str, Stamp]]) -> Diff:
         """Lists the source and writes what was added or changed; returns the diff, which knows what went."""
         writer = BatchWriter(AutomaticFields(source, self._images(source)), self._index, *self._batch_rows,
                              on_written=self._written)
@@ -146,7 +148,7 @@ class Scan:
     def _written(self, added: int, updated: int) -> None:
         self._count(datapoints_added=added, datapoints_updated=updated)
 
-    def _set(self, **values) -> None:
+    def _set(self, **values: Any) -> None:
         with self._lock:
             self._publish(values)
 
@@ -154,12 +156,12 @@ class Scan:
         with self._lock:
             self._publish({name: getattr(self.progress, name) + n for name, n in increments.items()})
 
-    def _publish(self, values: dict) -> None:
+    def _publish(self, values: dict[str, Any]) -> None:
         self.progress = self._replaced(values)
         if self._reporter is not None:
             self._reporter.offer(self.progress)
 
-    def _finish(self, **values) -> None:
+    def _finish(self, **values: Any) -> None:
         """Records the outcome in the store before showing it here, so whoever sees it here finds it there."""
         self._stop_reporting()
         with self._lock:
@@ -172,7 +174,7 @@ class Scan:
             self._reporter.close()
             self._reporter = None
 
-    def _replaced(self, values: dict) -> ScanStatus:
+    def _replaced(self, values: dict[str, Any]) -> ScanStatus:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         files = values.get("files_seen", self.progress.files_seen)
         return dataclasses.replace(self.progress, files_per_second=files / elapsed, **values)

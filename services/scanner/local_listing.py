@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from thresher.services.scanner.sources import Page, ScanCancelled, SourceError
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class LocalSource:
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise SourceError(f"permission denied reading folder {self.root}")
 
-    def _follow(self, item: os.DirEntry, folder: _Folder, real_root: str, stack: list[_Folder], page: Page) -> None:
+    def _follow(self, item: os.DirEntry[str], folder: _Folder, real_root: str, stack: list[_Folder], page: Page) -> None:
         """Adds a symlinked file to ``page`` or pushes a symlinked folder, if the link stays inside the root."""
         relative = folder.prefix + item.name
         target = os.path.realpath(item.path)

@@ -1,4 +1,4 @@
-"""The store interface the metadata service needs; ``store.SqlStore`` implements it (layout described there)."""
+"""The store interface the metadata service needs; ``sql_store.SqlStore`` implements it (layout described there)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ from collections.abc import Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from thresher.core.scan_status import ScanStatus
+from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-from ..facets import Facet
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.facets import Facet
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 
 class Store(abc.ABC):
     """Everything the metadata service persists. Methods raise the errors of ``..errors``."""
+
+    # The blob store beside the store's tables: blob field values, and the vector indexes (vector_index).
+    _blobs: BlobStore
 
     @abc.abstractmethod
     def close(self) -> None: ...

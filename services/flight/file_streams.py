@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.services.flight.errors import status_error
+from thresher.services.flight.flight_errors import status_error
 from thresher.services.flight.headers import Metadata
 from thresher.core.storage import for_datasource, in_repository
 from thresher.core.storage.base import Storage
@@ -113,7 +113,8 @@ class DatasourceStorages:
     """
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        # The generated gRPC module has no type information: responses are annotated where they are read.
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         self._open: OrderedDict[tuple[str, str, str], tuple[Storage, float]] = OrderedDict()
 

@@ -11,7 +11,7 @@ fails for good, the driver aborts the session and nothing is written.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from thresher import upload
 from thresher.ray_engine import require_ray
@@ -28,7 +28,7 @@ def stage_block(source: DatasourceRef, session: str, index: int, block: Any, pat
         table, path_name = upload.prepare(block, path_column, datasource._shared.write_types)  # noqa: SLF001
         datasource.connection.upsert_table(datasource.id, table, path_name, staging_session=session,
                                            block_index=index)
-        return table.num_rows
+        return cast(int, table.num_rows)  # pyarrow has no type information
     finally:
         datasource.connection.close()
 
@@ -60,7 +60,7 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
                 ray.cancel(ref)
             ray.wait(pending, num_returns=len(pending))
             raise
-        response = connection.call_metadata("CommitStagedUpload", ms.CommitStagedUploadRequest(
+        response: ms.CommitStagedUploadResponse = connection.call_metadata("CommitStagedUpload", ms.CommitStagedUploadRequest(
             staging_session=session, datasource_id=datasource.id, block_count=len(refs),
             create_missing=create_missing))
     except BaseException:

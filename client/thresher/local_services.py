@@ -10,9 +10,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thresher.core.transport import thresher_home
+
+if TYPE_CHECKING:
+    from thresher.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ class LocalServices:
             self._store.close()
             self._store = None
 
-    def connect(self):
+    def connect(self) -> Connection:
         """A client connection to these services."""
         import thresher
 

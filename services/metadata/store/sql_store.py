@@ -34,6 +34,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,19 +45,19 @@ from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import TYPE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
-from .. import facets, nearest, vectors
-from ..annotations import stored_values
-from ..coercion import CoercedColumn, duplicate_path_error
-from ..errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
-from ..query_compiler import Column, compile_query, timestamp_or_none
-from ..validation import validate_bag_uri, validate_datasource_name, validate_namespace
-from .base import Store, utc_now
-from .common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
+from thresher.services.metadata import facets, nearest, vector_fields
+from thresher.services.metadata.annotations import stored_values
+from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
+from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
+from thresher.services.metadata.query_compiler import Column, CompiledQuery, compile_query, timestamp_or_none
+from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
+from thresher.services.metadata.store.interface import Store, utc_now
+from thresher.services.metadata.store.common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
                      check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
                      timed_select_items)
-from .dialect import EngineDialect, Session
-from .migrations import path_index_sql, prepare_schema
-from .records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.store.dialect import EngineDialect, Session, T
+from thresher.services.metadata.store.migrations import path_index_sql, prepare_schema
+from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,11 @@ class SqlStore(Store):
     def close(self) -> None:
         self.dialect.close()
 
-    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.dialect.read() as session:
             return session.rows(sql, params)
 
-    def _write(self, lock_key: int, work: Callable[[Session], object], forget: int | None = None):
+    def _write(self, lock_key: int, work: Callable[[Session], T], forget: int | None = None) -> T:
         """Runs ``work`` as one locked transaction; drops the cached record of ``forget`` whatever happens."""
         try:
             return self.dialect.write(lock_key, work)
@@ -160,7 +161,7 @@ class SqlStore(Store):
                 check_reuse(self._datasource_record(session, existing), source_uri, revision, reuse)
                 return existing[0], False
             session.execute("INSERT INTO namespaces VALUES ($1, '', $2) ON CONFLICT DO NOTHING", [namespace, utc_now()])
-            datasource_id = session.one("SELECT nextval('datasource_ids')")[0]
+            datasource_id = session.value("SELECT nextval('datasource_ids')")
             session.execute(f"INSERT INTO datasources ({DATASOURCE_COLUMNS}) "
                             "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
                             [datasource_id, namespace, name, source_uri, revision, utc_now()])
@@ -207,7 +208,7 @@ class SqlStore(Store):
                                 "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
             return [self._datasource_record(session, row) for row in rows]
 
-    def _datasource_record(self, session: Session, row: tuple) -> DatasourceRecord:
+    def _datasource_record(self, session: Session, row: tuple[Any, ...]) -> DatasourceRecord:
         (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
         return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
                                 ScanStatus(*scan), self._fields(session, datasource_id))
@@ -215,12 +216,12 @@ class SqlStore(Store):
     @staticmethod
     def _fields(session: Session, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
         sql = "SELECT name, type, tags, created_at, field_id FROM fields WHERE datasource_id = $1"
-        params: list = [datasource_id]
+        params: list[Any] = [datasource_id]
         if at is not None:
             sql += " AND created_at <= $2"
             params.append(at)
         rows = session.rows(sql + " ORDER BY field_id", params)
-        return [vectors.field_record(name, kind, tuple(tags), created, f"f{number}")
+        return [vector_fields.field_record(name, kind, tuple(tags), created, f"f{number}")
                 for name, kind, tags, created, number in rows]
 
     def _locked_fields(self, session: Session, datasource_id: int) -> dict[str, FieldRecord]:
@@ -240,7 +241,7 @@ class SqlStore(Store):
         # The catalog lock too: a dataset saved meanwhile must not outlive its datasource.
         self._write(CATALOG_LOCK, lambda s: self._with_lock(s, datasource_id, work), forget=datasource_id)
 
-    def _with_lock(self, session: Session, key: int, work: Callable[[Session], object]):
+    def _with_lock(self, session: Session, key: int, work: Callable[[Session], T]) -> T:
         """Takes a second write lock inside a transaction (always after the catalog's), then works."""
         self.dialect.lock(session, key)
         return work(session)
@@ -285,31 +286,31 @@ class SqlStore(Store):
         return self._write(datasource_id, work, forget=datasource_id)
 
     def _add_fields(self, session: Session, datasource_id: int, known: dict[str, FieldRecord],
-                    new: Sequence[tuple[str, vectors.FieldKind, tuple[str, ...]]],
+                    new: Sequence[tuple[str, vector_fields.FieldKind, tuple[str, ...]]],
                     at: dt.datetime) -> dict[str, FieldRecord]:
         """Creates fields inside the caller's transaction, created at ``at`` (the write's time);
         returns every field by name. A new vector field comes as its spec (its dimension makes the column)."""
         if not new:
             return known
-        next_id = session.one("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1",
-                              [datasource_id])[0]
+        next_id = session.value("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1",
+                                [datasource_id])
         fields = dict(known)
         self.dialect.before_ddl(session)
         for offset, (name, kind, tags) in enumerate(new):
             number = next_id + offset
             column = f"f{number}"
             session.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
-                            [datasource_id, number, name, vectors.stored_type_name(kind), list(tags), at])
+                            [datasource_id, number, name, vector_fields.stored_type_name(kind), list(tags), at])
             for table in (current_table(datasource_id), log_table(datasource_id)):
                 session.execute(f"ALTER TABLE {table} ADD COLUMN {column} {self.dialect.column_type(kind)}")
-            fields[name] = vectors.field_record(name, kind, tuple(tags), at, column)
+            fields[name] = vector_fields.field_record(name, kind, tuple(tags), at, column)
         return fields
 
     # Writes -------------------------------------------------------------------------------------
 
     def _write_time(self, session: Session, datasource_id: int) -> dt.datetime:
         """The store's clock, but strictly after the datasource's last write (the caller holds its lock)."""
-        last = session.one("SELECT max(written_at) FROM writes WHERE datasource_id = $1", [datasource_id])[0]
+        last = session.value("SELECT max(written_at) FROM writes WHERE datasource_id = $1", [datasource_id])
         now = self._clock()
         if last is not None and now <= last:
             now = last + dt.timedelta(microseconds=1)
@@ -318,7 +319,7 @@ class SqlStore(Store):
     @staticmethod
     def _begin_write(session: Session, datasource_id: int, at: dt.datetime, actor: str, kind: str, rows: int,
                      fields: Sequence[int] = ()) -> int:
-        write_id = session.one("SELECT nextval('write_ids')")[0]
+        write_id: int = session.value("SELECT nextval('write_ids')")
         session.execute("INSERT INTO writes VALUES ($1, $2, $3, $4, $5, $6, $7::INTEGER[])",
                         [write_id, datasource_id, at, actor, kind, rows, list(fields)])
         return write_id
@@ -426,8 +427,8 @@ class SqlStore(Store):
             ids = self._live_ids(session, datasource_id, paths)
             session.stage("target_ids", ids)
             present = " + ".join(f"(CASE WHEN {f.column} IS NULL THEN 0 ELSE 1 END)" for f in chosen)
-            deleted = session.one(f"SELECT CAST(coalesce(sum({present}), 0) AS BIGINT) FROM {current} "
-                                  "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")[0]
+            deleted = session.value(f"SELECT CAST(coalesce(sum({present}), 0) AS BIGINT) FROM {current} "
+                                    "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
             at = self._write_time(session, datasource_id)
             write_id = self._begin_write(session, datasource_id, at, actor, "delete_metadata", ids.num_rows)
             self._spill(session, datasource_id, list(known.values()), "target_ids")
@@ -459,7 +460,8 @@ class SqlStore(Store):
                             f"unlogged_set = NULL{assignments} "
                             "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
             session.unstage("target_ids")
-            return ids.num_rows
+            deleted: int = ids.num_rows
+            return deleted
 
         return self._write(datasource_id, work)
 
@@ -511,7 +513,7 @@ class SqlStore(Store):
 
     # Queries ------------------------------------------------------------------------------------
 
-    def _compile(self, session: Session, query: common_pb2.Query):
+    def _compile(self, session: Session, query: common_pb2.Query) -> tuple[DatasourceRecord, CompiledQuery]:
         datasource = self._datasource(session, query.datasource_id) if not self.dialect.single_writer \
             else self.get_datasource(query.datasource_id)
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
@@ -587,7 +589,7 @@ class SqlStore(Store):
             return schema, total, (0, 0)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
-            total, low, high = session.one(compiled.count_sql, compiled.count_params)
+            total, low, high = session.row(compiled.count_sql, compiled.count_params)
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
@@ -600,9 +602,9 @@ class SqlStore(Store):
             datasource, compiled = self._compile(session, query)
             rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
             if rows is None:
-                total, low, high = session.one(compiled.count_sql, compiled.count_params)
+                total, low, high = session.row(compiled.count_sql, compiled.count_params)
             else:
-                total, (low, high) = rows, session.one(
+                total, (low, high) = rows, session.row(
                     f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}")
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
@@ -640,7 +642,7 @@ class SqlStore(Store):
             return self._log_rows(session, datasource_id, fields, " AND ".join(conditions), params)
 
     def _log_rows(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], condition: str,
-                  params: list) -> pa.Table:
+                  params: list[Any]) -> pa.Table:
         """Log rows with when, who and what: one row per datapoint per write, values as written.
 
         ``condition`` numbers its parameters from ``$2``; ``$1`` is the datasource id.
@@ -659,7 +661,7 @@ class SqlStore(Store):
         schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
                             pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
                             pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
-                           + [pa.field(f.name, vectors.arrow_type(f.type, f.vector),
+                           + [pa.field(f.name, vector_fields.arrow_type(f.type, f.vector),
                                        metadata={TYPE_METADATA_KEY: f.type.value.encode()}) for f in fields])
         return conform(table, schema)
 
@@ -682,7 +684,8 @@ class SqlStore(Store):
                                    [namespace, name, datasource_id, query, utc_now()])
             if inserted is None:
                 raise AlreadyExists(f"dataset {name!r} already exists in namespace {namespace!r}")
-            return inserted[0]
+            dataset_id: int = inserted[0]
+            return dataset_id
 
         return self.get_dataset(self._write(CATALOG_LOCK, work))
 
@@ -718,8 +721,9 @@ class SqlStore(Store):
         validate_datasource_name(name, what="bag dataset")
         validate_bag_uri(uri)
 
-        def work(session: Session) -> tuple:
-            return session.one("INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
+        def work(session: Session) -> tuple[Any, ...]:
+            # An upsert: it returns the row whether it inserted or updated it.
+            return session.row("INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
                                "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
                                f"RETURNING {BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
 
@@ -756,7 +760,7 @@ class StreamedWrite:
         self.current = current_table(datasource_id)
         self.fields = store._locked_fields(session, datasource_id)
         # Datapoints with ids from here on are this write's own.
-        self.first_new_id = session.one(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")[0]
+        self.first_new_id: int = session.value(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")
         self.next_id = self.first_new_id
         self.write_id: int | None = None
         self.at: dt.datetime | None = None
@@ -796,12 +800,13 @@ class StreamedWrite:
 
     def _values(self, columns: list[CoercedColumn]) -> tuple[dict[str, pa.Array], list[int]]:
         """The chunk's columns in storage form by store column, creating its new fields (at the write's time)."""
-        if self.write_id is None:
-            self.at = self.store._write_time(self.session, self.datasource_id)
-            self.write_id = self.store._begin_write(self.session, self.datasource_id, self.at, self.actor,
+        at = self.at  # set with write_id, by the first chunk
+        if self.write_id is None or at is None:
+            at = self.at = self.store._write_time(self.session, self.datasource_id)
+            self.write_id = self.store._begin_write(self.session, self.datasource_id, at, self.actor,
                                                     "upsert", 0)
-        new = [(c.name, vectors.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
-        self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, self.at)
+        new = [(c.name, vector_fields.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
+        self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, at)
         values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c))
                   for c in columns}
         numbers = [field_id(self.fields[c.name]) for c in columns]

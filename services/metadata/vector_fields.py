@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 from thresher.core.types import FieldType, arrow_kind
 from thresher.core.vectors import VectorSpec, is_vector_type
 
-from .coercion import CoercedColumn
-from .errors import InvalidArgument, TypeMismatch
+from thresher.services.metadata.coercion import CoercedColumn
+from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
 if TYPE_CHECKING:  # the stores import this module, so it must not import the store package first
-    from .store.records import FieldRecord
+    from thresher.services.metadata.store.records import FieldRecord
 
 # What ``_add_fields`` receives per new field: a plain type, or a vector spec.
 FieldKind = Union[FieldType, VectorSpec]
@@ -109,7 +109,7 @@ def stored_type_name(kind: FieldKind) -> str:
 def field_record(name: str, stored_type: str | FieldKind, tags: tuple[str, ...], created_at: dt.datetime,
                  column: str) -> FieldRecord:
     """A field record from the row of the ``fields`` table (or the kind just created)."""
-    from .store.records import FieldRecord
+    from thresher.services.metadata.store.records import FieldRecord
 
     if isinstance(stored_type, VectorSpec):
         return FieldRecord(name, FieldType.VECTOR, tuple(tags), created_at, column, stored_type)

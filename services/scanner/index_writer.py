@@ -7,8 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from thresher.services.scanner.automatic import AutomaticFields
-from thresher.services.scanner.sources import Page
-from thresher.services.scanner.store import Index
+from thresher.services.scanner.scan_sources import Page
+from thresher.services.scanner.metadata_interfaces import Index
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import contextlib
 import functools
 import os
 import pathlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,10 +20,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
 
 from thresher.core import errors
 from thresher import flight_bytes, namespaces
 from thresher import datasets as datasets_api, datasources as datasources_api
+from thresher.connection import Connection
+from thresher.datasource import Datasource
 from thresher.gallery import thumbnails, views
 from thresher.gallery.sessions import COOKIE, Connections, ReadGrants, ServiceAddresses
 from thresher.core.transport import thresher_home
@@ -75,12 +78,15 @@ def _error_response(error: Exception) -> JSONResponse:
     return JSONResponse(body, _status_of(error))
 
 
-def api(handler: Callable[[Request], Any]) -> Callable[[Request], Response]:
-    """Runs a (blocking) handler; Thresher's errors become their HTTP status with {"error": message}."""
+_Owner = TypeVar("_Owner")
+
+
+def api(handler: Callable[[_Owner, Request], Any]) -> Callable[[_Owner, Request], Response]:
+    """Runs a (blocking) handler method; Thresher's errors become their HTTP status with {"error": message}."""
     @functools.wraps(handler)
-    def endpoint(*args: Any) -> Response:  # (self, request) on Gallery's methods
+    def endpoint(owner: _Owner, request: Request) -> Response:
         try:
-            result = handler(*args)
+            result = handler(owner, request)
         except (ApiError, errors.ThresherError, ValueError) as error:
             return _error_response(error)
         return result if isinstance(result, Response) else JSONResponse(result)
@@ -95,7 +101,7 @@ class Gallery:
         self.thumbs = thumbnails.ThumbnailCache(cache_dir)
         self.grants = ReadGrants()
 
-    def conn(self, request: Request):
+    def conn(self, request: Request) -> Connection:
         return self.connections.for_token(request.cookies.get(COOKIE))
 
     # -- session --------------------------------------------------------------------------------
@@ -157,7 +163,9 @@ class Gallery:
         captions = [c for c in request.query_params.get("captions", "").split(",") if c.strip()]
         limit = _int(request, "limit", 100)
         result = views.page(view, request.query_params.get("cursor", ""), limit, [c.strip() for c in captions])
-        body = {"items": [dict(item, thumb=_thumb_url(item)) for item in result.items], "next": result.next_cursor}
+        body: dict[str, Any] = {
+            "items": [dict(item, thumb=_thumb_url(item)) for item in result.items], "next": result.next_cursor
+        }
         if not request.query_params.get("cursor"):  # the first page also describes the view: one round trip less
             body.update(datasource_id=view.id, fields=views.fields_json(view))
         return body
@@ -270,7 +278,9 @@ class Gallery:
         except (ApiError, errors.ThresherError, ValueError) as error:
             return _error_response(error)
 
-    def _make_thumb(self, request: Request, datasource_id: int, datapoint_id: int, key: str):
+    def _make_thumb(
+        self, request: Request, datasource_id: int, datapoint_id: int, key: str
+    ) -> tuple[str, pathlib.Path]:
         conn = self.conn(request)
         path = self._path_of(views.open_datasource(conn, datasource_id), datapoint_id)
         data = b"".join(bytes(c) for c in flight_bytes.file_chunks(conn, datasource_id, path))
@@ -296,7 +306,7 @@ class Gallery:
             media = "application/octet-stream"
             headers["Content-Disposition"] = "attachment"
 
-        def body():
+        def body() -> Iterator[bytes]:
             yield bytes(first)
             for chunk in chunks:
                 yield bytes(chunk)
@@ -305,20 +315,20 @@ class Gallery:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _view(self, request: Request):
+    def _view(self, request: Request) -> Datasource:
         params = request.query_params
         return views.open_view(self.conn(request), _param(request, "namespace"), _param(request, "source"),
                                params.get("q", ""), params.get("as_of", ""))
 
     @staticmethod
-    def _path_of(view, datapoint_id: int) -> str:
+    def _path_of(view: Datasource, datapoint_id: int) -> str:
         found = view[view[DATAPOINT_ID_COLUMN] == datapoint_id].select().limit(1).all()
         if not len(found):
             raise ApiError(404, f"no datapoint {datapoint_id} in {view.namespace}/{view.name}")
         return found[0].path
 
 
-def _filter_text(view) -> str:
+def _filter_text(view: Datasource) -> str:
     from thresher.expressions import to_text
 
     return to_text(view.query.filter) if view.query.filter is not None else ""
@@ -387,7 +397,7 @@ def create_app(metadata_address: str | None = None, flight_address: str | None =
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):  # noqa: ANN202
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         gallery.connections.close()
 
@@ -402,12 +412,12 @@ class SecurityHeaders:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
