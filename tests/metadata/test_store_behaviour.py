@@ -213,6 +213,47 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
 
 
+def test_duplicates_are_found_across_chunks_whether_or_not_paths_increase(engine, monkeypatch):
+    from thresher.services.metadata.store import sql_store as store_module
+
+    store, _ = engine
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    source = _datasource(store)
+    schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
+
+    def upload(*chunks):
+        batches = [pa.record_batch([pa.array(paths), pa.array(range(len(paths)), pa.int64())], schema=schema)
+                   for paths in chunks]
+        return store.upsert_batches(source.id, schema, batches, "path", "tester", create_missing=True)
+
+    # Increasing within each chunk; the repeat is the last path of one chunk and the first of the next.
+    with pytest.raises(InvalidArgument, match="path 'b' appears more than once"):
+        upload(["a", "b"], ["b", "c"])
+    # Not increasing: every path is hashed, and the first repeated one is named.
+    with pytest.raises(InvalidArgument, match="path 'd' appears more than once"):
+        upload(["d", "a"], ["c", "d"], ["a", "e"])
+    assert _state(store, source) == {}
+    assert upload(["a", "b"], ["c", "d"]).datapoints_written == 4
+    assert upload(["d", "c"], ["b", "a"]).datapoints_written == 4
+    assert _state(store, source) == {p: {"x": x} for p, x in (("d", 0), ("c", 1), ("b", 0), ("a", 1))}
+
+
+def test_an_update_clears_a_rows_field_list_only_where_it_sets_every_field(engine):
+    store, _ = engine
+    source = _datasource(store)
+    _write(store, source, path=["a", "b"], x=[1, 1], y=[1, 1])
+    # `a` sets only x (its row lists it); `b` sets both (no list).
+    _write(store, source, path=["a", "b"], x=[2, 2], y=pa.array([None, 2], pa.int64()))
+    # Both set every field: `a`'s list goes; then one sets only y.
+    _write(store, source, path=["a", "b"], x=[3, 3], y=[3, 3])
+    _write(store, source, path=["b", "a"], x=pa.array([None, 4], pa.int64()), y=[4, 4])
+    assert [(h["x"], h["y"]) for h in store.history(source.id, "a").to_pylist()] == [
+        (1, 1), (2, None), (3, 3), (4, 4)]
+    assert [(h["x"], h["y"]) for h in store.history(source.id, "b").to_pylist()] == [
+        (1, 1), (2, 2), (3, 3), (None, 4)]
+    assert _state(store, source) == {"a": {"x": 4, "y": 4}, "b": {"x": 3, "y": 4}}
+
+
 def test_history_keeps_exactly_the_fields_each_update_set(engine):
     store, _ = engine
     source = _datasource(store)

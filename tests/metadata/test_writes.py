@@ -105,6 +105,7 @@ def test_blob_is_stored_once_by_hash(meta, metadata_server):
     (pa.table({"path": ["a", "a"], "x": [1, 2]}), "appears more than once"),
     (pa.table({"path": ["a", None], "x": [1, 2]}), "missing value"),
     (pa.table({"path": ["a", ""], "x": [1, 2]}), "empty path"),
+    (pa.table({"path": ["a", "b\x00c"], "x": [1, 2]}).slice(1), "NUL character"),
     (pa.table({"path": [1, 2], "x": [1, 2]}), "must hold strings"),
     (pa.table({"path": ["a"], "datapoint_id": [1]}), "reserved"),
     (pa.table({"other": ["a"], "x": [1]}), "path column 'path'"),

@@ -139,6 +139,9 @@ class EngineDialect(abc.ABC):
     #: Appended to a current table's columns: an engine that updates rows through an index keys them.
     current_table_key: str
     float_type: str
+    #: A column that finds a current-table row fastest inside one write transaction: DuckDB's ``rowid``
+    #: (a position, read without I/O), PostgreSQL's keyed ``datapoint_id``.
+    row_key: str
 
     def column_type(self, kind: FieldKind) -> str:
         if isinstance(kind, VectorSpec):

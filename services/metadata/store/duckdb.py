@@ -35,6 +35,11 @@ _FLAT_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, p
 def _is_flat(kind: pa.DataType) -> bool:
     return any(test(kind) for test in _FLAT_TYPES)
 
+#: How much the write-ahead log may hold before DuckDB checkpoints it into the file.
+CHECKPOINT_WAL = "512MB"
+#: A commit estimated past this many bytes of log skips the log and checkpoints at once.
+SKIP_WAL_BYTES = 256 * 1024 * 1024
+
 
 class DuckDBSession(Session):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -81,12 +86,22 @@ class DuckDBDialect(EngineDialect):
     # No index: DuckDB joins by hashing whole columns, and an index would slow every bulk insert.
     current_table_key = ""
     float_type = "DOUBLE"
+    # Rows are never deleted from a current table and updates keep their place, so a row's position,
+    # read in the same transaction, finds it again without joining on a stored column.
+    row_key = "rowid"
 
     def __init__(self, path: str) -> None:
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._con = duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
+        # Commits go to the write-ahead log (fsynced, replayed after a crash) and the file is rewritten
+        # by a checkpoint once the log holds CHECKPOINT_WAL of writes. DuckDB's defaults (16 MiB; a
+        # commit estimated past 100 kB skips the log and checkpoints at once) made every update of an
+        # upload's size checkpoint the whole store: rewrite each row group it touched and serialise the
+        # path index anew. Large appends still go straight to the file (optimistic writes) either way.
+        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
+        self._con.execute(f"SET auto_checkpoint_skip_wal_threshold = {SKIP_WAL_BYTES}")
         self._lock = threading.RLock()
         # Each thread keeps a cursor for short reads: opening one (and setting its time zone) costs
         # about as much as a lookup by path.

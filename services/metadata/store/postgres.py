@@ -81,6 +81,7 @@ class PostgresDialect(EngineDialect):
     # Updates and the moves into the log find their rows by id without scanning the whole table.
     current_table_key = ", PRIMARY KEY (datapoint_id)"
     float_type = "DOUBLE PRECISION"
+    row_key = "datapoint_id"
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self._pool = ConnectionPool(url, pool_size)

@@ -86,6 +86,11 @@ def log_table(datasource_id: int) -> str:
     return f"log_{int(datasource_id)}"
 
 
+_NO_EXISTING = pa.table({"row_index": pa.array([], pa.int64()), "datapoint_id": pa.array([], pa.int64()),
+                         "alive": pa.array([], pa.bool_()), "row_key": pa.array([], pa.int64()),
+                         "has_set": pa.array([], pa.bool_())})
+
+
 class SqlStore(Store):
     """The store over ``dialect``'s engine. ``clock`` gives write times (tests may turn it)."""
 
@@ -362,28 +367,33 @@ class SqlStore(Store):
             return stored_values(column.type, column.values, self._blobs.put_many)
         return column.values
 
-    def _existing(self, session: Session, datasource_id: int, paths: pa.Array,
-                  below: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the paths that have a datapoint with an id below ``below``: (index in ``paths``,
-        datapoint id, alive). Ids grow with each write, so this skips rows the current write added."""
+    def _existing(self, session: Session, datasource_id: int, paths: pa.Array, below: int) -> pa.Table:
+        """For the paths that have a datapoint with an id below ``below``: ``row_index`` (in ``paths``),
+        ``datapoint_id``, ``alive``, ``row_key`` (the dialect's ``row_key``, to find the row again in this
+        transaction) and ``has_set`` (its unlogged row lists its fields). Ids grow with each write, so this
+        skips rows the current write added."""
         current = current_table(datasource_id)
         if below <= 1:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool)
+            return _NO_EXISTING
         session.stage("staged_paths", pa.table({"path": paths, "row_index": np.arange(len(paths), dtype=np.int64)}))
-        found = session.table(f"SELECT s.row_index, c.datapoint_id, c.alive FROM staged_paths s "
-                              f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1", [below])
-        session.unstage("staged_paths")
-        return (found["row_index"].to_numpy().astype(np.int64, copy=False),
-                found["datapoint_id"].to_numpy().astype(np.int64, copy=False),
-                found["alive"].to_numpy(zero_copy_only=False).astype(bool, copy=False))
+        try:
+            return session.table(f"SELECT s.row_index, c.datapoint_id, c.alive, c.{self.dialect.row_key} AS row_key, "
+                                 "c.unlogged_set IS NOT NULL AS has_set FROM staged_paths s "
+                                 f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1", [below])
+        finally:
+            session.unstage("staged_paths")
 
-    def _spill(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], targets: str) -> None:
-        """Moves the unlogged rows of the datapoints in relation ``targets`` into the log."""
+    def _spill(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], targets: str,
+               key: str = "datapoint_id") -> None:
+        """Moves the unlogged rows of the datapoints in relation ``targets`` into the log: their ``datapoint_id``,
+        or with ``key="row_key"`` their ``row_key`` column (the dialect's ``row_key``, read in this transaction)."""
         columns = "".join(f", {f.column}" for f in fields)
+        found = (f"c.datapoint_id IN (SELECT datapoint_id FROM {targets})" if key == "datapoint_id" else
+                 f"c.{self.dialect.row_key} IN (SELECT row_key FROM {targets})")
         session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared{columns}) "
                         f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{self._unlogged_values(fields)} "
                         f"FROM {current_table(datasource_id)} c JOIN writes w ON w.write_id = c.unlogged "
-                        f"WHERE c.unlogged IS NOT NULL AND c.datapoint_id IN (SELECT datapoint_id FROM {targets})")
+                        f"WHERE c.unlogged IS NOT NULL AND {found}")
 
     def _unlogged_values(self, fields: Sequence[FieldRecord]) -> str:
         """The values of an unlogged row as its write set them (``c``: the current row, ``w``: the write)."""
@@ -841,7 +851,7 @@ class StreamedWrite:
         self.write_id: int | None = None
         self.at: dt.datetime | None = None
         self.numbers: dict[int, None] = {}
-        self.paths: list[pa.Array] = []
+        self.unique = UniquePaths()
         self.unknown: list[pa.Array] = []
         self.count = self.created = 0
 
@@ -849,10 +859,12 @@ class StreamedWrite:
         paths, columns = coerce_write(chunk, self.path_column, self.fields)
         if len(paths) == 0:
             return
-        self.paths.append(paths)
-        row_ids, existing_ids, alive = self.store._existing(self.session, self.datasource_id, paths, self.first_new_id)
+        self.unique.add(paths)
+        found = self.store._existing(self.session, self.datasource_id, paths, self.first_new_id)
+        row_ids = found["row_index"].to_numpy().astype(np.int64, copy=False)
+        alive = found["alive"].to_numpy(zero_copy_only=False).astype(bool, copy=False)
         ids = np.full(len(paths), -1, dtype=np.int64)
-        ids[row_ids] = existing_ids
+        ids[row_ids] = found["datapoint_id"].to_numpy()
         is_new = ids < 0
         if not self.create_missing:
             unknown = is_new.copy()
@@ -869,8 +881,8 @@ class StreamedWrite:
         values, numbers = self._values(columns)
         if new_count:
             self._append(ids, paths, values, is_new, new_count)
-        if new_count < len(paths):
-            self._update(ids, values, numbers, ~is_new)
+        if found.num_rows:
+            self._update(found, values, numbers)
 
     def _values(self, columns: list[CoercedColumn]) -> tuple[dict[str, pa.Array], list[int]]:
         """The chunk's columns in storage form by store column, creating its new fields (at the write's time)."""
@@ -899,38 +911,41 @@ class StreamedWrite:
             rows[column] = array if chosen is None else array.filter(chosen)
         self.session.append(self.current, pa.table(rows))
 
-    def _update(self, ids: np.ndarray, values: dict[str, pa.Array], numbers: list[int], old: np.ndarray) -> None:
+    def _update(self, found: pa.Table, values: dict[str, pa.Array], numbers: list[int]) -> None:
+        """The existing datapoints of a chunk (``found``, from ``_existing``) take their new values, after
+        their unlogged rows move into the log. Rows are found again by the dialect's row key, so each
+        statement joins the few staged rows to the table rather than matching ids over it."""
         # An existing datapoint keeps values other writes set. Where a row sets every field the upload
         # can set, its unlogged row is "the write's fields" (no list: DuckDB rewrites whole rows to
-        # update a list column); otherwise the row lists the fields it set.
-        chosen = pa.array(old)
-        kept = {column: array.filter(chosen) for column, array in values.items()}
+        # update a list column, so the list column is only written where a row needs or had a list).
+        order = found["row_index"]
+        kept = {column: array.take(order) for column, array in values.items()}
         complete = len(values) == len(self.settable)
-        full = np.full(int(old.sum()), complete, dtype=bool)
+        full = np.full(found.num_rows, complete, dtype=bool)
         for array in kept.values():
             if array.null_count:
                 full &= array.is_valid().to_numpy(zero_copy_only=False)
-        staged = {"datapoint_id": pa.array(ids[old]), "sets_all": pa.array(full), **kept}
-        if not full.all():
-            staged["unlogged_set"] = set_fields(kept, numbers)
+        staged = {"row_key": found["row_key"], **kept}
+        lists = not full.all() or pc.any(found["has_set"]).as_py()
+        if lists:
+            staged["unlogged_set"] = set_fields(kept, numbers, unset=full)
         current, session = self.current, self.session
         session.stage("staged_values", pa.table(staged))
-        self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values")
-        assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
-        session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
-                        f"WHERE {current}.datapoint_id = s.datapoint_id", [self.write_id])
-        if not full.all():
-            session.execute(f"UPDATE {current} SET unlogged_set = s.unlogged_set FROM staged_values s "
-                            f"WHERE {current}.datapoint_id = s.datapoint_id AND NOT s.sets_all")
-        session.execute(f"UPDATE {current} SET unlogged_set = NULL WHERE unlogged_set IS NOT NULL AND "
-                        "datapoint_id IN (SELECT datapoint_id FROM staged_values WHERE sets_all)")
-        session.unstage("staged_values")
+        try:
+            self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values", key="row_key")
+            key = self.store.dialect.row_key
+            assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
+            if lists:
+                assignments += ", unlogged_set = s.unlogged_set"
+            session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
+                            f"WHERE {current}.{key} = s.row_key", [self.write_id])
+        finally:
+            session.unstage("staged_values")
 
     def finish(self) -> WriteResult:
         if self.unknown:
             raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
-        if self.paths:
-            check_unique_paths(pa.concat_arrays(self.paths))
+        self.unique.check()
         if self.write_id is not None:
             self.session.execute("UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
                                  [self.count, list(self.numbers), self.write_id])
@@ -1008,15 +1023,46 @@ def check_unique_paths(paths: pa.Array) -> None:
     raise duplicate_path_error(repeated.field("values")[0].as_py())
 
 
-def set_fields(values: dict[str, pa.Array], numbers: Sequence[int]) -> pa.Array:
-    """Per row, the ids of the fields it sets (its non-NULL values), as a list column."""
+class UniquePaths:
+    """Checks that an upload names each path once, chunk by chunk, in Arrow.
+
+    Uploads usually come sorted (listings, frames built from them): while every chunk's paths strictly
+    increase, also across chunks, they are unique and one vectorised comparison per chunk proves it.
+    Otherwise every path is hashed once at the end (``check_unique_paths``)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[pa.Array] = []
+        self._increasing = True
+
+    def add(self, paths: pa.Array) -> None:
+        if self._increasing and len(paths):
+            previous = self._chunks[-1][-1] if self._chunks else None
+            if previous is not None and not pc.less(previous, paths[0]).as_py():
+                self._increasing = False
+            elif len(paths) > 1:
+                self._increasing = pc.all(pc.less(paths.slice(0, len(paths) - 1), paths.slice(1))).as_py()
+        self._chunks.append(paths)
+
+    def check(self) -> None:
+        """Raises the duplicate-path error naming the first repeated path, if any path repeats."""
+        if not self._increasing:
+            check_unique_paths(pa.concat_arrays(self._chunks))
+
+
+def set_fields(values: dict[str, pa.Array], numbers: Sequence[int], unset: np.ndarray | None = None) -> pa.Array:
+    """Per row, the ids of the fields it sets (its non-NULL values), as a list column; NULL in the rows
+    where ``unset`` is true."""
     rows = len(next(iter(values.values()))) if values else 0
+    mask = None if unset is None else pa.array(unset)
     if not values:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()))
+        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()),
+                                        mask=mask)
     valid = np.stack([array.is_valid().to_numpy(zero_copy_only=False) for array in values.values()], axis=1)
+    if unset is not None:
+        valid[unset] = False  # a NULL list holds no ids
     offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
     ids = np.broadcast_to(np.asarray(numbers, dtype=np.int32), valid.shape)[valid]
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()), mask=mask)
 
 
 def unknown_paths_error(unknown: pa.Array, datasource_id: int) -> UnknownPaths:
