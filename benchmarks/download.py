@@ -107,7 +107,7 @@ def main() -> None:
 
             runs: dict[str, list[float]] = {"boto3 directly": [], "Thresher via flight": [],
                                             "Thresher from the bucket": []}
-            for name, run in zip(runs, (peer, through_flight, from_bucket)):
+            for run in (peer, through_flight, from_bucket):
                 run()  # warm-up: connections, page cache, first touch of the target files
             for _ in range(args.repeat):
                 for name, run in zip(runs, (peer, through_flight, from_bucket)):

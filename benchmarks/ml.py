@@ -80,7 +80,7 @@ def main() -> None:
         connection = services.connect()
         ds = thresher.datasources.get_or_create("bench/ml", "images", folder, connection=connection)
         ds.wait_until_ready(timeout=600, progress=False)
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [p for p, _ in items], "label": [l for _, l in items]}), create_missing=True)
+        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [p for p, _ in items], "label": [label for _, label in items]}), create_missing=True)
         result = ds.order_by("path").select("label").all()
         options = dict(batch_size=args.batch, num_workers=args.workers, shuffle=True, persistent_workers=True)
         contenders = {

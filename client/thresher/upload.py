@@ -99,7 +99,7 @@ def _label_columns(frame: Any) -> dict[str, pa.Array]:
     found = {}
     for name in getattr(frame, "columns", ()):
         column = frame[name]
-        if getattr(column, "dtype", None) != object:
+        if getattr(column, "dtype", None) != object:  # noqa: E721 - a dtype equals object for object columns
             continue
         values = [None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()]
         first = next((v for v in values if v is not None), None)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the stores import this module, so it must not import the st
     from thresher.services.metadata.store.records import FieldRecord
 
 # What ``_add_fields`` receives per new field: a plain type, or a vector spec.
-FieldKind = Union[FieldType, VectorSpec]
+FieldKind = FieldType | VectorSpec
 
 
 def is_vector_write(array: pa.Array | pa.ChunkedArray, existing: FieldRecord | None) -> bool:

@@ -48,7 +48,7 @@ def test_a_result_is_an_arrow_stream_that_every_tool_reads_without_a_copy(ds):
     if hasattr(pd.DataFrame, "from_arrow"):  # pandas 3 reads Arrow streams itself
         assert pd.DataFrame.from_arrow(result)["label"].tolist() == ["cat", "dog"] * 3
     assert result.to_pandas()["rank"].tolist() == list(range(6))
-    r = result  # DuckDB's replacement scan finds the variable by name
+    r = result  # noqa: F841 - DuckDB's replacement scan finds the variable by name
     assert duckdb.sql("select label, count(*) from r group by label order by label").fetchall() == [("cat", 3),
                                                                                                     ("dog", 3)]
 

@@ -292,7 +292,7 @@ class ComposeProcesses:
     def stop(self) -> None:
         for _, process in reversed(self._processes):
             process.terminate()
-        for name, process in reversed(self._processes):
+        for _name, process in reversed(self._processes):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

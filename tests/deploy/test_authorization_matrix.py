@@ -192,7 +192,6 @@ def _metadata_requests(v: Victim) -> dict:
         "RegisterBagDataset": pb.RegisterBagDatasetRequest(namespace=VICTIM, name="bag", uri="/elsewhere"),
         "GetBagDataset": pb.GetBagDatasetRequest(namespace=VICTIM, name="bag"),
         "ListBagDatasets": pb.ListBagDatasetsRequest(namespace=VICTIM),
-        "CountValues": pb.CountValuesRequest(query=query, field="n"),
         "CreateVectorIndex": pb.CreateVectorIndexRequest(datasource_id=v.datasource_id, field="emb"),
     }
 

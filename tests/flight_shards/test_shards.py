@@ -47,7 +47,7 @@ def test_flight_info_lists_shards_with_both_servers(flight_pair, bag_dataset):
     # Shard i starts its locations at server i mod 2: the load is spread over both.
     firsts = [endpoint.locations[0] for endpoint in info.endpoints]
     assert firsts == [a.location, b.location, a.location]
-    assert all(sorted(l.uri for l in endpoint.locations) == sorted([a.location.uri, b.location.uri])
+    assert all(sorted(location.uri for location in endpoint.locations) == sorted([a.location.uri, b.location.uri])
                for endpoint in info.endpoints)
     ticket = flight_pb2.FlightTicket.FromString(info.endpoints[2].ticket.ticket)
     assert ticket.bag_shard.dataset == dataset and ticket.bag_shard.shard == 2

@@ -86,7 +86,7 @@ def test_tensorflow_ragged_keys_by_explicit_signature(tf):
 
 
 def test_torch_view_is_stateful_like_the_loader():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.distributed.checkpoint.stateful import Stateful
 
     view = to_torch(Loader(Epochs(Points(30), seed=5), 4, workers=0))

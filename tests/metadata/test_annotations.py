@@ -189,7 +189,9 @@ def _gt(name: str = "gt", kind: FieldType = FieldType.DETECTIONS) -> Column:
 
 def test_object_queries_and_their_combination_with_other_predicates(meta, metadata_stub):
     source = meta.datasource()
-    det = lambda *labels_and_conf: L.Detections(L.Detection(l, (0.1, 0.1, 0.1, 0.1), c) for l, c in labels_and_conf)
+    def det(*labels_and_conf):
+        return L.Detections(L.Detection(label, (0.1, 0.1, 0.1, 0.1), c) for label, c in labels_and_conf)
+
     _upsert(metadata_stub, source.id, {
         "three_cars": {"gt": det(("car", 0.9), ("car", 0.8), ("car", None)), "split": "train"},
         "one_car_person": {"gt": det(("car", 0.7), ("person", 0.4)), "split": "val"},

@@ -121,7 +121,7 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
             if obj.confidence is not None:
                 numbers.append(obj.confidence)
             lines.append(" ".join([str(index[obj.label]), *(repr(float(v)) for v in numbers)]))
-        written.append(write_text(target, f"labels/{_stem(image.file_name)}.txt", "".join(l + "\n" for l in lines)))
+        written.append(write_text(target, f"labels/{_stem(image.file_name)}.txt", "".join(line + "\n" for line in lines)))
     names = "".join(f"  {i}: {json.dumps(name)}\n" for i, name in enumerate(classes))  # JSON strings are YAML
     written.append(write_text(target, "data.yaml", f"path: .\ntrain: ./images\nval: ./images\nnames:\n{names}"))
     return written

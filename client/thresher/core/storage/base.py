@@ -143,7 +143,7 @@ class Storage(abc.ABC):
         None when the backend has none (the flight service serves those bytes)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a backend that holds nothing keeps the no-op
         """Releases connections and helper processes; the storage is not used afterwards."""
 
     def __enter__(self) -> Storage:
