@@ -66,12 +66,12 @@ def data_loader(dataset: TorchDataset, **options: Any) -> torch.utils.data.DataL
 
     With ``num_workers`` > 0 each worker process opens its own connection to the services and fetches
     the files of the batches it is given into the shared cache: nothing is fetched up front, and at
-    most ``num_workers * prefetch_factor`` batches' files are fetched ahead of training. Workers then
-    start from a fork server unless ``multiprocessing_context`` says otherwise: a plain fork would copy
-    this process's gRPC state, which no child can use.
+    most ``num_workers * prefetch_factor`` batches' files are fetched ahead of training. Workers
+    start from a fork server unless ``multiprocessing_context`` says otherwise: a plain fork copies a
+    process whose gRPC, Arrow and DuckDB threads may hold locks at that instant, and the child can
+    crash on them (it did, reading local files, in a process that also hosted the services).
     """
-    if options.get("num_workers", 0) > 0 and dataset.thresher_items.fetches \
-            and "multiprocessing_context" not in options:
+    if options.get("num_workers", 0) > 0 and "multiprocessing_context" not in options:
         context = multiprocessing.get_context("forkserver")
         # Imported once in the fork server, so each epoch's workers start with torch loaded.
         context.set_forkserver_preload([__name__])
