@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 
 import grpc
@@ -48,7 +48,7 @@ def finish_server(server: grpc.Server, address: str, service_names: Iterable[str
     return server, port
 
 
-class ServiceServer(grpc.Server):
+class ServiceServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type information
     """A started gRPC server together with what it owns: ``stop`` stops the server, then runs ``cleanup``
     (closing a store, a second port) before the returned event is set.
 
@@ -87,14 +87,15 @@ class ServiceServer(grpc.Server):
     def start(self) -> None:
         self._server.start()
 
-    def add_generic_rpc_handlers(self, generic_rpc_handlers) -> None:  # noqa: ANN001 - grpc's own signature
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(generic_rpc_handlers)
 
-    def add_registered_method_handlers(self, service_name, method_handlers) -> None:  # noqa: ANN001
+    def add_registered_method_handlers(self, service_name: str,
+                                       method_handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         self._server.add_registered_method_handlers(service_name, method_handlers)
 
     def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
+        return int(self._server.add_insecure_port(address))
 
     def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        return self._server.add_secure_port(address, server_credentials)
+        return int(self._server.add_secure_port(address, server_credentials))

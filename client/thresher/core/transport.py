@@ -54,22 +54,22 @@ FLIGHT_CLIENT_OPTIONS = [
 
 def metadata_address() -> str:
     """Where the metadata service is (``$THRESHER_METADATA_ADDRESS``)."""
-    return Settings.read("metadata_address")
+    return str(Settings.read("metadata_address"))
 
 
 def scanner_address() -> str:
     """Where the scanner service is (``$THRESHER_SCANNER_ADDRESS``)."""
-    return Settings.read("scanner_address")
+    return str(Settings.read("scanner_address"))
 
 
 def flight_address() -> str:
     """Where the flight service is (``$THRESHER_FLIGHT_ADDRESS``)."""
-    return Settings.read("flight_address")
+    return str(Settings.read("flight_address"))
 
 
 def thresher_home() -> str:
     """The folder of the embedded store and blob store (``$THRESHER_HOME``, default ``~/.thresher``)."""
-    return Settings.read("home")
+    return str(Settings.read("home"))
 
 
 def tls_root_certificates(path: str | None = None) -> bytes | None:

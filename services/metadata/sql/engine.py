@@ -150,7 +150,7 @@ class SqlEngine:
             raise
         return reader.schema, _batches(connection, reader)
 
-    def execute_in_store(self, sql: str, parameters: Sequence, visible: Visible,
+    def execute_in_store(self, sql: str, parameters: Sequence[Any], visible: Visible,
                          max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
         """``sql`` (already checked) run by the store itself, or None where it must run in the sandbox."""
         found = self._rewritten(sql, parameters, visible)
@@ -170,7 +170,7 @@ class SqlEngine:
                 return expected, _conformed(batches, expected)
         return schema, _checked(batches)
 
-    def _rewritten(self, sql: str, parameters: Sequence, visible: Visible) -> tuple[str, rewrite.Rewritten] | None:
+    def _rewritten(self, sql: str, parameters: Sequence[Any], visible: Visible) -> tuple[str, rewrite.Rewritten] | None:
         """The store's engine and ``sql`` rewritten for it, or None where the sandbox must run it."""
         engine = self._engine()
         if engine is None:
@@ -188,7 +188,7 @@ class SqlEngine:
         """The store's engine where SQL can run in it."""
         return self._sql_store.dialect.name if self._sql_store is not None else None
 
-    def _relations(self, tree: dict, visible: Visible, engine: str) -> rewrite.Resolve:
+    def _relations(self, tree: dict[str, Any], visible: Visible, engine: str) -> rewrite.Resolve:
         """Resolves a statement's (schema, table) names to the store's SQL for the visible tables."""
         named = frozenset(rewrite.base_tables(tree))
         found: dict[tuple[str, str], SqlTableInfo] = {}

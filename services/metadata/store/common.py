@@ -62,6 +62,8 @@ def result_schema(datasource: DatasourceRecord, columns: Sequence[OutputColumn])
     """A query result's schema: path, datapoint_id, then the selected fields with their types."""
     arrow_fields = [pa.field("path", pa.string(), nullable=False), pa.field("datapoint_id", pa.int64(), nullable=False)]
     for column in columns[2:]:
+        if column.type is None:
+            raise ValueError(f"result column {column.name!r} has no field type")
         arrow_fields.append(pa.field(column.name, vector_fields.arrow_type(column.type, column.vector),
                                      metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
     return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),

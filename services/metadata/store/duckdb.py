@@ -148,7 +148,7 @@ class DuckDBDialect(EngineDialect):
             raise
         return self._batches(cursor, reader)
 
-    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         cursor = self._cursor()
         try:
             # Refused writes are the statement's check's job; this makes them impossible in this cursor too.

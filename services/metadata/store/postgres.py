@@ -121,7 +121,7 @@ class PostgresDialect(EngineDialect):
         next(batches)  # started, so that closing it unstarted still returns the connection
         return batches
 
-    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         connection = self._pool.acquire()  # its transaction has just begun (the pool rolls back on release)
         try:
             cursor = connection.cursor()

@@ -611,7 +611,7 @@ class SqlStore(Store):
                           for sql, column in zip(compiled.select_sql, compiled.columns, strict=True))
         return f"SELECT {named} FROM {compiled.sql[len(prefix):]}", compiled.columns
 
-    def stream_read_only(self, sql: str, params: Sequence, max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result of a read-only statement (``sql_relation``'s tables inside), run by the engine in a
         read-only transaction, streamed in batches of at most ``max_rows``."""
         return self.dialect.stream_read_only(sql, params, max_rows or DEFAULT_BATCH_ROWS)
