@@ -17,7 +17,7 @@ import pytest
 
 from tests.reliability.harness import (Acknowledged, ChildService, check_generations, fast_channel,
                                        kill_while_writing, read_all)
-from thresher.services.flight.server import ThresherFlightServer
+from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.core.storage.blobs import open_blob_store
 from thresher.v1 import flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
 

@@ -19,7 +19,7 @@ from thresher.core import status
 from thresher.connection import Connection
 from thresher.core.errors import ServiceUnavailableError, ThresherError
 from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.server import ThresherFlightServer
+from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.services.grpc_server import new_server
 from thresher.core.storage import open_storage
 from thresher.core.storage.blobs import open_blob_store

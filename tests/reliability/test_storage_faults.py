@@ -22,7 +22,7 @@ from tests.downloads.conftest import indexed
 from tests.reliability.proxy import FaultProxy
 from thresher.core import status
 from thresher.core.errors import ScanFailedError, ScanInProgressWarning
-from thresher.services.flight.server import ThresherFlightServer
+from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.core.storage import Storage, open_storage
 from thresher.core.storage.blobs import BlobStore
 from thresher.core.storage.storage_errors import StorageUnavailableError
