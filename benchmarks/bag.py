@@ -92,6 +92,7 @@ def report(name: str, unit: str, amount: float, times: dict[str, tuple[float, fl
 
 def main() -> None:
     import granular
+
     import thresher.bag as bag
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

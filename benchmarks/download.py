@@ -33,8 +33,11 @@ PREFIX = "objects"
 
 def start_moto() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-                                "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port, process)
     return process, f"http://127.0.0.1:{port}"
 
@@ -43,12 +46,17 @@ def boto3_client(endpoint: str, threads: int):
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(
-        s3={"addressing_style": "path"}, max_pool_connections=threads))
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=threads),
+    )
 
 
 def boto3_download(client, keys: list[str], target: str, threads: int) -> None:
     """The peer: get_object per key in a thread pool, each body streamed into its file."""
+
     def one(key: str) -> None:
         path = os.path.join(target, key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -97,16 +105,29 @@ def main() -> None:
 
             def through_flight() -> None:
                 thresher.disable_bucket_downloaders()
-                result.download_files(os.path.join(scratch, "flight"), keep_source_prefix=False, redownload=True,
-                                      threads=args.threads, progress=False)
+                result.download_files(
+                    os.path.join(scratch, "flight"),
+                    keep_source_prefix=False,
+                    redownload=True,
+                    threads=args.threads,
+                    progress=False,
+                )
 
             def from_bucket() -> None:
                 thresher.enable_s3_bucket_downloader(client)
-                result.download_files(os.path.join(scratch, "bucket"), keep_source_prefix=False, redownload=True,
-                                      threads=args.threads, progress=False)
+                result.download_files(
+                    os.path.join(scratch, "bucket"),
+                    keep_source_prefix=False,
+                    redownload=True,
+                    threads=args.threads,
+                    progress=False,
+                )
 
-            runs: dict[str, list[float]] = {"boto3 directly": [], "Thresher via flight": [],
-                                            "Thresher from the bucket": []}
+            runs: dict[str, list[float]] = {
+                "boto3 directly": [],
+                "Thresher via flight": [],
+                "Thresher from the bucket": [],
+            }
             for run in (peer, through_flight, from_bucket):
                 run()  # warm-up: connections, page cache, first touch of the target files
             for _ in range(args.repeat):
@@ -123,13 +144,17 @@ def main() -> None:
         moto.wait()
 
     peer_times = runs["boto3 directly"]
-    print(f"{args.objects} objects x {args.size:,} bytes ({total_mb:.0f} MB), {args.threads} threads, "
-          f"median of {args.repeat} interleaved runs")
+    print(
+        f"{args.objects} objects x {args.size:,} bytes ({total_mb:.0f} MB), {args.threads} threads, "
+        f"median of {args.repeat} interleaved runs"
+    )
     for name, times in runs.items():
         ratios = [p / t for p, t in zip(peer_times, times)]
         seconds = statistics.median(times)
-        print(f"{name:<26} {seconds:.3f} s  {total_mb / seconds:7.1f} MB/s  {statistics.median(ratios):.2f}x of boto3 "
-              f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+        print(
+            f"{name:<26} {seconds:.3f} s  {total_mb / seconds:7.1f} MB/s  {statistics.median(ratios):.2f}x of boto3 "
+            f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
 
 
 if __name__ == "__main__":

@@ -35,16 +35,29 @@ from tests.storage_endpoints import AWS_ENV  # noqa: E402
 
 def index(connection, files: int, name: str):
     """A datasource over the first ``files`` objects, its datapoints uploaded (no scan: this times loading)."""
-    paths = [key(i)[len(PREFIX):] for i in range(files)]
-    return indexed(connection, "bench/first-batch", f"s3://{BUCKET}/{PREFIX.rstrip('/')}", paths,
-                   extra={"label": [i % 10 for i in range(files)]})
+    paths = [key(i)[len(PREFIX) :] for i in range(files)]
+    return indexed(
+        connection,
+        "bench/first-batch",
+        f"s3://{BUCKET}/{PREFIX.rstrip('/')}",
+        paths,
+        extra={"label": [i % 10 for i in range(files)]},
+    )
 
 
 def first_batch_seconds(result, savedir: str, workers: int, batch: int, strategy: str) -> tuple[float, int]:
     started = time.perf_counter()
-    loader = result.as_ml_dataloader("torch", metadata_columns=["label"], tensorizers=["bytes", "auto"],
-                                     strategy=strategy, savedir=savedir, progress=False, batch_size=batch,
-                                     num_workers=workers, collate_fn=list)
+    loader = result.as_ml_dataloader(
+        "torch",
+        metadata_columns=["label"],
+        tensorizers=["bytes", "auto"],
+        strategy=strategy,
+        savedir=savedir,
+        progress=False,
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=list,
+    )
     batches = iter(loader)
     first = next(batches)
     elapsed = time.perf_counter() - started
@@ -71,16 +84,20 @@ def main() -> None:
             # Warm up: the fork server and torch in the workers, the services' connections.
             warm = index(connection, args.batch * 4, "warmup").all()
             first_batch_seconds(warm, os.path.join(scratch, "warm"), args.workers, args.batch, "lazy")
-            print(f"{args.workers} workers, batches of {args.batch}, files of a few bytes on moto's S3 "
-                  "(through the flight service)")
+            print(
+                f"{args.workers} workers, batches of {args.batch}, files of a few bytes on moto's S3 "
+                "(through the flight service)"
+            )
             for files in sizes:
                 result = index(connection, files, f"n{files}").all()
-                lazy, fetched = first_batch_seconds(result, os.path.join(scratch, f"lazy{files}"), args.workers,
-                                                    args.batch, "lazy")
+                lazy, fetched = first_batch_seconds(
+                    result, os.path.join(scratch, f"lazy{files}"), args.workers, args.batch, "lazy"
+                )
                 line = f"{files:>7} files  lazy workers {lazy:6.2f} s to the first batch ({fetched} files fetched)"
                 if files <= args.peer_max:
-                    peer, everything = first_batch_seconds(result, os.path.join(scratch, f"peer{files}"),
-                                                           args.workers, args.batch, "preload")
+                    peer, everything = first_batch_seconds(
+                        result, os.path.join(scratch, f"peer{files}"), args.workers, args.batch, "preload"
+                    )
                     line += f"  |  fetch everything first {peer:6.2f} s ({everything} files)  {peer / lazy:.1f}x"
                 print(line, flush=True)
 

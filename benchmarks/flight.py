@@ -101,8 +101,10 @@ def main() -> None:
             theirs.append(timed(bare_fetch))
         ratio = min(theirs) / min(ours)
         print(f"shard streaming, {args.points} points in {shards} shards ({size / 2**20:.0f} MiB):")
-        print(f"  thresher {size / min(ours) / 2**20:8.0f} MiB/s   bare pyarrow {size / min(theirs) / 2**20:8.0f} MiB/s"
-              f"   ratio {ratio:.2f}x (target >= 0.8x)")
+        print(
+            f"  thresher {size / min(ours) / 2**20:8.0f} MiB/s   bare pyarrow {size / min(theirs) / 2**20:8.0f} MiB/s"
+            f"   ratio {ratio:.2f}x (target >= 0.8x)"
+        )
 
         def epoch(source, mode) -> None:
             with Loader(source, args.batch, workers=args.workers, mode=mode) as loader:
@@ -115,9 +117,11 @@ def main() -> None:
             remote_times.append(timed(lambda: epoch(Remote(dataset, connection=conn), "thread")))
             local_times.append(timed(lambda: epoch(local, "process")))
         print(f"loader, one epoch, batch {args.batch}, {args.workers} workers:")
-        print(f"  remote {args.points / min(remote_times):9.0f} points/s   local bag "
-              f"{args.points / min(local_times):9.0f} points/s   ratio {min(local_times) / min(remote_times):.2f}x"
-              f"   (median remote {statistics.median(remote_times):.2f} s)")
+        print(
+            f"  remote {args.points / min(remote_times):9.0f} points/s   local bag "
+            f"{args.points / min(local_times):9.0f} points/s   ratio {min(local_times) / min(remote_times):.2f}x"
+            f"   (median remote {statistics.median(remote_times):.2f} s)"
+        )
         bare.shutdown()
 
 

@@ -29,7 +29,8 @@ import pyarrow.flight as fl
 from thresher.core import arrow_io
 from thresher.services.flight.server import create_server as create_flight
 from thresher.services.grpc_server import finish_server, new_server
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 
 def make_table(rows: int) -> pa.Table:
@@ -109,11 +110,14 @@ def upload(metadata_address: str, table: pa.Table) -> int:
 
     with open_channel(metadata_address) as channel:
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
-        source = stub.CreateDatasource(mpb.CreateDatasourceRequest(namespace="bench/relay", name="t",
-                                                                   source_uri="file:///nowhere")).datasource
+        source = stub.CreateDatasource(
+            mpb.CreateDatasourceRequest(namespace="bench/relay", name="t", source_uri="file:///nowhere")
+        ).datasource
         data = table.drop_columns(["datapoint_id"])
 
-        stub.UpsertTable(arrow_io.upsert_table_requests(source.id, "path", data.schema, data.to_batches(), create_missing=True))
+        stub.UpsertTable(
+            arrow_io.upsert_table_requests(source.id, "path", data.schema, data.to_batches(), create_missing=True)
+        )
         return source.id
 
 
@@ -122,8 +126,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the run through the real metadata service")
-    parser.add_argument("--relay", choices=["data-port", "grpc"], default="data-port",
-                        help="how the flight service reads results: the metadata data port (as deployed), or gRPC")
+    parser.add_argument(
+        "--relay",
+        choices=["data-port", "grpc"],
+        default="data-port",
+        help="how the flight service reads results: the metadata data port (as deployed), or gRPC",
+    )
     parser.add_argument("--serve-stand-in", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stand_in:
@@ -131,12 +139,15 @@ def main() -> None:
 
     table = benchmark_table(args.rows)
     megabytes = table.nbytes / 2**20
-    print(f"table: {table.num_rows:,} rows x {table.num_columns} columns, {megabytes:,.0f} MiB, "
-          f"{len(table.to_batches())} batches")
+    print(
+        f"table: {table.num_rows:,} rows x {table.num_columns} columns, {megabytes:,.0f} MiB, "
+        f"{len(table.to_batches())} batches"
+    )
     query = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=common_pb2.Query(datasource_id=1)))
 
-    stand_in = subprocess.Popen([sys.executable, __file__, "--serve-stand-in", "--rows", str(args.rows)],
-                                stdout=subprocess.PIPE, text=True)
+    stand_in = subprocess.Popen(
+        [sys.executable, __file__, "--serve-stand-in", "--rows", str(args.rows)], stdout=subprocess.PIPE, text=True
+    )
     bare = BareServer(table)
     grpc_port, data_port = stand_in.stdout.readline().split()
     data_address = f"127.0.0.1:{data_port}" if args.relay == "data-port" else ""
@@ -174,8 +185,10 @@ def main() -> None:
     for name, times in relay_times.items():
         ratios = [b / r for b, r in zip(bare_times, times, strict=True)]
         seconds = statistics.median(times)
-        print(f"{name + ':':27s} {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), vs bare "
-              f"{statistics.median(ratios):.2f}x (target >= 0.8x; runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+        print(
+            f"{name + ':':27s} {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), vs bare "
+            f"{statistics.median(ratios):.2f}x (target >= 0.8x; runs: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
     with open("/proc/loadavg") as file:
         print(f"load average: {' '.join(file.read().split()[:3])}")
 
@@ -190,13 +203,16 @@ def end_to_end(table: pa.Table, repeat: int, bare_seconds: float) -> None:
     megabytes = table.nbytes / 2**20
     with ServiceProcess() as services:
         datasource_id = upload(services.environment["THRESHER_METADATA_ADDRESS"], table)
-        ticket = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=common_pb2.Query(
-            datasource_id=datasource_id))).SerializeToString()
+        ticket = flight_pb2.FlightTicket(
+            query=flight_pb2.QueryTicket(query=common_pb2.Query(datasource_id=datasource_id))
+        ).SerializeToString()
         with fl.connect(f"grpc://{services.environment['THRESHER_FLIGHT_ADDRESS']}") as client:
             fetch_seconds(client, ticket, table.num_rows)
             seconds = statistics.median(fetch_seconds(client, ticket, table.num_rows) for _ in range(repeat))
-    print(f"end to end (thresher up):   {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), "
-          f"{bare_seconds / seconds:.2f}x of bare")
+    print(
+        f"end to end (thresher up):   {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), "
+        f"{bare_seconds / seconds:.2f}x of bare"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import time
 import httpx
 import numpy as np
 import pandas as pd
-
 from service_process import ServiceProcess
 
 GRID = 100
@@ -62,6 +61,7 @@ def static_peer(folder: pathlib.Path) -> tuple[http.server.ThreadingHTTPServer, 
     names = sorted(p.name for p in folder.glob("*.webp"))
     tags = "".join(f'<img class="thumb" src="/{n}" width="150" height="150">' for n in names)
     (folder / "index.html").write_text(f"<!doctype html><html><body>{tags}</body></html>")
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -95,12 +95,21 @@ def main() -> None:
         started = time.perf_counter()
         if extra:
             rng = np.random.default_rng(1)
-            ds.upload_metadata_from_dataframe(pd.DataFrame({
-                "path": [f"more/{i:08d}.jpg" for i in range(extra)],
-                "label": pd.array(np.array(["cat", "dog", "bird"])[rng.integers(0, 3, extra)], dtype="string"),
-                "score": rng.random(extra)}), path_column="path", create_missing=True)  # metadata-only datapoints
-        print(f"data: {ds.count():,} datapoints ({GRID} scanned PNGs of 512x384, the rest metadata only; "
-              f"uploaded in {time.perf_counter() - started:.1f} s)")
+            ds.upload_metadata_from_dataframe(
+                pd.DataFrame(
+                    {
+                        "path": [f"more/{i:08d}.jpg" for i in range(extra)],
+                        "label": pd.array(np.array(["cat", "dog", "bird"])[rng.integers(0, 3, extra)], dtype="string"),
+                        "score": rng.random(extra),
+                    }
+                ),
+                path_column="path",
+                create_missing=True,
+            )  # metadata-only datapoints
+        print(
+            f"data: {ds.count():,} datapoints ({GRID} scanned PNGs of 512x384, the rest metadata only; "
+            f"uploaded in {time.perf_counter() - started:.1f} s)"
+        )
         url = f"{services.gallery_url}#namespace=bench%2Fgallery&source=datasource%3Aimages"
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
         cold = first_grid_ms(browser, url)
@@ -109,14 +118,24 @@ def main() -> None:
         thumbs = scratch / "thumbs"
         thumbs.mkdir()
         with httpx.Client(base_url=services.gallery_url.rstrip("/")) as client:
-            items = client.get("/api/items", params={"namespace": "bench/gallery", "source": "datasource:images",
-                                                     "limit": GRID}).json()["items"]
+            items = client.get(
+                "/api/items", params={"namespace": "bench/gallery", "source": "datasource:images", "limit": GRID}
+            ).json()["items"]
             for n, item in enumerate(items):
                 (thumbs / f"{n:04d}.webp").write_bytes(client.get(item["thumb"]).content)
-            params = {"namespace": "bench/gallery", "source": "datasource:images", "limit": GRID,
-                      "captions": "label,score"}
-            last_id = max(i["id"] for i in client.get("/api/items", params={**params, "cursor": f"k:{args.rows - GRID - 1}"}
-                                                       ).json()["items"] or [{"id": args.rows}])
+            params = {
+                "namespace": "bench/gallery",
+                "source": "datasource:images",
+                "limit": GRID,
+                "captions": "label,score",
+            }
+            last_id = max(
+                i["id"]
+                for i in client.get("/api/items", params={**params, "cursor": f"k:{args.rows - GRID - 1}"}).json()[
+                    "items"
+                ]
+                or [{"id": args.rows}]
+            )
 
             def timed(cursor: str) -> float:
                 runs = []
@@ -135,12 +154,16 @@ def main() -> None:
 
     best, median, peer_median = min(warm), statistics.median(warm), statistics.median(peer)
     print(f"first grid of {GRID} thumbnails, cold thumbnail cache: {cold:7.0f} ms")
-    print(f"first grid of {GRID} thumbnails, warm cache:  median {median:7.0f} ms, best {best:7.0f} ms "
-          f"(target < 1000 ms: {'met' if median < 1000 else 'MISSED'})")
+    print(
+        f"first grid of {GRID} thumbnails, warm cache:  median {median:7.0f} ms, best {best:7.0f} ms "
+        f"(target < 1000 ms: {'met' if median < 1000 else 'MISSED'})"
+    )
     print(f"peer: the same {GRID} thumbnails on a static page:  median {peer_median:7.0f} ms")
     print(f"ratio gallery / static page: {median / peer_median:.2f}x")
-    print(f"a page of {GRID} items: first {first_page:.0f} ms, deep in the result (keyset) {deep_page:.0f} ms "
-          f"(ratio {deep_page / first_page:.2f}x)")
+    print(
+        f"a page of {GRID} items: first {first_page:.0f} ms, deep in the result (keyset) {deep_page:.0f} ms "
+        f"(ratio {deep_page / first_page:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import time
 
 import polars as pl
 import pyarrow as pa
-
 from service_process import ServiceProcess, empty_datasource
 from upload import make_frame
 
@@ -72,8 +71,12 @@ def main() -> None:
         def batches() -> None:
             assert sum(batch.num_rows for batch in view.iter_batches(65_536)) == args.rows
 
-        reads = {"read_query (peer)": bare, "pyarrow.table(view)": arrow_stream,
-                 "polars.DataFrame(view)": polars_stream, "view.iter_batches(65536)": batches}
+        reads = {
+            "read_query (peer)": bare,
+            "pyarrow.table(view)": arrow_stream,
+            "polars.DataFrame(view)": polars_stream,
+            "view.iter_batches(65536)": batches,
+        }
         for run in reads.values():
             run()  # warm-up
         report("read", interleaved(reads, args.repeat), args.rows)
@@ -85,10 +88,13 @@ def main() -> None:
             target.upload(table, create_missing=True)
 
         def streamed() -> None:
-            target.upload(pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=65_536)),
-                          create_missing=True)
+            target.upload(
+                pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=65_536)),
+                create_missing=True,
+            )
 
         report("upload", interleaved({"table (peer)": whole, "RecordBatchReader": streamed}, args.repeat), args.rows)
+
 
 if __name__ == "__main__":
     main()

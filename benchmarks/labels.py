@@ -24,7 +24,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from service_process import ServiceProcess, empty_datasource
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -42,13 +41,26 @@ def make_coco(images: int, boxes: int, seed: int = 3) -> dict:
     y = rng.integers(0, 480 - 200, total)
     categories = rng.integers(1, len(CLASSES) + 1, total)
     scores = rng.random(total).round(3)
-    annotations = [{"id": i + 1, "image_id": int(image_ids[i]), "category_id": int(categories[i]),
-                    "bbox": [int(x[i]), int(y[i]), int(w[i]), int(h[i])], "area": int(w[i] * h[i]), "iscrowd": 0,
-                    "segmentation": [], "score": float(scores[i])} for i in range(total)]
-    return {"images": [{"id": i, "file_name": f"img/{i:07d}.jpg", "width": 640, "height": 480}
-                       for i in range(1, images + 1)],
-            "annotations": annotations,
-            "categories": [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(CLASSES)]}
+    annotations = [
+        {
+            "id": i + 1,
+            "image_id": int(image_ids[i]),
+            "category_id": int(categories[i]),
+            "bbox": [int(x[i]), int(y[i]), int(w[i]), int(h[i])],
+            "area": int(w[i] * h[i]),
+            "iscrowd": 0,
+            "segmentation": [],
+            "score": float(scores[i]),
+        }
+        for i in range(total)
+    ]
+    return {
+        "images": [
+            {"id": i, "file_name": f"img/{i:07d}.jpg", "width": 640, "height": 480} for i in range(1, images + 1)
+        ],
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(CLASSES)],
+    }
 
 
 def best_of(repeats: int, run) -> tuple[float, object]:
@@ -64,16 +76,22 @@ def thresher_side(coco_path: pathlib.Path, images: int) -> tuple[float, dict[str
     import pandas as pd
 
     ds = empty_datasource("bench/labels", "coco")
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"img/{i:07d}.jpg" for i in range(1, images + 1)],
-                                                    "width": 640, "height": 480}), path_column="path",
-                                      create_missing=True)  # the datapoints a scan would have made
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": [f"img/{i:07d}.jpg" for i in range(1, images + 1)], "width": 640, "height": 480}),
+        path_column="path",
+        create_missing=True,
+    )  # the datapoints a scan would have made
     started = time.perf_counter()
     report = ds.import_annotations("coco", coco_path, field="gt")
     import_s = time.perf_counter() - started
     assert report.matched == images and not report.unmatched_files, report
     gt = ds["gt"]
-    queries = {"labels.contains('car')": gt.labels.contains("car"), "count('car') >= 3": gt.count("car") >= 3,
-               "count() == 0": gt.count() == 0, "max_confidence('person') < 0.5": gt.max_confidence("person") < 0.5}
+    queries = {
+        "labels.contains('car')": gt.labels.contains("car"),
+        "count('car') >= 3": gt.count("car") >= 3,
+        "count() == 0": gt.count() == 0,
+        "max_confidence('person') < 0.5": gt.max_confidence("person") < 0.5,
+    }
     return import_s, {name: best_of(3, lambda q=q: ds[q].count()) for name, q in queries.items()}
 
 
@@ -86,18 +104,26 @@ def fiftyone_side(coco_path: pathlib.Path, data_dir: pathlib.Path) -> tuple[floa
     from fiftyone import ViewField as F
 
     started = time.perf_counter()
-    dataset = fo.Dataset.from_dir(dataset_type=fo.types.COCODetectionDataset, data_path=str(data_dir),
-                                  labels_path=str(coco_path), label_types="detections", label_field="gt",
-                                  progress=False)
+    dataset = fo.Dataset.from_dir(
+        dataset_type=fo.types.COCODetectionDataset,
+        data_path=str(data_dir),
+        labels_path=str(coco_path),
+        label_types="detections",
+        label_field="gt",
+        progress=False,
+    )
     import_s = time.perf_counter() - started
     detections = F("gt.detections")
     cars, people = detections.filter(F("label") == "car"), detections.filter(F("label") == "person")
-    queries = {"labels.contains('car')": lambda: dataset.match(cars.length() > 0).count(),
-               "count('car') >= 3": lambda: dataset.match(cars.length() >= 3).count(),
-               "count() == 0": lambda: dataset.match(detections.length() == 0).count(),
-               # MongoDB's max of no values is null, and null < 0.5: so ask for a person first.
-               "max_confidence('person') < 0.5": lambda: dataset.match(
-                   (people.length() > 0) & (people.map(F("confidence")).max() < 0.5)).count()}
+    queries = {
+        "labels.contains('car')": lambda: dataset.match(cars.length() > 0).count(),
+        "count('car') >= 3": lambda: dataset.match(cars.length() >= 3).count(),
+        "count() == 0": lambda: dataset.match(detections.length() == 0).count(),
+        # MongoDB's max of no values is null, and null < 0.5: so ask for a person first.
+        "max_confidence('person') < 0.5": lambda: dataset.match(
+            (people.length() > 0) & (people.map(F("confidence")).max() < 0.5)
+        ).count(),
+    }
     measured = {name: best_of(3, run) for name, run in queries.items()}
     dataset.delete()
     return import_s, measured
@@ -127,15 +153,19 @@ def main() -> None:
                 print(f"  {name:34s} thresher {seconds * 1000:8.1f} ms  ({count:,} images)")
             return
         theirs_import, theirs = fiftyone_side(coco_path, data_dir)
-    print(f"fiftyone import: {theirs_import:.2f} s -> thresher is {theirs_import / ours_import:.1f}x faster "
-          f"(target >= 5x)")
+    print(
+        f"fiftyone import: {theirs_import:.2f} s -> thresher is {theirs_import / ours_import:.1f}x faster "
+        f"(target >= 5x)"
+    )
     ratios = []
     for name, (seconds, count) in ours.items():
         their_seconds, their_count = theirs[name]
         ratios.append(their_seconds / seconds)
         agree = "same count" if count == their_count else f"COUNTS DIFFER: fiftyone {their_count:,}"
-        print(f"  {name:34s} thresher {seconds * 1000:8.1f} ms  fiftyone {their_seconds * 1000:9.1f} ms  "
-              f"-> {their_seconds / seconds:6.1f}x  ({count:,} images, {agree})")
+        print(
+            f"  {name:34s} thresher {seconds * 1000:8.1f} ms  fiftyone {their_seconds * 1000:9.1f} ms  "
+            f"-> {their_seconds / seconds:6.1f}x  ({count:,} images, {agree})"
+        )
     print(f"queries: geometric mean {statistics.geometric_mean(ratios):.1f}x faster (target >= 10x)")
     sys.stdout.flush()
 

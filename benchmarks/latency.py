@@ -36,7 +36,6 @@ import grpc
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from service_process import ServiceProcess, empty_datasource
 
 ECHO_SERVER = """
@@ -86,8 +85,9 @@ def report(name: str, spent: list[float], floor: float | None) -> float:
 
 
 def echo_row(calls: int) -> float:
-    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(server.stdout.readline())
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -101,13 +101,15 @@ def echo_row(calls: int) -> float:
 
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "path": [f"images/{i:08d}.jpg" for i in range(rows)],
-        "label": np.array(["cat", "dog", "bird", "fish"])[rng.integers(0, 4, rows)],
-        "width": rng.integers(100, 2000, rows),
-        "score": rng.random(rows),
-        "reviewed": rng.random(rows) < 0.1,
-    })
+    return pd.DataFrame(
+        {
+            "path": [f"images/{i:08d}.jpg" for i in range(rows)],
+            "label": np.array(["cat", "dog", "bird", "fish"])[rng.integers(0, 4, rows)],
+            "width": rng.integers(100, 2000, rows),
+            "score": rng.random(rows),
+            "reviewed": rng.random(rows) < 0.1,
+        }
+    )
 
 
 def load_average() -> str:
@@ -126,20 +128,33 @@ def fiftyone_row(frame: pd.DataFrame, calls: int, floor: float) -> None:
     os.environ.setdefault("THRESHER_LIBSSL11_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "libssl1.1"))
     try:
         from thresher.ml.voxel51 import fiftyone
+
         fo = fiftyone()
         fo.config.show_progress_bars = False
         dataset = fo.Dataset()
-        dataset.add_samples([fo.Sample(filepath=f"/data/{row.path}", label=row.label, width=int(row.width),
-                                       score=float(row.score), reviewed=bool(row.reviewed))
-                             for row in frame.itertuples()])
+        dataset.add_samples(
+            [
+                fo.Sample(
+                    filepath=f"/data/{row.path}",
+                    label=row.label,
+                    width=int(row.width),
+                    score=float(row.score),
+                    reviewed=bool(row.reviewed),
+                )
+                for row in frame.itertuples()
+            ]
+        )
     except Exception as error:  # noqa: BLE001 - a peer that cannot start is skipped, with the reason
         print(f"{'FiftyOne dataset[sample_id]':<44} skipped: {type(error).__name__}: {error}"[:200])
         return
     try:
         ids = dataset.values("id")
         rng = random.Random(1)
-        report(f"FiftyOne dataset[sample_id] ({len(frame):,}, peer)", timings(lambda: dataset[rng.choice(ids)], calls),
-               floor)
+        report(
+            f"FiftyOne dataset[sample_id] ({len(frame):,}, peer)",
+            timings(lambda: dataset[rng.choice(ids)], calls),
+            floor,
+        )
     finally:
         dataset.delete()
         import fiftyone.core.odm.database as database
@@ -153,8 +168,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--fiftyone-rows", type=int, default=200_000,
-                        help="datapoints in the FiftyOne peer's dataset (loading it is slow)")
+    parser.add_argument(
+        "--fiftyone-rows",
+        type=int,
+        default=200_000,
+        help="datapoints in the FiftyOne peer's dataset (loading it is slow)",
+    )
     parser.add_argument("--no-fiftyone", action="store_true")
     args = parser.parse_args()
     import thresher
@@ -166,15 +185,17 @@ def main() -> None:
     from thresher.v1.metadata_service_pb2_grpc import MetadataServiceStub
 
     frame = make_frame(args.rows)
-    print(f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
-          f"p50/p99 per call; load average {load_average()}")
+    print(
+        f"data: {args.rows:,} datapoints x {len(frame.columns) - 1} fields; {args.calls} calls per row; "
+        f"p50/p99 per call; load average {load_average()}"
+    )
     floor = echo_row(args.calls)
     with ServiceProcess() as services:
         services.connect()
         ds = empty_datasource("bench/latency", "images")
         started = time.perf_counter()
         for start in range(0, args.rows, 250_000):
-            ds.upload_metadata_from_dataframe(frame.iloc[start:start + 250_000], create_missing=True)
+            ds.upload_metadata_from_dataframe(frame.iloc[start : start + 250_000], create_missing=True)
         print(f"(loaded in {time.perf_counter() - started:.1f} s)")
         rng = random.Random(0)
         paths = frame["path"].tolist()
@@ -193,24 +214,33 @@ def main() -> None:
                 answer = MetadataServiceStub(channel).ReadQuery(ReadQueryRequest(query=query, max_rows=1), timeout=10)
                 pa.ipc.open_stream(answer.arrow_stream).read_all()
 
-        lookups = interleaved({
-            "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
-            "get_datapoint through Flight (before)": lambda: via_flight.get_datapoint(rng.choice(paths)),
-            "get_datapoint, fresh connection per call": fresh_connection_lookup}, args.calls)
+        lookups = interleaved(
+            {
+                "get_datapoint": lambda: ds.get_datapoint(rng.choice(paths)),
+                "get_datapoint through Flight (before)": lambda: via_flight.get_datapoint(rng.choice(paths)),
+                "get_datapoint, fresh connection per call": fresh_connection_lookup,
+            },
+            args.calls,
+        )
         lookup = [report(name, spent, floor) for name, spent in lookups.items()][0]
-        report("get_datapoints (100 paths)",
-               timings(lambda: ds.get_datapoints(rng.sample(paths, 100)), max(args.calls // 3, 10)), floor)
+        report(
+            "get_datapoints (100 paths)",
+            timings(lambda: ds.get_datapoints(rng.sample(paths, 100)), max(args.calls // 3, 10)),
+            floor,
+        )
         report("count()", timings(ds.count, args.calls), floor)
         filtered = ds[(ds["label"] == "cat") & (ds["score"] > 0.5)]
         report("count() with a filter", timings(filtered.count, max(args.calls // 3, 10)), floor)
         report("100-row query (filter, limit 100)", timings(lambda: filtered.head(100), args.calls), floor)
         report("fields", timings(lambda: ds.fields, args.calls), floor)
         verdict = "meets" if lookup <= 2 * floor and lookup <= 1e-3 else "misses"
-        print(f"get_datapoint p50 {lookup * 1e3:.3f} ms = {lookup / floor:.1f}x echo: {verdict} the target "
-              "(<= 2x echo and <= 1 ms on a quiet machine)")
+        print(
+            f"get_datapoint p50 {lookup * 1e3:.3f} ms = {lookup / floor:.1f}x echo: {verdict} the target "
+            "(<= 2x echo and <= 1 ms on a quiet machine)"
+        )
         thresher.connection.set_default_connection(None)
     if not args.no_fiftyone:
-        fiftyone_row(frame.iloc[:args.fiftyone_rows], args.calls, floor)
+        fiftyone_row(frame.iloc[: args.fiftyone_rows], args.calls, floor)
     print(f"load average at the end: {load_average()}")
     os.environ.pop("THRESHER_METADATA_ADDRESS", None)
 

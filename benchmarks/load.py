@@ -36,16 +36,18 @@ import pyarrow as pa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import thresher  # noqa: E402
 from tests.deploy.certificates import TLS_VARIABLES, make_certificates  # noqa: E402
 from tests.deploy.compose_processes import ComposeProcesses  # noqa: E402
-
-import thresher  # noqa: E402
 from thresher.core.types import to_proto_value  # noqa: E402
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb  # noqa: E402
+from thresher.v1 import common_pb2  # noqa: E402
+from thresher.v1 import metadata_service_pb2 as pb  # noqa: E402
 
 TOKEN = "load-secret"
-VARIABLES = {"THRESHER_TOKENS": f"{TOKEN}=load:*:write,scanner-secret=scanner:*:write",
-             "THRESHER_SERVICE_TOKEN": "scanner-secret"}
+VARIABLES = {
+    "THRESHER_TOKENS": f"{TOKEN}=load:*:write,scanner-secret=scanner:*:write",
+    "THRESHER_SERVICE_TOKEN": "scanner-secret",
+}
 NAMESPACE = f"load/run-{os.getpid()}"
 REPLICAS = [(7470, 7472), (7480, 7473)]  # published (metadata, flight) ports of each replica pair
 # After a restarted service passes its health check, callers reconnect within about a second (gRPC's
@@ -64,25 +66,45 @@ class Tally:
 
 
 def write_grpc(connection: thresher.Connection, datasource_id: int, rows: dict[str, float], client: int) -> None:
-    connection.call_metadata("UpsertMetadata", pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path=path, values={"value": to_proto_value(value), "client": to_proto_value(client)})
-        for path, value in rows.items()], create_missing=True))
+    connection.call_metadata(
+        "UpsertMetadata",
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[
+                pb.DatapointValues(path=path, values={"value": to_proto_value(value), "client": to_proto_value(client)})
+                for path, value in rows.items()
+            ],
+            create_missing=True,
+        ),
+    )
 
 
 def write_flight(connection: thresher.Connection, datasource_id: int, rows: dict[str, float], client: int) -> None:
-    table = pa.table({"path": list(rows), "value": list(rows.values()),
-                      "client": pa.array([client] * len(rows), pa.int64())})
+    table = pa.table(
+        {"path": list(rows), "value": list(rows.values()), "client": pa.array([client] * len(rows), pa.int64())}
+    )
     connection.upsert_table(datasource_id, table, "path", create_missing=True)
 
 
 def query(connection: thresher.Connection, datasource_id: int, client: int) -> int:
-    condition = common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="client", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value(client)))
+    condition = common_pb2.Filter(
+        comparison=common_pb2.Comparison(
+            field="client", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value(client)
+        )
+    )
     return connection.read_query(common_pb2.Query(datasource_id=datasource_id, filter=condition)).num_rows
 
 
-def run_client(client: int, addresses: tuple[str, str, str], datasource_ids: list[int], batch: int,
-               write_ratio: float, deadline: float, tally: Tally, roots: str | None) -> None:
+def run_client(
+    client: int,
+    addresses: tuple[str, str, str],
+    datasource_ids: list[int],
+    batch: int,
+    write_ratio: float,
+    deadline: float,
+    tally: Tally,
+    roots: str | None,
+) -> None:
     connection = thresher.Connection(*addresses, token=TOKEN, retry_timeout=5.0, root_certificates=roots)
     rng = random.Random(client)
     sequence = 0
@@ -90,9 +112,11 @@ def run_client(client: int, addresses: tuple[str, str, str], datasource_ids: lis
         datasource_id = rng.choice(datasource_ids)
         if rng.random() < write_ratio:
             # Half the paths are this client's own, half shared with every client: contended rows.
-            rows = {(f"c{client}/{sequence}-{i}" if i % 2 else f"shared/{rng.randrange(200)}"): rng.random()
-                    for i in range(batch)}
-            kind, write = (("write_grpc", write_grpc) if sequence % 2 else ("write_flight", write_flight))
+            rows = {
+                (f"c{client}/{sequence}-{i}" if i % 2 else f"shared/{rng.randrange(200)}"): rng.random()
+                for i in range(batch)
+            }
+            kind, write = ("write_grpc", write_grpc) if sequence % 2 else ("write_flight", write_flight)
             sequence += 1
             started = time.perf_counter()
             try:
@@ -187,8 +211,10 @@ class MemorySampler(threading.Thread):
             self.sample()
 
     def report(self) -> None:
-        print(f"\nresident memory per service (sampled every {SAMPLE_SECONDS:.0f} s; the first sample is after "
-              "a warm-up of the same mix)")
+        print(
+            f"\nresident memory per service (sampled every {SAMPLE_SECONDS:.0f} s; the first sample is after "
+            "a warm-up of the same mix)"
+        )
         print(f"{'service':<14}{'start MB':>10}{'peak MB':>10}{'end MB':>10}{'growth MB':>11}{'MB/hour':>10}")
         for name in sorted(self.samples):
             samples = self.samples[name]
@@ -196,18 +222,34 @@ class MemorySampler(threading.Thread):
             peak = max(rss for _, rss in samples)
             hours = max(t1 - t0, 1e-9) / 3600
             mb = 1 << 20
-            print(f"{name:<14}{first / mb:>10.1f}{peak / mb:>10.1f}{last / mb:>10.1f}{(last - first) / mb:>11.1f}"
-                  f"{(last - first) / mb / hours:>10.1f}")
+            print(
+                f"{name:<14}{first / mb:>10.1f}{peak / mb:>10.1f}{last / mb:>10.1f}{(last - first) / mb:>11.1f}"
+                f"{(last - first) / mb / hours:>10.1f}"
+            )
 
 
-def run_mix(replicas: list[tuple[str, str, str]], datasource_ids: list[int], args, roots: str | None,
-            seconds: float) -> tuple[list[Tally], float, float]:
+def run_mix(
+    replicas: list[tuple[str, str, str]], datasource_ids: list[int], args, roots: str | None, seconds: float
+) -> tuple[list[Tally], float, float]:
     """Runs the clients for ``seconds``; returns their tallies, when they started and how long they ran."""
     tallies = [Tally() for _ in range(args.clients)]
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=run_client, args=(i, replicas[i % len(replicas)], datasource_ids,
-                                                         args.batch, args.write_ratio, deadline, tallies[i], roots))
-               for i in range(args.clients)]
+    threads = [
+        threading.Thread(
+            target=run_client,
+            args=(
+                i,
+                replicas[i % len(replicas)],
+                datasource_ids,
+                args.batch,
+                args.write_ratio,
+                deadline,
+                tallies[i],
+                roots,
+            ),
+        )
+        for i in range(args.clients)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -227,8 +269,12 @@ def main() -> int:
     parser.add_argument("--kill", default="metadata-2", help="the service to SIGKILL mid-run and restart ('none')")
     parser.add_argument("--kill-at", type=float, default=None, help="seconds into the run (default: a third)")
     parser.add_argument("--down-seconds", type=float, default=3.0, help="how long the killed service stays down")
-    parser.add_argument("--soak-minutes", type=float, default=0.0,
-                        help="run this long without a kill and report each service's memory growth")
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="run this long without a kill and report each service's memory growth",
+    )
     args = parser.parse_args()
     soak = args.soak_minutes > 0
     seconds = args.soak_minutes * 60 if soak else args.seconds
@@ -241,18 +287,31 @@ def main() -> int:
         tls = make_certificates(Path(scratch.name))
         variables.update(TLS_VARIABLES, THRESHER_TLS_DIR=str(tls))
         roots = str(tls / "ca.pem")
-    print(f"starting compose.yaml's services as processes (PostgreSQL, 2 metadata, scanner, 2 flight; tokens, "
-          f"{'TLS' if args.tls else 'no TLS'}) ...")
+    print(
+        f"starting compose.yaml's services as processes (PostgreSQL, 2 metadata, scanner, 2 flight; tokens, "
+        f"{'TLS' if args.tls else 'no TLS'}) ..."
+    )
     with ComposeProcesses(os.path.join(ROOT, "compose.yaml"), variables) as deployment:
         replicas = [(deployment.published(m), deployment.published(f), deployment.published(7471)) for m, f in REPLICAS]
         admin = thresher.Connection(*replicas[0], token=TOKEN, root_certificates=roots)
-        datasource_ids = [admin.call_metadata("CreateDatasource", pb.CreateDatasourceRequest(
-            namespace=NAMESPACE, name=f"ds{i}", source_uri="file:///load")).datasource.id
-            for i in range(args.datasources)]
+        datasource_ids = [
+            admin.call_metadata(
+                "CreateDatasource",
+                pb.CreateDatasourceRequest(namespace=NAMESPACE, name=f"ds{i}", source_uri="file:///load"),
+            ).datasource.id
+            for i in range(args.datasources)
+        ]
         for datasource_id in datasource_ids:  # so that the first queries find the fields
-            admin.call_metadata("DefineFields", pb.DefineFieldsRequest(datasource_id=datasource_id, fields=[
-                common_pb2.Field(name="value", type=common_pb2.FIELD_TYPE_FLOAT),
-                common_pb2.Field(name="client", type=common_pb2.FIELD_TYPE_INT)]))
+            admin.call_metadata(
+                "DefineFields",
+                pb.DefineFieldsRequest(
+                    datasource_id=datasource_id,
+                    fields=[
+                        common_pb2.Field(name="value", type=common_pb2.FIELD_TYPE_FLOAT),
+                        common_pb2.Field(name="client", type=common_pb2.FIELD_TYPE_INT),
+                    ],
+                ),
+            )
         sampler = MemorySampler(deployment)
         if soak:  # warm up first: a service's first minutes of memory are caches and pools filling, not growth
             run_mix(replicas, datasource_ids, args, roots, min(60.0, seconds / 10))
@@ -285,21 +344,27 @@ def main() -> int:
     inside = [e for e in errors if window is not None and window[0] <= e[0] <= window[1]]
     outside = [e for e in errors if e not in inside]
     total = sum(len(v) for v in latencies.values())
-    print(f"\n{args.clients} clients x {elapsed:.1f} s over 2 metadata + 2 flight replicas, tokens, "
-          f"{'TLS' if args.tls else 'no TLS'}, {args.datasources} shared datasources, {args.batch} rows per write")
+    print(
+        f"\n{args.clients} clients x {elapsed:.1f} s over 2 metadata + 2 flight replicas, tokens, "
+        f"{'TLS' if args.tls else 'no TLS'}, {args.datasources} shared datasources, {args.batch} rows per write"
+    )
     print(f"{'operation':<14}{'count':>8}{'per s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for kind in sorted(latencies):
         values = np.array(latencies[kind]) * 1000
-        print(f"{kind:<14}{len(values):>8}{len(values) / elapsed:>10.1f}{np.percentile(values, 50):>10.1f}"
-              f"{np.percentile(values, 99):>10.1f}")
+        print(
+            f"{kind:<14}{len(values):>8}{len(values) / elapsed:>10.1f}{np.percentile(values, 50):>10.1f}"
+            f"{np.percentile(values, 99):>10.1f}"
+        )
     rows = sum(len(latencies[k]) for k in ("write_grpc", "write_flight")) * args.batch
     print(f"{'all':<14}{total:>8}{total / elapsed:>10.1f}   ({rows / elapsed:,.0f} rows written/s)")
     if killer is not None:
         if killer.failure is not None:
             print(f"the kill and restart of {kill} failed: {killer.failure}")
         else:
-            print(f"{kill}: SIGKILLed {killer.killed_at - started:.1f} s in, healthy again "
-                  f"{killer.healthy_at - killer.killed_at:.1f} s later; window ends {WINDOW_GRACE_SECONDS:.0f} s after")
+            print(
+                f"{kill}: SIGKILLed {killer.killed_at - started:.1f} s in, healthy again "
+                f"{killer.healthy_at - killer.killed_at:.1f} s later; window ends {WINDOW_GRACE_SECONDS:.0f} s after"
+            )
         print(f"errors inside the kill's window: {len(inside)}")
         for when, error in inside[:5]:
             print(f"   {when - started:6.1f} s  {error[:200]}")

@@ -89,16 +89,12 @@ def iterate(name: str, reader, directory: pathlib.Path):
         from thresher.loader import Loader
         from thresher.sources import Epochs
 
-        loader = Loader(
-            Epochs(reader, seed=0), BATCH, workers=WORKERS, prefetch=8, recycle_after=recycle
-        )
+        loader = Loader(Epochs(reader, seed=0), BATCH, workers=WORKERS, prefetch=8, recycle_after=recycle)
         return iter(loader), loader.close
     if name.startswith("granular"):
         import granular
 
-        loader = granular.Loader(
-            granular.sources.Epochs(reader), BATCH, workers=WORKERS, recycle_after=recycle
-        )
+        loader = granular.Loader(granular.sources.Epochs(reader), BATCH, workers=WORKERS, recycle_after=recycle)
         return iter(loader), loader.close
     import torch
 

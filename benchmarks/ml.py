@@ -80,7 +80,9 @@ def main() -> None:
         connection = services.connect()
         ds = thresher.datasources.get_or_create("bench/ml", "images", folder, connection=connection)
         ds.wait_until_ready(timeout=600, progress=False)
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [p for p, _ in items], "label": [label for _, label in items]}), create_missing=True)
+        ds.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": [p for p, _ in items], "label": [label for _, label in items]}), create_missing=True
+        )
         result = ds.order_by("path").select("label").all()
         options = dict(batch_size=args.batch, num_workers=args.workers, shuffle=True, persistent_workers=True)
         contenders = {
@@ -95,8 +97,10 @@ def main() -> None:
                 best[name] = max(best[name], samples_per_second(loader))
         for name, rate in best.items():
             print(f"{name:>9}: {rate:10.0f} samples/s")
-        print(f"thresher / plain DataLoader: {best['thresher'] / best['plain']:.2f}x "
-              f"({args.images} {args.size}x{args.size} PNGs, batch {args.batch}, {args.workers} workers)")
+        print(
+            f"thresher / plain DataLoader: {best['thresher'] / best['plain']:.2f}x "
+            f"({args.images} {args.size}x{args.size} PNGs, batch {args.batch}, {args.workers} workers)"
+        )
 
 
 if __name__ == "__main__":

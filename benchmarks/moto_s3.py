@@ -25,8 +25,9 @@ class MotoS3:
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
-        self._process = subprocess.Popen([sys.executable, __file__, str(self._objects)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, str(self._objects)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         url = self._process.stdout.readline().strip()
         if not url.startswith("http"):
             self.__exit__()

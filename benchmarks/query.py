@@ -21,8 +21,7 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
-
-from service_process import ServiceProcess, empty_datasource, best_of
+from service_process import ServiceProcess, best_of, empty_datasource
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -43,8 +42,9 @@ def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def measure_services(frame: pd.DataFrame, expected: int, repeats: int, label: str,
-                     environment: dict[str, str] | None = None) -> dict:
+def measure_services(
+    frame: pd.DataFrame, expected: int, repeats: int, label: str, environment: dict[str, str] | None = None
+) -> dict:
     """Loads ``frame`` through the services (started with ``environment``) and times the 3-predicate
     query into pandas and the full result as Arrow."""
     from thresher.v1 import common_pb2, flight_pb2
@@ -73,11 +73,19 @@ def measure_services(frame: pd.DataFrame, expected: int, repeats: int, label: st
         descriptor = flight_pb2.FlightCommand(query=whole).SerializeToString()
         import pyarrow.flight as fl
 
-        partitions = len(connection.flight.get_flight_info(fl.FlightDescriptor.for_command(descriptor),
-                                                           options=connection._flight_options).endpoints)  # noqa: SLF001
+        partitions = len(
+            connection.flight.get_flight_info(
+                fl.FlightDescriptor.for_command(descriptor), options=connection._flight_options
+            ).endpoints
+        )  # noqa: SLF001
         connection.close()
-    return {"load": load_s, "query": query_s, "full": full_s, "query_proto": query.query_proto(),
-            "partitions": partitions}
+    return {
+        "load": load_s,
+        "query": query_s,
+        "full": full_s,
+        "query_proto": query.query_proto(),
+        "partitions": partitions,
+    }
 
 
 def main() -> None:
@@ -115,8 +123,10 @@ def main() -> None:
     print(f"pandas boolean indexing:            {pandas_s * 1000:8.1f} ms")
     print(f"ratio vs duckdb: {thresher_s / duckdb_s:.2f}x (target <= 1.5x)")
     print(f"ratio vs pandas: {thresher_s / pandas_s:.2f}x (target <= 2x)")
-    print(f"versioned store, current state -> Arrow: {store_s * 1000:8.1f} ms; "
-          f"plain DuckDB table -> Arrow: {plain_s * 1000:8.1f} ms; ratio {store_s / plain_s:.2f}x")
+    print(
+        f"versioned store, current state -> Arrow: {store_s * 1000:8.1f} ms; "
+        f"plain DuckDB table -> Arrow: {plain_s * 1000:8.1f} ms; ratio {store_s / plain_s:.2f}x"
+    )
     print(f"embedded full result -> Arrow ({embedded['partitions']} partition(s)): {embedded['full'] * 1000:8.1f} ms")
     if not args.no_postgres:
         postgres_rows(frame, expected, args.repeats, embedded)
@@ -129,19 +139,28 @@ def postgres_rows(frame: pd.DataFrame, expected: int, repeats: int, embedded: di
 
     # The cluster runs with the settings compose.yaml gives PostgreSQL (shared_buffers, WAL sizes...).
     compose = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compose.yaml")
-    settings = postgres_settings(load_compose(compose, {"THRESHER_TOKENS": "unused", "THRESHER_SERVICE_TOKEN": "unused"})
-                                 ["services"]["postgres"]["command"])
+    settings = postgres_settings(
+        load_compose(compose, {"THRESHER_TOKENS": "unused", "THRESHER_SERVICE_TOKEN": "unused"})["services"][
+            "postgres"
+        ]["command"]
+    )
     # Two partitions for the full result: half of it per partition.
     environment = {"THRESHER_FLIGHT_PARTITION_ROWS": str(math.ceil(len(frame) / 2))}
     with LocalPostgres(settings=settings) as server:
         environment["THRESHER_POSTGRES_URL"] = server.url
         postgres = measure_services(frame, expected, repeats, "postgres", environment)
-    print(f"postgres: loaded through DoPut in {postgres['load']:.2f} s "
-          f"({embedded['load'] / postgres['load']:.2f}x the embedded store's rate)")
-    print(f"postgres 3-predicate query -> pandas: {postgres['query'] * 1000:8.1f} ms; "
-          f"ratio vs embedded {postgres['query'] / embedded['query']:.2f}x (target <= 2x)")
-    print(f"postgres full result -> Arrow ({postgres['partitions']} partitions): {postgres['full'] * 1000:8.1f} ms; "
-          f"ratio vs embedded {postgres['full'] / embedded['full']:.2f}x (target <= 2.5x)")
+    print(
+        f"postgres: loaded through DoPut in {postgres['load']:.2f} s "
+        f"({embedded['load'] / postgres['load']:.2f}x the embedded store's rate)"
+    )
+    print(
+        f"postgres 3-predicate query -> pandas: {postgres['query'] * 1000:8.1f} ms; "
+        f"ratio vs embedded {postgres['query'] / embedded['query']:.2f}x (target <= 2x)"
+    )
+    print(
+        f"postgres full result -> Arrow ({postgres['partitions']} partitions): {postgres['full'] * 1000:8.1f} ms; "
+        f"ratio vs embedded {postgres['full'] / embedded['full']:.2f}x (target <= 2.5x)"
+    )
 
 
 def versioning_cost(frame: pd.DataFrame, query, sql: str, repeats: int) -> tuple[float, float]:

@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from service_process import ServiceProcess, best_of, empty_datasource
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -61,8 +60,9 @@ def bench_export(ray, images: int, repeats: int, scratch: str) -> None:
     folder = os.path.join(scratch, "images")
     write_images(folder, images)
     ds = thresher.datasources.get_or_create("bench/ray", "images", folder).wait_until_ready(progress=False)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"img/{i:07d}.png" for i in range(images)],
-                                                    "label": np.arange(images) % 10}))
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": [f"img/{i:07d}.png" for i in range(images)], "label": np.arange(images) % 10})
+    )
     result = ds.order_by("path").all()
     shardlen = max(1, images // 16)  # enough shards for two workers to share
 
@@ -82,8 +82,10 @@ def bench_export(ray, images: int, repeats: int, scratch: str) -> None:
     print(f"export of {images} images ({shardlen} a shard), best of {repeats}:")
     print(f"  local export (16 threads)      {local:8.2f} s   {images / local:10.0f} images/s")
     print(f"  Ray, 1 worker                  {one:8.2f} s   {images / one:10.0f} images/s   {local / one:5.2f}x local")
-    print(f"  Ray, 2 workers                 {two:8.2f} s   {images / two:10.0f} images/s   {local / two:5.2f}x local"
-          f"   {one / two:5.2f}x 1 worker")
+    print(
+        f"  Ray, 2 workers                 {two:8.2f} s   {images / two:10.0f} images/s   {local / two:5.2f}x local"
+        f"   {one / two:5.2f}x 1 worker"
+    )
     print(f"  shard files identical across the three: {identical}")
 
 
@@ -93,9 +95,17 @@ def bench_read(ray, rows: int, repeats: int) -> None:
     chunk = 1_000_000
     for start in range(0, rows, chunk):
         n = min(chunk, rows - start)
-        ds.upload_metadata_from_dataframe(pd.DataFrame({
-            "path": [f"p/{i:09d}" for i in range(start, start + n)], "a": rng.integers(0, 1000, n),
-            "b": rng.random(n), "c": rng.random(n) < 0.5}), create_missing=True)  # virtual paths
+        ds.upload_metadata_from_dataframe(
+            pd.DataFrame(
+                {
+                    "path": [f"p/{i:09d}" for i in range(start, start + n)],
+                    "a": rng.integers(0, 1000, n),
+                    "b": rng.random(n),
+                    "c": rng.random(n) < 0.5,
+                }
+            ),
+            create_missing=True,
+        )  # virtual paths
     from thresher.ray_engine.read import partitions_datasource
 
     partitions = partitions_datasource(ds.connection, ds.query_proto()).partitions
@@ -108,8 +118,10 @@ def bench_read(ray, rows: int, repeats: int) -> None:
     by_partitions = best_of(on_ray, repeats=repeats)
     print(f"read of {rows} rows x 4 fields in {partitions} partitions, best of {repeats}:")
     print(f"  one client, whole result (partitions on threads) {whole:8.2f} s   {rows / whole:12.0f} rows/s")
-    print(f"  Ray, one task per partition (materialized)       {by_partitions:8.2f} s   "
-          f"{rows / by_partitions:12.0f} rows/s   {whole / by_partitions:5.2f}x one client")
+    print(
+        f"  Ray, one task per partition (materialized)       {by_partitions:8.2f} s   "
+        f"{rows / by_partitions:12.0f} rows/s   {whole / by_partitions:5.2f}x one client"
+    )
 
 
 def _import_ray():
@@ -139,8 +151,14 @@ def main() -> None:
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     try:
         with ServiceProcess(environment={"THRESHER_FLIGHT_PARTITION_ROWS": str(args.partition_rows)}):
-            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=2 * 1024 ** 3, _temp_dir=temp,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                object_store_memory=2 * 1024**3,
+                _temp_dir=temp,
+                log_to_driver=False,
+                configure_logging=False,
+            )
             ray.data.DataContext.get_current().enable_progress_bars = False
             started = time.perf_counter()
             ray.get([ray.remote(lambda: None).remote() for _ in range(4)])  # workers up before timing

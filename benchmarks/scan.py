@@ -29,8 +29,9 @@ from moto_s3 import BUCKET, PREFIX, MotoS3
 from service_process import ServiceProcess
 
 from thresher.core.transport import open_channel
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
-from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import scanner_service_pb2 as spb
 
 FILES_PER_FOLDER = 1000
 
@@ -81,8 +82,9 @@ def timed_scan(scanner, datasource_id: int) -> tuple[float, common_pb2.ScanStatu
 def bare_listing(client, bucket: str, prefix: str) -> int:
     """The S3 baseline: every object under the prefix, from paginated ListObjectsV2 calls."""
     objects = 0
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
-                                                             PaginationConfig={"PageSize": 1000})
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+    )
     for page in pages:
         objects += len(page.get("Contents", ()))
     return objects
@@ -102,8 +104,10 @@ class Row:
             text = f"  {what:<28} {seconds:7.3f} s ({self.found / seconds:>9,.0f} files/s)"
             if times is not self.bare:
                 ratios = [bare / seconds for bare, seconds in zip(self.bare, times)]
-                text += (f", {statistics.median(ratios):.2f}x of the bare listing "
-                         f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}){target}")
+                text += (
+                    f", {statistics.median(ratios):.2f}x of the bare listing "
+                    f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}){target}"
+                )
             print(text)
 
         print(f"{self.name}: {self.found:,} files")
@@ -144,8 +148,14 @@ def main() -> None:
 
             endpoint = stack.enter_context(MotoS3(args.s3_objects))
             # The scanner (a child process) takes the endpoint and credentials from the environment.
-            os.environ.update({"THRESHER_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
-                               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+            os.environ.update(
+                {
+                    "THRESHER_S3_ENDPOINT_URL": endpoint,
+                    "AWS_ACCESS_KEY_ID": "bench",
+                    "AWS_SECRET_ACCESS_KEY": "bench",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                }
+            )
             s3 = boto3.session.Session().client("s3", endpoint_url=endpoint)
         if "local" in rows:
             root = args.dir or os.path.join(scratch, "files")
@@ -162,8 +172,10 @@ def main() -> None:
 
         def datasource_of(uri: str) -> Callable[[str], int]:
             def create(name: str) -> int:
-                return meta.CreateDatasource(mpb.CreateDatasourceRequest(
-                    namespace="bench/scan", name=name, source_uri=uri)).datasource.id
+                return meta.CreateDatasource(
+                    mpb.CreateDatasourceRequest(namespace="bench/scan", name=name, source_uri=uri)
+                ).datasource.id
+
             return create
 
         timed_scan(scanner, datasource_of(warm)("warm-up"))
@@ -173,8 +185,13 @@ def main() -> None:
             local.report("bare os.scandir + stat walk")
         if "s3" in rows:
             s3_row = Row("s3", bare_listing(s3, BUCKET, PREFIX))
-            compare(s3_row, lambda: bare_listing(s3, BUCKET, PREFIX), datasource_of(f"s3://{BUCKET}/{PREFIX}"),
-                    scanner, args.s3_repeat)
+            compare(
+                s3_row,
+                lambda: bare_listing(s3, BUCKET, PREFIX),
+                datasource_of(f"s3://{BUCKET}/{PREFIX}"),
+                scanner,
+                args.s3_repeat,
+            )
             s3_row.report("bare ListObjectsV2 pages")
 
 

@@ -27,11 +27,14 @@ class ServiceProcess:
         self.gallery_url: str | None = None  # where `thresher up` serves the web gallery, if it does
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "ServiceProcess":
+    def __enter__(self) -> ServiceProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
-            text=True, env={**_without_bench_variables(os.environ), **self._service_environment})
+            stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
+            text=True,
+            env={**_without_bench_variables(os.environ), **self._service_environment},
+        )
         deadline = time.monotonic() + 120
         for line in self._process.stdout:
             if line.strip().startswith("export "):
@@ -50,12 +53,15 @@ class ServiceProcess:
     def connect(self):
         import thresher
 
-        return thresher.connect(metadata_address=self.environment["THRESHER_METADATA_ADDRESS"],
-                                scanner_address=self.environment["THRESHER_SCANNER_ADDRESS"],
-                                flight_address=self.environment["THRESHER_FLIGHT_ADDRESS"])
+        return thresher.connect(
+            metadata_address=self.environment["THRESHER_METADATA_ADDRESS"],
+            scanner_address=self.environment["THRESHER_SCANNER_ADDRESS"],
+            flight_address=self.environment["THRESHER_FLIGHT_ADDRESS"],
+        )
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self._process is not None:
             self._process.terminate()
             try:

@@ -36,7 +36,7 @@ def make_vectors(rows: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     vectors = np.empty((rows, dim), np.float32)
     for start in range(0, rows, 100_000):
         n = min(100_000, rows - start)
-        vectors[start:start + n] = centres[rng.integers(0, 1000, n)] + rng.normal(scale=0.6, size=(n, dim))
+        vectors[start : start + n] = centres[rng.integers(0, 1000, n)] + rng.normal(scale=0.6, size=(n, dim))
     return vectors, rng.integers(0, 100, rows)
 
 
@@ -78,9 +78,12 @@ def run_thresher(vectors, bucket, queries, truth) -> dict:
         started = time.perf_counter()
         for start in range(0, rows, 100_000):
             stop = min(rows, start + 100_000)
-            ds.upload_metadata_from_dataframe(pa.table({"path": paths[start:stop], "emb": vector_array(vectors[start:stop]),
-                                                        "bucket": bucket[start:stop]}),
-                                              create_missing=True)  # virtual paths, created on purpose
+            ds.upload_metadata_from_dataframe(
+                pa.table(
+                    {"path": paths[start:stop], "emb": vector_array(vectors[start:stop]), "bucket": bucket[start:stop]}
+                ),
+                create_missing=True,
+            )  # virtual paths, created on purpose
         out["load_s"] = time.perf_counter() - started
         before = rss_mb(services._process.pid)
         started = time.perf_counter()
@@ -112,21 +115,33 @@ def run_lancedb(vectors, bucket, queries, truth) -> dict | None:
     try:
         db = lancedb.connect(folder)
         dim = vectors.shape[1]
-        table = pa.table({"id": np.arange(len(vectors)), "bucket": bucket,
-                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)})
+        table = pa.table(
+            {
+                "id": np.arange(len(vectors)),
+                "bucket": bucket,
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+            }
+        )
         before = rss_mb()
         started = time.perf_counter()
         tbl = db.create_table("vectors", data=table)
-        tbl.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_PQ",
-                         num_partitions=max(1, int(np.sqrt(len(vectors)))), num_sub_vectors=max(1, dim // 8))
+        tbl.create_index(
+            metric="cosine",
+            vector_column_name="vector",
+            index_type="IVF_PQ",
+            num_partitions=max(1, int(np.sqrt(len(vectors)))),
+            num_sub_vectors=max(1, dim // 8),
+        )
         tbl.create_scalar_index("bucket")
         out["build_s"] = time.perf_counter() - started
         for name, below in FILTERS.items():
+
             def search(query):
                 builder = tbl.search(query).metric("cosine").nprobes(20).refine_factor(10).limit(K).select(["id"])
                 if below is not None:
                     builder = builder.where(f"bucket < {below}", prefilter=True)
                 return builder.to_arrow()
+
             for query in queries[:3]:
                 search(query)
             latencies, found = [], []
@@ -150,6 +165,7 @@ def run_fiftyone(vectors, bucket, queries, truth) -> dict | None:
     os.environ.setdefault("THRESHER_LIBSSL11_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "libssl1.1"))
     try:
         import fiftyone.brain  # noqa: F401
+
         from thresher.ml import voxel51
 
         fo = voxel51.fiftyone()
@@ -164,8 +180,9 @@ def run_fiftyone(vectors, bucket, queries, truth) -> dict | None:
     out = {}
     try:
         started = time.perf_counter()
-        dataset.add_samples([fo.Sample(filepath=f"/nowhere/v{i:07d}.png", bucket=int(b), row=i)
-                             for i, b in enumerate(bucket)])
+        dataset.add_samples(
+            [fo.Sample(filepath=f"/nowhere/v{i:07d}.png", bucket=int(b), row=i) for i, b in enumerate(bucket)]
+        )
         out["load_s"] = time.perf_counter() - started
         before = rss_mb()
         started = time.perf_counter()
@@ -174,8 +191,10 @@ def run_fiftyone(vectors, bucket, queries, truth) -> dict | None:
         out["memory_mb"] = rss_mb() - before
         for name, below in FILTERS.items():
             view = dataset if below is None else dataset.match(F("bucket") < below)
+
             def search(query):
                 return view.sort_by_similarity(query, k=K, brain_key="sim").values("row")
+
             for query in queries[:3]:
                 search(query)
             latencies, found = [], []
@@ -202,8 +221,10 @@ def main() -> None:
     rng = np.random.default_rng(1)
     queries = vectors[rng.integers(0, args.rows, args.queries)] + rng.normal(scale=0.3, size=(args.queries, args.dim))
     queries = queries.astype(np.float32)
-    print(f"data: {args.rows:,} x {args.dim}-d float32, k={K}, {args.queries} queries per filter "
-          f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"data: {args.rows:,} x {args.dim}-d float32, k={K}, {args.queries} queries per filter "
+        f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
+    )
     truth = exact_truth(vectors, bucket, queries)
     results = {"thresher": run_thresher(vectors, bucket, queries, truth)}
     if not args.no_lancedb:
@@ -224,8 +245,10 @@ def main() -> None:
             ratios = ", ".join(f"{n}: {out[n][0] / ours[n][0]:.1f}x" for n in FILTERS)
             print(f"thresher p50 speed-up over {system}: {ratios}")
     p50, _, recall = ours["10%"]
-    print(f"targets at 10%: p50 {p50:.2f} ms (<= 10: {'met' if p50 <= 10 else 'MISSED'}), "
-          f"recall {recall:.3f} (>= 0.95: {'met' if recall >= 0.95 else 'MISSED'})")
+    print(
+        f"targets at 10%: p50 {p50:.2f} ms (<= 10: {'met' if p50 <= 10 else 'MISSED'}), "
+        f"recall {recall:.3f} (>= 0.95: {'met' if recall >= 0.95 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import argparse
 import time
 
 import adbc_driver_flightsql.dbapi as flightsql
-
 from query import make_frame
 from service_process import ServiceProcess, best_of, empty_datasource
 
@@ -26,7 +25,6 @@ def main() -> None:
 
     with ServiceProcess() as services:
         services.connect()
-        import thresher
 
         # Over a real (empty) folder, scanned: a source that cannot be scanned leaves the datasource's
         # last scan failed, and every query then warns about it.
@@ -35,10 +33,12 @@ def main() -> None:
         ds.upload_metadata_from_dataframe(frame, path_column="path", create_missing=True)
         print(f"loaded through DoPut in {time.perf_counter() - started:.2f} s")
         query = ds[(ds["i0"] > 500) & (ds["f0"] < 0.5) & ds["s0"].startswith("a")]
-        sql = ('SELECT * FROM "bench/sql"."table" WHERE i0 > 500 AND f0 < 0.5 AND starts_with(s0, \'a\')')
+        sql = 'SELECT * FROM "bench/sql"."table" WHERE i0 > 500 AND f0 < 0.5 AND starts_with(s0, \'a\')'
 
-        with flightsql.connect(f"grpc://{services.environment['THRESHER_FLIGHT_ADDRESS']}",
-                               autocommit=True) as connection:
+        with flightsql.connect(
+            f"grpc://{services.environment['THRESHER_FLIGHT_ADDRESS']}", autocommit=True
+        ) as connection:
+
             def adbc_query():
                 with connection.cursor() as cursor:
                     cursor.execute(sql)

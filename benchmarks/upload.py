@@ -27,7 +27,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from service_process import ServiceProcess, empty_datasource
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,15 +35,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def make_frame(rows: int, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     labels = np.array(["cat", "dog", "bird", "fish"])
-    return pd.DataFrame({
-        "path": [f"images/{i:08d}.png" for i in range(rows)],
-        "episode": rng.integers(0, 100, rows), "frame": np.arange(rows), "camera": rng.integers(0, 4, rows),
-        "score": rng.random(rows), "x": rng.random(rows), "y": rng.random(rows),
-        "label": pd.array(labels[rng.integers(0, 4, rows)], dtype="string"),
-        "split": pd.array(np.where(rng.random(rows) < 0.8, "train", "val"), dtype="string"),
-        "reviewed": rng.random(rows) < 0.3,
-        "captured": pd.to_datetime(rng.integers(1.6e9, 1.7e9, rows), unit="s", utc=True),
-    })
+    return pd.DataFrame(
+        {
+            "path": [f"images/{i:08d}.png" for i in range(rows)],
+            "episode": rng.integers(0, 100, rows),
+            "frame": np.arange(rows),
+            "camera": rng.integers(0, 4, rows),
+            "score": rng.random(rows),
+            "x": rng.random(rows),
+            "y": rng.random(rows),
+            "label": pd.array(labels[rng.integers(0, 4, rows)], dtype="string"),
+            "split": pd.array(np.where(rng.random(rows) < 0.8, "train", "val"), dtype="string"),
+            "reviewed": rng.random(rows) < 0.3,
+            "captured": pd.to_datetime(rng.integers(1.6e9, 1.7e9, rows), unit="s", utc=True),
+        }
+    )
 
 
 def duckdb_insert(table: pa.Table, where: str) -> tuple[float, float]:
@@ -143,25 +148,37 @@ def main() -> None:
     duckdb_s, _ = duckdb_insert(table, ":memory:")
     with tempfile.TemporaryDirectory(prefix="thresher-bench-duckdb-") as folder:
         duckdb_file_s, duckdb_file_cpu = duckdb_insert(table, os.path.join(folder, "peer.duckdb"))
-    print(f"embedded store, new datapoints:  {rows / new_s:12,.0f} rows/s ({new_s:.2f} s; CPU: services "
-          f"{embedded['new_cpu']:.2f} s, client {embedded['new_client_cpu']:.2f} s)")
-    print(f"embedded store, update 10%:      {updates / update_s:12,.0f} rows/s ({update_s:.2f} s; CPU: services "
-          f"{embedded['update_cpu']:.2f} s, client {embedded['update_client_cpu']:.2f} s)")
+    print(
+        f"embedded store, new datapoints:  {rows / new_s:12,.0f} rows/s ({new_s:.2f} s; CPU: services "
+        f"{embedded['new_cpu']:.2f} s, client {embedded['new_client_cpu']:.2f} s)"
+    )
+    print(
+        f"embedded store, update 10%:      {updates / update_s:12,.0f} rows/s ({update_s:.2f} s; CPU: services "
+        f"{embedded['update_cpu']:.2f} s, client {embedded['update_client_cpu']:.2f} s)"
+    )
     print(f"duckdb in-process insert:        {rows / duckdb_s:12,.0f} rows/s ({duckdb_s:.2f} s)")
-    print(f"duckdb insert into a file:       {rows / duckdb_file_s:12,.0f} rows/s ({duckdb_file_s:.2f} s; "
-          f"CPU {duckdb_file_cpu:.2f} s)")
+    print(
+        f"duckdb insert into a file:       {rows / duckdb_file_s:12,.0f} rows/s ({duckdb_file_s:.2f} s; "
+        f"CPU {duckdb_file_cpu:.2f} s)"
+    )
     if pg is not None:
         print(f"postgres store, new datapoints:  {rows / pg['new']:12,.0f} rows/s ({pg['new']:.2f} s)")
         print(f"postgres store, update 10%:      {updates / pg['update']:12,.0f} rows/s ({pg['update']:.2f} s)")
-    print(f"ratio embedded new vs duckdb file insert (same durability): {duckdb_file_s / new_s:.2f}x "
-          f"(target >= 0.45x); in CPU seconds (services + client): "
-          f"{duckdb_file_cpu / (embedded['new_cpu'] + embedded['new_client_cpu']):.2f}x")
-    print(f"ratio embedded new vs duckdb insert: {duckdb_s / new_s:.2f}x; "
-          f">= 1,000,000 rows/s: {'met' if rows / new_s >= 1e6 else 'not met'}")
+    print(
+        f"ratio embedded new vs duckdb file insert (same durability): {duckdb_file_s / new_s:.2f}x "
+        f"(target >= 0.45x); in CPU seconds (services + client): "
+        f"{duckdb_file_cpu / (embedded['new_cpu'] + embedded['new_client_cpu']):.2f}x"
+    )
+    print(
+        f"ratio embedded new vs duckdb insert: {duckdb_s / new_s:.2f}x; "
+        f">= 1,000,000 rows/s: {'met' if rows / new_s >= 1e6 else 'not met'}"
+    )
     update_cpu = embedded["update_cpu"] + embedded["update_client_cpu"]
     new_cpu = embedded["new_cpu"] + embedded["new_client_cpu"]
-    print(f"ratio embedded update vs new, per row: {(updates / update_s) / (rows / new_s):.2f}x (target >= 1x); "
-          f"in CPU seconds: {(updates / update_cpu) / (rows / new_cpu):.2f}x")
+    print(
+        f"ratio embedded update vs new, per row: {(updates / update_s) / (rows / new_s):.2f}x (target >= 1x); "
+        f"in CPU seconds: {(updates / update_cpu) / (rows / new_cpu):.2f}x"
+    )
     if pg is not None:
         print(f"ratio postgres new vs embedded new: {new_s / pg['new']:.2f}x (target >= 0.4x)")
     print(f"memory peak: embedded services {embedded['memory']:,.0f} MiB", end="")

@@ -17,8 +17,8 @@ import shutil
 import sys
 import tempfile
 
-from grpc_tools import protoc
 import grpc_tools
+from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
@@ -37,20 +37,30 @@ def check_tools_version() -> None:
     """Refuses another grpcio-tools than the pinned one: its code would raise the runtime floors."""
     from importlib.metadata import version
 
-    pinned = next(line.split("==", 1)[1].strip() for line in PINNED.read_text().splitlines()
-                  if line.startswith("grpcio-tools=="))
+    pinned = next(
+        line.split("==", 1)[1].strip() for line in PINNED.read_text().splitlines() if line.startswith("grpcio-tools==")
+    )
     found = version("grpcio-tools")
     if found != pinned:
-        raise SystemExit(f"grpcio-tools {found} is not the pinned {pinned}; run this script from a venv with "
-                         f"`pip install -r {PINNED.relative_to(ROOT)}` (see this script's docstring)")
+        raise SystemExit(
+            f"grpcio-tools {found} is not the pinned {pinned}; run this script from a venv with "
+            f"`pip install -r {PINNED.relative_to(ROOT)}` (see this script's docstring)"
+        )
 
 
 def generate(out_dir: pathlib.Path) -> None:
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "thresher" / "v1").glob("*.proto"))
     sources += sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / FLIGHT_SQL[0]).glob("*.proto"))
-    args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
-            f"--grpc_python_out={out_dir}", *sources]
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *sources,
+    ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
 
@@ -66,11 +76,16 @@ def main() -> int:
     check_tools_version()
     with tempfile.TemporaryDirectory() as tmp:
         generate(pathlib.Path(tmp))
-        pairs = [(pathlib.Path(tmp) / "thresher" / "v1", STUBS, GENERATED_SUFFIXES),
-                 (pathlib.Path(tmp) / FLIGHT_SQL[0], FLIGHT_SQL[1], MESSAGE_SUFFIXES)]
+        pairs = [
+            (pathlib.Path(tmp) / "thresher" / "v1", STUBS, GENERATED_SUFFIXES),
+            (pathlib.Path(tmp) / FLIGHT_SQL[0], FLIGHT_SQL[1], MESSAGE_SUFFIXES),
+        ]
         if check:
-            stale = [name for fresh_dir, stubs, suffixes in pairs
-                     for name in _stale(generated_files(fresh_dir, suffixes), generated_files(stubs, suffixes))]
+            stale = [
+                name
+                for fresh_dir, stubs, suffixes in pairs
+                for name in _stale(generated_files(fresh_dir, suffixes), generated_files(stubs, suffixes))
+            ]
             if stale:
                 print("stale generated stubs: " + ", ".join(stale), file=sys.stderr)
                 return 1
@@ -86,7 +101,9 @@ def main() -> int:
 def _stale(fresh: dict[str, pathlib.Path], committed: dict[str, pathlib.Path]) -> list[str]:
     """Names missing on either side or whose contents differ."""
     stale = sorted(set(fresh) ^ set(committed))
-    return stale + [n for n in sorted(set(fresh) & set(committed)) if not filecmp.cmp(fresh[n], committed[n], shallow=False)]
+    return stale + [
+        n for n in sorted(set(fresh) & set(committed)) if not filecmp.cmp(fresh[n], committed[n], shallow=False)
+    ]
 
 
 if __name__ == "__main__":

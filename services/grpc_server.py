@@ -9,9 +9,9 @@ from concurrent import futures
 
 import grpc
 
+from thresher.core.transport import GRPC_OPTIONS
 from thresher.services.malformed import refuse_malformed
 from thresher.services.server_extra import require
-from thresher.core.transport import GRPC_OPTIONS
 
 health = require("grpc_health.v1.health")
 health_pb2 = require("grpc_health.v1.health_pb2")
@@ -23,12 +23,18 @@ log = logging.getLogger(__name__)
 
 def new_server(max_workers: int = 16, interceptors: Iterable[grpc.ServerInterceptor] = ()) -> grpc.Server:
     # Undecodable request bytes get INVALID_ARGUMENT rather than gRPC's INTERNAL (services/malformed.py).
-    return refuse_malformed(grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                                        interceptors=list(interceptors), options=GRPC_OPTIONS))
+    return refuse_malformed(
+        grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            interceptors=list(interceptors),
+            options=GRPC_OPTIONS,
+        )
+    )
 
 
-def finish_server(server: grpc.Server, address: str, service_names: Iterable[str],
-                  credentials: grpc.ServerCredentials | None = None) -> tuple[grpc.Server, int]:
+def finish_server(
+    server: grpc.Server, address: str, service_names: Iterable[str], credentials: grpc.ServerCredentials | None = None
+) -> tuple[grpc.Server, int]:
     """Adds health checking and reflection for ``service_names``, binds ``address`` (over TLS when
     ``credentials`` are given) and starts serving.
 
@@ -90,8 +96,9 @@ class ServiceServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(generic_rpc_handlers)
 
-    def add_registered_method_handlers(self, service_name: str,
-                                       method_handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
         self._server.add_registered_method_handlers(service_name, method_handlers)
 
     def add_insecure_port(self, address: str) -> int:

@@ -31,7 +31,8 @@ def refuse_malformed(server: grpc.Server) -> grpc.Server:
     add_registered = getattr(server, "add_registered_method_handlers", None)
     if add_registered is not None:
         server.add_registered_method_handlers = lambda name, handlers: add_registered(
-            name, {method: _wrapped(handler) for method, handler in handlers.items()})
+            name, {method: _wrapped(handler) for method, handler in handlers.items()}
+        )
     return server
 
 
@@ -73,6 +74,7 @@ def _unary(behaviour: _Behaviour) -> _Behaviour:
         if isinstance(request, _Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         return behaviour(request, context)
+
     return call
 
 
@@ -81,6 +83,7 @@ def _unary_stream(behaviour: _Behaviour) -> _Behaviour:
         if isinstance(request, _Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         yield from behaviour(request, context)
+
     return call
 
 
@@ -95,6 +98,7 @@ def _checked(requests: Iterator[Any], found: list[_Malformed]) -> Iterator[Any]:
 def _stream_unary(behaviour: _Behaviour) -> _Behaviour:
     """A malformed message in the request stream ends the call with INVALID_ARGUMENT, even where the
     servicer catches the failure and reports it as something else."""
+
     def call(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         found: list[_Malformed] = []
         try:
@@ -103,6 +107,7 @@ def _stream_unary(behaviour: _Behaviour) -> _Behaviour:
             if found:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, found[0].message)
             raise
+
     return call
 
 
@@ -115,4 +120,5 @@ def _stream_stream(behaviour: _Behaviour) -> _Behaviour:
             if found:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, found[0].message)
             raise
+
     return call

@@ -19,5 +19,7 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise MissingExtraError(f"the Thresher services need the package behind '{module}', which the "
-                                f"thresher[server] extra installs ({INSTALL_HINT}): {error}") from None
+        raise MissingExtraError(
+            f"the Thresher services need the package behind '{module}', which the "
+            f"thresher[server] extra installs ({INSTALL_HINT}): {error}"
+        ) from None

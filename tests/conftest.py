@@ -37,8 +37,9 @@ def _slow_reason(item: pytest.Item) -> str | None:
             return f"needs {runtime}"
     # metadata_server and the store-behaviour engines pick PostgreSQL by parameter, not by fixture.
     callspec = getattr(item, "callspec", None)
-    if callspec is not None and any(isinstance(value, str) and value == "postgres"
-                                    for value in callspec.params.values()):
+    if callspec is not None and any(
+        isinstance(value, str) and value == "postgres" for value in callspec.params.values()
+    ):
         return "runs on PostgreSQL"
     return None
 

@@ -24,8 +24,12 @@ import pytest
 
 _names = itertools.count()
 START_DEADLINE = 60.0
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclasses.dataclass
@@ -51,10 +55,14 @@ class Endpoint:
         from botocore.config import Config
 
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.url, region_name="us-east-1",
-            config=Config(**{"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 2, "mode": "standard"},
-                             **config}),
-            **self.credentials)
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            config=Config(
+                **{"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 2, "mode": "standard"}, **config}
+            ),
+            **self.credentials,
+        )
 
     def gcs_client(self) -> Any:
         """A shared anonymous google-cloud-storage client for the endpoint."""
@@ -66,8 +74,9 @@ class Endpoint:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project="test", credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.url})
+        return storage.Client(
+            project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
+        )
 
 
 def unique_bucket(prefix: str = "bucket") -> str:
@@ -115,8 +124,11 @@ def s3_server() -> Iterator[Endpoint]:
 
         with MinioContainer() as minio:
             config = minio.get_config()
-            yield Endpoint(f"http://{config['endpoint']}", "minio",
-                           {"aws_access_key_id": config["access_key"], "aws_secret_access_key": config["secret_key"]})
+            yield Endpoint(
+                f"http://{config['endpoint']}",
+                "minio",
+                {"aws_access_key_id": config["access_key"], "aws_secret_access_key": config["secret_key"]},
+            )
         return
     from moto.server import ThreadedMotoServer
 
@@ -136,16 +148,25 @@ def gcs_server() -> Iterator[Endpoint]:
     if docker_available():
         from testcontainers.core.container import DockerContainer
 
-        container = (DockerContainer("fsouza/fake-gcs-server").with_command("-scheme http -port 4443")
-                     .with_exposed_ports(4443))
+        container = (
+            DockerContainer("fsouza/fake-gcs-server").with_command("-scheme http -port 4443").with_exposed_ports(4443)
+        )
         with container:
             port = int(container.get_exposed_port(4443))
             wait_for_port(port)
             yield Endpoint(f"http://{container.get_container_host_ip()}:{port}", "fake-gcs-server")
         return
     port = free_port()
-    command = [os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator"), "start",
-               "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator"),
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--in-memory",
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
@@ -200,8 +221,13 @@ def gcs_bucket(gcs_endpoint) -> str:
 
 def git(repo: os.PathLike[str] | str, *args: str) -> str:
     """Runs git in ``repo`` with a fixed identity; returns stdout."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env, text=True).stdout
 
 

@@ -20,8 +20,23 @@ from typing import Any
 
 _CORE_MODULES = ["arrow_io", "errors", "labels", "status", "transport", "types", "vectors"]
 _STORAGE_MODULES = ["base", "blobs", "gcs", "git", "local", "s3", "timeouts"]
-_BAG_MODULES = ["arrays", "bag", "checksums", "cloud", "files", "formats", "reader", "refs", "sharded", "spec",
-                "staging", "tables", "video", "writer", "writing"]
+_BAG_MODULES = [
+    "arrays",
+    "bag",
+    "checksums",
+    "cloud",
+    "files",
+    "formats",
+    "reader",
+    "refs",
+    "sharded",
+    "spec",
+    "staging",
+    "tables",
+    "video",
+    "writer",
+    "writing",
+]
 
 #: Old module name -> new module name.
 MOVED: dict[str, str] = {
@@ -67,8 +82,11 @@ def _stacklevel() -> int:
         name = frame.f_code.co_filename
         if "importlib" in name and "_bootstrap" in name:
             pass  # warnings.warn skips the import system's own frames itself: not counted
-        elif (name == __file__ or name == importlib.__file__
-              or (frame.f_code.co_name == "__getattr__" and frame.f_globals.get("__name__", "").startswith("thresher"))):
+        elif (
+            name == __file__
+            or name == importlib.__file__
+            or (frame.f_code.co_name == "__getattr__" and frame.f_globals.get("__name__", "").startswith("thresher"))
+        ):
             level += 1  # this module, importlib.import_module, a package's __getattr__ reaching an old name
         else:
             break
@@ -86,9 +104,12 @@ class _AliasLoader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         module = importlib.import_module(self.new)
         self._real_spec = module.__spec__
-        warnings.warn(f"{self.old} is deprecated: it moved to {self.new}; import {self.new} instead "
-                      f"(the old name will be removed in the next release)", DeprecationWarning,
-                      stacklevel=_stacklevel())
+        warnings.warn(
+            f"{self.old} is deprecated: it moved to {self.new}; import {self.new} instead "
+            f"(the old name will be removed in the next release)",
+            DeprecationWarning,
+            stacklevel=_stacklevel(),
+        )
         return module
 
     def exec_module(self, module: ModuleType) -> None:
@@ -99,8 +120,9 @@ class _AliasLoader(importlib.abc.Loader):
 class _AliasFinder(importlib.abc.MetaPathFinder):
     """Finds old names of moved modules (first on sys.meta_path, so before the real package's path)."""
 
-    def find_spec(self, fullname: str, path: Any = None, target: ModuleType | None = None
-                  ) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith("thresher."):
             return None
         new = new_name(fullname)

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from thresher import downloads
 from thresher.connection import Connection
 from thresher.core.settings import Settings
+from thresher.core.storage.blobs import BlobStore, check_digest
+from thresher.core.storage.storage_errors import StorageError
 from thresher.flight_bytes import blob_chunks
 from thresher.local_files import download_root, write_atomically
 from thresher.parallel import run_all
-from thresher.core.storage.blobs import BlobStore, check_digest
-from thresher.core.storage.storage_errors import StorageError
 
 DEFAULT_THREADS = 16
 
@@ -64,8 +64,14 @@ def cache(connection: Connection, digest: str, *, datasource_id: int) -> pathlib
     return path
 
 
-def cache_many(connection: Connection, digests: Iterable[str], threads: int = DEFAULT_THREADS,
-               progress: bool = True, *, datasource_id: int) -> dict[str, pathlib.Path]:
+def cache_many(
+    connection: Connection,
+    digests: Iterable[str],
+    threads: int = DEFAULT_THREADS,
+    progress: bool = True,
+    *,
+    datasource_id: int,
+) -> dict[str, pathlib.Path]:
     """Caches every distinct blob in ``digests`` (in parallel, with a progress bar); hash -> cached file."""
     from tqdm.auto import tqdm  # only here: keeps `import thresher` light
 
@@ -73,7 +79,12 @@ def cache_many(connection: Connection, digests: Iterable[str], threads: int = DE
     paths = {digest: cached_path(digest) for digest in wanted}
     missing = [digest for digest, path in paths.items() if not path.exists()]
     with tqdm(total=len(missing), desc="fetching blobs", unit=" blobs", disable=not progress, leave=False) as bar:
-        failures = run_all(lambda digest: cache(connection, digest, datasource_id=datasource_id), missing, threads, lambda: bar.update(1))
+        failures = run_all(
+            lambda digest: cache(connection, digest, datasource_id=datasource_id),
+            missing,
+            threads,
+            lambda: bar.update(1),
+        )
     if failures:
         raise failures[0]
     return paths
@@ -86,5 +97,6 @@ def _verified(chunks: Iterable[bytes | memoryview], digest: str) -> Iterator[byt
         hasher.update(chunk)
         yield chunk
     if hasher.hexdigest() != digest:
-        raise StorageError(f"blob {digest} arrived with sha256 {hasher.hexdigest()}: corrupted in transit or in "
-                           "the blob store")
+        raise StorageError(
+            f"blob {digest} arrived with sha256 {hasher.hexdigest()}: corrupted in transit or in the blob store"
+        )

@@ -26,8 +26,13 @@ from pyarrow.flight import FlightStreamReader  # (inside Connection, `flight` na
 from thresher.core import arrow_io, status, transport
 from thresher.core.settings import Settings
 from thresher.partitioned_read import LocationClients, read_endpoints
-from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2, metadata_service_pb2_grpc,
-                         scanner_service_pb2_grpc)
+from thresher.v1 import (
+    common_pb2,
+    flight_pb2,
+    metadata_service_pb2,
+    metadata_service_pb2_grpc,
+    scanner_service_pb2_grpc,
+)
 
 T = TypeVar("T")
 # The deadline of each unary gRPC call; streams (query results, uploads, file bytes) have none, since
@@ -54,18 +59,33 @@ class Connection:
     by the metadata service in one call instead of through Flight (0 sends every query through Flight).
     """
 
-    def __init__(self, metadata_address: str | None = None, flight_address: str | None = None,
-                 scanner_address: str | None = None, *, token: str | None = None,
-                 retry_timeout: float = 2.0, tls: bool = False,
-                 root_certificates: bytes | str | None = None, call_timeout: float = CALL_TIMEOUT,
-                 direct_read_rows: int = DIRECT_READ_ROWS) -> None:
+    def __init__(
+        self,
+        metadata_address: str | None = None,
+        flight_address: str | None = None,
+        scanner_address: str | None = None,
+        *,
+        token: str | None = None,
+        retry_timeout: float = 2.0,
+        tls: bool = False,
+        root_certificates: bytes | str | None = None,
+        call_timeout: float = CALL_TIMEOUT,
+        direct_read_rows: int = DIRECT_READ_ROWS,
+    ) -> None:
         if isinstance(direct_read_rows, bool) or not isinstance(direct_read_rows, int) or direct_read_rows < 0:
             raise ValueError(f"direct_read_rows takes a non-negative int, got {direct_read_rows!r}")
         self.direct_read_rows = direct_read_rows
-        self._settings = dict(metadata_address=metadata_address, flight_address=flight_address,
-                              scanner_address=scanner_address, token=token, retry_timeout=retry_timeout, tls=tls,
-                              root_certificates=root_certificates, call_timeout=call_timeout,
-                              direct_read_rows=direct_read_rows)
+        self._settings = dict(
+            metadata_address=metadata_address,
+            flight_address=flight_address,
+            scanner_address=scanner_address,
+            token=token,
+            retry_timeout=retry_timeout,
+            tls=tls,
+            root_certificates=root_certificates,
+            call_timeout=call_timeout,
+            direct_read_rows=direct_read_rows,
+        )
         self.call_timeout = call_timeout
         # What the arguments leave open comes from the environment's settings, each read on its own.
         self.metadata_address = metadata_address or Settings.read("metadata_address")
@@ -77,14 +97,17 @@ class Connection:
         if isinstance(root_certificates, str):
             with open(root_certificates, "rb") as handle:
                 root_certificates = handle.read()
-        self._root_certificates = (root_certificates if root_certificates is not None
-                                   else transport.tls_root_certificates())
+        self._root_certificates = (
+            root_certificates if root_certificates is not None else transport.tls_root_certificates()
+        )
         self.tls = tls or self._root_certificates is not None
         # Without a token, the service records writes under the user name the client reports.
         self._grpc_metadata = (("thresher-user", _local_user()),) + (
-            (("authorization", f"Bearer {token}"),) if token else ())
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         headers = [(b"thresher-user", _local_user().encode())] + (
-            [(b"authorization", f"Bearer {token}".encode())] if token else [])
+            [(b"authorization", f"Bearer {token}".encode())] if token else []
+        )
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._direct_read_unsupported = False
         self._lock = threading.Lock()
@@ -111,8 +134,10 @@ class Connection:
         self.__init__(**state["settings"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return (f"Connection(metadata={self.metadata_address!r}, flight={self.flight_address!r}, "
-                f"scanner={self.scanner_address!r})")
+        return (
+            f"Connection(metadata={self.metadata_address!r}, flight={self.flight_address!r}, "
+            f"scanner={self.scanner_address!r})"
+        )
 
     def __enter__(self) -> Connection:
         return self
@@ -131,8 +156,10 @@ class Connection:
                 transport.forget_shared(kind, key)
         transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
         with self._lock:
-            clients, self._location_clients = (self._location_clients,
-                                               LocationClients(self._root_certificates if self.tls else None))
+            clients, self._location_clients = (
+                self._location_clients,
+                LocationClients(self._root_certificates if self.tls else None),
+            )
         clients.close()
 
     # -- gRPC -------------------------------------------------------------------------------------
@@ -141,8 +168,9 @@ class Connection:
         return transport.shared_channel(address, root_certificates=self._root_certificates, tls=self.tls)
 
     def _stub(self, kind: str, stub_type: Callable[[grpc.Channel], T], address: str) -> T:
-        stub: T = transport.shared(kind, (address, self._root_certificates, self.tls),
-                                   lambda: stub_type(self._channel(address)))
+        stub: T = transport.shared(
+            kind, (address, self._root_certificates, self.tls), lambda: stub_type(self._channel(address))
+        )
         return stub
 
     @property
@@ -163,8 +191,14 @@ class Connection:
         """Calls ScannerService.``method`` and maps its failure to a Thresher exception."""
         return self._call(self.scanner_address, getattr(self.scanner, method), request, idempotent)
 
-    def _call(self, address: str, method: Callable[..., Any], request: Any, idempotent: bool,
-              passed: tuple[grpc.StatusCode, ...] = ()) -> Any:
+    def _call(
+        self,
+        address: str,
+        method: Callable[..., Any],
+        request: Any,
+        idempotent: bool,
+        passed: tuple[grpc.StatusCode, ...] = (),
+    ) -> Any:
         deadline = time.monotonic() + self.retry_timeout
         pause = 0.02
         while True:
@@ -173,13 +207,17 @@ class Connection:
             except grpc.RpcError as error:
                 if error.code() in passed:
                     raise _Passed(error.code()) from None
-                if not (idempotent and error.code() == grpc.StatusCode.UNAVAILABLE
-                        and _await_ready(self._channel(address), deadline, pause)):
+                if not (
+                    idempotent
+                    and error.code() == grpc.StatusCode.UNAVAILABLE
+                    and _await_ready(self._channel(address), deadline, pause)
+                ):
                     raise status.from_grpc_error(error, address) from None
                 pause = min(pause * 2, 0.5)
 
     def read_metadata_stream(self, method: str, request: Any) -> pa.Table:
         """Reads a MetadataService stream of Arrow IPC messages (schema first) into a table."""
+
         def read() -> pa.Table:
             responses = iter(getattr(self.metadata, method)(request, metadata=self._grpc_metadata))
             schema = arrow_io.read_schema(next(responses).schema)
@@ -195,10 +233,14 @@ class Connection:
     @property
     def flight(self) -> flight.FlightClient:
         """The Flight client for the flight service (the process's one for its address)."""
+
         def open_client() -> flight.FlightClient:
             scheme, roots = ("grpc+tls", self._root_certificates) if self.tls else ("grpc", None)
-            return flight.FlightClient(f"{scheme}://{self.flight_address}", tls_root_certs=roots,
-                                       generic_options=transport.FLIGHT_CLIENT_OPTIONS)
+            return flight.FlightClient(
+                f"{scheme}://{self.flight_address}",
+                tls_root_certs=roots,
+                generic_options=transport.FLIGHT_CLIENT_OPTIONS,
+            )
 
         return transport.shared("flight", (self.flight_address, self._root_certificates, self.tls), open_client)
 
@@ -211,8 +253,11 @@ class Connection:
             except Exception as error:  # pyarrow raises its own hierarchy; map what it is
                 if not status.is_transport_error(error):
                     raise
-                retry = (idempotent and isinstance(error, flight.FlightUnavailableError)
-                         and time.monotonic() + pause < deadline)
+                retry = (
+                    idempotent
+                    and isinstance(error, flight.FlightUnavailableError)
+                    and time.monotonic() + pause < deadline
+                )
                 if not retry:
                     raise status.from_flight_error(error, self.flight_address) from None
                 time.sleep(pause)  # the flight client reconnects by itself; give it a moment
@@ -225,8 +270,13 @@ class Connection:
             return None
         request = metadata_service_pb2.ReadQueryRequest(query=query, max_rows=max_rows)
         try:
-            response = self._call(self.metadata_address, self.metadata.ReadQuery, request, idempotent=True,
-                                  passed=(grpc.StatusCode.UNIMPLEMENTED,))
+            response = self._call(
+                self.metadata_address,
+                self.metadata.ReadQuery,
+                request,
+                idempotent=True,
+                passed=(grpc.StatusCode.UNIMPLEMENTED,),
+            )
         except _Passed:
             self._direct_read_unsupported = True  # a metadata service older than this client
             return None
@@ -252,8 +302,9 @@ class Connection:
         if query.order_by or query.HasField("limit"):
             raw = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
             ticket = flight.Ticket(raw)
-            return self._flight_call(lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(),
-                                     idempotent=True)
+            return self._flight_call(
+                lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(), idempotent=True
+            )
         # Planned on the store's estimate: the partitions without running the query an extra time to count it.
         command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
@@ -316,9 +367,16 @@ class Connection:
 
         return self._flight_call(start, idempotent=True)
 
-    def upsert_table(self, datasource_id: int, table: pa.Table | pa.RecordBatchReader, path_column: str, *,
-                     create_missing: bool = False, staging_session: str = "",
-                     block_index: int = 0) -> metadata_service_pb2.UpsertTableResponse | None:
+    def upsert_table(
+        self,
+        datasource_id: int,
+        table: pa.Table | pa.RecordBatchReader,
+        path_column: str,
+        *,
+        create_missing: bool = False,
+        staging_session: str = "",
+        block_index: int = 0,
+    ) -> metadata_service_pb2.UpsertTableResponse | None:
         """Writes ``table`` (a path column, then field columns) through Flight DoPut, atomically; with
         ``staging_session``, stages it as block ``block_index`` of that session instead (sent again, a
         block replaces its earlier copy; ``CommitStagedUpload`` writes the session's blocks together).
@@ -329,9 +387,15 @@ class Connection:
         ``create_missing``: whether paths the datasource does not know may become new datapoints
         (otherwise they are refused with ``UnknownPathsError`` and nothing is written).
         """
-        command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-            datasource_id=datasource_id, path_column=path_column, create_missing=create_missing,
-            staging_session=staging_session, block_index=block_index))
+        command = flight_pb2.FlightCommand(
+            upsert=flight_pb2.UpsertCommand(
+                datasource_id=datasource_id,
+                path_column=path_column,
+                create_missing=create_missing,
+                staging_session=staging_session,
+                block_index=block_index,
+            )
+        )
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
         batches = table.to_batches() if isinstance(table, pa.Table) else table
 
@@ -357,7 +421,8 @@ class Connection:
             if answer is None or answer.size == 0:
                 return None
             response: metadata_service_pb2.UpsertTableResponse = metadata_service_pb2.UpsertTableResponse.FromString(
-                answer.to_pybytes())
+                answer.to_pybytes()
+            )
             return response
 
         # A reader can be read once, so only a whole table is retried (and writes never are).
@@ -389,18 +454,32 @@ _default: Connection | None = None
 _default_lock = threading.Lock()
 
 
-def connect(metadata_address: str | None = None, flight_address: str | None = None,
-            scanner_address: str | None = None, *, token: str | None = None,
-            retry_timeout: float = 2.0, tls: bool = False,
-            root_certificates: bytes | str | None = None, direct_read_rows: int = DIRECT_READ_ROWS) -> Connection:
+def connect(
+    metadata_address: str | None = None,
+    flight_address: str | None = None,
+    scanner_address: str | None = None,
+    *,
+    token: str | None = None,
+    retry_timeout: float = 2.0,
+    tls: bool = False,
+    root_certificates: bytes | str | None = None,
+    direct_read_rows: int = DIRECT_READ_ROWS,
+) -> Connection:
     """Connects to Thresher's services and makes this the default connection.
 
     Nothing is dialled until the first call; unset addresses, the token and TLS roots come from the
     environment (see ``Connection``).
     """
-    connection = Connection(metadata_address, flight_address, scanner_address, token=token,
-                            retry_timeout=retry_timeout, tls=tls, root_certificates=root_certificates,
-                            direct_read_rows=direct_read_rows)
+    connection = Connection(
+        metadata_address,
+        flight_address,
+        scanner_address,
+        token=token,
+        retry_timeout=retry_timeout,
+        tls=tls,
+        root_certificates=root_certificates,
+        direct_read_rows=direct_read_rows,
+    )
     set_default_connection(connection)
     return connection
 

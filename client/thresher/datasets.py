@@ -8,21 +8,24 @@ from typing import Any
 from thresher.connection import Connection, resolve
 from thresher.datasource import Datasource
 from thresher.query import QuerySpec
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 _PAGE_SIZE = 500
 
 
-def get_dataset(namespace: str, name: str, as_of: Any = "pinned", *,
-                connection: Connection | None = None) -> Datasource:
+def get_dataset(
+    namespace: str, name: str, as_of: Any = "pinned", *, connection: Connection | None = None
+) -> Datasource:
     """Dataset ``name`` as a datasource view with its saved query applied. NotFoundError if none.
 
     ``as_of`` picks the instant it reads: ``"pinned"`` (its pinned time, or now if it has none),
     ``"now"``, ``"saved"`` (the time it was saved, to reproduce it), or a datetime / Unix time.
     """
     conn = resolve(connection)
-    dataset = conn.call_metadata("GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name),
-                                 idempotent=True).dataset
+    dataset = conn.call_metadata(
+        "GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name), idempotent=True
+    ).dataset
     view = _view(conn, dataset, {})
     if as_of == "pinned":
         return view
@@ -40,8 +43,11 @@ def get_datasets(namespace: str, *, connection: Connection | None = None) -> lis
     views: list[Datasource] = []
     token = ""
     while True:
-        response = conn.call_metadata("ListDatasets", ms.ListDatasetsRequest(
-            namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
+        response = conn.call_metadata(
+            "ListDatasets",
+            ms.ListDatasetsRequest(namespace=namespace, page_size=_PAGE_SIZE, page_token=token),
+            idempotent=True,
+        )
         views.extend(_view(conn, dataset, sources) for dataset in response.datasets)
         token = response.next_page_token
         if not token:
@@ -51,8 +57,9 @@ def get_datasets(namespace: str, *, connection: Connection | None = None) -> lis
 def delete_dataset(namespace: str, name: str, *, connection: Connection | None = None) -> None:
     """Deletes dataset ``name`` (its datasource and data stay). NotFoundError if none."""
     conn = resolve(connection)
-    dataset = conn.call_metadata("GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name),
-                                 idempotent=True).dataset
+    dataset = conn.call_metadata(
+        "GetDataset", ms.GetDatasetRequest(namespace=namespace, name=name), idempotent=True
+    ).dataset
     conn.call_metadata("DeleteDataset", ms.DeleteDatasetRequest(id=dataset.id))
 
 
@@ -60,15 +67,15 @@ def _view(conn: Connection, dataset: common_pb2.Dataset, sources: dict[int, comm
     # Datasets of one datasource share its description: fetch it once per listing.
     if dataset.datasource_id not in sources:
         sources[dataset.datasource_id] = conn.call_metadata(
-            "GetDatasource", ms.GetDatasourceRequest(id=dataset.datasource_id), idempotent=True).datasource
+            "GetDatasource", ms.GetDatasourceRequest(id=dataset.datasource_id), idempotent=True
+        ).datasource
     return Datasource(conn, sources[dataset.datasource_id], QuerySpec.from_proto(dataset.query), dataset)
 
 
 # -- bag datasets: exported query results the flight service serves by name ------------------------------
 
 
-def register_export(namespace: str, name: str, target: str, *,
-                    connection: Connection | None = None) -> ms.BagDataset:
+def register_export(namespace: str, name: str, target: str, *, connection: Connection | None = None) -> ms.BagDataset:
     """Registers the bag dataset at ``target`` (a path the flight service can read, or an ``s3://`` /
     ``gs://`` URI; see ``QueryResult.export``) as ``namespace/name``, so that flight serves it by that name
     (``thresher.sources.Remote("namespace/name")``). Registering a name again re-points it; a flight
@@ -79,14 +86,16 @@ def register_export(namespace: str, name: str, target: str, *,
         # The flight service resolves the path itself: never hand it one relative to this process.
         uri = os.path.abspath(uri)
     response: ms.RegisterBagDatasetResponse = resolve(connection).call_metadata(
-        "RegisterBagDataset", ms.RegisterBagDatasetRequest(namespace=namespace, name=name, uri=uri))
+        "RegisterBagDataset", ms.RegisterBagDatasetRequest(namespace=namespace, name=name, uri=uri)
+    )
     return response.bag_dataset
 
 
 def get_export(namespace: str, name: str, *, connection: Connection | None = None) -> ms.BagDataset:
     """The registered bag dataset ``namespace/name`` (its ``uri``, ``registered_at``). NotFoundError if none."""
     response: ms.GetBagDatasetResponse = resolve(connection).call_metadata(
-        "GetBagDataset", ms.GetBagDatasetRequest(namespace=namespace, name=name), idempotent=True)
+        "GetBagDataset", ms.GetBagDatasetRequest(namespace=namespace, name=name), idempotent=True
+    )
     return response.bag_dataset
 
 
@@ -95,8 +104,11 @@ def list_exports(namespace: str, *, connection: Connection | None = None) -> lis
     conn = resolve(connection)
     found, token = [], ""
     while True:
-        response = conn.call_metadata("ListBagDatasets", ms.ListBagDatasetsRequest(
-            namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
+        response = conn.call_metadata(
+            "ListBagDatasets",
+            ms.ListBagDatasetsRequest(namespace=namespace, page_size=_PAGE_SIZE, page_token=token),
+            idempotent=True,
+        )
         found.extend(response.bag_datasets)
         token = response.next_page_token
         if not token:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import datetime as dt
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
@@ -20,18 +20,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher import scan_progress, similarity, upload
-from thresher.core import arrow_io
-from thresher.core.scan_status import FAILED, PENDING, SCANNING, ScanStatus
 from thresher.connection import Connection
-from thresher.core.errors import (InvalidArgumentError, NotFoundError, QueryError, ScanInProgressWarning,
-                                  ServiceUnavailableError)
+from thresher.core import arrow_io
+from thresher.core.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    QueryError,
+    ScanInProgressWarning,
+    ServiceUnavailableError,
+)
+from thresher.core.scan_status import FAILED, PENDING, SCANNING, ScanStatus
+from thresher.core.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
 from thresher.interchange import ArrowExport
 from thresher.metadata_context import MetadataContext
 from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
 from thresher.results import QueryResult, paths_of
 from thresher.state import BUILTIN_COLUMNS, DatasourceState
-from thresher.core.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
+from thresher.v1 import common_pb2, scanner_service_pb2
+from thresher.v1 import metadata_service_pb2 as ms
+
 
 @dataclasses.dataclass(frozen=True)
 class FacetCounts:
@@ -51,15 +58,23 @@ class Datasource(ArrowExport):
     ``view.iter_batches()``, a DuckDB scan) runs its query and streams the result from the service.
     """
 
-    def __init__(self, connection: Connection, proto: common_pb2.Datasource, spec: QuerySpec | None = None,
-                 dataset: common_pb2.Dataset | None = None, *, _shared: DatasourceState | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        proto: common_pb2.Datasource,
+        spec: QuerySpec | None = None,
+        dataset: common_pb2.Dataset | None = None,
+        *,
+        _shared: DatasourceState | None = None,
+    ) -> None:
         self._shared = _shared or DatasourceState(connection, proto)
         self._spec = spec or QuerySpec()
         self._dataset = dataset
 
     def _view(self, spec: QuerySpec, dataset: common_pb2.Dataset | None = None) -> Datasource:
-        return Datasource(self._shared.connection, self._shared.proto, spec, dataset or self._dataset,
-                          _shared=self._shared)
+        return Datasource(
+            self._shared.connection, self._shared.proto, spec, dataset or self._dataset, _shared=self._shared
+        )
 
     def _with(self, **changes: Any) -> Datasource:
         return self._view(dataclasses.replace(self._spec, **changes))
@@ -117,7 +132,8 @@ class Datasource(ArrowExport):
         # still reads READY from the last scan); the record is the fallback when the scanner is down.
         try:
             response = self.connection.call_scanner(
-                "GetScanStatus", scanner_service_pb2.GetScanStatusRequest(datasource_id=self.id), idempotent=True)
+                "GetScanStatus", scanner_service_pb2.GetScanStatusRequest(datasource_id=self.id), idempotent=True
+            )
             return ScanStatus.from_proto(response.scan)
         except ServiceUnavailableError:
             return ScanStatus.from_proto(self._shared.refresh().scan)
@@ -133,7 +149,8 @@ class Datasource(ArrowExport):
     def rescan(self) -> ScanStatus:
         """Starts a new (incremental) scan of the source unless one is running."""
         response = self.connection.call_scanner(
-            "StartScan", scanner_service_pb2.StartScanRequest(datasource_id=self.id))
+            "StartScan", scanner_service_pb2.StartScanRequest(datasource_id=self.id)
+        )
         return ScanStatus.from_proto(response.scan)
 
     def __repr__(self) -> str:
@@ -166,8 +183,10 @@ class Datasource(ArrowExport):
             return Column(key, self._shared.field_type(key), self.id)
         if isinstance(key, Expression):
             if key.datasource_id not in (None, self.id):
-                raise QueryError(f"this filter uses columns of datasource {key.datasource_id}, not of "
-                                 f"{self.namespace}/{self.name} (id {self.id})")
+                raise QueryError(
+                    f"this filter uses columns of datasource {key.datasource_id}, not of "
+                    f"{self.namespace}/{self.name} (id {self.id})"
+                )
             return self._view(self._spec.and_filter(key))
         if isinstance(key, Column):
             raise QueryError(f"{key!r} is a column, not a filter: compare it, e.g. ds[{key!r} == True]")
@@ -266,7 +285,8 @@ class Datasource(ArrowExport):
         """How many datapoints this view selects."""
         # COUNT(*) in the store, in one unary call: no rows, schema or id bounds come back.
         response: ms.DescribeQueryResponse = self.connection.call_metadata(
-            "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto(), count_only=True), idempotent=True)
+            "DescribeQuery", ms.DescribeQueryRequest(query=self.query_proto(), count_only=True), idempotent=True
+        )
         limit = self._spec.limit
         return response.total_rows if limit is None else min(response.total_rows, limit)
 
@@ -277,8 +297,11 @@ class Datasource(ArrowExport):
         ``FacetCounts``: ``counts`` (Arrow: value, count; or low, high, count), ``total_rows``, ``missing``.
         """
         name = self._field_name(field)
-        response = self.connection.call_metadata("CountValues", ms.CountValuesRequest(
-            query=self.query_proto(), field=name, bins=bins, max_values=max_values), idempotent=True)
+        response = self.connection.call_metadata(
+            "CountValues",
+            ms.CountValuesRequest(query=self.query_proto(), field=name, bins=bins, max_values=max_values),
+            idempotent=True,
+        )
         return FacetCounts(arrow_io.read_table(response.counts), response.total_rows, response.missing)
 
     def get_datapoint(self, path: str) -> Any:
@@ -312,8 +335,10 @@ class Datasource(ArrowExport):
         if pc.any(missing).as_py():
             first = wanted[pc.index(missing, True).as_py()]
             count = pc.sum(missing).as_py()
-            raise NotFoundError(f"no datapoint {first!r} in {self.namespace}/{self.name}"
-                                + (f" ({count} of the {len(wanted)} paths are missing)" if count > 1 else ""))
+            raise NotFoundError(
+                f"no datapoint {first!r} in {self.namespace}/{self.name}"
+                + (f" ({count} of the {len(wanted)} paths are missing)" if count > 1 else "")
+            )
         return QueryResult(table.take(positions), self.source, datasource=self)
 
     def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
@@ -325,7 +350,7 @@ class Datasource(ArrowExport):
         return self
 
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
-        read_at = dt.datetime.now(dt.timezone.utc)
+        read_at = dt.datetime.now(dt.UTC)
         table = self.connection.read_result(spec.to_proto(self.id), spec.limit)
         self._warn_about_scan(table.schema, stacklevel + 1)
         return QueryResult(table, self.source, datasource=self, read_at=read_at)
@@ -333,12 +358,18 @@ class Datasource(ArrowExport):
     def _warn_about_scan(self, schema: pa.Schema, stacklevel: int) -> None:
         state = (schema.metadata or {}).get(SCAN_STATE_METADATA_KEY, b"").decode()
         if state in (PENDING, SCANNING):
-            warnings.warn(f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
-                          "only what is indexed so far; ds.wait_until_ready() waits for the scan",
-                          ScanInProgressWarning, stacklevel=stacklevel)
+            warnings.warn(
+                f"{self.namespace}/{self.name} is still being scanned ({state}): the result holds "
+                "only what is indexed so far; ds.wait_until_ready() waits for the scan",
+                ScanInProgressWarning,
+                stacklevel=stacklevel,
+            )
         elif state == FAILED:
-            warnings.warn(f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
-                          ScanInProgressWarning, stacklevel=stacklevel)
+            warnings.warn(
+                f"the last scan of {self.namespace}/{self.name} failed: the result may be incomplete",
+                ScanInProgressWarning,
+                stacklevel=stacklevel,
+            )
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -358,14 +389,23 @@ class Datasource(ArrowExport):
             self.connection.call_metadata("UpsertMetadata", context.request(self.id))
             self._shared.stale = True
 
-    def upload_vectors(self, field: str, paths: Any, vectors: Any, dtype: str | None = None,
-                       create_missing: bool = False) -> Any:
+    def upload_vectors(
+        self, field: str, paths: Any, vectors: Any, dtype: str | None = None, create_missing: bool = False
+    ) -> Any:
         """Writes row i of the 2-D array ``vectors`` into vector field ``field`` of ``paths[i]``, atomically.
         Paths that are not datapoints yet are refused (``UnknownPathsError``) unless ``create_missing=True``."""
         return similarity.upload_vectors(self, field, paths, vectors, dtype, create_missing)
 
-    def nearest(self, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
-                metric: str = "cosine", exact: bool = False) -> QueryResult:
+    def nearest(
+        self,
+        field: str,
+        query: Any = None,
+        *,
+        path: str | None = None,
+        k: int = 10,
+        metric: str = "cosine",
+        exact: bool = False,
+    ) -> QueryResult:
         """The ``k`` datapoints of this view whose ``field`` vectors are nearest ``query`` (or the vector
         of the datapoint at ``path``), nearest first, with a ``distance`` column.
 
@@ -385,18 +425,26 @@ class Datasource(ArrowExport):
         ``ds[ds["path"].isin(paths)]`` is the sample as a view, which ``save_dataset`` keeps."""
         return similarity.sample_diverse(self, field, n, metric, seed)
 
-    def create_vector_index(self, field: str, metric: str = "cosine", connectivity: int = 0,
-                            expansion_add: int = 0, expansion_search: int = 0,
-                            timeout: float | None = 3600.0) -> dict[str, Any]:
+    def create_vector_index(
+        self,
+        field: str,
+        metric: str = "cosine",
+        connectivity: int = 0,
+        expansion_add: int = 0,
+        expansion_search: int = 0,
+        timeout: float | None = 3600.0,
+    ) -> dict[str, Any]:
         """Builds (or rebuilds) an approximate index over vector field ``field`` for ``nearest`` searches
         with this ``metric``. Searches stay correct under any filter and see writes made after the build
         (compared exactly until the next build). 0 takes the service's default for a parameter;
         ``timeout`` bounds the build (seconds)."""
-        return similarity.create_vector_index(self, field, metric, connectivity, expansion_add, expansion_search,
-                                              timeout)
+        return similarity.create_vector_index(
+            self, field, metric, connectivity, expansion_add, expansion_search, timeout
+        )
 
-    def upload_metadata_from_dataframe(self, df: Any, path_column: str | int | None = None,
-                                       create_missing: bool = False) -> Any:
+    def upload_metadata_from_dataframe(
+        self, df: Any, path_column: str | int | None = None, create_missing: bool = False
+    ) -> Any:
         """Writes a table's columns as fields of the datapoints named in its path column, atomically.
 
         ``df`` is any Arrow producer (see ``upload``). ``path_column`` is a column name or position
@@ -438,8 +486,9 @@ class Datasource(ArrowExport):
 
         return to_ray_dataset(self, **read_options)
 
-    def import_annotations(self, format: str, path_or_uri: str | os.PathLike[str], field: str, match: Any = "auto",
-                           kind: str | None = None) -> Any:
+    def import_annotations(
+        self, format: str, path_or_uri: str | os.PathLike[str], field: str, match: Any = "auto", kind: str | None = None
+    ) -> Any:
         """Reads annotations (``"coco"``, ``"yolo"``, ``"voc"``, ``"cvat"``, ``"labelstudio"``) into ``field``.
 
         Images are matched to datapoints by ``match``: ``"auto"`` (same path, then without extension,
@@ -451,13 +500,18 @@ class Datasource(ArrowExport):
 
         return label_io.import_annotations(self, format, path_or_uri, field, match, kind)
 
-    def define_fields(self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
-                      ) -> dict[str, FieldType]:
+    def define_fields(
+        self, fields: Mapping[str, FieldType | str], tags: Mapping[str, Iterable[str]] | None = None
+    ) -> dict[str, FieldType]:
         """Declares fields (name → type) ahead of any write; existing fields must keep their type."""
         tags = tags or {}
-        request = ms.DefineFieldsRequest(datasource_id=self.id, fields=[
-            common_pb2.Field(name=name, type=FieldType(kind).proto, tags=list(tags.get(name, ())))
-            for name, kind in fields.items()])
+        request = ms.DefineFieldsRequest(
+            datasource_id=self.id,
+            fields=[
+                common_pb2.Field(name=name, type=FieldType(kind).proto, tags=list(tags.get(name, ())))
+                for name, kind in fields.items()
+            ],
+        )
         response = self.connection.call_metadata("DefineFields", request)
         self._shared.refresh()
         return {field.name: FieldType.from_proto(field.type) for field in response.fields}
@@ -486,14 +540,15 @@ class Datasource(ArrowExport):
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("a dataset name must be a non-empty string")
         view = self if as_of is None else self.as_of(as_of)
-        response = self.connection.call_metadata("SaveDataset", ms.SaveDatasetRequest(
-            namespace=self.namespace, name=name, query=view.query_proto()))
+        response = self.connection.call_metadata(
+            "SaveDataset", ms.SaveDatasetRequest(namespace=self.namespace, name=name, query=view.query_proto())
+        )
         return self._view(view._spec, response.dataset)
 
     @property
     def saved_at(self) -> Any:
         """When the dataset this view was loaded from was saved (None for a plain view)."""
-        return self._dataset.created_at.ToDatetime(tzinfo=dt.timezone.utc) if self._dataset is not None else None
+        return self._dataset.created_at.ToDatetime(tzinfo=dt.UTC) if self._dataset is not None else None
 
     def delete_source(self) -> None:
         """Deletes the datasource with its datapoints and metadata (the files in storage stay)."""

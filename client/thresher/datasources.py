@@ -6,10 +6,11 @@ import os
 import pathlib
 
 from thresher.connection import Connection, resolve
-from thresher.datasource import Datasource
 from thresher.core.errors import InvalidArgumentError
 from thresher.core.scan_status import PENDING, ScanStatus
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms, scanner_service_pb2
+from thresher.datasource import Datasource
+from thresher.v1 import common_pb2, scanner_service_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 _PAGE_SIZE = 500
 
@@ -25,24 +26,44 @@ def source_uri(source: str | os.PathLike[str], revision: str | None = None) -> s
     return pathlib.Path(text).expanduser().resolve().as_uri()
 
 
-def create_datasource(namespace: str, name: str, source: str | os.PathLike[str], revision: str | None = None,
-                      *, connection: Connection | None = None) -> Datasource:
+def create_datasource(
+    namespace: str,
+    name: str,
+    source: str | os.PathLike[str],
+    revision: str | None = None,
+    *,
+    connection: Connection | None = None,
+) -> Datasource:
     """Creates datasource ``name`` in ``namespace`` over ``source`` and starts its scan.
 
     AlreadyExistsError if the name is taken in the namespace.
     """
     conn = resolve(connection)
-    response = conn.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
-        namespace=namespace, name=name, source_uri=source_uri(source, revision), revision=revision or ""))
+    response = conn.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(
+            namespace=namespace, name=name, source_uri=source_uri(source, revision), revision=revision or ""
+        ),
+    )
     return _start_scan(conn, response.datasource)
 
 
-def get_or_create(namespace: str, name: str, source: str | os.PathLike[str], revision: str | None = None,
-                  *, connection: Connection | None = None) -> Datasource:
+def get_or_create(
+    namespace: str,
+    name: str,
+    source: str | os.PathLike[str],
+    revision: str | None = None,
+    *,
+    connection: Connection | None = None,
+) -> Datasource:
     """The datasource ``name`` in ``namespace``, created over ``source`` (and scanned) if it does not exist."""
     conn = resolve(connection)
-    response = conn.call_metadata("GetOrCreateDatasource", ms.GetOrCreateDatasourceRequest(
-        namespace=namespace, name=name, source_uri=source_uri(source, revision), revision=revision or ""))
+    response = conn.call_metadata(
+        "GetOrCreateDatasource",
+        ms.GetOrCreateDatasourceRequest(
+            namespace=namespace, name=name, source_uri=source_uri(source, revision), revision=revision or ""
+        ),
+    )
     # A datasource whose scan never started (its creator could not reach the scanner) is started too.
     if response.created or ScanStatus.from_proto(response.datasource.scan).state == PENDING:
         return _start_scan(conn, response.datasource)
@@ -55,13 +76,19 @@ def _start_scan(conn: Connection, proto: common_pb2.Datasource) -> Datasource:
     return Datasource(conn, proto)
 
 
-def get_datasource(namespace: str | None = None, name: str | None = None, id: int | None = None,
-                   *, connection: Connection | None = None) -> Datasource:
+def get_datasource(
+    namespace: str | None = None,
+    name: str | None = None,
+    id: int | None = None,
+    *,
+    connection: Connection | None = None,
+) -> Datasource:
     """A datasource by namespace and name, or by id. NotFoundError if there is none."""
     if id is None and not (namespace and name):
         raise InvalidArgumentError("get_datasource needs a namespace and a name, or an id")
-    request = ms.GetDatasourceRequest(id=id) if id is not None else ms.GetDatasourceRequest(
-        namespace=namespace, name=name)
+    request = (
+        ms.GetDatasourceRequest(id=id) if id is not None else ms.GetDatasourceRequest(namespace=namespace, name=name)
+    )
     conn = resolve(connection)
     return Datasource(conn, conn.call_metadata("GetDatasource", request, idempotent=True).datasource)
 
@@ -72,8 +99,11 @@ def get_datasources(namespace: str, *, connection: Connection | None = None) -> 
     datasources: list[Datasource] = []
     token = ""
     while True:
-        response = conn.call_metadata("ListDatasources", ms.ListDatasourcesRequest(
-            namespace=namespace, page_size=_PAGE_SIZE, page_token=token), idempotent=True)
+        response = conn.call_metadata(
+            "ListDatasources",
+            ms.ListDatasourcesRequest(namespace=namespace, page_size=_PAGE_SIZE, page_token=token),
+            idempotent=True,
+        )
         datasources.extend(Datasource(conn, proto) for proto in response.datasources)
         token = response.next_page_token
         if not token:

@@ -57,8 +57,10 @@ def run_demo(images: int = 48, home: str | None = None) -> int:
         folder = os.path.join(scratch, "images")
         with timer.step("start the metadata, scanner and flight services"):
             services = thresher.local_services.LocalServices(home=home).start()
-            print(f"metadata {services.metadata_address}, scanner {services.scanner_address}, "
-                  f"flight {services.flight_address}, store {home}")
+            print(
+                f"metadata {services.metadata_address}, scanner {services.scanner_address}, "
+                f"flight {services.flight_address}, store {home}"
+            )
         try:
             services.connect()
             _flow(timer, folder, images)
@@ -82,8 +84,13 @@ def _flow(timer: _Timer, folder: str, images: int) -> None:
             for path in paths:
                 ctx.update_metadata(path, {"label": rng.choice(LABELS), "episode": rng.randrange(10)})
     with timer.step("add metadata from a dataframe (Arrow Flight DoPut)"):
-        scores = pd.DataFrame({"path": paths, "score": [round(rng.random(), 3) for _ in paths],
-                               "reviewed": [i % 2 == 0 for i in range(len(paths))]})
+        scores = pd.DataFrame(
+            {
+                "path": paths,
+                "score": [round(rng.random(), 3) for _ in paths],
+                "reviewed": [i % 2 == 0 for i in range(len(paths))],
+            }
+        )
         ds.upload_metadata_from_dataframe(scores, path_column="path")
         print(f"fields now: {ds.fields}")
     with timer.step('query ds[(ds["episode"] > 5) & ~ds["label"].is_null()]'):

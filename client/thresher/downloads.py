@@ -19,11 +19,11 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from thresher.core.storage import in_repository, open_storage, parse_git_uri
+from thresher.core.storage.storage_errors import UnsafePathError
 from thresher.flight_bytes import file_chunks
 from thresher.local_files import download_root, safe_join, write_atomically
 from thresher.parallel import run_all
-from thresher.core.storage import in_repository, open_storage, parse_git_uri
-from thresher.core.storage.storage_errors import UnsafePathError
 
 DEFAULT_THREADS = 16
 # Scheme -> the SDK client that reads that scheme's buckets directly (unset: through the flight service).
@@ -90,8 +90,11 @@ def reader_for(datasource: Any) -> Callable[[str], Iterator[bytes | memoryview]]
 
 def target_folder(datasource: Any, target_dir: str | os.PathLike[str] | None, keep_source_prefix: bool) -> pathlib.Path:
     """The folder a datasource's files are downloaded under."""
-    folder = pathlib.Path(target_dir).expanduser() if target_dir is not None else default_target(
-        datasource.namespace, datasource.id)
+    folder = (
+        pathlib.Path(target_dir).expanduser()
+        if target_dir is not None
+        else default_target(datasource.namespace, datasource.id)
+    )
     prefix = source_prefix(datasource.source, datasource.revision) if keep_source_prefix else ""
     return safe_join(folder, prefix) if prefix else folder
 
@@ -123,16 +126,26 @@ class DownloadReport:
         return os.fspath(self.folder)
 
     def __repr__(self) -> str:
-        return (f"<DownloadReport {self.folder}: {len(self.downloaded)} downloaded, {len(self.skipped)} skipped, "
-                f"{len(self.failed)} failed>")
+        return (
+            f"<DownloadReport {self.folder}: {len(self.downloaded)} downloaded, {len(self.skipped)} skipped, "
+            f"{len(self.failed)} failed>"
+        )
 
 
 ALREADY_THERE = "already downloaded"
 
 
-def download_files(datasource: Any, paths: Sequence[str], target_dir: str | os.PathLike[str] | None = None,
-                   keep_source_prefix: bool = True, redownload: bool = False, *, threads: int = DEFAULT_THREADS,
-                   progress: bool = True, raise_on_failure: bool = True) -> DownloadReport:
+def download_files(
+    datasource: Any,
+    paths: Sequence[str],
+    target_dir: str | os.PathLike[str] | None = None,
+    keep_source_prefix: bool = True,
+    redownload: bool = False,
+    *,
+    threads: int = DEFAULT_THREADS,
+    progress: bool = True,
+    raise_on_failure: bool = True,
+) -> DownloadReport:
     """Downloads the files at ``paths`` of ``datasource`` under ``target_dir``; returns a DownloadReport.
 
     Files already there are kept unless ``redownload``. A path that would land outside the folder is
@@ -159,8 +172,11 @@ def download_files(datasource: Any, paths: Sequence[str], target_dir: str | os.P
     if report.unsafe:
         shown = ", ".join(repr(path) for path in report.unsafe[:20])
         more = f" and {len(report.unsafe) - 20} more" if len(report.unsafe) > 20 else ""
-        warnings.warn(f"skipped {len(report.unsafe)} path(s) that would land outside {folder}: {shown}{more}",
-                      UnsafePathWarning, stacklevel=3)
+        warnings.warn(
+            f"skipped {len(report.unsafe)} path(s) that would land outside {folder}: {shown}{more}",
+            UnsafePathWarning,
+            stacklevel=3,
+        )
     read = reader_for(datasource)
 
     def fetch(item: tuple[str, pathlib.Path]) -> None:
@@ -172,8 +188,9 @@ def download_files(datasource: Any, paths: Sequence[str], target_dir: str | os.P
             raise
         report.downloaded.append(path)
 
-    with tqdm(total=len(targets), desc=f"downloading to {folder}", unit=" files", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=len(targets), desc=f"downloading to {folder}", unit=" files", disable=not progress, leave=False
+    ) as bar:
         failures = run_all(fetch, targets, threads, lambda: bar.update(1))
     if failures and raise_on_failure:
         first = failures[0]

@@ -68,8 +68,15 @@ class ExportPlan:
         return {PATH_KEY: self.paths[i], **{self.keys[name]: values[name][i] for name in self.names}}
 
 
-def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardlen: int,
-                formats: dict[str, str] | None, image_size: tuple[int, int] | None, files_too: bool) -> ExportPlan:
+def plan_export(
+    result: Any,
+    target: str,
+    columns: Sequence[str] | None,
+    shardlen: int,
+    formats: dict[str, str] | None,
+    image_size: tuple[int, int] | None,
+    files_too: bool,
+) -> ExportPlan:
     """The plan of an export of ``result`` to ``target``, checked against an earlier export there."""
     datasource = result._source("export it")  # noqa: SLF001 - the view the result was read through
     table = result.arrow
@@ -79,8 +86,10 @@ def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardle
         raise KeyError(f"columns {missing} are not in this result (its columns: {table.column_names})")
     keys = {name: column_key(name) for name in names}
     formats = dict(formats or {})
-    spec = {PATH_KEY: "utf8", **{keys[name]: formats.get(keys[name], _default_format(table.column(name)))
-                                 for name in names}}
+    spec = {
+        PATH_KEY: "utf8",
+        **{keys[name]: formats.get(keys[name], _default_format(table.column(name))) for name in names},
+    }
     if files_too:
         spec[FILE_KEY] = formats.get(FILE_KEY, "bytes")
     if len(spec) != 2 + len(names) - (not files_too):
@@ -88,16 +97,26 @@ def plan_export(result: Any, target: str, columns: Sequence[str] | None, shardle
     paths = result.paths
     manifest = _manifest(datasource, spec, keys, shardlen, paths, image_size)
     # A reader needs the types to rebuild values: annotation kinds especially (thresher.core.labels.from_plain).
-    manifest["field_types"] = {keys[name]: kind.value for name, kind in result.fields.items()
-                               if name in keys and kind is not None}
+    manifest["field_types"] = {
+        keys[name]: kind.value for name, kind in result.fields.items() if name in keys and kind is not None
+    }
     target = files.normpath(target)
     _check_resume(target, manifest)
     return ExportPlan(target, datasource, names, keys, spec, paths, manifest, table)
 
 
-def export_result(result: Any, target: str, columns: Sequence[str] | None = None, shardlen: int = DEFAULT_SHARDLEN,
-                  formats: dict[str, str] | None = None, *, image_size: tuple[int, int] | None = None,
-                  files_too: bool = True, threads: int = 16, progress: bool = True) -> dict[str, Any]:
+def export_result(
+    result: Any,
+    target: str,
+    columns: Sequence[str] | None = None,
+    shardlen: int = DEFAULT_SHARDLEN,
+    formats: dict[str, str] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    files_too: bool = True,
+    threads: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Writes ``result`` (a QueryResult) to ``target`` as a sharded bag dataset; returns the manifest.
 
     ``columns``: metadata columns to include (default: all). ``formats``: key -> bag type, e.g.
@@ -113,9 +132,17 @@ def export_result(result: Any, target: str, columns: Sequence[str] | None = None
         write_manifest(target, {**manifest, "rows_done": done})
         values = plan.values()
         fetch = fetcher(plan.datasource, plan.spec.get(FILE_KEY), image_size) if files_too else None
-        with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool, \
-                tqdm(total=len(paths), initial=done, desc=f"exporting to {target}", unit=" datapoints",
-                     disable=not progress, leave=False) as bar:
+        with (
+            concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool,
+            tqdm(
+                total=len(paths),
+                initial=done,
+                desc=f"exporting to {target}",
+                unit=" datapoints",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             window = max(1, threads) * 4  # bounded look-ahead: files are fetched in parallel, written in order
             for first in range(done, len(paths), window):
                 chunk = range(first, min(len(paths), first + window))
@@ -131,12 +158,18 @@ def export_result(result: Any, target: str, columns: Sequence[str] | None = None
     return manifest
 
 
-def _manifest(datasource: Any, spec: dict[str, str], keys: dict[str, str], shardlen: int, paths: list[str],
-              image_size: tuple[int, int] | None) -> dict[str, Any]:
+def _manifest(
+    datasource: Any,
+    spec: dict[str, str],
+    keys: dict[str, str],
+    shardlen: int,
+    paths: list[str],
+    image_size: tuple[int, int] | None,
+) -> dict[str, Any]:
     from google.protobuf import json_format
 
     query = datasource.query_proto()
-    as_of = datasource.query.as_of or dt.datetime.now(dt.timezone.utc)
+    as_of = datasource.query.as_of or dt.datetime.now(dt.UTC)
     return {
         "datasource": {"namespace": datasource.namespace, "name": datasource.name, "id": datasource.id},
         "query": json_format.MessageToDict(query),
@@ -147,7 +180,7 @@ def _manifest(datasource: Any, spec: dict[str, str], keys: dict[str, str], shard
         "image_size": list(image_size) if image_size else None,
         "rows": len(paths),
         "paths_sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest(),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "rows_done": 0,
         "shards": None,
         "complete": False,
@@ -171,8 +204,10 @@ def _check_resume(target: str, manifest: dict[str, Any]) -> None:
     same = ("datasource", "query", "spec", "columns", "shardlen", "image_size", "rows", "paths_sha256")
     differing = [name for name in same if earlier.get(name) != manifest[name]]
     if differing:
-        raise ResumeError(f"{target} holds another export (its {differing} differ); to resume it, query "
-                          f"the same view as of {earlier['as_of']}, or export to a new target")
+        raise ResumeError(
+            f"{target} holds another export (its {differing} differ); to resume it, query "
+            f"the same view as of {earlier['as_of']}, or export to a new target"
+        )
     manifest["as_of"], manifest["created_at"] = earlier["as_of"], earlier["created_at"]
 
 

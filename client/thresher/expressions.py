@@ -39,29 +39,38 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 from thresher.core.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
+from thresher.core.types import UTC, FieldType
 from thresher.query import Column, Expression
-from thresher.core.types import FieldType, UTC
 from thresher.v1 import common_pb2
 
 __all__ = ["parse", "to_text", "KEYWORDS"]
 
-KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "true", "false", "contains", "startswith",
-                      "endswith", "datetime", "field"})
+KEYWORDS = frozenset(
+    {"and", "or", "not", "in", "is", "null", "true", "false", "contains", "startswith", "endswith", "datetime", "field"}
+)
 _TEXT_OPERATORS = ("contains", "startswith", "endswith")
 _COMPARISONS: dict[str, Callable[[Column, Any], Expression]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 # `5 < size` means `size > 5`.
 _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<number>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[^\W\d]\w*)
   | (?P<op>==|!=|<=|>=|<|>)
   | (?P<punct>[()\[\],])
   | (?P<quote>["'`])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 _PREFIX = "query expression, column "
 _Built = TypeVar("_Built")
 _ESCAPES = {"\\": "\\", '"': '"', "'": "'", "`": "`", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
@@ -116,8 +125,11 @@ def parse(text: str, ds: Any) -> Expression:
 
 def _column_lookup(ds: Any) -> Callable[[str], Column]:
     if isinstance(ds, Mapping):
-        fields = {"path": FieldType.STRING, "datapoint_id": FieldType.INT,
-                  **{name: FieldType(kind) for name, kind in ds.items()}}
+        fields = {
+            "path": FieldType.STRING,
+            "datapoint_id": FieldType.INT,
+            **{name: FieldType(kind) for name, kind in ds.items()},
+        }
 
         def lookup(name: str) -> Column:
             if name not in fields:
@@ -167,12 +179,15 @@ class _Parser:
         token = token or self.current
         raise QueryExpressionError(
             f"query expression, column {token.position + 1}: expected {expected}, found {token.describe()}",
-            self.text, token.position, expected)
+            self.text,
+            token.position,
+            expected,
+        )
 
     # Grammar.
     def parse(self) -> Expression:
         if self.current.kind == "end":
-            self.fail("a filter such as label == \"cat\"")
+            self.fail('a filter such as label == "cat"')
         expression = self.disjunction()
         if self.current.kind != "end":
             self.fail("'and', 'or' or the end of the expression")
@@ -219,8 +234,10 @@ class _Parser:
         if keyword in _TEXT_OPERATORS:
             self.advance()
             return self.text_test(left, keyword, self.string_literal(f"a string after '{keyword}'"))
-        self.fail(f"a comparison after the field `{left.name}` (==, !=, <, <=, >, >=, in, not in, is null, "
-                  "is not null, contains, startswith, endswith)")
+        self.fail(
+            f"a comparison after the field `{left.name}` (==, !=, <, <=, >, >=, in, not in, is null, "
+            "is not null, contains, startswith, endswith)"
+        )
         raise AssertionError  # fail() always raises
 
     def comparison(self, left: _FieldRef | _Literal) -> Expression:
@@ -237,7 +254,11 @@ class _Parser:
             raise QueryExpressionError(
                 f"query expression, column {right.position + 1}: comparing `{left.name}` with null matches "
                 f"nothing (a missing value satisfies no comparison); write `{left.name} is null` or "
-                f"`{left.name} is not null`", self.text, right.position, "is null / is not null")
+                f"`{left.name} is not null`",
+                self.text,
+                right.position,
+                "is null / is not null",
+            )
         value = self.typed_value(column, right)
         return self.build(lambda: _COMPARISONS[symbol](column, value), left.position)
 
@@ -343,7 +364,7 @@ class _Parser:
         try:
             value = dt.datetime.fromisoformat(text)
         except ValueError:
-            self.fail("an ISO 8601 instant such as \"2026-01-01T00:00:00Z\"", token)
+            self.fail('an ISO 8601 instant such as "2026-01-01T00:00:00Z"', token)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     # Building through the Python API.
@@ -372,11 +393,13 @@ def _tokenize(text: str) -> list[_Token]:
         match = _TOKEN.match(text, position)
         if match is None:
             char = text[position]
-            hint = "; use == for equality" if char == "=" else (
-                "; use 'and', 'or' and 'not'" if char in "&|!~" else "")
+            hint = "; use == for equality" if char == "=" else ("; use 'and', 'or' and 'not'" if char in "&|!~" else "")
             raise QueryExpressionError(
                 f"query expression, column {position + 1}: unexpected character {char!r}{hint}",
-                text, position, "a field, a value, an operator or a parenthesis")
+                text,
+                position,
+                "a field, a value, an operator or a parenthesis",
+            )
         kind = match.lastgroup
         assert kind is not None, "every alternative of _TOKEN is a named group"
         if kind == "quote":
@@ -403,30 +426,46 @@ def _read_quoted(text: str, start: int) -> tuple[str, int]:
             out.append(char)
             position += 1
             continue
-        escape = text[position + 1:position + 2]
+        escape = text[position + 1 : position + 2]
         if escape in _ESCAPES:
             out.append(_ESCAPES[escape])
             position += 2
         elif escape in _HEX_ESCAPES:
-            digits = text[position + 2:position + 2 + _HEX_ESCAPES[escape]]
+            digits = text[position + 2 : position + 2 + _HEX_ESCAPES[escape]]
             if len(digits) != _HEX_ESCAPES[escape] or not all(c in "0123456789abcdefABCDEF" for c in digits):
                 raise QueryExpressionError(
                     f"query expression, column {position + 1}: expected {_HEX_ESCAPES[escape]} hex digits "
-                    f"after \\{escape}", text, position, "hex digits")
+                    f"after \\{escape}",
+                    text,
+                    position,
+                    "hex digits",
+                )
             code = int(digits, 16)
             if code > 0x10FFFF:
-                raise QueryExpressionError(f"query expression, column {position + 1}: \\{escape}{digits} is not "
-                                           "a Unicode code point", text, position, "a Unicode code point")
+                raise QueryExpressionError(
+                    f"query expression, column {position + 1}: \\{escape}{digits} is not a Unicode code point",
+                    text,
+                    position,
+                    "a Unicode code point",
+                )
             out.append(chr(code))
             position += 2 + len(digits)
         else:
             shown = repr(escape) if escape else "the end of the expression"
             raise QueryExpressionError(
                 f"query expression, column {position + 1}: unknown escape \\{escape} (expected one of "
-                f"\\\\ \\\" \\' \\` \\n \\t \\r \\0 \\x \\u \\U), found {shown}", text, position, "an escape")
+                f"\\\\ \\\" \\' \\` \\n \\t \\r \\0 \\x \\u \\U), found {shown}",
+                text,
+                position,
+                "an escape",
+            )
     what = "field name" if quote == "`" else "string"
-    raise QueryExpressionError(f"query expression, column {start + 1}: {what} opened here is never closed "
-                               f"(expected a closing {quote})", text, start, f"a closing {quote}")
+    raise QueryExpressionError(
+        f"query expression, column {start + 1}: {what} opened here is never closed (expected a closing {quote})",
+        text,
+        start,
+        f"a closing {quote}",
+    )
 
 
 # Back to text.
@@ -437,10 +476,14 @@ def to_text(expression: Expression | common_pb2.Filter) -> str:
 
 
 _OP_TEXT = {
-    common_pb2.COMPARISON_OPERATOR_EQ: "==", common_pb2.COMPARISON_OPERATOR_NE: "!=",
-    common_pb2.COMPARISON_OPERATOR_LT: "<", common_pb2.COMPARISON_OPERATOR_LE: "<=",
-    common_pb2.COMPARISON_OPERATOR_GT: ">", common_pb2.COMPARISON_OPERATOR_GE: ">=",
-    common_pb2.COMPARISON_OPERATOR_CONTAINS: "contains", common_pb2.COMPARISON_OPERATOR_STARTSWITH: "startswith",
+    common_pb2.COMPARISON_OPERATOR_EQ: "==",
+    common_pb2.COMPARISON_OPERATOR_NE: "!=",
+    common_pb2.COMPARISON_OPERATOR_LT: "<",
+    common_pb2.COMPARISON_OPERATOR_LE: "<=",
+    common_pb2.COMPARISON_OPERATOR_GT: ">",
+    common_pb2.COMPARISON_OPERATOR_GE: ">=",
+    common_pb2.COMPARISON_OPERATOR_CONTAINS: "contains",
+    common_pb2.COMPARISON_OPERATOR_STARTSWITH: "startswith",
     common_pb2.COMPARISON_OPERATOR_ENDSWITH: "endswith",
 }
 

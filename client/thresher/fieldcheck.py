@@ -17,8 +17,9 @@ from thresher.v1 import common_pb2
 NUMERIC = frozenset({FieldType.INT, FieldType.FLOAT})
 
 
-def mismatch(field: str, expected: FieldType, given: FieldType | str, value: Any = None,
-             detail: str = "") -> FieldTypeMismatchError:
+def mismatch(
+    field: str, expected: FieldType, given: FieldType | str, value: Any = None, detail: str = ""
+) -> FieldTypeMismatchError:
     given_name = given.value if isinstance(given, FieldType) else given
     shown = "" if value is None else f" value {_short_repr(value)}"
     extra = f" ({detail})" if detail else ""

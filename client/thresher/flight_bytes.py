@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from thresher.core import status
 from thresher.connection import Connection
+from thresher.core import status
 from thresher.core.errors import NotFoundError
 from thresher.core.storage.storage_errors import BlobNotFoundError, StorageError, StorageNotFoundError
 from thresher.v1 import flight_pb2
@@ -18,11 +18,13 @@ from thresher.v1 import flight_pb2
 LENGTH_KEY = b"thresher.length"
 
 
-def file_chunks(connection: Connection, datasource_id: int, path: str, offset: int = 0,
-                length: int = 0) -> Iterator[bytes | memoryview]:
+def file_chunks(
+    connection: Connection, datasource_id: int, path: str, offset: int = 0, length: int = 0
+) -> Iterator[bytes | memoryview]:
     """Bytes ``[offset, offset + length)`` (length 0: to the end) of a datasource's file, in chunks."""
-    ticket = flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=datasource_id, path=path,
-                                                                offset=offset, length=length))
+    ticket = flight_pb2.FlightTicket(
+        file=flight_pb2.FileTicket(datasource_id=datasource_id, path=path, offset=offset, length=length)
+    )
     return _chunks(connection, ticket, f"file {path!r} of datasource {datasource_id}", StorageNotFoundError)
 
 
@@ -33,8 +35,9 @@ def blob_chunks(connection: Connection, digest: str, datasource_id: int) -> Iter
     return _chunks(connection, ticket, f"blob {digest}", BlobNotFoundError)
 
 
-def _chunks(connection: Connection, ticket: flight_pb2.FlightTicket, what: str,
-            missing: type[StorageNotFoundError]) -> Iterator[bytes | memoryview]:
+def _chunks(
+    connection: Connection, ticket: flight_pb2.FlightTicket, what: str, missing: type[StorageNotFoundError]
+) -> Iterator[bytes | memoryview]:
     try:
         reader = connection.open_ticket(ticket)
     except NotFoundError as error:

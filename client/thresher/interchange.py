@@ -51,8 +51,9 @@ class ArrowExport:
             raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
         return rebatch(self._arrow_reader(), batch_size)
 
-    def to_hf_dataset(self, file_column: str | None = "file", *, image: bool | None = None,
-                      savedir: Any = None, progress: bool = True) -> Any:
+    def to_hf_dataset(
+        self, file_column: str | None = "file", *, image: bool | None = None, savedir: Any = None, progress: bool = True
+    ) -> Any:
         """The rows as a Hugging Face ``datasets.Dataset`` (needs ``pip install thresher[hf]``).
 
         Metadata columns stay Arrow. Unless ``file_column`` is None, each datapoint's file is fetched
@@ -62,8 +63,9 @@ class ArrowExport:
         """
         from thresher.hf import to_hf_dataset
 
-        return to_hf_dataset(self.to_arrow(), self._hf_source(), file_column, image=image, savedir=savedir,
-                             progress=progress)
+        return to_hf_dataset(
+            self.to_arrow(), self._hf_source(), file_column, image=image, savedir=savedir, progress=progress
+        )
 
     def _hf_source(self) -> Any:
         raise NotImplementedError

@@ -27,11 +27,13 @@ def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:
     """``folder/relative``, or UnsafePathError naming ``relative`` when it would land outside ``folder``:
     an absolute path, a ``..`` component, or a symlink (already in ``folder``) that leads out of it."""
     if not relative or relative.startswith(("/", "\\")) or "\0" in relative or os.path.isabs(relative):
-        raise UnsafePathError(f"datapoint path {relative!r} is absolute or empty: it cannot be written "
-                              f"inside {os.fspath(folder)}")
+        raise UnsafePathError(
+            f"datapoint path {relative!r} is absolute or empty: it cannot be written inside {os.fspath(folder)}"
+        )
     if _DRIVE.match(relative):
-        raise UnsafePathError(f"datapoint path {relative!r} starts with a drive letter: it cannot be written "
-                              f"inside {os.fspath(folder)}")
+        raise UnsafePathError(
+            f"datapoint path {relative!r} starts with a drive letter: it cannot be written inside {os.fspath(folder)}"
+        )
     parts = [part for part in relative.replace("\\", "/").split("/") if part not in ("", ".")]
     if ".." in parts or not parts:
         raise UnsafePathError(f"datapoint path {relative!r} climbs out of {os.fspath(folder)} with '..'")
@@ -40,8 +42,9 @@ def safe_join(folder: str | os.PathLike[str], relative: str) -> pathlib.Path:
     # realpath resolves any symlink on the way (to a folder or to the final file) that is already there.
     resolved = os.path.realpath(target)
     if not resolved.startswith(root.rstrip(os.sep) + os.sep):
-        raise UnsafePathError(f"datapoint path {relative!r} leads through a symlink to {resolved}, "
-                              f"outside {os.fspath(folder)}")
+        raise UnsafePathError(
+            f"datapoint path {relative!r} leads through a symlink to {resolved}, outside {os.fspath(folder)}"
+        )
     return pathlib.Path(target)
 
 

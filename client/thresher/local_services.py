@@ -41,19 +41,24 @@ class LocalServices:
     def _address(self, offset: int) -> str:
         return f"{self.host}:{self.port + offset if self.port else 0}"
 
-    def start(self) -> "LocalServices":
+    def start(self) -> LocalServices:
         # Imported here: the client package never needs the services unless it runs them.
         from thresher.services.auth import ServiceSecurity
         from thresher.services.flight.server import create_server as create_flight
-        from thresher.services.metadata.server import create_server as create_metadata, open_store
+        from thresher.services.metadata.server import create_server as create_metadata
+        from thresher.services.metadata.server import open_store
         from thresher.services.scanner.server import create_server as create_scanner
 
         settings = Settings.from_env()
         self.home = self.home or settings.home
         os.makedirs(self.home, exist_ok=True)
-        settings = settings.replace(home=self.home, metadata_listen=self._address(0),
-                                    metadata_data_listen=self._address(5), scanner_listen=self._address(1),
-                                    flight_listen=self._address(2))
+        settings = settings.replace(
+            home=self.home,
+            metadata_listen=self._address(0),
+            metadata_data_listen=self._address(5),
+            scanner_listen=self._address(1),
+            flight_listen=self._address(2),
+        )
         # Loopback only, without tokens or TLS, whatever the environment says for deployed services.
         security = ServiceSecurity()
         try:
@@ -72,8 +77,13 @@ class LocalServices:
         except BaseException:
             self.stop()
             raise
-        log.info("metadata on %s, scanner on %s, flight on %s, store in %s",
-                 self.metadata_address, self.scanner_address, self.flight_address, self.home)
+        log.info(
+            "metadata on %s, scanner on %s, flight on %s, store in %s",
+            self.metadata_address,
+            self.scanner_address,
+            self.flight_address,
+            self.home,
+        )
         return self
 
     def stop(self) -> None:
@@ -95,17 +105,25 @@ class LocalServices:
         """A client connection to these services."""
         import thresher
 
-        return thresher.connect(metadata_address=self.metadata_address, scanner_address=self.scanner_address,
-                                flight_address=self.flight_address)
+        return thresher.connect(
+            metadata_address=self.metadata_address,
+            scanner_address=self.scanner_address,
+            flight_address=self.flight_address,
+        )
 
     def environment(self) -> dict[str, str]:
         """The environment variables that point a client at these services."""
-        return {env_name("metadata_address"): self.metadata_address, env_name("scanner_address"): self.scanner_address,
-                env_name("flight_address"): self.flight_address, env_name("home"): self.home or ""}
+        return {
+            env_name("metadata_address"): self.metadata_address,
+            env_name("scanner_address"): self.scanner_address,
+            env_name("flight_address"): self.flight_address,
+            env_name("home"): self.home or "",
+        }
 
-    def __enter__(self) -> "LocalServices":
+    def __enter__(self) -> LocalServices:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()

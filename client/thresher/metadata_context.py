@@ -11,8 +11,8 @@ from typing import Any
 
 from thresher import fieldcheck
 from thresher.core.errors import InvalidArgumentError
-from thresher.results import paths_of
 from thresher.core.types import FieldType, from_proto_value, utf8_text, validate_field_name
+from thresher.results import paths_of
 from thresher.v1 import common_pb2, metadata_service_pb2
 
 
@@ -39,7 +39,9 @@ class MetadataContext:
         if self._closed:
             raise InvalidArgumentError("this metadata context has ended; open a new one to write more")
         if not isinstance(metadata, Mapping):
-            raise InvalidArgumentError(f"metadata must be a mapping of field name to value, got {type(metadata).__name__}")
+            raise InvalidArgumentError(
+                f"metadata must be a mapping of field name to value, got {type(metadata).__name__}"
+            )
         encoded = {}
         for field, value in metadata.items():
             try:
@@ -70,6 +72,9 @@ class MetadataContext:
     def request(self, datasource_id: int) -> metadata_service_pb2.UpsertMetadataRequest:
         """The single request that writes every update."""
         return metadata_service_pb2.UpsertMetadataRequest(
-            datasource_id=datasource_id, create_missing=self.create_missing,
-            datapoints=[metadata_service_pb2.DatapointValues(path=path, values=values)
-                        for path, values in self._pending.items()])
+            datasource_id=datasource_id,
+            create_missing=self.create_missing,
+            datapoints=[
+                metadata_service_pb2.DatapointValues(path=path, values=values) for path, values in self._pending.items()
+            ],
+        )

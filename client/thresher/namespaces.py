@@ -12,7 +12,8 @@ import os
 
 from thresher.connection import Connection, resolve
 from thresher.core.errors import AlreadyExistsError
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,25 +25,28 @@ class Namespace:
 
     @classmethod
     def from_proto(cls, proto: common_pb2.Namespace) -> Namespace:
-        created = proto.created_at.ToDatetime(tzinfo=dt.timezone.utc) if proto.HasField("created_at") else None
+        created = proto.created_at.ToDatetime(tzinfo=dt.UTC) if proto.HasField("created_at") else None
         return cls(proto.name, proto.repository_uri, created)
 
 
-def create_namespace(name: str, repository: str | os.PathLike[str] | None = None, *,
-                     connection: Connection | None = None) -> Namespace:
+def create_namespace(
+    name: str, repository: str | os.PathLike[str] | None = None, *, connection: Connection | None = None
+) -> Namespace:
     """Creates namespace ``name``, bound to the git ``repository`` (a local path or a URL git can reach)
     if given. AlreadyExistsError if it exists, even with the same repository: the binding is fixed."""
     conn = resolve(connection)
-    response = conn.call_metadata("CreateNamespace", ms.CreateNamespaceRequest(
-        name=name, repository_uri=_repository_uri(repository)))
+    response = conn.call_metadata(
+        "CreateNamespace", ms.CreateNamespaceRequest(name=name, repository_uri=_repository_uri(repository))
+    )
     return Namespace.from_proto(response.namespace)
 
 
 def get_namespace(name: str, *, connection: Connection | None = None) -> Namespace:
     """Namespace ``name``; NotFoundError if there is none."""
     conn = resolve(connection)
-    return Namespace.from_proto(conn.call_metadata("GetNamespace", ms.GetNamespaceRequest(name=name),
-                                                   idempotent=True).namespace)
+    return Namespace.from_proto(
+        conn.call_metadata("GetNamespace", ms.GetNamespaceRequest(name=name), idempotent=True).namespace
+    )
 
 
 def list_namespaces(*, connection: Connection | None = None) -> list[Namespace]:
@@ -51,16 +55,18 @@ def list_namespaces(*, connection: Connection | None = None) -> list[Namespace]:
     found: list[Namespace] = []
     token = ""
     while True:
-        response = conn.call_metadata("ListNamespaces", ms.ListNamespacesRequest(page_size=500, page_token=token),
-                                      idempotent=True)
+        response = conn.call_metadata(
+            "ListNamespaces", ms.ListNamespacesRequest(page_size=500, page_token=token), idempotent=True
+        )
         found.extend(Namespace.from_proto(proto) for proto in response.namespaces)
         token = response.next_page_token
         if not token:
             return found
 
 
-def get_or_create_namespace(name: str, repository: str | os.PathLike[str] | None = None, *,
-                            connection: Connection | None = None) -> Namespace:
+def get_or_create_namespace(
+    name: str, repository: str | os.PathLike[str] | None = None, *, connection: Connection | None = None
+) -> Namespace:
     """Namespace ``name``, created (bound to ``repository``) if missing. AlreadyExistsError if it exists
     bound to another repository."""
     try:
@@ -69,8 +75,9 @@ def get_or_create_namespace(name: str, repository: str | os.PathLike[str] | None
         existing = get_namespace(name, connection=connection)
         wanted = _repository_uri(repository)
         if wanted and existing.repository != wanted:
-            raise AlreadyExistsError(f"namespace {name!r} exists bound to repository {existing.repository!r}, "
-                                     f"not {wanted!r}") from None
+            raise AlreadyExistsError(
+                f"namespace {name!r} exists bound to repository {existing.repository!r}, not {wanted!r}"
+            ) from None
         return existing
 
 

@@ -12,8 +12,9 @@ T = TypeVar("T")
 QUEUED_PER_THREAD = 4
 
 
-def run_all(function: Callable[[T], object], items: Iterable[T], threads: int,
-            on_done: Callable[[], None] | None = None) -> list[BaseException]:
+def run_all(
+    function: Callable[[T], object], items: Iterable[T], threads: int, on_done: Callable[[], None] | None = None
+) -> list[BaseException]:
     """Calls ``function(item)`` for every item on up to ``threads`` threads; ``on_done`` after each call.
 
     A failing call does not stop the others: the failures are returned, in the order they happened.

@@ -43,8 +43,12 @@ class LocationClients:
             client.close()
 
 
-def read_endpoints(info: flight.FlightInfo, own: Callable[[], flight.FlightClient], clients: LocationClients,
-                   options: flight.FlightCallOptions) -> pa.Table:
+def read_endpoints(
+    info: flight.FlightInfo,
+    own: Callable[[], flight.FlightClient],
+    clients: LocationClients,
+    options: flight.FlightCallOptions,
+) -> pa.Table:
     """Every endpoint of ``info`` read and concatenated in order; one endpoint is read from ``own()``."""
     endpoints = list(info.endpoints)
     if len(endpoints) == 1:
@@ -62,14 +66,16 @@ def read_endpoints(info: flight.FlightInfo, own: Callable[[], flight.FlightClien
             return own().do_get(endpoint.ticket, options=options).read_all()
         except flight.FlightUnavailableError:
             if failures:
-                raise flight.FlightUnavailableError("no location of a partition answered: "
-                                                    + "; ".join(failures)) from None
+                raise flight.FlightUnavailableError(
+                    "no location of a partition answered: " + "; ".join(failures)
+                ) from None
             raise
 
     if not endpoints:
         return info.schema.empty_table()
-    with ThreadPoolExecutor(max_workers=min(len(endpoints), MAX_PARALLEL_PARTITIONS),
-                            thread_name_prefix="thresher-partition") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(len(endpoints), MAX_PARALLEL_PARTITIONS), thread_name_prefix="thresher-partition"
+    ) as pool:
         tables = list(pool.map(read, endpoints))
     # The first partition's schema metadata (e.g. the scan state) speaks for the result, as one stream's would.
     metadata = tables[0].schema.metadata

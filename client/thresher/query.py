@@ -9,8 +9,8 @@ end up calling one of the dunder methods below, which raise :class:`QueryError` 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,13 +24,17 @@ _Op = common_pb2.ComparisonOperator
 _TRUTH_HELP = (
     "a filter has no truth value: combine filters with & (and), | (or) and ~ (not), with each "
     "comparison in parentheses, e.g. (ds['a'] > 1) & (ds['a'] < 5). Python's `and`, `or`, `not`, "
-    "`if <filter>` and chained comparisons such as 1 < ds['a'] < 5 cannot work on filters")
-_IN_HELP = ("`x in ds[...]` cannot build a filter: use ds['c'].isin([...]) to match one of several "
-            "values, or ds['c'].contains('text') for a substring")
-_PAREN_HELP = ("missing parentheses: & and | bind tighter than comparisons, so write "
-               "(ds['a'] > 5) & (ds['b'] == 5), not ds['a'] > 5 & ds['b'] == 5")
-_COLUMN_NOT_FILTER = ("column {col} is not a filter: compare it, e.g. ({col} == True), "
-                      "({col}.is_null()) or ({col} > 0)")
+    "`if <filter>` and chained comparisons such as 1 < ds['a'] < 5 cannot work on filters"
+)
+_IN_HELP = (
+    "`x in ds[...]` cannot build a filter: use ds['c'].isin([...]) to match one of several "
+    "values, or ds['c'].contains('text') for a substring"
+)
+_PAREN_HELP = (
+    "missing parentheses: & and | bind tighter than comparisons, so write "
+    "(ds['a'] > 5) & (ds['b'] == 5), not ds['a'] > 5 & ds['b'] == 5"
+)
+_COLUMN_NOT_FILTER = "column {col} is not a filter: compare it, e.g. ({col} == True), ({col}.is_null()) or ({col} > 0)"
 
 _SYMBOLS = {
     _Op.COMPARISON_OPERATOR_EQ: "==",
@@ -48,8 +52,9 @@ _METHODS = {
     _Op.COMPARISON_OPERATOR_IS_NOT_NULL: "is_not_null",
     _Op.COMPARISON_OPERATOR_ISIN: "isin",
 }
-_ORDERING = frozenset({_Op.COMPARISON_OPERATOR_LT, _Op.COMPARISON_OPERATOR_LE,
-                       _Op.COMPARISON_OPERATOR_GT, _Op.COMPARISON_OPERATOR_GE})
+_ORDERING = frozenset(
+    {_Op.COMPARISON_OPERATOR_LT, _Op.COMPARISON_OPERATOR_LE, _Op.COMPARISON_OPERATOR_GT, _Op.COMPARISON_OPERATOR_GE}
+)
 # Types whose values have an order; bools and blob digests only compare for equality.
 _ORDERED_TYPES = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.STRING, FieldType.DATETIME})
 
@@ -152,7 +157,7 @@ def _operand_repr(operand: Any) -> str:
 def _value_repr(value: common_pb2.Value) -> str:
     kind = value.WhichOneof("kind")
     if kind == "datetime_value":
-        return repr(value.datetime_value.ToDatetime(tzinfo=dt.timezone.utc).isoformat())
+        return repr(value.datetime_value.ToDatetime(tzinfo=dt.UTC).isoformat())
     return repr(getattr(value, kind)) if kind else "None"
 
 
@@ -324,8 +329,10 @@ class Column:
 
     def _measure(self, kind: common_pb2.ObjectMeasureKind, label: str | None, result: FieldType) -> Measure:
         if not self.type.is_annotation or self.type is FieldType.SEGMENTATION:
-            raise QueryError(f"{self!r} has type {self.type.value}: only classification, detections, polylines "
-                             "and keypoints fields have objects to count or measure")
+            raise QueryError(
+                f"{self!r} has type {self.type.value}: only classification, detections, polylines "
+                "and keypoints fields have objects to count or measure"
+            )
         if label is not None and not isinstance(label, str):
             raise QueryError(f"a label is a string, got {type(label).__name__}")
         measure = common_pb2.ObjectMeasure(kind=kind, label=label)
@@ -366,8 +373,9 @@ class Column:
         self._check_not_annotation()
         if isinstance(other, Column):
             if not fieldcheck.comparable(self.type, other.type):
-                raise fieldcheck.mismatch(self.name, self.type, other.type,
-                                          detail=f"cannot compare with field '{other.name}'")
+                raise fieldcheck.mismatch(
+                    self.name, self.type, other.type, detail=f"cannot compare with field '{other.name}'"
+                )
             self._check_ordering(op)
             return Comparison(self, op, other)
         return Comparison(self, op, self._value(op, other))
@@ -377,32 +385,39 @@ class Column:
         if self.type is not FieldType.STRING:
             raise QueryError(f"{self!r}.{name}() needs a string field; '{self.name}' has type {self.type.value}")
         if not isinstance(text, str):
-            raise fieldcheck.mismatch(self.name, self.type, type(text).__name__, text,
-                                      detail=f"{name}() takes a string")
+            raise fieldcheck.mismatch(
+                self.name, self.type, type(text).__name__, text, detail=f"{name}() takes a string"
+            )
         return Comparison(self, op, common_pb2.Value(string_value=text))
 
     def _check_ordering(self, op: common_pb2.ComparisonOperator) -> None:
         if op in _ORDERING and self.type not in _ORDERED_TYPES:
-            raise QueryError(f"{self!r} {_SYMBOLS[op]} ...: a {self.type.value} field has no order; "
-                             "use == or != or isin")
+            raise QueryError(
+                f"{self!r} {_SYMBOLS[op]} ...: a {self.type.value} field has no order; use == or != or isin"
+            )
 
     def _check_not_annotation(self) -> None:
         if self.type.is_annotation:
-            raise QueryError(f"{self!r} holds {self.type.annotation_kind}: compare a measure of its objects, e.g. "
-                             f"{self!r}.count('car') >= 1, {self!r}.labels.contains('car'), "
-                             f"{self!r}.max_confidence() < 0.5")
+            raise QueryError(
+                f"{self!r} holds {self.type.annotation_kind}: compare a measure of its objects, e.g. "
+                f"{self!r}.count('car') >= 1, {self!r}.labels.contains('car'), "
+                f"{self!r}.max_confidence() < 0.5"
+            )
 
     def _value(self, op: common_pb2.ComparisonOperator, value: Any) -> common_pb2.Value:
         self._check_not_annotation()
         if isinstance(value, Expression):
             raise QueryError(f"cannot compare {self!r} with a filter ({value!r}); {_PAREN_HELP}")
         if self.type is FieldType.VECTOR:
-            raise QueryError(f"{self!r}: a vector field can only be tested with is_null()/is_not_null(); "
-                             "search it with ds.nearest()")
+            raise QueryError(
+                f"{self!r}: a vector field can only be tested with is_null()/is_not_null(); search it with ds.nearest()"
+            )
         given = fieldcheck.kind_of(self.name, value)
         if given is None:
-            raise QueryError(f"comparing {self!r} with {value!r} matches nothing (a missing value satisfies "
-                             f"no comparison): use {self!r}.is_null() or .is_not_null()")
+            raise QueryError(
+                f"comparing {self!r} with {value!r} matches nothing (a missing value satisfies "
+                f"no comparison): use {self!r}.is_null() or .is_not_null()"
+            )
         self._check_ordering(op)
         if self.type is FieldType.BLOB:
             # A blob field holds the sha256 hex digest of its bytes: compare digests.
@@ -420,8 +435,9 @@ class Measure(Column):
 
     __slots__ = ("measure",)
 
-    def __init__(self, name: str, field_type: FieldType, datasource_id: int | None,
-                 measure: common_pb2.ObjectMeasure) -> None:
+    def __init__(
+        self, name: str, field_type: FieldType, datasource_id: int | None, measure: common_pb2.ObjectMeasure
+    ) -> None:
         super().__init__(name, field_type, datasource_id)
         self.measure = measure
 
@@ -499,7 +515,7 @@ class QuerySpec:
             select=tuple(Field.from_proto(item) for item in query.select),
             order_by=tuple(Order(o.field, o.descending) for o in query.order_by),
             limit=query.limit if query.HasField("limit") else None,
-            as_of=query.as_of.ToDatetime(tzinfo=dt.timezone.utc) if query.HasField("as_of") else None,
+            as_of=query.as_of.ToDatetime(tzinfo=dt.UTC) if query.HasField("as_of") else None,
             nearest=query.nearest if query.HasField("nearest") else None,
         )
 
@@ -536,7 +552,7 @@ class Field:
 
     @classmethod
     def from_proto(cls, item: common_pb2.SelectItem) -> Field:
-        as_of = item.as_of.ToDatetime(tzinfo=dt.timezone.utc) if item.HasField("as_of") else None
+        as_of = item.as_of.ToDatetime(tzinfo=dt.UTC) if item.HasField("as_of") else None
         return cls(item.field, as_of, item.alias or None)
 
 
@@ -544,7 +560,7 @@ def as_instant(value: Any) -> dt.datetime:
     """A UTC datetime for ``as_of``: a datetime (naive means UTC) or a Unix time in seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(value, dt.UTC)
         except (OverflowError, OSError, ValueError):
             raise QueryError(f"as_of got {value!r}, which is not a Unix time in seconds") from None
     try:

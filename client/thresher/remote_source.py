@@ -33,10 +33,10 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from thresher.connection import Connection, resolve
 from thresher.core.bag import formats
 from thresher.core.bag import spec as specs
 from thresher.core.bag.spec import SHARD_LENGTHS_KEY, SPEC_KEY
-from thresher.connection import Connection, resolve
 from thresher.v1 import flight_pb2
 
 # Errors that mean "this node cannot answer", so the next location of the endpoint is tried.
@@ -62,15 +62,25 @@ class Remote:
         threads: concurrent fetches.
     """
 
-    def __init__(self, dataset: str, *, connection: Connection | None = None,
-                 decoders: Mapping[str, Callable[..., Any]] | None = formats.decoders, keys: Sequence[str] | None = None,
-                 batch: int | None = None, rank: int = 0, world_size: int = 1, prefetch: int = 4,
-                 threads: int = 4) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        connection: Connection | None = None,
+        decoders: Mapping[str, Callable[..., Any]] | None = formats.decoders,
+        keys: Sequence[str] | None = None,
+        batch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        prefetch: int = 4,
+        threads: int = 4,
+    ) -> None:
         conn = resolve(connection)
         command = flight_pb2.FlightCommand(bag_dataset=flight_pb2.BagDatasetCommand(dataset=dataset))
         descriptor = fl.FlightDescriptor.for_command(command.SerializeToString())
         info = conn._flight_call(  # noqa: SLF001 - the connection's retry and error mapping
-            lambda: conn.flight.get_flight_info(descriptor, options=conn._flight_options), idempotent=True)
+            lambda: conn.flight.get_flight_info(descriptor, options=conn._flight_options), idempotent=True
+        )
         metadata = info.schema.metadata or {}
         self.dataset = dataset
         self._spec = json.loads(metadata[SPEC_KEY])
@@ -80,8 +90,9 @@ class Remote:
             raise KeyError(f"{dataset!r} has no keys {unknown}; its keys are {list(self._spec)}")
         self.lengths = json.loads(metadata[SHARD_LENGTHS_KEY])
         self.locations = [[location.uri.decode() for location in endpoint.locations] for endpoint in info.endpoints]
-        self._tickets = [flight_pb2.FlightTicket.FromString(endpoint.ticket.ticket).bag_shard
-                         for endpoint in info.endpoints]
+        self._tickets = [
+            flight_pb2.FlightTicket.FromString(endpoint.ticket.ticket).bag_shard for endpoint in info.endpoints
+        ]
         self.stops = list(_cumulative(self.lengths))
         self._decode = specs.codecs({k: self._spec[k] for k in self.keys}, decoders, "decoder")
         # What reconnecting in a worker needs: the caller's headers and TLS roots (private to the connection).
@@ -100,8 +111,9 @@ class Remote:
         if not 0 <= rank < world_size or batch < 1:
             raise ValueError(f"need batch >= 1 and 0 <= rank < world_size, got {batch}, {rank}, {world_size}")
         total = len(self)
-        return self._pieces_for(range(first, min(total, first + batch))
-                                for first in range(rank * batch, total, batch * world_size))
+        return self._pieces_for(
+            range(first, min(total, first + batch)) for first in range(rank * batch, total, batch * world_size)
+        )
 
     def _pieces_for(self, ranges: Iterable[range]) -> list[Piece]:
         """The pieces that hold the rows of ``ranges``, in order; adjacent rows of one shard merged."""
@@ -152,8 +164,21 @@ class Remote:
         self.fetched: list[tuple[Piece, str]] = []  # every piece fetched and the location that served it
 
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("dataset", "_spec", "keys", "lengths", "locations", "_tickets", "stops", "_decode", "_headers",
-                "_tls_roots", "plan", "prefetch", "threads")
+        keep = (
+            "dataset",
+            "_spec",
+            "keys",
+            "lengths",
+            "locations",
+            "_tickets",
+            "stops",
+            "_decode",
+            "_headers",
+            "_tls_roots",
+            "plan",
+            "prefetch",
+            "threads",
+        )
         state = {name: self.__dict__[name] for name in keep}
         state["_tickets"] = [ticket.SerializeToString() for ticket in self._tickets]
         return state
@@ -233,7 +258,7 @@ class Remote:
     def _read_ahead(self, piece: Piece) -> None:
         position = self._position.get(piece)
         if position is not None:
-            for later in self.plan[position + 1: position + 1 + self.prefetch]:
+            for later in self.plan[position + 1 : position + 1 + self.prefetch]:
                 if later not in self._cache:
                     self._submit(later)
 
@@ -279,11 +304,14 @@ class Remote:
                 errors.append(f"{uri}: {error}")
                 continue
             if table.num_rows != stop - start:
-                raise RemoteSourceError(f"{self.dataset}: shard {shard} rows [{start}, {stop}) came back with "
-                                        f"{table.num_rows} rows from {uri}")
+                raise RemoteSourceError(
+                    f"{self.dataset}: shard {shard} rows [{start}, {stop}) came back with "
+                    f"{table.num_rows} rows from {uri}"
+                )
             return {key: _values(table.column(key)) for key in self.keys}, uri
-        raise RemoteSourceError(f"{self.dataset}: shard {shard} could not be read from any of its locations: "
-                                + "; ".join(errors))
+        raise RemoteSourceError(
+            f"{self.dataset}: shard {shard} could not be read from any of its locations: " + "; ".join(errors)
+        )
 
     def _client(self, uri: str) -> fl.FlightClient:
         with self._lock:

@@ -20,11 +20,17 @@ import pyarrow as pa
 from thresher import blob_cache, downloads
 from thresher.core import labels, vectors
 from thresher.core.errors import InvalidArgumentError
+from thresher.core.types import (
+    DATAPOINT_ID_COLUMN,
+    PATH_COLUMN,
+    RESERVED_NAMES,
+    SCAN_STATE_METADATA_KEY,
+    FieldType,
+    arrow_kind,
+    field_type_of,
+)
 from thresher.interchange import ArrowExport
-from thresher.core.types import (DATAPOINT_ID_COLUMN, PATH_COLUMN, RESERVED_NAMES, SCAN_STATE_METADATA_KEY,
-                                 FieldType, arrow_kind, field_type_of)
-from thresher.urls import download_url, register_url_builder  # noqa: F401 - re-exported: the URL hooks' old home
-from thresher.urls import datapoint_url, datapoint_urls
+from thresher.urls import datapoint_url, datapoint_urls, download_url, register_url_builder  # noqa: F401 - re-exported: the URL hooks' old home
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,8 +97,9 @@ class QueryResult(ArrowExport):
     and DuckDB (``duckdb.sql("select * from r")``) read it without a copy; see ``thresher.interchange``.
     """
 
-    def __init__(self, table: pa.Table, source_uri: str = "", datasource: Any = None,
-                 read_at: dt.datetime | None = None) -> None:
+    def __init__(
+        self, table: pa.Table, source_uri: str = "", datasource: Any = None, read_at: dt.datetime | None = None
+    ) -> None:
         self._table = table
         self._source_uri = source_uri
         self._datasource = datasource
@@ -139,8 +146,9 @@ class QueryResult(ArrowExport):
             if kind is not None and kind.is_annotation:
                 for row, value in zip(rows, self.labels(name)):
                     row[name] = value
-        return [Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource)
-                for row in rows]
+        return [
+            Datapoint(row.pop(PATH_COLUMN), row.pop(DATAPOINT_ID_COLUMN), row, source, self._datasource) for row in rows
+        ]
 
     @property
     def paths(self) -> list[str]:
@@ -149,11 +157,13 @@ class QueryResult(ArrowExport):
     @property
     def fields(self) -> dict[str, FieldType | None]:
         """The result's field columns and their types."""
-        return {f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema
-                if f.name not in RESERVED_NAMES}
+        return {
+            f.name: field_type_of(f) or arrow_kind(f.type) for f in self._table.schema if f.name not in RESERVED_NAMES
+        }
 
-    def export_annotations(self, format: str, target: str | os.PathLike[str], field: str | None = None,
-                           copy_images: bool = False) -> list[str]:
+    def export_annotations(
+        self, format: str, target: str | os.PathLike[str], field: str | None = None, copy_images: bool = False
+    ) -> list[str]:
         """Writes annotation field ``field`` (the only one by default) as ``"coco"``, ``"yolo"``, ``"voc"``,
         ``"cvat"`` or ``"labelstudio"`` at ``target``; pixel formats need the width and height fields.
         ``copy_images`` also downloads the files into ``target/images``. Returns the files written."""
@@ -166,8 +176,10 @@ class QueryResult(ArrowExport):
         kind = self.fields.get(field)
         annotation_kind = kind.annotation_kind if kind is not None else None
         if annotation_kind is None:
-            raise InvalidArgumentError(f"field {field!r} is not an annotation field of this result "
-                                       f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})")
+            raise InvalidArgumentError(
+                f"field {field!r} is not an annotation field of this result "
+                f"(annotation fields: {[n for n, k in self.fields.items() if k and k.is_annotation]})"
+            )
         return labels.from_arrow(annotation_kind, self._table.column(field))
 
     @property
@@ -176,9 +188,16 @@ class QueryResult(ArrowExport):
         raw = (self._table.schema.metadata or {}).get(SCAN_STATE_METADATA_KEY)
         return raw.decode() if raw else None
 
-    def download_files(self, target_dir: str | os.PathLike[str] | None = None, keep_source_prefix: bool = True,
-                       redownload: bool = False, *, threads: int = downloads.DEFAULT_THREADS,
-                       progress: bool = True, raise_on_failure: bool = True) -> downloads.DownloadReport:
+    def download_files(
+        self,
+        target_dir: str | os.PathLike[str] | None = None,
+        keep_source_prefix: bool = True,
+        redownload: bool = False,
+        *,
+        threads: int = downloads.DEFAULT_THREADS,
+        progress: bool = True,
+        raise_on_failure: bool = True,
+    ) -> downloads.DownloadReport:
         """Downloads every datapoint's file, in parallel with a progress bar; returns a DownloadReport
         (``.folder``, ``.downloaded``, ``.skipped``, ``.failed``; path-like: it stands for the folder).
 
@@ -189,12 +208,26 @@ class QueryResult(ArrowExport):
         still download. A failed download raises once the others finish, unless ``raise_on_failure``
         is false, when it is only listed in the report.
         """
-        return downloads.download_files(self._source("download files"), self.paths, target_dir,
-                                        keep_source_prefix, redownload, threads=threads, progress=progress,
-                                        raise_on_failure=raise_on_failure)
+        return downloads.download_files(
+            self._source("download files"),
+            self.paths,
+            target_dir,
+            keep_source_prefix,
+            redownload,
+            threads=threads,
+            progress=progress,
+            raise_on_failure=raise_on_failure,
+        )
 
-    def export(self, target: str | os.PathLike[str], columns: list[str] | None = None, shardlen: int = 1000,
-               formats: dict[str, str] | None = None, engine: str = "local", **options: Any) -> dict[str, Any]:
+    def export(
+        self,
+        target: str | os.PathLike[str],
+        columns: list[str] | None = None,
+        shardlen: int = 1000,
+        formats: dict[str, str] | None = None,
+        engine: str = "local",
+        **options: Any,
+    ) -> dict[str, Any]:
         """Writes this result's files and metadata ``columns`` (default: all) to ``target`` (a folder,
         ``s3://`` or ``gs://`` URI) as a sharded bag dataset of ``shardlen`` datapoints a shard, resumable
         after an interruption; ``formats={"file": "jpg"}`` re-encodes images (``image_size=(w, h)``).
@@ -221,8 +254,13 @@ class QueryResult(ArrowExport):
             view = view.as_of(self._read_at)
         return to_ray_dataset(view, **read_options)
 
-    def get_blob_fields(self, *fields: str, load_into_memory: bool = False, threads: int = blob_cache.DEFAULT_THREADS,
-                        progress: bool = True) -> QueryResult:
+    def get_blob_fields(
+        self,
+        *fields: str,
+        load_into_memory: bool = False,
+        threads: int = blob_cache.DEFAULT_THREADS,
+        progress: bool = True,
+    ) -> QueryResult:
         """Fetches the blobs of ``fields`` (none: every blob field) into the disk cache, in parallel.
 
         Each datapoint's value becomes the bytes (``load_into_memory``) or the cached file's
@@ -232,8 +270,10 @@ class QueryResult(ArrowExport):
         names = list(fields) or [name for name, kind in kinds.items() if kind is FieldType.BLOB]
         for name in names:
             if kinds.get(name) is not FieldType.BLOB:
-                raise InvalidArgumentError(f"{name!r} is not a blob field of this result "
-                                           f"(blob fields: {[n for n, k in kinds.items() if k is FieldType.BLOB]})")
+                raise InvalidArgumentError(
+                    f"{name!r} is not a blob field of this result "
+                    f"(blob fields: {[n for n, k in kinds.items() if k is FieldType.BLOB]})"
+                )
         digests = {d for name in names for d in self._table.column(name).to_pylist() if d is not None}
         source = self._source("fetch blobs")
         cached = blob_cache.cache_many(source.connection, digests, threads, progress, datasource_id=source.id)

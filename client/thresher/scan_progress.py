@@ -6,14 +6,16 @@ import time
 from collections.abc import Callable
 
 from thresher.core.errors import ScanFailedError
+
 # PENDING and SCANNING are unused here: they stay importable from this module for the old ``thresher.scan`` path.
 from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
 
 __all__ = ["FAILED", "PENDING", "READY", "SCANNING", "ScanStatus", "wait_until_ready"]
 
 
-def wait_until_ready(poll: Callable[[], ScanStatus], name: str, timeout: float | None = None,
-                     progress: bool = True) -> ScanStatus:
+def wait_until_ready(
+    poll: Callable[[], ScanStatus], name: str, timeout: float | None = None, progress: bool = True
+) -> ScanStatus:
     """Polls ``poll`` until the scan is ready, showing files seen and the scan rate.
 
     Raises ScanFailedError with the scanner's reason if the scan fails, TimeoutError after ``timeout``
@@ -34,8 +36,9 @@ def wait_until_ready(poll: Callable[[], ScanStatus], name: str, timeout: float |
                 raise ScanFailedError(f"the scan of {name} failed: {status.failure_reason or 'no reason given'}")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"the scan of {name} is still {status.state} after {timeout} s "
-                                   f"({status.files_seen} files seen)")
+                raise TimeoutError(
+                    f"the scan of {name} is still {status.state} after {timeout} s ({status.files_seen} files seen)"
+                )
             # Poll quickly at first (small scans finish fast), then settle at a few times a second.
             time.sleep(pause if remaining is None else min(pause, remaining))
             pause = min(pause * 1.5, 0.25)

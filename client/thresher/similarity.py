@@ -16,14 +16,17 @@ import pyarrow as pa
 
 from thresher.core.errors import InvalidArgumentError, QueryError
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2
 from thresher.core.vectors import METRICS, check_query_vector, vector_array
+from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:
     from thresher.results import QueryResult
 
-_METRIC_ENUMS = {"cosine": common_pb2.DISTANCE_METRIC_COSINE, "l2": common_pb2.DISTANCE_METRIC_L2,
-                 "dot": common_pb2.DISTANCE_METRIC_DOT}
+_METRIC_ENUMS = {
+    "cosine": common_pb2.DISTANCE_METRIC_COSINE,
+    "l2": common_pb2.DISTANCE_METRIC_L2,
+    "dot": common_pb2.DISTANCE_METRIC_DOT,
+}
 
 
 def vector_field(view: Any, field: str) -> str:
@@ -34,8 +37,15 @@ def vector_field(view: Any, field: str) -> str:
     return field
 
 
-def nearest_clause(view: Any, field: str, query: Any = None, path: str | None = None, k: int = 10,
-                   metric: str = "cosine", exact: bool = False) -> common_pb2.Nearest:
+def nearest_clause(
+    view: Any,
+    field: str,
+    query: Any = None,
+    path: str | None = None,
+    k: int = 10,
+    metric: str = "cosine",
+    exact: bool = False,
+) -> common_pb2.Nearest:
     """The checked Nearest message of a search."""
     vector_field(view, field)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -52,8 +62,16 @@ def nearest_clause(view: Any, field: str, query: Any = None, path: str | None = 
     return clause
 
 
-def nearest(view: Any, field: str, query: Any = None, *, path: str | None = None, k: int = 10,
-            metric: str = "cosine", exact: bool = False) -> QueryResult:
+def nearest(
+    view: Any,
+    field: str,
+    query: Any = None,
+    *,
+    path: str | None = None,
+    k: int = 10,
+    metric: str = "cosine",
+    exact: bool = False,
+) -> QueryResult:
     """The ``k`` datapoints of ``view`` nearest the query, nearest first, with a ``distance`` column."""
     if view.query.order_by:
         raise QueryError("a nearest-neighbour result is ordered by distance; drop order_by from the view")
@@ -62,9 +80,15 @@ def nearest(view: Any, field: str, query: Any = None, *, path: str | None = None
     return result
 
 
-def create_vector_index(view: Any, field: str, metric: str = "cosine", connectivity: int = 0,
-                        expansion_add: int = 0, expansion_search: int = 0,
-                        timeout: float | None = 3600.0) -> dict[str, Any]:
+def create_vector_index(
+    view: Any,
+    field: str,
+    metric: str = "cosine",
+    connectivity: int = 0,
+    expansion_add: int = 0,
+    expansion_search: int = 0,
+    timeout: float | None = 3600.0,
+) -> dict[str, Any]:
     """Builds the ANN index of ``field`` on the service; returns what the service reports about it.
 
     A build takes minutes for millions of vectors, so it has its own deadline (``timeout`` seconds,
@@ -79,21 +103,35 @@ def create_vector_index(view: Any, field: str, metric: str = "cosine", connectiv
     if metric not in METRICS:
         raise QueryError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     request = ms.CreateVectorIndexRequest(
-        datasource_id=view.id, field=field, metric=_METRIC_ENUMS[metric], connectivity=connectivity,
-        expansion_add=expansion_add, expansion_search=expansion_search)
+        datasource_id=view.id,
+        field=field,
+        metric=_METRIC_ENUMS[metric],
+        connectivity=connectivity,
+        expansion_add=expansion_add,
+        expansion_search=expansion_search,
+    )
     connection = view.connection
     try:
-        response = connection.metadata.CreateVectorIndex(request, metadata=connection._grpc_metadata,  # noqa: SLF001
-                                                         timeout=timeout)
+        response = connection.metadata.CreateVectorIndex(
+            request,
+            metadata=connection._grpc_metadata,  # noqa: SLF001
+            timeout=timeout,
+        )
     except grpc.RpcError as error:
         raise status.from_grpc_error(error, connection.metadata_address) from None
-    return {"field": response.field, "metric": metric, "size": response.size,
-            "built_at": response.built_at.ToDatetime(tzinfo=dt.timezone.utc), "digest": response.digest,
-            "build_seconds": response.build_seconds}
+    return {
+        "field": response.field,
+        "metric": metric,
+        "size": response.size,
+        "built_at": response.built_at.ToDatetime(tzinfo=dt.UTC),
+        "digest": response.digest,
+        "build_seconds": response.build_seconds,
+    }
 
 
-def upload_vectors(view: Any, field: str, paths: Any, vectors: Any, dtype: str | None = None,
-                   create_missing: bool = False) -> Any:
+def upload_vectors(
+    view: Any, field: str, paths: Any, vectors: Any, dtype: str | None = None, create_missing: bool = False
+) -> Any:
     """Writes one vector per path (rows of a 2-D array) into ``field``, atomically, through Flight;
     paths that are not datapoints are refused unless ``create_missing``."""
     from thresher.results import paths_of
@@ -102,8 +140,9 @@ def upload_vectors(view: Any, field: str, paths: Any, vectors: Any, dtype: str |
     array = vector_array(vectors, dtype)
     if len(names) != len(array):
         raise InvalidArgumentError(f"{len(names)} paths but {len(array)} vectors")
-    return view.upload_metadata_from_dataframe(pa.table({"path": pa.array(names, pa.string()), field: array}),
-                                               create_missing=create_missing)
+    return view.upload_metadata_from_dataframe(
+        pa.table({"path": pa.array(names, pa.string()), field: array}), create_missing=create_missing
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +215,7 @@ def find_duplicates(view: Any, field: str, threshold: float, metric: str = "cosi
         return i
 
     for start in range(0, len(paths), block):
-        rows = vectors[start:start + block]
+        rows = vectors[start : start + block]
         found = _block_distances(rows, vectors[start:], metric, squared[start:])
         pairs = np.argwhere(found <= threshold)
         for i, j in pairs:
@@ -208,10 +247,12 @@ def sample_diverse(view: Any, field: str, n: int, metric: str = "l2", seed: int 
     squared = (vectors * vectors).sum(axis=1)
     first = int(np.random.default_rng(seed).integers(len(paths)))
     picked = [first]
-    nearest_picked = _block_distances(vectors[first:first + 1], vectors, metric, squared)[0]
+    nearest_picked = _block_distances(vectors[first : first + 1], vectors, metric, squared)[0]
     for _ in range(1, n):
         nearest_picked[picked] = -np.inf
         chosen = int(np.argmax(nearest_picked))
         picked.append(chosen)
-        nearest_picked = np.minimum(nearest_picked, _block_distances(vectors[chosen:chosen + 1], vectors, metric, squared)[0])
+        nearest_picked = np.minimum(
+            nearest_picked, _block_distances(vectors[chosen : chosen + 1], vectors, metric, squared)[0]
+        )
     return [paths[i] for i in picked]

@@ -43,9 +43,7 @@ def as_function(source: Any) -> Callable[[int], Datapoint]:
     if hasattr(source, "__getitem__"):
         function = source.__getitem__
         return function
-    raise TypeError(
-        f"a source must be callable with a step or indexable, not {type(source).__name__}"
-    )
+    raise TypeError(f"a source must be callable with a step or indexable, not {type(source).__name__}")
 
 
 def size_of(source: Any) -> int | None:
@@ -98,9 +96,7 @@ class Epochs(Source):
     items are used (default: all). With seed 0 the orders equal Granular's.
     """
 
-    def __init__(
-        self, source: Any, length: int | None = None, shuffle: bool = True, seed: int = 0
-    ) -> None:
+    def __init__(self, source: Any, length: int | None = None, shuffle: bool = True, seed: int = 0) -> None:
         self.length = _length(source, length)
         self.source = as_function(source)
         self.shuffle = bool(shuffle)

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from thresher.connection import Connection
 from thresher.core.errors import UnknownFieldError
 from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 # Every datapoint has these; they filter and order like fields.
 BUILTIN_COLUMNS = {PATH_COLUMN: FieldType.STRING, DATAPOINT_ID_COLUMN: FieldType.INT}
@@ -29,7 +30,8 @@ class DatasourceState:
 
     def refresh(self) -> common_pb2.Datasource:
         response = self.connection.call_metadata(
-            "GetDatasource", ms.GetDatasourceRequest(id=self.proto.id), idempotent=True)
+            "GetDatasource", ms.GetDatasourceRequest(id=self.proto.id), idempotent=True
+        )
         self.proto = response.datasource
         self.fields = _fields_of(self.proto)
         self.stale = False
@@ -55,8 +57,9 @@ class DatasourceState:
             self.refresh()
         if name not in self.fields:
             known = ", ".join(sorted(self.fields)) or "none yet"
-            raise UnknownFieldError(f"datasource '{self.proto.namespace}/{self.proto.name}' has no field "
-                                    f"'{name}'; its fields are: {known}")
+            raise UnknownFieldError(
+                f"datasource '{self.proto.namespace}/{self.proto.name}' has no field '{name}'; its fields are: {known}"
+            )
         return self.fields[name]
 
 

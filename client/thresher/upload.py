@@ -22,14 +22,18 @@ from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType, arrow_kind, validate_field_name
 
 # Arrow types written per field type; a blob column carries the bytes, the service stores the digest.
-_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {FieldType.BLOB: pa.binary(),
-                                                                  FieldType.SEGMENTATION: labels.SEGMENTATION_WRITE_TYPE}
+_WRITE_TYPES = {kind: kind.arrow_type for kind in FieldType} | {
+    FieldType.BLOB: pa.binary(),
+    FieldType.SEGMENTATION: labels.SEGMENTATION_WRITE_TYPE,
+}
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
-ACCEPTED = ("a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader, a polars DataFrame or "
-            "LazyFrame, a DuckDB relation, a Hugging Face Dataset or IterableDataset, or any object with "
-            "__arrow_c_stream__ (the Arrow PyCapsule stream interface)")
+ACCEPTED = (
+    "a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader, a polars DataFrame or "
+    "LazyFrame, a DuckDB relation, a Hugging Face Dataset or IterableDataset, or any object with "
+    "__arrow_c_stream__ (the Arrow PyCapsule stream interface)"
+)
 
 
 def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
@@ -64,8 +68,10 @@ def _reader_of_stream(data: Any) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_stream(data)
     if hasattr(data, "to_arrow_reader"):  # a DuckDB relation, on an older pyarrow
         return data.to_arrow_reader()
-    raise TypeError(f"uploading a {type(data).__module__}.{type(data).__qualname__} through the Arrow PyCapsule "
-                    f"interface needs pyarrow >= 15 (installed: {pa.__version__}); pass a pyarrow Table instead")
+    raise TypeError(
+        f"uploading a {type(data).__module__}.{type(data).__qualname__} through the Arrow PyCapsule "
+        f"interface needs pyarrow >= 15 (installed: {pa.__version__}); pass a pyarrow Table instead"
+    )
 
 
 def _iterable_dataset_stream(data: Any, batch_rows: int = 10_000) -> pa.Table | pa.RecordBatchReader:
@@ -114,8 +120,9 @@ def _conversion_error(frame: Any, error: Exception) -> FieldTypeMismatchError:
         try:
             pa.array(frame[name], from_pandas=True)
         except _ARROW_ERRORS as column_error:
-            return FieldTypeMismatchError(f"column '{name}' holds values of more than one type or of a type "
-                                          f"no field can hold: {column_error}")
+            return FieldTypeMismatchError(
+                f"column '{name}' holds values of more than one type or of a type no field can hold: {column_error}"
+            )
     return FieldTypeMismatchError(f"the dataframe cannot be converted to Arrow: {error}")
 
 
@@ -135,9 +142,9 @@ def path_column_name(table: pa.Table | pa.Schema, path_column: str | int | None)
     return path_column
 
 
-def prepare(data: Any, path_column: str | int | None,
-            field_types: Callable[[list[str]], Mapping[str, FieldType]]
-            ) -> tuple[pa.Table | pa.RecordBatchReader, str]:
+def prepare(
+    data: Any, path_column: str | int | None, field_types: Callable[[list[str]], Mapping[str, FieldType]]
+) -> tuple[pa.Table | pa.RecordBatchReader, str]:
     """The table (or, for a stream, the reader) to upload and its path column's name; ``field_types(names)``
     gives the known types.
 
@@ -176,8 +183,11 @@ def _check_name(name: str) -> None:
         raise InvalidArgumentError(f"column {name!r}: {error}") from None
 
 
-def _prepare_stream(reader: pa.RecordBatchReader, path_column: str | int | None,
-                    field_types: Callable[[list[str]], Mapping[str, FieldType]]) -> tuple[pa.RecordBatchReader, str]:
+def _prepare_stream(
+    reader: pa.RecordBatchReader,
+    path_column: str | int | None,
+    field_types: Callable[[list[str]], Mapping[str, FieldType]],
+) -> tuple[pa.RecordBatchReader, str]:
     # The upload's schema is fixed before its first batch, so it comes from the stream's schema:
     # a column of the null type is dropped, every other one is sent (a null in it writes nothing).
     schema = reader.schema
@@ -216,8 +226,9 @@ def _path_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return _cast(name, column, pa.string())
 
 
-def _field_column(name: str, column: pa.ChunkedArray, expected: FieldType | None,
-                  keep_empty: bool = False) -> pa.ChunkedArray | None:
+def _field_column(
+    name: str, column: pa.ChunkedArray, expected: FieldType | None, keep_empty: bool = False
+) -> pa.ChunkedArray | None:
     try:
         given = arrow_kind(column.type)
     except FieldTypeMismatchError as error:
@@ -245,8 +256,13 @@ def _cast(name: str, column: pa.ChunkedArray, target: pa.DataType) -> pa.Chunked
         column = column.cast(column.type.value_type)
     if pa.types.is_float16(column.type):
         # pyarrow < 16 cannot cast half floats; numpy can, and its NaN for a null is "no value" here.
-        column = pa.chunked_array([pa.array(chunk.to_numpy(zero_copy_only=False).astype("float64"), from_pandas=True)
-                                   for chunk in column.chunks], pa.float64())
+        column = pa.chunked_array(
+            [
+                pa.array(chunk.to_numpy(zero_copy_only=False).astype("float64"), from_pandas=True)
+                for chunk in column.chunks
+            ],
+            pa.float64(),
+        )
     # Sub-microsecond timestamp digits and float precision beyond 2**53 are dropped, not errors.
     safe = not (pa.types.is_timestamp(target) or pa.types.is_floating(target))
     try:

@@ -25,9 +25,8 @@ import grpc
 
 from thresher.core import transport
 from thresher.core.settings import Settings, env_name
-
 from thresher.services.auth.flight_auth import flight_auth_options
-from thresher.services.auth.grpc_auth import Authorizer, AuthInterceptor, ForwardingInterceptor
+from thresher.services.auth.grpc_auth import AuthInterceptor, Authorizer, ForwardingInterceptor
 from thresher.services.auth.tokens import TokenTable
 
 SERVICE_TOKEN_ENV = env_name("service_token")
@@ -99,10 +98,13 @@ class ServiceSecurity:
             raise ValueError(f"TLS needs both {TLS_CERT_ENV} and {TLS_KEY_ENV}; only one is set")
         tls = TlsIdentity(_read(cert, "TLS certificate"), _read(key, "TLS key")) if cert else None
         roots = settings.tls_root_certs
-        return cls(tokens=TokenTable.from_settings(settings), tls=tls,
-                   service_token=settings.service_token or None,
-                   root_certificates=_read(roots, "TLS root certificates") if roots else None,
-                   server_name=settings.tls_server_name or None)
+        return cls(
+            tokens=TokenTable.from_settings(settings),
+            tls=tls,
+            service_token=settings.service_token or None,
+            root_certificates=_read(roots, "TLS root certificates") if roots else None,
+            server_name=settings.tls_server_name or None,
+        )
 
     def check_bind(self, address: str) -> None:
         """Refuses to serve beyond loopback without tokens."""
@@ -110,7 +112,8 @@ class ServiceSecurity:
         if not self.tokens and not is_loopback(host):
             raise InsecureBindError(
                 f"refusing to listen on {address!r} without authentication: configure tokens in "
-                f"$THRESHER_TOKENS or $THRESHER_TOKENS_FILE, or listen on a loopback address (127.0.0.1)")
+                f"$THRESHER_TOKENS or $THRESHER_TOKENS_FILE, or listen on a loopback address (127.0.0.1)"
+            )
 
     def server_interceptors(self, authorizer: Authorizer | None = None) -> list[grpc.ServerInterceptor]:
         return [AuthInterceptor(self.tokens, authorizer)] if self.tokens else []
@@ -134,8 +137,9 @@ class ServiceSecurity:
     def channel(self, address: str) -> grpc.Channel:
         """A channel to another service: TLS when roots are configured, carrying the caller's token
         (or this service's own token when it acts for no caller)."""
-        channel = transport.open_channel(address, root_certificates=self.root_certificates,
-                                         server_name=self.verified_name(address))
+        channel = transport.open_channel(
+            address, root_certificates=self.root_certificates, server_name=self.verified_name(address)
+        )
         return grpc.intercept_channel(channel, ForwardingInterceptor(self.service_token))
 
     def verified_name(self, address: str) -> str | None:
@@ -147,6 +151,8 @@ class ServiceSecurity:
         if self.server_name:
             return self.server_name
         if address.startswith(_ADDRESS_LIST_SCHEMES) and "," in address:
-            raise ValueError(f"TLS to {address!r}: a list of addresses names no host to verify; set "
-                             f"{TLS_SERVER_NAME_ENV} to the host name the replicas' certificates carry")
+            raise ValueError(
+                f"TLS to {address!r}: a list of addresses names no host to verify; set "
+                f"{TLS_SERVER_NAME_ENV} to the host name the replicas' certificates carry"
+            )
         return None

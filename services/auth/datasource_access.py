@@ -9,10 +9,10 @@ from typing import Any
 
 import grpc
 
-from thresher.v1 import metadata_service_pb2 as mpb, metadata_service_pb2_grpc
-
 from thresher.services.auth.grpc_auth import PermissionDenied
 from thresher.services.auth.tokens import Identity
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import metadata_service_pb2_grpc
 
 LOOKUP_TIMEOUT = 30.0
 
@@ -28,8 +28,9 @@ class DatasourceAuthorizer:
 
     def _namespace(self, datasource_id: int) -> str | None:
         try:
-            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id),
-                                                                           timeout=LOOKUP_TIMEOUT)
+            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(
+                mpb.GetDatasourceRequest(id=datasource_id), timeout=LOOKUP_TIMEOUT
+            )
         except grpc.RpcError as error:
             code = error.code() if isinstance(error, grpc.Call) else None
             if code == grpc.StatusCode.PERMISSION_DENIED:
@@ -45,7 +46,9 @@ class DatasourceAuthorizer:
         write = self._modes[method]
         namespace = self._namespace(request.datasource_id) if request.datasource_id else None
         if namespace is not None and not identity.may(namespace, write):
-            raise PermissionDenied(f"{identity.subject!r} may not {'write' if write else 'read'} namespace {namespace!r}")
+            raise PermissionDenied(
+                f"{identity.subject!r} may not {'write' if write else 'read'} namespace {namespace!r}"
+            )
 
     def filter(self, method: str, response: Any, identity: Identity) -> Any:
         return response

@@ -66,7 +66,9 @@ class BearerAuthMiddlewareFactory(fl.ServerMiddlewareFactory):  # type: ignore[m
             subject, basic_token = basic
             identity = self._tokens.authenticate(basic_token)
             if identity is None or identity.subject != subject:
-                raise fl.FlightUnauthenticatedError("UNAUTHENTICATED: the user name and token do not match a configured token")
+                raise fl.FlightUnauthenticatedError(
+                    "UNAUTHENTICATED: the user name and token do not match a configured token"
+                )
             return _CallerMiddleware(identity, basic_token, reply_bearer=True)
         token = bearer_token(header)
         identity = self._tokens.authenticate(token)

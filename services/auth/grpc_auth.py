@@ -67,8 +67,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc shi
         self._tokens = tokens
         self._authorizer = authorizer
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
         handler = continuation(details)
         if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
@@ -83,9 +86,21 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc shi
 class _Guarded:
     """One call's handler, run as the caller and checked by the authorizer."""
 
-    def __init__(self, handler: grpc.RpcMethodHandler, method: str, identity: Identity, token: str | None,
-                 authorizer: Authorizer | None) -> None:
-        self.inner, self.method, self.identity, self.token, self.authorizer = handler, method, identity, token, authorizer
+    def __init__(
+        self,
+        handler: grpc.RpcMethodHandler,
+        method: str,
+        identity: Identity,
+        token: str | None,
+        authorizer: Authorizer | None,
+    ) -> None:
+        self.inner, self.method, self.identity, self.token, self.authorizer = (
+            handler,
+            method,
+            identity,
+            token,
+            authorizer,
+        )
 
     def _check(self, request: Any, servicer_context: grpc.ServicerContext) -> None:
         if self.authorizer is None:
@@ -129,8 +144,12 @@ class _Guarded:
                 result = behavior(request, servicer_context)
             return self._responses(result) if inner.response_streaming else self._filtered(result)
 
-        factory = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
-                   (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+        factory = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }
         make = factory[(inner.request_streaming, inner.response_streaming)]
         return make(guarded, inner.request_deserializer, inner.response_serializer)
 
@@ -146,8 +165,12 @@ class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]  # grpc ships 
 
 
 # grpc ships no type information: its interceptor bases are Any.
-class ForwardingInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-                            grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+class ForwardingInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
     """Sends the token of the caller this thread acts for, or ``own_token`` when it acts for no one,
     on calls that do not already carry one."""
 
@@ -167,10 +190,12 @@ class ForwardingInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
     def intercept_unary_stream(self, continuation: _Continuation, details: grpc.ClientCallDetails, request: Any) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_stream_unary(self, continuation: _Continuation, details: grpc.ClientCallDetails,
-                               request_iterator: Iterator[Any]) -> Any:
+    def intercept_stream_unary(
+        self, continuation: _Continuation, details: grpc.ClientCallDetails, request_iterator: Iterator[Any]
+    ) -> Any:
         return continuation(self._details(details), request_iterator)
 
-    def intercept_stream_stream(self, continuation: _Continuation, details: grpc.ClientCallDetails,
-                                request_iterator: Iterator[Any]) -> Any:
+    def intercept_stream_stream(
+        self, continuation: _Continuation, details: grpc.ClientCallDetails, request_iterator: Iterator[Any]
+    ) -> Any:
         return continuation(self._details(details), request_iterator)

@@ -19,7 +19,8 @@ from thresher.core import arrow_io
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.readahead import read_ahead
 from thresher.services.pagination import list_all
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ READ_AHEAD = 4
 DATASOURCES, DATASETS, BAGS = "datasources", "datasets", "bags"
 
 
-_SERVICE = mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name
+_SERVICE = mpb.DESCRIPTOR.services_by_name["MetadataService"].full_name
 _EXECUTE_QUERY = f"/{_SERVICE}/ExecuteQuery"
 # ExecuteSqlResponse has ExecuteQueryResponse's layout, so ``response_part`` reads both.
 _EXECUTE_SQL = f"/{_SERVICE}/ExecuteSql"
@@ -122,18 +123,24 @@ class MetadataBackend:
     def __init__(self, channel: grpc.Channel) -> None:
         # The generated gRPC module has no type information: responses are annotated where they are read.
         self._stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._execute_query = channel.unary_stream(_EXECUTE_QUERY,
-                                                   request_serializer=mpb.ExecuteQueryRequest.SerializeToString,
-                                                   response_deserializer=response_part)
-        self._execute_sql = channel.unary_stream(_EXECUTE_SQL, request_serializer=mpb.ExecuteSqlRequest.SerializeToString,
-                                                 response_deserializer=response_part)
+        self._execute_query = channel.unary_stream(
+            _EXECUTE_QUERY,
+            request_serializer=mpb.ExecuteQueryRequest.SerializeToString,
+            response_deserializer=response_part,
+        )
+        self._execute_sql = channel.unary_stream(
+            _EXECUTE_SQL,
+            request_serializer=mpb.ExecuteSqlRequest.SerializeToString,
+            response_deserializer=response_part,
+        )
 
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result's schema (read before returning, so a bad query fails here) and its batches."""
         return self._relay(self._execute_query(mpb.ExecuteQueryRequest(query=query), metadata=metadata))
 
-    def execute_sql(self, request: mpb.ExecuteSqlRequest,
-                    metadata: Metadata = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def execute_sql(
+        self, request: mpb.ExecuteSqlRequest, metadata: Metadata = ()
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """A SQL statement's result schema and batches, as ``execute``."""
         return self._relay(self._execute_sql(request, metadata=metadata))
 
@@ -174,18 +181,32 @@ class MetadataBackend:
         schema, total_rows, _, _ = self.describe_with_ids(query, metadata)
         return schema, total_rows
 
-    def describe_with_ids(self, query: common_pb2.Query, metadata: Metadata = (),
-                          estimate: bool = False) -> tuple[pa.Schema, int, int, int]:
+    def describe_with_ids(
+        self, query: common_pb2.Query, metadata: Metadata = (), estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int]:
         """The result's schema, row count, and smallest and largest datapoint id (0, 0 when unknown or empty);
         with ``estimate``, the store's cheap estimate of the count and bounds that hold the result's ids."""
         response: mpb.DescribeQueryResponse = self._stub.DescribeQuery(
-            mpb.DescribeQueryRequest(query=query, estimate=estimate), timeout=CALL_TIMEOUT, metadata=metadata)
-        return arrow_io.read_schema(response.schema), response.total_rows, response.min_datapoint_id, \
-            response.max_datapoint_id
+            mpb.DescribeQueryRequest(query=query, estimate=estimate), timeout=CALL_TIMEOUT, metadata=metadata
+        )
+        return (
+            arrow_io.read_schema(response.schema),
+            response.total_rows,
+            response.min_datapoint_id,
+            response.max_datapoint_id,
+        )
 
-    def upsert(self, datasource_id: int, path_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-               metadata: Metadata = (), create_missing: bool = False, staging_session: str = "",
-               block_index: int = 0) -> mpb.UpsertTableResponse:
+    def upsert(
+        self,
+        datasource_id: int,
+        path_column: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        metadata: Metadata = (),
+        create_missing: bool = False,
+        staging_session: str = "",
+        block_index: int = 0,
+    ) -> mpb.UpsertTableResponse:
         """Streams ``batches`` into one atomic UpsertTable call as they arrive.
 
         ``batches`` is read on the calling thread only, never on gRPC's sending thread: a DoPut's reader
@@ -197,8 +218,9 @@ class MetadataBackend:
         call = self._stub.UpsertTable.future(iter(handoff), metadata=metadata)
         call.add_done_callback(lambda _call: handoff.close())
         try:
-            for request in arrow_io.upsert_table_requests(datasource_id, path_column, schema, batches,
-                                                          create_missing, staging_session, block_index):
+            for request in arrow_io.upsert_table_requests(
+                datasource_id, path_column, schema, batches, create_missing, staging_session, block_index
+            ):
                 if not handoff.put(request):
                     break  # the call already ended (the service refused it): its status says why
             else:
@@ -217,19 +239,22 @@ class MetadataBackend:
 
     def dataset_query(self, namespace: str, name: str, metadata: Metadata = ()) -> common_pb2.Query:
         """A saved dataset's query, found by name."""
-        response: mpb.GetDatasetResponse = self._stub.GetDataset(mpb.GetDatasetRequest(namespace=namespace, name=name),
-                                                                 timeout=CALL_TIMEOUT, metadata=metadata)
+        response: mpb.GetDatasetResponse = self._stub.GetDataset(
+            mpb.GetDatasetRequest(namespace=namespace, name=name), timeout=CALL_TIMEOUT, metadata=metadata
+        )
         return response.dataset.query
 
-    def catalog(self, namespace: str | None = None,
-                metadata: Metadata = ()) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query | None]]:
+    def catalog(
+        self, namespace: str | None = None, metadata: Metadata = ()
+    ) -> Iterator[tuple[tuple[str, str, str], common_pb2.Query | None]]:
         """((namespace, "datasources" | "datasets" | "bags", name), query) for everything in one or all
         namespaces; the query is None for a bag dataset."""
         if namespace:
             names = [namespace]
         else:
-            names = [n.name for n in _pages(self._stub.ListNamespaces, mpb.ListNamespacesRequest(), "namespaces",
-                                            metadata)]
+            names = [
+                n.name for n in _pages(self._stub.ListNamespaces, mpb.ListNamespacesRequest(), "namespaces", metadata)
+            ]
         for name in names:
             request = mpb.ListDatasourcesRequest(namespace=name)
             for datasource in _pages(self._stub.ListDatasources, request, DATASOURCES, metadata):

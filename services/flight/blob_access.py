@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.core import arrow_io
-from thresher.services.flight.flight_errors import invalid_argument, status_error
-from thresher.services.flight.headers import Metadata
 from thresher.core.storage.blobs import check_digest
 from thresher.core.storage.storage_errors import InvalidStorageUriError
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.services.flight.flight_errors import invalid_argument, status_error
+from thresher.services.flight.headers import Metadata
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 CALL_TIMEOUT = 30.0
 
@@ -45,39 +46,54 @@ class BlobAccess:
         except InvalidStorageUriError as error:
             raise invalid_argument(str(error)) from None
         if ticket.datasource_id <= 0:
-            raise invalid_argument(f"the ticket for blob {digest} names no datasource: a blob is served to the "
-                                   "readers of a datasource that holds it, so the ticket must name one")
-        found: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=ticket.datasource_id),
-                                                                    timeout=CALL_TIMEOUT, metadata=caller)
+            raise invalid_argument(
+                f"the ticket for blob {digest} names no datasource: a blob is served to the "
+                "readers of a datasource that holds it, so the ticket must name one"
+            )
+        found: mpb.GetDatasourceResponse = self._stub.GetDatasource(
+            mpb.GetDatasourceRequest(id=ticket.datasource_id), timeout=CALL_TIMEOUT, metadata=caller
+        )
         datasource = found.datasource
         fields = [field.name for field in datasource.fields if field.type == common_pb2.FIELD_TYPE_BLOB]
         # A segmentation's mask is a blob too; no filter reaches inside it, so only the log is read
         # (the log's rows include each datapoint's current values).
-        masks = [field.name for field in datasource.fields
-                 if field.type == common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION]
+        masks = [
+            field.name for field in datasource.fields if field.type == common_pb2.FIELD_TYPE_ANNOTATION_SEGMENTATION
+        ]
         if fields and self._holds_now(datasource.id, fields, digest, caller):
             return
         if (fields or masks) and self._held_before(datasource.id, fields + masks, digest, caller):
             return
-        raise status_error(grpc.StatusCode.PERMISSION_DENIED,
-                           f"datasource {datasource.namespace}/{datasource.name} holds no blob {digest}: "
-                           "a blob is served only through a datasource whose blob field holds it")
+        raise status_error(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"datasource {datasource.namespace}/{datasource.name} holds no blob {digest}: "
+            "a blob is served only through a datasource whose blob field holds it",
+        )
 
     def _holds_now(self, datasource_id: int, fields: list[str], digest: str, caller: Metadata) -> bool:
         value = common_pb2.Value(string_value=digest)
-        filters = [common_pb2.Filter(comparison=common_pb2.Comparison(
-            field=name, op=common_pb2.COMPARISON_OPERATOR_EQ, value=value)) for name in fields]
-        query = common_pb2.Query(datasource_id=datasource_id, limit=1,
-                                 filter=common_pb2.Filter(any_of=common_pb2.FilterList(filters=filters)))
-        response: mpb.DescribeQueryResponse = self._stub.DescribeQuery(mpb.DescribeQueryRequest(query=query),
-                                                                       timeout=CALL_TIMEOUT, metadata=caller)
+        filters = [
+            common_pb2.Filter(
+                comparison=common_pb2.Comparison(field=name, op=common_pb2.COMPARISON_OPERATOR_EQ, value=value)
+            )
+            for name in fields
+        ]
+        query = common_pb2.Query(
+            datasource_id=datasource_id,
+            limit=1,
+            filter=common_pb2.Filter(any_of=common_pb2.FilterList(filters=filters)),
+        )
+        response: mpb.DescribeQueryResponse = self._stub.DescribeQuery(
+            mpb.DescribeQueryRequest(query=query), timeout=CALL_TIMEOUT, metadata=caller
+        )
         return response.total_rows > 0
 
     def _held_before(self, datasource_id: int, fields: list[str], digest: str, caller: Metadata) -> bool:
         """Whether a logged write set a blob field (or a segmentation's mask) to ``digest``: the log
         streams and is left at the first hit."""
-        call = self._stub.ListChanges(mpb.ListChangesRequest(datasource_id=datasource_id), timeout=CALL_TIMEOUT,
-                                      metadata=caller)
+        call = self._stub.ListChanges(
+            mpb.ListChangesRequest(datasource_id=datasource_id), timeout=CALL_TIMEOUT, metadata=caller
+        )
         try:
             schema = None
             for message in call:

@@ -32,13 +32,20 @@ READ_AHEAD = 0
 class DataPortClient:
     """Query results from the data port at ``address`` (``host:port``), read for the caller in ``metadata``."""
 
-    def __init__(self, address: str, scheme: str = "grpc", root_certificates: bytes | None = None,
-                 server_name: str | None = None, read_ahead: int = READ_AHEAD) -> None:
+    def __init__(
+        self,
+        address: str,
+        scheme: str = "grpc",
+        root_certificates: bytes | None = None,
+        server_name: str | None = None,
+        read_ahead: int = READ_AHEAD,
+    ) -> None:
         self.address = address
         self.read_ahead = read_ahead  # 0: hand the stream on whole, in C++ (the benchmark compares both)
         # ``server_name``: the host name the port's certificate must carry when ``address`` does not say it.
-        self._client = fl.FlightClient(f"{scheme}://{address}", tls_root_certs=root_certificates,
-                                       override_hostname=server_name)
+        self._client = fl.FlightClient(
+            f"{scheme}://{address}", tls_root_certs=root_certificates, override_hostname=server_name
+        )
 
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
         """The result as a stream to hand on, its first message read first, so a bad query fails here."""
@@ -58,6 +65,7 @@ class DataPortClient:
     def _relayed(self, reader: fl.FlightStreamReader) -> Iterator[pa.RecordBatch]:
         """The reader's batches, read ahead on a thread (which waits in C++, without the GIL); a failure
         upstream ends the stream with the data port's status, and a client gone early cancels upstream."""
+
         def batches() -> Iterator[pa.RecordBatch]:
             while True:
                 try:

@@ -29,15 +29,22 @@ from collections.abc import Callable, Iterator
 import grpc
 import pyarrow as pa
 
-from thresher.services.flight.flight_errors import status_error
-from thresher.services.flight.headers import Metadata
+from thresher.core.status import STORAGE_MARK
 from thresher.core.storage import for_datasource, in_repository
 from thresher.core.storage.base import Storage
 from thresher.core.storage.blobs import BlobStore, check_digest
-from thresher.core.status import STORAGE_MARK
-from thresher.core.storage.storage_errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageConfigError, StorageError,
-                                                  StorageNotFoundError, StorageUnavailableError)
-from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.core.storage.storage_errors import (
+    InvalidStorageUriError,
+    StorageAccessDeniedError,
+    StorageConfigError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+)
+from thresher.services.flight.flight_errors import status_error
+from thresher.services.flight.headers import Metadata
+from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 CHUNK_SIZE = 4 * 1024 * 1024
 SIZE_KEY, LENGTH_KEY, ETAG_KEY = b"thresher.size", b"thresher.length", b"thresher.etag"
@@ -47,9 +54,13 @@ CALL_TIMEOUT = 30.0
 GIT_STORAGE_TTL = 5.0
 CACHED_STORAGES = 64
 
-_STATUS = ((StorageNotFoundError, grpc.StatusCode.NOT_FOUND), (StorageAccessDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-           (StorageUnavailableError, grpc.StatusCode.UNAVAILABLE), (InvalidStorageUriError, grpc.StatusCode.INVALID_ARGUMENT),
-           (StorageConfigError, grpc.StatusCode.FAILED_PRECONDITION))
+_STATUS = (
+    (StorageNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (StorageAccessDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (StorageUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (InvalidStorageUriError, grpc.StatusCode.INVALID_ARGUMENT),
+    (StorageConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+)
 
 
 def file_schema(size: int, length: int, etag: str | None) -> pa.Schema:
@@ -59,27 +70,31 @@ def file_schema(size: int, length: int, etag: str | None) -> pa.Schema:
     return pa.schema([pa.field(DATA_COLUMN, pa.binary(), nullable=False)], metadata=metadata)
 
 
-def stream_file(ticket: flight_pb2.FileTicket, storage_for_datasource: Callable[[int], Storage],
-                chunk_size: int = CHUNK_SIZE) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def stream_file(
+    ticket: flight_pb2.FileTicket, storage_for_datasource: Callable[[int], Storage], chunk_size: int = CHUNK_SIZE
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The schema and batches of bytes ``[offset, offset + length)`` (length 0: to the end) of the
     datasource's file ``ticket.path``. Storage failures become Flight errors naming the object."""
     if ticket.offset < 0 or ticket.length < 0:
-        raise status_error(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"file ticket for {ticket.path!r}: offset and length must be >= 0")
+        raise status_error(
+            grpc.StatusCode.INVALID_ARGUMENT, f"file ticket for {ticket.path!r}: offset and length must be >= 0"
+        )
     if not ticket.path:
         raise status_error(grpc.StatusCode.INVALID_ARGUMENT, "file ticket names no path")
     with storage_errors():
         storage = storage_for_datasource(ticket.datasource_id)
-        entry, chunks = storage.open_range(ticket.path, ticket.offset,
-                                           ticket.offset + ticket.length if ticket.length else None, chunk_size)
+        entry, chunks = storage.open_range(
+            ticket.path, ticket.offset, ticket.offset + ticket.length if ticket.length else None, chunk_size
+        )
     start = min(ticket.offset, entry.size)
     end = entry.size if ticket.length == 0 else min(entry.size, start + ticket.length)
     schema = file_schema(entry.size, end - start, entry.etag)
     return schema, _batches(schema, chunks)
 
 
-def stream_blob(ticket: flight_pb2.BlobTicket, blobs: BlobStore,
-                chunk_size: int = CHUNK_SIZE) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def stream_blob(
+    ticket: flight_pb2.BlobTicket, blobs: BlobStore, chunk_size: int = CHUNK_SIZE
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The schema and batches of the blob ``ticket.sha256`` (NOT_FOUND naming the hash if it is absent)."""
     with storage_errors():
         size = blobs.size(check_digest(ticket.sha256))
@@ -124,12 +139,14 @@ class DatasourceStorages:
 
     def get(self, datasource_id: int, metadata: Metadata = ()) -> Storage:
         """The storage of datasource ``datasource_id``; gRPC errors propagate (flight_errors maps them)."""
-        datasource = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id), timeout=CALL_TIMEOUT,
-                                              metadata=metadata).datasource
+        datasource = self._stub.GetDatasource(
+            mpb.GetDatasourceRequest(id=datasource_id), timeout=CALL_TIMEOUT, metadata=metadata
+        ).datasource
         repository = ""
         if in_repository(datasource.source_uri, datasource.revision):
-            repository = self._stub.GetNamespace(mpb.GetNamespaceRequest(name=datasource.namespace),
-                                                 timeout=CALL_TIMEOUT, metadata=metadata).namespace.repository_uri
+            repository = self._stub.GetNamespace(
+                mpb.GetNamespaceRequest(name=datasource.namespace), timeout=CALL_TIMEOUT, metadata=metadata
+            ).namespace.repository_uri
         key = (datasource.source_uri, datasource.revision, repository)
         now = time.monotonic()
         with self._lock:

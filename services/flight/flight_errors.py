@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import grpc
 import pyarrow.flight as fl
 
+from thresher.core.status import flight_message, split_code, upstream_unavailable
 from thresher.services.flight.backend import UnusableResult
 from thresher.services.flight.tickets import TicketError
-from thresher.core.status import flight_message, split_code, upstream_unavailable
 
 METADATA_SERVICE = "the metadata service"
 
@@ -84,7 +84,7 @@ def relayed_flight_error(error: BaseException, address: str) -> fl.FlightError:
     if code is not None:
         return status_error(grpc.StatusCode[code], rest)
     if isinstance(error, fl.FlightUnavailableError):
-        return status_error(grpc.StatusCode.UNAVAILABLE,
-                            upstream_unavailable(f"{METADATA_SERVICE}'s data port", address, message))
+        return status_error(
+            grpc.StatusCode.UNAVAILABLE, upstream_unavailable(f"{METADATA_SERVICE}'s data port", address, message)
+        )
     return status_error(grpc.StatusCode.INTERNAL, f"the metadata service's data port {address}: {message}")
-

@@ -29,14 +29,21 @@ def partition_rows(configured: int | None = None) -> int:
     return configured
 
 
-def id_ranges(query: common_pb2.Query, total_rows: int, min_id: int, max_id: int,
-              rows_per_partition: int) -> list[flight_pb2.DatapointIdRange | None]:
+def id_ranges(
+    query: common_pb2.Query, total_rows: int, min_id: int, max_id: int, rows_per_partition: int
+) -> list[flight_pb2.DatapointIdRange | None]:
     """The partitions of ``query``'s result (``total_rows`` rows, ids ``min_id``..``max_id``): id ranges
     of equal width, about ``rows_per_partition`` rows each where ids are evenly spread; ``[None]`` (one
     endpoint, the whole result) when it is small, ordered or limited, or is a nearest-neighbour result
     (the k nearest of the whole filter, ordered by distance)."""
-    if (rows_per_partition <= 0 or total_rows <= rows_per_partition or query.order_by or query.HasField("limit")
-            or query.HasField("nearest") or max_id < min_id):
+    if (
+        rows_per_partition <= 0
+        or total_rows <= rows_per_partition
+        or query.order_by
+        or query.HasField("limit")
+        or query.HasField("nearest")
+        or max_id < min_id
+    ):
         return [None]
     span = max_id - min_id + 1
     count = min(math.ceil(total_rows / rows_per_partition), span)
@@ -48,10 +55,15 @@ def id_ranges(query: common_pb2.Query, total_rows: int, min_id: int, max_id: int
 
 def restricted(query: common_pb2.Query, id_range: flight_pb2.DatapointIdRange) -> common_pb2.Query:
     """``query`` keeping only rows with ``id_range.start <= datapoint_id < id_range.stop``."""
-    bounds = [common_pb2.Filter(comparison=common_pb2.Comparison(
-        field=DATAPOINT_ID_COLUMN, op=op, value=to_proto_value(int(value))))
-        for op, value in ((common_pb2.COMPARISON_OPERATOR_GE, id_range.start),
-                          (common_pb2.COMPARISON_OPERATOR_LT, id_range.stop))]
+    bounds = [
+        common_pb2.Filter(
+            comparison=common_pb2.Comparison(field=DATAPOINT_ID_COLUMN, op=op, value=to_proto_value(int(value)))
+        )
+        for op, value in (
+            (common_pb2.COMPARISON_OPERATOR_GE, id_range.start),
+            (common_pb2.COMPARISON_OPERATOR_LT, id_range.stop),
+        )
+    ]
     narrowed = common_pb2.Query()
     narrowed.CopyFrom(query)
     if query.HasField("filter"):

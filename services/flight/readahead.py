@@ -24,8 +24,9 @@ class _Failure:
         self.error = error
 
 
-def read_ahead(source: Iterator[T], depth: int,
-               on_close: Callable[[], object] | None = None) -> Generator[T, None, None]:
+def read_ahead(
+    source: Iterator[T], depth: int, on_close: Callable[[], object] | None = None
+) -> Generator[T, None, None]:
     """Yields what ``source`` yields, reading up to ``depth`` items ahead on a daemon thread.
 
     An error raised by ``source`` is raised here after the items before it. Closing this generator

@@ -13,12 +13,11 @@ import threading
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-
 from thresher.core.settings import Settings, add_arguments, env_name, from_arguments
+from thresher.core.storage.blobs import open_blob_store
 from thresher.services.auth import ServiceSecurity
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.servicer import ThresherFlightServer
-from thresher.core.storage.blobs import open_blob_store
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +28,17 @@ PEERS_ENV = env_name("flight_peers")
 DATA_PORT_ENV = env_name("metadata_data_address")
 
 
-def create_server(settings: Settings | str, metadata_address: str | None = None, *,
-                  advertise_host: str | None = None, security: ServiceSecurity | None = None,
-                  home: str | None = None, peers: Sequence[str] | None = None,
-                  metadata_data_address: str | None = None,
-                  partition_rows: int | None = None) -> tuple[ThresherFlightServer, int]:
+def create_server(
+    settings: Settings | str,
+    metadata_address: str | None = None,
+    *,
+    advertise_host: str | None = None,
+    security: ServiceSecurity | None = None,
+    home: str | None = None,
+    peers: Sequence[str] | None = None,
+    metadata_data_address: str | None = None,
+    partition_rows: int | None = None,
+) -> tuple[ThresherFlightServer, int]:
     """Serves Flight as ``settings`` say; returns the server and its port. The server serves from
     construction; stop it with ``shutdown()``.
 
@@ -52,10 +57,15 @@ def create_server(settings: Settings | str, metadata_address: str | None = None,
     if isinstance(settings, str):
         if metadata_address is None:
             raise TypeError("create_server(address, metadata_address): the older form needs the metadata address")
-        given = {"flight_listen": settings, "metadata_address": metadata_address, "home": home,
-                 "flight_advertise_host": advertise_host,
-                 "flight_peers": None if peers is None else tuple(peer.strip() for peer in peers if peer.strip()),
-                 "metadata_data_address": metadata_data_address, "flight_partition_rows": partition_rows}
+        given = {
+            "flight_listen": settings,
+            "metadata_address": metadata_address,
+            "home": home,
+            "flight_advertise_host": advertise_host,
+            "flight_peers": None if peers is None else tuple(peer.strip() for peer in peers if peer.strip()),
+            "metadata_data_address": metadata_data_address,
+            "flight_partition_rows": partition_rows,
+        }
         settings = Settings.from_env().replace(**{name: value for name, value in given.items() if value is not None})
         security = security or ServiceSecurity()
     elif security is None:
@@ -73,14 +83,24 @@ def _create(settings: Settings, security: ServiceSecurity) -> tuple[ThresherFlig
     data_port = None
     try:
         if data_address:
-            data_port = DataPortClient(data_address, "grpc+tls" if security.root_certificates else "grpc",
-                                       security.root_certificates, security.verified_name(data_address))
+            data_port = DataPortClient(
+                data_address,
+                "grpc+tls" if security.root_certificates else "grpc",
+                security.root_certificates,
+                security.verified_name(data_address),
+            )
         blobs = open_blob_store(settings.blob_store or None, home=settings.home)
-        server = ThresherFlightServer(f"{security.flight_scheme}://{_bracketed(host)}:{port}", channel, advertise_host,
-                                      blobs=blobs, peers=settings.flight_peers, data_port=data_port,
-                                      metadata_address=metadata_address,
-                                      partition_rows=settings.flight_partition_rows,
-                                      **security.flight_server_options())
+        server = ThresherFlightServer(
+            f"{security.flight_scheme}://{_bracketed(host)}:{port}",
+            channel,
+            advertise_host,
+            blobs=blobs,
+            peers=settings.flight_peers,
+            data_port=data_port,
+            metadata_address=metadata_address,
+            partition_rows=settings.flight_partition_rows,
+            **security.flight_server_options(),
+        )
     except BaseException:
         channel.close()
         if data_port is not None:
@@ -127,5 +147,3 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait()
     log.info("stopping")
     server.shutdown()
-
-

@@ -17,16 +17,18 @@ import grpc
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from thresher.services.flight import file_streams, partitions, shards as bag_shards, sql as flight_sql
+from thresher.core.storage.base import clean_relative
+from thresher.core.storage.blobs import BlobStore, open_blob_store
+from thresher.core.transport import ABORT_UPLOAD
+from thresher.services.flight import file_streams, partitions
+from thresher.services.flight import shards as bag_shards
+from thresher.services.flight import sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
-from thresher.core.storage.base import clean_relative
-from thresher.core.storage.blobs import BlobStore, open_blob_store
-from thresher.core.transport import ABORT_UPLOAD
 from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,19 @@ log = logging.getLogger(__name__)
 class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
     """Serves Thresher's Flight surface (docs/design.md, "The Flight surface") over the metadata service at ``channel``."""
 
-    def __init__(self, location: str, channel: grpc.Channel, advertise_host: str, *, blobs: BlobStore | None = None,
-                 peers: Sequence[str] = (), data_port: DataPortClient | None = None, metadata_address: str = "",
-                 partition_rows: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        location: str,
+        channel: grpc.Channel,
+        advertise_host: str,
+        *,
+        blobs: BlobStore | None = None,
+        peers: Sequence[str] = (),
+        data_port: DataPortClient | None = None,
+        metadata_address: str = "",
+        partition_rows: int | None = None,
+        **options: Any,
+    ) -> None:
         # ``options``: FlightServerBase's auth_handler, middleware and tls_certificates (ServiceSecurity).
         middleware = {MIDDLEWARE_KEY: ForwardedHeadersFactory(), **options.pop("middleware", {})}
         super().__init__(location, middleware=middleware, **options)
@@ -70,7 +82,9 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
                 with file_streams.storage_errors():
                     # Object stores take ".." literally; refusing it everywhere keeps one rule for every backend.
                     clean_relative(parsed.file.path)
-                return fl.GeneratorStream(*file_streams.stream_file(parsed.file, self._storages.bind(forwarded(context))))
+                return fl.GeneratorStream(
+                    *file_streams.stream_file(parsed.file, self._storages.bind(forwarded(context)))
+                )
             if kind == "blob":
                 # The hash alone opens nothing: the caller must read a datasource that holds the blob.
                 self._blob_access.check(parsed.blob, forwarded(context))
@@ -94,8 +108,9 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
                 return self._sql.flight_info(sql_command, descriptor, caller)
             if (bag_command := bag_shards.command_of(descriptor)) is not None:
                 return self._shards.flight_info(bag_command, descriptor, caller)
-            return self._info(descriptor, self._query_of(descriptor, caller), caller,
-                              estimate=_is_estimated(descriptor))
+            return self._info(
+                descriptor, self._query_of(descriptor, caller), caller, estimate=_is_estimated(descriptor)
+            )
 
     def get_schema(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
         with flight_errors(self._metadata_address):
@@ -107,8 +122,13 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             schema, _ = self._backend.describe(self._query_of(descriptor, caller), caller)
         return fl.SchemaResult(schema)
 
-    def do_put(self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor,
-               reader: fl.MetadataRecordBatchReader, writer: fl.FlightMetadataWriter) -> None:
+    def do_put(
+        self,
+        context: fl.ServerCallContext,
+        descriptor: fl.FlightDescriptor,
+        reader: fl.MetadataRecordBatchReader,
+        writer: fl.FlightMetadataWriter,
+    ) -> None:
         with flight_errors(self._metadata_address):
             if (sql_command := flight_sql.command_of(descriptor)) is not None:
                 return self._sql.do_put(sql_command, reader, writer)
@@ -125,10 +145,16 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = uploaded_batches(reader)
-            response = self._backend.upsert(command.upsert.datasource_id, path_column, schema, batches,
-                                            forwarded(context), create_missing=command.upsert.create_missing,
-                                            staging_session=command.upsert.staging_session,
-                                            block_index=command.upsert.block_index)
+            response = self._backend.upsert(
+                command.upsert.datasource_id,
+                path_column,
+                schema,
+                batches,
+                forwarded(context),
+                create_missing=command.upsert.create_missing,
+                staging_session=command.upsert.staging_session,
+                block_index=command.upsert.block_index,
+            )
         writer.write(pa.py_buffer(response.SerializeToString()))
 
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[bytes]:
@@ -143,9 +169,12 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         caller = forwarded(context)
         with flight_errors(self._metadata_address):
             entries = list(self._backend.catalog(namespace or None, caller))
-        return [self._bag_info(fl.FlightDescriptor.for_path(*path), caller) if query is None
-                else self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True)
-                for path, query in entries]
+        return [
+            self._bag_info(fl.FlightDescriptor.for_path(*path), caller)
+            if query is None
+            else self._info(fl.FlightDescriptor.for_path(*path), query, caller, lenient=True)
+            for path, query in entries
+        ]
 
     def shutdown(self) -> None:
         super().shutdown()
@@ -172,8 +201,14 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             return self._backend.dataset_query(path[0], path[2], caller)
         raise invalid_argument(f"unknown flight path {path}; expected [namespace, 'datasources' or 'datasets', name]")
 
-    def _info(self, descriptor: fl.FlightDescriptor, query: common_pb2.Query, caller: Metadata,
-              lenient: bool = False, estimate: bool = False) -> fl.FlightInfo:
+    def _info(
+        self,
+        descriptor: fl.FlightDescriptor,
+        query: common_pb2.Query,
+        caller: Metadata,
+        lenient: bool = False,
+        estimate: bool = False,
+    ) -> fl.FlightInfo:
         """The flight of ``query``: real schema and row count, and one endpoint per partition (see
         ``partitions``), each listing every flight node that can serve it, a different one first for
         each partition. ``lenient`` for listings: a query that cannot be described is listed without
@@ -188,10 +223,11 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             schema, total_rows, min_id, max_id = pa.schema([]), -1, 0, -1
         nodes = [self.location, *self.peers]
         ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
-        endpoints = [fl.FlightEndpoint(partitions.ticket(query, id_range), _rotated(nodes, i))
-                     for i, id_range in enumerate(ranges)]
+        endpoints = [
+            fl.FlightEndpoint(partitions.ticket(query, id_range), _rotated(nodes, i))
+            for i, id_range in enumerate(ranges)
+        ]
         return fl.FlightInfo(schema, descriptor, endpoints, -1 if estimate else total_rows, -1)
-
 
     def _bag_info(self, descriptor: fl.FlightDescriptor, caller: Metadata) -> fl.FlightInfo:
         """A bag dataset's flight for a listing: one that cannot be opened (moved, incomplete) is listed
@@ -230,7 +266,8 @@ def uploaded_batches(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.Record
     """A DoPut's batches, forwarded one by one as they arrive; raises if the client aborts the upload."""
     for chunk in reader:
         if chunk.app_metadata is not None and chunk.app_metadata.to_pybytes() == ABORT_UPLOAD:
-            raise status_error(grpc.StatusCode.CANCELLED,
-                               "the client aborted the upload (its data source failed); nothing was written")
+            raise status_error(
+                grpc.StatusCode.CANCELLED, "the client aborted the upload (its data source failed); nothing was written"
+            )
         if chunk.data is not None:
             yield chunk.data

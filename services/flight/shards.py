@@ -34,7 +34,8 @@ from thresher.services.flight.backend import BAGS
 from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import descriptor_path, parse_command
-from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 CALL_TIMEOUT = 30.0
 # A batch aims at about this many bytes: big enough to amortise per-batch costs, small enough to pipeline.
@@ -50,11 +51,13 @@ def split_dataset_name(dataset: str) -> tuple[str, str]:
     return namespace, name
 
 
-def arrow_schema(spec: dict[str, str], shard_lengths: Sequence[int] | None = None,
-                 keys: Sequence[str] | None = None) -> pa.Schema:
+def arrow_schema(
+    spec: dict[str, str], shard_lengths: Sequence[int] | None = None, keys: Sequence[str] | None = None
+) -> pa.Schema:
     """The stream's schema for ``keys`` (default: all) of ``spec``; the spec (and lengths) in its metadata."""
-    fields = [pa.field(key, pa.list_(pa.binary()) if specs.is_sequence(spec[key]) else pa.binary())
-              for key in (keys or spec)]
+    fields = [
+        pa.field(key, pa.list_(pa.binary()) if specs.is_sequence(spec[key]) else pa.binary()) for key in (keys or spec)
+    ]
     metadata = {SPEC_KEY: json.dumps(spec).encode()}
     if shard_lengths is not None:
         metadata[SHARD_LENGTHS_KEY] = json.dumps(list(shard_lengths)).encode()
@@ -63,8 +66,9 @@ def arrow_schema(spec: dict[str, str], shard_lengths: Sequence[int] | None = Non
 
 def shard_ticket(dataset: str, shard: int, start: int = 0, stop: int = 0, keys: Sequence[str] = ()) -> bytes:
     """The ticket for rows ``[start, stop)`` (stop 0: to the end) of ``keys`` (none: all) of one shard."""
-    ticket: bytes = flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(
-        dataset=dataset, shard=shard, start=start, stop=stop, keys=list(keys))).SerializeToString()
+    ticket: bytes = flight_pb2.FlightTicket(
+        bag_shard=flight_pb2.BagShardTicket(dataset=dataset, shard=shard, start=start, stop=stop, keys=list(keys))
+    ).SerializeToString()
     return ticket
 
 
@@ -123,8 +127,9 @@ class BagShards:
         response: mpb.GetBagDatasetResponse = self._stub.GetBagDataset(request, metadata=caller, timeout=CALL_TIMEOUT)
         return response.bag_dataset.uri
 
-    def flight_info(self, command: flight_pb2.BagDatasetCommand, descriptor: fl.FlightDescriptor,
-                    caller: Metadata) -> fl.FlightInfo:
+    def flight_info(
+        self, command: flight_pb2.BagDatasetCommand, descriptor: fl.FlightDescriptor, caller: Metadata
+    ) -> fl.FlightInfo:
         """One endpoint per shard; shard i lists the locations starting at i mod n, to spread the load."""
         uri = self._uri(command.dataset, caller)
         with bag_errors(command.dataset), ShardedDatasetReader(uri, None, verify=False) as reader:
@@ -133,8 +138,9 @@ class BagShards:
         endpoints = []
         for shard in range(len(lengths)):
             turn = shard % len(locations)
-            endpoints.append(fl.FlightEndpoint(shard_ticket(command.dataset, shard),
-                                               locations[turn:] + locations[:turn]))
+            endpoints.append(
+                fl.FlightEndpoint(shard_ticket(command.dataset, shard), locations[turn:] + locations[:turn])
+            )
         return fl.FlightInfo(arrow_schema(spec, lengths), descriptor, endpoints, sum(lengths), -1)
 
     def stream(self, ticket: flight_pb2.BagShardTicket, caller: Metadata) -> fl.GeneratorStream:
@@ -151,8 +157,10 @@ class BagShards:
             raise invalid_argument(f"{ticket.dataset!r} has no keys {unknown}; its keys are {list(reader.spec)}")
         stop = ticket.stop or len(reader)
         if not 0 <= ticket.start <= stop <= len(reader):
-            raise invalid_argument(f"rows [{ticket.start}, {stop}) are not within shard {ticket.shard} of "
-                                   f"{ticket.dataset!r}, which has {len(reader)}")
+            raise invalid_argument(
+                f"rows [{ticket.start}, {stop}) are not within shard {ticket.shard} of "
+                f"{ticket.dataset!r}, which has {len(reader)}"
+            )
         schema = arrow_schema(reader.spec, keys=keys)
         batches = _batches(reader, schema, keys, ticket.start, stop, ticket.dataset)
         return fl.GeneratorStream(schema, _forgetting_on_error(batches, lambda: self._readers.forget(folder)))
@@ -167,8 +175,9 @@ def _forgetting_on_error(batches: Iterator[pa.RecordBatch], forget: Callable[[],
         raise
 
 
-def _batches(reader: DatasetReader, schema: pa.Schema, keys: list[str], start: int, stop: int,
-             dataset: str) -> Iterator[pa.RecordBatch]:
+def _batches(
+    reader: DatasetReader, schema: pa.Schema, keys: list[str], start: int, stop: int, dataset: str
+) -> Iterator[pa.RecordBatch]:
     """Record batches of about TARGET_BATCH_BYTES: the rows per batch adapt to the records' sizes."""
     rows = FIRST_BATCH_ROWS
     position = start
@@ -176,25 +185,33 @@ def _batches(reader: DatasetReader, schema: pa.Schema, keys: list[str], start: i
         end = min(stop, position + rows)
         with bag_errors(dataset):
             blocks = reader.read_blocks(position, end, keys)
-            columns = [_column(reader, blocks[key], position, end, key, field.type)
-                       for key, field in zip(keys, schema)]
+            columns = [_column(reader, blocks[key], position, end, key, field.type) for key, field in zip(keys, schema)]
         batch = pa.RecordBatch.from_arrays(columns, schema=schema)
         yield batch
         rows = max(1, min(1 << 16, int((end - position) * TARGET_BATCH_BYTES / max(1, batch.nbytes))))
         position = end
 
 
-def _column(reader: DatasetReader, block: tuple[Any, Any, list[int] | None] | None, start: int, stop: int, key: str,
-            type_: pa.DataType) -> pa.Array:
+def _column(
+    reader: DatasetReader,
+    block: tuple[Any, Any, list[int] | None] | None,
+    start: int,
+    stop: int,
+    key: str,
+    type_: pa.DataType,
+) -> pa.Array:
     """Key ``key`` of rows ``[start, stop)`` as an Arrow array over the bytes read: no copy per record."""
     if block is None:  # records not back to back (a dataset written by other means): value by value
         return pa.array(reader[start:stop, {key: True}][key], type=type_)
     buffer, bounds, counts = block
     if len(buffer) >= 1 << 31:
-        raise status_error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{key!r}: rows [{start}, {stop}) hold "
-                           f"{len(buffer)} bytes, more than one Arrow binary array holds")
-    records = pa.Array.from_buffers(pa.binary(), len(bounds) - 1,
-                                    [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(buffer)])
+        raise status_error(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{key!r}: rows [{start}, {stop}) hold {len(buffer)} bytes, more than one Arrow binary array holds",
+        )
+    records = pa.Array.from_buffers(
+        pa.binary(), len(bounds) - 1, [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(buffer)]
+    )
     if counts is None:
         return records
     offsets = np.zeros(len(counts) + 1, np.int32)

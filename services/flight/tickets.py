@@ -9,7 +9,6 @@ from google.protobuf.message import DecodeError
 
 from thresher.v1 import common_pb2, flight_pb2
 
-
 _Kinded = TypeVar("_Kinded", flight_pb2.FlightTicket, flight_pb2.FlightCommand)
 
 

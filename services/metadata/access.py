@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from thresher.v1 import metadata_service_pb2 as pb
-
 from thresher.services.auth import Identity, PermissionDenied
-
 from thresher.services.metadata.domain_errors import NotFound
 from thresher.services.metadata.store import Store
+from thresher.v1 import metadata_service_pb2 as pb
 
 READ, WRITE = False, True
 
@@ -93,8 +91,9 @@ class MetadataAuthorizer:
         if namespace is None or namespace == "":
             return
         if not identity.may(namespace, write):
-            raise PermissionDenied(f"{identity.subject!r} may not {'write' if write else 'read'} "
-                                   f"namespace {namespace!r}")
+            raise PermissionDenied(
+                f"{identity.subject!r} may not {'write' if write else 'read'} namespace {namespace!r}"
+            )
         if method == "SaveDataset" and request.query.datasource_id:
             # The saved query must read a datasource the caller may read (the store also checks it is in this namespace).
             source = self._datasource_namespace(request.query.datasource_id)

@@ -24,9 +24,8 @@ import pyarrow.compute as pc
 
 from thresher.core import labels
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
+from thresher.v1 import common_pb2
 
 # Slack for boxes and points computed from pixel coordinates in floating point.
 EDGE_TOLERANCE = 1e-6
@@ -93,8 +92,9 @@ def _conform(name: str, array: pa.Array, target: pa.DataType) -> pa.Array:
     try:
         return array.cast(target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
-        raise TypeMismatch(f"field {name!r}: annotation values of type {array.type} where {target} is needed: "
-                           f"{error}") from None
+        raise TypeMismatch(
+            f"field {name!r}: annotation values of type {array.type} where {target} is needed: {error}"
+        ) from None
 
 
 def _first(mask: pa.Array | np.ndarray) -> int | None:
@@ -109,11 +109,15 @@ def _check_labels(name: str, objects: pa.StructArray, rows: np.ndarray, what: st
     if bad is not None:
         raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has no label")
     confidence = objects.field("confidence")
-    bad = _first(pc.fill_null(pc.invert(pc.and_(pc.greater_equal(confidence, 0.0),
-                                                pc.less_equal(confidence, 1.0))), False))
+    bad = _first(
+        pc.fill_null(pc.invert(pc.and_(pc.greater_equal(confidence, 0.0), pc.less_equal(confidence, 1.0))), False)
+    )
     if bad is not None:
-        raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has confidence "
-                                                    f"{confidence[bad].as_py()!r}, not in [0, 1]")
+        raise AnnotationError(
+            name,
+            int(rows[bad]),
+            f"{what} {_index(rows, bad)} has confidence {confidence[bad].as_py()!r}, not in [0, 1]",
+        )
 
 
 def _index(rows: np.ndarray, position: int) -> int:
@@ -133,8 +137,11 @@ def _check_attributes(name: str, objects: pa.StructArray, rows: np.ndarray) -> N
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):
-            raise AnnotationError(name, int(rows[position]), f"object {_index(rows, position)} has attributes "
-                                                             f"that are not a JSON object: {text[:60]!r}")
+            raise AnnotationError(
+                name,
+                int(rows[position]),
+                f"object {_index(rows, position)} has attributes that are not a JSON object: {text[:60]!r}",
+            )
 
 
 def _objects(array: pa.ListArray) -> tuple[pa.StructArray, np.ndarray]:
@@ -147,14 +154,16 @@ def _coordinates(name: str, lists: pa.ListArray, per_item: int, rows: np.ndarray
     lengths = pc.fill_null(pc.list_value_length(lists), -1).to_numpy()
     bad = _first(lengths != per_item)
     if bad is not None:
-        raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has {max(lengths[bad], 0)} "
-                                                    f"coordinates, not {per_item}")
+        raise AnnotationError(
+            name, int(rows[bad]), f"{what} {_index(rows, bad)} has {max(lengths[bad], 0)} coordinates, not {per_item}"
+        )
     values = lists.flatten()
     numbers: np.ndarray = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False).reshape(-1, per_item)
     bad = _first(~np.isfinite(numbers).all(axis=1))
     if bad is not None:
-        raise AnnotationError(name, int(rows[bad]), f"{what} {_index(rows, bad)} has a missing or non-finite "
-                                                    "coordinate")
+        raise AnnotationError(
+            name, int(rows[bad]), f"{what} {_index(rows, bad)} has a missing or non-finite coordinate"
+        )
     return numbers
 
 
@@ -170,13 +179,23 @@ def _check_detections(name: str, array: pa.ListArray) -> None:
     _check_labels(name, objects, rows, "object")
     boxes = _coordinates(name, objects.field("box"), 4, rows, "the box of object")
     x, y, w, h = boxes.T
-    outside = (x < -EDGE_TOLERANCE) | (y < -EDGE_TOLERANCE) | (w < 0) | (h < 0) | \
-        (x + w > 1 + EDGE_TOLERANCE) | (y + h > 1 + EDGE_TOLERANCE)
+    outside = (
+        (x < -EDGE_TOLERANCE)
+        | (y < -EDGE_TOLERANCE)
+        | (w < 0)
+        | (h < 0)
+        | (x + w > 1 + EDGE_TOLERANCE)
+        | (y + h > 1 + EDGE_TOLERANCE)
+    )
     bad = _first(outside)
     if bad is not None:
-        raise AnnotationError(name, int(rows[bad]), f"the box of object {_index(rows, bad)} "
-                                                    f"{boxes[bad].tolist()} is not a relative [x, y, w, h] "
-                                                    "inside the image")
+        raise AnnotationError(
+            name,
+            int(rows[bad]),
+            f"the box of object {_index(rows, bad)} "
+            f"{boxes[bad].tolist()} is not a relative [x, y, w, h] "
+            "inside the image",
+        )
     _check_attributes(name, objects, rows)
 
 
@@ -193,8 +212,9 @@ def _check_points(name: str, array: pa.ListArray) -> None:
     bad = _first(outside)
     if bad is not None:
         obj = int(point_object[bad])
-        raise AnnotationError(name, int(rows[obj]), f"object {_index(rows, obj)} has point "
-                                                    f"{coords[bad].tolist()} outside the image")
+        raise AnnotationError(
+            name, int(rows[obj]), f"object {_index(rows, obj)} has point {coords[bad].tolist()} outside the image"
+        )
     _check_attributes(name, objects, rows)
 
 
@@ -232,20 +252,29 @@ def store_masks(array: pa.StructArray, put_many: Callable[[list[bytes]], Sequenc
     given = [(i, value) for i, value in enumerate(data.to_pylist()) if value is not None]
     for (i, _), digest in zip(given, put_many([value for _, value in given])):
         digests[i] = digest
-    return pa.StructArray.from_arrays([pa.array(digests, pa.string()), array.field("classes")],
-                                      fields=list(FieldType.SEGMENTATION.arrow_type), mask=array.is_null())
+    return pa.StructArray.from_arrays(
+        [pa.array(digests, pa.string()), array.field("classes")],
+        fields=list(FieldType.SEGMENTATION.arrow_type),
+        mask=array.is_null(),
+    )
 
 
-def stored_values(kind: FieldType, array: pa.Array,
-                  put_many: Callable[[list[bytes]], Sequence[str | None]]) -> pa.Array:
+def stored_values(
+    kind: FieldType, array: pa.Array, put_many: Callable[[list[bytes]], Sequence[str | None]]
+) -> pa.Array:
     """An annotation column as a store keeps it (segmentation masks moved to the blob store)."""
     return store_masks(array, put_many) if kind is FieldType.SEGMENTATION else array
 
 
 def to_json_text(array: pa.Array) -> pa.Array:
     """Each value as JSON text (null stays null), for PostgreSQL's jsonb."""
-    return pa.array([None if value is None else json.dumps(value, separators=(",", ":"), allow_nan=False)
-                     for value in array.to_pylist()], pa.string())
+    return pa.array(
+        [
+            None if value is None else json.dumps(value, separators=(",", ":"), allow_nan=False)
+            for value in array.to_pylist()
+        ],
+        pa.string(),
+    )
 
 
 def from_json_text(array: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array:
@@ -266,13 +295,21 @@ def is_json_for(column_type: pa.DataType, target: pa.DataType) -> bool:
 
 # Queries -----------------------------------------------------------------------------------------
 
-_MEASURE_TYPES = {common_pb2.OBJECT_MEASURE_KIND_COUNT: FieldType.INT,
-                  common_pb2.OBJECT_MEASURE_KIND_MAX_CONFIDENCE: FieldType.FLOAT,
-                  common_pb2.OBJECT_MEASURE_KIND_MIN_CONFIDENCE: FieldType.FLOAT}
+_MEASURE_TYPES = {
+    common_pb2.OBJECT_MEASURE_KIND_COUNT: FieldType.INT,
+    common_pb2.OBJECT_MEASURE_KIND_MAX_CONFIDENCE: FieldType.FLOAT,
+    common_pb2.OBJECT_MEASURE_KIND_MIN_CONFIDENCE: FieldType.FLOAT,
+}
 
 
-def measure_sql(field: str, column_sql: str, kind: FieldType, measure: common_pb2.ObjectMeasure, engine: str,
-                param: Callable[[object], str]) -> tuple[str, FieldType]:
+def measure_sql(
+    field: str,
+    column_sql: str,
+    kind: FieldType,
+    measure: common_pb2.ObjectMeasure,
+    engine: str,
+    param: Callable[[object], str],
+) -> tuple[str, FieldType]:
     """SQL for a number computed from an annotation column's objects, and its type.
 
     ``engine`` is ``"duckdb"`` or ``"postgres"``; ``param`` turns a value into a placeholder. The

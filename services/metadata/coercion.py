@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.core.types import FieldType, arrow_kind, from_proto_value, validate_field_name
-from thresher.v1 import metadata_service_pb2
 from thresher.core.vectors import VectorSpec
 
 # Named apart from ``from __future__ import annotations``, which the module's own name would shadow.
 from thresher.services.metadata import annotations as annotation_fields
 from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
+from thresher.v1 import metadata_service_pb2
 
 _NUMERIC = (FieldType.INT, FieldType.FLOAT)
 
@@ -75,22 +75,29 @@ def coerce_column(name: str, array: pa.Array, existing: FieldType | None) -> Coe
         if pc.any(not_integral).as_py():
             raise TypeMismatch(
                 f"field {name!r} has type int; got non-integral float value "
-                f"{_describe_first_offender(array, not_integral)}")
+                f"{_describe_first_offender(array, not_integral)}"
+            )
         out_of_range = pc.fill_null(pc.or_(pc.less(array, -(2.0**63)), pc.greater_equal(array, 2.0**63)), False)
         if pc.any(out_of_range).as_py():
-            raise TypeMismatch(f"field {name!r} has type int; got float value out of the int64 range "
-                               f"{_describe_first_offender(array, out_of_range)}")
+            raise TypeMismatch(
+                f"field {name!r} has type int; got float value out of the int64 range "
+                f"{_describe_first_offender(array, out_of_range)}"
+            )
         return CoercedColumn(name, target, array.cast(pa.int64()))
-    raise TypeMismatch(f"field {name!r} has type {target.value}; got {given.value} values "
-                       f"(first: {array.filter(pc.is_valid(array))[0].as_py()!r})")
+    raise TypeMismatch(
+        f"field {name!r} has type {target.value}; got {given.value} values "
+        f"(first: {array.filter(pc.is_valid(array))[0].as_py()!r})"
+    )
 
 
 def _to_storage(array: pa.Array, kind: FieldType, name: str) -> pa.Array:
     if kind is FieldType.INT and pa.types.is_unsigned_integer(array.type) and array.type.bit_width == 64:
         too_big = pc.fill_null(pc.greater(array, 2**63 - 1), False)
         if pc.any(too_big).as_py():
-            raise TypeMismatch(f"field {name!r} has type int; got a value above the int64 range "
-                               f"{_describe_first_offender(array, too_big)}")
+            raise TypeMismatch(
+                f"field {name!r} has type int; got a value above the int64 range "
+                f"{_describe_first_offender(array, too_big)}"
+            )
     if kind is FieldType.DATETIME:
         if pa.types.is_date(array.type):
             array = array.cast(pa.timestamp("s"))
@@ -115,7 +122,9 @@ def coerce_paths(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
         raise InvalidArgument(f"path column {column!r} must hold strings, not {array.type}")
     array = array.cast(pa.string())
     if array.null_count:
-        raise InvalidArgument(f"path column {column!r} has a missing value at row {pc.index(pc.is_null(array), True).as_py()}")
+        raise InvalidArgument(
+            f"path column {column!r} has a missing value at row {pc.index(pc.is_null(array), True).as_py()}"
+        )
     if len(array) and pc.any(pc.equal(pc.binary_length(array), 0)).as_py():  # bytes: no UTF-8 decoding
         raise InvalidArgument(f"path column {column!r} has an empty path")
     if len(array) and _holds_nul(array):
@@ -127,19 +136,20 @@ def coerce_paths(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
 def _holds_nul(array: pa.StringArray) -> bool:
     """Whether any string of ``array`` holds a NUL byte: one scan of its character data, ten times
     faster than a substring search string by string (a NUL byte never occurs inside a UTF-8 sequence)."""
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
     data = array.buffers()[2]
     if data is None:
         return False
-    return memoryview(data)[offsets[0]:offsets[-1]].tobytes().find(b"\0") >= 0
+    return memoryview(data)[offsets[0] : offsets[-1]].tobytes().find(b"\0") >= 0
 
 
 def duplicate_path_error(path: str) -> InvalidArgument:
     return InvalidArgument(f"path {path!r} appears more than once in one write")
 
 
-def table_from_proto_rows(rows: Sequence[metadata_service_pb2.DatapointValues],
-                          field_types: Mapping[str, FieldType]) -> pa.Table:
+def table_from_proto_rows(
+    rows: Sequence[metadata_service_pb2.DatapointValues], field_types: Mapping[str, FieldType]
+) -> pa.Table:
     """Builds the Arrow table of an UpsertMetadata request: a path column, then one column per field."""
     paths = [row.path for row in rows]
     columns: dict[str, list[Any]] = {}
@@ -172,8 +182,13 @@ def _array_of(values: list[Any], kind: FieldType, name: str) -> pa.Array:
     if kind is FieldType.INT and any(isinstance(v, float) for v in values):
         floats = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return pa.array(floats, from_pandas=True)
-    arrow_type = (pa.large_binary() if kind is FieldType.BLOB else
-                  annotation_fields.write_arrow_type(kind) if kind.is_annotation else kind.arrow_type)
+    arrow_type = (
+        pa.large_binary()
+        if kind is FieldType.BLOB
+        else annotation_fields.write_arrow_type(kind)
+        if kind.is_annotation
+        else kind.arrow_type
+    )
     try:
         return pa.array(values, arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:

@@ -23,17 +23,16 @@ import pyarrow as pa
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
-from thresher.services.flight.flight_errors import invalid_argument, status_error
-from thresher.v1 import metadata_service_pb2 as pb
-
 from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
 from thresher.services.auth.tokens import Identity
+from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.metadata.access import MetadataAuthorizer
 from thresher.services.metadata.domain_errors import MetadataError
 from thresher.services.metadata.servicer import sql_parameters, status_of
 from thresher.services.metadata.sql import SqlEngine
 from thresher.services.metadata.store import Store
+from thresher.v1 import metadata_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
@@ -53,7 +52,7 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         if ticket.ticket.startswith(SQL_TICKET_PREFIX):
-            return self._execute_sql(context, ticket.ticket[len(SQL_TICKET_PREFIX):])
+            return self._execute_sql(context, ticket.ticket[len(SQL_TICKET_PREFIX) :])
         try:
             request: pb.ExecuteQueryRequest = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:

@@ -34,7 +34,9 @@ class FacetRequest:
     max_values: int
 
 
-def facet_query(query: common_pb2.Query, field: str, bins: int, max_values: int) -> tuple[common_pb2.Query, FacetRequest]:
+def facet_query(
+    query: common_pb2.Query, field: str, bins: int, max_values: int
+) -> tuple[common_pb2.Query, FacetRequest]:
     """The query to compile for a facet (only ``field`` selected, no order) and the checked request."""
     if not field:
         raise InvalidArgument("a facet needs a field")
@@ -58,25 +60,34 @@ def value_column(compiled: CompiledQuery, field: str) -> tuple[str, FieldType]:
     if column.type is None:  # cannot happen: the columns after path and datapoint_id are fields
         raise InvalidArgument(f"{field!r} is not a field that can be counted")
     if column.type not in COUNTABLE_TYPES:
-        raise InvalidArgument(f"field {field!r} is a {column.type.value} field; facets count int, float, "
-                              "string, bool and datetime fields")
+        raise InvalidArgument(
+            f"field {field!r} is a {column.type.value} field; facets count int, float, string, bool and datetime fields"
+        )
     return compiled.select_sql[2], column.type
 
 
 def summary_sql(compiled: CompiledQuery, column: str, numeric: bool) -> tuple[str, list[Any]]:
     """One row: total rows, rows without a value, and (numeric only) min and max as doubles of ``column``."""
-    bounds = (f"min(CAST(f.{column} AS DOUBLE PRECISION)) AS low, max(CAST(f.{column} AS DOUBLE PRECISION)) AS high"
-              if numeric else "NULL AS low, NULL AS high")
-    return (f"SELECT count(*) AS total, count(*) - count(f.{column}) AS missing, {bounds} FROM ({compiled.sql}) AS f",
-            list(compiled.params))
+    bounds = (
+        f"min(CAST(f.{column} AS DOUBLE PRECISION)) AS low, max(CAST(f.{column} AS DOUBLE PRECISION)) AS high"
+        if numeric
+        else "NULL AS low, NULL AS high"
+    )
+    return (
+        f"SELECT count(*) AS total, count(*) - count(f.{column}) AS missing, {bounds} FROM ({compiled.sql}) AS f",
+        list(compiled.params),
+    )
 
 
 def counts_sql(compiled: CompiledQuery, column: str, max_values: int, dialect: Dialect) -> tuple[str, list[Any]]:
     """(value, count) of the most frequent values, ties by value."""
     params = list(compiled.params) + [max_values]
-    return (f"SELECT f.{column} AS value, count(*) AS count FROM ({compiled.sql}) AS f "
-            f"WHERE f.{column} IS NOT NULL GROUP BY f.{column} ORDER BY count(*) DESC, f.{column} "
-            f"LIMIT {dialect.placeholder(len(params))}", params)
+    return (
+        f"SELECT f.{column} AS value, count(*) AS count FROM ({compiled.sql}) AS f "
+        f"WHERE f.{column} IS NOT NULL GROUP BY f.{column} ORDER BY count(*) DESC, f.{column} "
+        f"LIMIT {dialect.placeholder(len(params))}",
+        params,
+    )
 
 
 def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float, bins: int) -> tuple[str, list[Any]]:
@@ -86,10 +97,15 @@ def histogram_sql(compiled: CompiledQuery, column: str, low: float, high: float,
     the subquery, where a positional placeholder would take one of the subquery's parameters.
     """
     width = (high - low) / bins if high > low else 1.0
-    bucket = (f"LEAST(CAST(floor((CAST(f.{column} AS DOUBLE PRECISION) - ({low!r})) / ({width!r})) AS BIGINT), "
-              f"{int(bins) - 1})")
-    return (f"SELECT {bucket} AS bin, count(*) AS count FROM ({compiled.sql}) AS f "
-            f"WHERE f.{column} IS NOT NULL GROUP BY 1 ORDER BY 1", list(compiled.params))
+    bucket = (
+        f"LEAST(CAST(floor((CAST(f.{column} AS DOUBLE PRECISION) - ({low!r})) / ({width!r})) AS BIGINT), "
+        f"{int(bins) - 1})"
+    )
+    return (
+        f"SELECT {bucket} AS bin, count(*) AS count FROM ({compiled.sql}) AS f "
+        f"WHERE f.{column} IS NOT NULL GROUP BY 1 ORDER BY 1",
+        list(compiled.params),
+    )
 
 
 def histogram_edges(low: float, high: float, bins: int) -> list[tuple[float, float]]:
@@ -105,8 +121,9 @@ class Facet:
     missing: int
 
 
-def count_values(compiled: CompiledQuery, request: FacetRequest, dialect: Dialect,
-                 run: Callable[[str, list[Any]], pa.Table]) -> Facet:
+def count_values(
+    compiled: CompiledQuery, request: FacetRequest, dialect: Dialect, run: Callable[[str, list[Any]], pa.Table]
+) -> Facet:
     """Runs the facet's SQL through ``run`` (the store's: SQL and parameters → Arrow table)."""
     import pyarrow as pa
 
@@ -121,9 +138,13 @@ def count_values(compiled: CompiledQuery, request: FacetRequest, dialect: Dialec
         if edges:
             table = run(*histogram_sql(compiled, column, low, high, request.bins))
             found = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist()))
-        counts = pa.table({"low": pa.array([e[0] for e in edges], pa.float64()),
-                           "high": pa.array([e[1] for e in edges], pa.float64()),
-                           "count": pa.array([int(found.get(i, 0)) for i in range(len(edges))], pa.int64())})
+        counts = pa.table(
+            {
+                "low": pa.array([e[0] for e in edges], pa.float64()),
+                "high": pa.array([e[1] for e in edges], pa.float64()),
+                "count": pa.array([int(found.get(i, 0)) for i in range(len(edges))], pa.int64()),
+            }
+        )
     else:
         table = run(*counts_sql(compiled, column, request.max_values, dialect))
         counts = pa.table({"value": table.column(0), "count": table.column(1).cast(pa.int64())})

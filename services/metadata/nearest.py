@@ -17,18 +17,21 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.core.types import TYPE_METADATA_KEY, FieldType
-from thresher.v1 import common_pb2
 from thresher.core.vectors import check_query_vector, distances, to_numpy
-
 from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
+from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:
     from thresher.services.metadata.store.interface import Store
 
 DISTANCE_COLUMN = "distance"
 MAX_K = 100_000
-METRICS = {common_pb2.DISTANCE_METRIC_UNSPECIFIED: "cosine", common_pb2.DISTANCE_METRIC_COSINE: "cosine",
-           common_pb2.DISTANCE_METRIC_L2: "l2", common_pb2.DISTANCE_METRIC_DOT: "dot"}
+METRICS = {
+    common_pb2.DISTANCE_METRIC_UNSPECIFIED: "cosine",
+    common_pb2.DISTANCE_METRIC_COSINE: "cosine",
+    common_pb2.DISTANCE_METRIC_L2: "l2",
+    common_pb2.DISTANCE_METRIC_DOT: "dot",
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,11 @@ def _dimension(store: Store, base: common_pb2.Query, field: str) -> int:
 
 def _vector_at(store: Store, base: common_pb2.Query, field: str, path: str) -> np.ndarray:
     lookup = common_pb2.Query(datasource_id=base.datasource_id, select=[common_pb2.SelectItem(field=field)], limit=1)
-    lookup.filter.comparison.CopyFrom(common_pb2.Comparison(
-        field="path", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value=path)))
+    lookup.filter.comparison.CopyFrom(
+        common_pb2.Comparison(
+            field="path", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value=path)
+        )
+    )
     if base.HasField("as_of"):
         lookup.as_of.CopyFrom(base.as_of)
     schema, batches = store.query(lookup)
@@ -124,13 +130,16 @@ def with_condition(query: common_pb2.Query, condition: common_pb2.Filter) -> com
 
 
 def has_value(field: str) -> common_pb2.Filter:
-    return common_pb2.Filter(comparison=common_pb2.Comparison(field=field, op=common_pb2.COMPARISON_OPERATOR_IS_NOT_NULL))
+    return common_pb2.Filter(
+        comparison=common_pb2.Comparison(field=field, op=common_pb2.COMPARISON_OPERATOR_IS_NOT_NULL)
+    )
 
 
 def ids_in(ids: Iterable[int | np.integer[Any]]) -> common_pb2.Filter:
     values = common_pb2.ValueList(values=[common_pb2.Value(int_value=int(i)) for i in ids])
-    return common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="datapoint_id", op=common_pb2.COMPARISON_OPERATOR_ISIN, values=values))
+    return common_pb2.Filter(
+        comparison=common_pb2.Comparison(field="datapoint_id", op=common_pb2.COMPARISON_OPERATOR_ISIN, values=values)
+    )
 
 
 def exact(store: Store, search: Search, among: common_pb2.Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +171,9 @@ def top_k(ids: np.ndarray, found: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return ids[order], found[order]
 
 
-def result(store: Store, search: Search, ids: np.ndarray, found: np.ndarray,
-           max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def result(
+    store: Store, search: Search, ids: np.ndarray, found: np.ndarray, max_batch_rows: int = 0
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The selected fields of datapoints ``ids`` in that order, with their distances."""
     rows_query = with_condition(search.base, ids_in(ids))
     schema, batches = store.query(rows_query)
@@ -179,8 +189,10 @@ def result(store: Store, search: Search, ids: np.ndarray, found: np.ndarray,
 
 def _with_distance(schema: pa.Schema) -> pa.Schema:
     if DISTANCE_COLUMN in schema.names:
-        raise InvalidArgument(f"a nearest-neighbour result adds a {DISTANCE_COLUMN!r} column; select the field "
-                              f"named {DISTANCE_COLUMN!r} under another name")
+        raise InvalidArgument(
+            f"a nearest-neighbour result adds a {DISTANCE_COLUMN!r} column; select the field "
+            f"named {DISTANCE_COLUMN!r} under another name"
+        )
     return schema.append(pa.field(DISTANCE_COLUMN, pa.float64(), nullable=False))
 
 

@@ -17,12 +17,11 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN, FieldType, from_proto_value
-from thresher.v1 import common_pb2
 from thresher.core.vectors import VectorSpec
-
 from thresher.services.metadata import sql_literals
 from thresher.services.metadata.annotations import measure_sql
 from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, TypeMismatch
+from thresher.v1 import common_pb2
 
 MAX_FILTER_DEPTH = 64
 MAX_ISIN_VALUES = 1_000_000
@@ -35,10 +34,17 @@ _COMPARISONS = {
     common_pb2.COMPARISON_OPERATOR_GT: ">",
     common_pb2.COMPARISON_OPERATOR_GE: ">=",
 }
-_ORDERING = {common_pb2.COMPARISON_OPERATOR_LT, common_pb2.COMPARISON_OPERATOR_LE,
-             common_pb2.COMPARISON_OPERATOR_GT, common_pb2.COMPARISON_OPERATOR_GE}
-_STRING_OPS = {common_pb2.COMPARISON_OPERATOR_CONTAINS, common_pb2.COMPARISON_OPERATOR_STARTSWITH,
-               common_pb2.COMPARISON_OPERATOR_ENDSWITH}
+_ORDERING = {
+    common_pb2.COMPARISON_OPERATOR_LT,
+    common_pb2.COMPARISON_OPERATOR_LE,
+    common_pb2.COMPARISON_OPERATOR_GT,
+    common_pb2.COMPARISON_OPERATOR_GE,
+}
+_STRING_OPS = {
+    common_pb2.COMPARISON_OPERATOR_CONTAINS,
+    common_pb2.COMPARISON_OPERATOR_STARTSWITH,
+    common_pb2.COMPARISON_OPERATOR_ENDSWITH,
+}
 _NUMERIC = {FieldType.INT, FieldType.FLOAT}
 _ORDERABLE = _NUMERIC | {FieldType.STRING, FieldType.DATETIME}
 
@@ -102,8 +108,13 @@ POSTGRES = Dialect(
 # PostgreSQL with bound parameters (``$n``), for callers that want them.
 POSTGRES_PARAMETERS = replace(POSTGRES, literals=None)
 
-_KIND_OF_VALUE = ((bool, FieldType.BOOL), (int, FieldType.INT), (float, FieldType.FLOAT), (str, FieldType.STRING),
-                  (dt.datetime, FieldType.DATETIME))
+_KIND_OF_VALUE = (
+    (bool, FieldType.BOOL),
+    (int, FieldType.INT),
+    (float, FieldType.FLOAT),
+    (str, FieldType.STRING),
+    (dt.datetime, FieldType.DATETIME),
+)
 
 
 @dataclass
@@ -172,8 +183,11 @@ class _Compiler:
         column = self.column(comparison.field)
         if comparison.HasField("measure"):
             # The comparison's left side becomes a number computed from the field's objects.
-            column = Column(*measure_sql(comparison.field, column.sql, column.type, comparison.measure,
-                                         self.dialect.engine, self.param))
+            column = Column(
+                *measure_sql(
+                    comparison.field, column.sql, column.type, comparison.measure, self.dialect.engine, self.param
+                )
+            )
         operand = comparison.WhichOneof("operand")
         if op == common_pb2.COMPARISON_OPERATOR_IS_NULL:
             return f"({column.sql} IS NULL)"
@@ -187,23 +201,30 @@ class _Compiler:
             return self.isin(comparison.field, column, comparison.values.values)
         if op in _STRING_OPS:
             if column.type is not FieldType.STRING:
-                raise InvalidArgument(f"{_operator_name(op)} needs a string field; "
-                                      f"field {comparison.field!r} has type {column.type.value}")
+                raise InvalidArgument(
+                    f"{_operator_name(op)} needs a string field; "
+                    f"field {comparison.field!r} has type {column.type.value}"
+                )
             value = self.value(comparison.field, column, comparison.value, operand)
-            template = {common_pb2.COMPARISON_OPERATOR_CONTAINS: self.dialect.contains,
-                        common_pb2.COMPARISON_OPERATOR_STARTSWITH: self.dialect.startswith,
-                        common_pb2.COMPARISON_OPERATOR_ENDSWITH: self.dialect.endswith}[op]
+            template = {
+                common_pb2.COMPARISON_OPERATOR_CONTAINS: self.dialect.contains,
+                common_pb2.COMPARISON_OPERATOR_STARTSWITH: self.dialect.startswith,
+                common_pb2.COMPARISON_OPERATOR_ENDSWITH: self.dialect.endswith,
+            }[op]
             return "(" + template.format(col=column.sql, p=self.param(value)) + ")"
         if op not in _COMPARISONS:
             raise InvalidArgument(f"unknown comparison operator {op} on field {comparison.field!r}")
         if op in _ORDERING and column.type not in _ORDERABLE:
-            raise InvalidArgument(f"{_operator_name(op)} cannot order values of field "
-                                  f"{comparison.field!r} of type {column.type.value}")
+            raise InvalidArgument(
+                f"{_operator_name(op)} cannot order values of field {comparison.field!r} of type {column.type.value}"
+            )
         if operand == "other_field":
             other = self.column(comparison.other_field)
             if not (column.type == other.type or {column.type, other.type} <= _NUMERIC):
-                raise TypeMismatch(f"cannot compare field {comparison.field!r} of type {column.type.value} "
-                                   f"with field {comparison.other_field!r} of type {other.type.value}")
+                raise TypeMismatch(
+                    f"cannot compare field {comparison.field!r} of type {column.type.value} "
+                    f"with field {comparison.other_field!r} of type {other.type.value}"
+                )
             return f"({column.sql} {_COMPARISONS[op]} {other.sql})"
         value = self.value(comparison.field, column, comparison.value, operand)
         return f"({column.sql} {_COMPARISONS[op]} {self.param(value)})"
@@ -222,8 +243,10 @@ class _Compiler:
             # Neither engine's stored text holds NUL (PostgreSQL refuses it): one answer on both.
             raise InvalidArgument(f"a value for field {name!r} holds a NUL character, which no stored text can hold")
         if column.type.is_annotation or kind.is_annotation:
-            raise InvalidArgument(f"field {name!r} of type {column.type.value} cannot be compared with a value; "
-                                  "compare a measure of its objects (count, max_confidence, min_confidence)")
+            raise InvalidArgument(
+                f"field {name!r} of type {column.type.value} cannot be compared with a value; "
+                "compare a measure of its objects (count, max_confidence, min_confidence)"
+            )
         if column.type is FieldType.FLOAT and kind in _NUMERIC:
             return float(value)
         if column.type is FieldType.INT and kind in _NUMERIC:
@@ -248,8 +271,14 @@ class _Compiler:
             return "FALSE"
         if column.type is FieldType.INT and any(isinstance(v, float) for v in values):
             # An int column can only equal the integral floats; compare as floats to stay exact.
-            return "(" + self.dialect.isin.format(col=f"CAST({column.sql} AS {self.dialect.float_type})",
-                                                  p=self.param([float(v) for v in values], FieldType.FLOAT)) + ")"
+            return (
+                "("
+                + self.dialect.isin.format(
+                    col=f"CAST({column.sql} AS {self.dialect.float_type})",
+                    p=self.param([float(v) for v in values], FieldType.FLOAT),
+                )
+                + ")"
+            )
         kind = FieldType.STRING if column.type is FieldType.BLOB else column.type
         return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values, kind)) + ")"
 
@@ -261,9 +290,14 @@ def _kind_of(value: object) -> FieldType:
     raise TypeError(f"no SQL literal for a {type(value).__name__} value")
 
 
-def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relation: str,
-                  dialect: Dialect = DUCKDB, relation_params: list[Any] | None = None,
-                  row_filter: str = "") -> CompiledQuery:
+def compile_query(
+    query: common_pb2.Query,
+    fields: Mapping[str, Column],
+    relation: str,
+    dialect: Dialect = DUCKDB,
+    relation_params: list[Any] | None = None,
+    row_filter: str = "",
+) -> CompiledQuery:
     """Compiles ``query`` over ``relation`` whose field columns are ``fields``.
 
     ``relation`` is a table name or a parenthesised subquery with ``path`` and ``datapoint_id``
@@ -274,8 +308,11 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
     """
     if dialect.literals is not None and relation_params:
         raise ValueError("a dialect that renders values as literals binds no relation parameters")
-    columns = {PATH_COLUMN: Column("path", FieldType.STRING),
-               DATAPOINT_ID_COLUMN: Column("datapoint_id", FieldType.INT), **fields}
+    columns = {
+        PATH_COLUMN: Column("path", FieldType.STRING),
+        DATAPOINT_ID_COLUMN: Column("datapoint_id", FieldType.INT),
+        **fields,
+    }
     compiler = _Compiler(columns, dialect)
     compiler.params.extend(relation_params or [])
 
@@ -318,8 +355,9 @@ def compile_query(query: common_pb2.Query, fields: Mapping[str, Column], relatio
             count_params.append(query.limit)
     count_sql = f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM ({counted})"
     total_sql = f"SELECT count(*) FROM ({counted})"
-    return CompiledQuery(sql, compiler.params, output, count_sql, count_params, select_sql=select_sql,
-                         total_sql=total_sql)
+    return CompiledQuery(
+        sql, compiler.params, output, count_sql, count_params, select_sql=select_sql, total_sql=total_sql
+    )
 
 
 def _selected(query: common_pb2.Query, fields: Mapping[str, Column]) -> Iterator[tuple[str, Column]]:
@@ -343,5 +381,5 @@ def timestamp_or_none(message: timestamp_pb2.Timestamp) -> dt.datetime | None:
     """The datetime of a protobuf Timestamp field, or None when it is unset (all zero)."""
     if message.seconds == 0 and message.nanos == 0:
         return None
-    stamp: dt.datetime = message.ToDatetime(tzinfo=dt.timezone.utc)
+    stamp: dt.datetime = message.ToDatetime(tzinfo=dt.UTC)
     return stamp

@@ -13,14 +13,13 @@ import grpc
 
 from thresher.core.settings import Settings, add_arguments, env_name, from_arguments
 from thresher.core.storage.blobs import open_blob_store
-from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
-
 from thresher.services.auth import ServiceSecurity
 from thresher.services.grpc_server import ServiceServer, finish_server, new_server
 from thresher.services.metadata.access import MetadataAuthorizer
 from thresher.services.metadata.data_port import DataPort, create_data_port
 from thresher.services.metadata.servicer import MetadataServicer
 from thresher.services.metadata.store import DuckDBStore, PostgresStore, Store
+from thresher.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
@@ -28,8 +27,7 @@ POSTGRES_URL_ENV = env_name("postgres_url")
 DATA_LISTEN_ENV = env_name("metadata_data_listen")
 
 
-def open_store(home: str | None = None, postgres_url: str | None = None, *,
-               settings: Settings | None = None) -> Store:
+def open_store(home: str | None = None, postgres_url: str | None = None, *, settings: Settings | None = None) -> Store:
     """The PostgreSQL store when ``postgres_url`` (default: the settings' ``$THRESHER_POSTGRES_URL``) is set,
     else the embedded DuckDB store under ``home`` (default ``$THRESHER_HOME``). Blobs live in
     ``$THRESHER_BLOB_STORE`` (a folder, s3:// or gs:// prefix) when set, else under ``home`` either way:
@@ -52,8 +50,9 @@ class MetadataServer(ServiceServer):
         self.data_port = data_port
 
 
-def create_server(settings: Settings | str, store: Store | None = None,
-                  security: ServiceSecurity | None = None) -> tuple[grpc.Server, int]:
+def create_server(
+    settings: Settings | str, store: Store | None = None, security: ServiceSecurity | None = None
+) -> tuple[grpc.Server, int]:
     """Serves the metadata service as ``settings`` say; returns the server and its port (port 0 in
     ``metadata_listen`` picks a free one).
 

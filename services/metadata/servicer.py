@@ -12,18 +12,23 @@ import pyarrow as pa
 
 from thresher.core.arrow_io import read_batch, read_schema, serialize_batches, serialize_schema, serialize_table
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
-
 from thresher.services.auth import current_identity
-
 from thresher.services.metadata import convert, nearest, vector_index
 from thresher.services.metadata.coercion import table_from_proto_rows
-from thresher.services.metadata.domain_errors import AlreadyExists, FailedPrecondition, InvalidArgument, MetadataError, NotFound
+from thresher.services.metadata.domain_errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    MetadataError,
+    NotFound,
+)
 from thresher.services.metadata.small_reads import DEFAULT_MAX_ROWS, read_small
 from thresher.services.metadata.sql import SqlEngine, TableKind
 from thresher.services.metadata.sql.engine import parameters_from_arrow
 from thresher.services.metadata.staged_uploads import StagingArea
 from thresher.services.metadata.store import Store
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,12 @@ _Self = TypeVar("_Self")
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
 
-_STATUS = {NotFound: grpc.StatusCode.NOT_FOUND, AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-           InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION}
+_STATUS = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+}
 
 
 def status_of(error: MetadataError) -> grpc.StatusCode:
@@ -51,8 +60,9 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
     raise AssertionError("grpc.ServicerContext.abort returned")
 
 
-def _rpc(method: Callable[[_Self, _Request, grpc.ServicerContext], _Response],
-         ) -> Callable[[_Self, _Request, grpc.ServicerContext], _Response]:
+def _rpc(
+    method: Callable[[_Self, _Request, grpc.ServicerContext], _Response],
+) -> Callable[[_Self, _Request, grpc.ServicerContext], _Response]:
     """Maps domain errors onto status codes; anything unexpected is logged and becomes INTERNAL."""
 
     @functools.wraps(method)
@@ -70,8 +80,9 @@ def _rpc(method: Callable[[_Self, _Request, grpc.ServicerContext], _Response],
     return wrapper
 
 
-def _stream_rpc(method: Callable[[_Self, _Request, grpc.ServicerContext], Iterator[_Response]],
-                ) -> Callable[[_Self, _Request, grpc.ServicerContext], Iterator[_Response]]:
+def _stream_rpc(
+    method: Callable[[_Self, _Request, grpc.ServicerContext], Iterator[_Response]],
+) -> Callable[[_Self, _Request, grpc.ServicerContext], Iterator[_Response]]:
     @functools.wraps(method)
     def wrapper(self: _Self, request: _Request, context: grpc.ServicerContext) -> Iterator[_Response]:
         try:
@@ -129,8 +140,9 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # Namespaces
     @_rpc
-    def CreateNamespace(self, request: pb.CreateNamespaceRequest,
-                        context: grpc.ServicerContext) -> pb.CreateNamespaceResponse:
+    def CreateNamespace(
+        self, request: pb.CreateNamespaceRequest, context: grpc.ServicerContext
+    ) -> pb.CreateNamespaceResponse:
         record = self.store.create_namespace(request.name, request.repository_uri)
         return pb.CreateNamespaceResponse(namespace=convert.namespace_message(record))
 
@@ -139,23 +151,28 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         return pb.GetNamespaceResponse(namespace=convert.namespace_message(self.store.get_namespace(request.name)))
 
     @_rpc
-    def ListNamespaces(self, request: pb.ListNamespacesRequest,
-                       context: grpc.ServicerContext) -> pb.ListNamespacesResponse:
+    def ListNamespaces(
+        self, request: pb.ListNamespacesRequest, context: grpc.ServicerContext
+    ) -> pb.ListNamespacesResponse:
         offset, size = convert.page(request.page_size, request.page_token)
         records = self.store.list_namespaces(offset, size + 1)
-        return pb.ListNamespacesResponse(namespaces=[convert.namespace_message(r) for r in records[:size]],
-                                         next_page_token=convert.next_token(offset, size, len(records)))
+        return pb.ListNamespacesResponse(
+            namespaces=[convert.namespace_message(r) for r in records[:size]],
+            next_page_token=convert.next_token(offset, size, len(records)),
+        )
 
     # Datasources
     @_rpc
-    def CreateDatasource(self, request: pb.CreateDatasourceRequest,
-                         context: grpc.ServicerContext) -> pb.CreateDatasourceResponse:
+    def CreateDatasource(
+        self, request: pb.CreateDatasourceRequest, context: grpc.ServicerContext
+    ) -> pb.CreateDatasourceResponse:
         record = self.store.create_datasource(request.namespace, request.name, request.source_uri, request.revision)
         return pb.CreateDatasourceResponse(datasource=convert.datasource_message(record))
 
     @_rpc
-    def GetDatasource(self, request: pb.GetDatasourceRequest,
-                      context: grpc.ServicerContext) -> pb.GetDatasourceResponse:
+    def GetDatasource(
+        self, request: pb.GetDatasourceRequest, context: grpc.ServicerContext
+    ) -> pb.GetDatasourceResponse:
         if request.id:
             record = self.store.get_datasource(request.id)
         elif request.namespace and request.name:
@@ -165,31 +182,39 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         return pb.GetDatasourceResponse(datasource=convert.datasource_message(record))
 
     @_rpc
-    def GetOrCreateDatasource(self, request: pb.GetOrCreateDatasourceRequest,
-                              context: grpc.ServicerContext) -> pb.GetOrCreateDatasourceResponse:
-        record, created = self.store.get_or_create_datasource(request.namespace, request.name, request.source_uri,
-                                                              request.revision)
+    def GetOrCreateDatasource(
+        self, request: pb.GetOrCreateDatasourceRequest, context: grpc.ServicerContext
+    ) -> pb.GetOrCreateDatasourceResponse:
+        record, created = self.store.get_or_create_datasource(
+            request.namespace, request.name, request.source_uri, request.revision
+        )
         return pb.GetOrCreateDatasourceResponse(datasource=convert.datasource_message(record), created=created)
 
     @_rpc
-    def ListDatasources(self, request: pb.ListDatasourcesRequest,
-                        context: grpc.ServicerContext) -> pb.ListDatasourcesResponse:
+    def ListDatasources(
+        self, request: pb.ListDatasourcesRequest, context: grpc.ServicerContext
+    ) -> pb.ListDatasourcesResponse:
         offset, size = convert.page(request.page_size, request.page_token)
         records = self.store.list_datasources(request.namespace, offset, size + 1)
-        return pb.ListDatasourcesResponse(datasources=[convert.datasource_message(r) for r in records[:size]],
-                                          next_page_token=convert.next_token(offset, size, len(records)))
+        return pb.ListDatasourcesResponse(
+            datasources=[convert.datasource_message(r) for r in records[:size]],
+            next_page_token=convert.next_token(offset, size, len(records)),
+        )
 
     @_rpc
-    def DeleteDatasource(self, request: pb.DeleteDatasourceRequest,
-                         context: grpc.ServicerContext) -> pb.DeleteDatasourceResponse:
+    def DeleteDatasource(
+        self, request: pb.DeleteDatasourceRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDatasourceResponse:
         self.store.delete_datasource(_require_id(request.id, "id"))
         return pb.DeleteDatasourceResponse()
 
     @_rpc
-    def UpdateScanStatus(self, request: pb.UpdateScanStatusRequest,
-                         context: grpc.ServicerContext) -> pb.UpdateScanStatusResponse:
-        record = self.store.update_scan(_require_id(request.datasource_id, "datasource_id"),
-                                        convert.scan_status(request.scan))
+    def UpdateScanStatus(
+        self, request: pb.UpdateScanStatusRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateScanStatusResponse:
+        record = self.store.update_scan(
+            _require_id(request.datasource_id, "datasource_id"), convert.scan_status(request.scan)
+        )
         return pb.UpdateScanStatusResponse(datasource=convert.datasource_message(record))
 
     # Fields and metadata
@@ -206,86 +231,120 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         return pb.DefineFieldsResponse(fields=[convert.field_message(r) for r in records])
 
     @_rpc
-    def CreateVectorIndex(self, request: pb.CreateVectorIndexRequest,
-                          context: grpc.ServicerContext) -> pb.CreateVectorIndexResponse:
+    def CreateVectorIndex(
+        self, request: pb.CreateVectorIndexRequest, context: grpc.ServicerContext
+    ) -> pb.CreateVectorIndexResponse:
         datasource_id = _require_id(request.datasource_id, "datasource_id")
         metric = nearest.METRICS.get(request.metric)
         if metric is None:
             raise InvalidArgument(f"unknown distance metric {request.metric}")
-        pointer, seconds = vector_index.build(self.store, datasource_id, request.field, metric, request.connectivity,
-                                              request.expansion_add, request.expansion_search)
+        pointer, seconds = vector_index.build(
+            self.store,
+            datasource_id,
+            request.field,
+            metric,
+            request.connectivity,
+            request.expansion_add,
+            request.expansion_search,
+        )
         # UNSPECIFIED means cosine; the response names the metric the index was built with.
-        response = pb.CreateVectorIndexResponse(field=pointer.field, metric=request.metric or common_pb2.DISTANCE_METRIC_COSINE,
-                                                size=pointer.size,
-                                                digest=pointer.digest, build_seconds=seconds)
+        response = pb.CreateVectorIndexResponse(
+            field=pointer.field,
+            metric=request.metric or common_pb2.DISTANCE_METRIC_COSINE,
+            size=pointer.size,
+            digest=pointer.digest,
+            build_seconds=seconds,
+        )
         response.built_at.FromDatetime(pointer.built_at)
         return response
 
     @_rpc
-    def UpsertMetadata(self, request: pb.UpsertMetadataRequest,
-                       context: grpc.ServicerContext) -> pb.UpsertMetadataResponse:
+    def UpsertMetadata(
+        self, request: pb.UpsertMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.UpsertMetadataResponse:
         datasource_id = _require_id(request.datasource_id, "datasource_id")
         types = {f.name: f.type for f in self.store.get_datasource(datasource_id).fields}
         table = table_from_proto_rows(request.datapoints, types)
-        result = self.store.upsert(datasource_id, table, "path", _actor(context),
-                                   create_missing=request.create_missing)
-        return pb.UpsertMetadataResponse(datapoints_written=result.datapoints_written,
-                                         datapoints_created=result.datapoints_created)
+        result = self.store.upsert(datasource_id, table, "path", _actor(context), create_missing=request.create_missing)
+        return pb.UpsertMetadataResponse(
+            datapoints_written=result.datapoints_written, datapoints_created=result.datapoints_created
+        )
 
     @_rpc
-    def UpsertTable(self, request_iterator: Iterator[pb.UpsertTableRequest],
-                    context: grpc.ServicerContext) -> pb.UpsertTableResponse:
+    def UpsertTable(
+        self, request_iterator: Iterator[pb.UpsertTableRequest], context: grpc.ServicerContext
+    ) -> pb.UpsertTableResponse:
         upload = _Upload(request_iterator)
         header = upload.header
         datasource_id = _require_id(header.datasource_id, "datasource_id")
         path_column = header.path_column or (upload.schema.names[0] if upload.schema.names else "")
         if header.staging_session:  # one block of a staged upload: kept aside until its session commits
             if path_column not in upload.schema.names:
-                raise InvalidArgument(f"path column {path_column!r} is not among the uploaded columns "
-                                      f"{upload.schema.names}")
+                raise InvalidArgument(
+                    f"path column {path_column!r} is not among the uploaded columns {upload.schema.names}"
+                )
             # A block is read whole (batches() checks its end message) before it is kept.
             table = pa.Table.from_batches(list(upload.batches()), upload.schema)
             self.staging.put(header.staging_session, datasource_id, header.block_index, path_column, table)
             return pb.UpsertTableResponse()
-        result = self.store.upsert_batches(datasource_id, upload.schema, upload.batches(), path_column,
-                                           _actor(context), create_missing=header.create_missing)
-        return pb.UpsertTableResponse(datapoints_written=result.datapoints_written,
-                                      datapoints_created=result.datapoints_created)
+        result = self.store.upsert_batches(
+            datasource_id,
+            upload.schema,
+            upload.batches(),
+            path_column,
+            _actor(context),
+            create_missing=header.create_missing,
+        )
+        return pb.UpsertTableResponse(
+            datapoints_written=result.datapoints_written, datapoints_created=result.datapoints_created
+        )
 
     @_rpc
-    def CommitStagedUpload(self, request: pb.CommitStagedUploadRequest,
-                           context: grpc.ServicerContext) -> pb.CommitStagedUploadResponse:
+    def CommitStagedUpload(
+        self, request: pb.CommitStagedUploadRequest, context: grpc.ServicerContext
+    ) -> pb.CommitStagedUploadResponse:
         datasource_id = _require_id(request.datasource_id, "datasource_id")
         table, path_column = self.staging.take(request.staging_session, datasource_id, request.block_count)
-        result = self.store.upsert(datasource_id, table, path_column, _actor(context),
-                                   create_missing=request.create_missing)
+        result = self.store.upsert(
+            datasource_id, table, path_column, _actor(context), create_missing=request.create_missing
+        )
         self.staging.drop(request.staging_session)
-        return pb.CommitStagedUploadResponse(datapoints_written=result.datapoints_written,
-                                             datapoints_created=result.datapoints_created)
+        return pb.CommitStagedUploadResponse(
+            datapoints_written=result.datapoints_written, datapoints_created=result.datapoints_created
+        )
 
     @_rpc
-    def AbortStagedUpload(self, request: pb.AbortStagedUploadRequest,
-                          context: grpc.ServicerContext) -> pb.AbortStagedUploadResponse:
+    def AbortStagedUpload(
+        self, request: pb.AbortStagedUploadRequest, context: grpc.ServicerContext
+    ) -> pb.AbortStagedUploadResponse:
         return pb.AbortStagedUploadResponse(blocks_dropped=self.staging.drop(request.staging_session))
 
     @_rpc
-    def DeleteMetadata(self, request: pb.DeleteMetadataRequest,
-                       context: grpc.ServicerContext) -> pb.DeleteMetadataResponse:
-        deleted = self.store.delete_metadata(_require_id(request.datasource_id, "datasource_id"), list(request.paths),
-                                             list(request.fields), _actor(context))
+    def DeleteMetadata(
+        self, request: pb.DeleteMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteMetadataResponse:
+        deleted = self.store.delete_metadata(
+            _require_id(request.datasource_id, "datasource_id"),
+            list(request.paths),
+            list(request.fields),
+            _actor(context),
+        )
         return pb.DeleteMetadataResponse(values_deleted=deleted)
 
     @_rpc
-    def DeleteDatapoints(self, request: pb.DeleteDatapointsRequest,
-                         context: grpc.ServicerContext) -> pb.DeleteDatapointsResponse:
-        deleted = self.store.delete_datapoints(_require_id(request.datasource_id, "datasource_id"),
-                                               list(request.paths), _actor(context))
+    def DeleteDatapoints(
+        self, request: pb.DeleteDatapointsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDatapointsResponse:
+        deleted = self.store.delete_datapoints(
+            _require_id(request.datasource_id, "datasource_id"), list(request.paths), _actor(context)
+        )
         return pb.DeleteDatapointsResponse(datapoints_deleted=deleted)
 
     # Queries
     @_stream_rpc
-    def ExecuteQuery(self, request: pb.ExecuteQueryRequest,
-                     context: grpc.ServicerContext) -> Iterator[pb.ExecuteQueryResponse]:
+    def ExecuteQuery(
+        self, request: pb.ExecuteQueryRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ExecuteQueryResponse]:
         if request.max_batch_rows < 0:
             raise InvalidArgument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
         schema, batches = self.store.query(request.query, request.max_batch_rows)
@@ -294,21 +353,24 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
             yield pb.ExecuteQueryResponse(record_batch=message)
 
     @_rpc
-    def DescribeQuery(self, request: pb.DescribeQueryRequest,
-                      context: grpc.ServicerContext) -> pb.DescribeQueryResponse:
+    def DescribeQuery(
+        self, request: pb.DescribeQueryRequest, context: grpc.ServicerContext
+    ) -> pb.DescribeQueryResponse:
         if request.count_only:
             return pb.DescribeQueryResponse(total_rows=self.store.count(request.query))
         describe = self.store.estimate_with_ids if request.estimate else self.store.describe_with_ids
         schema, total, ids = describe(request.query)
         low, high = ids or (0, 0)
-        return pb.DescribeQueryResponse(schema=serialize_schema(schema), total_rows=total, min_datapoint_id=low,
-                                        max_datapoint_id=high)
+        return pb.DescribeQueryResponse(
+            schema=serialize_schema(schema), total_rows=total, min_datapoint_id=low, max_datapoint_id=high
+        )
 
     @_rpc
     def CountValues(self, request: pb.CountValuesRequest, context: grpc.ServicerContext) -> pb.CountValuesResponse:
         facet = self.store.count_values(request.query, request.field, request.bins, request.max_values)
-        return pb.CountValuesResponse(counts=serialize_table(facet.counts), total_rows=facet.total_rows,
-                                      missing=facet.missing)
+        return pb.CountValuesResponse(
+            counts=serialize_table(facet.counts), total_rows=facet.total_rows, missing=facet.missing
+        )
 
     @_rpc
     def ReadQuery(self, request: pb.ReadQueryRequest, context: grpc.ServicerContext) -> pb.ReadQueryResponse:
@@ -319,12 +381,14 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # SQL
     @_stream_rpc
-    def ExecuteSql(self, request: pb.ExecuteSqlRequest,
-                   context: grpc.ServicerContext) -> Iterator[pb.ExecuteSqlResponse]:
+    def ExecuteSql(
+        self, request: pb.ExecuteSqlRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ExecuteSqlResponse]:
         if request.max_batch_rows < 0:
             raise InvalidArgument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
-        schema, batches = self.sql.execute(request.sql, sql_parameters(request.parameters) or [], _readable(),
-                                           request.max_batch_rows)
+        schema, batches = self.sql.execute(
+            request.sql, sql_parameters(request.parameters) or [], _readable(), request.max_batch_rows
+        )
         yield pb.ExecuteSqlResponse(schema=serialize_schema(schema))
         for message in serialize_batches(batches):
             yield pb.ExecuteSqlResponse(record_batch=message)
@@ -335,36 +399,54 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
         return pb.DescribeSqlResponse(schema=serialize_schema(schema))
 
     @_rpc
-    def ListSqlTables(self, request: pb.ListSqlTablesRequest,
-                      context: grpc.ServicerContext) -> pb.ListSqlTablesResponse:
+    def ListSqlTables(
+        self, request: pb.ListSqlTablesRequest, context: grpc.ServicerContext
+    ) -> pb.ListSqlTablesResponse:
         tables = self.sql.tables(_readable(), request.namespace, request.include_schema)
-        return pb.ListSqlTablesResponse(tables=[
-            pb.SqlTable(namespace=t.namespace, name=t.name, kind=_SQL_TABLE_KINDS[t.kind],
-                        schema=serialize_schema(t.schema) if t.schema is not None else b"") for t in tables])
+        return pb.ListSqlTablesResponse(
+            tables=[
+                pb.SqlTable(
+                    namespace=t.namespace,
+                    name=t.name,
+                    kind=_SQL_TABLE_KINDS[t.kind],
+                    schema=serialize_schema(t.schema) if t.schema is not None else b"",
+                )
+                for t in tables
+            ]
+        )
 
     @_stream_rpc
-    def GetHistory(self, request: pb.GetHistoryRequest,
-                   context: grpc.ServicerContext) -> Iterator[pb.GetHistoryResponse]:
+    def GetHistory(
+        self, request: pb.GetHistoryRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.GetHistoryResponse]:
         if not request.path:
             raise InvalidArgument("GetHistory needs the datapoint's path")
-        table = self.store.history(_require_id(request.datasource_id, "datasource_id"), request.path,
-                                   request.field or None)
+        table = self.store.history(
+            _require_id(request.datasource_id, "datasource_id"), request.path, request.field or None
+        )
         yield from _arrow_stream(table, pb.GetHistoryResponse)
 
     @_stream_rpc
-    def ListChanges(self, request: pb.ListChangesRequest,
-                    context: grpc.ServicerContext) -> Iterator[pb.ListChangesResponse]:
-        table = self.store.changes(_require_id(request.datasource_id, "datasource_id"),
-                                   convert.datetime_or_none(request.since), convert.datetime_or_none(request.until))
+    def ListChanges(
+        self, request: pb.ListChangesRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ListChangesResponse]:
+        table = self.store.changes(
+            _require_id(request.datasource_id, "datasource_id"),
+            convert.datetime_or_none(request.since),
+            convert.datetime_or_none(request.until),
+        )
         yield from _arrow_stream(table, pb.ListChangesResponse)
 
     # Datasets
     @_rpc
     def SaveDataset(self, request: pb.SaveDatasetRequest, context: grpc.ServicerContext) -> pb.SaveDatasetResponse:
         query = request.query
-        record = self.store.save_dataset(request.namespace, request.name,
-                                         _require_id(query.datasource_id, "query.datasource_id"),
-                                         query.SerializeToString(deterministic=True))
+        record = self.store.save_dataset(
+            request.namespace,
+            request.name,
+            _require_id(query.datasource_id, "query.datasource_id"),
+            query.SerializeToString(deterministic=True),
+        )
         return pb.SaveDatasetResponse(dataset=convert.dataset_message(record))
 
     @_rpc
@@ -381,35 +463,43 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
     def ListDatasets(self, request: pb.ListDatasetsRequest, context: grpc.ServicerContext) -> pb.ListDatasetsResponse:
         offset, size = convert.page(request.page_size, request.page_token)
         records = self.store.list_datasets(request.namespace, offset, size + 1)
-        return pb.ListDatasetsResponse(datasets=[convert.dataset_message(r) for r in records[:size]],
-                                       next_page_token=convert.next_token(offset, size, len(records)))
+        return pb.ListDatasetsResponse(
+            datasets=[convert.dataset_message(r) for r in records[:size]],
+            next_page_token=convert.next_token(offset, size, len(records)),
+        )
 
     @_rpc
-    def DeleteDataset(self, request: pb.DeleteDatasetRequest,
-                      context: grpc.ServicerContext) -> pb.DeleteDatasetResponse:
+    def DeleteDataset(
+        self, request: pb.DeleteDatasetRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDatasetResponse:
         self.store.delete_dataset(_require_id(request.id, "id"))
         return pb.DeleteDatasetResponse()
 
     # Bag datasets
     @_rpc
-    def RegisterBagDataset(self, request: pb.RegisterBagDatasetRequest,
-                           context: grpc.ServicerContext) -> pb.RegisterBagDatasetResponse:
+    def RegisterBagDataset(
+        self, request: pb.RegisterBagDatasetRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterBagDatasetResponse:
         record = self.store.register_bag_dataset(request.namespace, request.name, request.uri)
         return pb.RegisterBagDatasetResponse(bag_dataset=convert.bag_dataset_message(record))
 
     @_rpc
-    def GetBagDataset(self, request: pb.GetBagDatasetRequest,
-                      context: grpc.ServicerContext) -> pb.GetBagDatasetResponse:
+    def GetBagDataset(
+        self, request: pb.GetBagDatasetRequest, context: grpc.ServicerContext
+    ) -> pb.GetBagDatasetResponse:
         record = self.store.find_bag_dataset(request.namespace, request.name)
         return pb.GetBagDatasetResponse(bag_dataset=convert.bag_dataset_message(record))
 
     @_rpc
-    def ListBagDatasets(self, request: pb.ListBagDatasetsRequest,
-                        context: grpc.ServicerContext) -> pb.ListBagDatasetsResponse:
+    def ListBagDatasets(
+        self, request: pb.ListBagDatasetsRequest, context: grpc.ServicerContext
+    ) -> pb.ListBagDatasetsResponse:
         offset, size = convert.page(request.page_size, request.page_token)
         records = self.store.list_bag_datasets(request.namespace, offset, size + 1)
-        return pb.ListBagDatasetsResponse(bag_datasets=[convert.bag_dataset_message(r) for r in records[:size]],
-                                          next_page_token=convert.next_token(offset, size, len(records)))
+        return pb.ListBagDatasetsResponse(
+            bag_datasets=[convert.bag_dataset_message(r) for r in records[:size]],
+            next_page_token=convert.next_token(offset, size, len(records)),
+        )
 
 
 def _arrow_stream(table: pa.Table, response_type: type[_Arrowed]) -> Iterator[_Arrowed]:
@@ -434,8 +524,11 @@ class _Upload:
     def __init__(self, requests: Iterator[pb.UpsertTableRequest]) -> None:
         self._requests = iter(requests)
         self.header = self._expect("header", "UpsertTable needs a header and a schema").header
-        self.schema = _decode(read_schema, self._expect("schema", "UpsertTable expects one schema, right after "
-                                                        "the header").schema, "schema")
+        self.schema = _decode(
+            read_schema,
+            self._expect("schema", "UpsertTable expects one schema, right after the header").schema,
+            "schema",
+        )
 
     def _expect(self, part: str, message: str) -> pb.UpsertTableRequest:
         request = next(self._requests, None)
@@ -471,8 +564,10 @@ class _Upload:
         if end is None:
             raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
         if (end.record_batches, end.rows) != (sent, rows):
-            raise InvalidArgument(f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
-                                  f"but {sent} batches of {rows} rows arrived: nothing was written")
+            raise InvalidArgument(
+                f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
+                f"but {sent} batches of {rows} rows arrived: nothing was written"
+            )
 
 
 def _decode(reader: Callable[..., _Decoded], data: bytes, what: str, *args: Any) -> _Decoded:
@@ -480,5 +575,3 @@ def _decode(reader: Callable[..., _Decoded], data: bytes, what: str, *args: Any)
         return reader(data, *args)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
         raise InvalidArgument(f"UpsertTable got a malformed Arrow {what}: {error}") from None
-
-

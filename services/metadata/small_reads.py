@@ -10,9 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from thresher.core.transport import MAX_MESSAGE_BYTES
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata.store import Store
+from thresher.v1 import common_pb2
 
 DEFAULT_MAX_ROWS = 10_000
 # What one answer may hold, below gRPC's message limit by a margin for the envelope.
@@ -21,8 +20,9 @@ MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES - 1024 * 1024
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions()
 
 
-def read_small(store: Store, query: common_pb2.Query, max_rows: int,
-               max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes | None:
+def read_small(
+    store: Store, query: common_pb2.Query, max_rows: int, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> bytes | None:
     """``query``'s result as an Arrow IPC stream, or None when it has more than ``max_rows`` rows or bytes."""
     read = store.query_bounded(query, max_rows)
     if read is None:

@@ -22,13 +22,18 @@ import math
 from typing import Any
 
 from thresher.core.types import FieldType
-
 from thresher.services.metadata.domain_errors import InvalidArgument
 
 POSTGRES, DUCKDB = "postgres", "duckdb"
 _FLOAT_TYPES = {POSTGRES: "DOUBLE PRECISION", DUCKDB: "DOUBLE"}
-_PG_ARRAY_TYPES = {FieldType.INT: "BIGINT[]", FieldType.FLOAT: "DOUBLE PRECISION[]", FieldType.BOOL: "BOOLEAN[]",
-                   FieldType.STRING: "TEXT[]", FieldType.BLOB: "TEXT[]", FieldType.DATETIME: "TIMESTAMPTZ[]"}
+_PG_ARRAY_TYPES = {
+    FieldType.INT: "BIGINT[]",
+    FieldType.FLOAT: "DOUBLE PRECISION[]",
+    FieldType.BOOL: "BOOLEAN[]",
+    FieldType.STRING: "TEXT[]",
+    FieldType.BLOB: "TEXT[]",
+    FieldType.DATETIME: "TIMESTAMPTZ[]",
+}
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -91,8 +96,8 @@ def _timestamp_text(value: object) -> str:
     if not isinstance(value, dt.datetime):
         raise TypeError(f"a datetime literal needs a datetime, not {type(value).__name__}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)  # the data model's datetimes are UTC instants
-    return value.astimezone(dt.timezone.utc).isoformat()
+        value = value.replace(tzinfo=dt.UTC)  # the data model's datetimes are UTC instants
+    return value.astimezone(dt.UTC).isoformat()
 
 
 def _pg_array_text(values: list[Any], kind: FieldType) -> str:

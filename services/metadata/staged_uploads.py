@@ -51,8 +51,13 @@ class StagingArea:
             self._remove_abandoned()
             os.makedirs(folder, exist_ok=True)
         # The path column's name travels in the schema, so every block of a session can be checked for it.
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _PATH_KEY: path_column.encode(),
-                                               _DATASOURCE_KEY: str(datasource_id).encode()})
+        table = table.replace_schema_metadata(
+            {
+                **(table.schema.metadata or {}),
+                _PATH_KEY: path_column.encode(),
+                _DATASOURCE_KEY: str(datasource_id).encode(),
+            }
+        )
         temporary = os.path.join(folder, f".{index}.{uuid.uuid4().hex}.tmp")
         with pa.OSFile(temporary, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
@@ -74,28 +79,35 @@ class StagingArea:
         self._refuse_ended(session)
         if not os.path.isdir(folder):
             raise NotFound(f"no staged upload {session!r}")
-        present = sorted(int(name[:-len(_SUFFIX)]) for name in os.listdir(folder) if name.endswith(_SUFFIX))
+        present = sorted(int(name[: -len(_SUFFIX)]) for name in os.listdir(folder) if name.endswith(_SUFFIX))
         missing = sorted(set(range(block_count)) - set(present))
         extra = [index for index in present if index >= block_count]
         if missing or extra:
-            raise FailedPrecondition(f"staged upload {session!r} does not hold exactly blocks 0..{block_count - 1}: "
-                                     f"missing {missing[:20]}, beyond the count {extra[:20]}")
-        tables = [pa.ipc.open_file(pa.memory_map(os.path.join(folder, f"{i}{_SUFFIX}"))).read_all()
-                  for i in range(block_count)]
+            raise FailedPrecondition(
+                f"staged upload {session!r} does not hold exactly blocks 0..{block_count - 1}: "
+                f"missing {missing[:20]}, beyond the count {extra[:20]}"
+            )
+        tables = [
+            pa.ipc.open_file(pa.memory_map(os.path.join(folder, f"{i}{_SUFFIX}"))).read_all()
+            for i in range(block_count)
+        ]
         targets = {(t.schema.metadata or {}).get(_DATASOURCE_KEY, b"").decode() for t in tables}
         if targets != {str(datasource_id)}:
-            raise InvalidArgument(f"staged upload {session!r} was staged for datasource {sorted(targets)}, "
-                                  f"not {datasource_id}")
+            raise InvalidArgument(
+                f"staged upload {session!r} was staged for datasource {sorted(targets)}, not {datasource_id}"
+            )
         path_columns = {(t.schema.metadata or {}).get(_PATH_KEY, b"").decode() for t in tables}
         if len(path_columns) != 1:
-            raise InvalidArgument(f"the blocks of staged upload {session!r} name different path columns: "
-                                  f"{sorted(path_columns)}")
+            raise InvalidArgument(
+                f"the blocks of staged upload {session!r} name different path columns: {sorted(path_columns)}"
+            )
         # Blocks may lack columns that were all missing in them: a missing column is "no value", as null is.
         try:
             table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise InvalidArgument(f"the blocks of staged upload {session!r} give a column different types: "
-                                  f"{error}") from None
+            raise InvalidArgument(
+                f"the blocks of staged upload {session!r} give a column different types: {error}"
+            ) from None
         return table, path_columns.pop()
 
     def drop(self, session: str) -> int:

@@ -16,7 +16,7 @@ when results are built. PostgreSQL picks a vector's value at an earlier instant 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 
 from thresher.core.types import FieldType, arrow_kind
 from thresher.core.vectors import VectorSpec, is_vector_type
-
 from thresher.services.metadata.coercion import CoercedColumn
 from thresher.services.metadata.domain_errors import InvalidArgument, TypeMismatch
 
@@ -40,8 +39,9 @@ def is_vector_write(array: pa.Array | pa.ChunkedArray, existing: FieldRecord | N
     return is_vector_type(array.type) or (existing is not None and existing.type is FieldType.VECTOR)
 
 
-def coerce_vector_column(name: str, array: pa.Array | pa.ChunkedArray, existing: FieldRecord | None,
-                         paths: pa.Array) -> CoercedColumn | None:
+def coerce_vector_column(
+    name: str, array: pa.Array | pa.ChunkedArray, existing: FieldRecord | None, paths: pa.Array
+) -> CoercedColumn | None:
     """The column's vectors as 32-bit ``FixedSizeList`` values, or the error naming the first bad datapoint.
 
     Returns None for a column without values (a missing vector leaves the field as it is).
@@ -67,8 +67,10 @@ def coerce_vector_column(name: str, array: pa.Array | pa.ChunkedArray, existing:
     wrong = valid & (lengths != dimension)
     if wrong.any():
         row = int(np.argmax(wrong))
-        raise InvalidArgument(f"field {name!r} holds vectors of {dimension} elements; datapoint "
-                              f"{paths[row].as_py()!r} has one of {int(lengths[row])}")
+        raise InvalidArgument(
+            f"field {name!r} holds vectors of {dimension} elements; datapoint "
+            f"{paths[row].as_py()!r} has one of {int(lengths[row])}"
+        )
     if spec is None:
         element = array.type.value_type
         spec = VectorSpec(dimension, "float16" if pa.types.is_float16(element) else "float32")
@@ -84,16 +86,23 @@ def coerce_vector_column(name: str, array: pa.Array | pa.ChunkedArray, existing:
     full = np.zeros((len(array), dimension), dtype=np.float32)
     full[valid] = elements.reshape(-1, dimension)
     # Built from buffers: FixedSizeListArray.from_arrays takes a null mask only from pyarrow 17.
-    values = pa.Array.from_buffers(pa.list_(pa.float32(), dimension), len(array), [pa.array(valid).buffers()[1]],
-                                   null_count=int(len(array) - valid.sum()), children=[pa.array(full.reshape(-1))])
+    values = pa.Array.from_buffers(
+        pa.list_(pa.float32(), dimension),
+        len(array),
+        [pa.array(valid).buffers()[1]],
+        null_count=int(len(array) - valid.sum()),
+        children=[pa.array(full.reshape(-1))],
+    )
     return CoercedColumn(name, FieldType.VECTOR, values, spec)
 
 
 def _reject(name: str, paths: pa.Array, valid: np.ndarray, bad: pa.Array, dimension: int, what: str) -> None:
     element = pc.index(bad, True).as_py()
     row = int(np.flatnonzero(valid)[element // dimension])
-    raise InvalidArgument(f"field {name!r}: the vector of datapoint {paths[row].as_py()!r} holds {what} "
-                          f"at position {element % dimension}; nothing was written")
+    raise InvalidArgument(
+        f"field {name!r}: the vector of datapoint {paths[row].as_py()!r} holds {what} "
+        f"at position {element % dimension}; nothing was written"
+    )
 
 
 def new_field_kind(column: CoercedColumn) -> FieldKind:
@@ -106,8 +115,9 @@ def stored_type_name(kind: FieldKind) -> str:
     return kind.stored_name if isinstance(kind, VectorSpec) else kind.value
 
 
-def field_record(name: str, stored_type: str | FieldKind, tags: tuple[str, ...], created_at: dt.datetime,
-                 column: str) -> FieldRecord:
+def field_record(
+    name: str, stored_type: str | FieldKind, tags: tuple[str, ...], created_at: dt.datetime, column: str
+) -> FieldRecord:
     """A field record from the row of the ``fields`` table (or the kind just created)."""
     from thresher.services.metadata.store.records import FieldRecord
 

@@ -43,11 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2
 from thresher.core.vectors import distances, to_numpy
-
 from thresher.services.metadata import nearest
 from thresher.services.metadata.domain_errors import InvalidArgument, NotFound
+from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:
     from usearch.index import BatchMatches, Index, Matches
@@ -118,7 +117,8 @@ def _pointer_key(store: Store, datasource_id: int, field: str) -> str:
     created = cache.get(("created", datasource_id))
     if created is None:
         created = cache[("created", datasource_id)] = int(
-            store.get_datasource(datasource_id).created_at.timestamp() * 1_000_000)
+            store.get_datasource(datasource_id).created_at.timestamp() * 1_000_000
+        )
     # Field names may hold any character; the key uses their hex form.
     return f"{_ROOT}/{datasource_id}-{created}/{field.encode().hex()}.json"
 
@@ -153,37 +153,56 @@ def _field(store: Store, datasource_id: int, name: str) -> FieldRecord:
     for field in store.get_datasource(datasource_id).fields:
         if field.name == name:
             if field.type is not FieldType.VECTOR:
-                raise InvalidArgument(f"a vector index needs a vector field; field {name!r} has type {field.type.value}")
+                raise InvalidArgument(
+                    f"a vector index needs a vector field; field {name!r} has type {field.type.value}"
+                )
             return field
     raise NotFound(f"field {name!r} not found in datasource {datasource_id}")
 
 
-def build(store: Store, datasource_id: int, field: str, metric: str = "cosine", connectivity: int = 0,
-          expansion_add: int = 0, expansion_search: int = 0) -> tuple[Pointer, float]:
+def build(
+    store: Store,
+    datasource_id: int,
+    field: str,
+    metric: str = "cosine",
+    connectivity: int = 0,
+    expansion_add: int = 0,
+    expansion_search: int = 0,
+) -> tuple[Pointer, float]:
     """Builds the index of ``field`` from its current vectors, stores it, and points replicas at it."""
     try:
         from usearch.index import Index
     except ImportError:
-        raise InvalidArgument("vector indexes need the usearch package on the metadata service "
-                              "(pip install 'thresher[vectors]')") from None
+        raise InvalidArgument(
+            "vector indexes need the usearch package on the metadata service (pip install 'thresher[vectors]')"
+        ) from None
 
     record = _field(store, datasource_id, field)
     if metric not in _USEARCH_METRICS:
         raise InvalidArgument(f"unknown metric {metric!r}")
-    params = {"connectivity": connectivity or DEFAULTS["connectivity"],
-              "expansion_add": expansion_add or DEFAULTS["expansion_add"],
-              "expansion_search": expansion_search or DEFAULTS["expansion_search"]}
+    params = {
+        "connectivity": connectivity or DEFAULTS["connectivity"],
+        "expansion_add": expansion_add or DEFAULTS["expansion_add"],
+        "expansion_search": expansion_search or DEFAULTS["expansion_search"],
+    }
     if min(params.values()) < 2 or max(params.values()) > 4096:
         raise InvalidArgument(f"index parameters must be between 2 and 4096, got {params}")
     started = time.perf_counter()
-    built_at = dt.datetime.now(dt.timezone.utc)  # before the read: later writes count as stale
-    known_writes = sorted({int(w) for w in store.changes(datasource_id, built_at - STALE_SLACK, None)
-                           .column("write_id").to_pylist()})
+    built_at = dt.datetime.now(dt.UTC)  # before the read: later writes count as stale
+    known_writes = sorted(
+        {int(w) for w in store.changes(datasource_id, built_at - STALE_SLACK, None).column("write_id").to_pylist()}
+    )
     if record.vector is None:  # a vector field's first write fixes its dimension, so it has one once it exists
         raise InvalidArgument(f"vector field {field!r} has no dimension yet: write its first values before indexing it")
     dimension = record.vector.dimension
-    index = Index(ndim=dimension, metric=_USEARCH_METRICS[metric], dtype="f32", connectivity=params["connectivity"],
-                  expansion_add=params["expansion_add"], expansion_search=params["expansion_search"])
+    index = Index(
+        ndim=dimension,
+        metric=_USEARCH_METRICS[metric],
+        dtype="f32",
+        connectivity=params["connectivity"],
+        expansion_add=params["expansion_add"],
+        expansion_search=params["expansion_search"],
+    )
     scan = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field=field)])
     scan.filter.CopyFrom(nearest.has_value(field))
     _, batches = store.query(scan)
@@ -222,7 +241,8 @@ def _load(store: Store, datasource_id: int, field: str, pointer: Pointer) -> _Lo
             raise RuntimeError(f"blob {pointer.digest} named by the index pointer of {field!r} is not a usearch index")
         # usearch defines this setter apart from its getter, so mypy takes the property for read-only.
         index.expansion_search = pointer.params.get(  # type: ignore[misc]
-            "expansion_search", DEFAULTS["expansion_search"])
+            "expansion_search", DEFAULTS["expansion_search"]
+        )
         loaded = cache[(datasource_id, field)] = _Loaded(pointer.digest, index, np.empty(0, np.int64))
     return loaded
 
@@ -235,15 +255,23 @@ def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Load
             return loaded.stale
         changes = store.changes(datasource_id, pointer.built_at - STALE_SLACK, None)
         known = set(pointer.known_writes)
-        paths = list(dict.fromkeys(path for path, write in zip(changes.column("path").to_pylist(),
-                                                               changes.column("write_id").to_pylist())
-                                   if write not in known))
+        paths = list(
+            dict.fromkeys(
+                path
+                for path, write in zip(changes.column("path").to_pylist(), changes.column("write_id").to_pylist())
+                if write not in known
+            )
+        )
         stale = np.empty(0, np.int64)
         if paths:
             query = common_pb2.Query(datasource_id=datasource_id, select=[common_pb2.SelectItem(field="datapoint_id")])
-            query.filter.comparison.CopyFrom(common_pb2.Comparison(
-                field="path", op=common_pb2.COMPARISON_OPERATOR_ISIN,
-                values=common_pb2.ValueList(values=[common_pb2.Value(string_value=p) for p in paths])))
+            query.filter.comparison.CopyFrom(
+                common_pb2.Comparison(
+                    field="path",
+                    op=common_pb2.COMPARISON_OPERATOR_ISIN,
+                    values=common_pb2.ValueList(values=[common_pb2.Value(string_value=p) for p in paths]),
+                )
+            )
             stale = np.sort(_ids(store, query))
         loaded.stale, loaded.checked = stale, marker
         return stale
@@ -338,15 +366,22 @@ def _allowed_ids(store: Store, search: nearest.Search, loaded: _Loaded) -> np.nd
 
 def _present(store: Store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
     """Which of ``keys`` are live datapoints with a vector now (a deleted one leaves no id to mark stale)."""
-    query = nearest.with_condition(nearest.with_condition(search.base, nearest.has_value(search.field)),
-                                   nearest.ids_in(keys))
+    query = nearest.with_condition(
+        nearest.with_condition(search.base, nearest.has_value(search.field)), nearest.ids_in(keys)
+    )
     del query.select[:]
     query.select.append(common_pb2.SelectItem(field="datapoint_id"))
     return np.isin(keys, _ids(store, query))
 
 
-def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | None, stale: np.ndarray,
-                  size: int, present: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+def _graph_search(
+    loaded: _Loaded,
+    search: nearest.Search,
+    fresh: np.ndarray | None,
+    stale: np.ndarray,
+    size: int,
+    present: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray] | None:
     """The k nearest of the graph among ``fresh`` ids (None: all it holds that is not ``stale`` and is
     still ``present``), or None when the graph cannot give k of them."""
     query = search.vector.astype(np.float32)
@@ -357,8 +392,11 @@ def _graph_search(loaded: _Loaded, search: nearest.Search, fresh: np.ndarray | N
     while True:
         index = loaded.index
         breadth = max(index.expansion_search, count)
-        matches = index.search(query, count, exact=False) if breadth == index.expansion_search else \
-            _search_wider(loaded, query, count, breadth)
+        matches = (
+            index.search(query, count, exact=False)
+            if breadth == index.expansion_search
+            else _search_wider(loaded, query, count, breadth)
+        )
         keys = np.asarray(matches.keys, dtype=np.int64)
         dists = np.asarray(matches.distances, dtype=np.float64)
         if fresh is not None:

@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.core.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
 from thresher.services.scanner.images import image_size
 from thresher.services.scanner.scan_sources import Page, Source
-from thresher.core.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
 
 log = logging.getLogger(__name__)
 
@@ -129,4 +129,3 @@ class AutomaticFields:
             # The file changed or vanished since it was listed; its other fields still hold.
             log.warning("cannot read the image header of %s: %s", path, error)
             return None
-

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from thresher.services.scanner.automatic import AutomaticFields
-from thresher.services.scanner.scan_sources import Page
 from thresher.services.scanner.metadata_interfaces import Index
+from thresher.services.scanner.scan_sources import Page
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,9 @@ class BatchWriter:
     the store is busy the next batch grows, up to ``max_rows``, and fewer, larger writes keep up.
     """
 
-    def __init__(self, fields: AutomaticFields, index: Index, min_rows: int, max_rows: int, *,
-                 on_written: WrittenCallback) -> None:
+    def __init__(
+        self, fields: AutomaticFields, index: Index, min_rows: int, max_rows: int, *, on_written: WrittenCallback
+    ) -> None:
         self._fields = fields
         self._index = index
         self._min_rows = min_rows
@@ -64,8 +65,8 @@ class BatchWriter:
         """Sends up to ``max_rows`` rows, added files first."""
         # Waiting for the previous batch first bounds memory and surfaces its error early.
         self._wait()
-        batch = self._added[:self._max_rows]
-        self._added = self._added[self._max_rows:]
+        batch = self._added[: self._max_rows]
+        self._added = self._added[self._max_rows :]
         added = len(batch)
         rest = self._max_rows - added
         batch.extend(self._changed[:rest])

@@ -69,8 +69,11 @@ class LocalSource:
                 yield page
                 page = Page()
         if self.skipped:
-            log.warning("%s: passed over %s", self.root,
-                        ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items())))
+            log.warning(
+                "%s: passed over %s",
+                self.root,
+                ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items())),
+            )
 
     def _read(self, folder: _Folder, page: Page, stack: list[_Folder], real_root: str) -> None:
         """Adds the files of one folder to ``page`` and its subfolders to ``stack``."""
@@ -91,8 +94,11 @@ class LocalSource:
                         sizes.append(info.st_size)
                         mtimes.append(info.st_mtime_ns)
                     elif item.is_dir(follow_symlinks=False):
-                        stack.append(_Folder(item.path, prefix + item.name + "/",
-                                             os.path.join(folder.real, item.name), folder.links))
+                        stack.append(
+                            _Folder(
+                                item.path, prefix + item.name + "/", os.path.join(folder.real, item.name), folder.links
+                            )
+                        )
                     elif item.is_symlink():
                         self._follow(item, folder, real_root, stack, page)
                     else:
@@ -122,7 +128,9 @@ class LocalSource:
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise SourceError(f"permission denied reading folder {self.root}")
 
-    def _follow(self, item: os.DirEntry[str], folder: _Folder, real_root: str, stack: list[_Folder], page: Page) -> None:
+    def _follow(
+        self, item: os.DirEntry[str], folder: _Folder, real_root: str, stack: list[_Folder], page: Page
+    ) -> None:
         """Adds a symlinked file to ``page`` or pushes a symlinked folder, if the link stays inside the root."""
         relative = folder.prefix + item.name
         target = os.path.realpath(item.path)

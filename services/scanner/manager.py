@@ -7,8 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from thresher.core.scan_status import SCANNING, ScanStatus
-from thresher.services.scanner.scan_run import DEFAULT_BATCH_ROWS, DEFAULT_REPORT_INTERVAL, Scan
 from thresher.services.scanner.metadata_interfaces import Catalog, DatasourceRef, MetadataError, MetadataUnavailable
+from thresher.services.scanner.scan_run import DEFAULT_BATCH_ROWS, DEFAULT_REPORT_INTERVAL, Scan
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,14 @@ class ShuttingDown(RuntimeError):
 
 
 class ScanManager:
-    def __init__(self, catalog: Catalog, *, batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
-                 report_interval: float = DEFAULT_REPORT_INTERVAL, remote_image_sizes: bool = True) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
+        report_interval: float = DEFAULT_REPORT_INTERVAL,
+        remote_image_sizes: bool = True,
+    ) -> None:
         """``remote_image_sizes=False``: no width/height for images in object stores (no header reads)."""
         self._catalog = catalog
         self._batch_rows = batch_rows
@@ -86,9 +92,15 @@ class ScanManager:
             # Checked again under the lock: another request may have started it meanwhile.
             if datasource.id in self._running:
                 return self._running[datasource.id][0].progress, False
-            scan = Scan(datasource, self._catalog.index(datasource.id), self._image_pool,
-                        remote_image_pool=self._remote_image_pool, remote_image_sizes=self._remote_image_sizes,
-                        batch_rows=self._batch_rows, report_interval=self._report_interval)
+            scan = Scan(
+                datasource,
+                self._catalog.index(datasource.id),
+                self._image_pool,
+                remote_image_pool=self._remote_image_pool,
+                remote_image_sizes=self._remote_image_sizes,
+                batch_rows=self._batch_rows,
+                report_interval=self._report_interval,
+            )
             thread = threading.Thread(target=self._run, args=(scan,), name=f"scan-{datasource.id}", daemon=True)
             self._running[datasource.id] = (scan, thread)
             thread.start()

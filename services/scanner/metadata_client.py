@@ -11,12 +11,18 @@ import pyarrow as pa
 
 from thresher.core import arrow_io
 from thresher.core.scan_status import ScanStatus
-from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
-from thresher.services.pagination import list_all
-from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, DatasourceRef, MetadataError, MetadataUnavailable
 from thresher.core.storage import in_repository
 from thresher.core.types import PATH_COLUMN
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.services.pagination import list_all
+from thresher.services.scanner.automatic import FIELD_TYPES, MODIFIED, SIZE
+from thresher.services.scanner.metadata_interfaces import (
+    DatasourceNotFound,
+    DatasourceRef,
+    MetadataError,
+    MetadataUnavailable,
+)
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 # Small calls answer quickly or something is wrong; bulk calls move up to a batch of rows.
 CALL_TIMEOUT = 30.0
@@ -44,8 +50,13 @@ def _calling(what: str) -> Iterator[None]:
 
 
 def _ref(datasource: common_pb2.Datasource, repository_uri: str = "") -> DatasourceRef:
-    return DatasourceRef(datasource.id, datasource.source_uri, datasource.revision,
-                         ScanStatus.from_proto(datasource.scan), repository_uri)
+    return DatasourceRef(
+        datasource.id,
+        datasource.source_uri,
+        datasource.revision,
+        ScanStatus.from_proto(datasource.scan),
+        repository_uri,
+    )
 
 
 class MetadataCatalog:
@@ -57,8 +68,9 @@ class MetadataCatalog:
 
     def datasource(self, datasource_id: int) -> DatasourceRef:
         try:
-            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(mpb.GetDatasourceRequest(id=datasource_id),
-                                                                           timeout=CALL_TIMEOUT)
+            response: mpb.GetDatasourceResponse = self._stub.GetDatasource(
+                mpb.GetDatasourceRequest(id=datasource_id), timeout=CALL_TIMEOUT
+            )
         except grpc.RpcError as error:
             if _code(error) is grpc.StatusCode.NOT_FOUND:
                 raise DatasourceNotFound(f"datasource {datasource_id} not found") from None
@@ -88,7 +100,7 @@ class MetadataCatalog:
                 return ""  # no repository bound: the scan fails saying so
             raise _translate(error, f"reading namespace {datasource.namespace} of datasource {datasource.id}") from None
 
-    def index(self, datasource_id: int) -> "MetadataIndex":
+    def index(self, datasource_id: int) -> MetadataIndex:
         return MetadataIndex(self._stub, datasource_id)
 
     @staticmethod
@@ -107,11 +119,14 @@ class MetadataIndex:
         names = dict.fromkeys((SIZE, MODIFIED, stamp))
         fields = [common_pb2.Field(name=name, type=FIELD_TYPES[name].proto) for name in names]
         with _calling(f"declaring the automatic fields of datasource {self._id}"):
-            self._stub.DefineFields(mpb.DefineFieldsRequest(datasource_id=self._id, fields=fields), timeout=CALL_TIMEOUT)
+            self._stub.DefineFields(
+                mpb.DefineFieldsRequest(datasource_id=self._id, fields=fields), timeout=CALL_TIMEOUT
+            )
 
     def indexed(self, stamp: str) -> dict[str, tuple[int | None, int | str | None]]:
-        query = common_pb2.Query(datasource_id=self._id,
-                                 select=[common_pb2.SelectItem(field=SIZE), common_pb2.SelectItem(field=stamp)])
+        query = common_pb2.Query(
+            datasource_id=self._id, select=[common_pb2.SelectItem(field=SIZE), common_pb2.SelectItem(field=stamp)]
+        )
         with _calling(f"reading the datapoints of datasource {self._id}"):
             responses = self._stub.ExecuteQuery(mpb.ExecuteQueryRequest(query=query), timeout=BULK_TIMEOUT)
             schema = None
@@ -137,8 +152,9 @@ class MetadataIndex:
 
     def delete(self, paths: list[str]) -> None:
         with _calling(f"deleting {len(paths)} datapoints of datasource {self._id}"):
-            self._stub.DeleteDatapoints(mpb.DeleteDatapointsRequest(datasource_id=self._id, paths=paths),
-                                        timeout=BULK_TIMEOUT)
+            self._stub.DeleteDatapoints(
+                mpb.DeleteDatapointsRequest(datasource_id=self._id, paths=paths), timeout=BULK_TIMEOUT
+            )
 
     def report(self, progress: ScanStatus) -> None:
         request = mpb.UpdateScanStatusRequest(datasource_id=self._id, scan=progress.to_proto())

@@ -18,10 +18,10 @@ from typing import Any
 from thresher.core.scan_status import FAILED, READY, SCANNING, ScanStatus
 from thresher.services.scanner.automatic import ETAG, MODIFIED, AutomaticFields
 from thresher.services.scanner.diff import Diff, Stamp
+from thresher.services.scanner.index_writer import BatchWriter
+from thresher.services.scanner.metadata_interfaces import DatasourceRef, Index, MetadataError
 from thresher.services.scanner.reporter import ProgressReporter
 from thresher.services.scanner.scan_sources import Page, ScanCancelled, Source, SourceError, open_source
-from thresher.services.scanner.metadata_interfaces import DatasourceRef, Index, MetadataError
-from thresher.services.scanner.index_writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ DELETE_CHUNK = 50_000
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Scan:
@@ -44,10 +44,17 @@ class Scan:
     images too many to read a header of each on a first scan.
     """
 
-    def __init__(self, datasource: DatasourceRef, index: Index, image_pool: Executor, *,
-                 remote_image_pool: Executor | None = None, remote_image_sizes: bool = True,
-                 batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
-                 report_interval: float = DEFAULT_REPORT_INTERVAL) -> None:
+    def __init__(
+        self,
+        datasource: DatasourceRef,
+        index: Index,
+        image_pool: Executor,
+        *,
+        remote_image_pool: Executor | None = None,
+        remote_image_sizes: bool = True,
+        batch_rows: tuple[int, int] = DEFAULT_BATCH_ROWS,
+        report_interval: float = DEFAULT_REPORT_INTERVAL,
+    ) -> None:
         self.datasource = datasource
         self.cancel = threading.Event()
         self.progress = ScanStatus(SCANNING, started_at=utc_now())
@@ -83,8 +90,15 @@ class Scan:
             log.exception("scan of %s failed unexpectedly", name)
             return self._fail(name, f"internal error: {type(error).__name__}: {error}")
         progress = self.progress
-        log.info("scanned %s: %d files in %.1f s, %d added, %d updated, %d removed", name, progress.files_seen,
-                 time.monotonic() - self._started, progress.datapoints_added, progress.datapoints_updated, progress.datapoints_removed)
+        log.info(
+            "scanned %s: %d files in %.1f s, %d added, %d updated, %d removed",
+            name,
+            progress.files_seen,
+            time.monotonic() - self._started,
+            progress.datapoints_added,
+            progress.datapoints_updated,
+            progress.datapoints_removed,
+        )
         return progress
 
     def _scan(self) -> None:
@@ -98,7 +112,7 @@ class Scan:
         for start in range(0, len(removed), DELETE_CHUNK):
             if self.cancel.is_set():
                 raise ScanCancelled()
-            chunk = removed[start:start + DELETE_CHUNK]
+            chunk = removed[start : start + DELETE_CHUNK]
             self._index.delete(chunk)
             self._count(datapoints_removed=len(chunk))
 
@@ -120,8 +134,9 @@ class Scan:
 
     def _list_and_write(self, source: Source, indexed: Future[Mapping[str, Stamp]]) -> Diff:
         """Lists the source and writes what was added or changed; returns the diff, which knows what went."""
-        writer = BatchWriter(AutomaticFields(source, self._images(source)), self._index, *self._batch_rows,
-                             on_written=self._written)
+        writer = BatchWriter(
+            AutomaticFields(source, self._images(source)), self._index, *self._batch_rows, on_written=self._written
+        )
         diff: Diff | None = None
         listed: list[Page] = []
         seen = 0

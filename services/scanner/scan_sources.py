@@ -35,21 +35,30 @@ class Page:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, rows: slice) -> "Page":
-        return Page(self.paths[rows], self.sizes[rows], self.mtimes_ns[rows],
-                    *(None if column is None else column[rows] for column in self._optional()))
+    def __getitem__(self, rows: slice) -> Page:
+        return Page(
+            self.paths[rows],
+            self.sizes[rows],
+            self.mtimes_ns[rows],
+            *(None if column is None else column[rows] for column in self._optional()),
+        )
 
-    def take(self, rows: Sequence[int]) -> "Page":
+    def take(self, rows: Sequence[int]) -> Page:
         """The page of the given rows, in that order."""
-        return Page([self.paths[i] for i in rows], [self.sizes[i] for i in rows], [self.mtimes_ns[i] for i in rows],
-                    *(None if column is None else [column[i] for i in rows] for column in self._optional()))
+        return Page(
+            [self.paths[i] for i in rows],
+            [self.sizes[i] for i in rows],
+            [self.mtimes_ns[i] for i in rows],
+            *(None if column is None else [column[i] for i in rows] for column in self._optional()),
+        )
 
-    def extend(self, other: "Page") -> None:
+    def extend(self, other: Page) -> None:
         if self.etags is not None or other.etags is not None:
             self.etags = (self.etags or [None] * len(self)) + (other.etags or [None] * len(other))
         if self.content_types is not None or other.content_types is not None:
-            self.content_types = ((self.content_types or [None] * len(self))
-                                  + (other.content_types or [None] * len(other)))
+            self.content_types = (self.content_types or [None] * len(self)) + (
+                other.content_types or [None] * len(other)
+            )
         self.paths += other.paths
         self.sizes += other.sizes
         self.mtimes_ns += other.mtimes_ns
@@ -101,16 +110,23 @@ GIT = "git"
 def _local_source(uri: str, revision: str, repository_uri: str) -> Source:
     # Imported here because local_listing.py imports this module.
     from thresher.services.scanner.local_listing import LocalSource
+
     return LocalSource(local_path(uri))
 
 
 def _storage_source(uri: str, revision: str, repository_uri: str) -> Source:
     from thresher.services.scanner.storage_source import open_storage_source
+
     return open_storage_source(uri, revision, repository_uri)
 
 
-_FACTORIES: dict[str, SourceFactory] = {"": _local_source, "file": _local_source, "s3": _storage_source,
-                                        "gs": _storage_source, GIT: _storage_source}
+_FACTORIES: dict[str, SourceFactory] = {
+    "": _local_source,
+    "file": _local_source,
+    "s3": _storage_source,
+    "gs": _storage_source,
+    GIT: _storage_source,
+}
 
 
 def register_source(scheme: str, factory: SourceFactory) -> None:
@@ -136,8 +152,10 @@ def open_source(uri: str, revision: str = "", repository_uri: str = "") -> Sourc
     factory = _FACTORIES.get(scheme)
     if factory is None:
         known = ", ".join(sorted(f"{s}://" for s in _FACTORIES if s and s != GIT))
-        raise SourceError(f"{scheme}:// sources are not supported (supported: {known}, git+..., "
-                          "a path in the namespace's repository with a revision, and local paths)")
+        raise SourceError(
+            f"{scheme}:// sources are not supported (supported: {known}, git+..., "
+            "a path in the namespace's repository with a revision, and local paths)"
+        )
     return factory(uri, revision, repository_uri)
 
 
@@ -146,7 +164,9 @@ def local_path(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme.lower() == "file":
         if parts.netloc not in ("", "localhost"):
-            raise SourceError(f"{uri}: file:// URIs must name a local path (file:///abs/dir), not host {parts.netloc!r}")
+            raise SourceError(
+                f"{uri}: file:// URIs must name a local path (file:///abs/dir), not host {parts.netloc!r}"
+            )
         path = unquote(parts.path)
     else:
         path = uri

@@ -63,8 +63,9 @@ class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(generic_rpc_handlers)
 
-    def add_registered_method_handlers(self, service_name: str,
-                                       method_handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler]
+    ) -> None:
         self._server.add_registered_method_handlers(service_name, method_handlers)
 
     def add_insecure_port(self, address: str) -> int:
@@ -76,9 +77,13 @@ class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
         return port
 
 
-def create_server(settings: Settings | str, metadata_address: str | None = None,
-                  security: ServiceSecurity | None = None, *,
-                  remote_image_sizes: bool = True) -> tuple[ScannerServer, int]:
+def create_server(
+    settings: Settings | str,
+    metadata_address: str | None = None,
+    security: ServiceSecurity | None = None,
+    *,
+    remote_image_sizes: bool = True,
+) -> tuple[ScannerServer, int]:
     """Serves the scanner on ``settings.scanner_listen`` (``host:port``, port 0 for any), writing through
     the metadata service at ``settings.metadata_address``; returns the server and its port.
 
@@ -116,8 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: a flag for each setting the scanner reads (see ``--help``), and its own options."""
     parser = argparse.ArgumentParser(prog="thresher.services.scanner", description="Thresher scanner service")
     add_arguments(parser, "scanner")
-    parser.add_argument("--no-remote-image-sizes", dest="remote_image_sizes", action="store_false",
-                        help="do not read image headers from S3/GCS/git for width and height (faster first scans)")
+    parser.add_argument(
+        "--no-remote-image-sizes",
+        dest="remote_image_sizes",
+        action="store_false",
+        help="do not read image headers from S3/GCS/git for width and height (faster first scans)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 

@@ -10,7 +10,8 @@ import grpc
 
 from thresher.services.scanner.manager import ScanManager, ShuttingDown
 from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, MetadataError, MetadataUnavailable
-from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
+from thresher.v1 import scanner_service_pb2 as spb
+from thresher.v1 import scanner_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -24,7 +25,9 @@ class ScannerServicer(scanner_service_pb2_grpc.ScannerServiceServicer):
         progress, started = _answer(context, request.datasource_id, self._manager.start)
         return spb.StartScanResponse(scan=progress.to_proto(), started=started)
 
-    def GetScanStatus(self, request: spb.GetScanStatusRequest, context: grpc.ServicerContext) -> spb.GetScanStatusResponse:
+    def GetScanStatus(
+        self, request: spb.GetScanStatusRequest, context: grpc.ServicerContext
+    ) -> spb.GetScanStatusResponse:
         progress = _answer(context, request.datasource_id, self._manager.status)
         return spb.GetScanStatusResponse(scan=progress.to_proto())
 

@@ -17,11 +17,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
-from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 from thresher.core.storage import Entry, Storage, StorageError, StorageUnavailableError, for_datasource
 from thresher.core.storage.base import RangedReader
 from thresher.core.storage.gcs import GCSStorage
 from thresher.core.storage.s3 import S3Storage
+from thresher.services.scanner.scan_sources import Page, ScanCancelled, SourceError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer  # the buffer type io.RawIOBase.readinto takes; exists only for checkers
@@ -72,8 +72,10 @@ class StorageSource:
         if not listed and _is_prefix(self.storage):
             # On an object store a prefix is only a string: a mistyped one lists nothing, exactly as an
             # empty one does. Failing keeps the datapoints and says so, where READY would empty it.
-            raise SourceError(f"no objects under {self.storage.uri}: check the prefix (a scan that lists nothing "
-                              "under a bucket prefix fails rather than emptying the datasource)")
+            raise SourceError(
+                f"no objects under {self.storage.uri}: check the prefix (a scan that lists nothing "
+                "under a bucket prefix fails rather than emptying the datasource)"
+            )
 
     def open(self, path: str) -> BinaryIO:
         """The head of the object, read in ranges on demand (at most ``HEADER_LIMIT`` bytes)."""
@@ -87,9 +89,13 @@ def entry_page(entries: Sequence[Entry]) -> Page:
     """A page of listed storage entries, column by column."""
     # Entries of backends that record a content type carry it (a listing gives it for free on GCS).
     types = [getattr(entry, "content_type", None) for entry in entries]
-    return Page([entry.path for entry in entries], [entry.size for entry in entries],
-                [entry.mtime_ns for entry in entries], [entry.etag for entry in entries],
-                types if any(types) else None)
+    return Page(
+        [entry.path for entry in entries],
+        [entry.size for entry in entries],
+        [entry.mtime_ns for entry in entries],
+        [entry.etag for entry in entries],
+        types if any(types) else None,
+    )
 
 
 def _is_prefix(storage: Storage) -> bool:

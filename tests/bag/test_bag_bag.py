@@ -6,6 +6,7 @@ import struct
 
 import granular
 import pytest
+
 from thresher.bag import BagError, BagReader, BagWriter, ChecksumError, CorruptBagError, DatasetExistsError
 from thresher.core.bag.checksums import CRC32, XXH3
 

@@ -7,6 +7,7 @@ import struct
 import msgpack
 import numpy as np
 import pytest
+
 from thresher.bag import BagReader, BagWriter, ChecksumError, CorruptBagError, DatasetReader, DatasetWriter, encoders
 from thresher.core.bag import checksums
 from thresher.core.bag.refs import is_counting_run
@@ -44,8 +45,11 @@ def test_blocks_cover_the_bag_and_runs_read_back_exactly(tmp_path):
         sums = reader.checksums
         ends = np.cumsum([len(v) for v in values])
         # A block ends with the first record whose end reaches a new multiple of BLOCK_BYTES.
-        closing = [i + 1 for i in range(len(values))
-                   if ends[i] // checksums.BLOCK_BYTES > (ends[i - 1] if i else 0) // checksums.BLOCK_BYTES]
+        closing = [
+            i + 1
+            for i in range(len(values))
+            if ends[i] // checksums.BLOCK_BYTES > (ends[i - 1] if i else 0) // checksums.BLOCK_BYTES
+        ]
         assert sums.block_ends.tolist() == closing + ([len(values)] if closing[-1] != len(values) else [])
         rng = random.Random(2)
         for _ in range(300):
@@ -95,6 +99,7 @@ def test_a_sidecar_whose_blocks_do_not_cover_the_bag_is_corrupt(tmp_path):
 
 
 # -- references of runs ----------------------------------------------------------------------------
+
 
 def encoded_refs(bases: list[int], count: int) -> tuple[bytes, np.ndarray]:
     packed = [msgpack.packb([base + d for base in bases]) for d in range(count)]
@@ -153,6 +158,8 @@ def test_references_out_of_order_are_not_taken_for_a_run(tmp_path):
     order = [*range(10), 11, 10, *range(12, 50)]  # datapoints 10 and 11 swapped
     write(refs, [msgpack.packb([i, i]) for i in order])
     with DatasetReader(tmp_path / "d", None) as reader:
-        assert reader.read_blocks(0, 50, ["blob"]) == {"blob": None}  # not back to back: the caller reads point by point
+        assert reader.read_blocks(0, 50, ["blob"]) == {
+            "blob": None
+        }  # not back to back: the caller reads point by point
         assert reader.read_blocks(12, 50, ["blob"])["blob"] is not None
         assert reader[10]["blob"] == bytes([11]) * 10

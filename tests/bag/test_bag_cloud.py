@@ -15,8 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from thresher.bag import (BagReader, BagWriter, CorruptBagError, DatasetExistsError, DatasetReader, DatasetWriter,
-                          IncompleteDatasetError, ResumeError, ShardedDatasetReader, ShardedDatasetWriter, decoders, encoders)
+from thresher.bag import (
+    BagReader,
+    BagWriter,
+    CorruptBagError,
+    DatasetExistsError,
+    DatasetReader,
+    DatasetWriter,
+    IncompleteDatasetError,
+    ResumeError,
+    ShardedDatasetReader,
+    ShardedDatasetWriter,
+    decoders,
+    encoders,
+)
 from thresher.core.bag import files
 from thresher.core.bag.cloud import CloudStorage
 from thresher.core.bag.staging import Staging
@@ -110,8 +122,10 @@ def objects(uri: str) -> list[str]:
 def table_reads(log: list, reader: DatasetReader) -> dict[str, int]:
     """Per bag: reads that reached into its index table (everything past its records)."""
     ends = {bag.path.split("/", 3)[3]: bag.table.data_end for bag in reader_bags(reader)}
-    return {path: sum(1 for kind, p, _, end in log if kind == "read" and p == path and end > data_end)
-            for path, data_end in ends.items()}
+    return {
+        path: sum(1 for kind, p, _, end in log if kind == "read" and p == path and end > data_end)
+        for path, data_end in ends.items()
+    }
 
 
 def reader_bags(reader: DatasetReader) -> list[BagReader]:
@@ -319,4 +333,3 @@ def test_s3_requests_on_the_wire_match_the_storage_calls(s3_root, log):
             client.meta.events.unregister("before-send.s3", record)
     assert len(sent) == len(log) == len(BAGS) + 3
     assert all(method == "GET" and ranged for method, ranged in sent)
-

@@ -14,6 +14,7 @@ import granular
 import numpy as np
 import pytest
 from bag_samples import ANY_INTS, GRANULAR_SAFE_INTS, SCALAR_SPEC, SEQUENCE_SPEC, assert_same, datapoints
+
 from thresher.bag import CorruptBagError, DatasetReader, DatasetWriter, ShardedDatasetReader, decoders, encoders
 
 SPEC = {**SCALAR_SPEC, **SEQUENCE_SPEC}

@@ -15,6 +15,7 @@ import pytest
 from bag_samples import GRANULAR_SAFE_INTS, SCALAR_SPEC, SEQUENCE_SPEC, assert_same, datapoints
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from thresher.bag import BagError, DatasetReader, DatasetWriter, decoders, encoders
 
 # Hundreds of damaged copies per test: the search is the point. The single flips and cuts of test_bag_bag,

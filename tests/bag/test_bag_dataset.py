@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 from bag_samples import SCALAR_SPEC, SEQUENCE_SPEC, assert_same, datapoints
+
 from thresher.bag import (
     DatasetExistsError,
     DatasetReader,

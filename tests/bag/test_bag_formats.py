@@ -7,6 +7,7 @@ import msgpack
 import numpy as np
 import pytest
 from bag_samples import ANY_INTS, ARRAYS, assert_same
+
 from thresher.bag import DecodeError, EncodeError, decoders, encoders
 
 

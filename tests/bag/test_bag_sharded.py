@@ -9,6 +9,7 @@ import textwrap
 
 import granular
 import pytest
+
 from thresher.bag import (
     CorruptBagError,
     DatasetReader,

@@ -8,8 +8,19 @@ import os
 import struct
 
 import pytest
-from thresher.bag import (BagReader, BagWriter, DatasetReader, DatasetWriter, ShardedDatasetReader,
-                          ShardedDatasetWriter, UnsupportedLocationError, decoders, encoders, register_storage)
+
+from thresher.bag import (
+    BagReader,
+    BagWriter,
+    DatasetReader,
+    DatasetWriter,
+    ShardedDatasetReader,
+    ShardedDatasetWriter,
+    UnsupportedLocationError,
+    decoders,
+    encoders,
+    register_storage,
+)
 from thresher.core.bag import files, tables
 
 SPEC = {"a": "int", "b": "utf8", "seq": "utf8[]"}

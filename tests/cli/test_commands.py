@@ -19,8 +19,13 @@ import pytest
 from thresher import datasources
 from thresher.cli import main
 
-FILES = {"train/cat_1.png": b"a" * 10, "train/cat_2.png": b"b" * 300, "train/dog_1.png": b"c" * 200,
-         "test/cat_3.png": b"d" * 150, "test/bird_1.png": b"e" * 50}
+FILES = {
+    "train/cat_1.png": b"a" * 10,
+    "train/cat_2.png": b"b" * 300,
+    "train/dog_1.png": b"c" * 200,
+    "test/cat_3.png": b"d" * 150,
+    "test/bird_1.png": b"e" * 50,
+}
 LABELS = {"train/cat_1.png": "cat", "train/cat_2.png": "cat", "train/dog_1.png": "dog", "test/cat_3.png": "cat"}
 
 
@@ -32,16 +37,21 @@ def world(local_services, client, namespace, tmp_path):
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_bytes(content)
     ds = datasources.get_or_create(namespace, "images", folder, connection=client).wait_until_ready(
-        timeout=60, progress=False)
+        timeout=60, progress=False
+    )
     with ds.metadata_context() as ctx:
         for index, (path, label) in enumerate(sorted(LABELS.items())):
             ctx.update_metadata(path, {"label": label, "score": index / 10, "weird name": f"w{index}"})
     ds[ds["label"] == "cat"].save_dataset("cats")
-    addresses = ["--metadata-address", local_services.metadata_address,
-                 "--scanner-address", local_services.scanner_address,
-                 "--flight-address", local_services.flight_address]
-    return {"namespace": namespace, "name": f"{namespace}/images", "ds": ds, "addresses": addresses,
-            "folder": folder}
+    addresses = [
+        "--metadata-address",
+        local_services.metadata_address,
+        "--scanner-address",
+        local_services.scanner_address,
+        "--flight-address",
+        local_services.flight_address,
+    ]
+    return {"namespace": namespace, "name": f"{namespace}/images", "ds": ds, "addresses": addresses, "folder": folder}
 
 
 def run(world, *args: str, capsys) -> tuple[int, str, str]:
@@ -56,16 +66,31 @@ def rows_of_json(text: str) -> list[dict]:
 
 # ---- query -----------------------------------------------------------------------------------------
 
+
 def test_query_filters_with_the_expression_language(world, capsys):
-    code, out, err = run(world, "query", world["name"], 'label == "cat" and size > 100', "--format", "json",
-                         capsys=capsys)
+    code, out, err = run(
+        world, "query", world["name"], 'label == "cat" and size > 100', "--format", "json", capsys=capsys
+    )
     assert code == 0, err
     assert sorted(row["path"] for row in rows_of_json(out)) == ["test/cat_3.png", "train/cat_2.png"]
 
 
 def test_query_selects_orders_and_limits(world, capsys):
-    code, out, _ = run(world, "query", world["name"], "label is not null", "--select", "label,score",
-                       "--order", "score:desc", "--limit", "2", "-f", "csv", capsys=capsys)
+    code, out, _ = run(
+        world,
+        "query",
+        world["name"],
+        "label is not null",
+        "--select",
+        "label,score",
+        "--order",
+        "score:desc",
+        "--limit",
+        "2",
+        "-f",
+        "csv",
+        capsys=capsys,
+    )
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == ["path", "datapoint_id", "label", "score"]
@@ -75,15 +100,29 @@ def test_query_selects_orders_and_limits(world, capsys):
 
 
 def test_query_field_names_with_spaces_and_field_to_field_comparisons(world, capsys):
-    code, out, err = run(world, "query", world["name"], '`weird name` == "w0" or (score < size and label == "dog")',
-                         "-f", "json", capsys=capsys)
+    code, out, err = run(
+        world,
+        "query",
+        world["name"],
+        '`weird name` == "w0" or (score < size and label == "dog")',
+        "-f",
+        "json",
+        capsys=capsys,
+    )
     assert code == 0, err
     assert sorted(row["path"] for row in rows_of_json(out)) == ["test/cat_3.png", "train/dog_1.png"]
 
 
 def test_query_reads_strings_compared_with_datetime_fields_as_instants(world, capsys):
-    code, out, err = run(world, "query", world["name"], 'modified > "2000-01-01" and modified < datetime("2999-01-01")',
-                         "-f", "json", capsys=capsys)
+    code, out, err = run(
+        world,
+        "query",
+        world["name"],
+        'modified > "2000-01-01" and modified < datetime("2999-01-01")',
+        "-f",
+        "json",
+        capsys=capsys,
+    )
     assert code == 0, err
     assert len(rows_of_json(out)) == len(FILES)
     code, out, _ = run(world, "query", world["name"], 'modified < "2000-01-01T00:00:00Z"', "-f", "json", capsys=capsys)
@@ -107,17 +146,22 @@ def test_query_reads_a_saved_dataset_by_name_or_prefix(world, capsys):
 
 def test_query_writes_parquet_and_csv_files(world, capsys, tmp_path):
     target = tmp_path / "cats.parquet"
-    code, _, err = run(world, "query", world["name"], 'label == "cat"', "-f", "parquet", "-o", str(target),
-                       capsys=capsys)
+    code, _, err = run(
+        world, "query", world["name"], 'label == "cat"', "-f", "parquet", "-o", str(target), capsys=capsys
+    )
     assert code == 0, err
     assert sorted(pq.read_table(target).column("path").to_pylist()) == [
-        "test/cat_3.png", "train/cat_1.png", "train/cat_2.png"]
+        "test/cat_3.png",
+        "train/cat_1.png",
+        "train/cat_2.png",
+    ]
     target = tmp_path / "all.csv"
     assert run(world, "query", world["name"], "-f", "csv", "-o", str(target), capsys=capsys)[0] == 0
     assert len(list(csv.DictReader(target.open()))) == len(FILES)
 
 
 # ---- sql, ls, scan, export, download ---------------------------------------------------------------
+
 
 def test_sql_goes_through_flight_sql(world, capsys):
     statement = f'SELECT label, count(*) AS n FROM "{world["namespace"]}".images GROUP BY label ORDER BY label'
@@ -153,8 +197,9 @@ def test_scan_rescans_and_creates_with_source(world, capsys, tmp_path):
 
 
 def test_download_fetches_the_matching_files(world, capsys, tmp_path):
-    code, out, err = run(world, "download", world["name"], str(tmp_path / "out"), 'label == "dog"', "--flat",
-                         capsys=capsys)
+    code, out, err = run(
+        world, "download", world["name"], str(tmp_path / "out"), 'label == "dog"', "--flat", capsys=capsys
+    )
     assert code == 0, err
     assert (tmp_path / "out" / "train" / "dog_1.png").read_bytes() == FILES["train/dog_1.png"]
     assert not (tmp_path / "out" / "train" / "cat_1.png").exists()
@@ -164,8 +209,9 @@ def test_export_writes_a_bag_dataset(world, capsys, tmp_path):
     from thresher import ShardedDatasetReader, decoders
 
     target = tmp_path / "bag"
-    code, out, err = run(world, "export", world["name"], str(target), 'label == "cat"', "-c", "label",
-                         "--shardlen", "2", capsys=capsys)
+    code, out, err = run(
+        world, "export", world["name"], str(target), 'label == "cat"', "-c", "label", "--shardlen", "2", capsys=capsys
+    )
     assert code == 0, err
     assert "exported 3 datapoints in 2 shards" in out
     reader = ShardedDatasetReader(str(target), decoders)
@@ -193,20 +239,45 @@ def test_status_reports_each_service(world, capsys):
     assert code == 0
     assert out.count("up") >= 3
     port = _closed_port()
-    code = main(["--metadata-address", f"127.0.0.1:{port}", "--scanner-address", f"127.0.0.1:{port}",
-                 "--flight-address", f"127.0.0.1:{port}", "status", "--timeout", "0.5"])
+    code = main(
+        [
+            "--metadata-address",
+            f"127.0.0.1:{port}",
+            "--scanner-address",
+            f"127.0.0.1:{port}",
+            "--flight-address",
+            f"127.0.0.1:{port}",
+            "status",
+            "--timeout",
+            "0.5",
+        ]
+    )
     assert code == 1
     assert "not answering" in capsys.readouterr().out
 
 
 def test_every_command_has_help(capsys):
-    for command in (["up"], ["demo"], ["status"], ["ls"], ["scan"], ["query"], ["sql"], ["export"], ["download"],
-                    ["token"], ["token", "create"], ["config"], []):
+    for command in (
+        ["up"],
+        ["demo"],
+        ["status"],
+        ["ls"],
+        ["scan"],
+        ["query"],
+        ["sql"],
+        ["export"],
+        ["download"],
+        ["token"],
+        ["token", "create"],
+        ["config"],
+        [],
+    ):
         assert main([*command, "--help"]) == 0
         assert "Usage: thresher" in capsys.readouterr().out
 
 
 # ---- user errors: status 2 and one line --------------------------------------------------------------
+
 
 def _closed_port() -> int:
     with socket.socket() as probe:
@@ -214,23 +285,26 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["query"], "Missing argument 'NAME'"),
-    (["nonsense"], "No such command 'nonsense'"),
-    (["query", "{name}", "--limit", "-1"], "Invalid value for '--limit'"),
-    (["query", "team/x"], "is not OWNER/NAMESPACE/NAME"),
-    (["query", "{namespace}/nothing"], "no datasource or saved dataset named 'nothing'"),
-    (["query", "{name}", "size >"], "column 7: expected a field or a value"),
-    (["query", "{name}", "colour == 1"], "no field 'colour'"),
-    (["query", "{name}", 'size == "big"'], "field 'size' has type int; got string"),
-    (["query", "{name}", "--order", "size:up"], "the direction after ':' is asc or desc"),
-    (["query", "{name}", "--order", "nope"], "no field 'nope'"),
-    (["query", "{name}", "-f", "parquet"], "--format parquet needs --output FILE"),
-    (["query", "{name}", "-f", "csv", "-o", "/nonexistent/dir/out.csv"], "No such file or directory"),
-    (["sql", "SELECT nope FROM nowhere"], "nowhere"),
-    (["scan", "{namespace}/missing", "--source", "/nonexistent/folder"], "failed"),
-    (["token", "create", "--subject", "a b"], "may not be empty or hold spaces"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["query"], "Missing argument 'NAME'"),
+        (["nonsense"], "No such command 'nonsense'"),
+        (["query", "{name}", "--limit", "-1"], "Invalid value for '--limit'"),
+        (["query", "team/x"], "is not OWNER/NAMESPACE/NAME"),
+        (["query", "{namespace}/nothing"], "no datasource or saved dataset named 'nothing'"),
+        (["query", "{name}", "size >"], "column 7: expected a field or a value"),
+        (["query", "{name}", "colour == 1"], "no field 'colour'"),
+        (["query", "{name}", 'size == "big"'], "field 'size' has type int; got string"),
+        (["query", "{name}", "--order", "size:up"], "the direction after ':' is asc or desc"),
+        (["query", "{name}", "--order", "nope"], "no field 'nope'"),
+        (["query", "{name}", "-f", "parquet"], "--format parquet needs --output FILE"),
+        (["query", "{name}", "-f", "csv", "-o", "/nonexistent/dir/out.csv"], "No such file or directory"),
+        (["sql", "SELECT nope FROM nowhere"], "nowhere"),
+        (["scan", "{namespace}/missing", "--source", "/nonexistent/folder"], "failed"),
+        (["token", "create", "--subject", "a b"], "may not be empty or hold spaces"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(world, capsys, args, expected):
     args = [a.format(name=world["name"], namespace=world["namespace"]) for a in args]
     code, out, err = run(world, *args, capsys=capsys)
@@ -253,9 +327,21 @@ def test_unreachable_services_are_one_line_too(capsys):
 
 def test_the_script_exits_2_with_one_line_and_no_traceback(tmp_path):
     port = _closed_port()
-    process = subprocess.run([sys.executable, "-m", "thresher.cli", "--metadata-address", f"127.0.0.1:{port}",
-                              "query", "team/pets/images", "label == 1"], capture_output=True, text=True,
-                             timeout=120)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thresher.cli",
+            "--metadata-address",
+            f"127.0.0.1:{port}",
+            "query",
+            "team/pets/images",
+            "label == 1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert process.returncode == 2
     assert len(process.stderr.strip().splitlines()) == 1, process.stderr
     assert process.stderr.startswith("error: ")

@@ -15,15 +15,19 @@ import pyarrow.flight as flight
 
 from thresher.connection import Connection
 from thresher.core.types import FieldType
-from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as ms, metadata_service_pb2_grpc,
-                         scanner_service_pb2, scanner_service_pb2_grpc)
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc, scanner_service_pb2, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as ms
 
 
 def datasource_proto(fields: dict[str, FieldType], id: int = 7) -> common_pb2.Datasource:
     return common_pb2.Datasource(
-        id=id, namespace="alice/repo", name="images", source_uri="file:///data/images",
+        id=id,
+        namespace="alice/repo",
+        name="images",
+        source_uri="file:///data/images",
         scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY),
-        fields=[common_pb2.Field(name=name, type=kind.proto) for name, kind in fields.items()])
+        fields=[common_pb2.Field(name=name, type=kind.proto) for name, kind in fields.items()],
+    )
 
 
 class _Recorder:
@@ -104,7 +108,8 @@ class FakeScanner(scanner_service_pb2_grpc.ScannerServiceServicer, _Recorder):
     def StartScan(self, request, context):
         self.record("StartScan", request, context)
         return scanner_service_pb2.StartScanResponse(
-            scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING), started=True)
+            scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING), started=True
+        )
 
 
 class FakeFlight(flight.FlightServerBase):
@@ -160,6 +165,7 @@ class FakeServices:
 
     def datasource(self):
         from thresher.datasource import Datasource
+
         proto = common_pb2.Datasource()
         proto.CopyFrom(self.metadata.datasource)  # the client must not share the server's object
         return Datasource(self.connection, proto)

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.downloads.conftest import conn, s3_source  # noqa: F401 - fixtures
-from thresher.interchange import rebatch
 from thresher.core.types import DATAPOINT_ID_COLUMN, PATH_COLUMN
+from thresher.interchange import rebatch
 
 # The interop extras (hf, polars) are not in the lowest-versions run of the client tests.
 datasets = pytest.importorskip("datasets")
@@ -41,7 +41,9 @@ def test_a_result_is_an_arrow_stream_that_every_tool_reads_without_a_copy(ds):
     table = pa.table(result)
     assert table.column_names == [PATH_COLUMN, DATAPOINT_ID_COLUMN, "label", "rank"]
     # The very buffers of the result's table: pyarrow read the stream without copying.
-    assert table.column("rank").chunk(0).buffers()[1].address == result.arrow.column("rank").chunk(0).buffers()[1].address
+    assert (
+        table.column("rank").chunk(0).buffers()[1].address == result.arrow.column("rank").chunk(0).buffers()[1].address
+    )
     assert result.to_arrow() is result.arrow
     assert pl.DataFrame(result)["rank"].to_list() == list(range(6))
     assert result.to_polars().columns == table.column_names
@@ -49,8 +51,10 @@ def test_a_result_is_an_arrow_stream_that_every_tool_reads_without_a_copy(ds):
         assert pd.DataFrame.from_arrow(result)["label"].tolist() == ["cat", "dog"] * 3
     assert result.to_pandas()["rank"].tolist() == list(range(6))
     r = result  # noqa: F841 - DuckDB's replacement scan finds the variable by name
-    assert duckdb.sql("select label, count(*) from r group by label order by label").fetchall() == [("cat", 3),
-                                                                                                    ("dog", 3)]
+    assert duckdb.sql("select label, count(*) from r group by label order by label").fetchall() == [
+        ("cat", 3),
+        ("dog", 3),
+    ]
 
 
 def test_a_view_runs_its_query_when_read(ds):

@@ -5,8 +5,8 @@ import pathlib
 import pytest
 
 from thresher import datasources
-from thresher.datasources import source_uri
 from thresher.core.errors import InvalidArgumentError
+from thresher.datasources import source_uri
 from thresher.v1 import common_pb2
 
 

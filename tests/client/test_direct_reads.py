@@ -14,13 +14,14 @@ import pyarrow as pa
 import pytest
 
 from thresher.connection import Connection
-from thresher.datasource import Datasource
 from thresher.core.errors import NotFoundError, QueryError
-from thresher.services.flight.server import create_server as create_flight_server
 from thresher.core.transport import open_channel
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.datasource import Datasource
+from thresher.services.flight.server import create_server as create_flight_server
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PATHS = [f"img/{i:03d}.png" for i in range(40)]
 
 
@@ -31,10 +32,18 @@ def services(metadata_server):
     flight, flight_port = create_flight_server("127.0.0.1:0", address)
     direct = Connection(address, f"127.0.0.1:{flight_port}", address)
     via_flight = Connection(address, f"127.0.0.1:{flight_port}", address, direct_read_rows=0)
-    record = direct.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
-        namespace="direct/reads", name=f"reads-{id(metadata_server)}", source_uri="file:///nowhere"))
-    direct.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
-        datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)))
+    record = direct.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(
+            namespace="direct/reads", name=f"reads-{id(metadata_server)}", source_uri="file:///nowhere"
+        ),
+    )
+    direct.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(
+            datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+        ),
+    )
     ds = Datasource(direct, record.datasource)
     with ds.metadata_context(create_missing=True) as ctx:
         for i, path in enumerate(PATHS):
@@ -73,8 +82,10 @@ def test_filtered_limited_query_is_the_same_both_ways(services):
 
 def test_as_of_is_the_same_both_ways(services):
     direct, via_flight, first_written = services
-    same(direct.as_of(first_written).order_by("n").head(50).arrow,
-         via_flight.as_of(first_written).order_by("n").head(50).arrow)
+    same(
+        direct.as_of(first_written).order_by("n").head(50).arrow,
+        via_flight.as_of(first_written).order_by("n").head(50).arrow,
+    )
     then = direct.as_of(first_written).get_datapoint(PATHS[0])
     assert then["label"] == "dog" and then.get("extra") is None
     assert direct.get_datapoint(PATHS[0])["label"] == "bird"
@@ -130,6 +141,7 @@ def test_a_result_past_the_bound_falls_back_to_flight(services):
 def test_read_query_refuses_bad_bounds_and_unknown_datasources(metadata_server):
     channel = open_channel(metadata_server[0])
     from thresher.v1 import metadata_service_pb2_grpc
+
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     with pytest.raises(grpc.RpcError) as refused:
         stub.ReadQuery(ms.ReadQueryRequest(query=common_pb2.Query(datasource_id=1), max_rows=-1))
@@ -145,8 +157,7 @@ def test_the_path_index_exists_on_both_engines(metadata_server, services):
     direct, _ = both(services)
     with store.dialect.read() as session:
         if store.dialect.name == "duckdb":
-            found = session.rows("SELECT index_name FROM duckdb_indexes() WHERE table_name = $1",
-                                 [f"cur_{direct.id}"])
+            found = session.rows("SELECT index_name FROM duckdb_indexes() WHERE table_name = $1", [f"cur_{direct.id}"])
         else:
             found = session.rows("SELECT indexname FROM pg_indexes WHERE tablename = $1", [f"cur_{direct.id}"])
     assert (f"cur_{direct.id}_by_path",) in found
@@ -195,9 +206,20 @@ def test_a_forked_child_opens_its_own_channel(services):
     # In a process of its own: this one runs the services, and a process serving gRPC cannot fork safely.
     direct, _ = both(services)
     connection = direct.connection
-    run = subprocess.run([sys.executable, "-c", FORKING_CLIENT, connection.metadata_address, connection.flight_address,
-                          direct._shared.proto.SerializeToString().hex(), PATHS[3]],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FORKING_CLIENT,
+            connection.metadata_address,
+            connection.flight_address,
+            direct._shared.proto.SerializeToString().hex(),
+            PATHS[3],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "child 0"
 
@@ -205,10 +227,18 @@ def test_a_forked_child_opens_its_own_channel(services):
 def test_every_field_type_reads_the_same_both_ways(services):
     # Flat types come back from DuckDB as Python values on the direct path; vectors through Arrow.
     direct, via_flight, _ = services
-    record = direct.connection.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
-        namespace="direct/reads", name=f"types-{id(services)}", source_uri="file:///nowhere"))
-    direct.connection.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
-        datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)))
+    record = direct.connection.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(
+            namespace="direct/reads", name=f"types-{id(services)}", source_uri="file:///nowhere"
+        ),
+    )
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(
+            datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+        ),
+    )
     typed, typed_via_flight = (Datasource(ds.connection, record.datasource) for ds in (direct, via_flight))
     when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     with typed.metadata_context(create_missing=True) as ctx:
@@ -216,8 +246,11 @@ def test_every_field_type_reads_the_same_both_ways(services):
         ctx.update_metadata("b.png", {"i": 3, "s": "ünïcode"})
         ctx.update_metadata("c.png", {"b": False, "t": when + dt.timedelta(days=400)})
     typed.upload_vectors("v", ["a.png", "c.png"], [[0.5, -1.25], [3.0, 0.0]])
-    for view in (lambda ds: ds.order_by("path").head(3), lambda ds: ds.get_datapoints(["c.png", "a.png", "b.png"]),
-                 lambda ds: ds.select("t", "b").order_by("path").head(2)):
+    for view in (
+        lambda ds: ds.order_by("path").head(3),
+        lambda ds: ds.get_datapoints(["c.png", "a.png", "b.png"]),
+        lambda ds: ds.select("t", "b").order_by("path").head(2),
+    ):
         same(view(typed).arrow, view(typed_via_flight).arrow)
     for path in ("a.png", "b.png", "c.png"):
         assert typed.get_datapoint(path) == typed_via_flight.get_datapoint(path)

@@ -7,9 +7,15 @@ import pytest
 
 import thresher
 from thresher import datasets, datasources
-from thresher.core.errors import (AlreadyExistsError, InvalidArgumentError, NotFoundError, ScanFailedError,
-                                  ScanInProgressWarning)
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.core.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    ScanFailedError,
+    ScanInProgressWarning,
+)
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 FILES = {"a.png": b"a", "b.png": b"bb", "sub/c.txt": b"ccc"}
 
@@ -74,10 +80,15 @@ def test_wait_until_ready_shows_progress(make_datasource, capsys):
 
 def test_a_query_while_scanning_warns_and_returns_what_is_indexed(client, namespace):
     # Created without starting a scan, then marked as scanning, as the scanner does.
-    proto = client.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
-        namespace=namespace, name="busy", source_uri="file:///nowhere")).datasource
-    client.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
-        datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING, files_seen=1)))
+    proto = client.call_metadata(
+        "CreateDatasource", ms.CreateDatasourceRequest(namespace=namespace, name="busy", source_uri="file:///nowhere")
+    ).datasource
+    client.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(
+            datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING, files_seen=1)
+        ),
+    )
     ds = datasources.get_datasource(id=proto.id, connection=client)
     with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("seen.png", {"n": 1})
@@ -86,8 +97,12 @@ def test_a_query_while_scanning_warns_and_returns_what_is_indexed(client, namesp
     assert result.paths == ["seen.png"] and result.scan_state == "scanning"
     with pytest.warns(ScanInProgressWarning):
         ds.head(1)
-    client.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
-        datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)))
+    client.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(
+            datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+        ),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds.all()
@@ -125,8 +140,9 @@ def test_module_functions_use_the_default_connection(local_services, monkeypatch
     connection = thresher.default_connection()
     assert connection.metadata_address == local_services.metadata_address
     assert thresher.get_datasource(namespace, "ds").connection is connection
-    explicit = thresher.connect(local_services.metadata_address, local_services.flight_address,
-                                local_services.scanner_address)
+    explicit = thresher.connect(
+        local_services.metadata_address, local_services.flight_address, local_services.scanner_address
+    )
     assert thresher.default_connection() is explicit
     ds.save_dataset("via-default")
     assert thresher.get_dataset(namespace, "via-default").dataset_name == "via-default"
@@ -139,4 +155,5 @@ def test_download_urls_point_at_the_files(make_datasource):
     point = ds.get_datapoint("dir with space/x.png")
     assert point.download_url.startswith("file:///")
     from urllib.parse import unquote
-    assert pathlib.Path(unquote(point.download_url[len("file://"):])).read_bytes() == b"x"
+
+    assert pathlib.Path(unquote(point.download_url[len("file://") :])).read_bytes() == b"x"

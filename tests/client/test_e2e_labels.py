@@ -27,16 +27,24 @@ def test_metadata_context_writes_labels_and_results_give_them_back(ds):
     result = ds.all()
     assert result["a.png"]["gt"] == gt and result["b.png"]["gt"] == L.Detections([])
     assert result["c.png"]["gt"] is None
-    assert dict(zip(result.paths, result.labels("cls"))) == {"a.png": L.Classification("street"), "b.png": None, "c.png": None}
+    assert dict(zip(result.paths, result.labels("cls"))) == {
+        "a.png": L.Classification("street"),
+        "b.png": None,
+        "c.png": None,
+    }
     with pytest.raises(FieldTypeMismatchError, match="annotation:detections"):
         with ds.metadata_context() as ctx:
             ctx.update_metadata("c.png", {"gt": L.Classification("car")})
 
 
 def test_dataframe_upload_of_label_objects(ds):
-    frame = pd.DataFrame({"path": ["a.png", "b.png"],
-                          "gt": [L.Detections([CAR]), None],
-                          "kp": [L.Keypoints([L.Keypoint("nose", ((0.5, 0.5),))]), None]})
+    frame = pd.DataFrame(
+        {
+            "path": ["a.png", "b.png"],
+            "gt": [L.Detections([CAR]), None],
+            "kp": [L.Keypoints([L.Keypoint("nose", ((0.5, 0.5),))]), None],
+        }
+    )
     ds.upload_metadata_from_dataframe(frame, path_column="path")
     result = ds.all()
     assert dict(zip(result.paths, result.labels("gt"))) == {"a.png": L.Detections([CAR]), "b.png": None, "c.png": None}
@@ -44,8 +52,12 @@ def test_dataframe_upload_of_label_objects(ds):
 
 
 def test_a_bad_box_rejects_the_upload_naming_the_datapoint(ds):
-    frame = pd.DataFrame({"path": ["a.png", "b.png"],
-                          "gt": [L.Detections([CAR]), L.Detections([L.Detection("car", (0.8, 0.8, 0.5, 0.1))])]})
+    frame = pd.DataFrame(
+        {
+            "path": ["a.png", "b.png"],
+            "gt": [L.Detections([CAR]), L.Detections([L.Detection("car", (0.8, 0.8, 0.5, 0.1))])],
+        }
+    )
     with pytest.raises(InvalidArgumentError, match="'b.png'.*inside the image"):
         ds.upload_metadata_from_dataframe(frame, path_column="path")
     assert "gt" not in ds.fields
@@ -56,7 +68,7 @@ def test_object_queries_from_the_client_saved_and_as_of(ds):
         ctx.update_metadata("a.png", {"gt": L.Detections([CAR] * 3), "split": "train"})
         ctx.update_metadata("b.png", {"gt": L.Detections([L.Detection("person", (0, 0, 1, 1), 0.4)]), "split": "val"})
         ctx.update_metadata("c.png", {"gt": L.Detections([]), "split": "train"})
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     with ds.metadata_context() as ctx:
         ctx.update_metadata("c.png", {"gt": L.Detections([CAR])})
     assert sorted(ds[ds["gt"].labels.contains("car")].all().paths) == ["a.png", "c.png"]

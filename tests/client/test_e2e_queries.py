@@ -11,7 +11,7 @@ from thresher import datasources
 from thresher.core.errors import FieldTypeMismatchError, NotFoundError, QueryError, UnknownFieldError
 from thresher.core.types import FieldType
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def day(n: int) -> dt.datetime:
@@ -52,9 +52,11 @@ def paths(view) -> set[str]:
 
 def where(predicate) -> set[str]:
     """The rows where ``predicate`` holds; a predicate sees None for a missing value."""
+
     class Row(dict):
         def __missing__(self, key):
             return None
+
     return {path for path, values in ROWS.items() if predicate(Row(values))}
 
 
@@ -75,8 +77,11 @@ CASES = [
     ("bool", lambda d: d["flag"] == True, lambda r: r["flag"] is True),  # noqa: E712
     ("bool ne", lambda d: d["flag"] != True, lambda r: r["flag"] is False),  # noqa: E712
     ("datetime", lambda d: d["when"] >= day(5), lambda r: has(r["when"]) and r["when"] >= day(5)),
-    ("naive datetime is UTC", lambda d: d["when"] < dt.datetime(2024, 1, 3),
-     lambda r: has(r["when"]) and r["when"] < day(3)),
+    (
+        "naive datetime is UTC",
+        lambda d: d["when"] < dt.datetime(2024, 1, 3),
+        lambda r: has(r["when"]) and r["when"] < day(3),
+    ),
     ("isin", lambda d: d["label"].isin(["cat", "bird"]), lambda r: r["label"] in ("cat", "bird")),
     ("isin ints", lambda d: d["n"].isin([1, 5, 99]), lambda r: r["n"] in (1, 5)),
     ("isin empty", lambda d: d["n"].isin([]), lambda r: False),
@@ -86,16 +91,32 @@ CASES = [
     ("is_null", lambda d: d["score"].is_null(), lambda r: r["score"] is None),
     ("is_not_null", lambda d: d["label"].is_not_null(), lambda r: r["label"] is not None),
     ("field < field", lambda d: d["low"] < d["n"], lambda r: has(r["low"]) and has(r["n"]) and r["low"] < r["n"]),
-    ("int field vs float field", lambda d: d["n"] >= d["score"],
-     lambda r: has(r["n"]) and has(r["score"]) and r["n"] >= r["score"]),
-    ("and", lambda d: (d["label"] == "cat") & (d["flag"] == True),  # noqa: E712
-     lambda r: r["label"] == "cat" and r["flag"] is True),
-    ("or", lambda d: (d["n"] < 1) | (d["score"] > 6), lambda r: (has(r["n"]) and r["n"] < 1) or (has(r["score"]) and r["score"] > 6)),
+    (
+        "int field vs float field",
+        lambda d: d["n"] >= d["score"],
+        lambda r: has(r["n"]) and has(r["score"]) and r["n"] >= r["score"],
+    ),
+    (
+        "and",
+        lambda d: (d["label"] == "cat") & (d["flag"] == True),  # noqa: E712
+        lambda r: r["label"] == "cat" and r["flag"] is True,
+    ),
+    (
+        "or",
+        lambda d: (d["n"] < 1) | (d["score"] > 6),
+        lambda r: (has(r["n"]) and r["n"] < 1) or (has(r["score"]) and r["score"] > 6),
+    ),
     ("not is two-valued", lambda d: ~(d["n"] > 2), lambda r: not (has(r["n"]) and r["n"] > 2)),
-    ("not of and", lambda d: ~((d["n"] > 1) & d["label"].startswith("c")),
-     lambda r: not (has(r["n"]) and r["n"] > 1 and has(r["label"]) and r["label"].startswith("c"))),
-    ("nested", lambda d: ((d["n"] < 2) | (d["n"] > 4)) & ~d["flag"].is_null(),
-     lambda r: has(r["n"]) and (r["n"] < 2 or r["n"] > 4) and r["flag"] is not None),
+    (
+        "not of and",
+        lambda d: ~((d["n"] > 1) & d["label"].startswith("c")),
+        lambda r: not (has(r["n"]) and r["n"] > 1 and has(r["label"]) and r["label"].startswith("c")),
+    ),
+    (
+        "nested",
+        lambda d: ((d["n"] < 2) | (d["n"] > 4)) & ~d["flag"].is_null(),
+        lambda r: has(r["n"]) and (r["n"] < 2 or r["n"] > 4) and r["flag"] is not None,
+    ),
 ]
 
 
@@ -144,7 +165,7 @@ def test_result_objects(ds):
     assert result["a3.png"]["flag"] is None
     assert [dp.path for dp in result] == sorted(ROWS)
     url = first.download_url
-    assert url.startswith("file:///") and os.path.exists(url[len("file://"):])
+    assert url.startswith("file:///") and os.path.exists(url[len("file://") :])
     assert result.arrow.schema.field("n").metadata[b"thresher.type"] == b"int"
     assert {dp.datapoint_id for dp in result.entries} == set(frame["datapoint_id"])
 
@@ -159,8 +180,13 @@ def test_get_datapoint(ds):
 def test_fields_are_the_schema(ds):
     fields = ds.fields
     assert {name: fields[name] for name in ("label", "n", "score", "flag", "when", "low")} == {
-        "label": FieldType.STRING, "n": FieldType.INT, "score": FieldType.FLOAT, "flag": FieldType.BOOL,
-        "when": FieldType.DATETIME, "low": FieldType.INT}
+        "label": FieldType.STRING,
+        "n": FieldType.INT,
+        "score": FieldType.FLOAT,
+        "flag": FieldType.BOOL,
+        "when": FieldType.DATETIME,
+        "low": FieldType.INT,
+    }
 
 
 def test_misuse_fails_in_the_client(ds):

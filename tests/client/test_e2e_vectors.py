@@ -106,8 +106,8 @@ def test_nearest_by_path_and_misuse(embedded):
 def test_find_duplicates_groups_near_copies_and_works_as_a_filter(ds):
     rng = np.random.default_rng(5)
     base = rng.normal(size=(len(PATHS), 8))
-    base[3] = base[0] * 2.0            # same direction: cosine distance 0
-    base[7] = base[0] + 1e-4           # nearly the same
+    base[3] = base[0] * 2.0  # same direction: cosine distance 0
+    base[7] = base[0] + 1e-4  # nearly the same
     base[11] = base[12] + 1e-4
     ds.upload_vectors("emb", PATHS, base)
     groups = ds.find_duplicates("emb", threshold=1e-3)

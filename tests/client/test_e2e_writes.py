@@ -11,7 +11,7 @@ from thresher import datasources
 from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError, UnknownFieldError
 from thresher.core.types import FieldType
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FILES = {"a.png": b"a", "b.png": b"bb", "c/d.png": b"ccc"}
 
 
@@ -71,7 +71,9 @@ def test_a_request_the_service_rejects_writes_nothing(ds, client):
 def test_wrong_types_fail_in_the_client(ds):
     with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("a.png", {"n": 1, "flag": True})
-    with pytest.raises(FieldTypeMismatchError, match=r"field 'n' has type int; got float value 1.5 \(not an integral number\)"):
+    with pytest.raises(
+        FieldTypeMismatchError, match=r"field 'n' has type int; got float value 1.5 \(not an integral number\)"
+    ):
         with ds.metadata_context(create_missing=True) as ctx:
             ctx.update_metadata("a.png", {"n": 1.5})
     with pytest.raises(FieldTypeMismatchError, match="field 'flag' has type bool; got int"):
@@ -83,36 +85,49 @@ def test_wrong_types_fail_in_the_client(ds):
 
 
 def every_dtype_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "path": ["a.png", "b.png", "c/d.png"],
-        "i64": [1, 2, 3],
-        "i8": np.array([1, -2, 3], dtype="int8"),
-        "u16": np.array([1, 2, 65535], dtype="uint16"),
-        "nullable_int": pd.array([1, None, 3], dtype="Int64"),
-        "f64": [0.5, np.nan, 2.5],
-        "f32": np.array([1.5, 2.5, np.nan], dtype="float32"),
-        "nullable_float": pd.array([1.25, None, 2.0], dtype="Float64"),
-        "b": [True, False, True],
-        "nullable_bool": pd.array([True, None, False], dtype="boolean"),
-        "s": ["x", "y", None],
-        "object_str": pd.Series(["x", None, "z"], dtype=object),
-        "cat": pd.Categorical(["u", "v", "u"]),
-        "ts": pd.to_datetime(["2024-01-01 12:00", "2024-01-02 00:00", None]),
-        "tz": pd.to_datetime(["2024-01-01 13:00", None, None]).tz_localize("Europe/Paris"),
-        "date": [dt.date(2024, 1, 1), None, dt.date(2024, 1, 3)],
-        "dec": [decimal.Decimal("1.5"), None, decimal.Decimal("2")],
-        "all_missing": [None, None, None],
-    })
+    return pd.DataFrame(
+        {
+            "path": ["a.png", "b.png", "c/d.png"],
+            "i64": [1, 2, 3],
+            "i8": np.array([1, -2, 3], dtype="int8"),
+            "u16": np.array([1, 2, 65535], dtype="uint16"),
+            "nullable_int": pd.array([1, None, 3], dtype="Int64"),
+            "f64": [0.5, np.nan, 2.5],
+            "f32": np.array([1.5, 2.5, np.nan], dtype="float32"),
+            "nullable_float": pd.array([1.25, None, 2.0], dtype="Float64"),
+            "b": [True, False, True],
+            "nullable_bool": pd.array([True, None, False], dtype="boolean"),
+            "s": ["x", "y", None],
+            "object_str": pd.Series(["x", None, "z"], dtype=object),
+            "cat": pd.Categorical(["u", "v", "u"]),
+            "ts": pd.to_datetime(["2024-01-01 12:00", "2024-01-02 00:00", None]),
+            "tz": pd.to_datetime(["2024-01-01 13:00", None, None]).tz_localize("Europe/Paris"),
+            "date": [dt.date(2024, 1, 1), None, dt.date(2024, 1, 3)],
+            "dec": [decimal.Decimal("1.5"), None, decimal.Decimal("2")],
+            "all_missing": [None, None, None],
+        }
+    )
 
 
 def test_upload_every_pandas_dtype_and_read_it_back(ds):
     ds.upload_metadata_from_dataframe(every_dtype_frame(), create_missing=True)
     fields = ds.fields
     expected_types = {
-        "i64": FieldType.INT, "i8": FieldType.INT, "u16": FieldType.INT, "nullable_int": FieldType.INT,
-        "f64": FieldType.FLOAT, "f32": FieldType.FLOAT, "nullable_float": FieldType.FLOAT, "b": FieldType.BOOL,
-        "nullable_bool": FieldType.BOOL, "s": FieldType.STRING, "object_str": FieldType.STRING,
-        "cat": FieldType.STRING, "ts": FieldType.DATETIME, "tz": FieldType.DATETIME, "date": FieldType.DATETIME,
+        "i64": FieldType.INT,
+        "i8": FieldType.INT,
+        "u16": FieldType.INT,
+        "nullable_int": FieldType.INT,
+        "f64": FieldType.FLOAT,
+        "f32": FieldType.FLOAT,
+        "nullable_float": FieldType.FLOAT,
+        "b": FieldType.BOOL,
+        "nullable_bool": FieldType.BOOL,
+        "s": FieldType.STRING,
+        "object_str": FieldType.STRING,
+        "cat": FieldType.STRING,
+        "ts": FieldType.DATETIME,
+        "tz": FieldType.DATETIME,
+        "date": FieldType.DATETIME,
         "dec": FieldType.FLOAT,
     }
     assert {name: fields.get(name) for name in expected_types} == expected_types
@@ -139,7 +154,9 @@ def test_upload_path_column_by_name_or_index_and_new_paths(ds):
 
 def test_upload_missing_values_leave_fields_alone_and_results_round_trip(ds):
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [1, 2]}), create_missing=True)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "n": [np.nan, 5.0]}), create_missing=True)
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": ["a.png", "b.png"], "n": [np.nan, 5.0]}), create_missing=True
+    )
     assert values(ds, "n") == {"a.png": 1, "b.png": 5, "c/d.png": None}
     frame = ds.select("n").all().dataframe  # carries datapoint_id, which is not a field
     frame["n"] = frame["n"].fillna(0) * 10
@@ -157,10 +174,14 @@ def test_upload_rejected_by_the_service_writes_nothing(ds, client):
 
 def test_upload_type_errors_fail_in_the_client(ds):
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1]}), create_missing=True)
-    with pytest.raises(FieldTypeMismatchError, match=r"field 'n' has type int; got float \(the column has non-integral values\)"):
+    with pytest.raises(
+        FieldTypeMismatchError, match=r"field 'n' has type int; got float \(the column has non-integral values\)"
+    ):
         ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png"], "n": [1.5]}), create_missing=True)
     with pytest.raises(FieldTypeMismatchError, match="column 'mixed'"):
-        ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "mixed": [1, "x"]}), create_missing=True)
+        ds.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": ["a.png", "b.png"], "mixed": [1, "x"]}), create_missing=True
+        )
     with pytest.raises(InvalidArgumentError, match="must hold strings"):
         ds.upload_metadata_from_dataframe(pd.DataFrame({"n": [1]}), create_missing=True)
 
@@ -197,7 +218,10 @@ def test_define_fields(ds):
 
 def test_blobs_are_stored_by_digest_and_compare_by_bytes_or_digest(ds):
     import hashlib
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a.png", "b.png"], "thumb": [b"png-a", None]}), create_missing=True)
+
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": ["a.png", "b.png"], "thumb": [b"png-a", None]}), create_missing=True
+    )
     with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("c/d.png", {"thumb": b"png-c"})
     assert ds.fields["thumb"] is FieldType.BLOB

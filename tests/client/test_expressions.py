@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thresher.core.errors import FieldTypeMismatchError, QueryError, QueryExpressionError, UnknownFieldError
-from thresher.expressions import parse, to_text
 from thresher.core.types import FieldType
+from thresher.expressions import parse, to_text
 
 from .conftest import FIELDS
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FIELDS_WITH_ODD_NAMES = {**FIELDS, "weird name": FieldType.STRING, "and": FieldType.INT, "é_ok": FieldType.INT}
 ORDERED = {FieldType.INT, FieldType.FLOAT, FieldType.STRING, FieldType.DATETIME}
 SYMBOLS = ["==", "!=", "<", "<=", ">", ">="]
@@ -23,8 +23,15 @@ MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 def api(ds, op, left, right):
     import operator
-    return {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-            ">=": operator.ge}[op](left, right)
+
+    return {
+        "==": operator.eq,
+        "!=": operator.ne,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+    }[op](left, right)
 
 
 def same(a, b) -> None:
@@ -33,33 +40,43 @@ def same(a, b) -> None:
 
 # ---- examples ------------------------------------------------------------------------------------
 
+
 def test_the_readme_example_builds_the_python_api_filter(ds):
     same(parse('label == "cat" and size > 100', ds), (ds["label"] == "cat") & (ds["size"] > 100))
 
 
-@pytest.mark.parametrize("text, build", [
-    ('label != "a" or not size >= 3', lambda ds: (ds["label"] != "a") | ~(ds["size"] >= 3)),
-    ("NOT (size < 1 OR size > 9) AND flag == TRUE",
-     lambda ds: ~((ds["size"] < 1) | (ds["size"] > 9)) & (ds["flag"] == True)),  # noqa: E712
-    ("size in [1, 2, 3,]", lambda ds: ds["size"].isin([1, 2, 3])),
-    ("label not in ['x', \"y\"]", lambda ds: ~ds["label"].isin(["x", "y"])),
-    ("label is null", lambda ds: ds["label"].is_null()),
-    ("label is not null", lambda ds: ds["label"].is_not_null()),
-    ('path startswith "train/"', lambda ds: ds["path"].startswith("train/")),
-    ('startswith(path, "train/")', lambda ds: ds["path"].startswith("train/")),
-    ('label contains "a\\"b" and endswith(label, \'\\n\')',
-     lambda ds: ds["label"].contains('a"b') & ds["label"].endswith("\n")),
-    ("size > score", lambda ds: ds["size"] > ds["score"]),
-    ("5 < size", lambda ds: ds["size"] > 5),
-    ("score >= -1.5e3", lambda ds: ds["score"] >= -1500.0),
-    ("score == 2", lambda ds: ds["score"] == 2),
-    ('taken > "2026-01-01"', lambda ds: ds["taken"] > dt.datetime(2026, 1, 1, tzinfo=UTC)),
-    ('taken <= datetime("2026-01-01T12:30:00+02:00")',
-     lambda ds: ds["taken"] <= dt.datetime(2026, 1, 1, 10, 30, tzinfo=UTC)),
-    ('thumb == "ab12"', lambda ds: ds["thumb"] == "ab12"),
-    ('field("label") == "x"', lambda ds: ds["label"] == "x"),
-    ("`label` == '\\u00e9\\x41'", lambda ds: ds["label"] == "éA"),
-])
+@pytest.mark.parametrize(
+    "text, build",
+    [
+        ('label != "a" or not size >= 3', lambda ds: (ds["label"] != "a") | ~(ds["size"] >= 3)),
+        (
+            "NOT (size < 1 OR size > 9) AND flag == TRUE",
+            lambda ds: ~((ds["size"] < 1) | (ds["size"] > 9)) & (ds["flag"] == True),
+        ),  # noqa: E712
+        ("size in [1, 2, 3,]", lambda ds: ds["size"].isin([1, 2, 3])),
+        ("label not in ['x', \"y\"]", lambda ds: ~ds["label"].isin(["x", "y"])),
+        ("label is null", lambda ds: ds["label"].is_null()),
+        ("label is not null", lambda ds: ds["label"].is_not_null()),
+        ('path startswith "train/"', lambda ds: ds["path"].startswith("train/")),
+        ('startswith(path, "train/")', lambda ds: ds["path"].startswith("train/")),
+        (
+            'label contains "a\\"b" and endswith(label, \'\\n\')',
+            lambda ds: ds["label"].contains('a"b') & ds["label"].endswith("\n"),
+        ),
+        ("size > score", lambda ds: ds["size"] > ds["score"]),
+        ("5 < size", lambda ds: ds["size"] > 5),
+        ("score >= -1.5e3", lambda ds: ds["score"] >= -1500.0),
+        ("score == 2", lambda ds: ds["score"] == 2),
+        ('taken > "2026-01-01"', lambda ds: ds["taken"] > dt.datetime(2026, 1, 1, tzinfo=UTC)),
+        (
+            'taken <= datetime("2026-01-01T12:30:00+02:00")',
+            lambda ds: ds["taken"] <= dt.datetime(2026, 1, 1, 10, 30, tzinfo=UTC),
+        ),
+        ('thumb == "ab12"', lambda ds: ds["thumb"] == "ab12"),
+        ('field("label") == "x"', lambda ds: ds["label"] == "x"),
+        ("`label` == '\\u00e9\\x41'", lambda ds: ds["label"] == "éA"),
+    ],
+)
 def test_each_construct_builds_the_python_api_filter(ds, text, build):
     same(parse(text, ds), build(ds))
 
@@ -70,24 +87,27 @@ def test_back_quotes_name_fields_that_are_not_identifiers_or_are_keywords():
     assert to_text(expression) == '`weird name` == "x" and `and` > 1 and é_ok == 2'
 
 
-@pytest.mark.parametrize("text, column, expected", [
-    ("", 1, "a filter"),
-    ("size >", 7, "a field or a value"),
-    ("(size > 1", 10, "')' to close the parenthesis"),
-    ("size > 1 size", 10, "'and', 'or' or the end"),
-    ("size = 1", 6, "use == for equality"),
-    ("size > 1 && flag == true", 10, "use 'and', 'or' and 'not'"),
-    ('label == "open', 10, "never closed"),
-    ("label == 'a\\q'", 12, "unknown escape"),
-    ("label in ['a' 'b']", 15, "',' or ']'"),
-    ("label in 'a'", 10, "'[' to open the list"),
-    ("size", 5, "a comparison after the field `size`"),
-    ("1 == 2", 6, "a field on one side"),
-    ("label is nul", 10, "'null' after 'is'"),
-    ('taken > datetime("yesterday")', 18, "ISO 8601"),
-    ("label == null", 10, "is null"),
-    ("size in [1, null]", 13, "null never matches"),
-])
+@pytest.mark.parametrize(
+    "text, column, expected",
+    [
+        ("", 1, "a filter"),
+        ("size >", 7, "a field or a value"),
+        ("(size > 1", 10, "')' to close the parenthesis"),
+        ("size > 1 size", 10, "'and', 'or' or the end"),
+        ("size = 1", 6, "use == for equality"),
+        ("size > 1 && flag == true", 10, "use 'and', 'or' and 'not'"),
+        ('label == "open', 10, "never closed"),
+        ("label == 'a\\q'", 12, "unknown escape"),
+        ("label in ['a' 'b']", 15, "',' or ']'"),
+        ("label in 'a'", 10, "'[' to open the list"),
+        ("size", 5, "a comparison after the field `size`"),
+        ("1 == 2", 6, "a field on one side"),
+        ("label is nul", 10, "'null' after 'is'"),
+        ('taken > datetime("yesterday")', 18, "ISO 8601"),
+        ("label == null", 10, "is null"),
+        ("size in [1, null]", 13, "null never matches"),
+    ],
+)
 def test_syntax_errors_name_the_column_and_what_was_expected(ds, text, column, expected):
     with pytest.raises(QueryExpressionError) as caught:
         parse(text, ds)
@@ -110,14 +130,16 @@ def test_unknown_fields_and_type_errors_are_the_python_api_errors_with_a_positio
 
 # ---- properties ----------------------------------------------------------------------------------
 
+
 def _values(kind: FieldType) -> st.SearchStrategy:
     return {
         FieldType.INT: st.integers(-(2**63), 2**63 - 1),
         FieldType.FLOAT: st.floats(allow_nan=False, allow_infinity=False),
         FieldType.BOOL: st.booleans(),
         FieldType.STRING: st.text(st.characters(exclude_categories=("Cs",))),
-        FieldType.DATETIME: st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1),
-                                         timezones=st.just(UTC)),
+        FieldType.DATETIME: st.datetimes(
+            min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC)
+        ),
         FieldType.BLOB: st.text("0123456789abcdef", min_size=1, max_size=64),
     }[kind]
 
@@ -130,8 +152,13 @@ def _literal_text(kind: FieldType, value) -> st.SearchStrategy[str]:
     if kind in (FieldType.INT, FieldType.FLOAT):
         return st.just(repr(value))
     if kind is FieldType.DATETIME:
-        return st.sampled_from([f'datetime("{value.isoformat()}")', f'"{value.isoformat()}"',
-                                f"'{value.isoformat().replace('+00:00', 'Z')}'"])
+        return st.sampled_from(
+            [
+                f'datetime("{value.isoformat()}")',
+                f'"{value.isoformat()}"',
+                f"'{value.isoformat().replace('+00:00', 'Z')}'",
+            ]
+        )
     return st.sampled_from([_escaped(value, '"'), _escaped(value, "'")])
 
 
@@ -158,8 +185,7 @@ def comparisons(draw, ds):
     shape = draw(st.sampled_from(["compare", "mirror", "fields", "isin", "null", "text"]))
     if shape == "null":
         negated = draw(st.booleans())
-        return (f"{name} is {'not ' if negated else ''}null",
-                column.is_not_null() if negated else column.is_null())
+        return (f"{name} is {'not ' if negated else ''}null", column.is_not_null() if negated else column.is_null())
     if shape == "text" and kind is FieldType.STRING:
         method = draw(st.sampled_from(["contains", "startswith", "endswith"]))
         value = draw(_values(kind))
@@ -191,6 +217,7 @@ def trees(ds):
             pairs.map(lambda p: (f"({p[0][0]}) OR ({p[1][0]})", p[0][1] | p[1][1])),
             children.map(lambda c: (f"not ({c[0]})", ~c[1])),
         )
+
     return st.recursive(comparisons(ds), extend, max_leaves=8)
 
 

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from thresher.core.errors import FieldTypeMismatchError, QueryError
-from thresher.query import Column, QuerySpec, Field
 from thresher.core.types import FieldType
+from thresher.query import Column, Field, QuerySpec
 from thresher.v1 import common_pb2
 
 Op = common_pb2.ComparisonOperator
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 size = Column("size", FieldType.INT, 7)
 score = Column("score", FieldType.FLOAT, 7)
@@ -29,31 +29,39 @@ def comparison(expression) -> common_pb2.Comparison:
     return proto.comparison
 
 
-@pytest.mark.parametrize("build, op", [
-    (lambda: size == 3, Op.COMPARISON_OPERATOR_EQ),
-    (lambda: size != 3, Op.COMPARISON_OPERATOR_NE),
-    (lambda: size < 3, Op.COMPARISON_OPERATOR_LT),
-    (lambda: size <= 3, Op.COMPARISON_OPERATOR_LE),
-    (lambda: size > 3, Op.COMPARISON_OPERATOR_GT),
-    (lambda: size >= 3, Op.COMPARISON_OPERATOR_GE),
-    (lambda: 3 < size, Op.COMPARISON_OPERATOR_GT),  # Python reflects the comparison
-    (lambda: 3 >= size, Op.COMPARISON_OPERATOR_LE),
-])
+@pytest.mark.parametrize(
+    "build, op",
+    [
+        (lambda: size == 3, Op.COMPARISON_OPERATOR_EQ),
+        (lambda: size != 3, Op.COMPARISON_OPERATOR_NE),
+        (lambda: size < 3, Op.COMPARISON_OPERATOR_LT),
+        (lambda: size <= 3, Op.COMPARISON_OPERATOR_LE),
+        (lambda: size > 3, Op.COMPARISON_OPERATOR_GT),
+        (lambda: size >= 3, Op.COMPARISON_OPERATOR_GE),
+        (lambda: 3 < size, Op.COMPARISON_OPERATOR_GT),  # Python reflects the comparison
+        (lambda: 3 >= size, Op.COMPARISON_OPERATOR_LE),
+    ],
+)
 def test_comparison_operators_compile_to_their_op(build, op):
     compiled = comparison(build())
     assert (compiled.field, compiled.op, compiled.value.int_value) == ("size", op, 3)
 
 
 def test_string_operators():
-    for method, op in [("contains", Op.COMPARISON_OPERATOR_CONTAINS), ("startswith", Op.COMPARISON_OPERATOR_STARTSWITH),
-                       ("endswith", Op.COMPARISON_OPERATOR_ENDSWITH)]:
+    for method, op in [
+        ("contains", Op.COMPARISON_OPERATOR_CONTAINS),
+        ("startswith", Op.COMPARISON_OPERATOR_STARTSWITH),
+        ("endswith", Op.COMPARISON_OPERATOR_ENDSWITH),
+    ]:
         compiled = comparison(getattr(label, method)("ca"))
         assert (compiled.field, compiled.op, compiled.value.string_value) == ("label", op, "ca")
 
 
 def test_null_tests_have_no_operand():
-    for expression, op in [(score.is_null(), Op.COMPARISON_OPERATOR_IS_NULL),
-                           (score.is_not_null(), Op.COMPARISON_OPERATOR_IS_NOT_NULL)]:
+    for expression, op in [
+        (score.is_null(), Op.COMPARISON_OPERATOR_IS_NULL),
+        (score.is_not_null(), Op.COMPARISON_OPERATOR_IS_NOT_NULL),
+    ]:
         compiled = comparison(expression)
         assert compiled.op == op and compiled.WhichOneof("operand") is None
 
@@ -88,6 +96,7 @@ def test_blob_fields_compare_digests():
     digest = "ab" * 32
     assert comparison(thumb == digest).value.string_value == digest
     import hashlib
+
     assert comparison(thumb == b"png").value.string_value == hashlib.sha256(b"png").hexdigest()
 
 
@@ -116,16 +125,19 @@ def test_repr_reads_like_the_code():
 # -- misuse -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("misuse", [
-    lambda: (size > 1) and (score < 2),
-    lambda: (size > 1) or (score < 2),
-    lambda: not (size > 1),
-    lambda: bool(size > 1),
-    lambda: 1 < size < 5,
-    lambda: size == score == 3,
-    lambda: bool(size),
-    lambda: size and score,
-])
+@pytest.mark.parametrize(
+    "misuse",
+    [
+        lambda: (size > 1) and (score < 2),
+        lambda: (size > 1) or (score < 2),
+        lambda: not (size > 1),
+        lambda: bool(size > 1),
+        lambda: 1 < size < 5,
+        lambda: size == score == 3,
+        lambda: bool(size),
+        lambda: size and score,
+    ],
+)
 def test_python_boolean_logic_is_refused(misuse):
     with pytest.raises(QueryError, match=r"& \(and\), \| \(or\) and ~ \(not\)"):
         misuse()
@@ -143,13 +155,16 @@ def test_in_is_refused(misuse):
         misuse()
 
 
-@pytest.mark.parametrize("misuse", [
-    lambda: size > 5 & score == 5,
-    lambda: size > 5 | score == 5,
-    lambda: size > 5 & (score == 5),
-    lambda: size == 1 | (score == 5),
-    lambda: True & (size > 1),
-])
+@pytest.mark.parametrize(
+    "misuse",
+    [
+        lambda: size > 5 & score == 5,
+        lambda: size > 5 | score == 5,
+        lambda: size > 5 & (score == 5),
+        lambda: size == 1 | (score == 5),
+        lambda: True & (size > 1),
+    ],
+)
 def test_missing_parentheses_are_refused(misuse):
     with pytest.raises(QueryError, match="missing parentheses"):
         misuse()
@@ -166,17 +181,22 @@ def test_a_non_filter_on_the_right_of_and_is_refused():
         flag & (size > 1)
 
 
-@pytest.mark.parametrize("column, value, given", [
-    (size, "3", "string"),
-    (size, True, "bool"),
-    (score, False, "bool"),
-    (flag, 1, "int"),
-    (label, 3, "int"),
-    (taken, "2024-01-01", "string"),
-    (size, dt.datetime(2024, 1, 1), "datetime"),
-])
+@pytest.mark.parametrize(
+    "column, value, given",
+    [
+        (size, "3", "string"),
+        (size, True, "bool"),
+        (score, False, "bool"),
+        (flag, 1, "int"),
+        (label, 3, "int"),
+        (taken, "2024-01-01", "string"),
+        (size, dt.datetime(2024, 1, 1), "datetime"),
+    ],
+)
 def test_wrong_value_type_names_field_expected_and_given(column, value, given):
-    with pytest.raises(FieldTypeMismatchError, match=f"field '{column.name}' has type {column.type.value}; got {given}"):
+    with pytest.raises(
+        FieldTypeMismatchError, match=f"field '{column.name}' has type {column.type.value}; got {given}"
+    ):
         column == value
 
 
@@ -232,10 +252,13 @@ def test_a_column_is_not_iterable():
 
 
 def test_query_spec_round_trips_through_its_proto():
-    spec = QuerySpec(filter=(size > 1) & label.endswith(".png"),
-                     select=(Field("size"), Field("label", as_of=dt.datetime(2024, 1, 1, tzinfo=UTC), alias="then")),
-                     order_by=(score.desc(), size.asc()), limit=10,
-                     as_of=dt.datetime(2024, 5, 1, tzinfo=UTC))
+    spec = QuerySpec(
+        filter=(size > 1) & label.endswith(".png"),
+        select=(Field("size"), Field("label", as_of=dt.datetime(2024, 1, 1, tzinfo=UTC), alias="then")),
+        order_by=(score.desc(), size.asc()),
+        limit=10,
+        as_of=dt.datetime(2024, 5, 1, tzinfo=UTC),
+    )
     proto = spec.to_proto(7)
     back = QuerySpec.from_proto(proto)
     assert back.to_proto(7) == proto

@@ -39,7 +39,7 @@ def ds(make_datasource):
 def test_the_section_covers_each_tool():
     names = " ".join(snippets())
     assert len(snippets()) == 5
-    for tool in ("import pandas", "import polars", "import duckdb", "import datasets", "as_ml_dataloader(\"torch\""):
+    for tool in ("import pandas", "import polars", "import duckdb", "import datasets", 'as_ml_dataloader("torch"'):
         assert tool in names, tool
 
 

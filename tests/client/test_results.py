@@ -5,20 +5,31 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from thresher.results import Datapoint, QueryResult, download_url, paths_of, register_url_builder
 from thresher.core.types import SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
+from thresher.results import Datapoint, QueryResult, download_url, paths_of, register_url_builder
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def result_table() -> pa.Table:
-    schema = pa.schema([
-        pa.field("path", pa.string()), pa.field("datapoint_id", pa.int64()),
-        pa.field("size", pa.int64(), metadata={TYPE_METADATA_KEY: b"int"}),
-        pa.field("taken", pa.timestamp("us", tz="UTC"), metadata={TYPE_METADATA_KEY: b"datetime"}),
-    ], metadata={SCAN_STATE_METADATA_KEY: b"ready"})
-    return pa.table({"path": ["a/b c.png", "d.png"], "datapoint_id": [1, 2], "size": [3, None],
-                     "taken": [dt.datetime(2024, 1, 1, tzinfo=UTC), None]}, schema=schema)
+    schema = pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("datapoint_id", pa.int64()),
+            pa.field("size", pa.int64(), metadata={TYPE_METADATA_KEY: b"int"}),
+            pa.field("taken", pa.timestamp("us", tz="UTC"), metadata={TYPE_METADATA_KEY: b"datetime"}),
+        ],
+        metadata={SCAN_STATE_METADATA_KEY: b"ready"},
+    )
+    return pa.table(
+        {
+            "path": ["a/b c.png", "d.png"],
+            "datapoint_id": [1, 2],
+            "size": [3, None],
+            "taken": [dt.datetime(2024, 1, 1, tzinfo=UTC), None],
+        },
+        schema=schema,
+    )
 
 
 def test_result_views():

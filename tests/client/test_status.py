@@ -9,22 +9,33 @@ import pytest
 
 from thresher import datasources
 from thresher.connection import Connection
-from thresher.core.errors import (AlreadyExistsError, FieldTypeMismatchError, InvalidArgumentError, NotFoundError,
-                                  PermissionDeniedError, ServiceError, ServiceUnavailableError, UnknownFieldError)
+from thresher.core.errors import (
+    AlreadyExistsError,
+    FieldTypeMismatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    ServiceUnavailableError,
+    UnknownFieldError,
+)
 from thresher.core.status import flight_message
 from thresher.v1 import common_pb2
 
 
-@pytest.mark.parametrize("code, message, expected", [
-    (grpc.StatusCode.NOT_FOUND, "datasource 'a/b' not found", NotFoundError),
-    (grpc.StatusCode.NOT_FOUND, "field 'x' not found", UnknownFieldError),
-    (grpc.StatusCode.ALREADY_EXISTS, "datasource 'a/b' already exists", AlreadyExistsError),
-    (grpc.StatusCode.INVALID_ARGUMENT, "field 'x' has type int; got float value 1.5", FieldTypeMismatchError),
-    (grpc.StatusCode.INVALID_ARGUMENT, "bad page token", InvalidArgumentError),
-    (grpc.StatusCode.PERMISSION_DENIED, "not yours", PermissionDeniedError),
-    (grpc.StatusCode.UNAUTHENTICATED, "no token", PermissionDeniedError),
-    (grpc.StatusCode.INTERNAL, "disk on fire", ServiceError),
-])
+@pytest.mark.parametrize(
+    "code, message, expected",
+    [
+        (grpc.StatusCode.NOT_FOUND, "datasource 'a/b' not found", NotFoundError),
+        (grpc.StatusCode.NOT_FOUND, "field 'x' not found", UnknownFieldError),
+        (grpc.StatusCode.ALREADY_EXISTS, "datasource 'a/b' already exists", AlreadyExistsError),
+        (grpc.StatusCode.INVALID_ARGUMENT, "field 'x' has type int; got float value 1.5", FieldTypeMismatchError),
+        (grpc.StatusCode.INVALID_ARGUMENT, "bad page token", InvalidArgumentError),
+        (grpc.StatusCode.PERMISSION_DENIED, "not yours", PermissionDeniedError),
+        (grpc.StatusCode.UNAUTHENTICATED, "no token", PermissionDeniedError),
+        (grpc.StatusCode.INTERNAL, "disk on fire", ServiceError),
+    ],
+)
 def test_grpc_status_codes_map_to_exceptions(fakes, code, message, expected):
     fakes.metadata.fail("GetDatasource", code, message)
     with pytest.raises(expected) as raised:
@@ -61,17 +72,27 @@ def test_a_prefixed_code_in_an_unknown_status_wins(fakes):
         datasources.get_datasource(id=3, connection=fakes.connection)
 
 
-@pytest.mark.parametrize("error, expected, message", [
-    (flight.FlightServerError("INVALID_ARGUMENT: field 'x' has type int; got string"), FieldTypeMismatchError,
-     "field 'x' has type int; got string"),
-    (flight.FlightServerError("NOT_FOUND: datasource 5 does not exist"), NotFoundError, "datasource 5 does not exist"),
-    (flight.FlightServerError("ALREADY_EXISTS: taken"), AlreadyExistsError, "taken"),
-    (flight.FlightUnauthenticatedError("UNAUTHENTICATED: no token"), PermissionDeniedError, "no token"),
-    (flight.FlightUnauthorizedError("no access"), PermissionDeniedError, "no access"),
-    (pa.ArrowInvalid("bad ticket"), InvalidArgumentError, "bad ticket"),
-    (KeyError("no such thing"), NotFoundError, "no such thing"),
-    (flight.FlightInternalError("INTERNAL: oops"), ServiceError, "oops"),
-])
+@pytest.mark.parametrize(
+    "error, expected, message",
+    [
+        (
+            flight.FlightServerError("INVALID_ARGUMENT: field 'x' has type int; got string"),
+            FieldTypeMismatchError,
+            "field 'x' has type int; got string",
+        ),
+        (
+            flight.FlightServerError("NOT_FOUND: datasource 5 does not exist"),
+            NotFoundError,
+            "datasource 5 does not exist",
+        ),
+        (flight.FlightServerError("ALREADY_EXISTS: taken"), AlreadyExistsError, "taken"),
+        (flight.FlightUnauthenticatedError("UNAUTHENTICATED: no token"), PermissionDeniedError, "no token"),
+        (flight.FlightUnauthorizedError("no access"), PermissionDeniedError, "no access"),
+        (pa.ArrowInvalid("bad ticket"), InvalidArgumentError, "bad ticket"),
+        (KeyError("no such thing"), NotFoundError, "no such thing"),
+        (flight.FlightInternalError("INTERNAL: oops"), ServiceError, "oops"),
+    ],
+)
 def test_flight_errors_map_to_exceptions(fakes, ds, error, expected, message):
     fakes.flight.error = error
     with pytest.raises(expected) as raised:
@@ -83,6 +104,7 @@ def test_flight_errors_map_to_exceptions(fakes, ds, error, expected, message):
 
 def test_upload_errors_map_too(fakes, ds):
     import pandas as pd
+
     fakes.flight.error = flight.FlightServerError("INVALID_ARGUMENT: field 'size' has type int; got string")
     with pytest.raises(FieldTypeMismatchError, match="field 'size' has type int; got string"):
         ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["a"], "other": ["x"]}), create_missing=True)
@@ -90,8 +112,10 @@ def test_upload_errors_map_too(fakes, ds):
 
 
 def test_flight_message_strips_client_context():
-    raw = ("Flight returned unavailable error, with message: failed to connect. gRPC client debug context: "
-           "UNAVAILABLE:failed. Client context: IOError: Server never sent a data message. Detail: Internal")
+    raw = (
+        "Flight returned unavailable error, with message: failed to connect. gRPC client debug context: "
+        "UNAVAILABLE:failed. Client context: IOError: Server never sent a data message. Detail: Internal"
+    )
     assert flight_message(flight.FlightUnavailableError(raw)) == "failed to connect"
 
 
@@ -99,8 +123,9 @@ def test_a_storage_failure_passed_on_by_the_flight_service_blames_the_storage():
     from thresher.core.status import STORAGE_MARK, exception_for
     from thresher.core.storage.storage_errors import StorageUnavailableError
 
-    passed_on = exception_for("UNAVAILABLE", f"{STORAGE_MARK}the S3 endpoint http://s3:9000 timed out",
-                              address="flight:7472")
+    passed_on = exception_for(
+        "UNAVAILABLE", f"{STORAGE_MARK}the S3 endpoint http://s3:9000 timed out", address="flight:7472"
+    )
     assert type(passed_on) is StorageUnavailableError and str(passed_on) == "the S3 endpoint http://s3:9000 timed out"
     own = exception_for("UNAVAILABLE", "shutting down", address="flight:7472")
     assert type(own) is ServiceUnavailableError and "flight:7472" in str(own)

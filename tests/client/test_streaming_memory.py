@@ -56,8 +56,13 @@ def client_run(conn, ds, mode: str) -> dict:
     # Large blocks straight from mmap, so that freed ones leave the resident set at once: RSS then
     # measures what the client holds, not what glibc's allocator keeps around for reuse.
     environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    done = subprocess.run([sys.executable, "-c", CLIENT, conn.metadata_address, conn.flight_address, str(ds.id), mode],
-                          capture_output=True, text=True, timeout=600, env=environment)
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT, conn.metadata_address, conn.flight_address, str(ds.id), mode],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

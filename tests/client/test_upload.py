@@ -12,7 +12,7 @@ from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
 from thresher.core.types import FieldType
 from thresher.upload import prepare
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def known(types: dict):
@@ -21,31 +21,33 @@ def known(types: dict):
 
 
 def every_dtype() -> pd.DataFrame:
-    return pd.DataFrame({
-        "path": ["a", "b", "c"],
-        "i64": [1, 2, 3],
-        "i8": np.array([1, 2, 3], dtype="int8"),
-        "u32": np.array([1, 2, 3], dtype="uint32"),
-        "nullable_int": pd.array([1, None, 3], dtype="Int64"),
-        "f32": np.array([1.5, np.nan, 2], dtype="float32"),
-        "f16": np.array([1, 2, 3], dtype="float16"),
-        "nullable_float": pd.array([1.5, None, 2], dtype="Float64"),
-        "b": [True, False, True],
-        "nullable_bool": pd.array([True, None, False], dtype="boolean"),
-        "object_bool": pd.Series([True, None, False], dtype=object),
-        "s": ["x", "y", None],
-        "object_str": pd.Series(["x", None, "z"], dtype=object),
-        "python_str": pd.Series(["x", None, "z"], dtype="string[python]"),
-        "cat": pd.Categorical(["u", "v", "u"]),
-        "ts": pd.to_datetime(["2024-01-01", "2024-01-02", None]),
-        "ts_ns": pd.Series(pd.to_datetime(["2024-01-01 00:00:00.000000001"] * 3)),
-        "tz": pd.to_datetime(["2024-01-01 01:00", None, None]).tz_localize("Europe/Paris"),
-        "date": [dt.date(2024, 1, 1), None, dt.date(2024, 1, 3)],
-        "blob": [b"a", None, b"c"],
-        "dec": [decimal.Decimal("1.5"), None, decimal.Decimal("2")],
-        "all_missing": [None, None, None],
-        "all_nan": [np.nan] * 3,
-    })
+    return pd.DataFrame(
+        {
+            "path": ["a", "b", "c"],
+            "i64": [1, 2, 3],
+            "i8": np.array([1, 2, 3], dtype="int8"),
+            "u32": np.array([1, 2, 3], dtype="uint32"),
+            "nullable_int": pd.array([1, None, 3], dtype="Int64"),
+            "f32": np.array([1.5, np.nan, 2], dtype="float32"),
+            "f16": np.array([1, 2, 3], dtype="float16"),
+            "nullable_float": pd.array([1.5, None, 2], dtype="Float64"),
+            "b": [True, False, True],
+            "nullable_bool": pd.array([True, None, False], dtype="boolean"),
+            "object_bool": pd.Series([True, None, False], dtype=object),
+            "s": ["x", "y", None],
+            "object_str": pd.Series(["x", None, "z"], dtype=object),
+            "python_str": pd.Series(["x", None, "z"], dtype="string[python]"),
+            "cat": pd.Categorical(["u", "v", "u"]),
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-02", None]),
+            "ts_ns": pd.Series(pd.to_datetime(["2024-01-01 00:00:00.000000001"] * 3)),
+            "tz": pd.to_datetime(["2024-01-01 01:00", None, None]).tz_localize("Europe/Paris"),
+            "date": [dt.date(2024, 1, 1), None, dt.date(2024, 1, 3)],
+            "blob": [b"a", None, b"c"],
+            "dec": [decimal.Decimal("1.5"), None, decimal.Decimal("2")],
+            "all_missing": [None, None, None],
+            "all_nan": [np.nan] * 3,
+        }
+    )
 
 
 def test_every_pandas_dtype_maps_to_its_canonical_type():
@@ -53,11 +55,25 @@ def test_every_pandas_dtype_maps_to_its_canonical_type():
     assert path == "path"
     types = {f.name: f.type for f in table.schema}
     expected_kinds = {
-        "path": FieldType.STRING, "i64": FieldType.INT, "i8": FieldType.INT, "u32": FieldType.INT,
-        "nullable_int": FieldType.INT, "f32": FieldType.FLOAT, "f16": FieldType.FLOAT, "nullable_float": FieldType.FLOAT,
-        "b": FieldType.BOOL, "nullable_bool": FieldType.BOOL, "object_bool": FieldType.BOOL, "s": FieldType.STRING,
-        "object_str": FieldType.STRING, "python_str": FieldType.STRING, "cat": FieldType.STRING,
-        "ts": FieldType.DATETIME, "ts_ns": FieldType.DATETIME, "tz": FieldType.DATETIME, "date": FieldType.DATETIME,
+        "path": FieldType.STRING,
+        "i64": FieldType.INT,
+        "i8": FieldType.INT,
+        "u32": FieldType.INT,
+        "nullable_int": FieldType.INT,
+        "f32": FieldType.FLOAT,
+        "f16": FieldType.FLOAT,
+        "nullable_float": FieldType.FLOAT,
+        "b": FieldType.BOOL,
+        "nullable_bool": FieldType.BOOL,
+        "object_bool": FieldType.BOOL,
+        "s": FieldType.STRING,
+        "object_str": FieldType.STRING,
+        "python_str": FieldType.STRING,
+        "cat": FieldType.STRING,
+        "ts": FieldType.DATETIME,
+        "ts_ns": FieldType.DATETIME,
+        "tz": FieldType.DATETIME,
+        "date": FieldType.DATETIME,
         "dec": FieldType.FLOAT,
     }
     for name, kind in expected_kinds.items():
@@ -82,13 +98,16 @@ def test_columns_follow_the_types_fields_already_have():
     assert table.schema.field("ratio").type == pa.float64() and table.column("ratio").to_pylist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize("values, field_type, match", [
-    ([1.5, 2.0], FieldType.INT, "field 'v' has type int; got float.*non-integral"),
-    (["x", "y"], FieldType.INT, "field 'v' has type int; got string"),
-    ([1, 2], FieldType.BOOL, "field 'v' has type bool; got int"),
-    ([True, False], FieldType.INT, "field 'v' has type int; got bool"),
-    ([1, 2], FieldType.DATETIME, "field 'v' has type datetime; got int"),
-])
+@pytest.mark.parametrize(
+    "values, field_type, match",
+    [
+        ([1.5, 2.0], FieldType.INT, "field 'v' has type int; got float.*non-integral"),
+        (["x", "y"], FieldType.INT, "field 'v' has type int; got string"),
+        ([1, 2], FieldType.BOOL, "field 'v' has type bool; got int"),
+        ([True, False], FieldType.INT, "field 'v' has type int; got bool"),
+        ([1, 2], FieldType.DATETIME, "field 'v' has type datetime; got int"),
+    ],
+)
 def test_a_column_of_the_wrong_type_names_field_expected_and_given(values, field_type, match):
     with pytest.raises(FieldTypeMismatchError, match=match):
         prepare(pd.DataFrame({"path": ["a", "b"], "v": values}), None, known({"v": field_type}))

@@ -44,11 +44,14 @@ def table() -> pa.Table:
 PRODUCERS = {
     "pandas": lambda: pd.DataFrame({"path": PATHS, "rank": RANKS}),
     "pyarrow table": table,
-    "record batch reader": lambda: pa.RecordBatchReader.from_batches(table().schema, table().to_batches(max_chunksize=1)),
+    "record batch reader": lambda: pa.RecordBatchReader.from_batches(
+        table().schema, table().to_batches(max_chunksize=1)
+    ),
     "polars": lambda: pl.DataFrame({"path": PATHS, "rank": RANKS}),
     "polars lazy": lambda: pl.DataFrame({"path": PATHS, "rank": RANKS}).lazy(),
-    "duckdb relation": lambda: duckdb.sql("select * from (values ('f0.txt', 10), ('f1.txt', 11), ('f2.txt', 12), "
-                                          "('f3.txt', 13)) t(path, rank)"),
+    "duckdb relation": lambda: duckdb.sql(
+        "select * from (values ('f0.txt', 10), ('f1.txt', 11), ('f2.txt', 12), ('f3.txt', 13)) t(path, rank)"
+    ),
     "hugging face": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}),
     "hugging face shuffled": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}).shuffle(seed=1),
     "hugging face iterable": lambda: datasets.Dataset.from_dict({"path": PATHS, "rank": RANKS}).to_iterable_dataset(),
@@ -69,8 +72,11 @@ def test_upload_metadata_from_dataframe_takes_them_too(ds):
 
 
 def test_anything_else_is_a_type_error_listing_what_is_accepted(ds):
-    with pytest.raises(TypeError, match="cannot upload a builtins.dict: pass a pandas DataFrame.*polars.*DuckDB"
-                                        ".*Hugging Face.*__arrow_c_stream__"):
+    with pytest.raises(
+        TypeError,
+        match="cannot upload a builtins.dict: pass a pandas DataFrame.*polars.*DuckDB"
+        ".*Hugging Face.*__arrow_c_stream__",
+    ):
         ds.upload({"path": PATHS, "rank": RANKS})
 
 

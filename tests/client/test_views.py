@@ -6,8 +6,16 @@ import warnings
 import pyarrow as pa
 import pytest
 
-from thresher.core.errors import (FieldTypeMismatchError, InvalidArgumentError, NotFoundError, QueryError,
-                                  ScanFailedError, ScanInProgressWarning, ServiceUnavailableError, UnknownFieldError)
+from thresher.core.errors import (
+    FieldTypeMismatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    QueryError,
+    ScanFailedError,
+    ScanInProgressWarning,
+    ServiceUnavailableError,
+    UnknownFieldError,
+)
 from thresher.core.types import SCAN_STATE_METADATA_KEY, FieldType
 from thresher.v1 import common_pb2
 
@@ -40,7 +48,9 @@ def test_builtin_columns_filter_and_order(ds):
 
 
 def test_unknown_field_names_it_and_lists_known_fields(ds, fakes):
-    with pytest.raises(UnknownFieldError, match=r"no field 'nope'; its fields are: flag, label, score, size, taken, thumb"):
+    with pytest.raises(
+        UnknownFieldError, match=r"no field 'nope'; its fields are: flag, label, score, size, taken, thumb"
+    ):
         ds["nope"]
     for misuse in (lambda: ds.select("nope"), lambda: ds.order_by("nope"), lambda: ds.delete_metadata("a", "nope")):
         with pytest.raises(UnknownFieldError, match="nope"):
@@ -71,6 +81,7 @@ def test_getitem_misuse(ds):
 
 def test_filter_from_another_datasource_is_refused(ds, fakes):
     from thresher.datasource import Datasource
+
     other = Datasource(fakes.connection, datasource_proto({"size": FieldType.INT}, id=99))
     with pytest.raises(QueryError, match="datasource 99"):
         ds[other["size"] > 1]
@@ -125,8 +136,11 @@ def test_metadata_context_sends_one_request_on_exit(ds, fakes):
         assert fakes.metadata.requests("UpsertMetadata") == []
     [request] = fakes.metadata.requests("UpsertMetadata")
     values = {dp.path: dict(dp.values) for dp in request.datapoints}
-    assert values["a.png"] == {"size": common_pb2.Value(int_value=4), "score": common_pb2.Value(float_value=1.0),
-                               "label": common_pb2.Value(string_value="cat")}
+    assert values["a.png"] == {
+        "size": common_pb2.Value(int_value=4),
+        "score": common_pb2.Value(float_value=1.0),
+        "label": common_pb2.Value(string_value="cat"),
+    }
     assert values["b.png"] == {"label": common_pb2.Value(string_value="cat"), "size": common_pb2.Value(int_value=4)}
     with pytest.raises(InvalidArgumentError, match="ended"):
         ctx.update_metadata("c.png", {"size": 1})
@@ -173,7 +187,9 @@ def test_delete_calls_take_paths_datapoints_and_results(ds, fakes):
 
 def test_upload_sends_a_normalised_table_through_do_put(ds, fakes):
     import pandas as pd
+
     from thresher.v1 import metadata_service_pb2 as ms
+
     fakes.flight.put_result = ms.UpsertTableResponse(datapoints_written=2, datapoints_created=1).SerializeToString()
     frame = pd.DataFrame({"file": ["a", "b"], "size": [1.0, None], "extra": ["x", "y"]})
     response = ds.upload_metadata_from_dataframe(frame, path_column="file", create_missing=True)
@@ -189,9 +205,11 @@ def scan_status(state, **fields) -> common_pb2.ScanStatus:
 
 
 def test_wait_until_ready_polls_the_scanner_until_ready(ds, fakes):
-    fakes.scanner.statuses = [scan_status(common_pb2.SCAN_STATE_PENDING),
-                              scan_status(common_pb2.SCAN_STATE_SCANNING, files_seen=3, files_per_second=10.0),
-                              scan_status(common_pb2.SCAN_STATE_READY, files_seen=5)]
+    fakes.scanner.statuses = [
+        scan_status(common_pb2.SCAN_STATE_PENDING),
+        scan_status(common_pb2.SCAN_STATE_SCANNING, files_seen=3, files_per_second=10.0),
+        scan_status(common_pb2.SCAN_STATE_READY, files_seen=5),
+    ]
     assert ds.wait_until_ready(progress=False) is ds
     assert len(fakes.scanner.requests("GetScanStatus")) == 3
     assert ds.scan_status.files_seen == 5
@@ -209,8 +227,10 @@ def test_wait_until_ready_raises_on_failure_and_timeout(ds, fakes):
 def test_scan_status_falls_back_to_the_datasource_record_without_a_scanner(fakes):
     from thresher.connection import Connection
     from thresher.datasource import Datasource
-    dead = Connection(fakes.connection.metadata_address, fakes.connection.flight_address, "127.0.0.1:1",
-                      retry_timeout=0)
+
+    dead = Connection(
+        fakes.connection.metadata_address, fakes.connection.flight_address, "127.0.0.1:1", retry_timeout=0
+    )
     ds = Datasource(dead, datasource_proto({}))
     assert ds.scan_status.state == "ready"
     assert fakes.metadata.requests("GetDatasource")

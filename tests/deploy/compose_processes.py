@@ -98,7 +98,8 @@ class ComposeProcesses:
         # Published ports and the ones exposed inside the compose network only (``expose``) alike.
         self.ports: dict[str, dict[int, int]] = {
             name: {_container_port(p)[1]: free_port() for p in [*service.get("ports", []), *service.get("expose", [])]}
-            for name, service in self.services.items()}
+            for name, service in self.services.items()
+        }
         for name, port in _STANDIN_PORTS.items():
             if name in self.ports:
                 self.ports[name].setdefault(port, free_port())
@@ -144,8 +145,9 @@ class ComposeProcesses:
         return _ADDRESS.sub(replace, text)
 
     def _host_ports(self) -> set[int]:
-        return {_container_port(mapping)[0] for service in self.services.values()
-                for mapping in service.get("ports", [])}
+        return {
+            _container_port(mapping)[0] for service in self.services.values() for mapping in service.get("ports", [])
+        }
 
     def _volumes(self, service: str) -> dict[str, str]:
         """Container path → local folder, for the named volumes and bind mounts ``service`` mounts."""
@@ -166,7 +168,7 @@ class ComposeProcesses:
         """``value`` with a leading container path that a mount covers replaced by its local folder."""
         for target, folder in mounts.items():
             if value == target or value.startswith(target.rstrip("/") + "/"):
-                return folder + value[len(target.rstrip("/")):]
+                return folder + value[len(target.rstrip("/")) :]
         return value
 
     def environment(self, service: str) -> dict[str, str]:
@@ -203,9 +205,12 @@ class ComposeProcesses:
     def _start_standin(self, name: str, service: dict) -> None:
         environment = service.get("environment") or {}
         if name == "postgres":
-            server = LocalPostgres(port=self.ports[name][5432], user=environment.get("POSTGRES_USER", "postgres"),
-                                   database=environment.get("POSTGRES_DB", "postgres"),
-                                   settings=postgres_settings(service.get("command") or []))
+            server = LocalPostgres(
+                port=self.ports[name][5432],
+                user=environment.get("POSTGRES_USER", "postgres"),
+                database=environment.get("POSTGRES_DB", "postgres"),
+                settings=postgres_settings(service.get("command") or []),
+            )
             self._standins.append(server.__enter__())
         elif name == "s3":
             try:
@@ -222,8 +227,13 @@ class ComposeProcesses:
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")  # a restart appends
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("THRESHER_", "AWS_"))}
         environment.update(self.environment(name))
-        process = subprocess.Popen(self._command(name, service["command"]), env=environment, stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=self.workdir)
+        process = subprocess.Popen(
+            self._command(name, service["command"]),
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         log.close()
         self._processes.append((name, process))
 
@@ -234,8 +244,9 @@ class ComposeProcesses:
         words = check[1:] if check[0] in ("CMD", "CMD-SHELL") else check
         environment = {k: v for k, v in os.environ.items() if not k.startswith("THRESHER_")}
         environment.update(self.environment(name))
-        return subprocess.run(self._command(name, words), env=environment, capture_output=True,
-                              timeout=60).returncode == 0
+        return (
+            subprocess.run(self._command(name, words), env=environment, capture_output=True, timeout=60).returncode == 0
+        )
 
     def _await_healthy(self, names: list[str]) -> None:
         deadline = time.monotonic() + HEALTH_DEADLINE_SECONDS
@@ -248,8 +259,10 @@ class ComposeProcesses:
                 if self._healthy(name):
                     waiting.remove(name)
             if waiting and time.monotonic() > deadline:
-                raise ComposeError(f"services {waiting} not healthy in {HEALTH_DEADLINE_SECONDS:.0f} s:\n"
-                                   + "\n".join(self.log(n) for n in waiting))
+                raise ComposeError(
+                    f"services {waiting} not healthy in {HEALTH_DEADLINE_SECONDS:.0f} s:\n"
+                    + "\n".join(self.log(n) for n in waiting)
+                )
 
     def pids(self) -> dict[str, int]:
         """The process id of each service running as a process."""
@@ -278,7 +291,7 @@ class ComposeProcesses:
         except OSError:
             return ""
 
-    def start(self) -> "ComposeProcesses":
+    def start(self) -> ComposeProcesses:
         for group in self._levels():
             for name in group:
                 service = self.services[name]
@@ -304,13 +317,14 @@ class ComposeProcesses:
         if self._scratch is not None:
             self._scratch.cleanup()
 
-    def __enter__(self) -> "ComposeProcesses":
+    def __enter__(self) -> ComposeProcesses:
         try:
             return self.start()
         except BaseException:
             self.stop()
             raise
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()

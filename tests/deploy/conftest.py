@@ -11,21 +11,45 @@ from thresher.services.auth import ServiceSecurity, TlsIdentity, TokenTable
 from .stack import ServiceStack
 
 # Who may do what in the auth tests. The scanner's own token may write everywhere (it resumes scans).
-TOKENS = ("admin-token=admin:*:write, alice-token=alice:team/*:write, reader-token=reader:team/*:read, "
-          "bob-token=bob:other/*:write, carol-token=carol:third/*:write, scanner-token=scanner:*:write")
+TOKENS = (
+    "admin-token=admin:*:write, alice-token=alice:team/*:write, reader-token=reader:team/*:read, "
+    "bob-token=bob:other/*:write, carol-token=carol:third/*:write, scanner-token=scanner:*:write"
+)
 
 
 def security(tls: TlsIdentity | None = None, roots: bytes | None = None) -> ServiceSecurity:
-    return ServiceSecurity(tokens=TokenTable.parse(TOKENS), tls=tls, service_token="scanner-token",
-                           root_certificates=roots)
+    return ServiceSecurity(
+        tokens=TokenTable.parse(TOKENS), tls=tls, service_token="scanner-token", root_certificates=roots
+    )
 
 
 def make_certificate(folder) -> tuple[str, str]:
     """A self-signed EC certificate for localhost and 127.0.0.1: (certificate path, key path)."""
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 

@@ -46,8 +46,9 @@ def docker_works() -> bool:
 class LocalPostgres:
     """A PostgreSQL cluster in a temporary folder on ``port`` (0: a free one); a context manager."""
 
-    def __init__(self, port: int = 0, user: str = USER, database: str = DATABASE,
-                 settings: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int = 0, user: str = USER, database: str = DATABASE, settings: Mapping[str, str] | None = None
+    ) -> None:
         self.bin = postgres_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
@@ -73,18 +74,33 @@ class LocalPostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+            raise RuntimeError(
+                f"{program} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+            )
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         if self._as_postgres:
             shutil.chown(self._root, "postgres", "postgres")
         self._run("initdb", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C", "-U", self.user, "-D", self.data)
         # fsync off: a throwaway cluster trades durability for speed. Socket in our own folder.
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
         options += "".join(f" -c {key}={value}" for key, value in self.settings.items())
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self._root, "server.log"), "-w", "-t", "60",
-                  "-o", options, "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            os.path.join(self._root, "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
         self._started = True
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database)
         return self
@@ -102,15 +118,16 @@ class LocalPostgres:
         except OSError:
             return ""
 
-    def __enter__(self) -> "LocalPostgres":
+    def __enter__(self) -> LocalPostgres:
         try:
             return self.start()
         except BaseException:
             self.stop()
             raise
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -123,11 +140,12 @@ class ContainerPostgres:
         except ImportError:  # testcontainers before 4.15
             from testcontainers.postgres import PostgresContainer
 
-        self._container = PostgresContainer("postgres:15", username=user, password="thresher", dbname=database,
-                                            driver=None)
+        self._container = PostgresContainer(
+            "postgres:15", username=user, password="thresher", dbname=database, driver=None
+        )
         self.url = ""
 
-    def __enter__(self) -> "ContainerPostgres":
+    def __enter__(self) -> ContainerPostgres:
         self._container.start()
         self.url = self._container.get_connection_url()
         return self

@@ -36,7 +36,7 @@ class ServiceStack:
     scanner_address: str = field(init=False, default="")
     _running: list[Any] = field(init=False, default_factory=list)
 
-    def start(self) -> "ServiceStack":
+    def start(self) -> ServiceStack:
         from thresher.services.flight.server import create_server as create_flight
         from thresher.services.metadata.data_port import create_data_port
         from thresher.services.metadata.server import create_server as create_metadata
@@ -57,8 +57,14 @@ class ServiceStack:
             for i in range(self.flights):
                 metadata = self.metadata_addresses[i % len(self.metadata_addresses)]
                 data = self.data_addresses[i % len(self.data_addresses)]
-                server, port = create_flight("127.0.0.1:0", metadata, advertise_host="127.0.0.1", security=self.security,
-                                             metadata_data_address=data, home=self.home)
+                server, port = create_flight(
+                    "127.0.0.1:0",
+                    metadata,
+                    advertise_host="127.0.0.1",
+                    security=self.security,
+                    metadata_data_address=data,
+                    home=self.home,
+                )
                 self._running.append(server)
                 self.flight_servers.append(server)
                 self.flight_addresses.append(f"127.0.0.1:{port}")
@@ -88,13 +94,17 @@ class ServiceStack:
 
     def connect(self, replica: int = 0, **options: Any) -> thresher.Connection:
         """A connection to metadata and flight replica ``replica`` (options: token, tls, root_certificates)."""
-        return thresher.Connection(self.metadata_addresses[replica % len(self.metadata_addresses)],
-                                   self.flight_addresses[replica % len(self.flight_addresses)],
-                                   self.scanner_address or None, **options)
+        return thresher.Connection(
+            self.metadata_addresses[replica % len(self.metadata_addresses)],
+            self.flight_addresses[replica % len(self.flight_addresses)],
+            self.scanner_address or None,
+            **options,
+        )
 
-    def __enter__(self) -> "ServiceStack":
+    def __enter__(self) -> ServiceStack:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()

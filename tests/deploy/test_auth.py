@@ -10,16 +10,33 @@ import pyarrow.flight as fl
 import pytest
 
 from thresher.core.arrow_io import upsert_table_requests
-from thresher.services.auth import InsecureBindError, TokenConfigError, TokenTable, is_loopback
 from thresher.core.transport import open_channel
 from thresher.core.types import to_proto_value
-from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc,
-                         scanner_service_pb2 as spb, scanner_service_pb2_grpc)
+from thresher.services.auth import InsecureBindError, TokenConfigError, TokenTable, is_loopback
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
+from thresher.v1 import scanner_service_pb2 as spb
 
 NAMESPACE = f"team/auth-{os.getpid()}"
-READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "CountValues", "ReadQuery", "ExecuteSql", "DescribeSql", "ListSqlTables",
-         "GetHistory", "ListChanges", "GetDataset", "ListDatasets", "GetBagDataset", "ListBagDatasets"}
+READS = {
+    "GetNamespace",
+    "ListNamespaces",
+    "GetDatasource",
+    "ListDatasources",
+    "ExecuteQuery",
+    "DescribeQuery",
+    "CountValues",
+    "ReadQuery",
+    "ExecuteSql",
+    "DescribeSql",
+    "ListSqlTables",
+    "GetHistory",
+    "ListChanges",
+    "GetDataset",
+    "ListDatasets",
+    "GetBagDataset",
+    "ListBagDatasets",
+}
 
 
 def _bearer(token: str | None):
@@ -32,15 +49,24 @@ def world(secured):
     channel = open_channel(secured.metadata_address)
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     admin = _bearer("admin-token")
-    source = stub.CreateDatasource(pb.CreateDatasourceRequest(namespace=NAMESPACE, name="ds", source_uri="file:///x"),
-                                   metadata=admin).datasource
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, datapoints=[
-        pb.DatapointValues(path="a", values={"n": to_proto_value(1)})], create_missing=True), metadata=admin)
+    source = stub.CreateDatasource(
+        pb.CreateDatasourceRequest(namespace=NAMESPACE, name="ds", source_uri="file:///x"), metadata=admin
+    ).datasource
+    stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=source.id,
+            datapoints=[pb.DatapointValues(path="a", values={"n": to_proto_value(1)})],
+            create_missing=True,
+        ),
+        metadata=admin,
+    )
     query = common_pb2.Query(datasource_id=source.id)
-    dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=NAMESPACE, name="all", query=query),
-                               metadata=admin).dataset
-    stub.RegisterBagDataset(pb.RegisterBagDatasetRequest(namespace=NAMESPACE, name="bag", uri="/data/bag"),
-                            metadata=admin)
+    dataset = stub.SaveDataset(
+        pb.SaveDatasetRequest(namespace=NAMESPACE, name="all", query=query), metadata=admin
+    ).dataset
+    stub.RegisterBagDataset(
+        pb.RegisterBagDatasetRequest(namespace=NAMESPACE, name="bag", uri="/data/bag"), metadata=admin
+    )
     yield stub, source.id, dataset.id
     channel.close()
 
@@ -56,18 +82,26 @@ def _metadata_requests(datasource_id: int, dataset_id: int) -> dict:
         "ListNamespaces": pb.ListNamespacesRequest(),
         "CreateDatasource": pb.CreateDatasourceRequest(namespace=NAMESPACE, name="new", source_uri="file:///y"),
         "GetDatasource": pb.GetDatasourceRequest(id=datasource_id),
-        "GetOrCreateDatasource": pb.GetOrCreateDatasourceRequest(namespace=NAMESPACE, name="ds", source_uri="file:///x"),
+        "GetOrCreateDatasource": pb.GetOrCreateDatasourceRequest(
+            namespace=NAMESPACE, name="ds", source_uri="file:///x"
+        ),
         "ListDatasources": pb.ListDatasourcesRequest(namespace=NAMESPACE),
         "DeleteDatasource": pb.DeleteDatasourceRequest(id=datasource_id),
-        "UpdateScanStatus": pb.UpdateScanStatusRequest(datasource_id=datasource_id, scan=common_pb2.ScanStatus(
-            state=common_pb2.SCAN_STATE_READY)),
-        "DefineFields": pb.DefineFieldsRequest(datasource_id=datasource_id, fields=[
-            common_pb2.Field(name="m", type=common_pb2.FIELD_TYPE_INT)]),
-        "UpsertMetadata": pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-            pb.DatapointValues(path="a", values={"n": to_proto_value(3)})], create_missing=True),
+        "UpdateScanStatus": pb.UpdateScanStatusRequest(
+            datasource_id=datasource_id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+        ),
+        "DefineFields": pb.DefineFieldsRequest(
+            datasource_id=datasource_id, fields=[common_pb2.Field(name="m", type=common_pb2.FIELD_TYPE_INT)]
+        ),
+        "UpsertMetadata": pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[pb.DatapointValues(path="a", values={"n": to_proto_value(3)})],
+            create_missing=True,
+        ),
         "UpsertTable": upload,
-        "CommitStagedUpload": pb.CommitStagedUploadRequest(staging_session="s", datasource_id=datasource_id,
-                                                           block_count=1),
+        "CommitStagedUpload": pb.CommitStagedUploadRequest(
+            staging_session="s", datasource_id=datasource_id, block_count=1
+        ),
         "AbortStagedUpload": pb.AbortStagedUploadRequest(staging_session="s", datasource_id=datasource_id),
         "DeleteMetadata": pb.DeleteMetadataRequest(datasource_id=datasource_id, paths=["a"], fields=["n"]),
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=["a"]),
@@ -141,9 +175,14 @@ def test_a_read_token_reads_and_cannot_write(world):
 def test_writes_are_recorded_under_the_token_subject(secured, world):
     stub, datasource_id, _ = world
     # A client claiming another name in the header is recorded under its token's subject.
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path="b", values={"n": to_proto_value(5)})], create_missing=True),
-        metadata=_bearer("alice-token") + (("thresher-user", "mallory"),))
+    stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[pb.DatapointValues(path="b", values={"n": to_proto_value(5)})],
+            create_missing=True,
+        ),
+        metadata=_bearer("alice-token") + (("thresher-user", "mallory"),),
+    )
     changes = secured.stores[0].changes(datasource_id, None, None).to_pylist()
     assert [row["actor"] for row in changes if row["path"] == "b"] == ["alice"]
 
@@ -152,12 +191,17 @@ def test_scanner_methods_refuse_missing_wrong_and_out_of_scope_tokens(secured, w
     _, datasource_id, _ = world
     channel = open_channel(secured.scanner_address)
     stub = scanner_service_pb2_grpc.ScannerServiceStub(channel)
-    calls = {"StartScan": spb.StartScanRequest(datasource_id=datasource_id),
-             "GetScanStatus": spb.GetScanStatusRequest(datasource_id=datasource_id)}
+    calls = {
+        "StartScan": spb.StartScanRequest(datasource_id=datasource_id),
+        "GetScanStatus": spb.GetScanStatusRequest(datasource_id=datasource_id),
+    }
     assert set(calls) == {m.name for m in spb.DESCRIPTOR.services_by_name["ScannerService"].methods}
     for method, request in calls.items():
-        for token, code in ((None, grpc.StatusCode.UNAUTHENTICATED), ("not-a-token", grpc.StatusCode.UNAUTHENTICATED),
-                            ("bob-token", grpc.StatusCode.PERMISSION_DENIED)):
+        for token, code in (
+            (None, grpc.StatusCode.UNAUTHENTICATED),
+            ("not-a-token", grpc.StatusCode.UNAUTHENTICATED),
+            ("bob-token", grpc.StatusCode.PERMISSION_DENIED),
+        ):
             assert _code(stub, method, request, token) == code, (method, token)
     assert _code(stub, "StartScan", calls["StartScan"], "reader-token") == grpc.StatusCode.PERMISSION_DENIED
     assert _code(stub, "GetScanStatus", calls["GetScanStatus"], "reader-token") == grpc.StatusCode.OK
@@ -179,8 +223,11 @@ def _flight_verbs(datasource_id: int):
     query = common_pb2.Query(datasource_id=datasource_id)
     ticket = fl.Ticket(flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString())
     by_path = fl.FlightDescriptor.for_path(NAMESPACE, "datasources", "ds")
-    upsert = fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-        datasource_id=datasource_id, path_column="path", create_missing=True)).SerializeToString())
+    upsert = fl.FlightDescriptor.for_command(
+        flight_pb2.FlightCommand(
+            upsert=flight_pb2.UpsertCommand(datasource_id=datasource_id, path_column="path", create_missing=True)
+        ).SerializeToString()
+    )
 
     def do_put(client, options):
         table = pa.table({"path": ["a"], "n": [9]})
@@ -245,7 +292,9 @@ def test_flight_verbs_on_a_namespace_refuse_a_token_scoped_elsewhere(secured, wo
     verbs = _flight_verbs(world[1])
     with fl.connect(f"grpc://{secured.flight_address}") as client:
         for verb in ("DoGet", "DoPut", "GetFlightInfo", "GetSchema", "ListFlights"):
-            _refused(lambda: verbs[verb](client, _options("bob-token")), fl.FlightUnauthorizedError, "PERMISSION_DENIED")
+            _refused(
+                lambda: verbs[verb](client, _options("bob-token")), fl.FlightUnauthorizedError, "PERMISSION_DENIED"
+            )
         assert all(NAMESPACE not in str(info.descriptor) for info in client.list_flights(options=_options("bob-token")))
         with pytest.raises(fl.FlightUnauthorizedError):
             verbs["DoPut"](client, _options("reader-token"))
@@ -257,12 +306,17 @@ def test_the_metadata_data_port_checks_tokens_and_namespaces_as_grpc_does(secure
     ticket = fl.Ticket(request.SerializeToString())
     with fl.connect(f"grpc://{secured.data_addresses[0]}") as port:
         for token in (None, "not-a-token"):
-            _refused(lambda: port.do_get(ticket, options=_options(token)).read_all(), fl.FlightUnauthenticatedError,
-                     "UNAUTHENTICATED")
-        with pytest.raises(fl.FlightUnauthorizedError, match=f"PERMISSION_DENIED: 'bob' may not read namespace"):
+            _refused(
+                lambda: port.do_get(ticket, options=_options(token)).read_all(),
+                fl.FlightUnauthenticatedError,
+                "UNAUTHENTICATED",
+            )
+        with pytest.raises(fl.FlightUnauthorizedError, match="PERMISSION_DENIED: 'bob' may not read namespace"):
             port.do_get(ticket, options=_options("bob-token")).read_all()
         assert port.do_get(ticket, options=_options("reader-token")).read_all().num_rows >= 1
-        with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: a data-port ticket is a serialized ExecuteQueryRequest"):
+        with pytest.raises(
+            fl.FlightError, match="INVALID_ARGUMENT: a data-port ticket is a serialized ExecuteQueryRequest"
+        ):
             port.do_get(fl.Ticket(b"\xff\xff"), options=_options("reader-token")).read_all()
 
 
@@ -291,7 +345,8 @@ def test_a_scan_started_with_a_users_token_writes_with_the_scanners_token(secure
     (tmp_path / "one.txt").write_bytes(b"1")
     alice = secured.connect(token="alice-token")
     ds = datasources.get_or_create(NAMESPACE, "scanned", tmp_path, connection=alice).wait_until_ready(
-        timeout=60, progress=False)
+        timeout=60, progress=False
+    )
     assert ds.count() == 1
     assert {row["actor"] for row in secured.stores[0].changes(ds.id, None, None).to_pylist()} == {"scanner"}
 
@@ -302,9 +357,11 @@ def test_services_refuse_to_listen_beyond_loopback_without_tokens(service, tmp_p
     from thresher.services.metadata.server import create_server as create_metadata
     from thresher.services.scanner.server import create_server as create_scanner
 
-    start = {"metadata": lambda: create_metadata("0.0.0.0:0", None),
-             "scanner": lambda: create_scanner("0.0.0.0:0", "127.0.0.1:1"),
-             "flight": lambda: create_flight("[::]:0", "127.0.0.1:1")}[service]
+    start = {
+        "metadata": lambda: create_metadata("0.0.0.0:0", None),
+        "scanner": lambda: create_scanner("0.0.0.0:0", "127.0.0.1:1"),
+        "flight": lambda: create_flight("[::]:0", "127.0.0.1:1"),
+    }[service]
     with pytest.raises(InsecureBindError, match="without authentication"):
         start()
 
@@ -317,8 +374,9 @@ def test_loopback_addresses():
 def test_token_configuration():
     import hashlib
 
-    table = TokenTable.parse("# comment\nt1=alice:team/*:write\nt1=alice:pub/*:read, "
-                             f"sha256:{hashlib.sha256(b't2').hexdigest()}=bob:*:read")
+    table = TokenTable.parse(
+        f"# comment\nt1=alice:team/*:write\nt1=alice:pub/*:read, sha256:{hashlib.sha256(b't2').hexdigest()}=bob:*:read"
+    )
     alice, bob = table.authenticate("t1"), table.authenticate("t2")
     assert alice.may("team/x", write=True) and alice.may("pub/y") and not alice.may("pub/y", write=True)
     assert not alice.may("teams/x") and bob.may("any/where") and not bob.may("any/where", write=True)

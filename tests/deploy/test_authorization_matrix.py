@@ -29,13 +29,14 @@ from google.protobuf import message_factory
 from thresher import datasources
 from thresher.core import status
 from thresher.core.arrow_io import upsert_table_requests
-from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
-from thresher.services.flight.sql.protocol import pack
 from thresher.core.transport import open_channel
 from thresher.core.types import to_proto_value
+from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
+from thresher.services.flight.sql.protocol import pack
 from thresher.services.metadata.data_port import SQL_TICKET_PREFIX
-from thresher.v1 import (common_pb2, flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc,
-                         scanner_service_pb2 as spb, scanner_service_pb2_grpc)
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
+from thresher.v1 import scanner_service_pb2 as spb
 
 from .conftest import security
 from .stack import ServiceStack
@@ -74,8 +75,9 @@ class Tally:
 
 @pytest.fixture(scope="module")
 def stack(postgres_store_factory):
-    with ServiceStack([postgres_store_factory(), postgres_store_factory()], security(), flights=2,
-                      home=postgres_store_factory.home) as running:
+    with ServiceStack(
+        [postgres_store_factory(), postgres_store_factory()], security(), flights=2, home=postgres_store_factory.home
+    ) as running:
         yield running
 
 
@@ -89,8 +91,11 @@ def _scanned(stack, namespace: str, name: str, folder) -> int:
     folder.mkdir()
     (folder / "a").write_bytes(b"a")
     with stack.connect(token=ADMIN) as connection:
-        return datasources.get_or_create(namespace, name, folder, connection=connection).wait_until_ready(
-            timeout=60, progress=False).id
+        return (
+            datasources.get_or_create(namespace, name, folder, connection=connection)
+            .wait_until_ready(timeout=60, progress=False)
+            .id
+        )
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +107,33 @@ def victim(stack, tmp_path_factory) -> Victim:
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     admin = _bearer(ADMIN)
     source = stub.GetDatasource(pb.GetDatasourceRequest(id=source_id), metadata=admin).datasource
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=source.id, create_missing=True, datapoints=[
-        pb.DatapointValues(path="a", values={"n": to_proto_value(1), "thumb": common_pb2.Value(blob_value=THUMB)})]),
-        metadata=admin)
-    dataset = stub.SaveDataset(pb.SaveDatasetRequest(namespace=VICTIM, name="all", query=common_pb2.Query(
-        datasource_id=source.id)), metadata=admin).dataset
+    stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=source.id,
+            create_missing=True,
+            datapoints=[
+                pb.DatapointValues(
+                    path="a", values={"n": to_proto_value(1), "thumb": common_pb2.Value(blob_value=THUMB)}
+                )
+            ],
+        ),
+        metadata=admin,
+    )
+    dataset = stub.SaveDataset(
+        pb.SaveDatasetRequest(namespace=VICTIM, name="all", query=common_pb2.Query(datasource_id=source.id)),
+        metadata=admin,
+    ).dataset
     stub.RegisterBagDataset(pb.RegisterBagDatasetRequest(namespace=VICTIM, name="bag", uri="/data/bag"), metadata=admin)
-    stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=attacker_id, create_missing=True, datapoints=[
-        pb.DatapointValues(path="a", values={"thumb": common_pb2.Value(blob_value=b"the attacker's own")})]),
-        metadata=admin)
+    stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=attacker_id,
+            create_missing=True,
+            datapoints=[
+                pb.DatapointValues(path="a", values={"thumb": common_pb2.Value(blob_value=b"the attacker's own")})
+            ],
+        ),
+        metadata=admin,
+    )
     channel.close()
     return Victim(source.id, dataset.id, f"{VICTIM}/bag", hashlib.sha256(THUMB).hexdigest(), attacker_id)
 
@@ -124,17 +147,29 @@ def _snapshot(stack, victim: Victim) -> dict:
     with stack.connect(token=ADMIN) as connection:
         rows = connection.read_query(query).to_pylist()
     snapshot = {
-        "namespaces": sorted(n.name for n in stub.ListNamespaces(pb.ListNamespacesRequest(), metadata=admin).namespaces
-                             if n.name.startswith(VICTIM)),
-        "datasources": [(d.id, d.name, d.source_uri, [(f.name, f.type) for f in d.fields]) for d in stub.ListDatasources(
-            pb.ListDatasourcesRequest(namespace=VICTIM), metadata=admin).datasources],
+        "namespaces": sorted(
+            n.name
+            for n in stub.ListNamespaces(pb.ListNamespacesRequest(), metadata=admin).namespaces
+            if n.name.startswith(VICTIM)
+        ),
+        "datasources": [
+            (d.id, d.name, d.source_uri, [(f.name, f.type) for f in d.fields])
+            for d in stub.ListDatasources(pb.ListDatasourcesRequest(namespace=VICTIM), metadata=admin).datasources
+        ],
         "rows": sorted(rows, key=lambda row: row["path"]),
-        "changes": sum(1 for part in stub.ListChanges(pb.ListChangesRequest(datasource_id=victim.datasource_id),
-                                                      metadata=admin) if part.WhichOneof("part") == "record_batch"),
-        "datasets": [(d.id, d.name, d.query.SerializeToString()) for d in stub.ListDatasets(
-            pb.ListDatasetsRequest(namespace=VICTIM), metadata=admin).datasets],
-        "bags": [(b.name, b.uri) for b in stub.ListBagDatasets(pb.ListBagDatasetsRequest(namespace=VICTIM),
-                                                               metadata=admin).bag_datasets],
+        "changes": sum(
+            1
+            for part in stub.ListChanges(pb.ListChangesRequest(datasource_id=victim.datasource_id), metadata=admin)
+            if part.WhichOneof("part") == "record_batch"
+        ),
+        "datasets": [
+            (d.id, d.name, d.query.SerializeToString())
+            for d in stub.ListDatasets(pb.ListDatasetsRequest(namespace=VICTIM), metadata=admin).datasets
+        ],
+        "bags": [
+            (b.name, b.uri)
+            for b in stub.ListBagDatasets(pb.ListBagDatasetsRequest(namespace=VICTIM), metadata=admin).bag_datasets
+        ],
     }
     channel.close()
     return snapshot
@@ -142,10 +177,26 @@ def _snapshot(stack, victim: Victim) -> dict:
 
 # -- gRPC -----------------------------------------------------------------------------------------------
 
-READS = {"GetNamespace", "ListNamespaces", "GetDatasource", "ListDatasources", "ExecuteQuery", "DescribeQuery",
-         "ReadQuery", "CountValues",
-         "ExecuteSql", "DescribeSql", "ListSqlTables", "GetHistory", "ListChanges", "GetDataset", "ListDatasets",
-         "GetBagDataset", "ListBagDatasets", "GetScanStatus"}
+READS = {
+    "GetNamespace",
+    "ListNamespaces",
+    "GetDatasource",
+    "ListDatasources",
+    "ExecuteQuery",
+    "DescribeQuery",
+    "ReadQuery",
+    "CountValues",
+    "ExecuteSql",
+    "DescribeSql",
+    "ListSqlTables",
+    "GetHistory",
+    "ListChanges",
+    "GetDataset",
+    "ListDatasets",
+    "GetBagDataset",
+    "ListBagDatasets",
+    "GetScanStatus",
+}
 # Answered to a stranger, without the victim: listings filter, SQL does not see the namespace.
 LISTED = {"ListNamespaces"}
 SQL = {"ExecuteSql", "DescribeSql"}
@@ -164,15 +215,20 @@ def _metadata_requests(v: Victim) -> dict:
         "GetOrCreateDatasource": pb.GetOrCreateDatasourceRequest(namespace=VICTIM, name="ds2", source_uri="file:///x"),
         "ListDatasources": pb.ListDatasourcesRequest(namespace=VICTIM),
         "DeleteDatasource": pb.DeleteDatasourceRequest(id=v.datasource_id),
-        "UpdateScanStatus": pb.UpdateScanStatusRequest(datasource_id=v.datasource_id, scan=common_pb2.ScanStatus(
-            state=common_pb2.SCAN_STATE_FAILED, failure_reason="vandalised")),
-        "DefineFields": pb.DefineFieldsRequest(datasource_id=v.datasource_id, fields=[
-            common_pb2.Field(name="m", type=common_pb2.FIELD_TYPE_INT)]),
-        "UpsertMetadata": pb.UpsertMetadataRequest(datasource_id=v.datasource_id, datapoints=[
-            pb.DatapointValues(path="a", values={"n": to_proto_value(3)})]),
+        "UpdateScanStatus": pb.UpdateScanStatusRequest(
+            datasource_id=v.datasource_id,
+            scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_FAILED, failure_reason="vandalised"),
+        ),
+        "DefineFields": pb.DefineFieldsRequest(
+            datasource_id=v.datasource_id, fields=[common_pb2.Field(name="m", type=common_pb2.FIELD_TYPE_INT)]
+        ),
+        "UpsertMetadata": pb.UpsertMetadataRequest(
+            datasource_id=v.datasource_id, datapoints=[pb.DatapointValues(path="a", values={"n": to_proto_value(3)})]
+        ),
         "UpsertTable": list(upsert_table_requests(v.datasource_id, "path", table.schema, table.to_batches())),
-        "CommitStagedUpload": pb.CommitStagedUploadRequest(staging_session="s", datasource_id=v.datasource_id,
-                                                           block_count=1, create_missing=True),
+        "CommitStagedUpload": pb.CommitStagedUploadRequest(
+            staging_session="s", datasource_id=v.datasource_id, block_count=1, create_missing=True
+        ),
         "AbortStagedUpload": pb.AbortStagedUploadRequest(staging_session="s", datasource_id=v.datasource_id),
         "DeleteMetadata": pb.DeleteMetadataRequest(datasource_id=v.datasource_id, paths=["a"], fields=["n"]),
         "DeleteDatapoints": pb.DeleteDatapointsRequest(datasource_id=v.datasource_id, paths=["a"]),
@@ -197,15 +253,25 @@ def _metadata_requests(v: Victim) -> dict:
 
 
 def _scanner_requests(v: Victim) -> dict:
-    return {"StartScan": spb.StartScanRequest(datasource_id=v.datasource_id),
-            "GetScanStatus": spb.GetScanStatusRequest(datasource_id=v.datasource_id)}
+    return {
+        "StartScan": spb.StartScanRequest(datasource_id=v.datasource_id),
+        "GetScanStatus": spb.GetScanStatusRequest(datasource_id=v.datasource_id),
+    }
 
 
 SERVICES = {  # service descriptor -> (stub class, requests, addresses of the stack that serve it)
-    "MetadataService": (pb.DESCRIPTOR.services_by_name["MetadataService"], metadata_service_pb2_grpc.MetadataServiceStub,
-                        _metadata_requests, lambda s: s.metadata_addresses),
-    "ScannerService": (spb.DESCRIPTOR.services_by_name["ScannerService"], scanner_service_pb2_grpc.ScannerServiceStub,
-                       _scanner_requests, lambda s: [s.scanner_address]),
+    "MetadataService": (
+        pb.DESCRIPTOR.services_by_name["MetadataService"],
+        metadata_service_pb2_grpc.MetadataServiceStub,
+        _metadata_requests,
+        lambda s: s.metadata_addresses,
+    ),
+    "ScannerService": (
+        spb.DESCRIPTOR.services_by_name["ScannerService"],
+        scanner_service_pb2_grpc.ScannerServiceStub,
+        _scanner_requests,
+        lambda s: [s.scanner_address],
+    ),
 }
 
 
@@ -271,8 +337,13 @@ def test_every_grpc_method_refuses_callers_without_access(stack, victim, capsys)
 # -- Flight -----------------------------------------------------------------------------------------------
 
 # Message types that name no data of their own (and a filter tree nests without end).
-_NOT_AIMED = {"thresher.v1.Filter", "thresher.v1.SelectItem", "thresher.v1.OrderBy", "thresher.v1.Nearest",
-              "google.protobuf.Timestamp"}
+_NOT_AIMED = {
+    "thresher.v1.Filter",
+    "thresher.v1.SelectItem",
+    "thresher.v1.OrderBy",
+    "thresher.v1.Nearest",
+    "google.protobuf.Timestamp",
+}
 
 
 def _aim(message, v: Victim) -> bool:
@@ -304,8 +375,10 @@ def _minted(container_type, v: Victim) -> dict[str, bytes]:
     minted = {}
     for field in container_type.DESCRIPTOR.oneofs_by_name["kind"].fields:
         message = message_factory.GetMessageClass(field.message_type)()
-        assert _aim(message, v), (f"{container_type.DESCRIPTOR.name}.{field.name} has no field this matrix knows how "
-                                  "to aim at another namespace: teach _aim about it")
+        assert _aim(message, v), (
+            f"{container_type.DESCRIPTOR.name}.{field.name} has no field this matrix knows how "
+            "to aim at another namespace: teach _aim about it"
+        )
         minted[field.name] = container_type(**{field.name: message}).SerializeToString()
         if container_type is flight_pb2.FlightTicket and field.name == "query":
             minted["query partition"] = _partition(message)
@@ -325,9 +398,14 @@ def _options(token: str | None) -> fl.FlightCallOptions:
 
 
 # The Flight error classes pyarrow raises for a status that travelled on the wire.
-_WIRE_CLASSES = ((fl.FlightUnauthenticatedError, "UNAUTHENTICATED"), (fl.FlightUnauthorizedError, "PERMISSION_DENIED"),
-                 (fl.FlightUnavailableError, "UNAVAILABLE"), (pa.ArrowNotImplementedError, "UNIMPLEMENTED"),
-                 (pa.ArrowInvalid, "INVALID_ARGUMENT"), (pa.ArrowKeyError, "NOT_FOUND"))
+_WIRE_CLASSES = (
+    (fl.FlightUnauthenticatedError, "UNAUTHENTICATED"),
+    (fl.FlightUnauthorizedError, "PERMISSION_DENIED"),
+    (fl.FlightUnavailableError, "UNAVAILABLE"),
+    (pa.ArrowNotImplementedError, "UNIMPLEMENTED"),
+    (pa.ArrowInvalid, "INVALID_ARGUMENT"),
+    (pa.ArrowKeyError, "NOT_FOUND"),
+)
 # pyarrow 26 sends every failure of a Python server's GetSchema as UNKNOWN (its GetSchema callback, alone
 # among the verbs, does not turn a FlightError into its status); the status is then only the message's
 # leading code. Any other verb must carry its refusal on the wire.
@@ -340,7 +418,8 @@ def _raw(target: tuple[str, str | None], method: str, descriptor: fl.FlightDescr
     channel = grpc.insecure_channel(address)
     try:
         return channel.unary_unary(f"/arrow.flight.protocol.FlightService/{method}")(
-            descriptor.serialize(), metadata=_bearer(token), timeout=30)
+            descriptor.serialize(), metadata=_bearer(token), timeout=30
+        )
     finally:
         channel.close()
 
@@ -398,50 +477,99 @@ class Verb:
 
 def _flight_verbs(v: Victim) -> list[Verb]:
     verbs = []
-    descriptors = {f"path {kind}": fl.FlightDescriptor.for_path(VICTIM, kind, name)
-                   for kind, name in (("datasources", "ds"), ("datasets", "all"), ("bags", "bag"))}
+    descriptors = {
+        f"path {kind}": fl.FlightDescriptor.for_path(VICTIM, kind, name)
+        for kind, name in (("datasources", "ds"), ("datasets", "all"), ("bags", "bag"))
+    }
     for kind, raw in _minted(flight_pb2.FlightCommand, v).items():
         descriptors[f"command {kind}"] = fl.FlightDescriptor.for_command(raw)
     for label, descriptor in descriptors.items():
         # An upsert command describes an upload, not a flight: refused as a bad request to everyone alike.
         kind = "inert" if label == "command upsert" else "denied"
-        verbs.append(Verb(f"GetFlightInfo({label})", lambda c, o, t, d=descriptor: c.get_flight_info(d, options=o), kind))
+        verbs.append(
+            Verb(f"GetFlightInfo({label})", lambda c, o, t, d=descriptor: c.get_flight_info(d, options=o), kind)
+        )
         verbs.append(Verb(f"GetSchema({label})", lambda c, o, t, d=descriptor: _get_schema(t, d), kind))
     for kind, raw in _minted(flight_pb2.FlightTicket, v).items():
         verbs.append(Verb(f"DoGet({kind} ticket)", lambda c, o, t, ticket=raw: _read_all(c, ticket, o), "denied"))
-    upsert = fl.FlightDescriptor.for_command(flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(
-        datasource_id=v.datasource_id, path_column="path")).SerializeToString())
-    verbs.append(Verb("DoPut(upsert)", lambda c, o, t: _do_put(c, upsert, pa.table({"path": ["a"], "n": [9]}), o), "write"))
-    verbs.append(Verb("ListFlights(victim)", lambda c, o, t: list(c.list_flights(VICTIM.encode(), options=o)), "denied"))
-    verbs.append(Verb("ListFlights()", lambda c, o, t: list(c.list_flights(options=o)), "listed",
-                      lambda infos: all(VICTIM not in str(info.descriptor) for info in infos)))
+    upsert = fl.FlightDescriptor.for_command(
+        flight_pb2.FlightCommand(
+            upsert=flight_pb2.UpsertCommand(datasource_id=v.datasource_id, path_column="path")
+        ).SerializeToString()
+    )
+    verbs.append(
+        Verb("DoPut(upsert)", lambda c, o, t: _do_put(c, upsert, pa.table({"path": ["a"], "n": [9]}), o), "write")
+    )
+    verbs.append(
+        Verb("ListFlights(victim)", lambda c, o, t: list(c.list_flights(VICTIM.encode(), options=o)), "denied")
+    )
+    verbs.append(
+        Verb(
+            "ListFlights()",
+            lambda c, o, t: list(c.list_flights(options=o)),
+            "listed",
+            lambda infos: all(VICTIM not in str(info.descriptor) for info in infos),
+        )
+    )
     verbs.append(Verb("DoExchange", lambda c, o, t: _do_exchange(c, descriptors["path datasources"], o), "inert"))
     # pyarrow's client has no PollFlightInfo; the service does not implement it, for anyone.
-    verbs.append(Verb("PollFlightInfo", lambda c, o, t: _raw(t, "PollFlightInfo", descriptors["path datasources"]),
-                      "inert"))
-    verbs.append(Verb("DoAction(unknown)", lambda c, o, t: list(c.do_action(fl.Action("drop-everything", b""), options=o)),
-                      "inert"))
+    verbs.append(
+        Verb("PollFlightInfo", lambda c, o, t: _raw(t, "PollFlightInfo", descriptors["path datasources"]), "inert")
+    )
+    verbs.append(
+        Verb(
+            "DoAction(unknown)",
+            lambda c, o, t: list(c.do_action(fl.Action("drop-everything", b""), options=o)),
+            "inert",
+        )
+    )
     # Flight SQL: statements over the victim's tables, prepared or not, and the catalog.
     sql = f'SELECT * FROM "{VICTIM}".ds'
     statement = fl.FlightDescriptor.for_command(pack(fsql.CommandStatementQuery(query=sql)))
     handle = pb.ExecuteSqlRequest(sql=sql).SerializeToString()
-    prepared = fl.FlightDescriptor.for_command(pack(fsql.CommandPreparedStatementQuery(prepared_statement_handle=handle)))
+    prepared = fl.FlightDescriptor.for_command(
+        pack(fsql.CommandPreparedStatementQuery(prepared_statement_handle=handle))
+    )
     tables = fl.FlightDescriptor.for_command(pack(fsql.CommandGetTables(include_schema=True)))
     verbs += [
         Verb("SQL GetFlightInfo(statement)", lambda c, o, t: c.get_flight_info(statement, options=o), "hidden"),
         Verb("SQL GetSchema(statement)", lambda c, o, t: _get_schema(t, statement), "hidden"),
         Verb("SQL GetFlightInfo(prepared)", lambda c, o, t: c.get_flight_info(prepared, options=o), "hidden"),
-        Verb("SQL DoGet(statement ticket)", lambda c, o, t: _read_all(
-            c, pack(fsql.TicketStatementQuery(statement_handle=handle)), o), "hidden"),
-        Verb("SQL DoAction(CreatePreparedStatement)", lambda c, o, t: list(c.do_action(fl.Action(
-            "CreatePreparedStatement", pack(fsql.ActionCreatePreparedStatementRequest(query=sql))), options=o)),
-            "hidden"),
+        Verb(
+            "SQL DoGet(statement ticket)",
+            lambda c, o, t: _read_all(c, pack(fsql.TicketStatementQuery(statement_handle=handle)), o),
+            "hidden",
+        ),
+        Verb(
+            "SQL DoAction(CreatePreparedStatement)",
+            lambda c, o, t: list(
+                c.do_action(
+                    fl.Action("CreatePreparedStatement", pack(fsql.ActionCreatePreparedStatementRequest(query=sql))),
+                    options=o,
+                )
+            ),
+            "hidden",
+        ),
         Verb("SQL DoPut(bind parameters)", lambda c, o, t: _do_put(c, prepared, pa.table({"p": [1]}), o), "inert"),
-        Verb("SQL DoAction(ClosePreparedStatement)", lambda c, o, t: list(c.do_action(fl.Action(
-            "ClosePreparedStatement", pack(fsql.ActionClosePreparedStatementRequest(prepared_statement_handle=handle))),
-            options=o)), "inert"),
-        Verb("SQL DoGet(GetTables)", lambda c, o, t: _read_all(c, pack(fsql.CommandGetTables(include_schema=True)), o),
-             "listed", lambda table: VICTIM not in table.column("db_schema_name").to_pylist()),
+        Verb(
+            "SQL DoAction(ClosePreparedStatement)",
+            lambda c, o, t: list(
+                c.do_action(
+                    fl.Action(
+                        "ClosePreparedStatement",
+                        pack(fsql.ActionClosePreparedStatementRequest(prepared_statement_handle=handle)),
+                    ),
+                    options=o,
+                )
+            ),
+            "inert",
+        ),
+        Verb(
+            "SQL DoGet(GetTables)",
+            lambda c, o, t: _read_all(c, pack(fsql.CommandGetTables(include_schema=True)), o),
+            "listed",
+            lambda table: VICTIM not in table.column("db_schema_name").to_pylist(),
+        ),
         Verb("SQL GetFlightInfo(GetTables)", lambda c, o, t: c.get_flight_info(tables, options=o), "inert"),
     ]
     return verbs
@@ -471,11 +599,14 @@ def _check_flight(tally: Tally, client: fl.FlightClient, address: str, verb: Ver
         assert on_wire, f"{verb.name} with {label} on {where}: {answer} only in the message"
         tally.refused_as(answer, f"{verb.name} with {label} on {where}", ("UNAUTHENTICATED",))
     what = f"{verb.name} with an out-of-scope token on {where}"
-    answer, message, result, on_wire = _flight_answer(lambda: verb.call(client, _options(STRANGER), (address, STRANGER)))
+    answer, message, result, on_wire = _flight_answer(
+        lambda: verb.call(client, _options(STRANGER), (address, STRANGER))
+    )
     if verb.kind in ("denied", "write") and not on_wire:
         assert verb.name.startswith(MESSAGE_ONLY_VERBS) and answer == "PERMISSION_DENIED", (what, answer, message)
-        tally.refused_as("PERMISSION_DENIED in the message (GetSchema)", what,
-                         ("PERMISSION_DENIED in the message (GetSchema)",))
+        tally.refused_as(
+            "PERMISSION_DENIED in the message (GetSchema)", what, ("PERMISSION_DENIED in the message (GetSchema)",)
+        )
     elif verb.kind in ("denied", "write"):
         tally.refused_as(answer, what, ("PERMISSION_DENIED",))
     elif verb.kind == "hidden":
@@ -496,8 +627,18 @@ def _check_flight(tally: Tally, client: fl.FlightClient, address: str, verb: Ver
 
 # Every RPC of Arrow Flight's FlightService. ListActions is the health check, open by design
 # (tests/deploy/test_auth.py); Handshake is checked with a wrong token below.
-FLIGHT_RPCS = {"Handshake", "ListFlights", "GetFlightInfo", "PollFlightInfo", "GetSchema", "DoGet", "DoPut",
-               "DoExchange", "DoAction", "ListActions"}
+FLIGHT_RPCS = {
+    "Handshake",
+    "ListFlights",
+    "GetFlightInfo",
+    "PollFlightInfo",
+    "GetSchema",
+    "DoGet",
+    "DoPut",
+    "DoExchange",
+    "DoAction",
+    "ListActions",
+}
 
 
 def test_every_flight_rpc_is_in_the_matrix(victim):
@@ -521,7 +662,9 @@ def test_every_flight_verb_and_ticket_kind_refuses_callers_without_access(stack,
                 _check_flight(tally, client, address, verb, f"data port {address}")
     assert _snapshot(stack, victim) == before
     with capsys.disabled():
-        print(f"\nFlight matrix: {tally.tried} calls tried, {sum(tally.refused.values())} refused {dict(tally.refused)}")
+        print(
+            f"\nFlight matrix: {tally.tried} calls tried, {sum(tally.refused.values())} refused {dict(tally.refused)}"
+        )
     assert sum(tally.refused.values()) == tally.tried
 
 
@@ -542,6 +685,7 @@ def test_the_owners_own_tokens_do_read_what_the_matrix_refuses(stack, victim):
 
 # -- blobs: content addressing is not a capability ----------------------------------------------------------
 
+
 def _blob(client, digest: str, datasource_id: int, token: str) -> tuple[str, bytes | None]:
     ticket = flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=datasource_id))
     answer, message, table, _ = _flight_answer(lambda: _read_all(client, ticket.SerializeToString(), _options(token)))
@@ -550,9 +694,12 @@ def _blob(client, digest: str, datasource_id: int, token: str) -> tuple[str, byt
 
 def _write(stack, datasource_id: int, values: dict) -> None:
     channel = open_channel(stack.metadata_address)
-    metadata_service_pb2_grpc.MetadataServiceStub(channel).UpsertMetadata(pb.UpsertMetadataRequest(
-        datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)], create_missing=True),
-        metadata=_bearer(ADMIN))
+    metadata_service_pb2_grpc.MetadataServiceStub(channel).UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id, datapoints=[pb.DatapointValues(path="a", values=values)], create_missing=True
+        ),
+        metadata=_bearer(ADMIN),
+    )
     channel.close()
 
 

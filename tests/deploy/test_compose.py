@@ -23,9 +23,10 @@ from .compose_processes import ComposeError, ComposeProcesses, load_compose
 pytestmark = pytest.mark.slow  # the whole compose deployment: PostgreSQL, S3 and seven service processes
 
 COMPOSE = str(pathlib.Path(__file__).resolve().parents[2] / "compose.yaml")
-VARIABLES = {"THRESHER_TOKENS": "admin-secret=admin:*:write,scanner-secret=scanner:*:write,"
-                                "viewer-secret=viewer:team/*:read",
-             "THRESHER_SERVICE_TOKEN": "scanner-secret"}
+VARIABLES = {
+    "THRESHER_TOKENS": "admin-secret=admin:*:write,scanner-secret=scanner:*:write,viewer-secret=viewer:team/*:read",
+    "THRESHER_SERVICE_TOKEN": "scanner-secret",
+}
 
 
 def test_compose_declares_replicas_health_checks_and_required_settings():
@@ -49,8 +50,14 @@ class Deployment:
     def connect(self, replica: int, token: str, **options) -> thresher.Connection:
         """Through metadata replica and flight replica ``replica`` (0 or 1), by their published ports."""
         metadata, flight = ((7470, 7472), (7480, 7473))[replica]
-        return thresher.Connection(self.running.published(metadata), self.running.published(flight),
-                                   self.running.published(7471), token=token, root_certificates=self.ca, **options)
+        return thresher.Connection(
+            self.running.published(metadata),
+            self.running.published(flight),
+            self.running.published(7471),
+            token=token,
+            root_certificates=self.ca,
+            **options,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +78,22 @@ def test_a_client_session_against_the_compose_services(deployment):
     first = deployment.connect(0, "admin-secret")
     second = deployment.connect(1, "viewer-secret")
     ds = datasources.get_or_create(namespace, "images", data, connection=first).wait_until_ready(
-        timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["img1.png", "img2.png"], "label": ["cat", "dog"]}),
-                                      path_column="path", create_missing=True)
+        timeout=60, progress=False
+    )
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": ["img1.png", "img2.png"], "label": ["cat", "dog"]}),
+        path_column="path",
+        create_missing=True,
+    )
     ds[ds["label"] == "dog"].save_dataset("dogs")
 
     seen = datasources.get_datasource(namespace, "images", connection=second)
     assert sorted(seen.all().dataframe["path"]) == ["img0.png", "img1.png", "img2.png"]
     assert datasets.get_dataset(namespace, "dogs", connection=second).all().dataframe["path"].tolist() == ["img2.png"]
     with pytest.raises(ThresherError):
-        seen.upload_metadata_from_dataframe(pd.DataFrame({"path": ["img0.png"], "label": ["x"]}), path_column="path", create_missing=True)
+        seen.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": ["img0.png"], "label": ["x"]}), path_column="path", create_missing=True
+        )
 
 
 def test_flight_endpoints_advertise_addresses_reachable_from_outside(deployment):
@@ -104,8 +117,9 @@ def test_compose_services_refuse_callers_without_a_token_or_without_tls(deployme
     with pytest.raises(ThresherError):
         datasources.get_datasources("team/anything", connection=anonymous)
     running = deployment.running
-    plaintext = thresher.Connection(running.published(7470), running.published(7472), token="admin-secret",
-                                    retry_timeout=0.2)
+    plaintext = thresher.Connection(
+        running.published(7470), running.published(7472), token="admin-secret", retry_timeout=0.2
+    )
     with pytest.raises(ThresherError):
         datasources.get_datasources("team/anything", connection=plaintext)
 
@@ -125,8 +139,11 @@ def test_blobs_files_and_an_exported_bag_dataset_through_each_flight_replica(dep
     thumbs = {name: hashlib.sha256(data).digest() * (i + 1) for i, (name, data) in enumerate(files.items())}
     # The S3-compatible store of the deployment, as a client outside reaches it.
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{deployment.running.address('s3', 9000)}")
-    for key, value in (("AWS_ACCESS_KEY_ID", "thresher"), ("AWS_SECRET_ACCESS_KEY", "thresher-secret"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "thresher"),
+        ("AWS_SECRET_ACCESS_KEY", "thresher-secret"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("THRESHER_DOWNLOAD_DIR", str(tmp_path / "downloads"))
     boto3.client("s3").create_bucket(Bucket="exports")
@@ -134,9 +151,12 @@ def test_blobs_files_and_an_exported_bag_dataset_through_each_flight_replica(dep
     namespace = f"team/compose-bags-{os.getpid()}"
     admin = deployment.connect(0, "admin-secret")
     ds = datasources.get_or_create(namespace, "files", folder, connection=admin).wait_until_ready(
-        timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": list(thumbs), "thumb": list(thumbs.values()),
-                                                    "label": list(range(len(thumbs)))}), path_column="path")
+        timeout=60, progress=False
+    )
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": list(thumbs), "thumb": list(thumbs.values()), "label": list(range(len(thumbs)))}),
+        path_column="path",
+    )
     target = f"s3://exports/{namespace}/train"
     ds.all().export(target, columns=["label"], shardlen=2, progress=False)
     datasets.register_export(namespace, "train", target, connection=admin)

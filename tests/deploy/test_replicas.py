@@ -11,7 +11,8 @@ import pytest
 
 from thresher.core.transport import open_channel
 from thresher.core.types import to_proto_value
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
 
 ROUNDS = 30
 
@@ -42,8 +43,13 @@ def _together(*calls):
 
 
 def _upsert(stub, datasource_id, path, **values):
-    return lambda: stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})], create_missing=True))
+    return lambda: stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})],
+            create_missing=True,
+        )
+    )
 
 
 def _rows(stub, datasource_id) -> dict[str, dict]:
@@ -62,8 +68,13 @@ def _fields(stub, datasource_id) -> dict[str, int]:
 
 def test_a_field_type_is_fixed_exactly_once_when_replicas_race(stubs, namespace):
     for round_ in range(ROUNDS):
-        source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
-            namespace=namespace, name=f"race{round_}", source_uri="file:///x")).datasource
+        source = (
+            stubs[0]
+            .CreateDatasource(
+                pb.CreateDatasourceRequest(namespace=namespace, name=f"race{round_}", source_uri="file:///x")
+            )
+            .datasource
+        )
         as_int, as_text = _together(_upsert(stubs[0], source.id, "a", x=1), _upsert(stubs[1], source.id, "b", x="one"))
         failures = [r for r in (as_int, as_text) if isinstance(r, grpc.RpcError)]
         assert len(failures) == 1, f"round {round_}: {as_int!r} {as_text!r}"
@@ -75,8 +86,11 @@ def test_a_field_type_is_fixed_exactly_once_when_replicas_race(stubs, namespace)
 
 
 def test_concurrent_writers_on_both_replicas_lose_no_update(stubs, namespace):
-    source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
-        namespace=namespace, name="shared", source_uri="file:///x")).datasource
+    source = (
+        stubs[0]
+        .CreateDatasource(pb.CreateDatasourceRequest(namespace=namespace, name="shared", source_uri="file:///x"))
+        .datasource
+    )
     writers, writes = 4, 15
 
     def writer(w: int) -> None:
@@ -97,18 +111,26 @@ def test_concurrent_writers_on_both_replicas_lose_no_update(stubs, namespace):
 def test_get_or_create_from_both_replicas_creates_one_datasource(stubs, namespace):
     for round_ in range(ROUNDS):
         request = pb.GetOrCreateDatasourceRequest(namespace=namespace, name=f"once{round_}", source_uri="file:///x")
-        first, second = _together(lambda: stubs[0].GetOrCreateDatasource(request),
-                                  lambda: stubs[1].GetOrCreateDatasource(request))
+        first, second = _together(
+            lambda: stubs[0].GetOrCreateDatasource(request), lambda: stubs[1].GetOrCreateDatasource(request)
+        )
         assert first.datasource.id == second.datasource.id and first.created != second.created
 
 
 def test_saved_datasets_and_uploads_are_visible_on_every_replica(replicas, stubs, namespace):
-    source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
-        namespace=namespace, name="seen", source_uri="file:///x")).datasource
+    source = (
+        stubs[0]
+        .CreateDatasource(pb.CreateDatasourceRequest(namespace=namespace, name="seen", source_uri="file:///x"))
+        .datasource
+    )
     through_first = replicas.connect(0)
     through_first.upsert_table(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path", create_missing=True)
-    query = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=to_proto_value(2))))
+    query = common_pb2.Query(
+        datasource_id=source.id,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=to_proto_value(2))
+        ),
+    )
     saved = stubs[0].SaveDataset(pb.SaveDatasetRequest(namespace=namespace, name="big", query=query)).dataset
     for replica, stub in enumerate(stubs):
         assert stub.GetDataset(pb.GetDatasetRequest(namespace=namespace, name="big")).dataset == saved
@@ -120,10 +142,17 @@ def test_partitions_planned_on_one_flight_replica_are_served_by_the_other(replic
 
     from thresher.v1 import flight_pb2
 
-    source = stubs[0].CreateDatasource(pb.CreateDatasourceRequest(
-        namespace=namespace, name="parted", source_uri="file:///x")).datasource
-    replicas.connect(0).upsert_table(source.id, pa.table({"path": [f"p{i:02d}" for i in range(20)],
-                                                          "n": list(range(20))}), "path", create_missing=True)
+    source = (
+        stubs[0]
+        .CreateDatasource(pb.CreateDatasourceRequest(namespace=namespace, name="parted", source_uri="file:///x"))
+        .datasource
+    )
+    replicas.connect(0).upsert_table(
+        source.id,
+        pa.table({"path": [f"p{i:02d}" for i in range(20)], "n": list(range(20))}),
+        "path",
+        create_missing=True,
+    )
     first, second = replicas.flight_servers
     saved = first.partition_rows, first.peers
     first.partition_rows, first.peers = 6, [second.location]

@@ -34,7 +34,9 @@ def test_a_session_over_tls_with_the_configured_roots(tls_stack, certificate, tm
     connection = tls_stack.connect(token="alice-token", root_certificates=certificate[0])
     ds = datasources.get_or_create(f"team/tls-{os.getpid()}", "files", tmp_path, connection=connection)
     ds.wait_until_ready(timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pa.table({"path": ["a.txt"], "n": [7]}).to_pandas(), path_column="path", create_missing=True)
+    ds.upload_metadata_from_dataframe(
+        pa.table({"path": ["a.txt"], "n": [7]}).to_pandas(), path_column="path", create_missing=True
+    )
     assert ds.all().dataframe[["path", "n"]].values.tolist() == [["a.txt", 7]]
 
 
@@ -48,8 +50,14 @@ def test_plaintext_and_unverified_clients_are_refused(tls_stack, monkeypatch):
 
 def test_tls_configuration_comes_from_the_environment(certificate):
     cert, key = certificate
-    configured = ServiceSecurity.from_env({"THRESHER_TLS_CERT": cert, "THRESHER_TLS_KEY": key,
-                                           "THRESHER_TLS_ROOT_CERTS": cert, "THRESHER_TOKENS": "t=a:*:read"})
+    configured = ServiceSecurity.from_env(
+        {
+            "THRESHER_TLS_CERT": cert,
+            "THRESHER_TLS_KEY": key,
+            "THRESHER_TLS_ROOT_CERTS": cert,
+            "THRESHER_TOKENS": "t=a:*:read",
+        }
+    )
     assert configured.tls is not None and configured.root_certificates == configured.tls.certificate_chain
     assert configured.flight_scheme == "grpc+tls"
     with pytest.raises(ValueError, match="both"):
@@ -60,12 +68,20 @@ def test_a_multi_address_target_verifies_under_the_configured_server_name(certif
     """Two metadata replicas behind one ``ipv4:`` list, as compose's ``dns:///metadata`` resolves: the list
     names no host, so THRESHER_TLS_SERVER_NAME says which name their certificates must carry."""
     from thresher.services.metadata.server import create_server, open_store
-    from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
+    from thresher.v1 import metadata_service_pb2 as pb
+    from thresher.v1 import metadata_service_pb2_grpc
 
     cert, key = certificate
-    configured = ServiceSecurity.from_env({"THRESHER_TLS_CERT": cert, "THRESHER_TLS_KEY": key,
-                                           "THRESHER_TLS_ROOT_CERTS": cert, "THRESHER_TLS_SERVER_NAME": "localhost",
-                                           "THRESHER_TOKENS": "t=a:*:read", "THRESHER_SERVICE_TOKEN": "t"})
+    configured = ServiceSecurity.from_env(
+        {
+            "THRESHER_TLS_CERT": cert,
+            "THRESHER_TLS_KEY": key,
+            "THRESHER_TLS_ROOT_CERTS": cert,
+            "THRESHER_TLS_SERVER_NAME": "localhost",
+            "THRESHER_TOKENS": "t=a:*:read",
+            "THRESHER_SERVICE_TOKEN": "t",
+        }
+    )
     assert configured.server_name == "localhost"
     store = open_store(str(tmp_path))
     servers = [create_server("127.0.0.1:0", store, configured) for _ in range(2)]
@@ -77,11 +93,17 @@ def test_a_multi_address_target_verifies_under_the_configured_server_name(certif
             assert stub.ListNamespaces(pb.ListNamespacesRequest(), timeout=30).namespaces is not None
         channel.close()
         # A name the certificate does not carry fails verification, on both replicas.
-        wrong = ServiceSecurity(tokens=configured.tokens, root_certificates=configured.root_certificates,
-                                service_token="t", server_name="metadata")
+        wrong = ServiceSecurity(
+            tokens=configured.tokens,
+            root_certificates=configured.root_certificates,
+            service_token="t",
+            server_name="metadata",
+        )
         channel = wrong.channel(target)
         with pytest.raises(grpc.RpcError) as refused:
-            metadata_service_pb2_grpc.MetadataServiceStub(channel).ListNamespaces(pb.ListNamespacesRequest(), timeout=30)
+            metadata_service_pb2_grpc.MetadataServiceStub(channel).ListNamespaces(
+                pb.ListNamespacesRequest(), timeout=30
+            )
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         channel.close()
         # Without a server name, a list is refused when the channel is made, naming the setting.

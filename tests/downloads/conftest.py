@@ -9,9 +9,10 @@ import pytest
 
 import thresher
 from thresher.connection import Connection
-from thresher.datasource import Datasource
 from thresher.core.storage import open_storage
-from thresher.v1 import common_pb2, metadata_service_pb2 as ms
+from thresher.datasource import Datasource
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as ms
 
 _names = itertools.count()
 
@@ -27,6 +28,7 @@ def conn(local_services) -> Connection:
 @pytest.fixture
 def local_source(conn, namespace, tmp_path):
     """Makes a scanned datasource over a new folder holding ``files`` (path -> bytes)."""
+
     def make(files_: dict[str, bytes]) -> Datasource:
         folder = tmp_path / f"src{next(_names)}"
         folder.mkdir()
@@ -39,15 +41,22 @@ def local_source(conn, namespace, tmp_path):
     return make
 
 
-def indexed(conn: Connection, namespace: str, source_uri: str, paths: list[str], revision: str = "",
-            extra: dict | None = None) -> Datasource:
+def indexed(
+    conn: Connection, namespace: str, source_uri: str, paths: list[str], revision: str = "", extra: dict | None = None
+) -> Datasource:
     """A datasource over ``source_uri`` whose datapoints are ``paths``, written directly and marked ready
     (these tests are about reading files, not about scanning them)."""
     name = f"ds{next(_names)}"
-    proto = conn.call_metadata("CreateDatasource", ms.CreateDatasourceRequest(
-        namespace=namespace, name=name, source_uri=source_uri, revision=revision)).datasource
-    proto = conn.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(
-        datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY))).datasource
+    proto = conn.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(namespace=namespace, name=name, source_uri=source_uri, revision=revision),
+    ).datasource
+    proto = conn.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(
+            datasource_id=proto.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+        ),
+    ).datasource
     ds = Datasource(conn, proto)
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": paths, **(extra or {})}), create_missing=True)
     return ds
@@ -56,6 +65,7 @@ def indexed(conn: Connection, namespace: str, source_uri: str, paths: list[str],
 @pytest.fixture
 def s3_source(conn, namespace, s3_bucket):
     """Writes ``files`` under ``s3://<bucket>/<prefix>`` and indexes them as a datasource."""
+
     def make(files_: dict[str, bytes], prefix: str = "raw/images") -> Datasource:
         storage = open_storage(f"s3://{s3_bucket}/{prefix}")
         for path, content in files_.items():

@@ -21,8 +21,13 @@ THUMBS = {f"img{i}.png": (b"thumb-%d-" % i) * (100 + i) for i in range(6)}
 def with_blobs(local_source):
     """A datasource whose ``thumb`` blob field holds THUMBS (img5 has none) and ``mask`` one shared blob."""
     ds = local_source({path: b"file" for path in THUMBS})
-    frame = pd.DataFrame({"path": list(THUMBS), "thumb": [v if p != "img5.png" else None for p, v in THUMBS.items()],
-                          "mask": [b"shared mask"] * len(THUMBS)})
+    frame = pd.DataFrame(
+        {
+            "path": list(THUMBS),
+            "thumb": [v if p != "img5.png" else None for p, v in THUMBS.items()],
+            "mask": [b"shared mask"] * len(THUMBS),
+        }
+    )
     ds.upload_metadata_from_dataframe(frame)
     return ds
 
@@ -96,8 +101,15 @@ def test_the_cache_is_shared_safely_by_processes(local_source, tmp_path):
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"f{i}.bin" for i in range(40)], "payload": values}))
     digests = [hashlib.sha256(v).hexdigest() for v in values]
     env = {**os.environ, "THRESHER_DOWNLOAD_DIR": str(tmp_path / "shared")}
-    args = [sys.executable, "-c", _FETCHER, ds.connection.metadata_address, ds.connection.flight_address,
-            json.dumps(digests), str(ds.id)]
+    args = [
+        sys.executable,
+        "-c",
+        _FETCHER,
+        ds.connection.metadata_address,
+        ds.connection.flight_address,
+        json.dumps(digests),
+        str(ds.id),
+    ]
     processes = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outputs = [process.communicate(timeout=120) for process in processes]
     for process, (out, err) in zip(processes, outputs):

@@ -12,8 +12,8 @@ from tests.downloads.conftest import indexed
 from tests.storage_endpoints import commit_files, free_port
 from thresher import downloads
 from thresher.connection import Connection
-from thresher.local_files import TEMPORARY_PREFIX, download_root
 from thresher.core.storage import StorageNotFoundError, UnsafePathError, open_storage
+from thresher.local_files import TEMPORARY_PREFIX, download_root
 
 FILES = {"a.png": b"A" * 1000, "sub/b.png": b"B" * 10, "sub/deeper/c d.png": b"C" * (5 * 1024 * 1024 + 7)}
 
@@ -62,8 +62,9 @@ def test_s3_source_keeps_its_prefix_through_flight_and_from_the_bucket(s3_source
     from thresher.datasource import Datasource
 
     direct = Datasource(offline, ds._shared.proto)
-    folder = downloads.download_files(direct, result.paths, tmp_path / "direct", keep_source_prefix=False,
-                                      progress=False).folder
+    folder = downloads.download_files(
+        direct, result.paths, tmp_path / "direct", keep_source_prefix=False, progress=False
+    ).folder
     assert folder == tmp_path / "direct" and tree(folder) == FILES
 
 
@@ -91,7 +92,7 @@ def test_git_source_downloads_at_its_revision(conn, namespace, git_repo, tmp_pat
 def test_a_failing_download_leaves_no_file(local_source, tmp_path, monkeypatch):
     ds = local_source(FILES)
     result = ds.all()
-    os.unlink(ds.source[len("file://"):] + "/sub/b.png")  # gone from storage since the scan
+    os.unlink(ds.source[len("file://") :] + "/sub/b.png")  # gone from storage since the scan
     with pytest.raises(StorageNotFoundError, match="sub/b.png"):
         result.download_files(tmp_path / "out", progress=False)
     assert tree(tmp_path / "out") == {k: v for k, v in FILES.items() if k != "sub/b.png"}
@@ -110,8 +111,9 @@ def test_a_failing_download_leaves_no_file(local_source, tmp_path, monkeypatch):
     assert not any(name.startswith(TEMPORARY_PREFIX) or name == "one.png" for name in os.listdir(tmp_path))
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil.txt", "ok/../../escape.txt", "C:/evil.txt",
-                                  "c:evil.txt", "D:\\escape.txt"])
+@pytest.mark.parametrize(
+    "path", ["../escape.txt", "/etc/evil.txt", "ok/../../escape.txt", "C:/evil.txt", "c:evil.txt", "D:\\escape.txt"]
+)
 def test_paths_that_leave_the_target_are_skipped_and_the_rest_download(conn, namespace, tmp_path, path):
     folder = tmp_path / "src"
     folder.mkdir()
@@ -149,7 +151,7 @@ def test_symlinks_out_of_the_target_are_skipped(local_source, tmp_path):
 def test_failures_can_be_reported_instead_of_raised(local_source, tmp_path):
     ds = local_source(FILES)
     result = ds.all()
-    os.unlink(ds.source[len("file://"):] + "/sub/b.png")
+    os.unlink(ds.source[len("file://") :] + "/sub/b.png")
     report = result.download_files(tmp_path / "out", progress=False, raise_on_failure=False)
     assert list(report.failed) == ["sub/b.png"] and isinstance(report.failed["sub/b.png"], StorageNotFoundError)
     assert sorted(report.downloaded) == ["a.png", "sub/deeper/c d.png"]

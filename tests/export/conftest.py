@@ -33,9 +33,16 @@ def make_image_source(conn, namespace: str, folder, count: int, note_field: str 
         (folder / path).write_bytes(png(i))
     ds = thresher.datasources.get_or_create(namespace, folder.name, folder, connection=conn)
     ds = ds.wait_until_ready(timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({
-        "path": paths, "label": [i % 3 for i in range(count)], "x": [i / 4 for i in range(count)],
-        note_field: [None if i % 4 == 0 else f"n{i}" for i in range(count)]}))
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame(
+            {
+                "path": paths,
+                "label": [i % 3 for i in range(count)],
+                "x": [i / 4 for i in range(count)],
+                note_field: [None if i % 4 == 0 else f"n{i}" for i in range(count)],
+            }
+        )
+    )
     return ds, folder
 
 

@@ -56,6 +56,7 @@ def test_interrupted_export_resumes(image_source, tmp_path, monkeypatch):
                 raise OSError("network down")
             fetched.append(path)
             return fetch(path)
+
         return once
 
     monkeypatch.setattr(exporting, "fetcher", failing)

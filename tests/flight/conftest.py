@@ -7,7 +7,8 @@ import pyarrow.flight as fl
 import pytest
 
 from thresher.core.arrow_io import read_batch, read_schema, upsert_table_requests
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
+from thresher.v1 import common_pb2, flight_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +56,13 @@ class Data:
         self.namespace = namespace
 
     def datasource(self, name: str = "ds", table: pa.Table | None = None) -> int:
-        source = self.stub.CreateDatasource(mpb.CreateDatasourceRequest(
-            namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
+        source = self.stub.CreateDatasource(
+            mpb.CreateDatasourceRequest(namespace=self.namespace, name=name, source_uri="file:///nowhere")
+        ).datasource
         if table is not None:
-            self.stub.UpsertTable(upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True))
+            self.stub.UpsertTable(
+                upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True)
+            )
         return source.id
 
     def read(self, query: common_pb2.Query) -> pa.Table:

@@ -33,8 +33,13 @@ def relayed(metadata_server):
     namespace = f"relay/t{os.getpid()}"
     source = store.create_datasource(namespace, "items", "file:///nowhere", "")
     rows = 5000
-    store.upsert(source.id, pa.table({"path": [f"p{i:05d}" for i in range(rows)], "n": list(range(rows))}),
-                 "path", "tester", create_missing=True)
+    store.upsert(
+        source.id,
+        pa.table({"path": [f"p{i:05d}" for i in range(rows)], "n": list(range(rows))}),
+        "path",
+        "tester",
+        create_missing=True,
+    )
     port_server, port = create_data_port("127.0.0.1:0", store)
     servers = {}
     for read_ahead in (0, 2):

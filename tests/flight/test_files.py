@@ -8,23 +8,30 @@ import os
 import pyarrow.flight as fl
 import pytest
 
+from tests.storage_endpoints import commit_files
 from thresher.core.storage import open_storage
 from thresher.core.storage.blobs import BlobStore
-from thresher.v1 import flight_pb2, metadata_service_pb2 as mpb
-from tests.storage_endpoints import commit_files
+from thresher.v1 import flight_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 CHUNK = 4 * 1024 * 1024  # files.CHUNK_SIZE
 BIG = bytes(range(256)) * (CHUNK // 256) + b"tail" * 1000  # a little over one chunk
 
 
 def file_ticket(datasource_id: int, path: str, offset: int = 0, length: int = 0) -> fl.Ticket:
-    return fl.Ticket(flight_pb2.FlightTicket(file=flight_pb2.FileTicket(
-        datasource_id=datasource_id, path=path, offset=offset, length=length)).SerializeToString())
+    return fl.Ticket(
+        flight_pb2.FlightTicket(
+            file=flight_pb2.FileTicket(datasource_id=datasource_id, path=path, offset=offset, length=length)
+        ).SerializeToString()
+    )
 
 
 def blob_ticket(digest: str, datasource_id: int) -> fl.Ticket:
-    return fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(
-        sha256=digest, datasource_id=datasource_id)).SerializeToString())
+    return fl.Ticket(
+        flight_pb2.FlightTicket(
+            blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=datasource_id)
+        ).SerializeToString()
+    )
 
 
 def fetch(flight, ticket: fl.Ticket) -> tuple[bytes, dict[bytes, bytes], int]:
@@ -41,8 +48,9 @@ def error_text(flight, ticket: fl.Ticket) -> str:
 
 
 def create(stub, namespace: str, name: str, source_uri: str, revision: str = "") -> int:
-    return stub.CreateDatasource(mpb.CreateDatasourceRequest(namespace=namespace, name=name, source_uri=source_uri,
-                                                             revision=revision)).datasource.id
+    return stub.CreateDatasource(
+        mpb.CreateDatasourceRequest(namespace=namespace, name=name, source_uri=source_uri, revision=revision)
+    ).datasource.id
 
 
 def test_a_local_file_streams_whole_and_in_ranges(flight, metadata_stub, namespace, tmp_path):
@@ -54,14 +62,13 @@ def test_a_local_file_streams_whole_and_in_ranges(flight, metadata_stub, namespa
     data, metadata, batches = fetch(flight, file_ticket(source, "sub/big.bin"))
     assert data == BIG and batches == 2
     assert metadata[b"thresher.size"] == metadata[b"thresher.length"] == str(len(BIG)).encode()
-    assert fetch(flight, file_ticket(source, "sub/big.bin", CHUNK - 3, 10))[0] == BIG[CHUNK - 3:CHUNK + 7]
+    assert fetch(flight, file_ticket(source, "sub/big.bin", CHUNK - 3, 10))[0] == BIG[CHUNK - 3 : CHUNK + 7]
     assert fetch(flight, file_ticket(source, "sub/big.bin", len(BIG) - 5))[0] == BIG[-5:]
     assert fetch(flight, file_ticket(source, "sub/big.bin", len(BIG) + 5))[0] == b""  # past the end: nothing
     assert fetch(flight, file_ticket(source, "empty")) == (b"", {b"thresher.size": b"0", b"thresher.length": b"0"}, 0)
 
 
-def test_a_missing_file_is_not_found_and_a_path_out_of_the_root_is_refused(flight, metadata_stub, namespace,
-                                                                          tmp_path):
+def test_a_missing_file_is_not_found_and_a_path_out_of_the_root_is_refused(flight, metadata_stub, namespace, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "secret").write_bytes(b"secret")
     os.symlink(tmp_path / "secret", tmp_path / "data" / "link")
@@ -105,9 +112,18 @@ def test_blobs_stream_by_hash_through_a_datasource_that_holds_them(flight, fligh
     digest = blobs.put(BIG)
     holder = create(metadata_stub, namespace, "blobs", "file:///nowhere")
     lost = hashlib.sha256(b"held, but gone from the store").hexdigest()
-    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
-        mpb.DatapointValues(path="a", values={"big": common_pb2.Value(blob_value=BIG)}),
-        mpb.DatapointValues(path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")})]))
+    metadata_stub.UpsertMetadata(
+        mpb.UpsertMetadataRequest(
+            datasource_id=holder,
+            create_missing=True,
+            datapoints=[
+                mpb.DatapointValues(path="a", values={"big": common_pb2.Value(blob_value=BIG)}),
+                mpb.DatapointValues(
+                    path="b", values={"big": common_pb2.Value(blob_value=b"held, but gone from the store")}
+                ),
+            ],
+        )
+    )
     data, metadata, batches = fetch(flight, blob_ticket(digest, holder))
     assert data == BIG and batches == 2 and metadata[b"thresher.etag"] == digest.encode()
     message = error_text(flight, blob_ticket(lost, holder))  # the flight service's store never had it
@@ -126,16 +142,18 @@ def test_errors_carry_no_traceback_on_the_wire(flight_server, metadata_stub, nam
     source = create(metadata_stub, namespace, "files", tmp_path.as_uri())
     raw = fl.Ticket.serialize(file_ticket(source, "absent.txt"))
     with grpc.insecure_channel(f"127.0.0.1:{flight_server.port}") as channel:
-        do_get = channel.unary_stream("/arrow.flight.protocol.FlightService/DoGet",
-                                      request_serializer=lambda ticket: ticket, response_deserializer=bytes)
+        do_get = channel.unary_stream(
+            "/arrow.flight.protocol.FlightService/DoGet",
+            request_serializer=lambda ticket: ticket,
+            response_deserializer=bytes,
+        )
         with pytest.raises(grpc.RpcError) as caught:
             list(do_get(raw))
     assert caught.value.code() is grpc.StatusCode.UNKNOWN
     assert caught.value.details().startswith("NOT_FOUND: ") and "Traceback" not in caught.value.details()
 
 
-def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, flight_home, metadata_stub,
-                                                                         namespace):
+def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, flight_home, metadata_stub, namespace):
     from thresher.core import labels
     from thresher.core.types import to_proto_value
 
@@ -143,10 +161,24 @@ def test_a_segmentation_mask_is_a_blob_of_the_datasource_that_holds_it(flight, f
     digest = BlobStore(os.path.join(flight_home, "blobs")).put(mask)  # the flight service's own store
     holder = create(metadata_stub, namespace, "masks", "file:///nowhere")
     other = create(metadata_stub, namespace, "other", "file:///nowhere")
-    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=holder, create_missing=True, datapoints=[
-        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(mask, ("bg", "road")))})]))
-    metadata_stub.UpsertMetadata(mpb.UpsertMetadataRequest(datasource_id=other, create_missing=True, datapoints=[
-        mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(b"another", ("bg",)))})]))
+    metadata_stub.UpsertMetadata(
+        mpb.UpsertMetadataRequest(
+            datasource_id=holder,
+            create_missing=True,
+            datapoints=[
+                mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(mask, ("bg", "road")))})
+            ],
+        )
+    )
+    metadata_stub.UpsertMetadata(
+        mpb.UpsertMetadataRequest(
+            datasource_id=other,
+            create_missing=True,
+            datapoints=[
+                mpb.DatapointValues(path="a", values={"seg": to_proto_value(labels.Segmentation(b"another", ("bg",)))})
+            ],
+        )
+    )
     assert fetch(flight, blob_ticket(digest, holder))[0] == mask
     message = error_text(flight, blob_ticket(digest, other))
     assert message.startswith("PERMISSION_DENIED: ") and "holds no blob" in message

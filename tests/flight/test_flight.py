@@ -7,15 +7,17 @@ import pytest
 
 from thresher.core.arrow_io import read_batch, read_schema
 from thresher.core.types import TYPE_METADATA_KEY
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb
+from thresher.v1 import common_pb2, flight_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 from .conftest import command, query_ticket
 
 
 def _table(rows: int, start: int = 0) -> pa.Table:
     ids = np.arange(start, start + rows)
-    return pa.table({"path": [f"img/{i:07d}.png" for i in ids], "label": pa.array(ids % 7, pa.int64()),
-                     "score": ids / 3.0})
+    return pa.table(
+        {"path": [f"img/{i:07d}.png" for i in ids], "label": pa.array(ids % 7, pa.int64()), "score": ids / 3.0}
+    )
 
 
 def _error_text(caught) -> str:
@@ -40,8 +42,9 @@ def test_do_get_of_an_empty_datasource_has_the_schema_and_no_rows(flight, data):
 def test_do_get_of_a_filtered_selection(flight, data):
     source = data.datasource(table=_table(100))
     query = common_pb2.Query(datasource_id=source, select=[common_pb2.SelectItem(field="score")], limit=5)
-    query.filter.comparison.CopyFrom(common_pb2.Comparison(
-        field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(int_value=3)))
+    query.filter.comparison.CopyFrom(
+        common_pb2.Comparison(field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(int_value=3))
+    )
     table = flight.do_get(query_ticket(query)).read_all()
     assert table.column_names == ["path", "datapoint_id", "score"]
     assert table.num_rows == 5 and table["path"][0].as_py() == "img/0000003.png"
@@ -79,10 +82,15 @@ def test_flights_by_path_for_datasources_and_datasets(flight, data, metadata_stu
 def test_list_flights_lists_datasources_and_datasets_of_a_namespace(flight, data, metadata_stub):
     first = data.datasource("first", table=_table(10))
     data.datasource("second")
-    metadata_stub.SaveDataset(mpb.SaveDatasetRequest(namespace=data.namespace, name="few",
-                                                     query=common_pb2.Query(datasource_id=first, limit=2)))
-    infos = {tuple(part.decode() for part in info.descriptor.path): info
-             for info in flight.list_flights(data.namespace.encode())}
+    metadata_stub.SaveDataset(
+        mpb.SaveDatasetRequest(
+            namespace=data.namespace, name="few", query=common_pb2.Query(datasource_id=first, limit=2)
+        )
+    )
+    infos = {
+        tuple(part.decode() for part in info.descriptor.path): info
+        for info in flight.list_flights(data.namespace.encode())
+    }
     ns = data.namespace
     assert set(infos) == {(ns, "datasources", "first"), (ns, "datasources", "second"), (ns, "datasets", "few")}
     assert infos[(ns, "datasources", "first")].total_records == 10
@@ -96,7 +104,9 @@ def test_list_flights_lists_datasources_and_datasets_of_a_namespace(flight, data
 def test_do_put_upserts_and_reports_the_counts(flight, data):
     source = data.datasource()
     table = _table(30_000).rename_columns(["file", "label", "score"])  # the first column holds the paths
-    writer, reader = flight.do_put(command(upsert=flight_pb2.UpsertCommand(datasource_id=source, create_missing=True)), table.schema)
+    writer, reader = flight.do_put(
+        command(upsert=flight_pb2.UpsertCommand(datasource_id=source, create_missing=True)), table.schema
+    )
     for batch in table.to_batches(max_chunksize=7_000):
         writer.write_batch(batch)
     writer.done_writing()
@@ -174,13 +184,22 @@ def test_a_put_refused_while_it_streams_leaves_the_server_serving(flight, data):
     assert data.read(common_pb2.Query(datasource_id=source))["path"].to_pylist() == ["a"]
 
 
-@pytest.mark.parametrize("descriptor, message", [
-    (fl.FlightDescriptor.for_path("a", "b"), "INVALID_ARGUMENT: DoPut needs a command descriptor"),
-    (command(query=common_pb2.Query(datasource_id=1)), "INVALID_ARGUMENT: DoPut takes an `upsert` FlightCommand, not `query`"),
-    (command(upsert=flight_pb2.UpsertCommand(datasource_id=1, path_column="nope", create_missing=True)), "INVALID_ARGUMENT: path column 'nope'"),
-    (command(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)), "NOT_FOUND: "),
-    (fl.FlightDescriptor.for_command(b"\xff\xff"), "INVALID_ARGUMENT: the descriptor command is not a serialized"),
-])
+@pytest.mark.parametrize(
+    "descriptor, message",
+    [
+        (fl.FlightDescriptor.for_path("a", "b"), "INVALID_ARGUMENT: DoPut needs a command descriptor"),
+        (
+            command(query=common_pb2.Query(datasource_id=1)),
+            "INVALID_ARGUMENT: DoPut takes an `upsert` FlightCommand, not `query`",
+        ),
+        (
+            command(upsert=flight_pb2.UpsertCommand(datasource_id=1, path_column="nope", create_missing=True)),
+            "INVALID_ARGUMENT: path column 'nope'",
+        ),
+        (command(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)), "NOT_FOUND: "),
+        (fl.FlightDescriptor.for_command(b"\xff\xff"), "INVALID_ARGUMENT: the descriptor command is not a serialized"),
+    ],
+)
 def test_bad_puts_are_refused_with_the_reason(flight, descriptor, message):
     with pytest.raises(fl.FlightServerError) as caught:
         _put(flight, descriptor, pa.table({"path": ["a"], "x": [1]}))
@@ -188,8 +207,8 @@ def test_bad_puts_are_refused_with_the_reason(flight, descriptor, message):
 
 
 def test_a_failing_upload_stream_cancels_the_write(metadata_server, data):
-    from thresher.services.flight.backend import MetadataBackend
     from thresher.core.transport import open_channel
+    from thresher.services.flight.backend import MetadataBackend
 
     source = data.datasource()
     table = _table(10)
@@ -204,20 +223,33 @@ def test_a_failing_upload_stream_cancels_the_write(metadata_server, data):
     assert data.read(common_pb2.Query(datasource_id=source)).num_rows == 0
 
 
-@pytest.mark.parametrize("ticket, message", [
-    (b"", "INVALID_ARGUMENT: the ticket is empty"),
-    (b"\xff\xfe garbage", "INVALID_ARGUMENT: the ticket is not a serialized thresher.v1.FlightTicket"),
-    (b"\x2a\x00",  # parses, but holds only an unknown field
-     "INVALID_ARGUMENT: the ticket sets none of thresher.v1.FlightTicket's kinds"),
-    (flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=10**9, path="a")).SerializeToString(),
-     f"NOT_FOUND: datasource {10**9} not found"),
-    (flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=1)).SerializeToString(),
-     "INVALID_ARGUMENT: file ticket names no path"),
-    (flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256="00")).SerializeToString(),
-     "INVALID_ARGUMENT: '00' is not a blob hash"),
-    (flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(dataset="d")).SerializeToString(),
-     "INVALID_ARGUMENT: bag dataset 'd': expected 'owner/namespace/name'"),
-])
+@pytest.mark.parametrize(
+    "ticket, message",
+    [
+        (b"", "INVALID_ARGUMENT: the ticket is empty"),
+        (b"\xff\xfe garbage", "INVALID_ARGUMENT: the ticket is not a serialized thresher.v1.FlightTicket"),
+        (
+            b"\x2a\x00",  # parses, but holds only an unknown field
+            "INVALID_ARGUMENT: the ticket sets none of thresher.v1.FlightTicket's kinds",
+        ),
+        (
+            flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=10**9, path="a")).SerializeToString(),
+            f"NOT_FOUND: datasource {10**9} not found",
+        ),
+        (
+            flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=1)).SerializeToString(),
+            "INVALID_ARGUMENT: file ticket names no path",
+        ),
+        (
+            flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256="00")).SerializeToString(),
+            "INVALID_ARGUMENT: '00' is not a blob hash",
+        ),
+        (
+            flight_pb2.FlightTicket(bag_shard=flight_pb2.BagShardTicket(dataset="d")).SerializeToString(),
+            "INVALID_ARGUMENT: bag dataset 'd': expected 'owner/namespace/name'",
+        ),
+    ],
+)
 def test_unusable_tickets_are_refused_with_the_reason(flight, ticket, message):
     with pytest.raises(fl.FlightServerError) as caught:
         flight.do_get(fl.Ticket(ticket)).read_all()
@@ -230,8 +262,11 @@ def test_metadata_errors_keep_their_status(flight, data):
     assert _error_text(caught).startswith(f"NOT_FOUND: datasource {10**9} not found")
     source = data.datasource(table=_table(3))
     query = common_pb2.Query(datasource_id=source)  # comparing an int field with a string: rejected
-    query.filter.comparison.CopyFrom(common_pb2.Comparison(field="label", op=common_pb2.COMPARISON_OPERATOR_EQ,
-                                                           value=common_pb2.Value(string_value="three")))
+    query.filter.comparison.CopyFrom(
+        common_pb2.Comparison(
+            field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value="three")
+        )
+    )
     with pytest.raises(fl.FlightServerError) as caught:
         flight.get_flight_info(command(query=query))
     assert _error_text(caught).startswith("INVALID_ARGUMENT: ")

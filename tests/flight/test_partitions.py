@@ -15,10 +15,10 @@ import pyarrow.flight as fl
 import pytest
 
 from thresher.connection import Connection
-from thresher.services.flight import partitions
 from thresher.core.types import to_proto_value
-from thresher.v1 import common_pb2, flight_pb2
 from thresher.core.vectors import vector_array
+from thresher.services.flight import partitions
+from thresher.v1 import common_pb2, flight_pb2
 
 from .conftest import command, query_ticket
 
@@ -35,10 +35,16 @@ def replicas(metadata_server, flight_home):
 
     address, store = metadata_server
     data_port = create_data_port("127.0.0.1:0", store)[0]
-    first, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
-                             metadata_data_address=f"127.0.0.1:{data_port.port}")
-    second, _ = create_server("127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION,
-                              peers=[f"127.0.0.1:{first.port}"])
+    first, _ = create_server(
+        "127.0.0.1:0",
+        address,
+        home=flight_home,
+        partition_rows=ROWS_PER_PARTITION,
+        metadata_data_address=f"127.0.0.1:{data_port.port}",
+    )
+    second, _ = create_server(
+        "127.0.0.1:0", address, home=flight_home, partition_rows=ROWS_PER_PARTITION, peers=[f"127.0.0.1:{first.port}"]
+    )
     first.peers = [second.location]
     yield metadata_server[0], first, second
     first.shutdown()
@@ -48,8 +54,13 @@ def replicas(metadata_server, flight_home):
 
 @pytest.fixture
 def source(data):
-    table = pa.table({"path": [f"p{i:03d}" for i in range(ROWS)], "n": list(range(ROWS)),
-                      "s": [("even" if i % 2 == 0 else "odd") for i in range(ROWS)]})
+    table = pa.table(
+        {
+            "path": [f"p{i:03d}" for i in range(ROWS)],
+            "n": list(range(ROWS)),
+            "s": [("even" if i % 2 == 0 else "odd") for i in range(ROWS)],
+        }
+    )
     return data.datasource("parts", table)
 
 
@@ -60,8 +71,15 @@ def _read(server, ticket: bytes | fl.Ticket) -> pa.Table:
 
 
 def _filtered(datasource_id: int, **kw) -> common_pb2.Query:
-    return common_pb2.Query(datasource_id=datasource_id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="s", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value("even"))), **kw)
+    return common_pb2.Query(
+        datasource_id=datasource_id,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(
+                field="s", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value("even")
+            )
+        ),
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("filtered", [False, True], ids=["whole", "filtered"])
@@ -77,7 +95,7 @@ def test_a_large_result_comes_in_partitions_that_any_replica_serves(replicas, so
     pieces = []
     for index, endpoint in enumerate(info.endpoints):
         # Each partition lists both replicas, a different one first in turn.
-        assert [location.uri.decode() for location in endpoint.locations] == nodes[index % 2:] + nodes[:index % 2]
+        assert [location.uri.decode() for location in endpoint.locations] == nodes[index % 2 :] + nodes[: index % 2]
         ticket = flight_pb2.FlightTicket.FromString(endpoint.ticket.ticket)
         assert ticket.query.query == query and ticket.query.HasField("id_range")
         here, there = _read(first, endpoint.ticket), _read(second, endpoint.ticket)
@@ -91,8 +109,14 @@ def test_ordered_limited_and_small_results_are_one_endpoint(replicas, source):
     _, first, _ = replicas
     ordered = common_pb2.Query(datasource_id=source, order_by=[common_pb2.OrderBy(field="n", descending=True)])
     limited = common_pb2.Query(datasource_id=source, limit=ROWS - 1)
-    small = common_pb2.Query(datasource_id=source, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="n", op=common_pb2.COMPARISON_OPERATOR_LT, value=to_proto_value(ROWS_PER_PARTITION))))
+    small = common_pb2.Query(
+        datasource_id=source,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(
+                field="n", op=common_pb2.COMPARISON_OPERATOR_LT, value=to_proto_value(ROWS_PER_PARTITION)
+            )
+        ),
+    )
     with fl.connect(f"grpc://127.0.0.1:{first.port}") as client:
         for query, rows in ((ordered, ROWS), (limited, ROWS - 1), (small, ROWS_PER_PARTITION)):
             info = client.get_flight_info(command(query=query))
@@ -103,9 +127,12 @@ def test_ordered_limited_and_small_results_are_one_endpoint(replicas, source):
 @pytest.mark.parametrize("shape", ["whole", "filtered", "ordered", "limited"])
 def test_the_client_reads_partitions_in_parallel_into_the_unpartitioned_result(replicas, source, shape):
     metadata_address, first, _ = replicas
-    query = {"whole": common_pb2.Query(datasource_id=source), "filtered": _filtered(source),
-             "ordered": _filtered(source, order_by=[common_pb2.OrderBy(field="n", descending=True)]),
-             "limited": _filtered(source, limit=5)}[shape]
+    query = {
+        "whole": common_pb2.Query(datasource_id=source),
+        "filtered": _filtered(source),
+        "ordered": _filtered(source, order_by=[common_pb2.OrderBy(field="n", descending=True)]),
+        "limited": _filtered(source, limit=5),
+    }[shape]
     connection = Connection(metadata_address=metadata_address, flight_address=f"127.0.0.1:{first.port}")
     try:
         got = connection.read_query(query)
@@ -127,13 +154,19 @@ def test_id_ranges_cover_the_ids_once_in_order():
 
 
 def test_a_partition_narrows_the_query_filter():
-    query = common_pb2.Query(datasource_id=1, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="n", op=common_pb2.COMPARISON_OPERATOR_IS_NULL)))
+    query = common_pb2.Query(
+        datasource_id=1,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(field="n", op=common_pb2.COMPARISON_OPERATOR_IS_NULL)
+        ),
+    )
     narrowed = partitions.restricted(query, flight_pb2.DatapointIdRange(start=3, stop=9))
     parts = narrowed.filter.all_of.filters
     assert parts[0] == query.filter
     assert [(p.comparison.field, p.comparison.op, p.comparison.value.int_value) for p in parts[1:]] == [
-        ("datapoint_id", common_pb2.COMPARISON_OPERATOR_GE, 3), ("datapoint_id", common_pb2.COMPARISON_OPERATOR_LT, 9)]
+        ("datapoint_id", common_pb2.COMPARISON_OPERATOR_GE, 3),
+        ("datapoint_id", common_pb2.COMPARISON_OPERATOR_LT, 9),
+    ]
 
 
 def test_a_flight_planned_on_the_estimate_reads_the_same_rows(replicas, source):
@@ -170,16 +203,23 @@ def test_store_results_come_in_batches_of_bounded_size(metadata_server, source):
 def test_a_nearest_result_is_one_endpoint_whatever_its_size(replicas, data, estimated):
     """The k nearest of the whole filter, ordered by distance: split by id it would be neither."""
     _, first, _ = replicas
-    table = pa.table({"path": [f"p{i:03d}" for i in range(ROWS)],
-                      "emb": vector_array(np.stack([np.arange(ROWS), np.zeros(ROWS)], axis=1))})
+    table = pa.table(
+        {
+            "path": [f"p{i:03d}" for i in range(ROWS)],
+            "emb": vector_array(np.stack([np.arange(ROWS), np.zeros(ROWS)], axis=1)),
+        }
+    )
     query = common_pb2.Query(datasource_id=data.datasource("parts_nearest", table))
     query.nearest.field, query.nearest.k = "emb", 3 * ROWS_PER_PARTITION
     query.nearest.metric = common_pb2.DISTANCE_METRIC_L2
     query.nearest.vector.values.extend([0.0, 0.0])
     assert partitions.id_ranges(query, 10 * ROWS, 1, ROWS, ROWS_PER_PARTITION) == [None]
     with fl.connect(f"grpc://127.0.0.1:{first.port}") as client:
-        info = client.get_flight_info(command(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
-                                      if estimated else command(query=query))
+        info = client.get_flight_info(
+            command(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+            if estimated
+            else command(query=query)
+        )
     assert len(info.endpoints) == 1 and info.total_records == (-1 if estimated else 3 * ROWS_PER_PARTITION)
     assert not flight_pb2.FlightTicket.FromString(info.endpoints[0].ticket.ticket).query.HasField("id_range")
     result = _read(first, info.endpoints[0].ticket)

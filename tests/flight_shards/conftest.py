@@ -19,8 +19,9 @@ _names = itertools.count()
 @pytest.fixture
 def flight_pair(local_services):
     """Two flight servers, A and B, each the other's peer; a server a test shut down stays down."""
-    servers = [create_server("127.0.0.1:0", local_services.metadata_address, home=local_services.home)[0]
-               for _ in range(2)]
+    servers = [
+        create_server("127.0.0.1:0", local_services.metadata_address, home=local_services.home)[0] for _ in range(2)
+    ]
     servers[0].peers, servers[1].peers = [servers[1].location], [servers[0].location]
     yield servers
     for server in servers:
@@ -33,6 +34,7 @@ def flight_pair(local_services):
 @pytest.fixture
 def connect_to(local_services):
     """A connection whose flight address is the given server's."""
+
     def connect(server) -> Connection:
         return Connection(local_services.metadata_address, f"127.0.0.1:{server.port}")
 
@@ -42,8 +44,15 @@ def connect_to(local_services):
 def points(count: int) -> list[dict]:
     """Datapoints with a scalar of each kind and a sequence key."""
     rng = np.random.default_rng(7)
-    return [{"label": i % 3, "name": f"p{i}", "x": rng.standard_normal(3).astype(np.float32),
-             "tokens": [f"t{i}-{j}".encode() for j in range(i % 4)]} for i in range(count)]
+    return [
+        {
+            "label": i % 3,
+            "name": f"p{i}",
+            "x": rng.standard_normal(3).astype(np.float32),
+            "tokens": [f"t{i}-{j}".encode() for j in range(i % 4)],
+        }
+        for i in range(count)
+    ]
 
 
 SPEC = {"label": "int", "name": "utf8", "x": "array", "tokens": "bytes[]"}
@@ -52,6 +61,7 @@ SPEC = {"label": "int", "name": "utf8", "x": "array", "tokens": "bytes[]"}
 @pytest.fixture
 def bag_dataset(local_services, namespace, tmp_path):
     """Writes ``count`` points in shards of ``shardlen`` and registers them; returns (name, folder)."""
+
     def make(count: int = 10, shardlen: int = 4) -> tuple[str, str]:
         folder = tmp_path / f"bag{next(_names)}"
         with ShardedDatasetWriter(folder, SPEC, encoders, shardlen=shardlen) as writer:

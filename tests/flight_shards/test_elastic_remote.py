@@ -47,7 +47,8 @@ def rows(pieces, shardlen) -> list[int]:
 
 @pytest.mark.parametrize(("before", "after"), [(4, 2), (2, 3)])
 def test_remote_source_resumes_at_another_world_size_each_rank_reading_its_own_shards(
-        flight_pair, bag_dataset, connect_to, before, after):
+    flight_pair, bag_dataset, connect_to, before, after
+):
     size = 50
     dataset, _ = bag_dataset(size, BATCH)
     conn = connect_to(flight_pair[0])
@@ -55,7 +56,7 @@ def test_remote_source_resumes_at_another_world_size_each_rank_reading_its_own_s
     rest, rest_fetched, _ = run_ranks(dataset, conn, after, state)
     expected = [f"p{i}" for i in range(size)]
     assert sorted(flat(first) + flat(rest), key=lambda n: int(n[1:])) == expected  # each once
-    assert flat(rest) == expected[state["step"]:]
+    assert flat(rest) == expected[state["step"] :]
     assert len({len(batches) for batches in rest}) == 1
     # Shard ownership follows the new world size: a rank fetches exactly the rows of its own
     # batches from the resumed step on (shardlen == batch: whole shards), nothing else.
@@ -68,8 +69,9 @@ def test_remote_source_resumes_at_another_world_size_each_rank_reading_its_own_s
 
 
 def _bag(folder, prefix: str, count: int, sharded: bool):
-    writer = (ShardedDatasetWriter(folder, SPEC, encoders, shardlen=16) if sharded
-              else DatasetWriter(folder, SPEC, encoders))
+    writer = (
+        ShardedDatasetWriter(folder, SPEC, encoders, shardlen=16) if sharded else DatasetWriter(folder, SPEC, encoders)
+    )
     with writer:
         for point in points(count):
             writer.append({**point, "name": f"{prefix}{point['name']}"})
@@ -86,7 +88,8 @@ def _origin(name: str) -> str:
 
 @pytest.mark.slow  # 100k samples: about 15 s on 2 idle cores
 def test_a_weighted_mixture_of_local_and_remote_datasets_keeps_its_proportions(
-        flight_pair, bag_dataset, connect_to, tmp_path):
+    flight_pair, bag_dataset, connect_to, tmp_path
+):
     dataset, _ = bag_dataset(48, 16)
     _bag(tmp_path / "a", "a", 40, sharded=False)
     _bag(tmp_path / "b", "b", 30, sharded=True)
@@ -116,15 +119,15 @@ def test_a_weighted_mixture_of_local_and_remote_datasets_keeps_its_proportions(
 
 @pytest.mark.parametrize(("before", "after"), [(4, 2), (2, 3)])
 def test_a_mixture_with_a_remote_part_resumes_at_another_world_size(
-        flight_pair, bag_dataset, connect_to, tmp_path, before, after):
+    flight_pair, bag_dataset, connect_to, tmp_path, before, after
+):
     dataset, _ = bag_dataset(48, 16)
     _bag(tmp_path / "a", "a", 40, sharded=False)
     _bag(tmp_path / "b", "b", 30, sharded=True)
 
     def mixture():
         remote = Remote(dataset, connection=connect_to(flight_pair[0]))
-        return _mixture(remote, DatasetReader(tmp_path / "a", decoders),
-                        ShardedDatasetReader(tmp_path / "b", decoders))
+        return _mixture(remote, DatasetReader(tmp_path / "a", decoders), ShardedDatasetReader(tmp_path / "b", decoders))
 
     def names(world_size, state=None, batches=6):
         per_rank, states = [], []

@@ -32,8 +32,9 @@ def _client(server) -> fl.FlightClient:
 
 
 def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) else a[k] == b[k]
-                                        for k in a)
+    return a.keys() == b.keys() and all(
+        np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) else a[k] == b[k] for k in a
+    )
 
 
 def test_flight_info_lists_shards_with_both_servers(flight_pair, bag_dataset):
@@ -47,8 +48,10 @@ def test_flight_info_lists_shards_with_both_servers(flight_pair, bag_dataset):
     # Shard i starts its locations at server i mod 2: the load is spread over both.
     firsts = [endpoint.locations[0] for endpoint in info.endpoints]
     assert firsts == [a.location, b.location, a.location]
-    assert all(sorted(location.uri for location in endpoint.locations) == sorted([a.location.uri, b.location.uri])
-               for endpoint in info.endpoints)
+    assert all(
+        sorted(location.uri for location in endpoint.locations) == sorted([a.location.uri, b.location.uri])
+        for endpoint in info.endpoints
+    )
     ticket = flight_pb2.FlightTicket.FromString(info.endpoints[2].ticket.ticket)
     assert ticket.bag_shard.dataset == dataset and ticket.bag_shard.shard == 2
 
@@ -64,9 +67,12 @@ def test_do_get_streams_ranges_and_keys_exactly(flight_pair, bag_dataset):
         assert part.column_names == ["tokens", "label"]
         expected = raw[5:7]
         assert part.to_pydict() == {"tokens": expected["tokens"], "label": expected["label"]}
-    for bad, code in [(shard_ticket(dataset, 7), "NOT_FOUND"), (shard_ticket(dataset, 0, 2, 9), "INVALID_ARGUMENT"),
-                      (shard_ticket(dataset, 0, keys=["nope"]), "INVALID_ARGUMENT"),
-                      (shard_ticket(dataset + "x", 0), "NOT_FOUND")]:
+    for bad, code in [
+        (shard_ticket(dataset, 7), "NOT_FOUND"),
+        (shard_ticket(dataset, 0, 2, 9), "INVALID_ARGUMENT"),
+        (shard_ticket(dataset, 0, keys=["nope"]), "INVALID_ARGUMENT"),
+        (shard_ticket(dataset + "x", 0), "NOT_FOUND"),
+    ]:
         with pytest.raises(fl.FlightError, match=code):
             client.do_get(fl.Ticket(bad)).read_all()
 
@@ -94,7 +100,12 @@ def test_rank_reads_only_its_shards(flight_pair, bag_dataset, connect_to):
     assert sorted(piece for piece, _ in remote.fetched) == [(1, 0, 4), (3, 0, 4)]
     # Batches that straddle shards become ranges of them.
     assert Remote(dataset, connection=connect_to(flight_pair[0]), batch=3, rank=0, world_size=2).plan == [
-        (0, 0, 3), (1, 2, 4), (2, 0, 1), (3, 0, 3), (4, 2, 4)]
+        (0, 0, 3),
+        (1, 2, 4),
+        (2, 0, 1),
+        (3, 0, 3),
+        (4, 2, 4),
+    ]
 
 
 def test_failover_when_a_server_dies_mid_epoch(flight_pair, bag_dataset, connect_to):
@@ -121,7 +132,8 @@ def _write_scalar_dataset(folder, count: int, seed: int) -> None:
 
 
 def test_scalar_datasets_stream_in_bulk_exactly_and_a_rewritten_shard_is_served_anew(
-        flight_pair, local_services, namespace, tmp_path):
+    flight_pair, local_services, namespace, tmp_path
+):
     folder = tmp_path / "scalars"
     _write_scalar_dataset(folder, 600, seed=1)  # references pass 127 and 255; ~2.6 MB: several batches
     thresher.datasets.register_export(namespace, "scalars", folder, connection=local_services.connect())
@@ -163,7 +175,8 @@ def test_a_dataset_registered_after_a_miss_is_found_at_once(flight_pair, local_s
 
 
 def test_generic_clients_find_bag_datasets_by_path_in_listings_and_schemas(
-        flight_pair, bag_dataset, local_services, namespace, tmp_path):
+    flight_pair, bag_dataset, local_services, namespace, tmp_path
+):
     dataset, folder = bag_dataset(10, 4)
     name = dataset.rsplit("/", 1)[1]
     client = _client(flight_pair[0])
@@ -173,9 +186,12 @@ def test_generic_clients_find_bag_datasets_by_path_in_listings_and_schemas(
     assert client.get_schema(path).schema == info.schema == client.get_schema(_descriptor(dataset)).schema
     with ShardedDatasetReader(folder, None) as raw:
         assert client.do_get(info.endpoints[1].ticket).read_all().to_pydict() == raw[4:8]
-    thresher.datasets.register_export(namespace, "gone", tmp_path / "never-written", connection=local_services.connect())
-    listed = {tuple(part.decode() for part in info.descriptor.path): info
-              for info in client.list_flights(namespace.encode())}
+    thresher.datasets.register_export(
+        namespace, "gone", tmp_path / "never-written", connection=local_services.connect()
+    )
+    listed = {
+        tuple(part.decode() for part in info.descriptor.path): info for info in client.list_flights(namespace.encode())
+    }
     assert listed[(namespace, "bags", name)].total_records == 10
     assert listed[(namespace, "bags", "gone")].endpoints == []  # listed, without shards, rather than failing the list
     with pytest.raises(fl.FlightError, match="NOT_FOUND"):

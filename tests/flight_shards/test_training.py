@@ -27,17 +27,36 @@ def test_two_ranks_train_an_epoch_through_flight(local_services, flight_pair, na
         (folder / path).write_bytes(bytes([i]) * (i + 1))
     ds = thresher.datasources.get_or_create(namespace, "train", folder, connection=conn)
     ds = ds.wait_until_ready(timeout=60, progress=False)
-    ds.upload_metadata_from_dataframe(pd.DataFrame({
-        "path": paths, "label": [i % 3 for i in range(22)], "x0": [i / 10 for i in range(22)],
-        "x1": [(i % 5) / 5 for i in range(22)]}))
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame(
+            {
+                "path": paths,
+                "label": [i % 3 for i in range(22)],
+                "x0": [i / 10 for i in range(22)],
+                "x1": [(i % 5) / 5 for i in range(22)],
+            }
+        )
+    )
     target = tmp_path / "export"
-    ds.order_by("path").all().export(target, columns=["label", "x0", "x1"], shardlen=BATCH,
-                                     formats={"label": "int", "x0": "f64", "x1": "f64"}, progress=False)
+    ds.order_by("path").all().export(
+        target,
+        columns=["label", "x0", "x1"],
+        shardlen=BATCH,
+        formats={"label": "int", "x0": "f64", "x1": "f64"},
+        progress=False,
+    )
     thresher.datasets.register_export(namespace, "train-bag", target, connection=conn)
 
     out_file = tmp_path / "result.json"
-    args = (2, str(tmp_path / "init"), str(out_file), f"{namespace}/train-bag", local_services.metadata_address,
-            f"127.0.0.1:{flight_pair[0].port}", BATCH)
+    args = (
+        2,
+        str(tmp_path / "init"),
+        str(out_file),
+        f"{namespace}/train-bag",
+        local_services.metadata_address,
+        f"127.0.0.1:{flight_pair[0].port}",
+        BATCH,
+    )
     torch_mp.spawn(run_rank, args=args, nprocs=2, join=True)
     ranks = json.loads(out_file.read_text())
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 
-def run_rank(rank: int, world_size: int, init_file: str, out_file: str, dataset: str, metadata: str,
-             flight: str, batch: int) -> None:
+def run_rank(
+    rank: int, world_size: int, init_file: str, out_file: str, dataset: str, metadata: str, flight: str, batch: int
+) -> None:
     import torch
     import torch.distributed as dist
 
@@ -20,8 +21,7 @@ def run_rank(rank: int, world_size: int, init_file: str, out_file: str, dataset:
         torch.manual_seed(0)
         model = torch.nn.Linear(2, 3)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        remote = Remote(dataset, connection=Connection(metadata, flight), batch=batch, rank=rank,
-                        world_size=world_size)
+        remote = Remote(dataset, connection=Connection(metadata, flight), batch=batch, rank=rank, world_size=world_size)
         paths, losses = [], []
         # No rank given: the loader takes it from torch.distributed, as the Remote's plan assumed.
         with Loader(remote, batch, workers=2, mode="thread") as loader:
@@ -36,8 +36,12 @@ def run_rank(rank: int, world_size: int, init_file: str, out_file: str, dataset:
                 optimizer.step()
                 paths.append(list(step["path"]))
                 losses.append(float(loss))
-        result = {"rank": rank, "paths": paths, "losses": losses,
-                  "shards": sorted({piece[0] for piece, _ in remote.fetched})}
+        result = {
+            "rank": rank,
+            "paths": paths,
+            "losses": losses,
+            "shards": sorted({piece[0] for piece, _ in remote.fetched}),
+        }
         gathered = [None] * world_size
         dist.all_gather_object(gathered, result)
         if rank == 0:

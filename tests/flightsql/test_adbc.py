@@ -11,21 +11,35 @@ import pytest
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.sql.protocol import pack
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
-ROWS = pa.table({"path": ["a.png", "b.png", "c.png", "d.png"], "label": ["cat", "dog", "cat", None],
-                 "score": [0.1, 0.5, 0.9, 0.7], "episode": [1, 2, 3, 4]})
+ROWS = pa.table(
+    {
+        "path": ["a.png", "b.png", "c.png", "d.png"],
+        "label": ["cat", "dog", "cat", None],
+        "score": [0.1, 0.5, 0.9, 0.7],
+        "episode": [1, 2, 3, 4],
+    }
+)
 
 
 @pytest.fixture
 def world(local_services, client, namespace):
     """A datasource with ROWS and a saved dataset of its cats, in a fresh namespace."""
     stub = client.metadata
-    source = stub.CreateDatasource(mpb.CreateDatasourceRequest(namespace=namespace, name="images",
-                                                               source_uri="file:///nowhere")).datasource
+    source = stub.CreateDatasource(
+        mpb.CreateDatasourceRequest(namespace=namespace, name="images", source_uri="file:///nowhere")
+    ).datasource
     client.upsert_table(source.id, ROWS, "path", create_missing=True)
-    cats = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value="cat"))))
+    cats = common_pb2.Query(
+        datasource_id=source.id,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(
+                field="label", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(string_value="cat")
+            )
+        ),
+    )
     stub.SaveDataset(mpb.SaveDatasetRequest(namespace=namespace, name="cats", query=cats))
     return namespace
 
@@ -44,10 +58,14 @@ def _sql(connection, sql: str, parameters=None) -> pa.Table:
 
 
 def test_select_with_where_on_metadata_fields_into_arrow_pandas_and_duckdb(world, connection):
-    table = _sql(connection, f'SELECT path, label, score FROM "{world}".images '
-                             "WHERE label = 'cat' AND score > 0.05 ORDER BY path")
-    assert table.to_pylist() == [{"path": "a.png", "label": "cat", "score": 0.1},
-                                 {"path": "c.png", "label": "cat", "score": 0.9}]
+    table = _sql(
+        connection,
+        f"SELECT path, label, score FROM \"{world}\".images WHERE label = 'cat' AND score > 0.05 ORDER BY path",
+    )
+    assert table.to_pylist() == [
+        {"path": "a.png", "label": "cat", "score": 0.1},
+        {"path": "c.png", "label": "cat", "score": 0.9},
+    ]
     assert table.schema.field("score").type == pa.float64()
     frame = table.to_pandas()
     assert list(frame["path"]) == ["a.png", "c.png"]
@@ -77,15 +95,24 @@ def test_catalog_listing_and_table_schema(world, connection):
     tables = {t["table_name"]: t for t in schema["db_schema_tables"]}
     assert {name: t["table_type"] for name, t in tables.items()} == {"images": "TABLE", "cats": "VIEW"}
     assert [c["column_name"] for c in tables["images"]["table_columns"]] == [
-        "path", "datapoint_id", "label", "score", "episode"]
+        "path",
+        "datapoint_id",
+        "label",
+        "score",
+        "episode",
+    ]
     table_schema = connection.adbc_get_table_schema("images", db_schema_filter=world)
     assert table_schema.field("label").type == pa.string() and table_schema.field("score").type == pa.float64()
     assert set(connection.adbc_get_table_types()) == {"TABLE", "VIEW"}
 
 
 def test_writes_are_refused(world, connection):
-    for statement in (f'INSERT INTO "{world}".images (path) VALUES (\'x\')', f'DROP VIEW "{world}".images',
-                      "CREATE TABLE t AS SELECT 1", "COPY (SELECT 1) TO '/tmp/thresher-sql-copy.csv'"):
+    for statement in (
+        f"INSERT INTO \"{world}\".images (path) VALUES ('x')",
+        f'DROP VIEW "{world}".images',
+        "CREATE TABLE t AS SELECT 1",
+        "COPY (SELECT 1) TO '/tmp/thresher-sql-copy.csv'",
+    ):
         with pytest.raises(adbc_driver_manager.Error, match="only read-only queries"):
             _sql(connection, statement)
     assert _sql(connection, f'SELECT count(*) AS n FROM "{world}".images').to_pylist() == [{"n": 4}]

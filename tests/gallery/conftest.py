@@ -26,13 +26,16 @@ TOTAL = IMAGES + 2  # the images, the one with a <script> path, and HTML_FILE
 # Text that would run if the page ever rendered user data as HTML: each sets a flag the tests read.
 SCRIPT_PATH = "<script>window.__pwned_path=1</script>.png"  # a folder '<script>…<' holding 'script>.png'
 SCRIPT_VALUE = '<script>window.__pwned_value=1</script><img src=x onerror="window.__pwned_img=1">'
-BOX = json.dumps([{"label": "cat", "box": [0.1, 0.2, 0.5, 0.4]}, {"label": "ear", "points": [[4, 4], [20, 4], [12, 16]]}])
+BOX = json.dumps(
+    [{"label": "cat", "box": [0.1, 0.2, 0.5, 0.4]}, {"label": "ear", "points": [[4, 4], [20, 4], [12, 16]]}]
+)
 
 
 def chromium_executable() -> str:
     """Debian's chromium (a wrapper script that Playwright can launch); never a downloaded browser."""
-    found = shutil.which("chromium") or ("/usr/lib/chromium/chromium" if os.path.exists("/usr/lib/chromium/chromium")
-                                         else None)
+    found = shutil.which("chromium") or (
+        "/usr/lib/chromium/chromium" if os.path.exists("/usr/lib/chromium/chromium") else None
+    )
     if found is None:
         pytest.fail("the gallery's browser tests need Debian's chromium package: apt-get install -y chromium")
     return found
@@ -64,17 +67,29 @@ def load_datasource(conn, namespace: str, name: str, folder: pathlib.Path):
     ds.wait_until_ready(timeout=60, progress=False)
     labels = ["cat" if i % 3 else "dog" for i in range(len(paths))]
     labels[-2] = SCRIPT_VALUE
-    ds.upload_metadata_from_dataframe(pd.DataFrame({
-        "path": paths, "label": labels, "score": [i / len(paths) for i in range(len(paths))],
-        "boxes": [BOX] * len(paths)}), path_column="path")
+    ds.upload_metadata_from_dataframe(
+        pd.DataFrame(
+            {
+                "path": paths,
+                "label": labels,
+                "score": [i / len(paths) for i in range(len(paths))],
+                "boxes": [BOX] * len(paths),
+            }
+        ),
+        path_column="path",
+    )
     return ds
 
 
 def start_gallery(stack: ServiceStack, cache_dir: pathlib.Path):
     from thresher.gallery import serve
 
-    return serve(metadata_address=stack.metadata_address, flight_address=stack.flight_address,
-                 scanner_address=stack.scanner_address, cache_dir=str(cache_dir))
+    return serve(
+        metadata_address=stack.metadata_address,
+        flight_address=stack.flight_address,
+        scanner_address=stack.scanner_address,
+        cache_dir=str(cache_dir),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +113,9 @@ def secured_gallery(tmp_path_factory):
     home = tmp_path_factory.mktemp("gallery-secured")
     store = open_store(str(home / "store"))
     with ServiceStack([store], security()) as stack:
-        admin = thresher.Connection(stack.metadata_address, stack.flight_address, stack.scanner_address,
-                                    token="admin-token")
+        admin = thresher.Connection(
+            stack.metadata_address, stack.flight_address, stack.scanner_address, token="admin-token"
+        )
         team = load_datasource(admin, "team/pets", "images", home / "team")
         other = load_datasource(admin, "other/stuff", "images", home / "other")
         server = start_gallery(stack, home / "cache")

@@ -46,8 +46,10 @@ def test_a_saved_dataset_with_order_and_limit_pages_by_position(http, open_galle
     ds.order_by(ds["score"].desc()).limit(11).save_dataset("top11")
     seen, cursor = [], ""
     while True:
-        body = http.get("/api/items", params={**SOURCE, "source": "dataset:top11", "limit": 4, "cursor": cursor,
-                                              "captions": "score"}).json()
+        body = http.get(
+            "/api/items",
+            params={**SOURCE, "source": "dataset:top11", "limit": 4, "cursor": cursor, "captions": "score"},
+        ).json()
         seen.extend(item["captions"]["score"] for item in body["items"])
         if not body["next"]:
             break
@@ -109,8 +111,13 @@ def test_thumbnails_refuse_what_is_not_an_image():
 
 def test_thresher_up_serves_the_gallery_and_ui_prints_it(tmp_path):
     env = {**os.environ, "THRESHER_HOME": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "thresher.cli", "up", "--port", "0"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thresher.cli", "up", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = None
         for line in process.stdout:
@@ -123,20 +130,26 @@ def test_thresher_up_serves_the_gallery_and_ui_prints_it(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    shown = subprocess.run([sys.executable, "-m", "thresher.cli", "ui", "--no-browser", "--url", "http://h:1/"],
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "thresher.cli", "ui", "--no-browser", "--url", "http://h:1/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0 and shown.stdout.strip() == "http://h:1/"
 
 
 def test_without_the_gallery_extra_the_error_names_it():
-    code = ("import sys\n"
-            "sys.modules['starlette'] = None\n"
-            "from thresher.core.errors import MissingExtraError\n"
-            "from thresher.gallery import create_app\n"
-            "try:\n"
-            "    create_app()\n"
-            "except MissingExtraError as error:\n"
-            "    print(error)\n")
+    code = (
+        "import sys\n"
+        "sys.modules['starlette'] = None\n"
+        "from thresher.core.errors import MissingExtraError\n"
+        "from thresher.gallery import create_app\n"
+        "try:\n"
+        "    create_app()\n"
+        "except MissingExtraError as error:\n"
+        "    print(error)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "thresher[gallery]" in done.stdout, done.stderr
 
@@ -155,7 +168,9 @@ def test_neighbours_come_from_a_vector_field_nearest_first(http, open_gallery):
     body = http.get(f"/api/neighbours/{middle['datasource_id']}/{middle['id']}", params={"k": 4}).json()
     assert body["field"] == "look" and body["fields"] == ["look"]
     assert [item["path"] for item in body["items"]][:2] in (
-        [first[9]["path"], first[11]["path"]], [first[11]["path"], first[9]["path"]])
+        [first[9]["path"], first[11]["path"]],
+        [first[11]["path"], first[9]["path"]],
+    )
     assert middle["path"] not in [item["path"] for item in body["items"]] and len(body["items"]) == 4
     distances = [item["distance"] for item in body["items"]]
     assert distances == sorted(distances) and all(item["thumb"] for item in body["items"])

@@ -35,12 +35,18 @@ def cases(team, other) -> dict[tuple[str, str], dict]:
         ("GET", "/api/items"): {"url": "/api/items", "params": source, "expect": reads},
         ("GET", "/api/facet"): {"url": "/api/facet", "params": {**source, "field": "label"}, "expect": reads},
         ("GET", "/api/datapoint/{datasource_id}/{datapoint_id}"): {"url": f"/api/datapoint/{ids}", "expect": reads},
-        ("GET", "/api/thumb/{datasource_id}/{datapoint_id}"): {"url": f"/api/thumb/{ids}", "params": {"v": "1"},
-                                                               "expect": reads},
+        ("GET", "/api/thumb/{datasource_id}/{datapoint_id}"): {
+            "url": f"/api/thumb/{ids}",
+            "params": {"v": "1"},
+            "expect": reads,
+        },
         ("GET", "/api/file/{datasource_id}/{datapoint_id}"): {"url": f"/api/file/{ids}", "expect": reads},
         ("GET", "/api/neighbours/{datasource_id}/{datapoint_id}"): {"url": f"/api/neighbours/{ids}", "expect": reads},
-        ("POST", "/api/datasets"): {"url": "/api/datasets", "json": {**source, "q": 'label == "cat"', "name": "cats"},
-                                    "expect": {**reads, "reader-token": 403}},
+        ("POST", "/api/datasets"): {
+            "url": "/api/datasets",
+            "json": {**source, "q": 'label == "cat"', "name": "cats"},
+            "expect": {**reads, "reader-token": 403},
+        },
     }
 
 
@@ -70,8 +76,9 @@ def test_each_route_answers_as_the_services_do(secured_gallery, token):
     for (method, path), case in cases(team, other).items():
         response = request(server, case, token)
         expected = case["expect"][token]
-        assert response.status_code == expected, \
+        assert response.status_code == expected, (
             f"{method} {path} with {token}: {response.status_code} {response.text[:200]}, expected {expected}"
+        )
         if expected in (401, 403):
             assert "error" in response.json()
 
@@ -113,8 +120,15 @@ def test_the_cookie_is_secure_under_tls(secured_gallery, tmp_path):
     server, _, _ = secured_gallery
     options = server.app.state.gallery.connections.addresses
     cert, key = make_certificate(tmp_path)
-    tls = serve(host="127.0.0.1", ssl_certfile=cert, ssl_keyfile=key, metadata_address=options.metadata,
-                flight_address=options.flight, scanner_address=options.scanner, cache_dir=str(tmp_path / "cache"))
+    tls = serve(
+        host="127.0.0.1",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+        metadata_address=options.metadata,
+        flight_address=options.flight,
+        scanner_address=options.scanner,
+        cache_dir=str(tmp_path / "cache"),
+    )
     try:
         with httpx.Client(base_url=tls.url.rstrip("/"), verify=ssl.create_default_context(cafile=cert)) as client:
             response = client.post("/api/login", json={"token": "reader-token"})

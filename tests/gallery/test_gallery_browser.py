@@ -23,9 +23,11 @@ def wait_for_tiles(page, count: int, what: str) -> None:
         page.wait_for_function(f"document.querySelectorAll('.tile').length === {count}", timeout=15_000)
     except Exception:
         shot = screenshot(page, f"failed-{what}")
-        raise AssertionError(f"{what}: expected {count} thumbnails, the user saw {len(tiles(page))}; "
-                             f"status {page.inner_text('#status')!r}, error {page.inner_text('#query-error')!r} "
-                             f"(screenshot {shot})") from None
+        raise AssertionError(
+            f"{what}: expected {count} thumbnails, the user saw {len(tiles(page))}; "
+            f"status {page.inner_text('#status')!r}, error {page.inner_text('#query-error')!r} "
+            f"(screenshot {shot})"
+        ) from None
 
 
 def run_query(page, text: str) -> None:
@@ -47,11 +49,12 @@ def test_grid_facets_and_query(gallery_page):
     assert page.input_value("#source") == "datasource:images"
     page.wait_for_function("document.getElementById('status').textContent.includes('datapoints')")
     assert page.inner_text("#status") == f"{TOTAL} datapoints"
-    page.wait_for_function("document.querySelectorAll('.tile img.thumb').length > 0 && "
-                           "[...document.querySelectorAll('.tile img.thumb')].slice(0, 8).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "document.querySelectorAll('.tile img.thumb').length > 0 && "
+        "[...document.querySelectorAll('.tile img.thumb')].slice(0, 8).every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.wait_for_selector(".facet[data-field=label] .bar-row")
-    label_rows = page.eval_on_selector_all(".facet[data-field=label] .bar-row",
-                                           "rows => rows.map(r => r.textContent)")
+    label_rows = page.eval_on_selector_all(".facet[data-field=label] .bar-row", "rows => rows.map(r => r.textContent)")
     assert f"cat{CATS}" in label_rows and f"dog{DOGS}" in label_rows, f"the label facet showed {label_rows}"
     page.wait_for_selector(".facet[data-field=score] .bar-row")
     assert len(page.query_selector_all(".facet[data-field=score] .bar-row")) == 20, "the score histogram has 20 bins"
@@ -80,23 +83,30 @@ def test_scrolling_loads_pages_until_the_end(page, open_gallery):
     page.goto(server.url + "?page=10")
     page.wait_for_selector(".tile")
     try:  # scroll to the bottom again and again, as a user would, until every datapoint is there
-        page.wait_for_function(f"""() => {{
+        page.wait_for_function(
+            f"""() => {{
             const wrap = document.getElementById('grid-wrap');
             wrap.scrollTo(0, wrap.scrollHeight);
             return document.querySelectorAll('.tile').length >= {TOTAL};
-        }}""", polling=100, timeout=30_000)
+        }}""",
+            polling=100,
+            timeout=30_000,
+        )
     except Exception:
         screenshot(page, "failed-scrolling")
     seen = tiles(page)
-    assert len(seen) == TOTAL and len(set(seen)) == len(seen), \
+    assert len(seen) == TOTAL and len(set(seen)) == len(seen), (
         f"scrolling to the end showed {len(seen)} thumbnails ({len(set(seen))} distinct), not {TOTAL}"
+    )
 
 
 def test_detail_history_as_of_and_annotations(gallery_page):
     page = gallery_page
     page.click(".tile[data-path='train/img_001.png']")
     page.wait_for_selector("#detail:not([hidden])")
-    page.wait_for_function("document.getElementById('full').complete && document.getElementById('full').naturalWidth === 96")
+    page.wait_for_function(
+        "document.getElementById('full').complete && document.getElementById('full').naturalWidth === 96"
+    )
     assert page.inner_text("#detail-path") == "train/img_001.png"
     fields = page.inner_text("#detail-fields")
     assert "label" in fields and "cat" in fields and "score" in fields, f"the detail showed fields {fields!r}"

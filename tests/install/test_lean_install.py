@@ -25,9 +25,11 @@ def _requirement_name(requirement: str) -> str:
 def test_importing_thresher_and_its_cli_loads_no_heavy_or_server_module():
     # grpc itself probes for grpc_health/grpc_reflection when they are installed; block them to see whether
     # Thresher's own code would need them.
-    process = _python("import sys, json\n"
-                      "import thresher, thresher.cli, thresher.expressions\n"
-                      "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    process = _python(
+        "import sys, json\n"
+        "import thresher, thresher.cli, thresher.expressions\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
     assert process.returncode == 0, process.stderr
     loaded = set(json.loads(process.stdout))
     assert "thresher" in loaded
@@ -35,11 +37,13 @@ def test_importing_thresher_and_its_cli_loads_no_heavy_or_server_module():
 
 
 def test_the_client_needs_no_server_package():
-    process = _python("import sys\n"
-                      f"for name in {list(HEAVY)!r}: sys.modules[name] = None  # unimportable\n"
-                      "import thresher, thresher.cli, thresher.expressions, thresher.sql\n"
-                      "from thresher.cli import main\n"
-                      "sys.exit(main(['token', 'create', '--subject', 'x']))")
+    process = _python(
+        "import sys\n"
+        f"for name in {list(HEAVY)!r}: sys.modules[name] = None  # unimportable\n"
+        "import thresher, thresher.cli, thresher.expressions, thresher.sql\n"
+        "from thresher.cli import main\n"
+        "sys.exit(main(['token', 'create', '--subject', 'x']))"
+    )
     assert process.returncode == 0, process.stderr
 
 
@@ -50,24 +54,38 @@ def test_the_core_requirements_hold_no_server_package_and_the_server_extra_does(
     assert core.isdisjoint(SERVER_ONLY), core
     assert SERVER_ONLY <= server
     extras = set(importlib.metadata.metadata("thresher").get_all("Provides-Extra"))
-    assert {"server", "s3", "gcs", "postgres", "torch", "tensorflow", "fiftyone", "hf", "polars", "video", "ray",
-            "all", "dev"} <= extras
+    assert {
+        "server",
+        "s3",
+        "gcs",
+        "postgres",
+        "torch",
+        "tensorflow",
+        "fiftyone",
+        "hf",
+        "polars",
+        "video",
+        "ray",
+        "all",
+        "dev",
+    } <= extras
 
 
 def test_services_without_the_server_extra_say_which_extra_to_install():
-    process = _python("import sys\n"
-                      "sys.modules['duckdb'] = None\n"
-                      "from thresher.core.errors import MissingExtraError\n"
-                      "try:\n"
-                      "    import thresher.services.metadata.server\n"
-                      "except MissingExtraError as error:\n"
-                      "    print(error)\n")
+    process = _python(
+        "import sys\n"
+        "sys.modules['duckdb'] = None\n"
+        "from thresher.core.errors import MissingExtraError\n"
+        "try:\n"
+        "    import thresher.services.metadata.server\n"
+        "except MissingExtraError as error:\n"
+        "    print(error)\n"
+    )
     assert process.returncode == 0, process.stderr
     assert "thresher[server]" in process.stdout and "duckdb" in process.stdout
-    up = _python("import sys\n"
-                 "sys.modules['duckdb'] = None\n"
-                 "from thresher.cli import main\n"
-                 "sys.exit(main(['up', '--port', '0']))")
+    up = _python(
+        "import sys\nsys.modules['duckdb'] = None\nfrom thresher.cli import main\nsys.exit(main(['up', '--port', '0']))"
+    )
     assert up.returncode == 2
     assert up.stderr.strip().count("\n") == 0 and "thresher[server]" in up.stderr
 

@@ -20,9 +20,7 @@ def run_rank(rank: int, world_size: int, init_file: str, checkpoint: str, out_fi
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
 
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
-    )
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         source = Epochs(Points(23), seed=4)
         torch.manual_seed(0)

@@ -19,9 +19,7 @@ def labels(loader: Loader, n: int | None = None) -> list[list[int]]:
 def run_rank(rank: int, world_size: int, init_file: str, out_file: str) -> None:
     import torch.distributed as dist
 
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
-    )
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         source = Epochs(Points(23), seed=4)
         # No rank or world_size given: the loader takes them from torch.distributed.

@@ -18,9 +18,7 @@ torch_mp = pytest.importorskip("torch.multiprocessing")
 @pytest.mark.slow  # two torch.distributed processes, each importing torch
 def test_two_ranks_under_torch_distributed(tmp_path):
     out_file = tmp_path / "result.json"
-    torch_mp.spawn(
-        run_rank, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2, join=True
-    )
+    torch_mp.spawn(run_rank, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2, join=True)
     ranks = json.loads(out_file.read_text())
     assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 
-import numpy as np
 import pytest
 
 from thresher.loader import Loader

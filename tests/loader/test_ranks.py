@@ -28,8 +28,7 @@ def test_ranks_together_give_the_single_process_order(world_size):
     source = Epochs(Points(23), seed=1)
     single = label_batches(Loader(source, 4, workers=0), 12 * world_size)
     per_rank = [
-        label_batches(Loader(source, 4, workers=0, rank=r, world_size=world_size), 12)
-        for r in range(world_size)
+        label_batches(Loader(source, 4, workers=0, rank=r, world_size=world_size), 12) for r in range(world_size)
     ]
     assert interleave(per_rank) == single
 
@@ -37,8 +36,7 @@ def test_ranks_together_give_the_single_process_order(world_size):
 @pytest.mark.parametrize(("size", "world_size"), [(23, 2), (23, 3), (24, 3), (5, 2), (2, 3)])
 def test_every_rank_gets_as_many_batches_and_every_step_once(size, world_size):
     per_rank = [
-        label_batches(Loader(Points(size), 4, workers=0, rank=r, world_size=world_size))
-        for r in range(world_size)
+        label_batches(Loader(Points(size), 4, workers=0, rank=r, world_size=world_size)) for r in range(world_size)
     ]
     rounds = -(-size // (4 * world_size))
     assert {len(batches) for batches in per_rank} == {rounds}
@@ -53,9 +51,7 @@ def test_every_rank_gets_as_many_batches_and_every_step_once(size, world_size):
 @pytest.mark.parametrize(("size", "world_size"), [(23, 2), (23, 3), (24, 3), (5, 2)])
 def test_drop_remainder_leaves_out_the_tail_that_fills_no_whole_round(size, world_size):
     per_rank = [
-        label_batches(
-            Loader(Points(size), 4, workers=0, rank=r, world_size=world_size, drop_remainder=True)
-        )
+        label_batches(Loader(Points(size), 4, workers=0, rank=r, world_size=world_size, drop_remainder=True))
         for r in range(world_size)
     ]
     rounds = size // (4 * world_size)

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from thresher.core.arrow_io import read_batch, read_schema, upsert_table_requests
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 
 class MetadataHelper:
@@ -16,11 +17,14 @@ class MetadataHelper:
         self.namespace = namespace
 
     def datasource(self, name: str = "ds") -> common_pb2.Datasource:
-        return self.stub.CreateDatasource(pb.CreateDatasourceRequest(
-            namespace=self.namespace, name=name, source_uri="file:///nowhere")).datasource
+        return self.stub.CreateDatasource(
+            pb.CreateDatasourceRequest(namespace=self.namespace, name=name, source_uri="file:///nowhere")
+        ).datasource
 
     def upload(self, datasource_id: int, table: pa.Table, path_column: str = "path") -> pb.UpsertTableResponse:
-        return self.stub.UpsertTable(upsert_table_requests(datasource_id, path_column, table.schema, table.to_batches(), create_missing=True))
+        return self.stub.UpsertTable(
+            upsert_table_requests(datasource_id, path_column, table.schema, table.to_batches(), create_missing=True)
+        )
 
     def query_table(self, query: common_pb2.Query) -> pa.Table:
         responses = iter(self.stub.ExecuteQuery(pb.ExecuteQueryRequest(query=query)))

@@ -9,29 +9,48 @@ import grpc
 import pyarrow as pa
 import pytest
 from google.protobuf import timestamp_pb2
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thresher.core import labels as L
 from thresher.core.arrow_io import read_batch, read_schema
-from thresher.query import Column
 from thresher.core.types import TYPE_METADATA_KEY, FieldType, to_proto_value
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.query import Column
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 CAR = L.Detection("car", (0.1, 0.2, 0.3, 0.4), 0.9, instance_id=7, attributes={"occluded": True, "n": 2})
 PERSON = L.Detection("person", (0.5, 0.5, 0.25, 0.5), 0.3)
 VALUES = {
     "cls": L.Classification("cat", 0.75),
     "det": L.Detections([CAR, PERSON]),
-    "poly": L.Polylines([L.Polyline("road", ((0.0, 0.0), (1.0, 0.5), (0.25, 1.0)), closed=True, filled=True,
-                                    confidence=0.5, attributes={"lane": "left"})]),
+    "poly": L.Polylines(
+        [
+            L.Polyline(
+                "road",
+                ((0.0, 0.0), (1.0, 0.5), (0.25, 1.0)),
+                closed=True,
+                filled=True,
+                confidence=0.5,
+                attributes={"lane": "left"},
+            )
+        ]
+    ),
     "kp": L.Keypoints([L.Keypoint("person", ((0.1, 0.1), (0.2, 0.3)), instance_id=1)]),
 }
 
 
 def _upsert(stub, datasource_id, rows: dict[str, dict]):
-    return stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
-        for path, values in rows.items()], create_missing=True))
+    return stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[
+                pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
+                for path, values in rows.items()
+            ],
+            create_missing=True,
+        )
+    )
 
 
 def _read(meta, datasource_id, filter_=None, **kw) -> pa.Table:
@@ -48,11 +67,15 @@ def _values(table: pa.Table, field: str, kind: FieldType) -> dict[str, object]:
 def test_each_kind_round_trips_with_its_type_and_arrow_type(meta, metadata_stub):
     source = meta.datasource()
     _upsert(metadata_stub, source.id, {"a.png": VALUES, "b.png": {"det": L.Detections([])}})
-    fields = {f.name: f.type for f in metadata_stub.GetDatasource(pb.GetDatasourceRequest(id=source.id)).datasource.fields}
-    assert fields == {"cls": common_pb2.FIELD_TYPE_ANNOTATION_CLASSIFICATION,
-                      "det": common_pb2.FIELD_TYPE_ANNOTATION_DETECTIONS,
-                      "poly": common_pb2.FIELD_TYPE_ANNOTATION_POLYLINES,
-                      "kp": common_pb2.FIELD_TYPE_ANNOTATION_KEYPOINTS}
+    fields = {
+        f.name: f.type for f in metadata_stub.GetDatasource(pb.GetDatasourceRequest(id=source.id)).datasource.fields
+    }
+    assert fields == {
+        "cls": common_pb2.FIELD_TYPE_ANNOTATION_CLASSIFICATION,
+        "det": common_pb2.FIELD_TYPE_ANNOTATION_DETECTIONS,
+        "poly": common_pb2.FIELD_TYPE_ANNOTATION_POLYLINES,
+        "kp": common_pb2.FIELD_TYPE_ANNOTATION_KEYPOINTS,
+    }
     table = _read(meta, source.id)
     for name, value in VALUES.items():
         kind = FieldType.annotation(value.kind)
@@ -65,8 +88,10 @@ def test_each_kind_round_trips_with_its_type_and_arrow_type(meta, metadata_stub)
 
 def test_arrow_upload_with_optional_fields_left_out(meta, metadata_stub):
     source = meta.datasource()
-    boxes = pa.array([[{"label": "car", "box": [0.0, 0.0, 1.0, 1.0]}], None, []],
-                     pa.list_(pa.struct([("label", pa.string()), ("box", pa.list_(pa.float64()))])))
+    boxes = pa.array(
+        [[{"label": "car", "box": [0.0, 0.0, 1.0, 1.0]}], None, []],
+        pa.list_(pa.struct([("label", pa.string()), ("box", pa.list_(pa.float64()))])),
+    )
     meta.upload(source.id, pa.table({"path": ["a", "b", "c"], "gt": boxes}))
     got = _values(_read(meta, source.id), "gt", FieldType.DETECTIONS)
     assert got == {"a": L.Detections([L.Detection("car", (0.0, 0.0, 1.0, 1.0))]), "b": None, "c": L.Detections([])}
@@ -90,17 +115,20 @@ def test_first_write_fixes_the_kind(meta, metadata_stub):
         assert "'gt' has type annotation:detections" in excinfo.value.details()
 
 
-@pytest.mark.parametrize("bad, problem", [
-    (L.Detections([L.Detection("car", (0.5, 0.5, 0.6, 0.1))]), "is not a relative [x, y, w, h] inside the image"),
-    (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, -0.1))]), "inside the image"),
-    (L.Detections([CAR, L.Detection("", (0.1, 0.1, 0.1, 0.1))]), "object 1 has no label"),
-    (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, 0.1), confidence=1.5)]), "confidence 1.5"),
-    (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, 0.1), confidence=float("nan"))]), "confidence"),
-    (L.Detections([L.Detection("car", (0.1, 0.1, 0.1))]), "3 coordinates, not 4"),
-    (L.Polylines([L.Polyline("x", ((0.1, 0.1), (1.5, 0.2)))]), "point [1.5, 0.2] outside the image"),
-    (L.Classification(""), "has no label"),
-    (L.Segmentation("not-a-digest"), "is not a sha256 hex digest"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (L.Detections([L.Detection("car", (0.5, 0.5, 0.6, 0.1))]), "is not a relative [x, y, w, h] inside the image"),
+        (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, -0.1))]), "inside the image"),
+        (L.Detections([CAR, L.Detection("", (0.1, 0.1, 0.1, 0.1))]), "object 1 has no label"),
+        (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, 0.1), confidence=1.5)]), "confidence 1.5"),
+        (L.Detections([L.Detection("car", (0.1, 0.1, 0.1, 0.1), confidence=float("nan"))]), "confidence"),
+        (L.Detections([L.Detection("car", (0.1, 0.1, 0.1))]), "3 coordinates, not 4"),
+        (L.Polylines([L.Polyline("x", ((0.1, 0.1), (1.5, 0.2)))]), "point [1.5, 0.2] outside the image"),
+        (L.Classification(""), "has no label"),
+        (L.Segmentation("not-a-digest"), "is not a sha256 hex digest"),
+    ],
+)
 def test_a_malformed_value_rejects_the_whole_write_naming_datapoint_and_problem(meta, metadata_stub, bad, problem):
     source = meta.datasource()
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -125,7 +153,7 @@ def test_as_of_and_history_keep_every_version(meta, metadata_stub):
     first = L.Detections([CAR])
     _upsert(metadata_stub, source.id, {"a": {"gt": first}})
     between = timestamp_pb2.Timestamp()
-    between.FromDatetime(dt.datetime.now(dt.timezone.utc))
+    between.FromDatetime(dt.datetime.now(dt.UTC))
     _upsert(metadata_stub, source.id, {"a": {"gt": VALUES["det"]}})
     assert _values(_read(meta, source.id), "gt", FieldType.DETECTIONS)["a"] == VALUES["det"]
     assert _values(_read(meta, source.id, as_of=between), "gt", FieldType.DETECTIONS)["a"] == first
@@ -138,10 +166,9 @@ def test_as_of_and_history_keep_every_version(meta, metadata_stub):
     assert L.from_arrow("detections", history["gt"]) == [first, VALUES["det"]]
 
 
-
 def _now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(dt.datetime.now(dt.timezone.utc))
+    stamp.FromDatetime(dt.datetime.now(dt.UTC))
     return stamp
 
 
@@ -170,8 +197,11 @@ def test_annotation_values_moved_into_the_log_keep_every_version(meta, metadata_
     assert state() == {"a": None, "b": first}
     assert _values(_read(meta, source.id, as_of=after_rewrite), "seg", FieldType.SEGMENTATION)["a"] == seg_digest
     # A select item read at its own instant, next to the current value.
-    timed = _read(meta, source.id, select=[common_pb2.SelectItem(field="gt"),
-                                           common_pb2.SelectItem(field="gt", alias="old", as_of=after_first)])
+    timed = _read(
+        meta,
+        source.id,
+        select=[common_pb2.SelectItem(field="gt"), common_pb2.SelectItem(field="gt", alias="old", as_of=after_first)],
+    )
     assert _values(timed, "old", FieldType.DETECTIONS) == {"a": first, "b": second}
     assert _values(timed, "gt", FieldType.DETECTIONS) == {"a": None, "b": first}
     # Object queries over an earlier state read the values the log keeps.
@@ -183,23 +213,29 @@ def test_annotation_values_moved_into_the_log_keep_every_version(meta, metadata_
     assert history["operation"].to_pylist() == ["set", "set", "delete_metadata"]
     assert L.from_arrow("detections", history["gt"]) == [first, second, None]
 
+
 def _gt(name: str = "gt", kind: FieldType = FieldType.DETECTIONS) -> Column:
     return Column(name, kind)
 
 
 def test_object_queries_and_their_combination_with_other_predicates(meta, metadata_stub):
     source = meta.datasource()
+
     def det(*labels_and_conf):
         return L.Detections(L.Detection(label, (0.1, 0.1, 0.1, 0.1), c) for label, c in labels_and_conf)
 
-    _upsert(metadata_stub, source.id, {
-        "three_cars": {"gt": det(("car", 0.9), ("car", 0.8), ("car", None)), "split": "train"},
-        "one_car_person": {"gt": det(("car", 0.7), ("person", 0.4)), "split": "val"},
-        "confident_person": {"gt": det(("person", 0.95)), "split": "train"},
-        "empty": {"gt": det(), "split": "train"},
-        "unlabelled": {"split": "train"},
-        "cls": {"c": L.Classification("dog", 0.2)},
-    })
+    _upsert(
+        metadata_stub,
+        source.id,
+        {
+            "three_cars": {"gt": det(("car", 0.9), ("car", 0.8), ("car", None)), "split": "train"},
+            "one_car_person": {"gt": det(("car", 0.7), ("person", 0.4)), "split": "val"},
+            "confident_person": {"gt": det(("person", 0.95)), "split": "train"},
+            "empty": {"gt": det(), "split": "train"},
+            "unlabelled": {"split": "train"},
+            "cls": {"c": L.Classification("dog", 0.2)},
+        },
+    )
 
     def paths(expression):
         return sorted(_read(meta, source.id, expression)["path"].to_pylist())
@@ -220,9 +256,14 @@ def test_object_queries_and_their_combination_with_other_predicates(meta, metada
 def test_object_measures_on_a_field_without_objects_are_rejected(meta, metadata_stub):
     source = meta.datasource()
     _upsert(metadata_stub, source.id, {"a": {"n": 1}})
-    filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=to_proto_value(1),
-        measure=common_pb2.ObjectMeasure(kind=common_pb2.OBJECT_MEASURE_KIND_COUNT)))
+    filter_ = common_pb2.Filter(
+        comparison=common_pb2.Comparison(
+            field="n",
+            op=common_pb2.COMPARISON_OPERATOR_GE,
+            value=to_proto_value(1),
+            measure=common_pb2.ObjectMeasure(kind=common_pb2.OBJECT_MEASURE_KIND_COUNT),
+        )
+    )
     with pytest.raises(grpc.RpcError) as excinfo:
         _read(meta, source.id, filter_)
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -245,8 +286,11 @@ def _random_rows(seed: int) -> dict[str, L.Detections | None]:
             rows[f"p{i:02d}"] = None
             continue
         rows[f"p{i:02d}"] = L.Detections(
-            L.Detection(rng.choice(LABELS), (0.1, 0.1, 0.2, 0.2),
-                        None if rng.random() < 0.2 else round(rng.random(), 2)) for _ in range(rng.randint(0, 4)))
+            L.Detection(
+                rng.choice(LABELS), (0.1, 0.1, 0.2, 0.2), None if rng.random() < 0.2 else round(rng.random(), 2)
+            )
+            for _ in range(rng.randint(0, 4))
+        )
     return rows
 
 
@@ -280,8 +324,14 @@ def _measure_value(value: L.Detections | None, kind: str, label: str | None):
     return max(confidences) if kind == "max_confidence" else min(confidences)
 
 
-_OPS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_OPS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 @st.composite
@@ -290,15 +340,22 @@ def object_predicates(draw):
     gt = _gt()
     if draw(st.booleans()):
         label = draw(st.sampled_from(LABELS + ["truck"]))
-        return gt.labels.contains(label), {p: _measure_value(v, "count", label) not in (None, 0)
-                                           for p, v in DATA.items()}
+        return gt.labels.contains(label), {
+            p: _measure_value(v, "count", label) not in (None, 0) for p, v in DATA.items()
+        }
     kind = draw(st.sampled_from(["count", "max_confidence", "min_confidence"]))
     label = draw(st.one_of(st.none(), st.sampled_from(LABELS)))
     op = draw(st.sampled_from(sorted(_OPS)))
     value = draw(st.integers(0, 4)) if kind == "count" else draw(st.sampled_from([0.0, 0.25, 0.5, 0.77, 1.0]))
     measure = getattr(gt, kind)(label)
-    expression = {"==": measure.__eq__, "!=": measure.__ne__, "<": measure.__lt__, "<=": measure.__le__,
-                  ">": measure.__gt__, ">=": measure.__ge__}[op](value)
+    expression = {
+        "==": measure.__eq__,
+        "!=": measure.__ne__,
+        "<": measure.__lt__,
+        "<=": measure.__le__,
+        ">": measure.__gt__,
+        ">=": measure.__ge__,
+    }[op](value)
     truth = {}
     for path, row in DATA.items():
         got = _measure_value(row, kind, label)
@@ -323,8 +380,9 @@ def trees(draw, depth: int = 0):
     return left | right, {p: left_truth[p] or right_truth[p] for p in DATA}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(tree=trees())
 def test_random_object_predicates_match_python(loaded, tree):
     helper, datasource_id = loaded
@@ -336,8 +394,11 @@ def test_random_object_predicates_match_python(loaded, tree):
 def test_an_annotation_field_compared_with_a_value_is_rejected(meta, metadata_stub):
     source = meta.datasource()
     _upsert(metadata_stub, source.id, {"a": {"gt": VALUES["det"]}})
-    filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(
-        field="gt", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value(VALUES["det"])))
+    filter_ = common_pb2.Filter(
+        comparison=common_pb2.Comparison(
+            field="gt", op=common_pb2.COMPARISON_OPERATOR_EQ, value=to_proto_value(VALUES["det"])
+        )
+    )
     with pytest.raises(grpc.RpcError) as excinfo:
         _read(meta, source.id, filter_)
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT

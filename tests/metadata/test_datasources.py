@@ -1,8 +1,8 @@
 import grpc
 import pytest
 
-from thresher.v1 import metadata_service_pb2 as pb
 from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 
 def _code(excinfo) -> grpc.StatusCode:
@@ -26,8 +26,9 @@ def test_get_or_create_returns_existing_and_rejects_other_source(metadata_stub, 
     second = metadata_stub.GetOrCreateDatasource(request)
     assert first.created and not second.created and first.datasource.id == second.datasource.id
     with pytest.raises(grpc.RpcError) as excinfo:
-        metadata_stub.GetOrCreateDatasource(pb.GetOrCreateDatasourceRequest(namespace=namespace, name="d",
-                                                                            source_uri="file:///b"))
+        metadata_stub.GetOrCreateDatasource(
+            pb.GetOrCreateDatasourceRequest(namespace=namespace, name="d", source_uri="file:///b")
+        )
     assert _code(excinfo) == grpc.StatusCode.ALREADY_EXISTS and "file:///a" in excinfo.value.details()
 
 
@@ -40,12 +41,15 @@ def test_unknown_datasource_is_not_found_naming_it(metadata_stub, namespace):
     assert _code(excinfo) == grpc.StatusCode.NOT_FOUND and "987654" in excinfo.value.details()
 
 
-@pytest.mark.parametrize("namespace_name, name", [("no-slash", "x"), ("a/b/c", "x"), ("", "x"), ("ok/ns", "a/b"),
-                                                   ("ok/ns", ""), ("ok/ns", "tab\there")])
+@pytest.mark.parametrize(
+    "namespace_name, name",
+    [("no-slash", "x"), ("a/b/c", "x"), ("", "x"), ("ok/ns", "a/b"), ("ok/ns", ""), ("ok/ns", "tab\there")],
+)
 def test_bad_names_are_invalid_argument(metadata_stub, namespace_name, name):
     with pytest.raises(grpc.RpcError) as excinfo:
-        metadata_stub.CreateDatasource(pb.CreateDatasourceRequest(namespace=namespace_name, name=name,
-                                                                  source_uri="file:///x"))
+        metadata_stub.CreateDatasource(
+            pb.CreateDatasourceRequest(namespace=namespace_name, name=name, source_uri="file:///x")
+        )
     assert _code(excinfo) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -53,8 +57,9 @@ def test_list_pages_through_every_datasource(meta, metadata_stub, namespace):
     ids = {meta.datasource(f"d{i}").id for i in range(5)}
     seen, token, pages = set(), "", 0
     while True:
-        response = metadata_stub.ListDatasources(pb.ListDatasourcesRequest(namespace=namespace, page_size=2,
-                                                                           page_token=token))
+        response = metadata_stub.ListDatasources(
+            pb.ListDatasourcesRequest(namespace=namespace, page_size=2, page_token=token)
+        )
         seen |= {d.id for d in response.datasources}
         pages += 1
         token = response.next_page_token
@@ -71,13 +76,15 @@ def test_delete_removes_datasource_metadata_and_datasets(meta, metadata_stub, na
 
     source = meta.datasource()
     meta.upload(source.id, pa.table({"path": ["a"], "x": [1]}))
-    metadata_stub.SaveDataset(pb.SaveDatasetRequest(namespace=namespace, name="saved",
-                                                    query=common_pb2.Query(datasource_id=source.id)))
+    metadata_stub.SaveDataset(
+        pb.SaveDatasetRequest(namespace=namespace, name="saved", query=common_pb2.Query(datasource_id=source.id))
+    )
     metadata_stub.DeleteDatasource(pb.DeleteDatasourceRequest(id=source.id))
     for request in (pb.GetDatasourceRequest(id=source.id), pb.GetDatasetRequest(namespace=namespace, name="saved")):
         with pytest.raises(grpc.RpcError) as excinfo:
-            (metadata_stub.GetDatasource if isinstance(request, pb.GetDatasourceRequest)
-             else metadata_stub.GetDataset)(request)
+            (metadata_stub.GetDatasource if isinstance(request, pb.GetDatasourceRequest) else metadata_stub.GetDataset)(
+                request
+            )
         assert _code(excinfo) == grpc.StatusCode.NOT_FOUND
     recreated = meta.datasource()
     assert meta.query(recreated.id).empty
@@ -99,7 +106,9 @@ def test_health_and_reflection_are_served(metadata_server):
     from thresher.core.transport import open_channel
 
     channel = open_channel(metadata_server[0])
-    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="thresher.v1.MetadataService"))
+    status = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="thresher.v1.MetadataService")
+    )
     assert status.status == health_pb2.HealthCheckResponse.SERVING
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
     assert "thresher.v1.MetadataService" in services

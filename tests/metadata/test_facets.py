@@ -4,7 +4,8 @@ import grpc
 import pytest
 
 from thresher.core.arrow_io import read_table
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 from .conftest import compare
 from .test_queries import loaded  # noqa: F401 - the fixture

@@ -6,20 +6,23 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 from .conftest import compare
 
-UTC = dt.timezone.utc
-ROWS = pd.DataFrame({
-    "path": ["img/a.png", "img/b.jpg", "txt/c.txt", "img/d.png", "e.bin", "img/f.png"],
-    "n": pd.array([1, 5, None, 7, 5, -3], dtype="Int64"),
-    "m": pd.array([2, 5, 4, None, 1, -3], dtype="Int64"),
-    "x": [0.5, np.nan, 2.5, 3.0, -1.0, 5.0],
-    "flag": pd.array([True, False, None, True, False, True], dtype="boolean"),
-    "label": pd.array(["cat", "dog", "catalog", None, "hotdog", "Cat"], dtype="string"),
-    "t": pd.to_datetime(["2024-01-01", "2024-06-01", None, "2023-01-01", "2025-01-01", "2024-06-01"], utc=True),
-})
+UTC = dt.UTC
+ROWS = pd.DataFrame(
+    {
+        "path": ["img/a.png", "img/b.jpg", "txt/c.txt", "img/d.png", "e.bin", "img/f.png"],
+        "n": pd.array([1, 5, None, 7, 5, -3], dtype="Int64"),
+        "m": pd.array([2, 5, 4, None, 1, -3], dtype="Int64"),
+        "x": [0.5, np.nan, 2.5, 3.0, -1.0, 5.0],
+        "flag": pd.array([True, False, None, True, False, True], dtype="boolean"),
+        "label": pd.array(["cat", "dog", "catalog", None, "hotdog", "Cat"], dtype="string"),
+        "t": pd.to_datetime(["2024-01-01", "2024-06-01", None, "2023-01-01", "2025-01-01", "2024-06-01"], utc=True),
+    }
+)
 
 
 @pytest.fixture
@@ -94,13 +97,18 @@ def _t(mask):  # a comparison on a missing value is false
 
 BOOLEAN_CASES = [
     (_not(compare("n", "gt", 4)), ~_t(ROWS.n > 4)),
-    (_all(compare("n", "gt", 0), compare("label", "contains", "at")), _t(ROWS.n > 0) & _t(ROWS.label.str.contains("at"))),
+    (
+        _all(compare("n", "gt", 0), compare("label", "contains", "at")),
+        _t(ROWS.n > 0) & _t(ROWS.label.str.contains("at")),
+    ),
     (_any(compare("n", "eq", 7), compare("x", "lt", 0)), _t(ROWS.n == 7) | _t(ROWS.x < 0)),
     (_not(_all(compare("n", "gt", 0), compare("x", "gt", 1))), ~(_t(ROWS.n > 0) & _t(ROWS.x > 1))),
     (_not(_any(compare("n", "eq", 5), compare("label", "eq", "cat"))), ~(_t(ROWS.n == 5) | _t(ROWS.label == "cat"))),
     (_not(_not(compare("n", "ne", 5))), _t(ROWS.n.notna() & (ROWS.n != 5))),
-    (_all(_not(compare("flag", "eq", True)), _any(compare("n", "is_null"), compare("n", "ge", 5))),
-     ~_t(ROWS.flag == True) & (ROWS.n.isna() | _t(ROWS.n >= 5))),  # noqa: E712
+    (
+        _all(_not(compare("flag", "eq", True)), _any(compare("n", "is_null"), compare("n", "ge", 5))),
+        ~_t(ROWS.flag == True) & (ROWS.n.isna() | _t(ROWS.n >= 5)),
+    ),  # noqa: E712
 ]
 
 
@@ -110,22 +118,32 @@ def test_and_or_not_use_two_valued_logic(loaded, filter_, mask):
     assert _paths(meta, datasource_id, filter_) == _expected(mask)
 
 
-@pytest.mark.parametrize("filter_, code, words", [
-    (compare("ghost", "eq", 1), grpc.StatusCode.NOT_FOUND, "'ghost'"),
-    (compare("n", "lt", other="ghost"), grpc.StatusCode.NOT_FOUND, "'ghost'"),
-    (compare("n", "eq", "five"), grpc.StatusCode.INVALID_ARGUMENT, "field 'n' has type int; got string"),
-    (compare("flag", "eq", 1), grpc.StatusCode.INVALID_ARGUMENT, "field 'flag' has type bool; got int"),
-    (compare("label", "gt", 3), grpc.StatusCode.INVALID_ARGUMENT, "field 'label' has type string; got int"),
-    (compare("n", "contains", "5"), grpc.StatusCode.INVALID_ARGUMENT, "needs a string field"),
-    (compare("flag", "lt", True), grpc.StatusCode.INVALID_ARGUMENT, "cannot order"),
-    (compare("label", "lt", other="n"), grpc.StatusCode.INVALID_ARGUMENT, "cannot compare field 'label'"),
-    (compare("n", "eq"), grpc.StatusCode.INVALID_ARGUMENT, "needs a value"),
-    (common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value())),
-     grpc.StatusCode.INVALID_ARGUMENT, "empty value"),
-    (compare("n", "isin", values=[1, "a"]), grpc.StatusCode.INVALID_ARGUMENT, "got string"),
-    (common_pb2.Filter(all_of=common_pb2.FilterList()), grpc.StatusCode.INVALID_ARGUMENT, "empty all_of"),
-    (common_pb2.Filter(), grpc.StatusCode.INVALID_ARGUMENT, "none of comparison"),
-])
+@pytest.mark.parametrize(
+    "filter_, code, words",
+    [
+        (compare("ghost", "eq", 1), grpc.StatusCode.NOT_FOUND, "'ghost'"),
+        (compare("n", "lt", other="ghost"), grpc.StatusCode.NOT_FOUND, "'ghost'"),
+        (compare("n", "eq", "five"), grpc.StatusCode.INVALID_ARGUMENT, "field 'n' has type int; got string"),
+        (compare("flag", "eq", 1), grpc.StatusCode.INVALID_ARGUMENT, "field 'flag' has type bool; got int"),
+        (compare("label", "gt", 3), grpc.StatusCode.INVALID_ARGUMENT, "field 'label' has type string; got int"),
+        (compare("n", "contains", "5"), grpc.StatusCode.INVALID_ARGUMENT, "needs a string field"),
+        (compare("flag", "lt", True), grpc.StatusCode.INVALID_ARGUMENT, "cannot order"),
+        (compare("label", "lt", other="n"), grpc.StatusCode.INVALID_ARGUMENT, "cannot compare field 'label'"),
+        (compare("n", "eq"), grpc.StatusCode.INVALID_ARGUMENT, "needs a value"),
+        (
+            common_pb2.Filter(
+                comparison=common_pb2.Comparison(
+                    field="n", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value()
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "empty value",
+        ),
+        (compare("n", "isin", values=[1, "a"]), grpc.StatusCode.INVALID_ARGUMENT, "got string"),
+        (common_pb2.Filter(all_of=common_pb2.FilterList()), grpc.StatusCode.INVALID_ARGUMENT, "empty all_of"),
+        (common_pb2.Filter(), grpc.StatusCode.INVALID_ARGUMENT, "none of comparison"),
+    ],
+)
 def test_malformed_filters_name_the_problem(loaded, filter_, code, words):
     meta, datasource_id = loaded
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -145,14 +163,20 @@ def test_deep_nesting_is_rejected_not_crashing(loaded):
 
 def test_select_order_and_limit(loaded):
     meta, datasource_id = loaded
-    frame = meta.query(datasource_id, select=[common_pb2.SelectItem(field="n"), common_pb2.SelectItem(field="label", alias="name")],
-                       order_by=[common_pb2.OrderBy(field="n", descending=True)], limit=4)
+    frame = meta.query(
+        datasource_id,
+        select=[common_pb2.SelectItem(field="n"), common_pb2.SelectItem(field="label", alias="name")],
+        order_by=[common_pb2.OrderBy(field="n", descending=True)],
+        limit=4,
+    )
     assert list(frame.columns) == ["path", "datapoint_id", "n", "name"]
     assert frame["n"].tolist()[:3] == [7, 5, 5] and len(frame) == 4
     ascending = meta.query(datasource_id, order_by=[common_pb2.OrderBy(field="x")])
     assert ascending["x"].tolist()[:-1] == sorted(ROWS.x.dropna()) and np.isnan(ascending["x"].iloc[-1])
     with pytest.raises(grpc.RpcError) as excinfo:
-        meta.query(datasource_id, select=[common_pb2.SelectItem(field="n"), common_pb2.SelectItem(field="m", alias="n")])
+        meta.query(
+            datasource_id, select=[common_pb2.SelectItem(field="n"), common_pb2.SelectItem(field="m", alias="n")]
+        )
     assert "selected twice" in excinfo.value.details()
     with pytest.raises(grpc.RpcError) as excinfo:
         meta.query(datasource_id, limit=-1)
@@ -164,8 +188,16 @@ def test_result_schema_carries_field_types(loaded, metadata_stub):
     query = common_pb2.Query(datasource_id=datasource_id)
     table = meta.query_table(query)
     types = {f.name: (f.metadata or {}).get(b"thresher.type") for f in table.schema}
-    assert types == {"path": None, "datapoint_id": None, "n": b"int", "m": b"int", "x": b"float", "flag": b"bool",
-                     "label": b"string", "t": b"datetime"}
+    assert types == {
+        "path": None,
+        "datapoint_id": None,
+        "n": b"int",
+        "m": b"int",
+        "x": b"float",
+        "flag": b"bool",
+        "label": b"string",
+        "t": b"datetime",
+    }
     described = metadata_stub.DescribeQuery(pb.DescribeQueryRequest(query=query))
     assert described.total_rows == len(ROWS)
     limited = common_pb2.Query(datasource_id=datasource_id, limit=2, filter=compare("n", "ge", 1))
@@ -176,8 +208,11 @@ def test_large_results_arrive_in_several_batches(meta, metadata_stub):
     source = meta.datasource()
     count = 300_000
     meta.upload(source.id, pa.table({"path": [f"p{i}" for i in range(count)], "v": np.arange(count)}))
-    responses = list(metadata_stub.ExecuteQuery(pb.ExecuteQueryRequest(
-        query=common_pb2.Query(datasource_id=source.id), max_batch_rows=50_000)))
+    responses = list(
+        metadata_stub.ExecuteQuery(
+            pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=source.id), max_batch_rows=50_000)
+        )
+    )
     assert responses[0].WhichOneof("part") == "schema" and len(responses) >= 7
     table = meta.query_table(common_pb2.Query(datasource_id=source.id, filter=compare("v", "ge", count - 10)))
     assert sorted(table["v"].to_pylist()) == list(range(count - 10, count))
@@ -225,8 +260,10 @@ def test_as_of_sees_each_earlier_state(meta):
         query = common_pb2.Query(datasource_id=source.id)
         query.as_of.FromDatetime(moment)
         frame = meta.query_table(query).to_pandas().set_index("path")
-        return {p: {k: (None if pd.isna(v) else v) for k, v in row.items() if k != "datapoint_id"}
-                for p, row in frame.iterrows()}
+        return {
+            p: {k: (None if pd.isna(v) else v) for k, v in row.items() if k != "datapoint_id"}
+            for p, row in frame.iterrows()
+        }
 
     assert state(moments[0]) == {"a": {"x": 1}, "b": {"x": 2}}
     assert state(moments[1]) == {"a": {"x": 10, "s": "new"}, "b": {"x": 2, "s": None}, "c": {"x": 3, "s": "c"}}
@@ -235,9 +272,16 @@ def test_as_of_sees_each_earlier_state(meta):
     assert state(moments[0] - dt.timedelta(hours=1)) == {}
 
 
-@pytest.mark.parametrize("filter_, limit, expected", [
-    (None, None, 6), (compare("n", "ge", 1), None, 4), (compare("n", "ge", 1), 2, 2),
-    (compare("label", "eq", "nobody"), None, 0), (None, 0, 0)])
+@pytest.mark.parametrize(
+    "filter_, limit, expected",
+    [
+        (None, None, 6),
+        (compare("n", "ge", 1), None, 4),
+        (compare("n", "ge", 1), 2, 2),
+        (compare("label", "eq", "nobody"), None, 0),
+        (None, 0, 0),
+    ],
+)
 def test_count_only_counts_without_a_schema_or_ids(loaded, metadata_stub, filter_, limit, expected):
     meta, datasource_id = loaded
     query = common_pb2.Query(datasource_id=datasource_id, order_by=[common_pb2.OrderBy(field="x")])

@@ -13,22 +13,46 @@ import uuid
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from thresher.core.types import FieldType
 from thresher.services.metadata import sql_literals
 from thresher.services.metadata.domain_errors import InvalidArgument
-from thresher.core.types import FieldType
 
 # Strings made of pieces that break naive quoting, mixed with any other character but NUL.
-PIECES = ["'", "''", "\\", "\\'", '"', "$$", "$1", "--", "/*", "*/", ";", "E'", "\n", "\r", "\t", "é", "😀",
-          "\u2028", "{", "}", ",", "NULL", " "]
-NASTY = st.lists(st.one_of(st.sampled_from(PIECES), st.characters(blacklist_characters="\x00",
-                                                                   blacklist_categories=("Cs",))),
-                 max_size=12).map("".join)
+PIECES = [
+    "'",
+    "''",
+    "\\",
+    "\\'",
+    '"',
+    "$$",
+    "$1",
+    "--",
+    "/*",
+    "*/",
+    ";",
+    "E'",
+    "\n",
+    "\r",
+    "\t",
+    "é",
+    "😀",
+    "\u2028",
+    "{",
+    "}",
+    ",",
+    "NULL",
+    " ",
+]
+NASTY = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+    max_size=12,
+).map("".join)
 FLOATS = st.floats(allow_nan=True, allow_infinity=True)
 INTS = st.integers(-(2**63), 2**63 - 1)
-TIMES = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
-                     timezones=st.just(dt.timezone.utc))
+TIMES = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC))
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -85,8 +109,10 @@ def test_strings_read_back_unchanged_in_postgres(pg, text):
 @SETTINGS
 @given(number=INTS, real=FLOATS, when=TIMES, flag=st.booleans())
 def test_numbers_times_and_bools_read_back_unchanged(duck, pg, number, real, when, flag):
-    for engine, read in ((sql_literals.DUCKDB, lambda s: _duck_value(duck, s)), (sql_literals.POSTGRES,
-                                                                                 lambda s: _pg_value(pg, s))):
+    for engine, read in (
+        (sql_literals.DUCKDB, lambda s: _duck_value(duck, s)),
+        (sql_literals.POSTGRES, lambda s: _pg_value(pg, s)),
+    ):
         assert read(sql_literals.literal(number, FieldType.INT, engine)) == number
         assert _same_float(read(sql_literals.literal(real, FieldType.FLOAT, engine)), real)
         assert read(sql_literals.literal(when, FieldType.DATETIME, engine)) == when
@@ -123,24 +149,31 @@ def test_a_postgres_store_query_binds_nothing_even_as_of_and_with_a_field_at_ano
     are literals too, and the answers stay right."""
     import pyarrow as pa
 
-    from thresher.services.metadata.store import PostgresStore
     from thresher.core.storage.blobs import open_blob_store
+    from thresher.services.metadata.store import PostgresStore
     from thresher.v1 import common_pb2
 
-    first, second = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2031, 1, 2, tzinfo=dt.timezone.utc)
+    first, second = dt.datetime(2031, 1, 1, tzinfo=dt.UTC), dt.datetime(2031, 1, 2, tzinfo=dt.UTC)
     now = [first]  # the store's clock, turned by hand
     store = PostgresStore(postgres_url, open_blob_store(home=str(tmp_path)), clock=lambda: now[0])
     streamed = []
     stream = store.dialect.stream
-    store.dialect.stream = lambda sql, params, max_rows: streamed.append((sql, list(params))) or stream(
-        sql, params, max_rows)
+    store.dialect.stream = lambda sql, params, max_rows: (
+        streamed.append((sql, list(params))) or stream(sql, params, max_rows)
+    )
     try:
         source = store.create_datasource("literals/as-of", f"ds{uuid.uuid4().hex}", "file:///nowhere", "")
         store.upsert(source.id, pa.table({"path": ["a", "b"], "n": [1, 2]}), "path", "tester", create_missing=True)
         now[0] = second
         store.upsert(source.id, pa.table({"path": ["a", "b"], "n": [10, 20]}), "path", "tester")
-        query = common_pb2.Query(datasource_id=source.id, filter=common_pb2.Filter(comparison=common_pb2.Comparison(
-            field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=common_pb2.Value(int_value=2))))
+        query = common_pb2.Query(
+            datasource_id=source.id,
+            filter=common_pb2.Filter(
+                comparison=common_pb2.Comparison(
+                    field="n", op=common_pb2.COMPARISON_OPERATOR_GE, value=common_pb2.Value(int_value=2)
+                )
+            ),
+        )
         query.as_of.FromDatetime(first + dt.timedelta(hours=1))  # between the two writes
         query.select.add(field="path")
         timed = query.select.add(field="n", alias="n_now")

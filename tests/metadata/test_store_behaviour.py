@@ -12,14 +12,14 @@ import itertools
 import pyarrow as pa
 import pytest
 
+from thresher.core.storage.blobs import open_blob_store
+from thresher.core.types import FieldType
 from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, UnknownPaths
 from thresher.services.metadata.store import DuckDBStore, PostgresStore
 from thresher.services.metadata.store.sql_store import CATALOG_LOCK, log_table
-from thresher.core.storage.blobs import open_blob_store
-from thresher.core.types import FieldType
 from thresher.v1 import common_pb2
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2030, 1, 1, tzinfo=UTC)
 _names = itertools.count()
 
@@ -119,8 +119,9 @@ def test_names_are_unique_by_constraint_in_every_engine(engine):
     # The former DuckDB store had no constraint: uniqueness rested on a check before each insert.
     store, _ = engine
     source = _datasource(store)
-    row = ("INSERT INTO datasources VALUES (999999, $1, $2, 'file:///x', '', $3, 'pending', 0, 0, 0, 0, 0, '', "
-           "NULL, NULL)")
+    row = (
+        "INSERT INTO datasources VALUES (999999, $1, $2, 'file:///x', '', $3, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)"
+    )
     with pytest.raises(Exception, match="(?i)constraint|duplicate|unique"):
         store.dialect.write(CATALOG_LOCK, lambda s: s.execute(row, [source.namespace, source.name, T0]))
     assert store.find_datasource(source.namespace, source.name).id == source.id
@@ -149,8 +150,9 @@ def test_writes_to_unknown_paths_are_refused_unless_asked_to_create_them(engine)
     store.delete_datapoints(source.id, ["known"], "tester")
     with pytest.raises(UnknownPaths, match="'known'"):
         store.upsert(source.id, pa.table({"path": ["known"], "x": [5]}), "path", "tester")
-    result = store.upsert(source.id, pa.table({"path": paths, "x": list(range(13))}), "path", "tester",
-                          create_missing=True)
+    result = store.upsert(
+        source.id, pa.table({"path": paths, "x": list(range(13))}), "path", "tester", create_missing=True
+    )
     assert (result.datapoints_written, result.datapoints_created) == (13, 13)
 
 
@@ -182,13 +184,19 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
 
     def batches(*rows):
         for paths, xs, scores in rows:
-            yield pa.record_batch([pa.array(paths), pa.array(xs, pa.int64()), pa.array(scores, pa.float64())],
-                                  schema=schema)
+            yield pa.record_batch(
+                [pa.array(paths), pa.array(xs, pa.int64()), pa.array(scores, pa.float64())], schema=schema
+            )
 
     with pytest.raises(InvalidArgument, match="path 'c' appears more than once"):
-        store.upsert_batches(source.id, schema, batches((["c", "a"], [3, 10], [None, None]),
-                                                        (["d", "c"], [4, 5], [0.5, 0.5])),
-                             "path", "tester", create_missing=True)
+        store.upsert_batches(
+            source.id,
+            schema,
+            batches((["c", "a"], [3, 10], [None, None]), (["d", "c"], [4, 5], [0.5, 0.5])),
+            "path",
+            "tester",
+            create_missing=True,
+        )
     assert _state(store, source) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
 
     def failing():
@@ -200,14 +208,25 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
     assert _state(store, source) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
     clock.now = T0 + dt.timedelta(seconds=1)
     # `score` has no value in the first chunk, so it becomes a field in a later one.
-    result = store.upsert_batches(source.id, schema, batches((["a", "e"], [10, 5], [None, None]),
-                                                             (["b", "f"], [None, 6], [0.25, 0.5])),
-                                  "path", "tester", create_missing=True)
+    result = store.upsert_batches(
+        source.id,
+        schema,
+        batches((["a", "e"], [10, 5], [None, None]), (["b", "f"], [None, 6], [0.25, 0.5])),
+        "path",
+        "tester",
+        create_missing=True,
+    )
     assert (result.datapoints_written, result.datapoints_created) == (4, 2)
-    assert _state(store, source) == {"a": {"x": 10, "label": "cat"}, "b": {"x": 2, "label": "dog", "score": 0.25},
-                                     "e": {"x": 5}, "f": {"x": 6, "score": 0.5}}
+    assert _state(store, source) == {
+        "a": {"x": 10, "label": "cat"},
+        "b": {"x": 2, "label": "dog", "score": 0.25},
+        "e": {"x": 5},
+        "f": {"x": 6, "score": 0.5},
+    }
     assert [(h["x"], h["label"], h["score"]) for h in store.history(source.id, "a").to_pylist()] == [
-        (1, "cat", None), (10, None, None)]
+        (1, "cat", None),
+        (10, None, None),
+    ]
     assert [(h["x"], h["score"]) for h in store.history(source.id, "b").to_pylist()] == [(2, None), (None, 0.25)]
     assert [(h["x"], h["score"]) for h in store.history(source.id, "f").to_pylist()] == [(6, 0.5)]
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
@@ -222,8 +241,10 @@ def test_duplicates_are_found_across_chunks_whether_or_not_paths_increase(engine
     schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
 
     def upload(*chunks):
-        batches = [pa.record_batch([pa.array(paths), pa.array(range(len(paths)), pa.int64())], schema=schema)
-                   for paths in chunks]
+        batches = [
+            pa.record_batch([pa.array(paths), pa.array(range(len(paths)), pa.int64())], schema=schema)
+            for paths in chunks
+        ]
         return store.upsert_batches(source.id, schema, batches, "path", "tester", create_missing=True)
 
     # Increasing within each chunk; the repeat is the last path of one chunk and the first of the next.
@@ -247,10 +268,8 @@ def test_an_update_clears_a_rows_field_list_only_where_it_sets_every_field(engin
     # Both set every field: `a`'s list goes; then one sets only y.
     _write(store, source, path=["a", "b"], x=[3, 3], y=[3, 3])
     _write(store, source, path=["b", "a"], x=pa.array([None, 4], pa.int64()), y=[4, 4])
-    assert [(h["x"], h["y"]) for h in store.history(source.id, "a").to_pylist()] == [
-        (1, 1), (2, None), (3, 3), (4, 4)]
-    assert [(h["x"], h["y"]) for h in store.history(source.id, "b").to_pylist()] == [
-        (1, 1), (2, 2), (3, 3), (None, 4)]
+    assert [(h["x"], h["y"]) for h in store.history(source.id, "a").to_pylist()] == [(1, 1), (2, None), (3, 3), (4, 4)]
+    assert [(h["x"], h["y"]) for h in store.history(source.id, "b").to_pylist()] == [(1, 1), (2, 2), (3, 3), (None, 4)]
     assert _state(store, source) == {"a": {"x": 4, "y": 4}, "b": {"x": 3, "y": 4}}
 
 
@@ -264,7 +283,11 @@ def test_history_keeps_exactly_the_fields_each_update_set(engine):
     store.delete_metadata(source.id, ["a"], ["x"], "tester")
     history = store.history(source.id, "a").to_pylist()
     assert [(h["operation"], h["x"], h["y"], h["cleared"]) for h in history] == [
-        ("set", 1, 1, []), ("set", 2, None, []), ("set", 3, 3, []), ("delete_metadata", None, None, ["x"])]
+        ("set", 1, 1, []),
+        ("set", 2, None, []),
+        ("set", 3, 3, []),
+        ("delete_metadata", None, None, ["x"]),
+    ]
     assert [h["y"] for h in store.history(source.id, "a", "y").to_pylist()] == [1, 3]
 
 
@@ -273,9 +296,11 @@ def test_last_write_id_moves_with_each_write_and_only_then(engine):
     source = _datasource(store)
     assert store.last_write_id(source.id) == -1
     seen = [store.last_write_id(source.id)]
-    for write in (lambda: _write(store, source, path=["a", "b"], n=[1, 2]),
-                  lambda: store.delete_metadata(source.id, ["a"], ["n"], "tester"),
-                  lambda: store.delete_datapoints(source.id, ["b"], "tester")):
+    for write in (
+        lambda: _write(store, source, path=["a", "b"], n=[1, 2]),
+        lambda: store.delete_metadata(source.id, ["a"], ["n"], "tester"),
+        lambda: store.delete_datapoints(source.id, ["b"], "tester"),
+    ):
         clock.now += dt.timedelta(seconds=1)
         write()
         seen.append(store.last_write_id(source.id))
@@ -292,8 +317,14 @@ def test_a_query_reads_the_same_datasource_record_in_one_statement(engine):
     source = _datasource(store)
     with store.dialect.read() as session:
         assert store._catalog_record(session, source.id) == store._datasource(session, source.id)  # no fields
-    _write(store, source, path=["a", "b"], n=[1, 2], label=["x", None], v=pa.array([[1.0, 2.0], None],
-                                                                                   pa.list_(pa.float32())))
+    _write(
+        store,
+        source,
+        path=["a", "b"],
+        n=[1, 2],
+        label=["x", None],
+        v=pa.array([[1.0, 2.0], None], pa.list_(pa.float32())),
+    )
     store.define_fields(source.id, [("tagged", FieldType.STRING, ("one", "two"))])
     with store.dialect.read() as session:
         joined = store._catalog_record(session, source.id)

@@ -11,17 +11,18 @@ import shutil
 
 import pyarrow as pa
 
+from thresher.core.storage.blobs import open_blob_store
 from thresher.services.metadata.store import DuckDBStore
 from thresher.services.metadata.store.migrations import LAYOUT_VERSION
-from thresher.core.storage.blobs import open_blob_store
 from thresher.v1 import common_pb2
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
 def _plain(table: pa.Table) -> list[dict]:
-    return [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
-            for row in table.to_pylist()]
+    return [
+        {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()} for row in table.to_pylist()
+    ]
 
 
 def _state(store, datasource_id: int, at: str | None) -> list[dict]:
@@ -80,9 +81,26 @@ def test_a_first_layout_postgres_store_opens_upgraded_with_the_same_data_and_his
         cursor.execute(f"DROP DATABASE IF EXISTS {database}")
         cursor.execute(f"CREATE DATABASE {database}")
     url = urllib.parse.urlsplit(postgres_url)
-    subprocess.run([os.path.join(postgres_bin(), "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", url.hostname,
-                    "-p", str(url.port), "-U", url.username, "-d", database,
-                    "-f", os.path.join(FIXTURES, "v1_postgres.sql")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            os.path.join(postgres_bin(), "psql"),
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            url.hostname,
+            "-p",
+            str(url.port),
+            "-U",
+            url.username,
+            "-d",
+            database,
+            "-f",
+            os.path.join(FIXTURES, "v1_postgres.sql"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     store = PostgresStore(url._replace(path=f"/{database}").geturl(), open_blob_store(home=str(tmp_path)))
     try:
         ds_id = expected["datasource_id"]

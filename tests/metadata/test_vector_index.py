@@ -6,9 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from thresher.services.metadata import nearest, vector_index
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
 from thresher.core.vectors import vector_array
+from thresher.services.metadata import nearest, vector_index
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 from .conftest import compare
 from .test_vectors import _brute_force, _nearest, _paths
@@ -26,9 +27,15 @@ def indexed(meta, metadata_server):
     vectors = rng.normal(size=(N, D)).astype(np.float32)
     bucket = np.arange(N) % 100
     meta.upload(ds.id, pa.table({"path": _paths(N), "emb": vector_array(vectors), "bucket": bucket}))
-    built = meta.stub.CreateVectorIndex(pb.CreateVectorIndexRequest(
-        datasource_id=ds.id, field="emb", metric=common_pb2.DISTANCE_METRIC_COSINE, connectivity=12,
-        expansion_add=48))
+    built = meta.stub.CreateVectorIndex(
+        pb.CreateVectorIndexRequest(
+            datasource_id=ds.id,
+            field="emb",
+            metric=common_pb2.DISTANCE_METRIC_COSINE,
+            connectivity=12,
+            expansion_add=48,
+        )
+    )
     assert built.size == N and len(built.digest) == 64
     return meta, metadata_server[1], ds.id, vectors, bucket
 
@@ -78,8 +85,9 @@ def test_writes_after_the_build_are_seen(indexed, graph_always):
     query = vectors[5] * -1.0
     # A new datapoint exactly at the query, an old one moved onto it, and the old nearest deleted.
     before = meta.query_table(_nearest(datasource_id, "emb", query, k=1))["path"][0].as_py()
-    meta.upload(datasource_id, pa.table({"path": ["new.png", "p0009"], "emb": vector_array([query, query]),
-                                         "bucket": [1, 1]}))
+    meta.upload(
+        datasource_id, pa.table({"path": ["new.png", "p0009"], "emb": vector_array([query, query]), "bucket": [1, 1]})
+    )
     meta.stub.DeleteDatapoints(pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=[before]))
     ids, dists = _search(store, _nearest(datasource_id, "emb", query, k=3))
     table = meta.query_table(_nearest(datasource_id, "emb", query, k=3))
@@ -92,7 +100,9 @@ def test_writes_after_the_build_are_seen(indexed, graph_always):
 
 def test_other_metrics_and_as_of_answer_exactly(indexed):
     meta, store, datasource_id, vectors, bucket = indexed
-    assert vector_index.search(store, nearest.plan(store, _nearest(datasource_id, "emb", vectors[1], metric="l2"))) is None
+    assert (
+        vector_index.search(store, nearest.plan(store, _nearest(datasource_id, "emb", vectors[1], metric="l2"))) is None
+    )
     table = meta.query_table(_nearest(datasource_id, "emb", vectors[1], k=5, metric="l2"))
     want, _ = _brute_force(vectors, np.ones(N, bool), vectors[1], "l2", 5)
     assert table["datapoint_id"].to_pylist() == want.tolist()

@@ -10,23 +10,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thresher.core.arrow_io import read_batch, read_schema
-from thresher.core.types import TYPE_METADATA_KEY
 from thresher.core.transport import open_channel
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
+from thresher.core.types import TYPE_METADATA_KEY
 from thresher.core.vectors import distances, to_numpy, vector_array
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
 
 from .conftest import MetadataHelper, compare
 
-METRIC_ENUMS = {"cosine": common_pb2.DISTANCE_METRIC_COSINE, "l2": common_pb2.DISTANCE_METRIC_L2,
-                "dot": common_pb2.DISTANCE_METRIC_DOT}
+METRIC_ENUMS = {
+    "cosine": common_pb2.DISTANCE_METRIC_COSINE,
+    "l2": common_pb2.DISTANCE_METRIC_L2,
+    "dot": common_pb2.DISTANCE_METRIC_DOT,
+}
 
 
 def _paths(n: int, prefix: str = "p") -> pa.Array:
     return pa.array([f"{prefix}{i:04d}" for i in range(n)])
 
 
-def _nearest(datasource_id: int, field: str, vector=None, path: str | None = None, k: int = 10,
-             metric: str = "cosine", filter_=None, as_of=None, select=None, exact: bool = False) -> common_pb2.Query:
+def _nearest(
+    datasource_id: int,
+    field: str,
+    vector=None,
+    path: str | None = None,
+    k: int = 10,
+    metric: str = "cosine",
+    filter_=None,
+    as_of=None,
+    select=None,
+    exact: bool = False,
+) -> common_pb2.Query:
     query = common_pb2.Query(datasource_id=datasource_id)
     query.nearest.field = field
     query.nearest.k = k
@@ -72,12 +86,15 @@ def test_list_columns_and_float16_are_accepted(meta):
     np.testing.assert_array_equal(to_numpy(table["half"])[:2], np.array([[1.5, 2.5], [3.5, 4.5]], np.float16))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (pa.array([[1.0, 2.0], [1.0, 2.0, 3.0]], pa.list_(pa.float32())), "'p0001' has one of 3"),
-    (pa.array([[1.0, 2.0], [float("nan"), 2.0]], pa.list_(pa.float32())), "'p0001' holds a NaN"),
-    (pa.array([[1.0, 2.0], [None, 2.0]], pa.list_(pa.float32())), "'p0001' holds a missing element"),
-    (pa.array([[1.0, 2.0], [1e39, 2.0]], pa.list_(pa.float64())), "'p0001' holds a NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (pa.array([[1.0, 2.0], [1.0, 2.0, 3.0]], pa.list_(pa.float32())), "'p0001' has one of 3"),
+        (pa.array([[1.0, 2.0], [float("nan"), 2.0]], pa.list_(pa.float32())), "'p0001' holds a NaN"),
+        (pa.array([[1.0, 2.0], [None, 2.0]], pa.list_(pa.float32())), "'p0001' holds a missing element"),
+        (pa.array([[1.0, 2.0], [1e39, 2.0]], pa.list_(pa.float64())), "'p0001' holds a NaN or infinite"),
+    ],
+)
 def test_a_bad_vector_rejects_the_whole_write_naming_the_datapoint(meta, bad, message):
     ds = meta.datasource(f"vec_bad_{abs(hash(message)) % 10**8}")
     with pytest.raises(grpc.RpcError) as raised:
@@ -106,8 +123,11 @@ def test_the_first_write_fixes_the_dimension_and_type(meta):
 def test_vectors_through_upsert_metadata_values(meta):
     ds = meta.datasource("vec_proto")
     value = common_pb2.Value(vector_value=common_pb2.FloatVector(values=[1.0, 2.0, 3.0]))
-    meta.stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=ds.id, datapoints=[
-        pb.DatapointValues(path="a", values={"emb": value})], create_missing=True))
+    meta.stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=ds.id, datapoints=[pb.DatapointValues(path="a", values={"emb": value})], create_missing=True
+        )
+    )
     table = meta.query_table(common_pb2.Query(datasource_id=ds.id))
     assert table["emb"].to_pylist() == [[1.0, 2.0, 3.0]]
 
@@ -134,8 +154,10 @@ def test_vectors_are_versioned(meta):
     assert before.schema.field("emb").type == pa.list_(pa.float32(), 2)
     assert before.sort_by("path")["emb"].to_pylist() == [[1.0, 0.0], [0.0, 1.0]]
     # A select item read at its own instant (joined from the log) carries vectors too.
-    timed = common_pb2.Query(datasource_id=ds.id, select=[common_pb2.SelectItem(field="emb"),
-                                                          common_pb2.SelectItem(field="emb", alias="emb_then")])
+    timed = common_pb2.Query(
+        datasource_id=ds.id,
+        select=[common_pb2.SelectItem(field="emb"), common_pb2.SelectItem(field="emb", alias="emb_then")],
+    )
     timed.select[1].as_of.FromDatetime(between)
     both = meta.query_table(timed).sort_by("path")
     assert both.schema.field("emb_then").type == pa.list_(pa.float32(), 2)
@@ -174,11 +196,15 @@ def _brute_force(vectors, keep, query, metric, k):
     return ids[order] + 1, found[order]  # datapoint ids start at 1, in upload order
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(k=st.integers(1, 40), metric=st.sampled_from(["cosine", "l2", "dot"]),
-       categories=st.lists(st.integers(0, 9), max_size=10, unique=True),
-       query=st.lists(st.floats(-3, 3, width=32), min_size=6, max_size=6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    k=st.integers(1, 40),
+    metric=st.sampled_from(["cosine", "l2", "dot"]),
+    categories=st.lists(st.integers(0, 9), max_size=10, unique=True),
+    query=st.lists(st.floats(-3, 3, width=32), min_size=6, max_size=6),
+)
 def test_nearest_equals_brute_force_under_a_filter(loaded, k, metric, categories, query):
     meta, datasource_id, vectors, missing, category = loaded
     filter_ = compare("category", "isin", values=categories) if categories else None
@@ -205,14 +231,20 @@ def test_nearest_by_path_and_limits(loaded):
     assert described.total_rows == 8
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda q: setattr(q.nearest, "k", 0), "k must be between 1"),
-    (lambda q: q.nearest.vector.values.append(1.0), "has 7 elements; the field has 6"),
-    (lambda q: setattr(q.nearest, "field", "category"), "nearest needs a vector field; field 'category' has type int"),
-    (lambda q: q.order_by.append(common_pb2.OrderBy(field="category")), "cannot also have order_by"),
-    (lambda q: setattr(q.nearest, "path", "nowhere"), "datapoint 'nowhere' not found"),
-    (lambda q: setattr(q.nearest, "path", "p0000"), "has no value for field 'emb'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda q: setattr(q.nearest, "k", 0), "k must be between 1"),
+        (lambda q: q.nearest.vector.values.append(1.0), "has 7 elements; the field has 6"),
+        (
+            lambda q: setattr(q.nearest, "field", "category"),
+            "nearest needs a vector field; field 'category' has type int",
+        ),
+        (lambda q: q.order_by.append(common_pb2.OrderBy(field="category")), "cannot also have order_by"),
+        (lambda q: setattr(q.nearest, "path", "nowhere"), "datapoint 'nowhere' not found"),
+        (lambda q: setattr(q.nearest, "path", "p0000"), "has no value for field 'emb'"),
+    ],
+)
 def test_bad_nearest_queries_fail_precisely(loaded, change, message):
     meta, datasource_id, vectors, *_ = loaded
     query = _nearest(datasource_id, "emb", vectors[0], k=3)

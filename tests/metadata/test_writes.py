@@ -10,7 +10,8 @@ import pytest
 
 from thresher.core.arrow_io import upsert_table_requests
 from thresher.core.types import to_proto_value
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 
 def _fields(stub, datasource_id):
@@ -18,33 +19,50 @@ def _fields(stub, datasource_id):
 
 
 def _upsert(stub, datasource_id, rows: dict[str, dict]):
-    return stub.UpsertMetadata(pb.UpsertMetadataRequest(datasource_id=datasource_id, datapoints=[
-        pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
-        for path, values in rows.items()], create_missing=True))
+    return stub.UpsertMetadata(
+        pb.UpsertMetadataRequest(
+            datasource_id=datasource_id,
+            datapoints=[
+                pb.DatapointValues(path=path, values={k: to_proto_value(v) for k, v in values.items()})
+                for path, values in rows.items()
+            ],
+            create_missing=True,
+        )
+    )
 
 
 def test_first_write_infers_every_type(meta, metadata_stub):
     source = meta.datasource()
-    when = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc)
-    _upsert(metadata_stub, source.id, {"a.png": {"i": 3, "f": 0.5, "b": True, "s": "cat", "t": when, "blob": b"\x00\x01"}})
+    when = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
+    _upsert(
+        metadata_stub, source.id, {"a.png": {"i": 3, "f": 0.5, "b": True, "s": "cat", "t": when, "blob": b"\x00\x01"}}
+    )
     assert _fields(metadata_stub, source.id) == {
-        "i": common_pb2.FIELD_TYPE_INT, "f": common_pb2.FIELD_TYPE_FLOAT, "b": common_pb2.FIELD_TYPE_BOOL,
-        "s": common_pb2.FIELD_TYPE_STRING, "t": common_pb2.FIELD_TYPE_DATETIME, "blob": common_pb2.FIELD_TYPE_BLOB}
+        "i": common_pb2.FIELD_TYPE_INT,
+        "f": common_pb2.FIELD_TYPE_FLOAT,
+        "b": common_pb2.FIELD_TYPE_BOOL,
+        "s": common_pb2.FIELD_TYPE_STRING,
+        "t": common_pb2.FIELD_TYPE_DATETIME,
+        "blob": common_pb2.FIELD_TYPE_BLOB,
+    }
     row = meta.query(source.id).iloc[0]
     assert (row["i"], row["f"], row["b"], row["s"]) == (3, 0.5, True, "cat")
     assert row["t"] == pd.Timestamp(when)
     assert row["blob"] == hashlib.sha256(b"\x00\x01").hexdigest()
 
 
-@pytest.mark.parametrize("first, second, expected, given", [
-    (1, "one", "int", "string"),
-    (1, True, "int", "bool"),
-    (True, 1, "bool", "int"),
-    (1, 1.5, "int", "float"),
-    ("x", 2.0, "string", "float"),
-    (dt.datetime(2020, 1, 1), "2020", "datetime", "string"),
-    (b"raw", "text", "blob", "string"),
-])
+@pytest.mark.parametrize(
+    "first, second, expected, given",
+    [
+        (1, "one", "int", "string"),
+        (1, True, "int", "bool"),
+        (True, 1, "bool", "int"),
+        (1, 1.5, "int", "float"),
+        ("x", 2.0, "string", "float"),
+        (dt.datetime(2020, 1, 1), "2020", "datetime", "string"),
+        (b"raw", "text", "blob", "string"),
+    ],
+)
 def test_wrong_type_is_rejected_naming_field_expected_and_given(meta, metadata_stub, first, second, expected, given):
     source = meta.datasource()
     _upsert(metadata_stub, source.id, {"a": {"field": first}})
@@ -101,15 +119,18 @@ def test_blob_is_stored_once_by_hash(meta, metadata_server):
     assert open(blob_path, "rb").read() == b"same"
 
 
-@pytest.mark.parametrize("table, message", [
-    (pa.table({"path": ["a", "a"], "x": [1, 2]}), "appears more than once"),
-    (pa.table({"path": ["a", None], "x": [1, 2]}), "missing value"),
-    (pa.table({"path": ["a", ""], "x": [1, 2]}), "empty path"),
-    (pa.table({"path": ["a", "b\x00c"], "x": [1, 2]}).slice(1), "NUL character"),
-    (pa.table({"path": [1, 2], "x": [1, 2]}), "must hold strings"),
-    (pa.table({"path": ["a"], "datapoint_id": [1]}), "reserved"),
-    (pa.table({"other": ["a"], "x": [1]}), "path column 'path'"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (pa.table({"path": ["a", "a"], "x": [1, 2]}), "appears more than once"),
+        (pa.table({"path": ["a", None], "x": [1, 2]}), "missing value"),
+        (pa.table({"path": ["a", ""], "x": [1, 2]}), "empty path"),
+        (pa.table({"path": ["a", "b\x00c"], "x": [1, 2]}).slice(1), "NUL character"),
+        (pa.table({"path": [1, 2], "x": [1, 2]}), "must hold strings"),
+        (pa.table({"path": ["a"], "datapoint_id": [1]}), "reserved"),
+        (pa.table({"other": ["a"], "x": [1]}), "path column 'path'"),
+    ],
+)
 def test_malformed_uploads_are_invalid_argument(meta, table, message):
     source = meta.datasource()
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -121,26 +142,37 @@ def test_malformed_uploads_are_invalid_argument(meta, table, message):
 def test_upload_stream_out_of_order_is_rejected(meta, metadata_stub):
     source = meta.datasource()
     batch = pa.record_batch({"path": ["a"]})
-    requests = [pb.UpsertTableRequest(header=pb.UpsertTableHeader(datasource_id=source.id)),
-                pb.UpsertTableRequest(record_batch=batch.serialize().to_pybytes())]
+    requests = [
+        pb.UpsertTableRequest(header=pb.UpsertTableHeader(datasource_id=source.id)),
+        pb.UpsertTableRequest(record_batch=batch.serialize().to_pybytes()),
+    ]
     with pytest.raises(grpc.RpcError) as excinfo:
         metadata_stub.UpsertTable(iter(requests))
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "before the schema" in excinfo.value.details()
-    garbage = [pb.UpsertTableRequest(header=pb.UpsertTableHeader(datasource_id=source.id)),
-               pb.UpsertTableRequest(schema=b"not arrow")]
+    garbage = [
+        pb.UpsertTableRequest(header=pb.UpsertTableHeader(datasource_id=source.id)),
+        pb.UpsertTableRequest(schema=b"not arrow"),
+    ]
     with pytest.raises(grpc.RpcError) as excinfo:
         metadata_stub.UpsertTable(iter(garbage))
-    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed Arrow schema" in excinfo.value.details()
+    assert (
+        excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed Arrow schema" in excinfo.value.details()
+    )
 
 
-@pytest.mark.parametrize("ending, message", [
-    (None, "stopped before its end message"),
-    (pb.UpsertTableEnd(record_batches=2, rows=1), "announces 2 batches of 1 rows"),
-])
+@pytest.mark.parametrize(
+    "ending, message",
+    [
+        (None, "stopped before its end message"),
+        (pb.UpsertTableEnd(record_batches=2, rows=1), "announces 2 batches of 1 rows"),
+    ],
+)
 def test_an_upload_without_a_matching_end_writes_nothing(meta, metadata_stub, ending, message):
     source = meta.datasource()
     table = pa.table({"path": ["a"], "x": [1]})
-    requests = list(upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True))[:-1]
+    requests = list(upsert_table_requests(source.id, "path", table.schema, table.to_batches(), create_missing=True))[
+        :-1
+    ]
     if ending is not None:
         requests.append(pb.UpsertTableRequest(end=ending))
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -159,13 +191,18 @@ def test_delete_metadata_and_datapoints(meta, metadata_stub):
     source = meta.datasource()
     meta.upload(source.id, pa.table({"path": ["a", "b", "c"], "x": [1, 2, 3], "y": ["p", "q", None]}))
     ids_before = dict(zip(*meta.query(source.id)[["path", "datapoint_id"]].T.values))
-    deleted = metadata_stub.DeleteMetadata(pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a", "c"],
-                                                                    fields=["y"])).values_deleted
+    deleted = metadata_stub.DeleteMetadata(
+        pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a", "c"], fields=["y"])
+    ).values_deleted
     assert deleted == 1
     frame = meta.query(source.id).set_index("path")
     assert pd.isna(frame.loc["a", "y"]) and frame.loc["a", "x"] == 1 and frame.loc["b", "y"] == "q"
-    assert metadata_stub.DeleteDatapoints(pb.DeleteDatapointsRequest(datasource_id=source.id,
-                                                                     paths=["b"])).datapoints_deleted == 1
+    assert (
+        metadata_stub.DeleteDatapoints(
+            pb.DeleteDatapointsRequest(datasource_id=source.id, paths=["b"])
+        ).datapoints_deleted
+        == 1
+    )
     assert meta.query(source.id)["path"].tolist() == ["a", "c"]
     # A path that comes back keeps its id and starts with no values.
     response = meta.upload(source.id, pa.table({"path": ["b"], "x": [7]}))
@@ -178,9 +215,21 @@ def test_deletes_naming_unknown_things_delete_nothing(meta, metadata_stub):
     source = meta.datasource()
     meta.upload(source.id, pa.table({"path": ["a"], "x": [1]}))
     cases = [
-        (metadata_stub.DeleteDatapoints, pb.DeleteDatapointsRequest(datasource_id=source.id, paths=["a", "ghost"]), "'ghost'"),
-        (metadata_stub.DeleteMetadata, pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a", "ghost"]), "'ghost'"),
-        (metadata_stub.DeleteMetadata, pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a"], fields=["nope"]), "'nope'"),
+        (
+            metadata_stub.DeleteDatapoints,
+            pb.DeleteDatapointsRequest(datasource_id=source.id, paths=["a", "ghost"]),
+            "'ghost'",
+        ),
+        (
+            metadata_stub.DeleteMetadata,
+            pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a", "ghost"]),
+            "'ghost'",
+        ),
+        (
+            metadata_stub.DeleteMetadata,
+            pb.DeleteMetadataRequest(datasource_id=source.id, paths=["a"], fields=["nope"]),
+            "'nope'",
+        ),
     ]
     for call, request, name in cases:
         with pytest.raises(grpc.RpcError) as excinfo:
@@ -198,8 +247,11 @@ def test_define_fields_fixes_types_and_tags(meta, metadata_stub):
         _upsert(metadata_stub, source.id, {"a": {"label": 3}})
     assert "has type string" in excinfo.value.details()
     with pytest.raises(grpc.RpcError) as excinfo:
-        metadata_stub.DefineFields(pb.DefineFieldsRequest(datasource_id=source.id, fields=[
-            common_pb2.Field(name="label", type=common_pb2.FIELD_TYPE_INT)]))
+        metadata_stub.DefineFields(
+            pb.DefineFieldsRequest(
+                datasource_id=source.id, fields=[common_pb2.Field(name="label", type=common_pb2.FIELD_TYPE_INT)]
+            )
+        )
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

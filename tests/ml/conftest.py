@@ -55,8 +55,14 @@ def video_bytes(frames: np.ndarray, fps: int = 10) -> bytes:
 
 def labelled_files() -> tuple[dict[str, bytes], pd.DataFrame]:
     files = {f"img/{i:02d}.png": image_bytes(labelled_pixels(i)) for i in range(IMAGES)}
-    frame = pd.DataFrame({"path": list(files), "label": [i % 2 for i in range(IMAGES)],
-                          "score": [i / 10 for i in range(IMAGES)], "flag": [i % 3 == 0 for i in range(IMAGES)]})
+    frame = pd.DataFrame(
+        {
+            "path": list(files),
+            "label": [i % 2 for i in range(IMAGES)],
+            "score": [i / 10 for i in range(IMAGES)],
+            "flag": [i % 3 == 0 for i in range(IMAGES)],
+        }
+    )
     return files, frame
 
 
@@ -88,8 +94,13 @@ def s3_images(conn, namespace, s3_bucket):
     storage = open_storage(f"s3://{s3_bucket}/data")
     for path, content in files.items():
         storage.write(path, content)
-    return indexed(conn, namespace, f"s3://{s3_bucket}/data", list(files),
-                   extra={column: frame[column].tolist() for column in ("label", "score", "flag")})
+    return indexed(
+        conn,
+        namespace,
+        f"s3://{s3_bucket}/data",
+        list(files),
+        extra={column: frame[column].tolist() for column in ("label", "score", "flag")},
+    )
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -8,8 +8,8 @@ import torch
 
 from tests.ml.conftest import IMAGES, labelled_pixels
 from thresher.core.errors import InvalidArgumentError
-from thresher.ml import embed
 from thresher.core.types import FieldType
+from thresher.ml import embed
 
 
 class CountingCNN(torch.nn.Module):
@@ -18,8 +18,13 @@ class CountingCNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
-                                       torch.nn.Flatten(), torch.nn.Linear(16, 8))
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(16, 8),
+        )
         self.seen = 0
 
     def forward(self, x):
@@ -64,8 +69,11 @@ def test_a_vector_field_is_a_metadata_column_of_torch_datasets(local_images):
     paths = local_images.order_by("path").all().paths
     vectors = np.arange(IMAGES * 3, dtype=np.float32).reshape(IMAGES, 3)
     local_images.upload_vectors("emb", paths, vectors)
-    loader = local_images.order_by("path").all().as_ml_dataloader("torch", file_columns=[], metadata_columns=["emb"],
-                                                                  batch_size=4)
+    loader = (
+        local_images.order_by("path")
+        .all()
+        .as_ml_dataloader("torch", file_columns=[], metadata_columns=["emb"], batch_size=4)
+    )
     batches = list(loader)
     assert batches[0].dtype == torch.float32 and batches[0].shape == (4, 3)
     np.testing.assert_array_equal(torch.cat(batches).numpy(), vectors)

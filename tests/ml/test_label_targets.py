@@ -28,8 +28,14 @@ def labelled(conn, namespace, tmp_path):
     mask = image_bytes(np.array([[0, 1], [2, 1]], np.uint8))
     with ds.metadata_context() as ctx:
         for path, value in VALUES.items():
-            ctx.update_metadata(path, {"gt": value, "kind": L.Classification("street" if path != "b.png" else "field"),
-                                       "seg": L.Segmentation(mask, ("bg", "road", "car"))})
+            ctx.update_metadata(
+                path,
+                {
+                    "gt": value,
+                    "kind": L.Classification("street" if path != "b.png" else "field"),
+                    "seg": L.Segmentation(mask, ("bg", "road", "car")),
+                },
+            )
     return ds
 
 
@@ -77,19 +83,35 @@ def test_tensorflow_batches_hold_ragged_targets(labelled):
 
 def test_fiftyone_dataset_holds_each_kind_as_its_label_class(fo, labelled):
     with labelled.metadata_context() as ctx:
-        ctx.update_metadata("a.png", {
-            "lines": L.Polylines([L.Polyline("road", ((0.0, 0.0), (1.0, 1.0)), confidence=0.5, instance_id=4,
-                                             attributes={"lane": 2})]),
-            "pose": L.Keypoints([L.Keypoint("person", ((0.5, 0.25),))])})
+        ctx.update_metadata(
+            "a.png",
+            {
+                "lines": L.Polylines(
+                    [
+                        L.Polyline(
+                            "road", ((0.0, 0.0), (1.0, 1.0)), confidence=0.5, instance_id=4, attributes={"lane": 2}
+                        )
+                    ]
+                ),
+                "pose": L.Keypoints([L.Keypoint("person", ((0.5, 0.25),))]),
+            },
+        )
     dataset = labelled.order_by("path").all().to_voxel51_dataset(progress=False)
     sample = dataset.match(fo.ViewField("thresher_path") == "a.png").first()
     assert isinstance(sample.gt, fo.Detections) and isinstance(sample.kind, fo.Classification)
     assert [(d.label, d.bounding_box, d.confidence) for d in sample.gt.detections] == [
-        ("person", [0.25, 0.5, 0.5, 0.5], 0.9), ("car", [0.0, 0.0, 0.1, 0.2], None)]
+        ("person", [0.25, 0.5, 0.5, 0.5], 0.9),
+        ("car", [0.0, 0.0, 0.1, 0.2], None),
+    ]
     assert sample.kind.label == "street"
     (line,) = sample.lines.polylines
-    assert (line.label, line.points, line.closed, line.index, line["lane"]) == ("road", [[[0.0, 0.0], [1.0, 1.0]]],
-                                                                                False, 4, 2)
+    assert (line.label, line.points, line.closed, line.index, line["lane"]) == (
+        "road",
+        [[[0.0, 0.0], [1.0, 1.0]]],
+        False,
+        4,
+        2,
+    )
     assert sample.pose.keypoints[0].points == [[0.5, 0.25]]
     assert isinstance(sample.seg, fo.Segmentation) and sample.seg.get_mask().tolist() == [[0, 1], [2, 1]]
     assert dataset.mask_targets["seg"] == {0: "bg", 1: "road", 2: "car"}
@@ -101,8 +123,11 @@ def test_bag_export_keeps_annotations_losslessly(labelled, tmp_path):
 
     result = labelled.order_by("path").all()
     manifest = result.export(tmp_path / "bag", columns=["gt", "kind", "seg"], files_too=False, progress=False)
-    assert manifest["field_types"] == {"gt": "annotation:detections", "kind": "annotation:classification",
-                                       "seg": "annotation:segmentation"}
+    assert manifest["field_types"] == {
+        "gt": "annotation:detections",
+        "kind": "annotation:classification",
+        "seg": "annotation:segmentation",
+    }
     with ShardedDatasetReader(tmp_path / "bag", decoders) as reader:
         for i, entry in enumerate(result):
             for key in ("gt", "kind", "seg"):

@@ -36,15 +36,24 @@ def fetched(folder) -> int:
 
 
 @pytest.mark.slow
-def test_torch_workers_fetch_a_bounded_number_of_files_before_the_first_batch(conn, namespace, s3_bucket,
-                                                                                 tmp_path):
+def test_torch_workers_fetch_a_bounded_number_of_files_before_the_first_batch(conn, namespace, s3_bucket, tmp_path):
     counts = {}
     for count in (30, 120):
         ds = s3_pngs(conn, namespace, s3_bucket, count)
         savedir = tmp_path / str(count)
-        loader = ds.order_by("path").all().as_ml_dataloader(
-            "torch", metadata_columns=["label"], savedir=savedir, progress=False, batch_size=BATCH,
-            num_workers=WORKERS, prefetch_factor=PREFETCH)
+        loader = (
+            ds.order_by("path")
+            .all()
+            .as_ml_dataloader(
+                "torch",
+                metadata_columns=["label"],
+                savedir=savedir,
+                progress=False,
+                batch_size=BATCH,
+                num_workers=WORKERS,
+                prefetch_factor=PREFETCH,
+            )
+        )
         assert fetched(savedir) == 0  # nothing up front
         batches = iter(loader)
         images, labels = next(batches)
@@ -56,8 +65,11 @@ def test_torch_workers_fetch_a_bounded_number_of_files_before_the_first_batch(co
 
 def test_pydataset_batches_fetch_only_their_own_files(conn, namespace, s3_bucket, tmp_path):
     ds = s3_pngs(conn, namespace, s3_bucket, 20)
-    batches = ds.order_by("path").all().as_ml_dataloader("tensorflow", metadata_columns=["label"],
-                                                         savedir=tmp_path, progress=False, batch_size=4)
+    batches = (
+        ds.order_by("path")
+        .all()
+        .as_ml_dataloader("tensorflow", metadata_columns=["label"], savedir=tmp_path, progress=False, batch_size=4)
+    )
     assert fetched(tmp_path) == 0
     images, labels = batches[2]
     assert images.shape == (4, 2, 2, 3) and labels.tolist() == [0] * 4
@@ -66,8 +78,11 @@ def test_pydataset_batches_fetch_only_their_own_files(conn, namespace, s3_bucket
 
 def test_tf_data_workers_fetch_a_bounded_number_of_files_ahead(conn, namespace, s3_bucket, tmp_path):
     ds = s3_pngs(conn, namespace, s3_bucket, 40)
-    dataset = ds.order_by("path").all().as_ml_dataset("tensorflow", savedir=tmp_path, progress=False,
-                                                     num_workers=2, read_ahead=4)
+    dataset = (
+        ds.order_by("path")
+        .all()
+        .as_ml_dataset("tensorflow", savedir=tmp_path, progress=False, num_workers=2, read_ahead=4)
+    )
     assert fetched(tmp_path) == 1  # the first item, which gave the output signature
     elements = iter(dataset)
     first = next(elements)

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from tests.ml.conftest import IMAGES, SIZE, labelled_pixels
 
 
 def tiny_model() -> keras.Model:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Rescaling(1 / 255),
-                              keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2)])
-    model.compile(optimizer=keras.optimizers.Adam(0.05),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
 @pytest.mark.parametrize("strategy", ["lazy", "background", "preload"])
 def test_fit_a_keras_model_from_a_query_with_each_strategy(images_source, strategy, tmp_path):
     result = images_source[images_source["label"] >= 0].select("label").all()
-    batches = result.as_ml_dataloader("tensorflow", metadata_columns=["label"], strategy=strategy,
-                                      savedir=tmp_path, progress=False, batch_size=4, shuffle=True, seed=1)
+    batches = result.as_ml_dataloader(
+        "tensorflow",
+        metadata_columns=["label"],
+        strategy=strategy,
+        savedir=tmp_path,
+        progress=False,
+        batch_size=4,
+        shuffle=True,
+        seed=1,
+    )
     assert isinstance(batches, keras.utils.PyDataset) and len(batches) == 3
     history = tiny_model().fit(batches, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and all(np.isfinite(history.history["loss"]))
@@ -32,8 +47,9 @@ def test_fit_a_keras_model_from_a_query_with_each_strategy(images_source, strate
 
 def test_tf_data_dataset_has_the_right_signature_and_trains(images_source, tmp_path):
     result = images_source.order_by("path").all()
-    dataset = result.as_ml_dataset("tensorflow", metadata_columns=["label", "score", "flag"], savedir=tmp_path,
-                                   progress=False)
+    dataset = result.as_ml_dataset(
+        "tensorflow", metadata_columns=["label", "score", "flag"], savedir=tmp_path, progress=False
+    )
     assert isinstance(dataset, tf.data.Dataset)
     image_spec, label_spec, score_spec, flag_spec = dataset.element_spec
     assert image_spec == tf.TensorSpec((None, None, 3), tf.uint8)

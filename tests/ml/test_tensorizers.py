@@ -47,10 +47,12 @@ def test_video_becomes_rgb_frames(tmp_path):
 
 
 def test_files_without_a_telling_name_are_recognised_by_their_bytes(tmp_path):
-    blobs = {"image": image_bytes(np.zeros((2, 2, 3), np.uint8)),
-             "audio": wav_bytes(np.zeros((4, 1), np.int16)),
-             "video": video_bytes(np.zeros((2, 16, 16, 3), np.uint8)),
-             "bytes": b"plain text"}
+    blobs = {
+        "image": image_bytes(np.zeros((2, 2, 3), np.uint8)),
+        "audio": wav_bytes(np.zeros((4, 1), np.int16)),
+        "video": video_bytes(np.zeros((2, 16, 16, 3), np.uint8)),
+        "bytes": b"plain text",
+    }
     for kind, content in blobs.items():
         (tmp_path / kind).write_bytes(content)
         assert tz.kind_of(tmp_path / kind) == kind
@@ -71,7 +73,7 @@ def test_numeric_dtypes_follow_the_field_type():
     assert tz.numeric(3, "int").dtype == np.int64
     assert tz.numeric(0.5, "float").dtype == np.float32
     assert tz.numeric(True, "bool").dtype == np.bool_
-    instant = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
-    assert tz.numeric(instant, "datetime") == np.int64(int(instant.timestamp()) * 10 ** 9)
+    instant = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    assert tz.numeric(instant, "datetime") == np.int64(int(instant.timestamp()) * 10**9)
     with pytest.raises(tz.TensorizerError):
         tz.numeric("x", "int")

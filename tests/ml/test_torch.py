@@ -18,8 +18,13 @@ from thresher.ml import MissingValueError
 def train_a_few_steps(loader) -> list[float]:
     """A tiny conv net trained on (image, label) batches for two epochs; returns the losses."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
     losses = []
     for _ in range(2):
@@ -39,8 +44,15 @@ def train_a_few_steps(loader) -> list[float]:
 def test_train_from_a_query_with_each_strategy(images_source, strategy, tmp_path):
     savedir = tmp_path / "cache"
     result = images_source[images_source["label"] >= 0].select("label").all()
-    loader = result.as_ml_dataloader("torch", metadata_columns=["label"], strategy=strategy, savedir=savedir,
-                                     progress=False, batch_size=4, shuffle=True)
+    loader = result.as_ml_dataloader(
+        "torch",
+        metadata_columns=["label"],
+        strategy=strategy,
+        savedir=savedir,
+        progress=False,
+        batch_size=4,
+        shuffle=True,
+    )
     assert isinstance(loader, torch.utils.data.DataLoader) and len(loader) == 3
     losses = train_a_few_steps(loader)
     assert len(losses) == 6 and all(np.isfinite(losses))
@@ -69,15 +81,21 @@ def test_file_columns_from_blob_fields_and_path_fields(local_images, tmp_path):
     result_paths = local_images.order_by("path").all().paths
     thumbs = [image_bytes(np.full((4, 4, 3), i, np.uint8)) for i in range(IMAGES)]
     sound = wav_bytes(np.array([[1000], [-1000]], np.int16))
-    local_images.upload_metadata_from_dataframe(pd.DataFrame({
-        "path": result_paths, "thumb": thumbs, "sound": [sound] * IMAGES,
-        "twin": [result_paths[(i + 1) % IMAGES] for i in range(IMAGES)]}))
+    local_images.upload_metadata_from_dataframe(
+        pd.DataFrame(
+            {
+                "path": result_paths,
+                "thumb": thumbs,
+                "sound": [sound] * IMAGES,
+                "twin": [result_paths[(i + 1) % IMAGES] for i in range(IMAGES)],
+            }
+        )
+    )
     result = local_images.order_by("path").all()
-    dataset = result.as_ml_dataset("torch", file_columns=["thumb", "twin", "sound"], strategy="preload",
-                                   progress=False)
+    dataset = result.as_ml_dataset("torch", file_columns=["thumb", "twin", "sound"], strategy="preload", progress=False)
     thumb, twin, audio = dataset[2]
     assert torch.equal(thumb, torch.full((4, 4, 3), 2, dtype=torch.uint8))  # a blob, recognised as a PNG
-    assert torch.equal(twin, torch.from_numpy(labelled_pixels(3)))            # the file the field names
+    assert torch.equal(twin, torch.from_numpy(labelled_pixels(3)))  # the file the field names
     assert audio.dtype == torch.float32 and audio.shape == (2, 1)
     assert blob_cache.cached_path(hashlib.sha256(thumbs[2]).hexdigest()).exists()
 
@@ -87,8 +105,9 @@ def test_tensorizers_per_column_or_for_the_whole_item(local_images):
     raw = result.as_ml_dataset("torch", metadata_columns=["label"], tensorizers=["bytes", lambda v: v * 10])
     data, label = raw[1]
     assert data.dtype == torch.uint8 and bytes(data.numpy()[:4]) == b"\x89PNG" and label == 10
-    whole = result.as_ml_dataset("torch", metadata_columns=["label"],
-                                 tensorizers=lambda item: (item["path"].name, item["label"]))
+    whole = result.as_ml_dataset(
+        "torch", metadata_columns=["label"], tensorizers=lambda item: (item["path"].name, item["label"])
+    )
     assert whole[1] == (result.paths[1].rsplit("/", 1)[-1], 1)
 
 
@@ -113,8 +132,9 @@ def test_misuse_fails_with_specific_errors(local_images):
 
 @pytest.mark.slow  # two DataLoader worker processes, each importing torch
 def test_worker_processes_read_the_cache(s3_images, tmp_path):
-    loader = s3_images.all().as_ml_dataloader("torch", metadata_columns=["label"], savedir=tmp_path,
-                                              progress=False, batch_size=5, num_workers=2)
+    loader = s3_images.all().as_ml_dataloader(
+        "torch", metadata_columns=["label"], savedir=tmp_path, progress=False, batch_size=5, num_workers=2
+    )
     batches = list(loader)
     assert [len(labels) for _, labels in batches] == [5, 5]
     assert len([p for p in tmp_path.rglob("*.png")]) == IMAGES

@@ -47,8 +47,14 @@ def ray_cluster():
     # A short folder of its own: Ray's socket paths must stay under the OS limit, and other runs keep theirs.
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, _temp_dir=temp,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=200 * 1024 * 1024,
+            _temp_dir=temp,
+            log_to_driver=False,
+            configure_logging=False,
+        )
         yield ray
     finally:
         ray.shutdown()

@@ -16,15 +16,21 @@ _WHEN = ("as_of", "created_at")
 
 
 def _files(root: pathlib.Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and path.name != exporting.MANIFEST}
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != exporting.MANIFEST
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [
-    dict(columns=["label", "note", "x"]),
-    dict(columns=["label"], formats={"file": "png", "label": "int"}, image_size=(4, 6)),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(columns=["label", "note", "x"]),
+        dict(columns=["label"], formats={"file": "png", "label": "int"}, image_size=(4, 6)),
+    ],
+)
 def test_a_ray_export_is_byte_identical_to_a_local_export(ray_cluster, images, tmp_path, options):
     ds, _ = images(20)
     result = ds.order_by("path").all()
@@ -58,8 +64,9 @@ def test_a_task_killed_mid_export_is_retried_with_no_datapoint_missing_or_double
             marker.write_text(str(os.getpid()))
             os._exit(1)
 
-    manifest = result.export(tmp_path / "out", columns=["label"], shardlen=6, engine="ray",
-                             on_record=die_once_in_shard_two)
+    manifest = result.export(
+        tmp_path / "out", columns=["label"], shardlen=6, engine="ray", on_record=die_once_in_shard_two
+    )
     assert marker.exists()  # the kill happened
     assert manifest["complete"] and manifest["rows_done"] == 20 and manifest["shards"] == 4
     with ShardedDatasetReader(tmp_path / "out", decoders) as reader:

@@ -46,8 +46,10 @@ def test_the_ray_modules_import_neither_ray_nor_torch_until_used():
     import subprocess
     import sys
 
-    code = ("import sys, thresher, thresher.ray_engine.read, thresher.ray_engine.upload_tasks, thresher.ray_engine.export_tasks, "
-            "thresher.ml.ray_embed; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, thresher, thresher.ray_engine.read, thresher.ray_engine.upload_tasks, thresher.ray_engine.export_tasks, "
+        "thresher.ml.ray_embed; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "[]"
 
@@ -56,9 +58,11 @@ def test_without_ray_a_ray_call_names_the_extra_to_install():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['ray'] = None  # unimportable\n"
-            "from thresher.core.errors import MissingExtraError\n"
-            "from thresher.ray_engine import require_ray\n"
-            "try:\n    require_ray()\nexcept MissingExtraError as error:\n    print(error)\n")
+    code = (
+        "import sys; sys.modules['ray'] = None  # unimportable\n"
+        "from thresher.core.errors import MissingExtraError\n"
+        "from thresher.ray_engine import require_ray\n"
+        "try:\n    require_ray()\nexcept MissingExtraError as error:\n    print(error)\n"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "thresher[ray]" in output.stdout

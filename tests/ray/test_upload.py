@@ -18,8 +18,9 @@ from thresher.v1 import metadata_service_pb2 as ms
 def test_a_ray_dataset_is_uploaded_from_its_blocks_in_one_commit(ray_cluster, images):
     ds, _ = images(20)
     paths = ds.all().paths
-    frame = pd.DataFrame({"path": paths, "score": [float(i) for i in range(20)],
-                          "tag": [None if i < 10 else f"t{i}" for i in range(20)]})  # all missing in early blocks
+    frame = pd.DataFrame(
+        {"path": paths, "score": [float(i) for i in range(20)], "tag": [None if i < 10 else f"t{i}" for i in range(20)]}
+    )  # all missing in early blocks
     dataset = ray_cluster.data.from_pandas(frame).repartition(4).materialize()
     assert dataset.num_blocks() == 4
     response = ds.upload(dataset, path_column="path")
@@ -79,7 +80,13 @@ def test_a_block_sent_again_replaces_its_copy_and_a_missing_block_commits_nothin
     assert response.datapoints_written == 6
     result = ds.all()
     assert dict(zip(result.paths, result.arrow.column("score").to_pylist())) == {
-        paths[0]: 3.0, paths[1]: 3.0, paths[2]: 4.0, paths[3]: 2.0, paths[4]: 2.0, paths[5]: 2.0}
+        paths[0]: 3.0,
+        paths[1]: 3.0,
+        paths[2]: 4.0,
+        paths[3]: 2.0,
+        paths[4]: 2.0,
+        paths[5]: 2.0,
+    }
     with pytest.raises(Exception, match="already committed or aborted"):  # committed sessions are gone
         conn.call_metadata("CommitStagedUpload", commit)
 
@@ -88,23 +95,31 @@ def test_staged_upload_requests_with_bad_arguments_are_refused(ray_services, ima
     ds, _ = images(2)
     stub = ds.connection.metadata
     for request, code in [
-        (ms.CommitStagedUploadRequest(staging_session="../x", datasource_id=ds.id, block_count=1),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        (ms.CommitStagedUploadRequest(staging_session="nope", datasource_id=ds.id, block_count=1),
-         grpc.StatusCode.NOT_FOUND),
-        (ms.CommitStagedUploadRequest(staging_session="nope", datasource_id=ds.id, block_count=0),
-         grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            ms.CommitStagedUploadRequest(staging_session="../x", datasource_id=ds.id, block_count=1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            ms.CommitStagedUploadRequest(staging_session="nope", datasource_id=ds.id, block_count=1),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (
+            ms.CommitStagedUploadRequest(staging_session="nope", datasource_id=ds.id, block_count=0),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ]:
         with pytest.raises(grpc.RpcError) as caught:
             stub.CommitStagedUpload(request)
         assert caught.value.code() == code
     # A session staged for one datasource is not committed into another.
     other, _ = images(2)
-    ds.connection.upsert_table(ds.id, pa.table({"path": ["img/00.png"], "v": [1]}), "path",
-                               staging_session="mine", block_index=0)
+    ds.connection.upsert_table(
+        ds.id, pa.table({"path": ["img/00.png"], "v": [1]}), "path", staging_session="mine", block_index=0
+    )
     with pytest.raises(grpc.RpcError, match=f"staged for datasource .*not {other.id}") as caught:
-        stub.CommitStagedUpload(ms.CommitStagedUploadRequest(staging_session="mine", datasource_id=other.id,
-                                                             block_count=1))
+        stub.CommitStagedUpload(
+            ms.CommitStagedUploadRequest(staging_session="mine", datasource_id=other.id, block_count=1)
+        )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     dropped = stub.AbortStagedUpload(ms.AbortStagedUploadRequest(staging_session="mine", datasource_id=ds.id))
     assert dropped.blocks_dropped == 1
@@ -118,8 +133,9 @@ def test_a_block_arriving_after_its_session_ended_is_refused_and_not_kept(ray_se
     ds, _ = images(2)
     block = pa.table({"path": ["img/00.png"], "v": [1]})
     ds.connection.upsert_table(ds.id, block, "path", staging_session="late", block_index=0)
-    ds.connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session="late",
-                                                                                 datasource_id=ds.id))
+    ds.connection.call_metadata(
+        "AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session="late", datasource_id=ds.id)
+    )
     with pytest.raises(ThresherError, match="already committed or aborted"):
         ds.connection.upsert_table(ds.id, block, "path", staging_session="late", block_index=1)
     assert not os.path.exists(os.path.join(ray_services.home, "staging", "late"))

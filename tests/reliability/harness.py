@@ -16,12 +16,15 @@ import pandas as pd
 
 from thresher.core.arrow_io import read_batch, read_schema
 from thresher.core.transport import GRPC_OPTIONS
-from thresher.v1 import common_pb2, metadata_service_pb2 as pb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as pb
 
 # Reconnect quickly after each restart instead of gRPC's default backoff of up to two minutes.
 FAST_RECONNECT = [option for option in GRPC_OPTIONS if "reconnect" not in option[0]] + [
-    ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
-    ("grpc.max_reconnect_backoff_ms", 250)]
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
 
 
 def free_port() -> int:
@@ -47,7 +50,9 @@ class ChildService:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"thresher.services.{self.name}", "--address", self.address, *self.arguments],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -79,8 +84,11 @@ def poll(condition: Callable[[], object], timeout: float, what: str) -> object:
 
 def read_all(stub, datasource_id: int) -> pd.DataFrame:
     """Every datapoint of a datasource, read straight from the metadata service."""
-    responses = iter(stub.ExecuteQuery(pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id)),
-                                       timeout=60, wait_for_ready=True))
+    responses = iter(
+        stub.ExecuteQuery(
+            pb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id)), timeout=60, wait_for_ready=True
+        )
+    )
     schema = read_schema(next(responses).schema)
     batches = [read_batch(r.record_batch, schema).to_pandas() for r in responses]
     return pd.concat(batches) if batches else schema.empty_table().to_pandas()

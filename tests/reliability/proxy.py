@@ -105,7 +105,7 @@ class FaultProxy:
                 if not data:
                     break
                 if limit is not None and sent + len(data) > limit:
-                    sink.sendall(data[:limit - sent])
+                    sink.sendall(data[: limit - sent])
                     if self._vanish_on_cut:
                         self._disappear()
                     break
@@ -136,8 +136,11 @@ class FaultProxy:
     def _answer_with_failures(self, client: socket.socket, status: int) -> None:
         """Answers each request on the connection with ``status`` (keep-alive, as real endpoints do)."""
         body = b'{"error": {"code": %d, "message": "injected fault"}}' % status
-        answer = (b"HTTP/1.1 %d Injected Fault\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                  % (status, len(body)) + body)
+        answer = (
+            b"HTTP/1.1 %d Injected Fault\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (status, len(body))
+            + body
+        )
         buffered = b""
         try:
             with client:

@@ -13,10 +13,17 @@ import threading
 import grpc
 import pytest
 
-from tests.reliability.harness import (Acknowledged, ChildService, check_generations, fast_channel,
-                                       kill_while_writing, read_all)
+from tests.reliability.harness import (
+    Acknowledged,
+    ChildService,
+    check_generations,
+    fast_channel,
+    kill_while_writing,
+    read_all,
+)
 from thresher.core.types import to_proto_value
-from thresher.v1 import metadata_service_pb2 as pb, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
+from thresher.v1 import metadata_service_pb2_grpc
 
 pytestmark = pytest.mark.slow  # SIGKILL loop: dozens of service restarts, minutes on 2 cores
 
@@ -38,9 +45,14 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         generation = 0
         while not self.stopping.is_set():
-            request = pb.UpsertMetadataRequest(datasource_id=self.datasource_id, datapoints=[
-                pb.DatapointValues(path=f"g{generation}/{part}", values={"generation": to_proto_value(generation)})
-                for part in range(PATHS_PER_WRITE)], create_missing=True)
+            request = pb.UpsertMetadataRequest(
+                datasource_id=self.datasource_id,
+                datapoints=[
+                    pb.DatapointValues(path=f"g{generation}/{part}", values={"generation": to_proto_value(generation)})
+                    for part in range(PATHS_PER_WRITE)
+                ],
+                create_missing=True,
+            )
             self.attempted = generation + 1
             try:
                 self.stub.UpsertMetadata(request, timeout=30, wait_for_ready=True)
@@ -58,8 +70,11 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path):
     service.start()
     channel = fast_channel(service.address)
     stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
-    source = stub.CreateDatasource(pb.CreateDatasourceRequest(namespace="crash/test", name="d", source_uri="file:///x"),
-                                   wait_for_ready=True, timeout=60).datasource
+    source = stub.CreateDatasource(
+        pb.CreateDatasourceRequest(namespace="crash/test", name="d", source_uri="file:///x"),
+        wait_for_ready=True,
+        timeout=60,
+    ).datasource
     writer = _Writer(stub, source.id)
     writer.start()
     kill_while_writing(service, writer, KILLS, most=6, seed=1234)
@@ -69,5 +84,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path):
     channel.close()
 
     unacknowledged = check_generations(frame, writer.acknowledged.generations, PATHS_PER_WRITE)
-    print(f"{kills} kills; {len(writer.acknowledged.generations)} acknowledged writes of {writer.attempted} attempted, "
-          f"all present; {unacknowledged} unacknowledged writes present in full")
+    print(
+        f"{kills} kills; {len(writer.acknowledged.generations)} acknowledged writes of {writer.attempted} attempted, "
+        f"all present; {unacknowledged} unacknowledged writes present in full"
+    )

@@ -14,8 +14,9 @@ import pytest
 
 from tests.reliability.harness import ChildService, fast_channel, poll, read_all
 from thresher.services.metadata.server import create_server, open_store
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
-from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import scanner_service_pb2 as spb
 
 pytestmark = pytest.mark.slow  # SIGKILL loop: a scanner killed and restarted round after round
 
@@ -46,8 +47,9 @@ def test_a_scanner_killed_mid_scan_resumes_and_indexes_exactly_the_files(tmp_pat
     _write_files(root, on_disk)
     metadata_channel = fast_channel(metadata_address)
     metadata = metadata_service_pb2_grpc.MetadataServiceStub(metadata_channel)
-    source = metadata.CreateDatasource(mpb.CreateDatasourceRequest(namespace="crash/scanner", name="files",
-                                                                   source_uri=root.as_uri()), timeout=30).datasource
+    source = metadata.CreateDatasource(
+        mpb.CreateDatasourceRequest(namespace="crash/scanner", name="files", source_uri=root.as_uri()), timeout=30
+    ).datasource
 
     def stored_state() -> int:
         return metadata.GetDatasource(mpb.GetDatasourceRequest(id=source.id), timeout=30).datasource.scan.state
@@ -76,18 +78,24 @@ def test_a_scanner_killed_mid_scan_resumes_and_indexes_exactly_the_files(tmp_pat
             immediate += 1
         else:
             rows_before = stored_rows()
-            poll(lambda: stored_rows() != rows_before or stored_state() != common_pb2.SCAN_STATE_SCANNING, 60,
-                 "the scan's first write")
+            poll(
+                lambda: stored_rows() != rows_before or stored_state() != common_pb2.SCAN_STATE_SCANNING,
+                60,
+                "the scan's first write",
+            )
         scanner.kill()
         channel.close()
         # Unfinished: still scanning, or so early that the scan had not yet recorded that it started.
         mid_scan += stored_state() != common_pb2.SCAN_STATE_READY
 
     try:
-        final = poll(lambda: (lambda scan: scan if scan.state in (common_pb2.SCAN_STATE_READY,
-                                                                  common_pb2.SCAN_STATE_FAILED) else None)(
-            stub.GetScanStatus(spb.GetScanStatusRequest(datasource_id=source.id), timeout=30).scan), 120,
-            "the last scan to finish")
+        final = poll(
+            lambda: (
+                lambda scan: scan if scan.state in (common_pb2.SCAN_STATE_READY, common_pb2.SCAN_STATE_FAILED) else None
+            )(stub.GetScanStatus(spb.GetScanStatusRequest(datasource_id=source.id), timeout=30).scan),
+            120,
+            "the last scan to finish",
+        )
     finally:
         scanner.kill()
         channel.close()
@@ -99,5 +107,7 @@ def test_a_scanner_killed_mid_scan_resumes_and_indexes_exactly_the_files(tmp_pat
     # A kill right after the scan was acknowledged usually lands mid-scan, but on a loaded machine a rescan
     # may finish first; the test proves something only if some kills landed mid-scan.
     assert immediate >= 1 and mid_scan >= 1, f"only {mid_scan} of {ROUNDS} kills landed mid-scan"
-    print(f"\n{scanner.kills} SIGKILLs of the scanner ({mid_scan} mid-scan); the resumed scan indexed exactly "
-          f"the {len(on_disk)} files")
+    print(
+        f"\n{scanner.kills} SIGKILLs of the scanner ({mid_scan} mid-scan); the resumed scan indexed exactly "
+        f"the {len(on_disk)} files"
+    )

@@ -15,11 +15,18 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
 
-from tests.reliability.harness import (Acknowledged, ChildService, check_generations, fast_channel,
-                                       kill_while_writing, read_all)
-from thresher.services.flight.servicer import ThresherFlightServer
+from tests.reliability.harness import (
+    Acknowledged,
+    ChildService,
+    check_generations,
+    fast_channel,
+    kill_while_writing,
+    read_all,
+)
 from thresher.core.storage.blobs import open_blob_store
-from thresher.v1 import flight_pb2, metadata_service_pb2 as pb, metadata_service_pb2_grpc
+from thresher.services.flight.servicer import ThresherFlightServer
+from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as pb
 
 pytestmark = pytest.mark.slow  # SIGKILL loop: dozens of service restarts, minutes on 2 cores
 
@@ -34,8 +41,9 @@ class _Uploader(threading.Thread):
         super().__init__(daemon=True)
         self.metadata_channel = metadata_channel
         self.client = fl.FlightClient(flight_uri)
-        command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=datasource_id,
-                                                                            path_column="path", create_missing=True))
+        command = flight_pb2.FlightCommand(
+            upsert=flight_pb2.UpsertCommand(datasource_id=datasource_id, path_column="path", create_missing=True)
+        )
         self.descriptor = fl.FlightDescriptor.for_command(command.SerializeToString())
         self.acknowledged = Acknowledged()
         self.attempted = 0
@@ -46,9 +54,13 @@ class _Uploader(threading.Thread):
         generation = 0
         options = fl.FlightCallOptions(timeout=30)
         while not self.stopping.is_set():
-            table = pa.table({"path": [f"g{generation}/{part}" for part in range(ROWS_PER_UPLOAD)],
-                              "generation": [generation] * ROWS_PER_UPLOAD,
-                              "part": list(range(ROWS_PER_UPLOAD))})
+            table = pa.table(
+                {
+                    "path": [f"g{generation}/{part}" for part in range(ROWS_PER_UPLOAD)],
+                    "generation": [generation] * ROWS_PER_UPLOAD,
+                    "part": list(range(ROWS_PER_UPLOAD)),
+                }
+            )
             self.attempted = generation + 1
             try:
                 writer, reader = self.client.do_put(self.descriptor, table.schema, options=options)
@@ -74,14 +86,17 @@ def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(
     with ChildService("metadata", "--home", str(tmp_path / "home")) as metadata:
         channel = fast_channel(metadata.address)
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
-        source = stub.CreateDatasource(pb.CreateDatasourceRequest(namespace="crash/uploads", name="d",
-                                                                  source_uri="file:///x"),
-                                       wait_for_ready=True, timeout=60).datasource
+        source = stub.CreateDatasource(
+            pb.CreateDatasourceRequest(namespace="crash/uploads", name="d", source_uri="file:///x"),
+            wait_for_ready=True,
+            timeout=60,
+        ).datasource
         # The flight service's own channel to metadata, with the short reconnect backoff, so that the
         # uploader can wait for it to reconnect after each restart.
         flight_channel = fast_channel(metadata.address)
-        server = ThresherFlightServer("grpc://127.0.0.1:0", flight_channel, "127.0.0.1",
-                                      blobs=open_blob_store(home=str(tmp_path / "flight-home")))
+        server = ThresherFlightServer(
+            "grpc://127.0.0.1:0", flight_channel, "127.0.0.1", blobs=open_blob_store(home=str(tmp_path / "flight-home"))
+        )
         uploader = _Uploader(f"grpc://127.0.0.1:{server.port}", source.id, flight_channel)
         uploader.start()
         try:
@@ -93,7 +108,9 @@ def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(
         kills = metadata.kills
 
     unacknowledged = check_generations(frame, uploader.acknowledged.generations, ROWS_PER_UPLOAD)
-    print(f"\n{kills} SIGKILLs of the metadata service during Flight uploads; "
-          f"{len(uploader.acknowledged.generations)} acknowledged uploads of {uploader.attempted} attempted, all "
-          f"present in full; {unacknowledged} unacknowledged present in full; "
-          f"{len(uploader.failures)} uploads refused while it was down")
+    print(
+        f"\n{kills} SIGKILLs of the metadata service during Flight uploads; "
+        f"{len(uploader.acknowledged.generations)} acknowledged uploads of {uploader.attempted} attempted, all "
+        f"present in full; {unacknowledged} unacknowledged present in full; "
+        f"{len(uploader.failures)} uploads refused while it was down"
+    )

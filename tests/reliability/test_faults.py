@@ -15,16 +15,17 @@ from tests.downloads.conftest import indexed
 from tests.reliability.harness import ChildService, fast_channel, free_port, poll
 from tests.reliability.proxy import FaultProxy
 from tests.storage_endpoints import unique_bucket
-from thresher.core import status
 from thresher.connection import Connection
+from thresher.core import status
 from thresher.core.errors import ServiceUnavailableError, ThresherError
-from thresher.services.flight.data_port_client import DataPortClient
-from thresher.services.flight.servicer import ThresherFlightServer
-from thresher.services.grpc_server import new_server
 from thresher.core.storage import open_storage
 from thresher.core.storage.blobs import open_blob_store
 from thresher.core.storage.storage_errors import StorageUnavailableError
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
+from thresher.services.flight.data_port_client import DataPortClient
+from thresher.services.flight.servicer import ThresherFlightServer
+from thresher.services.grpc_server import new_server
+from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
 
 SERVICE = "thresher.v1.MetadataService"
 
@@ -35,13 +36,21 @@ class _Refusing:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.calls: dict[str, int] = {}
-        handlers = {name: grpc.unary_unary_rpc_method_handler(
-            self._handler(name, answer), request_deserializer=request.FromString,
-            response_serializer=lambda message: message.SerializeToString())
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._handler(name, answer),
+                request_deserializer=request.FromString,
+                response_serializer=lambda message: message.SerializeToString(),
+            )
             for name, request, answer in (
-                ("GetDatasource", mpb.GetDatasourceRequest,
-                 mpb.GetDatasourceResponse(datasource=common_pb2.Datasource(id=7, name="d"))),
-                ("UpsertMetadata", mpb.UpsertMetadataRequest, mpb.UpsertMetadataResponse()))}
+                (
+                    "GetDatasource",
+                    mpb.GetDatasourceRequest,
+                    mpb.GetDatasourceResponse(datasource=common_pb2.Datasource(id=7, name="d")),
+                ),
+                ("UpsertMetadata", mpb.UpsertMetadataRequest, mpb.UpsertMetadataResponse()),
+            )
+        }
         self.server = new_server()
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
@@ -53,6 +62,7 @@ class _Refusing:
             if self.calls[name] <= self.failures:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
             return answer
+
         return handle
 
 
@@ -63,6 +73,7 @@ def refusing():
     def make(failures: int) -> _Refusing:
         made.append(_Refusing(failures))
         return made[-1]
+
     yield make
     for service in made:
         service.server.stop(grace=None)
@@ -118,18 +129,31 @@ def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_w
     port_arguments = ["--data-address", data_address] if relay == "data-port" else []
     with ChildService("metadata", "--home", str(tmp_path / "home"), *port_arguments) as metadata:
         channel = fast_channel(metadata.address)
-        source = metadata_service_pb2_grpc.MetadataServiceStub(channel).CreateDatasource(
-            mpb.CreateDatasourceRequest(namespace="faults/relay", name="d", source_uri="file:///x"),
-            wait_for_ready=True, timeout=60).datasource
-        server = ThresherFlightServer("grpc://127.0.0.1:0", channel, "127.0.0.1",
-                                      blobs=open_blob_store(home=str(tmp_path / "blobs")),
-                                      data_port=DataPortClient(data_address) if port_arguments else None)
+        source = (
+            metadata_service_pb2_grpc.MetadataServiceStub(channel)
+            .CreateDatasource(
+                mpb.CreateDatasourceRequest(namespace="faults/relay", name="d", source_uri="file:///x"),
+                wait_for_ready=True,
+                timeout=60,
+            )
+            .datasource
+        )
+        server = ThresherFlightServer(
+            "grpc://127.0.0.1:0",
+            channel,
+            "127.0.0.1",
+            blobs=open_blob_store(home=str(tmp_path / "blobs")),
+            data_port=DataPortClient(data_address) if port_arguments else None,
+        )
         client = fl.FlightClient(f"grpc://127.0.0.1:{server.port}")
         try:
             table = pa.table({"path": [f"p{i:07d}" for i in range(ROWS)], "text": pa.repeat("x" * 250, ROWS)})
-            command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=source.id, create_missing=True))
-            writer, reader = client.do_put(fl.FlightDescriptor.for_command(command.SerializeToString()), table.schema,
-                                           options=options)
+            command = flight_pb2.FlightCommand(
+                upsert=flight_pb2.UpsertCommand(datasource_id=source.id, create_missing=True)
+            )
+            writer, reader = client.do_put(
+                fl.FlightDescriptor.for_command(command.SerializeToString()), table.schema, options=options
+            )
             writer.write_table(table, max_chunksize=20_000)
             writer.done_writing()
             reader.read()
@@ -146,8 +170,14 @@ def test_a_metadata_restart_mid_query_fails_the_query_clearly_and_the_next_one_w
             assert first < ROWS
 
             grpc.channel_ready_future(channel).result(timeout=60)
-            assert poll(lambda: _rows_or_none(client, _ticket(common_pb2.Query(datasource_id=source.id, limit=5))),
-                        timeout=60, what="a query after the restart") == 5
+            assert (
+                poll(
+                    lambda: _rows_or_none(client, _ticket(common_pb2.Query(datasource_id=source.id, limit=5))),
+                    timeout=60,
+                    what="a query after the restart",
+                )
+                == 5
+            )
         finally:
             client.close()
             server.shutdown()
@@ -186,8 +216,12 @@ def _proxied_client(endpoint, proxy: FaultProxy):
     from botocore.config import Config
 
     return boto3.session.Session().client(
-        "s3", endpoint_url=proxy.url, region_name="us-east-1", **endpoint.credentials,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1))
+        "s3",
+        endpoint_url=proxy.url,
+        region_name="us-east-1",
+        **endpoint.credentials,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
+    )
 
 
 def _leftovers(folder) -> list[str]:

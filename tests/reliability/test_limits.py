@@ -13,9 +13,10 @@ import pytest
 import thresher
 from thresher.connection import Connection
 from thresher.core.errors import ResourceExhaustedError, ServiceTimeoutError
-from thresher.services.grpc_server import new_server
 from thresher.core.transport import GRPC_OPTIONS, MAX_MESSAGE_BYTES
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb
+from thresher.services.grpc_server import new_server
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 OVER = "x" * (MAX_MESSAGE_BYTES + 1024)
 
@@ -23,18 +24,25 @@ OVER = "x" * (MAX_MESSAGE_BYTES + 1024)
 @pytest.fixture
 def source(client, namespace, tmp_path):
     return thresher.datasources.create_datasource(namespace, "limits", tmp_path, connection=client).wait_until_ready(
-        timeout=60, progress=False)
+        timeout=60, progress=False
+    )
 
 
 def test_a_grpc_request_over_the_limit_is_refused_by_the_service(local_services):
     options = [(name, value) for name, value in GRPC_OPTIONS if name != "grpc.max_send_message_length"]
-    with grpc.insecure_channel(local_services.metadata_address,
-                               options=options + [("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)]) as channel:
-        upsert = channel.unary_unary(f"/{mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name}/UpsertMetadata",
-                                     request_serializer=mpb.UpsertMetadataRequest.SerializeToString,
-                                     response_deserializer=mpb.UpsertMetadataResponse.FromString)
-        request = mpb.UpsertMetadataRequest(datasource_id=1, datapoints=[mpb.DatapointValues(
-            path="big", values={"text": common_pb2.Value(string_value=OVER)})], create_missing=True)
+    with grpc.insecure_channel(
+        local_services.metadata_address, options=options + [("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)]
+    ) as channel:
+        upsert = channel.unary_unary(
+            f"/{mpb.DESCRIPTOR.services_by_name['MetadataService'].full_name}/UpsertMetadata",
+            request_serializer=mpb.UpsertMetadataRequest.SerializeToString,
+            response_deserializer=mpb.UpsertMetadataResponse.FromString,
+        )
+        request = mpb.UpsertMetadataRequest(
+            datasource_id=1,
+            datapoints=[mpb.DatapointValues(path="big", values={"text": common_pb2.Value(string_value=OVER)})],
+            create_missing=True,
+        )
         with pytest.raises(grpc.RpcError) as failure:
             upsert(request, timeout=60)
     assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -49,7 +57,9 @@ def test_a_metadata_write_over_the_limit_raises_a_specific_error_and_writes_noth
 
 def test_a_flight_upload_of_a_row_over_the_limit_fails_clearly_and_writes_nothing(source):
     with pytest.raises(ResourceExhaustedError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": ["small", "big"], "text": ["s", OVER]}), create_missing=True)
+        source.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": ["small", "big"], "text": ["s", OVER]}), create_missing=True
+        )
     assert source.count() == 0
 
 
@@ -63,10 +73,20 @@ def test_a_call_to_a_silent_service_ends_at_its_deadline():
         return mpb.GetDatasourceResponse()
 
     server = new_server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("thresher.v1.MetadataService", {
-        "GetDatasource": grpc.unary_unary_rpc_method_handler(
-            hang, request_deserializer=mpb.GetDatasourceRequest.FromString,
-            response_serializer=mpb.GetDatasourceResponse.SerializeToString)}),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "thresher.v1.MetadataService",
+                {
+                    "GetDatasource": grpc.unary_unary_rpc_method_handler(
+                        hang,
+                        request_deserializer=mpb.GetDatasourceRequest.FromString,
+                        response_serializer=mpb.GetDatasourceResponse.SerializeToString,
+                    )
+                },
+            ),
+        )
+    )
     address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     server.start()
     try:
@@ -81,14 +101,19 @@ def test_a_call_to_a_silent_service_ends_at_its_deadline():
 
 def test_a_big_result_streams_in_many_messages_from_a_lazy_iterator(local_services, source):
     rows = 30_000
-    source.upload_metadata_from_dataframe(pd.DataFrame({"path": [f"p{i}" for i in range(rows)], "n": range(rows)}), create_missing=True)
+    source.upload_metadata_from_dataframe(
+        pd.DataFrame({"path": [f"p{i}" for i in range(rows)], "n": range(rows)}), create_missing=True
+    )
     schema, batches = local_services._store.query(common_pb2.Query(datasource_id=source.id), 1000)
     assert not isinstance(batches, list | tuple)
     first = next(iter(batches))
     assert isinstance(first, pa.RecordBatch) and first.num_rows <= 1000
     batches.close()
 
-    responses = list(source.connection.metadata.ExecuteQuery(mpb.ExecuteQueryRequest(
-        query=common_pb2.Query(datasource_id=source.id), max_batch_rows=1000), timeout=60))
+    responses = list(
+        source.connection.metadata.ExecuteQuery(
+            mpb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=source.id), max_batch_rows=1000), timeout=60
+        )
+    )
     assert responses[0].WhichOneof("part") == "schema"
     assert len(responses) - 1 >= rows // 1000

@@ -10,17 +10,26 @@ import grpc
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thresher.core import status
 from thresher.core.errors import ServiceError
 from thresher.local_services import LocalServices
-from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2 as mpb, scanner_service_pb2 as spb
+from thresher.v1 import common_pb2, flight_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import scanner_service_pb2 as spb
 
 CASES = {"gRPC requests": 0, "Flight tickets": 0, "Flight descriptors": 0, "Flight uploads": 0}
-SPECIFIC = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-            grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE,
-            grpc.StatusCode.UNIMPLEMENTED}
+SPECIFIC = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNIMPLEMENTED,
+}
 CALL_TIMEOUT = 20
 
 
@@ -31,8 +40,9 @@ def _methods(descriptor):
             yield f"/{service_descriptor.full_name}/{method.name}", method
 
 
-METHODS = sorted(_methods(mpb.DESCRIPTOR), key=lambda pair: pair[0]) + sorted(_methods(spb.DESCRIPTOR),
-                                                                               key=lambda pair: pair[0])
+METHODS = sorted(_methods(mpb.DESCRIPTOR), key=lambda pair: pair[0]) + sorted(
+    _methods(spb.DESCRIPTOR), key=lambda pair: pair[0]
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,8 +59,10 @@ def services(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def raw_channels(services):
-    channels = {name: grpc.insecure_channel(address) for name, address in
-                (("metadata", services.metadata_address), ("scanner", services.scanner_address))}
+    channels = {
+        name: grpc.insecure_channel(address)
+        for name, address in (("metadata", services.metadata_address), ("scanner", services.scanner_address))
+    }
     yield channels
     for channel in channels.values():
         channel.close()
@@ -62,14 +74,22 @@ def _mutations(valid: bytes):
         st.binary(max_size=200),
         st.integers(0, max(0, len(valid) - 1)).map(lambda cut: valid[:cut]),
         st.tuples(st.integers(0, max(0, len(valid) - 1)), st.integers(0, 255)).map(
-            lambda change: valid[:change[0]] + bytes([change[1]]) + valid[change[0] + 1:] if valid else b""),
+            lambda change: valid[: change[0]] + bytes([change[1]]) + valid[change[0] + 1 :] if valid else b""
+        ),
         st.binary(min_size=1, max_size=20).map(lambda tail: valid + tail),
     )
 
 
-SAMPLE = mpb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=1, filter=common_pb2.Filter(
-    comparison=common_pb2.Comparison(field="n", op=common_pb2.COMPARISON_OPERATOR_EQ,
-                                     value=common_pb2.Value(int_value=3))))).SerializeToString()
+SAMPLE = mpb.ExecuteQueryRequest(
+    query=common_pb2.Query(
+        datasource_id=1,
+        filter=common_pb2.Filter(
+            comparison=common_pb2.Comparison(
+                field="n", op=common_pb2.COMPARISON_OPERATOR_EQ, value=common_pb2.Value(int_value=3)
+            )
+        ),
+    )
+).SerializeToString()
 
 
 def _call(channel: grpc.Channel, path: str, method, payload: bytes) -> grpc.StatusCode:
@@ -97,8 +117,9 @@ def test_malformed_grpc_requests_get_a_specific_status(raw_channels, target, pay
     CASES["gRPC requests"] += 1
 
 
-TICKET = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(
-    query=common_pb2.Query(datasource_id=1))).SerializeToString()
+TICKET = flight_pb2.FlightTicket(
+    query=flight_pb2.QueryTicket(query=common_pb2.Query(datasource_id=1))
+).SerializeToString()
 
 
 def _flight_failure(error: BaseException) -> None:
@@ -131,8 +152,12 @@ COMMAND = flight_pb2.FlightCommand(query=common_pb2.Query(datasource_id=1)).Seri
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(descriptor=st.one_of(_mutations(COMMAND).map(fl.FlightDescriptor.for_command),
-                            st.lists(st.text(max_size=10), max_size=4).map(lambda p: fl.FlightDescriptor.for_path(*p))))
+@given(
+    descriptor=st.one_of(
+        _mutations(COMMAND).map(fl.FlightDescriptor.for_command),
+        st.lists(st.text(max_size=10), max_size=4).map(lambda p: fl.FlightDescriptor.for_path(*p)),
+    )
+)
 def test_malformed_descriptors_get_a_specific_error(flight_client, descriptor):
     for call in (flight_client.get_flight_info, flight_client.get_schema):
         try:
@@ -142,7 +167,9 @@ def test_malformed_descriptors_get_a_specific_error(flight_client, descriptor):
     CASES["Flight descriptors"] += 1
 
 
-UPSERT = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)).SerializeToString()
+UPSERT = flight_pb2.FlightCommand(
+    upsert=flight_pb2.UpsertCommand(datasource_id=10**9, create_missing=True)
+).SerializeToString()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

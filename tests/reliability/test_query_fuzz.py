@@ -12,22 +12,27 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thresher.core.types import to_proto_value
 from thresher.v1 import common_pb2
 
 ROWS = 60
 rng = np.random.default_rng(7)
-FRAME = pd.DataFrame({
-    "path": [f"d{i:03d}/{'x' if i % 3 else 'y'}.png" for i in range(ROWS)],
-    "n": pd.array([None if i % 7 == 0 else int(v) for i, v in enumerate(rng.integers(-5, 6, ROWS))], dtype="Int64"),
-    "m": pd.array([None if i % 5 == 0 else int(v) for i, v in enumerate(rng.integers(-5, 6, ROWS))], dtype="Int64"),
-    "x": [np.nan if i % 6 == 0 else float(v) for i, v in enumerate(rng.normal(size=ROWS).round(1))],
-    "flag": pd.array([None if i % 4 == 0 else bool(i % 2) for i in range(ROWS)], dtype="boolean"),
-    "s": pd.array([None if i % 8 == 0 else ["cat", "dog", "catalog", "hotdog", ""][i % 5] for i in range(ROWS)],
-                  dtype="string"),
-})
+FRAME = pd.DataFrame(
+    {
+        "path": [f"d{i:03d}/{'x' if i % 3 else 'y'}.png" for i in range(ROWS)],
+        "n": pd.array([None if i % 7 == 0 else int(v) for i, v in enumerate(rng.integers(-5, 6, ROWS))], dtype="Int64"),
+        "m": pd.array([None if i % 5 == 0 else int(v) for i, v in enumerate(rng.integers(-5, 6, ROWS))], dtype="Int64"),
+        "x": [np.nan if i % 6 == 0 else float(v) for i, v in enumerate(rng.normal(size=ROWS).round(1))],
+        "flag": pd.array([None if i % 4 == 0 else bool(i % 2) for i in range(ROWS)], dtype="boolean"),
+        "s": pd.array(
+            [None if i % 8 == 0 else ["cat", "dog", "catalog", "hotdog", ""][i % 5] for i in range(ROWS)],
+            dtype="string",
+        ),
+    }
+)
 KINDS = {"n": "int", "m": "int", "x": "float", "flag": "bool", "s": "string", "path": "string"}
 ORDERED = {"eq": "EQ", "ne": "NE", "lt": "LT", "le": "LE", "gt": "GT", "ge": "GE"}
 
@@ -82,8 +87,11 @@ def comparisons(draw):
     comparison.value.CopyFrom(to_proto_value(value))
     if op in ("contains", "startswith", "endswith"):
         comparison.op = _op(op)
-        method = {"contains": lambda c: c.str.contains(value, regex=False), "startswith": lambda c: c.str.startswith(value),
-                  "endswith": lambda c: c.str.endswith(value)}[op]
+        method = {
+            "contains": lambda c: c.str.contains(value, regex=False),
+            "startswith": lambda c: c.str.startswith(value),
+            "endswith": lambda c: c.str.endswith(value),
+        }[op]
         return comparison, method(column).fillna(False).to_numpy(dtype=bool)
     comparison.op = _op(op)
     result = getattr(column, f"__{op}__")(value)
@@ -137,8 +145,9 @@ def _report_case_counts():
 
 
 @pytest.mark.slow  # 120 random trees: the search is the point; each operator's own tests stay quick
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(tree=trees())
 def test_random_valid_trees_match_pandas(loaded, tree):
     helper, datasource_id = loaded
@@ -149,14 +158,24 @@ def test_random_valid_trees_match_pandas(loaded, tree):
 
 
 INVALID = st.one_of(
-    st.builds(lambda f: common_pb2.Filter(comparison=common_pb2.Comparison(field=f, op=_op("eq"), value=to_proto_value(1))),
-              st.text(min_size=1, max_size=20).filter(lambda t: t not in KINDS and t != "datapoint_id")),
-    st.builds(lambda v: common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=_op("eq"), value=to_proto_value(v))),
-              st.one_of(st.text(max_size=5), st.booleans(), st.binary(max_size=5))),
-    st.builds(lambda op: common_pb2.Filter(comparison=common_pb2.Comparison(field="flag", op=_op(op), value=to_proto_value(True))),
-              st.sampled_from(["lt", "ge", "contains"])),
-    st.builds(lambda o: common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=o, value=to_proto_value(1))),
-              st.integers(13, 2**31 - 1)),
+    st.builds(
+        lambda f: common_pb2.Filter(comparison=common_pb2.Comparison(field=f, op=_op("eq"), value=to_proto_value(1))),
+        st.text(min_size=1, max_size=20).filter(lambda t: t not in KINDS and t != "datapoint_id"),
+    ),
+    st.builds(
+        lambda v: common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=_op("eq"), value=to_proto_value(v))),
+        st.one_of(st.text(max_size=5), st.booleans(), st.binary(max_size=5)),
+    ),
+    st.builds(
+        lambda op: common_pb2.Filter(
+            comparison=common_pb2.Comparison(field="flag", op=_op(op), value=to_proto_value(True))
+        ),
+        st.sampled_from(["lt", "ge", "contains"]),
+    ),
+    st.builds(
+        lambda o: common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=o, value=to_proto_value(1))),
+        st.integers(13, 2**31 - 1),
+    ),
     st.just(common_pb2.Filter(any_of=common_pb2.FilterList())),
     st.integers(65, 90).map(lambda depth: _nested(depth)),
 )
@@ -176,7 +195,9 @@ def test_invalid_trees_fail_with_a_precise_status(loaded, filter_):
     with pytest.raises(grpc.RpcError) as excinfo:
         helper.query(datasource_id, filter_)
     CASES["invalid"] += 1
-    assert excinfo.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), excinfo.value.details()
+    assert excinfo.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), (
+        excinfo.value.details()
+    )
     assert excinfo.value.details()
 
 
@@ -184,26 +205,74 @@ def test_invalid_trees_fail_with_a_precise_status(loaded, filter_):
 def test_a_huge_isin_list_is_answered(loaded):
     helper, datasource_id = loaded
     values = list(range(-200_000, 200_000))
-    filter_ = common_pb2.Filter(comparison=common_pb2.Comparison(field="n", op=_op("isin"), values=common_pb2.ValueList(
-        values=[to_proto_value(v) for v in values])))
+    filter_ = common_pb2.Filter(
+        comparison=common_pb2.Comparison(
+            field="n", op=_op("isin"), values=common_pb2.ValueList(values=[to_proto_value(v) for v in values])
+        )
+    )
     assert sorted(helper.query(datasource_id, filter_)["path"]) == sorted(FRAME.loc[FRAME["n"].notna(), "path"])
 
 
 # Injection: values built to break naive quoting (quotes, backslashes, dollar quotes, comments, statement
 # separators, E'' prefixes, unicode) must select exactly what pandas selects, and leave the table as it was.
 # PostgreSQL renders them as literals (its bulk read path binds nothing), DuckDB binds them.
-PIECES = ["'", "''", "\\", "\\'", '"', "$$", "$1$", "--", "/*", "*/", ";", "E'", "\n", "é", "😀", "{", "}", ",",
-          "NULL", " ", "a", "'); DROP TABLE datasources; --", "' OR '1'='1", "\\'; SELECT 1; --"]
-NASTY = st.lists(st.one_of(st.sampled_from(PIECES), st.characters(blacklist_characters="\x00",
-                                                                   blacklist_categories=("Cs",))),
-                 max_size=8).map("".join)
-STORED = ["plain", "it's", "back\\slash", "\\'", "$$dollar$$", "-- comment", "semi;colon", "E'x'", "ünï😀",
-          "' OR '1'='1", "a\"b", "{1,2}", ""]
-INJECTION_FRAME = pd.DataFrame({"path": [f"p{i:02d}/{text}" for i, text in enumerate(STORED)],
-                                "s": pd.array(STORED, dtype="string")})
-STRING_OPS = {"eq": lambda c, v: c == v, "ne": lambda c, v: c != v, "lt": lambda c, v: c < v,
-              "ge": lambda c, v: c >= v, "contains": lambda c, v: c.str.contains(v, regex=False),
-              "startswith": lambda c, v: c.str.startswith(v), "endswith": lambda c, v: c.str.endswith(v)}
+PIECES = [
+    "'",
+    "''",
+    "\\",
+    "\\'",
+    '"',
+    "$$",
+    "$1$",
+    "--",
+    "/*",
+    "*/",
+    ";",
+    "E'",
+    "\n",
+    "é",
+    "😀",
+    "{",
+    "}",
+    ",",
+    "NULL",
+    " ",
+    "a",
+    "'); DROP TABLE datasources; --",
+    "' OR '1'='1",
+    "\\'; SELECT 1; --",
+]
+NASTY = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+    max_size=8,
+).map("".join)
+STORED = [
+    "plain",
+    "it's",
+    "back\\slash",
+    "\\'",
+    "$$dollar$$",
+    "-- comment",
+    "semi;colon",
+    "E'x'",
+    "ünï😀",
+    "' OR '1'='1",
+    'a"b',
+    "{1,2}",
+    "",
+]
+INJECTION_FRAME = pd.DataFrame(
+    {"path": [f"p{i:02d}/{text}" for i, text in enumerate(STORED)], "s": pd.array(STORED, dtype="string")}
+)
+STRING_OPS = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "ge": lambda c, v: c >= v,
+    "contains": lambda c, v: c.str.contains(v, regex=False),
+    "startswith": lambda c, v: c.str.startswith(v),
+    "endswith": lambda c, v: c.str.endswith(v),
+}
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +284,20 @@ def injection_target(loaded):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.one_of(NASTY, st.sampled_from(STORED)), op=st.sampled_from(sorted(STRING_OPS) + ["isin"]),
-       field=st.sampled_from(["s", "path"]), extra=st.lists(NASTY, max_size=3))
+@given(
+    value=st.one_of(NASTY, st.sampled_from(STORED)),
+    op=st.sampled_from(sorted(STRING_OPS) + ["isin"]),
+    field=st.sampled_from(["s", "path"]),
+    extra=st.lists(NASTY, max_size=3),
+)
 def test_injection_values_match_pandas_and_leave_the_table_intact(loaded, injection_target, value, op, field, extra):
     helper, datasource_id = injection_target
     column = INJECTION_FRAME[field]
     if op == "isin":
         values = [value, *extra]
-        comparison = common_pb2.Comparison(field=field, op=_op("isin"), values=common_pb2.ValueList(
-            values=[to_proto_value(v) for v in values]))
+        comparison = common_pb2.Comparison(
+            field=field, op=_op("isin"), values=common_pb2.ValueList(values=[to_proto_value(v) for v in values])
+        )
         mask = column.isin(values)
     else:
         comparison = common_pb2.Comparison(field=field, op=_op(op), value=to_proto_value(value))

@@ -22,11 +22,11 @@ from tests.downloads.conftest import indexed
 from tests.reliability.proxy import FaultProxy
 from thresher.core import status
 from thresher.core.errors import ScanFailedError, ScanInProgressWarning
-from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.core.storage import Storage, open_storage
 from thresher.core.storage.blobs import BlobStore
 from thresher.core.storage.storage_errors import StorageUnavailableError
 from thresher.core.transport import open_channel
+from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.v1 import flight_pb2
 
 # Every case waits out read timeouts and retries through a fault proxy: seconds each, over two endpoints.
@@ -34,8 +34,12 @@ from thresher.v1 import flight_pb2
 pytestmark = pytest.mark.slow
 
 # Short enough to keep the suite quick, long enough that a healthy loopback endpoint never trips them.
-TIMEOUTS = {"THRESHER_STORAGE_CONNECT_TIMEOUT": "1", "THRESHER_STORAGE_READ_TIMEOUT": "1",
-            "THRESHER_STORAGE_RETRIES": "1", "THRESHER_STORAGE_RETRY_DEADLINE": "20"}
+TIMEOUTS = {
+    "THRESHER_STORAGE_CONNECT_TIMEOUT": "1",
+    "THRESHER_STORAGE_READ_TIMEOUT": "1",
+    "THRESHER_STORAGE_RETRIES": "1",
+    "THRESHER_STORAGE_RETRY_DEADLINE": "20",
+}
 ATTEMPTS = 2  # THRESHER_STORAGE_RETRIES + 1
 ENDPOINT_ENV = {"s3": "THRESHER_S3_ENDPOINT_URL", "gs": "STORAGE_EMULATOR_HOST"}
 # A slow endpoint: a pause well under the read timeout before each small chunk, so that a whole answer
@@ -140,8 +144,9 @@ def _rescan_fails(ds) -> str:
 
 
 @pytest.mark.timeout(180)
-def test_a_scan_of_a_silent_endpoint_fails_naming_it_and_the_timeout_and_keeps_the_datapoints(faulty, client,
-                                                                                              namespace):
+def test_a_scan_of_a_silent_endpoint_fails_naming_it_and_the_timeout_and_keeps_the_datapoints(
+    faulty, client, namespace
+):
     ds = _scanned(faulty, client, namespace)
     before = _rows(ds)
     faulty.route_through_proxy()
@@ -201,16 +206,19 @@ def test_a_scan_of_a_failing_endpoint_fails_naming_it_after_bounded_retries(faul
 
 # -- the flight service's file and blob reads ------------------------------------------------------------
 
+
 def _file_reader(faulty: Faulty, client, namespace: str, data: bytes):
     """Reads the object holding ``data`` as a datasource file through the suite's flight service."""
     faulty.direct().write("big.bin", data)
     ds = indexed(client, namespace, faulty.uri(), ["big.bin"])
-    ticket = fl.Ticket(flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=ds.id, path="big.bin"))
-                       .SerializeToString())
+    ticket = fl.Ticket(
+        flight_pb2.FlightTicket(file=flight_pb2.FileTicket(datasource_id=ds.id, path="big.bin")).SerializeToString()
+    )
 
     def read(address: str) -> bytes:
         with fl.connect(f"grpc://{address}") as flight:
             return b"".join(flight.do_get(ticket, options=CALL).read_all().column("data").to_pylist())
+
     return lambda: read(client.flight_address)
 
 
@@ -218,20 +226,23 @@ def _blob_reader(faulty: Faulty, client, namespace: str, data: bytes):
     """Reads ``data`` as a blob through a flight service whose blob store is on the bucket."""
     digest = BlobStore(faulty.direct("blobs")).put(data)
     holder = indexed(client, namespace, faulty.uri(), ["holder.bin"], extra={"blob": [data]})  # who may read it
-    ticket = fl.Ticket(flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=holder.id))
-                       .SerializeToString())
+    ticket = fl.Ticket(
+        flight_pb2.FlightTicket(blob=flight_pb2.BlobTicket(sha256=digest, datasource_id=holder.id)).SerializeToString()
+    )
 
     def read() -> bytes:
         # Opened here, after the test routed storage through the proxy.
         channel = open_channel(client.metadata_address)
-        server = ThresherFlightServer("grpc://127.0.0.1:0", channel, "127.0.0.1",
-                                      blobs=BlobStore(open_storage(faulty.uri("blobs"))))
+        server = ThresherFlightServer(
+            "grpc://127.0.0.1:0", channel, "127.0.0.1", blobs=BlobStore(open_storage(faulty.uri("blobs")))
+        )
         try:
             with fl.connect(f"grpc://127.0.0.1:{server.port}") as flight:
                 return b"".join(flight.do_get(ticket, options=CALL).read_all().column("data").to_pylist())
         finally:
             server.shutdown()
             channel.close()
+
     return read
 
 
@@ -272,6 +283,7 @@ def test_flight_reads_from_a_slow_endpoint_return_the_exact_bytes(faulty, client
 
 # -- downloads straight from the bucket ------------------------------------------------------------------
 
+
 def _enable_bucket_downloader(faulty: Faulty) -> None:
     """The default bucket client, made from the environment (so with the proxy and the short timeouts)."""
     if faulty.scheme == "s3":
@@ -286,8 +298,9 @@ def _leftovers(folder) -> list[str]:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("fault", ["cut short", "disappears"])
-def test_a_download_from_an_endpoint_that_drops_mid_stream_fails_and_leaves_no_file(faulty, client, namespace,
-                                                                                    tmp_path, fault):
+def test_a_download_from_an_endpoint_that_drops_mid_stream_fails_and_leaves_no_file(
+    faulty, client, namespace, tmp_path, fault
+):
     faulty.direct().write("big.bin", os.urandom(SIZE))
     ds = indexed(client, namespace, faulty.uri(), ["big.bin"])
     faulty.route_through_proxy()

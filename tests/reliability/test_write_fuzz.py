@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import thresher
 from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
@@ -24,7 +25,7 @@ from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
 CASES = {"dataframes written": 0, "dataframes refused": 0, "dicts written": 0, "dicts refused": 0}
 _examples = itertools.count()
 HUGE = "h" * 200_000
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,9 +42,21 @@ def source(local_services, tmp_path_factory):
     return ds.wait_until_ready(timeout=60, progress=False)
 
 
-PATHS = st.sampled_from(["plain", "with space", "ünï©ødé/ß", "emoji/🦀", "../up", "/leading/slash", "a/./b",
-                         "trailing/", "x" * 2000, "tab\there", "quote'\""]) | st.text(
-    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=30)
+PATHS = st.sampled_from(
+    [
+        "plain",
+        "with space",
+        "ünï©ødé/ß",
+        "emoji/🦀",
+        "../up",
+        "/leading/slash",
+        "a/./b",
+        "trailing/",
+        "x" * 2000,
+        "tab\there",
+        "quote'\"",
+    ]
+) | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=30)
 
 
 def _paths(draw, rows: int) -> list[str]:
@@ -64,14 +77,17 @@ def _ints(dtype):
         if any(v > 2**63 - 1 for v in values):
             return np.array(values, dtype=dtype), FieldTypeMismatchError
         return np.array(values, dtype=dtype), values
+
     return make
 
 
 def _floats(dtype):
     def make(draw, rows):
-        values = np.array(draw(st.lists(st.floats(width=32 if dtype == "float32" else 64), min_size=rows,
-                                        max_size=rows)), dtype=dtype)
+        values = np.array(
+            draw(st.lists(st.floats(width=32 if dtype == "float32" else 64), min_size=rows, max_size=rows)), dtype=dtype
+        )
         return values, [None if math.isnan(v) else float(v) for v in values]
+
     return make
 
 
@@ -79,6 +95,7 @@ def _nullable(dtype, element):
     def make(draw, rows):
         values = draw(st.lists(st.none() | element, min_size=rows, max_size=rows))
         return pd.array(values, dtype=dtype), values
+
     return make
 
 
@@ -86,23 +103,29 @@ def _strings(dtype):
     def make(draw, rows):
         values = draw(st.lists(st.none() | st.text(max_size=40) | st.just(HUGE), min_size=rows, max_size=rows))
         return (pd.array(values, dtype=dtype) if dtype else pd.Series(values, dtype=object)), values
+
     return make
 
 
 def _datetimes(tz):
     def make(draw, rows):
-        values = draw(st.lists(st.none() | st.datetimes(dt.datetime(1700, 1, 1), dt.datetime(2200, 1, 1)),
-                               min_size=rows, max_size=rows))
+        values = draw(
+            st.lists(
+                st.none() | st.datetimes(dt.datetime(1700, 1, 1), dt.datetime(2200, 1, 1)), min_size=rows, max_size=rows
+            )
+        )
         index = pd.DatetimeIndex([pd.NaT if v is None else pd.Timestamp(v) for v in values])
         index = index.tz_localize(tz) if tz else index.tz_localize(None)
         expected = [_timestamp(v if tz else (v.tz_localize(UTC) if v is not pd.NaT else None)) for v in index]
         return index, expected
+
     return make
 
 
 def _bytes(draw, rows):
-    values = draw(st.lists(st.none() | st.binary(max_size=50) | st.just(b"\xff\xfe\x00 not utf-8"),
-                           min_size=rows, max_size=rows))
+    values = draw(
+        st.lists(st.none() | st.binary(max_size=50) | st.just(b"\xff\xfe\x00 not utf-8"), min_size=rows, max_size=rows)
+    )
     return pd.Series(values, dtype=object), [None if v is None else hashlib.sha256(v).hexdigest() for v in values]
 
 
@@ -114,21 +137,27 @@ def _categorical(draw, rows):
 def _refused(make_column, error):
     def make(draw, rows):
         return make_column(draw, rows), error
+
     return make
 
 
 COLUMNS = {
     **{name: _ints(name) for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
-    "float32": _floats("float32"), "float64": _floats("float64"),
-    "Int64": _nullable("Int64", st.integers(-2**63, 2**63 - 1)),
+    "float32": _floats("float32"),
+    "float64": _floats("float64"),
+    "Int64": _nullable("Int64", st.integers(-(2**63), 2**63 - 1)),
     "Float64": _nullable("Float64", st.floats(allow_nan=False)),
     "boolean": _nullable("boolean", st.booleans()),
-    "string": _strings("string"), "object-str": _strings(None),
-    "datetime": _datetimes(None), "datetime-tz": _datetimes("Asia/Kolkata"),
-    "category": _categorical, "bytes": _bytes,
+    "string": _strings("string"),
+    "object-str": _strings(None),
+    "datetime": _datetimes(None),
+    "datetime-tz": _datetimes("Asia/Kolkata"),
+    "category": _categorical,
+    "bytes": _bytes,
     "timedelta": _refused(lambda draw, rows: pd.to_timedelta(range(rows), unit="s"), FieldTypeMismatchError),
-    "mixed": _refused(lambda draw, rows: pd.Series([1, "one"] + [None] * (rows - 2), dtype=object),
-                      FieldTypeMismatchError),
+    "mixed": _refused(
+        lambda draw, rows: pd.Series([1, "one"] + [None] * (rows - 2), dtype=object), FieldTypeMismatchError
+    ),
 }
 
 
@@ -189,8 +218,8 @@ def test_random_dataframes_are_stored_exactly_or_refused_whole(source, case):
 
 # Scalars for metadata dicts: (strategy, oracle). The oracle gives the stored value or an exception class.
 SCALARS = [
-    (st.integers(-2**63, 2**63 - 1), lambda v: v),
-    (st.integers(2**63, 2**70) | st.integers(-2**70, -2**63 - 1), lambda v: InvalidArgumentError),
+    (st.integers(-(2**63), 2**63 - 1), lambda v: v),
+    (st.integers(2**63, 2**70) | st.integers(-(2**70), -(2**63) - 1), lambda v: InvalidArgumentError),
     (st.floats(allow_nan=False), lambda v: v),
     (st.just(float("nan")) | st.just(pd.NaT) | st.just(pd.NA) | st.none() | st.just(np.nan), lambda v: None),
     (st.booleans(), lambda v: v),
@@ -204,8 +233,10 @@ SCALARS = [
     (st.just({"a": 1}), lambda v: InvalidArgumentError),
     # A list or 1-D array of numbers is a vector (float32 elements); NaN or infinity in one is refused.
     (st.just([1, 2]), lambda v: [1.0, 2.0]),
-    (st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=8).map(lambda v: np.array(v, np.float32)),
-     lambda v: v.tolist()),
+    (
+        st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=8).map(lambda v: np.array(v, np.float32)),
+        lambda v: v.tolist(),
+    ),
     (st.just(np.array([1.0, np.nan])) | st.just([1.0, float("inf")]), lambda v: InvalidArgumentError),
 ]
 
@@ -249,10 +280,13 @@ def test_a_path_with_nul_or_not_utf8_is_refused_by_both_writers(source, path):
     with pytest.raises(InvalidArgumentError), source.metadata_context(create_missing=True) as context:
         context.update_metadata(path, {"ok": 1})
     with pytest.raises(InvalidArgumentError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": pd.Series([path], dtype=object), "ok": [1]}), create_missing=True)
+        source.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": pd.Series([path], dtype=object), "ok": [1]}), create_missing=True
+        )
     with pytest.raises(InvalidArgumentError):
-        source.upload_metadata_from_dataframe(pd.DataFrame({"path": [path.encode("utf-8", "surrogateescape")],
-                                                            "ok": [1]}), create_missing=True)
+        source.upload_metadata_from_dataframe(
+            pd.DataFrame({"path": [path.encode("utf-8", "surrogateescape")], "ok": [1]}), create_missing=True
+        )
     with pytest.raises(InvalidArgumentError), source.metadata_context(create_missing=True) as context:
         context.update_metadata("bad/\udcff", {"ok": 1})
     with pytest.raises(InvalidArgumentError):

@@ -9,8 +9,9 @@ import grpc
 import pytest
 
 from thresher.core.transport import open_channel
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, metadata_service_pb2_grpc
-from thresher.v1 import scanner_service_pb2 as spb, scanner_service_pb2_grpc
+from thresher.v1 import common_pb2, metadata_service_pb2_grpc, scanner_service_pb2_grpc
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import scanner_service_pb2 as spb
 
 TERMINAL = (common_pb2.SCAN_STATE_READY, common_pb2.SCAN_STATE_FAILED)
 
@@ -54,8 +55,9 @@ def scanner(scanner_address):
 
 
 def create_datasource(metadata, namespace: str, uri: str, name: str = "files") -> common_pb2.Datasource:
-    return metadata.CreateDatasource(mpb.CreateDatasourceRequest(namespace=namespace, name=name,
-                                                                 source_uri=uri)).datasource
+    return metadata.CreateDatasource(
+        mpb.CreateDatasourceRequest(namespace=namespace, name=name, source_uri=uri)
+    ).datasource
 
 
 def wait_for_scan(scanner, datasource_id: int, timeout: float = 60.0) -> common_pb2.ScanStatus:

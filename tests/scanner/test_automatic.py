@@ -6,20 +6,23 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from thresher.core.types import TYPE_METADATA_KEY
 from thresher.services.scanner.automatic import AutomaticFields, content_types
 from thresher.services.scanner.scan_sources import Page
-from thresher.core.types import TYPE_METADATA_KEY
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("a/b/photo.JPG", "image/jpeg"),
-    ("x.png", "image/png"),
-    ("notes.txt", "text/plain"),
-    ("archive.tar.gz", "application/gzip"),
-    ("dir.with.dots/README", None),
-    (".hidden", None),
-    ("unknown.zzzz", None),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("a/b/photo.JPG", "image/jpeg"),
+        ("x.png", "image/png"),
+        ("notes.txt", "text/plain"),
+        ("archive.tar.gz", "application/gzip"),
+        ("dir.with.dots/README", None),
+        (".hidden", None),
+        ("unknown.zzzz", None),
+    ],
+)
 def test_content_type_from_the_extension(path, expected):
     assert content_types(pa.array([path, "x.png"])).to_pylist() == [expected, "image/png"]
 
@@ -45,7 +48,7 @@ def pool():
 
 
 def test_batch_without_images_has_no_dimension_columns(pool):
-    mtime = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
+    mtime = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
     mtime_ns = int(mtime.timestamp()) * 10**9 + 678_901_999
     batch = AutomaticFields(_MemorySource({}), pool).batch(Page(["a.txt"], [12], [mtime_ns]))
     assert batch.schema.names == ["path", "size", "modified", "content_type"]
@@ -71,15 +74,24 @@ def test_an_image_that_vanished_keeps_its_other_fields(pool):
 
 
 def test_tagged_pages_get_an_etag_column_and_recorded_types_fill_in_for_extensions(pool):
-    page = Page(["a.txt", "README", "blob", "photo"], [1, 1, 1, 1], [0, 0, 0, 0], ["e1", "e2", "e3", "e4"],
-                ["application/octet-stream", "text/markdown", "binary/octet-stream", "image/png"])
+    page = Page(
+        ["a.txt", "README", "blob", "photo"],
+        [1, 1, 1, 1],
+        [0, 0, 0, 0],
+        ["e1", "e2", "e3", "e4"],
+        ["application/octet-stream", "text/markdown", "binary/octet-stream", "image/png"],
+    )
     source = _MemorySource({"photo": _png((3, 4))})
     batch = AutomaticFields(source, pool).batch(page)
     assert batch.schema.names == ["path", "size", "modified", "content_type", "etag", "width", "height"]
     rows = {row["path"]: row for row in batch.to_pylist()}
     # The extension decides where it implies a type; generic octet-streams say nothing.
     assert [rows[p]["content_type"] for p in ("a.txt", "README", "blob", "photo")] == [
-        "text/plain", "text/markdown", None, "image/png"]
+        "text/plain",
+        "text/markdown",
+        None,
+        "image/png",
+    ]
     assert rows["a.txt"]["etag"] == "e1" and (rows["photo"]["width"], rows["photo"]["height"]) == (3, 4)
 
 

@@ -13,15 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
+from tests.storage_endpoints import commit_files, free_port, unique_bucket
 from thresher.core.scan_status import FAILED, PENDING, READY, ScanStatus
+from thresher.core.storage import (
+    LocalStorage,
+    StorageAccessDeniedError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+    open_storage,
+)
 from thresher.services.scanner import storage_source
+from thresher.services.scanner.metadata_interfaces import DatasourceRef
 from thresher.services.scanner.scan_run import Scan
 from thresher.services.scanner.scan_sources import SourceError, open_source
 from thresher.services.scanner.storage_source import HEADER_CHUNK, HEADER_LIMIT, StorageSource
-from thresher.services.scanner.metadata_interfaces import DatasourceRef
-from thresher.core.storage import (LocalStorage, StorageAccessDeniedError, StorageNotFoundError, StorageUnavailableError,
-                                   open_storage)
-from tests.storage_endpoints import commit_files, free_port, unique_bucket
 
 from .fakes import MemoryIndex
 
@@ -65,6 +70,7 @@ def upserted(index: MemoryIndex) -> list[str]:
 
 
 # -- object stores ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(params=["s3", "gcs"])
 def bucket_uri(request) -> str:
@@ -141,8 +147,10 @@ def test_an_empty_prefix_fails_and_keeps_the_datapoints(bucket_uri, pool):
 
 
 def test_a_missing_bucket_fails_naming_it(s3_endpoint, gcs_endpoint, pool):
-    for uri, bucket in ((f"s3://{unique_bucket('absent')}/data", "S3 bucket"),
-                        (f"gs://{unique_bucket('absent')}/data", "GCS bucket")):
+    for uri, bucket in (
+        (f"s3://{unique_bucket('absent')}/data", "S3 bucket"),
+        (f"gs://{unique_bucket('absent')}/data", "GCS bucket"),
+    ):
         index = MemoryIndex()
         progress = run_scan(uri, index, pool)
         name = uri.split("/")[2]
@@ -171,12 +179,19 @@ def test_denied_access_fails_with_the_storage_reason(tmp_path, pool, monkeypatch
     assert progress.failure_reason == "access denied to objects under s3://locked/data/ (AccessDenied)"
 
 
-@pytest.mark.parametrize("failure", [
-    StorageUnavailableError("the S3 endpoint http://127.0.0.1:9 timed out for s3://b/data/img1.png: no answer "
-                            "within the 1 s read timeout"),
-    StorageNotFoundError("s3://b/data/img1.png does not exist")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        StorageUnavailableError(
+            "the S3 endpoint http://127.0.0.1:9 timed out for s3://b/data/img1.png: no answer "
+            "within the 1 s read timeout"
+        ),
+        StorageNotFoundError("s3://b/data/img1.png does not exist"),
+    ],
+)
 def test_an_endpoint_failing_after_the_listing_fails_the_scan_but_an_unreadable_image_does_not(
-        tmp_path, pool, monkeypatch, failure):
+    tmp_path, pool, monkeypatch, failure
+):
     # An endpoint that fails under the image header reads must fail the scan: indexing the images without
     # their sizes would keep them so for good, as a rescan leaves an unchanged etag alone. A file that
     # cannot be read (changed, vanished) is passed over and keeps its other fields.
@@ -213,6 +228,7 @@ def test_image_sizes_can_be_left_out_for_remote_sources(s3_bucket, pool):
 
 # -- image headers ----------------------------------------------------------------------------------
 
+
 class CountingStorage(LocalStorage):
     def __init__(self, root) -> None:
         super().__init__(root)
@@ -241,9 +257,12 @@ def test_image_headers_are_read_in_bounded_ranges(tmp_path):
 
 # -- git --------------------------------------------------------------------------------------------
 
+
 def test_a_path_in_a_git_revision_is_scanned_and_a_moving_branch_rescanned(git_repo, pool):
-    first = commit_files(git_repo, {**{f"data/f{i}.txt": b"%d" % i for i in range(20)},
-                                    "data/img.png": png(6, 5), "other/x.txt": b"not scanned"})
+    first = commit_files(
+        git_repo,
+        {**{f"data/f{i}.txt": b"%d" % i for i in range(20)}, "data/img.png": png(6, 5), "other/x.txt": b"not scanned"},
+    )
     index = MemoryIndex()
     progress = run_scan("data", index, pool, revision="main", repository=git_repo)
     assert progress.state == READY, progress.failure_reason
@@ -254,8 +273,10 @@ def test_a_path_in_a_git_revision_is_scanned_and_a_moving_branch_rescanned(git_r
 
     # A new commit on main: one file changed, one deleted, one added. The others keep their blob ids,
     # so they are untouched although the commit (and with it `modified`) moved.
-    commit_files(git_repo, {"data/f0.txt": b"changed", "data/f1.txt": None, "data/new.txt": b"new",
-                            "other/x.txt": b"still not scanned"})
+    commit_files(
+        git_repo,
+        {"data/f0.txt": b"changed", "data/f1.txt": None, "data/new.txt": b"new", "other/x.txt": b"still not scanned"},
+    )
     index.upserts.clear()
     progress = run_scan("data", index, pool, revision="main", repository=git_repo)
     assert counts(progress) == (21, 1, 1, 1)
@@ -275,14 +296,18 @@ def test_a_git_uri_source_is_scanned(git_repo, pool):
     assert sorted(index.rows) == ["a.txt"]
 
 
-@pytest.mark.parametrize("path, revision, repository, reason", [
-    ("data", "nope", "{repo}", "git repository {repo} has no revision 'nope'"),
-    ("missing", "main", "{repo}", "no folder 'missing' in git repository {repo} at revision 'main'"),
-    ("data", "main", "", "the namespace has no repository bound"),
-    ("data", "main", "{repo}-absent", "git repository {repo}-absent does not exist"),
-])
-def test_git_sources_that_cannot_be_read_fail_naming_what_is_missing(git_repo, pool, path, revision, repository,
-                                                                       reason):
+@pytest.mark.parametrize(
+    "path, revision, repository, reason",
+    [
+        ("data", "nope", "{repo}", "git repository {repo} has no revision 'nope'"),
+        ("missing", "main", "{repo}", "no folder 'missing' in git repository {repo} at revision 'main'"),
+        ("data", "main", "", "the namespace has no repository bound"),
+        ("data", "main", "{repo}-absent", "git repository {repo}-absent does not exist"),
+    ],
+)
+def test_git_sources_that_cannot_be_read_fail_naming_what_is_missing(
+    git_repo, pool, path, revision, repository, reason
+):
     commit_files(git_repo, {"data/a.txt": b"a"})
     index = MemoryIndex()
     progress = run_scan(path, index, pool, revision=revision, repository=repository.format(repo=git_repo))
@@ -297,6 +322,7 @@ def test_unknown_source_kinds_are_refused():
 
 
 # -- through the services and the client ------------------------------------------------------------
+
 
 def test_a_git_datasource_through_the_client(client, namespace, git_repo, capsys):
     import thresher
@@ -316,7 +342,12 @@ def test_a_git_datasource_through_the_client(client, namespace, git_repo, capsys
     ds.wait_until_ready(timeout=60, progress=False)
     assert sorted(ds.all().arrow["path"].to_pylist()) == ["a.png", "d.txt"]
     status = ds.scan_status
-    assert (status.files_seen, status.datapoints_added, status.datapoints_updated, status.datapoints_removed) == (2, 1, 0, 1)
+    assert (status.files_seen, status.datapoints_added, status.datapoints_updated, status.datapoints_removed) == (
+        2,
+        1,
+        0,
+        1,
+    )
 
 
 def test_an_s3_datasource_through_the_client(client, namespace, s3_bucket):
@@ -332,7 +363,8 @@ def test_an_s3_datasource_through_the_client(client, namespace, s3_bucket):
     assert table.num_rows == 12 and set(table["content_type"].to_pylist()) == {"application/json"}
     assert table["etag"].null_count == 0
 
-    missing = thresher.get_or_create_datasource(namespace, "missing", f"s3://{unique_bucket('absent')}/in",
-                                                connection=client)
+    missing = thresher.get_or_create_datasource(
+        namespace, "missing", f"s3://{unique_bucket('absent')}/in", connection=client
+    )
     with pytest.raises(ScanFailedError, match="S3 bucket .* does not exist"):
         missing.wait_until_ready(timeout=60, progress=False)

@@ -4,8 +4,11 @@ from thresher.services.scanner.scan_sources import Page
 
 def test_splits_added_and_changed_and_keeps_the_removed():
     diff = Diff({"same": (3, 1_000), "grown": (3, 1_000), "touched": (3, 1_000), "gone": (1, 1), "bare": (None, None)})
-    page = Page(["same", "grown", "new", "touched", "bare"], [3, 4, 3, 3, 3],
-                [1_000_999, 1_000_000, 1_000_000, 2_000_000, 2_000_000])  # compared at microseconds
+    page = Page(
+        ["same", "grown", "new", "touched", "bare"],
+        [3, 4, 3, 3, 3],
+        [1_000_999, 1_000_000, 1_000_000, 2_000_000, 2_000_000],
+    )  # compared at microseconds
     added, changed = diff.split(page)
     assert added == Page(["new"], [3], [1_000_000])
     assert changed == Page(["grown", "touched", "bare"], [4, 3, 3], [1_000_000, 2_000_000, 2_000_000])

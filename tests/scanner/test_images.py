@@ -13,10 +13,19 @@ def _encoded(fmt, size=(37, 21), mode="RGB", **options):
     return buffer
 
 
-@pytest.mark.parametrize("fmt, options", [
-    ("PNG", {}), ("GIF", {}), ("BMP", {}), ("WEBP", {}), ("TIFF", {}),
-    ("JPEG", {}), ("JPEG", {"progressive": True}), ("JPEG", {"exif": Image.Exif()}),
-])
+@pytest.mark.parametrize(
+    "fmt, options",
+    [
+        ("PNG", {}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {}),
+        ("TIFF", {}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("JPEG", {"exif": Image.Exif()}),
+    ],
+)
 def test_reads_the_dimensions_of_common_formats(fmt, options):
     assert image_size(_encoded(fmt, **options)) == (37, 21)
 

@@ -101,20 +101,26 @@ def test_open_reads_relative_paths(tmp_path):
         assert file.read() == b"data"
 
 
-@pytest.mark.parametrize("uri, path", [
-    ("file:///data/images", "/data/images"),
-    ("file://localhost/data/my%20images", "/data/my images"),
-    ("/data/images", "/data/images"),
-])
+@pytest.mark.parametrize(
+    "uri, path",
+    [
+        ("file:///data/images", "/data/images"),
+        ("file://localhost/data/my%20images", "/data/my images"),
+        ("/data/images", "/data/images"),
+    ],
+)
 def test_local_paths_from_uris(uri, path):
     assert local_path(uri) == path
 
 
-@pytest.mark.parametrize("uri, message", [
-    ("file://otherhost/data", "must name a local path"),
-    ("data/images", "not an absolute path"),
-    ("ftp://host/data", "ftp:// sources are not supported"),
-])
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("file://otherhost/data", "must name a local path"),
+        ("data/images", "not an absolute path"),
+        ("ftp://host/data", "ftp:// sources are not supported"),
+    ],
+)
 def test_unusable_uris_are_rejected_with_the_reason(uri, message):
     with pytest.raises(SourceError, match=message):
         open_source(uri)

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from thresher.services.scanner.manager import ScanManager, ShuttingDown
 from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
+from thresher.services.scanner.manager import ScanManager, ShuttingDown
 from thresher.services.scanner.metadata_interfaces import DatasourceNotFound, DatasourceRef, MetadataUnavailable
 
 from .fakes import MemoryIndex

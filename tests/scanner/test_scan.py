@@ -4,9 +4,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from thresher.services.scanner.scan_run import Scan
-from thresher.services.scanner.metadata_interfaces import DatasourceRef
 from thresher.core.scan_status import FAILED, PENDING, READY, SCANNING, ScanStatus
+from thresher.services.scanner.metadata_interfaces import DatasourceRef
+from thresher.services.scanner.scan_run import Scan
 
 from .fakes import MemoryIndex
 
@@ -35,7 +35,12 @@ def test_first_scan_writes_everything_in_batches_and_ends_ready(tmp_path, pool):
     index = MemoryIndex()
     progress = _scan(tmp_path, index, pool, batch_rows=(4, 4)).run()
     assert progress.state == READY and progress.finished_at is not None
-    assert (progress.files_seen, progress.datapoints_added, progress.datapoints_updated, progress.datapoints_removed) == (11, 11, 0, 0)
+    assert (
+        progress.files_seen,
+        progress.datapoints_added,
+        progress.datapoints_updated,
+        progress.datapoints_removed,
+    ) == (11, 11, 0, 0)
     assert [len(paths) for paths in index.upserts] == [4, 4, 3]
     assert index.rows["img.png"]["width"] == 8 and index.rows["img.png"]["height"] == 6
     assert index.reports[0].state == SCANNING and index.reports[-1] == progress
@@ -52,7 +57,12 @@ def test_rescan_writes_only_what_changed_and_deletes_what_went(tmp_path, pool):
     (tmp_path / "gone.txt").unlink()
     _files(tmp_path, ["new.txt"])
     progress = _scan(tmp_path, index, pool).run()
-    assert (progress.files_seen, progress.datapoints_added, progress.datapoints_updated, progress.datapoints_removed) == (4, 1, 2, 1)
+    assert (
+        progress.files_seen,
+        progress.datapoints_added,
+        progress.datapoints_updated,
+        progress.datapoints_removed,
+    ) == (4, 1, 2, 1)
     assert [sorted(paths) for paths in index.upserts] == [["grown.txt", "new.txt", "touched.txt"]]
     assert index.deletes == [["gone.txt"]]
     assert index.rows["grown.txt"]["size"] == 6

@@ -10,13 +10,17 @@ import pytest
 from PIL import Image
 
 from thresher.core.arrow_io import read_batch, read_schema
-from thresher.v1 import common_pb2, metadata_service_pb2 as mpb, scanner_service_pb2 as spb
+from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
+from thresher.v1 import scanner_service_pb2 as spb
 
 from .conftest import create_datasource, scan, wait_for_scan
 
 
 def _query(metadata, datasource_id: int) -> dict[str, dict]:
-    responses = iter(metadata.ExecuteQuery(mpb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id))))
+    responses = iter(
+        metadata.ExecuteQuery(mpb.ExecuteQueryRequest(query=common_pb2.Query(datasource_id=datasource_id)))
+    )
     schema = read_schema(next(responses).schema)
     table = pa.Table.from_batches([read_batch(r.record_batch, schema) for r in responses], schema)
     return {row["path"]: row for row in table.to_pylist()}
@@ -24,7 +28,7 @@ def _query(metadata, datasource_id: int) -> dict[str, dict]:
 
 def _modified(path) -> dt.datetime:
     micros = os.stat(path).st_mtime_ns // 1000
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
 
 
 @pytest.fixture
@@ -63,8 +67,12 @@ def test_rescan_adds_updates_and_removes(scanner, metadata, namespace, folder):
     (folder / "notes.txt").unlink()
     (folder / "new.txt").write_text("new!")
     status = scan(scanner, source.id)
-    assert (status.files_seen, status.datapoints_added, status.datapoints_updated, status.datapoints_removed) == \
-        (3, 1, 1, 1)
+    assert (status.files_seen, status.datapoints_added, status.datapoints_updated, status.datapoints_removed) == (
+        3,
+        1,
+        1,
+        1,
+    )
     rows = _query(metadata, source.id)
     assert set(rows) == {"images/a.png", "images/b.jpg", "new.txt"}
     assert (rows["images/a.png"]["width"], rows["images/a.png"]["height"]) == (100, 10)
@@ -90,8 +98,11 @@ def test_unsupported_source_fails_with_the_reason(scanner, metadata, namespace):
 
 def test_a_field_of_another_type_fails_the_scan_and_names_it(scanner, metadata, namespace, folder):
     source = create_datasource(metadata, namespace, str(folder))
-    metadata.DefineFields(mpb.DefineFieldsRequest(datasource_id=source.id, fields=[
-        common_pb2.Field(name="size", type=common_pb2.FIELD_TYPE_STRING)]))
+    metadata.DefineFields(
+        mpb.DefineFieldsRequest(
+            datasource_id=source.id, fields=[common_pb2.Field(name="size", type=common_pb2.FIELD_TYPE_STRING)]
+        )
+    )
     status = scan(scanner, source.id)
     assert status.state == common_pb2.SCAN_STATE_FAILED
     assert status.failure_reason.startswith("metadata service: declaring the automatic fields")
@@ -104,8 +115,9 @@ def test_status_of_a_datasource_never_scanned_is_pending(scanner, metadata, name
     assert status.state == common_pb2.SCAN_STATE_PENDING
 
 
-@pytest.mark.parametrize("datasource_id, code", [(0, grpc.StatusCode.INVALID_ARGUMENT),
-                                                 (10**9, grpc.StatusCode.NOT_FOUND)])
+@pytest.mark.parametrize(
+    "datasource_id, code", [(0, grpc.StatusCode.INVALID_ARGUMENT), (10**9, grpc.StatusCode.NOT_FOUND)]
+)
 def test_bad_datasource_ids_are_rejected(scanner, datasource_id, code):
     for call, request in ((scanner.StartScan, spb.StartScanRequest), (scanner.GetScanStatus, spb.GetScanStatusRequest)):
         with pytest.raises(grpc.RpcError) as caught:
@@ -116,9 +128,10 @@ def test_bad_datasource_ids_are_rejected(scanner, datasource_id, code):
 
 
 def test_a_starting_scanner_resumes_pending_and_interrupted_scans(tmp_path, folder):
-    from thresher.services.metadata.server import create_server as create_metadata, open_store
-    from thresher.services.scanner.server import create_server as create_scanner
     from thresher.core.transport import open_channel
+    from thresher.services.metadata.server import create_server as create_metadata
+    from thresher.services.metadata.server import open_store
+    from thresher.services.scanner.server import create_server as create_scanner
     from thresher.v1 import metadata_service_pb2_grpc, scanner_service_pb2_grpc
 
     store = open_store(str(tmp_path / "home"))
@@ -130,10 +143,16 @@ def test_a_starting_scanner_resumes_pending_and_interrupted_scans(tmp_path, fold
             pending = create_datasource(metadata, "resume/ns", str(folder), "pending")
             interrupted = create_datasource(metadata, "resume/ns", str(folder), "interrupted")
             ready = create_datasource(metadata, "resume/other", str(folder), "ready")
-            metadata.UpdateScanStatus(mpb.UpdateScanStatusRequest(
-                datasource_id=interrupted.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING)))
-            metadata.UpdateScanStatus(mpb.UpdateScanStatusRequest(
-                datasource_id=ready.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY, files_seen=42)))
+            metadata.UpdateScanStatus(
+                mpb.UpdateScanStatusRequest(
+                    datasource_id=interrupted.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_SCANNING)
+                )
+            )
+            metadata.UpdateScanStatus(
+                mpb.UpdateScanStatusRequest(
+                    datasource_id=ready.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY, files_seen=42)
+                )
+            )
             scanner_server, scanner_port = create_scanner("127.0.0.1:0", address)
             try:
                 with open_channel(f"127.0.0.1:{scanner_port}") as scanner_channel:
@@ -169,10 +188,10 @@ class _RecordingIndex:
 
 
 def test_rescan_writes_exactly_the_changes_to_the_metadata_service(scanner_metadata, metadata, namespace, folder):
-    from thresher.services.scanner.manager import ScanManager
-    from thresher.services.scanner.metadata_client import MetadataCatalog
     from thresher.core.scan_status import READY, SCANNING
     from thresher.core.transport import open_channel
+    from thresher.services.scanner.manager import ScanManager
+    from thresher.services.scanner.metadata_client import MetadataCatalog
 
     upserts, deletes = [], []
     with open_channel(scanner_metadata) as channel:

@@ -33,9 +33,15 @@ def test_defaults_types_and_sources():
     assert settings.metadata_listen == "127.0.0.1:7470" and settings.flight_partition_rows == 1_000_000
     assert settings.home == os.path.expanduser("~/.thresher") and settings.flight_peers == ()
     assert settings.source("home") == "default"
-    parsed = Settings.from_env({"THRESHER_FLIGHT_PEERS": " a:1, ,b:2", "THRESHER_FLIGHT_PARTITION_ROWS": "0",
-                                "THRESHER_STORAGE_READ_TIMEOUT": "2.5", "THRESHER_DEBUG": "yes",
-                                "THRESHER_METADATA_ADDRESS": ""})
+    parsed = Settings.from_env(
+        {
+            "THRESHER_FLIGHT_PEERS": " a:1, ,b:2",
+            "THRESHER_FLIGHT_PARTITION_ROWS": "0",
+            "THRESHER_STORAGE_READ_TIMEOUT": "2.5",
+            "THRESHER_DEBUG": "yes",
+            "THRESHER_METADATA_ADDRESS": "",
+        }
+    )
     assert parsed.flight_peers == ("a:1", "b:2") and parsed.flight_partition_rows == 0
     assert parsed.storage_read_timeout == 2.5 and parsed.debug is True
     # An empty variable counts as unset.
@@ -43,10 +49,15 @@ def test_defaults_types_and_sources():
     assert parsed.source("flight_peers") == "$THRESHER_FLIGHT_PEERS"
 
 
-@pytest.mark.parametrize("variable, value", [("THRESHER_FLIGHT_PARTITION_ROWS", "many"),
-                                             ("THRESHER_FLIGHT_PARTITION_ROWS", "-1"),
-                                             ("THRESHER_STORAGE_CONNECT_TIMEOUT", "0"),
-                                             ("THRESHER_DEBUG", "maybe")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("THRESHER_FLIGHT_PARTITION_ROWS", "many"),
+        ("THRESHER_FLIGHT_PARTITION_ROWS", "-1"),
+        ("THRESHER_STORAGE_CONNECT_TIMEOUT", "0"),
+        ("THRESHER_DEBUG", "maybe"),
+    ],
+)
 def test_a_bad_value_names_the_variable_and_the_value(variable, value):
     with pytest.raises(SettingsError, match=rf"\${variable} must be .*{value!r}") as caught:
         Settings.from_env({variable: value})
@@ -54,8 +65,14 @@ def test_a_bad_value_names_the_variable_and_the_value(variable, value):
 
 
 def test_secrets_are_masked_in_repr_and_in_what_is_shown():
-    settings = Settings.from_env({"THRESHER_TOKENS": "s3cret=alice:*:write", "THRESHER_TOKEN": "t0ken",
-                                  "THRESHER_POSTGRES_URL": "postgresql://u:pw@h/db", "THRESHER_SERVICE_TOKEN": "svc"})
+    settings = Settings.from_env(
+        {
+            "THRESHER_TOKENS": "s3cret=alice:*:write",
+            "THRESHER_TOKEN": "t0ken",
+            "THRESHER_POSTGRES_URL": "postgresql://u:pw@h/db",
+            "THRESHER_SERVICE_TOKEN": "svc",
+        }
+    )
     text = repr(settings)
     for secret in ("s3cret", "t0ken", "pw@h", "svc"):
         assert secret not in text
@@ -110,16 +127,24 @@ def _thresher_literals(path: pathlib.Path) -> list[str]:
     texts that mention ``$THRESHER_HOME`` in passing are documentation, not reads)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"THRESHER_[A-Z0-9_]*",
-                                                                                           node.value.strip()):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"THRESHER_[A-Z0-9_]*", node.value.strip())
+        ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     return found
 
 
 def test_nothing_but_the_settings_module_names_a_thresher_variable():
     settings_module = ROOT / "client" / "thresher" / "core" / "settings.py"
-    found = [hit for folder in ("client", "services") for path in sorted((ROOT / folder).rglob("*.py"))
-             if path != settings_module for hit in _thresher_literals(path)]
+    found = [
+        hit
+        for folder in ("client", "services")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path != settings_module
+        for hit in _thresher_literals(path)
+    ]
     assert found == [], "read these through thresher.core.settings (env_name() for messages):\n" + "\n".join(found)
 
 
@@ -136,8 +161,11 @@ def test_the_settings_table_in_the_docs_is_the_generated_one():
 
 @pytest.mark.parametrize("part", SERVICES)
 def test_a_services_help_names_every_setting_it_reads(part, capsys):
-    module = {"metadata": "thresher.services.metadata.server", "scanner": "thresher.services.scanner.server",
-              "flight": "thresher.services.flight.server"}[part]
+    module = {
+        "metadata": "thresher.services.metadata.server",
+        "scanner": "thresher.services.scanner.server",
+        "flight": "thresher.services.flight.server",
+    }[part]
     main = __import__(module, fromlist=["main"]).main
     with pytest.raises(SystemExit) as done:
         main(["--help"])
@@ -154,8 +182,9 @@ def _service_env(**extra: str) -> dict[str, str]:
     return {**environ, **extra}
 
 
-@pytest.mark.parametrize("module", ["thresher.services.metadata", "thresher.services.scanner",
-                                    "thresher.services.flight"])
+@pytest.mark.parametrize(
+    "module", ["thresher.services.metadata", "thresher.services.scanner", "thresher.services.flight"]
+)
 def test_a_service_started_with_a_misspelt_variable_refuses_to_start(module, tmp_path):
     environ = _service_env(THRESHER_HOME=str(tmp_path), THRESHER_TOKENS_FIEL="/etc/tokens")
     done = subprocess.run([sys.executable, "-m", module], env=environ, capture_output=True, text=True, timeout=120)
@@ -167,16 +196,22 @@ def test_a_service_started_with_a_misspelt_variable_refuses_to_start(module, tmp
 
 def test_a_service_started_with_a_bad_value_names_it(tmp_path):
     environ = _service_env(THRESHER_HOME=str(tmp_path), THRESHER_FLIGHT_PARTITION_ROWS="lots")
-    done = subprocess.run([sys.executable, "-m", "thresher.services.flight"], env=environ, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "thresher.services.flight"], env=environ, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "$THRESHER_FLIGHT_PARTITION_ROWS must be a whole number" in done.stderr
 
 
 def test_the_metadata_service_runs_from_its_settings_alone(tmp_path):
     """``python -m thresher.services.metadata`` configured by the environment only, stopped by SIGTERM."""
     environ = _service_env(THRESHER_HOME=str(tmp_path), THRESHER_METADATA_LISTEN="127.0.0.1:0")
-    process = subprocess.Popen([sys.executable, "-m", "thresher.services.metadata"], env=environ,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thresher.services.metadata"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         port = None
         for line in process.stdout:  # the service logs the port it bound: "serving ... (port N)"
@@ -200,16 +235,23 @@ def test_create_server_takes_settings_for_each_service(tmp_path):
     from thresher.services.metadata.server import create_server as create_metadata
     from thresher.services.scanner.server import create_server as create_scanner
 
-    settings = Settings.from_env({env_name("home"): str(tmp_path), env_name("metadata_listen"): "127.0.0.1:0",
-                                  env_name("metadata_data_listen"): "127.0.0.1:0",
-                                  # the old name of the scanner's bind address still binds it
-                                  "THRESHER_SCANNER_ADDRESS": "127.0.0.1:0", env_name("flight_listen"): "127.0.0.1:0",
-                                  env_name("flight_partition_rows"): "3"})
+    settings = Settings.from_env(
+        {
+            env_name("home"): str(tmp_path),
+            env_name("metadata_listen"): "127.0.0.1:0",
+            env_name("metadata_data_listen"): "127.0.0.1:0",
+            # the old name of the scanner's bind address still binds it
+            "THRESHER_SCANNER_ADDRESS": "127.0.0.1:0",
+            env_name("flight_listen"): "127.0.0.1:0",
+            env_name("flight_partition_rows"): "3",
+        }
+    )
     metadata, port = create_metadata(settings)
     try:
         assert port > 0 and metadata.data_port > 0
-        settings = settings.replace(metadata_address=f"127.0.0.1:{port}",
-                                    metadata_data_address=f"127.0.0.1:{metadata.data_port}")
+        settings = settings.replace(
+            metadata_address=f"127.0.0.1:{port}", metadata_data_address=f"127.0.0.1:{metadata.data_port}"
+        )
         scanner, scanner_port = create_scanner(settings)
         flight, flight_port = create_flight(settings)
         try:
@@ -253,8 +295,9 @@ def test_a_flag_reaches_code_that_reads_one_setting_from_the_process_environment
     monkeypatch.setenv("THRESHER_METADATA_LISTEN", "")
     monkeypatch.setenv("THRESHER_STORAGE_RETRIES", "4")
     parser = build_parser()
-    settings = from_arguments(parser, parser.parse_args(["--staging-dir", "/srv/staging", "--address", "h:1"]),
-                              "metadata")
+    settings = from_arguments(
+        parser, parser.parse_args(["--staging-dir", "/srv/staging", "--address", "h:1"]), "metadata"
+    )
     assert settings.staging_dir == "/srv/staging" and settings.metadata_listen == "h:1"
     assert settings.source("metadata_listen") == "--metadata-listen" and settings.storage_retries == 4
     assert StagingArea().directory == "/srv/staging"

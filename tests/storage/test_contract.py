@@ -36,8 +36,12 @@ def test_listing_is_paginated_and_complete(storage):
 def test_listing_by_string_prefix_and_empty_prefix(storage):
     fill(storage, 3, "images/")
     storage.write("imagery.txt", b"i")
-    assert sorted(e.path for e in storage.list("image")) == ["imagery.txt", "images/000.bin", "images/001.bin",
-                                                              "images/002.bin"]
+    assert sorted(e.path for e in storage.list("image")) == [
+        "imagery.txt",
+        "images/000.bin",
+        "images/001.bin",
+        "images/002.bin",
+    ]
     assert list(storage.list("nothing/here")) == []
 
 
@@ -99,8 +103,11 @@ def test_stat_exists_overwrite_delete(storage, tmp_path):
 
 
 def test_missing_objects_are_named(storage):
-    for call in (lambda: storage.read("no/such.bin"), lambda: storage.stat("no/such.bin"),
-                 lambda: list(storage.stream("no/such.bin"))):
+    for call in (
+        lambda: storage.read("no/such.bin"),
+        lambda: storage.stat("no/such.bin"),
+        lambda: list(storage.stream("no/such.bin")),
+    ):
         with pytest.raises(StorageNotFoundError, match="no/such.bin") as caught:
             call()
         assert isinstance(caught.value, NotFoundError) and isinstance(caught.value, FileNotFoundError)

@@ -7,19 +7,28 @@ import os
 import pytest
 
 from tests.storage_endpoints import commit_files, git
-from thresher.core.storage import (GitStorage, InvalidStorageUriError, ReadOnlyStorageError, StorageNotFoundError,
-                                   UnknownRevisionError, for_datasource, git_uri, open_storage, parse_git_uri)
+from thresher.core.storage import (
+    GitStorage,
+    InvalidStorageUriError,
+    ReadOnlyStorageError,
+    StorageNotFoundError,
+    UnknownRevisionError,
+    for_datasource,
+    git_uri,
+    open_storage,
+    parse_git_uri,
+)
 
 
 @pytest.fixture
 def history(git_repo):
     """A repository with two commits on main and a tag at the first."""
-    first = commit_files(git_repo, {"data/a.txt": b"alpha", "data/sub/b.txt": b"bee", "data/link-target.txt": b"t",
-                                    "README": b"readme"})
+    first = commit_files(
+        git_repo, {"data/a.txt": b"alpha", "data/sub/b.txt": b"bee", "data/link-target.txt": b"t", "README": b"readme"}
+    )
     os.symlink("link-target.txt", os.path.join(git_repo, "data", "link.txt"))
     git(git_repo, "tag", "v1")
-    second = commit_files(git_repo, {"data/a.txt": b"alpha, changed", "data/new.txt": b"new",
-                                     "data/sub/b.txt": None})
+    second = commit_files(git_repo, {"data/a.txt": b"alpha, changed", "data/new.txt": b"new", "data/sub/b.txt": None})
     return git_repo, first, second
 
 
@@ -43,7 +52,11 @@ def test_pages_and_the_whole_repository(history):
     storage = GitStorage(repo, second)
     pages = list(storage.pages(page_size=2))
     assert [len(p) for p in pages] == [2, 2] and {e.path for p in pages for e in p} == {
-        "README", "data/a.txt", "data/link-target.txt", "data/new.txt"}
+        "README",
+        "data/a.txt",
+        "data/link-target.txt",
+        "data/new.txt",
+    }
 
 
 def test_reads_bytes_and_ranges_at_the_revision(history):
@@ -134,7 +147,10 @@ def test_uri_round_trip_and_factory(history):
     uri = git_uri(repo, "v1", "data/sub")
     assert parse_git_uri(uri) == (repo, "v1", "data/sub")
     assert parse_git_uri("git+https://user@host.example/r.git@feature/x#subdirectory=a%20b") == (
-        "https://user@host.example/r.git", "feature/x", "a b")
+        "https://user@host.example/r.git",
+        "feature/x",
+        "a b",
+    )
     assert parse_git_uri("git+ssh://git@host/r.git") == ("ssh://git@host/r.git", "", "")
     storage = open_storage(uri)
     assert storage.commit == first and [e.path for e in storage.list()] == ["b.txt"]

@@ -7,8 +7,14 @@ import os
 
 import pytest
 
-from thresher.core.storage import (BlobNotFoundError, InvalidStorageUriError, LocalStorage, StorageNotFoundError,
-                                   open_storage, split_object_uri)
+from thresher.core.storage import (
+    BlobNotFoundError,
+    InvalidStorageUriError,
+    LocalStorage,
+    StorageNotFoundError,
+    open_storage,
+    split_object_uri,
+)
 from thresher.core.storage.blobs import BLOB_STORE_ENV, BlobStore, blob_store_location, open_blob_store
 
 

@@ -7,8 +7,13 @@ import urllib.request
 import pytest
 
 from tests.storage_endpoints import free_port
-from thresher.core.storage import (StorageAccessDeniedError, StorageError, StorageNotFoundError, StorageUnavailableError,
-                                   open_storage)
+from thresher.core.storage import (
+    StorageAccessDeniedError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+    open_storage,
+)
 from thresher.core.storage.gcs import GCSStorage
 from thresher.core.storage.s3 import S3Storage
 
@@ -36,8 +41,9 @@ def _client_for(url: str):
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client("s3", endpoint_url=url, region_name="us-east-1",
-                                          config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+    return boto3.session.Session().client(
+        "s3", endpoint_url=url, region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=2)
+    )
 
 
 def test_s3_access_denied_is_mapped(s3_bucket):
@@ -63,8 +69,9 @@ def test_s3_without_credentials(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    client = boto3.session.Session().client("s3", endpoint_url=s3_endpoint.url, region_name="us-east-1",
-                                            config=Config(retries={"max_attempts": 1}))
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=s3_endpoint.url, region_name="us-east-1", config=Config(retries={"max_attempts": 1})
+    )
     with pytest.raises(StorageAccessDeniedError, match="no AWS credentials found"):
         S3Storage("bucket", client=client).read("a.bin")
 

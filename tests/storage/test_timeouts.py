@@ -10,17 +10,28 @@ from thresher.core.storage.timeouts import timeout_kind
 
 def test_defaults_and_settings_are_read_from_the_environment():
     assert StorageTimeouts.from_env({}) == StorageTimeouts(connect=10.0, read=60.0, retries=3, deadline=60.0)
-    settings = StorageTimeouts.from_env({"THRESHER_STORAGE_CONNECT_TIMEOUT": "0.5",
-                                         "THRESHER_STORAGE_READ_TIMEOUT": "7", "THRESHER_STORAGE_RETRIES": "0",
-                                         "THRESHER_STORAGE_RETRY_DEADLINE": "9"})
+    settings = StorageTimeouts.from_env(
+        {
+            "THRESHER_STORAGE_CONNECT_TIMEOUT": "0.5",
+            "THRESHER_STORAGE_READ_TIMEOUT": "7",
+            "THRESHER_STORAGE_RETRIES": "0",
+            "THRESHER_STORAGE_RETRY_DEADLINE": "9",
+        }
+    )
     assert settings == StorageTimeouts(connect=0.5, read=7.0, retries=0, deadline=9.0)
     assert settings.attempts == 1 and settings.pair == (0.5, 7.0)
 
 
-@pytest.mark.parametrize("name, value", [("THRESHER_STORAGE_READ_TIMEOUT", "soon"),
-                                         ("THRESHER_STORAGE_CONNECT_TIMEOUT", "0"),
-                                         ("THRESHER_STORAGE_RETRY_DEADLINE", "inf"),
-                                         ("THRESHER_STORAGE_RETRIES", "-1"), ("THRESHER_STORAGE_RETRIES", "1.5")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("THRESHER_STORAGE_READ_TIMEOUT", "soon"),
+        ("THRESHER_STORAGE_CONNECT_TIMEOUT", "0"),
+        ("THRESHER_STORAGE_RETRY_DEADLINE", "inf"),
+        ("THRESHER_STORAGE_RETRIES", "-1"),
+        ("THRESHER_STORAGE_RETRIES", "1.5"),
+    ],
+)
 def test_a_bad_setting_is_refused_naming_it(name, value):
     with pytest.raises(StorageConfigError, match=rf"\${name} must be .*{value!r}"):
         StorageTimeouts.from_env({name: value})
@@ -49,6 +60,7 @@ def test_a_gcs_storage_passes_its_timeouts_and_bounds_its_attempts(gcs_endpoint,
     def failing():
         calls.append(1)
         raise ConnectionError("refused")
+
     with pytest.raises(ConnectionError):
         storage._retry.with_delay(initial=0.001, maximum=0.001)(failing)()
     assert len(calls) == 3

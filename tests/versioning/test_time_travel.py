@@ -14,7 +14,7 @@ import thresher
 from thresher import Field
 from thresher.local_services import LocalServices
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _empty_folder() -> str:
@@ -98,7 +98,10 @@ def test_datasets_pin_their_instant_or_reproduce_their_save_time(client, namespa
 
     pinned = thresher.datasets.get_dataset(namespace, "pinned", connection=client)
     assert sorted(pinned.all().paths) == ["a", "b"]
-    assert sorted(thresher.datasets.get_dataset(namespace, "pinned", as_of="now", connection=client).all().paths) == ["b", "c"]
+    assert sorted(thresher.datasets.get_dataset(namespace, "pinned", as_of="now", connection=client).all().paths) == [
+        "b",
+        "c",
+    ]
     live = thresher.datasets.get_dataset(namespace, "live", connection=client)
     assert sorted(live.all().paths) == ["b", "c"]
     reproduced = thresher.datasets.get_dataset(namespace, "live", as_of="saved", connection=client)

@@ -27,24 +27,35 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="thresher", prog_name="thresher")
 # Unset options fall back to the environment through thresher.core.settings (in Connection).
-@click.option("--metadata-address", metavar="HOST:PORT",
-              help="metadata service (default $THRESHER_METADATA_ADDRESS or 127.0.0.1:7470)")
-@click.option("--scanner-address", metavar="HOST:PORT",
-              help="scanner service (default $THRESHER_SCANNER_ADDRESS or 127.0.0.1:7471)")
-@click.option("--flight-address", metavar="HOST:PORT",
-              help="flight service (default $THRESHER_FLIGHT_ADDRESS or 127.0.0.1:7472)")
+@click.option(
+    "--metadata-address",
+    metavar="HOST:PORT",
+    help="metadata service (default $THRESHER_METADATA_ADDRESS or 127.0.0.1:7470)",
+)
+@click.option(
+    "--scanner-address",
+    metavar="HOST:PORT",
+    help="scanner service (default $THRESHER_SCANNER_ADDRESS or 127.0.0.1:7471)",
+)
+@click.option(
+    "--flight-address", metavar="HOST:PORT", help="flight service (default $THRESHER_FLIGHT_ADDRESS or 127.0.0.1:7472)"
+)
 @click.option("--token", metavar="TOKEN", help="bearer token (default $THRESHER_TOKEN)")
 @click.pass_context
-def cli(ctx: click.Context, metadata_address: str | None, scanner_address: str | None,
-        flight_address: str | None, token: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    metadata_address: str | None,
+    scanner_address: str | None,
+    flight_address: str | None,
+    token: str | None,
+) -> None:
     """Thresher: an open, self-hosted data engine for ML datasets.
 
     NAME (in scan, query, export, download) is OWNER/NAMESPACE/DATASOURCE, e.g. team/pets/images; a
     saved dataset of that namespace is found by the same name when no datasource has it, or always
     with the prefix dataset:, e.g. dataset:team/pets/cats.
     """
-    ctx.obj = {"metadata": metadata_address, "scanner": scanner_address, "flight": flight_address,
-               "token": token}
+    ctx.obj = {"metadata": metadata_address, "scanner": scanner_address, "flight": flight_address, "token": token}
 
 
 def connection(ctx: click.Context) -> Connection:
@@ -54,8 +65,9 @@ def connection(ctx: click.Context) -> Connection:
     options = ctx.find_root().obj
     if "connection" not in options:
         # Passed explicitly to every call rather than made the process default: main() may run in-process.
-        options["connection"] = Connection(options.get("metadata"), options.get("flight"), options.get("scanner"),
-                                           token=options.get("token"))
+        options["connection"] = Connection(
+            options.get("metadata"), options.get("flight"), options.get("scanner"), token=options.get("token")
+        )
         ctx.find_root().call_on_close(options["connection"].close)
     found: Connection = options["connection"]
     return found
@@ -135,6 +147,12 @@ def _describe(error: BaseException) -> str:
     return " ".join(text.split())  # one line, whatever the message held
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      file: TextIO | None = None, line: str | None = None) -> None:
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     console.warn(" ".join(str(message).split()))

@@ -9,8 +9,9 @@ from thresher.core.settings import PARTS, Settings, unknown_variables
 
 
 @click.command()
-@click.option("--part", type=click.Choice(PARTS), default=None,
-              help="only the settings this part reads (default: every setting)")
+@click.option(
+    "--part", type=click.Choice(PARTS), default=None, help="only the settings this part reads (default: every setting)"
+)
 @click.option("--changed", is_flag=True, help="only the settings the environment sets")
 def config(part: str | None, changed: bool) -> int:
     """Print every Thresher setting: its variable, its value here, where the value comes from, who reads it.

@@ -36,5 +36,7 @@ def resolve(name: str, connection: Any) -> Any:
     try:
         return datasets.get_dataset(namespace, short, connection=connection)
     except NotFoundError:
-        raise NotFoundError(f"namespace '{namespace}' has no datasource or saved dataset named '{short}' "
-                            f"(thresher ls {namespace} lists them)") from None
+        raise NotFoundError(
+            f"namespace '{namespace}' has no datasource or saved dataset named '{short}' "
+            f"(thresher ls {namespace} lists them)"
+        ) from None

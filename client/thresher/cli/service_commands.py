@@ -24,11 +24,20 @@ GALLERY_PORT_OFFSET = 3  # metadata, scanner, flight, then the gallery (the data
 @click.command()
 @click.option("--home", default=thresher_home, show_default="$THRESHER_HOME or ~/.thresher", help="store folder")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", type=int, default=7470, show_default=True,
-              help="metadata port; scanner and flight take the next two, the gallery the third after it, the internal data port the fifth "
-                   "after it (0 picks free ports)")
-@click.option("--gallery/--no-gallery", default=True, show_default=True,
-              help="also serve the web gallery (port + 3; needs the gallery extra)")
+@click.option(
+    "--port",
+    type=int,
+    default=7470,
+    show_default=True,
+    help="metadata port; scanner and flight take the next two, the gallery the third after it, the internal data port the fifth "
+    "after it (0 picks free ports)",
+)
+@click.option(
+    "--gallery/--no-gallery",
+    default=True,
+    show_default=True,
+    help="also serve the web gallery (port + 3; needs the gallery extra)",
+)
 def up(home: str, host: str, port: int, gallery: bool) -> None:
     """Run the metadata, scanner and flight services, and the web gallery, on this machine until Ctrl-C."""
     from thresher.local_services import LocalServices
@@ -63,18 +72,25 @@ def _start_gallery(services: LocalServices, host: str, port: int) -> GalleryServ
 
     assert services.home is not None, "LocalServices.start() set it"
     try:
-        return serve(host=host, port=port + GALLERY_PORT_OFFSET if port else 0,
-                     metadata_address=services.metadata_address, flight_address=services.flight_address,
-                     scanner_address=services.scanner_address,
-                     cache_dir=os.path.join(services.home, "gallery-cache"))
+        return serve(
+            host=host,
+            port=port + GALLERY_PORT_OFFSET if port else 0,
+            metadata_address=services.metadata_address,
+            flight_address=services.flight_address,
+            scanner_address=services.scanner_address,
+            cache_dir=os.path.join(services.home, "gallery-cache"),
+        )
     except MissingExtraError as error:
         console.warn(f"no gallery: {error}")
         return None
 
 
 @click.command()
-@click.option("--url", default=lambda: Settings.from_env().gallery_url,
-              help="the gallery's address (default $THRESHER_GALLERY_URL or what `thresher up` serves)")
+@click.option(
+    "--url",
+    default=lambda: Settings.from_env().gallery_url,
+    help="the gallery's address (default $THRESHER_GALLERY_URL or what `thresher up` serves)",
+)
 @click.option("--no-browser", is_flag=True, help="only print the address")
 def ui(url: str, no_browser: bool) -> None:
     """Open the web gallery that `thresher up` serves in a browser."""
@@ -86,8 +102,9 @@ def ui(url: str, no_browser: bool) -> None:
 
 
 @click.command()
-@click.option("--images", type=click.IntRange(min=1), default=48, show_default=True,
-              help="how many synthetic images to index")
+@click.option(
+    "--images", type=click.IntRange(min=1), default=48, show_default=True, help="how many synthetic images to index"
+)
 @click.option("--home", default=None, help="store folder (default: a temporary one)")
 def demo(images: int, home: str | None) -> int:
     """Start the services on a throwaway store and run the whole flow, step by step."""
@@ -97,8 +114,9 @@ def demo(images: int, home: str | None) -> int:
 
 
 @click.command()
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
-              help="seconds to wait for each service")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True, help="seconds to wait for each service"
+)
 @click.pass_context
 def status(ctx: click.Context, timeout: float) -> int:
     """Show the service addresses and whether each one answers (exit 1 if one does not)."""

@@ -21,10 +21,10 @@ def token() -> None:
 
 @token.command()
 @click.option("--subject", required=True, help="who the token speaks for (recorded with every write)")
-@click.option("--namespace", "pattern", default="*", show_default=True,
-              help="namespace glob it may reach, e.g. team/*")
-@click.option("--mode", type=click.Choice(["read", "write"]), default="read", show_default=True,
-              help="write includes read")
+@click.option("--namespace", "pattern", default="*", show_default=True, help="namespace glob it may reach, e.g. team/*")
+@click.option(
+    "--mode", type=click.Choice(["read", "write"]), default="read", show_default=True, help="write includes read"
+)
 @click.option("--plain", is_flag=True, help="put the token itself in the config line instead of its sha256 digest")
 def create(subject: str, pattern: str, mode: str, plain: bool) -> None:
     """Print a new random token (stdout) and the config line that grants it (stderr explains where).
@@ -38,8 +38,10 @@ def create(subject: str, pattern: str, mode: str, plain: bool) -> None:
     key = new if plain else "sha256:" + hashlib.sha256(new.encode()).hexdigest()
     print(new)
     print(f"{key}={subject}:{pattern}:{mode}")
-    console.note("line 1 is the token (give it to the client as $THRESHER_TOKEN); add line 2 to the file named by "
-                 "$THRESHER_TOKENS_FILE (or $THRESHER_TOKENS) of every service, then restart them")
+    console.note(
+        "line 1 is the token (give it to the client as $THRESHER_TOKEN); add line 2 to the file named by "
+        "$THRESHER_TOKENS_FILE (or $THRESHER_TOKENS) of every service, then restart them"
+    )
 
 
 COMMANDS = [token]

@@ -45,15 +45,27 @@ def serialize_batches(batches: Iterable[pa.RecordBatch], max_bytes: int = TARGET
             yield piece.serialize().to_pybytes()
 
 
-def upsert_table_requests(datasource_id: int, path_column: str, schema: pa.Schema,
-                          batches: Iterable[pa.RecordBatch], create_missing: bool = False, staging_session: str = "",
-                          block_index: int = 0) -> Iterator[metadata_service_pb2.UpsertTableRequest]:
+def upsert_table_requests(
+    datasource_id: int,
+    path_column: str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    create_missing: bool = False,
+    staging_session: str = "",
+    block_index: int = 0,
+) -> Iterator[metadata_service_pb2.UpsertTableRequest]:
     """The UpsertTable stream for ``batches``: header, schema, batches, then the end that commits it
     (or, with ``staging_session``, stages it as block ``block_index`` of that session)."""
     request = metadata_service_pb2.UpsertTableRequest
-    yield request(header=metadata_service_pb2.UpsertTableHeader(
-        datasource_id=datasource_id, path_column=path_column, create_missing=create_missing,
-        staging_session=staging_session, block_index=block_index))
+    yield request(
+        header=metadata_service_pb2.UpsertTableHeader(
+            datasource_id=datasource_id,
+            path_column=path_column,
+            create_missing=create_missing,
+            staging_session=staging_session,
+            block_index=block_index,
+        )
+    )
     yield request(schema=serialize_schema(schema))
     sent = rows = 0
     for batch in batches:

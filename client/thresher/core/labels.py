@@ -31,11 +31,21 @@ KINDS = (CLASSIFICATION, DETECTIONS, POLYLINES, KEYPOINTS, SEGMENTATION)
 OBJECT_KINDS = (DETECTIONS, POLYLINES, KEYPOINTS)
 
 _POINTS = pa.list_(pa.list_(pa.float64()))
-_COMMON = [pa.field("confidence", pa.float64()), pa.field("instance_id", pa.int64()),
-           pa.field("attributes", pa.string())]
+_COMMON = [
+    pa.field("confidence", pa.float64()),
+    pa.field("instance_id", pa.int64()),
+    pa.field("attributes", pa.string()),
+]
 DETECTION_TYPE = pa.struct([pa.field("label", pa.string()), pa.field("box", pa.list_(pa.float64())), *_COMMON])
-POLYLINE_TYPE = pa.struct([pa.field("label", pa.string()), pa.field("points", _POINTS),
-                           pa.field("closed", pa.bool_()), pa.field("filled", pa.bool_()), *_COMMON])
+POLYLINE_TYPE = pa.struct(
+    [
+        pa.field("label", pa.string()),
+        pa.field("points", _POINTS),
+        pa.field("closed", pa.bool_()),
+        pa.field("filled", pa.bool_()),
+        *_COMMON,
+    ]
+)
 KEYPOINT_TYPE = pa.struct([pa.field("label", pa.string()), pa.field("points", _POINTS), *_COMMON])
 
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -47,8 +57,13 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     SEGMENTATION: pa.struct([pa.field("mask", pa.string()), pa.field("classes", pa.list_(pa.string()))]),
 }
 # What an upload sends for a segmentation: the mask's bytes (stored as a blob) or an existing digest.
-SEGMENTATION_WRITE_TYPE = pa.struct([pa.field("mask", pa.string()), pa.field("mask_bytes", pa.large_binary()),
-                                     pa.field("classes", pa.list_(pa.string()))])
+SEGMENTATION_WRITE_TYPE = pa.struct(
+    [
+        pa.field("mask", pa.string()),
+        pa.field("mask_bytes", pa.large_binary()),
+        pa.field("classes", pa.list_(pa.string())),
+    ]
+)
 
 
 def canonical_attributes(attributes: Mapping[str, Any] | None) -> str | None:
@@ -91,8 +106,13 @@ class Detection:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_plain(self) -> dict[str, Any]:
-        return {"label": self.label, "box": [float(v) for v in self.box], "confidence": self.confidence,
-                "instance_id": self.instance_id, "attributes": canonical_attributes(self.attributes)}
+        return {
+            "label": self.label,
+            "box": [float(v) for v in self.box],
+            "confidence": self.confidence,
+            "instance_id": self.instance_id,
+            "attributes": canonical_attributes(self.attributes),
+        }
 
 
 @dataclass(frozen=True)
@@ -108,9 +128,15 @@ class Polyline:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_plain(self) -> dict[str, Any]:
-        return {"label": self.label, "points": [[float(x), float(y)] for x, y in self.points],
-                "closed": bool(self.closed), "filled": bool(self.filled), "confidence": self.confidence,
-                "instance_id": self.instance_id, "attributes": canonical_attributes(self.attributes)}
+        return {
+            "label": self.label,
+            "points": [[float(x), float(y)] for x, y in self.points],
+            "closed": bool(self.closed),
+            "filled": bool(self.filled),
+            "confidence": self.confidence,
+            "instance_id": self.instance_id,
+            "attributes": canonical_attributes(self.attributes),
+        }
 
 
 @dataclass(frozen=True)
@@ -124,9 +150,13 @@ class Keypoint:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_plain(self) -> dict[str, Any]:
-        return {"label": self.label, "points": [[float(x), float(y)] for x, y in self.points],
-                "confidence": self.confidence, "instance_id": self.instance_id,
-                "attributes": canonical_attributes(self.attributes)}
+        return {
+            "label": self.label,
+            "points": [[float(x), float(y)] for x, y in self.points],
+            "confidence": self.confidence,
+            "instance_id": self.instance_id,
+            "attributes": canonical_attributes(self.attributes),
+        }
 
 
 class _Objects:
@@ -137,8 +167,9 @@ class _Objects:
         self.objects = tuple(objects)
         for obj in self.objects:
             if not isinstance(obj, self.item):
-                raise InvalidArgumentError(f"{type(self).__name__} holds {self.item.__name__} objects, "
-                                           f"not {type(obj).__name__}")
+                raise InvalidArgumentError(
+                    f"{type(self).__name__} holds {self.item.__name__} objects, not {type(obj).__name__}"
+                )
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.objects)
@@ -217,14 +248,25 @@ def from_plain(kind: str, value: Any) -> Label | None:
         return Segmentation(value["mask"], tuple(value.get("classes") or ()))
 
     def common(obj: dict[str, Any]) -> dict[str, Any]:
-        return {"confidence": obj.get("confidence"), "instance_id": obj.get("instance_id"),
-                "attributes": _attributes(obj.get("attributes"))}
+        return {
+            "confidence": obj.get("confidence"),
+            "instance_id": obj.get("instance_id"),
+            "attributes": _attributes(obj.get("attributes")),
+        }
 
     if kind == DETECTIONS:
         return Detections(Detection(o["label"], tuple(o["box"]), **common(o)) for o in value)
     if kind == POLYLINES:
-        return Polylines(Polyline(o["label"], tuple(tuple(p) for p in o["points"]), bool(o.get("closed")),
-                                  bool(o.get("filled")), **common(o)) for o in value)
+        return Polylines(
+            Polyline(
+                o["label"],
+                tuple(tuple(p) for p in o["points"]),
+                bool(o.get("closed")),
+                bool(o.get("filled")),
+                **common(o),
+            )
+            for o in value
+        )
     if kind == KEYPOINTS:
         return Keypoints(Keypoint(o["label"], tuple(tuple(p) for p in o["points"]), **common(o)) for o in value)
     raise InvalidArgumentError(f"unknown annotation kind {kind!r}")
@@ -246,8 +288,11 @@ def _segmentation_row(value: Label | None) -> dict[str, Any] | None:
     if not isinstance(value, Segmentation):
         raise InvalidArgumentError(f"a {SEGMENTATION} column got a {type(value).__name__} value")
     mask = value.mask
-    return {"mask": mask if isinstance(mask, str) else None, "mask_bytes": mask if isinstance(mask, bytes) else None,
-            "classes": list(value.classes)}
+    return {
+        "mask": mask if isinstance(mask, str) else None,
+        "mask_bytes": mask if isinstance(mask, bytes) else None,
+        "classes": list(value.classes),
+    }
 
 
 def from_arrow(kind: str, array: pa.Array | pa.ChunkedArray) -> list[Label | None]:
@@ -308,12 +353,17 @@ def to_proto(value: Label, field_type: common_pb2.FieldType) -> common_pb2.Annot
 def plain_from_proto(kind: str, message: common_pb2.Annotation) -> Any:
     """The plain value (a write value: segmentation carries ``mask_bytes``) of a protobuf Annotation."""
     if kind == SEGMENTATION:
-        return {"mask": message.mask or None, "mask_bytes": message.mask_bytes or None,
-                "classes": list(message.classes)}
+        return {
+            "mask": message.mask or None,
+            "mask_bytes": message.mask_bytes or None,
+            "classes": list(message.classes),
+        }
     objects = []
     for item in message.objects:
-        obj: dict[str, Any] = {"label": item.label,
-                               "confidence": item.confidence if item.HasField("confidence") else None}
+        obj: dict[str, Any] = {
+            "label": item.label,
+            "confidence": item.confidence if item.HasField("confidence") else None,
+        }
         if kind != CLASSIFICATION:
             obj["instance_id"] = item.instance_id if item.HasField("instance_id") else None
             obj["attributes"] = item.attributes or None
@@ -321,7 +371,7 @@ def plain_from_proto(kind: str, message: common_pb2.Annotation) -> Any:
             obj["box"] = list(item.box)
         elif kind in (POLYLINES, KEYPOINTS):
             coords = list(item.points)
-            obj["points"] = [coords[i:i + 2] for i in range(0, len(coords), 2)]
+            obj["points"] = [coords[i : i + 2] for i in range(0, len(coords), 2)]
             if kind == POLYLINES:
                 obj["closed"], obj["filled"] = item.closed, item.filled
         objects.append(obj)

@@ -34,7 +34,7 @@ class ScanStatus:
     @classmethod
     def from_proto(cls, scan: common_pb2.ScanStatus) -> ScanStatus:
         def instant(name: str) -> dt.datetime | None:
-            return getattr(scan, name).ToDatetime(tzinfo=dt.timezone.utc) if scan.HasField(name) else None
+            return getattr(scan, name).ToDatetime(tzinfo=dt.UTC) if scan.HasField(name) else None
 
         return cls(
             state=_STATE_NAMES.get(scan.state, PENDING),

@@ -33,8 +33,15 @@ SERVICES = ("metadata", "scanner", "flight")
 _CALLERS = ("client", "cli", "gallery")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _MASK = "********"
-_METAVARS = {"str": "TEXT", "secret": "TEXT", "int": "N", "float": "NUMBER", "bool": "yes|no", "path": "PATH",
-             "list": "A,B,..."}
+_METAVARS = {
+    "str": "TEXT",
+    "secret": "TEXT",
+    "int": "N",
+    "float": "NUMBER",
+    "bool": "yes|no",
+    "path": "PATH",
+    "list": "A,B,...",
+}
 
 
 class SettingsError(ValueError):
@@ -150,8 +157,9 @@ def _declare(kind: Kind, default: Any, doc: str, parts: Iterable[str], **extra: 
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}")
     declaration = dict(kind=kind, default=default, doc=doc, parts=tuple(parts), **extra)
-    return dataclasses.field(default=default, metadata={"thresher": declaration},
-                             repr=False)  # Settings.__repr__ masks secrets
+    return dataclasses.field(
+        default=default, metadata={"thresher": declaration}, repr=False
+    )  # Settings.__repr__ masks secrets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,77 +167,157 @@ class Settings:
     """The effective settings of one process (see the module docstring); build it with ``from_env``."""
 
     # Where things are kept.
-    home: str = _declare("path", "~/.thresher", "the embedded DuckDB store, the default blob folder and caches",
-                         (*SERVICES, *_CALLERS))
-    postgres_url: str = _declare("secret", "", "`postgresql://user:password@host:port/db`: use the PostgreSQL store "
-                                 "instead of DuckDB under the home folder", ("metadata",), command_line=True)
-    blob_store: str = _declare("str", "", "where blobs are kept: a folder, `s3://bucket/prefix` or `gs://bucket/prefix`",
-                               ("metadata", "flight", "client"), default_doc="`<home>/blobs`")
-    staging_dir: str = _declare("path", "", "where staged upload blocks (Ray uploads) wait for their commit; "
-                                "metadata replicas must share it", ("metadata",), default_doc="`<home>/staging`")
+    home: str = _declare(
+        "path", "~/.thresher", "the embedded DuckDB store, the default blob folder and caches", (*SERVICES, *_CALLERS)
+    )
+    postgres_url: str = _declare(
+        "secret",
+        "",
+        "`postgresql://user:password@host:port/db`: use the PostgreSQL store instead of DuckDB under the home folder",
+        ("metadata",),
+        command_line=True,
+    )
+    blob_store: str = _declare(
+        "str",
+        "",
+        "where blobs are kept: a folder, `s3://bucket/prefix` or `gs://bucket/prefix`",
+        ("metadata", "flight", "client"),
+        default_doc="`<home>/blobs`",
+    )
+    staging_dir: str = _declare(
+        "path",
+        "",
+        "where staged upload blocks (Ray uploads) wait for their commit; metadata replicas must share it",
+        ("metadata",),
+        default_doc="`<home>/staging`",
+    )
     # Where services bind.
-    metadata_listen: str = _declare("str", "127.0.0.1:7470", "the address the metadata service listens on",
-                                    ("metadata",), flag_aliases=("--address",))
-    metadata_data_listen: str = _declare("str", "", "also serve query results over Arrow Flight here (the "
-                                         "internal data port the flight service reads)", ("metadata",),
-                                         flag_aliases=("--data-address",))
-    scanner_listen: str = _declare("str", "127.0.0.1:7471", "the address the scanner service listens on",
-                                   ("scanner",), deprecated=("THRESHER_SCANNER_ADDRESS",), flag_aliases=("--address",))
-    flight_listen: str = _declare("str", "127.0.0.1:7472", "the address the flight service listens on",
-                                  ("flight",), deprecated=("THRESHER_FLIGHT_ADDRESS",), flag_aliases=("--address",))
+    metadata_listen: str = _declare(
+        "str",
+        "127.0.0.1:7470",
+        "the address the metadata service listens on",
+        ("metadata",),
+        flag_aliases=("--address",),
+    )
+    metadata_data_listen: str = _declare(
+        "str",
+        "",
+        "also serve query results over Arrow Flight here (the internal data port the flight service reads)",
+        ("metadata",),
+        flag_aliases=("--data-address",),
+    )
+    scanner_listen: str = _declare(
+        "str",
+        "127.0.0.1:7471",
+        "the address the scanner service listens on",
+        ("scanner",),
+        deprecated=("THRESHER_SCANNER_ADDRESS",),
+        flag_aliases=("--address",),
+    )
+    flight_listen: str = _declare(
+        "str",
+        "127.0.0.1:7472",
+        "the address the flight service listens on",
+        ("flight",),
+        deprecated=("THRESHER_FLIGHT_ADDRESS",),
+        flag_aliases=("--address",),
+    )
     # Where callers connect.
-    metadata_address: str = _declare("str", "127.0.0.1:7470", "where the metadata service is (`dns:///name:port` "
-                                     "spreads calls over replicas)", ("scanner", "flight", *_CALLERS))
+    metadata_address: str = _declare(
+        "str",
+        "127.0.0.1:7470",
+        "where the metadata service is (`dns:///name:port` spreads calls over replicas)",
+        ("scanner", "flight", *_CALLERS),
+    )
     scanner_address: str = _declare("str", "127.0.0.1:7471", "where the scanner service is", _CALLERS)
     flight_address: str = _declare("str", "127.0.0.1:7472", "where the flight service is", _CALLERS)
-    metadata_data_address: str = _declare("str", "", "where the metadata service's data port is (unset: query "
-                                          "results come over gRPC)", ("flight",))
+    metadata_data_address: str = _declare(
+        "str", "", "where the metadata service's data port is (unset: query results come over gRPC)", ("flight",)
+    )
     # The flight service.
-    flight_advertise_host: str = _declare("str", "", "the host name put in Flight endpoints, one clients can reach",
-                                          ("flight",), default_doc="the bind host",
-                                          flag_aliases=("--advertise-host",))
-    flight_peers: tuple[str, ...] = _declare("list", (), "the other flight replicas (`host:port`, comma-separated), "
-                                             "listed as further locations of every endpoint", ("flight",))
-    flight_partition_rows: int = _declare("int", 1_000_000, "rows per partition of a large query result (0: never "
-                                          "split)", ("flight",), minimum=0)
+    flight_advertise_host: str = _declare(
+        "str",
+        "",
+        "the host name put in Flight endpoints, one clients can reach",
+        ("flight",),
+        default_doc="the bind host",
+        flag_aliases=("--advertise-host",),
+    )
+    flight_peers: tuple[str, ...] = _declare(
+        "list",
+        (),
+        "the other flight replicas (`host:port`, comma-separated), listed as further locations of every endpoint",
+        ("flight",),
+    )
+    flight_partition_rows: int = _declare(
+        "int", 1_000_000, "rows per partition of a large query result (0: never split)", ("flight",), minimum=0
+    )
     # Tokens and TLS.
-    tokens: str = _declare("secret", "", "the tokens callers may present: `TOKEN=SUBJECT:NAMESPACE_PATTERN:MODE` (MODE "
-                           "`read` or `write`), comma- or line-separated", SERVICES)
-    tokens_file: str = _declare("path", "", "a file of further tokens, in the same form as `THRESHER_TOKENS`",
-                                SERVICES)
-    service_token: str = _declare("secret", "", "the token a service presents when it acts for no caller",
-                                  ("scanner", "flight"))
-    tls_cert: str = _declare("path", "", "PEM certificate chain: serve over TLS (with `THRESHER_TLS_KEY`)",
-                             SERVICES)
+    tokens: str = _declare(
+        "secret",
+        "",
+        "the tokens callers may present: `TOKEN=SUBJECT:NAMESPACE_PATTERN:MODE` (MODE "
+        "`read` or `write`), comma- or line-separated",
+        SERVICES,
+    )
+    tokens_file: str = _declare("path", "", "a file of further tokens, in the same form as `THRESHER_TOKENS`", SERVICES)
+    service_token: str = _declare(
+        "secret", "", "the token a service presents when it acts for no caller", ("scanner", "flight")
+    )
+    tls_cert: str = _declare("path", "", "PEM certificate chain: serve over TLS (with `THRESHER_TLS_KEY`)", SERVICES)
     tls_key: str = _declare("path", "", "PEM private key of `THRESHER_TLS_CERT`", SERVICES)
-    tls_root_certs: str = _declare("path", "", "PEM roots that verify the services called; turns TLS on",
-                                   ("scanner", "flight", *_CALLERS, "healthcheck"))
-    tls_server_name: str = _declare("str", "", "the host name the called services' certificates carry, when the "
-                                    "address does not say it (a multi-address target, an IP)", ("scanner", "flight"))
+    tls_root_certs: str = _declare(
+        "path",
+        "",
+        "PEM roots that verify the services called; turns TLS on",
+        ("scanner", "flight", *_CALLERS, "healthcheck"),
+    )
+    tls_server_name: str = _declare(
+        "str",
+        "",
+        "the host name the called services' certificates carry, when the "
+        "address does not say it (a multi-address target, an IP)",
+        ("scanner", "flight"),
+    )
     token: str = _declare("secret", "", "the bearer token the client sends", ("client", "cli"))
     # Object stores.
-    storage_connect_timeout: float = _declare("float", 10.0, "seconds to open a connection to S3/GCS",
-                                              (*SERVICES, "client"), positive=True)
-    storage_read_timeout: float = _declare("float", 60.0, "seconds to wait for the next bytes of an S3/GCS answer "
-                                           "(also git over HTTP(S))", (*SERVICES, "client"), positive=True)
-    storage_retries: int = _declare("int", 3, "retries of a failed S3/GCS call (0: one attempt)",
-                                    (*SERVICES, "client"), minimum=0)
-    storage_retry_deadline: float = _declare("float", 60.0, "GCS only: seconds after which a call stops retrying",
-                                             (*SERVICES, "client"), positive=True)
-    s3_endpoint_url: str = _declare("str", "", "another S3 endpoint (MinIO, a test server)", (*SERVICES, "client"),
-                                    default_doc="boto3's own")
+    storage_connect_timeout: float = _declare(
+        "float", 10.0, "seconds to open a connection to S3/GCS", (*SERVICES, "client"), positive=True
+    )
+    storage_read_timeout: float = _declare(
+        "float",
+        60.0,
+        "seconds to wait for the next bytes of an S3/GCS answer (also git over HTTP(S))",
+        (*SERVICES, "client"),
+        positive=True,
+    )
+    storage_retries: int = _declare(
+        "int", 3, "retries of a failed S3/GCS call (0: one attempt)", (*SERVICES, "client"), minimum=0
+    )
+    storage_retry_deadline: float = _declare(
+        "float", 60.0, "GCS only: seconds after which a call stops retrying", (*SERVICES, "client"), positive=True
+    )
+    s3_endpoint_url: str = _declare(
+        "str", "", "another S3 endpoint (MinIO, a test server)", (*SERVICES, "client"), default_doc="boto3's own"
+    )
     # The client and the command line.
     download_dir: str = _declare("path", "~/thresher", "the root of downloads and of the blob cache", ("client",))
-    libssl11_dir: str = _declare("path", "", "a folder holding libssl.so.1.1, for FiftyOne's bundled MongoDB",
-                                 ("client",))
+    libssl11_dir: str = _declare(
+        "path", "", "a folder holding libssl.so.1.1, for FiftyOne's bundled MongoDB", ("client",)
+    )
     debug: bool = _declare("bool", False, "the command line shows tracebacks of unexpected errors", ("cli",))
     gallery_url: str = _declare("str", "http://127.0.0.1:7473/", "the gallery `thresher ui` opens", ("cli",))
     # Read by compose.yaml only.
-    public_host: str = _declare("str", "localhost", "compose: the host name clients outside the compose network "
-                                "use, advertised by the flight replicas", ("compose",))
+    public_host: str = _declare(
+        "str",
+        "localhost",
+        "compose: the host name clients outside the compose network use, advertised by the flight replicas",
+        ("compose",),
+    )
     tls_dir: str = _declare("path", "./tls", "compose: the folder of certificates mounted at /tls", ("compose",))
-    data_dir: str = _declare("path", "./data", "compose: the folder of local datasources mounted at /datasets",
-                             ("compose",))
+    data_dir: str = _declare(
+        "path", "./data", "compose: the folder of local datasources mounted at /datasets", ("compose",)
+    )
 
     # Where each setting's value came from: "default", "$VARIABLE", "--flag" or "argument".
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
@@ -287,8 +375,10 @@ class Settings:
         for setting in settings_of(part):
             source = self.source(setting.name)
             if source.startswith("$") and source[1:] in setting.deprecated:
-                messages.append(f"{source[1:]} is deprecated for what the {part} service binds to and will stop "
-                                f"working in the next release: set {setting.env} instead")
+                messages.append(
+                    f"{source[1:]} is deprecated for what the {part} service binds to and will stop "
+                    f"working in the next release: set {setting.env} instead"
+                )
         return messages
 
     def effective(self, part: str | None = None) -> list[tuple[Setting, str, str]]:
@@ -297,16 +387,22 @@ class Settings:
         return [(setting, setting.show(getattr(self, setting.name)), self.source(setting.name)) for setting in chosen]
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{setting.name}={_MASK if setting.secret and value else value!r}"
-                          for setting in SETTINGS for value in [getattr(self, setting.name)])
+        shown = ", ".join(
+            f"{setting.name}={_MASK if setting.secret and value else value!r}"
+            for setting in SETTINGS
+            for value in [getattr(self, setting.name)]
+        )
         return f"Settings({shown})"
 
 
-SETTINGS: tuple[Setting, ...] = tuple(Setting(name=field.name, **field.metadata["thresher"])
-                                      for field in dataclasses.fields(Settings) if "thresher" in field.metadata)
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(name=field.name, **field.metadata["thresher"])
+    for field in dataclasses.fields(Settings)
+    if "thresher" in field.metadata
+)
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 _KNOWN_VARIABLES = {setting.env for setting in SETTINGS} | {old for setting in SETTINGS for old in setting.deprecated}
-_KNOWN_SUFFIXES = sorted(variable[len(PREFIX):] for variable in _KNOWN_VARIABLES)
+_KNOWN_SUFFIXES = sorted(variable[len(PREFIX) :] for variable in _KNOWN_VARIABLES)
 
 
 def _lookup(setting: Setting, env: Mapping[str, str]) -> tuple[Any, str]:
@@ -346,7 +442,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
         if not variable.startswith(PREFIX) or variable in _KNOWN_VARIABLES:
             continue
         # Compared without the shared prefix, which would make every name look alike.
-        close = difflib.get_close_matches(variable[len(PREFIX):], _KNOWN_SUFFIXES, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(variable[len(PREFIX) :], _KNOWN_SUFFIXES, n=1, cutoff=0.6)
         hint = f"; did you mean {PREFIX}{close[0]}?" if close else " (`thresher config` lists the known settings)"
         found.append((variable, f"unknown setting {variable} in the environment{hint}"))
     return found
@@ -360,17 +456,23 @@ def add_arguments(parser: argparse.ArgumentParser, part: str) -> None:
         if not setting.has_flag:
             secrets.append(setting)
             continue
-        parser.add_argument(setting.flag, *setting.flag_aliases, dest=setting.name, default=None,
-                            metavar=_METAVARS[setting.kind],
-                            help=f"{_plain(setting.doc)} (${setting.env}; default: {_plain(setting.describe_default())})")
+        parser.add_argument(
+            setting.flag,
+            *setting.flag_aliases,
+            dest=setting.name,
+            default=None,
+            metavar=_METAVARS[setting.kind],
+            help=f"{_plain(setting.doc)} (${setting.env}; default: {_plain(setting.describe_default())})",
+        )
     if secrets:
         lines = [f"  ${setting.env}: {_plain(setting.doc)}" for setting in secrets]
         parser.epilog = "\n".join(["secrets, read from the environment only:", *lines])
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
-def from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, part: str,
-                   environ: Mapping[str, str] | None = None) -> Settings:
+def from_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, part: str, environ: Mapping[str, str] | None = None
+) -> Settings:
     """The environment's settings (strictly: an unknown variable is refused) with ``part``'s flags over
     them; a bad or unknown setting ends the program through ``parser.error`` (exit status 2). Given no
     ``environ``, flags are also written to ``os.environ``, for the code that reads one setting alone."""
@@ -393,8 +495,11 @@ def settings_table() -> str:
     rows = ["| variable | type | default | read by | meaning |", "|---|---|---|---|---|"]
     for setting in SETTINGS:
         default = setting.describe_default()
-        default = default if default.startswith("`") or default in ("none", "the bind host", "boto3's own") \
+        default = (
+            default
+            if default.startswith("`") or default in ("none", "the bind host", "boto3's own")
             else f"`{default}`"
+        )
         meaning = setting.doc
         if setting.deprecated:
             old = ", ".join(f"`{name}`" for name in setting.deprecated)

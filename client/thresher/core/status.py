@@ -66,10 +66,10 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
     if code == "UNAVAILABLE" and message.startswith(STORAGE_MARK):
         from thresher.core.storage.storage_errors import StorageUnavailableError
 
-        return StorageUnavailableError(message[len(STORAGE_MARK):])
+        return StorageUnavailableError(message[len(STORAGE_MARK) :])
     if code == "UNAVAILABLE" and message.startswith(UPSTREAM_MARK):
         through = f" (the service at {address} that relayed the call is up)" if address else ""
-        return errors.ServiceUnavailableError(f"Thresher service unavailable: {message[len(UPSTREAM_MARK):]}{through}")
+        return errors.ServiceUnavailableError(f"Thresher service unavailable: {message[len(UPSTREAM_MARK) :]}{through}")
     if code == "UNAVAILABLE":
         where = f" at {address}" if address else ""
         return errors.ServiceUnavailableError(f"Thresher service unavailable{where}: {message}")
@@ -79,8 +79,11 @@ def exception_for(code: str, message: str, address: str | None = None) -> errors
         where = f" at {address}" if address else ""
         return errors.ServiceTimeoutError(f"a call to the Thresher service{where} timed out: {message}")
     if code == "RESOURCE_EXHAUSTED":
-        return errors.ResourceExhaustedError(f"{message} (the limit is {MAX_MESSAGE_BYTES // 2**20} MiB a message)"
-                                             if "larger than max" in message else message)
+        return errors.ResourceExhaustedError(
+            f"{message} (the limit is {MAX_MESSAGE_BYTES // 2**20} MiB a message)"
+            if "larger than max" in message
+            else message
+        )
     return errors.ServiceError(f"{code}: {message}" if code else message)
 
 
@@ -133,5 +136,5 @@ def split_code(message: str) -> tuple[str | None, str]:
     """(status code name, the rest) of a message that starts with one, else (None, message)."""
     match = _CODE_PREFIX.match(message)
     if match and match.group(1) in _CODE_NAMES:
-        return match.group(1), message[match.end():]
+        return match.group(1), message[match.end() :]
     return None, message

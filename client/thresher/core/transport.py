@@ -81,8 +81,9 @@ def tls_root_certificates(path: str | None = None) -> bytes | None:
         return handle.read()
 
 
-def open_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False,
-                 server_name: str | None = None) -> grpc.Channel:
+def open_channel(
+    address: str, *, root_certificates: bytes | None = None, tls: bool = False, server_name: str | None = None
+) -> grpc.Channel:
     """A channel to a service: TLS verified against ``root_certificates`` (or the system's roots when
     only ``tls`` is set), otherwise plaintext for a loopback or trusted-network service. ``server_name``
     is the host name the service's certificate must carry when the address does not say it (a list of
@@ -116,8 +117,11 @@ def shared(kind: str, key: tuple[Any, ...], open_new: Callable[[], Any]) -> Any:
 
 def shared_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
     """The process's channel to ``address`` with these credentials (see ``open_channel``)."""
-    return shared("channel", (address, root_certificates, tls),
-                  lambda: open_channel(address, root_certificates=root_certificates, tls=tls))
+    return shared(
+        "channel",
+        (address, root_certificates, tls),
+        lambda: open_channel(address, root_certificates=root_certificates, tls=tls),
+    )
 
 
 def forget_shared(kind: str, key: tuple[Any, ...]) -> Any:

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from thresher.core import labels
 from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError
-from thresher.v1 import common_pb2
 from thresher.core.vectors import is_vector_type
+from thresher.v1 import common_pb2
 
 TYPE_METADATA_KEY = b"thresher.type"
 SCAN_STATE_METADATA_KEY = b"thresher.scan_state"
@@ -59,7 +59,7 @@ class FieldType(str, enum.Enum):
         return self.value.partition(":")[2] or None
 
     @classmethod
-    def annotation(cls, kind: str) -> "FieldType":
+    def annotation(cls, kind: str) -> FieldType:
         """The field type of an annotation kind."""
         try:
             return cls(f"annotation:{kind}")
@@ -71,7 +71,7 @@ class FieldType(str, enum.Enum):
         return _TO_PROTO[self]
 
     @classmethod
-    def from_proto(cls, value: int) -> "FieldType":
+    def from_proto(cls, value: int) -> FieldType:
         try:
             return _FROM_PROTO[value]
         except KeyError:
@@ -98,7 +98,7 @@ _TO_PROTO = {
 }
 _FROM_PROTO: dict[int, FieldType] = {v: k for k, v in _TO_PROTO.items()}
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 _ARROW_TYPES = {
     FieldType.INT: pa.int64(),
     FieldType.FLOAT: pa.float64(),
@@ -149,14 +149,18 @@ def infer_type(value: Any) -> FieldType | None:
         return FieldType.VECTOR
     raise FieldTypeMismatchError(
         f"values of Python type {type(value).__name__} cannot be stored; "
-        "use int, float, bool, str, datetime, bytes, a thresher.core.labels value or a 1-D array of numbers (a vector)")
+        "use int, float, bool, str, datetime, bytes, a thresher.core.labels value or a 1-D array of numbers (a vector)"
+    )
 
 
 def _is_vector_value(value: Any) -> bool:
     if isinstance(value, np.ndarray):
         return value.ndim == 1 and value.dtype.kind in "fiu"
-    return (isinstance(value, list | tuple) and len(value) > 0
-            and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in value))
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in value)
+    )
 
 
 def to_utc_datetime(value: Any) -> _dt.datetime:
@@ -178,8 +182,9 @@ def utf8_text(text: str, what: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise InvalidArgumentError(f"{what} is not valid UTF-8 ({error.reason} at position {error.start}): "
-                                   f"{text[:60]!r}") from None
+        raise InvalidArgumentError(
+            f"{what} is not valid UTF-8 ({error.reason} at position {error.start}): {text[:60]!r}"
+        ) from None
     return text
 
 
@@ -241,8 +246,9 @@ def from_proto_value(message: common_pb2.Value) -> tuple[FieldType | None, Any]:
             field_type = None
         annotation_kind = field_type.annotation_kind if field_type is not None else None
         if field_type is None or annotation_kind is None:
-            raise InvalidArgumentError(f"an annotation value has type {message.annotation_value.type}, "
-                                       "not one of the annotation kinds")
+            raise InvalidArgumentError(
+                f"an annotation value has type {message.annotation_value.type}, not one of the annotation kinds"
+            )
         return field_type, labels.plain_from_proto(annotation_kind, message.annotation_value)
     return _PROTO_KINDS[kind], getattr(message, kind)
 
@@ -267,8 +273,12 @@ def arrow_kind(data_type: pa.DataType) -> FieldType | None:
         return FieldType.DATETIME
     if (kind := labels.kind_of_arrow_type(data_type)) is not None:
         return FieldType.annotation(kind)
-    if (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
-            or pa.types.is_fixed_size_binary(data_type) or _is_view("is_binary_view", data_type)):
+    if (
+        pa.types.is_binary(data_type)
+        or pa.types.is_large_binary(data_type)
+        or pa.types.is_fixed_size_binary(data_type)
+        or _is_view("is_binary_view", data_type)
+    ):
         return FieldType.BLOB
     raise FieldTypeMismatchError(f"Arrow type {data_type} cannot be stored")
 

@@ -64,8 +64,12 @@ def is_vector_type(data_type: pa.DataType) -> bool:
     """Whether an Arrow column of this type holds vectors: lists (fixed or not) of numbers."""
     # List views arrived in pyarrow 16; an older pyarrow has none to meet.
     is_list_view = getattr(pa.types, "is_list_view", None)
-    if not (pa.types.is_list(data_type) or pa.types.is_large_list(data_type)
-            or pa.types.is_fixed_size_list(data_type) or (is_list_view is not None and is_list_view(data_type))):
+    if not (
+        pa.types.is_list(data_type)
+        or pa.types.is_large_list(data_type)
+        or pa.types.is_fixed_size_list(data_type)
+        or (is_list_view is not None and is_list_view(data_type))
+    ):
         return False
     value_type = data_type.value_type
     return bool(pa.types.is_floating(value_type) or pa.types.is_integer(value_type) or pa.types.is_null(value_type))

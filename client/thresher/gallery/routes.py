@@ -22,22 +22,25 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from thresher.core import errors
+from thresher import datasets as datasets_api
+from thresher import datasources as datasources_api
 from thresher import flight_bytes, namespaces
-from thresher import datasets as datasets_api, datasources as datasources_api
 from thresher.connection import Connection
+from thresher.core import errors
+from thresher.core.transport import thresher_home
+from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
 from thresher.datasource import Datasource
 from thresher.gallery import thumbnails, views
 from thresher.gallery.sessions import COOKIE, Connections, ReadGrants, ServiceAddresses
-from thresher.core.transport import thresher_home
-from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
 
 STATIC = pathlib.Path(__file__).parent / "static"
 # The page loads only its own script and styles; an injected <script> or inline handler never runs.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
-                                "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-                                "form-action 'self'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+        "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        "form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -83,6 +86,7 @@ _Owner = TypeVar("_Owner")
 
 def api(handler: Callable[[_Owner, Request], Any]) -> Callable[[_Owner, Request], Response]:
     """Runs a (blocking) handler method; Thresher's errors become their HTTP status with {"error": message}."""
+
     @functools.wraps(handler)
     def endpoint(owner: _Owner, request: Request) -> Response:
         try:
@@ -90,6 +94,7 @@ def api(handler: Callable[[_Owner, Request], Any]) -> Callable[[_Owner, Request]
         except (ApiError, errors.ThresherError, ValueError) as error:
             return _error_response(error)
         return result if isinstance(result, Response) else JSONResponse(result)
+
     return endpoint
 
 
@@ -122,14 +127,14 @@ class Gallery:
         except errors.ThresherError as error:
             return _error_response(error)
         response = JSONResponse({"signed_in": True})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                            path="/")
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+        )
         return response
 
     def logout(self, request: Request) -> Response:
         response = JSONResponse({"signed_in": False})
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                               secure=request.url.scheme == "https")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     # -- listing --------------------------------------------------------------------------------
@@ -144,14 +149,20 @@ class Gallery:
         conn, namespace = self.conn(request), _param(request, "namespace")
         sources = datasources_api.get_datasources(namespace, connection=conn)
         saved = datasets_api.get_datasets(namespace, connection=conn)
-        return {"datasources": [{"name": s.name, "id": s.id, "source": s.source} for s in sources],
-                "datasets": [{"name": d.dataset_name, "id": d.id, "datasource": d.name} for d in saved]}
+        return {
+            "datasources": [{"name": s.name, "id": s.id, "source": s.source} for s in sources],
+            "datasets": [{"name": d.dataset_name, "id": d.id, "datasource": d.name} for d in saved],
+        }
 
     @api
     def describe(self, request: Request) -> Any:
         view = self._view(request)
-        return {"datasource_id": view.id, "datasource": view.name, "fields": views.fields_json(view),
-                "filter": _filter_text(view)}
+        return {
+            "datasource_id": view.id,
+            "datasource": view.name,
+            "fields": views.fields_json(view),
+            "filter": _filter_text(view),
+        }
 
     @api
     def count(self, request: Request) -> Any:
@@ -164,7 +175,8 @@ class Gallery:
         limit = _int(request, "limit", 100)
         result = views.page(view, request.query_params.get("cursor", ""), limit, [c.strip() for c in captions])
         body: dict[str, Any] = {
-            "items": [dict(item, thumb=_thumb_url(item)) for item in result.items], "next": result.next_cursor
+            "items": [dict(item, thumb=_thumb_url(item)) for item in result.items],
+            "next": result.next_cursor,
         }
         if not request.query_params.get("cursor"):  # the first page also describes the view: one round trip less
             body.update(datasource_id=view.id, fields=views.fields_json(view))
@@ -177,33 +189,48 @@ class Gallery:
         kind = view.fields.get(field)
         bins = FACET_BINS if kind in (FieldType.INT, FieldType.FLOAT) else 0
         facet = view.count_values(field, bins=bins, max_values=FACET_VALUES)
-        return {"field": field, "type": kind.value if isinstance(kind, FieldType) else str(kind),
-                "histogram": bool(bins), "total": facet.total_rows, "missing": facet.missing,
-                "counts": [{k: views.json_value(v) for k, v in row.items()} for row in facet.counts.to_pylist()]}
+        return {
+            "field": field,
+            "type": kind.value if isinstance(kind, FieldType) else str(kind),
+            "histogram": bool(bins),
+            "total": facet.total_rows,
+            "missing": facet.missing,
+            "counts": [{k: views.json_value(v) for k, v in row.items()} for row in facet.counts.to_pylist()],
+        }
 
     @api
     def datapoint(self, request: Request) -> Any:
-        view = views.open_datasource(self.conn(request), _path_int(request, "datasource_id"),
-                                     request.query_params.get("as_of", ""))
+        view = views.open_datasource(
+            self.conn(request), _path_int(request, "datasource_id"), request.query_params.get("as_of", "")
+        )
         datapoint_id = _path_int(request, "datapoint_id")
         found = view[view[DATAPOINT_ID_COLUMN] == datapoint_id].limit(1).all()
         if not len(found):
-            raise ApiError(404, f"no datapoint {datapoint_id} in {view.namespace}/{view.name}"
-                                + (" at that instant" if view.query.as_of else ""))
+            raise ApiError(
+                404,
+                f"no datapoint {datapoint_id} in {view.namespace}/{view.name}"
+                + (" at that instant" if view.query.as_of else ""),
+            )
         point = found[0]
-        return {"id": point.datapoint_id, "path": point.path, "datasource_id": view.id,
-                "namespace": view.namespace, "datasource": view.name,
-                "fields": views.fields_json(view),
-                "values": {k: views.json_value(v) for k, v in point.metadata.items()},
-                "history": views.history_json(view, point.path),
-                "image": thumbnails.is_image_path(point.path),
-                "file_url": f"/api/file/{view.id}/{point.datapoint_id}"}
+        return {
+            "id": point.datapoint_id,
+            "path": point.path,
+            "datasource_id": view.id,
+            "namespace": view.namespace,
+            "datasource": view.name,
+            "fields": views.fields_json(view),
+            "values": {k: views.json_value(v) for k, v in point.metadata.items()},
+            "history": views.history_json(view, point.path),
+            "image": thumbnails.is_image_path(point.path),
+            "file_url": f"/api/file/{view.id}/{point.datapoint_id}",
+        }
 
     @api
     def neighbours(self, request: Request) -> Any:
         """The datapoints nearest this one by a vector field of its datasource (none without one)."""
-        view = views.open_datasource(self.conn(request), _path_int(request, "datasource_id"),
-                                     request.query_params.get("as_of", ""))
+        view = views.open_datasource(
+            self.conn(request), _path_int(request, "datasource_id"), request.query_params.get("as_of", "")
+        )
         vector_fields = [name for name, kind in view.fields.items() if kind is FieldType.VECTOR]
         field = request.query_params.get("field") or (vector_fields[0] if vector_fields else "")
         if not field:
@@ -240,8 +267,13 @@ class Gallery:
             name = body.get("name")
             if not isinstance(name, str) or not name.strip():
                 raise ApiError(400, "give the dataset a name")
-            view = views.open_view(self.conn(request), str(body.get("namespace", "")), str(body.get("source", "")),
-                                   str(body.get("q", "")), str(body.get("as_of", "")))
+            view = views.open_view(
+                self.conn(request),
+                str(body.get("namespace", "")),
+                str(body.get("source", "")),
+                str(body.get("q", "")),
+                str(body.get("as_of", "")),
+            )
             saved = view.save_dataset(name.strip())
             return {"saved": saved.dataset_name, "namespace": saved.namespace}
 
@@ -317,8 +349,13 @@ class Gallery:
 
     def _view(self, request: Request) -> Datasource:
         params = request.query_params
-        return views.open_view(self.conn(request), _param(request, "namespace"), _param(request, "source"),
-                               params.get("q", ""), params.get("as_of", ""))
+        return views.open_view(
+            self.conn(request),
+            _param(request, "namespace"),
+            _param(request, "source"),
+            params.get("q", ""),
+            params.get("as_of", ""),
+        )
 
     @staticmethod
     def _path_of(view: Datasource, datapoint_id: int) -> str:
@@ -370,15 +407,23 @@ def _index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def create_app(metadata_address: str | None = None, flight_address: str | None = None,
-               scanner_address: str | None = None, *, tls: bool = False, root_certificates: bytes | None = None,
-               cache_dir: str | os.PathLike[str] | None = None) -> Starlette:
+def create_app(
+    metadata_address: str | None = None,
+    flight_address: str | None = None,
+    scanner_address: str | None = None,
+    *,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Starlette:
     """The gallery for the services at these addresses (default: the environment, like ``Connection``).
 
     Thumbnails are kept under ``cache_dir`` (default ``$THRESHER_HOME/gallery-cache``).
     """
-    gallery = Gallery(ServiceAddresses(metadata_address, flight_address, scanner_address, tls, root_certificates),
-                      cache_dir or os.path.join(thresher_home(), "gallery-cache"))
+    gallery = Gallery(
+        ServiceAddresses(metadata_address, flight_address, scanner_address, tls, root_certificates),
+        cache_dir or os.path.join(thresher_home(), "gallery-cache"),
+    )
     routes = [
         Route("/", _index),
         Route("/api/login", gallery.login, methods=["POST"]),
@@ -396,6 +441,7 @@ def create_app(metadata_address: str | None = None, flight_address: str | None =
         Route("/api/file/{datasource_id}/{datapoint_id}", gallery.file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -420,8 +466,11 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                         if k.lower().encode() not in present]
+                extra = [
+                    (k.lower().encode(), v.encode())
+                    for k, v in SECURITY_HEADERS.items()
+                    if k.lower().encode() not in present
+                ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -14,11 +14,26 @@ from thresher.gallery.routes import create_app
 class GalleryServer:
     """Serves ``create_app(**app_options)`` on ``host:port`` (0: a free port) until ``stop()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, ssl_certfile: str | None = None,
-                 ssl_keyfile: str | None = None, **app_options: Any) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        **app_options: Any,
+    ) -> None:
         self.app = create_app(**app_options)
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False,
-                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, lifespan="on")
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="thresher-gallery", daemon=True)
         self.scheme = "https" if ssl_certfile else "http"

@@ -47,8 +47,9 @@ class Connections:
             if connection is None:
                 a = self.addresses
                 # token="" and never None: a gallery started with $THRESHER_TOKEN must not lend it to users.
-                connection = Connection(a.metadata, a.flight, a.scanner, token=token or "", tls=a.tls,
-                                        root_certificates=a.root_certificates)
+                connection = Connection(
+                    a.metadata, a.flight, a.scanner, token=token or "", tls=a.tls, root_certificates=a.root_certificates
+                )
                 self._open[key] = connection
                 while len(self._open) > MAX_CONNECTIONS:
                     self._open.popitem(last=False)[1].close()

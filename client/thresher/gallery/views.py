@@ -15,11 +15,11 @@ from typing import Any
 
 from thresher import datasets, datasources
 from thresher.connection import Connection
-from thresher.datasource import Datasource
 from thresher.core.errors import InvalidArgumentError
+from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
+from thresher.datasource import Datasource
 from thresher.expressions import parse
 from thresher.query import as_instant
-from thresher.core.types import DATAPOINT_ID_COLUMN, FieldType
 
 MAX_PAGE = 500
 VERSION_FIELDS = ("size", "modified")  # the scanner's: a change in either means new bytes
@@ -93,15 +93,22 @@ def _cursor_number(cursor: str, kind: str) -> int | None:
 def _rows(view: Datasource, wanted: list[str]) -> list[dict[str, Any]]:
     table = view.all().arrow
     columns = ["path", DATAPOINT_ID_COLUMN, *[w for w in wanted if w in table.column_names]]
-    return [{"path": r["path"], "id": r[DATAPOINT_ID_COLUMN], **{c: r.get(c) for c in columns[2:]}}
-            for r in table.select(columns).to_pylist()]
+    return [
+        {"path": r["path"], "id": r[DATAPOINT_ID_COLUMN], **{c: r.get(c) for c in columns[2:]}}
+        for r in table.select(columns).to_pylist()
+    ]
 
 
 def item(view: Datasource, row: dict[str, Any], captions: list[str]) -> dict[str, Any]:
     """A grid tile's JSON: id, path, datasource, the thumbnail's version and the chosen captions."""
     version = "-".join(str(json_value(row.get(f)) or "") for f in VERSION_FIELDS)
-    return {"id": row["id"], "path": row["path"], "datasource_id": view.id, "version": version,
-            "captions": {c: json_value(row.get(c)) for c in captions if c in row}}
+    return {
+        "id": row["id"],
+        "path": row["path"],
+        "datasource_id": view.id,
+        "version": version,
+        "captions": {c: json_value(row.get(c)) for c in captions if c in row},
+    }
 
 
 def fields_json(view: Datasource) -> dict[str, str]:

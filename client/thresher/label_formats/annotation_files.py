@@ -55,13 +55,16 @@ class Location:
         return sorted(entry.path for entry in self._storage.list(prefix) if entry.path.endswith(suffix))
 
     def relative(self, path: str) -> str:
-        return path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
+        return path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
 
 
 def write_text(target: str | os.PathLike[str], relative: str, text: str) -> str:
     """Writes ``text`` at ``target``/``relative`` (``target`` itself when ``relative`` is empty)."""
     if relative:
-        storage, path = open_storage(os.fspath(target) if "://" in os.fspath(target) else os.path.abspath(target)), relative
+        storage, path = (
+            open_storage(os.fspath(target) if "://" in os.fspath(target) else os.path.abspath(target)),
+            relative,
+        )
     else:
         folder, path = _split(target)
         storage = open_storage(folder)

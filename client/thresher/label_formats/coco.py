@@ -15,14 +15,30 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.core import labels as L
-
 from thresher.label_formats.annotation_files import Location, write_text
-from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.model import (
+    AnnotatedImage,
+    AnnotationFormatError,
+    AnnotationSet,
+    class_names,
+    need_size,
+    pixels,
+)
 
 # FiftyOne reserves ``instance_id`` on its labels, so it is written under a key of its own.
 INSTANCE_KEY = "thresher_instance_id"
-_OWN_KEYS = {"id", "image_id", "category_id", "bbox", "segmentation", "area", "iscrowd", "score", "instance_id",
-             INSTANCE_KEY}
+_OWN_KEYS = {
+    "id",
+    "image_id",
+    "category_id",
+    "bbox",
+    "segmentation",
+    "area",
+    "iscrowd",
+    "score",
+    "instance_id",
+    INSTANCE_KEY,
+}
 KINDS = (L.DETECTIONS, L.POLYLINES)
 
 
@@ -34,8 +50,10 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     try:
         data = json.loads(location.read_text(path))
         categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-        images = {i["id"]: AnnotatedImage(i["file_name"], int(i.get("width") or 0), int(i.get("height") or 0), [])
-                  for i in data["images"]}
+        images = {
+            i["id"]: AnnotatedImage(i["file_name"], int(i.get("width") or 0), int(i.get("height") or 0), [])
+            for i in data["images"]
+        }
     except (ValueError, KeyError, TypeError) as error:
         raise AnnotationFormatError(f"{path} is not a COCO file: {error!r}") from None
     result = AnnotationSet(kind, list(images.values()), list(categories.values()))
@@ -54,16 +72,19 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
         common = _common(ann)
         if kind == L.DETECTIONS:
             x, y, w, h = (float(v) for v in ann["bbox"])
-            image.value.append(L.Detection(label, (x / image.width, y / image.height, w / image.width,
-                                                   h / image.height), **common))
+            image.value.append(
+                L.Detection(label, (x / image.width, y / image.height, w / image.width, h / image.height), **common)
+            )
             continue
         segmentation = ann.get("segmentation")
         if isinstance(segmentation, dict):
             result.skipped.append((image.file_name, f"annotation {ann.get('id', number)} is an RLE mask"))
             continue
         for polygon in segmentation or []:
-            points = tuple((float(polygon[i]) / image.width, float(polygon[i + 1]) / image.height)
-                           for i in range(0, len(polygon) - 1, 2))
+            points = tuple(
+                (float(polygon[i]) / image.width, float(polygon[i + 1]) / image.height)
+                for i in range(0, len(polygon) - 1, 2)
+            )
             image.value.append(L.Polyline(label, points, closed=True, filled=True, **common))
     wrap = L.Detections if kind == L.DETECTIONS else L.Polylines
     for image in result.images:
@@ -71,8 +92,9 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
     return result
 
 
-def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, AnnotatedImage],
-                categories: dict[Any, str]) -> pa.Array:
+def _detections(
+    path: str, anns: list[dict[str, Any]], images: dict[Any, AnnotatedImage], categories: dict[Any, str]
+) -> pa.Array:
     """The detections of every image as one Arrow column, built column-wise: COCO files run to millions of boxes."""
     row_of = {image_id: row for row, image_id in enumerate(images)}
     names = list(categories.values())
@@ -91,7 +113,9 @@ def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, Annotat
         except KeyError as error:
             raise AnnotationFormatError(f"{path}: annotation {k} refers to unknown {error}") from None
         except (ValueError, TypeError):
-            raise AnnotationFormatError(f"{path}: annotation {k} has bbox {ann.get('bbox')!r}, not [x, y, w, h]") from None
+            raise AnnotationFormatError(
+                f"{path}: annotation {k} has bbox {ann.get('bbox')!r}, not [x, y, w, h]"
+            ) from None
         scores[k] = ann.get("score")
         if not ann.keys() <= _OWN_KEYS or ann.get("iscrowd") or INSTANCE_KEY in ann or "instance_id" in ann:
             common = _common(ann)
@@ -104,14 +128,18 @@ def _detections(path: str, anns: list[dict[str, Any]], images: dict[Any, Annotat
     boxes /= np.tile(sizes[rows], 2) if count else 1
     order = np.argsort(rows, kind="stable")  # images in file order, each image's boxes in annotation order
     offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(images)))]).astype(np.int32)
-    objects = pa.StructArray.from_arrays([
-        pa.array(names, pa.string()).take(pa.array(label[order])),
-        pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * count + 1, 4, dtype=np.int32)),
-                                 pa.array(boxes[order].ravel())),
-        pa.array([float(v) if v is not None else None for v in scores], pa.float64()).take(pa.array(order)),
-        pa.array(instances, pa.int64()).take(pa.array(order)),
-        pa.array(attributes, pa.string()).take(pa.array(order)),
-    ], fields=list(L.DETECTION_TYPE))
+    objects = pa.StructArray.from_arrays(
+        [
+            pa.array(names, pa.string()).take(pa.array(label[order])),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, 4 * count + 1, 4, dtype=np.int32)), pa.array(boxes[order].ravel())
+            ),
+            pa.array([float(v) if v is not None else None for v in scores], pa.float64()).take(pa.array(order)),
+            pa.array(instances, pa.int64()).take(pa.array(order)),
+            pa.array(attributes, pa.string()).take(pa.array(order)),
+        ],
+        fields=list(L.DETECTION_TYPE),
+    )
     return pa.ListArray.from_arrays(pa.array(offsets), objects, type=L.ARROW_TYPES[L.DETECTIONS])
 
 
@@ -121,8 +149,7 @@ def _common(ann: dict[str, Any]) -> dict[str, Any]:
         attributes["iscrowd"] = ann["iscrowd"]
     score = ann.get("score")
     instance = ann.get(INSTANCE_KEY, ann.get("instance_id"))
-    return {"confidence": None if score is None else float(score), "instance_id": instance,
-            "attributes": attributes}
+    return {"confidence": None if score is None else float(score), "instance_id": instance, "attributes": attributes}
 
 
 def write(annotations: AnnotationSet, target: str) -> list[str]:
@@ -138,8 +165,12 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
             ann: dict[str, Any] = {"id": len(anns) + 1, "image_id": image_id, "category_id": category[obj.label]}
             if annotations.kind == L.DETECTIONS:
                 x, y, w, h = obj.box
-                ann["bbox"] = [pixels(x * image.width), pixels(y * image.height),
-                               pixels(w * image.width), pixels(h * image.height)]
+                ann["bbox"] = [
+                    pixels(x * image.width),
+                    pixels(y * image.height),
+                    pixels(w * image.width),
+                    pixels(h * image.height),
+                ]
                 ann["area"] = pixels(w * image.width * h * image.height)
                 ann["segmentation"] = []
             else:
@@ -156,8 +187,12 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
                 ann[INSTANCE_KEY] = obj.instance_id
             ann.update({k: v for k, v in attributes.items() if k not in _OWN_KEYS})
             anns.append(ann)
-    document = {"info": {"description": "exported by Thresher"}, "licenses": [], "images": images,
-                "annotations": anns,
-                "categories": [{"id": number, "name": name, "supercategory": ""} for name, number in category.items()]}
+    document = {
+        "info": {"description": "exported by Thresher"},
+        "licenses": [],
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": number, "name": name, "supercategory": ""} for name, number in category.items()],
+    }
     relative = "" if str(target).endswith(".json") else "annotations.json"
     return [write_text(target, relative, json.dumps(document))]

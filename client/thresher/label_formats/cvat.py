@@ -12,13 +12,23 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from thresher.core import labels as L
-
 from thresher.label_formats.annotation_files import Location, write_text
-from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.model import (
+    AnnotatedImage,
+    AnnotationFormatError,
+    AnnotationSet,
+    class_names,
+    need_size,
+    pixels,
+)
 
 KINDS = (L.DETECTIONS, L.POLYLINES, L.KEYPOINTS, L.CLASSIFICATION)
-_TAGS = {L.DETECTIONS: ("box",), L.POLYLINES: ("polygon", "polyline"), L.KEYPOINTS: ("points",),
-         L.CLASSIFICATION: ("tag",)}
+_TAGS = {
+    L.DETECTIONS: ("box",),
+    L.POLYLINES: ("polygon", "polyline"),
+    L.KEYPOINTS: ("points",),
+    L.CLASSIFICATION: ("tag",),
+}
 _BOX_KEYS = {"label", "occluded", "xtl", "ytl", "xbr", "ybr", "z_order", "source", "points", "rotation"}
 
 
@@ -63,8 +73,9 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
         kind = next((k for k in KINDS if any(n.find(t) is not None for n in nodes for t in _TAGS[k])), L.DETECTIONS)
     result = AnnotationSet(kind, classes=[label.findtext("name") or "" for label in root.iter("label")])
     for node in nodes:
-        image = AnnotatedImage(node.get("name", ""), int(float(node.get("width") or 0)),
-                               int(float(node.get("height") or 0)))
+        image = AnnotatedImage(
+            node.get("name", ""), int(float(node.get("width") or 0)), int(float(node.get("height") or 0))
+        )
         objects: list[Any] = []  # of the file's one kind: Classification, Detection, Polyline or Keypoint
         for child in node:
             if child.tag not in _TAGS[kind]:
@@ -81,14 +92,17 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
                 objects.append(L.Detection(label, box, attributes=attributes))
             elif kind == L.POLYLINES:
                 closed = child.tag == "polygon"
-                objects.append(L.Polyline(label, _points(child.get("points", ""), image), closed, closed,
-                                          attributes=attributes))
+                objects.append(
+                    L.Polyline(label, _points(child.get("points", ""), image), closed, closed, attributes=attributes)
+                )
             else:
                 objects.append(L.Keypoint(label, _points(child.get("points", ""), image), attributes=attributes))
         if kind == L.CLASSIFICATION:
             image.value = objects[0] if objects else None
         else:
-            image.value = {L.DETECTIONS: L.Detections, L.POLYLINES: L.Polylines, L.KEYPOINTS: L.Keypoints}[kind](objects)
+            image.value = {L.DETECTIONS: L.Detections, L.POLYLINES: L.Polylines, L.KEYPOINTS: L.Keypoints}[kind](
+                objects
+            )
         result.images.append(image)
     return result
 
@@ -102,8 +116,9 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
     for name in classes:
         ET.SubElement(ET.SubElement(labels_node, "label"), "name").text = name
     for number, image in enumerate(annotations.images):
-        node = ET.SubElement(root, "image", id=str(number), name=image.file_name, width=str(image.width),
-                             height=str(image.height))
+        node = ET.SubElement(
+            root, "image", id=str(number), name=image.file_name, width=str(image.width), height=str(image.height)
+        )
         if annotations.kind == L.CLASSIFICATION:
             ET.SubElement(node, "tag", label=image.value.label, source="manual")
             continue
@@ -113,15 +128,24 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
             occluded = "1" if attributes.pop("occluded", False) else "0"
             if annotations.kind == L.DETECTIONS:
                 x, y, w, h = obj.box
-                child = ET.SubElement(node, "box", label=obj.label, occluded=occluded, source="manual",
-                                      xtl=str(pixels(x * image.width)), ytl=str(pixels(y * image.height)),
-                                      xbr=str(pixels((x + w) * image.width)), ybr=str(pixels((y + h) * image.height)),
-                                      z_order="0")
+                child = ET.SubElement(
+                    node,
+                    "box",
+                    label=obj.label,
+                    occluded=occluded,
+                    source="manual",
+                    xtl=str(pixels(x * image.width)),
+                    ytl=str(pixels(y * image.height)),
+                    xbr=str(pixels((x + w) * image.width)),
+                    ybr=str(pixels((y + h) * image.height)),
+                    z_order="0",
+                )
             else:
                 tag = "points" if annotations.kind == L.KEYPOINTS else ("polygon" if obj.closed else "polyline")
                 points = ";".join(f"{pixels(x * image.width)},{pixels(y * image.height)}" for x, y in obj.points)
-                child = ET.SubElement(node, tag, label=obj.label, occluded=occluded, source="manual", points=points,
-                                      z_order="0")
+                child = ET.SubElement(
+                    node, tag, label=obj.label, occluded=occluded, source="manual", points=points, z_order="0"
+                )
             for key, value in attributes.items():
                 ET.SubElement(child, "attribute", name=key).text = _text(value)
     ET.indent(root)

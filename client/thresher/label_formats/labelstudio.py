@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from thresher.core import labels as L
-
 from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, pixels
 
@@ -40,8 +39,9 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
         raise AnnotationFormatError(f"{path} is not JSON: {error}") from None
     if not isinstance(tasks, list):
         raise AnnotationFormatError(f"{path} is not a Label Studio JSON export (a list of tasks)")
-    results_of = [(task, ((task.get("annotations") or task.get("predictions") or [{}])[0]).get("result", []))
-                  for task in tasks]
+    results_of = [
+        (task, ((task.get("annotations") or task.get("predictions") or [{}])[0]).get("result", [])) for task in tasks
+    ]
     if kind is None:
         present = {r.get("type") for _, results in results_of for r in results}
         kind = next((k for k in KINDS if _TYPES[k] in present), L.DETECTIONS)
@@ -62,8 +62,12 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
                 continue
             label = value[_TYPES[kind]][0]
             if kind == L.DETECTIONS:
-                box = (_relative(value["x"], width), _relative(value["y"], height),
-                       _relative(value["width"], width), _relative(value["height"], height))
+                box = (
+                    _relative(value["x"], width),
+                    _relative(value["y"], height),
+                    _relative(value["width"], width),
+                    _relative(value["height"], height),
+                )
                 objects.append(L.Detection(label, box, confidence))
             else:
                 points = tuple((_relative(x, width), _relative(y, height)) for x, y in value["points"])
@@ -89,22 +93,37 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
         results = []
         objects = [image.value] if kind == L.CLASSIFICATION else list(image.value or [])
         for index, obj in enumerate(objects):
-            item: dict[str, Any] = {"id": f"{number}-{index}", "type": _TYPES[kind], "from_name": "label",
-                                    "to_name": "image"}
+            item: dict[str, Any] = {
+                "id": f"{number}-{index}",
+                "type": _TYPES[kind],
+                "from_name": "label",
+                "to_name": "image",
+            }
             if kind == L.CLASSIFICATION:
                 item["value"] = {"choices": [obj.label]}
             else:
                 item.update(original_width=image.width, original_height=image.height, image_rotation=0)
                 if kind == L.DETECTIONS:
                     x, y, w, h = obj.box
-                    item["value"] = {"x": _percent(x), "y": _percent(y), "width": _percent(w),
-                                     "height": _percent(h), "rotation": 0, "rectanglelabels": [obj.label]}
+                    item["value"] = {
+                        "x": _percent(x),
+                        "y": _percent(y),
+                        "width": _percent(w),
+                        "height": _percent(h),
+                        "rotation": 0,
+                        "rectanglelabels": [obj.label],
+                    }
                 else:
-                    item["value"] = {"points": [[_percent(x), _percent(y)] for x, y in obj.points], "closed": True,
-                                     "polygonlabels": [obj.label]}
+                    item["value"] = {
+                        "points": [[_percent(x), _percent(y)] for x, y in obj.points],
+                        "closed": True,
+                        "polygonlabels": [obj.label],
+                    }
             if obj.confidence is not None:
                 item["score"] = obj.confidence
             results.append(item)
-        tasks.append({"id": number, "data": {"image": image.file_name}, "annotations": [{"id": number, "result": results}]})
+        tasks.append(
+            {"id": number, "data": {"image": image.file_name}, "annotations": [{"id": number, "result": results}]}
+        )
     relative = "" if str(target).endswith(".json") else "labelstudio.json"
     return [write_text(target, relative, json.dumps(tasks))]

@@ -28,9 +28,11 @@ class ImportReport:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __repr__(self) -> str:
-        return (f"ImportReport(field={self.field!r}, kind={self.kind!r}, matched={self.matched}, "
-                f"unmatched_files={len(self.unmatched_files)}, ambiguous_files={len(self.ambiguous_files)}, "
-                f"skipped={len(self.skipped)})")
+        return (
+            f"ImportReport(field={self.field!r}, kind={self.kind!r}, matched={self.matched}, "
+            f"unmatched_files={len(self.unmatched_files)}, ambiguous_files={len(self.ambiguous_files)}, "
+            f"skipped={len(self.skipped)})"
+        )
 
 
 def matcher(paths: Iterable[str], how: str | Callable[[str], str | None]) -> Callable[[str], list[str]]:
@@ -51,7 +53,9 @@ def matcher(paths: Iterable[str], how: str | Callable[[str], str | None]) -> Cal
         by_stem.setdefault(_stem(p), []).append(p)
         by_name.setdefault(posixpath.basename(p), []).append(p)
     tables: dict[str, list[tuple[dict[str, list[str]], Callable[[str], str]]]] = {
-        "path": [(by_path, lambda n: n)], "stem": [(by_stem, _stem)], "name": [(by_name, posixpath.basename)],
+        "path": [(by_path, lambda n: n)],
+        "stem": [(by_stem, _stem)],
+        "name": [(by_name, posixpath.basename)],
     }
     tables["auto"] = tables["path"] + tables["stem"]
     if how not in tables:

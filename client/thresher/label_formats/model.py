@@ -59,7 +59,8 @@ def need_size(image: AnnotatedImage, format_name: str) -> None:
     if image.width <= 0 or image.height <= 0:
         raise InvalidArgumentError(
             f"{format_name} stores pixel coordinates, so it needs the size of {image.file_name!r}; "
-            "select the datapoints' width and height fields (a scan sets them for images)")
+            "select the datapoints' width and height fields (a scan sets them for images)"
+        )
 
 
 def class_names(images: list[AnnotatedImage], known: list[str] | None = None) -> list[str]:

@@ -10,9 +10,15 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from thresher.core import labels as L
-
 from thresher.label_formats.annotation_files import Location, write_text
-from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names, need_size, pixels
+from thresher.label_formats.model import (
+    AnnotatedImage,
+    AnnotationFormatError,
+    AnnotationSet,
+    class_names,
+    need_size,
+    pixels,
+)
 
 KINDS = (L.DETECTIONS,)
 _FLAGS = ("difficult", "truncated", "occluded")
@@ -62,10 +68,15 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
             attributes.update({child.tag: _attribute(child.text or "") for child in obj.find("attributes") or []})
             score = obj.findtext("score")
             instance = obj.findtext(INSTANCE_KEY)
-            objects.append(L.Detection(obj.findtext("name") or "", (xmin / width, ymin / height, (xmax - xmin) / width,
-                                                                    (ymax - ymin) / height),
-                                       None if score is None else float(score),
-                                       None if instance is None else int(instance), attributes))
+            objects.append(
+                L.Detection(
+                    obj.findtext("name") or "",
+                    (xmin / width, ymin / height, (xmax - xmin) / width, (ymax - ymin) / height),
+                    None if score is None else float(score),
+                    None if instance is None else int(instance),
+                    attributes,
+                )
+            )
         image.value = L.Detections(objects)
         result.images.append(image)
     result.classes = class_names(result.images)
@@ -103,8 +114,12 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
                 ET.SubElement(node, INSTANCE_KEY).text = str(obj.instance_id)
             x, y, w, h = obj.box
             box = ET.SubElement(node, "bndbox")
-            for key, value in (("xmin", x * image.width), ("ymin", y * image.height),
-                               ("xmax", (x + w) * image.width), ("ymax", (y + h) * image.height)):
+            for key, value in (
+                ("xmin", x * image.width),
+                ("ymin", y * image.height),
+                ("xmax", (x + w) * image.width),
+                ("ymax", (y + h) * image.height),
+            ):
                 ET.SubElement(box, key).text = str(pixels(value))
             if attributes:
                 extra = ET.SubElement(node, "attributes")

@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from thresher.core import labels as L
-
 from thresher.label_formats.annotation_files import Location, write_text
 from thresher.label_formats.model import AnnotatedImage, AnnotationFormatError, AnnotationSet, class_names
 
@@ -63,8 +62,9 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
                 label = names[int(tokens[0])]
                 numbers = [float(t) for t in tokens[1:]]
             except (ValueError, IndexError):
-                raise AnnotationFormatError(f"{relative}:{number}: not 'class coordinates...' with a known class: "
-                                            f"{line[:80]!r}") from None
+                raise AnnotationFormatError(
+                    f"{relative}:{number}: not 'class coordinates...' with a known class: {line[:80]!r}"
+                ) from None
             if len(numbers) in (4, 5):
                 rows.append((label, numbers[:4], numbers[4] if len(numbers) == 5 else None, False))
             elif len(numbers) >= 6:
@@ -72,14 +72,17 @@ def read(location: Location, kind: str | None = None) -> AnnotationSet:
                 rows.append((label, numbers, confidence, True))
                 any_segment = True
             else:
-                raise AnnotationFormatError(f"{relative}:{number}: {len(numbers)} numbers make neither a box nor "
-                                            "a polygon")
+                raise AnnotationFormatError(
+                    f"{relative}:{number}: {len(numbers)} numbers make neither a box nor a polygon"
+                )
         parsed.append((_image_name(relative), rows))
     kind = kind or (L.POLYLINES if any_segment else L.DETECTIONS)
     result = AnnotationSet(kind, classes=names)
     for name, rows in parsed:
         objects = [_object(kind, *row) for row in rows]
-        result.images.append(AnnotatedImage(name, value=(L.Detections if kind == L.DETECTIONS else L.Polylines)(objects)))
+        result.images.append(
+            AnnotatedImage(name, value=(L.Detections if kind == L.DETECTIONS else L.Polylines)(objects))
+        )
     return result
 
 
@@ -121,7 +124,9 @@ def write(annotations: AnnotationSet, target: str) -> list[str]:
             if obj.confidence is not None:
                 numbers.append(obj.confidence)
             lines.append(" ".join([str(index[obj.label]), *(repr(float(v)) for v in numbers)]))
-        written.append(write_text(target, f"labels/{_stem(image.file_name)}.txt", "".join(line + "\n" for line in lines)))
+        written.append(
+            write_text(target, f"labels/{_stem(image.file_name)}.txt", "".join(line + "\n" for line in lines))
+        )
     names = "".join(f"  {i}: {json.dumps(name)}\n" for i, name in enumerate(classes))  # JSON strings are YAML
     written.append(write_text(target, "data.yaml", f"path: .\ntrain: ./images\nval: ./images\nnames:\n{names}"))
     return written

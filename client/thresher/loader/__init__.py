@@ -4,8 +4,8 @@ from typing import Any
 
 from thresher._moved import moved_attribute
 from thresher.loader.adapters import tensorflow_signature, to_tensorflow, to_torch
-from thresher.loader.loader_errors import LoaderError, WorkerError
 from thresher.loader.loader import Loader, default_start_method
+from thresher.loader.loader_errors import LoaderError, WorkerError
 
 __all__ = [
     "Loader",

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from thresher.loader.loader_errors import LoaderError
 from thresher.loader.loader import Loader
+from thresher.loader.loader_errors import LoaderError
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -35,8 +35,7 @@ def name_positionals(positional: Sequence[Any], given: dict[str, Any]) -> dict[s
         named[name] = value
     if tuple(named.get("fns") or ()) != ():
         raise ValueError(
-            "the Loader takes no fns: transform the source instead, "
-            "source = sources.Transform(source, fn=..., seed=0)"
+            "the Loader takes no fns: transform the source instead, source = sources.Transform(source, fn=..., seed=0)"
         )
     if named.get("shuffle") is not None:
         raise ValueError(

@@ -61,8 +61,10 @@ class Columns:
             arrays = [_as_array(value) for value in values]
             first = arrays[0]
             stackable = [a for a in arrays if a is not None]
-            if first is not None and len(stackable) == len(arrays) and all(
-                a.shape == first.shape and a.dtype == first.dtype for a in stackable
+            if (
+                first is not None
+                and len(stackable) == len(arrays)
+                and all(a.shape == first.shape and a.dtype == first.dtype for a in stackable)
             ):
                 columns.arrays[key] = stackable
             else:
@@ -71,10 +73,7 @@ class Columns:
 
     def stacked(self) -> dict[str, Any]:
         """The batch as a dict in key order, arrays stacked into fresh memory."""
-        return {
-            key: np.stack(self.arrays[key]) if key in self.arrays else self.lists[key]
-            for key in self.keys
-        }
+        return {key: np.stack(self.arrays[key]) if key in self.arrays else self.lists[key] for key in self.keys}
 
     def layout(self) -> tuple[list[tuple[str, str, tuple[int, ...], int]], int]:
         """Where each stacked key goes in a buffer, (key, dtype, shape, offset), and the size."""

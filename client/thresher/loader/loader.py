@@ -72,8 +72,7 @@ class _Resources:
 def _template(batch: dict[str, Any]) -> dict[str, Any]:
     """Per key (dtype, shape of one row) for an array, None for a list."""
     return {
-        key: (value.dtype, value.shape[1:]) if isinstance(value, np.ndarray) else None
-        for key, value in batch.items()
+        key: (value.dtype, value.shape[1:]) if isinstance(value, np.ndarray) else None for key, value in batch.items()
     }
 
 
@@ -350,9 +349,7 @@ class Loader:
             elif self.mode == "thread":
                 executor = ThreadExecutor(as_function(self.source), self.workers)
             else:
-                executor = ProcessExecutor(
-                    self.source, self.workers, self._context, self.recycle_after
-                )
+                executor = ProcessExecutor(self.source, self.workers, self._context, self.recycle_after)
             self._resources.executor = executor
         elif self._planned is not None and self._planned != self._start:
             # The source plans its reads by step (a remote source fetches this rank's shards
@@ -377,10 +374,7 @@ class Loader:
                 key: (dtype, shape) if dtype.kind in batching.STACKABLE_KINDS else None
                 for key, (dtype, shape) in self.spec.items()
             }
-        return {
-            key: [] if kind is None else np.empty((0, *kind[1]), kind[0])
-            for key, kind in template.items()
-        }
+        return {key: [] if kind is None else np.empty((0, *kind[1]), kind[0]) for key, kind in template.items()}
 
     def _drain(self) -> None:
         """Takes and drops the batches computed ahead, keeping the workers."""

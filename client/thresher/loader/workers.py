@@ -114,8 +114,7 @@ def serialise(source: Any) -> bytes:
         return pickle.dumps(source)
     except Exception as exc:
         raise LoaderError(
-            f"cannot send the source to worker processes ({exc}); "
-            "use mode='thread' or make the source picklable"
+            f"cannot send the source to worker processes ({exc}); use mode='thread' or make the source picklable"
         ) from exc
 
 

@@ -11,5 +11,12 @@ from thresher.ml.embed import embed
 from thresher.ml.items import MissingValueError
 from thresher.ml.tensorizers import TENSORIZERS, TensorizerError
 
-__all__ = ["FLAVORS", "TENSORIZERS", "MissingValueError", "TensorizerError", "as_ml_dataloader", "as_ml_dataset",
-           "embed"]
+__all__ = [
+    "FLAVORS",
+    "TENSORIZERS",
+    "MissingValueError",
+    "TensorizerError",
+    "as_ml_dataloader",
+    "as_ml_dataset",
+    "embed",
+]

@@ -29,10 +29,18 @@ def flavor_of(flavor: str) -> str:
         raise InvalidArgumentError(f"unknown ML flavor {flavor!r}: use one of {FLAVORS}") from None
 
 
-def build_items(result: Any, datasource: Any, *, metadata_columns: Sequence[str] = (),
-                file_columns: Sequence[str] | None = None, tensorizers: TensorizerSpec = "auto",
-                strategy: str = "lazy", savedir: str | os.PathLike[str] | None = None,
-                progress: bool = True, class_maps: dict[str, dict[str, int]] | None = None) -> ItemBuilder:
+def build_items(
+    result: Any,
+    datasource: Any,
+    *,
+    metadata_columns: Sequence[str] = (),
+    file_columns: Sequence[str] | None = None,
+    tensorizers: TensorizerSpec = "auto",
+    strategy: str = "lazy",
+    savedir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    class_maps: dict[str, dict[str, int]] | None = None,
+) -> ItemBuilder:
     """The items of ``result`` with their file store set up by ``strategy`` (see ``thresher.ml.file_cache``)."""
     if isinstance(metadata_columns, str):
         metadata_columns = [metadata_columns]
@@ -85,8 +93,10 @@ def as_ml_dataloader(result: Any, datasource: Any, flavor_or_dataset: Any, **opt
             raise InvalidArgumentError(f"{sorted(dataset_options)} shape a dataset; this one is built already")
         built = getattr(flavor_or_dataset, "thresher_items", None)
         if not isinstance(built, ItemBuilder):
-            raise InvalidArgumentError("as_ml_dataloader takes 'torch', 'tensorflow' or a dataset made by "
-                                       f"as_ml_dataset, not {type(flavor_or_dataset).__name__}")
+            raise InvalidArgumentError(
+                "as_ml_dataloader takes 'torch', 'tensorflow' or a dataset made by "
+                f"as_ml_dataset, not {type(flavor_or_dataset).__name__}"
+            )
         items = built
         flavor = "torch" if type(flavor_or_dataset).__module__ == "thresher.ml.torch_data" else "tensorflow"
     if flavor == "torch":

@@ -41,10 +41,21 @@ def _already_done(datasource: Any, field: str, paths: list[str]) -> set[str]:
     return {path for path in have if path in wanted}
 
 
-def embed(result: Any, model: Any, field: str, batch: int = 64, *, overwrite: bool = False,
-          preprocess: Callable[[Any], Any] | None = default_preprocess, device: Any = None,
-          dtype: str = "float32", write_every: int = 4096, progress: bool = True, engine: str = "local",
-          **dataset_options: Any) -> Any:
+def embed(
+    result: Any,
+    model: Any,
+    field: str,
+    batch: int = 64,
+    *,
+    overwrite: bool = False,
+    preprocess: Callable[[Any], Any] | None = default_preprocess,
+    device: Any = None,
+    dtype: str = "float32",
+    write_every: int = 4096,
+    progress: bool = True,
+    engine: str = "local",
+    **dataset_options: Any,
+) -> Any:
     """Runs ``model`` over the files of ``result`` and writes one vector per datapoint into ``field``.
 
     ``model`` maps a batch (after ``preprocess``) to an N×… tensor; each row is flattened into a vector.
@@ -95,8 +106,16 @@ def embed(result: Any, model: Any, field: str, batch: int = 64, *, overwrite: bo
     if hasattr(model, "eval"):
         model.eval()
     try:
-        with torch.no_grad(), tqdm(total=len(todo_paths), desc=f"embedding into {field}", unit=" datapoints",
-                                   disable=not progress, leave=False) as bar:
+        with (
+            torch.no_grad(),
+            tqdm(
+                total=len(todo_paths),
+                desc=f"embedding into {field}",
+                unit=" datapoints",
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             start = 0
             for inputs in loader:
                 if isinstance(inputs, tuple | list):
@@ -108,7 +127,7 @@ def embed(result: Any, model: Any, field: str, batch: int = 64, *, overwrite: bo
                 outputs = model(inputs)
                 vectors = outputs.detach().float().cpu().numpy().reshape(len(outputs), -1)
                 pending.append(vectors)
-                pending_paths.extend(todo_paths[start:start + len(vectors)])
+                pending_paths.extend(todo_paths[start : start + len(vectors)])
                 start += len(vectors)
                 bar.update(len(vectors))
                 if len(pending_paths) >= write_every:

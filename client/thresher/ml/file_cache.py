@@ -25,9 +25,9 @@ from typing import Any
 
 from thresher import blob_cache, downloads
 from thresher.core.errors import InvalidArgumentError
-from thresher.local_files import safe_join
 from thresher.core.storage import in_repository, open_storage
 from thresher.core.storage.local import LocalStorage
+from thresher.local_files import safe_join
 
 STRATEGIES = ("lazy", "background", "preload")
 BACKGROUND_THREADS = 8
@@ -51,15 +51,20 @@ class DatasourceHandle:
 
     @classmethod
     def of(cls, datasource: Any) -> DatasourceHandle:
-        return cls(datasource.id, datasource.namespace, datasource.source, datasource.revision,
-                   datasource.connection)
+        return cls(datasource.id, datasource.namespace, datasource.source, datasource.revision, datasource.connection)
 
 
 class FileStore:
     """Local files for (kind, value) keys of one datasource, fetched by ``strategy`` into ``savedir``."""
 
-    def __init__(self, datasource: Any, keys: Iterable[Key], strategy: str = "lazy",
-                 savedir: str | os.PathLike[str] | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        datasource: Any,
+        keys: Iterable[Key],
+        strategy: str = "lazy",
+        savedir: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+    ) -> None:
         if strategy not in STRATEGIES:
             raise InvalidArgumentError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         self.strategy = strategy
@@ -105,12 +110,12 @@ class FileStore:
         keys = list(keys)
         paths = [value for kind, value in keys if kind == DATAPOINT]
         if paths and self._local is None:
-            downloads.download_files(self._datasource, paths, self.folder, keep_source_prefix=False,
-                                     progress=progress)
+            downloads.download_files(self._datasource, paths, self.folder, keep_source_prefix=False, progress=progress)
         digests = [value for kind, value in keys if kind == BLOB]
         if digests:
-            blob_cache.cache_many(self._datasource.connection, digests, progress=progress,
-                                 datasource_id=self._datasource.id)
+            blob_cache.cache_many(
+                self._datasource.connection, digests, progress=progress, datasource_id=self._datasource.id
+            )
 
     def wait(self) -> None:
         """Waits for every background fetch (raising the first failure)."""
@@ -147,8 +152,11 @@ class FileStore:
 
 def _local_storage(datasource: Any) -> LocalStorage | None:
     """The source's folder when it is on this machine, else None (its files are fetched)."""
-    if in_repository(datasource.source, datasource.revision) or "://" in datasource.source \
-            and not datasource.source.startswith("file://"):
+    if (
+        in_repository(datasource.source, datasource.revision)
+        or "://" in datasource.source
+        and not datasource.source.startswith("file://")
+    ):
         return None
     storage = open_storage(datasource.source)
     return storage if isinstance(storage, LocalStorage) else None

@@ -20,14 +20,20 @@ import numpy as np
 
 from thresher.core import labels
 from thresher.core.errors import InvalidArgumentError
+from thresher.core.types import PATH_COLUMN, FieldType
 from thresher.ml import label_targets
 from thresher.ml import tensorizers as tz
 from thresher.ml.file_cache import BLOB, DATAPOINT, FileStore, Key
-from thresher.core.types import PATH_COLUMN, FieldType
 
 TensorizerSpec = str | Callable[..., Any] | Sequence[str | Callable[..., Any]]
-_METADATA_KINDS = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATETIME, FieldType.STRING,
-                   FieldType.VECTOR}
+_METADATA_KINDS = {
+    FieldType.INT,
+    FieldType.FLOAT,
+    FieldType.BOOL,
+    FieldType.DATETIME,
+    FieldType.STRING,
+    FieldType.VECTOR,
+}
 
 
 class MissingValueError(InvalidArgumentError):
@@ -54,9 +60,15 @@ class Column:
 class ItemBuilder:
     """Builds item ``i`` of a query result as numpy arrays (picklable, for DataLoader worker processes)."""
 
-    def __init__(self, result: Any, files: FileStore | None, file_columns: Sequence[str] | None = None,
-                 metadata_columns: Sequence[str] = (), tensorizers: TensorizerSpec = "auto",
-                 class_maps: dict[str, dict[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        result: Any,
+        files: FileStore | None,
+        file_columns: Sequence[str] | None = None,
+        metadata_columns: Sequence[str] = (),
+        tensorizers: TensorizerSpec = "auto",
+        class_maps: dict[str, dict[str, int]] | None = None,
+    ) -> None:
         table, kinds = result.arrow, result.fields
         self.paths: list[str] = result.paths
         self.files = files
@@ -71,8 +83,10 @@ class ItemBuilder:
                 values = labels.from_arrow(annotation_kind, table.column(column.name))
                 given = (class_maps or {}).get(column.name)
                 self.class_maps[column.name] = dict(given) if given else label_targets.class_map(values)
-                sizes = [table.column(n).to_pylist() if n in table.column_names else [None] * len(values)
-                         for n in (label_targets.WIDTH, label_targets.HEIGHT)]
+                sizes = [
+                    table.column(n).to_pylist() if n in table.column_names else [None] * len(values)
+                    for n in (label_targets.WIDTH, label_targets.HEIGHT)
+                ]
                 column.values = list(zip(values, *sizes))
         if not self.columns:
             raise InvalidArgumentError("an ML dataset needs at least one file or metadata column")
@@ -85,8 +99,10 @@ class ItemBuilder:
         else:
             tensorizers = list(tensorizers)
             if len(tensorizers) != len(self.columns):
-                raise InvalidArgumentError(f"tensorizers lists {len(tensorizers)} entries for {len(self.columns)} "
-                                           f"columns {[c.name for c in self.columns]}: give one per column")
+                raise InvalidArgumentError(
+                    f"tensorizers lists {len(tensorizers)} entries for {len(self.columns)} "
+                    f"columns {[c.name for c in self.columns]}: give one per column"
+                )
             for column, spec in zip(self.columns, tensorizers):
                 column.tensorize = _tensorizer(column, spec)
         for column in self.columns:
@@ -95,23 +111,27 @@ class ItemBuilder:
 
     def keys(self) -> list[Key]:
         """Every file store key the items need, in item order."""
-        return [column.key(row, self.paths) for row in range(len(self.paths)) for column in self.columns
-                if column.is_file]
+        return [
+            column.key(row, self.paths) for row in range(len(self.paths)) for column in self.columns if column.is_file
+        ]
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def raw(self, row: int) -> dict[str, Any]:
         """Column name -> local file path (file columns) or value (metadata columns) for ``row``."""
-        return {column.name: self._file(column, row) if column.is_file else column.values[row]
-                for column in self.columns}
+        return {
+            column.name: self._file(column, row) if column.is_file else column.values[row] for column in self.columns
+        }
 
     def __call__(self, row: int) -> Any:
         """Item ``row``: the whole-item callable's result, or the tensorized columns."""
         if self.whole_item is not None:
             return self.whole_item(self.raw(row))
-        arrays = tuple(column.tensorize(self._file(column, row) if column.is_file else self._value(column, row))
-                       for column in self.columns)
+        arrays = tuple(
+            column.tensorize(self._file(column, row) if column.is_file else self._value(column, row))
+            for column in self.columns
+        )
         return arrays[0] if len(arrays) == 1 else arrays
 
     @property
@@ -119,13 +139,15 @@ class ItemBuilder:
         """Whether items need files fetched from the services (not only files read in place)."""
         return self.files is not None and any(
             column.is_file and (column.kind is FieldType.BLOB or not self.files.reads_in_place)
-            for column in self.columns)
+            for column in self.columns
+        )
 
     def batch(self, rows: Sequence[int]) -> list[Any]:
         """Items ``rows``, their files fetched together first (on a few threads) rather than one by one."""
         if self.files is not None:
-            self.files.fetch_many(column.key(row, self.paths) for row in rows for column in self.columns
-                                  if column.is_file)
+            self.files.fetch_many(
+                column.key(row, self.paths) for row in rows for column in self.columns if column.is_file
+            )
         return [self(row) for row in rows]
 
     def _file(self, column: Column, row: int) -> pathlib.Path:
@@ -138,9 +160,11 @@ class ItemBuilder:
             if column.kind is FieldType.FLOAT:
                 return math.nan
             kind = "path" if column.kind is None else column.kind.value
-            raise MissingValueError(f"datapoint {self.paths[row]!r} has no value in {kind} column "
-                                    f"{column.name!r}; filter it out (ds[ds[{column.name!r}].is_not_null()]) or "
-                                    "make it a float field, where missing values become NaN")
+            raise MissingValueError(
+                f"datapoint {self.paths[row]!r} has no value in {kind} column "
+                f"{column.name!r}; filter it out (ds[ds[{column.name!r}].is_not_null()]) or "
+                "make it a float field, where missing values become NaN"
+            )
         return value
 
 
@@ -153,23 +177,28 @@ def _file_column(name: str, table: Any, kinds: dict[str, FieldType | None]) -> C
         return Column(name, None, table.column(PATH_COLUMN).to_pylist(), True)
     kind = _kind(name, kinds)
     if kind not in (FieldType.STRING, FieldType.BLOB, FieldType.SEGMENTATION):
-        raise InvalidArgumentError(f"file column {name!r} is a {kind.value} field: a file column is 'path', a "
-                                   "string field holding a datapoint path, or a blob field")
+        raise InvalidArgumentError(
+            f"file column {name!r} is a {kind.value} field: a file column is 'path', a "
+            "string field holding a datapoint path, or a blob field"
+        )
     return Column(name, kind, table.column(name).to_pylist(), True)
 
 
 def _metadata_column(name: str, table: Any, kinds: dict[str, FieldType | None]) -> Column:
     kind = _kind(name, kinds)
     if kind not in _METADATA_KINDS and not (kind.is_annotation and kind is not FieldType.SEGMENTATION):
-        raise InvalidArgumentError(f"metadata column {name!r} is a {kind.value} field: name blob fields in "
-                                   "file_columns, which fetches their bytes as files")
+        raise InvalidArgumentError(
+            f"metadata column {name!r} is a {kind.value} field: name blob fields in "
+            "file_columns, which fetches their bytes as files"
+        )
     return Column(name, kind, table.column(name).to_pylist(), False)
 
 
 def _kind(name: str, kinds: dict[str, FieldType | None]) -> FieldType:
     if name not in kinds:
-        raise InvalidArgumentError(f"{name!r} is not a column of this result (columns: {sorted(kinds)}); "
-                                   "select it in the query")
+        raise InvalidArgumentError(
+            f"{name!r} is not a column of this result (columns: {sorted(kinds)}); select it in the query"
+        )
     return FieldType(kinds[name])
 
 
@@ -186,8 +215,10 @@ def _tensorizer(column: Column, spec: str | Callable[..., Any]) -> Callable[[Any
             return tz.auto
         if spec in tz.TENSORIZERS:
             return tz.TENSORIZERS[spec]
-        raise InvalidArgumentError(f"unknown tensorizer {spec!r} for file column {column.name!r}: use 'auto', "
-                                   f"{', '.join(repr(n) for n in tz.TENSORIZERS)} or a callable")
+        raise InvalidArgumentError(
+            f"unknown tensorizer {spec!r} for file column {column.name!r}: use 'auto', "
+            f"{', '.join(repr(n) for n in tz.TENSORIZERS)} or a callable"
+        )
     kind = column.kind
     assert kind is not None, "a metadata column has a field type"
     if kind.annotation_kind is not None:
@@ -195,12 +226,14 @@ def _tensorizer(column: Column, spec: str | Callable[..., Any]) -> Callable[[Any
             raise InvalidArgumentError(f"annotation column {column.name!r} takes the 'auto' tensorizer or a callable")
         return label_targets.Targets(column.name, kind.annotation_kind, {})
     if spec not in ("auto", "numeric"):
-        raise InvalidArgumentError(f"unknown tensorizer {spec!r} for metadata column {column.name!r}: use "
-                                   "'auto', 'numeric' or a callable")
+        raise InvalidArgumentError(
+            f"unknown tensorizer {spec!r} for metadata column {column.name!r}: use 'auto', 'numeric' or a callable"
+        )
     if kind is FieldType.STRING:
         if spec == "numeric":
-            raise InvalidArgumentError(f"metadata column {column.name!r} holds strings: the numeric tensorizer "
-                                       "takes int, float, bool and datetime fields")
+            raise InvalidArgumentError(
+                f"metadata column {column.name!r} holds strings: the numeric tensorizer "
+                "takes int, float, bool and datetime fields"
+            )
         return np.str_
     return functools.partial(tz.numeric, kind=kind.value)
-

@@ -50,11 +50,14 @@ class Targets:
         objects = list(value or [])
         numbers = np.array([self._number(o.label) for o in objects], np.int64)
         if self.kind not in (L.DETECTIONS, L.POLYLINES, L.KEYPOINTS):
-            raise InvalidArgumentError(f"field {self.field!r} of kind {self.kind} is not a target: "
-                                       "name a segmentation field in file_columns to get its mask")
+            raise InvalidArgumentError(
+                f"field {self.field!r} of kind {self.kind} is not a target: "
+                "name a segmentation field in file_columns to get its mask"
+            )
         if objects and not (width and height):
-            raise InvalidArgumentError(f"field {self.field!r}: absolute coordinates need the image size; select "
-                                       "the width and height fields")
+            raise InvalidArgumentError(
+                f"field {self.field!r}: absolute coordinates need the image size; select the width and height fields"
+            )
         scale = np.array([width or 0, height or 0], np.float64)
         if self.kind == L.DETECTIONS:
             boxes = np.array([o.box for o in objects], np.float64).reshape(-1, 4)
@@ -62,8 +65,11 @@ class Targets:
             scores = np.array([np.nan if o.confidence is None else o.confidence for o in objects], np.float32)
             return {"boxes": xyxy.astype(np.float32), "labels": numbers, "scores": scores}
         points = [np.array(o.points, np.float64).reshape(-1, 2) * scale for o in objects]
-        return {"points": (np.concatenate(points) if points else np.zeros((0, 2))).astype(np.float32),
-                "lengths": np.array([len(p) for p in points], np.int64), "labels": numbers}
+        return {
+            "points": (np.concatenate(points) if points else np.zeros((0, 2))).astype(np.float32),
+            "lengths": np.array([len(p) for p in points], np.int64),
+            "labels": numbers,
+        }
 
 
 def mask(path: Any) -> np.ndarray:

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from thresher.core.types import PATH_COLUMN
 from thresher.ray_engine import require_ray
 from thresher.ray_engine.remote import DatasourceRef
-from thresher.core.types import PATH_COLUMN
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -46,8 +46,9 @@ def vector_column(vectors: np.ndarray) -> pa.Array:
 class _Embedder:
     """A Ray actor's state: the model, on its device, and a reader of the datasource's files."""
 
-    def __init__(self, model: Any, source: DatasourceRef, field: str, preprocess: Callable[[bytes], Any],
-                 use_gpu: bool) -> None:
+    def __init__(
+        self, model: Any, source: DatasourceRef, field: str, preprocess: Callable[[bytes], Any], use_gpu: bool
+    ) -> None:
         import torch
 
         from thresher.downloads import reader_for
@@ -72,9 +73,17 @@ class _Embedder:
         return pa.table({PATH_COLUMN: pa.array(paths, pa.string()), self.field: vector_column(vectors)})
 
 
-def embed_on_ray(result: Any, model: Any, field: str = "embedding", batch_size: int = DEFAULT_BATCH_SIZE,
-                 num_actors: int = 2, num_gpus_per_actor: float = 0, *, num_cpus_per_actor: float = 1,
-                 preprocess: Callable[[bytes], Any] = image_tensor) -> Any:
+def embed_on_ray(
+    result: Any,
+    model: Any,
+    field: str = "embedding",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_actors: int = 2,
+    num_gpus_per_actor: float = 0,
+    *,
+    num_cpus_per_actor: float = 1,
+    preprocess: Callable[[bytes], Any] = image_tensor,
+) -> Any:
     """Computes ``model(files)`` for every datapoint of ``result`` on Ray and writes the vectors to ``field``.
 
     ``model``: a ``torch.nn.Module`` (shipped to each actor) or a function returning one (called in each
@@ -88,8 +97,12 @@ def embed_on_ray(result: Any, model: Any, field: str = "embedding", batch_size: 
     source = DatasourceRef.of(view)
     rows = result.to_ray_dataset().select_columns([PATH_COLUMN])
     vectors = rows.map_batches(
-        _Embedder, batch_size=batch_size, batch_format="pyarrow",
+        _Embedder,
+        batch_size=batch_size,
+        batch_format="pyarrow",
         fn_constructor_args=(model, source, field, preprocess, num_gpus_per_actor > 0),
-        compute=ray.data.ActorPoolStrategy(size=num_actors), num_gpus=num_gpus_per_actor or None,
-        num_cpus=num_cpus_per_actor)
+        compute=ray.data.ActorPoolStrategy(size=num_actors),
+        num_gpus=num_gpus_per_actor or None,
+        num_cpus=num_cpus_per_actor,
+    )
     return upload_ray_dataset(view, vectors, PATH_COLUMN)

@@ -38,7 +38,7 @@ def image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 # PCM sample width in bytes -> the dtype it is read as and the scale that maps it onto [-1, 1].
-_PCM: dict[int, tuple[np.dtype, float]] = {2: (np.dtype("<i2"), 2.0 ** 15), 4: (np.dtype("<i4"), 2.0 ** 31)}
+_PCM: dict[int, tuple[np.dtype, float]] = {2: (np.dtype("<i2"), 2.0**15), 4: (np.dtype("<i4"), 2.0**31)}
 
 
 def audio(path: str | os.PathLike[str]) -> np.ndarray:
@@ -54,7 +54,7 @@ def audio(path: str | os.PathLike[str]) -> np.ndarray:
     elif width == 3:  # 24-bit: widen each little-endian triple to int32 (top byte first keeps the sign)
         triples = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
         values = (triples[:, 0] << 8 | triples[:, 1] << 16 | triples[:, 2] << 24) >> 8
-        samples = values.astype(np.float32) / 2.0 ** 23
+        samples = values.astype(np.float32) / 2.0**23
     elif width in _PCM:
         dtype, scale = _PCM[width]
         samples = (np.frombuffer(raw, dtype).astype(np.float64) / scale).astype(np.float32)
@@ -86,8 +86,13 @@ def raw_bytes(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 # Metadata field type -> the dtype ``numeric`` gives it (see the module docstring for float32).
-NUMERIC_DTYPES = {"int": np.int64, "float": np.float32, "bool": np.bool_, "datetime": np.int64,
-                  "vector": np.float32}  # a vector becomes a 1-D float32 array
+NUMERIC_DTYPES = {
+    "int": np.int64,
+    "float": np.float32,
+    "bool": np.bool_,
+    "datetime": np.int64,
+    "vector": np.float32,
+}  # a vector becomes a 1-D float32 array
 
 
 def numeric(value: Any, kind: str = "float") -> np.ndarray:
@@ -107,9 +112,17 @@ TENSORIZERS: dict[str, Tensorizer] = {"image": image, "audio": audio, "video": v
 
 _MEDIA = {"image": "image", "audio": "audio", "video": "video"}
 # First bytes of a file -> its kind, for files whose name says nothing (blobs are named by hash).
-_SIGNATURES = [(0, b"\x89PNG", "image"), (0, b"\xff\xd8\xff", "image"), (0, b"GIF8", "image"), (0, b"BM", "image"),
-               (8, b"WEBP", "image"), (8, b"WAVE", "audio"), (4, b"ftyp", "video"), (0, b"\x1a\x45\xdf\xa3", "video"),
-               (8, b"AVI ", "video")]
+_SIGNATURES = [
+    (0, b"\x89PNG", "image"),
+    (0, b"\xff\xd8\xff", "image"),
+    (0, b"GIF8", "image"),
+    (0, b"BM", "image"),
+    (8, b"WEBP", "image"),
+    (8, b"WAVE", "audio"),
+    (4, b"ftyp", "video"),
+    (0, b"\x1a\x45\xdf\xa3", "video"),
+    (8, b"AVI ", "video"),
+]
 
 
 def kind_of(path: str | os.PathLike[str], name: str = "") -> str:
@@ -124,7 +137,7 @@ def kind_of(path: str | os.PathLike[str], name: str = "") -> str:
     with open(path, "rb") as handle:
         head = handle.read(16)
     for offset, magic, found in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return found
     return "bytes"
 

@@ -44,8 +44,9 @@ def default_signature(items: ItemBuilder) -> Any:
     return tuple(spec_of(value, column.is_file) for value, column in zip(first, items.columns))
 
 
-def tf_dataset(items: ItemBuilder, output_signature: Any = None, num_workers: int = 0,
-               read_ahead: int | None = None) -> tf.data.Dataset:
+def tf_dataset(
+    items: ItemBuilder, output_signature: Any = None, num_workers: int = 0, read_ahead: int | None = None
+) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` yielding the items in result order; ``.thresher_items`` keeps the builder.
 
     With ``num_workers`` > 0, that many threads build items (fetching their files) ahead of the one
@@ -61,8 +62,9 @@ def tf_dataset(items: ItemBuilder, output_signature: Any = None, num_workers: in
             return
         rows = iter(range(len(items)))
         with concurrent.futures.ThreadPoolExecutor(num_workers, thread_name_prefix="thresher-tf") as pool:
-            pending = collections.deque(pool.submit(items, row)
-                                        for row in itertools.islice(rows, read_ahead or 2 * num_workers))
+            pending = collections.deque(
+                pool.submit(items, row) for row in itertools.islice(rows, read_ahead or 2 * num_workers)
+            )
             while pending:
                 item = pending.popleft().result()
                 row = next(rows, None)
@@ -81,9 +83,12 @@ def collate(batch: list[Any]) -> Any:
     if isinstance(batch[0], tuple | list):
         return tuple(collate([item[k] for item in batch]) for k in range(len(batch[0])))
     if isinstance(batch[0], dict):
-        return {key: tf.RaggedTensor.from_row_lengths(np.concatenate([item[key] for item in batch]),
-                                                      [len(item[key]) for item in batch])
-                for key in batch[0]}
+        return {
+            key: tf.RaggedTensor.from_row_lengths(
+                np.concatenate([item[key] for item in batch]), [len(item[key]) for item in batch]
+            )
+            for key in batch[0]
+        }
     return np.stack([np.asarray(item) for item in batch])
 
 
@@ -97,8 +102,9 @@ class ItemBatches(keras.utils.PyDataset):  # type: ignore[misc]  # keras has no 
     files are fetched ahead of training.
     """
 
-    def __init__(self, items: ItemBuilder, batch_size: int = 32, shuffle: bool = False, seed: int | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, items: ItemBuilder, batch_size: int = 32, shuffle: bool = False, seed: int | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -116,7 +122,7 @@ class ItemBatches(keras.utils.PyDataset):  # type: ignore[misc]  # keras has no 
     def __getitem__(self, index: int) -> Any:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         return collate(self.thresher_items.batch([int(row) for row in rows]))
 
     def on_epoch_end(self) -> None:

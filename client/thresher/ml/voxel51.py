@@ -17,9 +17,9 @@ import numpy as np
 
 from thresher import blob_cache
 from thresher.core.settings import Settings, env_name
+from thresher.core.types import FieldType
 from thresher.ml import voxel51_labels
 from thresher.ml.file_cache import DATAPOINT, FileStore
-from thresher.core.types import FieldType
 
 LIBSSL11_DIR_ENV = env_name("libssl11_dir")
 # Sample fields FiftyOne defines itself; Thresher fields of these names get a "thresher_" prefix.
@@ -33,10 +33,13 @@ def prepare_environment() -> None:
     if not folder:
         return
     found = glob.glob(os.path.join(folder, "usr", "lib", "*", "libssl.so.1.1")) or glob.glob(
-        os.path.join(folder, "libssl.so.1.1"))
+        os.path.join(folder, "libssl.so.1.1")
+    )
     if not found:
-        raise FileNotFoundError(f"${LIBSSL11_DIR_ENV} is {folder}, which holds no libssl.so.1.1: run "
-                                "scripts/fetch_libssl11.sh to unpack it there")
+        raise FileNotFoundError(
+            f"${LIBSSL11_DIR_ENV} is {folder}, which holds no libssl.so.1.1: run "
+            "scripts/fetch_libssl11.sh to unpack it there"
+        )
     library_dir = os.path.dirname(found[0])
     current = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     if library_dir not in current:
@@ -60,14 +63,27 @@ def sample_field_name(field: str) -> str:
 
 def field_classes(fo: Any) -> dict[FieldType, Any]:
     """Thresher field type -> FiftyOne field class (blobs are local file paths, so strings)."""
-    return {FieldType.INT: fo.IntField, FieldType.FLOAT: fo.FloatField, FieldType.BOOL: fo.BooleanField,
-            FieldType.STRING: fo.StringField, FieldType.DATETIME: fo.DateTimeField, FieldType.BLOB: fo.StringField,
-            FieldType.VECTOR: fo.VectorField}
+    return {
+        FieldType.INT: fo.IntField,
+        FieldType.FLOAT: fo.FloatField,
+        FieldType.BOOL: fo.BooleanField,
+        FieldType.STRING: fo.StringField,
+        FieldType.DATETIME: fo.DateTimeField,
+        FieldType.BLOB: fo.StringField,
+        FieldType.VECTOR: fo.VectorField,
+    }
 
 
-def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *, persistent: bool = False,
-                       overwrite: bool = False, savedir: str | os.PathLike[str] | None = None,
-                       progress: bool = True) -> Any:
+def to_voxel51_dataset(
+    result: Any,
+    datasource: Any,
+    name: str | None = None,
+    *,
+    persistent: bool = False,
+    overwrite: bool = False,
+    savedir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Any:
     """A FiftyOne dataset with one sample per datapoint of ``result``.
 
     Files are downloaded first (local folders are used in place); ``filepath`` is the local file.
@@ -82,8 +98,11 @@ def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *,
     columns = {field: result.arrow.column(field).to_pylist() for field in kinds}
     blob_digests = [d for field, kind in kinds.items() if kind is FieldType.BLOB for d in columns[field] if d]
     blob_digests += voxel51_labels.mask_digests(kinds, columns)
-    cached = blob_cache.cache_many(datasource.connection, blob_digests, progress=progress,
-                                   datasource_id=datasource.id) if blob_digests else {}
+    cached = (
+        blob_cache.cache_many(datasource.connection, blob_digests, progress=progress, datasource_id=datasource.id)
+        if blob_digests
+        else {}
+    )
     dataset = fo.Dataset(name, persistent=persistent, overwrite=overwrite)
     classes = field_classes(fo)
     dataset.add_sample_field(PATH_FIELD, fo.StringField)
@@ -96,11 +115,19 @@ def to_voxel51_dataset(result: Any, datasource: Any, name: str | None = None, *,
     ids = result.arrow.column("datapoint_id").to_pylist()
     samples = []
     for row, path in enumerate(paths):
-        values = {sample_field_name(field): voxel51_labels.sample_value(fo, kinds[field], column[row], cached)
-                  if kinds[field].is_annotation else _sample_value(kinds[field], column[row], cached)
-                  for field, column in columns.items()}
-        samples.append(fo.Sample(filepath=str(files.path((DATAPOINT, path))), **{PATH_FIELD: path, ID_FIELD: ids[row]},
-                                 **{key: value for key, value in values.items() if value is not None}))
+        values = {
+            sample_field_name(field): voxel51_labels.sample_value(fo, kinds[field], column[row], cached)
+            if kinds[field].is_annotation
+            else _sample_value(kinds[field], column[row], cached)
+            for field, column in columns.items()
+        }
+        samples.append(
+            fo.Sample(
+                filepath=str(files.path((DATAPOINT, path))),
+                **{PATH_FIELD: path, ID_FIELD: ids[row]},
+                **{key: value for key, value in values.items() if value is not None},
+            )
+        )
     dataset.add_samples(samples, progress=progress)
     return dataset
 
@@ -114,12 +141,19 @@ def _sample_value(kind: FieldType, value: Any, cached: dict[str, Any]) -> Any:
         return np.asarray(value, dtype=np.float32)
     if kind is FieldType.DATETIME and value.tzinfo is not None:
         # FiftyOne stores naive datetimes as UTC; converting here keeps the instant exact.
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
-def visualize(result: Any, datasource: Any, name: str | None = None, *, savedir: str | os.PathLike[str] | None = None,
-              progress: bool = True, **launch_options: Any) -> Any:
+def visualize(
+    result: Any,
+    datasource: Any,
+    name: str | None = None,
+    *,
+    savedir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    **launch_options: Any,
+) -> Any:
     """Builds the FiftyOne dataset of ``result`` and opens it in the FiftyOne app; returns the session.
 
     ``launch_options`` go to ``fiftyone.launch_app`` (``port``, ``address``, ``remote``, ``auto``...).

@@ -12,14 +12,31 @@ from typing import Any
 from thresher.core import labels as L
 from thresher.core.types import FieldType
 
-_OWN = {"label", "bounding_box", "confidence", "index", "points", "closed", "filled", "mask", "mask_path", "id",
-        "tags", "attributes", "instance"}
+_OWN = {
+    "label",
+    "bounding_box",
+    "confidence",
+    "index",
+    "points",
+    "closed",
+    "filled",
+    "mask",
+    "mask_path",
+    "id",
+    "tags",
+    "attributes",
+    "instance",
+}
 
 
 def document_type(fo: Any, kind: FieldType) -> Any:
-    return {FieldType.CLASSIFICATION: fo.Classification, FieldType.DETECTIONS: fo.Detections,
-            FieldType.POLYLINES: fo.Polylines, FieldType.KEYPOINTS: fo.Keypoints,
-            FieldType.SEGMENTATION: fo.Segmentation}[kind]
+    return {
+        FieldType.CLASSIFICATION: fo.Classification,
+        FieldType.DETECTIONS: fo.Detections,
+        FieldType.POLYLINES: fo.Polylines,
+        FieldType.KEYPOINTS: fo.Keypoints,
+        FieldType.SEGMENTATION: fo.Segmentation,
+    }[kind]
 
 
 def add_field(fo: Any, dataset: Any, name: str, kind: FieldType, values: list[Any]) -> None:
@@ -32,8 +49,7 @@ def add_field(fo: Any, dataset: Any, name: str, kind: FieldType, values: list[An
 
 
 def mask_digests(kinds: dict[str, FieldType], columns: dict[str, list[Any]]) -> list[str]:
-    return [v["mask"] for field, kind in kinds.items() if kind is FieldType.SEGMENTATION
-            for v in columns[field] if v]
+    return [v["mask"] for field, kind in kinds.items() if kind is FieldType.SEGMENTATION for v in columns[field] if v]
 
 
 def _common(fo_label: Any, obj: Any) -> Any:
@@ -55,11 +71,31 @@ def sample_value(fo: Any, kind: FieldType, plain: Any, cached: dict[str, Any]) -
     if isinstance(value, L.Segmentation):
         return fo.Segmentation(mask_path=str(cached[value.digest]))  # read back, the mask is its digest
     if isinstance(value, L.Detections):
-        return fo.Detections(detections=[_common(fo.Detection(label=o.label, bounding_box=list(o.box),
-                                                               confidence=o.confidence), o) for o in value])
+        return fo.Detections(
+            detections=[
+                _common(fo.Detection(label=o.label, bounding_box=list(o.box), confidence=o.confidence), o)
+                for o in value
+            ]
+        )
     if isinstance(value, L.Polylines):
-        return fo.Polylines(polylines=[_common(fo.Polyline(label=o.label, points=[[list(p) for p in o.points]],
-                                                           closed=o.closed, filled=o.filled,
-                                                           confidence=o.confidence), o) for o in value])
-    return fo.Keypoints(keypoints=[_common(fo.Keypoint(label=o.label, points=[list(p) for p in o.points],
-                                                       confidence=o.confidence), o) for o in value])
+        return fo.Polylines(
+            polylines=[
+                _common(
+                    fo.Polyline(
+                        label=o.label,
+                        points=[[list(p) for p in o.points]],
+                        closed=o.closed,
+                        filled=o.filled,
+                        confidence=o.confidence,
+                    ),
+                    o,
+                )
+                for o in value
+            ]
+        )
+    return fo.Keypoints(
+        keypoints=[
+            _common(fo.Keypoint(label=o.label, points=[list(p) for p in o.points], confidence=o.confidence), o)
+            for o in value
+        ]
+    )

@@ -29,14 +29,24 @@ from thresher.ray_engine.remote import DatasourceRef
 TASK_RETRIES = 3
 
 
-def write_shard(source: DatasourceRef, target: str, spec: dict[str, str], shardlen: int, shards: int, number: int,
-                points: list[dict[str, Any]], image_size: tuple[int, int] | None, threads: int,
-                on_record: Callable[[int, int], None] | None = None) -> int:
+def write_shard(
+    source: DatasourceRef,
+    target: str,
+    spec: dict[str, str],
+    shardlen: int,
+    shards: int,
+    number: int,
+    points: list[dict[str, Any]],
+    image_size: tuple[int, int] | None,
+    threads: int,
+    on_record: Callable[[int, int], None] | None = None,
+) -> int:
     """Writes shard ``number`` of ``shards`` holding ``points`` (their files fetched here); returns the
     rows written now (0 when the shard was already complete). ``on_record(shard, row)`` is called after
     each row (progress reporting, fault injection)."""
-    with ShardedDatasetWriter(target, spec, encoders, shardlen=shardlen, shardstart=number,
-                              shardstep=max(1, shards)) as writer:
+    with ShardedDatasetWriter(
+        target, spec, encoders, shardlen=shardlen, shardstart=number, shardstep=max(1, shards)
+    ) as writer:
         if len(writer) == len(points) and writer.shards:
             return 0  # complete from an earlier attempt or an earlier export
         fetch = None
@@ -59,11 +69,20 @@ def write_shard(source: DatasourceRef, target: str, spec: dict[str, str], shardl
     return len(points)
 
 
-def export_on_ray(result: Any, target: str, columns: Sequence[str] | None = None,
-                  shardlen: int = exporting.DEFAULT_SHARDLEN, formats: dict[str, str] | None = None, *,
-                  image_size: tuple[int, int] | None = None, files_too: bool = True, threads: int = 8,
-                  num_cpus: float = 1, on_record: Callable[[int, int], None] | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+def export_on_ray(
+    result: Any,
+    target: str,
+    columns: Sequence[str] | None = None,
+    shardlen: int = exporting.DEFAULT_SHARDLEN,
+    formats: dict[str, str] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    files_too: bool = True,
+    threads: int = 8,
+    num_cpus: float = 1,
+    on_record: Callable[[int, int], None] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """``QueryResult.export`` with every shard written by a Ray task; returns the manifest.
 
     ``threads``: file fetches in flight per task; ``num_cpus``: CPUs Ray reserves per task. The target
@@ -74,8 +93,11 @@ def export_on_ray(result: Any, target: str, columns: Sequence[str] | None = None
     plan = exporting.plan_export(result, target, columns, shardlen, formats, image_size, files_too)
     target, paths, manifest = plan.target, plan.paths, plan.manifest
     shards = max(1, math.ceil(len(paths) / shardlen))
-    done = sum(min(shardlen, len(paths) - n * shardlen) for n in range(shards)
-               if files.exists(files.join(files.join(target, shard_name(n)), SPEC_FILE)))
+    done = sum(
+        min(shardlen, len(paths) - n * shardlen)
+        for n in range(shards)
+        if files.exists(files.join(files.join(target, shard_name(n)), SPEC_FILE))
+    )
     if not files.is_remote(target):
         os.makedirs(target, exist_ok=True)
     exporting.write_manifest(target, {**manifest, "rows_done": done})
@@ -86,8 +108,9 @@ def export_on_ray(result: Any, target: str, columns: Sequence[str] | None = None
     for number in range(shards):
         rows = range(number * shardlen, min(len(paths), (number + 1) * shardlen))
         points = [plan.point(values, i) for i in rows]
-        pending.append(task.remote(source, target, plan.spec, shardlen, shards, number, points, image_size,
-                                   threads, on_record))
+        pending.append(
+            task.remote(source, target, plan.spec, shardlen, shards, number, points, image_size, threads, on_record)
+        )
     ray.get(pending)
     manifest.update(rows_done=len(paths), shards=shards, complete=True)
     exporting.write_manifest(target, manifest)

@@ -26,7 +26,8 @@ def plan_partitions(connection: Any, query: common_pb2.Query) -> flight.FlightIn
     descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
     return connection._flight_call(  # noqa: SLF001 - the connection's own retry and error mapping
         lambda: connection.flight.get_flight_info(descriptor, options=connection._flight_options),  # noqa: SLF001
-        idempotent=True)
+        idempotent=True,
+    )
 
 
 def read_partition(spec: ConnectionSpec, ticket: bytes, locations: list[str]) -> pa.Table:
@@ -44,7 +45,8 @@ def read_partition(spec: ConnectionSpec, ticket: bytes, locations: list[str]) ->
             finally:
                 client.close()
         return connection._flight_call(  # noqa: SLF001
-            lambda: connection.flight.do_get(flight.Ticket(ticket), options=options).read_all(), idempotent=True)
+            lambda: connection.flight.do_get(flight.Ticket(ticket), options=options).read_all(), idempotent=True
+        )
     finally:
         connection.close()
 
@@ -61,8 +63,10 @@ def partitions_datasource(connection: Any, query: common_pb2.Query) -> Any:
     info = plan_partitions(connection, query)
     spec = ConnectionSpec.of(connection)
     schema = info.schema
-    endpoints = [(endpoint.ticket.ticket, [location.uri.decode() for location in endpoint.locations])
-                 for endpoint in info.endpoints]
+    endpoints = [
+        (endpoint.ticket.ticket, [location.uri.decode() for location in endpoint.locations])
+        for endpoint in info.endpoints
+    ]
 
     def read_task(ticket: bytes, locations: list[str], per_task_row_limit: int | None) -> Any:
         def read() -> Iterator[pa.Table]:
@@ -80,8 +84,9 @@ def partitions_datasource(connection: Any, query: common_pb2.Query) -> Any:
         def estimate_inmemory_data_size(self) -> int | None:
             return None
 
-        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                           data_context: Any = None) -> list[Any]:
+        def get_read_tasks(
+            self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+        ) -> list[Any]:
             # One task per partition whatever `parallelism` says: a partition is the unit a node serves.
             return [read_task(ticket, locations, per_task_row_limit) for ticket, locations in endpoints]
 

@@ -21,14 +21,26 @@ class ConnectionSpec:
 
     @classmethod
     def of(cls, connection: Any) -> ConnectionSpec:
-        return cls(connection.metadata_address, connection.flight_address, connection.scanner_address,
-                   connection._token, connection.tls, connection._root_certificates)  # noqa: SLF001
+        return cls(
+            connection.metadata_address,
+            connection.flight_address,
+            connection.scanner_address,
+            connection._token,
+            connection.tls,
+            connection._root_certificates,
+        )  # noqa: SLF001
 
     def connect(self) -> Any:
         from thresher.connection import Connection
 
-        return Connection(self.metadata_address, self.flight_address, self.scanner_address, token=self.token,
-                          tls=self.tls, root_certificates=self.root_certificates)
+        return Connection(
+            self.metadata_address,
+            self.flight_address,
+            self.scanner_address,
+            token=self.token,
+            tls=self.tls,
+            root_certificates=self.root_certificates,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,15 +26,20 @@ def stage_block(source: DatasourceRef, session: str, index: int, block: Any, pat
     datasource = source.open()
     try:
         table, path_name = upload.prepare(block, path_column, datasource._shared.write_types)  # noqa: SLF001
-        datasource.connection.upsert_table(datasource.id, table, path_name, staging_session=session,
-                                           block_index=index)
+        datasource.connection.upsert_table(datasource.id, table, path_name, staging_session=session, block_index=index)
         return cast(int, table.num_rows)  # pyarrow has no type information
     finally:
         datasource.connection.close()
 
 
-def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | None = None,
-                       *, create_missing: bool = False, num_cpus: float = 1) -> ms.CommitStagedUploadResponse | None:
+def upload_ray_dataset(
+    datasource: Any,
+    dataset: Any,
+    path_column: str | int | None = None,
+    *,
+    create_missing: bool = False,
+    num_cpus: float = 1,
+) -> ms.CommitStagedUploadResponse | None:
     """Writes ``dataset`` (a Ray Dataset of a path column and field columns) to ``datasource``, atomically.
 
     Paths the datasource does not know are refused at the commit (``UnknownPathsError``, nothing
@@ -47,8 +52,9 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
     session = uuid.uuid4().hex
     source = DatasourceRef.of(datasource)
     # retry_exceptions: a block that failed to send (a node gone) is sent again, replacing any copy that got in.
-    stage = ray.remote(stage_block).options(num_cpus=num_cpus, max_retries=BLOCK_RETRIES,
-                                            retry_exceptions=[ConnectionError, TimeoutError])
+    stage = ray.remote(stage_block).options(
+        num_cpus=num_cpus, max_retries=BLOCK_RETRIES, retry_exceptions=[ConnectionError, TimeoutError]
+    )
     connection = datasource.connection
     pending = [stage.remote(source, session, index, ref, path_column) for index, ref in enumerate(refs)]
     try:
@@ -60,13 +66,20 @@ def upload_ray_dataset(datasource: Any, dataset: Any, path_column: str | int | N
                 ray.cancel(ref)
             ray.wait(pending, num_returns=len(pending))
             raise
-        response: ms.CommitStagedUploadResponse = connection.call_metadata("CommitStagedUpload", ms.CommitStagedUploadRequest(
-            staging_session=session, datasource_id=datasource.id, block_count=len(refs),
-            create_missing=create_missing))
+        response: ms.CommitStagedUploadResponse = connection.call_metadata(
+            "CommitStagedUpload",
+            ms.CommitStagedUploadRequest(
+                staging_session=session,
+                datasource_id=datasource.id,
+                block_count=len(refs),
+                create_missing=create_missing,
+            ),
+        )
     except BaseException:
         try:
-            connection.call_metadata("AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session=session,
-                                                                              datasource_id=datasource.id))
+            connection.call_metadata(
+                "AbortStagedUpload", ms.AbortStagedUploadRequest(staging_session=session, datasource_id=datasource.id)
+            )
         except Exception:  # noqa: BLE001 - the first failure is the one to report; the session expires anyway
             pass
         raise

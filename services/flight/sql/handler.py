@@ -23,11 +23,10 @@ from thresher.services.flight.backend import MetadataBackend
 from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.flight_errors import flight_errors
 from thresher.services.flight.headers import Metadata
-from thresher.services.flight.tickets import TicketError
-from thresher.v1 import metadata_service_pb2 as mpb
-
 from thresher.services.flight.sql import catalog
 from thresher.services.flight.sql.protocol import UnsupportedMessage, pack, unpack
+from thresher.services.flight.tickets import TicketError
+from thresher.v1 import metadata_service_pb2 as mpb
 
 CREATE_PREPARED_STATEMENT, CLOSE_PREPARED_STATEMENT = "CreatePreparedStatement", "ClosePreparedStatement"
 
@@ -59,16 +58,18 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 class FlightSqlHandler:
     """The Flight SQL calls, served through ``backend`` on behalf of each caller."""
 
-    def __init__(self, backend: MetadataBackend, location: fl.Location,
-                 data_port: DataPortClient | None = None) -> None:
+    def __init__(
+        self, backend: MetadataBackend, location: fl.Location, data_port: DataPortClient | None = None
+    ) -> None:
         self._backend = backend
         self._location = location
         self._data_port = data_port  # results from the metadata service's data port (Flight), where it has one
 
     # GetFlightInfo / GetSchema -------------------------------------------------------------------
 
-    def flight_info(self, command: Message | UnsupportedMessage, descriptor: fl.FlightDescriptor,
-                    caller: Metadata) -> fl.FlightInfo:
+    def flight_info(
+        self, command: Message | UnsupportedMessage, descriptor: fl.FlightDescriptor, caller: Metadata
+    ) -> fl.FlightInfo:
         if isinstance(command, catalog.CATALOG_COMMANDS):
             schema, ticket = catalog.result_schema(command), pack(command)
         else:
@@ -120,8 +121,12 @@ class FlightSqlHandler:
 
     # DoPut: binding parameters ------------------------------------------------------------------
 
-    def do_put(self, command: Message | UnsupportedMessage, reader: fl.MetadataRecordBatchReader,
-               writer: fl.FlightMetadataWriter) -> None:
+    def do_put(
+        self,
+        command: Message | UnsupportedMessage,
+        reader: fl.MetadataRecordBatchReader,
+        writer: fl.FlightMetadataWriter,
+    ) -> None:
         if not isinstance(command, fsql.CommandPreparedStatementQuery):
             raise _unsupported(command)
         statement = _handle(command.prepared_statement_handle)
@@ -142,8 +147,9 @@ class FlightSqlHandler:
                 raise NotImplementedError("Flight SQL transactions are not supported by Thresher")
             statement = mpb.ExecuteSqlRequest(sql=body.query)
             schema = self._describe(statement, caller)
-            result = fsql.ActionCreatePreparedStatementResult(prepared_statement_handle=statement.SerializeToString(),
-                                                              dataset_schema=schema.serialize().to_pybytes())
+            result = fsql.ActionCreatePreparedStatementResult(
+                prepared_statement_handle=statement.SerializeToString(), dataset_schema=schema.serialize().to_pybytes()
+            )
             return iter([pack(result)])
         if action.type == CLOSE_PREPARED_STATEMENT and isinstance(body, fsql.ActionClosePreparedStatementRequest):
             return iter([])  # handles hold no server state

@@ -37,7 +37,7 @@ def unpack(raw: bytes) -> Message | UnsupportedMessage | None:
         return None
     if not wrapper.type_url.startswith(TYPE_URL_PREFIX):
         return None
-    name = wrapper.type_url[len(TYPE_URL_PREFIX):]
+    name = wrapper.type_url[len(TYPE_URL_PREFIX) :]
     message_type = fsql.DESCRIPTOR.message_types_by_name.get(name)
     if message_type is None:
         return UnsupportedMessage(name)

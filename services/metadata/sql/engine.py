@@ -28,15 +28,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from thresher.services.server_extra import require
 from thresher.core.types import PATH_COLUMN, FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata import nearest
 from thresher.services.metadata.domain_errors import InvalidArgument
-from thresher.services.metadata.store import SqlStore, Store
 from thresher.services.metadata.sql import rewrite, sandbox
 from thresher.services.metadata.sql.pushdown import pushed_filter
+from thresher.services.metadata.store import SqlStore, Store
+from thresher.services.server_extra import require
+from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,8 +49,7 @@ _PAGE = 1000
 _Record = TypeVar("_Record")
 DEFAULT_BATCH_ROWS = 131072
 # Field types SQL over the store reads as they are stored (annotations and vectors go through the sandbox).
-_SCALAR_TYPES = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.STRING, FieldType.DATETIME,
-                 FieldType.BLOB}
+_SCALAR_TYPES = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.STRING, FieldType.DATETIME, FieldType.BLOB}
 
 
 class TableKind(enum.Enum):
@@ -76,8 +74,9 @@ class SqlEngine:
     def __init__(self, store: Store) -> None:
         self._store = store
         # The store SQL can run in: the one store over DuckDB or PostgreSQL (any other only feeds the sandbox).
-        self._sql_store = store if isinstance(store, SqlStore) and store.dialect.name in (
-            rewrite.DUCKDB, rewrite.POSTGRES) else None
+        self._sql_store = (
+            store if isinstance(store, SqlStore) and store.dialect.name in (rewrite.DUCKDB, rewrite.POSTGRES) else None
+        )
 
     # Catalog ------------------------------------------------------------------------------------
 
@@ -101,7 +100,9 @@ class SqlEngine:
                 found.append(SqlTableInfo(name, record.name, TableKind.DATASOURCE, record.id))
             for dataset in _all(functools.partial(self._store.list_datasets, name)):
                 if dataset.name in taken:
-                    log.warning("dataset %r of %r is hidden from SQL by the datasource of that name", dataset.name, name)
+                    log.warning(
+                        "dataset %r of %r is hidden from SQL by the datasource of that name", dataset.name, name
+                    )
                     continue
                 found.append(SqlTableInfo(name, dataset.name, TableKind.DATASET, dataset.id))
         if include_schema:
@@ -118,8 +119,9 @@ class SqlEngine:
         found = self._rewritten(sql, parameters or (), visible) if self._engine() == rewrite.DUCKDB else None
         if found is not None and self._sql_store is not None:
             try:
-                schema, batches = self._sql_store.stream_read_only(f"SELECT * FROM ({found[1].sql}) AS described LIMIT 0",
-                                                               found[1].params, 1)
+                schema, batches = self._sql_store.stream_read_only(
+                    f"SELECT * FROM ({found[1].sql}) AS described LIMIT 0", found[1].params, 1
+                )
                 close = getattr(batches, "close", None)
                 if close is not None:
                     close()  # ends the read-only transaction (and returns a PostgreSQL connection)
@@ -135,8 +137,9 @@ class SqlEngine:
         finally:
             connection.close()
 
-    def execute(self, sql: str, parameters: Sequence[Any], visible: Visible,
-                max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def execute(
+        self, sql: str, parameters: Sequence[Any], visible: Visible, max_batch_rows: int = 0
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result schema and its batches, streamed; the batches must be read or closed."""
         sandbox.check_statement(sql)
         in_store = self.execute_in_store(sql, parameters, visible, max_batch_rows)
@@ -150,16 +153,18 @@ class SqlEngine:
             raise
         return reader.schema, _batches(connection, reader)
 
-    def execute_in_store(self, sql: str, parameters: Sequence[Any], visible: Visible,
-                         max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
+    def execute_in_store(
+        self, sql: str, parameters: Sequence[Any], visible: Visible, max_batch_rows: int = 0
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
         """``sql`` (already checked) run by the store itself, or None where it must run in the sandbox."""
         found = self._rewritten(sql, parameters, visible)
         if found is None or self._sql_store is None:
             return None
         engine, rewritten = found
         try:
-            schema, batches = self._sql_store.stream_read_only(rewritten.sql, rewritten.params,
-                                                           max_batch_rows or DEFAULT_BATCH_ROWS)
+            schema, batches = self._sql_store.stream_read_only(
+                rewritten.sql, rewritten.params, max_batch_rows or DEFAULT_BATCH_ROWS
+            )
         except Exception as error:  # noqa: BLE001 - what the store cannot run, the sandbox runs or explains
             log.info("SQL runs in the sandbox: the store could not run its rewrite (%s)", error)
             return None
@@ -203,8 +208,9 @@ class SqlEngine:
             folded = (namespace.lower(), name.lower())
             if folded in found:
                 raise rewrite.GiveUp("two tables whose names differ in case only")
-            found[folded] = SqlTableInfo(namespace, name, TableKind.DATASET if is_dataset else TableKind.DATASOURCE,
-                                         key)
+            found[folded] = SqlTableInfo(
+                namespace, name, TableKind.DATASET if is_dataset else TableKind.DATASOURCE, key
+            )
         made: dict[tuple[str, str], rewrite.Relation] = {}
 
         def resolve(schema: str, name: str) -> rewrite.Relation | None:
@@ -233,8 +239,9 @@ class SqlEngine:
             raise rewrite.GiveUp("a table with columns whose names differ in case only")
         return rewrite.Relation(sql, names)
 
-    def _prepare(self, sql: str, visible: Visible, empty: bool,
-                 parameters: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
+    def _prepare(
+        self, sql: str, visible: Visible, empty: bool, parameters: Sequence[Any] = ()
+    ) -> duckdb.DuckDBPyConnection:
         """A locked sandbox holding views of the tables ``sql`` names (empty ones when ``empty``)."""
         sandbox.check_statement(sql)
         connection = sandbox.open_sandbox()
@@ -251,8 +258,9 @@ class SqlEngine:
                 connection.register(f"_thresher_source_{index}", data)
                 schema = sandbox.quote(table.namespace)
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                connection.execute(f"CREATE VIEW {schema}.{sandbox.quote(table.name)} AS "
-                                   f"SELECT * FROM _thresher_source_{index}")
+                connection.execute(
+                    f"CREATE VIEW {schema}.{sandbox.quote(table.name)} AS SELECT * FROM _thresher_source_{index}"
+                )
             sandbox.lock(connection)
         except BaseException:
             connection.close()
@@ -266,8 +274,12 @@ class SqlEngine:
             return []
         schemas = {schema for schema, _ in wanted}
         namespaces = [name for name in self.namespaces(visible) if name.lower() in schemas]
-        return [table for name in namespaces for table in self.tables(visible, name)
-                if (table.namespace.lower(), table.name.lower()) in wanted]
+        return [
+            table
+            for name in namespaces
+            for table in self.tables(visible, name)
+            if (table.namespace.lower(), table.name.lower()) in wanted
+        ]
 
     def _table_schema(self, table: SqlTableInfo) -> pa.Schema:
         return _schema_only(self._store, self._query(table, None))
@@ -338,8 +350,10 @@ def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator
     """The store's batches with ``schema``'s names and types."""
     for batch in _checked(batches):
         try:
-            columns = [column if column.type == field.type else column.cast(field.type)
-                       for column, field in zip(batch.columns, schema, strict=True)]
+            columns = [
+                column if column.type == field.type else column.cast(field.type)
+                for column, field in zip(batch.columns, schema, strict=True)
+            ]
         except (pa.ArrowException, ValueError) as error:
             raise InvalidArgument(f"SQL failed while running: a result column does not fit its type: {error}") from None
         yield pa.RecordBatch.from_arrays(columns, schema=schema)

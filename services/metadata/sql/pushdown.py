@@ -15,11 +15,10 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from thresher.services.server_extra import require
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata.sql.sandbox import nodes
+from thresher.services.server_extra import require
+from thresher.v1 import common_pb2
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,14 +34,19 @@ _COMPARISONS = {
     "COMPARE_LESSTHANOREQUALTO": (_Op.COMPARISON_OPERATOR_LE, _Op.COMPARISON_OPERATOR_GE),
     "COMPARE_GREATERTHANOREQUALTO": (_Op.COMPARISON_OPERATOR_GE, _Op.COMPARISON_OPERATOR_LE),
 }
-_TEXT_FUNCTIONS = {"starts_with": _Op.COMPARISON_OPERATOR_STARTSWITH, "contains": _Op.COMPARISON_OPERATOR_CONTAINS,
-                   "ends_with": _Op.COMPARISON_OPERATOR_ENDSWITH, "suffix": _Op.COMPARISON_OPERATOR_ENDSWITH}
+_TEXT_FUNCTIONS = {
+    "starts_with": _Op.COMPARISON_OPERATOR_STARTSWITH,
+    "contains": _Op.COMPARISON_OPERATOR_CONTAINS,
+    "ends_with": _Op.COMPARISON_OPERATOR_ENDSWITH,
+    "suffix": _Op.COMPARISON_OPERATOR_ENDSWITH,
+}
 _ORDERED = {FieldType.INT, FieldType.FLOAT, FieldType.STRING}
 _UNSET = object()
 
 
-def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapping[str, FieldType],
-                  parameters: Sequence[Any]) -> common_pb2.Filter | None:
+def pushed_filter(
+    connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapping[str, FieldType], parameters: Sequence[Any]
+) -> common_pb2.Filter | None:
     """The filter the store may apply for ``sql``'s one table, whose ``columns`` are name -> type; None if none."""
     try:
         tree = json.loads(connection.sql("SELECT json_serialize_sql(?::VARCHAR)", params=[sql]).fetchall()[0][0])
@@ -53,9 +57,15 @@ def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapp
         return None
     node = statements[0].get("node") or {}
     source = node.get("from_table") or {}
-    if (node.get("type") != "SELECT_NODE" or (node.get("cte_map") or {}).get("map") or node.get("sample")
-            or source.get("type") != "BASE_TABLE" or source.get("sample") or source.get("at_clause")
-            or sum(1 for item in nodes(tree) if item.get("type") == "BASE_TABLE") != 1):
+    if (
+        node.get("type") != "SELECT_NODE"
+        or (node.get("cte_map") or {}).get("map")
+        or node.get("sample")
+        or source.get("type") != "BASE_TABLE"
+        or source.get("sample")
+        or source.get("at_clause")
+        or sum(1 for item in nodes(tree) if item.get("type") == "BASE_TABLE") != 1
+    ):
         return None
     by_name: dict[str, tuple[str, FieldType]] = {}
     for name, kind in columns.items():
@@ -71,8 +81,9 @@ def pushed_filter(connection: duckdb.DuckDBPyConnection, sql: str, columns: Mapp
 
 
 class _Translator:
-    def __init__(self, columns: Mapping[str, tuple[str, FieldType]], qualifiers: set[str],
-                 parameters: Sequence[Any]) -> None:
+    def __init__(
+        self, columns: Mapping[str, tuple[str, FieldType]], qualifiers: set[str], parameters: Sequence[Any]
+    ) -> None:
         self._columns = columns
         self._qualifiers = qualifiers
         self._parameters = parameters
@@ -123,8 +134,12 @@ class _Translator:
                 raw = self._parameters[int(identifier) - 1]
         if raw is _UNSET or raw is None:
             return None
-        if field_type is FieldType.INT and isinstance(raw, int) and not isinstance(raw, bool) \
-                and -2**63 <= raw < 2**63:
+        if (
+            field_type is FieldType.INT
+            and isinstance(raw, int)
+            and not isinstance(raw, bool)
+            and -(2**63) <= raw < 2**63
+        ):
             return common_pb2.Value(int_value=raw)
         if field_type is FieldType.FLOAT and isinstance(raw, int | float) and not isinstance(raw, bool):
             return common_pb2.Value(float_value=float(raw))
@@ -164,4 +179,3 @@ def _conjuncts(expression: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
             yield from _conjuncts(child)
     else:
         yield expression
-

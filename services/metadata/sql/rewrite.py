@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from thresher.core.types import FieldType
-
 from thresher.services.metadata import sql_literals
 
 DUCKDB, POSTGRES = sql_literals.DUCKDB, sql_literals.POSTGRES
@@ -60,28 +59,59 @@ Node = Mapping[str, Any]
 # (schema, table) as written, lower case -> the table's relation, or None when it is not visible.
 Resolve = Callable[[str, str], "Relation | None"]
 
-_COMPARISONS = {"COMPARE_EQUAL": "=", "COMPARE_NOTEQUAL": "<>", "COMPARE_LESSTHAN": "<",
-                "COMPARE_GREATERTHAN": ">", "COMPARE_LESSTHANOREQUALTO": "<=",
-                "COMPARE_GREATERTHANOREQUALTO": ">=", "COMPARE_DISTINCT_FROM": "IS DISTINCT FROM",
-                "COMPARE_NOT_DISTINCT_FROM": "IS NOT DISTINCT FROM"}
+_COMPARISONS = {
+    "COMPARE_EQUAL": "=",
+    "COMPARE_NOTEQUAL": "<>",
+    "COMPARE_LESSTHAN": "<",
+    "COMPARE_GREATERTHAN": ">",
+    "COMPARE_LESSTHANOREQUALTO": "<=",
+    "COMPARE_GREATERTHANOREQUALTO": ">=",
+    "COMPARE_DISTINCT_FROM": "IS DISTINCT FROM",
+    "COMPARE_NOT_DISTINCT_FROM": "IS NOT DISTINCT FROM",
+}
 _LIKE = {"~~": "LIKE", "!~~": "NOT LIKE", "~~*": "ILIKE", "!~~*": "NOT ILIKE"}
 _ARITHMETIC = {"+", "-", "*"}
 _AGGREGATES = {"count", "sum", "min", "max", "avg"}
 _SCALARS = {"lower", "upper", "length", "abs", "nullif", "starts_with", "prefix", "contains", "ends_with", "suffix"}
 # Cast targets: DuckDB spellings (as parsed) -> (DuckDB, PostgreSQL).
-_TYPES = {"BIGINT": ("BIGINT", "BIGINT"), "INT8": ("BIGINT", "BIGINT"), "LONG": ("BIGINT", "BIGINT"),
-          "INTEGER": ("INTEGER", "INTEGER"), "INT": ("INTEGER", "INTEGER"), "INT4": ("INTEGER", "INTEGER"),
-          "DOUBLE": ("DOUBLE", "DOUBLE PRECISION"), "FLOAT8": ("DOUBLE", "DOUBLE PRECISION"),
-          "VARCHAR": ("VARCHAR", "TEXT"), "TEXT": ("VARCHAR", "TEXT"), "STRING": ("VARCHAR", "TEXT"),
-          "BOOLEAN": ("BOOLEAN", "BOOLEAN"), "BOOL": ("BOOLEAN", "BOOLEAN"), "DATE": ("DATE", "DATE"),
-          "TIMESTAMPTZ": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
-          "TIMESTAMP WITH TIME ZONE": ("TIMESTAMPTZ", "TIMESTAMPTZ")}
+_TYPES = {
+    "BIGINT": ("BIGINT", "BIGINT"),
+    "INT8": ("BIGINT", "BIGINT"),
+    "LONG": ("BIGINT", "BIGINT"),
+    "INTEGER": ("INTEGER", "INTEGER"),
+    "INT": ("INTEGER", "INTEGER"),
+    "INT4": ("INTEGER", "INTEGER"),
+    "DOUBLE": ("DOUBLE", "DOUBLE PRECISION"),
+    "FLOAT8": ("DOUBLE", "DOUBLE PRECISION"),
+    "VARCHAR": ("VARCHAR", "TEXT"),
+    "TEXT": ("VARCHAR", "TEXT"),
+    "STRING": ("VARCHAR", "TEXT"),
+    "BOOLEAN": ("BOOLEAN", "BOOLEAN"),
+    "BOOL": ("BOOLEAN", "BOOLEAN"),
+    "DATE": ("DATE", "DATE"),
+    "TIMESTAMPTZ": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
+    "TIMESTAMP WITH TIME ZONE": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
+}
 _JOINS = {"INNER": "JOIN", "LEFT": "LEFT JOIN", "RIGHT": "RIGHT JOIN", "OUTER": "FULL JOIN"}
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _NUMERIC_TEXT = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 # Keys of a SELECT node that may hold something; any other key holding something means "give up".
-_SELECT_KEYS = {"type", "query_location", "query_location_length", "modifiers", "cte_map", "select_list", "from_table", "where_clause", "group_expressions",
-                "group_sets", "aggregate_handling", "having", "sample", "qualify"}
+_SELECT_KEYS = {
+    "type",
+    "query_location",
+    "query_location_length",
+    "modifiers",
+    "cte_map",
+    "select_list",
+    "from_table",
+    "where_clause",
+    "group_expressions",
+    "group_sets",
+    "aggregate_handling",
+    "having",
+    "sample",
+    "qualify",
+}
 
 
 def rewrite(tree: Node, resolve: Resolve, engine: str, parameters: Sequence[Any]) -> Rewritten:
@@ -144,8 +174,11 @@ class _Writer:
             elif kind == "ORDER_MODIFIER":
                 order = " ORDER BY " + ", ".join(self.order(item, ctes) for item in modifier.get("orders") or [])
             elif kind == "LIMIT_MODIFIER":
-                limit = "".join(f" {word} {self.expression(modifier[key], ctes)}"
-                                for key, word in (("limit", "LIMIT"), ("offset", "OFFSET")) if modifier.get(key))
+                limit = "".join(
+                    f" {word} {self.expression(modifier[key], ctes)}"
+                    for key, word in (("limit", "LIMIT"), ("offset", "OFFSET"))
+                    if modifier.get(key)
+                )
             else:
                 raise GiveUp(f"a {kind} modifier")
         select = []
@@ -175,8 +208,13 @@ class _Writer:
         direction = {"ORDER_DEFAULT": "ASC", "ASCENDING": "ASC", "DESCENDING": "DESC"}.get(str(item.get("type")))
         # DuckDB puts NULLs last either way unless told; PostgreSQL puts them first when descending,
         # so the placement is always written out.
-        nulls = {"ORDER_DEFAULT": "NULLS LAST", "NULLS_LAST": "NULLS LAST", "NULLS LAST": "NULLS LAST",
-                 "NULLS_FIRST": "NULLS FIRST", "NULLS FIRST": "NULLS FIRST"}.get(str(item.get("null_order")))
+        nulls = {
+            "ORDER_DEFAULT": "NULLS LAST",
+            "NULLS_LAST": "NULLS LAST",
+            "NULLS LAST": "NULLS LAST",
+            "NULLS_FIRST": "NULLS FIRST",
+            "NULLS FIRST": "NULLS FIRST",
+        }.get(str(item.get("null_order")))
         if direction is None or nulls is None:
             raise GiveUp("an unknown ordering")
         return f"{self.expression(item.get('expression') or {}, ctes)} {direction} {nulls}"
@@ -188,8 +226,11 @@ class _Writer:
         if kind == "BASE_TABLE":
             if ref.get("at_clause"):
                 raise GiveUp("an AT clause")
-            catalog, schema, table = (ref.get("catalog_name") or ""), (ref.get("schema_name") or ""), \
-                ref.get("table_name") or ""
+            catalog, schema, table = (
+                (ref.get("catalog_name") or ""),
+                (ref.get("schema_name") or ""),
+                ref.get("table_name") or "",
+            )
             alias = ref.get("alias") or table
             if not schema and not catalog and table.lower() in ctes:
                 return f"{self.name(table)} AS {self.name(alias)}"
@@ -204,13 +245,34 @@ class _Writer:
                 raise GiveUp("a subquery without a name")
             return f"({self.statement(ref.get('subquery') or {}, ctes)}) AS {self.name(ref['alias'])}"
         if kind == "JOIN":
-            known = {"type", "query_location", "query_location_length", "alias", "sample", "left", "right", "condition", "join_type", "ref_type",
-                     "using_columns", "is_implicit", "delim_flipped", "duplicate_eliminated_columns",
-                     "nearest_count", "nearest_order_type", "nearest_approx", "ranking_expression"}
+            known = {
+                "type",
+                "query_location",
+                "query_location_length",
+                "alias",
+                "sample",
+                "left",
+                "right",
+                "condition",
+                "join_type",
+                "ref_type",
+                "using_columns",
+                "is_implicit",
+                "delim_flipped",
+                "duplicate_eliminated_columns",
+                "nearest_count",
+                "nearest_order_type",
+                "nearest_approx",
+                "ranking_expression",
+            }
             if any(key not in known and value not in (None, "", [], {}, False) for key, value in ref.items()):
                 raise GiveUp("a join with something unknown")
-            if ref.get("alias") or ref.get("ranking_expression") or ref.get("duplicate_eliminated_columns") \
-                    or ref.get("delim_flipped"):
+            if (
+                ref.get("alias")
+                or ref.get("ranking_expression")
+                or ref.get("duplicate_eliminated_columns")
+                or ref.get("delim_flipped")
+            ):
                 raise GiveUp("an unusual join")
             left, right = self.table(ref.get("left") or {}, ctes), self.table(ref.get("right") or {}, ctes)
             if ref.get("ref_type") == "CROSS":
@@ -234,6 +296,7 @@ class _Writer:
 
     def expression(self, e: Node, ctes: frozenset[str]) -> str:
         kind, cls = e.get("type"), e.get("class")
+
         def ex(child: Node | None) -> str:
             return self.expression(child or {}, ctes)
 
@@ -243,8 +306,11 @@ class _Writer:
                 raise GiveUp("a column named with more than a table")
             return ".".join(self.name(n) for n in names)
         if cls == "STAR":
-            if any(value not in (None, "", [], {}, False) for key, value in e.items()
-                   if key not in ("class", "type", "alias", "relation_name", "query_location", "query_location_length")):
+            if any(
+                value not in (None, "", [], {}, False)
+                for key, value in e.items()
+                if key not in ("class", "type", "alias", "relation_name", "query_location", "query_location_length")
+            ):
                 raise GiveUp("a STAR with EXCLUDE, REPLACE, COLUMNS or the like")
             return f"{self.name(e['relation_name'])}.*" if e.get("relation_name") else "*"
         if cls == "CONSTANT":
@@ -275,8 +341,9 @@ class _Writer:
         if cls == "BETWEEN":
             return f"({ex(e.get('input'))} BETWEEN {ex(e.get('lower'))} AND {ex(e.get('upper'))})"
         if cls == "CASE":
-            checks = " ".join(f"WHEN {ex(c.get('when_expr'))} THEN {ex(c.get('then_expr'))}"
-                              for c in e.get("case_checks") or [])
+            checks = " ".join(
+                f"WHEN {ex(c.get('when_expr'))} THEN {ex(c.get('then_expr'))}" for c in e.get("case_checks") or []
+            )
             if not checks:
                 raise GiveUp("an empty CASE")
             otherwise = f" ELSE {ex(e['else_expr'])}" if e.get("else_expr") else ""
@@ -318,12 +385,20 @@ class _Writer:
         raise GiveUp(f"a {kind} constant")
 
     def parameter(self, identifier: object) -> str:
-        if not isinstance(identifier, str) or not identifier.isdigit() \
-                or not 0 < int(identifier) <= len(self._parameters):
+        if (
+            not isinstance(identifier, str)
+            or not identifier.isdigit()
+            or not 0 < int(identifier) <= len(self._parameters)
+        ):
             raise GiveUp("a parameter without a value")
         value = self._parameters[int(identifier) - 1]
-        kinds = ((bool, FieldType.BOOL), (int, FieldType.INT), (float, FieldType.FLOAT), (str, FieldType.STRING),
-                 (dt.datetime, FieldType.DATETIME))
+        kinds = (
+            (bool, FieldType.BOOL),
+            (int, FieldType.INT),
+            (float, FieldType.FLOAT),
+            (str, FieldType.STRING),
+            (dt.datetime, FieldType.DATETIME),
+        )
         kind = next((k for t, k in kinds if isinstance(value, t)), None)
         if value is not None and kind is None:
             raise GiveUp("a parameter of another type")
@@ -336,14 +411,19 @@ class _Writer:
             return f"${len(self.params)}"
         if value is None or kind is None:
             return "NULL"
-        if kind is FieldType.INT and not -2**63 <= value < 2**63:
+        if kind is FieldType.INT and not -(2**63) <= value < 2**63:
             raise GiveUp("an integer parameter past 64 bits")
         return sql_literals.literal(value, kind, self._engine)
 
     def cast(self, e: Node, ctes: frozenset[str]) -> str:
         target = e.get("type_expr") or {}
-        if e.get("try_cast") or target.get("class") != "TYPE" or target.get("children") \
-                or target.get("schema") or target.get("catalog"):
+        if (
+            e.get("try_cast")
+            or target.get("class") != "TYPE"
+            or target.get("children")
+            or target.get("schema")
+            or target.get("catalog")
+        ):
             raise GiveUp("a TRY_CAST or a cast to a parameterised type")
         spelled = _TYPES.get(str(target.get("type_name", "")).upper())
         if spelled is None:
@@ -352,8 +432,7 @@ class _Writer:
 
     def function(self, e: Node, ctes: frozenset[str]) -> str:
         name = str(e.get("function_name", "")).lower()
-        if e.get("schema") or e.get("catalog") or e.get("export_state") \
-                or ((e.get("order_bys") or {}).get("orders")):
+        if e.get("schema") or e.get("catalog") or e.get("export_state") or ((e.get("order_bys") or {}).get("orders")):
             raise GiveUp("a qualified, ordered or exported function")
         arguments = e.get("arguments")
         if arguments is None:
@@ -400,8 +479,9 @@ class _Writer:
         if name == "contains" and len(args) == 2:
             return f"(strpos({args[0]}, {args[1]}) > 0)" if postgres else f"contains({args[0]}, {args[1]})"
         if name in ("ends_with", "suffix") and len(args) == 2:
-            return f"(right({args[0]}, length({args[1]})) = {args[1]})" if postgres else \
-                f"ends_with({args[0]}, {args[1]})"
+            return (
+                f"(right({args[0]}, length({args[1]})) = {args[1]})" if postgres else f"ends_with({args[0]}, {args[1]})"
+            )
         raise GiveUp(f"function {name} with {len(args)} arguments")
 
 

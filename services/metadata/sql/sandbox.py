@@ -16,17 +16,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from thresher.services.server_extra import require
-
 from thresher.services.metadata.domain_errors import InvalidArgument
+from thresher.services.server_extra import require
 
 if TYPE_CHECKING:
     import duckdb
 else:  # imported through require, so that a missing server extra is named (the checker reads the stubs)
     duckdb = require("duckdb")
 
-_CONFIG = {"enable_external_access": False, "python_enable_replacements": False,
-           "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_CONFIG = {
+    "enable_external_access": False,
+    "python_enable_replacements": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 # AST nodes after which every column of a table may be read (SELECT *, COLUMNS(...), DESCRIBE).
 _WHOLE_ROW_NODES = {"STAR", "SHOW_REF"}
 
@@ -55,8 +58,10 @@ def check_statement(sql: str) -> None:
         raise InvalidArgument(f"expected exactly one SQL statement, got {len(statements)}")
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:
-        raise InvalidArgument(f"only read-only queries (SELECT) are allowed; this is a {kind.name} statement: "
-                              "SQL over Thresher cannot write")
+        raise InvalidArgument(
+            f"only read-only queries (SELECT) are allowed; this is a {kind.name} statement: "
+            "SQL over Thresher cannot write"
+        )
 
 
 CATALOG = "thresher"

@@ -8,15 +8,14 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 
 from thresher.core.types import DATASOURCE_METADATA_KEY, SCAN_STATE_METADATA_KEY, TYPE_METADATA_KEY, FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata import vector_fields
 from thresher.services.metadata.annotations import AnnotationError, from_json_text, is_json_for
 from thresher.services.metadata.coercion import CoercedColumn, coerce_column, coerce_paths
 from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, TypeMismatch
 from thresher.services.metadata.query_compiler import Column, OutputColumn, timestamp_or_none
-from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
 from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
+from thresher.services.metadata.validation import validate_datasource_name, validate_namespace
+from thresher.v1 import common_pb2
 
 # The ``op`` of a log row (see ``base``).
 OP_UPSERT, OP_DELETE_VALUES, OP_DELETE_DATAPOINT = 0, 1, 2
@@ -28,8 +27,9 @@ def check_same_type(name: str, existing: FieldRecord | None, kind: FieldType) ->
         raise TypeMismatch(f"field {name!r} has type {existing.type.value}; got {kind.value}")
 
 
-def coerce_write(table: pa.Table, path_column: str,
-                 known: dict[str, FieldRecord]) -> tuple[pa.Array, list[CoercedColumn]]:
+def coerce_write(
+    table: pa.Table, path_column: str, known: dict[str, FieldRecord]
+) -> tuple[pa.Array, list[CoercedColumn]]:
     """The paths and the field columns of a write, each in its field's type (new fields: as given)."""
     if path_column not in table.column_names:
         raise InvalidArgument(f"path column {path_column!r} is not among the columns {table.column_names}")
@@ -64,17 +64,32 @@ def result_schema(datasource: DatasourceRecord, columns: Sequence[OutputColumn])
     for column in columns[2:]:
         if column.type is None:
             raise ValueError(f"result column {column.name!r} has no field type")
-        arrow_fields.append(pa.field(column.name, vector_fields.arrow_type(column.type, column.vector),
-                                     metadata={TYPE_METADATA_KEY: column.type.value.encode()}))
-    return pa.schema(arrow_fields, metadata={SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
-                                             DATASOURCE_METADATA_KEY: str(datasource.id).encode()})
+        arrow_fields.append(
+            pa.field(
+                column.name,
+                vector_fields.arrow_type(column.type, column.vector),
+                metadata={TYPE_METADATA_KEY: column.type.value.encode()},
+            )
+        )
+    return pa.schema(
+        arrow_fields,
+        metadata={
+            SCAN_STATE_METADATA_KEY: datasource.scan.state.encode(),
+            DATASOURCE_METADATA_KEY: str(datasource.id).encode(),
+        },
+    )
 
 
 def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch | pa.Table:
     """``batch`` with ``schema``'s names and types (stores return their own, e.g. int32 for a count)."""
-    columns = [column if column.type == field.type else
-               from_json_text(column, field.type) if is_json_for(column.type, field.type) else column.cast(field.type)
-               for column, field in zip(batch.columns, schema)]
+    columns = [
+        column
+        if column.type == field.type
+        else from_json_text(column, field.type)
+        if is_json_for(column.type, field.type)
+        else column.cast(field.type)
+        for column, field in zip(batch.columns, schema)
+    ]
     if isinstance(batch, pa.Table):
         return pa.Table.from_arrays(columns, schema=schema)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
@@ -94,12 +109,13 @@ def check_reuse(existing: DatasourceRecord, source_uri: str, revision: str, reus
     if existing.source_uri != source_uri or existing.revision != revision:
         raise AlreadyExists(
             f"datasource {existing.name!r} in namespace {existing.namespace!r} already exists with source "
-            f"{existing.source_uri!r} revision {existing.revision!r}, not {source_uri!r} {revision!r}")
+            f"{existing.source_uri!r} revision {existing.revision!r}, not {source_uri!r} {revision!r}"
+        )
 
 
-def timed_select_items(query: common_pb2.Query, columns: dict[str, Column],
-                       fields_at: Callable[[dt.datetime], list[FieldRecord]]
-                       ) -> tuple[common_pb2.Query, list[tuple[str, FieldRecord, dt.datetime]]]:
+def timed_select_items(
+    query: common_pb2.Query, columns: dict[str, Column], fields_at: Callable[[dt.datetime], list[FieldRecord]]
+) -> tuple[common_pb2.Query, list[tuple[str, FieldRecord, dt.datetime]]]:
     """Rewrites the select items that read their field at their own instant to read a joined column.
 
     Returns the rewritten query and, per such item, (joined column name, field, instant); the store

@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from thresher.core.types import FieldType
 from thresher.core.vectors import VectorSpec
-
 from thresher.services.metadata.annotations import DUCKDB_TYPES
 from thresher.services.metadata.domain_errors import InvalidArgument
 from thresher.services.metadata.query_compiler import Dialect as QueryDialect
@@ -148,8 +147,10 @@ class EngineDialect(abc.ABC):
             vector_type: str = getattr(FIELD_STORAGE[FieldType.VECTOR], self.name)
             return vector_type.format(dimension=kind.dimension)
         if kind is FieldType.VECTOR:
-            raise InvalidArgument("a vector field is created by its first write, which fixes its dimension; "
-                                  "it cannot be declared without values")
+            raise InvalidArgument(
+                "a vector field is created by its first write, which fixes its dimension; "
+                "it cannot be declared without values"
+            )
         column_type: str = getattr(FIELD_STORAGE[kind], self.name)
         return column_type
 
@@ -176,7 +177,9 @@ class EngineDialect(abc.ABC):
         """The batches of a query's result, at most ``max_rows`` rows each, read as they are consumed."""
 
     @abc.abstractmethod
-    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(
+        self, sql: str, params: Sequence[Any], max_rows: int
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """``stream`` for SQL over the store: the statement runs in a read-only transaction (with a
         statement timeout where the engine has one), and the result's schema comes first."""
 

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from thresher.services.server_extra import require
-
 from thresher.services.metadata.query_compiler import DUCKDB
 from thresher.services.metadata.store.dialect import EngineDialect, Session, T
+from thresher.services.server_extra import require
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,12 +27,18 @@ else:  # imported through require, so that a missing server extra is named (the 
 # The most rows ``few_rows`` reads as Python values: a lookup by paths or a small page, not a result
 # whose conversion would cost more than the Arrow export it avoids.
 FEW_ROWS = 256
-_FLAT_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
-               pa.types.is_timestamp)
+_FLAT_TYPES = (
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_boolean,
+    pa.types.is_string,
+    pa.types.is_timestamp,
+)
 
 
 def _is_flat(kind: pa.DataType) -> bool:
     return any(test(kind) for test in _FLAT_TYPES)
+
 
 #: How much the write-ahead log may hold before DuckDB checkpoints it into the file.
 CHECKPOINT_WAL = "512MB"
@@ -148,7 +153,9 @@ class DuckDBDialect(EngineDialect):
             raise
         return self._batches(cursor, reader)
 
-    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(
+        self, sql: str, params: Sequence[Any], max_rows: int
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         cursor = self._cursor()
         try:
             # Refused writes are the statement's check's job; this makes them impossible in this cursor too.

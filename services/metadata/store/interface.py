@@ -11,10 +11,16 @@ import pyarrow as pa
 from thresher.core.scan_status import ScanStatus
 from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata.facets import Facet
-from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.store.records import (
+    BagDatasetRecord,
+    DatasetRecord,
+    DatasourceRecord,
+    FieldRecord,
+    NamespaceRecord,
+    WriteResult,
+)
+from thresher.v1 import common_pb2
 
 
 class Store(abc.ABC):
@@ -40,13 +46,15 @@ class Store(abc.ABC):
     def create_datasource(self, namespace: str, name: str, source_uri: str, revision: str) -> DatasourceRecord:
         return self._create_datasource(namespace, name, source_uri, revision, reuse=False)[0]
 
-    def get_or_create_datasource(self, namespace: str, name: str, source_uri: str,
-                                 revision: str) -> tuple[DatasourceRecord, bool]:
+    def get_or_create_datasource(
+        self, namespace: str, name: str, source_uri: str, revision: str
+    ) -> tuple[DatasourceRecord, bool]:
         return self._create_datasource(namespace, name, source_uri, revision, reuse=True)
 
     @abc.abstractmethod
-    def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
-                           reuse: bool) -> tuple[DatasourceRecord, bool]:
+    def _create_datasource(
+        self, namespace: str, name: str, source_uri: str, revision: str, reuse: bool
+    ) -> tuple[DatasourceRecord, bool]:
         """Creates the datasource, or with ``reuse`` returns the one of that name if its source matches;
         says whether it created one."""
 
@@ -67,19 +75,28 @@ class Store(abc.ABC):
 
     # Fields and metadata
     @abc.abstractmethod
-    def define_fields(self, datasource_id: int,
-                      fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]: ...
+    def define_fields(
+        self, datasource_id: int, fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]
+    ) -> list[FieldRecord]: ...
 
     @abc.abstractmethod
-    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str,
-               create_missing: bool = False) -> WriteResult:
+    def upsert(
+        self, datasource_id: int, table: pa.Table, path_column: str, actor: str, create_missing: bool = False
+    ) -> WriteResult:
         """Writes a table of (path, fields...) atomically: all of it, or nothing on any error.
 
         Paths without a live datapoint raise ``UnknownPaths`` unless ``create_missing``."""
 
     @abc.abstractmethod
-    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+    def upsert_batches(
+        self,
+        datasource_id: int,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        path_column: str,
+        actor: str,
+        create_missing: bool = False,
+    ) -> WriteResult:
         """``upsert`` of a stream of batches, written as they arrive and committed after the last."""
 
     @abc.abstractmethod
@@ -160,4 +177,4 @@ class Store(abc.ABC):
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

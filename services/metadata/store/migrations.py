@@ -28,26 +28,33 @@ def catalog_tables(dialect: EngineDialect) -> dict[str, str]:
             "revision TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, scan_state TEXT NOT NULL, "
             "files_seen BIGINT NOT NULL, datapoints_added BIGINT NOT NULL, datapoints_updated BIGINT NOT NULL, "
             f"datapoints_removed BIGINT NOT NULL, files_per_second {double} NOT NULL, failure_reason TEXT NOT NULL, "
-            "scan_started_at TIMESTAMPTZ, scan_finished_at TIMESTAMPTZ, UNIQUE (namespace, name)"),
+            "scan_started_at TIMESTAMPTZ, scan_finished_at TIMESTAMPTZ, UNIQUE (namespace, name)"
+        ),
         "fields": (
             f"datasource_id BIGINT NOT NULL, field_id INTEGER NOT NULL, name {name} NOT NULL, type TEXT NOT NULL, "
             "tags TEXT[] NOT NULL, created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (datasource_id, name), "
-            "UNIQUE (datasource_id, field_id)"),
+            "UNIQUE (datasource_id, field_id)"
+        ),
         "datasets": (
             f"id BIGINT PRIMARY KEY, namespace {name} NOT NULL, name {name} NOT NULL, datasource_id BIGINT NOT NULL, "
-            f"query {data} NOT NULL, created_at TIMESTAMPTZ NOT NULL, UNIQUE (namespace, name)"),
+            f"query {data} NOT NULL, created_at TIMESTAMPTZ NOT NULL, UNIQUE (namespace, name)"
+        ),
         "bag_datasets": (
             f"namespace {name} NOT NULL, name {name} NOT NULL, uri TEXT NOT NULL, "
-            "registered_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (namespace, name)"),
+            "registered_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (namespace, name)"
+        ),
         "writes": (
             "write_id BIGINT PRIMARY KEY, datasource_id BIGINT NOT NULL, written_at TIMESTAMPTZ NOT NULL, "
-            "actor TEXT NOT NULL, kind TEXT NOT NULL, rows BIGINT NOT NULL, fields INTEGER[]"),
+            "actor TEXT NOT NULL, kind TEXT NOT NULL, rows BIGINT NOT NULL, fields INTEGER[]"
+        ),
     }
 
 
 def _has_table(session: Session, name: str) -> bool:
-    count: int = session.value("SELECT count(*) FROM information_schema.tables "
-                               "WHERE table_schema = current_schema() AND table_name = $1", [name])
+    count: int = session.value(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+        [name],
+    )
     return count > 0
 
 
@@ -70,8 +77,10 @@ def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger
         _index_paths(session, dialect)
         session.execute("INSERT INTO store_layout VALUES ($1)", [LAYOUT_VERSION])
     elif found > LAYOUT_VERSION:
-        raise RuntimeError(f"the metadata store has layout {found}, newer than this version of Thresher "
-                           f"understands ({LAYOUT_VERSION}); upgrade Thresher")
+        raise RuntimeError(
+            f"the metadata store has layout {found}, newer than this version of Thresher "
+            f"understands ({LAYOUT_VERSION}); upgrade Thresher"
+        )
 
 
 def _upgrade_from_1(session: Session, dialect: EngineDialect) -> None:
@@ -84,9 +93,14 @@ def _upgrade_from_1(session: Session, dialect: EngineDialect) -> None:
     session.execute("DROP INDEX IF EXISTS writes_by_datasource")
     # Rebuilt with their constraints (DuckDB cannot add a constraint to an existing table).
     for table, columns in catalog_tables(dialect).items():
-        names = ", ".join(r[0] for r in session.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = $1 ORDER BY ordinal_position", [table]))
+        names = ", ".join(
+            r[0]
+            for r in session.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = $1 ORDER BY ordinal_position",
+                [table],
+            )
+        )
         session.execute(f"CREATE TABLE {table}_upgraded ({columns})")
         session.execute(f"INSERT INTO {table}_upgraded ({names}) SELECT {names} FROM {table}")
         session.execute(f"DROP TABLE {table}")

@@ -15,7 +15,6 @@ from typing import Any
 import pyarrow as pa
 
 from thresher.core.types import FieldType
-
 from thresher.services.metadata.annotations import to_json_text
 from thresher.services.metadata.query_compiler import POSTGRES
 from thresher.services.metadata.store.bulk_read import planned_rows
@@ -55,8 +54,9 @@ class PostgresSession(Session):
         # The driver creates a JSON column for Arrow's JSON type; the tables it meets hold JSONB.
         for column in table.schema:
             if isinstance(column.type, pa.JsonType):
-                self.cursor.execute(f"ALTER TABLE {name} ALTER COLUMN {column.name} TYPE JSONB "
-                                    f"USING {column.name}::jsonb")
+                self.cursor.execute(
+                    f"ALTER TABLE {name} ALTER COLUMN {column.name} TYPE JSONB USING {column.name}::jsonb"
+                )
         # A temporary table has no statistics until analysed; without them the planner may join a
         # large staged table to the current table by nested loops.
         self.cursor.execute(f"ANALYZE {name}")
@@ -121,7 +121,9 @@ class PostgresDialect(EngineDialect):
         next(batches)  # started, so that closing it unstarted still returns the connection
         return batches
 
-    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(
+        self, sql: str, params: Sequence[Any], max_rows: int
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         connection = self._pool.acquire()  # its transaction has just begun (the pool rolls back on release)
         try:
             cursor = connection.cursor()
@@ -136,8 +138,9 @@ class PostgresDialect(EngineDialect):
         next(batches)
         return reader.schema, batches
 
-    def _batches(self, connection: Any, cursor: Any, reader: pa.RecordBatchReader,
-                 max_rows: int) -> Iterator[pa.RecordBatch]:
+    def _batches(
+        self, connection: Any, cursor: Any, reader: pa.RecordBatchReader, max_rows: int
+    ) -> Iterator[pa.RecordBatch]:
         try:
             yield None
             for batch in reader:
@@ -178,5 +181,7 @@ class PostgresDialect(EngineDialect):
         # travel as jsonb and are rebuilt; exact, as PostgreSQL prints a real with the digits that read
         # back to the same float.
         picked = f"(array_agg(to_jsonb({value_sql}) ORDER BY {order_sql} DESC) FILTER (WHERE {condition}))[1]"
-        return (f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
-                "WITH ORDINALITY AS elements(e, n))")
+        return (
+            f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
+            "WITH ORDINALITY AS elements(e, n))"
+        )

@@ -38,8 +38,9 @@ def _connect(url: str) -> Any:
     try:
         import adbc_driver_postgresql.dbapi as adbc_postgres
     except ImportError as error:
-        raise RuntimeError("the PostgreSQL store needs the ADBC PostgreSQL driver: "
-                           "pip install 'thresher[postgres]'") from error
+        raise RuntimeError(
+            "the PostgreSQL store needs the ADBC PostgreSQL driver: pip install 'thresher[postgres]'"
+        ) from error
     connection = adbc_postgres.connect(url, autocommit=False)
     with connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
@@ -61,8 +62,10 @@ class ConnectionPool:
 
     def acquire(self) -> Any:
         if not self._slots.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS):
-            raise PoolExhausted(f"all {self._size} PostgreSQL connections stayed busy for "
-                                f"{ACQUIRE_TIMEOUT_SECONDS:.0f} s; raise the pool size or read results faster")
+            raise PoolExhausted(
+                f"all {self._size} PostgreSQL connections stayed busy for "
+                f"{ACQUIRE_TIMEOUT_SECONDS:.0f} s; raise the pool size or read results faster"
+            )
         with self._lock:
             if self._closed:
                 self._slots.release()

@@ -43,22 +43,46 @@ import pyarrow.compute as pc
 from thresher.core.scan_status import ScanStatus
 from thresher.core.storage.blobs import BlobStore
 from thresher.core.types import TYPE_METADATA_KEY, FieldType
-from thresher.v1 import common_pb2
-
 from thresher.services.metadata import facets, nearest, vector_fields
 from thresher.services.metadata.annotations import stored_values
 from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
 from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
-from thresher.services.metadata.query_compiler import DUCKDB_LITERALS, Column, CompiledQuery, OutputColumn, compile_query, timestamp_or_none
+from thresher.services.metadata.query_compiler import (
+    DUCKDB_LITERALS,
+    Column,
+    CompiledQuery,
+    OutputColumn,
+    compile_query,
+    timestamp_or_none,
+)
 from thresher.services.metadata.query_compiler import Dialect as QueryDialect
-from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
-from thresher.services.metadata.store.interface import Store, utc_now
-from thresher.services.metadata.store.common import (LOG_OPERATIONS, OP_DELETE_DATAPOINT, OP_DELETE_VALUES, OP_UPSERT, check_new_datasource,
-                     check_reuse, check_same_type, coerce_write, conform, field_id, result_schema,
-                     timed_select_items)
+from thresher.services.metadata.store.common import (
+    LOG_OPERATIONS,
+    OP_DELETE_DATAPOINT,
+    OP_DELETE_VALUES,
+    OP_UPSERT,
+    check_new_datasource,
+    check_reuse,
+    check_same_type,
+    coerce_write,
+    conform,
+    field_id,
+    result_schema,
+    timed_select_items,
+)
 from thresher.services.metadata.store.dialect import EngineDialect, Session, T
+from thresher.services.metadata.store.interface import Store, utc_now
 from thresher.services.metadata.store.migrations import path_index_sql, prepare_schema
-from thresher.services.metadata.store.records import BagDatasetRecord, DatasetRecord, DatasourceRecord, FieldRecord, NamespaceRecord, WriteResult
+from thresher.services.metadata.store.records import (
+    BagDatasetRecord,
+    DatasetRecord,
+    DatasourceRecord,
+    FieldRecord,
+    NamespaceRecord,
+    WriteResult,
+)
+from thresher.services.metadata.validation import validate_bag_uri, validate_datasource_name, validate_namespace
+from thresher.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +94,11 @@ UNKNOWN_PATHS_SHOWN = 10
 # An upload is written in chunks of about this many rows as its batches arrive.
 CHUNK_ROWS = 262144
 
-DATASOURCE_COLUMNS = ("id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
-                      "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
-                      "failure_reason, scan_started_at, scan_finished_at")
+DATASOURCE_COLUMNS = (
+    "id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
+    "datapoints_added, datapoints_updated, datapoints_removed, files_per_second, "
+    "failure_reason, scan_started_at, scan_finished_at"
+)
 NAMESPACE_COLUMNS = "name, repository_uri, created_at"
 DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
 BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
@@ -86,16 +112,21 @@ def log_table(datasource_id: int) -> str:
     return f"log_{int(datasource_id)}"
 
 
-_NO_EXISTING = pa.table({"row_index": pa.array([], pa.int64()), "datapoint_id": pa.array([], pa.int64()),
-                         "alive": pa.array([], pa.bool_()), "row_key": pa.array([], pa.int64()),
-                         "has_set": pa.array([], pa.bool_())})
+_NO_EXISTING = pa.table(
+    {
+        "row_index": pa.array([], pa.int64()),
+        "datapoint_id": pa.array([], pa.int64()),
+        "alive": pa.array([], pa.bool_()),
+        "row_key": pa.array([], pa.int64()),
+        "has_set": pa.array([], pa.bool_()),
+    }
+)
 
 
 class SqlStore(Store):
     """The store over ``dialect``'s engine. ``clock`` gives write times (tests may turn it)."""
 
-    def __init__(self, dialect: EngineDialect, blobs: BlobStore,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(self, dialect: EngineDialect, blobs: BlobStore, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.dialect = dialect
         self._blobs = blobs
         self._clock = clock
@@ -130,8 +161,13 @@ class SqlStore(Store):
         record = NamespaceRecord(name, repository_uri, utc_now())
 
         def work(session: Session) -> None:
-            if session.one("INSERT INTO namespaces VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING name",
-                           [name, repository_uri, record.created_at]) is None:
+            if (
+                session.one(
+                    "INSERT INTO namespaces VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING name",
+                    [name, repository_uri, record.created_at],
+                )
+                is None
+            ):
                 raise AlreadyExists(f"namespace {name!r} already exists")
 
         self._write(CATALOG_LOCK, work)
@@ -144,33 +180,42 @@ class SqlStore(Store):
         return NamespaceRecord(*rows[0])
 
     def list_namespaces(self, offset: int, limit: int) -> list[NamespaceRecord]:
-        rows = self._rows(f"SELECT {NAMESPACE_COLUMNS} FROM namespaces ORDER BY name LIMIT $1 OFFSET $2",
-                          [limit, offset])
+        rows = self._rows(
+            f"SELECT {NAMESPACE_COLUMNS} FROM namespaces ORDER BY name LIMIT $1 OFFSET $2", [limit, offset]
+        )
         return [NamespaceRecord(*row) for row in rows]
 
     # Datasources --------------------------------------------------------------------------------
 
-    def _create_datasource(self, namespace: str, name: str, source_uri: str, revision: str,
-                           reuse: bool) -> tuple[DatasourceRecord, bool]:
+    def _create_datasource(
+        self, namespace: str, name: str, source_uri: str, revision: str, reuse: bool
+    ) -> tuple[DatasourceRecord, bool]:
         check_new_datasource(namespace, name, source_uri)
         text = self.dialect.text_type
 
         def work(session: Session) -> tuple[int, bool]:
-            existing = session.one(f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 AND name = $2",
-                                   [namespace, name])
+            existing = session.one(
+                f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 AND name = $2", [namespace, name]
+            )
             if existing is not None:
                 check_reuse(self._datasource_record(session, existing), source_uri, revision, reuse)
                 return existing[0], False
             session.execute("INSERT INTO namespaces VALUES ($1, '', $2) ON CONFLICT DO NOTHING", [namespace, utc_now()])
             datasource_id = session.value("SELECT nextval('datasource_ids')")
-            session.execute(f"INSERT INTO datasources ({DATASOURCE_COLUMNS}) "
-                            "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
-                            [datasource_id, namespace, name, source_uri, revision, utc_now()])
-            session.execute(f"CREATE TABLE {current_table(datasource_id)} (datapoint_id BIGINT NOT NULL, "
-                            f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[]"
-                            f"{self.dialect.current_table_key})")
-            session.execute(f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
-                            "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])")
+            session.execute(
+                f"INSERT INTO datasources ({DATASOURCE_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, 0, 0, 0, '', NULL, NULL)",
+                [datasource_id, namespace, name, source_uri, revision, utc_now()],
+            )
+            session.execute(
+                f"CREATE TABLE {current_table(datasource_id)} (datapoint_id BIGINT NOT NULL, "
+                f"path {text} NOT NULL, alive BOOLEAN NOT NULL, unlogged BIGINT, unlogged_set INTEGER[]"
+                f"{self.dialect.current_table_key})"
+            )
+            session.execute(
+                f"CREATE TABLE {log_table(datasource_id)} (write_id BIGINT NOT NULL, "
+                "datapoint_id BIGINT NOT NULL, op SMALLINT NOT NULL, cleared INTEGER[])"
+            )
             session.execute(path_index_sql(datasource_id))
             return datasource_id, True
 
@@ -205,14 +250,24 @@ class SqlStore(Store):
 
     def list_datasources(self, namespace: str, offset: int, limit: int) -> list[DatasourceRecord]:
         with self.dialect.read() as session:
-            rows = session.rows(f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 "
-                                "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
+            rows = session.rows(
+                f"SELECT {DATASOURCE_COLUMNS} FROM datasources WHERE namespace = $1 ORDER BY id LIMIT $2 OFFSET $3",
+                [namespace, limit, offset],
+            )
             return [self._datasource_record(session, row) for row in rows]
 
     def _datasource_record(self, session: Session, row: tuple[Any, ...]) -> DatasourceRecord:
         (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = row
-        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at,
-                                ScanStatus(*scan), self._fields(session, datasource_id))
+        return DatasourceRecord(
+            datasource_id,
+            namespace,
+            name,
+            source_uri,
+            revision,
+            created_at,
+            ScanStatus(*scan),
+            self._fields(session, datasource_id),
+        )
 
     @staticmethod
     def _fields(session: Session, datasource_id: int, at: dt.datetime | None = None) -> list[FieldRecord]:
@@ -222,8 +277,10 @@ class SqlStore(Store):
             sql += " AND created_at <= $2"
             params.append(at)
         rows = session.rows(sql + " ORDER BY field_id", params)
-        return [vector_fields.field_record(name, kind, tuple(tags), created, f"f{number}")
-                for name, kind, tags, created, number in rows]
+        return [
+            vector_fields.field_record(name, kind, tuple(tags), created, f"f{number}")
+            for name, kind, tags, created, number in rows
+        ]
 
     def _locked_fields(self, session: Session, datasource_id: int) -> dict[str, FieldRecord]:
         """The datasource's fields, read inside its write transaction (NotFound when it is gone)."""
@@ -232,8 +289,11 @@ class SqlStore(Store):
     def delete_datasource(self, datasource_id: int) -> None:
         def work(session: Session) -> None:
             self._datasource(session, datasource_id)
-            for statement in ("DELETE FROM datasets WHERE datasource_id = $1",
-                              "DELETE FROM fields WHERE datasource_id = $1", "DELETE FROM datasources WHERE id = $1"):
+            for statement in (
+                "DELETE FROM datasets WHERE datasource_id = $1",
+                "DELETE FROM fields WHERE datasource_id = $1",
+                "DELETE FROM datasources WHERE id = $1",
+            ):
                 session.execute(statement, [datasource_id])
             self.dialect.before_ddl(session)
             session.execute(f"DROP TABLE {current_table(datasource_id)}")
@@ -253,9 +313,19 @@ class SqlStore(Store):
                 "UPDATE datasources SET scan_state = $1, files_seen = $2, datapoints_added = $3, "
                 "datapoints_updated = $4, datapoints_removed = $5, files_per_second = $6, failure_reason = $7, "
                 "scan_started_at = $8::TIMESTAMPTZ, scan_finished_at = $9::TIMESTAMPTZ WHERE id = $10 RETURNING id",
-                [scan.state, scan.files_seen, scan.datapoints_added, scan.datapoints_updated, scan.datapoints_removed,
-                 float(scan.files_per_second), scan.failure_reason, scan.started_at, scan.finished_at,
-                 datasource_id])
+                [
+                    scan.state,
+                    scan.files_seen,
+                    scan.datapoints_added,
+                    scan.datapoints_updated,
+                    scan.datapoints_removed,
+                    float(scan.files_per_second),
+                    scan.failure_reason,
+                    scan.started_at,
+                    scan.finished_at,
+                    datasource_id,
+                ],
+            )
             if updated is None:
                 raise NotFound(f"datasource {datasource_id} not found")
 
@@ -264,8 +334,9 @@ class SqlStore(Store):
 
     # Fields -------------------------------------------------------------------------------------
 
-    def define_fields(self, datasource_id: int,
-                      fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]) -> list[FieldRecord]:
+    def define_fields(
+        self, datasource_id: int, fields: Sequence[tuple[str, FieldType, tuple[str, ...]]]
+    ) -> list[FieldRecord]:
         def work(session: Session) -> list[FieldRecord]:
             known = self._locked_fields(session, datasource_id)
             wanted: dict[str, tuple[FieldType, tuple[str, ...]]] = {}
@@ -274,34 +345,45 @@ class SqlStore(Store):
                 previous = wanted.get(name, (kind, ()))[1]
                 wanted[name] = (kind, merge_tags(previous, tags))
             at = self._write_time(session, datasource_id)
-            self._add_fields(session, datasource_id, known,
-                             [(n, k, t) for n, (k, t) in wanted.items() if n not in known], at)
+            self._add_fields(
+                session, datasource_id, known, [(n, k, t) for n, (k, t) in wanted.items() if n not in known], at
+            )
             for name, (_, tags) in wanted.items():
                 if name in known and tags:
                     merged = merge_tags(known[name].tags, tags)
                     if merged != known[name].tags:
-                        session.execute("UPDATE fields SET tags = $1::TEXT[] WHERE datasource_id = $2 AND name = $3",
-                                        [list(merged), datasource_id, name])
+                        session.execute(
+                            "UPDATE fields SET tags = $1::TEXT[] WHERE datasource_id = $2 AND name = $3",
+                            [list(merged), datasource_id, name],
+                        )
             return [f for f in self._fields(session, datasource_id) if f.name in wanted]
 
         return self._write(datasource_id, work, forget=datasource_id)
 
-    def _add_fields(self, session: Session, datasource_id: int, known: dict[str, FieldRecord],
-                    new: Sequence[tuple[str, vector_fields.FieldKind, tuple[str, ...]]],
-                    at: dt.datetime) -> dict[str, FieldRecord]:
+    def _add_fields(
+        self,
+        session: Session,
+        datasource_id: int,
+        known: dict[str, FieldRecord],
+        new: Sequence[tuple[str, vector_fields.FieldKind, tuple[str, ...]]],
+        at: dt.datetime,
+    ) -> dict[str, FieldRecord]:
         """Creates fields inside the caller's transaction, created at ``at`` (the write's time);
         returns every field by name. A new vector field comes as its spec (its dimension makes the column)."""
         if not new:
             return known
-        next_id = session.value("SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1",
-                                [datasource_id])
+        next_id = session.value(
+            "SELECT coalesce(max(field_id), 0) + 1 FROM fields WHERE datasource_id = $1", [datasource_id]
+        )
         fields = dict(known)
         self.dialect.before_ddl(session)
         for offset, (name, kind, tags) in enumerate(new):
             number = next_id + offset
             column = f"f{number}"
-            session.execute("INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
-                            [datasource_id, number, name, vector_fields.stored_type_name(kind), list(tags), at])
+            session.execute(
+                "INSERT INTO fields VALUES ($1, $2, $3, $4, $5::TEXT[], $6)",
+                [datasource_id, number, name, vector_fields.stored_type_name(kind), list(tags), at],
+            )
             for table in (current_table(datasource_id), log_table(datasource_id)):
                 session.execute(f"ALTER TABLE {table} ADD COLUMN {column} {self.dialect.column_type(kind)}")
             fields[name] = vector_fields.field_record(name, kind, tuple(tags), at, column)
@@ -318,19 +400,36 @@ class SqlStore(Store):
         return now
 
     @staticmethod
-    def _begin_write(session: Session, datasource_id: int, at: dt.datetime, actor: str, kind: str, rows: int,
-                     fields: Sequence[int] = ()) -> int:
+    def _begin_write(
+        session: Session,
+        datasource_id: int,
+        at: dt.datetime,
+        actor: str,
+        kind: str,
+        rows: int,
+        fields: Sequence[int] = (),
+    ) -> int:
         write_id: int = session.value("SELECT nextval('write_ids')")
-        session.execute("INSERT INTO writes VALUES ($1, $2, $3, $4, $5, $6, $7::INTEGER[])",
-                        [write_id, datasource_id, at, actor, kind, rows, list(fields)])
+        session.execute(
+            "INSERT INTO writes VALUES ($1, $2, $3, $4, $5, $6, $7::INTEGER[])",
+            [write_id, datasource_id, at, actor, kind, rows, list(fields)],
+        )
         return write_id
 
-    def upsert(self, datasource_id: int, table: pa.Table, path_column: str, actor: str,
-               create_missing: bool = False) -> WriteResult:
+    def upsert(
+        self, datasource_id: int, table: pa.Table, path_column: str, actor: str, create_missing: bool = False
+    ) -> WriteResult:
         return self.upsert_batches(datasource_id, table.schema, table.to_batches(), path_column, actor, create_missing)
 
-    def upsert_batches(self, datasource_id: int, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-                       path_column: str, actor: str, create_missing: bool = False) -> WriteResult:
+    def upsert_batches(
+        self,
+        datasource_id: int,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        path_column: str,
+        actor: str,
+        create_missing: bool = False,
+    ) -> WriteResult:
         """Writes ``batches`` into the store as they arrive, in one transaction committed after the last
         (so an iterator that raises, e.g. at a missing end message, writes nothing)."""
         started = time.perf_counter()
@@ -339,8 +438,10 @@ class SqlStore(Store):
         def work(session: Session) -> WriteResult:
             if attempts:
                 # The batches are consumed: a transaction that must run again cannot.
-                raise InvalidArgument(f"the upload into datasource {datasource_id} conflicted with another "
-                                      "write and was rolled back; send it again")
+                raise InvalidArgument(
+                    f"the upload into datasource {datasource_id} conflicted with another "
+                    "write and was rolled back; send it again"
+                )
             attempts.append(1)
             write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
             for chunk in _chunks(schema, batches):
@@ -355,8 +456,13 @@ class SqlStore(Store):
         result = self._write(datasource_id, work, forget=forget)
         took = time.perf_counter() - started
         if took > SLOW_WRITE_SECONDS:
-            log.info("upsert of %d rows x %d columns into datasource %d took %.2f s", result.datapoints_written,
-                     len(schema) - 1, datasource_id, took)
+            log.info(
+                "upsert of %d rows x %d columns into datasource %d took %.2f s",
+                result.datapoints_written,
+                len(schema) - 1,
+                datasource_id,
+                took,
+            )
         return result
 
     def _stored(self, column: CoercedColumn) -> pa.Array:
@@ -377,36 +483,54 @@ class SqlStore(Store):
             return _NO_EXISTING
         session.stage("staged_paths", pa.table({"path": paths, "row_index": np.arange(len(paths), dtype=np.int64)}))
         try:
-            return session.table(f"SELECT s.row_index, c.datapoint_id, c.alive, c.{self.dialect.row_key} AS row_key, "
-                                 "c.unlogged_set IS NOT NULL AS has_set FROM staged_paths s "
-                                 f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1", [below])
+            return session.table(
+                f"SELECT s.row_index, c.datapoint_id, c.alive, c.{self.dialect.row_key} AS row_key, "
+                "c.unlogged_set IS NOT NULL AS has_set FROM staged_paths s "
+                f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1",
+                [below],
+            )
         finally:
             session.unstage("staged_paths")
 
-    def _spill(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], targets: str,
-               key: str = "datapoint_id") -> None:
+    def _spill(
+        self,
+        session: Session,
+        datasource_id: int,
+        fields: Sequence[FieldRecord],
+        targets: str,
+        key: str = "datapoint_id",
+    ) -> None:
         """Moves the unlogged rows of the datapoints in relation ``targets`` into the log: their ``datapoint_id``,
         or with ``key="row_key"`` their ``row_key`` column (the dialect's ``row_key``, read in this transaction)."""
         columns = "".join(f", {f.column}" for f in fields)
-        found = (f"c.datapoint_id IN (SELECT datapoint_id FROM {targets})" if key == "datapoint_id" else
-                 f"c.{self.dialect.row_key} IN (SELECT row_key FROM {targets})")
-        session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared{columns}) "
-                        f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{self._unlogged_values(fields)} "
-                        f"FROM {current_table(datasource_id)} c JOIN writes w ON w.write_id = c.unlogged "
-                        f"WHERE c.unlogged IS NOT NULL AND {found}")
+        found = (
+            f"c.datapoint_id IN (SELECT datapoint_id FROM {targets})"
+            if key == "datapoint_id"
+            else f"c.{self.dialect.row_key} IN (SELECT row_key FROM {targets})"
+        )
+        session.execute(
+            f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared{columns}) "
+            f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{self._unlogged_values(fields)} "
+            f"FROM {current_table(datasource_id)} c JOIN writes w ON w.write_id = c.unlogged "
+            f"WHERE c.unlogged IS NOT NULL AND {found}"
+        )
 
     def _unlogged_values(self, fields: Sequence[FieldRecord]) -> str:
         """The values of an unlogged row as its write set them (``c``: the current row, ``w``: the write)."""
         set_by_write = "coalesce(c.unlogged_set, w.fields)"
-        return "".join(f", CASE WHEN {self.dialect.list_contains(set_by_write, str(field_id(f)))} "
-                       f"THEN c.{f.column} END" for f in fields)
+        return "".join(
+            f", CASE WHEN {self.dialect.list_contains(set_by_write, str(field_id(f)))} THEN c.{f.column} END"
+            for f in fields
+        )
 
     def _live_ids(self, session: Session, datasource_id: int, paths: Sequence[str]) -> pa.Table:
         """The ids of live datapoints at ``paths``; NotFound names the first path, in request order, that has none."""
         unique = pa.array(list(dict.fromkeys(paths)), pa.string())
         session.stage("requested_paths", pa.table({"path": unique, "i": np.arange(len(unique), dtype=np.int64)}))
-        found = session.table(f"SELECT r.i, c.datapoint_id FROM requested_paths r JOIN "
-                              f"{current_table(datasource_id)} c ON c.path = r.path AND c.alive")
+        found = session.table(
+            f"SELECT r.i, c.datapoint_id FROM requested_paths r JOIN "
+            f"{current_table(datasource_id)} c ON c.path = r.path AND c.alive"
+        )
         session.unstage("requested_paths")
         if found.num_rows < len(unique):
             present = np.zeros(len(unique), dtype=bool)
@@ -428,17 +552,23 @@ class SqlStore(Store):
             ids = self._live_ids(session, datasource_id, paths)
             session.stage("target_ids", ids)
             present = " + ".join(f"(CASE WHEN {f.column} IS NULL THEN 0 ELSE 1 END)" for f in chosen)
-            deleted = session.value(f"SELECT CAST(coalesce(sum({present}), 0) AS BIGINT) FROM {current} "
-                                    "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+            deleted = session.value(
+                f"SELECT CAST(coalesce(sum({present}), 0) AS BIGINT) FROM {current} "
+                "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)"
+            )
             at = self._write_time(session, datasource_id)
             write_id = self._begin_write(session, datasource_id, at, actor, "delete_metadata", ids.num_rows)
             self._spill(session, datasource_id, list(known.values()), "target_ids")
-            session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared) "
-                            f"SELECT $1, datapoint_id, {OP_DELETE_VALUES}, $2::INTEGER[] FROM target_ids",
-                            [write_id, [field_id(f) for f in chosen]])
+            session.execute(
+                f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared) "
+                f"SELECT $1, datapoint_id, {OP_DELETE_VALUES}, $2::INTEGER[] FROM target_ids",
+                [write_id, [field_id(f) for f in chosen]],
+            )
             assignments = "".join(f", {f.column} = NULL" for f in chosen)
-            session.execute(f"UPDATE {current} SET unlogged = NULL, unlogged_set = NULL{assignments} "
-                            "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+            session.execute(
+                f"UPDATE {current} SET unlogged = NULL, unlogged_set = NULL{assignments} "
+                "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)"
+            )
             session.unstage("target_ids")
             return int(deleted)
 
@@ -454,12 +584,17 @@ class SqlStore(Store):
             at = self._write_time(session, datasource_id)
             write_id = self._begin_write(session, datasource_id, at, actor, "delete_datapoints", ids.num_rows)
             self._spill(session, datasource_id, known, "target_ids")
-            session.execute(f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op) "
-                            f"SELECT $1, datapoint_id, {OP_DELETE_DATAPOINT} FROM target_ids", [write_id])
+            session.execute(
+                f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op) "
+                f"SELECT $1, datapoint_id, {OP_DELETE_DATAPOINT} FROM target_ids",
+                [write_id],
+            )
             assignments = "".join(f", {f.column} = NULL" for f in known)
-            session.execute(f"UPDATE {current_table(datasource_id)} SET alive = FALSE, unlogged = NULL, "
-                            f"unlogged_set = NULL{assignments} "
-                            "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)")
+            session.execute(
+                f"UPDATE {current_table(datasource_id)} SET alive = FALSE, unlogged = NULL, "
+                f"unlogged_set = NULL{assignments} "
+                "WHERE datapoint_id IN (SELECT datapoint_id FROM target_ids)"
+            )
             session.unstage("target_ids")
             deleted: int = ids.num_rows
             return deleted
@@ -475,34 +610,41 @@ class SqlStore(Store):
         columns = "".join(f", {f.column}" for f in fields)
         logged = f" WHERE {chosen}" if chosen else ""
         unlogged = f" AND c.{chosen}" if chosen else ""
-        return (f"(SELECT write_id, datapoint_id, op, cleared{columns} FROM {log_table(datasource_id)}{logged} "
-                f"UNION ALL SELECT c.unlogged AS write_id, c.datapoint_id, {OP_UPSERT} AS op, NULL AS cleared"
-                f"{self._unlogged_values(fields)} FROM {current_table(datasource_id)} c "
-                f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL{unlogged})")
+        return (
+            f"(SELECT write_id, datapoint_id, op, cleared{columns} FROM {log_table(datasource_id)}{logged} "
+            f"UNION ALL SELECT c.unlogged AS write_id, c.datapoint_id, {OP_UPSERT} AS op, NULL AS cleared"
+            f"{self._unlogged_values(fields)} FROM {current_table(datasource_id)} c "
+            f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL{unlogged})"
+        )
 
     def _touched(self, column: str, number: int, prefix: str = "") -> str:
         """The condition: the log row set (non-NULL), cleared or deleted the field."""
-        return (f"(({prefix}op = {OP_UPSERT} AND {prefix}{column} IS NOT NULL) OR "
-                f"({prefix}op = {OP_DELETE_VALUES} AND "
-                f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR "
-                f"{prefix}op = {OP_DELETE_DATAPOINT})")
+        return (
+            f"(({prefix}op = {OP_UPSERT} AND {prefix}{column} IS NOT NULL) OR "
+            f"({prefix}op = {OP_DELETE_VALUES} AND "
+            f"{self.dialect.list_contains(prefix + 'cleared', str(number))}) OR "
+            f"{prefix}op = {OP_DELETE_DATAPOINT})"
+        )
 
     def last_write_id(self, datasource_id: int) -> int:
         """The id of the datasource's latest committed write (-1: none): one index lookup, so a cache of
         query results (e.g. the ids a vector search's filter keeps) can tell cheaply that nothing changed."""
         # Write ids and times both grow with each write of a datasource (its writes hold its lock).
-        rows = self._rows("SELECT write_id FROM writes WHERE datasource_id = $1 ORDER BY written_at DESC LIMIT 1",
-                          [datasource_id])
+        rows = self._rows(
+            "SELECT write_id FROM writes WHERE datasource_id = $1 ORDER BY written_at DESC LIMIT 1", [datasource_id]
+        )
         return rows[0][0] if rows else -1
 
     def _last_write_before(self, session: Session, datasource_id: int, at: dt.datetime) -> int:
         """The datasource's last write at or before ``at`` (-1: none)."""
-        row = session.one("SELECT max(write_id) FROM writes WHERE datasource_id = $1 AND written_at <= $2",
-                          [datasource_id, at])
+        row = session.one(
+            "SELECT max(write_id) FROM writes WHERE datasource_id = $1 AND written_at <= $2", [datasource_id, at]
+        )
         return -1 if row is None or row[0] is None else row[0]
 
-    def _as_of_relation(self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int,
-                        only: Sequence[int] | None = None) -> str:
+    def _as_of_relation(
+        self, datasource_id: int, fields: Sequence[FieldRecord], last_write: int, only: Sequence[int] | None = None
+    ) -> str:
         """A subquery with each datapoint's values as they were after write ``last_write``; with ``only``,
         of those datapoints alone (a lookup by path then folds their log rows, not the whole log's).
 
@@ -512,22 +654,27 @@ class SqlStore(Store):
         chosen = ""
         if only is not None:
             chosen = f"datapoint_id IN ({', '.join(f'{int(i):d}' for i in only) or 'NULL'})"
-        selected = "".join(f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)), _is_array(f))} "
-                           f"AS {f.column}" for f in fields)
+        selected = "".join(
+            f", {last_by(f.column, 'write_id', self._touched(f.column, field_id(f)), _is_array(f))} AS {f.column}"
+            for f in fields
+        )
         outer = "".join(f", g.{f.column}" for f in fields)
-        return (f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
-                f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
-                f"FROM {self._log_relation(datasource_id, fields, chosen)} l WHERE write_id <= {int(last_write):d} "
-                f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
-                f"WHERE g.last_op = {OP_UPSERT}{f' AND c.{chosen}' if chosen else ''})")
+        return (
+            f"(SELECT g.datapoint_id, c.path{outer} FROM (SELECT datapoint_id, "
+            f"{last_by('op', 'write_id', f'op <> {OP_DELETE_VALUES}')} AS last_op{selected} "
+            f"FROM {self._log_relation(datasource_id, fields, chosen)} l WHERE write_id <= {int(last_write):d} "
+            f"GROUP BY datapoint_id) g JOIN {current_table(datasource_id)} c ON c.datapoint_id = g.datapoint_id "
+            f"WHERE g.last_op = {OP_UPSERT}{f' AND c.{chosen}' if chosen else ''})"
+        )
 
     def _ids_at(self, session: Session, datasource_id: int, paths: Sequence[str]) -> list[int]:
         """The ids of the datapoints ever at ``paths`` (deleted ones too: an earlier state may hold them)."""
         if not paths:
             return []
         placeholders = ", ".join(f"${n}" for n in range(1, len(paths) + 1))
-        rows = session.rows(f"SELECT datapoint_id FROM {current_table(datasource_id)} WHERE path IN ({placeholders})",
-                            list(paths))
+        rows = session.rows(
+            f"SELECT datapoint_id FROM {current_table(datasource_id)} WHERE path IN ({placeholders})", list(paths)
+        )
         return sorted(row[0] for row in rows)
 
     # Queries ------------------------------------------------------------------------------------
@@ -536,21 +683,31 @@ class SqlStore(Store):
         """The datasource's record read in one statement (its row joined with its fields): a query on
         an engine with other writers reads it afresh each time, and a round trip is most of a lookup."""
         columns = ", ".join(f"d.{name.strip()}" for name in DATASOURCE_COLUMNS.split(","))
-        rows = session.rows(f"SELECT {columns}, f.name, f.type, f.tags, f.created_at, f.field_id FROM datasources d "
-                            "LEFT JOIN fields f ON f.datasource_id = d.id WHERE d.id = $1 ORDER BY f.field_id",
-                            [datasource_id])
+        rows = session.rows(
+            f"SELECT {columns}, f.name, f.type, f.tags, f.created_at, f.field_id FROM datasources d "
+            "LEFT JOIN fields f ON f.datasource_id = d.id WHERE d.id = $1 ORDER BY f.field_id",
+            [datasource_id],
+        )
         if not rows:
             raise NotFound(f"datasource {datasource_id} not found")
         (datasource_id, namespace, name, source_uri, revision, created_at, *scan) = rows[0][:-5]
-        fields = [vector_fields.field_record(field, kind, tuple(tags), created, f"f{number}")
-                  for field, kind, tags, created, number in (row[-5:] for row in rows) if field is not None]
-        return DatasourceRecord(datasource_id, namespace, name, source_uri, revision, created_at, ScanStatus(*scan),
-                                fields)
+        fields = [
+            vector_fields.field_record(field, kind, tuple(tags), created, f"f{number}")
+            for field, kind, tags, created, number in (row[-5:] for row in rows)
+            if field is not None
+        ]
+        return DatasourceRecord(
+            datasource_id, namespace, name, source_uri, revision, created_at, ScanStatus(*scan), fields
+        )
 
-    def _compile(self, session: Session, query: common_pb2.Query,
-                 dialect: QueryDialect | None = None) -> tuple[DatasourceRecord, CompiledQuery]:
-        datasource = self._catalog_record(session, query.datasource_id) if not self.dialect.single_writer \
+    def _compile(
+        self, session: Session, query: common_pb2.Query, dialect: QueryDialect | None = None
+    ) -> tuple[DatasourceRecord, CompiledQuery]:
+        datasource = (
+            self._catalog_record(session, query.datasource_id)
+            if not self.dialect.single_writer
             else self.get_datasource(query.datasource_id)
+        )
         # The relation binds no parameters (write ids are written as literals, see ``_as_of_relation``):
         # only the query's own values may be bound, and a dialect that renders them as literals binds none.
         as_of = timestamp_or_none(query.as_of)
@@ -570,12 +727,15 @@ class SqlStore(Store):
             joins, extra = [], []
             for name, field, at in timed:
                 last_write = int(self._last_write_before(session, datasource.id, at))  # a literal, as above
-                latest = self.dialect.last_by(field.column, "write_id", self._touched(field.column, field_id(field)),
-                                              _is_array(field))
-                joins.append(f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
-                             f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
-                             f"{last_write:d} GROUP BY datapoint_id) {name} "
-                             f"ON {name}.datapoint_id = base.datapoint_id")
+                latest = self.dialect.last_by(
+                    field.column, "write_id", self._touched(field.column, field_id(field)), _is_array(field)
+                )
+                joins.append(
+                    f"LEFT JOIN (SELECT datapoint_id, {latest} AS v FROM "
+                    f"{self._log_relation(datasource.id, [field])} l WHERE write_id <= "
+                    f"{last_write:d} GROUP BY datapoint_id) {name} "
+                    f"ON {name}.datapoint_id = base.datapoint_id"
+                )
                 extra.append(f", {name}.v AS {name}")
             relation = f"(SELECT base.*{''.join(extra)} FROM {base} AS base {' '.join(joins)}) AS timed"
         compiled = compile_query(query, columns, relation, dialect or self.dialect.query_dialect, row_filter=row_filter)
@@ -589,12 +749,16 @@ class SqlStore(Store):
         wanted = sorted(set(names))
         if not wanted:
             return []
-        pairs = " OR ".join(f"(lower(namespace) = ${2 * i + 1} AND lower(name) = ${2 * i + 2})"
-                            for i in range(len(wanted)))
+        pairs = " OR ".join(
+            f"(lower(namespace) = ${2 * i + 1} AND lower(name) = ${2 * i + 2})" for i in range(len(wanted))
+        )
         params = [part for pair in wanted for part in pair]
-        rows = self._rows(f"SELECT namespace, name, FALSE AS dataset, id FROM datasources WHERE {pairs} UNION ALL "
-                          f"SELECT namespace, name, TRUE AS dataset, id FROM datasets WHERE {pairs} "
-                          "ORDER BY dataset, id", params)
+        rows = self._rows(
+            f"SELECT namespace, name, FALSE AS dataset, id FROM datasources WHERE {pairs} UNION ALL "
+            f"SELECT namespace, name, TRUE AS dataset, id FROM datasets WHERE {pairs} "
+            "ORDER BY dataset, id",
+            params,
+        )
         return [(namespace, name, bool(dataset), int(key)) for namespace, name, dataset, key in rows]
 
     def sql_relation(self, query: common_pb2.Query, lower_names: bool = False) -> tuple[str, list[OutputColumn]]:
@@ -607,11 +771,15 @@ class SqlStore(Store):
         prefix = "SELECT " + ", ".join(compiled.select_sql) + " FROM "
         if compiled.params or not compiled.sql.startswith(prefix):
             raise InvalidArgument("the query does not compile to one SELECT without parameters")
-        named = ", ".join(f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}"
-                          for sql, column in zip(compiled.select_sql, compiled.columns, strict=True))
-        return f"SELECT {named} FROM {compiled.sql[len(prefix):]}", compiled.columns
+        named = ", ".join(
+            f"{sql} AS {_quote(column.name.lower() if lower_names else column.name)}"
+            for sql, column in zip(compiled.select_sql, compiled.columns, strict=True)
+        )
+        return f"SELECT {named} FROM {compiled.sql[len(prefix) :]}", compiled.columns
 
-    def stream_read_only(self, sql: str, params: Sequence[Any], max_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_read_only(
+        self, sql: str, params: Sequence[Any], max_rows: int
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result of a read-only statement (``sql_relation``'s tables inside), run by the engine in a
         read-only transaction, streamed in batches of at most ``max_rows``."""
         return self.dialect.stream_read_only(sql, params, max_rows or DEFAULT_BATCH_ROWS)
@@ -686,8 +854,10 @@ class SqlStore(Store):
             if rows is None:
                 total, low, high = session.row(compiled.count_sql, compiled.count_params)
             else:
-                total, (low, high) = rows, session.row(
-                    f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}")
+                total, (low, high) = (
+                    rows,
+                    session.row(f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}"),
+                )
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
@@ -708,8 +878,10 @@ class SqlStore(Store):
             if field:
                 condition += f" AND {self._touched(chosen[0].column, field_id(chosen[0]), 'l.')}"
             table = self._log_rows(session, datasource_id, chosen, condition, [path])
-            if table.num_rows == 0 and session.one(f"SELECT 1 FROM {current_table(datasource_id)} WHERE path = $1",
-                                                   [path]) is None:
+            if (
+                table.num_rows == 0
+                and session.one(f"SELECT 1 FROM {current_table(datasource_id)} WHERE path = $1", [path]) is None
+            ):
                 raise NotFound(f"datapoint {path!r} not found in datasource {datasource_id}")
             return table
 
@@ -723,8 +895,9 @@ class SqlStore(Store):
                     conditions.append(f"w.written_at {operator} ${len(params) + 1}")
             return self._log_rows(session, datasource_id, fields, " AND ".join(conditions), params)
 
-    def _log_rows(self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], condition: str,
-                  params: list[Any]) -> pa.Table:
+    def _log_rows(
+        self, session: Session, datasource_id: int, fields: Sequence[FieldRecord], condition: str, params: list[Any]
+    ) -> pa.Table:
         """Log rows with when, who and what: one row per datapoint per write, values as written.
 
         ``condition`` numbers its parameters from ``$2``; ``$1`` is the datasource id.
@@ -733,18 +906,33 @@ class SqlStore(Store):
         operation = " ".join(f"WHEN {op} THEN '{name}'" for op, name in LOG_OPERATIONS.items())
         cleared = self.dialect.list_agg("f.name", "f.field_id")
         contains = self.dialect.list_contains("l.cleared", "f.field_id")
-        sql = (f"SELECT w.written_at, w.actor, l.write_id, c.path, CASE l.op {operation} END AS operation, "
-               f"coalesce((SELECT {cleared} FROM fields f WHERE f.datasource_id = $1 AND {contains}), "
-               f"{self.dialect.empty_text_list()}) AS cleared{values} "
-               f"FROM {self._log_relation(datasource_id, fields)} l JOIN writes w ON w.write_id = l.write_id "
-               f"JOIN {current_table(datasource_id)} c ON c.datapoint_id = l.datapoint_id "
-               f"WHERE {condition} ORDER BY l.write_id, c.path")
+        sql = (
+            f"SELECT w.written_at, w.actor, l.write_id, c.path, CASE l.op {operation} END AS operation, "
+            f"coalesce((SELECT {cleared} FROM fields f WHERE f.datasource_id = $1 AND {contains}), "
+            f"{self.dialect.empty_text_list()}) AS cleared{values} "
+            f"FROM {self._log_relation(datasource_id, fields)} l JOIN writes w ON w.write_id = l.write_id "
+            f"JOIN {current_table(datasource_id)} c ON c.datapoint_id = l.datapoint_id "
+            f"WHERE {condition} ORDER BY l.write_id, c.path"
+        )
         table = session.table(sql, [datasource_id, *params])
-        schema = pa.schema([pa.field("written_at", pa.timestamp("us", tz="UTC")), pa.field("actor", pa.string()),
-                            pa.field("write_id", pa.int64()), pa.field("path", pa.string()),
-                            pa.field("operation", pa.string()), pa.field("cleared", pa.list_(pa.string()))]
-                           + [pa.field(f.name, vector_fields.arrow_type(f.type, f.vector),
-                                       metadata={TYPE_METADATA_KEY: f.type.value.encode()}) for f in fields])
+        schema = pa.schema(
+            [
+                pa.field("written_at", pa.timestamp("us", tz="UTC")),
+                pa.field("actor", pa.string()),
+                pa.field("write_id", pa.int64()),
+                pa.field("path", pa.string()),
+                pa.field("operation", pa.string()),
+                pa.field("cleared", pa.list_(pa.string())),
+            ]
+            + [
+                pa.field(
+                    f.name,
+                    vector_fields.arrow_type(f.type, f.vector),
+                    metadata={TYPE_METADATA_KEY: f.type.value.encode()},
+                )
+                for f in fields
+            ]
+        )
         return conform(table, schema)
 
     # Datasets -----------------------------------------------------------------------------------
@@ -761,9 +949,11 @@ class SqlStore(Store):
                 raise NotFound(f"datasource {datasource_id} not found")
             if row[0] != namespace:
                 raise InvalidArgument(f"datasource {datasource_id} belongs to namespace {row[0]!r}, not {namespace!r}")
-            inserted = session.one("INSERT INTO datasets VALUES (nextval('dataset_ids'), $1, $2, $3, $4, $5) "
-                                   "ON CONFLICT DO NOTHING RETURNING id",
-                                   [namespace, name, datasource_id, query, utc_now()])
+            inserted = session.one(
+                "INSERT INTO datasets VALUES (nextval('dataset_ids'), $1, $2, $3, $4, $5) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [namespace, name, datasource_id, query, utc_now()],
+            )
             if inserted is None:
                 raise AlreadyExists(f"dataset {name!r} already exists in namespace {namespace!r}")
             dataset_id: int = inserted[0]
@@ -778,15 +968,18 @@ class SqlStore(Store):
         return DatasetRecord(*rows[0])
 
     def find_dataset(self, namespace: str, name: str) -> DatasetRecord:
-        rows = self._rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 AND name = $2",
-                          [namespace, name])
+        rows = self._rows(
+            f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 AND name = $2", [namespace, name]
+        )
         if not rows:
             raise NotFound(f"dataset {name!r} not found in namespace {namespace!r}")
         return DatasetRecord(*rows[0])
 
     def list_datasets(self, namespace: str, offset: int, limit: int) -> list[DatasetRecord]:
-        rows = self._rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 "
-                          "ORDER BY id LIMIT $2 OFFSET $3", [namespace, limit, offset])
+        rows = self._rows(
+            f"SELECT {DATASET_COLUMNS} FROM datasets WHERE namespace = $1 ORDER BY id LIMIT $2 OFFSET $3",
+            [namespace, limit, offset],
+        )
         return [DatasetRecord(*row) for row in rows]
 
     def delete_dataset(self, dataset_id: int) -> None:
@@ -805,22 +998,28 @@ class SqlStore(Store):
 
         def work(session: Session) -> tuple[Any, ...]:
             # An upsert: it returns the row whether it inserted or updated it.
-            return session.row("INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
-                               "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
-                               f"RETURNING {BAG_DATASET_COLUMNS}", [namespace, name, uri, utc_now()])
+            return session.row(
+                "INSERT INTO bag_datasets VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name) "
+                "DO UPDATE SET uri = EXCLUDED.uri, registered_at = EXCLUDED.registered_at "
+                f"RETURNING {BAG_DATASET_COLUMNS}",
+                [namespace, name, uri, utc_now()],
+            )
 
         return BagDatasetRecord(*self._write(CATALOG_LOCK, work))
 
     def find_bag_dataset(self, namespace: str, name: str) -> BagDatasetRecord:
-        rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 AND name = $2",
-                          [namespace, name])
+        rows = self._rows(
+            f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 AND name = $2", [namespace, name]
+        )
         if not rows:
             raise NotFound(f"bag dataset {name!r} not found in namespace {namespace!r}")
         return BagDatasetRecord(*rows[0])
 
     def list_bag_datasets(self, namespace: str, offset: int, limit: int) -> list[BagDatasetRecord]:
-        rows = self._rows(f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 "
-                          "ORDER BY name LIMIT $2 OFFSET $3", [namespace, limit, offset])
+        rows = self._rows(
+            f"SELECT {BAG_DATASET_COLUMNS} FROM bag_datasets WHERE namespace = $1 ORDER BY name LIMIT $2 OFFSET $3",
+            [namespace, limit, offset],
+        )
         return [BagDatasetRecord(*row) for row in rows]
 
 
@@ -837,8 +1036,16 @@ class StreamedWrite:
     stop the writing; the rest of the upload is still read, to count them all for the refusal.
     """
 
-    def __init__(self, store: SqlStore, session: Session, datasource_id: int, schema: pa.Schema, path_column: str,
-                 actor: str, create_missing: bool) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        session: Session,
+        datasource_id: int,
+        schema: pa.Schema,
+        path_column: str,
+        actor: str,
+        create_missing: bool,
+    ) -> None:
         self.store, self.session, self.datasource_id = store, session, datasource_id
         # The columns that can become fields (a column of Arrow's null type never does).
         self.settable = [f.name for f in schema if f.name != path_column and not pa.types.is_null(f.type)]
@@ -889,24 +1096,27 @@ class StreamedWrite:
         at = self.at  # set with write_id, by the first chunk
         if self.write_id is None or at is None:
             at = self.at = self.store._write_time(self.session, self.datasource_id)
-            self.write_id = self.store._begin_write(self.session, self.datasource_id, at, self.actor,
-                                                    "upsert", 0)
+            self.write_id = self.store._begin_write(self.session, self.datasource_id, at, self.actor, "upsert", 0)
         new = [(c.name, vector_fields.new_field_kind(c), ()) for c in columns if c.name not in self.fields]
         self.fields = self.store._add_fields(self.session, self.datasource_id, self.fields, new, at)
-        values = {self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c))
-                  for c in columns}
+        values = {
+            self.fields[c.name].column: self.store.dialect.storage_array(c.type, self.store._stored(c)) for c in columns
+        }
         numbers = [field_id(self.fields[c.name]) for c in columns]
         self.numbers.update(dict.fromkeys(numbers))
         return values, numbers
 
-    def _append(self, ids: np.ndarray, paths: pa.Array, values: dict[str, pa.Array], is_new: np.ndarray,
-                new_count: int) -> None:
+    def _append(
+        self, ids: np.ndarray, paths: pa.Array, values: dict[str, pa.Array], is_new: np.ndarray, new_count: int
+    ) -> None:
         # A new datapoint's unlogged row needs no field list: every value it has, this write set.
         chosen = None if new_count == len(paths) else pa.array(is_new)
-        rows = {"datapoint_id": pa.array(ids if chosen is None else ids[is_new]),
-                "path": paths if chosen is None else paths.filter(chosen),
-                "alive": pa.array(np.ones(new_count, dtype=bool)),
-                "unlogged": pa.array(np.full(new_count, self.write_id, dtype=np.int64))}
+        rows = {
+            "datapoint_id": pa.array(ids if chosen is None else ids[is_new]),
+            "path": paths if chosen is None else paths.filter(chosen),
+            "alive": pa.array(np.ones(new_count, dtype=bool)),
+            "unlogged": pa.array(np.full(new_count, self.write_id, dtype=np.int64)),
+        }
         for column, array in values.items():
             rows[column] = array if chosen is None else array.filter(chosen)
         self.session.append(self.current, pa.table(rows))
@@ -937,8 +1147,11 @@ class StreamedWrite:
             assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
             if lists:
                 assignments += ", unlogged_set = s.unlogged_set"
-            session.execute(f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
-                            f"WHERE {current}.{key} = s.row_key", [self.write_id])
+            session.execute(
+                f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
+                f"WHERE {current}.{key} = s.row_key",
+                [self.write_id],
+            )
         finally:
             session.unstage("staged_values")
 
@@ -947,8 +1160,10 @@ class StreamedWrite:
             raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
         self.unique.check()
         if self.write_id is not None:
-            self.session.execute("UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
-                                 [self.count, list(self.numbers), self.write_id])
+            self.session.execute(
+                "UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
+                [self.count, list(self.numbers), self.write_id],
+            )
         return WriteResult(self.count, self.created)
 
 
@@ -1055,8 +1270,9 @@ def set_fields(values: dict[str, pa.Array], numbers: Sequence[int], unset: np.nd
     rows = len(next(iter(values.values()))) if values else 0
     mask = None if unset is None else pa.array(unset)
     if not values:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()),
-                                        mask=mask)
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(rows + 1, dtype=np.int32)), pa.array([], pa.int32()), mask=mask
+        )
     valid = np.stack([array.is_valid().to_numpy(zero_copy_only=False) for array in values.values()], axis=1)
     if unset is not None:
         valid[unset] = False  # a NULL list holds no ids
@@ -1068,5 +1284,8 @@ def set_fields(values: dict[str, pa.Array], numbers: Sequence[int], unset: np.nd
 def unknown_paths_error(unknown: pa.Array, datasource_id: int) -> UnknownPaths:
     shown = ", ".join(repr(p) for p in unknown.slice(0, UNKNOWN_PATHS_SHOWN).to_pylist())
     more = f" (and {len(unknown) - UNKNOWN_PATHS_SHOWN} more)" if len(unknown) > UNKNOWN_PATHS_SHOWN else ""
-    return UnknownPaths(f"{len(unknown)} paths are not in datasource {datasource_id}: {shown}{more}; "
-                        "pass create_missing=True to create them", count=len(unknown))
+    return UnknownPaths(
+        f"{len(unknown)} paths are not in datasource {datasource_id}: {shown}{more}; "
+        "pass create_missing=True to create them",
+        count=len(unknown),
+    )

@@ -28,7 +28,8 @@ import struct
 import sys
 import zlib
 from array import array
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -81,8 +82,14 @@ class Checksums:
 
     __slots__ = ("digests", "block_ends", "block_digests", "table_digest", "algorithm", "digest", "name")
 
-    def __init__(self, digests: array[int], blocks: tuple[np.ndarray, list[int]] | None,
-                 table_digest: int, algorithm: bytes, name: str):
+    def __init__(
+        self,
+        digests: array[int],
+        blocks: tuple[np.ndarray, list[int]] | None,
+        table_digest: int,
+        algorithm: bytes,
+        name: str,
+    ):
         self.digests = digests
         self.block_ends: np.ndarray | None
         self.block_digests: list[int] | None
@@ -129,8 +136,9 @@ class Checksums:
         while begin < last:
             end = int(ends[block])
             if digest(view[int(bounds[begin - first]) : int(bounds[end - first])]) != block_digests[block]:
-                raise ChecksumError(f"{bag_name}: records {begin}..{end - 1} do not match their block checksum "
-                                    f"in {self.name}")
+                raise ChecksumError(
+                    f"{bag_name}: records {begin}..{end - 1} do not match their block checksum in {self.name}"
+                )
             begin, block = end, block + 1
 
     def __getstate__(self) -> tuple[Any, ...]:
@@ -214,8 +222,15 @@ def _little_endian(values: array[int]) -> bytes:
 
 def encode(digests: array[int], blocks: BlockDigests, table_digest: int, algorithm: bytes) -> bytes:
     """The sidecar file's content."""
-    return b"".join((_little_endian(digests), _little_endian(blocks.ends), _little_endian(blocks.digests),
-                     _BLOCK_COUNT.pack(len(blocks.ends)), _TRAILER.pack(len(digests), table_digest, algorithm)))
+    return b"".join(
+        (
+            _little_endian(digests),
+            _little_endian(blocks.ends),
+            _little_endian(blocks.digests),
+            _BLOCK_COUNT.pack(len(blocks.ends)),
+            _TRAILER.pack(len(digests), table_digest, algorithm),
+        )
+    )
 
 
 def decode(content: bytes, count: int, name: str) -> Checksums:
@@ -240,7 +255,9 @@ def decode(content: bytes, count: int, name: str) -> Checksums:
     if algorithm in (XXH3, CRC32):
         words = np.frombuffer(content, "<u8", 2 * block_count, 8 * count)
         ends = words[:block_count].astype(np.int64)
-        in_order = ends[-1] == count and ends[0] > 0 and bool(np.all(ends[1:] > ends[:-1])) if block_count else not count
+        in_order = (
+            ends[-1] == count and ends[0] > 0 and bool(np.all(ends[1:] > ends[:-1])) if block_count else not count
+        )
         if not in_order:
             raise CorruptBagError(f"{name}: its blocks do not cover a bag of {count} records in order")
         blocks = ends, words[block_count:].tolist()

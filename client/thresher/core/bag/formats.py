@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import operator
 import struct
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 import numpy as np

@@ -12,7 +12,8 @@ import concurrent.futures
 import operator
 import os
 import pickle
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import msgpack
 
@@ -325,7 +326,9 @@ class DatasetReader:
             pos += n
         return out
 
-    def read_blocks(self, start: int, stop: int, keys: Iterable[str]) -> dict[str, tuple[Any, Any, list[int] | None] | None]:
+    def read_blocks(
+        self, start: int, stop: int, keys: Iterable[str]
+    ) -> dict[str, tuple[Any, Any, list[int] | None] | None]:
         """Per key, its encoded records for datapoints ``start..stop-1`` as one buffer: (buffer, record
         bounds relative to it, records per datapoint for a sequence key else None), or None when those
         records do not lie back to back in the bag (a writer always lays them so). Nothing is decoded:

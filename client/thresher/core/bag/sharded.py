@@ -13,12 +13,19 @@ import bisect
 import concurrent.futures
 import os
 import pickle
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from thresher.core.bag import files
 from thresher.core.bag import spec as specs
+from thresher.core.bag.bag_errors import (
+    CorruptBagError,
+    DatasetExistsError,
+    IncompleteDatasetError,
+    MaskError,
+    ResumeError,
+)
 from thresher.core.bag.checksums import SUFFIX as CRC_SUFFIX
-from thresher.core.bag.bag_errors import CorruptBagError, DatasetExistsError, IncompleteDatasetError, MaskError, ResumeError
 from thresher.core.bag.reader import DatasetReader
 from thresher.core.bag.writer import DatasetWriter
 from thresher.core.bag.writing import TMP

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from thresher.core.bag import files
 from thresher.core.bag.bag_errors import CorruptBagError, IncompleteDatasetError, SpecError

@@ -9,7 +9,8 @@ close, ``spec.json`` last again (see :mod:`thresher.core.bag.staging`).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgpack
 
@@ -52,7 +53,10 @@ class DatasetWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], spec: Mapping[str, str], encoders: Mapping[str, Callable[..., Any]] | None
+        self,
+        directory: str | os.PathLike[str],
+        spec: Mapping[str, str],
+        encoders: Mapping[str, Callable[..., Any]] | None,
     ):
         self.directory = files.normpath(directory)
         self._spec = specs.check_spec(spec)

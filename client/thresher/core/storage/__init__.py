@@ -22,15 +22,26 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from thresher.core.storage.base import DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, Storage
-from thresher.core.storage.storage_errors import (BlobNotFoundError, InvalidStorageUriError, ReadOnlyStorageError,
-                                                  StorageAccessDeniedError, StorageConfigError, StorageError, StorageNotFoundError,
-                                                  StorageUnavailableError, UnknownRevisionError, UnsafePathError)
 from thresher.core.storage.git import GitRepository, GitStorage, git_uri, parse_git_uri
 from thresher.core.storage.local import LocalStorage
+from thresher.core.storage.storage_errors import (
+    BlobNotFoundError,
+    InvalidStorageUriError,
+    ReadOnlyStorageError,
+    StorageAccessDeniedError,
+    StorageConfigError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+    UnknownRevisionError,
+    UnsafePathError,
+)
 from thresher.core.storage.timeouts import StorageTimeouts
 
-def open_storage(uri: str | os.PathLike[str], *, client: Any = None, endpoint_url: str | None = None,
-                 refresh: bool = False) -> Storage:
+
+def open_storage(
+    uri: str | os.PathLike[str], *, client: Any = None, endpoint_url: str | None = None, refresh: bool = False
+) -> Storage:
     """The storage rooted at ``uri`` (see the module docstring for the forms).
 
     ``client`` and ``endpoint_url`` override the S3/GCS client or endpoint; ``refresh`` fetches a
@@ -51,18 +62,20 @@ def open_storage(uri: str | os.PathLike[str], *, client: Any = None, endpoint_ur
         from thresher.core.storage.gcs import GCSStorage
 
         return GCSStorage(bucket, prefix, client=client, endpoint_url=endpoint_url)
-    raise InvalidStorageUriError(f"{text!r}: unsupported storage scheme {scheme}:// "
-                                 "(use a local path, file://, s3://, gs:// or git+)")
+    raise InvalidStorageUriError(
+        f"{text!r}: unsupported storage scheme {scheme}:// (use a local path, file://, s3://, gs:// or git+)"
+    )
 
 
-def for_datasource(source_uri: str, revision: str = "", repository_uri: str = "", *,
-                   refresh: bool = False) -> Storage:
+def for_datasource(source_uri: str, revision: str = "", repository_uri: str = "", *, refresh: bool = False) -> Storage:
     """The storage of a datasource: a revision makes ``source_uri`` a path in the namespace's repository
     ``repository_uri``; otherwise ``source_uri`` is a storage URI."""
     if in_repository(source_uri, revision):
         if not repository_uri:
-            raise InvalidStorageUriError(f"source {source_uri!r} at revision {revision!r} is a path in the "
-                                         "namespace's git repository, but the namespace has no repository bound")
+            raise InvalidStorageUriError(
+                f"source {source_uri!r} at revision {revision!r} is a path in the "
+                "namespace's git repository, but the namespace has no repository bound"
+            )
         return GitStorage(repository_uri, revision, source_uri, refresh=refresh)
     return open_storage(source_uri, refresh=refresh)
 
@@ -96,18 +109,38 @@ def _split(uri: str) -> tuple[str, str, str]:
     scheme = parts.scheme.lower()
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise InvalidStorageUriError(f"{uri!r}: file:// URIs name a local path (file:///abs/dir), "
-                                         f"not host {parts.netloc!r}")
+            raise InvalidStorageUriError(
+                f"{uri!r}: file:// URIs name a local path (file:///abs/dir), not host {parts.netloc!r}"
+            )
         return "file", "", unquote(parts.path) or "/"
     if scheme in ("s3", "gs") and not parts.netloc:
         raise InvalidStorageUriError(f"{uri!r} names no bucket ({scheme}://bucket/prefix)")
-    return scheme, parts.netloc, uri.split("://", 1)[1][len(parts.netloc):].lstrip("/")
+    return scheme, parts.netloc, uri.split("://", 1)[1][len(parts.netloc) :].lstrip("/")
 
 
 __all__ = [
-    "BlobNotFoundError", "DEFAULT_CHUNK_SIZE", "DEFAULT_PAGE_SIZE", "Entry", "GitRepository", "GitStorage",
-    "InvalidStorageUriError", "LocalStorage", "ReadOnlyStorageError", "Storage", "StorageAccessDeniedError",
-    "StorageConfigError", "StorageError", "StorageNotFoundError", "StorageTimeouts", "StorageUnavailableError",
-    "UnknownRevisionError", "UnsafePathError",
-    "for_datasource", "git_uri", "in_repository", "open_storage", "parse_git_uri", "split_object_uri",
+    "BlobNotFoundError",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_PAGE_SIZE",
+    "Entry",
+    "GitRepository",
+    "GitStorage",
+    "InvalidStorageUriError",
+    "LocalStorage",
+    "ReadOnlyStorageError",
+    "Storage",
+    "StorageAccessDeniedError",
+    "StorageConfigError",
+    "StorageError",
+    "StorageNotFoundError",
+    "StorageTimeouts",
+    "StorageUnavailableError",
+    "UnknownRevisionError",
+    "UnsafePathError",
+    "for_datasource",
+    "git_uri",
+    "in_repository",
+    "open_storage",
+    "parse_git_uri",
+    "split_object_uri",
 ]

@@ -18,7 +18,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from thresher.core.storage.storage_errors import InvalidStorageUriError, ReadOnlyStorageError, StorageError, StorageNotFoundError
+from thresher.core.storage.storage_errors import (
+    InvalidStorageUriError,
+    ReadOnlyStorageError,
+    StorageError,
+    StorageNotFoundError,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -87,8 +92,9 @@ class Storage(abc.ABC):
     def read(self, path: str, start: int = 0, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of the object at ``path`` (short if it ends sooner)."""
 
-    def stream(self, path: str, start: int = 0, end: int | None = None,
-               chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+    def stream(
+        self, path: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of the object in chunks of at most ``chunk_size``, one ranged read each.
 
         Backends with a native streaming read override this to use one request.
@@ -104,8 +110,9 @@ class Storage(abc.ABC):
                 return
             position = stop
 
-    def open_range(self, path: str, start: int = 0, end: int | None = None,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Entry, Iterator[bytes]]:
+    def open_range(
+        self, path: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> tuple[Entry, Iterator[bytes]]:
         """The object's entry and its bytes ``[start, end)`` as a stream. A missing object fails here,
         before any byte is streamed; backends that learn the size from the read itself override this
         to spend one request instead of two."""
@@ -206,7 +213,8 @@ class RangedReader(io.RawIOBase):
         if whence == io.SEEK_END:
             if self._size is None:
                 raise io.UnsupportedOperation(
-                    f"{self.name}: the object's size is not known, so it cannot seek from the end")
+                    f"{self.name}: the object's size is not known, so it cannot seek from the end"
+                )
             bases[io.SEEK_END] = self._size
         base = bases[whence]
         if base + offset < 0:
@@ -220,7 +228,7 @@ class RangedReader(io.RawIOBase):
         if self._position >= end:
             return 0
         data = self._storage.read(self._path, self._position, end)
-        view[:len(data)] = data
+        view[: len(data)] = data
         self._position += len(data)
         return len(data)
 

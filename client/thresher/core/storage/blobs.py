@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from thresher.core.settings import Settings, env_name
 from thresher.core.storage import open_storage
 from thresher.core.storage.base import DEFAULT_CHUNK_SIZE, Storage
-from thresher.core.storage.storage_errors import BlobNotFoundError, InvalidStorageUriError, StorageNotFoundError
 from thresher.core.storage.local import LocalStorage
+from thresher.core.storage.storage_errors import BlobNotFoundError, InvalidStorageUriError, StorageNotFoundError
 
 BLOB_STORE_ENV = env_name("blob_store")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -97,8 +97,9 @@ class BlobStore:
         with self._missing(digest):
             return self.storage.read(self.key(check_digest(digest)))
 
-    def stream(self, digest: str, start: int = 0, end: int | None = None,
-               chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+    def stream(
+        self, digest: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
         """The blob's bytes ``[start, end)`` in chunks."""
         with self._missing(digest):
             yield from self.storage.stream(self.key(check_digest(digest)), start, end, chunk_size)

@@ -18,9 +18,21 @@ import os
 from collections.abc import Iterator
 from typing import Any, cast
 
-from thresher.core.storage.base import DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range, join_key, mapped_errors
-from thresher.core.storage.storage_errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
-                                                  StorageUnavailableError)
+from thresher.core.storage.base import (
+    DEFAULT_PAGE_SIZE,
+    Entry,
+    SharedClients,
+    Storage,
+    check_range,
+    join_key,
+    mapped_errors,
+)
+from thresher.core.storage.storage_errors import (
+    StorageAccessDeniedError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+)
 from thresher.core.storage.timeouts import StorageTimeouts, timed_out_error
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -40,14 +52,16 @@ def set_default_client(client: Any) -> None:
 
 def _new_client(key: tuple[str | None, str | None]) -> Any:
     from google.cloud import storage
-
     from requests.adapters import HTTPAdapter
 
     endpoint_url = key[0]
     with mapped_errors(_credentials_error):
         if endpoint_url:
-            client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or "thresher",
-                                    client_options={"api_endpoint": endpoint_url}, use_auth_w_custom_endpoint=False)
+            client = storage.Client(
+                project=os.environ.get("GOOGLE_CLOUD_PROJECT") or "thresher",
+                client_options={"api_endpoint": endpoint_url},
+                use_auth_w_custom_endpoint=False,
+            )
         else:
             client = storage.Client()
     # The session's pool holds 10 connections; parallel downloads use more, and would reconnect each time.
@@ -70,8 +84,15 @@ def _credentials_error(error: Exception) -> StorageError | None:
 class GCSStorage(Storage):
     """The objects under ``gs://bucket/prefix``."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None, endpoint_url: str | None = None,
-                 retry_deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        retry_deadline: float | None = None,
+    ) -> None:
         self.bucket_name = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"gs://{bucket}/{self.prefix}"
@@ -91,8 +112,9 @@ class GCSStorage(Storage):
     def pages(self, prefix: str = "", page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[list[Entry]]:
         strip = len(self.prefix)
         with self._errors(prefix, listing=True):
-            listing = self.client.list_blobs(self.bucket_name, prefix=self.key(prefix), page_size=page_size,
-                                             retry=self._retry, timeout=self._timeout)
+            listing = self.client.list_blobs(
+                self.bucket_name, prefix=self.key(prefix), page_size=page_size, retry=self._retry, timeout=self._timeout
+            )
             for response in listing.pages:
                 page = [_entry(blob, blob.name[strip:]) for blob in response if not blob.name.endswith("/")]
                 if page:
@@ -115,9 +137,16 @@ class GCSStorage(Storage):
         with self._errors(path):
             try:
                 # The library verifies a whole object's checksum; a range has none to verify against.
-                return cast(bytes, blob.download_as_bytes(  # google-cloud-storage has no type information
-                    start=start or None, end=None if end is None else end - 1, retry=self._retry,
-                    timeout=self._timeout, **({} if whole else {"checksum": None})))
+                return cast(
+                    bytes,
+                    blob.download_as_bytes(  # google-cloud-storage has no type information
+                        start=start or None,
+                        end=None if end is None else end - 1,
+                        retry=self._retry,
+                        timeout=self._timeout,
+                        **({} if whole else {"checksum": None}),
+                    ),
+                )
             except RequestRangeNotSatisfiable:
                 return b""  # the range starts past the end: read short, as slicing does
 
@@ -127,8 +156,9 @@ class GCSStorage(Storage):
 
     def write_file(self, path: str, local_path: str | os.PathLike[str]) -> None:
         with self._errors(path):
-            self._bucket.blob(self.key(path)).upload_from_filename(os.fspath(local_path), retry=self._retry,
-                                                                              timeout=self._timeout)
+            self._bucket.blob(self.key(path)).upload_from_filename(
+                os.fspath(local_path), retry=self._retry, timeout=self._timeout
+            )
 
     def delete(self, path: str) -> None:
         from google.api_core.exceptions import NotFound
@@ -145,8 +175,12 @@ class GCSStorage(Storage):
         from google.auth.exceptions import GoogleAuthError
 
         try:
-            return cast(str, self._bucket.blob(self.key(path)).generate_signed_url(
-                version="v4", expiration=dt.timedelta(seconds=expires), method="GET"))
+            return cast(
+                str,
+                self._bucket.blob(self.key(path)).generate_signed_url(
+                    version="v4", expiration=dt.timedelta(seconds=expires), method="GET"
+                ),
+            )
         except (AttributeError, GoogleAuthError):  # credentials without a private key cannot sign
             return None
 
@@ -178,17 +212,27 @@ def _storage_error(storage: GCSStorage, error: Exception, path: str, listing: bo
         return timed_out
     if isinstance(error, gx.ServiceUnavailable | gx.BadGateway | gx.GatewayTimeout | gx.TooManyRequests):
         attempts = storage.timeouts.attempts
-        return StorageUnavailableError(f"the GCS endpoint {endpoint} answered {error.code} (down or overloaded) for "
-                                       f"{what}, after at most {attempts} attempts: {_first_line(error)}")
+        return StorageUnavailableError(
+            f"the GCS endpoint {endpoint} answered {error.code} (down or overloaded) for "
+            f"{what}, after at most {attempts} attempts: {_first_line(error)}"
+        )
     if isinstance(error, gx.NotFound):
         if listing or not storage._bucket_exists():
             return StorageNotFoundError(f"GCS bucket {storage.bucket_name!r} does not exist (reading {what})")
         return StorageNotFoundError(f"{what} does not exist")
     if isinstance(error, gx.Forbidden | gx.Unauthorized | ax.RefreshError | ax.DefaultCredentialsError):
         return StorageAccessDeniedError(f"access denied to {what}: {_first_line(error)}")
-    if isinstance(error, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-                  | http.client.HTTPException | urllib3.exceptions.HTTPError | ax.TransportError | gx.RetryError
-                  | ConnectionError):  # refused, reset, or dropped mid-body
+    if isinstance(
+        error,
+        requests.ConnectionError
+        | requests.Timeout
+        | requests.exceptions.ChunkedEncodingError
+        | http.client.HTTPException
+        | urllib3.exceptions.HTTPError
+        | ax.TransportError
+        | gx.RetryError
+        | ConnectionError,
+    ):  # refused, reset, or dropped mid-body
         return StorageUnavailableError(f"cannot reach the GCS endpoint {endpoint} for {what}: {_first_line(error)}")
     if isinstance(error, gx.GoogleAPIError):
         return StorageError(f"GCS failed on {what}: {_first_line(error)}")
@@ -210,9 +254,14 @@ def bounded_retry(timeouts: StorageTimeouts) -> Any:
         # with_* copies make this class again, so they keep the bound.
         def __call__(self, func: Any, on_error: Any = None) -> Any:
             retryable, attempt = self._predicate, itertools.count(2)
-            counted = Retry(predicate=lambda error: retryable(error) and next(attempt) <= timeouts.attempts,
-                            initial=self._initial, maximum=self._maximum, multiplier=self._multiplier,
-                            timeout=self._timeout, on_error=self._on_error)
+            counted = Retry(
+                predicate=lambda error: retryable(error) and next(attempt) <= timeouts.attempts,
+                initial=self._initial,
+                maximum=self._maximum,
+                multiplier=self._multiplier,
+                timeout=self._timeout,
+                on_error=self._on_error,
+            )
             return counted(func, on_error)
 
     return BoundedRetry(predicate=DEFAULT_RETRY._predicate, timeout=timeouts.deadline)  # noqa: SLF001

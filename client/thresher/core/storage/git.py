@@ -30,10 +30,22 @@ from collections.abc import Iterator
 from typing import IO
 from urllib.parse import quote, unquote
 
-from thresher.core.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, Storage, check_range,
-                                        clean_relative)
-from thresher.core.storage.storage_errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageError,
-                                                  StorageNotFoundError, StorageUnavailableError, UnknownRevisionError)
+from thresher.core.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PAGE_SIZE,
+    Entry,
+    Storage,
+    check_range,
+    clean_relative,
+)
+from thresher.core.storage.storage_errors import (
+    InvalidStorageUriError,
+    StorageAccessDeniedError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+    UnknownRevisionError,
+)
 from thresher.core.storage.timeouts import StorageTimeouts, describe_timeout
 from thresher.core.transport import thresher_home
 
@@ -94,8 +106,12 @@ class GitRepository:
         return commit
 
     def _rev_parse(self, revision: str) -> str | None:
-        result = subprocess.run(["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                                 f"{revision}^{{commit}}"], capture_output=True, env=_git_env(), check=False)
+        result = subprocess.run(
+            ["git", "-C", self.path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"],
+            capture_output=True,
+            env=_git_env(),
+            check=False,
+        )
         if result.returncode:
             return None
         return result.stdout.decode().strip() or None
@@ -114,8 +130,12 @@ class GitRepository:
                 return
             temporary = tempfile.mkdtemp(dir=os.path.dirname(self.path), prefix=".clone-")
             try:
-                result = subprocess.run(["git", "clone", "--mirror", "--quiet", "--", self.location, temporary],
-                                        capture_output=True, env=_git_env(), check=False)
+                result = subprocess.run(
+                    ["git", "clone", "--mirror", "--quiet", "--", self.location, temporary],
+                    capture_output=True,
+                    env=_git_env(),
+                    check=False,
+                )
                 if result.returncode:
                     raise _git_error(result.stderr.decode(errors="replace"), self.location)
                 os.replace(temporary, self.path)
@@ -128,8 +148,9 @@ class GitStorage(Storage):
 
     read_only = True
 
-    def __init__(self, repository: str | GitRepository, revision: str = "HEAD", root: str = "", *,
-                 refresh: bool = False) -> None:
+    def __init__(
+        self, repository: str | GitRepository, revision: str = "HEAD", root: str = "", *, refresh: bool = False
+    ) -> None:
         self.repository = repository if isinstance(repository, GitRepository) else GitRepository(repository)
         self.revision = revision or "HEAD"
         self.root = clean_relative(root)
@@ -141,8 +162,9 @@ class GitStorage(Storage):
         self._finalizer: weakref.finalize[[list[subprocess.Popen[bytes] | None]], GitStorage] | None = None
         self._commit_time_ns = int(self.repository.run("show", "-s", "--format=%ct", self.commit).strip()) * 10**9
         if self.root and self._object_type(self.root) != "tree":
-            raise StorageNotFoundError(f"no folder {self.root!r} in git repository {self.repository.location} "
-                                       f"at revision {self.revision!r}")
+            raise StorageNotFoundError(
+                f"no folder {self.root!r} in git repository {self.repository.location} at revision {self.revision!r}"
+            )
 
     def object_uri(self, path: str) -> str:
         return git_uri(self.repository.location, self.revision, self._prefix + path)
@@ -153,8 +175,17 @@ class GitStorage(Storage):
         if tree and self._object_type(tree) != "tree":
             return  # a prefix naming no folder lists nothing, as on an object store
         base = folder + "/" if folder else ""
-        command = ["git", "-C", self.repository.path, "ls-tree", "-r", "-l", "-z", "--end-of-options",
-                   f"{self.commit}:{tree}"]
+        command = [
+            "git",
+            "-C",
+            self.repository.path,
+            "ls-tree",
+            "-r",
+            "-l",
+            "-z",
+            "--end-of-options",
+            f"{self.commit}:{tree}",
+        ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env())
         page: list[Entry] = []
         try:
@@ -193,13 +224,18 @@ class GitStorage(Storage):
         data = self._contents(self._name(path), path)
         return data[start:end] if (start or end is not None) else data
 
-    def stream(self, path: str, start: int = 0, end: int | None = None,
-               chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+    def stream(
+        self, path: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
         check_range(start, end)
         oid = self.stat(path).etag
         assert oid is not None, "a git entry carries its object id"
-        process = subprocess.Popen(["git", "-C", self.repository.path, "cat-file", "blob", oid],
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env())
+        process = subprocess.Popen(
+            ["git", "-C", self.repository.path, "cat-file", "blob", oid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_git_env(),
+        )
         try:
             position = 0
             while end is None or position < end:
@@ -256,9 +292,13 @@ class GitStorage(Storage):
         """Sends one command (the lock held) and reads its header: (object id, type, size)."""
         batch = self._batch
         if batch is None or batch.poll() is not None:
-            batch = self._batch = subprocess.Popen(["git", "-C", self.repository.path, "cat-file", "--batch-command", "-z"],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                           env=_git_env())
+            batch = self._batch = subprocess.Popen(
+                ["git", "-C", self.repository.path, "cat-file", "--batch-command", "-z"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_git_env(),
+            )
             if self._finalizer is not None:
                 self._finalizer.detach()
             self._finalizer = weakref.finalize(self, _stop, [batch])
@@ -302,7 +342,7 @@ def parse_git_uri(uri: str) -> tuple[str, str, str]:
     path_start = body.find("/", scheme_end + 3) if scheme_end >= 0 else 0
     at = body.rfind("@")
     if path_start >= 0 and at > path_start:
-        return body[:at], body[at + 1:], path
+        return body[:at], body[at + 1 :], path
     return body, "", path
 
 
@@ -328,18 +368,33 @@ def _git_error(stderr: str, location: str) -> StorageError:
     message = stderr.strip().splitlines()[-1] if stderr.strip() else "git failed"
     lowered = stderr.lower()
     if "operation too slow" in lowered:
-        return StorageUnavailableError(f"git repository {location} went silent: nothing arrived within "
-                                       f"{describe_timeout('read', StorageTimeouts.from_env())}: {message}")
-    if any(text in lowered for text in ("could not resolve host", "connection refused", "timed out",
-                                        "unable to access", "could not read from remote", "network is unreachable")):
+        return StorageUnavailableError(
+            f"git repository {location} went silent: nothing arrived within "
+            f"{describe_timeout('read', StorageTimeouts.from_env())}: {message}"
+        )
+    if any(
+        text in lowered
+        for text in (
+            "could not resolve host",
+            "connection refused",
+            "timed out",
+            "unable to access",
+            "could not read from remote",
+            "network is unreachable",
+        )
+    ):
         if "not found" in lowered or "404" in lowered:
             return StorageNotFoundError(f"git repository {location} does not exist: {message}")
         return StorageUnavailableError(f"cannot reach git repository {location}: {message}")
-    if any(text in lowered for text in ("authentication failed", "permission denied", "dubious ownership",
-                                        "access denied", "403")):
+    if any(
+        text in lowered
+        for text in ("authentication failed", "permission denied", "dubious ownership", "access denied", "403")
+    ):
         return StorageAccessDeniedError(f"access denied to git repository {location}: {message}")
-    if any(text in lowered for text in ("not a git repository", "does not appear to be a git repository",
-                                        "does not exist", "not found")):
+    if any(
+        text in lowered
+        for text in ("not a git repository", "does not appear to be a git repository", "does not exist", "not found")
+    ):
         return StorageNotFoundError(f"git repository {location} does not exist or is not a repository: {message}")
     return StorageError(f"git failed on repository {location}: {message}")
 

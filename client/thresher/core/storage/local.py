@@ -14,8 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from thresher.core.storage.base import DEFAULT_PAGE_SIZE, Entry, Storage, check_range, clean_relative
-from thresher.core.storage.storage_errors import (InvalidStorageUriError, StorageAccessDeniedError, StorageError,
-                                                  StorageNotFoundError)
+from thresher.core.storage.storage_errors import (
+    InvalidStorageUriError,
+    StorageAccessDeniedError,
+    StorageError,
+    StorageNotFoundError,
+)
 
 
 class LocalStorage(Storage):
@@ -148,8 +152,9 @@ class LocalStorage(Storage):
 
 def _error(error: OSError, path: str) -> StorageError:
     if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
-        return StorageNotFoundError(f"file {path} does not exist" if error.errno != errno.EISDIR
-                                    else f"{path} is a folder, not a file")
+        return StorageNotFoundError(
+            f"file {path} does not exist" if error.errno != errno.EISDIR else f"{path} is a folder, not a file"
+        )
     if error.errno in (errno.EACCES, errno.EPERM):
         return StorageAccessDeniedError(f"permission denied for {path}")
     return StorageError(f"{path}: {error.strerror or error}")

@@ -15,21 +15,45 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 from thresher.core.settings import Settings, env_name
-from thresher.core.storage.base import (DEFAULT_CHUNK_SIZE, DEFAULT_PAGE_SIZE, Entry, SharedClients, Storage, check_range,
-                                        join_key, mapped_errors)
-from thresher.core.storage.storage_errors import (StorageAccessDeniedError, StorageError, StorageNotFoundError,
-                                                  StorageUnavailableError)
+from thresher.core.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PAGE_SIZE,
+    Entry,
+    SharedClients,
+    Storage,
+    check_range,
+    join_key,
+    mapped_errors,
+)
+from thresher.core.storage.storage_errors import (
+    StorageAccessDeniedError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnavailableError,
+)
 from thresher.core.storage.timeouts import StorageTimeouts, timed_out_error
 
 ENDPOINT_ENV = env_name("s3_endpoint_url")
 
-_ACCESS_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                           "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "403", "AccountProblem"})
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "403",
+        "AccountProblem",
+    }
+)
 _MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # Answers that say the endpoint is down or overloaded, not that the request was wrong (as GCS maps them).
-_UNAVAILABLE_CODES = frozenset({"502", "503", "504", "429", "ServiceUnavailable", "SlowDown", "Throttling",
-                                "ThrottlingException"})
+_UNAVAILABLE_CODES = frozenset(
+    {"502", "503", "504", "429", "ServiceUnavailable", "SlowDown", "Throttling", "ThrottlingException"}
+)
 
 
 def client_for(endpoint_url: str | None = None, timeouts: StorageTimeouts | None = None) -> Any:
@@ -49,9 +73,13 @@ def _new_client(key: tuple[str | None, StorageTimeouts]) -> Any:
 
     endpoint_url, timeouts = key
     # Path-style addressing for custom endpoints: bucket names as host names do not resolve there.
-    config = Config(retries={"total_max_attempts": timeouts.attempts, "mode": "standard"}, max_pool_connections=32,
-                    connect_timeout=timeouts.connect, read_timeout=timeouts.read,
-                    s3={"addressing_style": "path"} if endpoint_url else None)
+    config = Config(
+        retries={"total_max_attempts": timeouts.attempts, "mode": "standard"},
+        max_pool_connections=32,
+        connect_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
 
@@ -78,19 +106,28 @@ class S3Storage(Storage):
         paginator = self.client.get_paginator("list_objects_v2")
         strip = len(self.prefix)
         with self._errors(prefix, listing=True):
-            for response in paginator.paginate(Bucket=self.bucket, Prefix=self.key(prefix),
-                                               PaginationConfig={"PageSize": page_size}):
-                page = [Entry(item["Key"][strip:], item["Size"], _nanoseconds(item["LastModified"]),
-                              item.get("ETag", "").strip('"') or None)
-                        for item in response.get("Contents", ()) if not item["Key"].endswith("/")]
+            for response in paginator.paginate(
+                Bucket=self.bucket, Prefix=self.key(prefix), PaginationConfig={"PageSize": page_size}
+            ):
+                page = [
+                    Entry(
+                        item["Key"][strip:],
+                        item["Size"],
+                        _nanoseconds(item["LastModified"]),
+                        item.get("ETag", "").strip('"') or None,
+                    )
+                    for item in response.get("Contents", ())
+                    if not item["Key"].endswith("/")
+                ]
                 if page:
                     yield page
 
     def stat(self, path: str) -> Entry:
         with self._errors(path):
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
-        return Entry(path, head["ContentLength"], _nanoseconds(head["LastModified"]),
-                     head.get("ETag", "").strip('"') or None)
+        return Entry(
+            path, head["ContentLength"], _nanoseconds(head["LastModified"]), head.get("ETag", "").strip('"') or None
+        )
 
     def read(self, path: str, start: int = 0, end: int | None = None) -> bytes:
         check_range(start, end)
@@ -105,14 +142,16 @@ class S3Storage(Storage):
                 raise
             return cast(bytes, response["Body"].read())  # boto3 has no type information
 
-    def stream(self, path: str, start: int = 0, end: int | None = None,
-               chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+    def stream(
+        self, path: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
         check_range(start, end)
         if end is None or end > start:
             yield from self.open_range(path, start, end, chunk_size)[1]
 
-    def open_range(self, path: str, start: int = 0, end: int | None = None,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Entry, Iterator[bytes]]:
+    def open_range(
+        self, path: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> tuple[Entry, Iterator[bytes]]:
         """One GET: its headers give the entry (size from Content-Range), its body the stream."""
         check_range(start, end)
         if end is not None and end == start:
@@ -151,8 +190,12 @@ class S3Storage(Storage):
     def url(self, path: str, expires: int = 3600) -> str:
         """A presigned GET URL (signed locally, no request made)."""
         with self._errors(path):
-            return cast(str, self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": self.key(path)}, ExpiresIn=expires))
+            return cast(
+                str,
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": self.key(path)}, ExpiresIn=expires
+                ),
+            )
 
     def _errors(self, path: str, listing: bool = False) -> contextlib.AbstractContextManager[None]:
         return mapped_errors(lambda error: _storage_error(self, error, path, listing))
@@ -177,12 +220,19 @@ def _storage_error(storage: S3Storage, error: Exception, path: str, listing: boo
     endpoint = storage.client.meta.endpoint_url
     if (timed_out := timed_out_error("S3", endpoint, what, error, _timeouts_of(storage), str(error))) is not None:
         return timed_out
-    if isinstance(error, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ResponseStreamingError
-                  | bx.HTTPClientError | bx.IncompleteReadError):  # the connection dropped mid-body
+    if isinstance(
+        error,
+        bx.EndpointConnectionError
+        | bx.ConnectionClosedError
+        | bx.ResponseStreamingError
+        | bx.HTTPClientError
+        | bx.IncompleteReadError,
+    ):  # the connection dropped mid-body
         return StorageUnavailableError(f"cannot reach the S3 endpoint {endpoint} for {what}: {error}")
     if code in _UNAVAILABLE_CODES:
-        return StorageUnavailableError(f"the S3 endpoint {endpoint} answered {code} (down or overloaded) for {what}, "
-                                       f"{_attempts(error)}: {error}")
+        return StorageUnavailableError(
+            f"the S3 endpoint {endpoint} answered {code} (down or overloaded) for {what}, {_attempts(error)}: {error}"
+        )
     if isinstance(error, bx.ClientError | bx.BotoCoreError):
         return StorageError(f"S3 failed on {what}: {error}")
     return None

@@ -61,8 +61,12 @@ class StorageTimeouts:
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageTimeouts:
         """The storage settings of ``settings``."""
-        return cls(connect=settings.storage_connect_timeout, read=settings.storage_read_timeout,
-                   retries=settings.storage_retries, deadline=settings.storage_retry_deadline)
+        return cls(
+            connect=settings.storage_connect_timeout,
+            read=settings.storage_read_timeout,
+            retries=settings.storage_retries,
+            deadline=settings.storage_retry_deadline,
+        )
 
 
 def timeout_kind(error: BaseException) -> str | None:
@@ -88,15 +92,18 @@ def describe_timeout(kind: str, timeouts: StorageTimeouts) -> str:
     return f"the {seconds:g} s {kind} timeout (${name})"
 
 
-def timed_out_error(service: str, endpoint: str, what: str, error: BaseException, timeouts: StorageTimeouts,
-                    detail: str) -> StorageUnavailableError | None:
+def timed_out_error(
+    service: str, endpoint: str, what: str, error: BaseException, timeouts: StorageTimeouts, detail: str
+) -> StorageUnavailableError | None:
     """The error for an ``error`` that is, or wraps, a timeout of ``service``'s endpoint while it served
     ``what``, naming the timeout that ran out; None for any other error."""
     kind = timeout_kind(error)
     if kind is None:
         return None
-    return StorageUnavailableError(f"the {service} endpoint {endpoint} timed out for {what}: no answer within "
-                                   f"{describe_timeout(kind, timeouts)}: {detail}")
+    return StorageUnavailableError(
+        f"the {service} endpoint {endpoint} timed out for {what}: no answer within "
+        f"{describe_timeout(kind, timeouts)}: {detail}"
+    )
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
