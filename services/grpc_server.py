@@ -55,15 +55,22 @@ def finish_server(
 
 
 class ServiceServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type information
-    """A started gRPC server together with what it owns: ``stop`` stops the server, then runs ``cleanup``
-    (closing a store, a second port) before the returned event is set.
+    """A started gRPC server together with what it owns: ``stop`` stops the server, runs ``stopping``
+    at once (cancelling background work while calls drain), then, once the server is down, ``cleanup``
+    (closing a store, a second port, a channel) before the returned event is set.
 
     Extra attributes (``data_port``) are set by the service that builds it.
     """
 
-    def __init__(self, server: grpc.Server, cleanup: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        server: grpc.Server,
+        cleanup: Callable[[], None] = lambda: None,
+        stopping: Callable[[], None] = lambda: None,
+    ) -> None:
         self._server = server
         self._cleanup = cleanup
+        self._on_stopping = stopping
         self._stopped = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()
@@ -76,11 +83,14 @@ class ServiceServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
         server_stopped = self._server.stop(grace)
 
         def finish() -> None:
-            server_stopped.wait()
             try:
-                self._cleanup()
-            except Exception:  # noqa: BLE001 - the server is down either way; say what failed
-                log.exception("cleaning up after the server stopped failed")
+                for step, then_wait in ((self._on_stopping, True), (self._cleanup, False)):
+                    try:
+                        step()
+                    except Exception:  # noqa: BLE001 - the server goes down either way; say what failed
+                        log.exception("stopping the server: %s failed", getattr(step, "__qualname__", step))
+                    if then_wait:
+                        server_stopped.wait()
             finally:
                 self._stopped.set()
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
-from collections.abc import Iterable, Mapping
 
 import grpc
 
 from thresher.core.settings import Settings, add_arguments, from_arguments
 from thresher.services.auth import ServiceSecurity
 from thresher.services.auth.datasource_access import DatasourceAuthorizer
-from thresher.services.grpc_server import finish_server, new_server
+from thresher.services.grpc_server import ServiceServer, finish_server, new_server
 from thresher.services.scanner.manager import ScanManager
 from thresher.services.scanner.metadata_client import MetadataCatalog
 from thresher.services.scanner.servicer import ScannerServicer
@@ -23,7 +21,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = scanner_service_pb2.DESCRIPTOR.services_by_name["ScannerService"].full_name
 
 
-class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type information
+class ScannerServer(ServiceServer):
     """The scanner's gRPC server together with the scans it runs.
 
     ``stop`` stops accepting calls, cancels running scans (they stay SCANNING, to be resumed by the
@@ -31,50 +29,7 @@ class ScannerServer(grpc.Server):  # type: ignore[misc]  # grpc ships no type in
     """
 
     def __init__(self, server: grpc.Server, manager: ScanManager, channel: grpc.Channel) -> None:
-        self._server = server
-        self._manager = manager
-        self._channel = channel
-        self._stopped = threading.Event()
-        self._stopping = False
-        self._lock = threading.Lock()
-
-    def stop(self, grace: float | None) -> threading.Event:
-        with self._lock:
-            if self._stopping:
-                return self._stopped
-            self._stopping = True
-        server_stopped = self._server.stop(grace)
-
-        def finish() -> None:
-            self._manager.shutdown()
-            server_stopped.wait()
-            self._channel.close()
-            self._stopped.set()
-
-        threading.Thread(target=finish, name="scanner-stop", daemon=True).start()
-        return self._stopped
-
-    def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return self._stopped.wait(timeout)
-
-    def start(self) -> None:
-        self._server.start()
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(generic_rpc_handlers)
-
-    def add_registered_method_handlers(
-        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler]
-    ) -> None:
-        self._server.add_registered_method_handlers(service_name, method_handlers)
-
-    def add_insecure_port(self, address: str) -> int:
-        port: int = self._server.add_insecure_port(address)
-        return port
-
-    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        port: int = self._server.add_secure_port(address, server_credentials)
-        return port
+        super().__init__(server, cleanup=channel.close, stopping=manager.shutdown)
 
 
 def create_server(
