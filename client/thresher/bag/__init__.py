@@ -7,56 +7,13 @@ which the flight service shares; its modules' old paths (``thresher.bag.reader``
 
 from typing import Any
 
-from thresher import sources
+from thresher import sources as sources
 from thresher._moved import moved_attribute
-from thresher.core.bag import (
-    BagError,
-    BagReader,
-    BagWriter,
-    ChecksumError,
-    CorruptBagError,
-    DatasetExistsError,
-    DatasetReader,
-    DatasetWriter,
-    DecodeError,
-    EncodeError,
-    IncompleteDatasetError,
-    MaskError,
-    ResumeError,
-    ShardedDatasetReader,
-    ShardedDatasetWriter,
-    SpecError,
-    UnsupportedLocationError,
-    decoders,
-    encoders,
-    register_storage,
-)
-from thresher.loader.loader import Loader
+from thresher.core import bag as _format
+from thresher.core.bag import *  # noqa: F403 - the format's public names, listed once in its __all__
+from thresher.loader.loader import Loader as Loader
 
-__all__ = [
-    "BagError",
-    "BagReader",
-    "BagWriter",
-    "ChecksumError",
-    "CorruptBagError",
-    "DatasetExistsError",
-    "DatasetReader",
-    "DatasetWriter",
-    "DecodeError",
-    "EncodeError",
-    "IncompleteDatasetError",
-    "Loader",
-    "MaskError",
-    "ResumeError",
-    "ShardedDatasetReader",
-    "ShardedDatasetWriter",
-    "SpecError",
-    "UnsupportedLocationError",
-    "decoders",
-    "encoders",
-    "register_storage",
-    "sources",
-]
+__all__ = sorted([*_format.__all__, "Loader", "sources"])
 
 
 def __getattr__(name: str) -> Any:
