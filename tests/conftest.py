@@ -46,15 +46,10 @@ def _slow_reason(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks the tests that the rules above call slow (see CONTRIBUTING.md), and runs the Ray tests first.
-
-    ``ray.init`` forks its head processes with Python code run in the child; a fork of this process late
-    in the suite, full of gRPC and DuckDB threads, crashed there once in CI. Early, the process is quiet.
-    """
+    """Marks the tests that the rules above call slow (see CONTRIBUTING.md)."""
     for item in items:
         if item.get_closest_marker("slow") is None and _slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow(reason=_slow_reason(item)))
-    items.sort(key=lambda item: "ray_cluster" not in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(autouse=True)
