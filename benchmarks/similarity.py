@@ -13,10 +13,13 @@ faster than both peers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +58,26 @@ def exact_truth(vectors: np.ndarray, bucket: np.ndarray, queries: np.ndarray) ->
     return truth
 
 
+@contextlib.contextmanager
+def progress(what: str, every: float = 30.0) -> Iterator[None]:
+    """Prints how long ``what`` has run every ``every`` seconds until it ends (builds at 1M take minutes)."""
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def tick() -> None:
+        while not done.wait(every):
+            print(f"  {what}: {time.perf_counter() - started:.0f} s", flush=True)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        print(f"  {what}: done in {time.perf_counter() - started:.1f} s", flush=True)
+
+
 def rss_mb(pid: int | None = None) -> float:
     import psutil
 
@@ -87,7 +110,8 @@ def run_thresher(vectors, bucket, queries, truth) -> dict:
         out["load_s"] = time.perf_counter() - started
         before = rss_mb(services._process.pid)
         started = time.perf_counter()
-        ds.create_vector_index("emb", metric="cosine")
+        with progress("thresher index build"):
+            ds.create_vector_index("emb", metric="cosine")
         out["build_s"] = time.perf_counter() - started
         out["memory_mb"] = rss_mb(services._process.pid) - before
         for name, below in FILTERS.items():
@@ -124,20 +148,32 @@ def run_lancedb(vectors, bucket, queries, truth) -> dict | None:
         )
         before = rss_mb()
         started = time.perf_counter()
-        tbl = db.create_table("vectors", data=table)
-        tbl.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
-            num_partitions=max(1, int(np.sqrt(len(vectors)))),
-            num_sub_vectors=max(1, dim // 8),
-        )
-        tbl.create_scalar_index("bucket")
+        # LanceDB's current index API (the metric/num_partitions keywords are deprecated and log a notice).
+        from lancedb.index import BTree, IvfPq
+
+        with progress("lancedb table and index build"):
+            tbl = db.create_table("vectors", data=table)
+            tbl.create_index(
+                "vector",
+                config=IvfPq(
+                    distance_type="cosine",
+                    num_partitions=max(1, int(np.sqrt(len(vectors)))),
+                    num_sub_vectors=max(1, dim // 8),
+                ),
+            )
+            tbl.create_index("bucket", config=BTree())
         out["build_s"] = time.perf_counter() - started
         for name, below in FILTERS.items():
 
             def search(query):
-                builder = tbl.search(query).metric("cosine").nprobes(20).refine_factor(10).limit(K).select(["id"])
+                builder = (
+                    tbl.search(query)
+                    .distance_type("cosine")
+                    .nprobes(20)
+                    .refine_factor(10)
+                    .limit(K)
+                    .select(["id", "_distance"])  # naming _distance: its scanner logs a warning per query otherwise
+                )
                 if below is not None:
                     builder = builder.where(f"bucket < {below}", prefilter=True)
                 return builder.to_arrow()
@@ -180,13 +216,15 @@ def run_fiftyone(vectors, bucket, queries, truth) -> dict | None:
     out = {}
     try:
         started = time.perf_counter()
+        print(f"  fiftyone: adding {len(bucket):,} samples", flush=True)
         dataset.add_samples(
             [fo.Sample(filepath=f"/nowhere/v{i:07d}.png", bucket=int(b), row=i) for i, b in enumerate(bucket)]
         )
         out["load_s"] = time.perf_counter() - started
         before = rss_mb()
         started = time.perf_counter()
-        fob.compute_similarity(dataset, embeddings=vectors, backend="sklearn", metric="cosine", brain_key="sim")
+        with progress("fiftyone brain similarity index"):
+            fob.compute_similarity(dataset, embeddings=vectors, backend="sklearn", metric="cosine", brain_key="sim")
         out["build_s"] = time.perf_counter() - started
         out["memory_mb"] = rss_mb() - before
         for name, below in FILTERS.items():
@@ -226,19 +264,24 @@ def main() -> None:
         f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
     )
     truth = exact_truth(vectors, bucket, queries)
-    results = {"thresher": run_thresher(vectors, bucket, queries, truth)}
-    if not args.no_lancedb:
-        results["lancedb (IVF_PQ, prefilter)"] = run_lancedb(vectors, bucket, queries, truth)
-    if not args.no_fiftyone:
-        results["fiftyone brain (sklearn)"] = run_fiftyone(vectors, bucket, queries, truth)
     print(f"{'system':30} {'build s':>8} {'mem MB':>8}  " + "  ".join(f"{n:>24}" for n in FILTERS))
-    print(f"{'':30} {'':>8} {'':>8}  " + "  ".join(f"{'p50/p99 ms, recall':>24}" for _ in FILTERS))
-    for system, out in results.items():
+    print(f"{'':30} {'':>8} {'':>8}  " + "  ".join(f"{'p50/p99 ms, recall':>24}" for _ in FILTERS), flush=True)
+    runs = {"thresher": run_thresher}
+    if not args.no_lancedb:
+        runs["lancedb (IVF_PQ, prefilter)"] = run_lancedb
+    if not args.no_fiftyone:
+        runs["fiftyone brain (sklearn)"] = run_fiftyone
+    results = {}
+    for system, run in runs.items():  # each row printed as it is measured: a 1M run takes many minutes
+        out = results[system] = run(vectors, bucket, queries, truth)
         if out is None:
-            print(f"{system:30} not installed")
+            print(f"{system:30} not installed", flush=True)
             continue
         cells = "  ".join(f"{out[n][0]:8.2f}/{out[n][1]:8.2f} {out[n][2]:5.3f}" for n in FILTERS)
-        print(f"{system:30} {out['build_s']:8.1f} {out['memory_mb']:8.0f}  {cells}")
+        print(
+            f"{system:30} {out['build_s']:8.1f} {out['memory_mb']:8.0f}  {cells}  (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     ours = results["thresher"]
     for system, out in results.items():
         if system != "thresher" and out is not None:

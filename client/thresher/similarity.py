@@ -76,7 +76,11 @@ def nearest(
     if view.query.order_by:
         raise QueryError("a nearest-neighbour result is ordered by distance; drop order_by from the view")
     clause = nearest_clause(view, field, query, path, k, metric, exact)
-    result: QueryResult = view._run(dataclasses.replace(view.query, nearest=clause), stacklevel=4)
+    # The service answers min(k, limit) rows, so a limit of k changes nothing but lets the client know
+    # the result is small: it comes back in one unary call (or one DoGet), not GetFlightInfo + DoGet.
+    limit = clause.k if view.query.limit is None else min(clause.k, view.query.limit)
+    spec = dataclasses.replace(view.query, nearest=clause, limit=limit)
+    result: QueryResult = view._run(spec, stacklevel=4)
     return result
 
 

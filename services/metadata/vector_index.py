@@ -37,7 +37,6 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,13 +90,23 @@ class Pointer:
 
 
 @dataclasses.dataclass
+class _Kept:
+    """What a filter keeps, as of one store marker: everything a search under it needs but the graph."""
+
+    fresh: np.ndarray  # sorted ids the filter keeps that the index holds as they are now (not stale)
+    mask: np.ndarray  # bool by datapoint id: True for the ids in `fresh` (one lookup per graph key)
+    changed: np.ndarray  # sorted ids the filter keeps that are stale: compared exactly from the store
+    matrix: np.ndarray | None = None  # float64 vectors of `fresh`, row by row, once an exact pass needed them
+
+
+@dataclasses.dataclass
 class _Loaded:
     digest: str
     index: Index
     stale: np.ndarray  # sorted ids of stale datapoints, as of `checked`
     checked: int | None = None  # the store's last-write marker when `stale` was computed
-    # filter -> (marker, ids it keeps), oldest first
-    allowed: dict[bytes, tuple[int, np.ndarray]] = dataclasses.field(default_factory=dict)
+    # filter -> (marker, what it keeps), oldest first
+    kept: dict[bytes, tuple[int, _Kept]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
@@ -207,10 +216,15 @@ def build(
     scan.filter.CopyFrom(nearest.has_value(field))
     _, batches = store.query(scan)
     threads = os.cpu_count() or 1
+    added, reported = 0, time.monotonic()
     for batch in batches:
         if batch.num_rows:
             ids = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
             index.add(ids, to_numpy(batch.column(2), np.float32), threads=threads)
+            added += batch.num_rows
+            if time.monotonic() - reported > 10:  # a build of millions takes minutes: say how far it is
+                log.info("vector index of %r: %d vectors added in %.0f s", field, added, time.perf_counter() - started)
+                reported = time.monotonic()
     saved = index.save()  # without a path: the serialized index
     if saved is None:
         raise RuntimeError(f"usearch serialized no index of field {field!r}")
@@ -247,9 +261,8 @@ def _load(store: Store, datasource_id: int, field: str, pointer: Pointer) -> _Lo
     return loaded
 
 
-def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Loaded) -> np.ndarray:
+def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Loaded, marker: int | None) -> np.ndarray:
     """Ids of datapoints written since the build (less the slack); cached while the store has no new write."""
-    marker = _marker(store, datasource_id)
     with loaded.lock:
         if marker is not None and loaded.checked is not None and marker == loaded.checked:
             return loaded.stale
@@ -304,91 +317,86 @@ def search(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray
     except ImportError:  # a replica without usearch answers exactly, which is only slower
         return None
     loaded = _load(store, datasource_id, search.field, pointer)
-    stale = _stale_ids(store, datasource_id, pointer, loaded)
+    marker = _marker(store, datasource_id)  # one read per search: stale ids and kept ids both key on it
+    stale = _stale_ids(store, datasource_id, pointer, loaded, marker)
     if len(stale) > REBUILD_FRACTION * max(pointer.size, 1):
         _rebuild_in_background(store, datasource_id, pointer)
-    if search.base.HasField("filter"):
-        allowed = _allowed_ids(store, search, loaded)
-        fresh = np.setdiff1d(allowed, stale, assume_unique=True) if len(stale) else allowed
-        changed = np.intersect1d(stale, allowed, assume_unique=True) if len(stale) else stale
-    else:  # everything the index holds counts, less what changed since the build (and what is gone)
-        fresh, changed = None, stale
+    kept = _kept(store, search, loaded, stale, marker)
     few = max(EXACT_BELOW, EXACT_FRACTION * pointer.size, search.k)
     found = None
-    if fresh is not None and len(fresh) <= few:
-        found = _exact_from_index(loaded, search, fresh)
+    if len(kept.fresh) <= few:
+        found = _exact_from_index(loaded, search, kept)
     if found is None:
-        found = _graph_search(loaded, search, fresh, stale, pointer.size, lambda keys: _present(store, search, keys))
+        found = _graph_search(loaded, search, kept, pointer.size)
     if found is None:  # the graph could not give k of them: compare them all
-        if fresh is None:
-            return nearest.exact(store, search)
-        found = _exact_from_index(loaded, search, fresh)
+        found = _exact_from_index(loaded, search, kept)
     ids, dists = found
-    if len(changed):
-        exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(changed))
+    if len(kept.changed):
+        exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(kept.changed))
         ids, dists = nearest.top_k(np.concatenate([ids, exact_ids]), np.concatenate([dists, exact_dists]), search.k)
     return ids, dists
 
 
-def _exact_from_index(loaded: _Loaded, search: nearest.Search, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distances to ``ids`` (all held by the index, none stale) from the vectors the index keeps,
-    which are the stored float32 values: no read of the store."""
+def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances to the fresh ids (all held by the index) from the vectors the index keeps, which
+    are the stored float32 values: no read of the store. The vectors are gathered once per filter and
+    store marker, into one contiguous matrix, so repeated searches of a selective view cost one product."""
+    ids = kept.fresh
     if len(ids) == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    # usearch types get() for one key and for many at once (None for a missing one); these ids are all held.
-    vectors = np.stack(loaded.index.get(ids.astype(np.uint64)))  # type: ignore[arg-type]
-    return nearest.top_k(ids, distances(vectors, search.vector, search.metric), search.k)
+    matrix = kept.matrix
+    if matrix is None:
+        # usearch types get() for one key and for many at once (None for a missing one); these ids are all held.
+        gathered = loaded.index.get(ids.astype(np.uint64))  # type: ignore[arg-type]
+        matrix = kept.matrix = np.ascontiguousarray(np.stack(gathered), dtype=np.float64)  # type: ignore[arg-type]
+    return nearest.top_k(ids, distances(matrix, search.vector, search.metric), search.k)
 
 
-def _allowed_ids(store: Store, search: nearest.Search, loaded: _Loaded) -> np.ndarray:
-    """The sorted ids the search's filter keeps (vector present), now. A view is usually searched many
-    times over; while the datasource's latest write id stays the same (any replica, any engine),
-    the answer is remembered for the next search with the same filter."""
+def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarray, marker: int | None) -> _Kept:
+    """What the search's filter keeps now (vector present; no filter keeps every datapoint with one),
+    split into ids the index holds as they are and stale ones. A view is usually searched many times
+    over; while the datasource's latest write id stays the same (any replica, any engine), the answer
+    is remembered for the next search with the same filter. Deleted datapoints drop out here too, as
+    the read is of the current state."""
     query = nearest.with_condition(search.base, nearest.has_value(search.field))
     del query.select[:]
     query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-    marker = _marker(store, search.base.datasource_id)
     key: bytes = query.filter.SerializeToString(deterministic=True)
     if marker is not None:
         with loaded.lock:
-            hit = loaded.allowed.get(key)
+            hit = loaded.kept.get(key)
             if hit is not None and hit[0] == marker:
                 return hit[1]
     allowed = np.sort(_ids(store, query))
+    if len(stale):
+        fresh = np.setdiff1d(allowed, stale, assume_unique=True)
+        changed = np.intersect1d(stale, allowed, assume_unique=True)
+    else:
+        fresh, changed = allowed, stale
+    mask = np.zeros(int(fresh[-1]) + 1 if len(fresh) else 0, dtype=bool)
+    mask[fresh] = True
+    kept = _Kept(fresh, mask, changed)
     if marker is not None:
         with loaded.lock:
-            loaded.allowed.pop(key, None)
-            loaded.allowed[key] = (marker, allowed)
-            while len(loaded.allowed) > ALLOWED_CACHE:
-                loaded.allowed.pop(next(iter(loaded.allowed)))
-    return allowed
-
-
-def _present(store: Store, search: nearest.Search, keys: np.ndarray) -> np.ndarray:
-    """Which of ``keys`` are live datapoints with a vector now (a deleted one leaves no id to mark stale)."""
-    query = nearest.with_condition(
-        nearest.with_condition(search.base, nearest.has_value(search.field)), nearest.ids_in(keys)
-    )
-    del query.select[:]
-    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-    return np.isin(keys, _ids(store, query))
+            loaded.kept.pop(key, None)
+            loaded.kept[key] = (marker, kept)
+            while len(loaded.kept) > ALLOWED_CACHE:
+                loaded.kept.pop(next(iter(loaded.kept)))
+    return kept
 
 
 def _graph_search(
-    loaded: _Loaded,
-    search: nearest.Search,
-    fresh: np.ndarray | None,
-    stale: np.ndarray,
-    size: int,
-    present: Callable[[np.ndarray], np.ndarray],
+    loaded: _Loaded, search: nearest.Search, kept: _Kept, size: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The k nearest of the graph among ``fresh`` ids (None: all it holds that is not ``stale`` and is
-    still ``present``), or None when the graph cannot give k of them."""
+    """The k nearest of the graph among the filter's fresh ids, or None when the graph cannot give k of them.
+
+    It over-fetches (``OVERSAMPLE`` times what the filter's share of the index should yield) and keeps
+    the keys the filter's id mask allows; while fewer than k pass it asks for four times as many."""
     query = search.vector.astype(np.float32)
-    kept = size - len(stale) if fresh is None else len(fresh)
-    if kept < search.k:
+    if len(kept.fresh) < search.k:
         return None
-    count = min(size, int(math.ceil(search.k * OVERSAMPLE * size / max(kept, 1))) + 16)
+    count = min(size, int(math.ceil(search.k * OVERSAMPLE * size / max(len(kept.fresh), 1))) + 16)
+    mask = kept.mask
     while True:
         index = loaded.index
         breadth = max(index.expansion_search, count)
@@ -399,11 +407,9 @@ def _graph_search(
         )
         keys = np.asarray(matches.keys, dtype=np.int64)
         dists = np.asarray(matches.distances, dtype=np.float64)
-        if fresh is not None:
-            keep = np.isin(keys, fresh)
-        else:
-            keep = ~np.isin(keys, stale)
-            keep[keep] = present(keys[keep])
+        inside = (keys >= 0) & (keys < len(mask))
+        keep = np.zeros(len(keys), dtype=bool)
+        keep[inside] = mask[keys[inside]]
         if keep.sum() >= search.k:
             keys, dists = keys[keep], dists[keep]
             if search.metric == "l2":
