@@ -347,7 +347,7 @@ def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> t
     matrix = kept.matrix
     if matrix is None:
         # usearch types get() for one key and for many at once (None for a missing one); these ids are all held.
-        gathered = loaded.index.get(ids.astype(np.uint64))  # type: ignore[arg-type]
+        gathered = loaded.index.get(ids.astype(np.uint64))
         matrix = kept.matrix = np.ascontiguousarray(np.stack(gathered), dtype=np.float64)  # type: ignore[arg-type]
     return nearest.top_k(ids, distances(matrix, search.vector, search.metric), search.k)
 
