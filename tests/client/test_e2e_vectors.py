@@ -85,6 +85,15 @@ def test_nearest_under_a_filter_equals_brute_force(embedded, metric):
     np.testing.assert_allclose(result.dataframe["distance"], found[order], rtol=1e-9)
 
 
+def test_a_view_limit_and_k_both_bound_a_nearest_result(embedded):
+    # The client sends min(k, limit) as the limit (the small answer's path); the rows stay the k nearest in order.
+    ds, vectors = embedded
+    five = ds.nearest("emb", vectors[2], k=5).paths
+    assert len(five) == 5 and five[0] == PATHS[2]
+    assert ds.limit(3).nearest("emb", vectors[2], k=5).paths == five[:3]
+    assert ds.limit(50).nearest("emb", vectors[2], k=5).paths == five
+
+
 def test_nearest_by_path_and_misuse(embedded):
     ds, vectors = embedded
     result = ds.nearest("emb", path=PATHS[7], k=3, metric="l2")
