@@ -291,10 +291,11 @@ def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Load
 
 
 def _marker(store: Store, datasource_id: int) -> int | None:
-    """The datasource's latest write id (one index lookup on every engine): while it stays the same,
-    nothing was written, so ids computed under it still hold. None for a store that cannot tell."""
-    last_write_id = getattr(store, "last_write_id", None)
-    marker: int | None = last_write_id(datasource_id) if last_write_id is not None else None
+    """The store's write marker for the datasource (a count in memory for a single writer, else its latest
+    write id, one index lookup): while it stays the same, nothing was written, so ids computed under it
+    still hold. None for a store that cannot tell."""
+    read = getattr(store, "write_marker", None) or getattr(store, "last_write_id", None)
+    marker: int | None = read(datasource_id) if read is not None else None
     return marker
 
 

@@ -142,3 +142,16 @@ def test_a_repeated_filtered_search_sees_writes_to_the_filtered_field(indexed, g
     again = meta.query_table(_nearest(datasource_id, "emb", query, k=5, filter_=filter_))
     assert again["path"][0].as_py() == f"p{outside:04d}" and again["distance"][0].as_py() == pytest.approx(0, abs=1e-6)
     assert leaving not in again["path"].to_pylist() and len(again) == 5
+
+
+def test_a_search_without_a_filter_drops_a_deleted_datapoint_and_the_marker_moves(indexed, graph_always):
+    # The kept ids of "no filter" are cached per write marker too: a delete must move the marker.
+    meta, store, datasource_id, vectors, bucket = indexed
+    query = vectors[5]
+    first = meta.query_table(_nearest(datasource_id, "emb", query, k=3))
+    assert first["path"][0].as_py() == "p0005"
+    marker = store.write_marker(datasource_id)
+    meta.stub.DeleteDatapoints(pb.DeleteDatapointsRequest(datasource_id=datasource_id, paths=["p0005"]))
+    assert store.write_marker(datasource_id) != marker
+    again = meta.query_table(_nearest(datasource_id, "emb", query, k=3))
+    assert "p0005" not in again["path"].to_pylist() and len(again) == 3

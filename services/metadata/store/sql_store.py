@@ -132,6 +132,7 @@ class SqlStore(Store):
         self._clock = clock
         self._datasources: dict[int, DatasourceRecord] = {}
         self._generation = 0
+        self._commits = 0  # writes this process committed (or tried): a single writer's change marker
         try:
             dialect.write(CATALOG_LOCK, lambda s: prepare_schema(s, dialect, log))
         except BaseException:
@@ -150,6 +151,9 @@ class SqlStore(Store):
         try:
             return self.dialect.write(lock_key, work)
         finally:
+            # Counted after the commit (or the rollback): a reader that saw the old count and then read
+            # the new rows caches them under a count that is already gone.
+            self._commits += 1
             if forget is not None:
                 self._generation += 1
                 self._datasources.pop(forget, None)
@@ -616,6 +620,14 @@ class SqlStore(Store):
             f"{self._unlogged_values(fields)} FROM {current_table(datasource_id)} c "
             f"JOIN writes w ON w.write_id = c.unlogged WHERE c.unlogged IS NOT NULL{unlogged})"
         )
+
+    def write_marker(self, datasource_id: int) -> int:
+        """A number that changes whenever a write to the datasource commits, for caches of its query
+        results. A single writer (DuckDB) counts its own commits in memory, with no statement; other
+        engines have several writers and read the latest write id (``last_write_id``)."""
+        if self.dialect.single_writer:
+            return self._commits
+        return self.last_write_id(datasource_id)
 
     def _touched(self, column: str, number: int, prefix: str = "") -> str:
         """The condition: the log row set (non-NULL), cleared or deleted the field."""
