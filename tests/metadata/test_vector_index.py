@@ -155,3 +155,21 @@ def test_a_search_without_a_filter_drops_a_deleted_datapoint_and_the_marker_move
     assert store.write_marker(datasource_id) != marker
     again = meta.query_table(_nearest(datasource_id, "emb", query, k=3))
     assert "p0005" not in again["path"].to_pylist() and len(again) == 3
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_a_selective_filter_through_the_index_equals_the_exact_search(indexed, metric):
+    # 1% of the index: compared exactly from the vectors the index keeps (a cached matrix and norms);
+    # the answer, distances included, is the store's exact one, the first time and from the cache.
+    meta, store, datasource_id, vectors, bucket = indexed
+    if metric == "l2":
+        meta.stub.CreateVectorIndex(
+            pb.CreateVectorIndexRequest(datasource_id=datasource_id, field="emb", metric=common_pb2.DISTANCE_METRIC_L2)
+        )
+    filter_ = compare("bucket", "lt", 1)
+    for i in range(3):
+        query = _nearest(datasource_id, "emb", vectors[i * 101] + 0.01, k=10, filter_=filter_, metric=metric)
+        ids, dists = _search(store, query)
+        want_ids, want = nearest.exact(store, nearest.plan(store, query))
+        assert ids.tolist() == want_ids.tolist()
+        np.testing.assert_allclose(dists, want, rtol=1e-12, atol=1e-15)
