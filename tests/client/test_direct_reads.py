@@ -5,6 +5,7 @@ sends everything through Flight (``direct_read_rows=0``), against the same real 
 """
 
 import datetime as dt
+import gc
 import subprocess
 import sys
 import threading
@@ -14,12 +15,14 @@ import pyarrow as pa
 import pytest
 
 from thresher.connection import Connection
+from thresher.core import transport
 from thresher.core.errors import NotFoundError, QueryError
 from thresher.core.transport import open_channel
 from thresher.datasource import Datasource
 from thresher.services.flight.server import create_server as create_flight_server
 from thresher.v1 import common_pb2
 from thresher.v1 import metadata_service_pb2 as ms
+from thresher.v1.metadata_service_pb2_grpc import MetadataServiceStub
 
 UTC = dt.UTC
 PATHS = [f"img/{i:03d}.png" for i in range(40)]
@@ -278,3 +281,44 @@ def test_lookups_as_of_match_the_same_rows_read_by_a_scan(services):
         assert then[then["path"].isin([])].all().arrow.num_rows == 0
         assert then[then["path"] == "nope.png"].all().arrow.num_rows == 0
         assert ds.as_of(first_written).get_datapoints([PATHS[-1], PATHS[0]]).paths == [PATHS[-1], PATHS[0]]
+
+
+def test_closing_one_connection_leaves_the_shared_channel_to_the_others(services):
+    direct, _ = both(services)
+    # The same service under a name of its own, so only this test's connections share the channel.
+    address = "ipv4:" + direct.connection.metadata_address
+    key = (address, None, False)
+    one, other = Connection(address, address, address), Connection(address, address, address)
+    request = ms.GetDatasourceRequest(id=direct.id)
+    assert one.call_metadata("GetDatasource", request).datasource.id == direct.id
+    assert other.call_metadata("GetDatasource", request).datasource.id == direct.id
+    channel = one._channel(address)
+    assert other._channel(address) is channel and transport.references("channel", key) == 2
+
+    one.close()
+    assert transport.references("channel", key) == 1
+    assert other.call_metadata("GetDatasource", request).datasource.id == direct.id  # still open
+    assert other._channel(address) is channel
+
+    other.close()
+    assert transport.references("channel", key) == 0
+    with pytest.raises(ValueError, match="closed"):  # gRPC's refusal of a call on a closed channel
+        MetadataServiceStub(channel).GetDatasource(request)
+
+    # A closed connection used again dials a fresh channel of its own.
+    assert one.call_metadata("GetDatasource", request).datasource.id == direct.id
+    assert one._channel(address) is not channel and transport.references("channel", key) == 1
+    one.close()
+    assert transport.references("channel", key) == 0
+
+
+def test_a_dropped_connection_gives_its_channel_back(services):
+    direct, _ = both(services)
+    address = "ipv4:" + direct.connection.metadata_address
+    key = (address, None, False)
+    dropped = Connection(address, address, address)
+    dropped.call_metadata("GetDatasource", ms.GetDatasourceRequest(id=direct.id))
+    assert transport.references("channel", key) == 1
+    del dropped
+    gc.collect()
+    assert transport.references("channel", key) == 0
