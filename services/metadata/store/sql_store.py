@@ -799,6 +799,7 @@ class SqlStore(Store):
             schema, batches = self.query(query)
             kept = [conform(batch, schema) for batch in batches]
             return None if sum(batch.num_rows for batch in kept) > max_rows else (schema, kept)
+        query = _without_redundant_limit(query)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             schema = result_schema(datasource, compiled.columns)
@@ -1218,6 +1219,23 @@ def looked_up_paths(query: common_pb2.Query) -> list[str] | None:
         if len(values) <= LOOKUP_PATHS and all(v.WhichOneof("kind") == "string_value" for v in values):
             return list(dict.fromkeys(v.string_value for v in values))
     return None
+
+
+def _without_redundant_limit(query: common_pb2.Query) -> common_pb2.Query:
+    """``query`` without its limit when it is a lookup of paths alone whose limit cannot cut it (a
+    path is at most one live datapoint): a bound LIMIT costs an engine's point lookup about a tenth of
+    its time, and ``query_bounded`` reads no more rows than it was asked for anyway."""
+    if not query.HasField("limit") or query.order_by or query.HasField("nearest"):
+        return query
+    if query.filter.WhichOneof("node") != "comparison":  # ANDed conditions keep theirs: rare, and cheap
+        return query
+    paths = looked_up_paths(query)
+    if paths is None or query.limit < len(paths):
+        return query
+    unlimited = common_pb2.Query()
+    unlimited.CopyFrom(query)
+    unlimited.ClearField("limit")
+    return unlimited
 
 
 def _is_array(field: FieldRecord) -> bool:
