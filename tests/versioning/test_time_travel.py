@@ -17,9 +17,13 @@ from thresher.local_services import LocalServices
 UTC = dt.UTC
 
 
+# Removed when the test process exits, so runs leave no folders behind in /tmp.
+_FOLDERS = tempfile.TemporaryDirectory(prefix="thresher-versioning-")
+
+
 def _empty_folder() -> str:
     """A real, empty source folder, so the datasource's scan succeeds with nothing in it."""
-    return tempfile.mkdtemp(prefix="thresher-versioning-")
+    return tempfile.mkdtemp(dir=_FOLDERS.name)
 
 
 def _new_datasource(connection, namespace: str, name: str):
