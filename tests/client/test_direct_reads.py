@@ -9,6 +9,7 @@ import gc
 import subprocess
 import sys
 import threading
+import warnings
 
 import grpc
 import pyarrow as pa
@@ -16,7 +17,7 @@ import pytest
 
 from thresher.connection import Connection
 from thresher.core import transport
-from thresher.core.errors import NotFoundError, QueryError
+from thresher.core.errors import NotFoundError, QueryError, ScanInProgressWarning
 from thresher.core.transport import open_channel
 from thresher.datasource import Datasource
 from thresher.services.flight.server import create_server as create_flight_server
@@ -339,3 +340,43 @@ def test_path_lookups_under_any_limit_are_the_same_both_ways(services, limit, th
     assert left.num_rows == right.num_rows == min(limit, found)
     if limit >= found:  # which rows a smaller limit keeps is left open without an order
         same(left.sort_by("path"), right.sort_by("path"))
+
+
+def test_a_lookup_sees_every_change_to_its_datasource(services):
+    # DuckDB's store compiles a lookup of one path once per version of the datasource's record: new
+    # fields, a changed scan state and deletions must show on the next lookup, as through Flight.
+    direct, via_flight, _ = services
+    record = direct.connection.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(
+            namespace="direct/reads", name=f"changes-{id(services)}", source_uri="file:///nowhere"
+        ),
+    )
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+
+    def agree() -> pa.Table:
+        for path in ("a.png", "b.png"):
+            same(ds.get_datapoints([path]).arrow, ds_via_flight.get_datapoints([path]).arrow)
+        return ds.get_datapoints(["a.png"]).arrow
+
+    with pytest.warns(ScanInProgressWarning):  # the scan state travels in the schema: pending so far
+        with ds.metadata_context(create_missing=True) as ctx:
+            ctx.update_metadata("a.png", {"n": 1})
+            ctx.update_metadata("b.png", {"n": 2})
+        assert agree().column_names == ["path", "datapoint_id", "n"]
+        assert ds.get_datapoint("a.png")["n"] == 1
+        with ds.metadata_context() as ctx:
+            ctx.update_metadata("a.png", {"label": "cat", "n": 5})
+        assert agree().column_names == ["path", "datapoint_id", "n", "label"]
+        assert ds.get_datapoint("a.png")["label"] == "cat" and ds.get_datapoint("a.png")["n"] == 5
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScanInProgressWarning)  # ready now: the lookup's schema says so
+        agree()
+    ds.delete_datapoints(["a.png"])
+    with pytest.raises(NotFoundError):
+        ds.get_datapoint("a.png")
+    assert ds.get_datapoint("b.png")["n"] == 2
