@@ -21,6 +21,7 @@ _namespace_counter = itertools.count()
 # training jobs, the compose deployment, inputs whose size is the point), a test is slow when it:
 #  - runs on PostgreSQL: a `postgres` parametrization, or any fixture built on `postgres_url`
 #    (the `duckdb` parametrization of the same test stays quick);
+#  - reads the ML test images from S3 (`images_source` = `s3`; the local variant stays quick);
 #  - needs one of these runtimes, each seconds to start and heavy on 2 cores:
 SLOW_FIXTURES = {
     "postgres_url": "a PostgreSQL cluster",
@@ -41,6 +42,9 @@ def _slow_reason(item: pytest.Item) -> str | None:
         isinstance(value, str) and value == "postgres" for value in callspec.params.values()
     ):
         return "runs on PostgreSQL"
+    # The ML adapters read the same images from a folder and from S3; fetching is tested on its own.
+    if callspec is not None and callspec.params.get("images_source") == "s3":
+        return "reads the images from S3 (the local variant stays quick)"
     return None
 
 

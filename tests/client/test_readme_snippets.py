@@ -43,7 +43,16 @@ def test_the_section_covers_each_tool():
         assert tool in names, tool
 
 
-@pytest.mark.parametrize("index", range(5), ids=["pandas", "polars", "duckdb", "hugging-face", "pytorch"])
+@pytest.mark.parametrize(
+    "index",
+    [
+        pytest.param(0, id="pandas"),
+        pytest.param(1, id="polars"),
+        pytest.param(2, id="duckdb"),
+        pytest.param(3, id="hugging-face"),
+        pytest.param(4, id="pytorch", marks=pytest.mark.slow(reason="trains with DataLoader workers")),
+    ],
+)
 def test_snippet_runs(ds, index):
     # The lowest-versions run of the client tests has none of the interop extras.
     for module in {1: ["polars"], 3: ["datasets"], 4: ["torch"]}.get(index, []):

@@ -95,6 +95,7 @@ print(json.dumps({d: __import__("hashlib").sha256(paths[d].read_bytes()).hexdige
 """
 
 
+@pytest.mark.slow(reason="several processes")
 def test_the_cache_is_shared_safely_by_processes(local_source, tmp_path):
     ds = local_source({f"f{i}.bin": b"x" for i in range(40)})
     values = [os.urandom(200_000) for _ in range(40)]

@@ -109,6 +109,7 @@ def test_thumbnails_refuse_what_is_not_an_image():
         thumbnails.make_thumbnail(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
 
 
+@pytest.mark.slow(reason="starts `thresher up`; tests/cli starts it quickly")
 def test_thresher_up_serves_the_gallery_and_ui_prints_it(tmp_path):
     env = {**os.environ, "THRESHER_HOME": str(tmp_path)}
     process = subprocess.Popen(

@@ -22,6 +22,7 @@ def run_script(module: str, folder: pathlib.Path) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow(reason="runs a separate interpreter with the granular package")
 def test_the_script_gives_granulars_batches_with_thresher_bag(tmp_path):
     pytest.importorskip("granular")
     theirs = run_script("granular", tmp_path / "granular")

@@ -110,6 +110,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow(reason="worker processes of every start method")
 def test_every_start_method_gives_the_same_batches_and_leaks_nothing():
     # In a fresh interpreter: forking this test process, which may hold other tests' threads,
     # is exactly what the default start method avoids. The resource tracker reports any shared

@@ -27,7 +27,15 @@ def tiny_model() -> keras.Model:
     return model
 
 
-@pytest.mark.parametrize("strategy", ["lazy", "background", "preload"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "lazy",
+        # The quick selection trains once; the other strategies share all but the fetching.
+        pytest.param("background", marks=pytest.mark.slow(reason="another fetch strategy, same training")),
+        pytest.param("preload", marks=pytest.mark.slow(reason="another fetch strategy, same training")),
+    ],
+)
 def test_fit_a_keras_model_from_a_query_with_each_strategy(images_source, strategy, tmp_path):
     result = images_source[images_source["label"] >= 0].select("label").all()
     batches = result.as_ml_dataloader(

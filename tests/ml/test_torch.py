@@ -40,7 +40,15 @@ def train_a_few_steps(loader) -> list[float]:
     return losses
 
 
-@pytest.mark.parametrize("strategy", ["lazy", "background", "preload"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "lazy",
+        # The quick selection trains once; the other strategies share all but the fetching.
+        pytest.param("background", marks=pytest.mark.slow(reason="another fetch strategy, same training")),
+        pytest.param("preload", marks=pytest.mark.slow(reason="another fetch strategy, same training")),
+    ],
+)
 def test_train_from_a_query_with_each_strategy(images_source, strategy, tmp_path):
     savedir = tmp_path / "cache"
     result = images_source[images_source["label"] >= 0].select("label").all()

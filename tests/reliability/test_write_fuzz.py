@@ -197,6 +197,7 @@ def _check_written(ds, paths, expected: dict[str, list]) -> None:
             assert _same(got, want), f"{name} at {path[:40]!r}: stored {got!r}, wrote {want!r}"
 
 
+@pytest.mark.slow(reason="hypothesis, many examples")
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=frames())
 def test_random_dataframes_are_stored_exactly_or_refused_whole(source, case):
@@ -253,6 +254,7 @@ def dicts(draw):
     return _paths(draw, draw(st.integers(1, 3))), values, expected
 
 
+@pytest.mark.slow(reason="hypothesis, many examples")
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=dicts())
 def test_random_metadata_dicts_are_stored_exactly_or_refused_whole(source, case):

@@ -83,6 +83,7 @@ def test_missing_root_and_a_file_root_fail_with_the_reason(tmp_path):
         _listed(tmp_path / "file")
 
 
+@pytest.mark.slow(reason="the folder's size is the point")
 def test_large_folders_come_in_pages_and_cancel_stops_the_walk(tmp_path):
     for i in range(3):
         for j in range(PAGE_SIZE // 2 + 1):

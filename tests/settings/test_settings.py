@@ -183,7 +183,13 @@ def _service_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["thresher.services.metadata", "thresher.services.scanner", "thresher.services.flight"]
+    "module",
+    [
+        "thresher.services.metadata",
+        # All three share the settings check; the quick selection starts one interpreter, not three.
+        pytest.param("thresher.services.scanner", marks=pytest.mark.slow(reason="a second service, same check")),
+        pytest.param("thresher.services.flight", marks=pytest.mark.slow(reason="a third service, same check")),
+    ],
 )
 def test_a_service_started_with_a_misspelt_variable_refuses_to_start(module, tmp_path):
     environ = _service_env(THRESHER_HOME=str(tmp_path), THRESHER_TOKENS_FIEL="/etc/tokens")

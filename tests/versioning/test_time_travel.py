@@ -141,6 +141,7 @@ def test_unchanged_fields_take_no_log_values(client, namespace, local_services):
     assert history.iloc[1][[f"f{j}" for j in range(5)]].notna().tolist() == [True, False, False, False, False]
 
 
+@pytest.mark.slow(reason="concurrent writers; each instant is read by the quick tests above")
 def test_time_travel_reads_during_concurrent_writes(client, namespace):
     ds = _new_datasource(client, namespace, "busy")
     acknowledged: list[tuple[dt.datetime, int]] = []

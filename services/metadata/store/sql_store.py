@@ -1175,11 +1175,19 @@ class StreamedWrite:
         try:
             self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values", key="row_key")
             key = self.store.dialect.row_key
-            assignments = "".join(f", {n} = coalesce(s.{n}, {current}.{n})" for n in values)
+            # Only what changes is assigned: a column read back from the table costs a scan of it, so
+            # the old value is read only where the upload leaves some of a column's rows NULL (kept),
+            # and ``alive`` only where a deleted datapoint comes back.
+            assignments = "".join(
+                f", {n} = coalesce(s.{n}, {current}.{n})" if array.null_count else f", {n} = s.{n}"
+                for n, array in kept.items()
+            )
+            if not pc.all(found["alive"]).as_py():
+                assignments += ", alive = TRUE"
             if lists:
                 assignments += ", unlogged_set = s.unlogged_set"
             session.execute(
-                f"UPDATE {current} SET alive = TRUE, unlogged = $1{assignments} FROM staged_values s "
+                f"UPDATE {current} SET unlogged = $1{assignments} FROM staged_values s "
                 f"WHERE {current}.{key} = s.row_key",
                 [self.write_id],
             )
