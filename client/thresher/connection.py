@@ -16,7 +16,6 @@ import getpass
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -113,10 +112,9 @@ class Connection:
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._direct_read_unsupported = False
         self._lock = threading.Lock()
+        # No finalizer gives these back when the connection is collected unclosed: a stream or reader
+        # it handed out may still be read through the shared client after the connection is dropped.
         self._leases = _Leases()
-        # A connection dropped without close() still gives its references back.
-        # At exit it is left alone: the process is ending, and gRPC shuts its channels down itself.
-        weakref.finalize(self, self._leases.release_all).atexit = False
         self._reset_clients()
 
     def _reset_clients(self) -> None:
