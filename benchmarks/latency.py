@@ -206,9 +206,8 @@ def main() -> None:
         via_flight = Datasource(Connection(*addresses, direct_read_rows=0), proto)
 
         def fresh_connection_lookup() -> None:
-            # What a client without shared channels pays: dial, handshake, the same ReadQuery, close. A
-            # channel of its own: Connection.close() would drop the process's shared one, making the
-            # other rows dial afresh too.
+            # What a client without shared channels pays: dial, handshake, the same ReadQuery, close, on
+            # a channel of its own (Connections share theirs, which stays open while one holds it).
             with open_channel(addresses[0]) as channel:
                 query = QuerySpec(filter=ds.column("path") == rng.choice(paths), limit=1).to_proto(ds.id)
                 answer = MetadataServiceStub(channel).ReadQuery(ReadQueryRequest(query=query, max_rows=1), timeout=10)

@@ -4,8 +4,9 @@ A :class:`Connection` opens its gRPC channels and Flight client lazily, maps eve
 Thresher exception (:mod:`thresher.core.status`), and retries idempotent reads briefly while a service
 is unavailable (it may be starting). Writes are never retried.
 
-Channels, stubs and Flight clients are the process's (``transport.shared``): every Connection to
-the same address, in every thread, reuses one, and a forked child opens its own.
+Channels, stubs and Flight clients are the process's (``transport.acquire``): every Connection to
+the same address, in every thread, reuses one, and a forked child opens its own. Each Connection
+holds a reference to what it uses until it closes; the last one to close closes the channel.
 """
 
 from __future__ import annotations
@@ -111,10 +112,13 @@ class Connection:
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._direct_read_unsupported = False
         self._lock = threading.Lock()
+        # No finalizer gives these back when the connection is collected unclosed: a stream or reader
+        # it handed out may still be read through the shared client after the connection is dropped.
+        self._leases = _Leases()
         self._reset_clients()
 
     def _reset_clients(self) -> None:
-        # Channels, stubs and the Flight client are the process's (``transport.shared``, which a forked
+        # Channels, stubs and the Flight client are the process's (``transport.acquire``, which a forked
         # child starts without); the clients for partition locations are this connection's.
         self._pid = os.getpid()
         self._location_clients = LocationClients(self._root_certificates if self.tls else None)
@@ -124,7 +128,21 @@ class Connection:
         # cannot use across a fork: it opens its own, leaving the parent's alone.
         if self._pid != os.getpid():
             self._lock = threading.Lock()
+            self._leases.forget()
             self._reset_clients()
+
+    def _lease(self, kind: str, key: tuple[Any, ...], open_new: Callable[[], Any]) -> Any:
+        """The process's shared ``kind`` object for ``key``, with this connection holding one
+        reference to it until it closes."""
+        self._check_process()
+        found = self._leases.held.get((kind, key))
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._leases.held.get((kind, key))
+            if found is None:
+                found = self._leases.held[(kind, key)] = transport.acquire(kind, key, open_new)
+            return found
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for worker processes, say) as its settings: the copy dials its own channels."""
@@ -146,15 +164,13 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Lets go of the channels and Flight client for this connection's addresses, which every
-        Connection of this process shares: the next call on any of them dials afresh. They are not
-        closed here, so calls another connection has in flight finish; each closes once unused. The
-        clients for partition locations are this connection's own and are closed."""
-        for address in {self.metadata_address, self.scanner_address}:
-            key = (address, self._root_certificates, self.tls)
-            for kind in ("metadata-stub", "scanner-stub", "channel"):
-                transport.forget_shared(kind, key)
-        transport.forget_shared("flight", (self.flight_address, self._root_certificates, self.tls))
+        """Gives back this connection's references to the process's channels and Flight client: each
+        closes when no other open Connection uses it, and stays open while one does. Calling again
+        after close() dials afresh. The clients for partition locations are this connection's own
+        and are closed."""
+        self._check_process()
+        with self._lock:
+            self._leases.release_all()
         with self._lock:
             clients, self._location_clients = (
                 self._location_clients,
@@ -165,12 +181,21 @@ class Connection:
     # -- gRPC -------------------------------------------------------------------------------------
 
     def _channel(self, address: str) -> grpc.Channel:
-        return transport.shared_channel(address, root_certificates=self._root_certificates, tls=self.tls)
+        roots, tls = self._root_certificates, self.tls
+        channel: grpc.Channel = self._lease(
+            "channel",
+            (address, roots, tls),
+            lambda: transport.open_channel(address, root_certificates=roots, tls=tls),
+        )
+        return channel
 
     def _stub(self, kind: str, stub_type: Callable[[grpc.Channel], T], address: str) -> T:
-        stub: T = transport.shared(
-            kind, (address, self._root_certificates, self.tls), lambda: stub_type(self._channel(address))
-        )
+        self._check_process()
+        stub: T | None = self._leases.stubs.get(kind)
+        if stub is None:
+            self._channel(address)  # holds the channel the stub is made on
+            stub = transport.derived("channel", (address, self._root_certificates, self.tls), kind, stub_type)
+            self._leases.stubs[kind] = stub
         return stub
 
     @property
@@ -242,7 +267,10 @@ class Connection:
                 generic_options=transport.FLIGHT_CLIENT_OPTIONS,
             )
 
-        return transport.shared("flight", (self.flight_address, self._root_certificates, self.tls), open_client)
+        client: flight.FlightClient = self._lease(
+            "flight", (self.flight_address, self._root_certificates, self.tls), open_client
+        )
+        return client
 
     def _flight_call(self, action: Callable[[], T], idempotent: bool) -> T:
         deadline = time.monotonic() + self.retry_timeout
@@ -427,6 +455,31 @@ class Connection:
 
         # A reader can be read once, so only a whole table is retried (and writes never are).
         return self._flight_call(put, idempotent=False)
+
+
+class _Leases:
+    """The shared objects one Connection holds a reference to, in the process that acquired them."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.held: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        # Stubs made on held channels, kept here so a call finds its stub without taking a lock.
+        self.stubs: dict[str, Any] = {}
+
+    def release_all(self) -> None:
+        """Gives back every reference (in the process that took them; a forked child's copies are
+        its parent's and are left alone)."""
+        held, self.held, self.stubs = self.held, {}, {}
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            return
+        for kind, key in held:
+            transport.release(kind, key)
+
+    def forget(self) -> None:
+        """Drops the parent's references in a forked child without giving them back."""
+        self.pid = os.getpid()
+        self.held, self.stubs = {}, {}
 
 
 class _Passed(Exception):

@@ -97,38 +97,72 @@ def open_channel(
 
 # One channel (and Flight client) per address and credentials per process, shared by every
 # Connection and thread: a call reuses an open HTTP/2 connection instead of dialling and
-# handshaking anew. A forked child must not use its parent's (gRPC's and Flight's connections do not
-# survive a fork), so it starts with none and dials its own on first use.
-_shared: dict[tuple[Any, ...], Any] = {}
+# handshaking anew. Each Connection holds a reference (``acquire``) until it closes (``release``); the
+# object is closed when the last reference goes, so one Connection closing never cuts off another.
+# A forked child must not use its parent's (gRPC's and Flight's connections do not survive a fork),
+# so it starts with none and dials its own on first use.
+
+
+class _Entry:
+    """A shared object, how many holders it has, and objects made from it (stubs on a channel)."""
+
+    __slots__ = ("derived", "refs", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.refs = 0
+        self.derived: dict[str, Any] = {}
+
+
+_shared: dict[tuple[Any, ...], _Entry] = {}
 _shared_lock = threading.RLock()
 # A child keeps its parent's objects referenced and never closes them: closing them there would
 # act on connections and threads the child does not own.
 _inherited: list[Any] = []
 
 
-def shared(kind: str, key: tuple[Any, ...], open_new: Callable[[], Any]) -> Any:
-    """The process's one ``kind`` object for ``key``, opened with ``open_new`` on first use."""
+def acquire(kind: str, key: tuple[Any, ...], open_new: Callable[[], Any]) -> Any:
+    """The process's one ``kind`` object for ``key`` (opened with ``open_new`` on first use), with one
+    more reference held on it: give it back with ``release``."""
     with _shared_lock:
-        found = _shared.get((kind, *key))
+        entry = _shared.get((kind, *key))
+        if entry is None:
+            entry = _shared[(kind, *key)] = _Entry(open_new())
+        entry.refs += 1
+        return entry.value
+
+
+def release(kind: str, key: tuple[Any, ...]) -> bool:
+    """Drops one reference to the shared ``kind`` object for ``key``; the last one closes it (its
+    ``close()``) and forgets what was made from it. True when it was closed."""
+    with _shared_lock:
+        entry = _shared.get((kind, *key))
+        if entry is None:
+            return False
+        entry.refs -= 1
+        if entry.refs > 0:
+            return False
+        del _shared[(kind, *key)]
+    entry.value.close()  # outside the lock: closing a channel waits for its calls to be cancelled
+    return True
+
+
+def derived(kind: str, key: tuple[Any, ...], name: str, make: Callable[[Any], Any]) -> Any:
+    """The one object ``name`` made by ``make`` from the shared ``kind`` object for ``key`` (a stub on a
+    channel), which the caller holds a reference to; it goes when that object is closed."""
+    with _shared_lock:
+        entry = _shared[(kind, *key)]
+        found = entry.derived.get(name)
         if found is None:
-            found = _shared[(kind, *key)] = open_new()
+            found = entry.derived[name] = make(entry.value)
         return found
 
 
-def shared_channel(address: str, *, root_certificates: bytes | None = None, tls: bool = False) -> grpc.Channel:
-    """The process's channel to ``address`` with these credentials (see ``open_channel``)."""
-    return shared(
-        "channel",
-        (address, root_certificates, tls),
-        lambda: open_channel(address, root_certificates=root_certificates, tls=tls),
-    )
-
-
-def forget_shared(kind: str, key: tuple[Any, ...]) -> Any:
-    """Removes and returns the shared ``kind`` object for ``key`` (None if there is none): the next
-    ``shared`` call opens a new one."""
+def references(kind: str, key: tuple[Any, ...]) -> int:
+    """How many references the shared ``kind`` object for ``key`` has (0: none is open)."""
     with _shared_lock:
-        return _shared.pop((kind, *key), None)
+        entry = _shared.get((kind, *key))
+        return entry.refs if entry is not None else 0
 
 
 def _after_fork_in_child() -> None:
