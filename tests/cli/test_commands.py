@@ -316,6 +316,7 @@ def test_user_errors_exit_2_with_one_line(world, capsys, args, expected):
     assert "Traceback" not in err + out
 
 
+@pytest.mark.slow(reason="waits out the client's retries of a closed port")
 def test_unreachable_services_are_one_line_too(capsys):
     port = _closed_port()
     code = main(["--metadata-address", f"127.0.0.1:{port}", "ls"])
@@ -325,6 +326,7 @@ def test_unreachable_services_are_one_line_too(capsys):
     assert f"127.0.0.1:{port}" in err
 
 
+@pytest.mark.slow(reason="a fresh interpreter that waits out the client's retries")
 def test_the_script_exits_2_with_one_line_and_no_traceback(tmp_path):
     port = _closed_port()
     process = subprocess.run(

@@ -79,6 +79,7 @@ def refusing():
         service.server.stop(grace=None)
 
 
+@pytest.mark.slow(reason="waits out the retries")
 def test_an_idempotent_read_retries_while_the_service_refuses_then_fails_naming_it(refusing):
     service = refusing(failures=10**6)
     with Connection(metadata_address=service.address, retry_timeout=2.0) as conn:
@@ -237,6 +238,7 @@ def test_an_endpoint_that_disappears_mid_download_leaves_no_partial_file(s3_behi
     assert _leftovers(tmp_path / "out") == []
 
 
+@pytest.mark.slow(reason="waits out a read timeout")
 def test_a_silent_endpoint_times_out_and_leaves_no_partial_file(s3_behind_proxy, tmp_path):
     ds, proxy, endpoint = s3_behind_proxy
     thresher.enable_s3_bucket_downloader(_proxied_client(endpoint, proxy))

@@ -161,6 +161,7 @@ def test_uri_round_trip_and_factory(history):
         for_datasource("data", "main", "")
 
 
+@pytest.mark.slow(reason="waits out the clone's timeout")
 def test_a_git_server_that_goes_silent_fails_the_clone_naming_it_and_the_timeout(tmp_path, monkeypatch):
     import functools
     import http.server
