@@ -227,15 +227,18 @@ def test_a_forked_child_opens_its_own_channel(services):
     assert run.stdout.strip() == "child 0"
 
 
+def _new_datasource(direct, name: str) -> ms.CreateDatasourceResponse:
+    """A datasource with no files behind it, written to by the test alone."""
+    return direct.connection.call_metadata(
+        "CreateDatasource",
+        ms.CreateDatasourceRequest(namespace="direct/reads", name=name, source_uri="file:///nowhere"),
+    )
+
+
 def test_every_field_type_reads_the_same_both_ways(services):
     # Flat types come back from DuckDB as Python values on the direct path; vectors through Arrow.
     direct, via_flight, _ = services
-    record = direct.connection.call_metadata(
-        "CreateDatasource",
-        ms.CreateDatasourceRequest(
-            namespace="direct/reads", name=f"types-{id(services)}", source_uri="file:///nowhere"
-        ),
-    )
+    record = _new_datasource(direct, f"types-{id(services)}")
     direct.connection.call_metadata(
         "UpdateScanStatus",
         ms.UpdateScanStatusRequest(
@@ -333,12 +336,7 @@ def test_a_lookup_sees_every_change_to_its_datasource(services):
     # DuckDB's store compiles a lookup of one path once per version of the datasource's record: new
     # fields, a changed scan state and deletions must show on the next lookup, as through Flight.
     direct, via_flight, _ = services
-    record = direct.connection.call_metadata(
-        "CreateDatasource",
-        ms.CreateDatasourceRequest(
-            namespace="direct/reads", name=f"changes-{id(services)}", source_uri="file:///nowhere"
-        ),
-    )
+    record = _new_datasource(direct, f"changes-{id(services)}")
     ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
 
     def agree() -> pa.Table:
