@@ -220,15 +220,15 @@ def build(
     scan.filter.CopyFrom(nearest.has_value(field))
     _, batches = store.query(scan)
     threads = os.cpu_count() or 1
-    added, reported = 0, time.monotonic()
+    added, reported = 0, started
     for batch in batches:
         if batch.num_rows:
             ids = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
             index.add(ids, to_numpy(batch.column(2), np.float32), threads=threads)
             added += batch.num_rows
-            if time.monotonic() - reported > 10:  # a build of millions takes minutes: say how far it is
+            if time.perf_counter() - reported > 10:  # a build of millions takes minutes: say how far it is
                 log.info("vector index of %r: %d vectors added in %.0f s", field, added, time.perf_counter() - started)
-                reported = time.monotonic()
+                reported = time.perf_counter()
     saved = index.save()  # without a path: the serialized index
     if saved is None:
         raise RuntimeError(f"usearch serialized no index of field {field!r}")
@@ -354,16 +354,10 @@ def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> t
         # usearch types get() for one key and for many at once (None for a missing one); these ids are all held.
         gathered = loaded.index.get(ids.astype(np.uint64))
         matrix = kept.matrix = np.ascontiguousarray(np.stack(gathered), dtype=np.float64)  # type: ignore[arg-type]
-    if search.metric != "cosine":
-        return nearest.top_k(ids, distances(matrix, search.vector, search.metric), search.k)
-    # Cosine as `distances` computes it, with the rows' norms kept: half the work of a search is theirs.
-    if kept.norms is None:
-        kept.norms = np.linalg.norm(matrix, axis=1)
-    query = np.asarray(search.vector, dtype=np.float64)
-    norms = kept.norms * np.linalg.norm(query)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        similarity = np.where(norms > 0, (matrix @ query) / np.where(norms > 0, norms, 1.0), 0.0)
-    return nearest.top_k(ids, 1.0 - similarity, search.k)
+    if search.metric == "cosine" and kept.norms is None:
+        kept.norms = np.linalg.norm(matrix, axis=1)  # half the work of a cosine search, kept with the matrix
+    found = distances(matrix, search.vector, search.metric, row_norms=kept.norms)
+    return nearest.top_k(ids, found, search.k)
 
 
 def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarray, marker: int | None) -> _Kept:

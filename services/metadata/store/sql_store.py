@@ -1278,18 +1278,14 @@ def _one_path_lookup(query: common_pb2.Query) -> str | None:
         return None
     if query.HasField("limit") and query.limit < 1:
         return None
-    if query.filter.WhichOneof("node") != "comparison":
-        return None
-    comparison = query.filter.comparison
+    # Only `path == p` compiles to one bound path; `isin` of one path binds a list.
     if (
-        comparison.field != "path"
-        or comparison.HasField("measure")
-        or comparison.op != common_pb2.COMPARISON_OPERATOR_EQ
-        or comparison.WhichOneof("operand") != "value"
-        or comparison.value.WhichOneof("kind") != "string_value"
+        query.filter.WhichOneof("node") != "comparison"
+        or query.filter.comparison.op != common_pb2.COMPARISON_OPERATOR_EQ
     ):
         return None
-    return comparison.value.string_value
+    paths = looked_up_paths(query)
+    return paths[0] if paths else None
 
 
 def _without_redundant_limit(query: common_pb2.Query) -> common_pb2.Query:
