@@ -40,6 +40,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from thresher.core.types import FieldType
 from thresher.core.vectors import distances, to_numpy
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from usearch.index import BatchMatches, Index, Matches
 
     from thresher.services.metadata.store.interface import Store
-    from thresher.services.metadata.store.records import FieldRecord
+    from thresher.services.metadata.store.records import DatasourceRecord, FieldRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ POINTER_TTL = 2.0  # seconds a replica trusts the pointer it read (object storag
 # and expansion_search 256 (about 1.5 ms a search) recall was 0.998 keeping 100% and 1.000 keeping 10%.
 DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 256}
 ALLOWED_CACHE = 8  # filters whose kept ids are remembered per field, while the store sees no write
+# What the result rows kept with those ids (see _Kept.rows) may take in all, per field: 1M rows of a
+# path and two numbers take about 30 MB.
+ROWS_CACHE_BYTES = 256 * 2**20
+# Field types whose values a cached result row holds cheaply (a vector or an annotation could make
+# the rows of a large view weigh gigabytes).
+_ROW_CACHE_TYPES = {FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.STRING, FieldType.DATETIME}
 _USEARCH_METRICS = {"cosine": "cos", "l2": "l2sq", "dot": "ip"}
 _ROOT = "vector-indexes"
 
@@ -101,6 +108,13 @@ class _Kept:
     changed: np.ndarray  # sorted ids the filter keeps that are stale: compared exactly from the store
     matrix: np.ndarray | None = None  # float64 vectors of `fresh`, row by row, once an exact pass needed them
     norms: np.ndarray | None = None  # their Euclidean norms, once a cosine search needed them
+    # The query's result rows (its select; no distance) of every kept id, in id order, when its
+    # columns are small scalars: the k winners are then taken from here, with no second statement.
+    rows: pa.Table | None = None
+    record: DatasourceRecord | None = (
+        None  # the datasource record the rows were read under (their schema names its state)
+    )
+    all_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))  # sorted: `rows`' ids
 
 
 @dataclasses.dataclass
@@ -109,7 +123,7 @@ class _Loaded:
     index: Index
     stale: np.ndarray  # sorted ids of stale datapoints, as of `checked`
     checked: int | None = None  # the store's last-write marker when `stale` was computed
-    # filter -> (marker, what it keeps), oldest first
+    # filter and select -> (marker, what it keeps), oldest first
     kept: dict[bytes, tuple[int, _Kept]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -311,6 +325,13 @@ def _ids(store: Store, query: common_pb2.Query) -> np.ndarray:
 
 def search(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray] | None:
     """The k nearest (ids, distances) through the field's index; None when no index fits this search."""
+    found = search_with_rows(store, search)
+    return None if found is None else (found[0], found[1])
+
+
+def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray, pa.Table | None] | None:
+    """``search``'s (ids, distances) and, when the filter's kept rows are cached, the result rows of those
+    ids in that order (the query's columns, no distance); None when no index fits this search."""
     if search.exact or search.base.HasField("as_of") or any(i.HasField("as_of") for i in search.base.select):
         return None
     datasource_id = search.base.datasource_id
@@ -339,7 +360,18 @@ def search(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray
     if len(kept.changed):
         exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(kept.changed))
         ids, dists = nearest.top_k(np.concatenate([ids, exact_ids]), np.concatenate([dists, exact_dists]), search.k)
-    return ids, dists
+    return ids, dists, _rows_of(kept, ids)
+
+
+def _rows_of(kept: _Kept, ids: np.ndarray) -> pa.Table | None:
+    """The cached result rows of ``ids`` (all kept by the filter), in that order; None when not cached."""
+    rows = kept.rows
+    if rows is None:
+        return None
+    at = np.searchsorted(kept.all_ids, ids)
+    if np.any(at >= len(kept.all_ids)) or not np.array_equal(kept.all_ids[np.minimum(at, len(kept.all_ids) - 1)], ids):
+        return None  # cannot happen (the winners are kept ids); the statement answers if it does
+    return rows.take(pa.array(at, pa.int64()))
 
 
 def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> tuple[np.ndarray, np.ndarray]:
@@ -364,18 +396,33 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
     """What the search's filter keeps now (vector present; no filter keeps every datapoint with one),
     split into ids the index holds as they are and stale ones. A view is usually searched many times
     over; while the datasource's latest write id stays the same (any replica, any engine), the answer
-    is remembered for the next search with the same filter. Deleted datapoints drop out here too, as
-    the read is of the current state."""
+    is remembered for the next search with the same filter and select. Deleted datapoints drop out
+    here too, as the read is of the current state.
+
+    When the select is of small scalar fields, the same statement reads the result rows of every kept
+    id, kept with them, so that a search's winners need no second statement: a lookup of k ids by a
+    list scans the whole table in an engine without an index on them (DuckDB), about as long as this
+    read, on every search."""
     query = nearest.with_condition(search.base, nearest.has_value(search.field))
-    del query.select[:]
-    query.select.append(common_pb2.SelectItem(field="datapoint_id"))
-    key: bytes = query.filter.SerializeToString(deterministic=True)
+    record = store.get_datasource(search.base.datasource_id)
+    with_rows = marker is not None and _rows_cacheable(record, search.base)
+    if not with_rows:
+        del query.select[:]
+        query.select.append(common_pb2.SelectItem(field="datapoint_id"))
+    key: bytes = query.SerializeToString(deterministic=True)
     if marker is not None:
         with loaded.lock:
             hit = loaded.kept.get(key)
-            if hit is not None and hit[0] == marker:
+            # The record too: its scan state is in the rows' schema, and may change with no write.
+            if hit is not None and hit[0] == marker and (hit[1].rows is None or hit[1].record == record):
                 return hit[1]
-    allowed = np.sort(_ids(store, query))
+    schema, batches = store.query(query)
+    table = pa.Table.from_batches(list(batches), schema=schema)
+    allowed = table.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if np.any(np.diff(allowed) < 0):  # the engine's order is not promised; the cached rows follow the ids
+        order = np.argsort(allowed, kind="stable")
+        allowed, table = allowed[order], table.take(pa.array(order, pa.int64()))
+    rows = table if with_rows and table.nbytes <= ROWS_CACHE_BYTES else None
     if len(stale):
         fresh = np.setdiff1d(allowed, stale, assume_unique=True)
         changed = np.intersect1d(stale, allowed, assume_unique=True)
@@ -383,14 +430,29 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
         fresh, changed = allowed, stale
     mask = np.zeros(int(fresh[-1]) + 1 if len(fresh) else 0, dtype=bool)
     mask[fresh] = True
-    kept = _Kept(fresh, mask, changed)
+    kept = _Kept(fresh, mask, changed, rows=rows, record=record if rows is not None else None, all_ids=allowed)
     if marker is not None:
         with loaded.lock:
             loaded.kept.pop(key, None)
             loaded.kept[key] = (marker, kept)
-            while len(loaded.kept) > ALLOWED_CACHE:
+            while len(loaded.kept) > ALLOWED_CACHE or (len(loaded.kept) > 1 and _rows_bytes(loaded) > ROWS_CACHE_BYTES):
                 loaded.kept.pop(next(iter(loaded.kept)))
     return kept
+
+
+def _rows_bytes(loaded: _Loaded) -> int:
+    return sum(kept.rows.nbytes for _, kept in loaded.kept.values() if kept.rows is not None)
+
+
+def _rows_cacheable(record: DatasourceRecord, base: common_pb2.Query) -> bool:
+    """Whether the result rows of every datapoint ``base`` keeps are cheap to keep: each selected field
+    (every field, when it selects none or "*") is a small scalar."""
+    types = {field.name: field.type for field in record.fields}
+    if not base.select or any(item.field == "*" for item in base.select):
+        return all(kind in _ROW_CACHE_TYPES for kind in types.values())
+    return all(
+        item.field in ("path", "datapoint_id") or types.get(item.field) in _ROW_CACHE_TYPES for item in base.select
+    )
 
 
 def _graph_search(

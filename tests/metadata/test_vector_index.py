@@ -173,3 +173,49 @@ def test_a_selective_filter_through_the_index_equals_the_exact_search(indexed, m
         want_ids, want = nearest.exact(store, nearest.plan(store, query))
         assert ids.tolist() == want_ids.tolist()
         np.testing.assert_allclose(dists, want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_scalar_select_is_answered_from_the_cached_rows_and_equals_the_statement(indexed, graph_always):
+    # A select of small scalars: the filter's rows are read once with the kept ids and the winners are
+    # taken from them. Columns, order, values and distances equal the exact answer's (read by statement).
+    meta, store, datasource_id, vectors, bucket = indexed
+    filter_ = compare("bucket", "lt", 10)
+    select = [common_pb2.SelectItem(field="bucket"), common_pb2.SelectItem(field="bucket", alias="again")]
+
+    def query(i: int, exact: bool = False) -> common_pb2.Query:
+        built = _nearest(datasource_id, "emb", vectors[i * 7] + 0.01, k=10, filter_=filter_, exact=exact)
+        built.select.extend(select)
+        return built
+
+    for i in range(3):
+        found = vector_index.search_with_rows(store, nearest.plan(store, query(i)))
+        assert found is not None and found[2] is not None, "the rows were not cached"
+        table = meta.query_table(query(i))
+        exact = meta.query_table(query(i, exact=True))
+        assert table.schema == exact.schema
+        assert table.column_names == ["path", "datapoint_id", "bucket", "again", "distance"]
+        assert table["path"].to_pylist() == exact["path"].to_pylist()
+        assert table["again"].to_pylist() == table["bucket"].to_pylist()
+        assert all(b < 10 for b in table["bucket"].to_pylist())
+        np.testing.assert_allclose(table["distance"].to_numpy(), exact["distance"].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cached_rows_follow_a_write_of_a_selected_field(indexed, graph_always):
+    meta, store, datasource_id, vectors, bucket = indexed
+    query = _nearest(datasource_id, "emb", vectors[3], k=3, select=["bucket"])
+    first = meta.query_table(query)
+    assert first["path"][0].as_py() == "p0003" and first["bucket"][0].as_py() == 3
+    meta.upload(datasource_id, pa.table({"path": ["p0003"], "bucket": [77]}))
+    again = meta.query_table(query)
+    assert again["path"][0].as_py() == "p0003" and again["bucket"][0].as_py() == 77
+
+
+def test_a_select_of_the_vector_field_is_not_cached(indexed, graph_always):
+    # The vectors of a large view would make the cache weigh gigabytes: the winners are read by statement.
+    meta, store, datasource_id, vectors, bucket = indexed
+    query = _nearest(datasource_id, "emb", vectors[4], k=3)  # no select: every field, the vector too
+    found = vector_index.search_with_rows(store, nearest.plan(store, query))
+    assert found is not None and found[2] is None
+    table = meta.query_table(query)
+    assert table["path"][0].as_py() == "p0004"
+    np.testing.assert_allclose(table["emb"].to_pylist()[0], vectors[4])
