@@ -422,7 +422,8 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
     if np.any(np.diff(allowed) < 0):  # the engine's order is not promised; the cached rows follow the ids
         order = np.argsort(allowed, kind="stable")
         allowed, table = allowed[order], table.take(pa.array(order, pa.int64()))
-    rows = table if with_rows and table.nbytes <= ROWS_CACHE_BYTES else None
+    # One chunk: a take of k rows then touches k rows, where over many chunks it may join them first.
+    rows = table.combine_chunks() if with_rows and table.nbytes <= ROWS_CACHE_BYTES else None
     if len(stale):
         fresh = np.setdiff1d(allowed, stale, assume_unique=True)
         changed = np.intersect1d(stale, allowed, assume_unique=True)
