@@ -23,7 +23,9 @@ few are left (below ``EXACT_BELOW`` or ``EXACT_FRACTION`` of the index), it comp
 with the vectors the index holds (the stored float32 values; no second read of the store).
 Otherwise it asks the graph for enough neighbours that k of them should pass the filter and, while
 fewer than k do, asks for more; if that still falls short it answers exactly. So a search returns k
-results whenever k datapoints match.
+results whenever k datapoints match. When the query selects small scalar fields only, the read of
+the kept ids also reads their result rows, and the winners' rows are taken from those (no second
+statement per search).
 """
 
 from __future__ import annotations
@@ -111,10 +113,10 @@ class _Kept:
     # The query's result rows (its select; no distance) of every kept id, in id order, when its
     # columns are small scalars: the k winners are then taken from here, with no second statement.
     rows: pa.Table | None = None
-    record: DatasourceRecord | None = (
-        None  # the datasource record the rows were read under (their schema names its state)
-    )
-    all_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))  # sorted: `rows`' ids
+    # The datasource record the rows were read under: their schema carries its scan state.
+    record: DatasourceRecord | None = None
+    # Every kept id, fresh or stale, sorted: the ids of `rows`, row by row.
+    all_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
 
 
 @dataclasses.dataclass
