@@ -25,6 +25,10 @@ from thresher.v1 import common_pb2
 
 MAX_FILTER_DEPTH = 64
 MAX_ISIN_VALUES = 1_000_000
+# Paths up to this many in one ``isin`` are looked up in DuckDB's path index, each a value of an IN
+# list; past 2,048 matches (its ``index_scan_max_count``) DuckDB scans anyway, and then the one list
+# parameter binds cheaper than thousands.
+INDEXED_ISIN_PATHS = 1000
 
 _COMPARISONS = {
     common_pb2.COMPARISON_OPERATOR_EQ: "=",
@@ -280,6 +284,10 @@ class _Compiler:
                 + ")"
             )
         kind = FieldType.STRING if column.type is FieldType.BLOB else column.type
+        if name == PATH_COLUMN and self.dialect.engine == "duckdb" and len(values) <= INDEXED_ISIN_PATHS:
+            # An IN list of single values is what DuckDB looks up in the path index (a few paths of a
+            # million in a fraction of the time); the list function reads every row's path instead.
+            return f"({column.sql} IN (" + ", ".join(self.param(value) for value in values) + "))"
         return "(" + self.dialect.isin.format(col=column.sql, p=self.param(values, kind)) + ")"
 
 

@@ -365,3 +365,58 @@ def test_a_lookup_sees_every_change_to_its_datasource(services):
     with pytest.raises(NotFoundError):
         ds.get_datapoint("a.png")
     assert ds.get_datapoint("b.png")["n"] == 2
+
+
+@pytest.mark.parametrize("absent", [0, 2000])
+@pytest.mark.parametrize("then", [False, True])
+def test_path_lists_short_and_long_read_the_same_both_ways(services, absent, then):
+    # DuckDB looks up to INDEXED_ISIN_PATHS paths in the path index (an IN list) and matches longer
+    # lists row by row (one list parameter): both forms, now and as of an earlier write.
+    direct, via_flight, first_written = services
+    wanted = [PATHS[3], PATHS[-1], PATHS[20]] + [f"none/{i}.png" for i in range(absent)]
+    if then:
+        direct, via_flight = direct.as_of(first_written), via_flight.as_of(first_written)
+    view = lambda ds: ds[ds["path"].isin(wanted)]  # noqa: E731
+    left, right = view(direct).all().arrow, view(via_flight).all().arrow
+    assert left.num_rows == (3 if then else 2)
+    same(left.sort_by("path"), right.sort_by("path"))
+    excluded = lambda ds: ds[~ds["path"].isin(wanted)]  # noqa: E731
+    assert excluded(direct).count() == excluded(via_flight).count() == len(excluded(via_flight).all())
+
+
+def test_a_whole_count_follows_every_write(services):
+    # DuckDB's store keeps a datasource's live count between writes: every write must move it, and a
+    # count of another datasource, a filtered one or one as of an instant must not take its place.
+    direct, via_flight, first_written = services
+    record = _new_datasource(direct, f"counted-{id(services)}")
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
+    )
+
+    def counted() -> int:
+        total = ds.count()
+        assert total == ds.count() == len(ds_via_flight.all()) == ds[ds["path"] != ""].count()
+        return total
+
+    assert counted() == 0
+    with ds.metadata_context(create_missing=True) as ctx:
+        for i in range(5):
+            ctx.update_metadata(f"{i}.png", {"n": i})
+    assert counted() == 5
+    assert direct.count() == len(PATHS) - 2  # another datasource's count is its own
+    before_delete = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("0.png", {"n": 10})  # an update adds no datapoint
+    assert counted() == 5
+    ds.delete_datapoints(["1.png", "2.png"])
+    assert counted() == 3
+    assert ds.as_of(before_delete).count() == 5
+    assert ds[ds["n"] > 3].count() == 2
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("1.png", {"n": 1})  # a deleted path written again is a datapoint again
+    assert counted() == 4
+    direct.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=ds.id))
+    with pytest.raises(NotFoundError):
+        ds.count()
