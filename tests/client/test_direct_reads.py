@@ -420,3 +420,44 @@ def test_a_whole_count_follows_every_write(services):
     direct.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=ds.id))
     with pytest.raises(NotFoundError):
         ds.count()
+
+
+def test_a_path_looked_up_again_follows_every_write(services):
+    # DuckDB's store keeps the rows of one-path lookups until the next write: reading the same path
+    # again must show every later change, as through Flight, and a lookup as of an instant its past.
+    direct, via_flight, _ = services
+    record = _new_datasource(direct, f"again-{id(services)}")
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
+    )
+
+    def looked_up(path: str) -> dict:
+        found = [ds.get_datapoint(path) for _ in range(3)]
+        assert found[0] == found[1] == found[2] == ds_via_flight.get_datapoint(path)
+        same(ds.get_datapoints([path]).arrow, ds_via_flight.get_datapoints([path]).arrow)
+        return found[0].metadata
+
+    with pytest.raises(NotFoundError):
+        ds.get_datapoint("x.png")
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("x.png", {"n": 1})
+        ctx.update_metadata("y.png", {"n": 2})
+    assert looked_up("x.png") == {"n": 1}
+    first = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("x.png", {"n": 3})
+    assert looked_up("x.png") == {"n": 3}
+    assert ds.as_of(first).get_datapoint("x.png")["n"] == 1
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("y.png", {"label": "cat"})  # a new field: every lookup's columns change
+    assert looked_up("x.png") == {"n": 3, "label": None}
+    ds.delete_datapoints(["x.png"])
+    for _ in range(2):
+        with pytest.raises(NotFoundError):
+            ds.get_datapoint("x.png")
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("x.png", {"n": 4})
+    assert looked_up("x.png") == {"n": 4, "label": None}
+    assert looked_up("y.png") == {"n": 2, "label": "cat"}

@@ -104,6 +104,10 @@ DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
 BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
 
+# How many one-path lookups the store keeps the rows of (see ``SqlStore.query_bounded``).
+LOOKED_UP_ROWS = 4096
+
+
 def current_table(datasource_id: int) -> str:
     return f"cur_{int(datasource_id)}"
 
@@ -139,6 +143,9 @@ class SqlStore(Store):
         # Per datasource, its live datapoints counted at a write marker (a single writer's only): a
         # notebook's ``len(ds)`` between writes costs no statement (see ``count``).
         self._live_counts: dict[int, tuple[int, int]] = {}
+        # Rows of one-path lookups, each with the write marker it was read at and valid while that is
+        # the marker: a path read again between writes costs no statement (a single writer's only).
+        self._looked_up: dict[tuple[int, str], tuple[int, pa.Table]] = {}
         try:
             dialect.write(CATALOG_LOCK, lambda s: prepare_schema(s, dialect, log))
         except BaseException:
@@ -822,8 +829,19 @@ class SqlStore(Store):
             lookup = self._point_lookup(query)
             if lookup is not None:
                 sql, schema = lookup
-                with self.dialect.read() as session:
-                    few = session.few_rows(sql, [path], schema, max_rows + 1)
+                # Read before the rows: a write committing meanwhile leaves them under a past marker.
+                marker = self.write_marker(query.datasource_id)
+                key = (query.datasource_id, path)
+                kept = self._looked_up.get(key)
+                if kept is not None and kept[0] == marker:
+                    few: pa.Table | None = kept[1]
+                else:
+                    with self.dialect.read() as session:
+                        few = session.few_rows(sql, [path], schema, max_rows + 1)
+                    if few is not None and few.num_rows <= 1:  # a path is at most one live datapoint
+                        if len(self._looked_up) >= LOOKED_UP_ROWS:
+                            self._looked_up = {}  # rather than an order of use to keep per lookup
+                        self._looked_up[key] = (marker, few)
                 if few is not None:
                     return None if few.num_rows > max_rows else (schema, few.to_batches())
         query = _without_redundant_limit(query)
