@@ -832,9 +832,9 @@ class SqlStore(Store):
                 # Read before the rows: a write committing meanwhile leaves them under a past marker.
                 marker = self.write_marker(query.datasource_id)
                 key = (query.datasource_id, path)
-                kept = self._looked_up.get(key)
-                if kept is not None and kept[0] == marker:
-                    few: pa.Table | None = kept[1]
+                earlier = self._looked_up.get(key)
+                if earlier is not None and earlier[0] == marker:
+                    few: pa.Table | None = earlier[1]
                 else:
                     with self.dialect.read() as session:
                         few = session.few_rows(sql, [path], schema, max_rows + 1)
