@@ -9,6 +9,7 @@ the writer instead, so receiving the next batch overlaps sending the last where 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -27,6 +28,26 @@ SQL_TICKET_PREFIX = b"thresher-sql\x00"
 # 0.61x of a bare server, within the noise), so it is off unless asked for; benchmarks/flight_relay.py
 # measures both in one run.
 READ_AHEAD = 0
+
+
+class ResultSource(Protocol):
+    """Where the flight service reads query and SQL results as Flight streams to hand on whole: a
+    metadata data port over the network (``DataPortClient``), or the metadata service's own reader
+    when both services share a process (``thresher up``)."""
+
+    address: str  # named in the flight service's errors
+
+    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """``query``'s result for the caller ``metadata`` names; a bad query fails here."""
+        ...
+
+    def execute_sql(self, request: mpb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """A SQL statement's result, as ``execute``."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the source holds."""
+        ...
 
 
 class DataPortClient:

@@ -69,3 +69,47 @@ def test_a_refused_statement_carries_its_reason(relayed, read_ahead):
     with fl.connect(f"grpc://127.0.0.1:{servers[read_ahead].port}") as client:
         with pytest.raises(fl.FlightError, match="does not exist"):
             client.do_get(fl.Ticket(b'sql:SELECT * FROM "nobody/here".items')).read_all()
+
+
+def test_in_process_results_apply_the_data_ports_access_rules(relayed, metadata_server):
+    """``thresher up``'s flight service reads results from the store in its own process; a caller is still
+    authenticated from the forwarded token and judged by namespace, as over the data port."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    datasource_id, namespace, _ = relayed
+    _, store = metadata_server
+    tokens = TokenTable.parse(f"reader-token=reader:{namespace}:read, other-token=other:elsewhere/*:read")
+    results = InProcessDataPort(store, tokens)
+    query = common_pb2.Query(datasource_id=datasource_id)
+
+    def read(stream: fl.FlightDataStream) -> pa.Table:
+        # A stream the flight service would hand on; served here by a Flight server of the test's own.
+        relay = _Handing(stream)
+        try:
+            with fl.connect(f"grpc://127.0.0.1:{relay.port}") as client:
+                return client.do_get(fl.Ticket(b"-")).read_all()
+        finally:
+            relay.shutdown()
+
+    table = read(results.execute(query, (("authorization", "Bearer reader-token"),)))
+    assert table.column("n").to_pylist() == list(range(5000))
+    sql = mpb.ExecuteSqlRequest(sql=f'SELECT count(*) AS k FROM "{namespace}".items')
+    assert read(results.execute_sql(sql, (("authorization", "Bearer reader-token"),))).to_pylist() == [{"k": 5000}]
+    with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
+        results.execute(query, (("authorization", "Bearer other-token"),))
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        results.execute(query, ())
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        results.execute(query, (("authorization", "Bearer forged-token"),))
+
+
+class _Handing(fl.FlightServerBase):
+    """Serves one prepared stream to whoever asks."""
+
+    def __init__(self, stream: fl.FlightDataStream) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self._stream = stream
+
+    def do_get(self, context, ticket):
+        return self._stream
