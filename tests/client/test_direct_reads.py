@@ -105,6 +105,27 @@ def test_get_datapoint_is_the_same_both_ways(services):
         assert one == other
 
 
+def test_get_datapoint_sends_what_the_general_filter_sends(services, monkeypatch):
+    # get_datapoint builds its lookup message itself: the same one `ds["path"] == p` with limit 1
+    # gives, now and as of an instant; a path that cannot be text is refused before any call.
+    from thresher.core.errors import InvalidArgumentError
+    from thresher.query import QuerySpec
+
+    direct, _, first_written = services
+    for view in (direct, direct.as_of(first_written)):
+        sent = []
+        original = view.connection.read_result
+        monkeypatch.setattr(view.connection, "read_result", lambda q, n: sent.append((q, n)) or original(q, n))
+        view.get_datapoint(PATHS[4])
+        monkeypatch.undo()
+        spec = QuerySpec(filter=view.column("path") == PATHS[4], limit=1, as_of=view.query.as_of)
+        assert sent == [(spec.to_proto(view.id), 1)]
+    with pytest.raises(InvalidArgumentError, match="not valid UTF-8"):
+        direct.get_datapoint("bad\udcff.png")
+    with pytest.raises(QueryError, match="a datapoint path is a str"):
+        direct.get_datapoint(b"img/000.png")
+
+
 def test_get_datapoints_keeps_the_requested_order(services):
     direct, via_flight = both(services)
     wanted = [PATHS[5], PATHS[1], PATHS[30], PATHS[1]]
