@@ -11,6 +11,7 @@ import threading
 import warnings
 
 import grpc
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -438,6 +439,19 @@ def test_a_whole_count_follows_every_write(services):
     with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("1.png", {"n": 1})  # a deleted path written again is a datapoint again
     assert counted() == 4
+    frame = pd.DataFrame({"path": ["5.png", "6.png", "0.png"], "n": [5, 6, 0]})
+    ds.upload_metadata_from_dataframe(frame, create_missing=True)  # a table upload (Flight DoPut)
+    assert counted() == 6
+    assert ds.select("n").count() == 6
+    with pytest.raises(NotFoundError):  # a selection is checked as before: no kept count skips it
+        ds.connection.call_metadata(
+            "DescribeQuery",
+            ms.DescribeQueryRequest(
+                query=common_pb2.Query(datasource_id=ds.id, select=[common_pb2.SelectItem(field="nope")]),
+                count_only=True,
+            ),
+            idempotent=True,
+        )
     direct.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=ds.id))
     with pytest.raises(NotFoundError):
         ds.count()
@@ -481,4 +495,6 @@ def test_a_path_looked_up_again_follows_every_write(services):
     with ds.metadata_context(create_missing=True) as ctx:
         ctx.update_metadata("x.png", {"n": 4})
     assert looked_up("x.png") == {"n": 4, "label": None}
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["x.png"], "n": [5]}))  # through Flight DoPut
+    assert looked_up("x.png") == {"n": 5, "label": None}
     assert looked_up("y.png") == {"n": 2, "label": "cat"}

@@ -104,8 +104,10 @@ DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
 BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
 
-# How many one-path lookups the store keeps the rows of (see ``SqlStore.query_bounded``).
+# How many one-path lookups the store keeps the rows of, each at most this many bytes (see
+# ``SqlStore.query_bounded``): 256 MiB at the very most.
 LOOKED_UP_ROWS = 4096
+LOOKED_UP_ROW_BYTES = 64 * 1024
 
 
 def current_table(datasource_id: int) -> str:
@@ -838,7 +840,8 @@ class SqlStore(Store):
                 else:
                     with self.dialect.read() as session:
                         few = session.few_rows(sql, [path], schema, max_rows + 1)
-                    if few is not None and few.num_rows <= 1:  # a path is at most one live datapoint
+                    # A path is at most one live datapoint; a row of long texts is read again instead.
+                    if few is not None and few.num_rows <= 1 and few.nbytes <= LOOKED_UP_ROW_BYTES:
                         if len(self._looked_up) >= LOOKED_UP_ROWS:
                             self._looked_up = {}  # rather than an order of use to keep per lookup
                         self._looked_up[key] = (marker, few)
@@ -1322,10 +1325,15 @@ def _one_path_lookup(query: common_pb2.Query) -> str | None:
 
 
 def _counts_every_live_datapoint(query: common_pb2.Query) -> bool:
-    """Whether ``query`` keeps every live datapoint of its datasource now (no filter, limit, as_of or
-    nearest; a selection or order does not change how many rows it has)."""
+    """Whether ``query`` is its datasource's every live datapoint now, as it is: no filter, limit,
+    as_of or nearest, and no selection or order (whose names compiling it would check)."""
     return not (
-        query.HasField("filter") or query.HasField("limit") or query.HasField("as_of") or query.HasField("nearest")
+        query.HasField("filter")
+        or query.HasField("limit")
+        or query.HasField("as_of")
+        or query.HasField("nearest")
+        or query.select
+        or query.order_by
     )
 
 
