@@ -30,6 +30,7 @@ from thresher.services.flight.flight_errors import flight_errors, invalid_argume
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,16 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = uploaded_batches(reader)
+            if self._data_port is not None and not command.upsert.staging_session:
+                # Flight to Flight: the batches' bytes pass from one Arrow stack to the other.
+                header = mpb.UpsertTableHeader(
+                    datasource_id=command.upsert.datasource_id,
+                    path_column=path_column,
+                    create_missing=command.upsert.create_missing,
+                )
+                response = self._data_port.upsert(header, schema, batches, forwarded(context))
+                writer.write(pa.py_buffer(response.SerializeToString()))
+                return None
             response = self._backend.upsert(
                 command.upsert.datasource_id,
                 path_column,

@@ -10,6 +10,13 @@ caller's token is checked, and the ``ExecuteQuery`` access rule applied, exactly
 A Flight SQL statement's result comes the same way: a ticket of ``SQL_TICKET_PREFIX`` then a serialized
 ``ExecuteSqlRequest`` is answered as gRPC's ``ExecuteSql`` answers it (its access rule, the caller's
 readable namespaces), so SQL results skip the protobuf hop too.
+
+Uploads come the other way, for the same reason: a ``DoPut`` whose command is ``UPSERT_COMMAND_PREFIX``
+then a serialized ``UpsertTableHeader`` is written as gRPC's ``UpsertTable`` writes it (its access
+rule, the caller as the write's actor), batch by batch as they arrive. As on gRPC, the upload commits
+only at its end message: a metadata-only Flight message holding an ``UpsertTableEnd`` whose counts match
+what arrived; a stream that stops without it writes nothing. The answer is the ``UpsertTableResponse``,
+as the put's metadata.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
 from thresher.services.auth.tokens import Identity
 from thresher.services.flight.flight_errors import invalid_argument, status_error
+from thresher.services.flight.headers import MIDDLEWARE_KEY as HEADERS_KEY
+from thresher.services.flight.headers import ForwardedHeadersFactory, forwarded
 from thresher.services.metadata.access import MetadataAuthorizer
-from thresher.services.metadata.domain_errors import MetadataError
-from thresher.services.metadata.servicer import sql_parameters, status_of
+from thresher.services.metadata.domain_errors import InvalidArgument, MetadataError
+from thresher.services.metadata.servicer import actor_of, check_upload_end, sql_parameters, status_of, write_upload
 from thresher.services.metadata.sql import SqlEngine
 from thresher.services.metadata.store import Store
 from thresher.v1 import metadata_service_pb2 as pb
@@ -39,13 +48,19 @@ METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
 SQL_METHOD = "ExecuteSql"  # ... and a SQL statement's
 # Starts a SQL ticket. No serialized ExecuteQueryRequest starts so (its first byte is field 1's tag, 0x0a).
 SQL_TICKET_PREFIX = b"thresher-sql\x00"
+UPLOAD_METHOD = "UpsertTable"  # ... and an upload's
+# Starts an upload's DoPut command; then a serialized UpsertTableHeader.
+UPSERT_COMMAND_PREFIX = b"thresher-upsert\x00"
 
 
 class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
-    """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``; nothing else."""
+    """Serves ``DoGet(ExecuteQueryRequest)`` from ``store``, and uploads (``DoPut``); nothing else."""
 
     def __init__(self, location: str, store: Store, security: ServiceSecurity) -> None:
-        super().__init__(location, **security.flight_server_options())
+        options = security.flight_server_options()
+        # The caller's user name (``thresher-user``), recorded with its uploads where no token is checked.
+        options["middleware"] = {**options.get("middleware", {}), HEADERS_KEY: ForwardedHeadersFactory()}
+        super().__init__(location, **options)
         self._store = store
         self._authorizer = MetadataAuthorizer(store) if security.tokens else None
         self._sql = SqlEngine(store)
@@ -64,6 +79,29 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
                 self._authorizer.check(METHOD, request, _caller(context))
             schema, batches = self._store.query(request.query, request.max_batch_rows)
         return fl.GeneratorStream(schema, _mapped(batches))
+
+    def do_put(
+        self,
+        context: fl.ServerCallContext,
+        descriptor: fl.FlightDescriptor,
+        reader: fl.MetadataRecordBatchReader,
+        writer: fl.FlightMetadataWriter,
+    ) -> None:
+        command = descriptor.command if descriptor.descriptor_type == fl.DescriptorType.CMD else None
+        if command is None or not command.startswith(UPSERT_COMMAND_PREFIX):
+            raise invalid_argument("a data-port upload is a DoPut of an upsert command (see data_port.py)")
+        try:
+            header = pb.UpsertTableHeader.FromString(command[len(UPSERT_COMMAND_PREFIX) :])
+        except DecodeError:
+            raise invalid_argument("a data-port upload's command holds a serialized UpsertTableHeader") from None
+        if header.staging_session:
+            raise invalid_argument("staged upload blocks go through UpsertTable, not the data port")
+        with _statuses(UPLOAD_METHOD):
+            if self._authorizer is not None:
+                self._authorizer.check(UPLOAD_METHOD, pb.UpsertTableRequest(header=header), _caller(context))
+            actor = actor_of(forwarded(context))
+            response = write_upload(self._store, header, reader.schema, _uploaded(reader), actor)
+        writer.write(pa.py_buffer(response.SerializeToString()))
 
     def _execute_sql(self, context: fl.ServerCallContext, raw: bytes) -> fl.FlightDataStream:
         try:
@@ -101,6 +139,25 @@ def _mapped(batches: Iterator[pa.RecordBatch], method: str = METHOD) -> Iterator
     """Passes batches on; a failure while reading them ends the stream with a status."""
     with _statuses(method):
         yield from batches
+
+
+def _uploaded(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """A data-port upload's batches as they arrive; raises at the end unless its end message came."""
+    sent = rows = 0
+    end = None
+    for chunk in reader:
+        if end is not None:
+            raise InvalidArgument("UpsertTable got a message after its end")
+        if chunk.data is not None:
+            sent += 1
+            rows += chunk.data.num_rows
+            yield chunk.data
+        elif chunk.app_metadata is not None:
+            try:
+                end = pb.UpsertTableEnd.FromString(chunk.app_metadata.to_pybytes())
+            except DecodeError:
+                raise InvalidArgument("a data-port upload's metadata message is not an UpsertTableEnd") from None
+    check_upload_end(end, sent, rows)
 
 
 def _caller(context: fl.ServerCallContext) -> Identity:

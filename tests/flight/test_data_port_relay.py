@@ -69,3 +69,93 @@ def test_a_refused_statement_carries_its_reason(relayed, read_ahead):
     with fl.connect(f"grpc://127.0.0.1:{servers[read_ahead].port}") as client:
         with pytest.raises(fl.FlightError, match="does not exist"):
             client.do_get(fl.Ticket(b'sql:SELECT * FROM "nobody/here".items')).read_all()
+
+
+@pytest.fixture
+def port(metadata_server):
+    """A data port over the suite's store, and a datasource of it (empty) to upload into."""
+    _, store = metadata_server
+    namespace = f"relay/u{os.getpid()}"
+    source, _ = store.get_or_create_datasource(namespace, "uploads", "file:///nowhere", "")
+    server, port = create_data_port("127.0.0.1:0", store)
+    yield store, source.id, f"127.0.0.1:{port}"
+    server.shutdown()
+
+
+def _stored_paths(store, datasource_id) -> list[str]:
+    _, batches = store.query(common_pb2.Query(datasource_id=datasource_id))
+    return sorted(path for batch in batches for path in batch.column("path").to_pylist())
+
+
+def _put_raw(address, header, table, end):
+    """A DoPut straight to the data port: ``table``'s batches of 2 rows, then ``end`` (None: no end message)."""
+    from thresher.services.metadata.data_port import UPSERT_COMMAND_PREFIX
+
+    descriptor = fl.FlightDescriptor.for_command(UPSERT_COMMAND_PREFIX + header.SerializeToString())
+    with fl.connect(f"grpc://{address}") as client:
+        writer, reader = client.do_put(descriptor, table.schema)
+        try:
+            for batch in table.to_batches(max_chunksize=2):
+                writer.write_batch(batch)
+            if end is not None:
+                writer.write_metadata(pa.py_buffer(end.SerializeToString()))
+            writer.done_writing()
+            return mpb.UpsertTableResponse.FromString(reader.read().to_pybytes())
+        finally:
+            writer.close()
+
+
+def test_an_upload_through_the_data_port_commits_at_its_end_message(port):
+    store, datasource_id, address = port
+    table = pa.table({"path": ["u1", "u2", "u3"], "n": [1, 2, 3]})
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    response = _put_raw(address, header, table, mpb.UpsertTableEnd(record_batches=2, rows=3))
+    assert (response.datapoints_written, response.datapoints_created) == (3, 3)
+    assert _stored_paths(store, datasource_id) == ["u1", "u2", "u3"]
+
+
+@pytest.mark.parametrize(
+    "end, message",
+    [
+        (None, "stopped before its end message"),
+        (mpb.UpsertTableEnd(record_batches=2, rows=4), "announces 2 batches of 4 rows, but 2 batches of 3 rows"),
+    ],
+)
+def test_a_data_port_upload_without_its_end_writes_nothing(port, end, message):
+    store, datasource_id, address = port
+    before = _stored_paths(store, datasource_id)
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(fl.FlightError, match=f"INVALID_ARGUMENT: .*{message}"):
+        _put_raw(address, header, pa.table({"path": ["v1", "v2", "v3"], "n": [1, 2, 3]}), end)
+    assert _stored_paths(store, datasource_id) == before
+
+
+def test_a_failing_stream_relayed_to_the_data_port_writes_nothing(port):
+    store, datasource_id, address = port
+    before = _stored_paths(store, datasource_id)
+    table = pa.table({"path": ["w1", "w2"], "n": [1, 2]})
+
+    def batches():
+        yield table.to_batches()[0]
+        raise OSError("client went away")
+
+    client = DataPortClient(address)
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(OSError, match="client went away"):
+        client.upsert(header, table.schema, batches())
+    client.close()
+    assert _stored_paths(store, datasource_id) == before
+
+
+def test_the_data_port_refuses_other_puts_and_staged_blocks(port):
+    _, datasource_id, address = port
+    table = pa.table({"path": ["x"], "n": [1]})
+    with fl.connect(f"grpc://{address}") as client:
+        writer, _ = client.do_put(fl.FlightDescriptor.for_command(b"something else"), table.schema)
+        with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: a data-port upload is a DoPut of an upsert"):
+            writer.write_table(table)
+            writer.done_writing()
+            writer.close()
+    staged = mpb.UpsertTableHeader(datasource_id=datasource_id, staging_session="s1")
+    with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: staged upload blocks go through UpsertTable"):
+        _put_raw(address, staged, table, mpb.UpsertTableEnd(record_batches=1, rows=1))
