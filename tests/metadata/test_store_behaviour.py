@@ -178,6 +178,7 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
 
     store, clock = engine
     monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
     source = _datasource(store)
     _write(store, source, path=["a", "b"], x=[1, 2], label=["cat", "dog"])
     schema = pa.schema([("path", pa.string()), ("x", pa.int64()), ("score", pa.float64())])
@@ -232,11 +233,41 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
 
 
+def test_a_streamed_upload_is_read_by_its_caller_alone_and_stops_at_a_bad_chunk(engine, monkeypatch):
+    # Chunks are written on a helper thread while the caller reads the next one; the stream itself is
+    # read on the caller's thread only, and no further than one chunk past the one that failed.
+    import threading
+
+    from thresher.services.metadata.store import sql_store as store_module
+
+    store, _ = engine
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
+    source = _datasource(store)
+    _write(store, source, path=["a"], x=[1])
+    schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
+    readers: list[threading.Thread] = []
+
+    def batches(bad_at: int | None = None):
+        for i in range(6):
+            readers.append(threading.current_thread())
+            paths = ["", "x"] if i == bad_at else [f"p{i}a", f"p{i}b"]
+            yield pa.record_batch([pa.array(paths), pa.array([i, i], pa.int64())], schema=schema)
+
+    with pytest.raises(InvalidArgument, match="has an empty path"):
+        store.upsert_batches(source.id, schema, batches(bad_at=2), "path", "tester", create_missing=True)
+    assert len(readers) <= 4 and set(readers) == {threading.current_thread()}
+    assert _state(store, source) == {"a": {"x": 1}}
+    result = store.upsert_batches(source.id, schema, batches(), "path", "tester", create_missing=True)
+    assert result.datapoints_written == 12 and len(_state(store, source)) == 13
+
+
 def test_duplicates_are_found_across_chunks_whether_or_not_paths_increase(engine, monkeypatch):
     from thresher.services.metadata.store import sql_store as store_module
 
     store, _ = engine
     monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
     source = _datasource(store)
     schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
 

@@ -30,6 +30,7 @@ because every write to a datasource holds its lock and duplicates in an upload a
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import time
@@ -93,6 +94,7 @@ DEFAULT_BATCH_ROWS = 131072
 UNKNOWN_PATHS_SHOWN = 10
 # An upload is written in chunks of about this many rows as its batches arrive.
 CHUNK_ROWS = 262144
+FIRST_CHUNK_ROWS = 65536
 
 DATASOURCE_COLUMNS = (
     "id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
@@ -451,8 +453,12 @@ class SqlStore(Store):
                 )
             attempts.append(1)
             write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
-            for chunk in _chunks(schema, batches):
-                write.add(chunk)
+            chunks = _chunks(schema, batches)
+            if isinstance(batches, (list, tuple)):  # all in memory: nothing to wait for while writing
+                for chunk in chunks:
+                    write.add(chunk)
+            else:
+                _add_while_reading(write, chunks)
             return write.finish()
 
         forget = None
@@ -1218,16 +1224,41 @@ class StreamedWrite:
         return WriteResult(self.count, self.created)
 
 
+def _add_while_reading(write: StreamedWrite, chunks: Iterator[pa.Table]) -> None:
+    """Adds each chunk on a helper thread while this thread reads the next one from the upload.
+
+    The engine's statements then overlap receiving and decoding the rest of the upload, rather than
+    stopping the sender while they run. The upload is read on this thread only (a stream may be read
+    only by its call's handler), and a chunk's statements run only after the previous chunk's have
+    finished, so the session is never used by two threads at once. An error of either side stops both:
+    this thread reads no further once a chunk failed, and waits for the chunk in flight before raising.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="upload-writer") as pool:
+        pending: concurrent.futures.Future[None] | None = None
+        try:
+            for chunk in chunks:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(write.add, chunk)
+        except BaseException:
+            if pending is not None:
+                concurrent.futures.wait([pending])
+            raise
+        if pending is not None:
+            pending.result()
+
+
 def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements)."""
+    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements); the
+    first of ``FIRST_CHUNK_ROWS``, so that writing starts early while the rest is still arriving."""
     pending: list[pa.RecordBatch] = []
-    rows = 0
+    rows, wanted = 0, FIRST_CHUNK_ROWS
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
-        if rows >= CHUNK_ROWS:
+        if rows >= wanted:
             yield pa.Table.from_batches(pending, schema)
-            pending, rows = [], 0
+            pending, rows, wanted = [], 0, CHUNK_ROWS
     if pending or rows == 0:
         yield pa.Table.from_batches(pending, schema)
 
