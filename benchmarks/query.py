@@ -78,6 +78,7 @@ def measure_services(
                 fl.FlightDescriptor.for_command(descriptor), options=connection._flight_options
             ).endpoints
         )  # noqa: SLF001
+        memory = services.memory_peak_mib()
         connection.close()
     return {
         "load": load_s,
@@ -85,6 +86,7 @@ def measure_services(
         "full": full_s,
         "query_proto": query.query_proto(),
         "partitions": partitions,
+        "memory": memory,
     }
 
 
@@ -128,6 +130,7 @@ def main() -> None:
         f"plain DuckDB table -> Arrow: {plain_s * 1000:8.1f} ms; ratio {store_s / plain_s:.2f}x"
     )
     print(f"embedded full result -> Arrow ({embedded['partitions']} partition(s)): {embedded['full'] * 1000:8.1f} ms")
+    print(f"memory peak: embedded services {embedded['memory']:,.0f} MiB (`thresher up` runs all three in one process)")
     if not args.no_postgres:
         postgres_rows(frame, expected, args.repeats, embedded)
 
@@ -161,6 +164,7 @@ def postgres_rows(frame: pd.DataFrame, expected: int, repeats: int, embedded: di
         f"postgres full result -> Arrow ({postgres['partitions']} partitions): {postgres['full'] * 1000:8.1f} ms; "
         f"ratio vs embedded {postgres['full'] / embedded['full']:.2f}x (target <= 2.5x)"
     )
+    print(f"memory peak: postgres-backed services {postgres['memory']:,.0f} MiB")
 
 
 def versioning_cost(frame: pd.DataFrame, query, sql: str, repeats: int) -> tuple[float, float]:

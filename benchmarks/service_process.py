@@ -50,6 +50,11 @@ class ServiceProcess:
         os.environ.update(self.environment)
         return self
 
+    def memory_peak_mib(self) -> float:
+        """The services' peak resident memory so far (every service `thresher up` runs is in one process)."""
+        assert self._process is not None, "entered"
+        return peak_rss_mib(descendants(self._process.pid))
+
     def connect(self):
         import thresher
 
@@ -89,3 +94,25 @@ def best_of(function, repeats: int = 5, warmup: int = 1) -> float:
         function()
         timings.append(time.perf_counter() - started)
     return min(timings)
+
+
+def peak_rss_mib(pids: list[int]) -> float:
+    """The sum of the processes' peak resident memory (VmHWM), in MiB."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    found = [pid]
+    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    for child in result.stdout.split():
+        found += descendants(int(child))
+    return found

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from service_process import ServiceProcess, empty_datasource
+from service_process import ServiceProcess, descendants, empty_datasource, peak_rss_mib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,28 +73,6 @@ def cpu_seconds(pids: list[int]) -> float:
         except OSError:
             pass
     return total / tick
-
-
-def peak_rss_mib(pids: list[int]) -> float:
-    """The sum of the processes' peak resident memory (VmHWM), in MiB."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    found = [pid]
-    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    for child in result.stdout.split():
-        found += descendants(int(child))
-    return found
 
 
 def run_uploads(frame: pd.DataFrame, name: str) -> dict[str, float]:

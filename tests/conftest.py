@@ -23,6 +23,8 @@ _namespace_counter = itertools.count()
 #  - runs on PostgreSQL: a `postgres` parametrization, or any fixture built on `postgres_url`
 #    (the `duckdb` parametrization of the same test stays quick);
 #  - reads the ML test images from S3 (`images_source` = `s3`; the local variant stays quick);
+#  - reads query results through the flight service's gRPC fallback (`flight_server` = `grpc`; the
+#    data-port and in-process variants, what deployments and `thresher up` run, stay quick);
 #  - needs one of these runtimes, each seconds to start and heavy on 2 cores:
 SLOW_FIXTURES = {
     "postgres_url": "a PostgreSQL cluster",
@@ -46,6 +48,8 @@ def _slow_reason(item: pytest.Item) -> str | None:
     # The ML adapters read the same images from a folder and from S3; fetching is tested on its own.
     if callspec is not None and callspec.params.get("images_source") == "s3":
         return "reads the images from S3 (the local variant stays quick)"
+    if callspec is not None and callspec.params.get("flight_server") == "grpc":
+        return "reads results through the gRPC fallback (the data-port and in-process variants stay quick)"
     return None
 
 

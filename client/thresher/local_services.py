@@ -45,6 +45,7 @@ class LocalServices:
         # Imported here: the client package never needs the services unless it runs them.
         from thresher.services.auth import ServiceSecurity
         from thresher.services.flight.server import create_server as create_flight
+        from thresher.services.metadata.data_port import InProcessDataPort
         from thresher.services.metadata.server import create_server as create_metadata
         from thresher.services.metadata.server import open_store
         from thresher.services.scanner.server import create_server as create_scanner
@@ -71,7 +72,9 @@ class LocalServices:
             server, port = create_scanner(settings, security=security)
             self._running.append(("scanner", server))
             self.scanner_address = f"{self.host}:{port}"
-            server, port = create_flight(settings, security=security)
+            # Results go from the store to the flight service's writer in this process: no data-port hop.
+            results = InProcessDataPort(self._store, security.tokens)
+            server, port = create_flight(settings, security=security, data_port=results)
             self._running.append(("flight", server))
             self.flight_address = f"{self.host}:{port}"
         except BaseException:

@@ -12,6 +12,7 @@ the writer instead, so receiving the next batch overlaps sending the last where 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -32,6 +33,36 @@ UPSERT_COMMAND_PREFIX = b"thresher-upsert\x00"
 # 0.61x of a bare server, within the noise), so it is off unless asked for; benchmarks/flight_relay.py
 # measures both in one run.
 READ_AHEAD = 0
+
+
+class ResultSource(Protocol):
+    """Where the flight service reads query and SQL results as Flight streams to hand on whole, and
+    writes uploads: a metadata data port over the network (``DataPortClient``), or the metadata
+    service's own reader when both services share a process (``thresher up``)."""
+
+    address: str  # named in the flight service's errors
+
+    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """``query``'s result for the caller ``metadata`` names; a bad query fails here."""
+        ...
+
+    def execute_sql(self, request: mpb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """A SQL statement's result, as ``execute``."""
+        ...
+
+    def upsert(
+        self,
+        header: mpb.UpsertTableHeader,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        metadata: Metadata = (),
+    ) -> mpb.UpsertTableResponse:
+        """Writes an upload's batches as they arrive, committed only once ``batches`` ended normally."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the source holds."""
+        ...
 
 
 class DataPortClient:

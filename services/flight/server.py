@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from thresher.core.settings import Settings, add_arguments, env_name, from_arguments
 from thresher.core.storage.blobs import open_blob_store
 from thresher.services.auth import ServiceSecurity
-from thresher.services.flight.data_port_client import DataPortClient
+from thresher.services.flight.data_port_client import DataPortClient, ResultSource
 from thresher.services.flight.servicer import ThresherFlightServer
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def create_server(
     peers: Sequence[str] | None = None,
     metadata_data_address: str | None = None,
     partition_rows: int | None = None,
+    data_port: ResultSource | None = None,
 ) -> tuple[ThresherFlightServer, int]:
     """Serves Flight as ``settings`` say; returns the server and its port. The server serves from
     construction; stop it with ``shutdown()``.
@@ -49,6 +50,8 @@ def create_server(
     and partitions. Blobs are served from ``blob_store``, else ``<home>/blobs``: the metadata service's
     blob store. ``flight_partition_rows`` (0: never) is how many result rows make one partition (one
     FlightInfo endpoint) of a large query result. ``security`` defaults to the one ``settings`` describe.
+    ``data_port``, when given, is where query results are read instead of ``metadata_data_address``:
+    the metadata service's in-process reader when both run in one process (closed on shutdown).
 
     The older form ``create_server(address, metadata_address, ...)`` still works: the keyword
     arguments replace those settings of the environment, and without ``security`` there is none
@@ -70,19 +73,20 @@ def create_server(
         security = security or ServiceSecurity()
     elif security is None:
         security = ServiceSecurity.from_settings(settings)
-    return _create(settings, security)
+    return _create(settings, security, data_port)
 
 
-def _create(settings: Settings, security: ServiceSecurity) -> tuple[ThresherFlightServer, int]:
+def _create(
+    settings: Settings, security: ServiceSecurity, data_port: ResultSource | None
+) -> tuple[ThresherFlightServer, int]:
     address, metadata_address = settings.flight_listen, settings.metadata_address
     host, port = _host_port(address)
     security.check_bind(address)
     advertise_host = settings.flight_advertise_host or (socket.gethostname() if host in _WILDCARD_HOSTS else host)
     channel = security.channel(metadata_address)
     data_address = settings.metadata_data_address
-    data_port = None
     try:
-        if data_address:
+        if data_port is None and data_address:
             data_port = DataPortClient(
                 data_address,
                 "grpc+tls" if security.root_certificates else "grpc",

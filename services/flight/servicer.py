@@ -25,7 +25,7 @@ from thresher.services.flight import shards as bag_shards
 from thresher.services.flight import sql as flight_sql
 from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBackend
 from thresher.services.flight.blob_access import BlobAccess
-from thresher.services.flight.data_port_client import DataPortClient
+from thresher.services.flight.data_port_client import ResultSource
 from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
 from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
@@ -46,7 +46,7 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         *,
         blobs: BlobStore | None = None,
         peers: Sequence[str] = (),
-        data_port: DataPortClient | None = None,
+        data_port: ResultSource | None = None,
         metadata_address: str = "",
         partition_rows: int | None = None,
         **options: Any,

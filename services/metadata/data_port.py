@@ -22,8 +22,9 @@ as the put's metadata.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 import pyarrow as pa
@@ -32,7 +33,7 @@ from google.protobuf.message import DecodeError
 
 from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
-from thresher.services.auth.tokens import Identity
+from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 from thresher.services.flight.flight_errors import invalid_argument, status_error
 from thresher.services.flight.headers import MIDDLEWARE_KEY as HEADERS_KEY
 from thresher.services.flight.headers import ForwardedHeadersFactory, forwarded
@@ -41,6 +42,7 @@ from thresher.services.metadata.domain_errors import InvalidArgument, MetadataEr
 from thresher.services.metadata.servicer import actor_of, check_upload_end, sql_parameters, status_of, write_upload
 from thresher.services.metadata.sql import SqlEngine
 from thresher.services.metadata.store import Store
+from thresher.v1 import common_pb2
 from thresher.v1 import metadata_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,61 @@ SQL_TICKET_PREFIX = b"thresher-sql\x00"
 UPLOAD_METHOD = "UpsertTable"  # ... and an upload's
 # Starts an upload's DoPut command; then a serialized UpsertTableHeader.
 UPSERT_COMMAND_PREFIX = b"thresher-upsert\x00"
+# gRPC metadata the flight service forwards for its caller (its ``headers.Metadata``).
+Metadata = tuple[tuple[str, str], ...]
+
+
+class ResultReader:
+    """Opens query and SQL results of ``store`` as Flight streams, and writes uploads into it, for a
+    caller already authenticated; ``tokens``: the deployment's tokens (none: every caller may read and
+    write everything, as on gRPC)."""
+
+    def __init__(self, store: Store, tokens: TokenTable) -> None:
+        self._authorizer = MetadataAuthorizer(store) if tokens else None
+        self._store = store
+        self._sql = SqlEngine(store)
+
+    def query(self, request: pb.ExecuteQueryRequest, caller: Callable[[], Identity]) -> fl.FlightDataStream:
+        """``request``'s result, judged by ``ExecuteQuery``'s access rule for ``caller()``."""
+        if request.max_batch_rows < 0:
+            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        with _statuses():
+            if self._authorizer is not None:
+                self._authorizer.check(METHOD, request, caller())
+            schema, batches = self._store.query(request.query, request.max_batch_rows)
+        return fl.GeneratorStream(schema, _mapped(batches))
+
+    def sql(self, request: pb.ExecuteSqlRequest, caller: Callable[[], Identity]) -> fl.FlightDataStream:
+        """A SQL statement's result, as gRPC's ``ExecuteSql`` answers it (its access rule, the caller's
+        readable namespaces)."""
+        if request.max_batch_rows < 0:
+            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
+        with _statuses(SQL_METHOD):
+            visible: Callable[[str], bool] = lambda _namespace: True  # noqa: E731 - no tokens: every namespace
+            if self._authorizer is not None:
+                identity = caller()
+                self._authorizer.check(SQL_METHOD, request, identity)
+                visible = identity.may
+            parameters = sql_parameters(request.parameters) or []
+            schema, batches = self._sql.execute(request.sql, parameters, visible, request.max_batch_rows)
+        return fl.GeneratorStream(schema, _mapped(batches, SQL_METHOD))
+
+    def upload(
+        self,
+        header: pb.UpsertTableHeader,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        caller: Callable[[], Identity],
+        actor: str,
+    ) -> pb.UpsertTableResponse:
+        """Writes an upload as gRPC's ``UpsertTable`` does (its access rule for ``caller()``, ``actor`` as
+        its author), committed when ``batches`` ends normally; staged blocks are refused (gRPC keeps them)."""
+        if header.staging_session:
+            raise invalid_argument("staged upload blocks go through UpsertTable, not the data port")
+        with _statuses(UPLOAD_METHOD):
+            if self._authorizer is not None:
+                self._authorizer.check(UPLOAD_METHOD, pb.UpsertTableRequest(header=header), caller())
+            return write_upload(self._store, header, schema, batches, actor)
 
 
 class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
@@ -61,24 +118,21 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
         # The caller's user name (``thresher-user``), recorded with its uploads where no token is checked.
         options["middleware"] = {**options.get("middleware", {}), HEADERS_KEY: ForwardedHeadersFactory()}
         super().__init__(location, **options)
-        self._store = store
-        self._authorizer = MetadataAuthorizer(store) if security.tokens else None
-        self._sql = SqlEngine(store)
+        self._results = ResultReader(store, security.tokens)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
+        caller = functools.partial(_caller, context)
         if ticket.ticket.startswith(SQL_TICKET_PREFIX):
-            return self._execute_sql(context, ticket.ticket[len(SQL_TICKET_PREFIX) :])
+            try:
+                sql = pb.ExecuteSqlRequest.FromString(ticket.ticket[len(SQL_TICKET_PREFIX) :])
+            except DecodeError:
+                raise invalid_argument("a data-port SQL ticket holds a serialized ExecuteSqlRequest") from None
+            return self._results.sql(sql, caller)
         try:
             request: pb.ExecuteQueryRequest = pb.ExecuteQueryRequest.FromString(ticket.ticket)
         except DecodeError:
             raise invalid_argument("a data-port ticket is a serialized ExecuteQueryRequest") from None
-        if request.max_batch_rows < 0:
-            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
-        with _statuses():
-            if self._authorizer is not None:
-                self._authorizer.check(METHOD, request, _caller(context))
-            schema, batches = self._store.query(request.query, request.max_batch_rows)
-        return fl.GeneratorStream(schema, _mapped(batches))
+        return self._results.query(request, caller)
 
     def do_put(
         self,
@@ -94,31 +148,59 @@ class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no t
             header = pb.UpsertTableHeader.FromString(command[len(UPSERT_COMMAND_PREFIX) :])
         except DecodeError:
             raise invalid_argument("a data-port upload's command holds a serialized UpsertTableHeader") from None
-        if header.staging_session:
-            raise invalid_argument("staged upload blocks go through UpsertTable, not the data port")
-        with _statuses(UPLOAD_METHOD):
-            if self._authorizer is not None:
-                self._authorizer.check(UPLOAD_METHOD, pb.UpsertTableRequest(header=header), _caller(context))
-            actor = actor_of(forwarded(context))
-            response = write_upload(self._store, header, reader.schema, _uploaded(reader), actor)
+        caller = functools.partial(_caller, context)
+        actor = actor_of(forwarded(context))
+        response = self._results.upload(header, reader.schema, _uploaded(reader), caller, actor)
         writer.write(pa.py_buffer(response.SerializeToString()))
 
-    def _execute_sql(self, context: fl.ServerCallContext, raw: bytes) -> fl.FlightDataStream:
-        try:
-            request = pb.ExecuteSqlRequest.FromString(raw)
-        except DecodeError:
-            raise invalid_argument("a data-port SQL ticket holds a serialized ExecuteSqlRequest") from None
-        if request.max_batch_rows < 0:
-            raise invalid_argument(f"max_batch_rows must not be negative, got {request.max_batch_rows}")
-        with _statuses(SQL_METHOD):
-            visible: Callable[[str], bool] = lambda _namespace: True  # noqa: E731 - no tokens: every namespace
-            if self._authorizer is not None:
-                identity = _caller(context)
-                self._authorizer.check(SQL_METHOD, request, identity)
-                visible = identity.may
-            parameters = sql_parameters(request.parameters) or []
-            schema, batches = self._sql.execute(request.sql, parameters, visible, request.max_batch_rows)
-        return fl.GeneratorStream(schema, _mapped(batches, SQL_METHOD))
+
+class InProcessDataPort:
+    """The data port's results for a flight service running in the same process (``thresher up``):
+    the flight service's Flight writer reads them straight from the store, with no second Flight hop
+    (on a small machine that hop's encode, send and decode cost as much as serving the result). The
+    caller is authenticated from the forwarded ``authorization`` header, as the data port's middleware
+    does, and every access rule is the data port's."""
+
+    address = "in-process"  # named in the flight service's errors, as a data port's address is
+
+    def __init__(self, store: Store, tokens: TokenTable) -> None:
+        self._tokens = tokens
+        self._results = ResultReader(store, tokens)
+
+    def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """The result as a stream to hand on; a bad query fails here, as the data port's client does."""
+        caller = functools.partial(self._caller, metadata)
+        return self._results.query(pb.ExecuteQueryRequest(query=query), caller)
+
+    def execute_sql(self, request: pb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
+        """A SQL statement's result as a stream to hand on, as ``execute``."""
+        return self._results.sql(request, functools.partial(self._caller, metadata))
+
+    def upsert(
+        self,
+        header: pb.UpsertTableHeader,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        metadata: Metadata = (),
+    ) -> pb.UpsertTableResponse:
+        """Writes the batches of a DoPut into the store as they arrive, on this thread, committed when
+        they end normally: the flight service hands on only a stream its client ended normally (as it
+        sends the end message over the network), and a failing one raises, which writes nothing."""
+        caller = functools.partial(self._caller, metadata)
+        # With tokens, the write's author is the forwarded token's subject, as the data port records it.
+        actor = caller().subject if self._tokens else actor_of(metadata)
+        return self._results.upload(header, schema, iter(batches), caller, actor)
+
+    def close(self) -> None:
+        """Nothing to close: the store belongs to the metadata service."""
+
+    def _caller(self, metadata: Metadata) -> Identity:
+        header = next((value for name, value in metadata if name.lower() == "authorization"), None)
+        identity = self._tokens.authenticate(bearer_token(header))
+        if identity is None:
+            # The flight service authenticated the call already; a token it forwards always resolves.
+            raise status_error(grpc.StatusCode.UNAUTHENTICATED, "the data port serves authenticated callers only")
+        return identity
 
 
 @contextlib.contextmanager
@@ -130,8 +212,10 @@ def _statuses(method: str = METHOD) -> Iterator[None]:
         raise status_error(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
     except MetadataError as error:
         raise status_error(status_of(error), str(error)) from None
+    except fl.FlightError:
+        raise  # already a status: an in-process upload's stream that its client aborted
     except Exception as error:  # noqa: BLE001 - the caller gets a status, the log gets the traceback
-        log.exception("data port query failed")
+        log.exception("data port %s failed", method)
         raise status_error(grpc.StatusCode.INTERNAL, f"{method} failed: {type(error).__name__}: {error}") from None
 
 

@@ -17,17 +17,21 @@ def flight_home(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("flight-home"))
 
 
-@pytest.fixture(scope="session", params=["grpc", "data-port"])
+@pytest.fixture(scope="session", params=["grpc", "data-port", "in-process"])
 def flight_server(request, metadata_server, flight_home):
-    """The flight service, reading query results over the metadata service's gRPC stream, or over its data
-    port (Flight to Flight), as deployments do."""
+    """The flight service, reading query results over the metadata service's gRPC stream, over its data
+    port (Flight to Flight) as deployments do, or from its store in the same process as ``thresher up`` does."""
+    from thresher.services.auth.tokens import TokenTable
     from thresher.services.flight.server import create_server
-    from thresher.services.metadata.data_port import create_data_port
+    from thresher.services.metadata.data_port import InProcessDataPort, create_data_port
 
     address, store = metadata_server
     data_port = create_data_port("127.0.0.1:0", store)[0] if request.param == "data-port" else None
     data_address = f"127.0.0.1:{data_port.port}" if data_port else ""
-    server, port = create_server("127.0.0.1:0", address, home=flight_home, metadata_data_address=data_address)
+    in_process = InProcessDataPort(store, TokenTable()) if request.param == "in-process" else None
+    server, port = create_server(
+        "127.0.0.1:0", address, home=flight_home, metadata_data_address=data_address, data_port=in_process
+    )
     yield server
     server.shutdown()
     if data_port is not None:

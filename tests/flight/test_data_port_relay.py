@@ -71,6 +71,50 @@ def test_a_refused_statement_carries_its_reason(relayed, read_ahead):
             client.do_get(fl.Ticket(b'sql:SELECT * FROM "nobody/here".items')).read_all()
 
 
+def test_in_process_results_apply_the_data_ports_access_rules(relayed, metadata_server):
+    """``thresher up``'s flight service reads results from the store in its own process; a caller is still
+    authenticated from the forwarded token and judged by namespace, as over the data port."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    datasource_id, namespace, _ = relayed
+    _, store = metadata_server
+    tokens = TokenTable.parse(f"reader-token=reader:{namespace}:read, other-token=other:elsewhere/*:read")
+    results = InProcessDataPort(store, tokens)
+    query = common_pb2.Query(datasource_id=datasource_id)
+
+    def read(stream: fl.FlightDataStream) -> pa.Table:
+        # A stream the flight service would hand on; served here by a Flight server of the test's own.
+        relay = _Handing(stream)
+        try:
+            with fl.connect(f"grpc://127.0.0.1:{relay.port}") as client:
+                return client.do_get(fl.Ticket(b"-")).read_all()
+        finally:
+            relay.shutdown()
+
+    table = read(results.execute(query, (("authorization", "Bearer reader-token"),)))
+    assert table.column("n").to_pylist() == list(range(5000))
+    sql = mpb.ExecuteSqlRequest(sql=f'SELECT count(*) AS k FROM "{namespace}".items')
+    assert read(results.execute_sql(sql, (("authorization", "Bearer reader-token"),))).to_pylist() == [{"k": 5000}]
+    with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
+        results.execute(query, (("authorization", "Bearer other-token"),))
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        results.execute(query, ())
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        results.execute(query, (("authorization", "Bearer forged-token"),))
+
+
+class _Handing(fl.FlightServerBase):
+    """Serves one prepared stream to whoever asks."""
+
+    def __init__(self, stream: fl.FlightDataStream) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self._stream = stream
+
+    def do_get(self, context, ticket):
+        return self._stream
+
+
 @pytest.fixture
 def port(metadata_server):
     """A data port over the suite's store, and a datasource of it (empty) to upload into."""
@@ -159,3 +203,25 @@ def test_the_data_port_refuses_other_puts_and_staged_blocks(port):
     staged = mpb.UpsertTableHeader(datasource_id=datasource_id, staging_session="s1")
     with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: staged upload blocks go through UpsertTable"):
         _put_raw(address, staged, table, mpb.UpsertTableEnd(record_batches=1, rows=1))
+
+
+def test_in_process_uploads_apply_the_upload_access_rule_and_record_the_caller(port):
+    """``thresher up``'s flight service writes uploads into the store in its own process: the forwarded
+    token must allow writing the namespace, and the write is recorded as its subject."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    store, datasource_id, _ = port
+    namespace = store.get_datasource(datasource_id).namespace
+    tokens = TokenTable.parse(f"writer-token=writer:{namespace}:write, reader-token=reader:{namespace}:read")
+    uploads = InProcessDataPort(store, tokens)
+    table = pa.table({"path": ["i1", "i2"], "n": [1, 2]})
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
+        uploads.upsert(header, table.schema, table.to_batches(), (("authorization", "Bearer reader-token"),))
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        uploads.upsert(header, table.schema, table.to_batches(), ())
+    assert "i1" not in _stored_paths(store, datasource_id)
+    response = uploads.upsert(header, table.schema, table.to_batches(), (("authorization", "Bearer writer-token"),))
+    assert (response.datapoints_written, response.datapoints_created) == (2, 2)
+    assert store.history(datasource_id, "i1")["actor"].to_pylist() == ["writer"]

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError, Message
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
 from thresher.services.flight.backend import MetadataBackend
-from thresher.services.flight.data_port_client import DataPortClient
+from thresher.services.flight.data_port_client import ResultSource
 from thresher.services.flight.flight_errors import flight_errors
 from thresher.services.flight.headers import Metadata
 from thresher.services.flight.sql import catalog
@@ -58,9 +58,7 @@ def _relayed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 class FlightSqlHandler:
     """The Flight SQL calls, served through ``backend`` on behalf of each caller."""
 
-    def __init__(
-        self, backend: MetadataBackend, location: fl.Location, data_port: DataPortClient | None = None
-    ) -> None:
+    def __init__(self, backend: MetadataBackend, location: fl.Location, data_port: ResultSource | None = None) -> None:
         self._backend = backend
         self._location = location
         self._data_port = data_port  # results from the metadata service's data port (Flight), where it has one
