@@ -95,6 +95,9 @@ UNKNOWN_PATHS_SHOWN = 10
 # An upload is written in chunks of about this many rows as its batches arrive.
 CHUNK_ROWS = 262144
 FIRST_CHUNK_ROWS = 65536
+# A first chunk of at least this many new rows into an empty datasource is a "first load" (see
+# ``EngineDialect.index_after_first_load``); smaller writes keep the indexes up as they go.
+INDEX_AFTER_ROWS = 10000
 
 DATASOURCE_COLUMNS = (
     "id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
@@ -477,6 +480,21 @@ class SqlStore(Store):
                 took,
             )
         return result
+
+    def _drop_current_indexes(self, session: Session, datasource_id: int) -> None:
+        """Drops the current table's key and path index, inside the caller's write (see ``StreamedWrite``)."""
+        current = current_table(datasource_id)
+        self.dialect.before_ddl(session)
+        session.execute(f"DROP INDEX {current}_by_path")
+        if self.dialect.current_table_key:
+            session.execute(f"ALTER TABLE {current} DROP CONSTRAINT {current}_pkey")
+
+    def _build_current_indexes(self, session: Session, datasource_id: int) -> None:
+        """Builds again what ``_drop_current_indexes`` dropped, over the rows now in the table."""
+        if self.dialect.current_table_key:
+            key = self.dialect.current_table_key.lstrip(", ")
+            session.execute(f"ALTER TABLE {current_table(datasource_id)} ADD {key}")
+        session.execute(path_index_sql(datasource_id))
 
     def _stored(self, column: CoercedColumn) -> pa.Array:
         if column.type is FieldType.BLOB:
@@ -1104,6 +1122,7 @@ class StreamedWrite:
         # Datapoints with ids from here on are this write's own.
         self.first_new_id: int = session.value(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")
         self.next_id = self.first_new_id
+        self.indexes_dropped = False
         self.write_id: int | None = None
         self.at: dt.datetime | None = None
         self.numbers: dict[int, None] = {}
@@ -1130,6 +1149,13 @@ class StreamedWrite:
         if self.unknown:
             return
         new_count = int(is_new.sum())
+        if self.next_id == 1 and new_count >= INDEX_AFTER_ROWS and self.store.dialect.index_after_first_load:
+            # A large first load of an empty datasource, on an engine that builds indexes faster than
+            # it keeps them up: the current table's indexes go, and come back in ``finish`` (in this
+            # transaction, so a failed upload leaves them as they were). Its rows are all new: nothing
+            # is looked up by path until then.
+            self.store._drop_current_indexes(self.session, self.datasource_id)
+            self.indexes_dropped = True
         ids[is_new] = np.arange(self.next_id, self.next_id + new_count, dtype=np.int64)
         self.next_id += new_count
         self.count += len(paths)
@@ -1216,6 +1242,8 @@ class StreamedWrite:
         if self.unknown:
             raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
         self.unique.check()
+        if self.indexes_dropped:
+            self.store._build_current_indexes(self.session, self.datasource_id)
         if self.write_id is not None:
             self.session.execute(
                 "UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
