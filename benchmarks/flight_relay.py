@@ -17,6 +17,7 @@ Run: ``python benchmarks/flight_relay.py [--rows N] [--repeat K] [--no-end-to-en
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,13 @@ class StandInMetadata(metadata_service_pb2_grpc.MetadataServiceServicer):
         yield mpb.ExecuteQueryResponse(schema=self._schema)
         for message in self._batches:
             yield mpb.ExecuteQueryResponse(record_batch=message)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fetch_seconds(client: fl.FlightClient, ticket: bytes, expected_rows: int) -> float:
@@ -160,16 +168,26 @@ def main() -> None:
         relays.append(("relay, read-ahead thread", direct_port))
     bare_times: list[float] = []
     relay_times: dict[str, list[float]] = {name: [] for name, _ in relays}
+    # CPU seconds per fetch: this process (the bare server or the relay, and the client) and the stand-in.
+    bare_cpu: list[float] = []
+    relay_cpu: list[tuple[float, float]] = []
     clients = []
     try:
         with fl.connect(f"grpc://127.0.0.1:{bare.port}") as bare_client:
             clients = [(name, fl.connect(f"grpc://127.0.0.1:{port}")) for name, port in relays]
             for attempt in range(args.repeat + 1):  # the first round warms up
+                own = os.getpid()
+                before = cpu_seconds(own)
                 bare_seconds = fetch_seconds(bare_client, b"", table.num_rows)
+                if attempt:
+                    bare_cpu.append(cpu_seconds(own) - before)
                 for name, client in clients:
+                    before, upstream = cpu_seconds(own), cpu_seconds(stand_in.pid)
                     seconds = fetch_seconds(client, query.SerializeToString(), table.num_rows)
                     if attempt:
                         relay_times[name].append(seconds)
+                        if name == relays[0][0]:
+                            relay_cpu.append((cpu_seconds(stand_in.pid) - upstream, cpu_seconds(own) - before))
                 if attempt:
                     bare_times.append(bare_seconds)
     finally:
@@ -189,6 +207,12 @@ def main() -> None:
             f"{name + ':':27s} {seconds:.3f} s ({megabytes / seconds:,.0f} MiB/s), vs bare "
             f"{statistics.median(ratios):.2f}x (target >= 0.8x; runs: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
+    upstream_cpu = statistics.median(cpu for cpu, _ in relay_cpu)
+    relay_client_cpu = statistics.median(cpu for _, cpu in relay_cpu)
+    print(
+        f"CPU seconds per fetch: bare (server + client) {statistics.median(bare_cpu):.3f}; relay: data port "
+        f"{upstream_cpu:.3f} + relay and client {relay_client_cpu:.3f} = {upstream_cpu + relay_client_cpu:.3f}"
+    )
     with open("/proc/loadavg") as file:
         print(f"load average: {' '.join(file.read().split()[:3])}")
 
