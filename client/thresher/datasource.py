@@ -30,7 +30,7 @@ from thresher.core.errors import (
     ServiceUnavailableError,
 )
 from thresher.core.scan_status import FAILED, PENDING, SCANNING, ScanStatus
-from thresher.core.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType
+from thresher.core.types import PATH_COLUMN, SCAN_STATE_METADATA_KEY, FieldType, utf8_text
 from thresher.interchange import ArrowExport
 from thresher.metadata_context import MetadataContext
 from thresher.query import Column, Expression, Field, Order, QuerySpec, as_instant
@@ -308,8 +308,15 @@ class Datasource(ArrowExport):
         """The datapoint at ``path`` with all its fields (as of this view's instant); NotFoundError if none."""
         if not isinstance(path, str):
             raise QueryError(f"a datapoint path is a str, got {type(path).__name__}")
-        spec = QuerySpec(filter=self.column(PATH_COLUMN) == path, limit=1, as_of=self._spec.as_of)
-        result = self._run(spec, stacklevel=3)
+        # The message ``QuerySpec(filter=ds["path"] == path, limit=1)`` sends, built directly: the
+        # general filter's checks cost a lookup a tenth of its time.
+        query = common_pb2.Query(datasource_id=self.id, limit=1)
+        comparison = query.filter.comparison
+        comparison.field, comparison.op = PATH_COLUMN, common_pb2.COMPARISON_OPERATOR_EQ
+        comparison.value.string_value = utf8_text(path, "a string value")
+        if self._spec.as_of is not None:
+            query.as_of.FromDatetime(self._spec.as_of)
+        result = self._read(query, 1, stacklevel=3)
         if not len(result):
             raise NotFoundError(f"no datapoint {path!r} in {self.namespace}/{self.name}")
         return result[0]
@@ -350,8 +357,11 @@ class Datasource(ArrowExport):
         return self
 
     def _run(self, spec: QuerySpec, stacklevel: int) -> QueryResult:
+        return self._read(spec.to_proto(self.id), spec.limit, stacklevel + 1)
+
+    def _read(self, query: common_pb2.Query, limit: int | None, stacklevel: int) -> QueryResult:
         read_at = dt.datetime.now(dt.UTC)
-        table = self.connection.read_result(spec.to_proto(self.id), spec.limit)
+        table = self.connection.read_result(query, limit)
         self._warn_about_scan(table.schema, stacklevel + 1)
         return QueryResult(table, self.source, datasource=self, read_at=read_at)
 

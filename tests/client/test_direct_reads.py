@@ -11,6 +11,7 @@ import threading
 import warnings
 
 import grpc
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -103,6 +104,27 @@ def test_get_datapoint_is_the_same_both_ways(services):
     for path in (PATHS[0], PATHS[11], PATHS[-3]):
         one, other = direct.get_datapoint(path), via_flight.get_datapoint(path)
         assert one == other
+
+
+def test_get_datapoint_sends_what_the_general_filter_sends(services, monkeypatch):
+    # get_datapoint builds its lookup message itself: the same one `ds["path"] == p` with limit 1
+    # gives, now and as of an instant; a path that cannot be text is refused before any call.
+    from thresher.core.errors import InvalidArgumentError
+    from thresher.query import QuerySpec
+
+    direct, _, first_written = services
+    for view in (direct, direct.as_of(first_written)):
+        sent = []
+        original = view.connection.read_result
+        monkeypatch.setattr(view.connection, "read_result", lambda q, n: sent.append((q, n)) or original(q, n))
+        view.get_datapoint(PATHS[4])
+        monkeypatch.undo()
+        spec = QuerySpec(filter=view.column("path") == PATHS[4], limit=1, as_of=view.query.as_of)
+        assert sent == [(spec.to_proto(view.id), 1)]
+    with pytest.raises(InvalidArgumentError, match="not valid UTF-8"):
+        direct.get_datapoint("bad\udcff.png")
+    with pytest.raises(QueryError, match="a datapoint path is a str"):
+        direct.get_datapoint(b"img/000.png")
 
 
 def test_get_datapoints_keeps_the_requested_order(services):
@@ -365,3 +387,114 @@ def test_a_lookup_sees_every_change_to_its_datasource(services):
     with pytest.raises(NotFoundError):
         ds.get_datapoint("a.png")
     assert ds.get_datapoint("b.png")["n"] == 2
+
+
+@pytest.mark.parametrize("absent", [0, 2000])
+@pytest.mark.parametrize("then", [False, True])
+def test_path_lists_short_and_long_read_the_same_both_ways(services, absent, then):
+    # DuckDB looks up to INDEXED_ISIN_PATHS paths in the path index (an IN list) and matches longer
+    # lists row by row (one list parameter): both forms, now and as of an earlier write.
+    direct, via_flight, first_written = services
+    wanted = [PATHS[3], PATHS[-1], PATHS[20]] + [f"none/{i}.png" for i in range(absent)]
+    if then:
+        direct, via_flight = direct.as_of(first_written), via_flight.as_of(first_written)
+    view = lambda ds: ds[ds["path"].isin(wanted)]  # noqa: E731
+    left, right = view(direct).all().arrow, view(via_flight).all().arrow
+    assert left.num_rows == (3 if then else 2)
+    same(left.sort_by("path"), right.sort_by("path"))
+    excluded = lambda ds: ds[~ds["path"].isin(wanted)]  # noqa: E731
+    assert excluded(direct).count() == excluded(via_flight).count() == len(excluded(via_flight).all())
+
+
+def test_a_whole_count_follows_every_write(services):
+    # DuckDB's store keeps a datasource's live count between writes: every write must move it, and a
+    # count of another datasource, a filtered one or one as of an instant must not take its place.
+    direct, via_flight, first_written = services
+    record = _new_datasource(direct, f"counted-{id(services)}")
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
+    )
+
+    def counted() -> int:
+        total = ds.count()
+        assert total == ds.count() == len(ds_via_flight.all()) == ds[ds["path"] != ""].count()
+        return total
+
+    assert counted() == 0
+    with ds.metadata_context(create_missing=True) as ctx:
+        for i in range(5):
+            ctx.update_metadata(f"{i}.png", {"n": i})
+    assert counted() == 5
+    assert direct.count() == len(PATHS) - 2  # another datasource's count is its own
+    before_delete = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("0.png", {"n": 10})  # an update adds no datapoint
+    assert counted() == 5
+    ds.delete_datapoints(["1.png", "2.png"])
+    assert counted() == 3
+    assert ds.as_of(before_delete).count() == 5
+    assert ds[ds["n"] > 3].count() == 2
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("1.png", {"n": 1})  # a deleted path written again is a datapoint again
+    assert counted() == 4
+    frame = pd.DataFrame({"path": ["5.png", "6.png", "0.png"], "n": [5, 6, 0]})
+    ds.upload_metadata_from_dataframe(frame, create_missing=True)  # a table upload (Flight DoPut)
+    assert counted() == 6
+    assert ds.select("n").count() == 6
+    with pytest.raises(NotFoundError):  # a selection is checked as before: no kept count skips it
+        ds.connection.call_metadata(
+            "DescribeQuery",
+            ms.DescribeQueryRequest(
+                query=common_pb2.Query(datasource_id=ds.id, select=[common_pb2.SelectItem(field="nope")]),
+                count_only=True,
+            ),
+            idempotent=True,
+        )
+    direct.connection.call_metadata("DeleteDatasource", ms.DeleteDatasourceRequest(id=ds.id))
+    with pytest.raises(NotFoundError):
+        ds.count()
+
+
+def test_a_path_looked_up_again_follows_every_write(services):
+    # DuckDB's store keeps the rows of one-path lookups until the next write: reading the same path
+    # again must show every later change, as through Flight, and a lookup as of an instant its past.
+    direct, via_flight, _ = services
+    record = _new_datasource(direct, f"again-{id(services)}")
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    direct.connection.call_metadata(
+        "UpdateScanStatus",
+        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
+    )
+
+    def looked_up(path: str) -> dict:
+        found = [ds.get_datapoint(path) for _ in range(3)]
+        assert found[0] == found[1] == found[2] == ds_via_flight.get_datapoint(path)
+        same(ds.get_datapoints([path]).arrow, ds_via_flight.get_datapoints([path]).arrow)
+        return found[0].metadata
+
+    with pytest.raises(NotFoundError):
+        ds.get_datapoint("x.png")
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("x.png", {"n": 1})
+        ctx.update_metadata("y.png", {"n": 2})
+    assert looked_up("x.png") == {"n": 1}
+    first = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("x.png", {"n": 3})
+    assert looked_up("x.png") == {"n": 3}
+    assert ds.as_of(first).get_datapoint("x.png")["n"] == 1
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("y.png", {"label": "cat"})  # a new field: every lookup's columns change
+    assert looked_up("x.png") == {"n": 3, "label": None}
+    ds.delete_datapoints(["x.png"])
+    for _ in range(2):
+        with pytest.raises(NotFoundError):
+            ds.get_datapoint("x.png")
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("x.png", {"n": 4})
+    assert looked_up("x.png") == {"n": 4, "label": None}
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["x.png"], "n": [5]}))  # through Flight DoPut
+    assert looked_up("x.png") == {"n": 5, "label": None}
+    assert looked_up("y.png") == {"n": 2, "label": "cat"}

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thresher.core.errors import FieldTypeMismatchError, QueryError
+from thresher.core.errors import FieldTypeMismatchError, InvalidArgumentError, QueryError
 from thresher.core.types import FieldType
 from thresher.query import Column, Field, QuerySpec
 from thresher.v1 import common_pb2
@@ -203,6 +203,14 @@ def test_wrong_value_type_names_field_expected_and_given(column, value, given):
 def test_wrong_types_in_isin_and_field_comparisons():
     with pytest.raises(FieldTypeMismatchError, match="field 'size' has type int; got string"):
         size.isin([1, "2"])
+    # A string field's list of plain strings is checked on a shorter path; anything else on the long one.
+    with pytest.raises(FieldTypeMismatchError, match="field 'label' has type string; got int"):
+        label.isin(["cat", 2])
+    with pytest.raises(QueryError, match=r"is_null\(\)"):
+        label.isin(["cat", None])
+    with pytest.raises(InvalidArgumentError, match="not valid UTF-8"):
+        label.isin(["cat", "bad\udcff"])
+    assert [v.string_value for v in comparison(label.isin(iter(["a", "b"]))).values.values] == ["a", "b"]
     with pytest.raises(FieldTypeMismatchError, match="field 'label' has type string; got int.*'size'"):
         label == size
     # A list of numbers is a vector value now, which an int field cannot be compared with.

@@ -66,6 +66,11 @@ CASES = [
     (compare("n", "isin", values=[1, 7, 100]), ROWS.n.isin([1, 7, 100])),
     (compare("n", "isin", values=[1.0, 7.5]), ROWS.n.isin([1])),
     (compare("label", "isin", values=["cat", "Cat"]), ROWS.label.isin(["cat", "Cat"])),
+    (compare("path", "isin", values=list(ROWS.path[:3]) + ["none"]), ROWS.path.isin(list(ROWS.path[:3]))),
+    (
+        common_pb2.Filter(negate=compare("path", "isin", values=list(ROWS.path[:3]))),
+        ~ROWS.path.isin(list(ROWS.path[:3])),
+    ),
     (compare("n", "isin", values=[]), ROWS.n != ROWS.n),
     (compare("n", "lt", other="m"), ROWS.n < ROWS.m),
     (compare("n", "eq", other="m"), ROWS.n == ROWS.m),
@@ -140,6 +145,10 @@ def test_and_or_not_use_two_valued_logic(loaded, filter_, mask):
             "empty value",
         ),
         (compare("n", "isin", values=[1, "a"]), grpc.StatusCode.INVALID_ARGUMENT, "got string"),
+        # A text field's list of strings is checked on a shorter path, a mixed one on the general one.
+        (compare("label", "isin", values=["cat", 1]), grpc.StatusCode.INVALID_ARGUMENT, "got int"),
+        (compare("label", "isin", values=["cat", "a\x00b"]), grpc.StatusCode.INVALID_ARGUMENT, "NUL"),
+        (compare("path", "isin", values=["a\x00b"]), grpc.StatusCode.INVALID_ARGUMENT, "NUL"),
         (common_pb2.Filter(all_of=common_pb2.FilterList()), grpc.StatusCode.INVALID_ARGUMENT, "empty all_of"),
         (common_pb2.Filter(), grpc.StatusCode.INVALID_ARGUMENT, "none of comparison"),
     ],

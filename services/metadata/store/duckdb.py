@@ -75,6 +75,11 @@ class DuckDBSession(Session):
             # A value Python cannot hold (a datetime past year 9999, say): Arrow's export reads it.
             return None
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # Python rows straight from the result: a record, a count or a RETURNING row is a few values,
+        # which DuckDB's Arrow export (a hand-off to its worker threads and back) reads slower.
+        return self.cursor.execute(sql, list(params)).fetchall()
+
     def stage(self, name: str, table: pa.Table) -> None:
         self.cursor.register(name, table)
 

@@ -109,6 +109,12 @@ DATASET_COLUMNS = "id, namespace, name, datasource_id, query, created_at"
 BAG_DATASET_COLUMNS = "namespace, name, uri, registered_at"
 
 
+# How many one-path lookups the store keeps the rows of, each at most this many bytes (see
+# ``SqlStore.query_bounded``): 256 MiB at the very most.
+LOOKED_UP_ROWS = 4096
+LOOKED_UP_ROW_BYTES = 64 * 1024
+
+
 def current_table(datasource_id: int) -> str:
     return f"cur_{int(datasource_id)}"
 
@@ -141,6 +147,12 @@ class SqlStore(Store):
         # Per datasource, the compiled lookup of one path and its schema, with the record they were
         # compiled from: valid while that record is the cached one (see ``_point_lookup``).
         self._point_lookups: dict[int, tuple[DatasourceRecord, str, pa.Schema]] = {}
+        # Per datasource, its live datapoints counted at a write marker (a single writer's only): a
+        # notebook's ``len(ds)`` between writes costs no statement (see ``count``).
+        self._live_counts: dict[int, tuple[int, int]] = {}
+        # Rows of one-path lookups, each with the write marker it was read at and valid while that is
+        # the marker: a path read again between writes costs no statement (a single writer's only).
+        self._looked_up: dict[tuple[int, str], tuple[int, pa.Table]] = {}
         try:
             dialect.write(CATALOG_LOCK, lambda s: prepare_schema(s, dialect, log))
         except BaseException:
@@ -843,8 +855,20 @@ class SqlStore(Store):
             lookup = self._point_lookup(query)
             if lookup is not None:
                 sql, schema = lookup
-                with self.dialect.read() as session:
-                    few = session.few_rows(sql, [path], schema, max_rows + 1)
+                # Read before the rows: a write committing meanwhile leaves them under a past marker.
+                marker = self.write_marker(query.datasource_id)
+                key = (query.datasource_id, path)
+                earlier = self._looked_up.get(key)
+                if earlier is not None and earlier[0] == marker:
+                    few: pa.Table | None = earlier[1]
+                else:
+                    with self.dialect.read() as session:
+                        few = session.few_rows(sql, [path], schema, max_rows + 1)
+                    # A path is at most one live datapoint; a row of long texts is read again instead.
+                    if few is not None and few.num_rows <= 1 and few.nbytes <= LOOKED_UP_ROW_BYTES:
+                        if len(self._looked_up) >= LOOKED_UP_ROWS:
+                            self._looked_up = {}  # rather than an order of use to keep per lookup
+                        self._looked_up[key] = (marker, few)
                 if few is not None:
                     return None if few.num_rows > max_rows else (schema, few.to_batches())
         query = _without_redundant_limit(query)
@@ -904,10 +928,22 @@ class SqlStore(Store):
     def count(self, query: common_pb2.Query) -> int:
         if nearest.is_nearest(query):
             return self.describe(query)[1]
+        whole = self.dialect.single_writer and _counts_every_live_datapoint(query)
+        if whole:
+            # The marker is read before the count: a write committing meanwhile moves it past what is
+            # kept, so the next count runs the statement again instead of reusing a stale total.
+            marker = self.write_marker(query.datasource_id)
+            kept = self._live_counts.get(query.datasource_id)
+            if kept is not None and kept[0] == marker:
+                self.get_datasource(query.datasource_id)  # a deleted datasource is still NotFound
+                return kept[1]
         with self.dialect.read() as session:
             _, compiled = self._compile(session, query)
             row = session.one(compiled.total_sql, compiled.count_params)
-        return int(row[0]) if row is not None else 0  # COUNT(*) always answers one row
+        total = int(row[0]) if row is not None else 0  # COUNT(*) always answers one row
+        if whole:
+            self._live_counts[query.datasource_id] = (marker, total)
+        return total
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
         """``describe_with_ids`` without running the query where the engine's planner can estimate its
@@ -1345,6 +1381,19 @@ def _one_path_lookup(query: common_pb2.Query) -> str | None:
         return None
     paths = looked_up_paths(query)
     return paths[0] if paths else None
+
+
+def _counts_every_live_datapoint(query: common_pb2.Query) -> bool:
+    """Whether ``query`` is its datasource's every live datapoint now, as it is: no filter, limit,
+    as_of or nearest, and no selection or order (whose names compiling it would check)."""
+    return not (
+        query.HasField("filter")
+        or query.HasField("limit")
+        or query.HasField("as_of")
+        or query.HasField("nearest")
+        or query.select
+        or query.order_by
+    )
 
 
 def _without_redundant_limit(query: common_pb2.Query) -> common_pb2.Query:
