@@ -17,8 +17,8 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight.flight_errors import relayed_flight_error
-from thresher.services.flight.headers import Metadata
 from thresher.services.flight.readahead import read_ahead
 from thresher.v1 import common_pb2
 from thresher.v1 import metadata_service_pb2 as mpb

@@ -20,6 +20,7 @@ import pyarrow.flight as fl
 from thresher.core.storage.base import clean_relative
 from thresher.core.storage.blobs import BlobStore, open_blob_store
 from thresher.core.transport import ABORT_UPLOAD
+from thresher.services.auth.forwarded_headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight import file_streams, partitions
 from thresher.services.flight import shards as bag_shards
 from thresher.services.flight import sql as flight_sql
@@ -27,7 +28,6 @@ from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBack
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.data_port_client import ResultSource
 from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
-from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.v1 import common_pb2
 from thresher.v1 import metadata_service_pb2 as mpb

@@ -33,10 +33,10 @@ from google.protobuf.message import DecodeError
 
 from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
+from thresher.services.auth.forwarded_headers import MIDDLEWARE_KEY as HEADERS_KEY
+from thresher.services.auth.forwarded_headers import ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.auth.tokens import Identity, TokenTable, bearer_token
 from thresher.services.flight.flight_errors import invalid_argument, status_error
-from thresher.services.flight.headers import MIDDLEWARE_KEY as HEADERS_KEY
-from thresher.services.flight.headers import ForwardedHeadersFactory, forwarded
 from thresher.services.metadata.access import MetadataAuthorizer
 from thresher.services.metadata.domain_errors import InvalidArgument, MetadataError
 from thresher.services.metadata.servicer import actor_of, check_upload_end, sql_parameters, status_of, write_upload
@@ -53,8 +53,6 @@ SQL_TICKET_PREFIX = b"thresher-sql\x00"
 UPLOAD_METHOD = "UpsertTable"  # ... and an upload's
 # Starts an upload's DoPut command; then a serialized UpsertTableHeader.
 UPSERT_COMMAND_PREFIX = b"thresher-upsert\x00"
-# gRPC metadata the flight service forwards for its caller (its ``headers.Metadata``).
-Metadata = tuple[tuple[str, str], ...]
 
 
 class ResultReader:
