@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 from google.protobuf.message import DecodeError
 
+from thresher.core.transport import MAX_MESSAGE_BYTES
 from thresher.services.auth import PermissionDenied, ServiceSecurity
 from thresher.services.auth.flight_auth import MIDDLEWARE_KEY
 from thresher.services.auth.forwarded_headers import MIDDLEWARE_KEY as HEADERS_KEY
@@ -105,7 +106,7 @@ class ResultReader:
         with _statuses(UPLOAD_METHOD):
             if self._authorizer is not None:
                 self._authorizer.check(UPLOAD_METHOD, pb.UpsertTableRequest(header=header), caller())
-            return write_upload(self._store, header, schema, batches, actor)
+            return write_upload(self._store, header, schema, _within_message_limit(batches), actor)
 
 
 class DataPort(fl.FlightServerBase):  # type: ignore[misc]  # pyarrow ships no type information
@@ -199,6 +200,32 @@ class InProcessDataPort:
             # The flight service authenticated the call already; a token it forwards always resolves.
             raise status_error(grpc.StatusCode.UNAUTHENTICATED, "the data port serves authenticated callers only")
         return identity
+
+
+def _within_message_limit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``, refused whole at a row larger than one gRPC message: an upload is held to the
+    limit gRPC's ``UpsertTable`` holds it to (a row that no read path could answer in one message
+    either), whichever way it reaches the store. Only a batch over the limit is looked into."""
+    for batch in batches:
+        size = _largest_row_over_limit(batch)
+        if size is not None:
+            raise status_error(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"a row of {size / 2**20:,.1f} MiB is larger than the {MAX_MESSAGE_BYTES / 2**20:,.0f} MiB "
+                "one message may hold; nothing was written",
+            )
+        yield batch
+
+
+def _largest_row_over_limit(batch: pa.RecordBatch) -> int | None:
+    """The size of a row of ``batch`` over ``MAX_MESSAGE_BYTES``, None when none is: halves of a batch
+    over the limit are looked into until a single row is."""
+    if batch.nbytes <= MAX_MESSAGE_BYTES:
+        return None
+    if batch.num_rows <= 1:
+        return int(batch.nbytes)
+    half = batch.num_rows // 2
+    return _largest_row_over_limit(batch.slice(0, half)) or _largest_row_over_limit(batch.slice(half))
 
 
 @contextlib.contextmanager
