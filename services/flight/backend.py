@@ -16,7 +16,7 @@ import grpc
 import pyarrow as pa
 
 from thresher.core import arrow_io
-from thresher.services.flight.headers import Metadata
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight.readahead import read_ahead
 from thresher.services.pagination import list_all
 from thresher.v1 import common_pb2, metadata_service_pb2_grpc

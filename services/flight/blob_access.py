@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from thresher.core import arrow_io
 from thresher.core.storage.blobs import check_digest
 from thresher.core.storage.storage_errors import InvalidStorageUriError
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight.flight_errors import invalid_argument, status_error
-from thresher.services.flight.headers import Metadata
 from thresher.v1 import common_pb2, flight_pb2, metadata_service_pb2_grpc
 from thresher.v1 import metadata_service_pb2 as mpb
 

@@ -41,8 +41,8 @@ from thresher.core.storage.storage_errors import (
     StorageNotFoundError,
     StorageUnavailableError,
 )
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight.flight_errors import status_error
-from thresher.services.flight.headers import Metadata
 from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
 from thresher.v1 import metadata_service_pb2 as mpb
 

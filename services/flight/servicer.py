@@ -20,6 +20,7 @@ import pyarrow.flight as fl
 from thresher.core.storage.base import clean_relative
 from thresher.core.storage.blobs import BlobStore, open_blob_store
 from thresher.core.transport import ABORT_UPLOAD
+from thresher.services.auth.forwarded_headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight import file_streams, partitions
 from thresher.services.flight import shards as bag_shards
 from thresher.services.flight import sql as flight_sql
@@ -27,9 +28,9 @@ from thresher.services.flight.backend import DATASETS, DATASOURCES, MetadataBack
 from thresher.services.flight.blob_access import BlobAccess
 from thresher.services.flight.data_port_client import ResultSource
 from thresher.services.flight.flight_errors import flight_errors, invalid_argument, status_error, unimplemented
-from thresher.services.flight.headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight.tickets import descriptor_path, parse_command, parse_ticket
 from thresher.v1 import common_pb2
+from thresher.v1 import metadata_service_pb2 as mpb
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,16 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
             batches = uploaded_batches(reader)
+            if self._data_port is not None and not command.upsert.staging_session:
+                # Flight to Flight: the batches' bytes pass from one Arrow stack to the other.
+                header = mpb.UpsertTableHeader(
+                    datasource_id=command.upsert.datasource_id,
+                    path_column=path_column,
+                    create_missing=command.upsert.create_missing,
+                )
+                response = self._data_port.upsert(header, schema, batches, forwarded(context))
+                writer.write(pa.py_buffer(response.SerializeToString()))
+                return None
             response = self._backend.upsert(
                 command.upsert.datasource_id,
                 path_column,

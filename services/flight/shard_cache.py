@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 
 from thresher.core.bag import DatasetReader
 from thresher.core.bag import spec as specs
-from thresher.services.flight.headers import Metadata
+from thresher.services.auth.forwarded_headers import Metadata
 
 # How long a dataset's location answered to one caller is reused: a dataset moved, or a caller's access
 # revoked, takes effect within this time.

@@ -29,10 +29,10 @@ from thresher.core.bag import files as bag_files
 from thresher.core.bag import spec as specs
 from thresher.core.bag.sharded import shard_name
 from thresher.core.bag.spec import SHARD_LENGTHS_KEY, SPEC_KEY
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight import shard_cache
 from thresher.services.flight.backend import BAGS
 from thresher.services.flight.flight_errors import invalid_argument, status_error
-from thresher.services.flight.headers import Metadata
 from thresher.services.flight.tickets import descriptor_path, parse_command
 from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
 from thresher.v1 import metadata_service_pb2 as mpb

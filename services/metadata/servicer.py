@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -97,11 +97,16 @@ def _stream_rpc(
 
 
 def _actor(context: grpc.ServicerContext) -> str:
-    # With auth on, the token's subject; the self-reported user name only where no token is checked.
+    return actor_of(context.invocation_metadata() or ())
+
+
+def actor_of(headers: Iterable[tuple[str, Any]]) -> str:
+    """Who a write is recorded as: with auth on, the token's subject; the self-reported user name
+    (``headers``' ``thresher-user``) only where no token is checked."""
     identity = current_identity()
     if identity is not None:
         return identity.subject
-    for key, value in context.invocation_metadata() or ():
+    for key, value in headers:
         if key == ACTOR_METADATA_KEY and value:
             actor: str = value[:256]
             return actor
@@ -287,17 +292,7 @@ class MetadataServicer(metadata_service_pb2_grpc.MetadataServiceServicer):
             table = pa.Table.from_batches(list(upload.batches()), upload.schema)
             self.staging.put(header.staging_session, datasource_id, header.block_index, path_column, table)
             return pb.UpsertTableResponse()
-        result = self.store.upsert_batches(
-            datasource_id,
-            upload.schema,
-            upload.batches(),
-            path_column,
-            _actor(context),
-            create_missing=header.create_missing,
-        )
-        return pb.UpsertTableResponse(
-            datapoints_written=result.datapoints_written, datapoints_created=result.datapoints_created
-        )
+        return write_upload(self.store, header, upload.schema, upload.batches(), _actor(context))
 
     @_rpc
     def CommitStagedUpload(
@@ -561,13 +556,34 @@ class _Upload:
                 raise InvalidArgument("UpsertTable expects one schema, right after the header")
             else:
                 raise InvalidArgument("UpsertTable got a message with no part set")
-        if end is None:
-            raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
-        if (end.record_batches, end.rows) != (sent, rows):
-            raise InvalidArgument(
-                f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
-                f"but {sent} batches of {rows} rows arrived: nothing was written"
-            )
+        check_upload_end(end, sent, rows)
+
+
+def write_upload(
+    store: Store, header: pb.UpsertTableHeader, schema: pa.Schema, batches: Iterator[pa.RecordBatch], actor: str
+) -> pb.UpsertTableResponse:
+    """Writes an upload's batches as they arrive, committed once ``batches`` ends (it raises at a missing
+    or wrong end message, so that nothing is written then); over gRPC or the data port alike."""
+    datasource_id = _require_id(header.datasource_id, "datasource_id")
+    path_column = header.path_column or (schema.names[0] if schema.names else "")
+    result = store.upsert_batches(
+        datasource_id, schema, batches, path_column, actor, create_missing=header.create_missing
+    )
+    return pb.UpsertTableResponse(
+        datapoints_written=result.datapoints_written, datapoints_created=result.datapoints_created
+    )
+
+
+def check_upload_end(end: pb.UpsertTableEnd | None, batches: int, rows: int) -> None:
+    """Refuses an upload whose end message is missing or announces other counts than arrived (the
+    store, which has written its batches as they came, then rolls the whole upload back)."""
+    if end is None:
+        raise InvalidArgument("UpsertTable stream stopped before its end message: nothing was written")
+    if (end.record_batches, end.rows) != (batches, rows):
+        raise InvalidArgument(
+            f"UpsertTable end announces {end.record_batches} batches of {end.rows} rows, "
+            f"but {batches} batches of {rows} rows arrived: nothing was written"
+        )
 
 
 def _decode(reader: Callable[..., _Decoded], data: bytes, what: str, *args: Any) -> _Decoded:

@@ -113,3 +113,115 @@ class _Handing(fl.FlightServerBase):
 
     def do_get(self, context, ticket):
         return self._stream
+
+
+@pytest.fixture
+def port(metadata_server):
+    """A data port over the suite's store, and a datasource of it (empty) to upload into."""
+    _, store = metadata_server
+    namespace = f"relay/u{os.getpid()}"
+    source, _ = store.get_or_create_datasource(namespace, "uploads", "file:///nowhere", "")
+    server, port = create_data_port("127.0.0.1:0", store)
+    yield store, source.id, f"127.0.0.1:{port}"
+    server.shutdown()
+
+
+def _stored_paths(store, datasource_id) -> list[str]:
+    _, batches = store.query(common_pb2.Query(datasource_id=datasource_id))
+    return sorted(path for batch in batches for path in batch.column("path").to_pylist())
+
+
+def _put_raw(address, header, table, end):
+    """A DoPut straight to the data port: ``table``'s batches of 2 rows, then ``end`` (None: no end message)."""
+    from thresher.services.metadata.data_port import UPSERT_COMMAND_PREFIX
+
+    descriptor = fl.FlightDescriptor.for_command(UPSERT_COMMAND_PREFIX + header.SerializeToString())
+    with fl.connect(f"grpc://{address}") as client:
+        writer, reader = client.do_put(descriptor, table.schema)
+        try:
+            for batch in table.to_batches(max_chunksize=2):
+                writer.write_batch(batch)
+            if end is not None:
+                writer.write_metadata(pa.py_buffer(end.SerializeToString()))
+            writer.done_writing()
+            return mpb.UpsertTableResponse.FromString(reader.read().to_pybytes())
+        finally:
+            writer.close()
+
+
+def test_an_upload_through_the_data_port_commits_at_its_end_message(port):
+    store, datasource_id, address = port
+    table = pa.table({"path": ["u1", "u2", "u3"], "n": [1, 2, 3]})
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    response = _put_raw(address, header, table, mpb.UpsertTableEnd(record_batches=2, rows=3))
+    assert (response.datapoints_written, response.datapoints_created) == (3, 3)
+    assert _stored_paths(store, datasource_id) == ["u1", "u2", "u3"]
+
+
+@pytest.mark.parametrize(
+    "end, message",
+    [
+        (None, "stopped before its end message"),
+        (mpb.UpsertTableEnd(record_batches=2, rows=4), "announces 2 batches of 4 rows, but 2 batches of 3 rows"),
+    ],
+)
+def test_a_data_port_upload_without_its_end_writes_nothing(port, end, message):
+    store, datasource_id, address = port
+    before = _stored_paths(store, datasource_id)
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(fl.FlightError, match=f"INVALID_ARGUMENT: .*{message}"):
+        _put_raw(address, header, pa.table({"path": ["v1", "v2", "v3"], "n": [1, 2, 3]}), end)
+    assert _stored_paths(store, datasource_id) == before
+
+
+def test_a_failing_stream_relayed_to_the_data_port_writes_nothing(port):
+    store, datasource_id, address = port
+    before = _stored_paths(store, datasource_id)
+    table = pa.table({"path": ["w1", "w2"], "n": [1, 2]})
+
+    def batches():
+        yield table.to_batches()[0]
+        raise OSError("client went away")
+
+    client = DataPortClient(address)
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(OSError, match="client went away"):
+        client.upsert(header, table.schema, batches())
+    client.close()
+    assert _stored_paths(store, datasource_id) == before
+
+
+def test_the_data_port_refuses_other_puts_and_staged_blocks(port):
+    _, datasource_id, address = port
+    table = pa.table({"path": ["x"], "n": [1]})
+    with fl.connect(f"grpc://{address}") as client:
+        writer, _ = client.do_put(fl.FlightDescriptor.for_command(b"something else"), table.schema)
+        with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: a data-port upload is a DoPut of an upsert"):
+            writer.write_table(table)
+            writer.done_writing()
+            writer.close()
+    staged = mpb.UpsertTableHeader(datasource_id=datasource_id, staging_session="s1")
+    with pytest.raises(fl.FlightError, match="INVALID_ARGUMENT: staged upload blocks go through UpsertTable"):
+        _put_raw(address, staged, table, mpb.UpsertTableEnd(record_batches=1, rows=1))
+
+
+def test_in_process_uploads_apply_the_upload_access_rule_and_record_the_caller(port):
+    """``thresher up``'s flight service writes uploads into the store in its own process: the forwarded
+    token must allow writing the namespace, and the write is recorded as its subject."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    store, datasource_id, _ = port
+    namespace = store.get_datasource(datasource_id).namespace
+    tokens = TokenTable.parse(f"writer-token=writer:{namespace}:write, reader-token=reader:{namespace}:read")
+    uploads = InProcessDataPort(store, tokens)
+    table = pa.table({"path": ["i1", "i2"], "n": [1, 2]})
+    header = mpb.UpsertTableHeader(datasource_id=datasource_id, create_missing=True)
+    with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
+        uploads.upsert(header, table.schema, table.to_batches(), (("authorization", "Bearer reader-token"),))
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        uploads.upsert(header, table.schema, table.to_batches(), ())
+    assert "i1" not in _stored_paths(store, datasource_id)
+    response = uploads.upsert(header, table.schema, table.to_batches(), (("authorization", "Bearer writer-token"),))
+    assert (response.datapoints_written, response.datapoints_created) == (2, 2)
+    assert store.history(datasource_id, "i1")["actor"].to_pylist() == ["writer"]

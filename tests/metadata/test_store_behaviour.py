@@ -178,6 +178,7 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
 
     store, clock = engine
     monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
     source = _datasource(store)
     _write(store, source, path=["a", "b"], x=[1, 2], label=["cat", "dog"])
     schema = pa.schema([("path", pa.string()), ("x", pa.int64()), ("score", pa.float64())])
@@ -232,11 +233,79 @@ def test_an_upload_is_written_chunk_by_chunk_and_commits_only_whole(engine, monk
     assert _state(store, source, T0) == {"a": {"x": 1, "label": "cat"}, "b": {"x": 2, "label": "dog"}}
 
 
+def test_a_streamed_upload_is_read_by_its_caller_alone_and_stops_at_a_bad_chunk(engine, monkeypatch):
+    # Chunks are written on a helper thread while the caller reads the next one; the stream itself is
+    # read on the caller's thread only, and no further than one chunk past the one that failed.
+    import threading
+
+    from thresher.services.metadata.store import sql_store as store_module
+
+    store, _ = engine
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
+    source = _datasource(store)
+    _write(store, source, path=["a"], x=[1])
+    schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
+    readers: list[threading.Thread] = []
+
+    def batches(bad_at: int | None = None):
+        for i in range(6):
+            readers.append(threading.current_thread())
+            paths = ["", "x"] if i == bad_at else [f"p{i}a", f"p{i}b"]
+            yield pa.record_batch([pa.array(paths), pa.array([i, i], pa.int64())], schema=schema)
+
+    with pytest.raises(InvalidArgument, match="has an empty path"):
+        store.upsert_batches(source.id, schema, batches(bad_at=2), "path", "tester", create_missing=True)
+    assert len(readers) <= 4 and set(readers) == {threading.current_thread()}
+    assert _state(store, source) == {"a": {"x": 1}}
+    result = store.upsert_batches(source.id, schema, batches(), "path", "tester", create_missing=True)
+    assert result.datapoints_written == 12 and len(_state(store, source)) == 13
+
+
+def _current_indexes(store, datasource_id: int) -> set[str]:
+    """The names of the indexes on a datasource's current table (a PostgreSQL key's included)."""
+    table = f"cur_{datasource_id}"
+    if store.dialect.name == "postgres":
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1"
+    else:
+        sql = "SELECT index_name FROM duckdb_indexes() WHERE table_name = $1"
+    with store.dialect.read() as session:
+        return {row[0] for row in session.rows(sql, [table])}
+
+
+def test_a_first_load_keeps_the_current_tables_indexes_whether_it_commits_or_not(engine, monkeypatch):
+    # PostgreSQL builds the indexes of an empty datasource's first large load after its rows, inside
+    # its transaction; whatever happens, the table has them afterwards and lookups by path work.
+    from thresher.services.metadata.store import sql_store as store_module
+
+    store, _ = engine
+    monkeypatch.setattr(store_module, "INDEX_AFTER_ROWS", 2)
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
+    source = _datasource(store)
+    before = _current_indexes(store, source.id)
+    assert f"cur_{source.id}_by_path" in before
+    schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
+
+    def batches(*paths):
+        for pair in paths:
+            yield pa.record_batch([pa.array(pair), pa.array([1, 2], pa.int64())], schema=schema)
+
+    with pytest.raises(InvalidArgument, match="path 'b' appears more than once"):
+        store.upsert_batches(source.id, schema, batches(["a", "b"], ["b", "c"]), "path", "t", create_missing=True)
+    assert _current_indexes(store, source.id) == before and _state(store, source) == {}
+    result = store.upsert_batches(source.id, schema, batches(["a", "b"], ["c", "d"]), "path", "t", create_missing=True)
+    assert result.datapoints_created == 4 and _current_indexes(store, source.id) == before
+    _write(store, source, path=["c"], x=[7])  # an update finds its row by key again
+    assert _state(store, source)["c"] == {"x": 7} and len(_state(store, source)) == 4
+
+
 def test_duplicates_are_found_across_chunks_whether_or_not_paths_increase(engine, monkeypatch):
     from thresher.services.metadata.store import sql_store as store_module
 
     store, _ = engine
     monkeypatch.setattr(store_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(store_module, "FIRST_CHUNK_ROWS", 2)
     source = _datasource(store)
     schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
 

@@ -20,10 +20,12 @@ from tests.reliability.harness import (
     ChildService,
     check_generations,
     fast_channel,
+    free_port,
     kill_while_writing,
     read_all,
 )
 from thresher.core.storage.blobs import open_blob_store
+from thresher.services.flight.data_port_client import DataPortClient
 from thresher.services.flight.servicer import ThresherFlightServer
 from thresher.v1 import flight_pb2, metadata_service_pb2_grpc
 from thresher.v1 import metadata_service_pb2 as pb
@@ -82,8 +84,12 @@ class _Uploader(threading.Thread):
 
 
 @pytest.mark.timeout(300)
-def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(tmp_path):
-    with ChildService("metadata", "--home", str(tmp_path / "home")) as metadata:
+@pytest.mark.parametrize("hand_off", ["grpc", "data-port"])
+def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(tmp_path, hand_off):
+    # The flight service hands each upload on over gRPC UpsertTable, or over the data port's DoPut.
+    data_address = f"127.0.0.1:{free_port()}"
+    listen = ["--metadata-data-listen", data_address] if hand_off == "data-port" else []
+    with ChildService("metadata", "--home", str(tmp_path / "home"), *listen) as metadata:
         channel = fast_channel(metadata.address)
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
         source = stub.CreateDatasource(
@@ -95,7 +101,11 @@ def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(
         # uploader can wait for it to reconnect after each restart.
         flight_channel = fast_channel(metadata.address)
         server = ThresherFlightServer(
-            "grpc://127.0.0.1:0", flight_channel, "127.0.0.1", blobs=open_blob_store(home=str(tmp_path / "flight-home"))
+            "grpc://127.0.0.1:0",
+            flight_channel,
+            "127.0.0.1",
+            blobs=open_blob_store(home=str(tmp_path / "flight-home")),
+            data_port=DataPortClient(data_address) if hand_off == "data-port" else None,
         )
         uploader = _Uploader(f"grpc://127.0.0.1:{server.port}", source.id, flight_channel)
         uploader.start()
@@ -109,7 +119,7 @@ def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(
 
     unacknowledged = check_generations(frame, uploader.acknowledged.generations, ROWS_PER_UPLOAD)
     print(
-        f"\n{kills} SIGKILLs of the metadata service during Flight uploads; "
+        f"\n{kills} SIGKILLs of the metadata service during Flight uploads ({hand_off}); "
         f"{len(uploader.acknowledged.generations)} acknowledged uploads of {uploader.attempted} attempted, all "
         f"present in full; {unacknowledged} unacknowledged present in full; "
         f"{len(uploader.failures)} uploads refused while it was down"

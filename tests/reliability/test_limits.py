@@ -55,11 +55,14 @@ def test_a_metadata_write_over_the_limit_raises_a_specific_error_and_writes_noth
     assert source.count() == 0
 
 
-def test_a_flight_upload_of_a_row_over_the_limit_fails_clearly_and_writes_nothing(source):
-    with pytest.raises(ResourceExhaustedError):
-        source.upload_metadata_from_dataframe(
-            pd.DataFrame({"path": ["small", "big"], "text": ["s", OVER]}), create_missing=True
-        )
+@pytest.mark.parametrize("small_rows", [1, 5000])
+def test_a_flight_upload_of_a_row_over_the_limit_fails_clearly_and_writes_nothing(source, small_rows):
+    # Among many small rows too: the big row is found inside a batch that is over the limit as a whole.
+    paths = [f"small-{i}" for i in range(small_rows)]
+    texts = ["s"] * small_rows
+    frame = pd.DataFrame({"path": [*paths[:1], "big", *paths[1:]], "text": [*texts[:1], OVER, *texts[1:]]})
+    with pytest.raises(ResourceExhaustedError, match="MiB"):
+        source.upload_metadata_from_dataframe(frame, create_missing=True)
     assert source.count() == 0
 
 

@@ -19,10 +19,10 @@ import pyarrow.flight as fl
 from google.protobuf.message import DecodeError, Message
 
 from thresher.flight_sql_protocol import flight_sql_pb2 as fsql
+from thresher.services.auth.forwarded_headers import Metadata
 from thresher.services.flight.backend import MetadataBackend
 from thresher.services.flight.data_port_client import ResultSource
 from thresher.services.flight.flight_errors import flight_errors
-from thresher.services.flight.headers import Metadata
 from thresher.services.flight.sql import catalog
 from thresher.services.flight.sql.protocol import UnsupportedMessage, pack, unpack
 from thresher.services.flight.tickets import TicketError

@@ -141,6 +141,11 @@ class EngineDialect(abc.ABC):
     #: A column that finds a current-table row fastest inside one write transaction: DuckDB's ``rowid``
     #: (a position, read without I/O), PostgreSQL's keyed ``datapoint_id``.
     row_key: str
+    #: Whether an upload into an empty current table is faster with the table's indexes dropped and
+    #: built again after its rows, inside its transaction, than kept up row by row. PostgreSQL's
+    #: B-trees: yes (a 200k-row first load 1.4 s -> 0.9 s); DuckDB's ART: no (it appends to the
+    #: index at commit, in less time than building it anew takes).
+    index_after_first_load: bool = False
 
     def column_type(self, kind: FieldKind) -> str:
         if isinstance(kind, VectorSpec):

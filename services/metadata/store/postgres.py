@@ -82,6 +82,7 @@ class PostgresDialect(EngineDialect):
     current_table_key = ", PRIMARY KEY (datapoint_id)"
     float_type = "DOUBLE PRECISION"
     row_key = "datapoint_id"
+    index_after_first_load = True
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self._pool = ConnectionPool(url, pool_size)

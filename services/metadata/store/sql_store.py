@@ -30,6 +30,7 @@ because every write to a datasource holds its lock and duplicates in an upload a
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import time
@@ -93,6 +94,10 @@ DEFAULT_BATCH_ROWS = 131072
 UNKNOWN_PATHS_SHOWN = 10
 # An upload is written in chunks of about this many rows as its batches arrive.
 CHUNK_ROWS = 262144
+FIRST_CHUNK_ROWS = 65536
+# A first chunk of at least this many new rows into an empty datasource is a "first load" (see
+# ``EngineDialect.index_after_first_load``); smaller writes keep the indexes up as they go.
+INDEX_AFTER_ROWS = 10000
 
 DATASOURCE_COLUMNS = (
     "id, namespace, name, source_uri, revision, created_at, scan_state, files_seen, "
@@ -463,8 +468,12 @@ class SqlStore(Store):
                 )
             attempts.append(1)
             write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
-            for chunk in _chunks(schema, batches):
-                write.add(chunk)
+            chunks = _chunks(schema, batches)
+            if isinstance(batches, (list, tuple)):  # all in memory: nothing to wait for while writing
+                for chunk in chunks:
+                    write.add(chunk)
+            else:
+                _add_while_reading(write, chunks)
             return write.finish()
 
         forget = None
@@ -483,6 +492,21 @@ class SqlStore(Store):
                 took,
             )
         return result
+
+    def _drop_current_indexes(self, session: Session, datasource_id: int) -> None:
+        """Drops the current table's key and path index, inside the caller's write (see ``StreamedWrite``)."""
+        current = current_table(datasource_id)
+        self.dialect.before_ddl(session)
+        session.execute(f"DROP INDEX {current}_by_path")
+        if self.dialect.current_table_key:
+            session.execute(f"ALTER TABLE {current} DROP CONSTRAINT {current}_pkey")
+
+    def _build_current_indexes(self, session: Session, datasource_id: int) -> None:
+        """Builds again what ``_drop_current_indexes`` dropped, over the rows now in the table."""
+        if self.dialect.current_table_key:
+            key = self.dialect.current_table_key.lstrip(", ")
+            session.execute(f"ALTER TABLE {current_table(datasource_id)} ADD {key}")
+        session.execute(path_index_sql(datasource_id))
 
     def _stored(self, column: CoercedColumn) -> pa.Array:
         if column.type is FieldType.BLOB:
@@ -1134,6 +1158,7 @@ class StreamedWrite:
         # Datapoints with ids from here on are this write's own.
         self.first_new_id: int = session.value(f"SELECT coalesce(max(datapoint_id), 0) + 1 FROM {self.current}")
         self.next_id = self.first_new_id
+        self.indexes_dropped = False
         self.write_id: int | None = None
         self.at: dt.datetime | None = None
         self.numbers: dict[int, None] = {}
@@ -1160,6 +1185,13 @@ class StreamedWrite:
         if self.unknown:
             return
         new_count = int(is_new.sum())
+        if self.next_id == 1 and new_count >= INDEX_AFTER_ROWS and self.store.dialect.index_after_first_load:
+            # A large first load of an empty datasource, on an engine that builds indexes faster than
+            # it keeps them up: the current table's indexes go, and come back in ``finish`` (in this
+            # transaction, so a failed upload leaves them as they were). Its rows are all new: nothing
+            # is looked up by path until then.
+            self.store._drop_current_indexes(self.session, self.datasource_id)
+            self.indexes_dropped = True
         ids[is_new] = np.arange(self.next_id, self.next_id + new_count, dtype=np.int64)
         self.next_id += new_count
         self.count += len(paths)
@@ -1246,6 +1278,8 @@ class StreamedWrite:
         if self.unknown:
             raise unknown_paths_error(pa.concat_arrays(self.unknown), self.datasource_id)
         self.unique.check()
+        if self.indexes_dropped:
+            self.store._build_current_indexes(self.session, self.datasource_id)
         if self.write_id is not None:
             self.session.execute(
                 "UPDATE writes SET rows = $1, fields = $2::INTEGER[] WHERE write_id = $3",
@@ -1254,16 +1288,41 @@ class StreamedWrite:
         return WriteResult(self.count, self.created)
 
 
+def _add_while_reading(write: StreamedWrite, chunks: Iterator[pa.Table]) -> None:
+    """Adds each chunk on a helper thread while this thread reads the next one from the upload.
+
+    The engine's statements then overlap receiving and decoding the rest of the upload, rather than
+    stopping the sender while they run. The upload is read on this thread only (a stream may be read
+    only by its call's handler), and a chunk's statements run only after the previous chunk's have
+    finished, so the session is never used by two threads at once. An error of either side stops both:
+    this thread reads no further once a chunk failed, and waits for the chunk in flight before raising.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="upload-writer") as pool:
+        pending: concurrent.futures.Future[None] | None = None
+        try:
+            for chunk in chunks:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(write.add, chunk)
+        except BaseException:
+            if pending is not None:
+                concurrent.futures.wait([pending])
+            raise
+        if pending is not None:
+            pending.result()
+
+
 def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements)."""
+    """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements); the
+    first of ``FIRST_CHUNK_ROWS``, so that writing starts early while the rest is still arriving."""
     pending: list[pa.RecordBatch] = []
-    rows = 0
+    rows, wanted = 0, FIRST_CHUNK_ROWS
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
-        if rows >= CHUNK_ROWS:
+        if rows >= wanted:
             yield pa.Table.from_batches(pending, schema)
-            pending, rows = [], 0
+            pending, rows, wanted = [], 0, CHUNK_ROWS
     if pending or rows == 0:
         yield pa.Table.from_batches(pending, schema)
 

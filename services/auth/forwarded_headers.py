@@ -1,4 +1,5 @@
-"""Passes the caller's identity on: the flight service calls the metadata service on the client's behalf.
+"""Passes the caller's identity on: a Flight server (the flight service, the metadata data port) keeps the
+client's identity headers for the calls it makes, or the writes it records, on the client's behalf.
 
 The client's ``thresher-user`` header names who writes (the metadata service records it with every
 write) and ``authorization`` carries its token; both go with every call the flight service makes for it.
