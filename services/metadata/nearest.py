@@ -142,6 +142,13 @@ def ids_in(ids: Iterable[int | np.integer[Any]]) -> common_pb2.Filter:
     )
 
 
+def paths_in(paths: Iterable[str]) -> common_pb2.Filter:
+    values = common_pb2.ValueList(values=[common_pb2.Value(string_value=path) for path in paths])
+    return common_pb2.Filter(
+        comparison=common_pb2.Comparison(field="path", op=common_pb2.COMPARISON_OPERATOR_ISIN, values=values)
+    )
+
+
 def exact(store: Store, search: Search, among: common_pb2.Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ids and distances of the k nearest vectors the query keeps (and ``among``, when given), nearest first."""
     scan = with_condition(search.base, has_value(search.field))
@@ -171,28 +178,61 @@ def top_k(ids: np.ndarray, found: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return ids[order], found[order]
 
 
+@dataclass(frozen=True)
+class Known:
+    """What an index search knows of its winners beyond their ids: their result rows, or else their
+    paths, which hold while the datapoint's write marker is still ``marker``."""
+
+    rows: pa.Table | None = None
+    paths: list[str] | None = None
+    marker: int | None = None
+
+
 def result(
-    store: Store, search: Search, ids: np.ndarray, found: np.ndarray, max_batch_rows: int = 0
+    store: Store, search: Search, ids: np.ndarray, found: np.ndarray, max_batch_rows: int = 0, known: Known = Known()
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """The selected fields of datapoints ``ids`` in that order, with their distances."""
-    rows_query = with_condition(search.base, ids_in(ids))
-    # A bounded read: k rows come back as Python values in the caller's session where the engine
-    # does that cheaper than its Arrow export (DuckDB's hands even ten rows to its worker threads
-    # and back, about 5 ms on a busy machine: most of a filtered search).
-    bounded = store.query_bounded(rows_query, len(ids)) if len(ids) else None
-    if bounded is not None:
-        schema, kept_batches = bounded
-        rows = pa.Table.from_batches(kept_batches, schema=schema)
-    else:
-        schema, batches = store.query(rows_query)
-        rows = pa.Table.from_batches(list(batches), schema=schema)
-    schema = _with_distance(schema)
+    """The selected fields of datapoints ``ids`` in that order, with their distances.
+
+    With their ``known`` paths the rows are read by path alone, a seek in the path index each, where
+    the filter and a list of ids compare every row the filter keeps (an engine with no index on ids);
+    the filter is not applied again only while nothing was written since the search chose them."""
+    rows = None
+    if known.paths is not None and known.marker is not None and len(ids):
+        by_path = common_pb2.Query(datasource_id=search.base.datasource_id)
+        by_path.select.extend(search.base.select)
+        rows = _bounded(store, with_condition(by_path, paths_in(known.paths)), len(ids))
+        if write_marker(store, search.base.datasource_id) != known.marker:
+            rows = None  # written meanwhile: read again under the filter
+    if rows is None:
+        rows = _bounded(store, with_condition(search.base, ids_in(ids)), len(ids))
+    schema = _with_distance(rows.schema)
     position = {int(i): n for n, i in enumerate(rows.column(1).to_numpy(zero_copy_only=False))}
     order = [position[int(i)] for i in ids if int(i) in position]
     ordered = rows.take(pa.array(order, pa.int64())) if order else rows.slice(0, 0)
     kept = np.array([d for i, d in zip(ids, found) if int(i) in position], dtype=np.float64)
     table = pa.Table.from_arrays([*ordered.columns, pa.array(kept, pa.float64())], schema=schema)
     return schema, iter(table.to_batches(max_chunksize=max_batch_rows or None))
+
+
+def write_marker(store: Store, datasource_id: int) -> int | None:
+    """The store's write marker for the datasource (a count in memory for a single writer, else its latest
+    write id, one index lookup): while it stays the same, nothing was written, so ids computed under it
+    still hold. None for a store that cannot tell."""
+    read = getattr(store, "write_marker", None) or getattr(store, "last_write_id", None)
+    marker: int | None = read(datasource_id) if read is not None else None
+    return marker
+
+
+def _bounded(store: Store, query: common_pb2.Query, max_rows: int) -> pa.Table:
+    """``query``'s rows, read as a bounded read: k rows come back as Python values in the caller's
+    session where the engine does that cheaper than its Arrow export (DuckDB's hands even ten rows
+    to its worker threads and back, about 5 ms on a busy machine: most of a filtered search)."""
+    bounded = store.query_bounded(query, max_rows) if max_rows else None
+    if bounded is not None:
+        schema, kept_batches = bounded
+        return pa.Table.from_batches(kept_batches, schema=schema)
+    schema, batches = store.query(query)
+    return pa.Table.from_batches(list(batches), schema=schema)
 
 
 def _with_distance(schema: pa.Schema) -> pa.Schema:
@@ -207,12 +247,13 @@ def _with_distance(schema: pa.Schema) -> pa.Schema:
 def query(store: Store, query: common_pb2.Query, max_batch_rows: int = 0) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Runs a query with a nearest clause over ``store`` (its ``query`` answers the clause-free parts)."""
     search = plan(store, query)
-    ids, found, rows = _search(store, search)
+    ids, found, known = _search(store, search)
+    rows = known.rows
     if rows is not None:  # the index's cache of the filter's rows had them: no second statement
         schema = _with_distance(rows.schema)
         table = pa.Table.from_arrays([*rows.columns, pa.array(found, pa.float64())], schema=schema)
         return schema, iter(table.to_batches(max_chunksize=max_batch_rows or None))
-    return result(store, search, ids, found, max_batch_rows)
+    return result(store, search, ids, found, max_batch_rows, known)
 
 
 def describe(store: Store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
@@ -223,9 +264,9 @@ def describe(store: Store, query: common_pb2.Query) -> tuple[pa.Schema, int]:
     return _with_distance(schema), min(search.k, candidates)
 
 
-def _search(store: Store, search: Search) -> tuple[np.ndarray, np.ndarray, pa.Table | None]:
-    """(ids, distances, their result rows when the index has them cached) of the k nearest."""
+def _search(store: Store, search: Search) -> tuple[np.ndarray, np.ndarray, Known]:
+    """(ids, distances, what the index knows of their rows) of the k nearest."""
     from thresher.services.metadata import vector_index  # it builds on this module
 
     found = vector_index.search_with_rows(store, search)
-    return found if found is not None else (*exact(store, search), None)
+    return found if found is not None else (*exact(store, search), Known())

@@ -119,6 +119,9 @@ class _Kept:
     record: DatasourceRecord | None = None
     # Every kept id, fresh or stale, sorted: the ids of `rows`, row by row.
     all_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
+    # Their paths, row by row, when `rows` is not kept: the winners' rows are then read by path, which
+    # the engines look up in their path index, where a list of ids is compared with every kept row.
+    paths: pa.Array | None = None
 
 
 @dataclasses.dataclass
@@ -312,15 +315,6 @@ def _stale_ids(store: Store, datasource_id: int, pointer: Pointer, loaded: _Load
         return stale
 
 
-def _marker(store: Store, datasource_id: int) -> int | None:
-    """The store's write marker for the datasource (a count in memory for a single writer, else its latest
-    write id, one index lookup): while it stays the same, nothing was written, so ids computed under it
-    still hold. None for a store that cannot tell."""
-    read = getattr(store, "write_marker", None) or getattr(store, "last_write_id", None)
-    marker: int | None = read(datasource_id) if read is not None else None
-    return marker
-
-
 def _ids(store: Store, query: common_pb2.Query) -> np.ndarray:
     _, batches = store.query(query)
     parts = [batch.column(1).to_numpy(zero_copy_only=False) for batch in batches if batch.num_rows]
@@ -333,9 +327,10 @@ def search(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray
     return None if found is None else (found[0], found[1])
 
 
-def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray, pa.Table | None] | None:
-    """``search``'s (ids, distances) and, when the filter's kept rows are cached, the result rows of those
-    ids in that order (the query's columns, no distance); None when no index fits this search."""
+def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, np.ndarray, nearest.Known] | None:
+    """``search``'s (ids, distances), and what is known of them: the result rows of those ids in that
+    order (the query's columns, no distance) when the filter's kept rows are cached, or else their paths,
+    to read the rows by; None when no index fits this search."""
     if search.exact or search.base.HasField("as_of") or any(i.HasField("as_of") for i in search.base.select):
         return None
     datasource_id = search.base.datasource_id
@@ -347,7 +342,7 @@ def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, 
     except ImportError:  # a replica without usearch answers exactly, which is only slower
         return None
     loaded = _load(store, datasource_id, search.field, pointer)
-    marker = _marker(store, datasource_id)  # one read per search: stale ids and kept ids both key on it
+    marker = nearest.write_marker(store, datasource_id)  # one read per search: stale ids and kept ids both key on it
     stale = _stale_ids(store, datasource_id, pointer, loaded, marker)
     if len(stale) > REBUILD_FRACTION * max(pointer.size, 1):
         _rebuild_in_background(store, datasource_id, pointer)
@@ -364,7 +359,10 @@ def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, 
     if len(kept.changed):
         exact_ids, exact_dists = nearest.exact(store, search, among=nearest.ids_in(kept.changed))
         ids, dists = nearest.top_k(np.concatenate([ids, exact_ids]), np.concatenate([dists, exact_dists]), search.k)
-    return ids, dists, _rows_of(kept, ids)
+    rows = _rows_of(kept, ids)
+    if rows is not None:
+        return ids, dists, nearest.Known(rows=rows)
+    return ids, dists, nearest.Known(paths=_paths_of(kept, ids), marker=marker)
 
 
 def _rows_of(kept: _Kept, ids: np.ndarray) -> pa.Table | None:
@@ -376,6 +374,16 @@ def _rows_of(kept: _Kept, ids: np.ndarray) -> pa.Table | None:
     if np.any(at >= len(kept.all_ids)) or not np.array_equal(kept.all_ids[np.minimum(at, len(kept.all_ids) - 1)], ids):
         return None  # cannot happen (the winners are kept ids); the statement answers if it does
     return rows.take(pa.array(at, pa.int64()))
+
+
+def _paths_of(kept: _Kept, ids: np.ndarray) -> list[str] | None:
+    """The paths of ``ids`` (all kept by the filter), in that order; None when they are not kept."""
+    if kept.paths is None:
+        return None
+    at = np.searchsorted(kept.all_ids, ids)
+    if np.any(at >= len(kept.all_ids)) or not np.array_equal(kept.all_ids[np.minimum(at, len(kept.all_ids) - 1)], ids):
+        return None  # cannot happen (the winners are kept ids); the ids answer if it does
+    return [str(path) for path in kept.paths.take(pa.array(at, pa.int64())).to_pylist()]
 
 
 def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> tuple[np.ndarray, np.ndarray]:
@@ -428,6 +436,7 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
         allowed, table = allowed[order], table.take(pa.array(order, pa.int64()))
     # One chunk: a take of k rows then touches k rows, where over many chunks it may join them first.
     rows = table.combine_chunks() if with_rows and table.nbytes <= ROWS_CACHE_BYTES else None
+    paths = table.column(0).combine_chunks() if rows is None else None  # every result leads with the path
     if len(stale):
         fresh = np.setdiff1d(allowed, stale, assume_unique=True)
         changed = np.intersect1d(stale, allowed, assume_unique=True)
@@ -435,7 +444,9 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
         fresh, changed = allowed, stale
     mask = np.zeros(int(fresh[-1]) + 1 if len(fresh) else 0, dtype=bool)
     mask[fresh] = True
-    kept = _Kept(fresh, mask, changed, rows=rows, record=record if rows is not None else None, all_ids=allowed)
+    kept = _Kept(
+        fresh, mask, changed, rows=rows, record=record if rows is not None else None, all_ids=allowed, paths=paths
+    )
     if marker is not None:
         with loaded.lock:
             loaded.kept.pop(key, None)
@@ -446,7 +457,10 @@ def _kept(store: Store, search: nearest.Search, loaded: _Loaded, stale: np.ndarr
 
 
 def _rows_bytes(loaded: _Loaded) -> int:
-    return sum(kept.rows.nbytes for _, kept in loaded.kept.values() if kept.rows is not None)
+    return sum(
+        (kept.rows.nbytes if kept.rows is not None else 0) + (kept.paths.nbytes if kept.paths is not None else 0)
+        for _, kept in loaded.kept.values()
+    )
 
 
 def _rows_cacheable(record: DatasourceRecord, base: common_pb2.Query) -> bool:

@@ -189,7 +189,7 @@ def test_a_scalar_select_is_answered_from_the_cached_rows_and_equals_the_stateme
 
     for i in range(3):
         found = vector_index.search_with_rows(store, nearest.plan(store, query(i)))
-        assert found is not None and found[2] is not None, "the rows were not cached"
+        assert found is not None and found[2].rows is not None, "the rows were not cached"
         table = meta.query_table(query(i))
         exact = meta.query_table(query(i, exact=True))
         assert table.schema == exact.schema
@@ -215,7 +215,29 @@ def test_a_select_of_the_vector_field_is_not_cached(indexed, graph_always):
     meta, store, datasource_id, vectors, bucket = indexed
     query = _nearest(datasource_id, "emb", vectors[4], k=3)  # no select: every field, the vector too
     found = vector_index.search_with_rows(store, nearest.plan(store, query))
-    assert found is not None and found[2] is None
+    assert found is not None and found[2].rows is None
     table = meta.query_table(query)
     assert table["path"][0].as_py() == "p0004"
     np.testing.assert_allclose(table["emb"].to_pylist()[0], vectors[4])
+    # Their paths are kept instead, and the winners' rows read by them: the same rows, in distance order.
+    assert found[2].paths == table["path"].to_pylist()
+    exact = meta.query_table(_nearest(datasource_id, "emb", vectors[4], k=3, exact=True))
+    assert table.column_names == exact.column_names and table["path"].to_pylist() == exact["path"].to_pylist()
+    np.testing.assert_allclose(table["distance"].to_numpy(), exact["distance"].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_winners_read_by_path_fall_back_to_the_filter_once_anything_was_written(indexed, graph_always):
+    # Read by path, the filter is not applied again: that holds only under the marker the search ran at.
+    meta, store, datasource_id, vectors, bucket = indexed
+    query = _nearest(datasource_id, "emb", vectors[5], k=3, filter_=compare("bucket", "lt", 10))
+    search = nearest.plan(store, query)
+    ids, found, known = vector_index.search_with_rows(store, search)
+    assert known.rows is None and known.paths is not None and len(known.paths) == 3
+    fresh = nearest.result(store, search, ids, found, known=known)[1]
+    by_path = pa.Table.from_batches(list(fresh))
+    # The same winners with a marker that is no longer the store's, and paths that would be wrong: the
+    # rows come from the ids under the filter, so the answer is the same.
+    stale = nearest.Known(paths=["p9999", "p9998", "p9997"], marker=-1)
+    again = pa.Table.from_batches(list(nearest.result(store, search, ids, found, known=stale)[1]))
+    assert by_path.to_pylist() == again.to_pylist()
+    assert [int(i) for i in by_path["datapoint_id"].to_pylist()] == [int(i) for i in ids]
