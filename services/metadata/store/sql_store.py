@@ -946,21 +946,21 @@ class SqlStore(Store):
         return total
 
     def estimate_with_ids(self, query: common_pb2.Query) -> tuple[pa.Schema, int, tuple[int, int]]:
-        """``describe_with_ids`` without running the query where the engine's planner can estimate its
-        rows: then the id bounds are those of every datapoint the datasource ever had (the current
-        table keeps deleted ones too), which hold the result's at any ``as_of``. Exact otherwise."""
+        """``describe_with_ids`` without running the query: its rows as the engine's planner estimates
+        them, or, where the planner cannot tell (DuckDB), bounded by every row the current table holds,
+        which its column statistics count without a scan. The id bounds are those of every datapoint
+        the datasource ever had (the current table keeps deleted ones too), which hold the result's at
+        any ``as_of``."""
         if nearest.is_nearest(query):
             return self.describe_with_ids(query)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
             rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
+            table = current_table(datasource.id)
             if rows is None:
-                total, low, high = session.row(compiled.count_sql, compiled.count_params)
-            else:
-                total, (low, high) = (
-                    rows,
-                    session.row(f"SELECT min(datapoint_id), max(datapoint_id) FROM {current_table(datasource.id)}"),
-                )
+                total, low, high = session.row(f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM {table}")
+            else:  # PostgreSQL counts by scanning, and reads these two from its primary key's index
+                total, (low, high) = rows, session.row(f"SELECT min(datapoint_id), max(datapoint_id) FROM {table}")
         return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
 
     def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
