@@ -193,6 +193,11 @@ class EngineDialect(abc.ABC):
         the engine has no cheap estimate (the store then counts exactly)."""
         return None
 
+    def after_first_load(self, session: Session, table: str) -> None:
+        """Called inside a large first load of ``table``, after its rows and indexes (e.g. to gather the
+        planner statistics that the next reads are planned on); nothing by default."""
+        return None
+
     @abc.abstractmethod
     def before_ddl(self, session: Session) -> None:
         """Called before ALTER/DROP inside a write (e.g. bound how long DDL waits for readers)."""

@@ -160,6 +160,13 @@ class PostgresDialect(EngineDialect):
             raise TypeError(f"PostgreSQL plans rows in its own sessions, not in a {type(session).__name__}")
         return planned_rows(session.cursor, sql, params)
 
+    def after_first_load(self, session: Session, table: str) -> None:
+        # Without statistics the planner guesses half the rows live (``alive``'s default selectivity),
+        # and GetFlightInfo plans a full result's partitions on that guess: a 1M-row result planned as
+        # 500k rows fit one 500k-row partition and was read by one connection instead of two. The
+        # updates that follow join against this table too. Autovacuum would analyse it only later.
+        session.execute(f"ANALYZE {table}")
+
     def before_ddl(self, session: Session) -> None:
         session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
 

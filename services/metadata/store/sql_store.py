@@ -507,6 +507,7 @@ class SqlStore(Store):
             key = self.dialect.current_table_key.lstrip(", ")
             session.execute(f"ALTER TABLE {current_table(datasource_id)} ADD {key}")
         session.execute(path_index_sql(datasource_id))
+        self.dialect.after_first_load(session, current_table(datasource_id))
 
     def _stored(self, column: CoercedColumn) -> pa.Array:
         if column.type is FieldType.BLOB:
