@@ -18,6 +18,7 @@ from thresher.connection import Connection
 from thresher.core.types import to_proto_value
 from thresher.core.vectors import vector_array
 from thresher.services.flight import partitions
+from thresher.services.metadata.store.sql_store import INDEX_AFTER_ROWS
 from thresher.v1 import common_pb2, flight_pb2
 
 from .conftest import command, query_ticket
@@ -190,6 +191,21 @@ def test_the_estimate_bounds_hold_the_result_ids(metadata_server, source):
     _, estimated, (estimated_low, estimated_high) = store.estimate_with_ids(query)
     assert total == ROWS // 2 and estimated >= 0
     assert estimated_low <= low <= high <= estimated_high
+
+
+def test_a_large_first_load_is_estimated_at_its_row_count(metadata_server, data):
+    """A first load large enough that PostgreSQL builds the current table's indexes after its rows: the
+    estimate that plans a full result's partitions is its row count on both engines. (PostgreSQL, left
+    without statistics, guessed half the rows live: a result of twice the partition size was read as
+    one partition.)"""
+    _, store = metadata_server
+    rows = INDEX_AFTER_ROWS + 2000
+    table = pa.table({"path": [f"p{i:06d}" for i in range(rows)], "x": np.arange(rows)})
+    query = common_pb2.Query(datasource_id=data.datasource("parts_first_load", table))
+    _, estimated, (low, high) = store.estimate_with_ids(query)
+    assert abs(estimated - rows) <= rows // 20, estimated
+    assert (low, high) == (1, rows)
+    assert len(partitions.id_ranges(query, estimated, low, high, math.ceil(rows / 2))) == 2
 
 
 def test_store_results_come_in_batches_of_bounded_size(metadata_server, source):
