@@ -24,6 +24,8 @@ from thresher.services.metadata.store.postgres_connections import ConnectionPool
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
 DDL_LOCK_TIMEOUT = "60s"
 DEFAULT_BATCH_ROWS = 131072
+# The statistics target of the analysis after a large first load (PostgreSQL samples 300 rows per unit).
+FIRST_LOAD_STATISTICS_TARGET = 10
 # How long one statement of SQL over the store (Flight SQL) may run before PostgreSQL cancels it.
 SQL_STATEMENT_TIMEOUT = "300s"
 
@@ -165,7 +167,12 @@ class PostgresDialect(EngineDialect):
         # and GetFlightInfo plans a full result's partitions on that guess: a 1M-row result planned as
         # 500k rows fit one 500k-row partition and was read by one connection instead of two. The
         # updates that follow join against this table too. Autovacuum would analyse it only later.
+        # A small sample (3,000 rows) is enough for the row count and each column's rough spread, and
+        # takes 22 ms on 1M rows where the default (30,000) took 390 ms of the upload; autovacuum's
+        # own analyses refine it as the table changes.
+        session.execute(f"SET LOCAL default_statistics_target = {FIRST_LOAD_STATISTICS_TARGET}")
         session.execute(f"ANALYZE {table}")
+        session.execute("RESET default_statistics_target")
 
     def before_ddl(self, session: Session) -> None:
         session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
