@@ -225,3 +225,62 @@ def test_a_nearest_result_is_one_endpoint_whatever_its_size(replicas, data, esti
     result = _read(first, info.endpoints[0].ticket)
     assert result["path"].to_pylist() == [f"p{i:03d}" for i in range(3 * ROWS_PER_PARTITION)]
     assert result["distance"].to_pylist() == [float(i) for i in range(3 * ROWS_PER_PARTITION)]
+
+
+@pytest.fixture(scope="module")
+def in_process_replica(metadata_server, flight_home):
+    """A flight service reading results from the store in its own process (``thresher up``), splitting
+    results as the replicas do: its estimate comes from the store, not from a DescribeQuery call."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.flight.server import create_server
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    address, store = metadata_server
+    server, _ = create_server(
+        "127.0.0.1:0",
+        address,
+        home=flight_home,
+        partition_rows=ROWS_PER_PARTITION,
+        data_port=InProcessDataPort(store, TokenTable()),
+    )
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.parametrize("replica", ["data-port", "grpc", "in-process"])
+def test_a_one_round_trip_read_serves_one_partition_and_refuses_more(
+    replicas, in_process_replica, source, data, replica
+):
+    """A DoGet with ``unless_partitioned`` (the client's read without GetFlightInfo) gets the whole result
+    when the estimate plans one partition, and FAILED_PRECONDITION "partitioned:" when it plans more."""
+    _, first, second = replicas
+    server = {"data-port": first, "grpc": second, "in-process": in_process_replica}[replica]
+    tiny = data.datasource(
+        f"tiny-{replica}", pa.table({"path": [f"t{i}" for i in range(ROWS_PER_PARTITION)], "n": range(7)})
+    )
+
+    def unless_partitioned(query: common_pb2.Query) -> fl.Ticket:
+        ticket = flight_pb2.QueryTicket(query=query, unless_partitioned=True)
+        return fl.Ticket(flight_pb2.FlightTicket(query=ticket).SerializeToString())
+
+    for query in (common_pb2.Query(datasource_id=tiny), _filtered(source, limit=ROWS)):  # one partition
+        assert _read(server, unless_partitioned(query)).equals(_read(server, query_ticket(query)))
+    with pytest.raises(fl.FlightError, match="FAILED_PRECONDITION: partitioned: the result comes in"):
+        _read(server, unless_partitioned(_filtered(source)))
+
+
+@pytest.mark.parametrize("server", ["in-process", "data-port"])
+def test_the_client_reads_small_results_in_one_round_trip_and_learns_partitioned_datasources(
+    replicas, in_process_replica, source, data, server
+):
+    metadata_address, first, _ = replicas
+    port = (in_process_replica if server == "in-process" else first).port
+    tiny = data.datasource(f"tiny-client-{server}", pa.table({"path": ["a", "b"], "n": [1, 2]}))
+    connection = Connection(metadata_address=metadata_address, flight_address=f"127.0.0.1:{port}")
+    try:
+        for _ in range(2):  # the second read of the large datasource goes to GetFlightInfo at once
+            assert connection.read_query(_filtered(source)).equals(_read(first, query_ticket(_filtered(source))))
+            assert connection.read_query(common_pb2.Query(datasource_id=tiny)).column("n").to_pylist() == [1, 2]
+        assert connection._partitioned == {source}  # noqa: SLF001 - what it learnt decides its next reads
+    finally:
+        connection.close()
