@@ -44,6 +44,8 @@ def _is_flat(kind: pa.DataType) -> bool:
 CHECKPOINT_WAL = "512MB"
 #: A commit estimated past this many bytes of log skips the log and checkpoints at once.
 SKIP_WAL_BYTES = 256 * 1024 * 1024
+#: DuckDB's compression methods the store never writes (see ``DuckDBDialect.__init__``).
+DISABLED_COMPRESSION = "alp,alprd"
 
 
 class DuckDBSession(Session):
@@ -112,6 +114,11 @@ class DuckDBDialect(EngineDialect):
         # path index anew. Large appends still go straight to the file (optimistic writes) either way.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
         self._con.execute(f"SET auto_checkpoint_skip_wal_threshold = {SKIP_WAL_BYTES}")
+        # Floating-point columns are stored plain. DuckDB's ALP and ALP-RD save little on the doubles
+        # metadata holds (scores, embeddings' statistics: mostly full precision) and decoding them was
+        # most of what a scan of the store cost over the same table in memory: a 3-predicate query over
+        # 1M datapoints x 20 fields spent 52 ms of CPU against 44 ms plain and 39 ms in memory.
+        self._con.execute(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
         self._lock = threading.RLock()
         # Each thread keeps a cursor for short reads: opening one (and setting its time zone) costs
         # about as much as a lookup by path.
