@@ -111,6 +111,9 @@ class Connection:
         )
         self._flight_options = flight.FlightCallOptions(headers=headers)
         self._direct_read_unsupported = False
+        # Datasources whose whole-query reads the flight service split into partitions: read through
+        # GetFlightInfo at once, without first trying the one-round-trip DoGet it refuses for them.
+        self._partitioned: set[int] = set()
         self._lock = threading.Lock()
         # No finalizer gives these back when the connection is collected unclosed: a stream or reader
         # it handed out may still be read through the shared client after the connection is dropped.
@@ -326,6 +329,9 @@ class Connection:
 
         A large result comes in partitions (one FlightInfo endpoint each), read in parallel and joined in
         order; an ordered or limited query is never partitioned, so it is read at once, without asking.
+        Any other is first asked for whole in one DoGet that the service refuses when it would partition
+        the result (then, and for that datasource from then on, GetFlightInfo lists the partitions): a
+        result that fits one partition costs one round trip, not two.
         """
         if query.order_by or query.HasField("limit"):
             raw = flight_pb2.FlightTicket(query=flight_pb2.QueryTicket(query=query)).SerializeToString()
@@ -333,17 +339,35 @@ class Connection:
             return self._flight_call(
                 lambda: self.flight.do_get(ticket, options=self._flight_options).read_all(), idempotent=True
             )
+        self._check_process()
+        if query.datasource_id not in self._partitioned:
+            table = self._flight_call(lambda: self._read_unless_partitioned(query), idempotent=True)
+            if table is not None:
+                return table
+            self._partitioned.add(query.datasource_id)
         # Planned on the store's estimate: the partitions without running the query an extra time to count it.
         command = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
-
-        self._check_process()
 
         def read() -> pa.Table:
             info = self.flight.get_flight_info(descriptor, options=self._flight_options)
             return read_endpoints(info, lambda: self.flight, self._location_clients, self._flight_options)
 
         return self._flight_call(read, idempotent=True)
+
+    def _read_unless_partitioned(self, query: common_pb2.Query) -> pa.Table | None:
+        """``query``'s whole result in one DoGet (no GetFlightInfo first); None when the flight service
+        would split it into partitions, which only GetFlightInfo lists."""
+        unless = flight_pb2.QueryTicket(query=query, unless_partitioned=True)
+        ticket = flight.Ticket(flight_pb2.FlightTicket(query=unless).SerializeToString())
+        try:
+            table: pa.Table = self.flight.do_get(ticket, options=self._flight_options).read_all()
+        except flight.FlightError as error:
+            code, message = status.split_code(status.flight_message(error))
+            if code == "FAILED_PRECONDITION" and message.startswith(transport.PARTITIONED_RESULT):
+                return None
+            raise
+        return table
 
     def stream_query(self, query: common_pb2.Query, *, map_errors: bool = True) -> pa.RecordBatchReader:
         """Runs ``query`` through the flight service and returns its batches as they arrive.

@@ -29,6 +29,12 @@ def partition_rows(configured: int | None = None) -> int:
     return configured
 
 
+def may_split(query: common_pb2.Query, rows_per_partition: int) -> bool:
+    """Whether ``query``'s result could be split at all: not when splitting is off, nor when it is
+    ordered, limited or a nearest-neighbour result (see ``id_ranges``)."""
+    return not (rows_per_partition <= 0 or query.order_by or query.HasField("limit") or query.HasField("nearest"))
+
+
 def id_ranges(
     query: common_pb2.Query, total_rows: int, min_id: int, max_id: int, rows_per_partition: int
 ) -> list[flight_pb2.DatapointIdRange | None]:
@@ -36,14 +42,7 @@ def id_ranges(
     of equal width, about ``rows_per_partition`` rows each where ids are evenly spread; ``[None]`` (one
     endpoint, the whole result) when it is small, ordered or limited, or is a nearest-neighbour result
     (the k nearest of the whole filter, ordered by distance)."""
-    if (
-        rows_per_partition <= 0
-        or total_rows <= rows_per_partition
-        or query.order_by
-        or query.HasField("limit")
-        or query.HasField("nearest")
-        or max_id < min_id
-    ):
+    if not may_split(query, rows_per_partition) or total_rows <= rows_per_partition or max_id < min_id:
         return [None]
     span = max_id - min_id + 1
     count = min(math.ceil(total_rows / rows_per_partition), span)

@@ -19,7 +19,7 @@ import pyarrow.flight as fl
 
 from thresher.core.storage.base import clean_relative
 from thresher.core.storage.blobs import BlobStore, open_blob_store
-from thresher.core.transport import ABORT_UPLOAD
+from thresher.core.transport import ABORT_UPLOAD, PARTITIONED_RESULT
 from thresher.services.auth.forwarded_headers import MIDDLEWARE_KEY, ForwardedHeadersFactory, Metadata, forwarded
 from thresher.services.flight import file_streams, partitions
 from thresher.services.flight import shards as bag_shards
@@ -97,6 +97,8 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             query = parsed.query.query
             if parsed.query.HasField("id_range"):  # one partition of a larger result
                 query = partitions.restricted(query, parsed.query.id_range)
+            elif parsed.query.unless_partitioned:
+                self._refuse_if_partitioned(query, forwarded(context))
             if self._data_port is not None:
                 return self._data_port.execute(query, forwarded(context))
             schema, batches = self._backend.execute(query, forwarded(context))
@@ -211,6 +213,25 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         if len(path) == 3 and path[1] == DATASETS:
             return self._backend.dataset_query(path[0], path[2], caller)
         raise invalid_argument(f"unknown flight path {path}; expected [namespace, 'datasources' or 'datasets', name]")
+
+    def _refuse_if_partitioned(self, query: common_pb2.Query, caller: Metadata) -> None:
+        """Raises FAILED_PRECONDITION when GetFlightInfo would split ``query``'s result into partitions
+        (planned on the same estimate), which a client that asked with ``unless_partitioned`` reads
+        through GetFlightInfo instead."""
+        if not partitions.may_split(query, self.partition_rows):
+            return
+        # In one process the store answers directly, without a DescribeQuery call to the metadata service.
+        estimate = getattr(self._data_port, "estimate_with_ids", None)
+        if estimate is not None:
+            total_rows, min_id, max_id = estimate(query, caller)
+        else:
+            _, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller, estimate=True)
+        ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
+        if len(ranges) > 1:
+            raise status_error(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{PARTITIONED_RESULT} the result comes in {len(ranges)} partitions; GetFlightInfo lists them",
+            )
 
     def _info(
         self,

@@ -49,6 +49,7 @@ from thresher.v1 import metadata_service_pb2 as pb
 log = logging.getLogger(__name__)
 METHOD = "ExecuteQuery"  # the access rule a data-port read is judged by
 SQL_METHOD = "ExecuteSql"  # ... and a SQL statement's
+DESCRIBE_METHOD = "DescribeQuery"  # ... and an estimate's
 # Starts a SQL ticket. No serialized ExecuteQueryRequest starts so (its first byte is field 1's tag, 0x0a).
 SQL_TICKET_PREFIX = b"thresher-sql\x00"
 UPLOAD_METHOD = "UpsertTable"  # ... and an upload's
@@ -75,6 +76,16 @@ class ResultReader:
                 self._authorizer.check(METHOD, request, caller())
             schema, batches = self._store.query(request.query, request.max_batch_rows)
         return fl.GeneratorStream(schema, _mapped(batches))
+
+    def estimate(self, query: common_pb2.Query, caller: Callable[[], Identity]) -> tuple[int, int, int]:
+        """The store's estimate of ``query``'s rows and the bounds of its datapoint ids (0, 0 when
+        unknown), judged by ``DescribeQuery``'s access rule, as gRPC's estimate is."""
+        with _statuses(DESCRIBE_METHOD):
+            if self._authorizer is not None:
+                self._authorizer.check(DESCRIBE_METHOD, pb.DescribeQueryRequest(query=query, estimate=True), caller())
+            _, total_rows, ids = self._store.estimate_with_ids(query)
+        low, high = ids or (0, 0)
+        return total_rows, low, high
 
     def sql(self, request: pb.ExecuteSqlRequest, caller: Callable[[], Identity]) -> fl.FlightDataStream:
         """A SQL statement's result, as gRPC's ``ExecuteSql`` answers it (its access rule, the caller's
@@ -170,6 +181,10 @@ class InProcessDataPort:
         """The result as a stream to hand on; a bad query fails here, as the data port's client does."""
         caller = functools.partial(self._caller, metadata)
         return self._results.query(pb.ExecuteQueryRequest(query=query), caller)
+
+    def estimate_with_ids(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[int, int, int]:
+        """The store's estimate of ``query``'s rows and id bounds, as DescribeQuery's ``estimate`` answers."""
+        return self._results.estimate(query, functools.partial(self._caller, metadata))
 
     def execute_sql(self, request: pb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
         """A SQL statement's result as a stream to hand on, as ``execute``."""

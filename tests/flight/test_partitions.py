@@ -241,3 +241,83 @@ def test_a_nearest_result_is_one_endpoint_whatever_its_size(replicas, data, esti
     result = _read(first, info.endpoints[0].ticket)
     assert result["path"].to_pylist() == [f"p{i:03d}" for i in range(3 * ROWS_PER_PARTITION)]
     assert result["distance"].to_pylist() == [float(i) for i in range(3 * ROWS_PER_PARTITION)]
+
+
+@pytest.fixture(scope="module")
+def in_process_replica(metadata_server, flight_home):
+    """A flight service reading results from the store in its own process (``thresher up``), splitting
+    results as the replicas do: its estimate comes from the store, not from a DescribeQuery call."""
+    from thresher.services.auth.tokens import TokenTable
+    from thresher.services.flight.server import create_server
+    from thresher.services.metadata.data_port import InProcessDataPort
+
+    address, store = metadata_server
+    server, _ = create_server(
+        "127.0.0.1:0",
+        address,
+        home=flight_home,
+        partition_rows=ROWS_PER_PARTITION,
+        data_port=InProcessDataPort(store, TokenTable()),
+    )
+    yield server
+    server.shutdown()
+
+
+def _planned_endpoints(server, query: common_pb2.Query) -> int:
+    """How many endpoints ``server``'s GetFlightInfo plans for ``query`` on the store's estimate."""
+    estimated = flight_pb2.FlightCommand(estimated_query=flight_pb2.EstimatedQueryCommand(query=query))
+    with fl.connect(f"grpc://127.0.0.1:{server.port}") as client:
+        descriptor = fl.FlightDescriptor.for_command(estimated.SerializeToString())
+        return len(client.get_flight_info(descriptor).endpoints)
+
+
+@pytest.mark.parametrize("replica", ["data-port", "grpc", "in-process"])
+def test_a_one_round_trip_read_serves_one_partition_and_refuses_more(
+    replicas, in_process_replica, source, data, replica
+):
+    """A DoGet with ``unless_partitioned`` (the client's read without GetFlightInfo) gets the whole result
+    when the estimate plans one partition, as GetFlightInfo would, and FAILED_PRECONDITION "partitioned:"
+    when it plans more."""
+    _, first, second = replicas
+    server = {"data-port": first, "grpc": second, "in-process": in_process_replica}[replica]
+    tiny = data.datasource(
+        f"tiny-{replica}", pa.table({"path": [f"t{i}" for i in range(ROWS_PER_PARTITION)], "n": range(7)})
+    )
+
+    def unless_partitioned(query: common_pb2.Query) -> fl.Ticket:
+        ticket = flight_pb2.QueryTicket(query=query, unless_partitioned=True)
+        return fl.Ticket(flight_pb2.FlightTicket(query=ticket).SerializeToString())
+
+    def planned(query: common_pb2.Query) -> int:
+        return _planned_endpoints(server, query)
+
+    whole, limited = common_pb2.Query(datasource_id=source), _filtered(source, limit=ROWS)
+    # Each engine estimates in its own way (DuckDB: the table's rows; PostgreSQL: its planner's guess),
+    # so a query is served whole exactly when the estimated GetFlightInfo plans one endpoint.
+    assert planned(whole) > 1 and planned(limited) == 1
+    for query in (whole, limited, _filtered(source), common_pb2.Query(datasource_id=tiny)):
+        if planned(query) == 1:
+            assert _read(server, unless_partitioned(query)).equals(_read(server, query_ticket(query)))
+        else:
+            with pytest.raises(fl.FlightError, match="FAILED_PRECONDITION: partitioned: the result comes in"):
+                _read(server, unless_partitioned(query))
+
+
+@pytest.mark.parametrize("server", ["in-process", "data-port"])
+def test_the_client_reads_small_results_in_one_round_trip_and_learns_partitioned_datasources(
+    replicas, in_process_replica, source, data, server
+):
+    metadata_address, first, _ = replicas
+    server_ = in_process_replica if server == "in-process" else first
+    tiny = data.datasource(f"tiny-client-{server}", pa.table({"path": ["a", "b"], "n": [1, 2]}))
+    queries = {source: common_pb2.Query(datasource_id=source), tiny: common_pb2.Query(datasource_id=tiny)}
+    partitioned = {key for key, query in queries.items() if _planned_endpoints(server_, query) > 1}
+    assert source in partitioned  # 50 rows in partitions of 7, on either engine's estimate
+    connection = Connection(metadata_address=metadata_address, flight_address=f"127.0.0.1:{server_.port}")
+    try:
+        for _ in range(2):  # the second read of a partitioned datasource goes to GetFlightInfo at once
+            for query in queries.values():
+                assert connection.read_query(query).equals(_read(first, query_ticket(query)))
+        assert connection._partitioned == partitioned  # noqa: SLF001 - what it learnt decides its next reads
+    finally:
+        connection.close()

@@ -30,6 +30,9 @@ TARGET_BATCH_BYTES = 8 * 1024 * 1024
 # Application metadata a DoPut client sends instead of ending its stream when its producer failed: the
 # flight service then cancels the upload, so nothing of it is written.
 ABORT_UPLOAD = b"thresher:abort-upload"
+# Starts the message (after its FAILED_PRECONDITION status) of a DoGet with ``unless_partitioned`` set
+# whose result the flight service would split into partitions: the client then asks GetFlightInfo.
+PARTITIONED_RESULT = "partitioned:"
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

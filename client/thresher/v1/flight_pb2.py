@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from thresher.v1 import common_pb2 as thresher_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"a\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\x12/\n\x08id_range\x18\x02 \x01(\x0b\x32\x1d.thresher.v1.DatapointIdRange\"/\n\x10\x44\x61tapointIdRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"3\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x15\n\rdatasource_id\x18\x02 \x01(\x03\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\"\x81\x01\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\x12\x16\n\x0e\x63reate_missing\x18\x03 \x01(\x08\x12\x17\n\x0fstaging_session\x18\x05 \x01(\t\x12\x13\n\x0b\x62lock_index\x18\x06 \x01(\x03\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\":\n\x15\x45stimatedQueryCommand\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"\xe0\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x12=\n\x0f\x65stimated_query\x18\x04 \x01(\x0b\x32\".thresher.v1.EstimatedQueryCommandH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18thresher/v1/flight.proto\x12\x0bthresher.v1\x1a\x18thresher/v1/common.proto\"}\n\x0bQueryTicket\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\x12/\n\x08id_range\x18\x02 \x01(\x0b\x32\x1d.thresher.v1.DatapointIdRange\x12\x1a\n\x12unless_partitioned\x18\x03 \x01(\x08\"/\n\x10\x44\x61tapointIdRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"Q\n\nFileTicket\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"3\n\nBlobTicket\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x15\n\rdatasource_id\x18\x02 \x01(\x03\"[\n\x0e\x42\x61gShardTicket\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\x03\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0c\n\x04stop\x18\x04 \x01(\x03\x12\x0c\n\x04keys\x18\x05 \x03(\t\"\xc5\x01\n\x0c\x46lightTicket\x12)\n\x05query\x18\x01 \x01(\x0b\x32\x18.thresher.v1.QueryTicketH\x00\x12\'\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x17.thresher.v1.FileTicketH\x00\x12\'\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x17.thresher.v1.BlobTicketH\x00\x12\x30\n\tbag_shard\x18\x04 \x01(\x0b\x32\x1b.thresher.v1.BagShardTicketH\x00\x42\x06\n\x04kind\"\x81\x01\n\rUpsertCommand\x12\x15\n\rdatasource_id\x18\x01 \x01(\x03\x12\x13\n\x0bpath_column\x18\x02 \x01(\t\x12\x16\n\x0e\x63reate_missing\x18\x03 \x01(\x08\x12\x17\n\x0fstaging_session\x18\x05 \x01(\t\x12\x13\n\x0b\x62lock_index\x18\x06 \x01(\x03\"$\n\x11\x42\x61gDatasetCommand\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\":\n\x15\x45stimatedQueryCommand\x12!\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.Query\"\xe0\x01\n\rFlightCommand\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x12.thresher.v1.QueryH\x00\x12,\n\x06upsert\x18\x02 \x01(\x0b\x32\x1a.thresher.v1.UpsertCommandH\x00\x12\x35\n\x0b\x62\x61g_dataset\x18\x03 \x01(\x0b\x32\x1e.thresher.v1.BagDatasetCommandH\x00\x12=\n\x0f\x65stimated_query\x18\x04 \x01(\x0b\x32\".thresher.v1.EstimatedQueryCommandH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -23,23 +23,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'thresher.v1.flight_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUERYTICKET']._serialized_start=67
-  _globals['_QUERYTICKET']._serialized_end=164
-  _globals['_DATAPOINTIDRANGE']._serialized_start=166
-  _globals['_DATAPOINTIDRANGE']._serialized_end=213
-  _globals['_FILETICKET']._serialized_start=215
-  _globals['_FILETICKET']._serialized_end=296
-  _globals['_BLOBTICKET']._serialized_start=298
-  _globals['_BLOBTICKET']._serialized_end=349
-  _globals['_BAGSHARDTICKET']._serialized_start=351
-  _globals['_BAGSHARDTICKET']._serialized_end=442
-  _globals['_FLIGHTTICKET']._serialized_start=445
-  _globals['_FLIGHTTICKET']._serialized_end=642
-  _globals['_UPSERTCOMMAND']._serialized_start=645
-  _globals['_UPSERTCOMMAND']._serialized_end=774
-  _globals['_BAGDATASETCOMMAND']._serialized_start=776
-  _globals['_BAGDATASETCOMMAND']._serialized_end=812
-  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_start=814
-  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_end=872
-  _globals['_FLIGHTCOMMAND']._serialized_start=875
-  _globals['_FLIGHTCOMMAND']._serialized_end=1099
+  _globals['_QUERYTICKET']._serialized_end=192
+  _globals['_DATAPOINTIDRANGE']._serialized_start=194
+  _globals['_DATAPOINTIDRANGE']._serialized_end=241
+  _globals['_FILETICKET']._serialized_start=243
+  _globals['_FILETICKET']._serialized_end=324
+  _globals['_BLOBTICKET']._serialized_start=326
+  _globals['_BLOBTICKET']._serialized_end=377
+  _globals['_BAGSHARDTICKET']._serialized_start=379
+  _globals['_BAGSHARDTICKET']._serialized_end=470
+  _globals['_FLIGHTTICKET']._serialized_start=473
+  _globals['_FLIGHTTICKET']._serialized_end=670
+  _globals['_UPSERTCOMMAND']._serialized_start=673
+  _globals['_UPSERTCOMMAND']._serialized_end=802
+  _globals['_BAGDATASETCOMMAND']._serialized_start=804
+  _globals['_BAGDATASETCOMMAND']._serialized_end=840
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_start=842
+  _globals['_ESTIMATEDQUERYCOMMAND']._serialized_end=900
+  _globals['_FLIGHTCOMMAND']._serialized_start=903
+  _globals['_FLIGHTCOMMAND']._serialized_end=1127
 # @@protoc_insertion_point(module_scope)

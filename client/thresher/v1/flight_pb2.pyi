@@ -7,12 +7,14 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueryTicket(_message.Message):
-    __slots__ = ("query", "id_range")
+    __slots__ = ("query", "id_range", "unless_partitioned")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     ID_RANGE_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_PARTITIONED_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.Query
     id_range: DatapointIdRange
-    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., id_range: _Optional[_Union[DatapointIdRange, _Mapping]] = ...) -> None: ...
+    unless_partitioned: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.Query, _Mapping]] = ..., id_range: _Optional[_Union[DatapointIdRange, _Mapping]] = ..., unless_partitioned: bool = ...) -> None: ...
 
 class DatapointIdRange(_message.Message):
     __slots__ = ("start", "stop")

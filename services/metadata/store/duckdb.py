@@ -44,6 +44,13 @@ def _is_flat(kind: pa.DataType) -> bool:
 CHECKPOINT_WAL = "512MB"
 #: A commit estimated past this many bytes of log skips the log and checkpoints at once.
 SKIP_WAL_BYTES = 256 * 1024 * 1024
+#: The most rows of a query result's batch, whatever larger bound the caller allows: the flight service
+#: sends a batch while DuckDB still produces the next, where one batch of 131072 rows (~20 MB over 20
+#: fields) was sent only once produced. A 1M-row result through the services: ~310 -> ~230 ms (medians
+#: of 4 runs each, load ~2); a 31k-row one (a single batch either way) is unchanged.
+STREAM_BATCH_ROWS = 16384
+#: DuckDB's compression methods the store never writes (see ``DuckDBDialect.__init__``).
+DISABLED_COMPRESSION = "alp,alprd"
 
 
 class DuckDBSession(Session):
@@ -112,6 +119,11 @@ class DuckDBDialect(EngineDialect):
         # path index anew. Large appends still go straight to the file (optimistic writes) either way.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
         self._con.execute(f"SET auto_checkpoint_skip_wal_threshold = {SKIP_WAL_BYTES}")
+        # Floating-point columns are stored plain. DuckDB's ALP and ALP-RD save little on the doubles
+        # metadata holds (scores, embeddings' statistics: mostly full precision) and decoding them was
+        # most of what a scan of the store cost over the same table in memory: a 3-predicate query over
+        # 1M datapoints x 20 fields spent 52 ms of CPU against 44 ms plain and 39 ms in memory.
+        self._con.execute(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
         self._lock = threading.RLock()
         # Each thread keeps a cursor for short reads: opening one (and setting its time zone) costs
         # about as much as a lookup by path.
@@ -152,7 +164,7 @@ class DuckDBDialect(EngineDialect):
     def stream(self, sql: str, params: Sequence[Any], max_rows: int) -> Iterator[pa.RecordBatch]:
         cursor = self._cursor()
         try:
-            reader = cursor.sql(sql, params=list(params)).to_arrow_reader(max_rows)
+            reader = cursor.sql(sql, params=list(params)).to_arrow_reader(min(max_rows, STREAM_BATCH_ROWS))
         except BaseException:
             cursor.close()
             raise
