@@ -42,12 +42,7 @@ def services(metadata_server):
             namespace="direct/reads", name=f"reads-{id(metadata_server)}", source_uri="file:///nowhere"
         ),
     )
-    direct.call_metadata(
-        "UpdateScanStatus",
-        ms.UpdateScanStatusRequest(
-            datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
-        ),
-    )
+    _mark_ready(direct, record.datasource.id)
     ds = Datasource(direct, record.datasource)
     with ds.metadata_context(create_missing=True) as ctx:
         for i, path in enumerate(PATHS):
@@ -249,6 +244,12 @@ def test_a_forked_child_opens_its_own_channel(services):
     assert run.stdout.strip() == "child 0"
 
 
+def _mark_ready(connection, datasource_id: int) -> None:
+    """Records a finished scan, as the scanner would: reads then carry no scan-in-progress warning."""
+    state = common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
+    connection.call_metadata("UpdateScanStatus", ms.UpdateScanStatusRequest(datasource_id=datasource_id, scan=state))
+
+
 def _new_datasource(direct, name: str) -> ms.CreateDatasourceResponse:
     """A datasource with no files behind it, written to by the test alone."""
     return direct.connection.call_metadata(
@@ -261,12 +262,7 @@ def test_every_field_type_reads_the_same_both_ways(services):
     # Flat types come back from DuckDB as Python values on the direct path; vectors through Arrow.
     direct, via_flight, _ = services
     record = _new_datasource(direct, f"types-{id(services)}")
-    direct.connection.call_metadata(
-        "UpdateScanStatus",
-        ms.UpdateScanStatusRequest(
-            datasource_id=record.datasource.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)
-        ),
-    )
+    _mark_ready(direct.connection, record.datasource.id)
     typed, typed_via_flight = (Datasource(ds.connection, record.datasource) for ds in (direct, via_flight))
     when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     with typed.metadata_context(create_missing=True) as ctx:
@@ -376,10 +372,7 @@ def test_a_lookup_sees_every_change_to_its_datasource(services):
             ctx.update_metadata("a.png", {"label": "cat", "n": 5})
         assert agree().column_names == ["path", "datapoint_id", "n", "label"]
         assert ds.get_datapoint("a.png")["label"] == "cat" and ds.get_datapoint("a.png")["n"] == 5
-    direct.connection.call_metadata(
-        "UpdateScanStatus",
-        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
-    )
+    _mark_ready(direct.connection, ds.id)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ScanInProgressWarning)  # ready now: the lookup's schema says so
         agree()
@@ -412,10 +405,7 @@ def test_a_whole_count_follows_every_write(services):
     direct, via_flight, first_written = services
     record = _new_datasource(direct, f"counted-{id(services)}")
     ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
-    direct.connection.call_metadata(
-        "UpdateScanStatus",
-        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
-    )
+    _mark_ready(direct.connection, ds.id)
 
     def counted() -> int:
         total = ds.count()
@@ -463,10 +453,7 @@ def test_a_path_looked_up_again_follows_every_write(services):
     direct, via_flight, _ = services
     record = _new_datasource(direct, f"again-{id(services)}")
     ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
-    direct.connection.call_metadata(
-        "UpdateScanStatus",
-        ms.UpdateScanStatusRequest(datasource_id=ds.id, scan=common_pb2.ScanStatus(state=common_pb2.SCAN_STATE_READY)),
-    )
+    _mark_ready(direct.connection, ds.id)
 
     def looked_up(path: str) -> dict:
         found = [ds.get_datapoint(path) for _ in range(3)]
