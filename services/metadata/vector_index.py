@@ -367,23 +367,27 @@ def search_with_rows(store: Store, search: nearest.Search) -> tuple[np.ndarray, 
 
 def _rows_of(kept: _Kept, ids: np.ndarray) -> pa.Table | None:
     """The cached result rows of ``ids`` (all kept by the filter), in that order; None when not cached."""
-    rows = kept.rows
-    if rows is None:
+    if kept.rows is None:
         return None
-    at = np.searchsorted(kept.all_ids, ids)
-    if np.any(at >= len(kept.all_ids)) or not np.array_equal(kept.all_ids[np.minimum(at, len(kept.all_ids) - 1)], ids):
-        return None  # cannot happen (the winners are kept ids); the statement answers if it does
-    return rows.take(pa.array(at, pa.int64()))
+    at = _positions(kept, ids)
+    return None if at is None else kept.rows.take(at)
 
 
 def _paths_of(kept: _Kept, ids: np.ndarray) -> list[str] | None:
     """The paths of ``ids`` (all kept by the filter), in that order; None when they are not kept."""
     if kept.paths is None:
         return None
+    at = _positions(kept, ids)
+    return None if at is None else [str(path) for path in kept.paths.take(at).to_pylist()]
+
+
+def _positions(kept: _Kept, ids: np.ndarray) -> pa.Array | None:
+    """Where ``ids`` stand among every kept id (the rows of ``kept.rows`` and ``kept.paths``); None when
+    one is not there, which cannot happen (the winners are kept ids): the statement by ids answers then."""
     at = np.searchsorted(kept.all_ids, ids)
     if np.any(at >= len(kept.all_ids)) or not np.array_equal(kept.all_ids[np.minimum(at, len(kept.all_ids) - 1)], ids):
-        return None  # cannot happen (the winners are kept ids); the ids answer if it does
-    return [str(path) for path in kept.paths.take(pa.array(at, pa.int64())).to_pylist()]
+        return None
+    return pa.array(at, pa.int64())
 
 
 def _exact_from_index(loaded: _Loaded, search: nearest.Search, kept: _Kept) -> tuple[np.ndarray, np.ndarray]:
