@@ -193,6 +193,23 @@ def test_the_estimate_bounds_hold_the_result_ids(metadata_server, source):
     assert estimated_low <= low <= high <= estimated_high
 
 
+def test_the_estimate_follows_every_write(metadata_server, data):
+    """The estimate is read again after a write, new rows or deleted ones: a store that keeps it between
+    writes (DuckDB's) must not plan a grown result's partitions on the old size."""
+    _, store = metadata_server
+    table = pa.table({"path": [f"p{i:03d}" for i in range(ROWS)], "n": list(range(ROWS))})
+    datasource_id = data.datasource("parts_estimate_follows", table)
+    query = common_pb2.Query(datasource_id=datasource_id)
+    assert store.estimate_with_ids(query)[1:] == store.estimate_with_ids(query)[1:]
+    _, before, (low, high) = store.estimate_with_ids(query)
+    assert before >= ROWS and (low, high) == (1, ROWS)
+    more = pa.table({"path": [f"q{i:03d}" for i in range(ROWS)], "n": list(range(ROWS))})
+    store.upsert(datasource_id, more, "path", "test", create_missing=True)
+    _, after, (low, high) = store.estimate_with_ids(query)
+    assert after >= 2 * ROWS and (low, high) == (1, 2 * ROWS)
+    assert len(partitions.id_ranges(query, after, low, high, ROWS + ROWS // 2)) >= 2
+
+
 def test_a_large_first_load_is_estimated_at_its_row_count(metadata_server, data):
     """A first load large enough that PostgreSQL builds the current table's indexes after its rows: the
     estimate that plans a full result's partitions is its row count on both engines. (PostgreSQL, left

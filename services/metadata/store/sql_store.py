@@ -150,6 +150,9 @@ class SqlStore(Store):
         # Per datasource, its live datapoints counted at a write marker (a single writer's only): a
         # notebook's ``len(ds)`` between writes costs no statement (see ``count``).
         self._live_counts: dict[int, tuple[int, int]] = {}
+        # Per datasource, its current table's rows and id bounds at a write marker (a single writer's
+        # only): the estimate a flight plans partitions on, read once between writes (``estimate_with_ids``).
+        self._table_bounds: dict[int, tuple[int, int, tuple[int, int]]] = {}
         # Rows of one-path lookups, each with the write marker it was read at and valid while that is
         # the marker: a path read again between writes costs no statement (a single writer's only).
         self._looked_up: dict[tuple[int, str], tuple[int, pa.Table]] = {}
@@ -954,15 +957,26 @@ class SqlStore(Store):
         any ``as_of``."""
         if nearest.is_nearest(query):
             return self.describe_with_ids(query)
+        # Read before the statement, as ``count``'s: a write committing meanwhile outdates what is kept.
+        marker = self.write_marker(query.datasource_id) if self.dialect.single_writer else None
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
+            schema = result_schema(datasource, compiled.columns)
             rows = self.dialect.planned_rows(session, compiled.sql, compiled.params)
             table = current_table(datasource.id)
             if rows is None:
+                # The same for every query of the datasource until its next write: kept per write marker
+                # (a single writer's only), since a flight's DoGet asks for it before every result.
+                kept = self._table_bounds.get(datasource.id)
+                if kept is not None and kept[0] == marker:
+                    return schema, kept[1], kept[2]
                 total, low, high = session.row(f"SELECT count(*), min(datapoint_id), max(datapoint_id) FROM {table}")
             else:  # PostgreSQL counts by scanning, and reads these two from its primary key's index
                 total, (low, high) = rows, session.row(f"SELECT min(datapoint_id), max(datapoint_id) FROM {table}")
-        return result_schema(datasource, compiled.columns), int(total), (int(low or 0), int(high or 0))
+        bounds = (int(low or 0), int(high or 0))
+        if rows is None and marker is not None:
+            self._table_bounds[datasource.id] = (marker, int(total), bounds)
+        return schema, int(total), bounds
 
     def count_values(self, query: common_pb2.Query, field: str, bins: int, max_values: int) -> facets.Facet:
         if nearest.is_nearest(query):
