@@ -17,11 +17,12 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
 import pandas as pd
-from service_process import ServiceProcess, best_of, empty_datasource
+from service_process import ServiceProcess, best_of, best_of_interleaved, empty_datasource
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -43,10 +44,16 @@ def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def measure_services(
-    frame: pd.DataFrame, expected: int, repeats: int, label: str, environment: dict[str, str] | None = None
+    frame: pd.DataFrame,
+    expected: int,
+    repeats: int,
+    label: str,
+    environment: dict[str, str] | None = None,
+    peers: dict[str, Callable[[], object]] | None = None,
 ) -> dict:
     """Loads ``frame`` through the services (started with ``environment``) and times the 3-predicate
-    query into pandas and the full result as Arrow."""
+    query into pandas and the full result as Arrow. ``peers``: in-process queries timed in turns with
+    the services' query (their times come back under their names), so that each ratio sees one load."""
     from thresher.v1 import common_pb2, flight_pb2
 
     with ServiceProcess(environment=environment) as services:
@@ -62,7 +69,7 @@ def measure_services(
 
         got = thresher_query()
         assert len(got) == expected, (len(got), expected)
-        query_s = best_of(thresher_query, repeats)
+        timed = best_of_interleaved({"query": thresher_query, **(peers or {})}, repeats)
         whole = common_pb2.Query(datasource_id=ds.id)
 
         def full_result():
@@ -84,8 +91,8 @@ def measure_services(
         memory = services.memory_peak_mib()
         connection.close()
     return {
+        **timed,
         "load": load_s,
-        "query": query_s,
         "full": full_s,
         "query_proto": query.query_proto(),
         "partitions": partitions,
@@ -117,11 +124,12 @@ def main() -> None:
     def duckdb_query():
         return con.sql(sql).to_arrow_table().to_pandas()
 
-    embedded = measure_services(frame, expected, args.repeats, "embedded")
+    # DuckDB and pandas take turns with the services' query (best_of_interleaved): timed one after the
+    # other, a ratio on a shared machine compared two different loads.
+    peers = {"duckdb": duckdb_query, "pandas": pandas_query}
+    embedded = measure_services(frame, expected, args.repeats, "embedded", peers=peers)
     print(f"embedded: loaded through DoPut in {embedded['load']:.2f} s")
-    duckdb_s = best_of(duckdb_query, args.repeats)
-    pandas_s = best_of(pandas_query, args.repeats)
-    thresher_s = embedded["query"]
+    duckdb_s, pandas_s, thresher_s = embedded["duckdb"], embedded["pandas"], embedded["query"]
     store_s, plain_s = versioning_cost(frame, embedded["query_proto"], sql, args.repeats)
     print(f"thresher (services, Flight, pandas): {thresher_s * 1000:8.1f} ms")
     print(f"duckdb in-process -> pandas:         {duckdb_s * 1000:8.1f} ms")

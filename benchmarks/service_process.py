@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 
@@ -94,6 +95,24 @@ def best_of(function, repeats: int = 5, warmup: int = 1) -> float:
         function()
         timings.append(time.perf_counter() - started)
     return min(timings)
+
+
+def best_of_interleaved(
+    functions: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """The fastest of ``repeats`` timed runs of each function, in seconds, by name; the functions take
+    turns (one run of each per round), so that on a shared machine every ratio between them is taken
+    under the same load rather than one function's runs meeting a busier minute than another's."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    timings: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            timings[name].append(time.perf_counter() - started)
+    return {name: min(runs) for name, runs in timings.items()}
 
 
 def peak_rss_mib(pids: list[int]) -> float:
