@@ -92,7 +92,11 @@ CATALOG_LOCK = -1
 SLOW_WRITE_SECONDS = 1.0
 DEFAULT_BATCH_ROWS = 131072
 UNKNOWN_PATHS_SHOWN = 10
-# An upload is written in chunks of about this many rows as its batches arrive.
+# An upload is written in chunks of about this many rows as its batches arrive; into an empty
+# datasource the first is smaller, so that writing starts early. Into a datasource that has rows,
+# each chunk scans the current table (paths, then the rows it supersedes) whatever its size, so the
+# first is as large as the rest: an update of 100k of 1M rows in one chunk rather than two took
+# about a quarter less CPU time.
 CHUNK_ROWS = 262144
 FIRST_CHUNK_ROWS = 65536
 # A first chunk of at least this many new rows into an empty datasource is a "first load" (see
@@ -472,7 +476,7 @@ class SqlStore(Store):
                 )
             attempts.append(1)
             write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
-            chunks = _chunks(schema, batches)
+            chunks = _chunks(schema, batches, FIRST_CHUNK_ROWS if write.first_new_id == 1 else CHUNK_ROWS)
             if isinstance(batches, (list, tuple)):  # all in memory: nothing to wait for while writing
                 for chunk in chunks:
                     write.add(chunk)
@@ -524,8 +528,8 @@ class SqlStore(Store):
     def _existing(self, session: Session, datasource_id: int, paths: pa.Array, below: int) -> pa.Table:
         """For the paths that have a datapoint with an id below ``below``: ``row_index`` (in ``paths``),
         ``datapoint_id``, ``alive``, ``row_key`` (the dialect's ``row_key``, to find the row again in this
-        transaction), ``has_set`` (its unlogged row lists its fields) and ``unlogged``. Ids grow with each write, so this
-        skips rows the current write added."""
+        transaction), ``has_set`` (its unlogged row lists its fields) and ``unlogged``. Ids grow with each
+        write, so this skips rows the current write added."""
         current = current_table(datasource_id)
         if below <= 1:
             return _NO_EXISTING
@@ -1352,11 +1356,11 @@ def _add_while_reading(write: StreamedWrite, chunks: Iterator[pa.Table]) -> None
             pending.result()
 
 
-def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch], first: int) -> Iterator[pa.Table]:
     """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements); the
-    first of ``FIRST_CHUNK_ROWS``, so that writing starts early while the rest is still arriving."""
+    first of ``first`` rows (see ``FIRST_CHUNK_ROWS``)."""
     pending: list[pa.RecordBatch] = []
-    rows, wanted = 0, FIRST_CHUNK_ROWS
+    rows, wanted = 0, first
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
