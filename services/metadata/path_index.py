@@ -1,0 +1,166 @@
+"""An in-memory index of a datasource's live rows by path, for lookups of one path between writes.
+
+A lookup of a random path through the store's compiled statement costs about a millisecond in DuckDB,
+most of it planning and optimising the statement, not the seek. A datasource looked up by path again
+and again under one write marker (``PathIndexes.after`` lookups) is read once, in the background, in
+the columns of its default point-lookup view: one Arrow table of its live rows, and their paths'
+hashes sorted beside their row positions. A lookup is then a binary search and a one-row slice.
+
+An index answers only under the write marker it was read at (read before the rows, so a write that
+commits meanwhile leaves it under a marker that is already gone) and for the datasource record it was
+compiled from. When the marker moves, every index is dropped (the single writer's marker counts every
+write); a new one is read only once lookups reach ``after`` again under the new marker, so a
+write-heavy workload does not pay a read per write. Indexes are held up to ``max_bytes`` in all; a
+datasource whose rows pass that keeps the statement path. This is the embedded (single-writer)
+store's: other engines have writers this process does not see.
+
+Not to be confused with the engine's index on ``path`` (``migrations.path_index_sql``), which serves
+the statement path and every other lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+#: Lookups of one datasource under one write marker after which its index is read.
+BUILD_AFTER = 16
+#: The most bytes of rows and hashes held in all indexes together.
+MAX_BYTES = 256 * 1024 * 1024
+#: Per row, what the index adds to its Arrow rows: a hash and a position, 8 bytes each.
+ROW_BYTES = 16
+
+
+@dataclass(frozen=True)
+class PathIndex:
+    """One datasource's live rows (``rows``, in its point lookup's schema) read at write marker
+    ``marker`` under datasource record ``record``, with ``hashes`` (sorted) and ``positions`` (each
+    hash's row) of the rows' paths."""
+
+    marker: int
+    record: object
+    rows: pa.Table
+    hashes: np.ndarray
+    positions: np.ndarray
+    paths: pa.ChunkedArray
+    nbytes: int
+    seconds: float
+
+    def rows_of(self, path: str) -> pa.Table:
+        """The row of ``path`` (one row, or none when it is no live datapoint)."""
+        key = hash(path)
+        start = int(np.searchsorted(self.hashes, key))
+        # Equal hashes sit side by side; each candidate's path is compared (two paths may share one).
+        while start < len(self.hashes) and self.hashes[start] == key:
+            position = int(self.positions[start])
+            if self.paths[position].as_py() == path:
+                return self.rows.slice(position, 1)
+            start += 1
+        return self.rows.slice(0, 0)
+
+
+def build(marker: int, record: object, rows: pa.Table, path_column: str, started: float) -> PathIndex:
+    """The index of ``rows`` (live rows, each path once) read at ``marker`` under ``record``."""
+    rows = rows.combine_chunks()  # one chunk: a row's slice is one batch, encoded as it is
+    paths = rows.column(path_column)
+    # Python's string hash: what a lookup computes of the path it is asked for, with no conversion.
+    hashes = np.fromiter((hash(path) for path in paths.to_pylist()), dtype=np.int64, count=rows.num_rows)
+    order = np.argsort(hashes, kind="stable")
+    nbytes = rows.nbytes + ROW_BYTES * rows.num_rows
+    return PathIndex(marker, record, rows, hashes[order], order, paths, nbytes, time.perf_counter() - started)
+
+
+class PathIndexes:
+    """The indexes of the datasources looked up by path, each read in a thread of its own once
+    ``after`` lookups of it came under one write marker. ``read(datasource_id)`` reads one (None when it
+    cannot: changed meanwhile, or more than ``max_bytes``)."""
+
+    def __init__(
+        self,
+        read: Callable[[int, int], PathIndex | None],
+        after: int = BUILD_AFTER,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self._read = read
+        self.after = after
+        self.max_bytes = max_bytes
+        self._held: dict[int, PathIndex] = {}
+        self._lookups: dict[int, tuple[int, int]] = {}  # datasource -> (marker, lookups under it)
+        self._building: set[int] = set()
+        self._tried: dict[int, int] = {}  # datasource -> the marker its latest read started under
+        self._changed = threading.Condition()
+        self.served = 0  # lookups answered by an index (for tests and the benchmark's log)
+
+    def find(self, datasource_id: int, marker: int, record: object) -> PathIndex | None:
+        """The index that answers a lookup of ``datasource_id`` at ``marker`` under ``record``, or None
+        (the statement answers it); counts the lookup, and starts reading an index at the ``after``-th."""
+        index = self._held.get(datasource_id)
+        if index is not None and index.marker == marker and index.record is record:
+            self.served += 1
+            return index
+        with self._changed:
+            if any(kept.marker != marker for kept in self._held.values()):  # the marker moved
+                self._held = {key: kept for key, kept in self._held.items() if kept.marker == marker}
+            seen, lookups = self._lookups.get(datasource_id, (marker, 0))
+            lookups = lookups + 1 if seen == marker else 1
+            self._lookups[datasource_id] = (marker, lookups)
+            # One read per marker at most: one that was too large, or raced a write, is not retried
+            # until lookups come again under a new marker.
+            if (
+                0 < self.after <= lookups
+                and datasource_id not in self._building
+                and self._tried.get(datasource_id) != marker
+            ):
+                self._building.add(datasource_id)
+                self._tried[datasource_id] = marker
+                threading.Thread(
+                    target=self._build, args=(datasource_id, self.max_bytes), daemon=True, name="path-index"
+                ).start()
+        return None
+
+    def _build(self, datasource_id: int, max_bytes: int) -> None:
+        index = None
+        try:
+            index = self._read(datasource_id, max_bytes)
+        except Exception:  # noqa: BLE001 - the statement path still answers; say why this did not
+            log.exception("reading the path index of datasource %d failed", datasource_id)
+        with self._changed:
+            self._building.discard(datasource_id)
+            if index is not None and index.nbytes <= max_bytes:
+                self._held.pop(datasource_id, None)
+                # Room for it: the others go, stale ones first, then the largest.
+                others = sorted(self._held.items(), key=lambda item: (item[1].marker == index.marker, -item[1].nbytes))
+                while others and sum(kept.nbytes for _, kept in others) + index.nbytes > max_bytes:
+                    del self._held[others.pop(0)[0]]
+                self._held[datasource_id] = index
+                log.info(
+                    "path index of datasource %d: %d rows, %.1f MB, read in %.3f s",
+                    datasource_id,
+                    index.rows.num_rows,
+                    index.nbytes / 1e6,
+                    index.seconds,
+                )
+            self._changed.notify_all()
+
+    def drop_stale(self, marker: int) -> None:
+        """Drops every index read under another marker than ``marker`` (a write moved it)."""
+        if any(kept.marker != marker for kept in self._held.values()):
+            with self._changed:
+                self._held = {key: kept for key, kept in self._held.items() if kept.marker == marker}
+
+    def held(self, datasource_id: int) -> PathIndex | None:
+        """The index held for ``datasource_id``, current or not."""
+        return self._held.get(datasource_id)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Waits until no index is being read (tests wait on this, not on time); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._building, timeout)
