@@ -163,6 +163,7 @@ class SqlStore(Store):
             raise
 
     def close(self) -> None:
+        self.path_indexes.wait_idle(60)  # an index being read holds a cursor of the engine
         self.dialect.close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
