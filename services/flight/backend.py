@@ -176,11 +176,6 @@ class MetadataBackend:
 
         return schema, batches()
 
-    def describe(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[pa.Schema, int]:
-        """The result's schema and row count, without running it to the end."""
-        schema, total_rows, _, _ = self.describe_with_ids(query, metadata)
-        return schema, total_rows
-
     def describe_with_ids(
         self, query: common_pb2.Query, metadata: Metadata = (), estimate: bool = False
     ) -> tuple[pa.Schema, int, int, int]:

@@ -50,6 +50,13 @@ class ResultSource(Protocol):
         """A SQL statement's result, as ``execute``."""
         ...
 
+    def describe(
+        self, query: common_pb2.Query, metadata: Metadata = (), estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int] | None:
+        """``query``'s schema, row count and datapoint id bounds, as the metadata service's DescribeQuery
+        answers (``estimate`` as there); None where the source cannot tell, and the metadata service must."""
+        ...
+
     def upsert(
         self,
         header: mpb.UpsertTableHeader,
@@ -86,6 +93,12 @@ class DataPortClient:
     def execute(self, query: common_pb2.Query, metadata: Metadata = ()) -> fl.FlightDataStream:
         """The result as a stream to hand on, its first message read first, so a bad query fails here."""
         return self._stream(fl.Ticket(mpb.ExecuteQueryRequest(query=query).SerializeToString()), metadata)
+
+    def describe(
+        self, query: common_pb2.Query, metadata: Metadata = (), estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int] | None:
+        """None: a data port serves results only; the metadata service's gRPC API describes them."""
+        return None
 
     def _stream(self, ticket: fl.Ticket, metadata: Metadata) -> fl.FlightDataStream:
         options = fl.FlightCallOptions(headers=[(name.encode(), value.encode()) for name, value in metadata])

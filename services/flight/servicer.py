@@ -122,7 +122,7 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
                 return fl.SchemaResult(self._sql.schema(sql_command, caller))
             if (bag_command := bag_shards.command_of(descriptor)) is not None:
                 return fl.SchemaResult(self._shards.flight_info(bag_command, descriptor, caller).schema)
-            schema, _ = self._backend.describe(self._query_of(descriptor, caller), caller)
+            schema, *_ = self._described(self._query_of(descriptor, caller), caller)
         return fl.SchemaResult(schema)
 
     def do_put(
@@ -220,18 +220,21 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         through GetFlightInfo instead."""
         if not partitions.may_split(query, self.partition_rows):
             return
-        # In one process the store answers directly, without a DescribeQuery call to the metadata service.
-        estimate = getattr(self._data_port, "estimate_with_ids", None)
-        if estimate is not None:
-            total_rows, min_id, max_id = estimate(query, caller)
-        else:
-            _, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller, estimate=True)
+        _, total_rows, min_id, max_id = self._described(query, caller, estimate=True)
         ranges = partitions.id_ranges(query, total_rows, min_id, max_id, self.partition_rows)
         if len(ranges) > 1:
             raise status_error(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"{PARTITIONED_RESULT} the result comes in {len(ranges)} partitions; GetFlightInfo lists them",
             )
+
+    def _described(
+        self, query: common_pb2.Query, caller: Metadata, estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int]:
+        """``query``'s schema, row count and id bounds: from the result source when it can tell (the
+        store, in one process), else from the metadata service's DescribeQuery."""
+        described = self._data_port.describe(query, caller, estimate) if self._data_port is not None else None
+        return described if described is not None else self._backend.describe_with_ids(query, caller, estimate)
 
     def _info(
         self,
@@ -247,8 +250,8 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
         schema and counts rather than failing the list. ``estimate``: partitions planned on the store's
         row estimate, without running the query; the total is then unknown (-1)."""
         try:
-            schema, total_rows, min_id, max_id = self._backend.describe_with_ids(query, caller, estimate)
-        except grpc.RpcError as error:
+            schema, total_rows, min_id, max_id = self._described(query, caller, estimate)
+        except (grpc.RpcError, fl.FlightError) as error:
             if not lenient:
                 raise
             log.warning("listing %s without its schema: %s", descriptor, error)

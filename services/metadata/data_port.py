@@ -77,15 +77,20 @@ class ResultReader:
             schema, batches = self._store.query(request.query, request.max_batch_rows)
         return fl.GeneratorStream(schema, _mapped(batches))
 
-    def estimate(self, query: common_pb2.Query, caller: Callable[[], Identity]) -> tuple[int, int, int]:
-        """The store's estimate of ``query``'s rows and the bounds of its datapoint ids (0, 0 when
-        unknown), judged by ``DescribeQuery``'s access rule, as gRPC's estimate is."""
+    def describe(
+        self, query: common_pb2.Query, caller: Callable[[], Identity], estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int]:
+        """``query``'s schema, row count and smallest and largest datapoint id (0, 0 when unknown or
+        empty), judged by ``DescribeQuery``'s access rule, as gRPC's DescribeQuery answers; with
+        ``estimate``, the store's cheap estimate of the count and of bounds that hold the result's ids."""
         with _statuses(DESCRIBE_METHOD):
             if self._authorizer is not None:
-                self._authorizer.check(DESCRIBE_METHOD, pb.DescribeQueryRequest(query=query, estimate=True), caller())
-            _, total_rows, ids = self._store.estimate_with_ids(query)
+                request = pb.DescribeQueryRequest(query=query, estimate=estimate)
+                self._authorizer.check(DESCRIBE_METHOD, request, caller())
+            describe = self._store.estimate_with_ids if estimate else self._store.describe_with_ids
+            schema, total_rows, ids = describe(query)
         low, high = ids or (0, 0)
-        return total_rows, low, high
+        return schema, total_rows, low, high
 
     def sql(self, request: pb.ExecuteSqlRequest, caller: Callable[[], Identity]) -> fl.FlightDataStream:
         """A SQL statement's result, as gRPC's ``ExecuteSql`` answers it (its access rule, the caller's
@@ -182,9 +187,11 @@ class InProcessDataPort:
         caller = functools.partial(self._caller, metadata)
         return self._results.query(pb.ExecuteQueryRequest(query=query), caller)
 
-    def estimate_with_ids(self, query: common_pb2.Query, metadata: Metadata = ()) -> tuple[int, int, int]:
-        """The store's estimate of ``query``'s rows and id bounds, as DescribeQuery's ``estimate`` answers."""
-        return self._results.estimate(query, functools.partial(self._caller, metadata))
+    def describe(
+        self, query: common_pb2.Query, metadata: Metadata = (), estimate: bool = False
+    ) -> tuple[pa.Schema, int, int, int]:
+        """``query``'s description straight from the store, as the metadata service's DescribeQuery gives it."""
+        return self._results.describe(query, functools.partial(self._caller, metadata), estimate)
 
     def execute_sql(self, request: pb.ExecuteSqlRequest, metadata: Metadata = ()) -> fl.FlightDataStream:
         """A SQL statement's result as a stream to hand on, as ``execute``."""

@@ -96,10 +96,18 @@ def test_in_process_results_apply_the_data_ports_access_rules(relayed, metadata_
     assert table.column("n").to_pylist() == list(range(5000))
     sql = mpb.ExecuteSqlRequest(sql=f'SELECT count(*) AS k FROM "{namespace}".items')
     assert read(results.execute_sql(sql, (("authorization", "Bearer reader-token"),))).to_pylist() == [{"k": 5000}]
+    reader = (("authorization", "Bearer reader-token"),)
+    schema, total, low, high = results.describe(query, reader)
+    assert ("n" in schema.names, total, low, high) == (True, 5000, 1, 5000)
+    assert results.describe(query, reader, estimate=True)[0] == schema  # an estimate's count is the engine's guess
     with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
         results.execute(query, (("authorization", "Bearer other-token"),))
+    with pytest.raises(fl.FlightError, match="PERMISSION_DENIED"):
+        results.describe(query, (("authorization", "Bearer other-token"),))
     with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
         results.execute(query, ())
+    with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
+        results.describe(query, (), estimate=True)
     with pytest.raises(fl.FlightError, match="UNAUTHENTICATED"):
         results.execute(query, (("authorization", "Bearer forged-token"),))
 
