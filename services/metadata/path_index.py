@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,15 +56,33 @@ class PathIndex:
 
     def rows_of(self, path: str) -> pa.Table:
         """The row of ``path`` (one row, or none when it is no live datapoint)."""
+        position = self._position(path)
+        return self.rows.slice(0, 0) if position is None else self.rows.slice(position, 1)
+
+    def rows_of_paths(self, paths: Sequence[str]) -> pa.Table:
+        """The rows of ``paths`` (distinct), in the datasource's row order; none for a path that is no
+        live datapoint."""
+        keys = np.fromiter((hash(path) for path in paths), dtype=np.int64, count=len(paths))
+        starts = np.searchsorted(self.hashes, keys)
+        found = starts < len(self.hashes)
+        found[found] = self.hashes[starts[found]] == keys[found]
+        positions = self.positions[starts[found]]
+        wanted = [path for path, hit in zip(paths, found.tolist(), strict=True) if hit]
+        if self.paths.take(positions).to_pylist() != wanted:  # two paths share a hash: one by one
+            kept = (self._position(path) for path in paths)
+            positions = np.array([position for position in kept if position is not None], dtype=np.int64)
+        return self.rows.take(np.sort(positions))
+
+    def _position(self, path: str) -> int | None:
         key = hash(path)
         start = int(np.searchsorted(self.hashes, key))
         # Equal hashes sit side by side; each candidate's path is compared (two paths may share one).
         while start < len(self.hashes) and self.hashes[start] == key:
             position = int(self.positions[start])
             if self.paths[position].as_py() == path:
-                return self.rows.slice(position, 1)
+                return position
             start += 1
-        return self.rows.slice(0, 0)
+        return None
 
 
 def build(marker: int, record: object, rows: pa.Table, path_column: str, started: float) -> PathIndex:
@@ -97,14 +115,13 @@ class PathIndexes:
         self._building: set[int] = set()
         self._tried: dict[int, int] = {}  # datasource -> the marker its latest read started under
         self._changed = threading.Condition()
-        self.served = 0  # lookups answered by an index (for tests and the benchmark's log)
+        self.served = 0  # lookups answered by an index, counted by the store (tests read it)
 
     def find(self, datasource_id: int, marker: int, record: object) -> PathIndex | None:
         """The index that answers a lookup of ``datasource_id`` at ``marker`` under ``record``, or None
         (the statement answers it); counts the lookup, and starts reading an index at the ``after``-th."""
         index = self._held.get(datasource_id)
         if index is not None and index.marker == marker and index.record is record:
-            self.served += 1
             return index
         with self._changed:
             if any(kept.marker != marker for kept in self._held.values()):  # the marker moved

@@ -584,14 +584,46 @@ def test_the_path_index_never_serves_rows_a_write_replaced(services, path_indexe
 
 def test_a_datasource_past_the_byte_cap_keeps_the_statement_path(services, path_indexes, monkeypatch):
     direct, via_flight, _ = services
+    record = _new_datasource(direct, f"capped-{id(services)}")  # its refused index stays its own
+    _mark_ready(direct.connection, record.datasource.id)
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    with ds.metadata_context(create_missing=True) as ctx:
+        for i in range(3):
+            ctx.update_metadata(f"{i}.png", {"n": i})
     monkeypatch.setattr(path_indexes, "max_bytes", 64)  # fewer bytes than one row
     served = path_indexes.served
-    for path in (PATHS[1], PATHS[2], PATHS[-1]):
+    for path in ("0.png", "1.png", "none.png"):
         assert path_indexes.wait_idle(60)
-        if path == PATHS[-1]:
+        if path == "none.png":
             with pytest.raises(NotFoundError):
-                direct.get_datapoint(path)
+                ds.get_datapoint(path)
         else:
-            assert direct.get_datapoint(path) == via_flight.get_datapoint(path)
+            assert ds.get_datapoint(path) == ds_via_flight.get_datapoint(path)
     assert path_indexes.wait_idle(60)
-    assert path_indexes.held(direct.id) is None and path_indexes.served == served
+    assert path_indexes.held(ds.id) is None and path_indexes.served == served
+
+
+@pytest.mark.parametrize("limit", [None, 2, 3, 50])
+def test_path_lists_through_the_path_index_are_the_same_both_ways(services, path_indexes, limit):
+    # A list of paths alone is answered from a current index: missing, deleted and repeated paths,
+    # in any order, under a limit at least the rows found; a limit below those keeps the statement.
+    direct, via_flight, first_written = services
+    wanted = [PATHS[7], PATHS[-1], "img/none.png", PATHS[0], PATHS[7], PATHS[30]]
+    _indexed(path_indexes, direct, PATHS[1])
+    view = lambda ds: ds[ds["path"].isin(wanted)].limit(limit or 10)  # noqa: E731
+    served = path_indexes.served
+    left, right = view(direct).all().arrow, view(via_flight).all().arrow
+    assert path_indexes.served == served + (0 if limit == 2 else 1)
+    assert left.num_rows == right.num_rows == min(limit or 10, 3)
+    if limit != 2:
+        same(left.sort_by("path"), right.sort_by("path"))
+    found = direct.get_datapoints([PATHS[30], PATHS[7], PATHS[2]])
+    assert found.paths == [PATHS[30], PATHS[7], PATHS[2]]
+    same(found.arrow, via_flight.get_datapoints([PATHS[30], PATHS[7], PATHS[2]]).arrow)
+    with pytest.raises(NotFoundError, match="img/none.png"):
+        direct.get_datapoints([PATHS[3], "img/none.png"])
+    assert len(direct[direct["path"].isin([])].limit(5).all()) == 0
+    served = path_indexes.served
+    then = direct.as_of(first_written)  # as_of is never the index's
+    assert then[then["path"].isin(wanted)].limit(10).all().arrow.num_rows == 4
+    assert path_indexes.served == served

@@ -868,6 +868,7 @@ class SqlStore(Store):
                 index = self.path_indexes.find(query.datasource_id, marker, record)
                 if index is not None:
                     few: pa.Table | None = index.rows_of(path)
+                    self.path_indexes.served += 1
                 elif earlier is not None and earlier[0] == marker:
                     few = earlier[1]
                 else:
@@ -880,6 +881,16 @@ class SqlStore(Store):
                         self._looked_up[key] = (marker, few)
                 if few is not None:
                     return None if few.num_rows > max_rows else (schema, few.to_batches())
+        paths = _paths_alone(query) if self.dialect.single_writer else None
+        if paths is not None:
+            # Several paths: the datasource's path index answers them when it holds a current one.
+            record = self.get_datasource(query.datasource_id)
+            index = self.path_indexes.find(query.datasource_id, self.write_marker(query.datasource_id), record)
+            found = None if index is None else index.rows_of_paths(paths)
+            # A limit that cuts the rows found leaves which to keep to the statement.
+            if found is not None and not (query.HasField("limit") and found.num_rows > query.limit):
+                self.path_indexes.served += 1
+                return None if found.num_rows > max_rows else (found.schema, found.to_batches())
         query = _without_redundant_limit(query)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
@@ -1420,6 +1431,16 @@ def _one_path_lookup(query: common_pb2.Query) -> str | None:
         return None
     paths = looked_up_paths(query)
     return paths[0] if paths else None
+
+
+def _paths_alone(query: common_pb2.Query) -> list[str] | None:
+    """The paths of a query that is ``path.isin([...])`` or ``path == p`` and nothing more (no select,
+    order, as_of or nearest; a limit aside), or None."""
+    if query.select or query.order_by or query.HasField("as_of") or query.HasField("nearest"):
+        return None
+    if query.filter.WhichOneof("node") != "comparison":
+        return None
+    return looked_up_paths(query)
 
 
 def _counts_every_live_datapoint(query: common_pb2.Query) -> bool:
