@@ -37,6 +37,8 @@ BUILD_AFTER = 16
 MAX_BYTES = 256 * 1024 * 1024
 #: Per row, what the index adds to its Arrow rows: a hash and a position, 8 bytes each.
 ROW_BYTES = 16
+#: Paths turned into Python strings at a time to hash them.
+_HASHED_AT_ONCE = 65536
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,15 @@ class PathIndex:
 
 def build(marker: int, record: object, rows: pa.Table, path_column: str, started: float) -> PathIndex:
     """The index of ``rows`` (live rows, each path once) read at ``marker`` under ``record``."""
-    rows = rows.combine_chunks()  # one chunk: a row's slice is one batch, encoded as it is
     paths = rows.column(path_column)
-    # Python's string hash: what a lookup computes of the path it is asked for, with no conversion.
-    hashes = np.fromiter((hash(path) for path in paths.to_pylist()), dtype=np.int64, count=rows.num_rows)
+    # Python's string hash: what a lookup computes of the path it is asked for. Hashed a slice at a
+    # time, so that the Python strings of a million paths never live at once.
+    hashes = np.empty(rows.num_rows, dtype=np.int64)
+    done = 0
+    for start in range(0, rows.num_rows, _HASHED_AT_ONCE):
+        some = paths.slice(start, _HASHED_AT_ONCE).to_pylist()
+        hashes[done : done + len(some)] = [hash(path) for path in some]
+        done += len(some)
     order = np.argsort(hashes, kind="stable")
     nbytes = rows.nbytes + ROW_BYTES * rows.num_rows
     return PathIndex(marker, record, rows, hashes[order], order, paths, nbytes, time.perf_counter() - started)
