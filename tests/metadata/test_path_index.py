@@ -78,3 +78,32 @@ def test_indexes_share_the_cap_and_a_new_one_makes_room():
     assert indexes.wait_idle(30) and indexes.held(1) is not None
     indexes.find(2, 1, "record")
     assert indexes.wait_idle(30) and indexes.held(2) is not None and indexes.held(1) is None
+
+
+def test_an_index_dropped_before_it_paid_for_its_read_waits_for_more_lookups_next_time():
+    marker = [1]
+
+    def read(datasource_id: int, max_bytes: int) -> PathIndex | None:
+        return build(marker[0], "record", ROWS, "path", 0.0)
+
+    indexes = PathIndexes(read, after=2)
+    indexes.payback_rows = 2  # 4 rows: an index pays once it answered 2 lookups
+
+    def read_after(lookups: int) -> None:
+        """``lookups`` lookups under a new marker start the read (one fewer does not)."""
+        marker[0] += 1
+        indexes.drop_stale(marker[0])
+        for _ in range(lookups - 1):
+            assert indexes.find(1, marker[0], "record") is None
+        assert indexes.wait_idle(30) and indexes.held(1) is None
+        indexes.find(1, marker[0], "record")
+        assert indexes.wait_idle(30) and indexes.held(1) is not None
+
+    read_after(2)
+    read_after(4)  # the one before answered nothing
+    read_after(8)
+    assert indexes.find(1, marker[0], "record") is not None  # answered 1: not paid yet
+    read_after(16)
+    for _ in range(2):
+        assert indexes.find(1, marker[0], "record") is not None  # 2: paid
+    read_after(2)
