@@ -881,9 +881,9 @@ class SqlStore(Store):
                         self._looked_up[key] = (marker, few)
                 if few is not None:
                     return None if few.num_rows > max_rows else (schema, few.to_batches())
-        paths = _paths_alone(query) if self.dialect.single_writer else None
+        # Several paths (one path was asked of the index above: it is not counted twice).
+        paths = _paths_alone(query) if self.dialect.single_writer and path is None else None
         if paths is not None:
-            # Several paths: the datasource's path index answers them when it holds a current one.
             record = self.get_datasource(query.datasource_id)
             index = self.path_indexes.find(query.datasource_id, self.write_marker(query.datasource_id), record)
             found = None if index is None else index.rows_of_paths(paths)
