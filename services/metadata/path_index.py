@@ -1,10 +1,11 @@
-"""An in-memory index of a datasource's live rows by path, for lookups of one path between writes.
+"""An in-memory index of a datasource's live rows by path, for lookups by path between writes.
 
 A lookup of a random path through the store's compiled statement costs about a millisecond in DuckDB,
 most of it planning and optimising the statement, not the seek. A datasource looked up by path again
 and again under one write marker (``PathIndexes.after`` lookups) is read once, in the background, in
 the columns of its default point-lookup view: one Arrow table of its live rows, and their paths'
-hashes sorted beside their row positions. A lookup is then a binary search and a one-row slice.
+hashes sorted beside their row positions. A lookup is then a binary search and a one-row slice (a
+list of paths: vectorised searches and one `take`).
 
 An index answers only under the write marker it was read at (read before the rows, so a write that
 commits meanwhile leaves it under a marker that is already gone) and for the datasource record it was
