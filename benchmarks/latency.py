@@ -304,10 +304,11 @@ def main() -> None:
             thresher.connection.set_default_connection(None)
         if not args.no_fiftyone:
             fiftyone_row(frame.iloc[: args.fiftyone_rows], args.calls, echo)
-    verdict = "meets" if lookup <= 2 * lookup_floor and lookup <= 1e-3 else "misses"
+    ratio, absolute = lookup <= 2 * lookup_floor, lookup <= 1e-3
     print(
-        f"get_datapoint p50 {lookup * 1e3:.3f} ms = {lookup / lookup_floor:.1f}x echo: {verdict} the target "
-        "(<= 2x echo and <= 1 ms on a quiet machine)"
+        f"get_datapoint p50 {lookup * 1e3:.3f} ms = {lookup / lookup_floor:.1f}x echo: "
+        f"{'meets' if ratio else 'misses'} <= 2x echo, {'meets' if absolute else 'misses'} <= 1 ms "
+        "(the target: both, on a quiet machine)"
     )
     print(f"load average at the end: {load_average()}")
     os.environ.pop("THRESHER_METADATA_ADDRESS", None)
