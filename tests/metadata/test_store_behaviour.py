@@ -15,7 +15,7 @@ import pytest
 from thresher.core.storage.blobs import open_blob_store
 from thresher.core.types import FieldType
 from thresher.services.metadata.domain_errors import InvalidArgument, NotFound, UnknownPaths
-from thresher.services.metadata.store import DuckDBStore, PostgresStore
+from thresher.services.metadata.store import DuckDBStore, PostgresStore, sql_store
 from thresher.services.metadata.store.sql_store import CATALOG_LOCK, log_table
 from thresher.v1 import common_pb2
 
@@ -340,6 +340,35 @@ def test_an_update_clears_a_rows_field_list_only_where_it_sets_every_field(engin
     assert [(h["x"], h["y"]) for h in store.history(source.id, "a").to_pylist()] == [(1, 1), (2, None), (3, 3), (4, 4)]
     assert [(h["x"], h["y"]) for h in store.history(source.id, "b").to_pylist()] == [(1, 1), (2, 2), (3, 3), (None, 4)]
     assert _state(store, source) == {"a": {"x": 4, "y": 4}, "b": {"x": 3, "y": 4}}
+
+
+@pytest.mark.parametrize("named_writes", [sql_store.NAMED_WRITES, 1])
+def test_an_update_logs_rows_last_set_by_writes_of_different_fields(engine, monkeypatch, named_writes):
+    # The update names the writes whose rows it logs: a field every one of them set is copied, one some
+    # set is copied by write, one none set is NULL. Past NAMED_WRITES it reads each row's write instead.
+    monkeypatch.setattr(sql_store, "NAMED_WRITES", named_writes)
+    store, clock = engine
+    source = _datasource(store)
+    _write(store, source, path=["d"], w=[5])
+    clock.now = T0 + dt.timedelta(seconds=1)
+    _write(store, source, path=["a", "b", "c"], x=[1, 1, 1], y=[1, 1, 1], z=[1, 1, 1])
+    clock.now = T0 + dt.timedelta(seconds=2)
+    _write(store, source, path=["a"], x=[2], y=[2])
+    clock.now = T0 + dt.timedelta(seconds=3)
+    _write(store, source, path=["b"], x=[3])
+    before = _state(store, source)
+    clock.now = T0 + dt.timedelta(seconds=4)
+    _write(store, source, path=["a", "b", "c"], z=[9, 9, 9])
+
+    def history(path: str) -> list[tuple]:
+        return [(h["w"], h["x"], h["y"], h["z"]) for h in store.history(source.id, path).to_pylist()]
+
+    assert history("a") == [(None, 1, 1, 1), (None, 2, 2, None), (None, None, None, 9)]
+    assert history("b") == [(None, 1, 1, 1), (None, 3, None, None), (None, None, None, 9)]
+    assert history("c") == [(None, 1, 1, 1), (None, None, None, 9)]
+    assert history("d") == [(5, None, None, None)]
+    assert _state(store, source, T0 + dt.timedelta(seconds=3)) == before
+    assert _state(store, source)["b"] == {"x": 3, "y": 1, "z": 9}
 
 
 def test_history_keeps_exactly_the_fields_each_update_set(engine):

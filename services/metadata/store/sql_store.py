@@ -92,7 +92,11 @@ CATALOG_LOCK = -1
 SLOW_WRITE_SECONDS = 1.0
 DEFAULT_BATCH_ROWS = 131072
 UNKNOWN_PATHS_SHOWN = 10
-# An upload is written in chunks of about this many rows as its batches arrive.
+# An upload is written in chunks of about this many rows as its batches arrive; into an empty
+# datasource the first is smaller, so that writing starts early. Into a datasource that has rows,
+# each chunk scans the current table (paths, then the rows it supersedes) whatever its size, so the
+# first is as large as the rest: an update of 100k of 1M rows in one chunk rather than two took
+# about a quarter less CPU time.
 CHUNK_ROWS = 262144
 FIRST_CHUNK_ROWS = 65536
 # A first chunk of at least this many new rows into an empty datasource is a "first load" (see
@@ -130,8 +134,12 @@ _NO_EXISTING = pa.table(
         "alive": pa.array([], pa.bool_()),
         "row_key": pa.array([], pa.int64()),
         "has_set": pa.array([], pa.bool_()),
+        "unlogged": pa.array([], pa.int64()),
     }
 )
+# An update names the writes whose unlogged rows it moves into the log, rather than joining the
+# ``writes`` table for each row, when they are at most this many (see ``SqlStore._spill``).
+NAMED_WRITES = 64
 
 
 class SqlStore(Store):
@@ -473,7 +481,7 @@ class SqlStore(Store):
                 )
             attempts.append(1)
             write = StreamedWrite(self, session, datasource_id, schema, path_column, actor, create_missing)
-            chunks = _chunks(schema, batches)
+            chunks = _chunks(schema, batches, FIRST_CHUNK_ROWS if write.first_new_id == 1 else CHUNK_ROWS)
             if isinstance(batches, (list, tuple)):  # all in memory: nothing to wait for while writing
                 for chunk in chunks:
                     write.add(chunk)
@@ -525,8 +533,8 @@ class SqlStore(Store):
     def _existing(self, session: Session, datasource_id: int, paths: pa.Array, below: int) -> pa.Table:
         """For the paths that have a datapoint with an id below ``below``: ``row_index`` (in ``paths``),
         ``datapoint_id``, ``alive``, ``row_key`` (the dialect's ``row_key``, to find the row again in this
-        transaction) and ``has_set`` (its unlogged row lists its fields). Ids grow with each write, so this
-        skips rows the current write added."""
+        transaction), ``has_set`` (its unlogged row lists its fields) and ``unlogged``. Ids grow with each
+        write, so this skips rows the current write added."""
         current = current_table(datasource_id)
         if below <= 1:
             return _NO_EXISTING
@@ -534,7 +542,7 @@ class SqlStore(Store):
         try:
             return session.table(
                 f"SELECT s.row_index, c.datapoint_id, c.alive, c.{self.dialect.row_key} AS row_key, "
-                "c.unlogged_set IS NOT NULL AS has_set FROM staged_paths s "
+                "c.unlogged_set IS NOT NULL AS has_set, c.unlogged FROM staged_paths s "
                 f"JOIN {current} c ON c.path = s.path AND c.datapoint_id < $1",
                 [below],
             )
@@ -548,21 +556,50 @@ class SqlStore(Store):
         fields: Sequence[FieldRecord],
         targets: str,
         key: str = "datapoint_id",
+        writes: Sequence[int] | None = None,
     ) -> None:
         """Moves the unlogged rows of the datapoints in relation ``targets`` into the log: their ``datapoint_id``,
-        or with ``key="row_key"`` their ``row_key`` column (the dialect's ``row_key``, read in this transaction)."""
+        or with ``key="row_key"`` their ``row_key`` column (the dialect's ``row_key``, read in this transaction).
+
+        ``writes``, when given, are all the writes those rows are unlogged by, and none of the rows lists
+        its fields (``unlogged_set``): each field's value is then copied where one of the writes that set
+        it is the row's, without joining ``writes`` and testing each row's list of fields (an update of
+        100k of 1M rows: the statement's CPU time fell by about a third)."""
         columns = "".join(f", {f.column}" for f in fields)
         found = (
             f"c.datapoint_id IN (SELECT datapoint_id FROM {targets})"
             if key == "datapoint_id"
             else f"c.{self.dialect.row_key} IN (SELECT row_key FROM {targets})"
         )
+        if writes is None:
+            values, source = self._unlogged_values(fields), "JOIN writes w ON w.write_id = c.unlogged "
+        else:
+            values, source = self._values_set_by(session, fields, writes), ""
         session.execute(
             f"INSERT INTO {log_table(datasource_id)} (write_id, datapoint_id, op, cleared{columns}) "
-            f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{self._unlogged_values(fields)} "
-            f"FROM {current_table(datasource_id)} c JOIN writes w ON w.write_id = c.unlogged "
+            f"SELECT c.unlogged, c.datapoint_id, {OP_UPSERT}, NULL{values} "
+            f"FROM {current_table(datasource_id)} c {source}"
             f"WHERE c.unlogged IS NOT NULL AND {found}"
         )
+
+    @staticmethod
+    def _values_set_by(session: Session, fields: Sequence[FieldRecord], writes: Sequence[int]) -> str:
+        """The values of unlogged rows without a list of fields, unlogged by one of ``writes`` (``c``: the row)."""
+        named = ", ".join(str(int(w)) for w in writes) or "NULL"
+        setters: dict[int, list[int]] = {}
+        for write_id, numbers in session.rows(f"SELECT write_id, fields FROM writes WHERE write_id IN ({named})"):
+            for number in numbers or ():
+                setters.setdefault(int(number), []).append(int(write_id))
+        values = []
+        for field in fields:
+            by = setters.get(field_id(field), [])
+            if len(by) == len(writes):
+                values.append(f", c.{field.column}")
+            elif by:
+                values.append(f", CASE WHEN c.unlogged IN ({', '.join(map(str, by))}) THEN c.{field.column} END")
+            else:
+                values.append(", NULL")
+        return "".join(values)
 
     def _unlogged_values(self, fields: Sequence[FieldRecord]) -> str:
         """The values of an unlogged row as its write set them (``c``: the current row, ``w``: the write)."""
@@ -1303,7 +1340,13 @@ class StreamedWrite:
         current, session = self.current, self.session
         session.stage("staged_values", pa.table(staged))
         try:
-            self.store._spill(session, self.datasource_id, list(self.fields.values()), "staged_values", key="row_key")
+            writes = None
+            if not pc.any(found["has_set"]).as_py():
+                unique = pc.unique(found["unlogged"].drop_null())
+                if len(unique) <= NAMED_WRITES:
+                    writes = unique.to_pylist()
+            fields = list(self.fields.values())
+            self.store._spill(session, self.datasource_id, fields, "staged_values", key="row_key", writes=writes)
             key = self.store.dialect.row_key
             # Only what changes is assigned: a column read back from the table costs a scan of it, so
             # the old value is read only where the upload leaves some of a column's rows NULL (kept),
@@ -1362,11 +1405,11 @@ def _add_while_reading(write: StreamedWrite, chunks: Iterator[pa.Table]) -> None
             pending.result()
 
 
-def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+def _chunks(schema: pa.Schema, batches: Iterable[pa.RecordBatch], first: int) -> Iterator[pa.Table]:
     """``batches`` regrouped into tables of about ``CHUNK_ROWS`` rows (fewer, larger statements); the
-    first of ``FIRST_CHUNK_ROWS``, so that writing starts early while the rest is still arriving."""
+    first of ``first`` rows (see ``FIRST_CHUNK_ROWS``)."""
     pending: list[pa.RecordBatch] = []
-    rows, wanted = 0, FIRST_CHUNK_ROWS
+    rows, wanted = 0, first
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
