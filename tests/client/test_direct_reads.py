@@ -492,8 +492,7 @@ def path_indexes(metadata_server, monkeypatch):
     """The store's in-memory path indexes, read after a datasource's first lookup under a write marker
     (not the sixteenth): the embedded store's alone (PostgreSQL has writers this process does not see)."""
     _, store = metadata_server
-    if not store.dialect.single_writer:
-        pytest.skip("the in-memory path index is the single writer's")
+    assert store.dialect.single_writer, "mark the test single_writer: it is collected for DuckDB only"
     monkeypatch.setattr(store.path_indexes, "after", 1)
     # Every index pays for itself here: a write elsewhere never makes the next one wait for more lookups.
     monkeypatch.setattr(store.path_indexes, "payback_rows", None)
@@ -512,6 +511,7 @@ def _indexed(indexes, ds, path: str) -> pa.Table:
     return table
 
 
+@pytest.mark.single_writer
 def test_the_path_index_reads_every_field_type_as_flight_does(services, path_indexes):
     direct, via_flight, _ = services
     record = _new_datasource(direct, f"indexed-types-{id(services)}")
@@ -537,6 +537,7 @@ def test_the_path_index_reads_every_field_type_as_flight_does(services, path_ind
     assert path_indexes.held(typed.id).rows.num_rows == 3
 
 
+@pytest.mark.single_writer
 def test_the_path_index_never_serves_rows_a_write_replaced(services, path_indexes):
     # After each kind of write the next lookup must show it (the index read before is dropped, never
     # served), and the index read again under the new marker must agree with Flight.
@@ -585,6 +586,7 @@ def test_the_path_index_never_serves_rows_a_write_replaced(services, path_indexe
     assert after_a_write("y.png") == {"n": 2, "label": None}
 
 
+@pytest.mark.single_writer
 def test_a_datasource_past_the_byte_cap_keeps_the_statement_path(services, path_indexes, monkeypatch):
     direct, via_flight, _ = services
     record = _new_datasource(direct, f"capped-{id(services)}")  # its refused index stays its own
@@ -606,6 +608,7 @@ def test_a_datasource_past_the_byte_cap_keeps_the_statement_path(services, path_
     assert path_indexes.held(ds.id) is None and path_indexes.served == served
 
 
+@pytest.mark.single_writer
 @pytest.mark.parametrize("limit", [None, 2, 3, 50])
 def test_path_lists_through_the_path_index_are_the_same_both_ways(services, path_indexes, limit):
     # A list of paths alone is answered from a current index: missing, deleted and repeated paths,
