@@ -3,6 +3,7 @@ do not share one interpreter lock, as in a real deployment."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,9 +19,13 @@ def _without_bench_variables(environ: dict[str, str] | os._Environ) -> dict[str,
 
 
 class ServiceProcess:
-    def __init__(self, home: str | None = None, environment: dict[str, str] | None = None) -> None:
-        """``environment``: extra variables for the services (e.g. THRESHER_POSTGRES_URL for that store)."""
+    def __init__(
+        self, home: str | None = None, environment: dict[str, str] | None = None, log_path: str | None = None
+    ) -> None:
+        """``environment``: extra variables for the services (e.g. THRESHER_POSTGRES_URL for that store);
+        ``log_path``: a file that receives the services' log (by default it is dropped)."""
         self._scratch = tempfile.TemporaryDirectory(prefix="thresher-bench-")
+        self._log_path = log_path
         self.home = home or self._scratch.name
         self._service_environment = dict(environment or {})
         self.environment: dict[str, str] = {}
@@ -28,13 +33,15 @@ class ServiceProcess:
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> ServiceProcess:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL,
-            text=True,
-            env={**_without_bench_variables(os.environ), **self._service_environment},
-        )
+        log = None if os.environ.get("THRESHER_BENCH_LOGS") else subprocess.DEVNULL
+        with open(self._log_path, "w") if self._log_path else contextlib.nullcontext(log) as stderr:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "thresher.cli", "up", "--home", self.home, "--port", "0"],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**_without_bench_variables(os.environ), **self._service_environment},
+            )
         deadline = time.monotonic() + 120
         for line in self._process.stdout:
             if line.strip().startswith("export "):

@@ -53,9 +53,25 @@ def _slow_reason(item: pytest.Item) -> str | None:
     return None
 
 
+def _engine_left_out(item: pytest.Item) -> bool:
+    """Whether ``item`` is a ``single_writer`` test (of the embedded store's own machinery) given the
+    PostgreSQL store: such a combination is not collected at all, rather than skipped."""
+    callspec = getattr(item, "callspec", None)
+    return (
+        item.get_closest_marker("single_writer") is not None
+        and callspec is not None
+        and callspec.params.get("metadata_server") == "postgres"
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks the tests that the rules above call slow (see CONTRIBUTING.md)."""
+    """Leaves out combinations that do not apply, and marks the tests that the rules above call slow
+    (see CONTRIBUTING.md)."""
+    left_out = [item for item in items if _engine_left_out(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not _engine_left_out(item)]
     for item in items:
         if item.get_closest_marker("slow") is None and _slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow(reason=_slow_reason(item)))

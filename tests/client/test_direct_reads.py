@@ -485,3 +485,151 @@ def test_a_path_looked_up_again_follows_every_write(services):
     ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["x.png"], "n": [5]}))  # through Flight DoPut
     assert looked_up("x.png") == {"n": 5, "label": None}
     assert looked_up("y.png") == {"n": 2, "label": "cat"}
+
+
+@pytest.fixture
+def path_indexes(metadata_server, monkeypatch):
+    """The store's in-memory path indexes, read after a datasource's first lookup under a write marker
+    (not the sixteenth): the embedded store's alone (PostgreSQL has writers this process does not see)."""
+    _, store = metadata_server
+    assert store.dialect.single_writer, "mark the test single_writer: it is collected for DuckDB only"
+    monkeypatch.setattr(store.path_indexes, "after", 1)
+    # Every index pays for itself here: a write elsewhere never makes the next one wait for more lookups.
+    monkeypatch.setattr(store.path_indexes, "payback_rows", None)
+    monkeypatch.setattr(store.path_indexes, "_needed", {})
+    return store.path_indexes
+
+
+def _indexed(indexes, ds, path: str) -> pa.Table:
+    """``ds[path == path]`` (limited) read once the datasource's path index is read, asserting the index served it."""
+    # A limit makes the result's bound known: it is read in one call, not through Flight.
+    ds[ds["path"] == path].limit(2).all()  # the first lookup under this write marker starts reading the index
+    assert indexes.wait_idle(60)
+    served = indexes.served
+    table = ds[ds["path"] == path].limit(2).all().arrow
+    assert indexes.served == served + 1, "the lookup was not served by the path index"
+    return table
+
+
+@pytest.mark.single_writer
+def test_the_path_index_reads_every_field_type_as_flight_does(services, path_indexes):
+    direct, via_flight, _ = services
+    record = _new_datasource(direct, f"indexed-types-{id(services)}")
+    _mark_ready(direct.connection, record.datasource.id)
+    typed, typed_via_flight = (Datasource(ds.connection, record.datasource) for ds in (direct, via_flight))
+    when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    with typed.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("a.png", {"i": -(2**62), "f": 0.1, "b": True, "s": "it's", "t": when})
+        ctx.update_metadata("b.png", {"i": 3, "s": "ünïcode"})
+        ctx.update_metadata("c.png", {"b": False, "t": when + dt.timedelta(days=400)})
+    typed.upload_vectors("v", ["a.png", "c.png"], [[0.5, -1.25], [3.0, 0.0]])
+    for path in ("a.png", "b.png", "c.png", "ünïcode.png"):
+        flight_rows = typed_via_flight[typed_via_flight["path"] == path].limit(2).all().arrow
+        same(_indexed(path_indexes, typed, path), flight_rows)
+        # get_datapoint's lookup (limit 1) is served by the index too.
+        served = path_indexes.served
+        if path == "ünïcode.png":
+            with pytest.raises(NotFoundError):
+                typed.get_datapoint(path)
+        else:
+            assert typed.get_datapoint(path) == typed_via_flight.get_datapoint(path)
+        assert path_indexes.served == served + 1
+    assert path_indexes.held(typed.id).rows.num_rows == 3
+
+
+@pytest.mark.single_writer
+def test_the_path_index_never_serves_rows_a_write_replaced(services, path_indexes):
+    # After each kind of write the next lookup must show it (the index read before is dropped, never
+    # served), and the index read again under the new marker must agree with Flight.
+    direct, via_flight, _ = services
+    record = _new_datasource(direct, f"indexed-changes-{id(services)}")
+    _mark_ready(direct.connection, record.datasource.id)
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+
+    def after_a_write(path: str) -> dict | None:
+        """The datapoint at ``path`` right after a write (not from the index) and once re-indexed."""
+        served = path_indexes.served
+        try:
+            now = ds.get_datapoint(path).metadata
+        except NotFoundError:
+            now = None
+        assert path_indexes.served == served, "a lookup after a write was served by an index read before it"
+        same(_indexed(path_indexes, ds, path), ds_via_flight[ds_via_flight["path"] == path].limit(2).all().arrow)
+        return now
+
+    with ds.metadata_context(create_missing=True) as ctx:
+        ctx.update_metadata("x.png", {"n": 1})
+        ctx.update_metadata("y.png", {"n": 2})
+    assert after_a_write("x.png") == {"n": 1}
+    first = dt.datetime.now(UTC)
+    with ds.metadata_context() as ctx:  # an upsert
+        ctx.update_metadata("x.png", {"n": 3})
+    assert after_a_write("x.png") == {"n": 3}
+    served = path_indexes.served
+    assert ds.as_of(first).get_datapoint("x.png")["n"] == 1  # as_of is never the index's
+    assert path_indexes.served == served
+    with ds.metadata_context() as ctx:  # a new field: every lookup's columns change
+        ctx.update_metadata("y.png", {"label": "cat"})
+    assert after_a_write("x.png") == {"n": 3, "label": None}
+    ds.delete_metadata(["y.png"], "label")
+    assert after_a_write("y.png") == {"n": 2, "label": None}
+    ds.delete_datapoints(["x.png"])
+    assert after_a_write("x.png") is None
+    # No write since: the index read for x.png serves y.png too.
+    same(_indexed(path_indexes, ds, "y.png"), ds_via_flight[ds_via_flight["path"] == "y.png"].limit(2).all().arrow)
+    with ds.metadata_context(create_missing=True) as ctx:  # a deleted path written again
+        ctx.update_metadata("x.png", {"n": 4})
+    assert after_a_write("x.png") == {"n": 4, "label": None}
+    ds.upload_metadata_from_dataframe(pd.DataFrame({"path": ["x.png"], "n": [5]}))  # through Flight DoPut
+    assert after_a_write("x.png") == {"n": 5, "label": None}
+    _mark_ready(direct.connection, ds.id)  # a changed record (scan state) without new rows
+    assert after_a_write("y.png") == {"n": 2, "label": None}
+
+
+@pytest.mark.single_writer
+def test_a_datasource_past_the_byte_cap_keeps_the_statement_path(services, path_indexes, monkeypatch):
+    direct, via_flight, _ = services
+    record = _new_datasource(direct, f"capped-{id(services)}")  # its refused index stays its own
+    _mark_ready(direct.connection, record.datasource.id)
+    ds, ds_via_flight = (Datasource(view.connection, record.datasource) for view in (direct, via_flight))
+    with ds.metadata_context(create_missing=True) as ctx:
+        for i in range(3):
+            ctx.update_metadata(f"{i}.png", {"n": i})
+    monkeypatch.setattr(path_indexes, "max_bytes", 64)  # fewer bytes than one row
+    served = path_indexes.served
+    for path in ("0.png", "1.png", "none.png"):
+        assert path_indexes.wait_idle(60)
+        if path == "none.png":
+            with pytest.raises(NotFoundError):
+                ds.get_datapoint(path)
+        else:
+            assert ds.get_datapoint(path) == ds_via_flight.get_datapoint(path)
+    assert path_indexes.wait_idle(60)
+    assert path_indexes.held(ds.id) is None and path_indexes.served == served
+
+
+@pytest.mark.single_writer
+@pytest.mark.parametrize("limit", [None, 2, 3, 50])
+def test_path_lists_through_the_path_index_are_the_same_both_ways(services, path_indexes, limit):
+    # A list of paths alone is answered from a current index: missing, deleted and repeated paths,
+    # in any order, under a limit at least the rows found; a limit below those keeps the statement.
+    direct, via_flight, first_written = services
+    wanted = [PATHS[7], PATHS[-1], "img/none.png", PATHS[0], PATHS[7], PATHS[30]]
+    _indexed(path_indexes, direct, PATHS[1])
+    view = lambda ds: ds[ds["path"].isin(wanted)].limit(limit or 10)  # noqa: E731
+    served = path_indexes.served
+    left, right = view(direct).all().arrow, view(via_flight).all().arrow
+    assert path_indexes.served == served + (0 if limit == 2 else 1)
+    assert left.num_rows == right.num_rows == min(limit or 10, 3)
+    if limit != 2:
+        same(left.sort_by("path"), right.sort_by("path"))
+    found = direct.get_datapoints([PATHS[30], PATHS[7], PATHS[2]])
+    assert found.paths == [PATHS[30], PATHS[7], PATHS[2]]
+    same(found.arrow, via_flight.get_datapoints([PATHS[30], PATHS[7], PATHS[2]]).arrow)
+    with pytest.raises(NotFoundError, match="img/none.png"):
+        direct.get_datapoints([PATHS[3], "img/none.png"])
+    assert len(direct[direct["path"].isin([])].limit(5).all()) == 0
+    served = path_indexes.served
+    then = direct.as_of(first_written)  # as_of is never the index's
+    assert then[then["path"].isin(wanted)].limit(10).all().arrow.num_rows == 4
+    assert path_indexes.served == served

@@ -61,3 +61,19 @@ def test_paths_of_accepts_every_kind_of_reference():
     assert paths_of(result) == ["a/b c.png", "d.png"]
     assert paths_of([result[0], "x"]) == ["a/b c.png", "x"]
     assert paths_of(result[1]) == ["d.png"]
+
+
+def test_annotation_columns_become_labels_whether_typed_by_metadata_or_by_shape():
+    # Datapoints skip reading field types when no column can be an annotation; each way one can be
+    # (a nested type, with or without the metadata that names it) still comes back as a label.
+    from thresher.core import labels
+
+    classification = labels.ARROW_TYPES[labels.CLASSIFICATION]
+    value = [{"label": "cat", "confidence": 0.5}]
+    tagged = pa.field("tag", classification, metadata={TYPE_METADATA_KEY: b"annotation:classification"})
+    for field in (tagged, pa.field("tag", classification)):
+        schema = pa.schema([pa.field("path", pa.string()), pa.field("datapoint_id", pa.int64()), field])
+        table = pa.table({"path": ["a.png"], "datapoint_id": [1], "tag": value}, schema=schema)
+        assert QueryResult(table)[0]["tag"] == QueryResult(table).labels("tag")[0]
+        assert not isinstance(QueryResult(table)[0]["tag"], dict)
+    assert QueryResult(result_table())[0].metadata == {"size": 3, "taken": dt.datetime(2024, 1, 1, tzinfo=UTC)}

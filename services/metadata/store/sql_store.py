@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 
 from thresher.core.scan_status import ScanStatus
 from thresher.core.storage.blobs import BlobStore
-from thresher.core.types import TYPE_METADATA_KEY, FieldType
-from thresher.services.metadata import facets, nearest, vector_fields
+from thresher.core.types import PATH_COLUMN, TYPE_METADATA_KEY, FieldType
+from thresher.services.metadata import facets, nearest, path_index, vector_fields
 from thresher.services.metadata.annotations import stored_values
 from thresher.services.metadata.coercion import CoercedColumn, duplicate_path_error
 from thresher.services.metadata.domain_errors import AlreadyExists, InvalidArgument, NotFound, UnknownPaths
@@ -161,6 +161,9 @@ class SqlStore(Store):
         # Rows of one-path lookups, each with the write marker it was read at and valid while that is
         # the marker: a path read again between writes costs no statement (a single writer's only).
         self._looked_up: dict[tuple[int, str], tuple[int, pa.Table]] = {}
+        # Per datasource looked up by path again and again between writes, its live rows in memory by
+        # path, read in the background (a single writer's only; see ``path_index``).
+        self.path_indexes = path_index.PathIndexes(self._read_path_index)
         try:
             dialect.write(CATALOG_LOCK, lambda s: prepare_schema(s, dialect, log))
         except BaseException:
@@ -168,6 +171,7 @@ class SqlStore(Store):
             raise
 
     def close(self) -> None:
+        self.path_indexes.wait_idle(60)  # an index being read holds a cursor of the engine
         self.dialect.close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -182,6 +186,7 @@ class SqlStore(Store):
             # Counted after the commit (or the rollback): a reader that saw the old count and then read
             # the new rows caches them under a count that is already gone.
             self._commits += 1
+            self.path_indexes.drop_stale(self._commits)  # their rows are the old ones: free them now
             if forget is not None:
                 self._generation += 1
                 self._datasources.pop(forget, None)
@@ -892,13 +897,17 @@ class SqlStore(Store):
         if path is not None:
             lookup = self._point_lookup(query)
             if lookup is not None:
-                sql, schema = lookup
+                record, sql, schema = lookup
                 # Read before the rows: a write committing meanwhile leaves them under a past marker.
                 marker = self.write_marker(query.datasource_id)
                 key = (query.datasource_id, path)
                 earlier = self._looked_up.get(key)
-                if earlier is not None and earlier[0] == marker:
-                    few: pa.Table | None = earlier[1]
+                index = self.path_indexes.find(query.datasource_id, marker, record)
+                if index is not None:
+                    few: pa.Table | None = index.rows_of(path)
+                    self.path_indexes.served += 1
+                elif earlier is not None and earlier[0] == marker:
+                    few = earlier[1]
                 else:
                     with self.dialect.read() as session:
                         few = session.few_rows(sql, [path], schema, max_rows + 1)
@@ -909,6 +918,16 @@ class SqlStore(Store):
                         self._looked_up[key] = (marker, few)
                 if few is not None:
                     return None if few.num_rows > max_rows else (schema, few.to_batches())
+        # Several paths (one path was asked of the index above: it is not counted twice).
+        paths = _paths_alone(query) if self.dialect.single_writer and path is None else None
+        if paths is not None:
+            record = self.get_datasource(query.datasource_id)
+            index = self.path_indexes.find(query.datasource_id, self.write_marker(query.datasource_id), record)
+            found = None if index is None else index.rows_of_paths(paths)
+            # A limit that cuts the rows found leaves which to keep to the statement.
+            if found is not None and not (query.HasField("limit") and found.num_rows > query.limit):
+                self.path_indexes.served += 1
+                return None if found.num_rows > max_rows else (found.schema, found.to_batches())
         query = _without_redundant_limit(query)
         with self.dialect.read() as session:
             datasource, compiled = self._compile(session, query)
@@ -930,14 +949,14 @@ class SqlStore(Store):
                     close()  # a PostgreSQL cursor must finish before the session's next statement
         return schema, kept
 
-    def _point_lookup(self, query: common_pb2.Query) -> tuple[str, pa.Schema] | None:
-        """The SQL (one parameter: the path) and schema of ``query``, a lookup of one path, compiled
-        once per version of its datasource's record: a single writer replaces the cached record on
-        every change to the datasource (fields, scan state), which makes the compiled one stale."""
+    def _point_lookup(self, query: common_pb2.Query) -> tuple[DatasourceRecord, str, pa.Schema] | None:
+        """The datasource record, SQL (one parameter: the path) and schema of ``query``, a lookup of one
+        path, compiled once per version of its datasource's record: a single writer replaces the cached
+        record on every change to the datasource (fields, scan state), which makes the compiled one stale."""
         record = self.get_datasource(query.datasource_id)
         cached = self._point_lookups.get(query.datasource_id)
         if cached is not None and cached[0] is record:
-            return cached[1], cached[2]
+            return cached
         template = common_pb2.Query(datasource_id=query.datasource_id)
         template.filter.CopyFrom(query.filter)
         with self.dialect.read() as session:
@@ -946,7 +965,37 @@ class SqlStore(Store):
             return None  # changed meanwhile, or compiled some other way: the general path serves it
         schema = result_schema(datasource, compiled.columns)
         self._point_lookups[query.datasource_id] = (record, compiled.sql, schema)
-        return compiled.sql, schema
+        return record, compiled.sql, schema
+
+    def _read_path_index(self, datasource_id: int, max_bytes: int) -> path_index.PathIndex | None:
+        """The datasource's live rows in its point lookup's columns, indexed by path (``path_index``);
+        None when they pass ``max_bytes`` or its record changed meanwhile. Runs off the request threads."""
+        started = time.perf_counter()
+        # Read before the rows, as for ``_looked_up``: a write committing meanwhile leaves the index
+        # under a marker that is already gone.
+        marker = self.write_marker(datasource_id)
+        record = self.get_datasource(datasource_id)
+        with self.dialect.read() as session:
+            # The lookup's view without its path filter: the same columns, every live datapoint.
+            datasource, compiled = self._compile(session, common_pb2.Query(datasource_id=datasource_id))
+            if datasource is not record:
+                return None
+            schema = result_schema(datasource, compiled.columns)
+            kept, nbytes = [], 0
+            batches = session.batches(compiled.sql, compiled.params, DEFAULT_BATCH_ROWS)
+            try:
+                for batch in batches:
+                    nbytes += batch.nbytes + path_index.ROW_BYTES * batch.num_rows
+                    if nbytes > max_bytes:  # stopped early: a large datasource keeps the statement path
+                        log.info("datasource %d passes %d bytes: no path index", datasource_id, max_bytes)
+                        return None
+                    kept.append(conform(batch, schema))
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
+        rows = pa.Table.from_batches(kept, schema)
+        return path_index.build(marker, record, rows, PATH_COLUMN, started)
 
     def describe(self, query: common_pb2.Query) -> tuple[pa.Schema, int]:
         schema, total, _ = self.describe_with_ids(query)
@@ -1425,6 +1474,16 @@ def _one_path_lookup(query: common_pb2.Query) -> str | None:
         return None
     paths = looked_up_paths(query)
     return paths[0] if paths else None
+
+
+def _paths_alone(query: common_pb2.Query) -> list[str] | None:
+    """The paths of a query that is ``path.isin([...])`` or ``path == p`` and nothing more (no select,
+    order, as_of or nearest; a limit aside), or None."""
+    if query.select or query.order_by or query.HasField("as_of") or query.HasField("nearest"):
+        return None
+    if query.filter.WhichOneof("node") != "comparison":
+        return None
+    return looked_up_paths(query)
 
 
 def _counts_every_live_datapoint(query: common_pb2.Query) -> bool:
