@@ -300,6 +300,27 @@ def test_a_first_load_keeps_the_current_tables_indexes_whether_it_commits_or_not
     assert _state(store, source)["c"] == {"x": 7} and len(_state(store, source)) == 4
 
 
+def test_a_first_load_into_postgresql_is_vacuumed_once_committed(postgres_url, tmp_path, monkeypatch):
+    # Its pages end all-visible, so the scans that follow skip each row's visibility check; and the
+    # connection the vacuum ran on (outside a transaction) serves transactions again afterwards.
+    from thresher.services.metadata.store import sql_store as store_module
+
+    monkeypatch.setattr(store_module, "INDEX_AFTER_ROWS", 2)
+    store = PostgresStore(postgres_url, open_blob_store(home=str(tmp_path)), pool_size=1)
+    try:
+        source = _datasource(store)
+        _write(store, source, path=[f"p{i}" for i in range(500)], x=list(range(500)))
+        with store.dialect.read() as session:
+            pages, visible = session.row(
+                "SELECT relpages, relallvisible FROM pg_class WHERE relname = $1", [f"cur_{source.id}"]
+            )
+        assert pages > 0 and visible == pages
+        _write(store, source, path=["p1"], x=[-1])  # on the one pooled connection, the vacuum's
+        assert _state(store, source)["p1"] == {"x": -1} and len(_state(store, source)) == 500
+    finally:
+        store.close()
+
+
 def test_duplicates_are_found_across_chunks_whether_or_not_paths_increase(engine, monkeypatch):
     from thresher.services.metadata.store import sql_store as store_module
 

@@ -9,6 +9,7 @@ PostgreSQL driver (binary COPY), never row by row.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from thresher.services.metadata.query_compiler import POSTGRES
 from thresher.services.metadata.store.bulk_read import planned_rows
 from thresher.services.metadata.store.dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
 from thresher.services.metadata.store.postgres_connections import ConnectionPool, run_transaction
+
+log = logging.getLogger(__name__)
 
 # How long DDL (adding a field's column, dropping a datasource) waits for readers before failing.
 DDL_LOCK_TIMEOUT = "60s"
@@ -33,6 +36,8 @@ SQL_STATEMENT_TIMEOUT = "300s"
 class PostgresSession(Session):
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
+        # Tables this transaction loaded first, to vacuum once it has committed (see ``after_first_load``).
+        self.loaded: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(sql, tuple(params) if params else None)
@@ -90,12 +95,34 @@ class PostgresDialect(EngineDialect):
         self._pool = ConnectionPool(url, pool_size)
 
     def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
+        loaded: list[str] = []
+
         def locked(cursor: Any) -> T:
             session = PostgresSession(cursor)
             self.lock(session, lock_key)
-            return work(session)
+            result = work(session)
+            loaded[:] = session.loaded  # those of the attempt that commits (a retried one starts afresh)
+            return result
 
-        return run_transaction(self._pool, locked)
+        result = run_transaction(self._pool, locked)
+        for table in loaded:
+            self._vacuum(table)
+        return result
+
+    def _vacuum(self, table: str) -> None:
+        """Vacuums ``table`` (a store table's name, never a caller's text) outside any transaction, as
+        VACUUM must run. Its rows are committed already: a failure only leaves the work to autovacuum."""
+        try:
+            with self._pool.connection() as connection:
+                connection.adbc_connection.set_autocommit(True)
+                try:
+                    with connection.cursor() as cursor:
+                        # SKIP_LOCKED: a DDL or drop holding the table is not waited for.
+                        cursor.execute(f"VACUUM (SKIP_LOCKED) {table}")
+                finally:
+                    connection.adbc_connection.set_autocommit(False)
+        except Exception:  # noqa: BLE001 - the upload has committed; this is only its upkeep
+            log.warning("could not vacuum %s after its first load; autovacuum will", table, exc_info=True)
 
     def lock(self, session: Session, key: int) -> None:
         session.table("SELECT pg_advisory_xact_lock($1)", [int(key)])
@@ -173,6 +200,14 @@ class PostgresDialect(EngineDialect):
         session.execute(f"SET LOCAL default_statistics_target = {FIRST_LOAD_STATISTICS_TARGET}")
         session.execute(f"ANALYZE {table}")
         session.execute("RESET default_statistics_target")
+        # Vacuumed once committed: that marks its pages all-visible, and a sequential scan then skips
+        # the visibility check of each row (1M rows x 20 fields, against a copy not vacuumed, 7 rounds
+        # in turns: a 3-predicate query's scan median 216 -> 182 ms; the full result's COPY, whose
+        # cost is sending values, unchanged; 0.14 s of vacuum). The queries that follow a load would
+        # otherwise run without it until autovacuum comes (its threshold for inserted rows), and this
+        # vacuum does that work in its place.
+        if isinstance(session, PostgresSession):
+            session.loaded.append(table)
 
     def before_ddl(self, session: Session) -> None:
         session.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
