@@ -10,7 +10,9 @@ import os
 import shutil
 
 import pyarrow as pa
+import pytest
 
+from thresher.core.errors import StoreLayoutError
 from thresher.core.storage.blobs import open_blob_store
 from thresher.services.metadata.store import DuckDBStore
 from thresher.services.metadata.store.migrations import LAYOUT_VERSION
@@ -113,3 +115,71 @@ def test_a_first_layout_postgres_store_opens_upgraded_with_the_same_data_and_his
         assert [r["x"] for r in store.history(ds_id, "a", "x").to_pylist()] == [1, 5]
     finally:
         store.close()
+
+
+def _stamp_layout(path: str, version: int) -> None:
+    import duckdb
+
+    connection = duckdb.connect(path)
+    try:
+        connection.execute("INSERT INTO store_layout VALUES ($1)", [version])
+    finally:
+        connection.close()
+
+
+def _layouts(path: str) -> list[int]:
+    import duckdb
+
+    connection = duckdb.connect(path)
+    try:
+        return [row[0] for row in connection.execute("SELECT version FROM store_layout ORDER BY version").fetchall()]
+    finally:
+        connection.close()
+
+
+def test_a_store_from_a_newer_thresher_is_refused_naming_it_and_both_layouts(tmp_path):
+    path = str(tmp_path / "metadata.duckdb")
+    DuckDBStore(path, open_blob_store(home=str(tmp_path))).close()
+    _stamp_layout(path, LAYOUT_VERSION + 1)
+    with pytest.raises(StoreLayoutError) as refused:
+        DuckDBStore(path, open_blob_store(home=str(tmp_path)))
+    message = str(refused.value)
+    assert path in message and f"layout {LAYOUT_VERSION + 1}" in message and f"up to {LAYOUT_VERSION}" in message
+    assert _layouts(path) == [LAYOUT_VERSION, LAYOUT_VERSION + 1]  # refused before writing anything
+
+
+def test_thresher_up_on_a_newer_store_is_a_user_error_not_a_crash(monkeypatch, capsys, tmp_path):
+    from thresher.cli.app import main
+
+    home = tmp_path / "home"
+    path = str(home / "metadata.duckdb")
+    DuckDBStore(path, open_blob_store(home=str(home))).close()
+    _stamp_layout(path, LAYOUT_VERSION + 1)
+    monkeypatch.setenv("THRESHER_HOME", str(home))
+    assert main(["up", "--port", "0", "--no-gallery"]) == 2
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and path in err and "newer Thresher" in err
+
+
+def test_a_postgres_store_from_a_newer_thresher_is_refused_without_its_password(postgres_url, tmp_path):
+    import urllib.parse
+
+    import adbc_driver_postgresql.dbapi as adbc_postgres
+
+    from thresher.services.metadata.store import PostgresStore
+
+    database = "newer_layout"
+    with adbc_postgres.connect(postgres_url, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+        cursor.execute(f"CREATE DATABASE {database}")
+    url = urllib.parse.urlsplit(postgres_url)._replace(path=f"/{database}")
+    PostgresStore(url.geturl(), open_blob_store(home=str(tmp_path))).close()
+    with adbc_postgres.connect(url.geturl(), autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO store_layout VALUES ($1)", [LAYOUT_VERSION + 1])
+    # The password travels in the URL's query, where an operator's DSN may carry it.
+    with_password = url._replace(query="password=hunter2-secret").geturl()
+    with pytest.raises(StoreLayoutError) as refused:
+        PostgresStore(with_password, open_blob_store(home=str(tmp_path)))
+    message = str(refused.value)
+    assert f"/{database}" in message and f"layout {LAYOUT_VERSION + 1}" in message
+    assert "hunter2-secret" not in message

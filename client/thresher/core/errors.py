@@ -91,5 +91,10 @@ class MissingExtraError(ThresherError, ImportError):
     """A feature needs a package that an optional extra installs; the message names the extra."""
 
 
+class StoreLayoutError(ThresherError):
+    """A metadata store whose layout this version of Thresher cannot open: one written by a newer
+    Thresher. The message names the store, both layout versions and what to do."""
+
+
 class ScanInProgressWarning(UserWarning):
     """A query ran while the datasource was still being scanned: the result holds what is indexed so far."""

@@ -146,6 +146,9 @@ class EngineDialect(abc.ABC):
     #: B-trees: yes (a 200k-row first load 1.4 s -> 0.9 s); DuckDB's ART: no (it appends to the
     #: index at commit, in less time than building it anew takes).
     index_after_first_load: bool = False
+    #: Where the store lives, for messages to operators (a file path, or a database URL without its
+    #: password).
+    location: str = ""
 
     def column_type(self, kind: FieldKind) -> str:
         if isinstance(kind, VectorSpec):

@@ -108,6 +108,7 @@ class DuckDBDialect(EngineDialect):
     row_key = "rowid"
 
     def __init__(self, path: str) -> None:
+        self.location = path if path == ":memory:" else os.path.abspath(path)
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._con = duckdb.connect(path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from thresher.core.errors import StoreLayoutError
 from thresher.services.metadata.store.dialect import EngineDialect, Session
 
 LAYOUT_VERSION = 3
@@ -77,9 +78,12 @@ def prepare_schema(session: Session, dialect: EngineDialect, log: logging.Logger
         _index_paths(session, dialect)
         session.execute("INSERT INTO store_layout VALUES ($1)", [LAYOUT_VERSION])
     elif found > LAYOUT_VERSION:
-        raise RuntimeError(
-            f"the metadata store has layout {found}, newer than this version of Thresher "
-            f"understands ({LAYOUT_VERSION}); upgrade Thresher"
+        # Opening it anyway could write rows the newer layout reads wrongly: refuse before any write.
+        raise StoreLayoutError(
+            f"the metadata store {dialect.location or '(in memory)'} has layout {found}, written by a newer "
+            f"Thresher; this version of Thresher opens layouts up to {LAYOUT_VERSION}. Run the newer "
+            "Thresher (every replica of a deployment on the same version), or restore a backup taken "
+            "before it opened the store"
         )
 
 

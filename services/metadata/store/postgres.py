@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -92,6 +94,7 @@ class PostgresDialect(EngineDialect):
     index_after_first_load = True
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
+        self.location = _without_password(url)
         self._pool = ConnectionPool(url, pool_size)
 
     def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
@@ -235,3 +238,16 @@ class PostgresDialect(EngineDialect):
             f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
             "WITH ORDINALITY AS elements(e, n))"
         )
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password (in its user part, its query or a libpq keyword string) replaced by
+    ``***``, fit for a log line or an error message."""
+    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", r"\1***", url)
+    if "://" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
