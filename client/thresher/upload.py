@@ -222,7 +222,8 @@ def _path_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if arrow_kind(column.type) is not FieldType.STRING:
         raise InvalidArgumentError(f"path column '{name}' must hold strings, not {column.type}")
     if column.null_count:
-        raise InvalidArgumentError(f"path column '{name}' has {column.null_count} missing paths")
+        missing = "a missing path" if column.null_count == 1 else f"{column.null_count} missing paths"
+        raise InvalidArgumentError(f"path column '{name}' has {missing}")
     return _cast(name, column, pa.string())
 
 

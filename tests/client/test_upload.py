@@ -133,8 +133,10 @@ def test_path_column_by_name_index_or_first():
         prepare(frame, "nope", known({}))
     with pytest.raises(InvalidArgumentError, match="out of range"):
         prepare(frame, 5, known({}))
-    with pytest.raises(InvalidArgumentError, match="missing paths"):
+    with pytest.raises(InvalidArgumentError, match="has a missing path$"):
         prepare(pd.DataFrame({"path": ["a", None], "v": [1, 2]}), None, known({}))
+    with pytest.raises(InvalidArgumentError, match="has 2 missing paths"):
+        prepare(pd.DataFrame({"path": [None, "a", None], "v": [1, 2, 3]}), None, known({}))
 
 
 def test_a_query_results_dataframe_uploads_back():
