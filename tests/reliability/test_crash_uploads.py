@@ -84,12 +84,31 @@ class _Uploader(threading.Thread):
 
 
 @pytest.mark.timeout(300)
+def _store_arguments(request: pytest.FixtureRequest, engine: str, tmp_path, database: str) -> list[str]:
+    """The metadata service's arguments for a fresh store on ``engine``."""
+    arguments = ["--home", str(tmp_path / "home")]
+    if engine == "postgres":
+        import urllib.parse
+
+        import adbc_driver_postgresql.dbapi as adbc_postgres
+
+        url = request.getfixturevalue("postgres_url")
+        with adbc_postgres.connect(url, autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+            cursor.execute(f"CREATE DATABASE {database}")
+        arguments += ["--postgres-url", urllib.parse.urlsplit(url)._replace(path=f"/{database}").geturl()]
+    return arguments
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 @pytest.mark.parametrize("hand_off", ["grpc", "data-port"])
-def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(tmp_path, hand_off):
-    # The flight service hands each upload on over gRPC UpsertTable, or over the data port's DoPut.
+def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(request, tmp_path, hand_off, engine):
+    # The flight service hands each upload on over gRPC UpsertTable, or over the data port's DoPut. On
+    # PostgreSQL the killed process's open transaction (and its advisory lock) dies with its connection.
     data_address = f"127.0.0.1:{free_port()}"
     listen = ["--metadata-data-listen", data_address] if hand_off == "data-port" else []
-    with ChildService("metadata", "--home", str(tmp_path / "home"), *listen) as metadata:
+    store = _store_arguments(request, engine, tmp_path, f"crash_uploads_{hand_off.replace('-', '_')}")
+    with ChildService("metadata", *store, *listen) as metadata:
         channel = fast_channel(metadata.address)
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
         source = stub.CreateDatasource(
@@ -119,7 +138,7 @@ def test_sigkill_of_metadata_during_flight_uploads_loses_no_acknowledged_upload(
 
     unacknowledged = check_generations(frame, uploader.acknowledged.generations, ROWS_PER_UPLOAD)
     print(
-        f"\n{kills} SIGKILLs of the metadata service during Flight uploads ({hand_off}); "
+        f"\n{kills} SIGKILLs of the metadata service on {engine} during Flight uploads ({hand_off}); "
         f"{len(uploader.acknowledged.generations)} acknowledged uploads of {uploader.attempted} attempted, all "
         f"present in full; {unacknowledged} unacknowledged present in full; "
         f"{len(uploader.failures)} uploads refused while it was down"
