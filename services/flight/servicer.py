@@ -147,7 +147,7 @@ class ThresherFlightServer(fl.FlightServerBase):  # type: ignore[misc]  # pyarro
             path_column = command.upsert.path_column or schema.names[0]
             if path_column not in schema.names:
                 raise invalid_argument(f"path column {path_column!r} is not among the uploaded columns {schema.names}")
-            batches = uploaded_batches(reader)
+            batches = uploaded_batches(reader, context)
             if self._data_port is not None and not command.upsert.staging_session:
                 # Flight to Flight: the batches' bytes pass from one Arrow stack to the other.
                 header = mpb.UpsertTableHeader(
@@ -297,8 +297,9 @@ def _relayed(batches: Iterator[pa.RecordBatch], upstream: str) -> Iterator[pa.Re
         yield from batches
 
 
-def uploaded_batches(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
-    """A DoPut's batches, forwarded one by one as they arrive; raises if the client aborts the upload."""
+def uploaded_batches(reader: fl.MetadataRecordBatchReader, context: fl.ServerCallContext) -> Iterator[pa.RecordBatch]:
+    """A DoPut's batches, forwarded one by one as they arrive; raises if the client aborts the upload
+    or its stream stops without ending (the upload then commits nothing)."""
     for chunk in reader:
         if chunk.app_metadata is not None and chunk.app_metadata.to_pybytes() == ABORT_UPLOAD:
             raise status_error(
@@ -306,3 +307,10 @@ def uploaded_batches(reader: fl.MetadataRecordBatchReader) -> Iterator[pa.Record
             )
         if chunk.data is not None:
             yield chunk.data
+    # A client that dies or cancels mid-stream ends the reader just as one that finished does; only
+    # the call's state tells them apart, and a stream that did not end is never taken as complete.
+    if context.is_cancelled():
+        raise status_error(
+            grpc.StatusCode.CANCELLED,
+            "the client's upload stream stopped before its end (cancelled or disconnected); nothing was written",
+        )

@@ -296,3 +296,66 @@ def test_a_client_that_stops_reading_early_leaves_the_server_working(flight, dat
     reader.read_chunk()
     reader.cancel()
     assert flight.do_get(query_ticket(common_pb2.Query(datasource_id=source))).read_all().num_rows == 200_000
+
+
+_DYING_UPLOADER = """
+import sys
+import pyarrow as pa
+import pyarrow.flight as fl
+from thresher.v1 import flight_pb2
+
+command = flight_pb2.FlightCommand(upsert=flight_pb2.UpsertCommand(datasource_id=int(sys.argv[2]), create_missing=True))
+schema = pa.schema([("path", pa.string()), ("x", pa.int64())])
+writer, _ = fl.connect(sys.argv[1]).do_put(fl.FlightDescriptor.for_command(command.SerializeToString()), schema)
+start = 0
+while True:  # until killed: the stream never ends
+    writer.write_batch(pa.record_batch([pa.array([f"p{i}" for i in range(start, start + 1000)]),
+                                        pa.array(range(start, start + 1000), pa.int64())], schema=schema))
+    start += 1000
+"""
+
+
+def test_a_do_put_whose_client_is_killed_midstream_writes_nothing(flight_server, data, monkeypatch):
+    # A client that dies ends the server's reader just as one that finished its stream does: only the
+    # call's cancellation tells them apart. The spies only watch the real handler.
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from thresher.services.flight import servicer
+
+    received, handled = threading.Event(), threading.Event()
+    outcome: list[BaseException | None] = []
+    real_batches, real_do_put = servicer.uploaded_batches, servicer.ThresherFlightServer.do_put
+
+    def watched_batches(reader, context):
+        for batch in real_batches(reader, context):
+            yield batch
+            received.set()
+
+    def watched_do_put(self, context, descriptor, reader, writer):
+        try:
+            real_do_put(self, context, descriptor, reader, writer)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+            raise
+        finally:
+            handled.set()
+
+    monkeypatch.setattr(servicer, "uploaded_batches", watched_batches)
+    monkeypatch.setattr(servicer.ThresherFlightServer, "do_put", watched_do_put)
+    source = data.datasource()
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", _DYING_UPLOADER, f"grpc://127.0.0.1:{flight_server.port}", str(source)]
+    )
+    try:
+        assert received.wait(60), "the flight service never received a batch"
+    finally:
+        uploader.send_signal(signal.SIGKILL)
+        uploader.wait(30)
+    assert handled.wait(60), "the upload's handler never returned"
+    assert isinstance(outcome[0], fl.FlightCancelledError) and "nothing was written" in str(outcome[0])
+    stored = data.read(common_pb2.Query(datasource_id=source))
+    assert stored.num_rows == 0 and stored.column_names == ["path", "datapoint_id"]
