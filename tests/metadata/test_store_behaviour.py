@@ -148,7 +148,7 @@ def test_writes_to_unknown_paths_are_refused_unless_asked_to_create_them(engine)
     assert _state(store, source) == {"known": {"x": 1}}
     # A deleted datapoint is not in the datasource either.
     store.delete_datapoints(source.id, ["known"], "tester")
-    with pytest.raises(UnknownPaths, match="^1 path is not in datasource .*'known'"):
+    with pytest.raises(UnknownPaths, match="^1 paths are not in datasource .*'known'"):
         store.upsert(source.id, pa.table({"path": ["known"], "x": [5]}), "path", "tester")
     result = store.upsert(
         source.id, pa.table({"path": paths, "x": list(range(13))}), "path", "tester", create_missing=True

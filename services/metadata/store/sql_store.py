@@ -1595,8 +1595,9 @@ def unknown_paths_error(unknown: pa.Array, datasource_id: int) -> UnknownPaths:
     shown = ", ".join(repr(p) for p in unknown.slice(0, UNKNOWN_PATHS_SHOWN).to_pylist())
     more = f" (and {len(unknown) - UNKNOWN_PATHS_SHOWN} more)" if len(unknown) > UNKNOWN_PATHS_SHOWN else ""
     return UnknownPaths(
-        f"{len(unknown)} {'path is' if len(unknown) == 1 else 'paths are'} not in datasource {datasource_id}: "
-        f"{shown}{more}; "
+        # "paths are not in datasource ... create_missing" is what clients (this version and earlier
+        # ones) recognise as UnknownPathsError: kept word for word, even for a single path.
+        f"{len(unknown)} paths are not in datasource {datasource_id}: {shown}{more}; "
         "pass create_missing=True to create them",
         count=len(unknown),
     )
