@@ -150,12 +150,15 @@ def duplicate_path_error(path: str) -> InvalidArgument:
 def table_from_proto_rows(
     rows: Sequence[metadata_service_pb2.DatapointValues], field_types: Mapping[str, FieldType]
 ) -> pa.Table:
-    """Builds the Arrow table of an UpsertMetadata request: a path column, then one column per field."""
+    """Builds the Arrow table of an UpsertMetadata request: a path column, then one column per field, in
+    the order fields first appear (row by row; within a row by name)."""
     paths = [row.path for row in rows]
     columns: dict[str, list[Any]] = {}
     kinds: dict[str, set[FieldType]] = {}
     for index, row in enumerate(rows):
-        for name, message in row.values.items():
+        # A protobuf map iterates in no fixed order (it differs from process to process): by name, so
+        # the fields one write creates get the same order, on every replica and engine, every time.
+        for name, message in sorted(row.values.items()):
             kind, value = from_proto_value(message)
             if kind is None:
                 continue

@@ -51,6 +51,15 @@ def test_first_write_infers_every_type(meta, metadata_stub):
     assert row["blob"] == hashlib.sha256(b"\x00\x01").hexdigest()
 
 
+def test_fields_one_small_write_creates_come_in_a_fixed_order(meta, metadata_stub):
+    # A protobuf map has no order of its own (it changes from process to process): fields come in
+    # order of first appearance, row by row, and by name within a row, on every engine and replica.
+    source = meta.datasource()
+    names = ["zeta", "alpha", "mid", "b", "a", "q", "kappa", "c"]
+    _upsert(metadata_stub, source.id, {"one.png": {"y": 1, "x": 2}, "two.png": {name: 1 for name in names}})
+    assert list(_fields(metadata_stub, source.id)) == ["x", "y", *sorted(set(names) - {"x", "y"})]
+
+
 @pytest.mark.parametrize(
     "first, second, expected, given",
     [
