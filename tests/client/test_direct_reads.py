@@ -633,3 +633,24 @@ def test_path_lists_through_the_path_index_are_the_same_both_ways(services, path
     then = direct.as_of(first_written)  # as_of is never the index's
     assert then[then["path"].isin(wanted)].limit(10).all().arrow.num_rows == 4
     assert path_indexes.served == served
+
+
+def test_the_bound_comes_from_the_environment_unless_given(services, monkeypatch):
+    # The default connection is built from the environment, so the bound must be settable there too.
+    from thresher.core.settings import SettingsError
+
+    direct, _ = both(services)
+    addresses = (direct.connection.metadata_address, direct.connection.flight_address)
+    assert Connection(*addresses).direct_read_rows == 10_000
+    monkeypatch.setenv("THRESHER_DIRECT_READ_ROWS", "2")
+    from_env = Connection(*addresses)
+    assert from_env.direct_read_rows == 2
+    assert Connection(*addresses, direct_read_rows=7).direct_read_rows == 7  # an argument wins
+    # Past the bound the read goes through Flight, still complete and the same.
+    view = Datasource(from_env, direct._shared.proto)
+    same(view.order_by("n").head(10).arrow, direct.order_by("n").head(10).arrow)
+    monkeypatch.setenv("THRESHER_DIRECT_READ_ROWS", "-1")
+    with pytest.raises(SettingsError, match="THRESHER_DIRECT_READ_ROWS"):
+        Connection(*addresses)
+    with pytest.raises(ValueError, match="direct_read_rows takes a non-negative int"):
+        Connection(*addresses, direct_read_rows=-3)
