@@ -350,6 +350,14 @@ class Datasource(ArrowExport):
         return QueryResult(table.take(positions), self.source, datasource=self)
 
     def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        # A view whose limit bounds it small (``ds.limit(10).to_pandas()``, ``pa.table(ds.limit(10))``)
+        # is read in one call, as ``all()`` reads it; a larger one streams from Flight, never held whole.
+        limit = self._spec.limit
+        if limit is not None and limit <= self.connection.direct_read_rows:
+            table = self.connection.read_small(self.query_proto(), limit)
+            if table is not None:
+                self._warn_about_scan(table.schema, stacklevel=4)
+                return table.to_reader()
         reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
         self._warn_about_scan(reader.schema, stacklevel=4)
         return reader
