@@ -25,7 +25,7 @@ import pyarrow.flight as flight
 from pyarrow.flight import FlightStreamReader  # (inside Connection, `flight` names its property)
 
 from thresher.core import arrow_io, status, transport
-from thresher.core.settings import Settings
+from thresher.core.settings import Settings, setting_named
 from thresher.partitioned_read import LocationClients, read_endpoints
 from thresher.v1 import (
     common_pb2,
@@ -40,8 +40,9 @@ T = TypeVar("T")
 # their length depends on the data, and fail instead when the connection drops.
 CALL_TIMEOUT = 120.0
 # Queries known to answer at most this many rows (a lookup, a head, a small limit) are read in one
-# unary call to the metadata service; larger ones go through Flight.
-DIRECT_READ_ROWS = 10_000
+# unary call to the metadata service; larger ones go through Flight. ``$THRESHER_DIRECT_READ_ROWS``
+# or the ``direct_read_rows`` argument sets another bound.
+DIRECT_READ_ROWS: int = setting_named("direct_read_rows").default
 
 
 class Connection:
@@ -56,8 +57,9 @@ class Connection:
     ``tls`` is true or root certificates are given: ``root_certificates`` is PEM bytes or a file path
     (default ``$THRESHER_TLS_ROOT_CERTS``); with ``tls`` alone the system's roots verify the services.
 
-    ``direct_read_rows``: a query whose result is known to hold at most this many rows is answered
-    by the metadata service in one call instead of through Flight (0 sends every query through Flight).
+    ``direct_read_rows`` (default ``$THRESHER_DIRECT_READ_ROWS``, else 10,000): a query whose result is
+    known to hold at most this many rows is answered by the metadata service in one call instead of
+    through Flight (0 sends every query through Flight).
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class Connection:
         tls: bool = False,
         root_certificates: bytes | str | None = None,
         call_timeout: float = CALL_TIMEOUT,
-        direct_read_rows: int = DIRECT_READ_ROWS,
+        direct_read_rows: int | None = None,
     ) -> None:
+        if direct_read_rows is None:
+            direct_read_rows = Settings.read("direct_read_rows")
         if isinstance(direct_read_rows, bool) or not isinstance(direct_read_rows, int) or direct_read_rows < 0:
             raise ValueError(f"direct_read_rows takes a non-negative int, got {direct_read_rows!r}")
         self.direct_read_rows = direct_read_rows
@@ -540,7 +544,7 @@ def connect(
     retry_timeout: float = 2.0,
     tls: bool = False,
     root_certificates: bytes | str | None = None,
-    direct_read_rows: int = DIRECT_READ_ROWS,
+    direct_read_rows: int | None = None,
 ) -> Connection:
     """Connects to Thresher's services and makes this the default connection.
 

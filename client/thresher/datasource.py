@@ -231,9 +231,7 @@ class Datasource(ArrowExport):
 
     def limit(self, n: int) -> Datasource:
         """A view returning at most ``n`` datapoints."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise QueryError(f"limit takes a non-negative int, got {n!r}")
-        return self._with(limit=n)
+        return self._with(limit=_row_count("limit", n))
 
     def as_of(self, instant: Any) -> Datasource:
         """A view reading the metadata as it was at ``instant`` (a datetime; naive means UTC)."""
@@ -278,6 +276,7 @@ class Datasource(ArrowExport):
 
     def head(self, n: int = 100) -> QueryResult:
         """The first ``n`` datapoints this view selects."""
+        n = _row_count("head", n)
         limit = n if self._spec.limit is None else min(n, self._spec.limit)
         return self._run(self.limit(limit)._spec, stacklevel=3)
 
@@ -328,6 +327,8 @@ class Datasource(ArrowExport):
         """
         if isinstance(paths, str | bytes):
             raise QueryError("get_datapoints takes a list of paths; use get_datapoint for one")
+        if not isinstance(paths, Iterable):
+            raise QueryError(f"get_datapoints takes a list of paths, got {type(paths).__name__}")
         wanted = list(dict.fromkeys(paths))
         if any(not isinstance(path, str) for path in wanted):
             raise QueryError("datapoint paths are str")
@@ -349,6 +350,14 @@ class Datasource(ArrowExport):
         return QueryResult(table.take(positions), self.source, datasource=self)
 
     def _arrow_reader(self, native: bool = False) -> pa.RecordBatchReader:
+        # A view whose limit bounds it small (``ds.limit(10).to_pandas()``, ``pa.table(ds.limit(10))``)
+        # is read in one call, as ``all()`` reads it; a larger one streams from Flight, never held whole.
+        limit = self._spec.limit
+        if limit is not None and limit <= self.connection.direct_read_rows:
+            table = self.connection.read_small(self.query_proto(), limit)
+            if table is not None:
+                self._warn_about_scan(table.schema, stacklevel=4)
+                return table.to_reader()
         reader = self.connection.stream_query(self.query_proto(), map_errors=not native)
         self._warn_about_scan(reader.schema, stacklevel=4)
         return reader
@@ -573,3 +582,16 @@ def _is_ray_dataset(data: Any) -> bool:
     import ray.data
 
     return isinstance(data, ray.data.Dataset)
+
+
+# A query's limit is a signed 64-bit integer on the wire (and in both stores).
+_MAX_ROWS = 2**63 - 1
+
+
+def _row_count(name: str, n: object) -> int:
+    """``n`` checked as a count of rows for ``name`` (``limit``, ``head``); QueryError naming it otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise QueryError(f"{name} takes a non-negative int, got {n!r}")
+    if n > _MAX_ROWS:
+        raise QueryError(f"{name} takes at most {_MAX_ROWS:,} rows (2**63 - 1), got {n:,}")
+    return n

@@ -633,3 +633,57 @@ def test_path_lists_through_the_path_index_are_the_same_both_ways(services, path
     then = direct.as_of(first_written)  # as_of is never the index's
     assert then[then["path"].isin(wanted)].limit(10).all().arrow.num_rows == 4
     assert path_indexes.served == served
+
+
+def test_the_bound_comes_from_the_environment_unless_given(services, monkeypatch):
+    # The default connection is built from the environment, so the bound must be settable there too.
+    from thresher.core.settings import SettingsError
+
+    direct, _ = both(services)
+    addresses = (direct.connection.metadata_address, direct.connection.flight_address)
+    assert Connection(*addresses).direct_read_rows == 10_000
+    monkeypatch.setenv("THRESHER_DIRECT_READ_ROWS", "2")
+    from_env = Connection(*addresses)
+    assert from_env.direct_read_rows == 2
+    assert Connection(*addresses, direct_read_rows=7).direct_read_rows == 7  # an argument wins
+    # Past the bound the read goes through Flight, still complete and the same.
+    view = Datasource(from_env, direct._shared.proto)
+    same(view.order_by("n").head(10).arrow, direct.order_by("n").head(10).arrow)
+    monkeypatch.setenv("THRESHER_DIRECT_READ_ROWS", "-1")
+    with pytest.raises(SettingsError, match="THRESHER_DIRECT_READ_ROWS"):
+        Connection(*addresses)
+    with pytest.raises(ValueError, match="direct_read_rows takes a non-negative int"):
+        Connection(*addresses, direct_read_rows=-3)
+
+
+def test_a_small_limited_view_read_through_arrow_interchange_is_one_call(services, monkeypatch):
+    # to_arrow, to_pandas, iter_batches and the Arrow C stream of a view whose limit bounds it small
+    # take the same one-call path as all() and head(), with the same table as Flight gives.
+    import polars as pl
+
+    direct, via_flight = both(services)
+    connection = direct.connection
+    sent = []
+    original = connection.read_small
+    monkeypatch.setattr(connection, "read_small", lambda q, n: sent.append(n) or original(q, n))
+
+    def no_flight(*args, **kwargs):
+        raise AssertionError("a small limited view was read through Flight")
+
+    monkeypatch.setattr(connection, "stream_query", no_flight)
+    view = lambda ds: ds[ds["label"] == "cat"].order_by("n").select("n", "label").limit(6)  # noqa: E731
+    expected = view(via_flight).to_arrow()
+    same(view(direct).to_arrow(), expected)
+    assert view(direct).to_pandas().equals(expected.to_pandas())
+    assert pa.Table.from_batches(list(view(direct).iter_batches(4)), expected.schema).equals(expected)
+    assert pa.table(view(direct)).equals(expected)  # the C stream interface
+    assert pl.DataFrame(view(direct)).equals(pl.DataFrame(view(via_flight)))
+    empty = lambda ds: ds[ds["n"] > 10_000].limit(3)  # noqa: E731
+    same(empty(direct).to_arrow(), empty(via_flight).to_arrow())
+    assert sent == [6] * 5 + [3]
+    monkeypatch.undo()
+    # Past the bound a view streams from Flight, as before.
+    bounded = Datasource(
+        Connection(connection.metadata_address, connection.flight_address, direct_read_rows=2), direct._shared.proto
+    )
+    same(bounded.order_by("n").limit(5).to_arrow(), via_flight.order_by("n").limit(5).to_arrow())

@@ -111,6 +111,21 @@ def test_head_never_raises_an_existing_limit(ds, fakes):
     assert fakes.flight.tickets[-1].query.query.limit == 3
 
 
+def test_row_counts_and_path_lists_are_checked_before_any_call(ds, fakes):
+    # A limit past a signed 64-bit int used to fail in protobuf ("Value out of range"), and a
+    # get_datapoints argument that is no list in iteration, neither naming what was wrong.
+    with pytest.raises(QueryError, match=r"limit takes at most .* rows \(2\*\*63 - 1\), got 9,223,372,036,854,775,808"):
+        ds.limit(2**63)
+    with pytest.raises(QueryError, match="head takes a non-negative int, got '3'"):
+        ds.head("3")
+    with pytest.raises(QueryError, match="head takes at most"):
+        ds.head(2**64)
+    with pytest.raises(QueryError, match="get_datapoints takes a list of paths, got NoneType"):
+        ds.get_datapoints(None)
+    assert ds.limit(2**63 - 1).query_proto().limit == 2**63 - 1
+    assert not fakes.flight.tickets and not fakes.metadata.requests("ReadQuery")
+
+
 def test_count_uses_describe_query_and_respects_limit(ds, fakes):
     fakes.metadata.total_rows = 40
     assert ds[ds["size"] > 1].count() == 40

@@ -302,6 +302,14 @@ class Settings:
     )
     # The client and the command line.
     download_dir: str = _declare("path", "~/thresher", "the root of downloads and of the blob cache", ("client",))
+    direct_read_rows: int = _declare(
+        "int",
+        10_000,
+        "a query known to answer at most this many rows (a lookup, `head(n)`, a small limit) is read in "
+        "one call to the metadata service instead of through Flight (0: every query through Flight)",
+        ("client",),
+        minimum=0,
+    )
     libssl11_dir: str = _declare(
         "path", "", "a folder holding libssl.so.1.1, for FiftyOne's bundled MongoDB", ("client",)
     )
