@@ -96,5 +96,10 @@ class StoreLayoutError(ThresherError):
     Thresher. The message names the store, both layout versions and what to do."""
 
 
+class StoreUnavailableError(ThresherError, ConnectionError):
+    """The metadata service cannot reach its store (the PostgreSQL database): the message names the
+    database (its URL without the password) and the driver's reason."""
+
+
 class ScanInProgressWarning(UserWarning):
     """A query ran while the datasource was still being scanned: the result holds what is indexed so far."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,7 +20,7 @@ from thresher.services.metadata.annotations import to_json_text
 from thresher.services.metadata.query_compiler import POSTGRES
 from thresher.services.metadata.store.bulk_read import planned_rows
 from thresher.services.metadata.store.dialect import FIELD_STORAGE, EngineDialect, Session, T, storage_array
-from thresher.services.metadata.store.postgres_connections import ConnectionPool, run_transaction
+from thresher.services.metadata.store.postgres_connections import ConnectionPool, run_transaction, without_password
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +92,7 @@ class PostgresDialect(EngineDialect):
     index_after_first_load = True
 
     def __init__(self, url: str, pool_size: int = 16) -> None:
-        self.location = _without_password(url)
+        self.location = without_password(url)
         self._pool = ConnectionPool(url, pool_size)
 
     def write(self, lock_key: int, work: Callable[[Session], T]) -> T:
@@ -238,16 +236,3 @@ class PostgresDialect(EngineDialect):
             f"(SELECT array_agg(e::real ORDER BY n) FROM jsonb_array_elements_text({picked}) "
             "WITH ORDINALITY AS elements(e, n))"
         )
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password (in its user part, its query or a libpq keyword string) replaced by
-    ``***``, fit for a log line or an error message."""
-    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", r"\1***", url)
-    if "://" not in url:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))

@@ -9,10 +9,14 @@ on it forever.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from thresher.core.errors import MissingExtraError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,10 +42,16 @@ def _connect(url: str) -> Any:
     try:
         import adbc_driver_postgresql.dbapi as adbc_postgres
     except ImportError as error:
-        raise RuntimeError(
+        raise MissingExtraError(
             "the PostgreSQL store needs the ADBC PostgreSQL driver: pip install 'thresher[postgres]'"
         ) from error
-    connection = adbc_postgres.connect(url, autocommit=False)
+    try:
+        connection = adbc_postgres.connect(url, autocommit=False)
+    except Exception as error:
+        # The driver's error names neither the database nor what to check; the URL's password stays out.
+        raise StoreUnavailableError(
+            f"cannot connect to the PostgreSQL store at {without_password(url)}: {' '.join(str(error).split())}"
+        ) from error
     with connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
         cursor.execute("SET application_name = 'thresher-metadata'")
@@ -138,3 +148,16 @@ def run_transaction(pool: ConnectionPool, work: Callable[[Any], T]) -> T:
                     raise
                 log.info("retrying a transaction after SQLSTATE %s (attempt %d)", sqlstate(error), attempt)
     raise AssertionError("unreachable")
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password (in its user part, its query or a libpq keyword string) replaced by
+    ``***``, fit for a log line or an error message."""
+    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", r"\1***", url)
+    if "://" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
