@@ -258,10 +258,11 @@ def _new_datasource(direct, name: str) -> ms.CreateDatasourceResponse:
     )
 
 
-def test_every_field_type_reads_the_same_both_ways(services):
-    # Flat types come back from DuckDB as Python values on the direct path; vectors through Arrow.
+def _every_field_type(services, name: str) -> tuple[Datasource, Datasource, dt.datetime]:
+    """A new datasource ``name`` holding a value of every flat field type and a vector, as read directly
+    and through Flight, and the instant its timestamps start at."""
     direct, via_flight, _ = services
-    record = _new_datasource(direct, f"types-{id(services)}")
+    record = _new_datasource(direct, name)
     _mark_ready(direct.connection, record.datasource.id)
     typed, typed_via_flight = (Datasource(ds.connection, record.datasource) for ds in (direct, via_flight))
     when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -270,6 +271,12 @@ def test_every_field_type_reads_the_same_both_ways(services):
         ctx.update_metadata("b.png", {"i": 3, "s": "ünïcode"})
         ctx.update_metadata("c.png", {"b": False, "t": when + dt.timedelta(days=400)})
     typed.upload_vectors("v", ["a.png", "c.png"], [[0.5, -1.25], [3.0, 0.0]])
+    return typed, typed_via_flight, when
+
+
+def test_every_field_type_reads_the_same_both_ways(services):
+    # Flat types come back from DuckDB as Python values on the direct path; vectors through Arrow.
+    typed, typed_via_flight, when = _every_field_type(services, f"types-{id(services)}")
     for view in (
         lambda ds: ds.order_by("path").head(3),
         lambda ds: ds.get_datapoints(["c.png", "a.png", "b.png"]),
@@ -513,16 +520,7 @@ def _indexed(indexes, ds, path: str) -> pa.Table:
 
 @pytest.mark.single_writer
 def test_the_path_index_reads_every_field_type_as_flight_does(services, path_indexes):
-    direct, via_flight, _ = services
-    record = _new_datasource(direct, f"indexed-types-{id(services)}")
-    _mark_ready(direct.connection, record.datasource.id)
-    typed, typed_via_flight = (Datasource(ds.connection, record.datasource) for ds in (direct, via_flight))
-    when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-    with typed.metadata_context(create_missing=True) as ctx:
-        ctx.update_metadata("a.png", {"i": -(2**62), "f": 0.1, "b": True, "s": "it's", "t": when})
-        ctx.update_metadata("b.png", {"i": 3, "s": "ünïcode"})
-        ctx.update_metadata("c.png", {"b": False, "t": when + dt.timedelta(days=400)})
-    typed.upload_vectors("v", ["a.png", "c.png"], [[0.5, -1.25], [3.0, 0.0]])
+    typed, typed_via_flight, _ = _every_field_type(services, f"indexed-types-{id(services)}")
     for path in ("a.png", "b.png", "c.png", "ünïcode.png"):
         flight_rows = typed_via_flight[typed_via_flight["path"] == path].limit(2).all().arrow
         same(_indexed(path_indexes, typed, path), flight_rows)
