@@ -163,9 +163,9 @@ class PathIndexes:
             ):
                 self._building.add(datasource_id)
                 self._tried[datasource_id] = marker
-                threading.Thread(
-                    target=self._build, args=(datasource_id, self.max_bytes), daemon=True, name="path-index"
-                ).start()
+                # Not a daemon: the interpreter waits for a read (at most ``max_bytes``) rather than
+                # stopping a thread that is inside DuckDB at exit, which aborts the process.
+                threading.Thread(target=self._build, args=(datasource_id, self.max_bytes), name="path-index").start()
         return None
 
     def _build(self, datasource_id: int, max_bytes: int) -> None:
