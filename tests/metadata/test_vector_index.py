@@ -177,7 +177,9 @@ def test_a_selective_filter_through_the_index_equals_the_exact_search(indexed, m
 
 def test_a_scalar_select_is_answered_from_the_cached_rows_and_equals_the_statement(indexed, graph_always):
     # A select of small scalars: the filter's rows are read once with the kept ids and the winners are
-    # taken from them. Columns, order, values and distances equal the exact answer's (read by statement).
+    # taken from them. The result is the graph's own winners, in its order, with their stored values and
+    # the distances the exact answer gives them; the graph is approximate, so against the exact answer
+    # only its recall is bounded (a rank may differ where the graph missed a neighbour).
     meta, store, datasource_id, vectors, bucket = indexed
     filter_ = compare("bucket", "lt", 10)
     select = [common_pb2.SelectItem(field="bucket"), common_pb2.SelectItem(field="bucket", alias="again")]
@@ -187,17 +189,26 @@ def test_a_scalar_select_is_answered_from_the_cached_rows_and_equals_the_stateme
         built.select.extend(select)
         return built
 
+    hits = 0
     for i in range(3):
         found = vector_index.search_with_rows(store, nearest.plan(store, query(i)))
         assert found is not None and found[2].rows is not None, "the rows were not cached"
+        ids, distances, _ = found
         table = meta.query_table(query(i))
         exact = meta.query_table(query(i, exact=True))
         assert table.schema == exact.schema
         assert table.column_names == ["path", "datapoint_id", "bucket", "again", "distance"]
-        assert table["path"].to_pylist() == exact["path"].to_pylist()
+        assert table["datapoint_id"].to_pylist() == ids.tolist()
+        assert table["path"].to_pylist() == [f"p{n - 1:04d}" for n in ids.tolist()]
+        assert table["bucket"].to_pylist() == bucket[ids - 1].tolist()
         assert table["again"].to_pylist() == table["bucket"].to_pylist()
-        assert all(b < 10 for b in table["bucket"].to_pylist())
-        np.testing.assert_allclose(table["distance"].to_numpy(), exact["distance"].to_numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(table["distance"].to_numpy(), distances, rtol=1e-5, atol=1e-6)
+        exact_distance = dict(zip(exact["path"].to_pylist(), exact["distance"].to_pylist(), strict=True))
+        shared = [p for p in table["path"].to_pylist() if p in exact_distance]
+        hits += len(shared)
+        got = dict(zip(table["path"].to_pylist(), table["distance"].to_pylist(), strict=True))
+        np.testing.assert_allclose([got[p] for p in shared], [exact_distance[p] for p in shared], rtol=1e-5, atol=1e-6)
+    assert hits >= 27  # recall@10 of at least 0.9 over the three searches
 
 
 def test_cached_rows_follow_a_write_of_a_selected_field(indexed, graph_always):
