@@ -656,9 +656,8 @@ def test_the_bound_comes_from_the_environment_unless_given(services, monkeypatch
 
 def test_a_small_limited_view_read_through_arrow_interchange_is_one_call(services, monkeypatch):
     # to_arrow, to_pandas, iter_batches and the Arrow C stream of a view whose limit bounds it small
-    # take the same one-call path as all() and head(), with the same table as Flight gives.
-    import polars as pl
-
+    # take the same one-call path as all() and head(), with the same table as Flight gives. (polars reads
+    # a view through the same C stream as pa.table; it is an optional extra the lowest-versions run lacks.)
     direct, via_flight = both(services)
     connection = direct.connection
     sent = []
@@ -675,10 +674,9 @@ def test_a_small_limited_view_read_through_arrow_interchange_is_one_call(service
     assert view(direct).to_pandas().equals(expected.to_pandas())
     assert pa.Table.from_batches(list(view(direct).iter_batches(4)), expected.schema).equals(expected)
     assert pa.table(view(direct)).equals(expected)  # the C stream interface
-    assert pl.DataFrame(view(direct)).equals(pl.DataFrame(view(via_flight)))
     empty = lambda ds: ds[ds["n"] > 10_000].limit(3)  # noqa: E731
     same(empty(direct).to_arrow(), empty(via_flight).to_arrow())
-    assert sent == [6] * 5 + [3]
+    assert sent == [6] * 4 + [3]
     monkeypatch.undo()
     # Past the bound a view streams from Flight, as before.
     bounded = Datasource(
